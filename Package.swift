@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// OpenMP: Debian's libomp-dev ships LLVM's runtime as libomp5.so; the toolchain has no omp.h, so
+// HoneKernels declares the few omp_* functions it uses itself (see hone_openmp.h).
+let kernelFlags: [CSetting] = [
+    .unsafeFlags(["-fopenmp", "-O3", "-std=c11", "-fno-math-errno"]),
+]
+
+let package = Package(
+    name: "Hone",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "hone", targets: ["hone"]),
+        .library(name: "HoneKit", targets: ["HoneKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
+        .target(
+            name: "HoneKernels",
+            path: "Sources/HoneKernels",
+            cSettings: kernelFlags,
+            linkerSettings: [.linkedLibrary("omp5"), .linkedLibrary("m")]
+        ),
+        .target(
+            name: "HoneKit",
+            dependencies: ["HoneKernels", "CBLAS", "CLZ4"],
+            path: "Sources/HoneKit",
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .executableTarget(
+            name: "hone",
+            dependencies: ["HoneKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/hone"
+        ),
+        .testTarget(
+            name: "HoneKernelsTests",
+            dependencies: ["HoneKernels"],
+            path: "Tests/HoneKernelsTests"
+        ),
+        .testTarget(
+            name: "HoneKitTests",
+            dependencies: ["HoneKit", "HoneKernels"],
+            path: "Tests/HoneKitTests",
+            resources: [.copy("Fixtures")]
+        ),
+    ]
+)

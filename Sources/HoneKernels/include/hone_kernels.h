@@ -1,0 +1,133 @@
+// HoneKernels: the hot loops of Hone, in C11 with OpenMP.
+//
+// Conventions
+// - Row-major; linear weights are [out, in] as in Hugging Face; activations are f32.
+// - Each fast kernel `hk_<family>_<op>[_<type>]` has a naive scalar reference `..._ref` beside it with the
+//   same signature; tests compare the two. The fast version dispatches at run time to AVX-512, AVX2 or
+//   scalar code (see hk_isa_*), so one binary runs on any x86-64 CPU.
+// - Kernels parallelise themselves with OpenMP; callers never call them from inside a parallel region.
+// - Shapes are given in a comment on each pointer.
+#ifndef HONE_KERNELS_H
+#define HONE_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - Runtime CPU features and threads
+
+typedef enum {
+    HK_ISA_SCALAR = 0,
+    HK_ISA_AVX2 = 1,     // AVX2 + FMA + F16C
+    HK_ISA_AVX512 = 2,   // AVX-512 F/BW/VL (+ VNNI used when present)
+} hk_isa;
+
+/// The best instruction set this CPU supports.
+int hk_isa_detect(void);
+/// The instruction set the fast kernels use now (defaults to hk_isa_detect()).
+int hk_isa_current(void);
+/// Forces a lower instruction set (tests run every path); a level above what the CPU has is clamped.
+void hk_isa_force(int isa);
+/// Whether the CPU has AVX-512 VNNI.
+int hk_cpu_has_vnni(void);
+
+/// Sets the OpenMP thread count for all kernels.
+void hk_set_threads(int threads);
+int hk_get_threads(void);
+
+// MARK: - Conversion (f16 and bf16 storage, f32 compute)
+
+void hk_convert_f16_to_f32(const uint16_t *src /* [n] */, float *dst /* [n] */, size_t n);
+void hk_convert_f16_to_f32_ref(const uint16_t *src /* [n] */, float *dst /* [n] */, size_t n);
+void hk_convert_bf16_to_f32(const uint16_t *src /* [n] */, float *dst /* [n] */, size_t n);
+void hk_convert_bf16_to_f32_ref(const uint16_t *src /* [n] */, float *dst /* [n] */, size_t n);
+/// Round to nearest even, as torch does; NaN stays NaN, overflow gives infinity.
+void hk_convert_f32_to_f16(const float *src /* [n] */, uint16_t *dst /* [n] */, size_t n);
+void hk_convert_f32_to_f16_ref(const float *src /* [n] */, uint16_t *dst /* [n] */, size_t n);
+void hk_convert_f32_to_bf16(const float *src /* [n] */, uint16_t *dst /* [n] */, size_t n);
+void hk_convert_f32_to_bf16_ref(const float *src /* [n] */, uint16_t *dst /* [n] */, size_t n);
+
+// MARK: - Matrix times a few rows (decode): y[r, o] = sum_i w[o, i] * x[r, i]
+// Reads each weight row once for all `rows` activation rows (rows is small, 1..16), parallel over `out`.
+// Used when there are too few rows for sgemm to pay off; bandwidth bound.
+
+void hk_matmul_rows_f32(const float *w /* [out, in] */, const float *x /* [rows, in] */, float *y /* [rows, out] */,
+                        int rows, int in, int out);
+void hk_matmul_rows_f32_ref(const float *w /* [out, in] */, const float *x /* [rows, in] */, float *y /* [rows, out] */,
+                            int rows, int in, int out);
+void hk_matmul_rows_f16(const uint16_t *w /* [out, in] */, const float *x /* [rows, in] */, float *y /* [rows, out] */,
+                        int rows, int in, int out);
+void hk_matmul_rows_f16_ref(const uint16_t *w /* [out, in] */, const float *x /* [rows, in] */,
+                            float *y /* [rows, out] */, int rows, int in, int out);
+void hk_matmul_rows_bf16(const uint16_t *w /* [out, in] */, const float *x /* [rows, in] */, float *y /* [rows, out] */,
+                         int rows, int in, int out);
+void hk_matmul_rows_bf16_ref(const uint16_t *w /* [out, in] */, const float *x /* [rows, in] */,
+                             float *y /* [rows, out] */, int rows, int in, int out);
+
+// MARK: - Elementwise
+
+/// y[r, :] += b for every row (bias add).
+void hk_add_bias(float *y /* [rows, n] */, const float *b /* [n] */, int rows, int n);
+/// y += x
+void hk_add(float *y /* [n] */, const float *x /* [n] */, size_t n);
+/// out = silu(gate) * up, silu(g) = g / (1 + exp(-g))
+void hk_silu_mul(const float *gate /* [n] */, const float *up /* [n] */, float *out /* [n] */, size_t n);
+void hk_silu_mul_ref(const float *gate /* [n] */, const float *up /* [n] */, float *out /* [n] */, size_t n);
+/// x = max(x, 0)
+void hk_relu(float *x /* [n] */, size_t n);
+
+// MARK: - Normalisation
+
+/// y = x / sqrt(mean(x^2) + eps) * weight, per row (Llama RMSNorm; the mean is over dim, in f32).
+void hk_rmsnorm(const float *x /* [rows, dim] */, const float *weight /* [dim] */, float *y /* [rows, dim] */,
+                int rows, int dim, float eps);
+void hk_rmsnorm_ref(const float *x /* [rows, dim] */, const float *weight /* [dim] */, float *y /* [rows, dim] */,
+                    int rows, int dim, float eps);
+/// y = (x - mean) / sqrt(var + eps) * weight + bias, per row (biased variance, as torch LayerNorm).
+/// weight and bias may be NULL (no elementwise affine).
+void hk_layernorm(const float *x /* [rows, dim] */, const float *weight /* [dim] or NULL */,
+                  const float *bias /* [dim] or NULL */, float *y /* [rows, dim] */, int rows, int dim, float eps);
+void hk_layernorm_ref(const float *x /* [rows, dim] */, const float *weight /* [dim] or NULL */,
+                      const float *bias /* [dim] or NULL */, float *y /* [rows, dim] */, int rows, int dim, float eps);
+
+// MARK: - Rotary position embedding (in place)
+
+/// Rotates the first `rot_dim` features of each head by angle position * inv_freq[j].
+/// interleaved = 0: HF "rotate_half" pairs (j, j + rot_dim/2);
+/// interleaved = 1: GGML "normal" pairs (2j, 2j + 1), for Llama GGUF files whose Q/K rows were permuted.
+/// Angles are computed as (float)position * inv_freq[j], then cos/sin in double and rounded, as HF does in f32.
+void hk_rope(float *x /* [tokens, heads, head_dim] */, const int32_t *positions /* [tokens] */,
+             const float *inv_freq /* [rot_dim / 2] */, int tokens, int heads, int head_dim, int rot_dim,
+             int interleaved);
+void hk_rope_ref(float *x /* [tokens, heads, head_dim] */, const int32_t *positions /* [tokens] */,
+                 const float *inv_freq /* [rot_dim / 2] */, int tokens, int heads, int head_dim, int rot_dim,
+                 int interleaved);
+
+// MARK: - Attention (one sequence, causal, grouped-query)
+
+/// out[t, h, :] = sum_j softmax_j(scale * q[t, h, :] . k[j, h / group, :]) v[j, h / group, :]
+/// over keys j = 0 .. q_start + t (causal), group = heads / kv_heads.
+/// k and v hold the sequence's cache: rows 0 .. q_start + n_q - 1 are valid; row stride is kv_heads * head_dim.
+void hk_attention(const float *q /* [n_q, heads, head_dim] */, const float *k /* [n_kv, kv_heads, head_dim] */,
+                  const float *v /* [n_kv, kv_heads, head_dim] */, float *out /* [n_q, heads, head_dim] */,
+                  int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale);
+void hk_attention_ref(const float *q /* [n_q, heads, head_dim] */, const float *k /* [n_kv, kv_heads, head_dim] */,
+                      const float *v /* [n_kv, kv_heads, head_dim] */, float *out /* [n_q, heads, head_dim] */,
+                      int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale);
+
+// MARK: - Log-probabilities
+
+/// out[r] = logits[r, targets[r]] - logsumexp(logits[r, :]); computed with a max shift, sums in double.
+void hk_log_softmax_gather(const float *logits /* [rows, vocab] */, const int32_t *targets /* [rows] */,
+                           float *out /* [rows] */, int rows, int vocab);
+void hk_log_softmax_gather_ref(const float *logits /* [rows, vocab] */, const int32_t *targets /* [rows] */,
+                               float *out /* [rows] */, int rows, int vocab);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,2 @@
+import HoneKit
+print(honeVersion)

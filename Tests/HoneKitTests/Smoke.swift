@@ -1,0 +1,3 @@
+import Testing
+import HoneKit
+@Test func version() { #expect(honeVersion.hasPrefix("hone")) }
