@@ -24,7 +24,7 @@ let package = Package(
             name: "HoneKernels",
             path: "Sources/HoneKernels",
             cSettings: kernelFlags,
-            linkerSettings: [.linkedLibrary("omp5"), .linkedLibrary("m")]
+            linkerSettings: [.linkedLibrary("omp5"), .linkedLibrary("openblas"), .linkedLibrary("m")]
         ),
         .target(
             name: "HoneKit",
@@ -46,7 +46,7 @@ let package = Package(
             name: "HoneKitTests",
             dependencies: ["HoneKit", "HoneKernels"],
             path: "Tests/HoneKitTests",
-            resources: [.copy("Fixtures")]
+            exclude: ["Fixtures"]
         ),
     ]
 )

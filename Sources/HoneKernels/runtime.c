@@ -1,5 +1,64 @@
-#include "hone_kernels.h"
-#include "hone_openmp.h"
+// Run-time CPU feature detection, ISA forcing (for tests), and the kernels' thread count.
+#include "hk_internal.h"
 
-void hk_set_threads(int threads) { if (threads > 0) omp_set_num_threads(threads); }
-int hk_get_threads(void) { return omp_get_max_threads(); }
+#include <stdatomic.h>
+
+// MARK: - Instruction sets
+
+static atomic_int detected_isa = -1; // -1: not detected yet
+static atomic_int forced_isa = -1;   // -1: use the detected level
+
+static int detect_isa_now(void) {
+    __builtin_cpu_init();
+    // __builtin_cpu_supports also checks that the OS saves the wide registers (XCR0), not just CPUID.
+    int has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    int has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512vl");
+    if (has_avx512) return HK_ISA_AVX512;
+    if (has_avx2) return HK_ISA_AVX2;
+    return HK_ISA_SCALAR;
+}
+
+int hk_isa_detect(void) {
+    int isa = atomic_load_explicit(&detected_isa, memory_order_relaxed);
+    if (isa < 0) {
+        // Racing first calls all compute the same answer, so a plain store is enough.
+        isa = detect_isa_now();
+        atomic_store_explicit(&detected_isa, isa, memory_order_relaxed);
+    }
+    return isa;
+}
+
+int hk_isa_current(void) {
+    int isa = atomic_load_explicit(&forced_isa, memory_order_relaxed);
+    return isa >= 0 ? isa : hk_isa_detect();
+}
+
+void hk_isa_force(int isa) {
+    int best = hk_isa_detect();
+    if (isa < HK_ISA_SCALAR) isa = HK_ISA_SCALAR;
+    if (isa > best) isa = best;
+    atomic_store_explicit(&forced_isa, isa, memory_order_relaxed);
+}
+
+int hk_cpu_has_vnni(void) {
+    __builtin_cpu_init();
+    return hk_isa_detect() == HK_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+}
+
+// MARK: - Threads
+
+static atomic_int configured_threads = 0; // 0: OpenMP's default
+
+void hk_set_threads(int threads) {
+    if (threads <= 0) return;
+    atomic_store_explicit(&configured_threads, threads, memory_order_relaxed);
+    omp_set_num_threads(threads);
+}
+
+int hk_get_threads(void) { return hk_thread_count(); }
+
+int hk_thread_count(void) {
+    int threads = atomic_load_explicit(&configured_threads, memory_order_relaxed);
+    return threads > 0 ? threads : omp_get_max_threads();
+}

@@ -1,0 +1,297 @@
+// Causal grouped-query attention over one sequence's KV cache.
+#include "hk_internal.h"
+
+#include <stdlib.h>
+
+/// One (query token, head) pair: out = softmax(scale * K q) V over `keys` cached rows.
+/// k and v point at the pair's KV head in row 0; consecutive rows are kv_stride floats apart.
+typedef void (*attention_pair)(const float *q /* [head_dim] */, const float *k /* [keys, kv_stride] */,
+                               const float *v /* [keys, kv_stride] */, float *out /* [head_dim] */, int keys,
+                               int kv_stride, int head_dim, float scale, float *scores /* [keys] scratch */);
+
+// MARK: - Reference
+
+void hk_attention_ref(const float *q /* [n_q, heads, head_dim] */, const float *k /* [n_kv, kv_heads, head_dim] */,
+                      const float *v /* [n_kv, kv_heads, head_dim] */, float *out /* [n_q, heads, head_dim] */,
+                      int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale) {
+    int group = heads / kv_heads;
+    size_t kv_stride = (size_t)kv_heads * head_dim;
+    int max_keys = q_start + n_q;
+    double *scores = malloc((size_t)(max_keys > 0 ? max_keys : 1) * sizeof(double));
+    double *accumulator = malloc((size_t)(head_dim > 0 ? head_dim : 1) * sizeof(double));
+    if (!scores || !accumulator) {
+        free(scores);
+        free(accumulator);
+        return;
+    }
+    for (int t = 0; t < n_q; t++) {
+        int keys = q_start + t + 1; // causal: the query at absolute position q_start + t sees keys 0 ... itself
+        for (int h = 0; h < heads; h++) {
+            const float *query = q + ((size_t)t * heads + h) * head_dim;
+            size_t kv_offset = (size_t)(h / group) * head_dim;
+            double max_score = -INFINITY;
+            for (int j = 0; j < keys; j++) {
+                const float *key = k + (size_t)j * kv_stride + kv_offset;
+                double dot = 0;
+                for (int d = 0; d < head_dim; d++) dot += (double)query[d] * key[d];
+                scores[j] = dot * scale;
+                if (scores[j] > max_score) max_score = scores[j];
+            }
+            double sum = 0;
+            for (int j = 0; j < keys; j++) {
+                scores[j] = exp(scores[j] - max_score);
+                sum += scores[j];
+            }
+            for (int d = 0; d < head_dim; d++) accumulator[d] = 0;
+            for (int j = 0; j < keys; j++) {
+                const float *value = v + (size_t)j * kv_stride + kv_offset;
+                for (int d = 0; d < head_dim; d++) accumulator[d] += scores[j] * value[d];
+            }
+            float *output = out + ((size_t)t * heads + h) * head_dim;
+            for (int d = 0; d < head_dim; d++) output[d] = (float)(accumulator[d] / sum);
+        }
+    }
+    free(scores);
+    free(accumulator);
+}
+
+// MARK: - Scalar
+
+static void attention_pair_scalar(const float *q, const float *k, const float *v, float *out, int keys, int kv_stride,
+                                  int head_dim, float scale, float *scores) {
+    float max_score = -INFINITY;
+    for (int j = 0; j < keys; j++) {
+        const float *key = k + (size_t)j * kv_stride;
+        float dot = 0;
+        for (int d = 0; d < head_dim; d++) dot += q[d] * key[d];
+        scores[j] = dot * scale;
+        if (scores[j] > max_score) max_score = scores[j];
+    }
+    float sum = 0;
+    for (int j = 0; j < keys; j++) {
+        scores[j] = expf(scores[j] - max_score);
+        sum += scores[j];
+    }
+    for (int d = 0; d < head_dim; d++) out[d] = 0;
+    for (int j = 0; j < keys; j++) {
+        const float *value = v + (size_t)j * kv_stride;
+        for (int d = 0; d < head_dim; d++) out[d] += scores[j] * value[d];
+    }
+    float inverse_sum = 1.0f / sum;
+    for (int d = 0; d < head_dim; d++) out[d] *= inverse_sum;
+}
+
+// MARK: - AVX2
+
+/// The four horizontal sums of a, b, c, d in one vector (cheaper than four separate reductions).
+HK_TARGET_AVX2 HK_INLINE __m128 sum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d) {
+    __m256 pairs = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1));
+}
+
+HK_TARGET_AVX2 static void attention_pair_avx2(const float *q, const float *k, const float *v, float *out, int keys,
+                                               int kv_stride, int head_dim, float scale, float *scores) {
+    int vector_end = head_dim & ~7;
+    __m256i tail_mask = hk_tail_mask8((size_t)(head_dim - vector_end));
+    int has_tail = vector_end < head_dim;
+
+    // Scores, four keys at a time.
+    int j = 0;
+    for (; j + 4 <= keys; j += 4) {
+        __m256 dots[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int d = 0; d < vector_end; d += 8) {
+            __m256 query = _mm256_loadu_ps(q + d);
+            for (int key = 0; key < 4; key++) {
+                dots[key] = _mm256_fmadd_ps(query, _mm256_loadu_ps(k + (size_t)(j + key) * kv_stride + d), dots[key]);
+            }
+        }
+        if (has_tail) {
+            __m256 query = _mm256_maskload_ps(q + vector_end, tail_mask);
+            for (int key = 0; key < 4; key++) {
+                __m256 keys_part = _mm256_maskload_ps(k + (size_t)(j + key) * kv_stride + vector_end, tail_mask);
+                dots[key] = _mm256_fmadd_ps(query, keys_part, dots[key]);
+            }
+        }
+        _mm_storeu_ps(scores + j, _mm_mul_ps(sum4_avx2(dots[0], dots[1], dots[2], dots[3]), _mm_set1_ps(scale)));
+    }
+    for (; j < keys; j++) {
+        __m256 dot = _mm256_setzero_ps();
+        const float *key = k + (size_t)j * kv_stride;
+        for (int d = 0; d < vector_end; d += 8) dot = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(key + d), dot);
+        if (has_tail) {
+            dot = _mm256_fmadd_ps(_mm256_maskload_ps(q + vector_end, tail_mask),
+                                  _mm256_maskload_ps(key + vector_end, tail_mask), dot);
+        }
+        scores[j] = hk_sum_avx2(dot) * scale;
+    }
+
+    // Softmax weights, shifted by the maximum so the largest is exp(0) = 1.
+    int key_vector_end = keys & ~7;
+    __m256 maxima = _mm256_set1_ps(-INFINITY);
+    for (j = 0; j < key_vector_end; j += 8) maxima = _mm256_max_ps(maxima, _mm256_loadu_ps(scores + j));
+    float max_score = hk_max_avx2(maxima);
+    for (; j < keys; j++) max_score = scores[j] > max_score ? scores[j] : max_score;
+    __m256 max_vector = _mm256_set1_ps(max_score);
+    __m256 sums = _mm256_setzero_ps();
+    for (j = 0; j < key_vector_end; j += 8) {
+        __m256 weights = hk_exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(scores + j), max_vector));
+        _mm256_storeu_ps(scores + j, weights);
+        sums = _mm256_add_ps(sums, weights);
+    }
+    float sum = hk_sum_avx2(sums);
+    for (; j < keys; j++) {
+        scores[j] = expf(scores[j] - max_score);
+        sum += scores[j];
+    }
+    __m256 inverse_sum = _mm256_set1_ps(1.0f / sum);
+
+    // Weighted sum of values, 32 features (four registers) at a time over all keys.
+    for (int first = 0; first < head_dim; first += 32) {
+        __m256i masks[4];
+        for (int part = 0; part < 4; part++) {
+            int remaining = head_dim - first - 8 * part;
+            masks[part] = hk_tail_mask8((size_t)(remaining < 0 ? 0 : remaining > 8 ? 8 : remaining));
+        }
+        __m256 sums_by_feature[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (j = 0; j < keys; j++) {
+            __m256 weight = _mm256_broadcast_ss(scores + j);
+            const float *value = v + (size_t)j * kv_stride + first;
+            for (int part = 0; part < 4; part++) {
+                __m256 values = _mm256_maskload_ps(value + 8 * part, masks[part]);
+                sums_by_feature[part] = _mm256_fmadd_ps(weight, values, sums_by_feature[part]);
+            }
+        }
+        for (int part = 0; part < 4; part++) {
+            _mm256_maskstore_ps(out + first + 8 * part, masks[part], _mm256_mul_ps(sums_by_feature[part], inverse_sum));
+        }
+    }
+}
+
+// MARK: - AVX-512
+
+HK_TARGET_AVX512 HK_INLINE __m256 fold_to_256(__m512 value) {
+    __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(value), 1));
+    return _mm256_add_ps(_mm512_castps512_ps256(value), high);
+}
+
+HK_TARGET_AVX512 HK_INLINE __m128 sum4_avx512(__m512 a, __m512 b, __m512 c, __m512 d) {
+    __m256 pairs = _mm256_hadd_ps(_mm256_hadd_ps(fold_to_256(a), fold_to_256(b)),
+                                  _mm256_hadd_ps(fold_to_256(c), fold_to_256(d)));
+    return _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1));
+}
+
+HK_TARGET_AVX512 static void attention_pair_avx512(const float *q, const float *k, const float *v, float *out,
+                                                   int keys, int kv_stride, int head_dim, float scale,
+                                                   float *scores) {
+    int vector_end = head_dim & ~15;
+    __mmask16 tail_mask = hk_tail_mask16((size_t)(head_dim - vector_end));
+
+    // Scores, four keys at a time (four independent FMA chains, one combined reduction).
+    int j = 0;
+    for (; j + 4 <= keys; j += 4) {
+        __m512 dots[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int d = 0; d < vector_end; d += 16) {
+            __m512 query = _mm512_loadu_ps(q + d);
+            for (int key = 0; key < 4; key++) {
+                dots[key] = _mm512_fmadd_ps(query, _mm512_loadu_ps(k + (size_t)(j + key) * kv_stride + d), dots[key]);
+            }
+        }
+        if (tail_mask) {
+            __m512 query = _mm512_maskz_loadu_ps(tail_mask, q + vector_end);
+            for (int key = 0; key < 4; key++) {
+                __m512 keys_part = _mm512_maskz_loadu_ps(tail_mask, k + (size_t)(j + key) * kv_stride + vector_end);
+                dots[key] = _mm512_fmadd_ps(query, keys_part, dots[key]);
+            }
+        }
+        _mm_storeu_ps(scores + j, _mm_mul_ps(sum4_avx512(dots[0], dots[1], dots[2], dots[3]), _mm_set1_ps(scale)));
+    }
+    for (; j < keys; j++) {
+        __m512 dot = _mm512_setzero_ps();
+        const float *key = k + (size_t)j * kv_stride;
+        for (int d = 0; d < vector_end; d += 16) dot = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(key + d), dot);
+        if (tail_mask) {
+            dot = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail_mask, q + vector_end),
+                                  _mm512_maskz_loadu_ps(tail_mask, key + vector_end), dot);
+        }
+        scores[j] = _mm512_reduce_add_ps(dot) * scale;
+    }
+
+    // Softmax weights, shifted by the maximum so the largest is exp(0) = 1.
+    __m512 maxima = _mm512_set1_ps(-INFINITY);
+    for (j = 0; j < keys; j += 16) {
+        maxima = _mm512_max_ps(maxima, _mm512_mask_loadu_ps(maxima, hk_tail_mask16((size_t)(keys - j)), scores + j));
+    }
+    __m512 max_vector = _mm512_set1_ps(_mm512_reduce_max_ps(maxima));
+    __m512 sums = _mm512_setzero_ps();
+    for (j = 0; j < keys; j += 16) {
+        __mmask16 mask = hk_tail_mask16((size_t)(keys - j));
+        __m512 weights = hk_exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, scores + j), max_vector));
+        _mm512_mask_storeu_ps(scores + j, mask, weights);
+        sums = _mm512_mask_add_ps(sums, mask, sums, weights);
+    }
+    __m512 inverse_sum = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sums));
+
+    // Weighted sum of values, 64 features (four registers) at a time over all keys.
+    for (int first = 0; first < head_dim; first += 64) {
+        __mmask16 masks[4];
+        for (int part = 0; part < 4; part++) {
+            int remaining = head_dim - first - 16 * part;
+            masks[part] = hk_tail_mask16((size_t)(remaining < 0 ? 0 : remaining));
+        }
+        __m512 sums_by_feature[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (j = 0; j < keys; j++) {
+            __m512 weight = _mm512_set1_ps(scores[j]);
+            const float *value = v + (size_t)j * kv_stride + first;
+            for (int part = 0; part < 4; part++) {
+                __m512 values = _mm512_maskz_loadu_ps(masks[part], value + 16 * part);
+                sums_by_feature[part] = _mm512_fmadd_ps(weight, values, sums_by_feature[part]);
+            }
+        }
+        for (int part = 0; part < 4; part++) {
+            _mm512_mask_storeu_ps(out + first + 16 * part, masks[part], _mm512_mul_ps(sums_by_feature[part], inverse_sum));
+        }
+    }
+}
+
+// MARK: - Dispatch
+
+void hk_attention(const float *q /* [n_q, heads, head_dim] */, const float *k /* [n_kv, kv_heads, head_dim] */,
+                  const float *v /* [n_kv, kv_heads, head_dim] */, float *out /* [n_q, heads, head_dim] */,
+                  int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale) {
+    if (n_q <= 0 || heads <= 0 || kv_heads <= 0 || head_dim <= 0) return;
+    attention_pair pair_kernel;
+    switch (hk_isa_current()) {
+    case HK_ISA_AVX512: pair_kernel = attention_pair_avx512; break;
+    case HK_ISA_AVX2: pair_kernel = attention_pair_avx2; break;
+    default: pair_kernel = attention_pair_scalar; break;
+    }
+    int group = heads / kv_heads;
+    int kv_stride = kv_heads * head_dim;
+    int max_keys = q_start + n_q;
+    int pairs = n_q * heads;
+    // Multiply-adds over all pairs (scores plus values): keys summed over the causal triangle.
+    double work = 2.0 * heads * head_dim * ((double)n_q * q_start + 0.5 * n_q * (n_q + 1.0));
+    int threads = hk_thread_count();
+    if (threads > pairs) threads = pairs;
+    if (threads <= 1 || work < 65536.0) threads = 1;
+
+#pragma omp parallel num_threads(threads)
+    {
+        // One scores buffer per thread, reused for all its pairs.
+        float *scores = malloc((size_t)max_keys * sizeof(float));
+        // Chunks of `group` consecutive pairs share a KV head, so a thread reuses K and V from its cache;
+        // round-robin chunks balance the causal triangle. Each pair is computed by the same code whatever
+        // thread runs it, so results do not depend on the thread count.
+#pragma omp for schedule(static, group)
+        for (int pair = 0; pair < pairs; pair++) {
+            int t = pair / heads, h = pair % heads;
+            size_t kv_offset = (size_t)(h / group) * head_dim;
+            size_t q_offset = ((size_t)t * heads + h) * head_dim;
+            if (scores) {
+                pair_kernel(q + q_offset, k + kv_offset, v + kv_offset, out + q_offset, q_start + t + 1, kv_stride,
+                            head_dim, scale, scores);
+            }
+        }
+        free(scores);
+    }
+}

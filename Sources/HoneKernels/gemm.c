@@ -1,0 +1,156 @@
+// MARK: - Many-row matrix products over OpenBLAS
+//
+// Why tiles: f16/bf16 weights are converted to f32 a tile of output rows at a time (a few MB that stay in
+// cache), so no f32 copy of a whole matrix is ever made. Why OpenMP outside and single-threaded sgemm inside:
+// OpenBLAS and OpenMP each keep a thread pool; running both oversubscribes the two cores (libomp's workers
+// spin after a parallel region while OpenBLAS's threads want the same cores). One pool, OpenMP's, is in charge.
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#include <immintrin.h>
+
+#include "hone_gemm.h"
+#include "hone_kernels.h"
+#include "hone_openmp.h"
+
+static void ensure_single_threaded_blas(void) {
+    static int done = 0;
+    if (!done) {
+        openblas_set_num_threads(1);
+        done = 1;
+    }
+}
+
+// MARK: - Tile conversion (serial: called from inside the parallel region)
+
+__attribute__((target("avx2,f16c")))
+static void tile_f16_to_f32_f16c(const uint16_t *src /* [n] */, float *dst /* [n] */, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i half = _mm_loadu_si128((const __m128i *)(src + i));
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(half));
+    }
+    for (; i < n; i++) {
+        __m128i half = _mm_cvtsi32_si128(src[i]);
+        dst[i] = _mm_cvtss_f32(_mm_cvtph_ps(half));
+    }
+}
+
+static float f16_to_f32_scalar(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exponent = (h >> 10) & 0x1F;
+    uint32_t mantissa = h & 0x3FF;
+    uint32_t bits;
+    if (exponent == 0) {
+        if (mantissa == 0) {
+            bits = sign;
+        } else {  // subnormal: normalise
+            exponent = 127 - 15 + 1;
+            while ((mantissa & 0x400) == 0) { mantissa <<= 1; exponent--; }
+            mantissa &= 0x3FF;
+            bits = sign | (exponent << 23) | (mantissa << 13);
+        }
+    } else if (exponent == 31) {
+        bits = sign | 0x7F800000 | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+    }
+    float result;
+    memcpy(&result, &bits, 4);
+    return result;
+}
+
+static void tile_to_f32(const void *w, int weight_type, size_t offset, size_t n, float *dst /* [n] */) {
+    if (weight_type == HK_WEIGHT_F16) {
+        const uint16_t *src = (const uint16_t *)w + offset;
+        if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2")) {
+            tile_f16_to_f32_f16c(src, dst, n);
+        } else {
+            for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32_scalar(src[i]);
+        }
+    } else {  // bf16: the upper half of an f32; the compiler vectorises the shift
+        const uint16_t *src = (const uint16_t *)w + offset;
+        uint32_t *out = (uint32_t *)dst;
+        for (size_t i = 0; i < n; i++) out[i] = (uint32_t)src[i] << 16;
+    }
+}
+
+// MARK: - Products
+
+void hk_matmul_many(const void *w, int weight_type, const float *x, float *y, int rows, int in, int out) {
+    ensure_single_threaded_blas();
+    // Tile height: about 1-2 MB of f32 per thread, a multiple of 16 rows, so sgemm works on a wide enough block.
+    int tile = (1 << 19) / (in > 0 ? in : 1);
+    if (tile < 16) tile = 16;
+    if (tile > 512) tile = 512;
+    tile = (tile + 15) / 16 * 16;
+    int tiles = (out + tile - 1) / tile;
+    int threads = hk_get_threads();
+    // With few rows the product is too small to split usefully; one thread still tiles the conversion.
+    if ((long)rows * in * out < (1L << 22)) threads = 1;
+
+    if (weight_type == HK_WEIGHT_F32) {
+        const float *weights = (const float *)w;
+        #pragma omp parallel for schedule(static) num_threads(threads)
+        for (int t = 0; t < tiles; t++) {
+            int begin = t * tile;
+            int count = out - begin < tile ? out - begin : tile;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, count, in, 1.0f, x, in,
+                        weights + (size_t)begin * in, in, 0.0f, y + begin, out);
+        }
+        return;
+    }
+
+    #pragma omp parallel num_threads(threads)
+    {
+        float *buffer = (float *)aligned_alloc(64, ((size_t)tile * in * sizeof(float) + 63) / 64 * 64);
+        #pragma omp for schedule(static)
+        for (int t = 0; t < tiles; t++) {
+            int begin = t * tile;
+            int count = out - begin < tile ? out - begin : tile;
+            tile_to_f32(w, weight_type, (size_t)begin * in, (size_t)count * in, buffer);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, count, in, 1.0f, x, in,
+                        buffer, in, 0.0f, y + begin, out);
+        }
+        free(buffer);
+    }
+}
+
+void hk_matmul_many_ref(const void *w, int weight_type, const float *x, float *y, int rows, int in, int out) {
+    for (int r = 0; r < rows; r++) {
+        for (int o = 0; o < out; o++) {
+            double sum = 0;
+            for (int i = 0; i < in; i++) {
+                size_t index = (size_t)o * in + i;
+                float weight;
+                if (weight_type == HK_WEIGHT_F32) {
+                    weight = ((const float *)w)[index];
+                } else if (weight_type == HK_WEIGHT_F16) {
+                    weight = f16_to_f32_scalar(((const uint16_t *)w)[index]);
+                } else {
+                    uint32_t bits = (uint32_t)((const uint16_t *)w)[index] << 16;
+                    memcpy(&weight, &bits, 4);
+                }
+                sum += (double)weight * x[(size_t)r * in + i];
+            }
+            y[(size_t)r * out + o] = (float)sum;
+        }
+    }
+}
+
+void hk_sgemm_nt(const float *x, const float *w, float *y, int rows, int in, int out, int ldy, float beta) {
+    ensure_single_threaded_blas();
+    int threads = hk_get_threads();
+    if ((long)rows * in * out < (1L << 22)) threads = 1;
+    int chunk = (out + threads - 1) / threads;
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (int t = 0; t < threads; t++) {
+        int begin = t * chunk;
+        int count = out - begin < chunk ? out - begin : chunk;
+        if (count > 0) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, count, in, 1.0f, x, in,
+                        w + (size_t)begin * in, in, beta, y + begin, ldy);
+        }
+    }
+}

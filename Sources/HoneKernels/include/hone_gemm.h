@@ -1,0 +1,36 @@
+// Matrix products with many activation rows (prefill, scoring, training): OpenBLAS sgemm over f32 tiles.
+#ifndef HONE_GEMM_H
+#define HONE_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    HK_WEIGHT_F32 = 0,
+    HK_WEIGHT_F16 = 1,
+    HK_WEIGHT_BF16 = 2,
+} hk_weight_type;
+
+/// y[r, o] = sum_i w[o, i] * x[r, i] for many rows.
+/// The weight is cut into tiles of output rows; each OpenMP thread converts its tile to f32 (f16/bf16) in a
+/// private buffer and multiplies it with single-threaded sgemm, so OpenMP alone owns the cores (OpenBLAS's
+/// own thread pool is set to one thread) and no full f32 copy of the weight is ever made.
+void hk_matmul_many(const void *w /* [out, in] of weight_type */, int weight_type,
+                    const float *x /* [rows, in] */, float *y /* [rows, out] */, int rows, int in, int out);
+/// Naive triple loop with double accumulation: the reference for hk_matmul_many.
+void hk_matmul_many_ref(const void *w /* [out, in] of weight_type */, int weight_type,
+                        const float *x /* [rows, in] */, float *y /* [rows, out] */, int rows, int in, int out);
+/// y[r, o] (+)= sum_i x[r, i] * w[o, i] with f32 operands and a row stride for y (ldy >= out); beta 0 or 1.
+/// A thin wrapper over sgemm used by attention-free layers that own f32 weights (e.g. LoRA factors later).
+void hk_sgemm_nt(const float *x /* [rows, in] */, const float *w /* [out, in] */, float *y /* [rows, ldy] */,
+                 int rows, int in, int out, int ldy, float beta);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

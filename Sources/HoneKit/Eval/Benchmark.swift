@@ -1,0 +1,77 @@
+import Foundation
+
+/// Throughput figures in llama-bench's terms: pp = prompt processing (one forward over N tokens),
+/// tg = text generation (N forwards of one token each, with the KV cache).
+public struct BenchmarkResult: Sendable {
+    public let promptTokens: Int
+    public let generatedTokens: Int
+    /// Tokens per second of each repetition.
+    public let promptRates: [Double]
+    public let generationRates: [Double]
+
+    public static func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
+    public static func standardDeviation(_ values: [Double]) -> Double {
+        guard values.count > 1 else { return 0 }
+        let average = mean(values)
+        return (values.map { ($0 - average) * ($0 - average) }.reduce(0, +) / Double(values.count - 1)).squareRoot()
+    }
+}
+
+public enum Benchmark {
+    /// Runs `repetitions` pp and tg measurements on random token ids (seeded), after one warm-up of each.
+    public static func run(model: CausalLanguageModel, promptTokens: Int, generatedTokens: Int, repetitions: Int,
+                           seed: UInt64 = 1) throws -> BenchmarkResult {
+        var generator = SplitMix64(seed: seed)
+        let vocabulary = UInt64(model.config.vocabularySize)
+        func randomTokens(_ count: Int) -> [Int32] { (0..<count).map { _ in Int32(generator.next() % vocabulary) } }
+        var promptRates: [Double] = []
+        var generationRates: [Double] = []
+        for repetition in 0...repetitions {
+            if promptTokens > 0 {
+                let tokens = randomTokens(promptTokens)
+                let start = DispatchTime.now()
+                let hidden = try model.forward([SequenceInput(tokens: tokens, cache: model.makeCache())])
+                // llama-bench's pp includes the logits of the last position.
+                let logits = FloatBuffer(count: model.config.vocabularySize)
+                model.projectToVocabulary(hidden.values.pointer + (hidden.rows - 1) * hidden.width, rows: 1, into: logits.pointer)
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+                if repetition > 0 { promptRates.append(Double(promptTokens) / seconds) }
+            }
+            if generatedTokens > 0 {
+                let cache = model.makeCache()
+                let logits = FloatBuffer(count: model.config.vocabularySize)
+                var token = randomTokens(1)[0]
+                let start = DispatchTime.now()
+                for _ in 0..<generatedTokens {
+                    let hidden = try model.forward([SequenceInput(tokens: [token], cache: cache)])
+                    model.projectToVocabulary(hidden.values.pointer, rows: 1, into: logits.pointer)
+                    token = Int32(generator.next() % vocabulary)
+                }
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+                if repetition > 0 { generationRates.append(Double(generatedTokens) / seconds) }
+            }
+        }
+        return BenchmarkResult(promptTokens: promptTokens, generatedTokens: generatedTokens,
+                               promptRates: promptRates, generationRates: generationRates)
+    }
+}
+
+/// Peak resident set size of this process in bytes (getrusage reports KiB on Linux).
+public func peakResidentBytes() -> Int {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Int(usage.ru_maxrss) * 1024
+}
+
+/// A small, fast, seedable generator (SplitMix64) for reproducible random choices.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import HoneKernels
+
+/// Per-token log-probabilities of given token rows: lp_i = log p(token_i | tokens_<i), for i ≥ 1.
+/// Rows are packed into forward passes of up to `tokenBudget` tokens, so scoring many short rows is batched.
+public final class Scorer {
+    public let model: CausalLanguageModel
+    public var tokenBudget: Int
+    /// Rows of logits computed at once; bounds memory to logitChunk × vocab floats.
+    public var logitChunk = 64
+
+    public init(model: CausalLanguageModel, tokenBudget: Int = 2048) {
+        self.model = model
+        self.tokenBudget = max(1, tokenBudget)
+    }
+
+    /// One array per row: n − 1 log-probabilities for a row of n tokens (none for n ≤ 1).
+    public func score(_ rows: [[Int32]], progress: ((Int) -> Void)? = nil) throws -> [[Float]] {
+        var results = [[Float]](repeating: [], count: rows.count)
+        var start = 0
+        while start < rows.count {
+            var end = start
+            var tokens = 0
+            while end < rows.count, end == start || tokens + rows[end].count <= tokenBudget {
+                tokens += rows[end].count
+                end += 1
+            }
+            let group = Array(start..<end).filter { !rows[$0].isEmpty }
+            if !group.isEmpty {
+                let scored = try scoreGroup(group.map { rows[$0] })
+                for (index, row) in zip(group, scored) { results[index] = row }
+            }
+            progress?(end)
+            start = end
+        }
+        return results
+    }
+
+    private func scoreGroup(_ rows: [[Int32]]) throws -> [[Float]] {
+        let batch = rows.map { SequenceInput(tokens: $0, cache: model.makeCache()) }
+        let hidden = try model.forward(batch)
+        let vocabulary = model.config.vocabularySize
+        // Position p of a row predicts token p + 1; the last position predicts nothing.
+        var sources: [Int] = []
+        var targets: [Int32] = []
+        for (index, row) in rows.enumerated() where row.count > 1 {
+            for position in 0..<(row.count - 1) {
+                sources.append(hidden.sequenceOffsets[index] + position)
+                targets.append(row[position + 1])
+            }
+        }
+        var logprobs = [Float](repeating: 0, count: targets.count)
+        let chunk = max(1, logitChunk)
+        let gathered = FloatBuffer(count: chunk * hidden.width)
+        let logits = FloatBuffer(count: chunk * vocabulary)
+        var begin = 0
+        while begin < sources.count {
+            let count = min(chunk, sources.count - begin)
+            for row in 0..<count {
+                (gathered.pointer + row * hidden.width).update(from: hidden.values.pointer + sources[begin + row] * hidden.width,
+                                                                count: hidden.width)
+            }
+            model.projectToVocabulary(gathered.pointer, rows: count, into: logits.pointer)
+            targets.withUnsafeBufferPointer { targetPointer in
+                logprobs.withUnsafeMutableBufferPointer { output in
+                    hk_log_softmax_gather(logits.pointer, targetPointer.baseAddress! + begin, output.baseAddress! + begin,
+                                          Int32(count), Int32(vocabulary))
+                }
+            }
+            begin += count
+        }
+        var results: [[Float]] = []
+        var cursor = 0
+        for row in rows {
+            let count = max(0, row.count - 1)
+            results.append(Array(logprobs[cursor..<(cursor + count)]))
+            cursor += count
+        }
+        return results
+    }
+
+    /// The output line of `hone score`: {"tokens": [...], "logprobs": [null, ...], "sum": s, "mean": m}.
+    public static func jsonLine(tokens: [Int32], logprobs: [Float]) -> String {
+        let sum = logprobs.reduce(0.0) { $0 + Double($1) }
+        let mean = logprobs.isEmpty ? "null" : jsonNumber(sum / Double(logprobs.count))
+        let tokenList = tokens.map { String($0) }.joined(separator: ",")
+        let values = (tokens.isEmpty ? [] : ["null"] + logprobs.map { jsonNumber($0) }).joined(separator: ",")
+        return "{\"tokens\":[\(tokenList)],\"logprobs\":[\(values)],\"sum\":\(jsonNumber(sum)),\"mean\":\(mean)}"
+    }
+}
+
+/// Token rows from `{"tokens": [ids]}` JSONL records, with errors that name the line.
+public func tokenRows(from records: [JSONLRecord], path: String, vocabularySize: Int) throws -> [[Int32]] {
+    try records.map { record in
+        if record.object["text"] != nil, record.object["tokens"] == nil {
+            throw HoneError.malformedRecord(path: path, line: record.line,
+                                            message: "\"text\" records need the model's tokenizer, which this model directory does not provide yet; give \"tokens\"")
+        }
+        guard let list = record.object["tokens"] as? [Any] else {
+            throw HoneError.malformedRecord(path: path, line: record.line, message: "expected a \"tokens\" array of integers")
+        }
+        return try list.map { item in
+            guard let id = jsonInteger(item) else {
+                throw HoneError.malformedRecord(path: path, line: record.line, message: "\"tokens\" must hold integers")
+            }
+            guard id >= 0, id < vocabularySize else {
+                throw HoneError.tokenOutOfRange(token: id, vocabularySize: vocabularySize, location: "\(path):\(record.line)")
+            }
+            return Int32(id)
+        }
+    }
+}

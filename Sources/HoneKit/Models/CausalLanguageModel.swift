@@ -1,0 +1,59 @@
+import Foundation
+import HoneKernels
+
+/// A decoder-only language model: runs new tokens of several sequences at once, each with its own KV cache.
+public protocol CausalLanguageModel: AnyObject, Sendable {
+    var config: ModelConfig { get }
+    /// Runs the new tokens of every sequence through the model, appends their keys and values to the caches,
+    /// and returns the final (normalised) hidden states, one row per new token.
+    func forward(_ batch: [SequenceInput]) throws -> HiddenStates
+    /// logits: [rows, vocab] for `rows` hidden-state rows starting at `hidden` (each of width hiddenWidth).
+    func projectToVocabulary(_ hidden: UnsafePointer<Float>, rows: Int, into logits: UnsafeMutablePointer<Float>)
+}
+
+extension CausalLanguageModel {
+    public func makeCache() -> KVCache {
+        KVCache(layerCount: config.layerCount, rowWidth: config.keyValueHeadCount * config.headDimension)
+    }
+
+    /// Checks ids and context length before any work, so a bad request fails cleanly and caches stay intact.
+    func validate(_ batch: [SequenceInput]) throws {
+        for (index, sequence) in batch.enumerated() {
+            for token in sequence.tokens where token < 0 || Int(token) >= config.vocabularySize {
+                throw HoneError.tokenOutOfRange(token: Int(token), vocabularySize: config.vocabularySize,
+                                                location: "sequence \(index)")
+            }
+        }
+    }
+}
+
+/// Attention of every sequence of a batch over its cache, after its new keys and values were appended.
+/// queries: [tokens, heads × head_dim], keys/values: [tokens, kv_heads × head_dim] (rows of all sequences).
+func attendWithCache(batch: [SequenceInput], offsets: [Int], layer: Int, config: ModelConfig,
+                     queries: UnsafeMutablePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                     output: UnsafeMutablePointer<Float>, scale: Float) {
+    let queryWidth = config.headCount * config.headDimension
+    let rowWidth = config.keyValueHeadCount * config.headDimension
+    for (index, sequence) in batch.enumerated() {
+        let cache = sequence.cache
+        let start = cache.length
+        let count = sequence.tokens.count
+        let row = offsets[index]
+        (cache.keys[layer].pointer + start * rowWidth).update(from: keys + row * rowWidth, count: count * rowWidth)
+        (cache.values[layer].pointer + start * rowWidth).update(from: values + row * rowWidth, count: count * rowWidth)
+        hk_attention(queries + row * queryWidth, cache.keys[layer].pointer, cache.values[layer].pointer,
+                     output + row * queryWidth, Int32(count), Int32(start), Int32(config.headCount),
+                     Int32(config.keyValueHeadCount), Int32(config.headDimension), scale)
+    }
+}
+
+/// Row offsets of each sequence in a flattened batch, plus the total.
+func batchOffsets(_ batch: [SequenceInput]) -> (offsets: [Int], total: Int) {
+    var offsets: [Int] = []
+    var total = 0
+    for sequence in batch {
+        offsets.append(total)
+        total += sequence.tokens.count
+    }
+    return (offsets, total)
+}

@@ -1,0 +1,215 @@
+import Foundation
+import HoneKernels
+
+// MARK: - Linear
+
+/// A frozen linear layer y = x Wᵀ (+ b) whose weight stays in the mapping in its stored dtype.
+public struct Linear: @unchecked Sendable {
+    public let weight: TensorView
+    public let bias: FloatBuffer?
+    public var inFeatures: Int { weight.shape[1] }
+    public var outFeatures: Int { weight.shape[0] }
+
+    /// Up to this many rows, the matrix-vector kernel (weights read once for all rows) beats tiled sgemm.
+    nonisolated(unsafe) public static var rowKernelLimit = 8
+
+    public init(weight: TensorView, bias: TensorView?) throws {
+        guard weight.shape.count == 2 else {
+            throw HoneError.tensorShape(name: weight.name, expected: [-1, -1], actual: weight.shape, path: weight.source)
+        }
+        self.weight = weight
+        if let bias {
+            try bias.expectShape([weight.shape[0]])
+            self.bias = FloatBuffer(bias.floats())
+        } else {
+            self.bias = nil
+        }
+    }
+
+    /// y: [rows, out] ← x: [rows, in]
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        guard rows > 0 else { return }
+        let (input, output) = (Int32(inFeatures), Int32(outFeatures))
+        if rows <= Linear.rowKernelLimit {
+            switch weight.dtype {
+            case .f32: hk_matmul_rows_f32(weight.data.assumingMemoryBound(to: Float.self), x, y, Int32(rows), input, output)
+            case .f16: hk_matmul_rows_f16(weight.data.assumingMemoryBound(to: UInt16.self), x, y, Int32(rows), input, output)
+            case .bf16: hk_matmul_rows_bf16(weight.data.assumingMemoryBound(to: UInt16.self), x, y, Int32(rows), input, output)
+            }
+        } else {
+            let type: hk_weight_type
+            switch weight.dtype {
+            case .f32: type = HK_WEIGHT_F32
+            case .f16: type = HK_WEIGHT_F16
+            case .bf16: type = HK_WEIGHT_BF16
+            }
+            hk_matmul_many(weight.data, Int32(type.rawValue), x, y, Int32(rows), input, output)
+        }
+        if let bias { hk_add_bias(y, bias.pointer, Int32(rows), output) }
+    }
+}
+
+// MARK: - Normalisation
+
+public struct RMSNorm: @unchecked Sendable {
+    public let weight: FloatBuffer
+    public let epsilon: Float
+
+    public init(weight: TensorView, dimension: Int, epsilon: Float) throws {
+        try weight.expectShape([dimension])
+        self.weight = FloatBuffer(weight.floats())
+        self.epsilon = epsilon
+    }
+
+    /// y: [rows, dim] ← x: [rows, dim]
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        hk_rmsnorm(x, weight.pointer, y, Int32(rows), Int32(weight.count), epsilon)
+    }
+}
+
+public struct LayerNorm: @unchecked Sendable {
+    public let weight: FloatBuffer?
+    public let bias: FloatBuffer?
+    public let dimension: Int
+    public let epsilon: Float
+
+    public init(weight: TensorView?, bias: TensorView?, dimension: Int, epsilon: Float) throws {
+        try weight?.expectShape([dimension])
+        try bias?.expectShape([dimension])
+        self.weight = weight.map { FloatBuffer($0.floats()) }
+        self.bias = bias.map { FloatBuffer($0.floats()) }
+        self.dimension = dimension
+        self.epsilon = epsilon
+    }
+
+    /// y: [rows, dim] ← x: [rows, dim]
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        hk_layernorm(x, weight?.pointer, bias?.pointer, y, Int32(rows), Int32(dimension), epsilon)
+    }
+}
+
+// MARK: - Embedding
+
+/// An embedding table [vocab, dim] read row by row from the mapping.
+public struct Embedding: @unchecked Sendable {
+    public let table: TensorView
+    public var dimension: Int { table.shape[1] }
+    public var count: Int { table.shape[0] }
+
+    public init(table: TensorView) throws {
+        guard table.shape.count == 2 else {
+            throw HoneError.tensorShape(name: table.name, expected: [-1, -1], actual: table.shape, path: table.source)
+        }
+        self.table = table
+    }
+
+    /// out: [ids.count, dim]
+    public func lookup(_ ids: [Int32], into out: UnsafeMutablePointer<Float>) {
+        for (row, id) in ids.enumerated() {
+            table.convert(offset: Int(id) * dimension, count: dimension, into: out + row * dimension)
+        }
+    }
+}
+
+// MARK: - Rotary position embedding
+
+/// Inverse frequencies of rotary embeddings, computed in f32 as transformers does.
+public struct RotaryFrequencies: Sendable {
+    public let config: ModelConfig
+
+    /// inv_freq[j] = 1 / base^(2j / dim) with the config's scaling; `sequenceLength` matters for dynamic scaling only
+    /// (transformers grows the base when a forward pass reaches past max_position_embeddings).
+    public func inverseFrequencies(sequenceLength: Int) -> [Float] {
+        let dimension = config.rotaryDimension
+        var base = config.ropeTheta
+        if case .dynamic(let factor) = config.ropeScaling, sequenceLength > config.maxPositionEmbeddings {
+            let ratio = factor * Double(sequenceLength) / Double(config.maxPositionEmbeddings) - (factor - 1)
+            base *= pow(ratio, Double(dimension) / Double(dimension - 2))
+        }
+        var frequencies = (0..<(dimension / 2)).map { index -> Float in
+            let exponent = Float(2 * index) / Float(dimension)
+            return 1 / powf(Float(base), exponent)
+        }
+        switch config.ropeScaling {
+        case .none, .dynamic:
+            break
+        case .linear(let factor):
+            frequencies = frequencies.map { $0 / Float(factor) }
+        case .llama3(let factor, let low, let high, let original):
+            let lowWavelength = Float(Double(original) / low)
+            let highWavelength = Float(Double(original) / high)
+            frequencies = frequencies.map { frequency in
+                let wavelength = 2 * Float.pi / frequency
+                if wavelength < highWavelength { return frequency }
+                if wavelength > lowWavelength { return frequency / Float(factor) }
+                let smooth = (Float(original) / wavelength - Float(low)) / Float(high - low)
+                return (1 - smooth) * frequency / Float(factor) + smooth * frequency
+            }
+        }
+        if let factors = config.ropeFrequencyFactors, factors.count == frequencies.count {
+            frequencies = zip(frequencies, factors).map { $0 / $1 }
+        }
+        return frequencies
+    }
+}
+
+// MARK: - KV cache
+
+/// Keys and values of one sequence for every layer, in f32: [capacity, kv_heads × head_dim] per layer.
+/// Grows by doubling, so decoding appends in amortised constant time.
+public final class KVCache: @unchecked Sendable {
+    public let layerCount: Int
+    public let rowWidth: Int
+    /// Positions filled so far (the next token's position).
+    public internal(set) var length = 0
+    public private(set) var capacity = 0
+    var keys: [FloatBuffer] = []
+    var values: [FloatBuffer] = []
+
+    public init(layerCount: Int, rowWidth: Int) {
+        self.layerCount = layerCount
+        self.rowWidth = rowWidth
+    }
+
+    /// Makes room for `total` positions.
+    func reserve(_ total: Int) {
+        guard total > capacity else { return }
+        let newCapacity = max(total, capacity * 2, 16)
+        func grown(_ old: FloatBuffer?) -> FloatBuffer {
+            let buffer = FloatBuffer(count: newCapacity * rowWidth)
+            if let old, length > 0 { buffer.pointer.update(from: old.pointer, count: length * rowWidth) }
+            return buffer
+        }
+        keys = (0..<layerCount).map { grown(keys.isEmpty ? nil : keys[$0]) }
+        values = (0..<layerCount).map { grown(values.isEmpty ? nil : values[$0]) }
+        capacity = newCapacity
+    }
+
+    /// Forgets positions from `position` on (e.g. to reuse a prompt prefix).
+    public func truncate(to position: Int) { length = min(length, max(0, position)) }
+
+    /// Bytes held by the cache.
+    public var byteCount: Int { 2 * layerCount * capacity * rowWidth * 4 }
+}
+
+// MARK: - A batch of sequences
+
+/// New tokens for one sequence; they take positions cache.length, cache.length + 1, ...
+public struct SequenceInput: @unchecked Sendable {
+    public let tokens: [Int32]
+    public let cache: KVCache
+
+    public init(tokens: [Int32], cache: KVCache) {
+        self.tokens = tokens
+        self.cache = cache
+    }
+}
+
+/// The final hidden states of a forward pass: one row per new token, sequences one after another.
+public struct HiddenStates: @unchecked Sendable {
+    public let values: FloatBuffer
+    public let rows: Int
+    public let width: Int
+    /// Row where each sequence's tokens start.
+    public let sequenceOffsets: [Int]
+}

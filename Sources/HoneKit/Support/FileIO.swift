@@ -1,0 +1,69 @@
+import Foundation
+
+/// Writes `data` to `path` by way of `path.tmp` and a rename, so a reader never sees half a file and an
+/// interrupted run leaves the previous file intact.
+public func writeFileAtomically(_ data: Data, to path: String) throws {
+    let temporary = path + ".tmp"
+    guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+        throw HoneError.io(path: temporary, message: "cannot write file")
+    }
+    if rename(temporary, path) != 0 {
+        let message = String(cString: strerror(errno))
+        unlink(temporary)
+        throw HoneError.io(path: path, message: "cannot move the finished file into place: \(message)")
+    }
+}
+
+/// One parsed line of a JSONL file; `line` is 1-based for error messages.
+public struct JSONLRecord {
+    public let line: Int
+    public let object: [String: Any]
+}
+
+/// Reads a JSON Lines file; blank lines are skipped; any other line must be a JSON object.
+public func readJSONLines(path: String) throws -> [JSONLRecord] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            throw HoneError.io(path: path, message: isDirectory.boolValue ? "is a directory, expected a file" : "cannot read file")
+        }
+        throw HoneError.fileNotFound(path: path)
+    }
+    var records: [JSONLRecord] = []
+    var lineNumber = 0
+    for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+        lineNumber += 1
+        let trimmed = line.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
+        if trimmed.isEmpty { continue }
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(line))
+        } catch {
+            throw HoneError.malformedRecord(path: path, line: lineNumber, message: "not valid JSON")
+        }
+        guard let dictionary = object as? [String: Any] else {
+            throw HoneError.malformedRecord(path: path, line: lineNumber, message: "expected a JSON object")
+        }
+        records.append(JSONLRecord(line: lineNumber, object: dictionary))
+    }
+    return records
+}
+
+/// A JSON number for a float, `null` when it is not finite (JSON has no NaN or infinity).
+public func jsonNumber(_ value: Double) -> String {
+    guard value.isFinite else { return "null" }
+    if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+    return "\(value)"
+}
+
+public func jsonNumber(_ value: Float) -> String {
+    guard value.isFinite else { return "null" }
+    return "\(value)"
+}
+
+/// An integer from a parsed JSON value; nil for booleans, fractions and anything else.
+/// (On Linux a JSON `true` is an NSNumber that also casts to Int, so booleans are told apart by their type code.)
+public func jsonInteger(_ value: Any) -> Int? {
+    guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else { return nil }
+    return Int(exactly: number.doubleValue)
+}

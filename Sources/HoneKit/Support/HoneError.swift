@@ -1,0 +1,51 @@
+import Foundation
+
+/// Every error Hone reports: one line that says what went wrong and where (file, tensor, record).
+public enum HoneError: Error, CustomStringConvertible, Equatable {
+    case fileNotFound(path: String)
+    case io(path: String, message: String)
+    /// A file whose bytes do not follow its format (truncated, offsets out of range, bad magic).
+    case malformedFile(path: String, message: String)
+    case missingConfigKey(path: String, key: String)
+    case invalidConfig(path: String, message: String)
+    case unsupportedArchitecture(name: String, path: String)
+    case missingTensor(name: String, path: String)
+    case tensorShape(name: String, expected: [Int], actual: [Int], path: String)
+    case unsupportedDType(name: String, dtype: String, path: String)
+    case tokenOutOfRange(token: Int, vocabularySize: Int, location: String)
+    /// A record of an input file (JSON, JSONL) that cannot be used; `line` is 1-based.
+    case malformedRecord(path: String, line: Int, message: String)
+    case invalidArgument(String)
+    case contextOverflow(needed: Int, limit: Int)
+
+    public var description: String {
+        switch self {
+        case .fileNotFound(let path):
+            return "\(path): no such file or directory"
+        case .io(let path, let message):
+            return "\(path): \(message)"
+        case .malformedFile(let path, let message):
+            return "\(path): \(message)"
+        case .missingConfigKey(let path, let key):
+            return "\(path): missing required key '\(key)'"
+        case .invalidConfig(let path, let message):
+            return "\(path): \(message)"
+        case .unsupportedArchitecture(let name, let path):
+            return "\(path): unsupported architecture '\(name)' (supported: \(ModelRegistry.supportedNames.joined(separator: ", ")))"
+        case .missingTensor(let name, let path):
+            return "\(path): missing tensor '\(name)'"
+        case .tensorShape(let name, let expected, let actual, let path):
+            return "\(path): tensor '\(name)' has shape \(actual), expected \(expected)"
+        case .unsupportedDType(let name, let dtype, let path):
+            return "\(path): tensor '\(name)' has unsupported dtype \(dtype)"
+        case .tokenOutOfRange(let token, let vocabularySize, let location):
+            return "\(location): token id \(token) is outside the vocabulary (0..<\(vocabularySize))"
+        case .malformedRecord(let path, let line, let message):
+            return "\(path):\(line): \(message)"
+        case .invalidArgument(let message):
+            return message
+        case .contextOverflow(let needed, let limit):
+            return "the sequence needs \(needed) positions but the model's context is \(limit)"
+        }
+    }
+}

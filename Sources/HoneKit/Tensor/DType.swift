@@ -1,0 +1,45 @@
+/// Element types of stored tensors. Compute is always f32; f16 and bf16 stay as stored in the mapping.
+public enum DType: String, Sendable, CaseIterable {
+    case f32 = "F32"
+    case f16 = "F16"
+    case bf16 = "BF16"
+
+    public var bytesPerElement: Int {
+        switch self {
+        case .f32: return 4
+        case .f16, .bf16: return 2
+        }
+    }
+
+    /// The safetensors spelling ("F32", "F16", "BF16").
+    public init?(safetensorsName: String) { self.init(rawValue: safetensorsName) }
+
+    /// GGML type ids (ggml.h `enum ggml_type`).
+    public init?(ggmlType: UInt32) {
+        switch ggmlType {
+        case 0: self = .f32
+        case 1: self = .f16
+        case 30: self = .bf16
+        default: return nil
+        }
+    }
+
+    public var ggmlType: UInt32 {
+        switch self {
+        case .f32: return 0
+        case .f16: return 1
+        case .bf16: return 30
+        }
+    }
+}
+
+/// GGML type names for `hone info` and error messages, including the types Hone cannot compute with yet.
+public func ggmlTypeName(_ type: UInt32) -> String {
+    let names: [UInt32: String] = [
+        0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K",
+        11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS",
+        19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32",
+        27: "I64", 28: "F64", 29: "IQ1_M", 30: "BF16",
+    ]
+    return names[type] ?? "type \(type)"
+}

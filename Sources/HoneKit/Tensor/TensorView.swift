@@ -1,0 +1,53 @@
+import HoneKernels
+
+/// A typed, read-only view of a tensor's bytes, usually inside a memory-mapped file. Nothing is copied:
+/// `owner` keeps the mapping alive while the view exists.
+public struct TensorView: @unchecked Sendable {
+    public let name: String
+    public let dtype: DType
+    /// Row-major shape, HF order: a linear weight is [out, in].
+    public let shape: [Int]
+    public let data: UnsafeRawPointer
+    /// Where the tensor came from, for error messages.
+    public let source: String
+    let owner: AnyObject?
+
+    public init(name: String, dtype: DType, shape: [Int], data: UnsafeRawPointer, source: String, owner: AnyObject?) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.data = data
+        self.source = source
+        self.owner = owner
+    }
+
+    public var elementCount: Int { shape.reduce(1, *) }
+    public var byteCount: Int { elementCount * dtype.bytesPerElement }
+
+    /// Converts `count` elements starting at `offset` to f32 into `destination`.
+    public func convert(offset: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
+        switch dtype {
+        case .f32:
+            destination.update(from: data.assumingMemoryBound(to: Float.self) + offset, count: count)
+        case .f16:
+            hk_convert_f16_to_f32(data.assumingMemoryBound(to: UInt16.self) + offset, destination, count)
+        case .bf16:
+            hk_convert_bf16_to_f32(data.assumingMemoryBound(to: UInt16.self) + offset, destination, count)
+        }
+    }
+
+    /// A small tensor (norm weights, biases) as an owned f32 array. Never used for large matrices.
+    public func floats() -> [Float] {
+        [Float](unsafeUninitializedCapacity: elementCount) { buffer, initialized in
+            convert(offset: 0, count: elementCount, into: buffer.baseAddress!)
+            initialized = elementCount
+        }
+    }
+
+    /// Throws unless the shape is exactly `expected`.
+    public func expectShape(_ expected: [Int]) throws {
+        if shape != expected {
+            throw HoneError.tensorShape(name: name, expected: expected, actual: shape, path: source)
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import HoneKit
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure prompt processing (pp) and generation (tg) speed, like llama-bench.",
+        discussion: """
+        Prints open time, pp (one forward over --prompt-tokens tokens) and tg (--gen-tokens single-token steps
+        with the KV cache) in tokens per second, mean ± standard deviation over --repetitions, and peak RSS.
+
+        Example:
+          hone bench --model tinyllama-f16.gguf -p 512 -n 128 --threads 2
+        """)
+
+    @Option(name: .long, help: "An HF model directory or a GGUF file.")
+    var model: String
+
+    @Option(name: [.customShort("p"), .customLong("prompt-tokens"), .customLong("prompt_tokens")], help: "Prompt tokens for pp.")
+    var promptTokens = 512
+
+    @Option(name: [.customShort("n"), .customLong("gen-tokens"), .customLong("gen_tokens")], help: "Generated tokens for tg.")
+    var generatedTokens = 128
+
+    @Option(name: [.customShort("r"), .long], help: "Measured repetitions (after one warm-up).")
+    var repetitions = 3
+
+    @Flag(name: .long, help: "Print one JSON object instead of a table.")
+    var json = false
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() throws {
+        try runtime.apply()
+        try reportingErrors {
+            guard promptTokens >= 0, generatedTokens >= 0, repetitions >= 1 else {
+                throw HoneError.invalidArgument("token counts must be non-negative and --repetitions at least 1")
+            }
+            let start = DispatchTime.now()
+            let loaded = try LoadedModel.open(model)
+            let openSeconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+            let openRSS = peakResidentBytes()
+            let result = try Benchmark.run(model: loaded.model, promptTokens: promptTokens,
+                                           generatedTokens: generatedTokens, repetitions: repetitions)
+            let (ppMean, ppDeviation) = (BenchmarkResult.mean(result.promptRates), BenchmarkResult.standardDeviation(result.promptRates))
+            let (tgMean, tgDeviation) = (BenchmarkResult.mean(result.generationRates), BenchmarkResult.standardDeviation(result.generationRates))
+            if json {
+                print("{\"model\":\"\(model)\",\"threads\":\(Runtime.threads),\"open_s\":\(openSeconds),\"rss_after_open\":\(openRSS),"
+                      + "\"pp\":\(promptTokens),\"pp_tps\":\(ppMean),\"pp_sd\":\(ppDeviation),"
+                      + "\"tg\":\(generatedTokens),\"tg_tps\":\(tgMean),\"tg_sd\":\(tgDeviation),\"peak_rss\":\(peakResidentBytes())}")
+            } else {
+                let summary = ModelSummary(loaded)
+                print("model: \(model) (\(summary.format), \(formatCount(summary.parameterCount)) parameters), threads \(Runtime.threads)")
+                print(String(format: "open:  %.3f s, RSS after open %@", openSeconds, formatBytes(openRSS)))
+                if promptTokens > 0 { print(String(format: "pp%d: %.2f ± %.2f tokens/s", promptTokens, ppMean, ppDeviation)) }
+                if generatedTokens > 0 { print(String(format: "tg%d: %.2f ± %.2f tokens/s", generatedTokens, tgMean, tgDeviation)) }
+                print("peak RSS: \(formatBytes(peakResidentBytes()))")
+            }
+        }
+    }
+}

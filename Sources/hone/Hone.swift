@@ -1,0 +1,12 @@
+import ArgumentParser
+import Foundation
+import HoneKit
+
+@main
+struct Hone: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hone",
+        abstract: "Fine-tune, merge and serve Llama-family language models on a CPU.",
+        version: HoneKit.version,
+        subcommands: [Info.self, Score.self, Bench.self])
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import HoneKit
+
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Per-token log-probabilities of token rows.",
+        discussion: """
+        Each input line is {"tokens": [ids]}. Each output line is
+        {"tokens": [...], "logprobs": [null, lp_1, ..., lp_n-1], "sum": s, "mean": m}
+        where lp_i = log p(token_i | tokens before i). Rows are scored in batches.
+
+        Example:
+          hone score --model models/hone-tiny --input rows.jsonl --output scores.jsonl
+        """)
+
+    @Option(name: .long, help: "An HF model directory or a GGUF file.")
+    var model: String
+
+    @Option(name: .long, help: "JSONL input, one {\"tokens\": [...]} per line.")
+    var input: String
+
+    @Option(name: .long, help: "Where to write the JSONL results (default: stdout).")
+    var output: String?
+
+    @Option(name: [.customLong("batch-tokens"), .customLong("batch_tokens")], help: "Tokens per forward pass.")
+    var batchTokens = 2048
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() throws {
+        try runtime.apply()
+        try reportingErrors {
+            let loaded = try LoadedModel.open(model)
+            let records = try readJSONLines(path: input)
+            let rows = try tokenRows(from: records, path: input, vocabularySize: loaded.config.vocabularySize)
+            let scorer = Scorer(model: loaded.model, tokenBudget: batchTokens)
+            let logprobs = try scorer.score(rows)
+            var text = ""
+            for (row, values) in zip(rows, logprobs) { text += Scorer.jsonLine(tokens: row, logprobs: values) + "\n" }
+            try emit(text, to: output)
+        }
+    }
+}

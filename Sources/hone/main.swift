@@ -1,2 +1,0 @@
-import HoneKit
-print(honeVersion)

@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+@testable import HoneKit
+
+/// Every bad input gets a typed error naming the file, tensor or record, never a crash.
+@Suite struct BadInputTests {
+    func editConfig(_ directory: URL, _ edit: (inout [String: Any]) -> Void) throws {
+        let path = directory.appendingPathComponent("config.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as! [String: Any]
+        edit(&json)
+        try JSONSerialization.data(withJSONObject: json).write(to: path)
+    }
+
+    func rewriteWeights(_ directory: URL, _ edit: ([SafetensorsEntry]) -> [SafetensorsEntry]) throws {
+        let path = directory.appendingPathComponent("model.safetensors").path
+        let entries = try SafetensorsFile(path: path).entries()
+        try SafetensorsWriter.write(edit(entries), to: path)
+    }
+
+    @Test func missingConfigKey() throws {
+        let directory = try copyFixtureModel("llama-gqa")
+        try editConfig(directory) { $0.removeValue(forKey: "hidden_size") }
+        #expect(throws: HoneError.missingConfigKey(path: directory.appendingPathComponent("config.json").path, key: "hidden_size")) {
+            try LoadedModel.open(directory.path)
+        }
+    }
+
+    @Test func unknownModelType() throws {
+        let directory = try copyFixtureModel("llama-gqa")
+        try editConfig(directory) { $0["model_type"] = "gpt_neox" }
+        #expect(throws: HoneError.unsupportedArchitecture(name: "gpt_neox", path: directory.appendingPathComponent("config.json").path)) {
+            try LoadedModel.open(directory.path)
+        }
+    }
+
+    @Test func missingTensor() throws {
+        let directory = try copyFixtureModel("llama-gqa")
+        try rewriteWeights(directory) { $0.filter { $0.name != "model.layers.1.mlp.up_proj.weight" } }
+        #expect(throws: HoneError.missingTensor(name: "model.layers.1.mlp.up_proj.weight", path: directory.path)) {
+            try LoadedModel.open(directory.path)
+        }
+    }
+
+    @Test func tensorOfWrongShape() throws {
+        let directory = try copyFixtureModel("llama-gqa")
+        try rewriteWeights(directory) { entries in
+            entries.map { entry in
+                guard entry.name == "model.layers.0.self_attn.k_proj.weight" else { return entry }
+                // Same bytes, shape transposed: a classic conversion mistake.
+                return SafetensorsEntry(name: entry.name, dtype: entry.dtype, shape: entry.shape.reversed(), bytes: entry.bytes)
+            }
+        }
+        let path = directory.appendingPathComponent("model.safetensors").path
+        #expect(throws: HoneError.tensorShape(name: "model.layers.0.self_attn.k_proj.weight", expected: [32, 64], actual: [64, 32], path: path)) {
+            try LoadedModel.open(directory.path)
+        }
+    }
+
+    @Test func safetensorsHeaderPointsPastTheEnd() throws {
+        let directory = try copyFixtureModel("llama-gqa")
+        let path = directory.appendingPathComponent("model.safetensors").path
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        try data.prefix(data.count - 100).write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try LoadedModel.open(directory.path)
+            Issue.record("a truncated safetensors file opened")
+        } catch let error as HoneError {
+            guard case .malformedFile(let file, let message) = error else { Issue.record("wrong error \(error)"); return }
+            #expect(file == path)
+            #expect(message.contains("points past the end"))
+        }
+    }
+
+    @Test func safetensorsHeaderLengthBeyondFile() throws {
+        let directory = try makeTemporaryDirectory()
+        let path = directory.appendingPathComponent("model.safetensors").path
+        var bytes = Data([0xFF, 0xFF, 0, 0, 0, 0, 0, 0])
+        bytes.append(Data("{}".utf8))
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect(throws: HoneError.self) { try SafetensorsFile(path: path) }
+    }
+
+    @Test(arguments: [0.5, 0.05, 0.001])
+    func truncatedGGUF(fraction: Double) throws {
+        let source = Repository.fixture("gguf/llama-gqa-f32.gguf")
+        let data = try Data(contentsOf: URL(fileURLWithPath: source))
+        let path = try makeTemporaryDirectory().appendingPathComponent("truncated.gguf").path
+        try data.prefix(Int(Double(data.count) * fraction)).write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try LoadedModel.open(path)
+            Issue.record("a truncated GGUF opened")
+        } catch let error as HoneError {
+            guard case .malformedFile(let file, let message) = error else { Issue.record("wrong error \(error)"); return }
+            #expect(file == path)
+            #expect(message.contains("truncated") || message.contains("magic"), "\(message)")
+        }
+    }
+
+    @Test func notAGGUF() throws {
+        let path = try makeTemporaryDirectory().appendingPathComponent("text.gguf").path
+        try Data("hello world, not a model".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: HoneError.malformedFile(path: path, message: "not a GGUF file (bad magic)")) {
+            try LoadedModel.open(path)
+        }
+    }
+
+    @Test func tokenOutsideVocabulary() throws {
+        let loaded = try LoadedModel.open(Repository.fixture("models/llama-gqa"))
+        let vocabulary = loaded.config.vocabularySize
+        #expect(throws: HoneError.tokenOutOfRange(token: vocabulary, vocabularySize: vocabulary, location: "sequence 0")) {
+            try loaded.model.forward([SequenceInput(tokens: [1, Int32(vocabulary)], cache: loaded.model.makeCache())])
+        }
+        let directory = try makeTemporaryDirectory()
+        let input = directory.appendingPathComponent("rows.jsonl").path
+        try Data("{\"tokens\": [1, 2]}\n{\"tokens\": [1, -4]}\n".utf8).write(to: URL(fileURLWithPath: input))
+        #expect(throws: HoneError.tokenOutOfRange(token: -4, vocabularySize: vocabulary, location: "\(input):2")) {
+            try tokenRows(from: readJSONLines(path: input), path: input, vocabularySize: vocabulary)
+        }
+    }
+
+    @Test(arguments: [
+        ("{\"tokens\": [1, 2]}\n{\"tokens\": [1, 2\n", 2, "not valid JSON"),
+        ("[1, 2, 3]\n", 1, "expected a JSON object"),
+        ("{\"tokens\": [1, 2]}\n\n{\"ids\": [1]}\n", 3, "expected a \"tokens\" array of integers"),
+        ("{\"tokens\": [1, 2.5]}\n", 1, "\"tokens\" must hold integers"),
+        ("{\"tokens\": [1, true]}\n", 1, "\"tokens\" must hold integers"),
+    ])
+    func malformedJSONLines(text: String, line: Int, message: String) throws {
+        let input = try makeTemporaryDirectory().appendingPathComponent("rows.jsonl").path
+        try Data(text.utf8).write(to: URL(fileURLWithPath: input))
+        #expect(throws: HoneError.malformedRecord(path: input, line: line, message: message)) {
+            try tokenRows(from: readJSONLines(path: input), path: input, vocabularySize: 256)
+        }
+    }
+
+    /// The command line turns each error into one line on stderr and a non-zero exit.
+    @Test func commandLineReportsOneLine() throws {
+        let directory = try copyFixtureModel("llama-gqa")
+        try editConfig(directory) { $0["model_type"] = "gpt_neox" }
+        let input = directory.appendingPathComponent("rows.jsonl").path
+        try Data("{\"tokens\": [1, 2, 3]}\n".utf8).write(to: URL(fileURLWithPath: input))
+        for arguments in [["score", "--model", directory.path, "--input", input],
+                          ["info", directory.appendingPathComponent("nonexistent").path],
+                          ["score", "--model", Repository.fixture("models/llama-gqa"), "--input", directory.path]] {
+            let result = try runProcess(Repository.honeExecutable, arguments)
+            #expect(result.status != 0)
+            #expect(result.stdout.isEmpty)
+            let lines = result.stderr.split(separator: "\n")
+            #expect(lines.count == 1, "\(result.stderr)")
+            #expect(result.stderr.hasPrefix("hone: error: "))
+        }
+    }
+}

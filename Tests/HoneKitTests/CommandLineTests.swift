@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+@testable import HoneKit
+
+@Suite struct CommandLineTests {
+    @Test func scoreWritesTheDocumentedLines() throws {
+        let golden = try GoldenFile(name: "llama-gqa")
+        let directory = try makeTemporaryDirectory()
+        let input = directory.appendingPathComponent("rows.jsonl").path
+        let output = directory.appendingPathComponent("scores.jsonl").path
+        let lines = golden.rows.map { "{\"tokens\": [\($0.tokens.map(String.init).joined(separator: ", "))]}" }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: input))
+        let result = try runProcess(Repository.honeExecutable,
+                                    ["score", "--model", golden.modelPath, "--input", input, "--output", output, "--threads", "1"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let text = try String(contentsOfFile: output, encoding: .utf8)
+        let records = text.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        #expect(records.count == golden.rows.count)
+        for (record, row) in zip(records, golden.rows) {
+            #expect((record["tokens"] as! [NSNumber]).map { Int32($0.intValue) } == row.tokens)
+            let logprobs = record["logprobs"] as! [Any]
+            #expect(logprobs.count == row.tokens.count)
+            #expect(logprobs.first is NSNull)
+            let values = logprobs.dropFirst().map { ($0 as! NSNumber).doubleValue }
+            #expect(maxAbsDifference(values, row.logprobs) <= 1e-4)
+            let sum = (record["sum"] as! NSNumber).doubleValue
+            #expect(abs(sum - row.logprobs.reduce(0, +)) <= 1e-3)
+            if row.tokens.count > 1 {
+                #expect(abs((record["mean"] as! NSNumber).doubleValue - sum / Double(values.count)) <= 1e-6)
+            } else {
+                #expect(record["mean"] is NSNull)
+            }
+        }
+    }
+
+    @Test func infoDescribesTheModel() throws {
+        let result = try runProcess(Repository.honeExecutable, ["info", Repository.fixture("models/qwen2-bias")])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("architecture: qwen2"))
+        let loaded = try LoadedModel.open(Repository.fixture("models/qwen2-bias"))
+        let parameters = try loaded.weights.tensorNames.reduce(0) { $0 + (try loaded.weights.tensor($1)).elementCount }
+        #expect(result.stdout.contains("(\(parameters))"))
+        let gguf = try runProcess(Repository.honeExecutable, ["info", Repository.fixture("gguf/llama-gqa-f16.gguf")])
+        #expect(gguf.status == 0, "\(gguf.stderr)")
+        #expect(gguf.stdout.contains("GGUF v3"))
+        #expect(gguf.stdout.contains("F16"))
+    }
+
+    @Test func helpOnEveryCommand() throws {
+        for command in ["info", "score", "bench"] {
+            let result = try runProcess(Repository.honeExecutable, [command, "--help"])
+            #expect(result.status == 0)
+            #expect(result.stdout.contains("--threads"))
+            #expect(result.stdout.contains("Example"))
+        }
+    }
+}
+
+@Suite struct MappingTests {
+    /// Weights are views into the file mapping, not copies: every large tensor's bytes lie inside the mapped range.
+    @Test func weightsAreViewsIntoTheMapping() throws {
+        let store = try SafetensorsStore(directory: Repository.fixture("models/llama-gqa"))
+        let file = store.files[0].file
+        for name in store.tensorNames {
+            let tensor = try store.tensor(name)
+            #expect(tensor.data >= file.bytes && tensor.data + tensor.byteCount <= file.bytes + file.size)
+        }
+        let gguf = try GGUFFile(path: Repository.fixture("gguf/llama-gqa-f16.gguf"))
+        for info in gguf.tensorInfos {
+            let tensor = try gguf.tensorView(info)
+            #expect(tensor.data >= gguf.file.bytes && tensor.data + tensor.byteCount <= gguf.file.bytes + gguf.file.size)
+        }
+    }
+
+    @Test func shardedDirectoryListsEveryTensorOnce() throws {
+        let sharded = try SafetensorsStore(directory: Repository.fixture("models/llama-gqa-sharded"))
+        let single = try SafetensorsStore(directory: Repository.fixture("models/llama-gqa"))
+        #expect(sharded.files.count >= 2)
+        #expect(sharded.tensorNames == single.tensorNames)
+    }
+
+    @Test func safetensorsRoundTrip() throws {
+        let path = try makeTemporaryDirectory().appendingPathComponent("t.safetensors").path
+        let values: [Float] = [1, -2, 3.5, 0, 7, 8]
+        let bytes = values.withUnsafeBytes { Data($0) }
+        try SafetensorsWriter.write([SafetensorsEntry(name: "w", dtype: "F32", shape: [2, 3], bytes: bytes)],
+                                    metadata: ["format": "pt"], to: path)
+        let file = try SafetensorsFile(path: path)
+        #expect(file.metadata["format"] == "pt")
+        #expect(file.tensors["w"]?.shape == [2, 3])
+        #expect(file.tensors["w"]?.floats() == values)
+    }
+}

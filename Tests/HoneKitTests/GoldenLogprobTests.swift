@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+@testable import HoneKit
+
+/// Log-probs of tiny random-weight models against transformers (fixtures from tools/oracle/make_fixtures.py).
+@Suite struct GoldenLogprobTests {
+    /// transformers computes in f32, and so does Hone; the differences are summation order only.
+    static let f32Tolerance = 1e-4
+
+    static let f32Models = [
+        "llama-gqa", "llama-gqa-sharded", "llama-tied-llama3", "llama-linear-rope", "llama-dynamic-rope",
+        "llama-attn-bias", "qwen2-bias", "mistral", "opt-preln", "opt-proj-postln",
+    ]
+
+    func score(_ modelPath: String, _ golden: GoldenFile, batchTokens: Int = 4096) throws -> [[Double]] {
+        let loaded = try LoadedModel.open(modelPath)
+        let scorer = Scorer(model: loaded.model, tokenBudget: batchTokens)
+        return try scorer.score(golden.rows.map(\.tokens)).map { $0.map(Double.init) }
+    }
+
+    @Test(arguments: f32Models)
+    func matchesTransformersInF32(name: String) throws {
+        let golden = try GoldenFile(name: name)
+        let scored = try score(golden.modelPath, golden)
+        for (row, values) in zip(golden.rows, scored) {
+            let difference = maxAbsDifference(values, row.logprobs)
+            #expect(difference <= Self.f32Tolerance, "\(name), row of \(row.tokens.count) tokens: max |Δ| \(difference)")
+        }
+    }
+
+    /// Each row alone, and all rows in one forward pass, give the same numbers (packing is exact up to
+    /// summation order: the many-row path uses sgemm, the single-row path the matrix-vector kernel).
+    @Test(arguments: ["llama-gqa", "opt-proj-postln", "qwen2-bias"])
+    func batchingDoesNotChangeResults(name: String) throws {
+        let golden = try GoldenFile(name: name)
+        let together = try score(golden.modelPath, golden, batchTokens: 4096)
+        let alone = try score(golden.modelPath, golden, batchTokens: 1)
+        for (a, b) in zip(together, alone) { #expect(maxAbsDifference(a, b) <= 1e-5) }
+    }
+
+    /// f16 and bf16 weights: Hone computes in f32 on the stored values, so it must match transformers run in f32
+    /// on the same rounded weights to the f32 bound. Against the original f32 model the bound is the rounding
+    /// itself, which the oracle measured (max_abs_diff_vs_f32); we allow twice that plus the f32 tolerance.
+    @Test(arguments: ["llama-gqa-f16", "llama-gqa-bf16"])
+    func halfPrecisionWeights(name: String) throws {
+        let golden = try GoldenFile(name: name)
+        let scored = try score(golden.modelPath, golden)
+        let roundingBound = 2 * (golden.maxAbsDiffVersusF32 ?? 0) + Self.f32Tolerance
+        for (row, values) in zip(golden.rows, scored) {
+            #expect(maxAbsDifference(values, row.logprobs) <= Self.f32Tolerance)
+            if let original = row.originalLogprobs {
+                #expect(maxAbsDifference(values, original) <= roundingBound)
+            }
+        }
+    }
+
+    /// A GGUF written the way llama.cpp's converter writes it (permuted Q/K, GGML rope) gives the HF numbers.
+    @Test(arguments: [
+        ("gguf/llama-gqa-f32.gguf", "llama-gqa"), ("gguf/llama-gqa-f16.gguf", "gguf-llama-gqa-f16"),
+        ("gguf/qwen2-bias-f32.gguf", "qwen2-bias"), ("gguf/llama-tied-llama3-f32.gguf", "llama-tied-llama3"),
+    ])
+    func ggufMatchesHuggingFaceDirectory(file: String, name: String) throws {
+        let golden = try GoldenFile(name: name)
+        let scored = try score(Repository.fixture(file), golden)
+        for (row, values) in zip(golden.rows, scored) {
+            #expect(maxAbsDifference(values, row.logprobs) <= Self.f32Tolerance, "\(file)")
+        }
+    }
+
+    /// Decoding with the KV cache (a prefill, then one token at a time) equals transformers' cached decoding.
+    @Test(arguments: ["llama-gqa", "llama-tied-llama3", "qwen2-bias", "opt-preln", "opt-proj-postln"])
+    func cachedDecodingMatches(name: String) throws {
+        let golden = try GoldenFile(name: name)
+        let incremental = try #require(golden.incremental)
+        let loaded = try LoadedModel.open(golden.modelPath)
+        let model = loaded.model
+        let cache = model.makeCache()
+        var logprobs: [Double] = []
+        var position = 0
+        let vocabulary = model.config.vocabularySize
+        let logits = FloatBuffer(count: incremental.tokens.count * vocabulary)
+        while position < incremental.tokens.count - 1 {
+            let step = position == 0 ? incremental.prefill : 1
+            let tokens = Array(incremental.tokens[position..<(position + step)])
+            let hidden = try model.forward([SequenceInput(tokens: tokens, cache: cache)])
+            model.projectToVocabulary(hidden.values.pointer, rows: hidden.rows, into: logits.pointer)
+            for row in 0..<hidden.rows where position + row + 1 < incremental.tokens.count {
+                let target = Int(incremental.tokens[position + row + 1])
+                let values = Array(UnsafeBufferPointer(start: logits.pointer + row * vocabulary, count: vocabulary))
+                let maximum = Double(values.max()!)
+                let total = values.reduce(0.0) { $0 + exp(Double($1) - maximum) }
+                logprobs.append(Double(values[target]) - maximum - log(total))
+            }
+            position += step
+        }
+        #expect(cache.length == incremental.tokens.count - 1)
+        #expect(maxAbsDifference(logprobs, incremental.logprobs) <= Self.f32Tolerance)
+    }
+}

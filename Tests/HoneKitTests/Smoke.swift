@@ -1,3 +1,0 @@
-import Testing
-import HoneKit
-@Test func version() { #expect(honeVersion.hasPrefix("hone")) }

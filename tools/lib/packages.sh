@@ -1,0 +1,16 @@
+# Sourced by tools/test and tools/quickstart: installs the Debian packages Hone builds against when missing.
+HONE_PACKAGES=(libopenblas-dev liblz4-dev libomp-dev)
+
+ensure_packages() {
+    local missing=()
+    for package in "${HONE_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "Installing ${missing[*]} ..." >&2
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq >&2
+    $sudo apt-get install -y -qq "${missing[@]}" >&2
+}

@@ -1,0 +1,564 @@
+#!/usr/bin/env python3
+"""Build Hone's test fixtures: tiny random-weight Hugging Face models, golden
+log-probabilities computed with transformers, and GGUF files written the way
+llama.cpp's convert_hf_to_gguf.py writes them.
+
+Outputs (relative to the repository root):
+  Tests/HoneKitTests/Fixtures/models/<name>/     config.json, generation_config.json, *.safetensors
+  Tests/HoneKitTests/Fixtures/logprobs/<name>.json
+  Tests/HoneKitTests/Fixtures/gguf/*.gguf
+  Tests/HoneKitTests/Fixtures/logprobs/gguf-llama-gqa-f16.json
+
+Rerun:  tools/oracle/setup && tools/oracle/.venv/bin/python tools/oracle/make_fixtures.py
+Then:   tools/oracle/.venv/bin/python tools/oracle/read_gguf_check.py
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import oracle_common as oc  # noqa: E402  (sets torch threads / seeds on import)
+
+import gguf  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    OPTConfig,
+    OPTForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS  # noqa: E402
+
+FIX = oc.FIXTURES
+MODELS = FIX / "models"
+LOGPROBS = FIX / "logprobs"
+GGUF_DIR = FIX / "gguf"
+
+ROW_LENGTHS = (1, 2, 9, 23, 50)
+ROW_SEED = 20250101
+VOCAB = 256
+INCREMENTAL_ROW = 3        # the row of length 23
+INCREMENTAL_PREFILL = 10
+
+LLAMA_BASE = dict(
+    hidden_size=64,
+    intermediate_size=160,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=VOCAB,
+    max_position_embeddings=256,
+    rope_theta=10000.0,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+    bos_token_id=1,
+    eos_token_id=2,
+)
+# the other Llama-family fixtures use a smaller MLP (still != hidden_size, so a transposed
+# gate/up/down would be caught) to keep the fixture tree small
+SMALL_FF = dict(LLAMA_BASE, intermediate_size=96)
+
+# name -> (model class, config class, config kwargs, seed, config.json style)
+# style "v5": config.json exactly as transformers 5 writes it ("rope_parameters", "dtype").
+# style "legacy": rewritten to the transformers-4 layout that most checkpoints on the Hub still
+#   have ("rope_theta" + "rope_scaling" at top level, "torch_dtype"); transformers 5 reads both,
+#   and the self-check at the end reloads every directory from disk to prove it.
+SPECS = {
+    "llama-gqa": (LlamaForCausalLM, LlamaConfig, dict(LLAMA_BASE), 101, "v5"),
+    "llama-tied-llama3": (
+        LlamaForCausalLM, LlamaConfig,
+        dict(SMALL_FF, tie_word_embeddings=True, head_dim=32, rope_theta=500000.0,
+             rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                           "high_freq_factor": 4.0, "original_max_position_embeddings": 32}),
+        102, "legacy"),
+    "llama-linear-rope": (
+        LlamaForCausalLM, LlamaConfig,
+        dict(SMALL_FF, rope_scaling={"rope_type": "linear", "factor": 2.0}), 103, "v5"),
+    "llama-dynamic-rope": (
+        LlamaForCausalLM, LlamaConfig,
+        dict(SMALL_FF, max_position_embeddings=32,
+             rope_scaling={"rope_type": "dynamic", "factor": 2.0}), 104, "legacy-type"),
+    "llama-attn-bias": (
+        LlamaForCausalLM, LlamaConfig,
+        dict(SMALL_FF, attention_bias=True, mlp_bias=True), 105, "v5"),
+    "qwen2-bias": (
+        Qwen2ForCausalLM, Qwen2Config,
+        dict(SMALL_FF, rope_theta=1000000.0, rms_norm_eps=1e-6, use_sliding_window=False,
+             max_window_layers=2),
+        106, "legacy"),
+    "mistral": (
+        MistralForCausalLM, MistralConfig,
+        dict(SMALL_FF, num_key_value_heads=1, rope_theta=1000000.0, sliding_window=None),
+        107, "legacy"),
+    "opt-preln": (
+        OPTForCausalLM, OPTConfig,
+        dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
+             vocab_size=VOCAB, max_position_embeddings=128, do_layer_norm_before=True,
+             word_embed_proj_dim=64),
+        108, "v5"),
+    "opt-proj-postln": (
+        OPTForCausalLM, OPTConfig,
+        dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
+             vocab_size=VOCAB, max_position_embeddings=128, do_layer_norm_before=False,
+             word_embed_proj_dim=32),
+        109, "legacy"),
+}
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+def fresh_dir(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def build(name: str):
+    model_cls, cfg_cls, kwargs, seed, _style = SPECS[name]
+    cfg = cfg_cls(**kwargs)
+    model = model_cls._from_config(cfg, attn_implementation="eager", dtype=torch.float32)
+    model.eval()
+    plan = oc.randomize_(model, seed)
+    return model, plan
+
+
+def load(path: Path, dtype=torch.float32):
+    m = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager", dtype=dtype)
+    m.eval()
+    # Fresh (allocator-aligned) copies of the weights: from_pretrained may leave tensors at
+    # arbitrary offsets inside the safetensors buffer, and some CPU kernels round differently
+    # (~1e-6) depending on alignment.
+    with torch.no_grad():
+        for p in m.parameters():
+            p.data = p.data.clone()
+    return m
+
+
+def save(model, path: Path, **kw) -> None:
+    fresh_dir(path)
+    model.save_pretrained(path, **kw)
+
+
+def to_legacy_config(path: Path, rope_key: str = "rope_type") -> None:
+    """Rewrite a transformers-5 config.json in the transformers-4 layout."""
+    cfg_path = path / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    out = {}
+    for k, v in cfg.items():
+        if k == "rope_parameters":
+            rp = dict(v)
+            out["rope_theta"] = rp.pop("rope_theta")
+            rope_type = rp.pop("rope_type", "default")
+            if rope_type == "default" and not rp:
+                out["rope_scaling"] = None
+            else:
+                out["rope_scaling"] = {rope_key: rope_type, **rp}
+        elif k == "dtype":
+            out["torch_dtype"] = v
+        else:
+            out[k] = v
+    cfg_path.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+
+
+def rope_inv_freq(model):
+    rot = getattr(getattr(model, "model", None), "rotary_emb", None)
+    if rot is None:
+        return None
+    return [float(x) for x in rot.original_inv_freq]
+
+
+def score_rows(model, rows):
+    return [oc.score_row(model, r) for r in rows]
+
+
+def golden(name, dtype, model, rows, *, style, plan, extra=None, incremental=True, model_path=None):
+    g = {
+        "model": model_path or f"models/{name}",
+        "dtype": dtype,
+        **oc.versions(),
+        "rows": score_rows(model, rows),
+    }
+    if incremental:
+        inc = oc.score_incremental(model, rows[INCREMENTAL_ROW], INCREMENTAL_PREFILL)
+        inc["max_abs_diff_vs_one_pass"] = oc.max_abs_diff(inc["logprobs"], g["rows"][INCREMENTAL_ROW]["logprobs"])
+        g["incremental"] = inc
+    g["config_style"] = style
+    inv = rope_inv_freq(model)
+    if inv is not None:
+        g["rope_inv_freq"] = inv
+    g["logprob_spread"] = oc.logprob_spread(model, rows)
+    g["init"] = plan
+    if extra:
+        g.update(extra)
+    return g
+
+
+# ---------------------------------------------------------------------------
+# dynamic NTK rope: score each row on a freshly reset rotary module and record
+# exactly what transformers used
+# ---------------------------------------------------------------------------
+
+def reset_dynamic_rope(model):
+    rot = model.model.rotary_emb
+    rot.inv_freq = rot.original_inv_freq.clone()
+    rot.max_seq_len_cached = rot.original_max_seq_len
+
+
+def dynamic_rows(model, rows):
+    cfg = model.config
+    rp = cfg.rope_parameters
+    base, factor = rp["rope_theta"], rp["factor"]
+    dim = cfg.head_dim
+    max_pos = cfg.max_position_embeddings
+    out = []
+    for ids in rows:
+        reset_dynamic_rope(model)
+        r = oc.score_row(model, ids)
+        used = model.model.rotary_emb.inv_freq.clone()
+        n = len(ids)
+        # transformers: seq_len = max(position_ids)+1 (a tensor), clamped below by
+        # max_position_embeddings, arithmetic in float32 tensors
+        seq_len = torch.maximum(torch.tensor(n), torch.tensor(max_pos))
+        base_f32 = base * ((factor * seq_len / max_pos) - (factor - 1)) ** (dim / (dim - 2))
+        inv_f32 = 1.0 / (base_f32 ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+        assert torch.equal(inv_f32, used), (n, inv_f32, used)
+        s = max(n, max_pos)
+        base_f64 = base * ((factor * s / max_pos) - (factor - 1)) ** (dim / (dim - 2))
+        r["rope_seq_len"] = n
+        r["rope_base_effective_f32"] = float(base_f32)
+        r["rope_base_effective_f64"] = base_f64
+        r["rope_inv_freq"] = [float(x) for x in used]
+        out.append(r)
+    reset_dynamic_rope(model)
+    return out
+
+
+DYNAMIC_NOTE = (
+    "Dynamic NTK RoPE as computed by transformers 5 (modeling_rope_utils._compute_dynamic_ntk_parameters "
+    "via the dynamic_rope_update decorator): every row is scored in ONE forward pass without a KV cache, "
+    "starting from the original inverse frequencies. For that forward, seq_len = max(position_ids)+1 = n "
+    "(the row length). If n > max_position_embeddings (32) the base becomes "
+    "base' = rope_theta * ((factor*n/max_position_embeddings) - (factor-1)) ** (dim/(dim-2)) with dim = head_dim = 16, "
+    "factor = 2, rope_theta = 10000, evaluated in float32 torch tensors, and inv_freq = 1/base'**(arange(0,dim,2)/dim) "
+    "is used for ALL positions of that forward (including positions < 32). If n <= 32 the original base 10000 is "
+    "used. Each row records rope_seq_len, rope_base_effective_f32/_f64 and the exact rope_inv_freq used. "
+    "transformers keeps this state between calls (it grows the cache length and only resets when a later "
+    "sequence is shorter than 32); the oracle resets the rotary module before every row so rows are independent. "
+    "No 'incremental' entry: with a KV cache the frequencies change as the sequence grows while cached keys keep "
+    "their old rotation, so cached decoding does not equal one-pass scoring for this rope type."
+)
+
+
+# ---------------------------------------------------------------------------
+# GGUF (llama.cpp convert_hf_to_gguf.py conventions)
+# ---------------------------------------------------------------------------
+
+def permute(w: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarray:
+    """convert_hf_to_gguf.py LlamaModel.permute (HF half-split rope -> GGML interleaved rope)."""
+    if n_head_kv is not None and n_head != n_head_kv:
+        n_head = n_head_kv
+    return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
+            .swapaxes(1, 2)
+            .reshape(w.shape))
+
+
+def llama3_rope_factors(base, dim, factor, low_freq_factor, high_freq_factor, old_context_len):
+    """LlamaModel.generate_extra_tensors of convert_hf_to_gguf.py (float32 torch math)."""
+    freqs = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    low_freq_wavelen = old_context_len / low_freq_factor
+    high_freq_wavelen = old_context_len / high_freq_factor
+    assert low_freq_wavelen != high_freq_wavelen
+    rope_factors = []
+    for freq in freqs:
+        wavelen = 2 * math.pi / freq
+        if wavelen < high_freq_wavelen:
+            rope_factors.append(1)
+        elif wavelen > low_freq_wavelen:
+            rope_factors.append(factor)
+        else:
+            smooth = (old_context_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+            rope_factors.append(1 / ((1 - smooth) / factor + smooth))
+    return torch.tensor([float(x) for x in rope_factors], dtype=torch.float32)
+
+
+def read_hf_tensors(model_dir: Path) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for part in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(part, framework="pt") as f:
+            for k in f.keys():
+                tensors[k] = f.get_tensor(k)
+    return tensors
+
+
+def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType, *,
+               name: str, head_dim_keys: bool) -> None:
+    cfg = json.loads((model_dir / "config.json").read_text())
+    # transformers-5 layout or the legacy one
+    rp = cfg.get("rope_parameters") or dict(cfg.get("rope_scaling") or {})
+    rope_theta = rp.get("rope_theta", cfg.get("rope_theta"))
+    rope_type = rp.get("rope_type", rp.get("type", "default"))
+    n_layer = cfg["num_hidden_layers"]
+    n_head = cfg["num_attention_heads"]
+    n_head_kv = cfg["num_key_value_heads"]
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
+    model_arch = gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2
+    tmap = gguf.get_tensor_name_map(model_arch, n_layer)
+
+    w = gguf.GGUFWriter(path=None, arch=arch)
+
+    # --- tensors: generate_extra_tensors() first, then the checkpoint's tensors
+    items: list[tuple[str, torch.Tensor]] = []
+    if arch == "llama" and rope_type == "llama3":
+        # NOTE: the converter reads hparams.get("original_max_position_embeddings", 8192) from the
+        # top level of config.json, where Llama-3.x checkpoints do not have it (so it falls back to
+        # 8192, which equals their rope_scaling value). We use the rope_scaling value (32 here) so
+        # the factors agree with transformers; see README.
+        factors = llama3_rope_factors(rope_theta, head_dim, rp["factor"], rp["low_freq_factor"],
+                                      rp["high_freq_factor"], rp["original_max_position_embeddings"])
+        items.append((gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight", factors))
+    for hf_name, t in read_hf_tensors(model_dir).items():
+        if hf_name.endswith((".attention.masked_bias", ".attention.bias", ".rotary_emb.inv_freq")):
+            continue
+        t = t.to(torch.float32) if t.dtype not in (torch.float16, torch.float32) else t
+        if arch == "llama":
+            if hf_name.endswith(("q_proj.weight", "q_proj.bias")):
+                t = torch.from_numpy(permute(t.numpy(), n_head, n_head))
+            if hf_name.endswith(("k_proj.weight", "k_proj.bias")):
+                t = torch.from_numpy(permute(t.numpy(), n_head, n_head_kv))
+        new_name = tmap.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        assert new_name is not None, hf_name
+        items.append((new_name, t))
+
+    for new_name, t in items:
+        data = t.numpy()
+        if data.ndim <= 1 or new_name.endswith("_norm.weight") or not new_name.endswith(".weight"):
+            qtype = gguf.GGMLQuantizationType.F32
+        elif ftype == gguf.LlamaFileType.ALL_F32:
+            qtype = gguf.GGMLQuantizationType.F32
+        elif ftype == gguf.LlamaFileType.MOSTLY_F16:
+            qtype = gguf.GGMLQuantizationType.F16
+        else:
+            raise ValueError(ftype)
+        data = gguf.quants.quantize(data, qtype)
+        w.add_tensor(new_name, data, raw_dtype=qtype)
+
+    # --- metadata, in the converter's order (prepare_metadata)
+    total_params = w.get_total_parameter_count()
+    w.add_type(gguf.GGUFType.MODEL)
+    meta = gguf.Metadata.load(None, model_dir, name, total_params[0])
+    if meta.size_label is None and total_params[0] > 0:
+        meta.size_label = gguf.size_label(*total_params)
+    meta.set_gguf_meta_model(w)
+    # TextModel.set_gguf_parameters
+    w.add_block_count(n_layer)
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_rope_freq_base(rope_theta)
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    if head_dim_keys:
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
+    w.add_file_type(ftype)
+    if arch == "llama":  # LlamaModel.set_gguf_parameters
+        w.add_vocab_size(cfg["vocab_size"])
+        w.add_rope_dimension_count(head_dim)
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    # no real tokenizer for these 256-id vocabularies: the converter's _set_vocab_none marker
+    # (llama.cpp: LLAMA_VOCAB_TYPE_NONE), so that llama.cpp can still load the file
+    w.add_tokenizer_model("none")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        out.unlink()
+    w.write_header_to_file(path=out)
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def check_llama3_factors(model) -> dict:
+    """rope_freqs (converter) vs transformers' llama3 inv_freq."""
+    cfg = model.config
+    rp = cfg.rope_parameters
+    dim = cfg.head_dim
+    factors = llama3_rope_factors(rp["rope_theta"], dim, rp["factor"], rp["low_freq_factor"],
+                                  rp["high_freq_factor"], rp["original_max_position_embeddings"])
+    inv_default = 1.0 / (rp["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+    inv_hf, _ = ROPE_INIT_FUNCTIONS["llama3"](cfg, None)
+    inv_gguf = inv_default / factors
+    rel = float(((inv_gguf - inv_hf).abs() / inv_hf).max())
+    assert rel < 1e-6, rel
+    assert torch.allclose(inv_hf, model.model.rotary_emb.inv_freq)
+    # what the converter would write with its top-level lookup (8192 fallback)
+    factors_8192 = llama3_rope_factors(rp["rope_theta"], dim, rp["factor"], rp["low_freq_factor"],
+                                       rp["high_freq_factor"], 8192)
+    print(f"  llama3 rope_freqs check: max rel |inv_freq/rope_freqs - transformers llama3 inv_freq| = {rel:.3g}  OK")
+    print(f"  rope_freqs = {[round(float(x), 6) for x in factors]}")
+    return {
+        "rope_freqs": [float(x) for x in factors],
+        "rope_freqs_max_rel_diff_vs_transformers": rel,
+        "rope_freqs_if_original_max_position_embeddings_were_8192": [float(x) for x in factors_8192],
+    }
+
+
+# ---------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------
+
+def main() -> None:
+    print("transformers", oc.versions())
+    rows = oc.make_rows(VOCAB, ROW_LENGTHS, ROW_SEED)
+    for d in (MODELS, LOGPROBS, GGUF_DIR):
+        d.mkdir(parents=True, exist_ok=True)
+
+    built = {}
+    goldens: dict[str, dict] = {}
+
+    for name, (_mc, _cc, _kw, _seed, style) in SPECS.items():
+        print(f"== {name}")
+        model, plan = build(name)
+        built[name] = model
+        path = MODELS / name
+        save(model, path)
+        if style == "legacy":
+            to_legacy_config(path)
+        elif style == "legacy-type":
+            to_legacy_config(path, rope_key="type")
+        style_out = "legacy" if style.startswith("legacy") else "v5"
+        extra = {}
+        if name == "llama-dynamic-rope":
+            g = golden(name, "float32", model, rows, style=style_out, plan=plan, incremental=False)
+            g["rows"] = dynamic_rows(model, rows)
+            g["note"] = DYNAMIC_NOTE
+        else:
+            if name == "llama-tied-llama3":
+                extra = check_llama3_factors(model)
+            if name.startswith("opt"):
+                extra["note"] = ("OPT special ids are the real OPT ones (bos=eos=2, pad=1); the rows still start "
+                                 "with id 1 like every other fixture. Nothing in OPT's forward depends on the pad "
+                                 "id (positions come from the attention mask, which is all ones without padding). "
+                                 "Learned positions use the usual OPT offset of 2: embed_positions row = position + 2.")
+            g = golden(name, "float32", model, rows, style=style_out, plan=plan, extra=extra)
+        goldens[name] = g
+        oc.write_json(LOGPROBS / f"{name}.json", g)
+        print(f"  logprob spread (std over vocab) = {g['logprob_spread']:.3f}")
+        if "incremental" in g:
+            print(f"  incremental max |diff| = {g['incremental']['max_abs_diff_vs_one_pass']:.3g}")
+
+    # ---- llama-gqa variants: sharded, f16, bf16
+    base = built["llama-gqa"]
+    print("== llama-gqa-sharded")
+    save(base, MODELS / "llama-gqa-sharded", max_shard_size="200KB")
+    shards = sorted(p.name for p in (MODELS / "llama-gqa-sharded").glob("*.safetensors"))
+    assert len(shards) >= 2 and (MODELS / "llama-gqa-sharded" / "model.safetensors.index.json").exists(), shards
+    g = dict(goldens["llama-gqa"])
+    g["model"] = "models/llama-gqa-sharded"
+    g["shards"] = shards
+    oc.write_json(LOGPROBS / "llama-gqa-sharded.json", g)
+
+    f32_rows = goldens["llama-gqa"]["rows"]
+    for dname, dtype in (("f16", torch.float16), ("bf16", torch.bfloat16)):
+        name = f"llama-gqa-{dname}"
+        print(f"== {name}")
+        m = copy.deepcopy(base).to(dtype)
+        save(m, MODELS / name)
+        if dname == "bf16":
+            to_legacy_config(MODELS / name)
+        # the saved (rounded) weights, upcast to float32, run in float32
+        mr = load(MODELS / name, dtype=dtype).float()
+        tdt = "float16" if dname == "f16" else "bfloat16"
+        g = golden(name, tdt, mr, rows, style="legacy" if dname == "bf16" else "v5",
+                   plan=goldens["llama-gqa"]["init"])
+        worst = 0.0
+        for r, r32 in zip(g["rows"], f32_rows):
+            r["logprobs_f32_original"] = r32["logprobs"]
+            worst = max(worst, oc.max_abs_diff(r["logprobs"], r32["logprobs"]))
+        g["max_abs_diff_vs_f32"] = worst
+        g["note"] = (f"log-probs computed in float32 on the weights as stored ({tdt}, i.e. rounded from the f32 "
+                     "llama-gqa weights), upcast with .float(); logprobs_f32_original are llama-gqa's.")
+        goldens[name] = g
+        oc.write_json(LOGPROBS / f"{name}.json", g)
+        print(f"  max |{dname} - f32| log-prob = {worst:.3g}")
+
+    # ---- GGUF
+    print("== gguf")
+    write_gguf(MODELS / "llama-gqa", GGUF_DIR / "llama-gqa-f32.gguf", "llama",
+               gguf.LlamaFileType.ALL_F32, name="llama-gqa", head_dim_keys=False)
+    write_gguf(MODELS / "llama-gqa", GGUF_DIR / "llama-gqa-f16.gguf", "llama",
+               gguf.LlamaFileType.MOSTLY_F16, name="llama-gqa", head_dim_keys=False)
+    write_gguf(MODELS / "qwen2-bias", GGUF_DIR / "qwen2-bias-f32.gguf", "qwen2",
+               gguf.LlamaFileType.ALL_F32, name="qwen2-bias", head_dim_keys=False)
+    write_gguf(MODELS / "llama-tied-llama3", GGUF_DIR / "llama-tied-llama3-f32.gguf", "llama",
+               gguf.LlamaFileType.ALL_F32, name="llama-tied-llama3", head_dim_keys=True)
+
+    # golden for the f16 GGUF: 2-D weights rounded to f16, 1-D (norms) kept in f32, as in the file
+    m = copy.deepcopy(base)
+    with torch.no_grad():
+        for _, p in m.named_parameters():
+            if p.ndim >= 2:
+                p.copy_(p.half().float())
+    g = golden("llama-gqa", "float16", m, rows, style="gguf", plan=goldens["llama-gqa"]["init"],
+               model_path="gguf/llama-gqa-f16.gguf")
+    worst = 0.0
+    for r, r32 in zip(g["rows"], f32_rows):
+        r["logprobs_f32_original"] = r32["logprobs"]
+        worst = max(worst, oc.max_abs_diff(r["logprobs"], r32["logprobs"]))
+    g["max_abs_diff_vs_f32"] = worst
+    g["note"] = ("Golden for gguf/llama-gqa-f16.gguf: 2-D tensors stored as F16, 1-D norm weights as F32 "
+                 "(llama.cpp converter rule); computed in float32 on those values with the HF model. "
+                 "The f32 GGUFs reproduce logprobs/llama-gqa.json, qwen2-bias.json, llama-tied-llama3.json.")
+    oc.write_json(LOGPROBS / "gguf-llama-gqa-f16.json", g)
+    print(f"  gguf f16: max |f16 - f32| log-prob = {worst:.3g}")
+
+    self_check(rows)
+
+
+def self_check(rows) -> None:
+    """Reload every saved directory from disk with transformers and re-score against the goldens."""
+    print("== self-check (reload from disk, re-score)")
+    for gpath in sorted(LOGPROBS.glob("*.json")):
+        g = json.loads(gpath.read_text())
+        if not g["model"].startswith("models/") or g["model"] == "models/hone-tiny":
+            continue
+        mdir = FIX / g["model"]
+        dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[g["dtype"]]
+        m = load(mdir, dtype=dtype).float()
+        worst = 0.0
+        for r in g["rows"]:
+            if "rope_seq_len" in r:
+                reset_dynamic_rope(m)
+            s = oc.score_row(m, r["tokens"])
+            worst = max(worst, oc.max_abs_diff(s["logprobs"], r["logprobs"]),
+                        max(abs(a - b) for a, b in zip(s["last_logits"], r["last_logits"])))
+        assert worst <= 1e-5, (gpath.name, worst)
+        inc = g.get("incremental")
+        if inc:
+            assert inc["max_abs_diff_vs_one_pass"] < 1e-4, (gpath.name, inc["max_abs_diff_vs_one_pass"])
+        spread = g["logprob_spread"]
+        assert spread > 0.5, (gpath.name, spread)
+        sample = g["rows"][-1]["logprobs"][-1]
+        print(f"  {gpath.stem:22s} max |reloaded - golden| = {worst:.3g}   (sample lp[-1] = {sample!r})")
+
+
+if __name__ == "__main__":
+    main()
