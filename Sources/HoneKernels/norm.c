@@ -133,15 +133,16 @@ void hk_layernorm_ref(const float *x /* [rows, dim] */, const float *weight /* [
 
 static void layernorm_row_scalar(const float *x, const float *weight, const float *bias, float *y, int dim,
                                  float eps) {
-    // Two passes (mean, then squared deviations): no cancellation, unlike E[x^2] - E[x]^2.
-    float sum = 0;
+    // Scalar fallback: double sums, two passes (no E[x^2] - E[x]^2 cancellation).
+    double sum = 0;
     for (int i = 0; i < dim; i++) sum += x[i];
-    float mean = sum / (float)dim;
-    float sum_of_squares = 0;
+    double mean = sum / dim;
+    double sum_of_squares = 0;
     for (int i = 0; i < dim; i++) sum_of_squares += (x[i] - mean) * (x[i] - mean);
-    float inverse_std = 1.0f / sqrtf(sum_of_squares / (float)dim + eps);
+    float inverse_std = (float)(1.0 / sqrt(sum_of_squares / dim + eps));
+    float mean_f32 = (float)mean;
     for (int i = 0; i < dim; i++) {
-        float value = (x[i] - mean) * inverse_std;
+        float value = (x[i] - mean_f32) * inverse_std;
         if (weight) value *= weight[i];
         if (bias) value += bias[i];
         y[i] = value;
@@ -162,21 +163,32 @@ HK_TARGET_AVX2 static void layernorm_row_avx2(const float *x, const float *weigh
     for (; i < dim; i++) sum += x[i];
     float mean = sum / (float)dim;
 
+    // Second pass: squared deviations, plus the deviations themselves, whose sum (zero in exact
+    // arithmetic) corrects the rounding error of the first-pass mean (the corrected two-pass algorithm).
     __m256 mean_vector = _mm256_set1_ps(mean);
+    __m256 deviation_sums = _mm256_setzero_ps();
     sums[0] = sums[1] = _mm256_setzero_ps();
     for (i = 0; i + 16 <= vector_end; i += 16) {
         __m256 first = _mm256_sub_ps(_mm256_loadu_ps(x + i), mean_vector);
         __m256 second = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), mean_vector);
+        deviation_sums = _mm256_add_ps(deviation_sums, _mm256_add_ps(first, second));
         sums[0] = _mm256_fmadd_ps(first, first, sums[0]);
         sums[1] = _mm256_fmadd_ps(second, second, sums[1]);
     }
     for (; i < vector_end; i += 8) {
         __m256 deviation = _mm256_sub_ps(_mm256_loadu_ps(x + i), mean_vector);
+        deviation_sums = _mm256_add_ps(deviation_sums, deviation);
         sums[0] = _mm256_fmadd_ps(deviation, deviation, sums[0]);
     }
     float sum_of_squares = hk_sum_avx2(_mm256_add_ps(sums[0], sums[1]));
-    for (; i < dim; i++) sum_of_squares += (x[i] - mean) * (x[i] - mean);
-    float inverse_std = 1.0f / sqrtf(sum_of_squares / (float)dim + eps);
+    float deviation_sum = hk_sum_avx2(deviation_sums);
+    for (; i < dim; i++) {
+        deviation_sum += x[i] - mean;
+        sum_of_squares += (x[i] - mean) * (x[i] - mean);
+    }
+    float inverse_std = 1.0f / sqrtf((sum_of_squares - deviation_sum * deviation_sum / (float)dim) / (float)dim + eps);
+    mean += deviation_sum / (float)dim;
+    mean_vector = _mm256_set1_ps(mean);
 
     __m256 scale = _mm256_set1_ps(inverse_std);
     for (i = 0; i < vector_end; i += 8) {
@@ -204,11 +216,15 @@ HK_TARGET_AVX512 static void layernorm_row_avx512(const float *x, const float *w
     for (; i < dim; i += 16) sums[0] = _mm512_add_ps(sums[0], _mm512_maskz_loadu_ps(hk_tail_mask16((size_t)(dim - i)), x + i));
     float mean = _mm512_reduce_add_ps(_mm512_add_ps(sums[0], sums[1])) / (float)dim;
 
+    // Second pass: squared deviations, plus the deviations themselves, whose sum (zero in exact
+    // arithmetic) corrects the rounding error of the first-pass mean (the corrected two-pass algorithm).
     __m512 mean_vector = _mm512_set1_ps(mean);
+    __m512 deviation_sums = _mm512_setzero_ps();
     sums[0] = sums[1] = _mm512_setzero_ps();
     for (i = 0; i + 32 <= dim; i += 32) {
         __m512 first = _mm512_sub_ps(_mm512_loadu_ps(x + i), mean_vector);
         __m512 second = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), mean_vector);
+        deviation_sums = _mm512_add_ps(deviation_sums, _mm512_add_ps(first, second));
         sums[0] = _mm512_fmadd_ps(first, first, sums[0]);
         sums[1] = _mm512_fmadd_ps(second, second, sums[1]);
     }
@@ -216,10 +232,14 @@ HK_TARGET_AVX512 static void layernorm_row_avx512(const float *x, const float *w
         __mmask16 mask = hk_tail_mask16((size_t)(dim - i));
         // Lanes outside the row must contribute 0, not (0 - mean)^2.
         __m512 deviation = _mm512_maskz_sub_ps(mask, _mm512_maskz_loadu_ps(mask, x + i), mean_vector);
+        deviation_sums = _mm512_add_ps(deviation_sums, deviation);
         sums[0] = _mm512_fmadd_ps(deviation, deviation, sums[0]);
     }
     float sum_of_squares = _mm512_reduce_add_ps(_mm512_add_ps(sums[0], sums[1]));
-    __m512 scale = _mm512_set1_ps(1.0f / sqrtf(sum_of_squares / (float)dim + eps));
+    float deviation_sum = _mm512_reduce_add_ps(deviation_sums);
+    __m512 scale = _mm512_set1_ps(
+        1.0f / sqrtf((sum_of_squares - deviation_sum * deviation_sum / (float)dim) / (float)dim + eps));
+    mean_vector = _mm512_set1_ps(mean + deviation_sum / (float)dim);
 
     for (i = 0; i < dim; i += 16) {
         __mmask16 mask = hk_tail_mask16((size_t)(dim - i));

@@ -9,7 +9,7 @@ import Testing
 
     static let f32Models = [
         "llama-gqa", "llama-gqa-sharded", "llama-tied-llama3", "llama-linear-rope", "llama-dynamic-rope",
-        "llama-attn-bias", "qwen2-bias", "mistral", "opt-preln", "opt-proj-postln",
+        "llama-attn-bias", "qwen2-bias", "mistral", "opt-preln", "opt-proj-postln", "hone-tiny",
     ]
 
     func score(_ modelPath: String, _ golden: GoldenFile, batchTokens: Int = 4096) throws -> [[Double]] {

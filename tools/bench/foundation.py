@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Engine-foundation benchmark: hone next to llama.cpp's llama-bench on the same weights, in one run.
+
+    python3 tools/bench/foundation.py --models bench-models --llama-cpp /path/to/llama.cpp/build [--threads 1,2]
+
+Needs the models from tools/bench/make_model.py (<shape>-bf16/, <shape>-f16/, <shape>-f16.gguf) and a release
+build of hone (swift build -c release). llama.cpp is optional: give the build directory of a llama.cpp you
+built yourself (its bin/llama-bench); nothing of llama.cpp is part of this repository.
+Prints a Markdown table: open time, pp512 and tg128 tokens/s, peak RSS, and hone ÷ llama.cpp ratios.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def hone_bench(hone, model, threads, prompt, generate, repetitions):
+    command = [hone, "bench", "--model", model, "-p", str(prompt), "-n", str(generate), "-r", str(repetitions),
+               "--threads", str(threads), "--json"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"hone bench failed: {result.stderr}")
+    return json.loads(result.stdout)
+
+
+def llama_bench(binary, model, threads, prompt, generate, repetitions):
+    command = [binary, "-m", model, "-t", str(threads), "-p", str(prompt), "-n", str(generate),
+               "-r", str(repetitions), "-o", "json"]
+    pid_out = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = pid_out.stdout.read()
+    _, status, usage = os.wait4(pid_out.pid, 0)
+    if status != 0:
+        sys.exit(f"llama-bench failed on {model}")
+    results = json.loads(out)
+    figures = {"peak_rss": usage.ru_maxrss * 1024}
+    for entry in results:
+        if entry.get("n_prompt", 0) > 0 and entry.get("n_gen", 0) == 0:
+            figures["pp_tps"], figures["pp_sd"] = entry["avg_ts"], entry["stddev_ts"]
+        elif entry.get("n_gen", 0) > 0 and entry.get("n_prompt", 0) == 0:
+            figures["tg_tps"], figures["tg_sd"] = entry["avg_ts"], entry["stddev_ts"]
+    figures["commit"] = results[0].get("build_commit", "?") if results else "?"
+    return figures
+
+
+def gib(value):
+    return f"{value / 2**30:.2f} GiB"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=os.path.join(ROOT, "bench-models"))
+    parser.add_argument("--shape", default="tinyllama")
+    parser.add_argument("--llama-cpp", help="llama.cpp build directory (with bin/llama-bench)")
+    parser.add_argument("--hone", default=os.path.join(ROOT, ".build", "release", "hone"))
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("-p", type=int, default=512)
+    parser.add_argument("-n", type=int, default=128)
+    parser.add_argument("-r", type=int, default=3)
+    args = parser.parse_args()
+
+    models = [("BF16 safetensors", os.path.join(args.models, f"{args.shape}-bf16"), None),
+              ("F16 safetensors", os.path.join(args.models, f"{args.shape}-f16"), None),
+              ("F16 GGUF", os.path.join(args.models, f"{args.shape}-f16.gguf"), "gguf")]
+    llama = os.path.join(args.llama_cpp, "bin", "llama-bench") if args.llama_cpp else None
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
+          f"date {time.strftime('%Y-%m-%d')}")
+    print()
+    print(f"| weights | threads | open s | hone pp{args.p} t/s | llama.cpp pp{args.p} | ratio | hone tg{args.n} t/s "
+          f"| llama.cpp tg{args.n} | ratio | hone peak RSS | llama.cpp peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for threads in [int(t) for t in args.threads.split(",")]:
+        for label, path, kind in models:
+            if not os.path.exists(path):
+                continue
+            ours = hone_bench(args.hone, path, threads, args.p, args.n, args.r)
+            theirs = llama_bench(llama, path, threads, args.p, args.n, args.r) if (llama and kind == "gguf") else None
+            def cell(key, sd):
+                return f"{ours[key]:.2f} ± {ours[sd]:.2f}"
+            if theirs:
+                pp_ratio = f"{ours['pp_tps'] / theirs['pp_tps']:.2f}×"
+                tg_ratio = f"{ours['tg_tps'] / theirs['tg_tps']:.2f}×"
+                print(f"| {label} | {threads} | {ours['open_s']:.3f} | {cell('pp_tps', 'pp_sd')} | "
+                      f"{theirs['pp_tps']:.2f} ± {theirs['pp_sd']:.2f} | {pp_ratio} | {cell('tg_tps', 'tg_sd')} | "
+                      f"{theirs['tg_tps']:.2f} ± {theirs['tg_sd']:.2f} | {tg_ratio} | {gib(ours['peak_rss'])} | "
+                      f"{gib(theirs['peak_rss'])} |")
+            else:
+                print(f"| {label} | {threads} | {ours['open_s']:.3f} | {cell('pp_tps', 'pp_sd')} | – | – | "
+                      f"{cell('tg_tps', 'tg_sd')} | – | – | {gib(ours['peak_rss'])} | – |")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
