@@ -64,7 +64,7 @@ static float f16_to_f32_scalar(uint16_t h) {
 static void tile_to_f32(const void *w, int weight_type, size_t offset, size_t n, float *dst /* [n] */) {
     if (weight_type == HK_WEIGHT_F16) {
         const uint16_t *src = (const uint16_t *)w + offset;
-        if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2")) {
+        if (hk_isa_current() >= HK_ISA_AVX2) {
             tile_f16_to_f32_f16c(src, dst, n);
         } else {
             for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32_scalar(src[i]);
@@ -153,4 +153,25 @@ void hk_sgemm_nt(const float *x, const float *w, float *y, int rows, int in, int
                         w + (size_t)begin * in, in, beta, y + begin, ldy);
         }
     }
+}
+
+// MARK: - OpenBLAS core selection
+
+char *openblas_get_corename(void);
+
+const char *hk_blas_core_name(void) { return openblas_get_corename(); }
+
+int hk_blas_should_use_avx512_core(void) {
+    // OpenBLAS picks its kernels when the library loads. Debian's 0.3.21 does not know recent AVX-512 CPUs
+    // (AMD Zen 4, for one) and falls back to its AVX2 "Haswell" kernels, which run sgemm at about half speed;
+    // some machine images also pin OPENBLAS_CORETYPE=Haswell. Hone's own HONE_BLAS_CORETYPE wins over both,
+    // and a restart happens at most once.
+    if (getenv("HONE_BLAS_RESTARTED") != NULL || getenv("HONE_BLAS_CORETYPE") != NULL) return 0;
+    __builtin_cpu_init();  // needed before __builtin_cpu_supports outside a constructor
+    if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+          __builtin_cpu_supports("avx512cd"))) return 0;
+    const char *core = openblas_get_corename();
+    return core != NULL && (strcmp(core, "Haswell") == 0 || strcmp(core, "Zen") == 0 ||
+                            strcmp(core, "Sandybridge") == 0 || strcmp(core, "Prescott") == 0);
 }

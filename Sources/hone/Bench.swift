@@ -50,7 +50,7 @@ struct Bench: ParsableCommand {
                       + "\"tg\":\(generatedTokens),\"tg_tps\":\(tgMean),\"tg_sd\":\(tgDeviation),\"peak_rss\":\(peakResidentBytes())}")
             } else {
                 let summary = ModelSummary(loaded)
-                print("model: \(model) (\(summary.format), \(formatCount(summary.parameterCount)) parameters), threads \(Runtime.threads)")
+                print("model: \(model) (\(summary.format), \(formatCount(summary.parameterCount)) parameters), threads \(Runtime.threads), OpenBLAS \(Runtime.blasCore)")
                 print(String(format: "open:  %.3f s, RSS after open %@", openSeconds, formatBytes(openRSS)))
                 if promptTokens > 0 { print(String(format: "pp%d: %.2f ± %.2f tokens/s", promptTokens, ppMean, ppDeviation)) }
                 if generatedTokens > 0 { print(String(format: "tg%d: %.2f ± %.2f tokens/s", generatedTokens, tgMean, tgDeviation)) }

@@ -3,6 +3,13 @@ import Foundation
 import HoneKit
 
 @main
+enum Entry {
+    static func main() {
+        Runtime.selectBLASKernels()
+        Hone.main()
+    }
+}
+
 struct Hone: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hone",

@@ -6,7 +6,8 @@ struct Score: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Per-token log-probabilities of token rows.",
         discussion: """
-        Each input line is {"tokens": [ids]}. Each output line is
+        Each input line is {"tokens": [ids]} or {"text": "..."} (tokenized with the model's tokenizer, BOS/EOS as
+        its config says). Each output line is
         {"tokens": [...], "logprobs": [null, lp_1, ..., lp_n-1], "sum": s, "mean": m}
         where lp_i = log p(token_i | tokens before i). Rows are scored in batches.
 
@@ -17,7 +18,7 @@ struct Score: ParsableCommand {
     @Option(name: .long, help: "An HF model directory or a GGUF file.")
     var model: String
 
-    @Option(name: .long, help: "JSONL input, one {\"tokens\": [...]} per line.")
+    @Option(name: .long, help: "JSONL input, one {\"tokens\": [...]} or {\"text\": ...} per line.")
     var input: String
 
     @Option(name: .long, help: "Where to write the JSONL results (default: stdout).")

@@ -29,6 +29,12 @@ void hk_matmul_many_ref(const void *w /* [out, in] of weight_type */, int weight
 void hk_sgemm_nt(const float *x /* [rows, in] */, const float *w /* [out, in] */, float *y /* [rows, ldy] */,
                  int rows, int in, int out, int ldy, float beta);
 
+/// The kernel family OpenBLAS chose at load time (e.g. "Haswell", "SkylakeX").
+const char *hk_blas_core_name(void);
+/// 1 when the CPU has AVX-512 but OpenBLAS chose AVX2 kernels and OPENBLAS_CORETYPE is unset: the process
+/// should restart with OPENBLAS_CORETYPE=SkylakeX (the choice is made when the library loads).
+int hk_blas_should_use_avx512_core(void);
+
 #ifdef __cplusplus
 }
 #endif

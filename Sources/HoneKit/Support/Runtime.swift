@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 import HoneKernels
 
 public let version = "0.1.0"
@@ -13,4 +14,26 @@ public enum Runtime {
     }
 
     public static var threads: Int { Int(hk_get_threads()) }
+
+    /// Restarts the process once so that OpenBLAS loads its AVX-512 kernels when the CPU has AVX-512 but
+    /// OpenBLAS chose AVX2 ones (it decides when the library loads, before any of Hone's code runs).
+    /// HONE_BLAS_CORETYPE=NAME picks an OpenBLAS core explicitly instead. Returns when no restart is needed.
+    public static func selectBLASKernels() {
+        if let chosen = ProcessInfo.processInfo.environment["HONE_BLAS_CORETYPE"],
+           ProcessInfo.processInfo.environment["HONE_BLAS_RESTARTED"] == nil, chosen != blasCore {
+            restart(coreType: chosen)
+        }
+        guard hk_blas_should_use_avx512_core() != 0 else { return }
+        restart(coreType: "SkylakeX")
+    }
+
+    private static func restart(coreType: String) {
+        setenv("OPENBLAS_CORETYPE", coreType, 1)
+        setenv("HONE_BLAS_RESTARTED", "1", 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // execv returns only on failure; carry on with the kernels OpenBLAS chose.
+    }
+
+    /// OpenBLAS's kernel family, for benchmark reports.
+    public static var blasCore: String { String(cString: hk_blas_core_name()) }
 }
