@@ -34,7 +34,8 @@ struct Score: ParsableCommand {
         try reportingErrors {
             let loaded = try LoadedModel.open(model)
             let records = try readJSONLines(path: input)
-            let rows = try tokenRows(from: records, path: input, vocabularySize: loaded.config.vocabularySize)
+            let rows = try tokenRows(from: records, path: input, vocabularySize: loaded.config.vocabularySize,
+                                     tokenizer: { try TokenizerLoader.load(modelPath: model) })
             let scorer = Scorer(model: loaded.model, tokenBudget: batchTokens)
             let logprobs = try scorer.score(rows)
             var text = ""

@@ -121,7 +121,7 @@ import Testing
     @Test(arguments: [
         ("{\"tokens\": [1, 2]}\n{\"tokens\": [1, 2\n", 2, "not valid JSON"),
         ("[1, 2, 3]\n", 1, "expected a JSON object"),
-        ("{\"tokens\": [1, 2]}\n\n{\"ids\": [1]}\n", 3, "expected a \"tokens\" array of integers"),
+        ("{\"tokens\": [1, 2]}\n\n{\"ids\": [1]}\n", 3, "expected a \"tokens\" array of integers or a \"text\" string"),
         ("{\"tokens\": [1, 2.5]}\n", 1, "\"tokens\" must hold integers"),
         ("{\"tokens\": [1, true]}\n", 1, "\"tokens\" must hold integers"),
     ])

@@ -89,15 +89,24 @@ public final class Scorer {
     }
 }
 
-/// Token rows from `{"tokens": [ids]}` JSONL records, with errors that name the line.
-public func tokenRows(from records: [JSONLRecord], path: String, vocabularySize: Int) throws -> [[Int32]] {
-    try records.map { record in
-        if record.object["text"] != nil, record.object["tokens"] == nil {
-            throw HoneError.malformedRecord(path: path, line: record.line,
-                                            message: "\"text\" records need the model's tokenizer, which this model directory does not provide yet; give \"tokens\"")
+/// Token rows from JSONL records `{"tokens": [ids]}` or `{"text": "..."}` (encoded with the tokenizer, BOS/EOS as
+/// its config says), with errors that name the line.
+public func tokenRows(from records: [JSONLRecord], path: String, vocabularySize: Int,
+                      tokenizer: (() throws -> Tokenizer)? = nil) throws -> [[Int32]] {
+    var loaded: Tokenizer? = nil
+    return try records.map { record in
+        if let text = record.object["text"], record.object["tokens"] == nil {
+            guard let text = text as? String else {
+                throw HoneError.malformedRecord(path: path, line: record.line, message: "\"text\" must be a string")
+            }
+            guard let tokenizer else {
+                throw HoneError.malformedRecord(path: path, line: record.line, message: "\"text\" records need a tokenizer; give \"tokens\"")
+            }
+            if loaded == nil { loaded = try tokenizer() }
+            return loaded!.encode(text, addSpecialTokens: true, parseSpecial: false)
         }
         guard let list = record.object["tokens"] as? [Any] else {
-            throw HoneError.malformedRecord(path: path, line: record.line, message: "expected a \"tokens\" array of integers")
+            throw HoneError.malformedRecord(path: path, line: record.line, message: "expected a \"tokens\" array of integers or a \"text\" string")
         }
         return try list.map { item in
             guard let id = jsonInteger(item) else {

@@ -21,7 +21,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         let dataStart = 8 + Int(headerLength)
         let header: [String: Any]
         do {
-            guard let object = try JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any] else {
+            guard let object = try parseJSON(Data(headerBytes)) as? [String: Any] else {
                 throw HoneError.malformedFile(path: path, message: "safetensors header is not a JSON object")
             }
             header = object
@@ -37,8 +37,8 @@ public final class SafetensorsFile: @unchecked Sendable {
                 continue
             }
             guard let entry = value as? [String: Any], let dtypeName = entry["dtype"] as? String,
-                  let shape = (entry["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                  let offsets = (entry["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
+                  let shape = (entry["shape"] as? [Any])?.compactMap(jsonInteger),
+                  let offsets = (entry["data_offsets"] as? [Any])?.compactMap(jsonInteger),
                   offsets.count == 2, shape.allSatisfy({ $0 >= 0 })
             else {
                 throw HoneError.malformedFile(path: path, message: "safetensors entry for tensor '\(name)' lacks dtype, shape or data_offsets")

@@ -101,7 +101,7 @@ struct JSONConfig {
         }
         let object: Any
         do {
-            object = try JSONSerialization.jsonObject(with: data)
+            object = try parseJSON(data)
         } catch {
             throw HoneError.malformedFile(path: path, message: "not valid JSON")
         }
@@ -120,7 +120,7 @@ struct JSONConfig {
 
     func int(_ key: String) throws -> Int {
         guard let value = values[key], !(value is NSNull) else { throw HoneError.missingConfigKey(path: path, key: key) }
-        guard let number = value as? NSNumber, let integer = Int(exactly: number.doubleValue) else {
+        guard let integer = jsonInteger(value) else {
             throw HoneError.invalidConfig(path: path, message: "'\(key)' must be an integer")
         }
         return integer
@@ -130,10 +130,10 @@ struct JSONConfig {
 
     func double(_ key: String) throws -> Double {
         guard let value = values[key], !(value is NSNull) else { throw HoneError.missingConfigKey(path: path, key: key) }
-        guard let number = value as? NSNumber else {
+        guard let number = jsonDouble(value) else {
             throw HoneError.invalidConfig(path: path, message: "'\(key)' must be a number")
         }
-        return number.doubleValue
+        return number
     }
 
     func double(_ key: String, default fallback: Double) throws -> Double { has(key) ? try double(key) : fallback }
@@ -154,8 +154,8 @@ struct JSONConfig {
 
     /// An id or a list of ids (`eos_token_id` may be either).
     func ids(_ key: String) -> [Int] {
-        if let number = values[key] as? NSNumber { return [number.intValue] }
-        if let list = values[key] as? [Any] { return list.compactMap { ($0 as? NSNumber)?.intValue } }
+        if let value = values[key], let id = jsonInteger(value) { return [id] }
+        if let list = values[key] as? [Any] { return list.compactMap(jsonInteger) }
         return []
     }
 }

@@ -50,7 +50,7 @@ public struct ModelSummary: Sendable {
         let fileManager = FileManager.default
         let join = { (name: String) in (directory as NSString).appendingPathComponent(name) }
         if let data = fileManager.contents(atPath: join("tokenizer.json")),
-           let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let json = try? parseJSON(data) as? [String: Any],
            let model = json["model"] as? [String: Any] {
             let type = model["type"] as? String ?? "unknown"
             let vocabulary = (model["vocab"] as? [String: Any])?.count

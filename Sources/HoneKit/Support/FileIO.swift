@@ -37,7 +37,7 @@ public func readJSONLines(path: String) throws -> [JSONLRecord] {
         if trimmed.isEmpty { continue }
         let object: Any
         do {
-            object = try JSONSerialization.jsonObject(with: Data(line))
+            object = try parseJSON(Data(line))
         } catch {
             throw HoneError.malformedRecord(path: path, line: lineNumber, message: "not valid JSON")
         }
@@ -61,9 +61,24 @@ public func jsonNumber(_ value: Float) -> String {
     return "\(value)"
 }
 
-/// An integer from a parsed JSON value; nil for booleans, fractions and anything else.
-/// (On Linux a JSON `true` is an NSNumber that also casts to Int, so booleans are told apart by their type code.)
+/// An integer from a parsed JSON value (see `parseJSON`); nil for booleans, fractions and anything else.
 public func jsonInteger(_ value: Any) -> Int? {
-    guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else { return nil }
-    return Int(exactly: number.doubleValue)
+    if type(of: value) == Bool.self { return nil }
+    if let integer = value as? Int { return integer }
+    if let number = value as? Double { return Int(exactly: number) }
+    return nil
+}
+
+/// A number from a parsed JSON value; nil for booleans and anything else.
+public func jsonDouble(_ value: Any) -> Double? {
+    if type(of: value) == Bool.self { return nil }
+    if let integer = value as? Int { return Double(integer) }
+    return value as? Double
+}
+
+/// A JSON string literal (quotes and escapes) for hand-written JSON output.
+public func jsonString(_ text: String) -> String {
+    let data = (try? JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
+    let array = String(decoding: data, as: UTF8.self)
+    return String(array.dropFirst().dropLast())
 }

@@ -14,7 +14,11 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
 
     public let pieces: [String]
     public let types: [PieceType]
-    let pieceIDs: [String: Int32]
+    /// Keyed by UTF-8 bytes, not String: String keys compare by canonical equivalence, which would merge
+    /// "Å" (U+00C5) with "A" + U+030A, two different texts for a tokenizer.
+    let pieceIDs: [[UInt8]: Int32]
+    /// Ids of single-scalar pieces, the starting symbols of BPE.
+    let scalarIDs: [UInt32: Int32]
     let byteIDs: [Int32]
     let merger: BPEMerger
     let byteFallback: Bool
@@ -50,10 +54,18 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
          bos: Int32?, eos: Int32?, unknown: Int32?, pad: Int32?, addsBOS: Bool, addsEOS: Bool) {
         self.pieces = pieces
         self.types = types
-        var ids: [String: Int32] = [:]
+        var ids: [[UInt8]: Int32] = [:]
         ids.reserveCapacity(pieces.count)
-        for (index, piece) in pieces.enumerated() where ids[piece] == nil { ids[piece] = Int32(index) }
+        var scalars: [UInt32: Int32] = [:]
+        for (index, piece) in pieces.enumerated() where ids[Array(piece.utf8)] == nil {
+            ids[Array(piece.utf8)] = Int32(index)
+            let pieceScalars = piece.unicodeScalars
+            if pieceScalars.count == 1, types[index] == .normal || types[index] == .userDefined {
+                scalars[pieceScalars.first!.value] = Int32(index)
+            }
+        }
         pieceIDs = ids
+        scalarIDs = scalars
         var bytes = [Int32](repeating: -1, count: 256)
         for (index, piece) in pieces.enumerated() where types[index] == .byte {
             if let value = SentencePieceTokenizer.byteValue(piece) { bytes[Int(value)] = Int32(index) }
@@ -63,18 +75,17 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         var merger = BPEMerger()
         if let merges {
             for (rank, pair) in merges.enumerated() {
-                guard let left = ids[pair.0], let right = ids[pair.1], let merged = ids[pair.0 + pair.1] else { continue }
+                guard let left = ids[Array(pair.0.utf8)], let right = ids[Array(pair.1.utf8)],
+                      let merged = ids[Array(pair.0.utf8) + Array(pair.1.utf8)] else { continue }
                 let key = BPEMerger.key(left, right)
                 if merger.merges[key] == nil { merger.merges[key] = (priority: -Float(rank), merged: merged) }
             }
         } else {
             for (index, piece) in pieces.enumerated() where types[index] == .normal || types[index] == .userDefined {
-                let scalars = Array(piece.unicodeScalars)
-                guard scalars.count > 1 else { continue }
-                for split in 1..<scalars.count {
-                    let left = String(String.UnicodeScalarView(scalars[..<split]))
-                    let right = String(String.UnicodeScalarView(scalars[split...]))
-                    guard let leftID = ids[left], let rightID = ids[right] else { continue }
+                let bytes = Array(piece.utf8)
+                guard piece.unicodeScalars.count > 1 else { continue }
+                for split in 1..<bytes.count where !UTF8.isContinuation(bytes[split]) {
+                    guard let leftID = ids[Array(bytes[..<split])], let rightID = ids[Array(bytes[split...])] else { continue }
                     merger.merges[BPEMerger.key(leftID, rightID)] = (priority: scores[index], merged: Int32(index))
                 }
             }
@@ -195,14 +206,16 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     }
 
     private func encodeWord(_ word: ArraySlice<Unicode.Scalar>, into output: inout [Int32]) {
-        let key = String(String.UnicodeScalarView(word))
+        var key: [UInt8] = []
+        key.reserveCapacity(word.count * 2)
+        for scalar in word { key.append(contentsOf: UTF8.encode(scalar)!) }
         if let cached = cache.get(key) {
             output.append(contentsOf: cached)
             return
         }
         var symbols: [Int32] = []
         symbols.reserveCapacity(word.count)
-        for scalar in word { symbols.append(pieceIDs[String(scalar)].flatMap { isMergeable($0) ? $0 : nil } ?? -1) }
+        for scalar in word { symbols.append(scalarIDs[scalar.value] ?? -1) }
         let merged = merger.apply(symbols)
         var tokens: [Int32] = []
         let scalarsOfWord = Array(word)
@@ -226,11 +239,6 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         }
         cache.set(key, tokens)
         output.append(contentsOf: tokens)
-    }
-
-    private func isMergeable(_ id: Int32) -> Bool {
-        let type = types[Int(id)]
-        return type == .normal || type == .userDefined
     }
 
     // MARK: - Decoding
@@ -274,25 +282,25 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     }
 
     public func piece(for id: Int32) -> String? { id >= 0 && Int(id) < pieces.count ? pieces[Int(id)] : nil }
-    public func id(forPiece piece: String) -> Int32? { pieceIDs[piece] }
+    public func id(forPiece piece: String) -> Int32? { pieceIDs[Array(piece.utf8)] }
     public func isSpecial(_ id: Int32) -> Bool { special.contains(id) }
 }
 
 /// A bounded cache of encoded words, safe to share between threads.
 final class WordCache: @unchecked Sendable {
-    private var entries: [String: [Int32]] = [:]
+    private var entries: [[UInt8]: [Int32]] = [:]
     private let lock = NSLock()
     private let limit: Int
 
     init(limit: Int = 100_000) { self.limit = limit }
 
-    func get(_ key: String) -> [Int32]? {
+    func get(_ key: [UInt8]) -> [Int32]? {
         lock.lock()
         defer { lock.unlock() }
         return entries[key]
     }
 
-    func set(_ key: String, _ value: [Int32]) {
+    func set(_ key: [UInt8], _ value: [Int32]) {
         lock.lock()
         defer { lock.unlock() }
         if entries.count >= limit { entries.removeAll(keepingCapacity: true) }

@@ -57,28 +57,35 @@ public struct SpecialTokenSplitter: Sendable {
             .sorted { $0.text.utf8.count != $1.text.utf8.count ? $0.text.utf8.count > $1.text.utf8.count : $0.text < $1.text }
     }
 
+    /// Byte-exact matching (no canonical equivalence), stepping over UTF-8 positions so that a token after a
+    /// combining mark is still found.
     public func split(_ text: String) -> [Piece] {
         guard !tokens.isEmpty else { return text.isEmpty ? [] : [.text(text[...])] }
         var pieces: [Piece] = []
-        var plainStart = text.startIndex
-        var index = text.startIndex
         let utf8 = text.utf8
-        while index < text.endIndex {
-            var matched: (String, Int32)? = nil
+        var plainStart = utf8.startIndex
+        var index = utf8.startIndex
+        while index < utf8.endIndex {
+            // A token starts with a lead byte, so continuation bytes can be skipped.
+            if UTF8.isContinuation(utf8[index]) {
+                index = utf8.index(after: index)
+                continue
+            }
+            var matched: (length: Int, id: Int32)? = nil
             for token in tokens where utf8[index...].starts(with: token.text.utf8) {
-                matched = (token.text, token.id)
+                matched = (token.text.utf8.count, token.id)
                 break
             }
-            if let (tokenText, id) = matched {
+            if let matched {
                 if plainStart < index { pieces.append(.text(text[plainStart..<index])) }
-                pieces.append(.special(id))
-                index = utf8.index(index, offsetBy: tokenText.utf8.count)
+                pieces.append(.special(matched.id))
+                index = utf8.index(index, offsetBy: matched.length)
                 plainStart = index
             } else {
-                index = text.index(after: index)
+                index = utf8.index(after: index)
             }
         }
-        if plainStart < text.endIndex { pieces.append(.text(text[plainStart...])) }
+        if plainStart < utf8.endIndex { pieces.append(.text(text[plainStart...])) }
         return pieces
     }
 }

@@ -201,7 +201,9 @@ extension SentencePieceTokenizer {
         let addPrefix = gguf.metadata["tokenizer.ggml.add_space_prefix"]?.boolValue ?? true
         return SentencePieceTokenizer(
             pieces: pieces, scores: scores, types: types, merges: nil,
-            byteFallback: types.contains(.byte), prefixPolicy: addPrefix ? .firstSegment : .never,
+            // llama.cpp adds the space prefix to the first text fragment and to every fragment after a special
+            // or user-defined token, as HF's legacy normaliser does.
+            byteFallback: types.contains(.byte), prefixPolicy: addPrefix ? .everySegment : .never,
             removeExtraWhitespaces: false, atomicPieces: atomic, atomicPiecesSplitSegments: true,
             specialTokens: specials, unknownSurface: " \u{2047} ",
             bos: id("tokenizer.ggml.bos_token_id"), eos: id("tokenizer.ggml.eos_token_id"),

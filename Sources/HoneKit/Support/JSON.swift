@@ -1,0 +1,49 @@
+import Foundation
+
+/// Parses JSON into Foundation values ([String: Any], [Any], String, Bool, Int, Double, NSNull).
+///
+/// Why not JSONSerialization: on Linux it silently drops a U+FEFF at the start of a string, which would change
+/// user text and tokenizer vocabularies. JSONDecoder keeps every scalar, so the tree is built through it.
+public func parseJSON(_ data: Data) throws -> Any {
+    try JSONDecoder().decode(JSONTree.self, from: data).value
+}
+
+private struct JSONTree: Decodable {
+    let value: Any
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: Decoder) throws {
+        if var array = try? decoder.unkeyedContainer() {
+            var items: [Any] = []
+            if let count = array.count { items.reserveCapacity(count) }
+            while !array.isAtEnd { items.append(try array.decode(JSONTree.self).value) }
+            value = items
+            return
+        }
+        if let object = try? decoder.container(keyedBy: Key.self) {
+            var items: [String: Any] = [:]
+            items.reserveCapacity(object.allKeys.count)
+            for key in object.allKeys { items[key.stringValue] = try object.decode(JSONTree.self, forKey: key).value }
+            value = items
+            return
+        }
+        let single = try decoder.singleValueContainer()
+        if single.decodeNil() {
+            value = NSNull()
+        } else if let flag = try? single.decode(Bool.self) {
+            value = flag
+        } else if let integer = try? single.decode(Int.self) {
+            value = integer
+        } else if let number = try? single.decode(Double.self) {
+            value = number
+        } else {
+            value = try single.decode(String.self)
+        }
+    }
+}
