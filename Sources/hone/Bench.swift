@@ -9,8 +9,12 @@ struct Bench: ParsableCommand {
         Prints open time, pp (one forward over --prompt-tokens tokens) and tg (--gen-tokens single-token steps
         with the KV cache) in tokens per second, mean ± standard deviation over --repetitions, and peak RSS.
 
-        Example:
+        With --tokenize FILE (JSONL lines {"text": ...}), measures the tokenizer instead: every text encoded
+        without special tokens, on the calling thread, best of --repetitions; prints MB/s and a digest of the ids.
+
+        Examples:
           hone bench --model tinyllama-f16.gguf -p 512 -n 128 --threads 2
+          hone bench --model models/hone-tiny --tokenize texts.jsonl
         """)
 
     @Option(name: .long, help: "An HF model directory or a GGUF file.")
@@ -25,6 +29,9 @@ struct Bench: ParsableCommand {
     @Option(name: [.customShort("r"), .long], help: "Measured repetitions (after one warm-up).")
     var repetitions = 3
 
+    @Option(name: .long, help: "Benchmark the tokenizer on this JSONL file of {\"text\": ...} lines.")
+    var tokenize: String?
+
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
     var json = false
 
@@ -35,6 +42,10 @@ struct Bench: ParsableCommand {
         try reportingErrors {
             guard promptTokens >= 0, generatedTokens >= 0, repetitions >= 1 else {
                 throw HoneError.invalidArgument("token counts must be non-negative and --repetitions at least 1")
+            }
+            if let tokenize {
+                try benchmarkTokenizer(file: tokenize)
+                return
             }
             let start = DispatchTime.now()
             let loaded = try LoadedModel.open(model)
@@ -56,6 +67,23 @@ struct Bench: ParsableCommand {
                 if generatedTokens > 0 { print(String(format: "tg%d: %.2f ± %.2f tokens/s", generatedTokens, tgMean, tgDeviation)) }
                 print("peak RSS: \(formatBytes(peakResidentBytes()))")
             }
+        }
+    }
+
+    func benchmarkTokenizer(file: String) throws {
+        let tokenizer = try TokenizerLoader.load(modelPath: model)
+        let texts = try readJSONLines(path: file).map { record -> String in
+            guard let text = record.object["text"] as? String else {
+                throw HoneError.malformedRecord(path: file, line: record.line, message: "expected a \"text\" string")
+            }
+            return text
+        }
+        let result = TokenizerBenchmark.run(tokenizer: tokenizer, texts: texts, repetitions: repetitions)
+        if json {
+            print("{\"documents\":\(texts.count),\"bytes\":\(result.bytes),\"seconds\":\(result.seconds),\"ids_digest\":\"\(result.digest)\"}")
+        } else {
+            print(String(format: "%d documents, %.2f MB: %.1f MB/s (best of %d), ids digest %@", texts.count,
+                         Double(result.bytes) / 1e6, Double(result.bytes) / 1e6 / result.seconds, repetitions, result.digest))
         }
     }
 }

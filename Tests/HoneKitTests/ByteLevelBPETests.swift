@@ -57,6 +57,15 @@ enum ByteLevelVectors {
     }
 }
 
+/// A counter that concurrent test code can bump (Synchronization's Mutex needs macOS 15; the package allows 13).
+private final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+
+    func increment() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
+}
+
 /// The tokenizer fixtures made with HF `tokenizers` (Tests/HoneKitTests/Fixtures/tokenizers/<name>/cases.json).
 struct ByteLevelFixture {
     struct Case {
@@ -195,6 +204,17 @@ struct ByteLevelBPETests {
             // Byte-level BPE is lossless: decoding gives the text back.
             #expect(tokenizer.decode(ids, skipSpecialTokens: false) == text)
         }
+        // Concurrent callers share the pre-token cache (or, finding it busy, use their own) and agree.
+        let expected = cases.map(\.ids)
+        let disagreements = LockedCounter()
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for (index, testCase) in cases.enumerated().shuffled() {
+                if tokenizer.encode(testCase.text, addSpecialTokens: false, parseSpecial: false) != expected[index] {
+                    disagreements.increment()
+                }
+            }
+        }
+        #expect(disagreements.value == 0)
     }
 
     @Test("gpt2-bpe fixture: vocab.json + merges.txt", .enabled(if: ByteLevelFixture.exists("gpt2-bpe")))
@@ -372,6 +392,20 @@ struct ByteLevelBPETests {
         #expect(tokenizer.preTokenizer == .llama3)
         #expect(tokenizer.addsBOS && tokenizer.bosTokenID == 300)
         #expect(tokenizer.encode("ab", addSpecialTokens: true, parseSpecial: false) == [300, 258])
+    }
+
+    @Test("an added token that starts with U+FEFF survives loading")
+    func byteOrderMarkInAddedToken() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("tokenizer.json").path
+        let json = tinyTokenizerJSON(pattern: PreTokenizerKind.qwen2Pattern)
+            .replacingOccurrences(of: #""content":"<s>""#, with: "\"content\":\"\u{FEFF}<s>\"")
+        #expect(json.contains("\u{FEFF}<s>"))
+        try Data(json.utf8).write(to: URL(fileURLWithPath: path))
+        let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: path, tokenizerConfig: nil)
+        #expect(tokenizer.specialTokens == ["\u{FEFF}<s>": 300])
+        #expect(tokenizer.encode("a\u{FEFF}<s>", addSpecialTokens: false, parseSpecial: true) == [97, 300])
     }
 
     @Test("unsupported pre-tokenizer pattern")

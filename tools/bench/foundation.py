@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -60,7 +61,8 @@ def main():
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("-p", type=int, default=512)
     parser.add_argument("-n", type=int, default=128)
-    parser.add_argument("-r", type=int, default=3)
+    parser.add_argument("-r", type=int, default=2, help="repetitions inside each tool run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of hone and llama-bench")
     args = parser.parse_args()
 
     models = [("BF16 safetensors", os.path.join(args.models, f"{args.shape}-bf16"), None),
@@ -70,27 +72,33 @@ def main():
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
           f"date {time.strftime('%Y-%m-%d')}")
     print()
-    print(f"| weights | threads | open s | hone pp{args.p} t/s | llama.cpp pp{args.p} | ratio | hone tg{args.n} t/s "
+    print(f"Medians of {args.rounds} alternating rounds (min–max in brackets), tokens/s.")
+    print()
+    print(f"| weights | threads | open s | hone pp{args.p} | llama.cpp pp{args.p} | ratio | hone tg{args.n} "
           f"| llama.cpp tg{args.n} | ratio | hone peak RSS | llama.cpp peak RSS |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for threads in [int(t) for t in args.threads.split(",")]:
         for label, path, kind in models:
             if not os.path.exists(path):
                 continue
-            ours = hone_bench(args.hone, path, threads, args.p, args.n, args.r)
-            theirs = llama_bench(llama, path, threads, args.p, args.n, args.r) if (llama and kind == "gguf") else None
-            def cell(key, sd):
-                return f"{ours[key]:.2f} ± {ours[sd]:.2f}"
-            if theirs:
-                pp_ratio = f"{ours['pp_tps'] / theirs['pp_tps']:.2f}×"
-                tg_ratio = f"{ours['tg_tps'] / theirs['tg_tps']:.2f}×"
-                print(f"| {label} | {threads} | {ours['open_s']:.3f} | {cell('pp_tps', 'pp_sd')} | "
-                      f"{theirs['pp_tps']:.2f} ± {theirs['pp_sd']:.2f} | {pp_ratio} | {cell('tg_tps', 'tg_sd')} | "
-                      f"{theirs['tg_tps']:.2f} ± {theirs['tg_sd']:.2f} | {tg_ratio} | {gib(ours['peak_rss'])} | "
-                      f"{gib(theirs['peak_rss'])} |")
+            # The machine is a shared VM whose speed drifts minute to minute: run the two tools alternately,
+            # round after round, and report medians, so drift hits both alike.
+            ours_runs, theirs_runs = [], []
+            for _ in range(args.rounds):
+                ours_runs.append(hone_bench(args.hone, path, threads, args.p, args.n, args.r))
+                if llama and kind == "gguf":
+                    theirs_runs.append(llama_bench(llama, path, threads, args.p, args.n, args.r))
+            ours = {key: statistics.median(run[key] for run in ours_runs) for key in ("open_s", "pp_tps", "tg_tps", "peak_rss")}
+            spread = lambda runs, key: f"{min(r[key] for r in runs):.1f}–{max(r[key] for r in runs):.1f}"
+            if theirs_runs:
+                theirs = {key: statistics.median(run[key] for run in theirs_runs) for key in ("pp_tps", "tg_tps", "peak_rss")}
+                print(f"| {label} | {threads} | {ours['open_s']:.3f} | {ours['pp_tps']:.1f} ({spread(ours_runs, 'pp_tps')}) | "
+                      f"{theirs['pp_tps']:.1f} ({spread(theirs_runs, 'pp_tps')}) | {ours['pp_tps'] / theirs['pp_tps']:.2f}× | "
+                      f"{ours['tg_tps']:.1f} ({spread(ours_runs, 'tg_tps')}) | {theirs['tg_tps']:.1f} ({spread(theirs_runs, 'tg_tps')}) | "
+                      f"{ours['tg_tps'] / theirs['tg_tps']:.2f}× | {gib(ours['peak_rss'])} | {gib(theirs['peak_rss'])} |")
             else:
-                print(f"| {label} | {threads} | {ours['open_s']:.3f} | {cell('pp_tps', 'pp_sd')} | – | – | "
-                      f"{cell('tg_tps', 'tg_sd')} | – | – | {gib(ours['peak_rss'])} | – |")
+                print(f"| {label} | {threads} | {ours['open_s']:.3f} | {ours['pp_tps']:.1f} ({spread(ours_runs, 'pp_tps')}) | – | – | "
+                      f"{ours['tg_tps']:.1f} ({spread(ours_runs, 'tg_tps')}) | – | – | {gib(ours['peak_rss'])} | – |")
             sys.stdout.flush()
 
 

@@ -103,7 +103,7 @@ struct JSONConfig {
         do {
             object = try parseJSON(data)
         } catch {
-            throw HoneError.malformedFile(path: path, message: "not valid JSON")
+            throw HoneError.malformedFile(path: path, message: "not valid JSON (truncated or corrupt)")
         }
         guard let dictionary = object as? [String: Any] else {
             throw HoneError.malformedFile(path: path, message: "expected a JSON object")

@@ -61,19 +61,22 @@ public func jsonNumber(_ value: Float) -> String {
     return "\(value)"
 }
 
-/// An integer from a parsed JSON value (see `parseJSON`); nil for booleans, fractions and anything else.
-public func jsonInteger(_ value: Any) -> Int? {
-    if type(of: value) == Bool.self { return nil }
-    if let integer = value as? Int { return integer }
-    if let number = value as? Double { return Int(exactly: number) }
-    return nil
-}
-
-/// A number from a parsed JSON value; nil for booleans and anything else.
+/// A number from a parsed JSON value (see `parseJSON`), nil for booleans and non-numbers. Values come either
+/// as Swift Bool/Int/Double or as NSNumber, whose booleans have the type code "c" (and also cast to Int on
+/// Linux, which is why they must be told apart explicitly).
 public func jsonDouble(_ value: Any) -> Double? {
     if type(of: value) == Bool.self { return nil }
+    if type(of: value) is NSNumber.Type, let number = value as? NSNumber {
+        return String(cString: number.objCType) == "c" ? nil : number.doubleValue
+    }
     if let integer = value as? Int { return Double(integer) }
     return value as? Double
+}
+
+/// An integer from a parsed JSON value; nil for booleans, fractions and anything else.
+public func jsonInteger(_ value: Any) -> Int? {
+    if type(of: value) == Int.self { return value as? Int }
+    return jsonDouble(value).flatMap { Int(exactly: $0) }
 }
 
 /// A JSON string literal (quotes and escapes) for hand-written JSON output.

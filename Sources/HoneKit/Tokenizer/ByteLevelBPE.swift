@@ -251,7 +251,8 @@ public final class ByteLevelBPETokenizer: Tokenizer {
     /// ones use a heap so that pathological runs stay O(n log n).
     static let scanMergeLimit = 48
 
-    /// Appends the tokens of one pre-token (raw UTF-8 bytes). Exposed for tests through `mergeWord(_:heapFrom:)`.
+    /// Appends the tokens of one pre-token (raw UTF-8 bytes). Words longer than `limit` symbols are merged with
+    /// the heap; tests pass 0 or `Int.max` to check that both ways agree.
     func mergeWord(_ bytes: UnsafeBufferPointer<UInt8>, into output: inout [Int32],
                    heapFrom limit: Int = ByteLevelBPETokenizer.scanMergeLimit) {
         if ignoresMerges, let id = modelVocabulary[ByteLevelAlphabet.spelling(of: bytes)] {
@@ -789,7 +790,13 @@ extension ByteLevelBPETokenizer {
     /// Loads a Hugging Face `tokenizer.json` whose model is BPE with a byte-level pre-tokenizer (GPT-2, Llama 3,
     /// Qwen2), with `tokenizer_config.json` (optional) for the named special tokens and the BOS/EOS policy.
     public static func load(tokenizerJSON path: String, tokenizerConfig: String?) throws -> ByteLevelBPETokenizer {
-        let json = try readJSONObject(path)
+        try load(tokenizerJSON: readJSONObject(path), path: path, tokenizerConfig: tokenizerConfig)
+    }
+
+    /// The same from an already parsed tokenizer.json (`path` names it in errors), for loaders that parse the
+    /// file once to find out which tokenizer it describes.
+    static func load(tokenizerJSON json: [String: Any], path: String, tokenizerConfig: String?) throws
+        -> ByteLevelBPETokenizer {
         guard let model = json["model"] as? [String: Any] else {
             throw HoneError.malformedFile(path: path, message: "missing key 'model'")
         }
@@ -812,63 +819,22 @@ extension ByteLevelBPETokenizer {
             }
             vocabulary[piece] = id32
         }
-        guard let mergeList = model["merges"] as? [Any] else {
-            throw HoneError.malformedFile(path: path, message: "missing key 'model.merges'")
-        }
-        // Both spellings exist in the wild: "a b" strings (older files) and ["a", "b"] pairs (tokenizers ≥ 0.20).
-        var merges: [(String, String)] = []
-        merges.reserveCapacity(mergeList.count)
-        for (index, entry) in mergeList.enumerated() {
-            if let text = entry as? String {
-                let parts = text.split(separator: " ", omittingEmptySubsequences: false)
-                guard parts.count == 2 else {
-                    throw HoneError.malformedFile(path: path, message: "model.merges[\(index)] \"\(text)\" is not two symbols separated by a space")
-                }
-                merges.append((String(parts[0]), String(parts[1])))
-            } else if let pair = entry as? [Any], pair.count == 2, let left = pair[0] as? String,
-                      let right = pair[1] as? String {
-                merges.append((left, right))
-            } else {
-                throw HoneError.malformedFile(path: path, message: "model.merges[\(index)] is neither \"a b\" nor [\"a\", \"b\"]")
-            }
-        }
+        let merges = try TokenizerJSON.merges(model, path: path)
         try validateMerges(merges, vocabulary: vocabulary, path: path, lines: nil)
         let ignoreMerges = model["ignore_merges"] as? Bool ?? false
 
         let normalizeNFC = try parseNormalizer(json["normalizer"], path: path)
         let (kind, addPrefixSpace) = try parsePreTokenizer(json["pre_tokenizer"], path: path)
 
-        var addedTokens: [(content: String, id: Int32, special: Bool)] = []
-        for (index, entry) in ((json["added_tokens"] as? [Any]) ?? []).enumerated() {
-            guard let token = entry as? [String: Any], let content = token["content"] as? String,
-                  let id = token["id"].flatMap(jsonInteger), let id32 = Int32(exactly: id), id32 >= 0 else {
-                throw HoneError.malformedFile(path: path, message: "added_tokens[\(index)] lacks a content or an id")
-            }
-            addedTokens.append((content: content, id: id32, special: token["special"] as? Bool ?? false))
-        }
+        let addedTokens = try TokenizerJSON.addedTokens(json, path: path)
         let config = try tokenizerConfig.map { try TokenizerConfig(path: $0) }
         func id(_ name: String?) -> Int32? {
             guard let name else { return nil }
             return addedTokens.last(where: { $0.content == name })?.id ?? vocabulary[name]
         }
-        let template = TemplateSpecialTokens(json["post_processor"])
         let unknown = id(config?.unknownToken) ?? id(model["unk_token"] as? String)
-        var bos = id(config?.bosToken) ?? template.bos
-        var eos = id(config?.eosToken) ?? template.eos
-        // transformers' rule: add_bos_token / add_eos_token in tokenizer_config.json, when present, replace the
-        // post-processor's template; otherwise the template decides (Llama 3 adds <|begin_of_text|> that way),
-        // and the ids it adds are the ones that count.
-        let addsBOS: Bool
-        let addsEOS: Bool
-        if let config, config.addBOS != nil || config.addEOS != nil {
-            addsBOS = bos != nil && config.addBOS == true
-            addsEOS = eos != nil && config.addEOS == true
-        } else {
-            addsBOS = template.bos != nil
-            addsEOS = template.eos != nil
-            if addsBOS { bos = template.bos }
-            if addsEOS { eos = template.eos }
-        }
+        let (bos, eos, addsBOS, addsEOS) = TokenizerJSON.specialRoles(
+            config: config, template: TemplateSpecialTokens(json["post_processor"]), id: id)
         return ByteLevelBPETokenizer(
             vocabulary: vocabulary, merges: merges, preTokenizer: kind, addedTokens: addedTokens, bos: bos, eos: eos,
             unk: unknown, pad: id(config?.paddingToken), addsBOS: addsBOS, addsEOS: addsEOS, ignoreMerges: ignoreMerges,
@@ -890,25 +856,7 @@ extension ByteLevelBPETokenizer {
 
     // MARK: Parsing helpers
 
-    static func readJSONObject(_ path: String) throws -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-                throw HoneError.io(path: path, message: isDirectory.boolValue ? "is a directory, expected a file" : "cannot read file")
-            }
-            throw HoneError.fileNotFound(path: path)
-        }
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: data)
-        } catch {
-            throw HoneError.malformedFile(path: path, message: "not valid JSON (truncated or corrupt)")
-        }
-        guard let dictionary = object as? [String: Any] else {
-            throw HoneError.malformedFile(path: path, message: "expected a JSON object at the top level")
-        }
-        return dictionary
-    }
+    static func readJSONObject(_ path: String) throws -> [String: Any] { try JSONConfig(path: path).values }
 
     /// merges.txt: one "a b" pair per line; `#version` lines and blank lines are skipped.
     static func readMergesText(_ path: String) throws -> [(pair: (String, String), line: Int)] {
@@ -986,74 +934,3 @@ extension ByteLevelBPETokenizer {
     }
 }
 
-/// What a tokenizer_config.json says about special tokens.
-struct TokenizerConfig {
-    var bosToken: String?
-    var eosToken: String?
-    var unknownToken: String?
-    var paddingToken: String?
-    /// nil when the file does not say (which matters: transformers then keeps tokenizer.json's template).
-    var addBOS: Bool?
-    var addEOS: Bool?
-    var addPrefixSpace: Bool?
-    /// From `added_tokens_decoder` ("id": {"content", "special"}), in id order.
-    var addedTokens: [(content: String, id: Int32, special: Bool)] = []
-
-    init(path: String) throws {
-        let json = try ByteLevelBPETokenizer.readJSONObject(path)
-        /// A token is written either as a string or as an AddedToken object {"content": ...}.
-        func token(_ key: String) -> String? {
-            if let text = json[key] as? String { return text }
-            return (json[key] as? [String: Any])?["content"] as? String
-        }
-        bosToken = token("bos_token")
-        eosToken = token("eos_token")
-        unknownToken = token("unk_token")
-        paddingToken = token("pad_token")
-        addBOS = json["add_bos_token"] as? Bool
-        addEOS = json["add_eos_token"] as? Bool
-        addPrefixSpace = json["add_prefix_space"] as? Bool
-        if let decoder = json["added_tokens_decoder"] as? [String: Any] {
-            for (key, value) in decoder {
-                guard let id = Int32(key), let entry = value as? [String: Any], let content = entry["content"] as? String
-                else {
-                    throw HoneError.malformedFile(path: path, message: "added_tokens_decoder entry '\(key)' is malformed")
-                }
-                addedTokens.append((content: content, id: id, special: entry["special"] as? Bool ?? false))
-            }
-            addedTokens.sort { $0.id < $1.id }
-        }
-    }
-}
-
-/// The special tokens a tokenizer.json post-processor puts around a single sequence (TemplateProcessing, alone or
-/// inside a Sequence): Llama 3's `<|begin_of_text|> $A`.
-struct TemplateSpecialTokens {
-    var bos: Int32?
-    var eos: Int32?
-
-    init(_ value: Any?) {
-        guard let processor = value as? [String: Any] else { return }
-        switch processor["type"] as? String {
-        case "Sequence":
-            for entry in processor["processors"] as? [Any] ?? [] {
-                let inner = TemplateSpecialTokens(entry)
-                bos = bos ?? inner.bos
-                eos = eos ?? inner.eos
-            }
-        case "TemplateProcessing":
-            guard let single = processor["single"] as? [[String: Any]] else { return }
-            let specialTokens = processor["special_tokens"] as? [String: Any] ?? [:]
-            func id(_ item: [String: Any]) -> Int32? {
-                guard let name = (item["SpecialToken"] as? [String: Any])?["id"] as? String,
-                      let ids = (specialTokens[name] as? [String: Any])?["ids"] as? [Any], ids.count == 1,
-                      let id = jsonInteger(ids[0]) else { return nil }
-                return Int32(exactly: id)
-            }
-            if let first = single.first { bos = id(first) }
-            if single.count > 1, let last = single.last { eos = id(last) }
-        default:
-            return
-        }
-    }
-}

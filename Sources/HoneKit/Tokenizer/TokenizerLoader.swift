@@ -44,7 +44,7 @@ public enum TokenizerLoader {
         if sentencePieceStyle {
             return try SentencePieceTokenizer.load(tokenizerJSON: json, path: path, tokenizerConfig: tokenizerConfig)
         }
-        return try ByteLevelBPETokenizer.load(tokenizerJSON: path, tokenizerConfig: tokenizerConfig)
+        return try ByteLevelBPETokenizer.load(tokenizerJSON: json, path: path, tokenizerConfig: tokenizerConfig)
     }
 
     public static func load(gguf: GGUFFile) throws -> Tokenizer {

@@ -1,36 +1,5 @@
 import Foundation
 
-/// The fields of `tokenizer_config.json` that change encoding: whether BOS/EOS are added and which tokens they are.
-struct TokenizerConfigFile {
-    var addBOS: Bool?
-    var addEOS: Bool?
-    var bosToken: String?
-    var eosToken: String?
-    var unknownToken: String?
-    var padToken: String?
-
-    init() {}
-
-    /// Reads the file when it exists; a corrupt file is an error, a missing one is not.
-    init(path: String?) throws {
-        guard let path, FileManager.default.fileExists(atPath: path) else { return }
-        let json = try JSONConfig(path: path)
-        addBOS = json.values["add_bos_token"] as? Bool
-        addEOS = json.values["add_eos_token"] as? Bool
-        bosToken = TokenizerConfigFile.tokenText(json.values["bos_token"])
-        eosToken = TokenizerConfigFile.tokenText(json.values["eos_token"])
-        unknownToken = TokenizerConfigFile.tokenText(json.values["unk_token"])
-        padToken = TokenizerConfigFile.tokenText(json.values["pad_token"])
-    }
-
-    /// A token given as a string or as an object {"content": ...}.
-    static func tokenText(_ value: Any?) -> String? {
-        if let text = value as? String { return text }
-        if let object = value as? [String: Any] { return object["content"] as? String }
-        return nil
-    }
-}
-
 extension SentencePieceTokenizer {
     /// Loads `tokenizer.model` (sentencepiece's protobuf), with `tokenizer_config.json` for add_bos/add_eos.
     public static func load(modelFile path: String, tokenizerConfig: String?) throws -> SentencePieceTokenizer {
@@ -42,7 +11,7 @@ extension SentencePieceTokenizer {
         guard model.normalizerName == "identity" || !model.hasPrecompiledCharacterMap else {
             throw HoneError.malformedFile(path: path, message: "SentencePiece normalizer '\(model.normalizerName)' is not supported (identity is)")
         }
-        let config = try TokenizerConfigFile(path: tokenizerConfig)
+        let config = try tokenizerConfig.map { try TokenizerConfig(path: $0) }
         let pieces = model.pieces.map(\.text)
         let types = model.pieces.map(\.type)
         var specials: [String: Int32] = [:]
@@ -58,7 +27,7 @@ extension SentencePieceTokenizer {
             removeExtraWhitespaces: model.removeExtraWhitespaces, atomicPieces: atomic,
             atomicPiecesSplitSegments: false, specialTokens: specials, unknownSurface: " \u{2047} ",
             bos: valid(model.bosID), eos: valid(model.eosID), unknown: valid(model.unknownID), pad: valid(model.padID),
-            addsBOS: config.addBOS ?? true, addsEOS: config.addEOS ?? false)
+            addsBOS: config?.addBOS ?? true, addsEOS: config?.addEOS ?? false)
     }
 
     /// Loads an HF `tokenizer.json` whose model is BPE with byte fallback and a "▁" normaliser or Metaspace
@@ -67,11 +36,11 @@ extension SentencePieceTokenizer {
         guard let model = json["model"] as? [String: Any], let vocabulary = model["vocab"] as? [String: Any] else {
             throw HoneError.malformedFile(path: path, message: "tokenizer.json has no model.vocab")
         }
-        let merges = try parseMerges(model["merges"], path: path)
-        let added = (json["added_tokens"] as? [[String: Any]]) ?? []
+        let merges = try TokenizerJSON.merges(model, path: path)
+        let added = try TokenizerJSON.addedTokens(json, path: path)
         var size = 0
         for value in vocabulary.values { if let id = jsonInteger(value) { size = max(size, id + 1) } }
-        for token in added { if let id = token["id"].flatMap(jsonInteger) { size = max(size, id + 1) } }
+        for token in added { size = max(size, Int(token.id) + 1) }
         var pieces = [String](repeating: "", count: size)
         var types = [PieceType](repeating: .unused, count: size)
         for (piece, value) in vocabulary {
@@ -84,15 +53,9 @@ extension SentencePieceTokenizer {
         var specials: [String: Int32] = [:]
         var atomic: [String: Int32] = [:]
         for token in added {
-            guard let id = token["id"].flatMap(jsonInteger), let content = token["content"] as? String else { continue }
-            pieces[id] = content
-            if token["special"] as? Bool == true {
-                types[id] = .control
-                specials[content] = Int32(id)
-            } else {
-                types[id] = .userDefined
-                atomic[content] = Int32(id)
-            }
+            pieces[Int(token.id)] = token.content
+            types[Int(token.id)] = token.special ? .control : .userDefined
+            if token.special { specials[token.content] = token.id } else { atomic[token.content] = token.id }
         }
         let unknownText = model["unk_token"] as? String
         var unknown: Int32? = nil
@@ -100,20 +63,17 @@ extension SentencePieceTokenizer {
             types[id] = .unknown
             unknown = Int32(id)
         }
-        let config = try TokenizerConfigFile(path: tokenizerConfig)
+        let config = try tokenizerConfig.map { try TokenizerConfig(path: $0) }
         let ids = Dictionary(pieces.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { first, _ in first })
-        let bos = config.bosToken.flatMap { ids[$0] }
-        let eos = config.eosToken.flatMap { ids[$0] }
-        let (templateBOS, templateEOS) = postProcessorSpecials(json["post_processor"], ids: ids)
+        let (bos, eos, addsBOS, addsEOS) = TokenizerJSON.specialRoles(
+            config: config, template: TemplateSpecialTokens(json["post_processor"]), id: { $0.flatMap { ids[$0] } })
         return SentencePieceTokenizer(
             pieces: pieces, scores: [Float](repeating: 0, count: size), types: types, merges: merges,
             byteFallback: model["byte_fallback"] as? Bool ?? false, prefixPolicy: prefixPolicy(json),
             removeExtraWhitespaces: false, atomicPieces: atomic, atomicPiecesSplitSegments: true,
             specialTokens: specials, unknownSurface: unknownText ?? "<unk>",
-            bos: bos ?? templateBOS ?? ids["<s>"], eos: eos ?? ids["</s>"], unknown: unknown,
-            pad: config.padToken.flatMap { ids[$0] },
-            addsBOS: json["post_processor"] is NSNull || json["post_processor"] == nil ? (config.addBOS ?? false) : templateBOS != nil,
-            addsEOS: json["post_processor"] is NSNull || json["post_processor"] == nil ? (config.addEOS ?? false) : templateEOS != nil)
+            bos: bos, eos: eos, unknown: unknown, pad: config?.paddingToken.flatMap { ids[$0] },
+            addsBOS: addsBOS, addsEOS: addsEOS)
     }
 
     /// How the dummy "▁" is added: a Prepend normaliser runs on every plain segment (HF legacy Llama);
@@ -137,44 +97,6 @@ extension SentencePieceTokenizer {
             }
         }
         return .never
-    }
-
-    /// Special tokens a TemplateProcessing post-processor puts before and after a single sequence.
-    static func postProcessorSpecials(_ node: Any?, ids: [String: Int32]) -> (Int32?, Int32?) {
-        guard let object = node as? [String: Any] else { return (nil, nil) }
-        if object["type"] as? String == "Sequence" {
-            for child in (object["processors"] as? [Any]) ?? [] {
-                let found = postProcessorSpecials(child, ids: ids)
-                if found.0 != nil || found.1 != nil { return found }
-            }
-            return (nil, nil)
-        }
-        guard object["type"] as? String == "TemplateProcessing", let single = object["single"] as? [[String: Any]] else {
-            return (nil, nil)
-        }
-        func specialID(_ item: [String: Any]?) -> Int32? {
-            guard let token = item?["SpecialToken"] as? [String: Any], let name = token["id"] as? String else { return nil }
-            if let table = object["special_tokens"] as? [String: Any], let entry = table[name] as? [String: Any],
-               let list = entry["ids"] as? [Any], let first = list.first.flatMap(jsonInteger) {
-                return Int32(first)
-            }
-            return ids[name]
-        }
-        return (specialID(single.first), single.count > 1 ? specialID(single.last) : nil)
-    }
-
-    /// Merges given as "a b" strings or as ["a", "b"] pairs.
-    static func parseMerges(_ value: Any?, path: String) throws -> [(String, String)] {
-        guard let list = value as? [Any] else { return [] }
-        return try list.map { item in
-            if let text = item as? String {
-                let parts = text.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-                guard parts.count == 2 else { throw HoneError.malformedFile(path: path, message: "merge '\(text)' is not two symbols") }
-                return (String(parts[0]), String(parts[1]))
-            }
-            if let pair = item as? [String], pair.count == 2 { return (pair[0], pair[1]) }
-            throw HoneError.malformedFile(path: path, message: "a merge is neither \"a b\" nor [\"a\", \"b\"]")
-        }
     }
 
     /// Loads a GGUF `tokenizer.ggml.model = llama` vocabulary (what llama.cpp's converter writes for SentencePiece).
