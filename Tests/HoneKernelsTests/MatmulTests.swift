@@ -4,7 +4,7 @@ import HoneKernels
 enum MatmulWeightType: CaseIterable, Sendable { case f32, f16, bf16 }
 
 /// A random [out, in] weight in the given storage, and the f32 values it stands for.
-private struct Weights {
+struct Weights {
     var f32: [Float] = []
     var halves: [UInt16] = [] // f16 or bf16 bits
     var values: [Float] = []  // what the kernel multiplies by
@@ -48,7 +48,7 @@ private func multiply(_ type: MatmulWeightType, _ weights: Weights, _ x: [Float]
 /// lanes and then reduce, so each result carries about (in / 16 + 4) roundings of at most 2^-24 of that
 /// sum in the worst case (2e-5 at in = 5632), and far fewer in practice since random-sign errors cancel;
 /// the reference sums in double. The small absolute floor covers sums that are exactly zero.
-private func dotProductBounds(_ weights: [Float], _ x: [Float], rows: Int, in inputs: Int, out outputs: Int) -> [Float] {
+func dotProductBounds(_ weights: [Float], _ x: [Float], rows: Int, in inputs: Int, out outputs: Int) -> [Float] {
     var bounds = [Float](repeating: 0, count: rows * outputs)
     for r in 0..<rows {
         for o in 0..<outputs {

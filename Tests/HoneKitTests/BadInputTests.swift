@@ -133,6 +133,16 @@ import Testing
         }
     }
 
+    @Test func invalidUTF8InJSONLines() throws {
+        let input = try makeTemporaryDirectory().appendingPathComponent("rows.jsonl").path
+        var bytes = Data("{\"text\": \"fine\"}\n{\"text\": \"caf".utf8)
+        bytes.append(contentsOf: [0xE9, 0x22, 0x7D, 0x0A])  // Latin-1 é: not UTF-8
+        try bytes.write(to: URL(fileURLWithPath: input))
+        #expect(throws: HoneError.malformedRecord(path: input, line: 2, message: "not valid UTF-8 text")) {
+            try readJSONLines(path: input)
+        }
+    }
+
     /// The command line turns each error into one line on stderr and a non-zero exit.
     @Test func commandLineReportsOneLine() throws {
         let directory = try copyFixtureModel("llama-gqa")

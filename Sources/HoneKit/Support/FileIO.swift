@@ -35,6 +35,10 @@ public func readJSONLines(path: String) throws -> [JSONLRecord] {
         lineNumber += 1
         let trimmed = line.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
         if trimmed.isEmpty { continue }
+        // Say so plainly: the JSON parser would only report "not valid JSON" for bytes that are not UTF-8.
+        if String(validating: line, as: UTF8.self) == nil {
+            throw HoneError.malformedRecord(path: path, line: lineNumber, message: "not valid UTF-8 text")
+        }
         let object: Any
         do {
             object = try parseJSON(Data(line))

@@ -1,0 +1,55 @@
+import Testing
+import HoneKernels
+
+/// hk_matmul_many (tiles converted to f32, sgemm per tile inside one OpenMP region) against its naive reference.
+extension KernelTests {
+    private static func weightType(_ type: MatmulWeightType) -> Int32 {
+        switch type {
+        case .f32: return Int32(HK_WEIGHT_F32.rawValue)
+        case .f16: return Int32(HK_WEIGHT_F16.rawValue)
+        case .bf16: return Int32(HK_WEIGHT_BF16.rawValue)
+        }
+    }
+
+    @Test(arguments: MatmulWeightType.allCases)
+    func matmulManyMatchesReference(type: MatmulWeightType) throws {
+        var generator = SeededGenerator(seed: 71)
+        // Shapes cover one tile, several tiles with a ragged last one, and an `in` that is no multiple of 16.
+        for (rows, inputs, outputs) in [(9, 64, 48), (33, 100, 531), (64, 2048, 700), (17, 5632, 64), (300, 96, 1030)] {
+            let weights = Weights(type, count: outputs * inputs, generator: &generator)
+            let x = generator.floats(rows * inputs)
+            var expected = [Float](repeating: .nan, count: rows * outputs)
+            let stored: [UInt8] = type == .f32
+                ? weights.f32.withUnsafeBytes { Array($0) } : weights.halves.withUnsafeBytes { Array($0) }
+            stored.withUnsafeBytes { w in
+                hk_matmul_many_ref(w.baseAddress, Self.weightType(type), x, &expected, Int32(rows), Int32(inputs), Int32(outputs))
+            }
+            let bounds = dotProductBounds(weights.values, x, rows: rows, in: inputs, out: outputs)
+            for threads: Int32 in [1, 2] {
+                var actual = [Float](repeating: .nan, count: rows * outputs)
+                withThreads(threads) {
+                    stored.withUnsafeBytes { w in
+                        hk_matmul_many(w.baseAddress, Self.weightType(type), x, &actual, Int32(rows), Int32(inputs), Int32(outputs))
+                    }
+                }
+                expectWithin(actual, expected, bounds: bounds, "\(type) \(rows)×\(inputs)→\(outputs), \(threads) threads")
+            }
+        }
+    }
+
+    /// The many-row and few-row kernels agree (a model switches between them by row count).
+    @Test func matmulManyAgreesWithRowsKernel() throws {
+        var generator = SeededGenerator(seed: 72)
+        let (rows, inputs, outputs) = (8, 2048, 256)
+        let weights = Weights(.f16, count: outputs * inputs, generator: &generator)
+        let x = generator.floats(rows * inputs)
+        var many = [Float](repeating: .nan, count: rows * outputs)
+        var few = [Float](repeating: .nan, count: rows * outputs)
+        weights.halves.withUnsafeBytes { w in
+            hk_matmul_many(w.baseAddress, Self.weightType(.f16), x, &many, Int32(rows), Int32(inputs), Int32(outputs))
+        }
+        hk_matmul_rows_f16(weights.halves, x, &few, Int32(rows), Int32(inputs), Int32(outputs))
+        let bounds = dotProductBounds(weights.values, x, rows: rows, in: inputs, out: outputs).map { $0 * 2 }
+        expectWithin(many, few, bounds: bounds, "many vs rows")
+    }
+}
