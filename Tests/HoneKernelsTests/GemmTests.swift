@@ -53,3 +53,32 @@ extension KernelTests {
         expectWithin(many, few, bounds: bounds, "many vs rows")
     }
 }
+
+extension KernelTests {
+    /// Batched decoding relies on this: each activation row gets bit-identical results whether it is multiplied
+    /// alone or together with up to 15 others (greedy output of a batch then equals single-sequence output).
+    @Test(arguments: MatmulWeightType.allCases)
+    func matmulRowsIsIndependentOfRowCount(type: MatmulWeightType) throws {
+        var generator = SeededGenerator(seed: 73)
+        let (inputs, outputs) = (2048, 200)
+        let weights = Weights(type, count: outputs * inputs, generator: &generator)
+        let x = generator.floats(16 * inputs)
+        func multiply(_ rows: Int, from start: Int) -> [Float] {
+            var y = [Float](repeating: .nan, count: rows * outputs)
+            let slice = Array(x[(start * inputs)..<((start + rows) * inputs)])
+            switch type {
+            case .f32: hk_matmul_rows_f32(weights.f32, slice, &y, Int32(rows), Int32(inputs), Int32(outputs))
+            case .f16: hk_matmul_rows_f16(weights.halves, slice, &y, Int32(rows), Int32(inputs), Int32(outputs))
+            case .bf16: hk_matmul_rows_bf16(weights.halves, slice, &y, Int32(rows), Int32(inputs), Int32(outputs))
+            }
+            return y
+        }
+        for rows in 2...16 {
+            let together = multiply(rows, from: 0)
+            for row in 0..<rows {
+                let alone = multiply(1, from: row)
+                expectBitwiseEqual(Array(together[(row * outputs)..<((row + 1) * outputs)]), alone, "\(type) row \(row) of \(rows)")
+            }
+        }
+    }
+}

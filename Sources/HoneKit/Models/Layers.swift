@@ -10,8 +10,9 @@ public struct Linear: @unchecked Sendable {
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
 
-    /// Up to this many rows, the matrix-vector kernel (weights read once for all rows) beats tiled sgemm.
-    nonisolated(unsafe) public static var rowKernelLimit = 8
+    /// Up to this many rows the matrix-vector kernel is used (weights read once for all rows). It gives each row
+    /// bit-identical results whatever the row count, which batched greedy decoding relies on.
+    nonisolated(unsafe) public static var rowKernelLimit = 16
 
     public init(weight: TensorView, bias: TensorView?) throws {
         guard weight.shape.count == 2 else {
