@@ -36,6 +36,12 @@ public struct GenerationResult: Sendable {
     /// Generated text with special tokens skipped and stop strings cut.
     public var text: String
     public var finishReason: FinishReason
+
+    public init(tokens: [Int32], text: String, finishReason: FinishReason) {
+        self.tokens = tokens
+        self.text = text
+        self.finishReason = finishReason
+    }
 }
 
 /// Generates continuations of many prompts with continuous batching: up to `batchSize` sequences decode

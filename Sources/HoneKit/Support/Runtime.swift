@@ -37,3 +37,10 @@ public enum Runtime {
     /// OpenBLAS's kernel family, for benchmark reports.
     public static var blasCore: String { String(cString: hk_blas_core_name()) }
 }
+
+/// Ctrl-C for interactive commands: recorded by a signal handler, polled between tokens.
+public enum Interrupt {
+    public static func install() { hk_interrupt_install() }
+    public static var isPending: Bool { hk_interrupt_pending() != 0 }
+    public static func clear() { hk_interrupt_clear() }
+}

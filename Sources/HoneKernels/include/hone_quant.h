@@ -1,0 +1,170 @@
+// Quantized weights in GGUF's block formats (byte-compatible with ggml): Q8_0, Q4_0, Q4_K, Q6_K, and the
+// activation format Q8_K.
+//
+// Conventions (as in hone_kernels.h)
+// - A quantized [rows, n] matrix is stored row by row; each row is n / block_size consecutive blocks, so
+//   n must be a multiple of the block size (32 for Q8_0/Q4_0, 256 for the K formats).
+// - Quantizers reproduce the bytes of ggml's reference quantizers (quantize_row_*_ref, which llama-quantize
+//   uses when it has no importance matrix) for finite input. Half-precision scales are rounded to nearest
+//   even; a NaN input gives some NaN scale, not necessarily ggml's bit pattern.
+// - Matrix kernels take weights [out, in] of one of the weight types and f32 activations [rows, in]; they
+//   quantize the activations themselves (see "Matrix products"), and dispatch at run time between an
+//   AVX-512 VNNI, an AVX2 and a scalar path like the other kernels (hk_isa_force selects a lower level;
+//   the AVX-512 level uses the AVX2 path on CPUs without VNNI).
+#ifndef HONE_QUANT_H
+#define HONE_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - Types and block layouts
+
+/// ggml's type ids (the values GGUF files store).
+typedef enum {
+    HK_QUANT_Q4_0 = 2,
+    HK_QUANT_Q8_0 = 8,
+    HK_QUANT_Q4_K = 12,
+    HK_QUANT_Q6_K = 14,
+    HK_QUANT_Q8_K = 15,
+} hk_quant_type;
+
+#define HK_QK8_0 32
+#define HK_QK4_0 32
+#define HK_QK_K 256
+
+/// Half-precision scales are stored as their IEEE binary16 bits.
+
+/// 32 values: value[i] = d * qs[i].
+typedef struct {
+    uint16_t d;
+    int8_t qs[HK_QK8_0];
+} hk_block_q8_0; // 34 bytes
+
+/// 32 values: value[i] = d * (nibble[i] - 8); qs[j] holds value j in its low nibble and value j + 16 in
+/// its high nibble.
+typedef struct {
+    uint16_t d;
+    uint8_t qs[HK_QK4_0 / 2];
+} hk_block_q4_0; // 18 bytes
+
+/// 256 values in 8 sub-blocks of 32: value = d * scale[s] * nibble - dmin * min[s], with 6-bit scale[s]
+/// and min[s] packed into `scales` (s < 4: scales[s] and scales[s + 4] low 6 bits; s >= 4: low and high
+/// nibble of scales[s + 4], top two bits in the top bits of scales[s - 4] and scales[s]).
+/// qs[32 c + l] holds value 64 c + l in its low nibble and value 64 c + 32 + l in its high nibble.
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[12];
+    uint8_t qs[HK_QK_K / 2];
+} hk_block_q4_k; // 144 bytes
+
+/// 256 values in 16 sub-blocks of 16: value = d * scales[s] * (q - 32), q six bits. In each half h (128
+/// values), for l < 32: ql[64 h + l] has q of values 128 h + l (low nibble) and 128 h + 64 + l (high),
+/// ql[64 h + 32 + l] of values 128 h + 32 + l and 128 h + 96 + l; qh[32 h + l] has the top two bits of
+/// those four values at bits 0, 2, 4, 6 in the same order.
+typedef struct {
+    uint8_t ql[HK_QK_K / 2];
+    uint8_t qh[HK_QK_K / 4];
+    int8_t scales[HK_QK_K / 16];
+    uint16_t d;
+} hk_block_q6_k; // 210 bytes
+
+/// Activations for the K formats: 256 values, value = d * qs[i]; bsums[j] = sum of qs[16 j ..< 16 j + 16].
+typedef struct {
+    float d;
+    int8_t qs[HK_QK_K];
+    int16_t bsums[HK_QK_K / 16];
+} hk_block_q8_k; // 292 bytes
+
+/// Values per block (32 or 256), or 0 for an unknown type.
+int64_t hk_quant_block_size(int type);
+/// Bytes per block (34, 18, 144, 210, 292), or 0 for an unknown type.
+size_t hk_quant_block_bytes(int type);
+/// Bytes of one row of n values (n a multiple of the block size).
+size_t hk_quant_row_bytes(int type, int64_t n);
+
+// MARK: - Quantization (ggml's reference algorithms, bit-exact)
+
+void hk_quantize_row_q8_0(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n);
+void hk_quantize_row_q4_0(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n);
+/// Per sub-block a weighted least-squares search for (scale, min) over 21 candidate grids, then 6-bit
+/// quantization of the scales and mins and a final pass with the stored values (ggml's make_qkx2_quants).
+void hk_quantize_row_q4_k(const float *x /* [n] */, void *y /* [n / 256] blocks */, int64_t n);
+/// Per sub-block a search over 19 candidate scales maximising the x^2-weighted fit (ggml's make_qx_quants,
+/// rmse_type 1), then int8 sub-block scales relative to the largest.
+void hk_quantize_row_q6_k(const float *x /* [n] */, void *y /* [n / 256] blocks */, int64_t n);
+/// ggml's quantize_row_q8_K_ref: d = -max / 127 where max is the value of largest magnitude.
+void hk_quantize_row_q8_k(const float *x /* [n] */, void *y /* [n / 256] blocks */, int64_t n);
+
+/// A whole matrix, rows in parallel (row r's bytes start at r * hk_quant_row_bytes(type, n)).
+/// Returns 0, or -1 for an unknown type or n not a multiple of the block size.
+int hk_quantize(int type, const float *x /* [rows, n] */, void *y /* [rows, row bytes] */, int64_t rows, int64_t n);
+void hk_quantize_q8_0(const float *x /* [rows, n] */, void *y /* [rows, n / 32] blocks */, int64_t rows, int64_t n);
+void hk_quantize_q4_0(const float *x /* [rows, n] */, void *y /* [rows, n / 32] blocks */, int64_t rows, int64_t n);
+void hk_quantize_q4_k(const float *x /* [rows, n] */, void *y /* [rows, n / 256] blocks */, int64_t rows, int64_t n);
+void hk_quantize_q6_k(const float *x /* [rows, n] */, void *y /* [rows, n / 256] blocks */, int64_t rows, int64_t n);
+
+// MARK: - Dequantization (ggml's formulas: products in f32, in the same order)
+
+void hk_dequantize_row_q8_0(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n);
+void hk_dequantize_row_q4_0(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n);
+void hk_dequantize_row_q4_k(const void *x /* [n / 256] blocks */, float *y /* [n] */, int64_t n);
+void hk_dequantize_row_q6_k(const void *x /* [n / 256] blocks */, float *y /* [n] */, int64_t n);
+void hk_dequantize_row_q8_k(const void *x /* [n / 256] blocks */, float *y /* [n] */, int64_t n);
+/// Any of the above for one row of n values; returns 0, or -1 for an unknown type.
+int hk_dequantize_row(int type, const void *x /* [n / block size] blocks */, float *y /* [n] */, int64_t n);
+
+// MARK: - Matrix products over quantized weights: y[r, o] = sum_i w[o, i] * x[r, i]
+//
+// Weight types: Q8_0, Q4_0, Q4_K, Q6_K; `in` a multiple of the block size. The fast kernels quantize each
+// activation row once, as llama.cpp does:
+// - for Q8_0 and Q4_0 weights to blocks of 32 int8 (hk_quantize_activations_a32: scale amax / 127 kept in
+//   f32, values rounded to nearest even), then exact int32 dot products per block, scaled by both blocks'
+//   scales and summed in f32;
+// - for Q4_K and Q6_K weights to Q8_K (hk_quantize_row_q8_k), then exact integer sums per super-block with
+//   the integer sub-block scales, scaled in f32.
+// So they differ from the f32 reference by the activation rounding: per element at most half a step
+// (amax / 254 of its block), i.e. a relative error of about 0.4 % / sqrt(block) on typical rows, and from
+// the integer reference (hk_matmul_quant_int_ref) only by f32 rounding of the per-block sums.
+// Results do not depend on the thread count (static split over output rows, same code per output).
+
+/// Decode: few activation rows (1..16 typical). Each weight row is read once for all rows; parallel over
+/// output rows. Returns 0, or -1 for an unknown weight type.
+int hk_matmul_rows_quant(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
+                         float *y /* [rows, out] */, int rows, int in, int out);
+/// Naive reference: dequantizes each weight row to f32 (hk_dequantize_row) and takes double-accumulated dot
+/// products with the unquantized activations.
+int hk_matmul_rows_quant_ref(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
+                             float *y /* [rows, out] */, int rows, int in, int out);
+/// Prefill: many activation rows. Quantizes the activations like hk_matmul_rows_quant, then per thread
+/// repacks tiles of 16 weight rows into an interleaved int8 layout and runs an int8 GEMM (VNNI
+/// vpdpbusd); the result matches hk_matmul_rows_quant up to f32 rounding. Returns 0 or -1.
+int hk_matmul_many_quant(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
+                         float *y /* [rows, out] */, int rows, int in, int out);
+/// The alternative prefill strategy, kept for comparison: dequantizes tiles of weight rows to f32 and
+/// multiplies them with single-threaded sgemm inside one OpenMP region (as hk_matmul_many does for f16).
+/// Differs from the reference only by f32 rounding (no activation quantization). Returns 0 or -1.
+int hk_matmul_many_quant_sgemm(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
+                               float *y /* [rows, out] */, int rows, int in, int out);
+/// Same as hk_matmul_rows_quant_ref (any row count).
+int hk_matmul_many_quant_ref(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
+                             float *y /* [rows, out] */, int rows, int in, int out);
+/// Integer reference: quantizes the activations exactly as the fast kernels do, then scalar exact integer
+/// dot products per block, scaled and summed in double. The fast kernels must match it to f32 rounding.
+int hk_matmul_quant_int_ref(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
+                            float *y /* [rows, out] */, int rows, int in, int out);
+
+/// The activation quantization used with Q8_0 and Q4_0 weights: per block of 32, d = amax / 127 (f32),
+/// q = round-half-even(x * (127 / amax)) (all zero when amax is 0). ggml's own Q8_0 activation format
+/// stores d in f16; keeping f32 makes the products slightly more accurate at no cost.
+void hk_quantize_activations_a32(const float *x /* [n] */, int8_t *q /* [n] */, float *d /* [n / 32] */, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

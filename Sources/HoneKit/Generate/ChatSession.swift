@@ -1,0 +1,46 @@
+import Foundation
+
+/// A multi-turn conversation in a template's format. When the conversation no longer fits the context (with room
+/// for the answer), the oldest turns are dropped, a user message and its answer at a time.
+public final class ChatSession {
+    public let template: PromptTemplate
+    public let tokenizer: Tokenizer
+    public var system: String?
+    public private(set) var messages: [ChatMessage] = []
+    /// Positions the prompt plus answer may use.
+    public var contextLimit: Int
+    public var maxNewTokens: Int
+
+    public init(template: PromptTemplate, tokenizer: Tokenizer, contextLimit: Int, maxNewTokens: Int, system: String? = nil) {
+        self.template = template
+        self.tokenizer = tokenizer
+        self.contextLimit = contextLimit
+        self.maxNewTokens = maxNewTokens
+        self.system = system
+    }
+
+    public func reset() { messages.removeAll() }
+
+    /// The prompt ids for a new user message, dropping the oldest turns if needed. Throws when even the new
+    /// message alone does not fit.
+    public func prompt(for userMessage: String) throws -> [Int32] {
+        messages.append(ChatMessage(role: .user, content: userMessage))
+        while true {
+            let text = template.prompt(conversation: messages, system: system)
+            // Chat templates write their markup with special tokens (<|im_start|>, [INST] … </s>), so the rendered
+            // conversation is tokenized with special tokens parsed, as HF's apply_chat_template does.
+            let ids = tokenizer.encode(text, addSpecialTokens: template.addsBOS, parseSpecial: true)
+            let room = min(maxNewTokens, max(1, contextLimit / 4))
+            if ids.count + room <= contextLimit { return ids }
+            if messages.count <= 1 {
+                messages.removeAll()
+                throw HoneError.contextOverflow(needed: ids.count + room, limit: contextLimit)
+            }
+            // Drop the oldest exchange (a user message and the answer after it).
+            messages.removeFirst(min(2, messages.count - 1))
+        }
+    }
+
+    /// Records the model's answer so the next turn sees it.
+    public func answered(_ text: String) { messages.append(ChatMessage(role: .assistant, content: text)) }
+}

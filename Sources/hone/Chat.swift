@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import HoneKit
+
+struct Chat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Chat with a model in the terminal (or over piped stdin, one message per line).",
+        discussion: """
+        Tokens stream as they are made. The conversation is kept in the template's format; when it no longer
+        fits the context, the oldest turns are dropped. Commands: /reset starts over, /exit quits. Ctrl-C stops
+        the current answer (at the prompt it ends the chat). Without a terminal, each input line is one message
+        and each answer ends with a newline, so the chat can be scripted.
+
+        Example:
+          hone chat --model merged-model --template alpaca --temperature 0.7 --top-p 0.9 --show-speed
+        """)
+
+    @Option(name: .long, help: "An HF model directory or a GGUF file.")
+    var model: String
+
+    @Option(name: .long, help: "Prompt template: \(PromptTemplate.builtinNames.joined(separator: ", ")), or a JSON file.")
+    var template = "alpaca"
+
+    @Option(name: .long, help: "A system prompt, for templates that have one.")
+    var system: String?
+
+    @Flag(name: [.customLong("show-speed"), .customLong("show_speed")], help: "Print tokens/s after each answer (stderr).")
+    var showSpeed = false
+
+    @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() throws {
+        try runtime.apply()
+        try reportingErrors {
+            let loaded = try LoadedModel.open(model)
+            let tokenizer = try TokenizerLoader.load(modelPath: model)
+            let promptTemplate = try PromptTemplate.resolve(template)
+            let engine = Generator(model: loaded.model, tokenizer: tokenizer)
+            engine.endOfSequenceIDs.formUnion(promptTemplate.endTokenIDs(for: tokenizer))
+            let session = ChatSession(template: promptTemplate, tokenizer: tokenizer, contextLimit: engine.contextLimit,
+                                      maxNewTokens: sampling.maxNewTokens ?? 512, system: system)
+            let interactive = isatty(STDIN_FILENO) != 0
+            Interrupt.install()
+            var turn: UInt64 = 0
+            while true {
+                if interactive {
+                    FileHandle.standardOutput.write(Data("> ".utf8))
+                }
+                Interrupt.clear()
+                guard let line = readLine(strippingNewline: true) else { break }
+                let message = line.trimmingCharacters(in: .whitespaces)
+                if message.isEmpty { continue }
+                if message == "/exit" || message == "/quit" { break }
+                if message == "/reset" {
+                    session.reset()
+                    if interactive { print("(conversation reset)") }
+                    continue
+                }
+                var parameters = sampling.parameters
+                parameters.seed = sampling.seed &+ turn  // a new draw each turn, reproducible from --seed
+                turn += 1
+                let request = GenerationRequest(promptTokens: try session.prompt(for: message),
+                                                maxNewTokens: sampling.maxNewTokens ?? 512, sampling: parameters,
+                                                stopStrings: sampling.stop + promptTemplate.stopStrings)
+                let start = DispatchTime.now()
+                var answer = GenerationResult(tokens: [], text: "", finishReason: .length)
+                var first = true
+                try engine.generate([request], batchSize: 1, onText: { _, text in
+                    // The answer starts after the template's marker; leading whitespace is not part of it.
+                    let shown = first ? String(text.drop { $0 == " " || $0 == "\n" }) : text
+                    if !shown.isEmpty { first = false }
+                    FileHandle.standardOutput.write(Data(shown.utf8))
+                }, onFinish: { _, result in answer = result }, shouldCancel: { _ in Interrupt.isPending })
+                print("")
+                session.answered(answer.text.trimmingCharacters(in: .whitespacesAndNewlines))
+                if answer.finishReason == .contextFull {
+                    FileHandle.standardError.write(Data("(the context is full: the answer was cut; /reset to start over)\n".utf8))
+                }
+                if showSpeed {
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+                    FileHandle.standardError.write(Data(String(format: "[%d tokens, %.1f tokens/s]\n", answer.tokens.count,
+                                                               Double(answer.tokens.count) / max(seconds, 1e-9)).utf8))
+                }
+            }
+        }
+    }
+}

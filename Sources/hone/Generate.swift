@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import HoneKit
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Answer a list of instructions in the file format alpaca_eval reads.",
+        discussion: """
+        Input: a JSON list (AlpacaEval's instructions file) or JSON Lines of {"instruction", "input"?, "dataset"?}.
+        Output: a JSON list of {"instruction", "output", "generator", "dataset"} in input order. Defaults follow
+        CUT's generate.py: the alpaca template, greedy decoding, up to 2048 new tokens, special tokens skipped,
+        the answer taken after "### Response:" and stripped.
+
+        Prompts are batched continuously (--batch-size); under greedy decoding every answer equals the
+        batch-size-1 answer. Finished answers go to OUTPUT.journal as they complete: rerun the same command after
+        an interruption and it skips them. The output file is written atomically at the end.
+
+        Example:
+          hone generate --model merged-model --instructions alpaca_eval_instructions.json --output alpaca_eval.json
+        """)
+
+    @Option(name: .long, help: "An HF model directory or a GGUF file.")
+    var model: String
+
+    @Option(name: .long, help: "Instructions: JSON list or JSONL.")
+    var instructions: String
+
+    @Option(name: .long, help: "Where to write the alpaca_eval JSON.")
+    var output: String
+
+    @Option(name: .long, help: "Generator name in the output (default: the model directory's name).")
+    var generator: String?
+
+    @Option(name: .long, help: "Prompt template: \(PromptTemplate.builtinNames.joined(separator: ", ")), or a JSON file.")
+    var template = "alpaca"
+
+    @Option(name: [.customLong("batch-size"), .customLong("batch_size")], help: "Sequences decoded together.")
+    var batchSize = 8
+
+    @Option(name: .customLong("interrupt-after"), help: .hidden)
+    var interruptAfter: Int?
+
+    @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    func run() throws {
+        try runtime.apply()
+        try reportingErrors {
+            let loaded = try LoadedModel.open(model)
+            let tokenizer = try TokenizerLoader.load(modelPath: model)
+            let promptTemplate = try PromptTemplate.resolve(template)
+            let records = try AlpacaEval.readInstructions(path: instructions)
+            let maxNewTokens = sampling.maxNewTokens ?? 2048
+            let prompts = records.map { promptTemplate.prompt(instruction: $0.instruction, input: $0.input) }
+            // Instruction templates (alpaca) hold no special tokens: instructions are plain text, as in CUT's
+            // generate.py. Conversation templates write theirs in the text, so those are parsed.
+            let parseSpecial = promptTemplate.promptNoInput == nil
+            let requests = prompts.map {
+                GenerationRequest(promptTokens: tokenizer.encode($0, addSpecialTokens: promptTemplate.addsBOS,
+                                                                 parseSpecial: parseSpecial),
+                                  maxNewTokens: maxNewTokens, sampling: sampling.parameters,
+                                  stopStrings: sampling.stop + promptTemplate.stopStrings)
+            }
+            let name = generator ?? URL(fileURLWithPath: model).standardized.deletingPathExtension().lastPathComponent
+            let fingerprint = "\(URL(fileURLWithPath: model).standardized.path)|\(prompts.hashStable)|\(maxNewTokens)|\(sampling.parameters)|\(sampling.stop)"
+            let journal = try GenerationJournal(path: output + ".journal", fingerprint: fingerprint)
+            let remaining = requests.indices.filter { journal.answers[$0] == nil }
+            if remaining.count < requests.count {
+                FileHandle.standardError.write(Data("resuming: \(requests.count - remaining.count) of \(requests.count) answers are in \(journal.path)\n".utf8))
+            }
+            let progress = ProgressReporter(total: requests.count, label: "generate")
+            let start = DispatchTime.now()
+            var tokens = 0
+            var finished = requests.count - remaining.count
+            progress.update(done: finished)
+            let generatorEngine = Generator(model: loaded.model, tokenizer: tokenizer)
+            generatorEngine.endOfSequenceIDs.formUnion(promptTemplate.endTokenIDs(for: tokenizer))
+            try generatorEngine.generate(remaining.map { requests[$0] }, batchSize: batchSize, onFinish: { local, result in
+                let index = remaining[local]
+                // As CUT's generate.py: the decoded prompt and answer, split after the response marker, stripped.
+                // (result.text has stop strings cut; the prompt's own decoding supplies the marker.)
+                let promptText = tokenizer.decode(requests[index].promptTokens, skipSpecialTokens: true)
+                let answer = promptTemplate.extractResponse(from: promptText + result.text)
+                journal.record(index: index, output: answer)
+                // Test hook: stop like a killed process (no output file, journal left behind).
+                if let interruptAfter, journal.answers.count >= interruptAfter { Foundation.exit(130) }
+                tokens += result.tokens.count
+                finished += 1
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+                progress.update(done: finished, extra: String(format: "%.1f tok/s", Double(tokens) / max(seconds, 1e-9)),
+                                rateBase: finished - (requests.count - remaining.count))
+            })
+            let outputs = requests.indices.map { journal.answers[$0] ?? "" }
+            try writeFileAtomically(Data(AlpacaEval.outputsJSON(records: records, outputs: outputs, generator: name).utf8), to: output)
+            journal.remove()
+        }
+    }
+}
+
+extension Array where Element == String {
+    /// A digest that is the same in every run (Swift's hashValue is seeded per process).
+    var hashStable: String {
+        var value: UInt64 = 0xcbf2_9ce4_8422_2325
+        for text in self {
+            for byte in text.utf8 { value = (value ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            value = (value ^ 0xFF) &* 0x100_0000_01b3
+        }
+        return String(value, radix: 16)
+    }
+}
