@@ -108,3 +108,57 @@ import Testing
         }
     }
 }
+
+/// A tokenizer for models without one (the oracle's fixture models): ids only, no text.
+final class IdsOnlyTokenizer: Tokenizer, @unchecked Sendable {
+    let vocabularySize: Int
+    init(vocabularySize: Int) { self.vocabularySize = vocabularySize }
+    var bosTokenID: Int32? { nil }
+    var eosTokenID: Int32? { nil }
+    var unknownTokenID: Int32? { nil }
+    var padTokenID: Int32? { nil }
+    var addsBOS: Bool { false }
+    var addsEOS: Bool { false }
+    var specialTokens: [String: Int32] { [:] }
+    func encode(_ text: String, addSpecialTokens: Bool, parseSpecial: Bool) -> [Int32] { [] }
+    func tokenBytes(_ id: Int32, includeSpecial: Bool) -> [UInt8] { [] }
+    func decode(_ ids: [Int32], skipSpecialTokens: Bool) -> String { "" }
+    func piece(for id: Int32) -> String? { nil }
+    func id(forPiece piece: String) -> Int32? { nil }
+    func isSpecial(_ id: Int32) -> Bool { false }
+}
+
+@Suite struct GreedyGenerationOracleTests {
+    /// Greedy output equals transformers' `generate(do_sample=False)` token for token, alone and in a batch
+    /// (tools/oracle/make_generation_fixtures.py; the batch was run by transformers with left padding).
+    @Test func matchesTransformersGenerate() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Repository.fixture("generation/greedy.json")))
+        let json = try parseJSON(data) as! [String: Any]
+        let models = json["models"] as! [[String: Any]]
+        #expect(models.count >= 4)
+        for entry in models {
+            let name = entry["model"] as! String
+            let path = name.hasPrefix("models/hone") ? Repository.root.appendingPathComponent(name).path : Repository.fixture(name)
+            let loaded = try LoadedModel.open(path)
+            let tokenizer: Tokenizer = (try? TokenizerLoader.load(modelPath: path)) ?? IdsOnlyTokenizer(vocabularySize: loaded.config.vocabularySize)
+            let generator = Generator(model: loaded.model, tokenizer: tokenizer)
+            let eos = Int32(jsonInteger(entry["eos_token_id"]!)!)
+            generator.endOfSequenceIDs = [eos]
+            let maxNewTokens = jsonInteger(entry["max_new_tokens"]!)!
+            var cases = entry["cases"] as! [[String: Any]]
+            if let batch = entry["batch"] as? [String: Any] { cases += batch["rows"] as! [[String: Any]] }
+            let requests = cases.map { item in
+                GenerationRequest(promptTokens: (item["prompt_tokens"] as! [Any]).map { Int32(jsonInteger($0)!) },
+                                  maxNewTokens: maxNewTokens)
+            }
+            var results = [GenerationResult?](repeating: nil, count: requests.count)
+            try generator.generate(requests, batchSize: 4, onFinish: { results[$0] = $1 })
+            for (item, result) in zip(cases, results) {
+                let expected = (item["generated_tokens"] as! [Any]).map { Int32(jsonInteger($0)!) }
+                let ours = result!.tokens + (result!.finishReason == .endOfSequence ? [eos] : [])
+                #expect(ours == expected, "\(name)")
+                #expect((item["stopped_by"] as! String) == (result!.finishReason == .endOfSequence ? "eos" : "length"))
+            }
+        }
+    }
+}
