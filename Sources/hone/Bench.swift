@@ -26,6 +26,9 @@ struct Bench: ParsableCommand {
     @Option(name: [.customShort("n"), .customLong("gen-tokens"), .customLong("gen_tokens")], help: "Generated tokens for tg.")
     var generatedTokens = 128
 
+    @Option(name: [.customShort("b"), .long], help: "Sequences decoding together in tg (aggregate tokens/s).")
+    var batch = 1
+
     @Option(name: [.customShort("r"), .long], help: "Measured repetitions (after one warm-up).")
     var repetitions = 3
 
@@ -40,8 +43,8 @@ struct Bench: ParsableCommand {
     func run() throws {
         try runtime.apply()
         try reportingErrors {
-            guard promptTokens >= 0, generatedTokens >= 0, repetitions >= 1 else {
-                throw HoneError.invalidArgument("token counts must be non-negative and --repetitions at least 1")
+            guard promptTokens >= 0, generatedTokens >= 0, repetitions >= 1, batch >= 1 else {
+                throw HoneError.invalidArgument("token counts must be non-negative, --repetitions and --batch at least 1")
             }
             if let tokenize {
                 try benchmarkTokenizer(file: tokenize)
@@ -52,19 +55,22 @@ struct Bench: ParsableCommand {
             let openSeconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
             let openRSS = peakResidentBytes()
             let result = try Benchmark.run(model: loaded.model, promptTokens: promptTokens,
-                                           generatedTokens: generatedTokens, repetitions: repetitions)
+                                           generatedTokens: generatedTokens, repetitions: repetitions, batch: batch)
             let (ppMean, ppDeviation) = (BenchmarkResult.mean(result.promptRates), BenchmarkResult.standardDeviation(result.promptRates))
             let (tgMean, tgDeviation) = (BenchmarkResult.mean(result.generationRates), BenchmarkResult.standardDeviation(result.generationRates))
             if json {
                 print("{\"model\":\"\(model)\",\"threads\":\(Runtime.threads),\"open_s\":\(openSeconds),\"rss_after_open\":\(openRSS),"
                       + "\"pp\":\(promptTokens),\"pp_tps\":\(ppMean),\"pp_sd\":\(ppDeviation),"
-                      + "\"tg\":\(generatedTokens),\"tg_tps\":\(tgMean),\"tg_sd\":\(tgDeviation),\"peak_rss\":\(peakResidentBytes())}")
+                      + "\"tg\":\(generatedTokens),\"batch\":\(batch),\"tg_tps\":\(tgMean),\"tg_sd\":\(tgDeviation),\"peak_rss\":\(peakResidentBytes())}")
             } else {
                 let summary = ModelSummary(loaded)
                 print("model: \(model) (\(summary.format), \(formatCount(summary.parameterCount)) parameters), threads \(Runtime.threads), OpenBLAS \(Runtime.blasCore)")
                 print(String(format: "open:  %.3f s, RSS after open %@", openSeconds, formatBytes(openRSS)))
                 if promptTokens > 0 { print(String(format: "pp%d: %.2f ± %.2f tokens/s", promptTokens, ppMean, ppDeviation)) }
-                if generatedTokens > 0 { print(String(format: "tg%d: %.2f ± %.2f tokens/s", generatedTokens, tgMean, tgDeviation)) }
+                if generatedTokens > 0 {
+                    let label = batch > 1 ? String(format: "tg%d ×%d sequences", generatedTokens, batch) : "tg\(generatedTokens)"
+                    print(String(format: "%@: %.2f ± %.2f tokens/s%@", label, tgMean, tgDeviation, batch > 1 ? " (aggregate)" : ""))
+                }
                 print("peak RSS: \(formatBytes(peakResidentBytes()))")
             }
         }

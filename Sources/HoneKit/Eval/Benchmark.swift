@@ -19,8 +19,10 @@ public struct BenchmarkResult: Sendable {
 
 public enum Benchmark {
     /// Runs `repetitions` pp and tg measurements on random token ids (seeded), after one warm-up of each.
+    /// - Parameter batch: sequences decoding together in tg (aggregate tokens/s is reported); each starts from
+    ///   a one-token prompt.
     public static func run(model: CausalLanguageModel, promptTokens: Int, generatedTokens: Int, repetitions: Int,
-                           seed: UInt64 = 1) throws -> BenchmarkResult {
+                           batch: Int = 1, seed: UInt64 = 1) throws -> BenchmarkResult {
         var generator = SplitMix64(seed: seed)
         let vocabulary = UInt64(model.config.vocabularySize)
         func randomTokens(_ count: Int) -> [Int32] { (0..<count).map { _ in Int32(generator.next() % vocabulary) } }
@@ -38,17 +40,17 @@ public enum Benchmark {
                 if repetition > 0 { promptRates.append(Double(promptTokens) / seconds) }
             }
             if generatedTokens > 0 {
-                let cache = model.makeCache()
-                let logits = FloatBuffer(count: model.config.vocabularySize)
-                var token = randomTokens(1)[0]
+                let caches = (0..<max(1, batch)).map { _ in model.makeCache() }
+                let logits = FloatBuffer(count: caches.count * model.config.vocabularySize)
+                var tokens = randomTokens(caches.count)
                 let start = DispatchTime.now()
                 for _ in 0..<generatedTokens {
-                    let hidden = try model.forward([SequenceInput(tokens: [token], cache: cache)])
-                    model.projectToVocabulary(hidden.values.pointer, rows: 1, into: logits.pointer)
-                    token = Int32(generator.next() % vocabulary)
+                    let hidden = try model.forward(zip(tokens, caches).map { SequenceInput(tokens: [$0], cache: $1) })
+                    model.projectToVocabulary(hidden.values.pointer, rows: caches.count, into: logits.pointer)
+                    tokens = randomTokens(caches.count)
                 }
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-                if repetition > 0 { generationRates.append(Double(generatedTokens) / seconds) }
+                if repetition > 0 { generationRates.append(Double(generatedTokens * caches.count) / seconds) }
             }
         }
         return BenchmarkResult(promptTokens: promptTokens, generatedTokens: generatedTokens,
