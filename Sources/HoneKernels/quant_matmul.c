@@ -19,6 +19,14 @@
 /// Activation rows per register tile.
 #define MAX_TILE_ROWS 8
 
+#ifndef QUANT_PREFETCH_BYTES
+#define QUANT_PREFETCH_BYTES 0
+#endif
+#define PREFETCH_AHEAD(address)                                                                                \
+    do {                                                                                                       \
+        if (QUANT_PREFETCH_BYTES) _mm_prefetch((const char *)(address) + QUANT_PREFETCH_BYTES, _MM_HINT_T0);   \
+    } while (0)
+
 /// Packs `rows` activation rows for one kernel; row r's pack starts at r * stride.
 typedef void (*pack_fn)(const float *x, int rows, int in, uint8_t *pack, size_t stride);
 /// Outputs [first_output, end_output) for every row.
@@ -193,7 +201,7 @@ HK_TARGET_AVX2 HK_INLINE void q8_0_tile_avx2(const hk_block_q8_0 *blocks, const 
     for (int r = 0; r < tile_rows; r++) acc[r] = _mm256_setzero_ps();
     for (int b = 0; b < in / 32; b++) {
         __m256i weights = _mm256_loadu_si256((const __m256i *)blocks[b].qs);
-        float wd = f16_to_f32(blocks[b].d);
+        float wd = _cvtsh_ss(blocks[b].d);
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = pack + (size_t)(first_row + r) * stride;
             __m256i dot = dot_signed_bytes_avx2(weights, _mm256_loadu_si256((const __m256i *)(p + 32 * b)));
@@ -226,7 +234,7 @@ HK_TARGET_AVX2 HK_INLINE void q4_0_tile_avx2(const hk_block_q4_0 *blocks, const 
         __m256i levels = _mm256_and_si256(
             _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), low_nibbles);
         __m256i weights = _mm256_sub_epi8(levels, eight);
-        float wd = f16_to_f32(blocks[b].d);
+        float wd = _cvtsh_ss(blocks[b].d);
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = pack + (size_t)(first_row + r) * stride;
             __m256i dot = dot_signed_bytes_avx2(weights, _mm256_loadu_si256((const __m256i *)(p + 32 * b)));
@@ -267,7 +275,7 @@ HK_TARGET_AVX2 HK_INLINE void q4_k_tile_avx2(const hk_block_q4_k *blocks, const 
             levels[2 * c] = _mm256_and_si256(packed, low_nibbles);
             levels[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
         }
-        float d = f16_to_f32(block->d), dmin = f16_to_f32(block->dmin);
+        float d = _cvtsh_ss(block->d), dmin = _cvtsh_ss(block->dmin);
         for (int r = 0; r < tile_rows; r++) {
             const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
             __m256i sum = _mm256_setzero_si256();
@@ -323,7 +331,7 @@ HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const 
         for (int k = 0; k < 8; k++) {
             scales[k] = _mm256_setr_m128i(_mm_set1_epi16(block->scales[2 * k]), _mm_set1_epi16(block->scales[2 * k + 1]));
         }
-        float d = f16_to_f32(block->d);
+        float d = _cvtsh_ss(block->d);
         for (int r = 0; r < tile_rows; r++) {
             const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
             __m256i sum = _mm256_setzero_si256();
@@ -374,6 +382,13 @@ HK_TARGET_VNNI static void pack_q8_0_vnni(const float *x, int rows, int in, uint
     }
 }
 
+/// Four f16 scales 34 bytes apart, as f32 in lanes 0..3.
+HK_TARGET_VNNI HK_INLINE __m128 four_block_scales(const hk_block_q8_0 *blocks) {
+    uint64_t halves = (uint64_t)blocks[0].d | (uint64_t)blocks[1].d << 16 | (uint64_t)blocks[2].d << 32 |
+                      (uint64_t)blocks[3].d << 48;
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)halves));
+}
+
 HK_TARGET_VNNI HK_INLINE void q8_0_tile_vnni(const hk_block_q8_0 *blocks, const uint8_t *pack, size_t stride,
                                              float *y, int in, int out, int o, int first_row, const int tile_rows) {
     __m512 acc[MAX_TILE_ROWS];
@@ -385,27 +400,40 @@ HK_TARGET_VNNI HK_INLINE void q8_0_tile_vnni(const hk_block_q8_0 *blocks, const 
         scales[r] = (const float *)(values[r] + in);
     }
     const __m512i offset = _mm512_set1_epi8((char)0x80);
-    int blocks_in_row = in / 32;
-    for (int b = 0; b < blocks_in_row; b += 2) {
-        // Two blocks per vector; an odd last block runs alone with the upper half masked off.
-        int pair = b + 1 < blocks_in_row;
-        __m512i weights = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)blocks[b].qs));
-        __m256i halves = _mm256_castsi128_si256(_mm_set1_epi16((short)blocks[b].d));
-        if (pair) {
-            weights = _mm512_inserti64x4(weights, _mm256_loadu_si256((const __m256i *)blocks[b + 1].qs), 1);
-            halves = _mm256_inserti128_si256(halves, _mm_set1_epi16((short)blocks[b + 1].d), 1);
-        } else {
-            weights = _mm512_zextsi256_si512(_mm512_castsi512_si256(weights));
-            halves = _mm256_zextsi128_si256(_mm256_castsi256_si128(halves));
+    const __m512i first_pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i second_pair = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    int blocks_in_row = in / 32, b = 0;
+    for (; b + 4 <= blocks_in_row; b += 4) {
+        PREFETCH_AHEAD(blocks + b);
+        PREFETCH_AHEAD((const char *)(blocks + b) + 64);
+        PREFETCH_AHEAD((const char *)(blocks + b) + 128);
+        __m512 four_scales = _mm512_castps128_ps512(four_block_scales(blocks + b));
+        for (int half = 0; half < 2; half++) {
+            const hk_block_q8_0 *pair = blocks + b + 2 * half;
+            // Two blocks per vector, block k's scale in lanes 8 k .. 8 k + 7.
+            __m512i weights = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)pair[0].qs)),
+                                                 _mm256_loadu_si256((const __m256i *)pair[1].qs), 1);
+            __m512 weight_scales = _mm512_permutexvar_ps(half ? second_pair : first_pair, four_scales);
+            // (q + 128) . w = q . w + 128 * sum(w): start each row's accumulator at -128 * sum(w).
+            __m512i start =
+                _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, weights));
+            for (int r = 0; r < tile_rows; r++) {
+                __m512i dot = _mm512_dpbusd_epi32(start, _mm512_loadu_si512(values[r] + 32 * (b + 2 * half)), weights);
+                __m512 scale = _mm512_mul_ps(weight_scales, _mm512_loadu_ps(scales[r] + 8 * (b + 2 * half)));
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
+            }
         }
-        __mmask16 lanes = pair ? 0xFFFF : 0x00FF;
-        __m512 weight_scales = _mm512_cvtph_ps(halves);
-        // (q + 128) . w = q . w + 128 * sum(w): start each row's accumulator at -128 * sum(w).
-        __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, weights));
+    }
+    for (; b < blocks_in_row; b++) {
+        // The last blocks one at a time, in the lower half of a vector.
+        __m512i weights = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)blocks[b].qs));
+        __m512 weight_scales = _mm512_maskz_mov_ps(0x00FF, _mm512_set1_ps(_cvtsh_ss(blocks[b].d)));
+        __m512i start =
+            _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, weights));
         for (int r = 0; r < tile_rows; r++) {
-            __m512i activations = _mm512_maskz_loadu_epi32(lanes, values[r] + 32 * b);
+            __m512i activations = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(values[r] + 32 * b)));
             __m512i dot = _mm512_dpbusd_epi32(start, activations, weights);
-            __m512 scale = _mm512_mul_ps(weight_scales, _mm512_maskz_loadu_ps(lanes, scales[r] + 8 * b));
+            __m512 scale = _mm512_mul_ps(weight_scales, _mm512_zextps256_ps512(_mm256_loadu_ps(scales[r] + 8 * b)));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
         }
     }
@@ -425,9 +453,9 @@ HK_TARGET_VNNI static void range_q8_0_vnni(const uint8_t *w, const uint8_t *pack
 
 // MARK: - VNNI: Q4_0
 //
-// Weights go four blocks (72 bytes) at a time: one word permute gathers the four 16-byte nibble arrays
-// into a vector (block k in bytes 16 k .. 16 k + 15), whose low nibbles are values 0..15 of each block and
-// high nibbles values 16..31; another gathers the four f16 scales. Pack per row and group of four blocks
+// Weights go four blocks (72 bytes) at a time: the four 16-byte nibble arrays make one vector (block k in
+// bytes 16 k .. 16 k + 15), whose low nibbles are values 0..15 of each block and high nibbles values
+// 16..31; the four f16 scales are gathered with scalar loads (cheaper than word permutes or gathers). Pack per row and group of four blocks
 // (256 bytes): the activations in that order ([block][0..15] then [block][16..31], 128 bytes), per int32
 // lane -8 * (sum of the 8 activations that lane meets), and each block's scale in its four lanes.
 
@@ -470,29 +498,36 @@ HK_TARGET_VNNI HK_INLINE void q4_0_tile_vnni(const uint8_t *row, const uint8_t *
         acc[r] = _mm512_setzero_ps();
         groups_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
-    // Word k of a group: block b starts at word 9 b (its scale), its nibbles are words 9 b + 1 .. 9 b + 8.
-    static const uint16_t nibble_word_index[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15, 16, 17,
-                                                   19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 32, 33, 34, 35};
-    static const uint16_t scale_word_index[32] = {0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27};
-    const __m512i nibble_words = _mm512_loadu_si512(nibble_word_index);
-    const __m512i scale_words = _mm512_loadu_si512(scale_word_index);
+    const __m512i scale_lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
+    const hk_block_q4_0 *blocks = (const hk_block_q4_0 *)row;
     int blocks_in_row = in / 32;
     for (int g = 0; g < (blocks_in_row + 3) / 4; g++) {
-        const uint8_t *group = row + (size_t)g * 4 * sizeof(hk_block_q4_0);
-        int blocks = blocks_in_row - 4 * g < 4 ? blocks_in_row - 4 * g : 4;
-        __m512i first, second;
-        if (blocks == 4) {
-            // Plain loads: masked loads that cross cache lines are slow on some cores (5x here on Zen).
-            first = _mm512_loadu_si512(group);
-            second = _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(group + 64)));
+        const hk_block_q4_0 *group = blocks + 4 * g;
+        PREFETCH_AHEAD(group);
+        PREFETCH_AHEAD((const char *)group + 64);
+        int count = blocks_in_row - 4 * g < 4 ? blocks_in_row - 4 * g : 4;
+        // Block k's 16 nibble bytes into bytes 16 k .. 16 k + 15; its scale into lanes 4 k .. 4 k + 3. A short
+        // last group leaves the missing blocks zero (scale 0).
+        uint64_t halves = 0;
+        __m512i packed = _mm512_setzero_si512();
+        if (count == 4) {
+            halves = (uint64_t)group[0].d | (uint64_t)group[1].d << 16 | (uint64_t)group[2].d << 32 |
+                     (uint64_t)group[3].d << 48;
+            __m256i first = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)group[0].qs)),
+                                                    _mm_loadu_si128((const __m128i *)group[1].qs), 1);
+            __m256i second = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)group[2].qs)),
+                                                     _mm_loadu_si128((const __m128i *)group[3].qs), 1);
+            packed = _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
         } else {
-            // A short last group loads only its own words; the missing blocks read as zero (scale 0).
-            first = _mm512_maskz_loadu_epi16((1u << (9 * blocks)) - 1, group);
-            second = _mm512_setzero_si512();
+            for (int k = 0; k < count; k++) {
+                halves |= (uint64_t)group[k].d << (16 * k);
+                packed = _mm512_mask_broadcast_i32x4(packed, (__mmask16)(0xF << (4 * k)),
+                                                     _mm_loadu_si128((const __m128i *)group[k].qs));
+            }
         }
-        __m512i packed = _mm512_permutex2var_epi16(first, nibble_words, second);
-        __m512 weight_scales = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_words, first)));
+        __m512 weight_scales = _mm512_permutexvar_ps(
+            scale_lanes, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)halves))));
         __m512i low = _mm512_and_si512(packed, low_nibbles);
         __m512i high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_nibbles);
         for (int r = 0; r < tile_rows; r++) {
@@ -554,22 +589,41 @@ HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const 
         blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
     const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
-    const __m512i pick0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
-    const __m512i pick1 = _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m512i pick2 = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6);
-    const __m512i pick3 = _mm512_setr_epi32(5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7);
-    const __m512i pick_mins = _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 0, 0, 0, 0, 0, 0, 0, 0);
+    // Byte shuffles of the 16 unpacked bytes (scales 0..7, mins 0..7, copied to every 128-bit lane): each
+    // int32 lane gets one byte, zero-extended. Lanes 0..7 and 8..15 take sub-blocks (0, 2), (1, 3), (4, 6),
+    // (5, 7) for the four level vectors; the last puts min k in lane k (k < 8) and zeros above.
+#define LANE_BYTE(b) ((b) | (int)0x80808000)
+#define SUB_BLOCK_PAIR(s, t) _mm512_setr_epi32(LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s),     \
+                                               LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(t), LANE_BYTE(t),     \
+                                               LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t),     \
+                                               LANE_BYTE(t))
+    const __m512i pick0 = SUB_BLOCK_PAIR(0, 2), pick1 = SUB_BLOCK_PAIR(1, 3);
+    const __m512i pick2 = SUB_BLOCK_PAIR(4, 6), pick3 = SUB_BLOCK_PAIR(5, 7);
+    const __m512i pick_mins = _mm512_setr_epi32(LANE_BYTE(8), LANE_BYTE(9), LANE_BYTE(10), LANE_BYTE(11), LANE_BYTE(12),
+                                                LANE_BYTE(13), LANE_BYTE(14), LANE_BYTE(15), -1, -1, -1, -1, -1, -1, -1, -1);
+#undef SUB_BLOCK_PAIR
+#undef LANE_BYTE
     for (int b = 0; b < in / HK_QK_K; b++) {
         const hk_block_q4_k *block = &blocks[b];
-        uint8_t unpacked[16];
-        hk_q4k_unpack_scales(block->scales, unpacked);
-        // Lane i: scale i (i < 8) or min i - 8, zero-extended, so (value, 0) word pairs for vpdpwssd.
-        __m512i factors = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)unpacked));
-        __m512i scales0 = _mm512_permutexvar_epi32(pick0, factors), scales1 = _mm512_permutexvar_epi32(pick1, factors);
-        __m512i scales2 = _mm512_permutexvar_epi32(pick2, factors), scales3 = _mm512_permutexvar_epi32(pick3, factors);
-        __m512 mins = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_permutexvar_epi32(0x00FF, pick_mins, factors)),
-                                    _mm512_set1_ps(f16_to_f32(block->dmin)));
-        float d = f16_to_f32(block->d);
+        PREFETCH_AHEAD(block);
+        PREFETCH_AHEAD((const char *)block + 64);
+        PREFETCH_AHEAD((const char *)block + 128);
+        // Unpacked with scalar word arithmetic (idle integer ports) and moved over without a memory round trip.
+        uint32_t words[3];
+        memcpy(words, block->scales, sizeof words);
+        uint64_t scales = (words[0] & 0x3F3F3F3Fu) |
+                          (uint64_t)((words[2] & 0x0F0F0F0Fu) | (((words[0] >> 6) & 0x03030303u) << 4)) << 32;
+        uint64_t mins = (words[1] & 0x3F3F3F3Fu) |
+                        (uint64_t)(((words[2] >> 4) & 0x0F0F0F0Fu) | (((words[1] >> 6) & 0x03030303u) << 4)) << 32;
+        __m512i factors = _mm512_broadcast_i32x4(_mm_set_epi64x((long long)mins, (long long)scales));
+        __m512i scales0 = _mm512_shuffle_epi8(factors, pick0), scales1 = _mm512_shuffle_epi8(factors, pick1);
+        __m512i scales2 = _mm512_shuffle_epi8(factors, pick2), scales3 = _mm512_shuffle_epi8(factors, pick3);
+        uint32_t both_halves;
+        memcpy(&both_halves, &block->d, sizeof both_halves); // d, dmin
+        __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)both_halves));
+        float d = _mm_cvtss_f32(d_dmin);
+        __m512 mins_scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_shuffle_epi8(factors, pick_mins)),
+                                           _mm512_broadcastss_ps(_mm_movehdup_ps(d_dmin)));
         __m512i first = _mm512_loadu_si512(block->qs), second = _mm512_loadu_si512(block->qs + 64);
         __m512i levels0 = _mm512_and_si512(first, low_nibbles);
         __m512i levels1 = _mm512_and_si512(_mm512_srli_epi16(first, 4), low_nibbles);
@@ -584,7 +638,7 @@ HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const 
             sum = _mm512_dpwssd_epi32(sum, _mm512_dpbusd_epi32(zero, levels3, _mm512_loadu_si512(p + 192)), scales3);
             float activation_scale = ((const float *)(p + 320))[0];
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
-            acc[r] = _mm512_fnmadd_ps(mins, _mm512_loadu_ps((const float *)(p + 256)), acc[r]);
+            acc[r] = _mm512_fnmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), acc[r]);
         }
     }
     for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
@@ -648,6 +702,10 @@ HK_TARGET_VNNI HK_INLINE void q6_k_tile_vnni(const hk_block_q6_k *blocks, const 
     };
     for (int b = 0; b < in / HK_QK_K; b++) {
         const hk_block_q6_k *block = &blocks[b];
+        PREFETCH_AHEAD(block);
+        PREFETCH_AHEAD((const char *)block + 64);
+        PREFETCH_AHEAD((const char *)block + 128);
+        PREFETCH_AHEAD((const char *)block + 192);
         // Signed scales as (scale, 0) word pairs: sign-extend to 16 bits, zero-extend to 32.
         __m512i factors = _mm512_cvtepu16_epi32(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)block->scales)));
         __m512i scales[4], levels[4];
@@ -663,7 +721,7 @@ HK_TARGET_VNNI HK_INLINE void q6_k_tile_vnni(const hk_block_q6_k *blocks, const 
             levels[2 * half + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(low, 4), low_nibbles),
                                                    _mm512_and_si512(high_bits, bits45));
         }
-        float d = f16_to_f32(block->d);
+        float d = _cvtsh_ss(block->d);
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = blocks_pack[r] + (size_t)b * Q6_K_BLOCK_PACK;
             __m512i sum = _mm512_setzero_si512();

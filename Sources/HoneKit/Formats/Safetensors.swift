@@ -51,7 +51,7 @@ public final class SafetensorsFile: @unchecked Sendable {
                 unsupported[name] = dtypeName
                 continue
             }
-            let expectedBytes = shape.reduce(1, *) * dtype.bytesPerElement
+            let expectedBytes = dtype.byteCount(elements: shape.reduce(1, *))
             guard end - begin == expectedBytes else {
                 throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has \(end - begin) bytes, but shape \(shape) of \(dtypeName) needs \(expectedBytes)")
             }

@@ -110,9 +110,15 @@ public struct Sampler: Sendable {
     /// after every processor. Greedy parameters give a one-hot vector at the argmax. Does not touch the
     /// random state or `logits`.
     public func probabilities(logits: [Float], history: [Int32]) -> [Float] {
-        var copy = logits
+        logits.withUnsafeBufferPointer { buffer in
+            probabilities(logits: buffer.baseAddress!, vocabularySize: buffer.count, history: history)
+        }
+    }
+
+    /// Pointer form of `probabilities(logits:history:)`; `logits` are only read.
+    public func probabilities(logits: UnsafePointer<Float>, vocabularySize: Int, history: [Int32]) -> [Float] {
+        var copy = Array(UnsafeBufferPointer(start: logits, count: vocabularySize))
         var scratch = Scratch()
-        let vocabularySize = logits.count
         let count = copy.withUnsafeMutableBufferPointer { buffer in
             Sampler.process(logits: buffer.baseAddress!, vocabularySize: vocabularySize, history: history,
                             parameters: parameters, scratch: &scratch)

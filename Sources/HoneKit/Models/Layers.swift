@@ -14,6 +14,10 @@ public struct Linear: @unchecked Sendable {
     /// bit-identical results whatever the row count, which batched greedy decoding relies on.
     nonisolated(unsafe) public static var rowKernelLimit = 16
 
+    /// Quantized weights through the reference product (dequantize, f32 dot) instead of the integer kernels,
+    /// which quantize activations to 8 bits: lets tests check a quantized file's weights exactly.
+    nonisolated(unsafe) static var exactQuantizedProducts = false
+
     public init(weight: TensorView, bias: TensorView?) throws {
         guard weight.shape.count == 2 else {
             throw HoneError.tensorShape(name: weight.name, expected: [-1, -1], actual: weight.shape, path: weight.source)
@@ -31,11 +35,26 @@ public struct Linear: @unchecked Sendable {
     public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
         guard rows > 0 else { return }
         let (input, output) = (Int32(inFeatures), Int32(outFeatures))
-        if rows <= Linear.rowKernelLimit {
+        if weight.dtype.isQuantized {
+            let type = Int32(weight.dtype.ggmlType)
+            // TODO(quant): many rows through hk_matmul_many_quant once it lands; until then chunks of the row kernel.
+            var start = 0
+            while start < rows {
+                let count = min(Linear.rowKernelLimit, rows - start)
+                let (source, target) = (x + start * inFeatures, y + start * outFeatures)
+                if Linear.exactQuantizedProducts {
+                    hk_matmul_rows_quant_ref(type, weight.data, source, target, Int32(count), input, output)
+                } else {
+                    hk_matmul_rows_quant(type, weight.data, source, target, Int32(count), input, output)
+                }
+                start += count
+            }
+        } else if rows <= Linear.rowKernelLimit {
             switch weight.dtype {
             case .f32: hk_matmul_rows_f32(weight.data.assumingMemoryBound(to: Float.self), x, y, Int32(rows), input, output)
             case .f16: hk_matmul_rows_f16(weight.data.assumingMemoryBound(to: UInt16.self), x, y, Int32(rows), input, output)
             case .bf16: hk_matmul_rows_bf16(weight.data.assumingMemoryBound(to: UInt16.self), x, y, Int32(rows), input, output)
+            default: preconditionFailure("block types are handled above")
             }
         } else {
             let type: hk_weight_type
@@ -43,6 +62,7 @@ public struct Linear: @unchecked Sendable {
             case .f32: type = HK_WEIGHT_F32
             case .f16: type = HK_WEIGHT_F16
             case .bf16: type = HK_WEIGHT_BF16
+            default: preconditionFailure("block types are handled above")
             }
             hk_matmul_many(weight.data, Int32(type.rawValue), x, y, Int32(rows), input, output)
         }

@@ -1,18 +1,47 @@
-/// Element types of stored tensors. Compute is always f32; f16 and bf16 stay as stored in the mapping.
+import HoneKernels
+
+/// Element types of stored tensors. Compute is always f32; f16 and bf16 stay as stored in the mapping, and the
+/// GGUF block-quantized types (ggml's exact layouts) are used in place by the quantized kernels.
 public enum DType: String, Sendable, CaseIterable {
     case f32 = "F32"
     case f16 = "F16"
     case bf16 = "BF16"
+    case q8_0 = "Q8_0"
+    case q4_0 = "Q4_0"
+    case q4_K = "Q4_K"
+    case q6_K = "Q6_K"
 
-    public var bytesPerElement: Int {
+    public var isQuantized: Bool { blockSize > 1 }
+
+    /// Values per block (1 for plain types).
+    public var blockSize: Int {
         switch self {
-        case .f32: return 4
-        case .f16, .bf16: return 2
+        case .f32, .f16, .bf16: return 1
+        case .q8_0, .q4_0: return 32
+        case .q4_K, .q6_K: return 256
         }
     }
 
-    /// The safetensors spelling ("F32", "F16", "BF16").
-    public init?(safetensorsName: String) { self.init(rawValue: safetensorsName) }
+    /// Bytes per block (per element for plain types).
+    public var blockBytes: Int {
+        switch self {
+        case .f32: return 4
+        case .f16, .bf16: return 2
+        case .q8_0: return 34
+        case .q4_0: return 18
+        case .q4_K: return 144
+        case .q6_K: return 210
+        }
+    }
+
+    /// Bytes of `elements` values; for block types `elements` must be a multiple of the block size.
+    public func byteCount(elements: Int) -> Int { elements / blockSize * blockBytes }
+
+    /// The safetensors spelling ("F32", "F16", "BF16"); block types do not exist in safetensors.
+    public init?(safetensorsName: String) {
+        guard let dtype = DType(rawValue: safetensorsName), !dtype.isQuantized else { return nil }
+        self = dtype
+    }
 
     /// GGML type ids (ggml.h `enum ggml_type`).
     public init?(ggmlType: UInt32) {
@@ -20,6 +49,10 @@ public enum DType: String, Sendable, CaseIterable {
         case 0: self = .f32
         case 1: self = .f16
         case 30: self = .bf16
+        case 8: self = .q8_0
+        case 2: self = .q4_0
+        case 12: self = .q4_K
+        case 14: self = .q6_K
         default: return nil
         }
     }
@@ -29,6 +62,10 @@ public enum DType: String, Sendable, CaseIterable {
         case .f32: return 0
         case .f16: return 1
         case .bf16: return 30
+        case .q8_0: return 8
+        case .q4_0: return 2
+        case .q4_K: return 12
+        case .q6_K: return 14
         }
     }
 }

@@ -22,11 +22,15 @@ public struct TensorView: @unchecked Sendable {
     }
 
     public var elementCount: Int { shape.reduce(1, *) }
-    public var byteCount: Int { elementCount * dtype.bytesPerElement }
+    public var byteCount: Int { dtype.byteCount(elements: elementCount) }
 
-    /// Converts `count` elements starting at `offset` to f32 into `destination`.
+    /// Converts `count` elements starting at `offset` to f32 into `destination`. For block-quantized types both
+    /// must be whole blocks (rows of a weight or an embedding always are).
     public func convert(offset: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
         switch dtype {
+        case .q8_0, .q4_0, .q4_K, .q6_K:
+            precondition(offset % dtype.blockSize == 0 && count % dtype.blockSize == 0, "conversion of part of a block")
+            hk_dequantize_row(Int32(dtype.ggmlType), data + dtype.byteCount(elements: offset), destination, Int64(count))
         case .f32:
             destination.update(from: data.assumingMemoryBound(to: Float.self) + offset, count: count)
         case .f16:
