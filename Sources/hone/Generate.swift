@@ -8,8 +8,10 @@ struct Generate: ParsableCommand {
         discussion: """
         Input: a JSON list (AlpacaEval's instructions file) or JSON Lines of {"instruction", "input"?, "dataset"?}.
         Output: a JSON list of {"instruction", "output", "generator", "dataset"} in input order. Defaults follow
-        CUT's generate.py: the alpaca template, greedy decoding, up to 2048 new tokens, special tokens skipped,
-        the answer taken after "### Response:" and stripped.
+        CUT's generate.py: the alpaca template, greedy decoding, up to 2048 new tokens, no stop strings, special
+        tokens skipped, the answer taken as Python's text.split("### Response:")[1].strip(). A model that runs on
+        past its answer costs time: --stop "### Instruction:" ends it there (the output may then differ from
+        CUT's, which keeps such text).
 
         Prompts are batched continuously (--batch-size); under greedy decoding every answer equals the
         batch-size-1 answer. Finished answers go to OUTPUT.journal as they complete: rerun the same command after
@@ -63,7 +65,7 @@ struct Generate: ParsableCommand {
                 GenerationRequest(promptTokens: tokenizer.encode($0, addSpecialTokens: promptTemplate.addsBOS,
                                                                  parseSpecial: parseSpecial),
                                   maxNewTokens: maxNewTokens, sampling: sampling.parameters,
-                                  stopStrings: sampling.stop + promptTemplate.stopStrings)
+                                  stopStrings: sampling.stop)
             }
             let name = generator ?? URL(fileURLWithPath: model).standardized.deletingPathExtension().lastPathComponent
             let fingerprint = "\(URL(fileURLWithPath: model).standardized.path)|\(prompts.hashStable)|\(maxNewTokens)|\(sampling.parameters)|\(sampling.stop)"

@@ -231,9 +231,9 @@ struct SamplerFixture {
 
     // MARK: - Large vocabularies
 
-    /// The top-p shortcut (summing the tail without sorting it) keeps exactly what a full sort keeps, on a
-    /// 128K vocabulary shaped like a language model's (a heavy head, a long tail).
-    @Test func topPShortcutEqualsFullSort() {
+    /// Top-p by quickselect on mass keeps exactly what a full sort keeps, on a 128K vocabulary with a heavy
+    /// head and a long tail, including cuts that keep one token and cuts that keep most of the vocabulary.
+    @Test func topPQuickselectEqualsFullSort() {
         var generator = SplitMix64(seed: 5)
         let size = 128_256
         var logits = [Float](repeating: 0, count: size)
@@ -241,16 +241,37 @@ struct SamplerFixture {
             let u = Double(generator.next() >> 11) * 0x1p-53
             logits[index] = Float(-log(-log(max(u, 1e-300)))) * 1.5  // Gumbel-ish spread
         }
-        for index in 0..<50 { logits[Int(generator.next() % UInt64(size))] += 9 }
-        for (topP, temperature) in [(Float(0.9), Float(1)), (0.5, 0.7), (0.999, 1.2), (0.95, 2)] {
+        for _ in 0..<50 { logits[Int(generator.next() % UInt64(size))] += 9 }
+        // Runs of equal scores, so that some cuts fall inside a tie group.
+        for index in stride(from: 0, to: size, by: 97) { logits[index] = 4.5 }
+        let grid: [(Float, Float)] = [(0.1, 1), (0.3, 1), (0.5, 1), (0.7, 1), (0.8, 1), (0.9, 1), (0.95, 1), (0.999, 1),
+                                      (0.5, 0.7), (0.999, 1.2), (0.95, 2)]
+        var keptCounts: Set<Int> = []
+        for (topP, temperature) in grid {
             let parameters = SamplingParameters(temperature: temperature, topP: topP)
             let got = Sampler(parameters: parameters).probabilities(logits: logits, history: [])
             let expected = Self.referenceTopP(logits.map { $0 / temperature }, topP: topP)
             let keptGot = got.indices.filter { got[$0] > 0 }
             #expect(keptGot == expected, "top-p \(topP) T \(temperature): \(keptGot.count) kept, full sort \(expected.count)")
-            print("top-p \(topP) T \(temperature): kept \(keptGot.count)")
-            #expect(keptGot.count < size)
+            #expect(keptGot.count >= 1 && keptGot.count < size)
+            keptCounts.insert(keptGot.count)
         }
+        #expect(keptCounts.count >= 6, "the grid should cut at many different places: \(keptCounts.sorted())")
+
+        // A cut in the middle of the run of 4.5s: the lower ids of the run stay.
+        let plain = Sampler(parameters: SamplingParameters(temperature: 1)).probabilities(logits: logits, history: [])
+        var above = 0.0, run = 0.0
+        for index in 0..<size where logits[index] >= 4.5 {
+            if logits[index] > 4.5 { above += Double(plain[index]) } else { run += Double(plain[index]) }
+        }
+        let topP = Float(above + run / 2)
+        let got = Sampler(parameters: SamplingParameters(temperature: 1, topP: topP)).probabilities(logits: logits, history: [])
+        let kept = got.indices.filter { got[$0] > 0 }
+        #expect(kept == Self.referenceTopP(logits, topP: topP))
+        let keptRun = kept.filter { logits[$0] == 4.5 }
+        let wholeRun = logits.indices.filter { logits[$0] == 4.5 }
+        #expect(!keptRun.isEmpty && keptRun.count < wholeRun.count)
+        #expect(keptRun == Array(wholeRun.prefix(keptRun.count)))
     }
 
     /// TopPLogitsWarper written out with a full sort: ascending by score (among equal scores the higher id

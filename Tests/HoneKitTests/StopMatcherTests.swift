@@ -102,7 +102,7 @@ import Testing
         let texts = [
             "Answer: 42.\n### Response: still\n### Instruction: next",
             "no stop here at all, just # and ## and USER and </ s>",
-            "ababa abab tail",
+            "abaab abab tail",
             "caf\u{E9}! yes",
             "emoji \u{1F600}\u{1F600} USER",
         ]
@@ -127,6 +127,6 @@ import Testing
         }
         #expect(run(stops, [texts[0]]).text == "Answer: 42.\n### Response: still")
         #expect(!run(stops, [texts[1]]).stopped)
-        #expect(run(stops, [texts[2]]).text == "ababa ")  // "ababa" holds "aba" and releases it at " "
+        #expect(run(stops, [texts[2]]).text == "abaab ")  // holds "aba", "ab" on the way
     }
 }

@@ -26,10 +26,9 @@ public final class ChatSession {
     public func prompt(for userMessage: String) throws -> [Int32] {
         messages.append(ChatMessage(role: .user, content: userMessage))
         while true {
-            let text = template.prompt(conversation: messages, system: system)
-            // Chat templates write their markup with special tokens (<|im_start|>, [INST] … </s>), so the rendered
-            // conversation is tokenized with special tokens parsed, as HF's apply_chat_template does.
-            let ids = tokenizer.encode(text, addSpecialTokens: template.addsBOS, parseSpecial: true)
+            // Markup and messages are tokenized apart: the template's special tokens (<|im_start|>, </s>) become
+            // ids, while the same text typed by the user stays text.
+            let ids = template.encode(template.pieces(conversation: messages, system: system), with: tokenizer)
             let room = min(maxNewTokens, max(1, contextLimit / 4))
             if ids.count + room <= contextLimit { return ids }
             if messages.count <= 1 {

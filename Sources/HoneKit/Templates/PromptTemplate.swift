@@ -204,8 +204,9 @@ extension PromptTemplate {
         return result.filter { !$0.text.isEmpty }
     }
 
-    /// The reply in generated text: what follows the first `responseSplit` marker (when the template has
-    /// one and the text holds it), stripped of surrounding whitespace like Python's `str.strip()`.
+    /// The reply in generated text: what lies between the first `responseSplit` marker and the next one (Python's
+    /// `text.split(marker)[1]`, as CUT's generate.py takes it), stripped like Python's `str.strip()`; the whole
+    /// text stripped when the template has no marker or the text does not hold it.
     ///
     /// CUT's generate.py decodes prompt + reply together and splits there (methods.md §1.9); pass the same
     /// text to reproduce it exactly. Given only the generated continuation, which usually holds no marker,
@@ -214,6 +215,7 @@ extension PromptTemplate {
         var text = Substring(generated)
         if let responseSplit, !responseSplit.isEmpty, let range = generated.range(of: responseSplit) {
             text = generated[range.upperBound...]
+            if let next = text.range(of: responseSplit) { text = text[..<next.lowerBound] }
         }
         return Self.pythonStrip(text)
     }
