@@ -20,7 +20,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     /// Ids of single-scalar pieces, the starting symbols of BPE.
     let scalarIDs: [UInt32: Int32]
     let byteIDs: [Int32]
-    let merger: BPEMerger
+    let merges: BPEMergeRules
     let byteFallback: Bool
     let prefixPolicy: PrefixPolicy
     let removeExtraWhitespaces: Bool
@@ -72,25 +72,33 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         }
         byteIDs = bytes
 
-        var merger = BPEMerger()
+        var table = MergeTable(capacity: merges?.count ?? pieces.count * 4)
         if let merges {
+            // tokenizer.json: the rank is the position in the list; a repeated pair keeps its last rank (HF's map).
             for (rank, pair) in merges.enumerated() {
                 guard let left = ids[Array(pair.0.utf8)], let right = ids[Array(pair.1.utf8)],
                       let merged = ids[Array(pair.0.utf8) + Array(pair.1.utf8)] else { continue }
-                let key = BPEMerger.key(left, right)
-                if merger.merges[key] == nil { merger.merges[key] = (priority: -Float(rank), merged: merged) }
+                table.insert(left: left, right: right, rank: UInt32(rank), merged: merged)
             }
         } else {
+            // tokenizer.model / GGUF: a pair merges when its concatenation is a normal or user-defined piece, the
+            // higher score first. Scores become dense ranks, so equal scores stay equal (leftmost pair first).
+            var candidates: [(score: Float, left: Int32, right: Int32, merged: Int32)] = []
             for (index, piece) in pieces.enumerated() where types[index] == .normal || types[index] == .userDefined {
                 let bytes = Array(piece.utf8)
                 guard piece.unicodeScalars.count > 1 else { continue }
                 for split in 1..<bytes.count where !UTF8.isContinuation(bytes[split]) {
                     guard let leftID = ids[Array(bytes[..<split])], let rightID = ids[Array(bytes[split...])] else { continue }
-                    merger.merges[BPEMerger.key(leftID, rightID)] = (priority: scores[index], merged: Int32(index))
+                    candidates.append((scores[index], leftID, rightID, Int32(index)))
                 }
             }
+            let ranks = Dictionary(Set(candidates.map(\.score)).sorted(by: >).enumerated().map { ($1, UInt32($0)) },
+                                   uniquingKeysWith: { first, _ in first })
+            for candidate in candidates {
+                table.insert(left: candidate.left, right: candidate.right, rank: ranks[candidate.score]!, merged: candidate.merged)
+            }
         }
-        self.merger = merger
+        self.merges = BPEMergeRules(table: table)
         self.byteFallback = byteFallback
         self.prefixPolicy = prefixPolicy
         self.removeExtraWhitespaces = removeExtraWhitespaces
@@ -213,30 +221,34 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             output.append(contentsOf: cached)
             return
         }
-        var symbols: [Int32] = []
-        symbols.reserveCapacity(word.count)
-        for scalar in word { symbols.append(scalarIDs[scalar.value] ?? -1) }
-        let merged = merger.apply(symbols)
+        // Characters outside the vocabulary never merge: the word is merged run by run between them, and each
+        // becomes its UTF-8 bytes as <0xNN> pieces, or the unknown id (consecutive ones fused, as sentencepiece).
         var tokens: [Int32] = []
-        let scalarsOfWord = Array(word)
-        for (position, symbol) in merged.enumerated() {
-            if symbol.id >= 0 {
-                tokens.append(symbol.id)
+        var run: [Int32] = []
+        var previousUnknown = false
+        func flushRun() {
+            merges.merge(&run)
+            tokens.append(contentsOf: run)
+            run.removeAll(keepingCapacity: true)
+        }
+        for scalar in word {
+            if let id = scalarIDs[scalar.value] {
+                run.append(id)
+                previousUnknown = false
                 continue
             }
-            // An unknown character: its UTF-8 bytes as <0xNN> pieces, or the unknown id.
-            let end = position + 1 < merged.count ? merged[position + 1].start : scalarsOfWord.count
-            let text = String(String.UnicodeScalarView(scalarsOfWord[symbol.start..<end]))
+            flushRun()
             if byteFallback {
-                for byte in text.utf8 {
+                for byte in UTF8.encode(scalar)! {
                     let id = byteIDs[Int(byte)]
                     tokens.append(id >= 0 ? id : (unknownTokenID ?? 0))
                 }
-            } else if tokens.last != unknownTokenID || position == 0 || merged[position - 1].id >= 0 {
-                // Consecutive unknown characters fuse into one unknown token (sentencepiece; HF fuse_unk).
+            } else if !previousUnknown {
                 tokens.append(unknownTokenID ?? 0)
             }
+            previousUnknown = true
         }
+        flushRun()
         cache.set(key, tokens)
         output.append(contentsOf: tokens)
     }
