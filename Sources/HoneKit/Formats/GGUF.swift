@@ -61,6 +61,8 @@ public final class GGUFFile: @unchecked Sendable {
     public let metadata: [String: GGUFValue]
     /// Metadata keys in file order.
     public let metadataKeys: [String]
+    /// Each key's GGUF value type, and the element type of arrays, so a file can be rewritten exactly.
+    public let metadataTypes: [String: (type: UInt32, elementType: UInt32?)]
     public let tensorInfos: [GGUFTensorInfo]
     public let dataOffset: Int
     public var path: String { file.path }
@@ -85,14 +87,20 @@ public final class GGUFFile: @unchecked Sendable {
         }
         var metadata: [String: GGUFValue] = [:]
         var keys: [String] = []
+        var types: [String: (type: UInt32, elementType: UInt32?)] = [:]
         for index in 0..<Int(metadataCount) {
             let key = try GGUFFile.readString(&reader, "metadata key \(index)")
             let type = try reader.read(UInt32.self, "type of '\(key)'")
+            // Peek at an array's element type (bounds-checked: a truncated file may end here; readValue reports it).
+            let elementType = type == 9 && reader.size - reader.offset >= 4
+                ? reader.base.loadUnaligned(fromByteOffset: reader.offset, as: UInt32.self) : nil
             metadata[key] = try GGUFFile.readValue(&reader, type: type, key: key)
             keys.append(key)
+            types[key] = (type, elementType.map { UInt32(littleEndian: $0) })
         }
         self.metadata = metadata
         metadataKeys = keys
+        metadataTypes = types
         var infos: [GGUFTensorInfo] = []
         infos.reserveCapacity(Int(tensorCount))
         for index in 0..<Int(tensorCount) {
