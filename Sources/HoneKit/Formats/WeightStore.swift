@@ -11,6 +11,15 @@ public protocol WeightStore: AnyObject, Sendable {
     func tensor(_ name: String) throws -> TensorView
 }
 
+extension WeightStore {
+    /// The linear layer `name` (`name.weight`, and `name.bias` when `bias`), its weight checked to be `shape`.
+    func linear(_ name: String, shape: [Int], bias: Bool) throws -> Linear {
+        let weight = try tensor("\(name).weight")
+        try weight.expectShape(shape)
+        return try Linear(weight: weight, bias: bias ? try tensor("\(name).bias") : nil)
+    }
+}
+
 /// The tensors of an HF model directory: `model.safetensors`, or shards listed in `model.safetensors.index.json`.
 public final class SafetensorsStore: WeightStore, @unchecked Sendable {
     public let location: String

@@ -57,9 +57,7 @@ public final class LlamaModel: CausalLanguageModel, @unchecked Sendable {
         let (heads, kvHeads, headDimension) = (config.headCount, config.keyValueHeadCount, config.headDimension)
 
         func linear(_ name: String, _ shape: [Int], bias: Bool) throws -> Linear {
-            let weight = try weights.tensor("\(name).weight")
-            try weight.expectShape(shape)
-            return try Linear(weight: weight, bias: bias ? try weights.tensor("\(name).bias") : nil)
+            try weights.linear(name, shape: shape, bias: bias)
         }
         func norm(_ name: String) throws -> RMSNorm {
             try RMSNorm(weight: weights.tensor(name), dimension: hidden, epsilon: config.normEpsilon)

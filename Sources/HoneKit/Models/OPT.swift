@@ -34,9 +34,7 @@ public final class OPTModel: CausalLanguageModel, @unchecked Sendable {
         let affine = config.layerNormElementwiseAffine
 
         func linear(_ name: String, _ shape: [Int], bias: Bool) throws -> Linear {
-            let weight = try weights.tensor(prefix + name + ".weight")
-            try weight.expectShape(shape)
-            return try Linear(weight: weight, bias: bias ? try weights.tensor(prefix + name + ".bias") : nil)
+            try weights.linear(prefix + name, shape: shape, bias: bias)
         }
         func norm(_ name: String) throws -> LayerNorm {
             try LayerNorm(weight: affine ? weights.tensor(prefix + name + ".weight") : nil,
