@@ -40,7 +40,8 @@ let package = Package(
         .testTarget(
             name: "HoneKernelsTests",
             dependencies: ["HoneKernels"],
-            path: "Tests/HoneKernelsTests"
+            path: "Tests/HoneKernelsTests",
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "HoneKitTests",

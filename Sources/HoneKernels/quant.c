@@ -523,10 +523,10 @@ HK_TARGET_AVX2 static void quantize_a32_avx2(const float *x /* [n] */, int8_t *q
         float multiplier = amax != 0.0f ? 127.0f / amax : 0.0f;
         d[b] = amax / 127.0f;
         __m256 scale = _mm256_set1_ps(multiplier);
-        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v[0], scale)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v[1], scale));
-        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v[2], scale)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v[3], scale));
+        __m256i i[4];
+        for (int k = 0; k < 4; k++) i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], scale));
         // Packs interleave 128-bit lanes; a final dword permute restores the order.
-        __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
         packed = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)(q + 32 * b), packed);
     }

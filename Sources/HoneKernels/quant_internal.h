@@ -10,7 +10,7 @@
 // MARK: - Targets
 
 /// AVX-512 with VNNI (vpdpbusd, vpdpwssd) on top of the level hk_isa calls AVX512.
-#define HK_TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define HK_TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 /// The instruction set the quantized kernels use: HK_ISA_AVX512 only with VNNI (the AVX-512 level without
 /// it takes the AVX2 code).

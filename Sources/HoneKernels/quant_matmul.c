@@ -2,8 +2,9 @@
 //
 // The activations are quantized once per call (int8 blocks, see hone_quant.h) and packed into a layout
 // made for the kernel at hand; the weights are read in their GGUF layout, one output row at a time, and
-// each weight row's blocks are decoded once for all activation rows (in register tiles of up to eight).
-// Integer products are exact; f32 only enters when a block's integer sum is scaled.
+// each weight row's blocks are decoded once per register tile of up to four activation rows (FOR_EACH_TILE
+// keeps the weights of further tiles in L2). Integer products are exact; f32 only enters when a block's
+// integer sum is scaled, and each (output, row) gets the same operations whatever the other rows.
 //
 // VNNI (vpdpbusd) multiplies unsigned by signed bytes. Signs are handled with offsets rather than
 // per-product sign juggling:
@@ -17,10 +18,13 @@
 #include "quant_internal.h"
 
 /// Activation rows per register tile.
-#define MAX_TILE_ROWS 8
+#define MAX_TILE_ROWS 4
 
+/// Software prefetch distance in the weight stream. The hardware prefetchers stop at page boundaries; two
+/// pages ahead took one thread from ~27 to ~35 GB/s on the TinyLlama shapes (Zen 5; 2 to 16 KB measured,
+/// 8 to 16 KB best, 0 = off). Prefetches past the end of the weights are harmless (they never fault).
 #ifndef QUANT_PREFETCH_BYTES
-#define QUANT_PREFETCH_BYTES 0
+#define QUANT_PREFETCH_BYTES 8192
 #endif
 #define PREFETCH_AHEAD(address)                                                                                \
     do {                                                                                                       \
@@ -41,23 +45,30 @@ typedef struct {
 
 // MARK: - Shared helpers
 
-/// Calls `tile(first_row, tile_rows)` over balanced tiles of at most MAX_TILE_ROWS rows (16 = 8 + 8).
-#define FOR_EACH_ROW_TILE(rows, TILE_CALL)                                                                    \
-    do {                                                                                                      \
-        int tile_count_ = ((rows) + MAX_TILE_ROWS - 1) / MAX_TILE_ROWS;                                      \
-        for (int tile_ = 0; tile_ < tile_count_; tile_++) {                                                   \
-            int first_row = tile_ * (rows) / tile_count_, end_row_ = (tile_ + 1) * (rows) / tile_count_;      \
-            switch (end_row_ - first_row) {                                                                   \
-            case 1: TILE_CALL(1); break;                                                                      \
-            case 2: TILE_CALL(2); break;                                                                      \
-            case 3: TILE_CALL(3); break;                                                                      \
-            case 4: TILE_CALL(4); break;                                                                      \
-            case 5: TILE_CALL(5); break;                                                                      \
-            case 6: TILE_CALL(6); break;                                                                      \
-            case 7: TILE_CALL(7); break;                                                                      \
-            default: TILE_CALL(8); break;                                                                     \
-            }                                                                                                 \
-        }                                                                                                     \
+/// Runs TILE_CALL(n) for every output o in [first_output, end_output) and every balanced tile of n <= 4 rows
+/// starting at first_row (16 rows = 4 x 4). Outputs go in chunks of about 64 KB of weights, row tiles
+/// inside: a row tile's activations (a few KB per row) stay in L1 while the chunk's weights, read from
+/// memory by the first row tile, come from L2 for the others. Each (output, row) is still computed by
+/// one tile call with the same operations, so results do not depend on the row count.
+#define FOR_EACH_TILE(rows, row_bytes, TILE_CALL)                                                              \
+    do {                                                                                                       \
+        int tile_count_ = ((rows) + MAX_TILE_ROWS - 1) / MAX_TILE_ROWS;                                        \
+        int chunk_ = (int)(((size_t)64 << 10) / (row_bytes));                                                 \
+        if (chunk_ < 1 || tile_count_ == 1) chunk_ = end_output - first_output;                               \
+        for (int chunk_first_ = first_output; chunk_first_ < end_output; chunk_first_ += chunk_) {            \
+            int chunk_end_ = end_output - chunk_first_ < chunk_ ? end_output : chunk_first_ + chunk_;          \
+            for (int tile_ = 0; tile_ < tile_count_; tile_++) {                                                \
+                int first_row = tile_ * (rows) / tile_count_, end_row_ = (tile_ + 1) * (rows) / tile_count_;   \
+                for (int o = chunk_first_; o < chunk_end_; o++) {                                              \
+                    switch (end_row_ - first_row) {                                                            \
+                    case 1: TILE_CALL(1); break;                                                               \
+                    case 2: TILE_CALL(2); break;                                                               \
+                    case 3: TILE_CALL(3); break;                                                               \
+                    default: TILE_CALL(4); break;                                                              \
+                    }                                                                                          \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
     } while (0)
 
 static size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
@@ -184,7 +195,7 @@ static void range_q6_k_scalar(const uint8_t *w, const uint8_t *pack, size_t stri
 
 // MARK: - AVX2 (canonical activations; vpmaddubsw + vpmaddwd)
 
-/// Sum of the 8 int32 lanes as int32 lanes pairs of int16 products (vpmaddwd with ones).
+/// Adds adjacent int16 products into int32 lanes (vpmaddwd with ones).
 HK_TARGET_AVX2 HK_INLINE __m256i widen_pairs_avx2(__m256i products16) {
     return _mm256_madd_epi16(products16, _mm256_set1_epi16(1));
 }
@@ -200,6 +211,7 @@ HK_TARGET_AVX2 HK_INLINE void q8_0_tile_avx2(const hk_block_q8_0 *blocks, const 
     __m256 acc[MAX_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) acc[r] = _mm256_setzero_ps();
     for (int b = 0; b < in / 32; b++) {
+        if (b % 2 == 0) PREFETCH_AHEAD(blocks + b); // one line per 64 bytes is enough
         __m256i weights = _mm256_loadu_si256((const __m256i *)blocks[b].qs);
         float wd = _cvtsh_ss(blocks[b].d);
         for (int r = 0; r < tile_rows; r++) {
@@ -215,12 +227,10 @@ HK_TARGET_AVX2 HK_INLINE void q8_0_tile_avx2(const hk_block_q8_0 *blocks, const 
 HK_TARGET_AVX2 static void range_q8_0_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
     size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q8_0, in);
-    for (int o = first_output; o < end_output; o++) {
-        const hk_block_q8_0 *blocks = (const hk_block_q8_0 *)(w + (size_t)o * row_bytes);
-#define Q8_0_AVX2_TILE(n) q8_0_tile_avx2(blocks, pack, stride, y, in, out, o, first_row, n)
-        FOR_EACH_ROW_TILE(rows, Q8_0_AVX2_TILE);
+#define Q8_0_AVX2_TILE(n) \
+    q8_0_tile_avx2((const hk_block_q8_0 *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+    FOR_EACH_TILE(rows, row_bytes, Q8_0_AVX2_TILE);
 #undef Q8_0_AVX2_TILE
-    }
 }
 
 HK_TARGET_AVX2 HK_INLINE void q4_0_tile_avx2(const hk_block_q4_0 *blocks, const uint8_t *pack, size_t stride,
@@ -229,6 +239,7 @@ HK_TARGET_AVX2 HK_INLINE void q4_0_tile_avx2(const hk_block_q4_0 *blocks, const 
     for (int r = 0; r < tile_rows; r++) acc[r] = _mm256_setzero_ps();
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
     for (int b = 0; b < in / 32; b++) {
+        if (b % 4 == 0) PREFETCH_AHEAD(blocks + b); // one line per 64 bytes is enough
         __m128i packed = _mm_loadu_si128((const __m128i *)blocks[b].qs);
         // Values 0..15 in the low half and 16..31 in the high half, then -8 .. 7 as signed bytes.
         __m256i levels = _mm256_and_si256(
@@ -248,12 +259,10 @@ HK_TARGET_AVX2 HK_INLINE void q4_0_tile_avx2(const hk_block_q4_0 *blocks, const 
 HK_TARGET_AVX2 static void range_q4_0_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
     size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q4_0, in);
-    for (int o = first_output; o < end_output; o++) {
-        const hk_block_q4_0 *blocks = (const hk_block_q4_0 *)(w + (size_t)o * row_bytes);
-#define Q4_0_AVX2_TILE(n) q4_0_tile_avx2(blocks, pack, stride, y, in, out, o, first_row, n)
-        FOR_EACH_ROW_TILE(rows, Q4_0_AVX2_TILE);
+#define Q4_0_AVX2_TILE(n) \
+    q4_0_tile_avx2((const hk_block_q4_0 *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+    FOR_EACH_TILE(rows, row_bytes, Q4_0_AVX2_TILE);
 #undef Q4_0_AVX2_TILE
-    }
 }
 
 HK_TARGET_AVX2 HK_INLINE void q4_k_tile_avx2(const hk_block_q4_k *blocks, const uint8_t *pack, size_t stride,
@@ -266,6 +275,9 @@ HK_TARGET_AVX2 HK_INLINE void q4_k_tile_avx2(const hk_block_q4_k *blocks, const 
     }
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
     for (int b = 0; b < in / HK_QK_K; b++) {
+        PREFETCH_AHEAD(blocks + b);
+        PREFETCH_AHEAD((const char *)(blocks + b) + 64);
+        PREFETCH_AHEAD((const char *)(blocks + b) + 128);
         const hk_block_q4_k *block = &blocks[b];
         uint8_t unpacked[16];
         hk_q4k_unpack_scales(block->scales, unpacked);
@@ -282,7 +294,8 @@ HK_TARGET_AVX2 HK_INLINE void q4_k_tile_avx2(const hk_block_q4_k *blocks, const 
             int mins = 0;
             for (int s = 0; s < 8; s++) {
                 // Levels <= 15 times |q| <= 127: the int16 pairs cannot saturate.
-                __m256i products = _mm256_maddubs_epi16(levels[s], _mm256_loadu_si256((const __m256i *)(a->qs + 32 * s)));
+                __m256i q = _mm256_loadu_si256((const __m256i *)(a->qs + 32 * s));
+                __m256i products = _mm256_maddubs_epi16(levels[s], q);
                 sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, _mm256_set1_epi16(unpacked[s])));
                 mins += unpacked[8 + s] * (a->bsums[2 * s] + a->bsums[2 * s + 1]);
             }
@@ -296,12 +309,10 @@ HK_TARGET_AVX2 HK_INLINE void q4_k_tile_avx2(const hk_block_q4_k *blocks, const 
 HK_TARGET_AVX2 static void range_q4_k_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
     size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q4_K, in);
-    for (int o = first_output; o < end_output; o++) {
-        const hk_block_q4_k *blocks = (const hk_block_q4_k *)(w + (size_t)o * row_bytes);
-#define Q4_K_AVX2_TILE(n) q4_k_tile_avx2(blocks, pack, stride, y, in, out, o, first_row, n)
-        FOR_EACH_ROW_TILE(rows, Q4_K_AVX2_TILE);
+#define Q4_K_AVX2_TILE(n) \
+    q4_k_tile_avx2((const hk_block_q4_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+    FOR_EACH_TILE(rows, row_bytes, Q4_K_AVX2_TILE);
 #undef Q4_K_AVX2_TILE
-    }
 }
 
 HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const uint8_t *pack, size_t stride,
@@ -310,6 +321,10 @@ HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const 
     for (int r = 0; r < tile_rows; r++) acc[r] = _mm256_setzero_ps();
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F), two_bits = _mm256_set1_epi8(3);
     for (int b = 0; b < in / HK_QK_K; b++) {
+        PREFETCH_AHEAD(blocks + b);
+        PREFETCH_AHEAD((const char *)(blocks + b) + 64);
+        PREFETCH_AHEAD((const char *)(blocks + b) + 128);
+        PREFETCH_AHEAD((const char *)(blocks + b) + 192);
         const hk_block_q6_k *block = &blocks[b];
         // levels[k]: values 32 k .. 32 k + 31 (0..63).
         __m256i levels[8];
@@ -317,19 +332,22 @@ HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const 
             __m256i low0 = _mm256_loadu_si256((const __m256i *)(block->ql + 64 * half));
             __m256i low1 = _mm256_loadu_si256((const __m256i *)(block->ql + 64 * half + 32));
             __m256i high = _mm256_loadu_si256((const __m256i *)(block->qh + 32 * half));
-            levels[4 * half + 0] = _mm256_or_si256(_mm256_and_si256(low0, low_nibbles),
-                                                   _mm256_slli_epi16(_mm256_and_si256(high, two_bits), 4));
-            levels[4 * half + 1] = _mm256_or_si256(_mm256_and_si256(low1, low_nibbles),
-                                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2), two_bits), 4));
-            levels[4 * half + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low0, 4), low_nibbles),
-                                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 4), two_bits), 4));
-            levels[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low1, 4), low_nibbles),
-                                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 6), two_bits), 4));
+            // Quarter k: low or high nibbles of low0/low1, top two bits at bit 2 k of `high`.
+            __m256i nibbles[4] = {
+                _mm256_and_si256(low0, low_nibbles), _mm256_and_si256(low1, low_nibbles),
+                _mm256_and_si256(_mm256_srli_epi16(low0, 4), low_nibbles),
+                _mm256_and_si256(_mm256_srli_epi16(low1, 4), low_nibbles),
+            };
+            for (int k = 0; k < 4; k++) {
+                __m256i top = _mm256_and_si256(_mm256_srli_epi16(high, 2 * k), two_bits);
+                levels[4 * half + k] = _mm256_or_si256(nibbles[k], _mm256_slli_epi16(top, 4));
+            }
         }
         // Scales per 32 values: the int16 lanes 0..7 cover sub-block 2k, 8..15 sub-block 2k + 1.
         __m256i scales[8];
         for (int k = 0; k < 8; k++) {
-            scales[k] = _mm256_setr_m128i(_mm_set1_epi16(block->scales[2 * k]), _mm_set1_epi16(block->scales[2 * k + 1]));
+            scales[k] = _mm256_setr_m128i(_mm_set1_epi16(block->scales[2 * k]),
+                                          _mm_set1_epi16(block->scales[2 * k + 1]));
         }
         float d = _cvtsh_ss(block->d);
         for (int r = 0; r < tile_rows; r++) {
@@ -337,7 +355,8 @@ HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const 
             __m256i sum = _mm256_setzero_si256();
             for (int k = 0; k < 8; k++) {
                 // Levels <= 63 times |q| <= 127: pairs stay below 2^15.
-                __m256i products = _mm256_maddubs_epi16(levels[k], _mm256_loadu_si256((const __m256i *)(a->qs + 32 * k)));
+                __m256i q = _mm256_loadu_si256((const __m256i *)(a->qs + 32 * k));
+                __m256i products = _mm256_maddubs_epi16(levels[k], q);
                 sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[k]));
             }
             int offset = 0;
@@ -352,12 +371,10 @@ HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const 
 HK_TARGET_AVX2 static void range_q6_k_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
     size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q6_K, in);
-    for (int o = first_output; o < end_output; o++) {
-        const hk_block_q6_k *blocks = (const hk_block_q6_k *)(w + (size_t)o * row_bytes);
-#define Q6_K_AVX2_TILE(n) q6_k_tile_avx2(blocks, pack, stride, y, in, out, o, first_row, n)
-        FOR_EACH_ROW_TILE(rows, Q6_K_AVX2_TILE);
+#define Q6_K_AVX2_TILE(n) \
+    q6_k_tile_avx2((const hk_block_q6_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+    FOR_EACH_TILE(rows, row_bytes, Q6_K_AVX2_TILE);
 #undef Q6_K_AVX2_TILE
-    }
 }
 
 // MARK: - VNNI: Q8_0
@@ -411,8 +428,9 @@ HK_TARGET_VNNI HK_INLINE void q8_0_tile_vnni(const hk_block_q8_0 *blocks, const 
         for (int half = 0; half < 2; half++) {
             const hk_block_q8_0 *pair = blocks + b + 2 * half;
             // Two blocks per vector, block k's scale in lanes 8 k .. 8 k + 7.
-            __m512i weights = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)pair[0].qs)),
-                                                 _mm256_loadu_si256((const __m256i *)pair[1].qs), 1);
+            __m256i first = _mm256_loadu_si256((const __m256i *)pair[0].qs);
+            __m256i second = _mm256_loadu_si256((const __m256i *)pair[1].qs);
+            __m512i weights = _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
             __m512 weight_scales = _mm512_permutexvar_ps(half ? second_pair : first_pair, four_scales);
             // (q + 128) . w = q . w + 128 * sum(w): start each row's accumulator at -128 * sum(w).
             __m512i start =
@@ -443,21 +461,20 @@ HK_TARGET_VNNI HK_INLINE void q8_0_tile_vnni(const hk_block_q8_0 *blocks, const 
 HK_TARGET_VNNI static void range_q8_0_vnni(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
     size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q8_0, in);
-    for (int o = first_output; o < end_output; o++) {
-        const hk_block_q8_0 *blocks = (const hk_block_q8_0 *)(w + (size_t)o * row_bytes);
-#define Q8_0_VNNI_TILE(n) q8_0_tile_vnni(blocks, pack, stride, y, in, out, o, first_row, n)
-        FOR_EACH_ROW_TILE(rows, Q8_0_VNNI_TILE);
+#define Q8_0_VNNI_TILE(n) \
+    q8_0_tile_vnni((const hk_block_q8_0 *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+    FOR_EACH_TILE(rows, row_bytes, Q8_0_VNNI_TILE);
 #undef Q8_0_VNNI_TILE
-    }
 }
 
 // MARK: - VNNI: Q4_0
 //
 // Weights go four blocks (72 bytes) at a time: the four 16-byte nibble arrays make one vector (block k in
 // bytes 16 k .. 16 k + 15), whose low nibbles are values 0..15 of each block and high nibbles values
-// 16..31; the four f16 scales are gathered with scalar loads (cheaper than word permutes or gathers). Pack per row and group of four blocks
-// (256 bytes): the activations in that order ([block][0..15] then [block][16..31], 128 bytes), per int32
-// lane -8 * (sum of the 8 activations that lane meets), and each block's scale in its four lanes.
+// 16..31; the four f16 scales are gathered with scalar loads (cheaper than word permutes or gathers).
+// Pack per row and group of four blocks (256 bytes): the activations in that order ([block][0..15] then
+// [block][16..31], 128 bytes), per int32 lane -8 * (sum of the 8 activations that lane meets), and each
+// block's scale in its four lanes.
 
 #define Q4_0_GROUP_PACK 256
 
@@ -514,10 +531,10 @@ HK_TARGET_VNNI HK_INLINE void q4_0_tile_vnni(const uint8_t *row, const uint8_t *
         if (count == 4) {
             halves = (uint64_t)group[0].d | (uint64_t)group[1].d << 16 | (uint64_t)group[2].d << 32 |
                      (uint64_t)group[3].d << 48;
-            __m256i first = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)group[0].qs)),
-                                                    _mm_loadu_si128((const __m128i *)group[1].qs), 1);
-            __m256i second = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)group[2].qs)),
-                                                     _mm_loadu_si128((const __m128i *)group[3].qs), 1);
+            __m128i nibbles[4];
+            for (int k = 0; k < 4; k++) nibbles[k] = _mm_loadu_si128((const __m128i *)group[k].qs);
+            __m256i first = _mm256_inserti128_si256(_mm256_castsi128_si256(nibbles[0]), nibbles[1], 1);
+            __m256i second = _mm256_inserti128_si256(_mm256_castsi128_si256(nibbles[2]), nibbles[3], 1);
             packed = _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
         } else {
             for (int k = 0; k < count; k++) {
@@ -544,12 +561,9 @@ HK_TARGET_VNNI HK_INLINE void q4_0_tile_vnni(const uint8_t *row, const uint8_t *
 HK_TARGET_VNNI static void range_q4_0_vnni(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
     size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q4_0, in);
-    for (int o = first_output; o < end_output; o++) {
-        const uint8_t *row = w + (size_t)o * row_bytes;
-#define Q4_0_VNNI_TILE(n) q4_0_tile_vnni(row, pack, stride, y, in, out, o, first_row, n)
-        FOR_EACH_ROW_TILE(rows, Q4_0_VNNI_TILE);
+#define Q4_0_VNNI_TILE(n) q4_0_tile_vnni(w + (size_t)o * row_bytes, pack, stride, y, in, out, o, first_row, n)
+    FOR_EACH_TILE(rows, row_bytes, Q4_0_VNNI_TILE);
 #undef Q4_0_VNNI_TILE
-    }
 }
 
 // MARK: - VNNI: Q4_K
@@ -573,7 +587,9 @@ HK_TARGET_VNNI static void pack_q4_k_vnni(const float *x, int rows, int in, uint
             uint8_t *p = pack + (size_t)r * stride + (size_t)b * Q4_K_BLOCK_PACK;
             for (int k = 0; k < 8; k++) memcpy(p + 32 * k, blocks[b].qs + 32 * order[k], 32);
             float *sums = (float *)(p + 256);
-            for (int s = 0; s < 8; s++) sums[s] = blocks[b].d * (float)(blocks[b].bsums[2 * s] + blocks[b].bsums[2 * s + 1]);
+            for (int s = 0; s < 8; s++) {
+                sums[s] = blocks[b].d * (float)(blocks[b].bsums[2 * s] + blocks[b].bsums[2 * s + 1]);
+            }
             for (int s = 8; s < 16; s++) sums[s] = 0.0f;
             ((float *)(p + 320))[0] = blocks[b].d;
         }
@@ -593,14 +609,15 @@ HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const 
     // int32 lane gets one byte, zero-extended. Lanes 0..7 and 8..15 take sub-blocks (0, 2), (1, 3), (4, 6),
     // (5, 7) for the four level vectors; the last puts min k in lane k (k < 8) and zeros above.
 #define LANE_BYTE(b) ((b) | (int)0x80808000)
-#define SUB_BLOCK_PAIR(s, t) _mm512_setr_epi32(LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s),     \
-                                               LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(t), LANE_BYTE(t),     \
-                                               LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t),     \
-                                               LANE_BYTE(t))
+#define SUB_BLOCK_PAIR(s, t)                                                                                   \
+    _mm512_setr_epi32(LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s),         \
+                      LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t),         \
+                      LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t))
     const __m512i pick0 = SUB_BLOCK_PAIR(0, 2), pick1 = SUB_BLOCK_PAIR(1, 3);
     const __m512i pick2 = SUB_BLOCK_PAIR(4, 6), pick3 = SUB_BLOCK_PAIR(5, 7);
-    const __m512i pick_mins = _mm512_setr_epi32(LANE_BYTE(8), LANE_BYTE(9), LANE_BYTE(10), LANE_BYTE(11), LANE_BYTE(12),
-                                                LANE_BYTE(13), LANE_BYTE(14), LANE_BYTE(15), -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m512i pick_mins = _mm512_setr_epi32(LANE_BYTE(8), LANE_BYTE(9), LANE_BYTE(10), LANE_BYTE(11),
+                                                LANE_BYTE(12), LANE_BYTE(13), LANE_BYTE(14), LANE_BYTE(15),
+                                                -1, -1, -1, -1, -1, -1, -1, -1);
 #undef SUB_BLOCK_PAIR
 #undef LANE_BYTE
     for (int b = 0; b < in / HK_QK_K; b++) {
@@ -647,12 +664,10 @@ HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const 
 HK_TARGET_VNNI static void range_q4_k_vnni(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
     size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q4_K, in);
-    for (int o = first_output; o < end_output; o++) {
-        const hk_block_q4_k *blocks = (const hk_block_q4_k *)(w + (size_t)o * row_bytes);
-#define Q4_K_VNNI_TILE(n) q4_k_tile_vnni(blocks, pack, stride, y, in, out, o, first_row, n)
-        FOR_EACH_ROW_TILE(rows, Q4_K_VNNI_TILE);
+#define Q4_K_VNNI_TILE(n) \
+    q4_k_tile_vnni((const hk_block_q4_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+    FOR_EACH_TILE(rows, row_bytes, Q4_K_VNNI_TILE);
 #undef Q4_K_VNNI_TILE
-    }
 }
 
 // MARK: - VNNI: Q6_K
@@ -741,12 +756,10 @@ HK_TARGET_VNNI HK_INLINE void q6_k_tile_vnni(const hk_block_q6_k *blocks, const 
 HK_TARGET_VNNI static void range_q6_k_vnni(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
     size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q6_K, in);
-    for (int o = first_output; o < end_output; o++) {
-        const hk_block_q6_k *blocks = (const hk_block_q6_k *)(w + (size_t)o * row_bytes);
-#define Q6_K_VNNI_TILE(n) q6_k_tile_vnni(blocks, pack, stride, y, in, out, o, first_row, n)
-        FOR_EACH_ROW_TILE(rows, Q6_K_VNNI_TILE);
+#define Q6_K_VNNI_TILE(n) \
+    q6_k_tile_vnni((const hk_block_q6_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+    FOR_EACH_TILE(rows, row_bytes, Q6_K_VNNI_TILE);
 #undef Q6_K_VNNI_TILE
-    }
 }
 
 // MARK: - Dispatch

@@ -37,17 +37,13 @@ public struct Linear: @unchecked Sendable {
         let (input, output) = (Int32(inFeatures), Int32(outFeatures))
         if weight.dtype.isQuantized {
             let type = Int32(weight.dtype.ggmlType)
-            // TODO(quant): many rows through hk_matmul_many_quant once it lands; until then chunks of the row kernel.
-            var start = 0
-            while start < rows {
-                let count = min(Linear.rowKernelLimit, rows - start)
-                let (source, target) = (x + start * inFeatures, y + start * outFeatures)
-                if Linear.exactQuantizedProducts {
-                    hk_matmul_rows_quant_ref(type, weight.data, source, target, Int32(count), input, output)
-                } else {
-                    hk_matmul_rows_quant(type, weight.data, source, target, Int32(count), input, output)
-                }
-                start += count
+            if Linear.exactQuantizedProducts {
+                hk_matmul_rows_quant_ref(type, weight.data, x, y, Int32(rows), input, output)
+            } else if rows <= Linear.rowKernelLimit {
+                hk_matmul_rows_quant(type, weight.data, x, y, Int32(rows), input, output)
+            } else {
+                // Prefill: activations quantized once, then an int8 GEMM (about 3× dequantize + sgemm here).
+                hk_matmul_many_quant(type, weight.data, x, y, Int32(rows), input, output)
             }
         } else if rows <= Linear.rowKernelLimit {
             switch weight.dtype {

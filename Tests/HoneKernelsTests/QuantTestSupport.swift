@@ -1,0 +1,199 @@
+import Foundation
+import Testing
+import HoneKernels
+
+/// The block formats the quantized matrix kernels take as weights.
+enum QuantType: String, CaseIterable, Sendable, CustomStringConvertible {
+    case q8_0, q4_0, q4_k, q6_k
+
+    var id: Int32 {
+        switch self {
+        case .q8_0: return Int32(HK_QUANT_Q8_0.rawValue)
+        case .q4_0: return Int32(HK_QUANT_Q4_0.rawValue)
+        case .q4_k: return Int32(HK_QUANT_Q4_K.rawValue)
+        case .q6_k: return Int32(HK_QUANT_Q6_K.rawValue)
+        }
+    }
+
+    var blockSize: Int { Int(hk_quant_block_size(id)) }
+    var blockBytes: Int { Int(hk_quant_block_bytes(id)) }
+    /// Values per activation block in the kernels (A32 for Q8_0/Q4_0, Q8_K for the K formats).
+    var activationBlock: Int { self == .q8_0 || self == .q4_0 ? 32 : 256 }
+    var description: String { rawValue }
+
+    func rowBytes(_ values: Int) -> Int { Int(hk_quant_row_bytes(id, Int64(values))) }
+
+    /// The single-row quantizer.
+    func quantizeRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, _ n: Int) {
+        switch self {
+        case .q8_0: hk_quantize_row_q8_0(x, y, Int64(n))
+        case .q4_0: hk_quantize_row_q4_0(x, y, Int64(n))
+        case .q4_k: hk_quantize_row_q4_k(x, y, Int64(n))
+        case .q6_k: hk_quantize_row_q6_k(x, y, Int64(n))
+        }
+    }
+}
+
+/// A random [out, in] weight matrix quantized with hk_quantize, and what it dequantizes to.
+struct QuantizedMatrix {
+    let type: QuantType
+    let rows: Int
+    let columns: Int
+    var bytes: [UInt8]
+    var values: [Float]
+
+    init(_ type: QuantType, rows: Int, columns: Int, generator: inout SeededGenerator) {
+        self.init(type, rows: rows, columns: columns, floats: generator.floats(rows * columns))
+    }
+
+    init(_ type: QuantType, rows: Int, columns: Int, floats: [Float]) {
+        var bytes = [UInt8](repeating: 0, count: rows * type.rowBytes(columns))
+        let status = bytes.withUnsafeMutableBytes {
+            hk_quantize(type.id, floats, $0.baseAddress, Int64(rows), Int64(columns))
+        }
+        precondition(status == 0)
+        self.init(type, rows: rows, columns: columns, bytes: bytes)
+    }
+
+    /// Blocks given as bytes.
+    init(_ type: QuantType, rows: Int, columns: Int, bytes: [UInt8]) {
+        precondition(bytes.count == rows * type.rowBytes(columns))
+        self.type = type
+        self.rows = rows
+        self.columns = columns
+        self.bytes = bytes
+        values = [Float](repeating: 0, count: rows * columns)
+        let rowBytes = type.rowBytes(columns)
+        bytes.withUnsafeBytes { raw in
+            values.withUnsafeMutableBufferPointer { out in
+                for r in 0..<rows {
+                    let row = raw.baseAddress! + r * rowBytes
+                    _ = hk_dequantize_row(type.id, row, out.baseAddress! + r * columns, Int64(columns))
+                }
+            }
+        }
+    }
+}
+
+/// Which matrix product to run.
+enum QuantProduct: Sendable { case rows, rowsReference, integerReference, many, manySgemm, manyReference }
+
+func quantMultiply(_ product: QuantProduct, _ w: QuantizedMatrix, _ x: [Float], rows: Int) -> [Float] {
+    var y = [Float](repeating: .nan, count: rows * w.rows)
+    let (r, i, o) = (Int32(rows), Int32(w.columns), Int32(w.rows))
+    let status = w.bytes.withUnsafeBytes { raw -> Int32 in
+        let p = raw.baseAddress
+        switch product {
+        case .rows: return hk_matmul_rows_quant(w.type.id, p, x, &y, r, i, o)
+        case .rowsReference: return hk_matmul_rows_quant_ref(w.type.id, p, x, &y, r, i, o)
+        case .integerReference: return hk_matmul_quant_int_ref(w.type.id, p, x, &y, r, i, o)
+        case .many: return hk_matmul_many_quant(w.type.id, p, x, &y, r, i, o)
+        case .manySgemm: return hk_matmul_many_quant_sgemm(w.type.id, p, x, &y, r, i, o)
+        case .manyReference: return hk_matmul_many_quant_ref(w.type.id, p, x, &y, r, i, o)
+        }
+    }
+    #expect(status == 0, "\(product) \(w.type) status")
+    return y
+}
+
+/// Per output: sum_i |w[o, i] * x[r, i]| (the scale of f32 rounding errors).
+func quantMagnitudes(_ w: QuantizedMatrix, _ x: [Float], rows: Int) -> [Float] {
+    var result = [Float](repeating: 0, count: rows * w.rows)
+    for r in 0..<rows {
+        for o in 0..<w.rows {
+            var sum: Float = 0
+            for i in 0..<w.columns { sum += abs(w.values[o * w.columns + i] * x[r * w.columns + i]) }
+            result[r * w.rows + o] = sum
+        }
+    }
+    return result
+}
+
+/// Worst-case effect of quantizing the activations: each value moves by at most half a step, amax / 254 of
+/// its activation block (32 values for Q8_0/Q4_0, 256 for the K formats), so the product moves by at most
+/// sum over blocks of amax / 254 * sum |w| (plus f32 rounding, covered by the caller's relative term).
+func activationQuantizationBounds(_ w: QuantizedMatrix, _ x: [Float], rows: Int) -> [Float] {
+    let block = w.type.activationBlock
+    var result = [Float](repeating: 0, count: rows * w.rows)
+    for r in 0..<rows {
+        for o in 0..<w.rows {
+            var bound: Float = 0
+            for b in stride(from: 0, to: w.columns, by: block) {
+                var amax: Float = 0, weights: Float = 0
+                for i in b..<(b + block) {
+                    amax = max(amax, abs(x[r * w.columns + i]))
+                    weights += abs(w.values[o * w.columns + i])
+                }
+                bound += amax / 254 * weights
+            }
+            result[r * w.rows + o] = bound * 1.001
+        }
+    }
+    return result
+}
+
+// MARK: - Fixtures
+
+/// Tests/HoneKernelsTests/Fixtures/quant, made by tools/oracle/make_quant_fixtures.py.
+enum QuantFixtures {
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures").appendingPathComponent("quant")
+
+    struct Tensor {
+        let name: String
+        let rows: Int
+        let columns: Int
+        let input: [Float]
+        /// Type name -> bytes written by llama.cpp's llama-quantize.
+        let llama: [String: [UInt8]]
+        /// Type name -> bytes written by the gguf Python package (Q8_0, Q4_0).
+        let ggufPy: [String: [UInt8]]
+    }
+
+    static func load() throws -> [Tensor] {
+        let data = try Data(contentsOf: directory.appendingPathComponent("index.json"))
+        let index = try JSONSerialization.jsonObject(with: data)
+        guard let root = index as? [String: Any], let tensors = root["tensors"] as? [[String: Any]] else {
+            throw FixtureError.malformed
+        }
+        return try tensors.map { entry in
+            guard let name = entry["name"] as? String, let rows = entry["rows"] as? Int,
+                  let columns = entry["cols"] as? Int, let input = entry["input"] as? String,
+                  let llama = entry["llama"] as? [String: String], let ggufPy = entry["gguf_py"] as? [String: String] else {
+                throw FixtureError.malformed
+            }
+            let floats = try bytes(input).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            guard floats.count == rows * columns else { throw FixtureError.malformed }
+            return Tensor(name: name, rows: rows, columns: columns, input: floats,
+                          llama: try llama.mapValues(bytes), ggufPy: try ggufPy.mapValues(bytes))
+        }
+    }
+
+    static func bytes(_ file: String) throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: directory.appendingPathComponent(file)))
+    }
+
+    enum FixtureError: Error { case malformed }
+}
+
+/// Expects equal bytes, reporting the count and the first difference (block index and offset in it).
+func expectSameBytes(_ actual: [UInt8], _ expected: [UInt8], blockBytes: Int, _ context: @autoclosure () -> String,
+                     sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(actual.count == expected.count, "\(context()): length", sourceLocation: sourceLocation)
+    let differing = zip(actual, expected).enumerated().filter { $0.element.0 != $0.element.1 }
+    if let first = differing.first {
+        let message = "\(context()): \(differing.count) of \(expected.count) bytes differ; first in block "
+            + "\(first.offset / blockBytes) at byte \(first.offset % blockBytes): "
+            + "\(first.element.0) instead of \(first.element.1)"
+        Issue.record(Comment(rawValue: message), sourceLocation: sourceLocation)
+    }
+}
+
+/// IEEE half bits to Float, independently of the kernels (Swift's Float16 is not available on every platform).
+func halfToFloat(_ bits: UInt16) -> Float {
+    let sign: Float = bits & 0x8000 != 0 ? -1 : 1
+    let exponent = Int((bits >> 10) & 0x1F), mantissa = Float(bits & 0x3FF)
+    if exponent == 0 { return sign * mantissa * Float(sign: .plus, exponent: -24, significand: 1) }
+    if exponent == 31 { return mantissa == 0 ? sign * .infinity : .nan }
+    return sign * (1 + mantissa / 1024) * Float(sign: .plus, exponent: exponent - 15, significand: 1)
+}
