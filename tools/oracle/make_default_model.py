@@ -109,13 +109,14 @@ def build_corpus() -> list[str]:
 # tokenizer
 # ---------------------------------------------------------------------------
 
-def train_sentencepiece(lines: list[str]) -> bytes:
+def train_sentencepiece(lines: list[str], vocab_size: int = VOCAB, **symbols) -> bytes:
+    """SentencePiece BPE with Llama-2's trainer settings; `symbols` adds control_symbols / user_defined_symbols."""
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(lines),
         model_writer=buf,
         model_type="bpe",
-        vocab_size=VOCAB,
+        vocab_size=vocab_size,
         byte_fallback=True,
         split_digits=True,
         allow_whitespace_only_pieces=True,
@@ -124,6 +125,7 @@ def train_sentencepiece(lines: list[str]) -> bytes:
         add_dummy_prefix=True,
         unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
         unk_piece="<unk>", bos_piece="<s>", eos_piece="</s>",
+        **symbols,
         # the rest of Llama-2's trainer_spec
         character_coverage=0.99995,
         max_sentencepiece_length=16,

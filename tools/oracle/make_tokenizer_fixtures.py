@@ -247,38 +247,9 @@ def added_token_entry(content: str, special: bool = True) -> dict:
 
 
 def train_spm(lines: list[str]) -> bytes:
-    """Llama-2 trainer settings (make_default_model.train_sentencepiece), vocab 1000, plus one
-    control and one user-defined symbol."""
-    buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines),
-        model_writer=buf,
-        model_type="bpe",
-        vocab_size=SPM_VOCAB,
-        byte_fallback=True,
-        split_digits=True,
-        allow_whitespace_only_pieces=True,
-        remove_extra_whitespaces=False,
-        normalization_rule_name="identity",
-        add_dummy_prefix=True,
-        unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
-        unk_piece="<unk>", bos_piece="<s>", eos_piece="</s>",
-        control_symbols=[SPM_CONTROL],
-        user_defined_symbols=[SPM_USER],
-        character_coverage=0.99995,
-        max_sentencepiece_length=16,
-        split_by_unicode_script=True,
-        split_by_number=True,
-        split_by_whitespace=True,
-        treat_whitespace_as_suffix=False,
-        vocabulary_output_piece_score=True,
-        hard_vocab_limit=True,
-        use_all_vocab=False,
-        max_sentence_length=16384,
-        num_threads=1,
-        minloglevel=2,
-    )
-    return buf.getvalue()
+    """Llama-2 trainer settings, vocab 1000, plus one control and one user-defined symbol."""
+    return mdm.train_sentencepiece(lines, vocab_size=SPM_VOCAB, control_symbols=[SPM_CONTROL],
+                                   user_defined_symbols=[SPM_USER])
 
 
 def make_spm_bpe(d: Path, corpus: list[str]) -> None:
