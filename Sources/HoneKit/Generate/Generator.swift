@@ -105,12 +105,15 @@ public final class Generator {
         let logits = FloatBuffer(count: Linear.rowKernelLimit * vocabulary)
 
         func finish(_ slot: Slot, _ reason: FinishReason) throws {
-            var tail = slot.detokenizer.finish()
-            if reason == .stopString { tail = "" }
-            let emitted = reason == .stopString ? "" : slot.stopMatcher.push(tail).emit + slot.stopMatcher.finish()
-            if !emitted.isEmpty {
-                slot.text += emitted
-                onText?(slot.index, emitted)
+            // After a stop string nothing more is shown; otherwise flush what the detokenizer and the stop
+            // matcher still hold back (an incomplete character, a possible start of a stop string).
+            if reason != .stopString {
+                let (emit, stopped) = slot.stopMatcher.push(slot.detokenizer.finish())
+                let emitted = stopped ? emit : emit + slot.stopMatcher.finish()
+                if !emitted.isEmpty {
+                    slot.text += emitted
+                    onText?(slot.index, emitted)
+                }
             }
             try onFinish(slot.index, GenerationResult(tokens: slot.generated, text: slot.text, finishReason: reason))
         }
