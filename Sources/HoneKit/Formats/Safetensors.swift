@@ -114,3 +114,67 @@ extension SafetensorsFile {
         }
     }
 }
+
+// MARK: - Streamed writing
+
+/// A tensor whose bytes are produced only when the data section reaches it.
+public struct SafetensorsStreamEntry {
+    public let name: String
+    public let dtype: String
+    public let shape: [Int]
+    public let byteCount: Int
+    public let bytes: () throws -> Data
+
+    public init(name: String, dtype: String, shape: [Int], byteCount: Int, bytes: @escaping () throws -> Data) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.byteCount = byteCount
+        self.bytes = bytes
+    }
+}
+
+extension SafetensorsWriter {
+    /// Writes tensors one at a time to `path.tmp`, then renames it: a model is never held in memory whole.
+    /// `progress` is called after each tensor with the bytes written so far.
+    public static func stream(_ entries: [SafetensorsStreamEntry], metadata: [String: String] = [:], to path: String,
+                              progress: ((Int) -> Void)? = nil) throws {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        for entry in entries {
+            header[entry.name] = ["dtype": entry.dtype, "shape": entry.shape, "data_offsets": [offset, offset + entry.byteCount]]
+            offset += entry.byteCount
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
+        let temporary = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil),
+              let handle = FileHandle(forWritingAtPath: temporary) else {
+            throw HoneError.io(path: temporary, message: "cannot create file")
+        }
+        var succeeded = false
+        defer {
+            try? handle.close()
+            if !succeeded { unlink(temporary) }
+        }
+        var length = UInt64(json.count).littleEndian
+        try handle.write(contentsOf: withUnsafeBytes(of: &length) { Data($0) })
+        try handle.write(contentsOf: json)
+        var written = 0
+        for entry in entries {
+            let bytes = try entry.bytes()
+            guard bytes.count == entry.byteCount else {
+                throw HoneError.io(path: path, message: "tensor '\(entry.name)' produced \(bytes.count) bytes, expected \(entry.byteCount)")
+            }
+            try handle.write(contentsOf: bytes)
+            written += bytes.count
+            progress?(written)
+        }
+        try handle.synchronize()
+        if rename(temporary, path) != 0 {
+            throw HoneError.io(path: path, message: "cannot move the finished file into place: \(String(cString: strerror(errno)))")
+        }
+        succeeded = true
+    }
+}

@@ -3,8 +3,10 @@ import HoneKernels
 
 /// Llama 1/2/3, TinyLlama, Mistral (full attention) and Qwen2 (q/k/v bias): pre-norm decoder blocks with
 /// RMSNorm, grouped-query attention with rotary positions, and a SwiGLU MLP.
-public final class LlamaModel: CausalLanguageModel, @unchecked Sendable {
+public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     public let config: ModelConfig
+    /// LoRA adapters applied in every forward pass, when attached.
+    public var adapters: AdapterSet?
     let embedding: Embedding
     let layers: [Block]
     let finalNorm: RMSNorm
@@ -91,74 +93,122 @@ public final class LlamaModel: CausalLanguageModel, @unchecked Sendable {
 
     public func forward(_ batch: [SequenceInput]) throws -> HiddenStates {
         try validate(batch)
-        let (offsets, total) = batchOffsets(batch)
+        let layout = PassLayout(counts: batch.map(\.tokens.count), starts: batch.map(\.cache.length))
+        let total = layout.total
+        let hidden = config.hiddenSize
+        for sequence in batch { sequence.cache.reserve(sequence.cache.length + sequence.tokens.count) }
+        let frequencies = rotaryFrequencies(layout)
+
+        let x = FloatBuffer(count: total * hidden)
+        embedding.lookup(batch.flatMap(\.tokens), into: x.pointer)
+        let scratch = LayerTape()
+        let scale = attentionScale
+        for index in layers.indices {
+            runLayer(index, x: x.pointer, layout: layout, frequencies: frequencies, tape: scratch) { q, k, v, out in
+                attendWithCache(batch: batch, offsets: layout.offsets, layer: index, config: config,
+                                queries: q, keys: k, values: v, output: out, scale: scale)
+            }
+        }
+        for sequence in batch { sequence.cache.length += sequence.tokens.count }
+        let normed = FloatBuffer(count: total * hidden)
+        finalNorm.apply(x.pointer, rows: total, into: normed.pointer)
+        return HiddenStates(values: normed, rows: total, width: hidden, sequenceOffsets: layout.offsets)
+    }
+
+    var attentionScale: Float { 1 / Float(config.headDimension).squareRoot() }
+
+    /// Rotary frequencies per sequence (dynamic scaling depends on how far a sequence reaches).
+    func rotaryFrequencies(_ layout: PassLayout) -> [FloatBuffer] {
+        guard case .dynamic = config.ropeScaling else {
+            return Array(repeating: defaultFrequencies, count: layout.counts.count)
+        }
+        return layout.counts.indices.map { index in
+            let reach = Int(layout.positions[layout.offsets[index]]) + layout.counts[index]
+            return FloatBuffer(rotary.inverseFrequencies(sequenceLength: reach))
+        }
+    }
+
+    /// Rotates queries [total, heads × head_dim] and keys [total, kv_heads × head_dim] of every sequence in place;
+    /// `inverse` undoes it (the backward of a rotation is the opposite rotation).
+    func rotate(queries: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, layout: PassLayout,
+                frequencies: [FloatBuffer], inverse: Bool = false) {
+        let queryWidth = config.headCount * config.headDimension
+        let kvWidth = config.keyValueHeadCount * config.headDimension
+        let interleaved: Int32 = config.ropeInterleaved ? 1 : 0
+        let rope = inverse ? hk_rope_backward : hk_rope
+        layout.positions.withUnsafeBufferPointer { positions in
+            for index in layout.counts.indices {
+                let row = layout.offsets[index]
+                let count = Int32(layout.counts[index])
+                rope(queries + row * queryWidth, positions.baseAddress! + row, frequencies[index].pointer, count,
+                     Int32(config.headCount), Int32(config.headDimension), Int32(config.rotaryDimension), interleaved)
+                rope(keys + row * kvWidth, positions.baseAddress! + row, frequencies[index].pointer, count,
+                     Int32(config.keyValueHeadCount), Int32(config.headDimension), Int32(config.rotaryDimension),
+                     interleaved)
+            }
+        }
+    }
+
+    /// One decoder block on x: [total, hidden], in place: x += attention(norm(x)); x += mlp(norm(x)).
+    /// `attend(q, k, v, out)` runs attention on rotated queries and keys. The tape receives what backward reads;
+    /// with `keepResidual` it also keeps the block input ("input") and the residual between the halves ("mid").
+    func runLayer(_ index: Int, x: UnsafeMutablePointer<Float>, layout: PassLayout, frequencies: [FloatBuffer],
+                  tape: LayerTape, keepResidual: Bool = false,
+                  attend: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+        let layer = layers[index]
+        let total = layout.total
         let hidden = config.hiddenSize
         let queryWidth = config.headCount * config.headDimension
         let kvWidth = config.keyValueHeadCount * config.headDimension
         let ffn = config.intermediateSize
-        for sequence in batch { sequence.cache.reserve(sequence.cache.length + sequence.tokens.count) }
-
-        // Positions and rotary frequencies per sequence (dynamic scaling depends on how far a sequence reaches).
-        var positions = [Int32](repeating: 0, count: total)
-        var frequencies: [FloatBuffer] = []
-        for (index, sequence) in batch.enumerated() {
-            for step in 0..<sequence.tokens.count {
-                positions[offsets[index] + step] = Int32(sequence.cache.length + step)
-            }
-            if case .dynamic = config.ropeScaling {
-                let reach = sequence.cache.length + sequence.tokens.count
-                frequencies.append(FloatBuffer(rotary.inverseFrequencies(sequenceLength: reach)))
-            } else {
-                frequencies.append(defaultFrequencies)
-            }
+        let set = adapters
+        func linear(_ module: String, _ base: Linear, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
+            applyAdapted(base, adapter: set?.adapter(layer: index, module: module), set: set, layer: index, module: module,
+                         input, rows: total, into: output, tape: tape)
         }
+        if keepResidual { tape.buffer("input", count: total * hidden).pointer.update(from: x, count: total * hidden) }
 
-        let x = FloatBuffer(count: total * hidden)
-        let normed = FloatBuffer(count: total * hidden)
-        let queries = FloatBuffer(count: total * queryWidth)
-        let keys = FloatBuffer(count: total * kvWidth)
-        let values = FloatBuffer(count: total * kvWidth)
-        let attention = FloatBuffer(count: total * queryWidth)
-        let gate = FloatBuffer(count: total * ffn)
-        let up = FloatBuffer(count: total * ffn)
-        let delta = FloatBuffer(count: total * hidden)
+        let attentionInput = tape.buffer("attn_in", count: total * hidden).pointer
+        let queries = tape.buffer("q", count: total * queryWidth).pointer
+        let keys = tape.buffer("k", count: total * kvWidth).pointer
+        let values = tape.buffer("v", count: total * kvWidth).pointer
+        let attention = tape.buffer("attn_out", count: total * queryWidth).pointer
+        let delta = tape.buffer("delta", count: total * hidden).pointer
+        layer.attentionNorm.apply(x, rows: total, into: attentionInput)
+        linear("q_proj", layer.query, attentionInput, queries)
+        linear("k_proj", layer.key, attentionInput, keys)
+        linear("v_proj", layer.value, attentionInput, values)
+        rotate(queries: queries, keys: keys, layout: layout, frequencies: frequencies)
+        attend(queries, keys, values, attention)
+        linear("o_proj", layer.output, attention, delta)
+        hk_add(x, delta, total * hidden)
+        if keepResidual { tape.buffer("mid", count: total * hidden).pointer.update(from: x, count: total * hidden) }
 
-        embedding.lookup(batch.flatMap(\.tokens), into: x.pointer)
-        let scale = 1 / Float(config.headDimension).squareRoot()
-        for (layerIndex, layer) in layers.enumerated() {
-            layer.attentionNorm.apply(x.pointer, rows: total, into: normed.pointer)
-            layer.query.apply(normed.pointer, rows: total, into: queries.pointer)
-            layer.key.apply(normed.pointer, rows: total, into: keys.pointer)
-            layer.value.apply(normed.pointer, rows: total, into: values.pointer)
-            positions.withUnsafeBufferPointer { positionPointer in
-                for (index, sequence) in batch.enumerated() {
-                    let row = offsets[index]
-                    let count = Int32(sequence.tokens.count)
-                    let interleaved: Int32 = config.ropeInterleaved ? 1 : 0
-                    hk_rope(queries.pointer + row * queryWidth, positionPointer.baseAddress! + row,
-                            frequencies[index].pointer, count, Int32(config.headCount), Int32(config.headDimension),
-                            Int32(config.rotaryDimension), interleaved)
-                    hk_rope(keys.pointer + row * kvWidth, positionPointer.baseAddress! + row,
-                            frequencies[index].pointer, count, Int32(config.keyValueHeadCount),
-                            Int32(config.headDimension), Int32(config.rotaryDimension), interleaved)
-                }
-            }
-            attendWithCache(batch: batch, offsets: offsets, layer: layerIndex, config: config,
-                            queries: queries.pointer, keys: keys.pointer, values: values.pointer,
-                            output: attention.pointer, scale: scale)
-            layer.output.apply(attention.pointer, rows: total, into: delta.pointer)
-            hk_add(x.pointer, delta.pointer, total * hidden)
+        let mlpInput = tape.buffer("mlp_in", count: total * hidden).pointer
+        let gate = tape.buffer("gate", count: total * ffn).pointer
+        let up = tape.buffer("up", count: total * ffn).pointer
+        let activated = tape.buffer("h", count: total * ffn).pointer
+        layer.mlpNorm.apply(x, rows: total, into: mlpInput)
+        linear("gate_proj", layer.gate, mlpInput, gate)
+        linear("up_proj", layer.up, mlpInput, up)
+        hk_silu_mul(gate, up, activated, total * ffn)
+        linear("down_proj", layer.down, activated, delta)
+        hk_add(x, delta, total * hidden)
+    }
 
-            layer.mlpNorm.apply(x.pointer, rows: total, into: normed.pointer)
-            layer.gate.apply(normed.pointer, rows: total, into: gate.pointer)
-            layer.up.apply(normed.pointer, rows: total, into: up.pointer)
-            hk_silu_mul(gate.pointer, up.pointer, gate.pointer, total * ffn)
-            layer.down.apply(gate.pointer, rows: total, into: delta.pointer)
-            hk_add(x.pointer, delta.pointer, total * hidden)
+    public func baseLinear(layer: Int, module: String) -> Linear? {
+        guard layers.indices.contains(layer) else { return nil }
+        let block = layers[layer]
+        switch module {
+        case "q_proj": return block.query
+        case "k_proj": return block.key
+        case "v_proj": return block.value
+        case "o_proj": return block.output
+        case "gate_proj": return block.gate
+        case "up_proj": return block.up
+        case "down_proj": return block.down
+        default: return nil
         }
-        for sequence in batch { sequence.cache.length += sequence.tokens.count }
-        finalNorm.apply(x.pointer, rows: total, into: normed.pointer)
-        return HiddenStates(values: normed, rows: total, width: hidden, sequenceOffsets: offsets)
     }
 
     public func projectToVocabulary(_ hidden: UnsafePointer<Float>, rows: Int, into logits: UnsafeMutablePointer<Float>) {

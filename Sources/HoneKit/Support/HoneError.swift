@@ -17,6 +17,8 @@ public enum HoneError: Error, CustomStringConvertible, Equatable {
     case malformedRecord(path: String, line: Int, message: String)
     case invalidArgument(String)
     case contextOverflow(needed: Int, limit: Int)
+    /// Long work stopped by Ctrl-C after saving what resumes it.
+    case interrupted(message: String)
 
     public var description: String {
         switch self {
@@ -46,6 +48,8 @@ public enum HoneError: Error, CustomStringConvertible, Equatable {
             return message
         case .contextOverflow(let needed, let limit):
             return "the sequence needs \(needed) positions but the model's context is \(limit)"
+        case .interrupted(let message):
+            return "interrupted: \(message)"
         }
     }
 }

@@ -1,0 +1,148 @@
+import Foundation
+
+/// LoRA adapters in PEFT's directory layout (spec §5.4): `adapter_config.json` + `adapter_model.safetensors` with
+/// PEFT's saved key names, so PEFT, TRL, vLLM and llama.cpp's converter read what Hone trains, and Hone reads
+/// adapters trained elsewhere.
+public enum PEFTAdapter {
+    public static let configFile = "adapter_config.json"
+    public static let weightsFile = "adapter_model.safetensors"
+
+    /// What Hone records beside PEFT's fields: how the adapter was trained, so chat and generate can default to it.
+    public struct TrainingRecord: Sendable, Equatable {
+        public var promptTemplate: String?
+        public var eosPolicy: String?
+        public init(promptTemplate: String? = nil, eosPolicy: String? = nil) {
+            self.promptTemplate = promptTemplate
+            self.eosPolicy = eosPolicy
+        }
+    }
+
+    // MARK: - Writing
+
+    public static func save(_ set: AdapterSet, baseModel: String, record: TrainingRecord = TrainingRecord(),
+                            to directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let configuration = set.configuration
+        var config: [String: Any] = [
+            "base_model_name_or_path": baseModel,
+            "peft_type": "LORA",
+            "task_type": "CAUSAL_LM",
+            "inference_mode": true,
+            "r": configuration.rank,
+            "lora_alpha": configuration.alpha,
+            "lora_dropout": configuration.dropout,
+            "target_modules": configuration.targetModules,
+            "use_rslora": configuration.useRSLoRA,
+            "bias": "none",
+            "fan_in_fan_out": false,
+            "init_lora_weights": true,
+            "modules_to_save": NSNull(),
+            "revision": NSNull(),
+        ]
+        if let template = record.promptTemplate { config["hone_prompt_template"] = template }
+        if let policy = record.eosPolicy { config["hone_eos_policy"] = policy }
+        let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+        var entries: [SafetensorsEntry] = []
+        for (layer, module, adapter) in set.ordered {
+            let prefix = set.peftPrefix(layer: layer, module: module)
+            entries.append(SafetensorsEntry(name: prefix + ".lora_A.weight", dtype: "F32",
+                                            shape: [adapter.rank, adapter.inFeatures], bytes: floatBytes(adapter.a)))
+            entries.append(SafetensorsEntry(name: prefix + ".lora_B.weight", dtype: "F32",
+                                            shape: [adapter.outFeatures, adapter.rank], bytes: floatBytes(adapter.b)))
+        }
+        // Weights first, config last: a directory with a config always has its weights.
+        try SafetensorsWriter.write(entries, metadata: ["format": "pt"], to: (directory as NSString).appendingPathComponent(weightsFile))
+        try writeFileAtomically(json + Data("\n".utf8), to: (directory as NSString).appendingPathComponent(configFile))
+    }
+
+    static func floatBytes(_ buffer: FloatBuffer) -> Data {
+        Data(bytes: buffer.pointer, count: buffer.count * 4)
+    }
+
+    // MARK: - Reading
+
+    /// Reads a PEFT LoRA adapter for `model`, checking every factor's shape against the model's layers.
+    public static func load(directory: String, for model: CausalLanguageModel) throws -> (AdapterSet, TrainingRecord) {
+        let configPath = (directory as NSString).appendingPathComponent(configFile)
+        guard FileManager.default.fileExists(atPath: configPath) else { throw HoneError.fileNotFound(path: configPath) }
+        let config = try JSONConfig(path: configPath).values
+        if let type = config["peft_type"] as? String, type.uppercased() != "LORA" {
+            throw HoneError.invalidConfig(path: configPath, message: "peft_type \(type) is not supported (only LORA)")
+        }
+        if config["use_dora"] as? Bool == true {
+            throw HoneError.invalidConfig(path: configPath, message: "DoRA adapters (use_dora) are not supported")
+        }
+        for key in ["rank_pattern", "alpha_pattern"] {
+            if let pattern = config[key] as? [String: Any], !pattern.isEmpty {
+                throw HoneError.invalidConfig(path: configPath, message: "\(key) is not supported")
+            }
+        }
+        guard let rank = config["r"].flatMap(jsonInteger), rank > 0 else {
+            throw HoneError.missingConfigKey(path: configPath, key: "r")
+        }
+        let alpha = config["lora_alpha"].flatMap(jsonDouble) ?? Double(rank)
+        let dropout = config["lora_dropout"].flatMap(jsonDouble) ?? 0
+        let useRSLoRA = config["use_rslora"] as? Bool ?? false
+        let modules = AdaptableModules.forModelType(model.config.modelType)
+
+        let weightsPath = (directory as NSString).appendingPathComponent(weightsFile)
+        guard FileManager.default.fileExists(atPath: weightsPath) else {
+            if FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("adapter_model.bin")) {
+                throw HoneError.malformedFile(path: directory, message: "adapter_model.bin (pickle) is not read; save the adapter with safe_serialization=True")
+            }
+            throw HoneError.fileNotFound(path: weightsPath)
+        }
+        let file = try SafetensorsFile(path: weightsPath)
+        // Which modules the file holds, by parsing PEFT key names.
+        var found: [(layer: Int, module: String, prefix: String)] = []
+        for name in file.tensors.keys.sorted() where name.hasSuffix(".lora_A.weight") {
+            let prefix = String(name.dropLast(".lora_A.weight".count))
+            guard let (layer, module) = locate(prefix, modules: modules, layerCount: model.config.layerCount) else {
+                throw HoneError.malformedFile(path: weightsPath, message: "'\(name)' is not a LoRA factor of a \(model.config.modelType) layer Hone can adapt")
+            }
+            found.append((layer, module, prefix))
+        }
+        guard !found.isEmpty else { throw HoneError.malformedFile(path: weightsPath, message: "no lora_A/lora_B tensors") }
+        let targets = modules.names.filter { name in found.contains { $0.module == name } }
+        let configuration = LoRAConfiguration(rank: rank, alpha: alpha, dropout: dropout, targetModules: targets, useRSLoRA: useRSLoRA)
+        let set = AdapterSet(configuration: configuration, modules: modules, layerCount: model.config.layerCount)
+        for (layer, module, prefix) in found {
+            let (outFeatures, inFeatures) = try AdapterSet.linearShape(model: model, layer: layer, module: module)
+            guard let viewA = file.tensors[prefix + ".lora_A.weight"], let viewB = file.tensors[prefix + ".lora_B.weight"] else {
+                throw HoneError.missingTensor(name: prefix + ".lora_B.weight", path: weightsPath)
+            }
+            try viewA.expectShape([rank, inFeatures])
+            try viewB.expectShape([outFeatures, rank])
+            let adapter = LoRAAdapter(inFeatures: inFeatures, outFeatures: outFeatures, rank: rank, scale: configuration.scale)
+            viewA.convert(offset: 0, count: adapter.a.count, into: adapter.a.pointer)
+            viewB.convert(offset: 0, count: adapter.b.count, into: adapter.b.pointer)
+            set.attach(adapter, layer: layer, module: module)
+        }
+        let record = TrainingRecord(promptTemplate: config["hone_prompt_template"] as? String,
+                                    eosPolicy: config["hone_eos_policy"] as? String)
+        return (set, record)
+    }
+
+    /// (layer, module) of a PEFT key prefix such as "base_model.model.model.layers.3.self_attn.q_proj".
+    static func locate(_ prefix: String, modules: AdaptableModules, layerCount: Int) -> (Int, String)? {
+        for layer in 0..<layerCount {
+            for module in modules.names where prefix.hasSuffix("." + modules.path(layer, module)) || prefix == modules.path(layer, module) {
+                return (layer, module)
+            }
+        }
+        return nil
+    }
+}
+
+extension LoadedModel {
+    /// Attaches the PEFT adapter in `directory` to the model (for score, generate, chat).
+    @discardableResult
+    public func attachAdapter(directory: String) throws -> PEFTAdapter.TrainingRecord {
+        guard let adaptable = model as? AdaptableModel else {
+            throw HoneError.invalidArgument("\(config.modelType) models cannot take LoRA adapters yet")
+        }
+        let (set, record) = try PEFTAdapter.load(directory: directory, for: model)
+        adaptable.adapters = set
+        return record
+    }
+}

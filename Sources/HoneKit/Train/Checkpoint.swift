@@ -1,0 +1,100 @@
+import Foundation
+
+/// A training checkpoint, `OUTPUT/checkpoint-STEP/`: the adapter in PEFT's layout (usable as it is), the AdamW
+/// moments, and `trainer_state.json` (step, seed, and a fingerprint of the settings). Data order and dropout masks
+/// are functions of (seed, step), so nothing else is needed for a resumed run to equal an uninterrupted one.
+/// The directory is written under a temporary name and renamed, so a checkpoint is either whole or absent.
+enum TrainingCheckpoint {
+    static let stateFile = "trainer_state.json"
+    static let optimizerFile = "optimizer.safetensors"
+
+    static func fingerprint(_ trainer: Trainer) -> String {
+        let options = trainer.options
+        let lora = trainer.engine.adapters.configuration
+        return [
+            "objective=\(trainer.objective.name)", "examples=\(trainer.objective.trainingCount)",
+            "batch=\(options.batchSize)", "micro=\(options.microBatchSize)", "epochs=\(options.epochs)",
+            "max_steps=\(options.maxSteps.map(String.init) ?? "-")", "lr=\(options.learningRate)",
+            "schedule=\(options.schedule.rawValue)", "warmup=\(options.warmupSteps)", "wd=\(options.weightDecay)",
+            "clip=\(options.maxGradNorm)", "seed=\(options.seed)", "group=\(options.groupByLength)",
+            "r=\(lora.rank)", "alpha=\(lora.alpha)", "dropout=\(lora.dropout)", "targets=\(lora.targetModules.joined(separator: ","))",
+            "rslora=\(lora.useRSLoRA)",
+        ].joined(separator: " ")
+    }
+
+    static func save(step: Int, trainer: Trainer, to directory: String) throws {
+        let manager = FileManager.default
+        let temporary = directory + ".tmp"
+        try? manager.removeItem(atPath: temporary)
+        try PEFTAdapter.save(trainer.engine.adapters, baseModel: trainer.baseModelName, record: trainer.record, to: temporary)
+        var entries: [SafetensorsEntry] = []
+        for (index, moment) in trainer.optimizer.moments.enumerated() {
+            entries.append(SafetensorsEntry(name: "\(index).exp_avg", dtype: "F32", shape: [moment.first.count],
+                                            bytes: PEFTAdapter.floatBytes(moment.first)))
+            entries.append(SafetensorsEntry(name: "\(index).exp_avg_sq", dtype: "F32", shape: [moment.second.count],
+                                            bytes: PEFTAdapter.floatBytes(moment.second)))
+        }
+        try SafetensorsWriter.write(entries, to: (temporary as NSString).appendingPathComponent(optimizerFile))
+        let state: [String: Any] = ["step": step, "optimizer_step": trainer.optimizer.step, "fingerprint": fingerprint(trainer)]
+        try writeFileAtomically(try JSONSerialization.data(withJSONObject: state, options: [.prettyPrinted, .sortedKeys]),
+                                to: (temporary as NSString).appendingPathComponent(stateFile))
+        try? manager.removeItem(atPath: directory)
+        do {
+            try manager.moveItem(atPath: temporary, toPath: directory)
+        } catch {
+            throw HoneError.io(path: directory, message: "cannot move the checkpoint into place: \(error.localizedDescription)")
+        }
+    }
+
+    /// Loads adapter weights and optimizer state into `trainer`; returns the step to continue from.
+    static func restore(from directory: String, trainer: Trainer) throws -> Int {
+        let statePath = (directory as NSString).appendingPathComponent(stateFile)
+        guard FileManager.default.fileExists(atPath: statePath) else { throw HoneError.fileNotFound(path: statePath) }
+        let state = try JSONConfig(path: statePath).values
+        guard let step = state["step"].flatMap(jsonInteger), let optimizerStep = state["optimizer_step"].flatMap(jsonInteger) else {
+            throw HoneError.missingConfigKey(path: statePath, key: "step")
+        }
+        let expected = fingerprint(trainer)
+        if let recorded = state["fingerprint"] as? String, recorded != expected {
+            throw HoneError.invalidConfig(path: statePath, message: "the checkpoint was made with other settings (\(recorded)); this run has (\(expected))")
+        }
+        let adapterFile = try SafetensorsFile(path: (directory as NSString).appendingPathComponent(PEFTAdapter.weightsFile))
+        let set = trainer.engine.adapters
+        for (layer, module, adapter) in set.ordered {
+            let prefix = set.peftPrefix(layer: layer, module: module)
+            for (suffix, buffer) in [(".lora_A.weight", adapter.a), (".lora_B.weight", adapter.b)] {
+                guard let view = adapterFile.tensors[prefix + suffix], view.dtype == .f32, view.elementCount == buffer.count else {
+                    throw HoneError.missingTensor(name: prefix + suffix, path: directory)
+                }
+                view.convert(offset: 0, count: buffer.count, into: buffer.pointer)
+            }
+        }
+        let optimizerPath = (directory as NSString).appendingPathComponent(optimizerFile)
+        let optimizerFileContents = try SafetensorsFile(path: optimizerPath)
+        for (index, moment) in trainer.optimizer.moments.enumerated() {
+            for (name, buffer) in [("\(index).exp_avg", moment.first), ("\(index).exp_avg_sq", moment.second)] {
+                guard let view = optimizerFileContents.tensors[name], view.dtype == .f32, view.elementCount == buffer.count else {
+                    throw HoneError.missingTensor(name: name, path: optimizerPath)
+                }
+                view.convert(offset: 0, count: buffer.count, into: buffer.pointer)
+            }
+        }
+        trainer.optimizer.step = optimizerStep
+        return step
+    }
+
+    /// The checkpoint with the highest step in `outputDirectory`, if any.
+    static func latest(in outputDirectory: String) -> String? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: outputDirectory)) ?? []
+        let steps = names.compactMap { name -> Int? in
+            guard name.hasPrefix("checkpoint-"), !name.hasSuffix(".tmp") else { return nil }
+            return Int(name.dropFirst("checkpoint-".count))
+        }
+        return steps.max().map { (outputDirectory as NSString).appendingPathComponent("checkpoint-\($0)") }
+    }
+}
+
+extension Trainer {
+    /// The newest checkpoint in the output directory (for `--resume-from-checkpoint` without a path).
+    public var latestCheckpoint: String? { TrainingCheckpoint.latest(in: outputDirectory) }
+}

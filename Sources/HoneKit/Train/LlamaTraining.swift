@@ -1,0 +1,132 @@
+import Foundation
+import HoneKernels
+
+// The training pass of the Llama family: the same block code as inference (`runLayer`), with a tape per layer,
+// and the backward pass of a block for the LoRA parameters only.
+extension LlamaModel: TrainableModel {
+    var vocabularyProjection: Linear { outputProjection }
+
+    func trainingForward(tokens: [Int32], layout: PassLayout, checkpointing: Bool) throws -> TrainingPass {
+        try validate([SequenceInput(tokens: tokens, cache: KVCache(layerCount: 0, rowWidth: 0))])
+        let total = layout.total
+        let hidden = config.hiddenSize
+        let frequencies = rotaryFrequencies(layout)
+        let x = FloatBuffer(count: total * hidden)
+        embedding.lookup(tokens, into: x.pointer)
+
+        var tapes: [LayerTape] = []
+        var layerInputs: [FloatBuffer] = []
+        let scratch = LayerTape()
+        for index in layers.indices {
+            let tape: LayerTape
+            if checkpointing {
+                layerInputs.append(FloatBuffer(count: total * hidden))
+                layerInputs[index].pointer.update(from: x.pointer, count: total * hidden)
+                tape = scratch
+            } else {
+                tape = LayerTape()
+                tapes.append(tape)
+            }
+            runLayer(index, x: x.pointer, layout: layout, frequencies: frequencies, tape: tape, keepResidual: !checkpointing,
+                     attend: causalAttention(layout))
+        }
+        if checkpointing { tapes = [scratch] }
+        let normed = FloatBuffer(count: total * hidden)
+        finalNorm.apply(x.pointer, rows: total, into: normed.pointer)
+        return TrainingPass(layout: layout, checkpointing: checkpointing, hidden: normed, tapes: tapes,
+                            layerInputs: layerInputs, extra: ["final_in": x])
+    }
+
+    /// Attention of each packed sequence over its own keys, from position 0.
+    private func causalAttention(_ layout: PassLayout)
+        -> (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void {
+        let queryWidth = config.headCount * config.headDimension
+        let kvWidth = config.keyValueHeadCount * config.headDimension
+        let (heads, kvHeads, headDimension) = (Int32(config.headCount), Int32(config.keyValueHeadCount), Int32(config.headDimension))
+        let scale = attentionScale
+        return { q, k, v, out in
+            for index in layout.counts.indices {
+                let row = layout.offsets[index]
+                hk_attention(q + row * queryWidth, k + row * kvWidth, v + row * kvWidth, out + row * queryWidth,
+                             Int32(layout.counts[index]), 0, heads, kvHeads, headDimension, scale)
+            }
+        }
+    }
+
+    func trainingBackward(_ pass: TrainingPass, hiddenGradient: UnsafeMutablePointer<Float>) {
+        let layout = pass.layout
+        let total = layout.total
+        let hidden = config.hiddenSize
+        let frequencies = rotaryFrequencies(layout)
+        // dx: ∂L/∂(residual stream), carried from the top of the network down.
+        let dx = FloatBuffer(zeros: total * hidden)
+        guard let finalInput = pass.extra["final_in"] else { preconditionFailure("training pass lacks final_in") }
+        hk_rmsnorm_backward(finalInput.pointer, finalNorm.weight.pointer, hiddenGradient, dx.pointer, Int32(total),
+                            Int32(hidden), finalNorm.epsilon)
+        for index in layers.indices.reversed() {
+            let tape: LayerTape
+            if pass.checkpointing {
+                tape = pass.tapes[0]
+                let x = FloatBuffer(count: total * hidden)
+                x.pointer.update(from: pass.layerInputs[index].pointer, count: total * hidden)
+                runLayer(index, x: x.pointer, layout: layout, frequencies: frequencies, tape: tape, keepResidual: true,
+                         attend: causalAttention(layout))
+            } else {
+                tape = pass.tapes[index]
+            }
+            backwardLayer(index, tape: tape, layout: layout, frequencies: frequencies, dx: dx.pointer)
+        }
+    }
+
+    /// dx: [total, hidden] holds ∂L/∂(block output) on entry and ∂L/∂(block input) on return.
+    private func backwardLayer(_ index: Int, tape: LayerTape, layout: PassLayout, frequencies: [FloatBuffer],
+                               dx: UnsafeMutablePointer<Float>) {
+        let layer = layers[index]
+        let total = layout.total
+        let hidden = config.hiddenSize
+        let queryWidth = config.headCount * config.headDimension
+        let kvWidth = config.keyValueHeadCount * config.headDimension
+        let ffn = config.intermediateSize
+        let set = adapters
+        func linear(_ module: String, _ base: Linear, input: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                    into gradient: UnsafeMutablePointer<Float>, accumulate: Bool) {
+            backwardAdapted(base, adapter: set?.adapter(layer: index, module: module), set: set, layer: index, module: module,
+                            input: input, outputGradient: dy, rows: total, inputGradient: gradient, accumulate: accumulate,
+                            tape: tape)
+        }
+
+        // MLP half: x_out = mid + down(silu(gate(n2)) · up(n2)), n2 = norm(mid).
+        let dActivated = FloatBuffer(count: total * ffn)
+        linear("down_proj", layer.down, input: tape["h"], dy: dx, into: dActivated.pointer, accumulate: false)
+        let dGate = FloatBuffer(count: total * ffn)
+        let dUp = FloatBuffer(count: total * ffn)
+        hk_silu_mul_backward(tape["gate"], tape["up"], dActivated.pointer, dGate.pointer, dUp.pointer, total * ffn)
+        let dNormed = FloatBuffer(count: total * hidden)
+        linear("gate_proj", layer.gate, input: tape["mlp_in"], dy: dGate.pointer, into: dNormed.pointer, accumulate: false)
+        linear("up_proj", layer.up, input: tape["mlp_in"], dy: dUp.pointer, into: dNormed.pointer, accumulate: true)
+        hk_rmsnorm_backward(tape["mid"], layer.mlpNorm.weight.pointer, dNormed.pointer, dx, Int32(total), Int32(hidden),
+                            layer.mlpNorm.epsilon)
+
+        // Attention half: mid = input + o(attention(rope(q(n1)), rope(k(n1)), v(n1))), n1 = norm(input).
+        let dAttention = FloatBuffer(count: total * queryWidth)
+        linear("o_proj", layer.output, input: tape["attn_out"], dy: dx, into: dAttention.pointer, accumulate: false)
+        let dQueries = FloatBuffer(count: total * queryWidth)
+        let dKeys = FloatBuffer(count: total * kvWidth)
+        let dValues = FloatBuffer(count: total * kvWidth)
+        let (queries, keys, values) = (tape["q"], tape["k"], tape["v"])
+        for sequence in layout.counts.indices {
+            let row = layout.offsets[sequence]
+            hk_attention_backward(queries + row * queryWidth, keys + row * kvWidth, values + row * kvWidth,
+                                  dAttention.pointer + row * queryWidth, dQueries.pointer + row * queryWidth,
+                                  dKeys.pointer + row * kvWidth, dValues.pointer + row * kvWidth,
+                                  Int32(layout.counts[sequence]), Int32(config.headCount), Int32(config.keyValueHeadCount),
+                                  Int32(config.headDimension), attentionScale)
+        }
+        rotate(queries: dQueries.pointer, keys: dKeys.pointer, layout: layout, frequencies: frequencies, inverse: true)
+        linear("q_proj", layer.query, input: tape["attn_in"], dy: dQueries.pointer, into: dNormed.pointer, accumulate: false)
+        linear("k_proj", layer.key, input: tape["attn_in"], dy: dKeys.pointer, into: dNormed.pointer, accumulate: true)
+        linear("v_proj", layer.value, input: tape["attn_in"], dy: dValues.pointer, into: dNormed.pointer, accumulate: true)
+        hk_rmsnorm_backward(tape["input"], layer.attentionNorm.weight.pointer, dNormed.pointer, dx, Int32(total),
+                            Int32(hidden), layer.attentionNorm.epsilon)
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import HoneKernels
+
+/// Folding LoRA adapters into base weights (PEFT's merge, spec §5.3): W ← W + s·B·A computed in f32, then
+/// rounded to the output dtype. Rounding can swallow a small delta whole (bf16 keeps 8 bits of mantissa), so
+/// every merged tensor reports how much of its delta survived.
+public enum AdapterMerge {
+    /// How much of one tensor's delta survives rounding to the output dtype.
+    public struct TensorReport: Sendable {
+        public let name: String
+        /// ⟨realised, Δ⟩ / ‖Δ‖²: 1 when the stored change equals the delta, 0 when rounding erased it.
+        public let retained: Double
+        /// ‖realised − Δ‖ / ‖Δ‖, where realised = stored merged weight − stored base weight.
+        public let relativeError: Double
+        /// ‖Δ‖ / ‖W‖.
+        public let relativeSize: Double
+    }
+
+    /// Below this overall retained fraction, writing is refused without --force: the file would be the base model.
+    public static let minimumRetained = 0.5
+
+    /// The merged weight of one adapted linear layer, in f32: [out, in].
+    public static func mergedWeight(_ weight: TensorView, adapter: LoRAAdapter) -> FloatBuffer {
+        let merged = FloatBuffer(count: weight.elementCount)
+        weight.convert(offset: 0, count: weight.elementCount, into: merged.pointer)
+        adapter.addDelta(into: merged.pointer)
+        return merged
+    }
+
+    /// The stored bytes of `values` in `dtype` (f32, f16 or bf16) and what reading them back gives.
+    public static func round(_ values: FloatBuffer, to dtype: DType) -> (bytes: Data, readBack: FloatBuffer) {
+        let count = values.count
+        switch dtype {
+        case .f16, .bf16:
+            var halves = [UInt16](repeating: 0, count: count)
+            let readBack = FloatBuffer(count: count)
+            halves.withUnsafeMutableBufferPointer { buffer in
+                if dtype == .f16 {
+                    hk_convert_f32_to_f16(values.pointer, buffer.baseAddress!, count)
+                    hk_convert_f16_to_f32(buffer.baseAddress!, readBack.pointer, count)
+                } else {
+                    hk_convert_f32_to_bf16(values.pointer, buffer.baseAddress!, count)
+                    hk_convert_bf16_to_f32(buffer.baseAddress!, readBack.pointer, count)
+                }
+            }
+            return (halves.withUnsafeBytes { Data($0) }, readBack)
+        default:
+            return (Data(bytes: values.pointer, count: count * 4), values)
+        }
+    }
+
+    /// Compares what the output file will hold with the intended delta.
+    public static func report(name: String, base: TensorView, merged: FloatBuffer, storedMerged: FloatBuffer) -> TensorReport {
+        let count = merged.count
+        let original = FloatBuffer(count: count)
+        base.convert(offset: 0, count: count, into: original.pointer)
+        var deltaSquared = 0.0, dot = 0.0, errorSquared = 0.0, weightSquared = 0.0
+        for index in 0..<count {
+            let delta = Double(merged[index]) - Double(original[index])
+            let realised = Double(storedMerged[index]) - Double(original[index])
+            deltaSquared += delta * delta
+            dot += realised * delta
+            errorSquared += (realised - delta) * (realised - delta)
+            weightSquared += Double(original[index]) * Double(original[index])
+        }
+        guard deltaSquared > 0 else {
+            return TensorReport(name: name, retained: 1, relativeError: 0, relativeSize: 0)
+        }
+        return TensorReport(name: name, retained: dot / deltaSquared, relativeError: (errorSquared / deltaSquared).squareRoot(),
+                            relativeSize: (deltaSquared / max(weightSquared, .leastNormalMagnitude)).squareRoot())
+    }
+
+    /// Overall retained fraction, weighted by each delta's size.
+    public static func overallRetained(_ reports: [TensorReport]) -> Double {
+        let weights = reports.map { $0.relativeSize * $0.relativeSize }
+        let total = weights.reduce(0, +)
+        guard total > 0 else { return 1 }
+        return zip(reports, weights).reduce(0) { $0 + $1.0.retained * $1.1 } / total
+    }
+
+    // MARK: - HF directory output
+
+    /// Files copied from the base directory beside the merged weights.
+    static let companionFiles = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer.model",
+                                 "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+                                 "added_tokens.json", "chat_template.jinja"]
+
+    /// Writes base + adapters as an HF directory in the base's dtypes (one model.safetensors, streamed).
+    /// Throws, writing nothing, when rounding would erase the adapter and `force` is false.
+    @discardableResult
+    public static func writeHuggingFace(base: LoadedModel, adapters: AdapterSet, to directory: String, force: Bool,
+                                        progress: ((Int, Int) -> Void)? = nil) throws -> [TensorReport] {
+        guard base.format == .huggingFace else {
+            throw HoneError.invalidArgument("merging into a GGUF base writes GGUF: use --format gguf")
+        }
+        // Which stored tensor each adapter changes.
+        var adapted: [String: LoRAAdapter] = [:]
+        for (layer, module, adapter) in adapters.ordered {
+            adapted[adapters.modules.path(layer, module) + ".weight"] = adapter
+        }
+        for name in adapted.keys where !base.weights.contains(name) {
+            throw HoneError.missingTensor(name: name, path: base.path)
+        }
+        // First pass: merge and measure, before anything is written.
+        var reports: [TensorReport] = []
+        for name in adapted.keys.sorted() {
+            let weight = try base.weights.tensor(name)
+            let merged = mergedWeight(weight, adapter: adapted[name]!)
+            reports.append(report(name: name, base: weight, merged: merged, storedMerged: round(merged, to: weight.dtype).readBack))
+        }
+        let retained = overallRetained(reports)
+        if retained < minimumRetained, !force {
+            throw HoneError.invalidArgument(String(format: "rounding to the base's dtype keeps only %.0f%% of the adapter's change; the merged model would be nearly the base. Use --dtype f32, merge into f32, or pass --force", retained * 100))
+        }
+
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let names = base.weights.tensorNames.sorted()
+        var entries: [SafetensorsStreamEntry] = []
+        var totalBytes = 0
+        for name in names {
+            let tensor = try base.weights.tensor(name)
+            guard [.f32, .f16, .bf16].contains(tensor.dtype) else {
+                throw HoneError.unsupportedDType(name: name, dtype: tensor.dtype.rawValue, path: base.path)
+            }
+            totalBytes += tensor.byteCount
+            entries.append(SafetensorsStreamEntry(name: name, dtype: tensor.dtype.rawValue, shape: tensor.shape,
+                                                  byteCount: tensor.byteCount) {
+                if let adapter = adapted[name] {
+                    return round(mergedWeight(tensor, adapter: adapter), to: tensor.dtype).bytes
+                }
+                return Data(bytes: tensor.data, count: tensor.byteCount)
+            })
+        }
+        try SafetensorsWriter.stream(entries, metadata: ["format": "pt"],
+                                     to: (directory as NSString).appendingPathComponent("model.safetensors")) { written in
+            progress?(written, totalBytes)
+        }
+        for file in companionFiles {
+            let source = (base.path as NSString).appendingPathComponent(file)
+            guard let data = FileManager.default.contents(atPath: source) else { continue }
+            try writeFileAtomically(data, to: (directory as NSString).appendingPathComponent(file))
+        }
+        return reports
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import HoneKernels
+
+/// A model that can run a training pass over packed token rows (each row a whole sequence from position 0):
+/// a forward that keeps what backward needs (or only each layer's input, with gradient checkpointing), and a
+/// backward that accumulates the gradients of its LoRA adapters. The base weights are frozen.
+protocol TrainableModel: AdaptableModel {
+    /// Runs the rows forward; returns the pass, whose `hidden` holds the final hidden states [total, width].
+    func trainingForward(tokens: [Int32], layout: PassLayout, checkpointing: Bool) throws -> TrainingPass
+    /// hiddenGradient: [total, width] = ∂L/∂hidden. Accumulates ∂L/∂A and ∂L/∂B of every adapter.
+    func trainingBackward(_ pass: TrainingPass, hiddenGradient: UnsafeMutablePointer<Float>)
+    /// The frozen projection from hidden states to vocabulary logits.
+    var vocabularyProjection: Linear { get }
+}
+
+/// What one training forward pass leaves for its backward pass.
+final class TrainingPass: @unchecked Sendable {
+    let layout: PassLayout
+    let checkpointing: Bool
+    /// Final hidden states: [total, width].
+    let hidden: FloatBuffer
+    /// One tape per layer without checkpointing; with it, one shared scratch tape refilled per layer.
+    let tapes: [LayerTape]
+    /// With checkpointing: each layer's input [total, hidden], from which the layer is recomputed.
+    let layerInputs: [FloatBuffer]
+    /// Anything else an architecture keeps (the input of the final norm, say).
+    let extra: [String: FloatBuffer]
+
+    init(layout: PassLayout, checkpointing: Bool, hidden: FloatBuffer, tapes: [LayerTape], layerInputs: [FloatBuffer],
+         extra: [String: FloatBuffer]) {
+        self.layout = layout
+        self.checkpointing = checkpointing
+        self.hidden = hidden
+        self.tapes = tapes
+        self.layerInputs = layerInputs
+        self.extra = extra
+    }
+
+    /// Bytes of activations held for backward.
+    var byteCount: Int {
+        tapes.reduce(0) { $0 + $1.byteCount } + layerInputs.reduce(0) { $0 + $1.count * 4 }
+            + extra.values.reduce(0) { $0 + $1.count * 4 } + hidden.count * 4
+    }
+}
+
+extension Linear {
+    /// dx: [rows, in] (+)= dy: [rows, out] · W, for a frozen weight in any stored dtype (quantized included).
+    func backwardInput(_ dy: UnsafePointer<Float>, rows: Int, into dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        guard rows > 0 else { return }
+        hk_linear_backward_input(weight.data, Int32(weight.dtype.ggmlType), dy, dx, Int32(rows), Int32(inFeatures),
+                                 Int32(outFeatures), accumulate ? 1 : 0)
+    }
+}
+
+// MARK: - Log-probabilities of target tokens and their backward
+
+/// Log-probabilities of chosen target tokens from final hidden states, and the gradient back to those states,
+/// computed in chunks of rows so that logits never exist for every row at once (vocab × rows floats).
+struct TargetLogProbabilities {
+    let model: TrainableModel
+    var chunk = 64
+
+    /// logp of targets[i] at hidden row rows[i].
+    func forward(hidden: UnsafePointer<Float>, width: Int, rows: [Int], targets: [Int32]) -> [Float] {
+        run(hidden: hidden, width: width, rows: rows, targets: targets, coefficients: nil, hiddenGradient: nil)
+    }
+
+    /// Given coefficients[i] = ∂L/∂logp_i, adds ∂L/∂hidden into `hiddenGradient` rows; returns the log-probs.
+    func backward(hidden: UnsafePointer<Float>, width: Int, rows: [Int], targets: [Int32], coefficients: [Float],
+                  hiddenGradient: UnsafeMutablePointer<Float>) -> [Float] {
+        run(hidden: hidden, width: width, rows: rows, targets: targets, coefficients: coefficients,
+            hiddenGradient: hiddenGradient)
+    }
+
+    private func run(hidden: UnsafePointer<Float>, width: Int, rows: [Int], targets: [Int32], coefficients: [Float]?,
+                     hiddenGradient: UnsafeMutablePointer<Float>?) -> [Float] {
+        let vocabulary = model.config.vocabularySize
+        let projection = model.vocabularyProjection
+        var logprobs = [Float](repeating: 0, count: rows.count)
+        let gathered = FloatBuffer(count: chunk * width)
+        let logits = FloatBuffer(count: chunk * vocabulary)
+        let gradient = FloatBuffer(count: chunk * width)
+        var begin = 0
+        while begin < rows.count {
+            let count = min(chunk, rows.count - begin)
+            for index in 0..<count {
+                (gathered.pointer + index * width).update(from: hidden + rows[begin + index] * width, count: width)
+            }
+            projection.apply(gathered.pointer, rows: count, into: logits.pointer)
+            targets.withUnsafeBufferPointer { targetPointer in
+                logprobs.withUnsafeMutableBufferPointer { out in
+                    let chunkTargets = targetPointer.baseAddress! + begin
+                    if let coefficients {
+                        coefficients.withUnsafeBufferPointer { coefficientPointer in
+                            hk_log_softmax_gather_backward(logits.pointer, chunkTargets, coefficientPointer.baseAddress! + begin,
+                                                           out.baseAddress! + begin, Int32(count), Int32(vocabulary))
+                        }
+                    } else {
+                        hk_log_softmax_gather(logits.pointer, chunkTargets, out.baseAddress! + begin, Int32(count),
+                                              Int32(vocabulary))
+                    }
+                }
+            }
+            if let hiddenGradient {
+                projection.backwardInput(logits.pointer, rows: count, into: gradient.pointer, accumulate: false)
+                for index in 0..<count {
+                    hk_add(hiddenGradient + rows[begin + index] * width, gradient.pointer + index * width, width)
+                }
+            }
+            begin += count
+        }
+        return logprobs
+    }
+}

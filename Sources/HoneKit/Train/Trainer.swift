@@ -1,0 +1,208 @@
+import Foundation
+
+/// Optimisation settings with alpaca-lora/CUT names and defaults (spec §3.2).
+public struct TrainingOptions: Sendable {
+    public var batchSize = 128
+    public var microBatchSize = 4
+    public var epochs = 3
+    /// When set, training stops after this many optimizer steps (and the schedule spans them).
+    public var maxSteps: Int?
+    public var learningRate = 3e-4
+    public var schedule = LearningRateSchedule.linear
+    public var warmupSteps = 100
+    public var weightDecay = 0.0
+    public var maxGradNorm = 1.0
+    public var seed: UInt64 = 42
+    /// 0 = only at the end.
+    public var saveSteps = 200
+    /// 0 = only at the end (when there is a validation set).
+    public var evalSteps = 200
+    public var gradientCheckpointing = false
+    public var groupByLength = false
+
+    public init() {}
+
+    public var accumulationSteps: Int { max(1, batchSize / max(1, microBatchSize)) }
+    /// The examples of one optimizer step: micro-batch × accumulation (batch_size rounded down as alpaca-lora does).
+    public var examplesPerStep: Int { accumulationSteps * max(1, microBatchSize) }
+
+    func validate() throws {
+        guard microBatchSize > 0 else { throw HoneError.invalidArgument("--micro-batch-size must be positive") }
+        guard batchSize >= microBatchSize else {
+            throw HoneError.invalidArgument("--batch-size (\(batchSize)) must be at least --micro-batch-size (\(microBatchSize))")
+        }
+        guard epochs > 0 || (maxSteps ?? 0) > 0 else { throw HoneError.invalidArgument("--num-epochs must be positive") }
+        guard learningRate > 0 else { throw HoneError.invalidArgument("--learning-rate must be positive") }
+    }
+}
+
+/// One optimizer step as recorded in metrics.jsonl.
+public struct StepRecord: Sendable {
+    public var step: Int
+    public var loss: Double
+    public var learningRate: Double
+    public var gradientNorm: Double
+    public var tokensPerSecond: Double
+    public var evalLoss: Double?
+    public var metrics: [String: Double]
+
+    var jsonLine: String {
+        var fields = ["\"step\": \(step)", "\"loss\": \(jsonNumber(loss))", "\"lr\": \(jsonNumber(learningRate))",
+                      "\"grad_norm\": \(jsonNumber(gradientNorm))", "\"tokens_per_s\": \(jsonNumber(tokensPerSecond))"]
+        if let evalLoss { fields.append("\"eval_loss\": \(jsonNumber(evalLoss))") }
+        for key in metrics.keys.sorted() { fields.append("\(jsonString(key)): \(jsonNumber(metrics[key]!))") }
+        return "{" + fields.joined(separator: ", ") + "}"
+    }
+}
+
+/// The training loop: micro-batches with gradient accumulation, clipping, AdamW, the learning-rate schedule,
+/// evaluation, checkpoints that resume bit-exactly, metrics.jsonl and loss.svg, progress on stderr.
+public final class Trainer {
+    public let engine: TrainingEngine
+    public let objective: TrainingObjective
+    public let options: TrainingOptions
+    public let outputDirectory: String
+    public let optimizer: AdamWOptimizer
+    /// Recorded in the adapter files.
+    public var baseModelName = ""
+    public var record = PEFTAdapter.TrainingRecord()
+    /// Called after each optimizer step (the CLI shows progress; tests can stop a run).
+    public var onStep: ((StepRecord, _ totalSteps: Int) -> Void)?
+    /// Test hook: stop (as if killed) after this many steps of this run, without a final save.
+    public var stopAfterSteps: Int?
+    public private(set) var history: [StepRecord] = []
+    /// Replaces the seeded data order (tests replay an oracle's exact micro-batches).
+    public var batchOrder: ((Int) -> [[Int]])?
+
+    public init(engine: TrainingEngine, objective: TrainingObjective, options: TrainingOptions, outputDirectory: String) throws {
+        try options.validate()
+        guard objective.trainingCount > 0 else { throw HoneError.invalidArgument("the training set is empty") }
+        self.engine = engine
+        self.objective = objective
+        self.options = options
+        self.outputDirectory = outputDirectory
+        optimizer = AdamWOptimizer(adapters: engine.adapters, weightDecay: options.weightDecay)
+        engine.gradientCheckpointing = options.gradientCheckpointing
+    }
+
+    public var stepsPerEpoch: Int {
+        (objective.trainingCount + options.examplesPerStep - 1) / options.examplesPerStep
+    }
+
+    public var totalSteps: Int { options.maxSteps ?? stepsPerEpoch * options.epochs }
+
+    /// Example indices of optimizer step `step` (0-based), split into micro-batches. Each epoch has its own seeded
+    /// order, so any step's batch is known without replaying the ones before it (what makes resuming exact).
+    public func microBatches(ofStep step: Int) -> [[Int]] {
+        if let batchOrder { return batchOrder(step) }
+        let epoch = step / stepsPerEpoch
+        let order = epochOrder(epoch)
+        let start = (step % stepsPerEpoch) * options.examplesPerStep
+        let indices = Array(order[start..<min(order.count, start + options.examplesPerStep)])
+        return stride(from: 0, to: indices.count, by: options.microBatchSize).map {
+            Array(indices[$0..<min(indices.count, $0 + options.microBatchSize)])
+        }
+    }
+
+    private var cachedOrder: (epoch: Int, order: [Int])?
+
+    private func epochOrder(_ epoch: Int) -> [Int] {
+        if let cachedOrder, cachedOrder.epoch == epoch { return cachedOrder.order }
+        var generator = SplitMix64(seed: options.seed &+ UInt64(epoch) &* 0x9E37_79B9)
+        var order = Array(0..<objective.trainingCount).shuffled(using: &generator)
+        if options.groupByLength {
+            order = LengthGrouping.group(order, lengths: { self.objective.length(ofTrainingExample: $0) },
+                                         batchSize: options.microBatchSize, generator: &generator)
+        }
+        cachedOrder = (epoch, order)
+        return order
+    }
+
+    // MARK: - Running
+
+    /// Trains from step 0, or from the checkpoint `resume` (a checkpoint directory) when given.
+    @discardableResult
+    public func run(resumingFrom resume: String? = nil) throws -> [StepRecord] {
+        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        var firstStep = 0
+        if let resume {
+            firstStep = try TrainingCheckpoint.restore(from: resume, trainer: self)
+            history = try MetricsLog.read(directory: outputDirectory).filter { $0.step <= firstStep }
+        } else {
+            history = []
+        }
+        try MetricsLog.rewrite(history, directory: outputDirectory)
+        let totalSteps = self.totalSteps
+        var stepsThisRun = 0
+        for step in firstStep..<totalSteps {
+            let start = DispatchTime.now()
+            optimizer.zeroGradients()
+            let batches = microBatches(ofStep: step)
+            let stepExamples = batches.flatMap { $0 }
+            var loss = 0.0
+            var tokens = 0
+            var metrics: [String: Double] = [:]
+            for (index, batch) in batches.enumerated() {
+                engine.adapters.dropoutSeed = options.seed &* 0x1000_0001 &+ UInt64(step) &* 0x10001 &+ UInt64(index)
+                let result = try objective.accumulate(microBatch: batch, step: stepExamples, engine: engine)
+                loss += result.loss
+                tokens += result.tokens
+                metrics.merge(result.metrics) { $0 + $1 }
+            }
+            let norm = optimizer.clipGradients(maxNorm: options.maxGradNorm)
+            let learningRate = options.learningRate
+                * options.schedule.factor(step: step, warmupSteps: options.warmupSteps, totalSteps: totalSteps)
+            optimizer.update(learningRate: learningRate)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+            var record = StepRecord(step: step + 1, loss: loss, learningRate: learningRate, gradientNorm: norm,
+                                    tokensPerSecond: Double(tokens) / max(seconds, 1e-9), evalLoss: nil, metrics: metrics)
+            let isLast = step + 1 == totalSteps
+            if objective.validationCount > 0, isLast || (options.evalSteps > 0 && (step + 1) % options.evalSteps == 0) {
+                record.evalLoss = try objective.validationLoss(engine: engine, microBatchSize: options.microBatchSize)
+            }
+            history.append(record)
+            try MetricsLog.append(record, directory: outputDirectory)
+            onStep?(record, totalSteps)
+            stepsThisRun += 1
+            if let stopAfterSteps, stepsThisRun >= stopAfterSteps, !isLast {
+                if options.saveSteps > 0, (step + 1) % options.saveSteps == 0 { try saveCheckpoint(step: step + 1) }
+                return history
+            }
+            if !isLast, options.saveSteps > 0, (step + 1) % options.saveSteps == 0 {
+                try saveCheckpoint(step: step + 1)
+            }
+            if Interrupt.isPending {
+                try saveCheckpoint(step: step + 1)
+                throw HoneError.interrupted(message: "training stopped at step \(step + 1); resume with --resume-from-checkpoint \(checkpointPath(step: step + 1))")
+            }
+        }
+        try PEFTAdapter.save(engine.adapters, baseModel: baseModelName, record: record, to: outputDirectory)
+        try LossPlot.write(history, to: (outputDirectory as NSString).appendingPathComponent("loss.svg"))
+        return history
+    }
+
+    public func checkpointPath(step: Int) -> String {
+        (outputDirectory as NSString).appendingPathComponent("checkpoint-\(step)")
+    }
+
+    func saveCheckpoint(step: Int) throws {
+        try TrainingCheckpoint.save(step: step, trainer: self, to: checkpointPath(step: step))
+        try LossPlot.write(history, to: (outputDirectory as NSString).appendingPathComponent("loss.svg"))
+    }
+}
+
+// MARK: - Grouping by length
+
+/// transformers' LengthGroupedSampler idea: cut a random order into mega-batches of 50 micro-batches, sort each by
+/// length (longest first), so micro-batches hold rows of similar length while the order stays random.
+enum LengthGrouping {
+    static func group(_ order: [Int], lengths: (Int) -> Int, batchSize: Int, generator: inout SplitMix64) -> [Int] {
+        let megabatch = max(1, 50 * batchSize)
+        var result: [Int] = []
+        for start in stride(from: 0, to: order.count, by: megabatch) {
+            let slice = order[start..<min(order.count, start + megabatch)]
+            result += slice.sorted { lengths($0) > lengths($1) }
+        }
+        return result
+    }
+}
