@@ -28,12 +28,13 @@ struct Chat: ParsableCommand {
     var showSpeed = false
 
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var adapterOptions: AdapterOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
         try runtime.apply()
         try reportingErrors {
-            let loaded = try LoadedModel.open(model)
+            let loaded = try adapterOptions.open(model: model)
             let tokenizer = try TokenizerLoader.load(modelPath: model)
             let promptTemplate = try PromptTemplate.resolve(template)
             let engine = Generator(model: loaded.model, tokenizer: tokenizer)

@@ -31,3 +31,31 @@ func emit(_ text: String, to output: String?) throws {
         FileHandle.standardOutput.write(Data(text.utf8))
     }
 }
+
+/// `--adapter DIR`: a PEFT LoRA adapter applied on the fly (no merge needed).
+struct AdapterOptions: ParsableArguments {
+    @Option(name: .long, help: "A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) to apply.")
+    var adapter: String?
+
+    /// Opens the model and attaches the adapter when one is given.
+    func open(model: String) throws -> LoadedModel {
+        let loaded = try LoadedModel.open(model)
+        if let adapter {
+            let record = try loaded.attachAdapter(directory: adapter)
+            if let template = record.promptTemplate {
+                FileHandle.standardError.write(Data("adapter: \(adapter) (trained with the '\(template)' template)\n".utf8))
+            }
+        }
+        return loaded
+    }
+
+    /// Identifies the adapter in resumable-job fingerprints.
+    var identity: String {
+        guard let adapter else { return "" }
+        let weights = (adapter as NSString).appendingPathComponent(PEFTAdapter.weightsFile)
+        let attributes = try? FileManager.default.attributesOfItem(atPath: weights)
+        let size = (attributes?[.size] as? NSNumber)?.intValue ?? 0
+        let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        return "|adapter:\(URL(fileURLWithPath: adapter).standardized.path):\(size):\(modified)"
+    }
+}

@@ -43,6 +43,7 @@ struct Generate: ParsableCommand {
     var interruptAfter: Int?
 
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var adapterOptions: AdapterOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -52,7 +53,7 @@ struct Generate: ParsableCommand {
     func run() throws {
         try runtime.apply()
         try reportingErrors {
-            let loaded = try LoadedModel.open(model)
+            let loaded = try adapterOptions.open(model: model)
             let tokenizer = try TokenizerLoader.load(modelPath: model)
             let promptTemplate = try PromptTemplate.resolve(template)
             let records = try AlpacaEval.readInstructions(path: instructions)
@@ -68,7 +69,7 @@ struct Generate: ParsableCommand {
                                   stopStrings: sampling.stop)
             }
             let name = generator ?? URL(fileURLWithPath: model).standardized.deletingPathExtension().lastPathComponent
-            let fingerprint = "\(URL(fileURLWithPath: model).standardized.path)|\(prompts.hashStable)|\(maxNewTokens)|\(sampling.parameters)|\(sampling.stop)"
+            let fingerprint = "\(URL(fileURLWithPath: model).standardized.path)|\(prompts.hashStable)|\(maxNewTokens)|\(sampling.parameters)|\(sampling.stop)\(adapterOptions.identity)"
             let journal = try GenerationJournal(path: output + ".journal", fingerprint: fingerprint)
             let remaining = requests.indices.filter { journal.answers[$0] == nil }
             if remaining.count < requests.count {

@@ -27,12 +27,13 @@ struct Score: ParsableCommand {
     @Option(name: [.customLong("batch-tokens"), .customLong("batch_tokens")], help: "Tokens per forward pass.")
     var batchTokens = 2048
 
+    @OptionGroup var adapterOptions: AdapterOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
         try runtime.apply()
         try reportingErrors {
-            let loaded = try LoadedModel.open(model)
+            let loaded = try adapterOptions.open(model: model)
             let records = try readJSONLines(path: input)
             let rows = try tokenRows(from: records, path: input, vocabularySize: loaded.config.vocabularySize,
                                      tokenizer: { try TokenizerLoader.load(modelPath: model) })

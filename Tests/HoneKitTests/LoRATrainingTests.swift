@@ -176,3 +176,135 @@ struct LoRATrainingTests {
         #expect(FileManager.default.fileExists(atPath: output + "/loss.svg"))
     }
 }
+
+@Suite("Trainer: checkpoints, resume, dropout")
+struct TrainerResumeTests {
+    /// A fresh trainer on the llama-gqa fixture model with new adapters (dropout on, so masks must regenerate).
+    static func makeTrainer(output: String, saveSteps: Int) throws -> Trainer {
+        let fixture = try LoRAFixture("llama-gqa")
+        let steps = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixture.directory + "/steps.json"))) as! [String: Any]
+        let rows = LoRAFixture.rows(steps["rows"])
+        let loaded = try LoadedModel.open(fixture.modelPath)
+        let configuration = LoRAConfiguration(rank: 4, alpha: 8, dropout: 0.1, targetModules: ["q_proj", "v_proj", "down_proj"])
+        let adapters = try AdapterSet.makeNew(configuration: configuration, model: loaded.model, seed: 7)
+        var options = TrainingOptions()
+        options.batchSize = 6
+        options.microBatchSize = 3
+        options.epochs = 2
+        options.learningRate = 5e-3
+        options.warmupSteps = 1
+        options.schedule = .cosine
+        options.weightDecay = 0.01
+        options.saveSteps = saveSteps
+        options.evalSteps = 0
+        return try Trainer(engine: TrainingEngine(loaded: loaded, adapters: adapters),
+                           objective: SupervisedObjective(training: Array(rows.prefix(16)), validation: Array(rows.suffix(4))),
+                           options: options, outputDirectory: output)
+    }
+
+    static func temporaryDirectory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("hone-resume-\(UUID().uuidString)").path
+    }
+
+    @Test("A run stopped after a checkpoint and resumed ends with the same adapter and metrics as an uninterrupted run")
+    func resumeIsExact() throws {
+        let (whole, split) = (Self.temporaryDirectory(), Self.temporaryDirectory())
+        defer {
+            try? FileManager.default.removeItem(atPath: whole)
+            try? FileManager.default.removeItem(atPath: split)
+        }
+        let uninterrupted = try Self.makeTrainer(output: whole, saveSteps: 2)
+        let reference = try uninterrupted.run()
+        #expect(reference.count == 6)
+        #expect(reference.last!.loss < reference.first!.loss)
+
+        let first = try Self.makeTrainer(output: split, saveSteps: 2)
+        first.stopAfterSteps = 3  // killed during step 4's work: checkpoint-2 is the newest
+        _ = try first.run()
+        let latest = try #require(first.latestCheckpoint)
+        #expect(latest.hasSuffix("checkpoint-2"))
+        let second = try Self.makeTrainer(output: split, saveSteps: 2)
+        let resumed = try second.run(resumingFrom: latest)
+        #expect(resumed.map(\.step) == reference.map(\.step))
+        // Steps after the checkpoint are recomputed and must match exactly; the first two come back from
+        // metrics.jsonl (JSON text, so to within parsing precision).
+        #expect(resumed.dropFirst(2).map(\.loss) == reference.dropFirst(2).map(\.loss))
+        #expect(resumed.dropFirst(2).map(\.gradientNorm) == reference.dropFirst(2).map(\.gradientNorm))
+        for (ours, theirs) in zip(resumed.prefix(2), reference.prefix(2)) {
+            #expect(abs(ours.loss - theirs.loss) <= 1e-12 * abs(theirs.loss))
+        }
+        for (left, right) in zip(uninterrupted.engine.adapters.ordered, second.engine.adapters.ordered) {
+            #expect(left.adapter.a.array == right.adapter.a.array)
+            #expect(left.adapter.b.array == right.adapter.b.array)
+        }
+        let wholeBytes = try Data(contentsOf: URL(fileURLWithPath: whole + "/adapter_model.safetensors"))
+        let splitBytes = try Data(contentsOf: URL(fileURLWithPath: split + "/adapter_model.safetensors"))
+        #expect(wholeBytes == splitBytes)
+    }
+
+    @Test("Resuming with other settings is refused with a clear error")
+    func resumeWithOtherSettings() throws {
+        let output = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let first = try Self.makeTrainer(output: output, saveSteps: 2)
+        first.stopAfterSteps = 2
+        _ = try first.run()
+        var options = first.options
+        options.learningRate = 1e-2
+        let other = try Trainer(engine: first.engine, objective: first.objective, options: options, outputDirectory: output)
+        #expect(throws: HoneError.self) { try other.run(resumingFrom: first.latestCheckpoint) }
+    }
+
+    @Test("With dropout on, LoRA gradients equal finite differences of the loss under the same masks")
+    func dropoutGradientsByFiniteDifferences() throws {
+        let fixture = try LoRAFixture("llama-gqa")
+        let engine = try fixture.engine()
+        let adapters = engine.adapters
+        var configuration = adapters.configuration
+        configuration.dropout = 0.3
+        let dropped = AdapterSet(configuration: configuration, modules: adapters.modules, layerCount: adapters.layerCount)
+        for (layer, module, adapter) in adapters.ordered { dropped.attach(adapter, layer: layer, module: module) }
+        let training = try TrainingEngine(loaded: LoadedModel.open(fixture.modelPath), adapters: dropped)
+        dropped.dropoutSeed = 1234
+        for (_, _, adapter) in dropped.ordered { adapter.zeroGradients() }
+        let loss = { try fixture.accumulate(training) }
+        _ = try loss()
+        let probes = dropped.ordered.filter { ["q_proj", "down_proj"].contains($0.module) }.prefix(3)
+        // Snapshot the analytic gradients: every later evaluation accumulates more.
+        let analyticGradients = probes.map { ($0.adapter.gradientA!.array, $0.adapter.gradientB!.array) }
+        for ((_, module, adapter), gradients) in zip(probes, analyticGradients) {
+            for (values, gradient) in [(adapter.a, gradients.0), (adapter.b, gradients.1)] {
+                for index in [0, values.count / 2, values.count - 1] {
+                    let original = values[index]
+                    let step: Float = 1e-2
+                    values[index] = original + step
+                    let plus = try loss()
+                    values[index] = original - step
+                    let minus = try loss()
+                    values[index] = original
+                    let numeric = (plus - minus) / Double(2 * step)
+                    let analytic = Double(gradient[index])
+                    #expect(abs(numeric - analytic) <= 2e-3 + 0.02 * abs(analytic),
+                            "\(module)[\(index)]: finite difference \(numeric), backward \(analytic)")
+                }
+            }
+        }
+        // Dropout changes the loss (the masks are really applied).
+        dropped.isEnabled = true
+        let withDropout = try loss()
+        let plainEngine = try fixture.engine()
+        #expect(abs(withDropout - (try fixture.accumulate(plainEngine))) > 1e-4)
+    }
+
+    @Test("Dropout masks repeat exactly for the same seed")
+    func dropoutIsDeterministic() throws {
+        let (one, two) = (Self.temporaryDirectory(), Self.temporaryDirectory())
+        defer {
+            try? FileManager.default.removeItem(atPath: one)
+            try? FileManager.default.removeItem(atPath: two)
+        }
+        let a = try Self.makeTrainer(output: one, saveSteps: 0)
+        let b = try Self.makeTrainer(output: two, saveSteps: 0)
+        #expect(try a.run().map(\.loss) == b.run().map(\.loss))
+    }
+}

@@ -82,6 +82,15 @@ public final class LoRAAdapter: @unchecked Sendable {
     /// in `projected`, which backward needs.
     func addForward(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
                     projected: UnsafeMutablePointer<Float>) {
+        if rows <= Linear.rowKernelLimit {
+            // Decoding: the row kernel gives each row the same bits whatever the batch, as the base layers do, so
+            // batched greedy generation with an adapter equals generating each prompt alone.
+            hk_matmul_rows_f32(a.pointer, x, projected, Int32(rows), Int32(inFeatures), Int32(rank))
+            let branch = FloatBuffer(count: rows * outFeatures)
+            hk_matmul_rows_f32(b.pointer, projected, branch.pointer, Int32(rows), Int32(rank), Int32(outFeatures))
+            cblas_saxpy(Int32(rows * outFeatures), scale, branch.pointer, 1, y, 1)
+            return
+        }
         hk_sgemm_nt(x, a.pointer, projected, Int32(rows), Int32(inFeatures), Int32(rank), Int32(rank), 0)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outFeatures), Int32(rank), scale,
                     projected, Int32(rank), b.pointer, Int32(rank), 1, y, Int32(outFeatures))
