@@ -47,8 +47,10 @@ import Testing
     }
 
     @Test func helpOnEveryCommand() throws {
-        for command in ["info", "tokenize", "score", "generate", "chat", "perplexity", "bench"] {
-            let result = try runProcess(Repository.honeExecutable, [command, "--help"])
+        let commands: [[String]] = [["info"], ["tokenize"], ["score"], ["generate"], ["chat"], ["perplexity"], ["bench"],
+                                    ["train", "sft"], ["merge"]]
+        for command in commands {
+            let result = try runProcess(Repository.honeExecutable, command + ["--help"])
             #expect(result.status == 0)
             #expect(result.stdout.contains("--threads"))
             #expect(result.stdout.contains("Example"))

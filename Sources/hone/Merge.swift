@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import HoneKit
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fold a LoRA adapter into its base model (W += s·B·A in f32).",
+        discussion: """
+        Writes an HF directory in the base's dtypes (tokenizer and config copied) or a GGUF. Rounding to a 16-bit \
+        dtype can swallow a small adapter: the command reports, per tensor, how much of the change survives, and \
+        refuses to write a model that would be nearly the base unless --force is given.
+
+        Example:
+          hone merge --base-model models/hone-tiny --adapter out --output-dir merged
+        """)
+
+    @Option(name: [.customLong("base-model"), .customLong("base_model")], help: "The base model the adapter was trained on.")
+    var baseModel: String
+
+    @Option(name: .long, help: "A PEFT LoRA adapter directory.")
+    var adapter: String
+
+    @Option(name: [.customLong("output-dir"), .customLong("output_dir")], help: "Where to write the merged model.")
+    var outputDir: String
+
+    @Option(name: .long, help: "safetensors (an HF directory) or gguf.")
+    var format = "safetensors"
+
+    @Flag(name: .long, help: "Write even when rounding erased most of the adapter's change.")
+    var force = false
+
+    @Flag(name: .long, help: "Print every merged tensor's figures.")
+    var verbose = false
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() throws {
+        try runtime.apply()
+        try reportingErrors {
+            guard format == "safetensors" else {
+                throw HoneError.invalidArgument("--format \(format): only safetensors is supported so far")
+            }
+            let base = try LoadedModel.open(baseModel)
+            let (adapters, _) = try PEFTAdapter.load(directory: adapter, for: base.model)
+            let progress = ProgressReporter(total: 100, label: "merge")
+            let reports = try AdapterMerge.writeHuggingFace(base: base, adapters: adapters, to: outputDir, force: force) { written, total in
+                progress.update(done: total > 0 ? written * 100 / total : 100)
+            }
+            progress.update(done: 100)
+            let log = FileHandle.standardError
+            if verbose {
+                for report in reports {
+                    log.write(Data(String(format: "%@: |Δ|/|W| %.2e, kept %.1f%%, error %.1f%%\n", report.name,
+                                          report.relativeSize, report.retained * 100, report.relativeError * 100).utf8))
+                }
+            }
+            let worst = reports.min { $0.retained < $1.retained }
+            let overall = AdapterMerge.overallRetained(reports)
+            var line = String(format: "merged %d tensors; %.1f%% of the adapter's change survives rounding", reports.count, overall * 100)
+            if let worst { line += String(format: " (least: %.1f%% in %@)", worst.retained * 100, worst.name) }
+            log.write(Data("\(line); wrote \(outputDir)\n".utf8))
+        }
+    }
+}
