@@ -70,7 +70,7 @@ func relativeDifference(_ a: [Float], _ b: [Float]) -> Double {
 
 @Suite("LoRA training against PEFT")
 struct LoRATrainingTests {
-    static let cases = ["llama-gqa", "llama-gqa-qv", "llama-tied-llama3-r2", "qwen2-bias-rslora"]
+    static let cases = ["llama-gqa", "llama-gqa-qv", "llama-tied-llama3-r2", "qwen2-bias-rslora", "opt-preln"]
 
     @Test("Adapter log-probs at inference equal PEFT's; switched off they equal the base's", arguments: cases)
     func inferenceWithAdapter(name: String) throws {
@@ -122,9 +122,10 @@ struct LoRATrainingTests {
         }
     }
 
-    @Test("Ten optimizer steps follow PEFT + torch AdamW (losses, lr, grad norms, final adapter)")
-    func tenSteps() throws {
-        let fixture = try LoRAFixture("llama-gqa")
+    @Test("Ten optimizer steps follow PEFT + torch AdamW (losses, lr, grad norms, final adapter)",
+          arguments: ["llama-gqa", "opt-preln"])
+    func tenSteps(name: String) throws {
+        let fixture = try LoRAFixture(name)
         let steps = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixture.directory + "/steps.json"))) as! [String: Any]
         let rows = LoRAFixture.rows(steps["rows"])
         let records = steps["steps"] as! [[String: Any]]
