@@ -138,7 +138,7 @@ struct LoRATrainingTests {
         options.weightDecay = 0.01
         options.warmupSteps = 2
         options.schedule = .linear
-        options.maxGradNorm = 1.0
+        options.maxGradNorm = (steps["max_grad_norm"] as! NSNumber).doubleValue
         options.saveSteps = 0
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("hone-steps-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: output) }
