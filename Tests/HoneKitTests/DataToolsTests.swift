@@ -342,6 +342,12 @@ private func storedGzipMember(_ payload: [UInt8]) -> [UInt8] {
         #expect(Set(ids[0]).count == 12)
     }
 
+    @Test func rewardsStayFloats() throws {
+        // PRO files hold float rewards; a whole-number reward must not come out as an integer.
+        #expect(try rankingLine(["suffix": ["a", "b"], "reward": [1, 0] as [Any]]) == "{\"reward\":[1.0,0.0],\"suffix\":[\"a\",\"b\"]}")
+        #expect(try rankingLine(["reward": [-0.114, 2.5e-7]]) == "{\"reward\":[-0.114,2.5e-07]}")
+    }
+
     @Test func tooManyPromptsOrResponses() throws {
         let source = try readDataRecords(path: Repository.fixture("data/ranking4.jsonl"))
         #expect(throws: HoneError.self) { try SubsetSample.make(source, prompts: 31, responses: 2, seed: 42) }

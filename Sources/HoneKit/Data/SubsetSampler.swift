@@ -63,7 +63,7 @@ public struct SubsetSample {
         result.responsesPerPrompt = responses
         for index in result.sourceIndices {
             let object = rankings[index].object
-            result.lines.append(try jsonValueText(object))
+            result.lines.append(try rankingLine(object))
             result.records.append(DataRecord(path: path, location: source[index].location, object: object))
         }
         return result
@@ -87,6 +87,19 @@ public struct SubsetSample {
         }
         return table.render()
     }
+}
+
+/// One record as a JSON line, keys sorted; rewards always written as floats ("1.0", not "1"), as PRO's files have
+/// them, whatever JSONSerialization would make of a whole-number double.
+func rankingLine(_ object: [String: Any]) throws -> String {
+    let fields = try object.keys.sorted().map { key -> String in
+        if key == "reward", let rewards = object[key] as? [Any], case let values = rewards.compactMap(jsonDouble),
+           values.count == rewards.count, values.allSatisfy(\.isFinite) {
+            return "\(jsonString(key)):[" + values.map { "\($0)" }.joined(separator: ",") + "]"
+        }
+        return "\(jsonString(key)):" + (try jsonValueText(object[key]!))
+    }
+    return "{" + fields.joined(separator: ",") + "}"
 }
 
 /// A record seen as a ranking: PRO's `{prefix, suffix, reward}` or a DPO pair.
