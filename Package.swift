@@ -20,6 +20,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(
             name: "HoneKernels",
             path: "Sources/HoneKernels",
@@ -28,7 +29,7 @@ let package = Package(
         ),
         .target(
             name: "HoneKit",
-            dependencies: ["HoneKernels", "CBLAS", "CLZ4"],
+            dependencies: ["HoneKernels", "CBLAS", "CLZ4", "CZlib"],
             path: "Sources/HoneKit",
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),

@@ -47,14 +47,20 @@ import Testing
     }
 
     @Test func helpOnEveryCommand() throws {
-        let commands: [[String]] = [["info"], ["tokenize"], ["score"], ["generate"], ["chat"], ["perplexity"], ["bench"],
-                                    ["train", "sft"], ["merge"]]
+        let commands = ["info", "tokenize", "score", "generate", "chat", "perplexity", "bench", "merge"].map { [$0] }
+            + ["hh-rlhf", "judgments", "sample", "diversity"].map { ["data", $0] }
+            + [["train", "sft"]]
         for command in commands {
             let result = try runProcess(Repository.honeExecutable, command + ["--help"])
             #expect(result.status == 0)
             #expect(result.stdout.contains("--threads"))
-            #expect(result.stdout.contains("Example"))
+            #expect(result.stdout.contains("Example"), "\(command)")
         }
+        // The group lists its subcommands and has an example of its own.
+        let group = try runProcess(Repository.honeExecutable, ["data", "--help"])
+        #expect(group.status == 0)
+        #expect(group.stdout.contains("Example"))
+        #expect(["hh-rlhf", "judgments", "sample", "diversity"].allSatisfy { group.stdout.contains($0) })
     }
 }
 

@@ -1,5 +1,5 @@
 # Sourced by tools/test and tools/quickstart: installs the Debian packages Hone builds against when missing.
-HONE_PACKAGES=(libopenblas-dev liblz4-dev libomp-dev)
+HONE_PACKAGES=(libopenblas-dev liblz4-dev libomp-dev zlib1g-dev)
 
 ensure_packages() {
     local missing=()

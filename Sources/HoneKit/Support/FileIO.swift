@@ -20,15 +20,13 @@ public struct JSONLRecord {
     public let object: [String: Any]
 }
 
-/// Reads a JSON Lines file; blank lines are skipped; any other line must be a JSON object.
+/// Reads a JSON Lines file (gzip-compressed or not); blank lines are skipped; any other line must be a JSON object.
 public func readJSONLines(path: String) throws -> [JSONLRecord] {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            throw HoneError.io(path: path, message: isDirectory.boolValue ? "is a directory, expected a file" : "cannot read file")
-        }
-        throw HoneError.fileNotFound(path: path)
-    }
+    try parseJSONLines(readInputFile(path: path), path: path)
+}
+
+/// Parses JSON Lines already in memory; `path` is only for error messages.
+public func parseJSONLines(_ data: Data, path: String) throws -> [JSONLRecord] {
     var records: [JSONLRecord] = []
     var lineNumber = 0
     for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
