@@ -10,9 +10,12 @@
 #include <string.h>
 #include <immintrin.h>
 
+#include "hk_internal.h"
 #include "hone_gemm.h"
 #include "hone_kernels.h"
 #include "hone_openmp.h"
+#include "hone_quant.h"
+#include "hone_train.h"
 
 static void ensure_single_threaded_blas(void) {
     static int done = 0;
@@ -153,6 +156,159 @@ void hk_sgemm_nt(const float *x, const float *w, float *y, int rows, int in, int
                         w + (size_t)begin * in, in, beta, y + begin, ldy);
         }
     }
+}
+
+// MARK: - Input gradient of a frozen linear layer: dx (+)= dy W
+
+// The transpose of hk_matmul_many's product, cut the other way: each thread owns a slice of dx's columns (of W's
+// input features), so no two threads write the same dx element and no reduction is needed. A thread converts
+// or dequantizes W[tile of output rows, its columns] into a private f32 buffer and multiplies dy[:, tile] by it
+// with single-threaded sgemm (NN), accumulating over the tiles into its dx columns.
+
+/// Values per indivisible column unit: the quant block (32 or 256), 16 floats for f32/f16/bf16; 0 if unknown.
+static int linear_column_unit(int weight_type) {
+    switch (weight_type) {
+    case HK_LINEAR_F32: case HK_LINEAR_F16: case HK_LINEAR_BF16: return 16;
+    case HK_LINEAR_Q8_0: case HK_LINEAR_Q4_0: case HK_LINEAR_Q4_K: case HK_LINEAR_Q6_K:
+        return (int)hk_quant_block_size(weight_type);
+    default: return 0;
+    }
+}
+
+static int linear_is_quantized(int weight_type) {
+    return weight_type != HK_LINEAR_F32 && weight_type != HK_LINEAR_F16 && weight_type != HK_LINEAR_BF16;
+}
+
+int hk_linear_backward_input_supported(int weight_type, int in) {
+    int unit = linear_column_unit(weight_type);
+    if (unit == 0 || in < 0) return 0;
+    return !linear_is_quantized(weight_type) || in % unit == 0;
+}
+
+/// W[first_row ..< first_row + count, first_column ..< first_column + columns] as f32, rows `columns` apart.
+static void weight_block_to_f32(const void *w, int weight_type, int in, int first_row, int count, int first_column,
+                                int columns, float *dst /* [count, columns] */) {
+    if (linear_is_quantized(weight_type)) {
+        size_t row_bytes = hk_quant_row_bytes(weight_type, in);
+        size_t skip = (size_t)(first_column / hk_quant_block_size(weight_type)) * hk_quant_block_bytes(weight_type);
+        for (int o = 0; o < count; o++) {
+            const uint8_t *row = (const uint8_t *)w + (size_t)(first_row + o) * row_bytes + skip;
+            hk_dequantize_row(weight_type, row, dst + (size_t)o * columns, columns);
+        }
+    } else {
+        // f16 and bf16 (f32 never gets here): tile_to_f32 takes hk_weight_type, whose f16 value is the same.
+        int type = weight_type == HK_LINEAR_F16 ? HK_WEIGHT_F16 : HK_WEIGHT_BF16;
+        for (int o = 0; o < count; o++) {
+            tile_to_f32(w, type, (size_t)(first_row + o) * in + first_column, (size_t)columns, dst + (size_t)o * columns);
+        }
+    }
+}
+
+void hk_linear_backward_input(const void *weight, int weight_type, const float *dy, float *dx, int rows, int in,
+                              int out, int accumulate) {
+    if (rows <= 0 || in <= 0) return;
+    if (!hk_linear_backward_input_supported(weight_type, in)) {
+        for (size_t i = 0; i < (size_t)rows * in; i++) dx[i] = NAN;
+        return;
+    }
+    if (out <= 0) {
+        if (!accumulate) memset(dx, 0, (size_t)rows * in * sizeof(float));
+        return;
+    }
+    ensure_single_threaded_blas();
+    int unit = linear_column_unit(weight_type);
+    int units = (in + unit - 1) / unit;
+    int threads = hk_get_threads();
+    if ((long)rows * in * out < (1L << 22)) threads = 1;
+    // Column slices first; only when there are fewer units than threads are dy's rows split as well (each
+    // row part then converts the same weights again, which is cheap next to the product).
+    int column_parts = threads < units ? threads : units;
+    int row_parts = threads / column_parts;
+    if (row_parts > rows) row_parts = rows;
+    int parts = column_parts * row_parts;
+    float beta_first = accumulate ? 1.0f : 0.0f;
+
+    #pragma omp parallel num_threads(parts)
+    {
+        float *buffer = NULL;
+        size_t buffer_floats = 0;
+        // One part per thread when the runtime grants them all; a smaller team loops.
+        for (int part = omp_get_thread_num(); part < parts; part += omp_get_num_threads()) {
+            size_t unit_begin, unit_end, row_begin, row_end;
+            hk_split_range((size_t)units, part % column_parts, column_parts, &unit_begin, &unit_end);
+            hk_split_range((size_t)rows, part / column_parts, row_parts, &row_begin, &row_end);
+            int first_column = (int)unit_begin * unit;
+            int columns = ((int)unit_end * unit < in ? (int)unit_end * unit : in) - first_column;
+            int part_rows = (int)(row_end - row_begin);
+            if (columns <= 0 || part_rows <= 0) continue;
+            const float *dy_part = dy + row_begin * (size_t)out;
+            float *dx_part = dx + row_begin * (size_t)in + first_column;
+            if (weight_type == HK_LINEAR_F32) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, part_rows, columns, out, 1.0f, dy_part, out,
+                            (const float *)weight + first_column, in, beta_first, dx_part, in);
+                continue;
+            }
+            // Tile height: about 1 MB of f32 per thread, a multiple of 16 output rows.
+            int tile = (1 << 18) / columns;
+            if (tile < 16) tile = 16;
+            if (tile > 512) tile = 512;
+            tile = (tile + 15) / 16 * 16;
+            size_t needed = (size_t)tile * columns;
+            if (needed > buffer_floats) {
+                free(buffer);
+                buffer = aligned_alloc(64, (needed * sizeof(float) + 63) / 64 * 64);
+                buffer_floats = buffer ? needed : 0;
+            }
+            if (buffer == NULL) {
+                for (int r = 0; r < part_rows; r++) {
+                    for (int i = 0; i < columns; i++) dx_part[(size_t)r * in + i] = NAN;
+                }
+                continue;
+            }
+            for (int begin = 0; begin < out; begin += tile) {
+                int count = out - begin < tile ? out - begin : tile;
+                weight_block_to_f32(weight, weight_type, in, begin, count, first_column, columns, buffer);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, part_rows, columns, count, 1.0f, dy_part + begin,
+                            out, buffer, columns, begin == 0 ? beta_first : 1.0f, dx_part, in);
+            }
+        }
+        free(buffer);
+    }
+}
+
+void hk_linear_backward_input_ref(const void *weight, int weight_type, const float *dy, float *dx, int rows, int in,
+                                  int out, int accumulate) {
+    if (rows <= 0 || in <= 0) return;
+    if (!hk_linear_backward_input_supported(weight_type, in)) {
+        for (size_t i = 0; i < (size_t)rows * in; i++) dx[i] = NAN;
+        return;
+    }
+    double *sums = calloc((size_t)rows * in, sizeof(double));
+    float *weight_row = malloc((size_t)in * sizeof(float));
+    if (sums && weight_row) {
+        for (int o = 0; o < out; o++) {
+            if (weight_type == HK_LINEAR_F32) {
+                memcpy(weight_row, (const float *)weight + (size_t)o * in, (size_t)in * sizeof(float));
+            } else if (weight_type == HK_LINEAR_F16) {
+                for (int i = 0; i < in; i++) weight_row[i] = f16_to_f32_scalar(((const uint16_t *)weight)[(size_t)o * in + i]);
+            } else if (weight_type == HK_LINEAR_BF16) {
+                for (int i = 0; i < in; i++) {
+                    uint32_t bits = (uint32_t)((const uint16_t *)weight)[(size_t)o * in + i] << 16;
+                    memcpy(&weight_row[i], &bits, 4);
+                }
+            } else {
+                hk_dequantize_row(weight_type, (const uint8_t *)weight + (size_t)o * hk_quant_row_bytes(weight_type, in),
+                                  weight_row, in);
+            }
+            for (int r = 0; r < rows; r++) {
+                double gradient = dy[(size_t)r * out + o];
+                for (int i = 0; i < in; i++) sums[(size_t)r * in + i] += gradient * weight_row[i];
+            }
+        }
+        for (size_t i = 0; i < (size_t)rows * in; i++) dx[i] = (float)(accumulate ? dx[i] + sums[i] : sums[i]);
+    }
+    free(sums);
+    free(weight_row);
 }
 
 // MARK: - OpenBLAS core selection
