@@ -149,6 +149,9 @@ public final class TokenizedDataCache: Sendable {
     // MARK: Store and load
 
     /// Writes the examples under `key` (atomically: `name.tmp`, then a rename), creating the directory.
+    /// A reader never sees a partial file. Two processes storing the same key at the same moment share the
+    /// `.tmp` name, so one of them may fail: callers should treat a failed store as a warning (the data is
+    /// tokenized either way).
     public func store(_ examples: [TrainingExample], key: Key) throws {
         var payload = Data()
         payload.reserveCapacity(examples.reduce(0) { $0 + 4 + 8 * $1.inputIDs.count })
