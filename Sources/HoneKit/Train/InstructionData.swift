@@ -1,0 +1,194 @@
+import Foundation
+
+// MARK: - Alpaca records
+
+/// One supervised fine-tuning record in Alpaca's format: `instruction`, optional `input` ("" when absent or
+/// null), `output` (the response the model learns).
+public struct AlpacaRecord: Sendable, Equatable, Hashable {
+    public var instruction: String
+    public var input: String
+    public var output: String
+
+    public init(instruction: String, input: String = "", output: String) {
+        self.instruction = instruction
+        self.input = input
+        self.output = output
+    }
+}
+
+public enum AlpacaData {
+    /// Reads Alpaca training data: a JSON array of objects (`alpaca_data.json`) or JSON Lines (one object
+    /// per line, blank lines skipped). Each record needs `instruction` and `output` strings; `input` may be
+    /// a string, null or absent; other keys are ignored. Errors name the file and the record (1-based
+    /// "record N" in an array, "line N" in JSON Lines).
+    public static func read(path: String) throws -> [AlpacaRecord] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+                throw HoneError.io(path: path, message: isDirectory.boolValue ? "is a directory, expected a file" : "cannot read file")
+            }
+            throw HoneError.fileNotFound(path: path)
+        }
+        let firstByte = data.first { ![0x20, 0x09, 0x0A, 0x0D, 0xEF, 0xBB, 0xBF].contains($0) }
+        guard let firstByte else { throw HoneError.malformedFile(path: path, message: "no records (the file is empty)") }
+        var records: [AlpacaRecord] = []
+        if firstByte == UInt8(ascii: "[") {
+            let array = try parseWhole(data, path: path)
+            guard let items = array as? [Any] else {
+                throw HoneError.malformedFile(path: path, message: "expected a JSON array of records")
+            }
+            records.reserveCapacity(items.count)
+            for (index, item) in items.enumerated() {
+                records.append(try record(from: item) { message in
+                    HoneError.malformedFile(path: path, message: "record \(index + 1): \(message)")
+                })
+            }
+        } else if firstByte == UInt8(ascii: "{") {
+            var lines: [JSONLRecord] = []
+            do {
+                lines = try readJSONLines(path: path)
+            } catch {
+                // A pretty-printed object spanning several lines is not JSON Lines; say what it is instead.
+                if let whole = try? parseJSON(data), whole is [String: Any] {
+                    throw HoneError.malformedFile(
+                        path: path, message: "expected a JSON array of records or JSON Lines (one object per line), found a single JSON object")
+                }
+                throw error
+            }
+            records.reserveCapacity(lines.count)
+            for line in lines {
+                records.append(try record(from: line.object) { message in
+                    HoneError.malformedRecord(path: path, line: line.line, message: message)
+                })
+            }
+        } else {
+            throw HoneError.malformedFile(
+                path: path, message: "expected a JSON array of records or JSON Lines (one object per line)")
+        }
+        if records.isEmpty { throw HoneError.malformedFile(path: path, message: "no records") }
+        return records
+    }
+
+    private static func parseWhole(_ data: Data, path: String) throws -> Any {
+        do {
+            return try parseJSON(data)
+        } catch {
+            guard String(validating: data, as: UTF8.self) != nil else {
+                throw HoneError.malformedFile(path: path, message: "not valid UTF-8 text")
+            }
+            throw HoneError.malformedFile(path: path, message: "not valid JSON (truncated or corrupt)")
+        }
+    }
+
+    private static func record(from value: Any, error: (String) -> HoneError) throws -> AlpacaRecord {
+        guard let object = value as? [String: Any] else {
+            throw error("expected a JSON object, found \(jsonTypeName(value))")
+        }
+        func string(_ key: String, optional: Bool) throws -> String {
+            guard let field = object[key] else {
+                if optional { return "" }
+                throw error("missing \"\(key)\"")
+            }
+            if field is NSNull, optional { return "" }
+            guard let text = field as? String else {
+                throw error("\"\(key)\" must be a string\(optional ? " or null" : ""), found \(jsonTypeName(field))")
+            }
+            return text
+        }
+        return AlpacaRecord(instruction: try string("instruction", optional: false),
+                            input: try string("input", optional: true),
+                            output: try string("output", optional: false))
+    }
+}
+
+/// JSON's name for the type of a value from `parseJSON` (for error messages).
+func jsonTypeName(_ value: Any) -> String {
+    if value is NSNull { return "null" }
+    if value is [Any] { return "an array" }
+    if value is [String: Any] { return "an object" }
+    if jsonDouble(value) != nil { return "a number" }
+    if type(of: value) == Bool.self || (value as? NSNumber) != nil { return "a boolean" }
+    if value is String { return "a string" }
+    return "\(type(of: value))"
+}
+
+// MARK: - Tokenization for training
+
+/// One tokenized training row: `inputIDs` and `labels` of equal length, HF's convention: `labels[t]` is the
+/// token the model should predict at position t from positions < t (the loss pairs logits[t-1] with
+/// labels[t], so labels[0] is never used), `ignoredLabel` (-100) where nothing is learnt.
+public struct TrainingExample: Sendable, Equatable, Hashable {
+    public static let ignoredLabel: Int32 = -100
+
+    public var inputIDs: [Int32]
+    public var labels: [Int32]
+
+    public init(inputIDs: [Int32], labels: [Int32]) {
+        precondition(inputIDs.count == labels.count, "inputIDs and labels must have the same length")
+        self.inputIDs = inputIDs
+        self.labels = labels
+    }
+
+    /// Positions t ≥ 1 whose label is learnt: the number of terms this row adds to a token-mean loss.
+    public var trainedTokenCount: Int { labels.dropFirst().reduce(0) { $0 + ($1 == Self.ignoredLabel ? 0 : 1) } }
+}
+
+/// Alpaca-LoRA's `generate_and_tokenize_prompt` (tloen/alpaca-lora finetune.py @ 8bb8579, methods.md §3.2):
+///
+/// * The training text is the template's prompt for (instruction, input) immediately followed by the output
+///   (`prompt_input` when the input is non-empty, else `prompt_no_input`; an empty output adds nothing).
+/// * It is tokenized like the HF tokenizer call `tokenizer(text, truncation=True, max_length=cutoff_len)`:
+///   the tokenizer's BOS (when it adds one and the template allows it) and the text ids, cut on the right to
+///   `cutoffLength` ids in all; a tokenizer that appends EOS itself keeps it as the last id within the limit.
+/// * EOS is appended when the last id is not EOS and there are fewer than `cutoffLength` ids: ALWAYS for the
+///   full text, whatever `addEOSToken` says. So a row cut at the limit has no EOS.
+/// * `trainOnInputs` true: labels = ids. False: the first `promptLength` labels are -100, where
+///   `promptLength` is the length of the prompt alone tokenized the same way with EOS appended iff
+///   `addEOSToken`, minus 1 iff `addEOSToken`. That is the prompt's own length unless the prompt alone
+///   reaches the cut: then it is `cutoffLength - 1` with `addEOSToken` (the row's last id stays trained) and
+///   `cutoffLength` without (the whole row is masked).
+/// * The BOS is part of the prompt: masked with it (its label is never used anyway, see `TrainingExample`).
+///
+/// Differences from the Python, all on inputs the reference cannot handle: special-token names written in the
+/// data ("</s>") stay text, as methods.md §8 asks (the slow Llama tokenizer would turn them into ids); a
+/// tokenizer without an EOS gets none appended and `addEOSToken` then subtracts nothing (Python would append
+/// None and fail); if the prompt alone were longer than the full text (a merge across the boundary that
+/// shortens it), the Python would make labels longer than the ids — here every label is masked instead.
+public func tokenizeForTraining(_ record: AlpacaRecord, tokenizer: Tokenizer, template: PromptTemplate,
+                                cutoffLength: Int, trainOnInputs: Bool, addEOSToken: Bool) -> TrainingExample {
+    precondition(cutoffLength >= 1, "cutoffLength must be at least 1")
+    let promptPieces = template.pieces(instruction: record.instruction, input: record.input)
+    var fullPieces = promptPieces
+    if !record.output.isEmpty { fullPieces.append(PromptPiece(.content, record.output)) }
+
+    let eos = tokenizer.eosTokenID
+    /// finetune.py's `tokenize(prompt, add_eos_token)`.
+    func tokenize(_ pieces: [PromptPiece], appendEOS: Bool) -> [Int32] {
+        var ids = template.encode(pieces, with: tokenizer)
+        let suffix: [Int32] = tokenizer.addsEOS && eos != nil ? [eos!] : []
+        if ids.count + suffix.count > cutoffLength { ids = Array(ids.prefix(max(0, cutoffLength - suffix.count))) }
+        ids += suffix
+        if appendEOS, let eos, ids.last != eos, ids.count < cutoffLength { ids.append(eos) }
+        return ids
+    }
+
+    let inputIDs = tokenize(fullPieces, appendEOS: true)
+    var labels = inputIDs
+    if !trainOnInputs {
+        let measuresWithEOS = addEOSToken && eos != nil
+        var promptLength = tokenize(promptPieces, appendEOS: measuresWithEOS).count
+        if measuresWithEOS { promptLength -= 1 }
+        let masked = min(promptLength, labels.count)
+        labels.replaceSubrange(0..<masked, with: repeatElement(TrainingExample.ignoredLabel, count: masked))
+    }
+    return TrainingExample(inputIDs: inputIDs, labels: labels)
+}
+
+/// `tokenizeForTraining` over many records, in order.
+public func tokenizeForTraining(_ records: [AlpacaRecord], tokenizer: Tokenizer, template: PromptTemplate,
+                                cutoffLength: Int, trainOnInputs: Bool, addEOSToken: Bool) -> [TrainingExample] {
+    records.map {
+        tokenizeForTraining($0, tokenizer: tokenizer, template: template, cutoffLength: cutoffLength,
+                            trainOnInputs: trainOnInputs, addEOSToken: addEOSToken)
+    }
+}
