@@ -47,6 +47,18 @@ public final class TokenizedDataCache: Sendable {
     private let warn: @Sendable (String) -> Void
 
     /// `warn` receives one line per unusable cache file (default: `hone: warning: ...` on stderr).
+    /// `$HONE_CACHE_DIR/tokenized`, else `$XDG_CACHE_HOME/hone/tokenized`, else `~/.cache/hone/tokenized`;
+    /// nil (no caching) when HONE_CACHE_DIR is set to an empty string.
+    public static var defaultDirectory: String? {
+        let environment = ProcessInfo.processInfo.environment
+        if let root = environment["HONE_CACHE_DIR"] {
+            return root.isEmpty ? nil : (root as NSString).appendingPathComponent("tokenized")
+        }
+        let base = environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache")
+        return ((base as NSString).appendingPathComponent("hone") as NSString).appendingPathComponent("tokenized")
+    }
+
     public init(directory: String, warn: @escaping @Sendable (String) -> Void = TokenizedDataCache.warnOnStandardError) {
         self.directory = directory
         self.warn = warn

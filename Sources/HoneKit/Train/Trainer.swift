@@ -108,11 +108,12 @@ public final class Trainer {
 
     private func epochOrder(_ epoch: Int) -> [Int] {
         if let cachedOrder, cachedOrder.epoch == epoch { return cachedOrder.order }
-        var generator = SplitMix64(seed: options.seed &+ UInt64(epoch) &* 0x9E37_79B9)
-        var order = Array(0..<objective.trainingCount).shuffled(using: &generator)
+        let seed = options.seed &+ UInt64(epoch) &* 0x9E37_79B9
+        var order = DataOrder.permutation(count: objective.trainingCount, seed: seed)
         if options.groupByLength {
-            order = LengthGrouping.group(order, lengths: { self.objective.length(ofTrainingExample: $0) },
-                                         batchSize: options.microBatchSize, generator: &generator)
+            // transformers passes the per-device batch times the accumulation steps as the batch size.
+            let lengths = (0..<objective.trainingCount).map { objective.length(ofTrainingExample: $0) }
+            order = DataOrder.groupedByLength(lengths: lengths, batchSize: options.examplesPerStep, permutation: order)
         }
         cachedOrder = (epoch, order)
         return order
@@ -188,21 +189,5 @@ public final class Trainer {
     func saveCheckpoint(step: Int) throws {
         try TrainingCheckpoint.save(step: step, trainer: self, to: checkpointPath(step: step))
         try LossPlot.write(history, to: (outputDirectory as NSString).appendingPathComponent("loss.svg"))
-    }
-}
-
-// MARK: - Grouping by length
-
-/// transformers' LengthGroupedSampler idea: cut a random order into mega-batches of 50 micro-batches, sort each by
-/// length (longest first), so micro-batches hold rows of similar length while the order stays random.
-enum LengthGrouping {
-    static func group(_ order: [Int], lengths: (Int) -> Int, batchSize: Int, generator: inout SplitMix64) -> [Int] {
-        let megabatch = max(1, 50 * batchSize)
-        var result: [Int] = []
-        for start in stride(from: 0, to: order.count, by: megabatch) {
-            let slice = order[start..<min(order.count, start + megabatch)]
-            result += slice.sorted { lengths($0) > lengths($1) }
-        }
-        return result
     }
 }
