@@ -309,3 +309,107 @@ struct TrainerResumeTests {
         #expect(try a.run().map(\.loss) == b.run().map(\.loss))
     }
 }
+
+@Suite("LoRA on GGUF and quantized bases", .serialized)
+struct GGUFAdapterTests {
+    @Test("A PEFT adapter on llama.cpp's GGUF (permuted Q/K rows) gives PEFT's log-probs")
+    func adapterOnGGUF() throws {
+        let fixture = try LoRAFixture("llama-gqa")
+        let loaded = try LoadedModel.open(Repository.fixture("gguf/llama-gqa-f32.gguf"))
+        try loaded.attachAdapter(directory: fixture.directory + "/adapter")
+        let engine = try TrainingEngine(loaded: loaded, adapters: (loaded.model as! AdaptableModel).adapters!)
+        let logprobs = try engine.logProbabilities(fixture.rows)
+        for (index, row) in fixture.rows.enumerated() {
+            for (slot, target) in row.targets.enumerated() {
+                #expect(abs(Double(logprobs[index][slot]) - fixture.logprobs[index][target.position]) < 1e-4)
+            }
+        }
+    }
+
+    @Test("Training on the GGUF base saves the same adapter (in HF row order) as training on the HF base")
+    func trainingOnGGUFMatchesHF() throws {
+        let fixture = try LoRAFixture("llama-gqa")
+        func train(_ model: String) throws -> String {
+            let loaded = try LoadedModel.open(model)
+            let (adapters, _) = try PEFTAdapter.load(directory: fixture.directory + "/adapter", for: loaded.model)
+            var options = TrainingOptions()
+            options.batchSize = 3
+            options.microBatchSize = 3
+            options.maxSteps = 3
+            options.learningRate = 1e-3
+            options.warmupSteps = 0
+            options.saveSteps = 0
+            let output = FileManager.default.temporaryDirectory.appendingPathComponent("hone-gguf-\(UUID().uuidString)").path
+            let trainer = try Trainer(engine: TrainingEngine(loaded: loaded, adapters: adapters),
+                                      objective: SupervisedObjective(training: fixture.rows, validation: []),
+                                      options: options, outputDirectory: output)
+            try trainer.run()
+            return output
+        }
+        let fromHF = try train(fixture.modelPath)
+        let fromGGUF = try train(Repository.fixture("gguf/llama-gqa-f32.gguf"))
+        defer {
+            try? FileManager.default.removeItem(atPath: fromHF)
+            try? FileManager.default.removeItem(atPath: fromGGUF)
+        }
+        let left = try SafetensorsFile(path: fromHF + "/adapter_model.safetensors")
+        let right = try SafetensorsFile(path: fromGGUF + "/adapter_model.safetensors")
+        #expect(left.tensors.keys.sorted() == right.tensors.keys.sorted())
+        for name in left.tensors.keys {
+            let difference = relativeDifference(try right.tensors[name]!.floats(), try left.tensors[name]!.floats())
+            #expect(difference < 1e-4, "\(name): \(difference)")
+        }
+    }
+
+    @Test("QLoRA on a Q8_0 base: gradients through the dequantized weights equal finite differences")
+    func quantizedBaseGradients() throws {
+        try Linear.$exactQuantizedProducts.withValue(true) { try quantizedBaseGradientsBody() }
+    }
+
+    private func quantizedBaseGradientsBody() throws {
+        let fixture = try LoRAFixture("llama-gqa")
+        let loaded = try LoadedModel.open(Repository.fixture("gguf/llama-gqa-q8_0.gguf"))
+        let (adapters, _) = try PEFTAdapter.load(directory: fixture.directory + "/adapter", for: loaded.model)
+        let engine = try TrainingEngine(loaded: loaded, adapters: adapters)
+        for (_, _, adapter) in adapters.ordered { adapter.allocateGradients() }
+        let loss = { try fixture.accumulate(engine) }
+        _ = try loss()
+        let probes = adapters.ordered.filter { ["k_proj", "up_proj"].contains($0.module) }.prefix(2)
+        let analytic = probes.map { ($0.adapter.gradientA!.array, $0.adapter.gradientB!.array) }
+        for ((_, module, adapter), gradients) in zip(probes, analytic) {
+            for (values, gradient) in [(adapter.a, gradients.0), (adapter.b, gradients.1)] {
+                for index in [1, values.count / 3, values.count - 2] {
+                    let original = values[index]
+                    let step: Float = 1e-2
+                    values[index] = original + step
+                    let plus = try loss()
+                    values[index] = original - step
+                    let minus = try loss()
+                    values[index] = original
+                    let numeric = (plus - minus) / Double(2 * step)
+                    #expect(abs(numeric - Double(gradient[index])) <= 2e-3 + 0.02 * abs(Double(gradient[index])),
+                            "\(module)[\(index)]: finite difference \(numeric), backward \(gradient[index])")
+                }
+            }
+        }
+    }
+
+    @Test("QLoRA with 8-bit activations stays close to the exact quantized-weight gradients")
+    func quantizedBaseFastPath() throws {
+        let fixture = try LoRAFixture("llama-gqa")
+        func gradients(exact: Bool) throws -> [Float] {
+            try Linear.$exactQuantizedProducts.withValue(exact) { try quantizedGradients(fixture) }
+        }
+        func quantizedGradients(_ fixture: LoRAFixture) throws -> [Float] {
+            let loaded = try LoadedModel.open(Repository.fixture("gguf/llama-gqa-q8_0.gguf"))
+            let (adapters, _) = try PEFTAdapter.load(directory: fixture.directory + "/adapter", for: loaded.model)
+            let engine = try TrainingEngine(loaded: loaded, adapters: adapters)
+            for (_, _, adapter) in adapters.ordered { adapter.allocateGradients() }
+            _ = try fixture.accumulate(engine)
+            return adapters.ordered.flatMap { $0.adapter.gradientA!.array + $0.adapter.gradientB!.array }
+        }
+        let difference = relativeDifference(try gradients(exact: false), try gradients(exact: true))
+        #expect(difference < 5e-2, "relative difference \(difference)")
+        #expect(difference > 0)
+    }
+}

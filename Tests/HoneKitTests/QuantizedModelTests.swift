@@ -20,9 +20,9 @@ import Testing
     /// blocks are read exactly.
     @Test(arguments: ["q8_0", "q4_0"])
     func weightsAreReadExactly(type: String) throws {
-        Linear.exactQuantizedProducts = true
-        defer { Linear.exactQuantizedProducts = false }
-        #expect(try deviations(type).max()! <= 1e-4)
+        // A task-local switch: tests running in parallel keep the integer kernels.
+        let deviations = try Linear.$exactQuantizedProducts.withValue(true) { try self.deviations(type) }
+        #expect(deviations.max()! <= 1e-4)
     }
 
     /// The integer kernels quantize activations to 8 bits, as llama.cpp does. On this tiny random model (log-prob

@@ -47,8 +47,16 @@ public enum PEFTAdapter {
             let prefix = set.peftPrefix(layer: layer, module: module)
             entries.append(SafetensorsEntry(name: prefix + ".lora_A.weight", dtype: "F32",
                                             shape: [adapter.rank, adapter.inFeatures], bytes: floatBytes(adapter.a)))
+            var b = adapter.b
+            if let order = set.rowOrders[module] {
+                // Back to HF's row order for PEFT.
+                b = FloatBuffer(count: adapter.b.count)
+                for (stored, hf) in order.enumerated() {
+                    (b.pointer + hf * adapter.rank).update(from: adapter.b.pointer + stored * adapter.rank, count: adapter.rank)
+                }
+            }
             entries.append(SafetensorsEntry(name: prefix + ".lora_B.weight", dtype: "F32",
-                                            shape: [adapter.outFeatures, adapter.rank], bytes: floatBytes(adapter.b)))
+                                            shape: [adapter.outFeatures, adapter.rank], bytes: floatBytes(b)))
         }
         // Weights first, config last: a directory with a config always has its weights.
         try SafetensorsWriter.write(entries, metadata: ["format": "pt"], to: (directory as NSString).appendingPathComponent(weightsFile))
@@ -106,6 +114,7 @@ public enum PEFTAdapter {
         let targets = modules.names.filter { name in found.contains { $0.module == name } }
         let configuration = LoRAConfiguration(rank: rank, alpha: alpha, dropout: dropout, targetModules: targets, useRSLoRA: useRSLoRA)
         let set = AdapterSet(configuration: configuration, modules: modules, layerCount: model.config.layerCount)
+        set.rowOrders = (model as? AdaptableModel)?.storedRowOrders ?? [:]
         for (layer, module, prefix) in found {
             let (outFeatures, inFeatures) = try AdapterSet.linearShape(model: model, layer: layer, module: module)
             guard let viewA = file.tensors[prefix + ".lora_A.weight"], let viewB = file.tensors[prefix + ".lora_B.weight"] else {
@@ -115,7 +124,15 @@ public enum PEFTAdapter {
             try viewB.expectShape([outFeatures, rank])
             let adapter = LoRAAdapter(inFeatures: inFeatures, outFeatures: outFeatures, rank: rank, scale: configuration.scale)
             viewA.convert(offset: 0, count: adapter.a.count, into: adapter.a.pointer)
-            viewB.convert(offset: 0, count: adapter.b.count, into: adapter.b.pointer)
+            if let order = set.rowOrders[module] {
+                let hfOrder = FloatBuffer(count: adapter.b.count)
+                viewB.convert(offset: 0, count: adapter.b.count, into: hfOrder.pointer)
+                for (stored, hf) in order.enumerated() {
+                    (adapter.b.pointer + stored * rank).update(from: hfOrder.pointer + hf * rank, count: rank)
+                }
+            } else {
+                viewB.convert(offset: 0, count: adapter.b.count, into: adapter.b.pointer)
+            }
             set.attach(adapter, layer: layer, module: module)
         }
         let record = TrainingRecord(promptTemplate: config["hone_prompt_template"] as? String,

@@ -16,7 +16,7 @@ public struct Linear: @unchecked Sendable {
 
     /// Quantized weights through the reference product (dequantize, f32 dot) instead of the integer kernels,
     /// which quantize activations to 8 bits: lets tests check a quantized file's weights exactly.
-    nonisolated(unsafe) static var exactQuantizedProducts = false
+    @TaskLocal static var exactQuantizedProducts = false
 
     public init(weight: TensorView, bias: TensorView?) throws {
         guard weight.shape.count == 2 else {

@@ -196,6 +196,12 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         hk_add(x, delta, total * hidden)
     }
 
+    public var storedRowOrders: [String: [Int]] {
+        guard config.ropeInterleaved else { return [:] }
+        return ["q_proj": interleavedRotaryRowOrder(heads: config.headCount, headDimension: config.headDimension),
+                "k_proj": interleavedRotaryRowOrder(heads: config.keyValueHeadCount, headDimension: config.headDimension)]
+    }
+
     public func baseLinear(layer: Int, module: String) -> Linear? {
         guard layers.indices.contains(layer) else { return nil }
         let block = layers[layer]

@@ -58,16 +58,16 @@ enum TrainingCheckpoint {
         if let recorded = state["fingerprint"] as? String, recorded != expected {
             throw HoneError.invalidConfig(path: statePath, message: "the checkpoint was made with other settings (\(recorded)); this run has (\(expected))")
         }
-        let adapterFile = try SafetensorsFile(path: (directory as NSString).appendingPathComponent(PEFTAdapter.weightsFile))
+        // Through the PEFT reader, which puts B's rows back in the model's stored order (GGUF Q/K).
+        let (saved, _) = try PEFTAdapter.load(directory: directory, for: trainer.engine.model)
         let set = trainer.engine.adapters
         for (layer, module, adapter) in set.ordered {
-            let prefix = set.peftPrefix(layer: layer, module: module)
-            for (suffix, buffer) in [(".lora_A.weight", adapter.a), (".lora_B.weight", adapter.b)] {
-                guard let view = adapterFile.tensors[prefix + suffix], view.dtype == .f32, view.elementCount == buffer.count else {
-                    throw HoneError.missingTensor(name: prefix + suffix, path: directory)
-                }
-                view.convert(offset: 0, count: buffer.count, into: buffer.pointer)
+            guard let restored = saved.adapter(layer: layer, module: module), restored.a.count == adapter.a.count,
+                  restored.b.count == adapter.b.count else {
+                throw HoneError.missingTensor(name: set.peftPrefix(layer: layer, module: module) + ".lora_A.weight", path: directory)
             }
+            adapter.a.pointer.update(from: restored.a.pointer, count: adapter.a.count)
+            adapter.b.pointer.update(from: restored.b.pointer, count: adapter.b.count)
         }
         let optimizerPath = (directory as NSString).appendingPathComponent(optimizerFile)
         let optimizerFileContents = try SafetensorsFile(path: optimizerPath)

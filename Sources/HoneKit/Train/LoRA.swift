@@ -162,6 +162,10 @@ public final class AdapterSet: @unchecked Sendable {
     public var isTraining = false
     /// Seeds dropout masks; the trainer sets it per micro-batch so masks regenerate identically in backward.
     public var dropoutSeed: UInt64 = 0
+    /// For modules whose stored weight rows are in another order than HF's (Q and K in llama.cpp's GGUF files,
+    /// permuted for its interleaved rotation): hfRow[storedRow]. B's rows follow the stored order in memory and
+    /// HF's order in PEFT files, so adapters move between HF and GGUF bases.
+    public var rowOrders: [String: [Int]] = [:]
 
     public init(configuration: LoRAConfiguration, modules: AdaptableModules, layerCount: Int) {
         self.configuration = configuration
@@ -217,6 +221,7 @@ public final class AdapterSet: @unchecked Sendable {
         }
         guard configuration.rank > 0 else { throw HoneError.invalidArgument("--lora-r must be positive") }
         let set = AdapterSet(configuration: configuration, modules: modules, layerCount: config.layerCount)
+        set.rowOrders = (model as? AdaptableModel)?.storedRowOrders ?? [:]
         var generator = SplitMix64(seed: seed)
         for layer in 0..<config.layerCount {
             for name in modules.names where configuration.targetModules.contains(name) {
@@ -244,6 +249,27 @@ public protocol AdaptableModel: CausalLanguageModel {
     var adapters: AdapterSet? { get set }
     /// The frozen linear layer `module` (PEFT's name) of layer `layer`.
     func baseLinear(layer: Int, module: String) -> Linear?
+    /// Modules whose stored rows are permuted relative to HF's: hfRow[storedRow] (see AdapterSet.rowOrders).
+    var storedRowOrders: [String: [Int]] { get }
+}
+
+extension AdaptableModel {
+    public var storedRowOrders: [String: [Int]] { [:] }
+}
+
+/// llama.cpp's converter permutes each head's Q/K rows so that its rotation can pair neighbours: stored row
+/// h·d + 2i + j holds HF row h·d + j·d/2 + i. Returns hfRow[storedRow] for `heads` heads of `headDimension`.
+func interleavedRotaryRowOrder(heads: Int, headDimension: Int) -> [Int] {
+    var order = [Int](repeating: 0, count: heads * headDimension)
+    let half = headDimension / 2
+    for head in 0..<heads {
+        for i in 0..<half {
+            for j in 0..<2 {
+                order[head * headDimension + 2 * i + j] = head * headDimension + j * half + i
+            }
+        }
+    }
+    return order
 }
 
 // MARK: - Applying adapters in a forward pass
