@@ -114,3 +114,64 @@ extension SafetensorsFile {
         }
     }
 }
+
+// MARK: - Streamed writing
+
+/// Writes a safetensors file tensor by tensor: the header is known from names, dtypes and shapes alone, so each
+/// tensor's bytes are produced only when it is written (a model never held whole). The file appears atomically.
+public struct SafetensorsStreamEntry {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+    public let bytes: () throws -> Data
+
+    public init(name: String, dtype: DType, shape: [Int], bytes: @escaping () throws -> Data) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.bytes = bytes
+    }
+}
+
+extension SafetensorsWriter {
+    public static func write(streaming entries: [SafetensorsStreamEntry], metadata: [String: String] = [:], to path: String) throws {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        for entry in entries {
+            precondition(!entry.dtype.isQuantized, "safetensors holds plain types only")
+            let count = entry.dtype.byteCount(elements: entry.shape.reduce(1, *))
+            header[entry.name] = ["dtype": entry.dtype.rawValue, "shape": entry.shape, "data_offsets": [offset, offset + count]]
+            offset += count
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
+        let temporary = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil),
+              let handle = FileHandle(forWritingAtPath: temporary) else {
+            throw HoneError.io(path: temporary, message: "cannot create file")
+        }
+        var failed = true
+        defer {
+            try? handle.close()
+            if failed { unlink(temporary) }
+        }
+        var prefix = Data()
+        prefix.appendLittleEndian(UInt64(json.count))
+        try handle.write(contentsOf: prefix + json)
+        for entry in entries {
+            let bytes = try entry.bytes()
+            let expected = entry.dtype.byteCount(elements: entry.shape.reduce(1, *))
+            guard bytes.count == expected else {
+                throw HoneError.invalidArgument("tensor '\(entry.name)' has \(bytes.count) bytes, its shape needs \(expected)")
+            }
+            try handle.write(contentsOf: bytes)
+        }
+        try handle.synchronize()
+        try handle.close()
+        if rename(temporary, path) != 0 {
+            throw HoneError.io(path: path, message: "cannot move the finished file into place: \(String(cString: strerror(errno)))")
+        }
+        failed = false
+    }
+}
