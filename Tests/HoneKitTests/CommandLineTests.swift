@@ -47,7 +47,7 @@ import Testing
     }
 
     @Test func helpOnEveryCommand() throws {
-        for command in ["info", "tokenize", "score", "generate", "chat", "perplexity", "bench"] {
+        for command in ["info", "tokenize", "score", "generate", "chat", "perplexity", "bench", "quantize", "convert"] {
             let result = try runProcess(Repository.honeExecutable, [command, "--help"])
             #expect(result.status == 0)
             #expect(result.stdout.contains("--threads"))

@@ -165,8 +165,7 @@ public enum GGUFExport {
         tensors.sort { QuantizationPlanner.loaderOrder($0.name, $1.name) }
         var metadata = try modelMetadata(config: config, raw: rawConfig, architecture: architecture, directory: directory,
                                          fileType: scheme.fileType)
-        if let vocabulary = try GGUFVocabulary.metadata(directory: directory, vocabularySize: config.vocabularySize,
-                                                        modelType: config.modelType) {
+        if let vocabulary = try GGUFVocabulary.metadata(directory: directory, vocabularySize: config.vocabularySize) {
             metadata += vocabulary
         } else {
             warn("\(directory): no tokenizer (tokenizer.model or tokenizer.json); the GGUF gets none (tokenizer.ggml.model = none), so llama.cpp can load it but not tokenize text")

@@ -19,7 +19,8 @@ enum GGUFVocabulary {
     /// GGUF token types (llama.cpp's llama_token_type), the same numbers as SentencePiece's piece types.
     enum TokenType: Int { case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6 }
 
-    static func metadata(directory: String, vocabularySize: Int, modelType: String) throws -> [Entry]? {
+    /// - Parameter vocabularySize: the model's vocabulary (tokens are padded to it), nil for the tokenizer's own size.
+    static func metadata(directory: String, vocabularySize: Int?) throws -> [Entry]? {
         let join = { (name: String) in (directory as NSString).appendingPathComponent(name) }
         let fileManager = FileManager.default
         let hasModelFile = fileManager.fileExists(atPath: join("tokenizer.model"))
@@ -40,7 +41,8 @@ enum GGUFVocabulary {
         var kind = "llama"
         var pre = "default"
         if hasModelFile, let sentencePiece = try? SentencePieceModelFile(path: join("tokenizer.model")), sentencePiece.modelType == 2 {
-            (tokens, scores, types) = fromModelFile(sentencePiece, size: vocabularySize, tokenizerConfig: tokenizerConfig)
+            (tokens, scores, types) = fromModelFile(sentencePiece, size: vocabularySize ?? sentencePiece.pieces.count,
+                                                    tokenizerConfig: tokenizerConfig)
         } else if let sentencePiece = tokenizer as? SentencePieceTokenizer {
             let json = try JSONConfig(path: join("tokenizer.json")).values
             (tokens, scores, types) = try fromSentencePieceJSON(json, tokenizer: sentencePiece, path: join("tokenizer.json"))
@@ -60,7 +62,7 @@ enum GGUFVocabulary {
             throw HoneError.io(path: directory, message: "this tokenizer cannot be written as GGUF metadata")
         }
         // Pad to the model's vocabulary as the converter does, so the embedding rows and the tokens agree.
-        if tokens.count < vocabularySize {
+        if let vocabularySize, tokens.count < vocabularySize {
             for index in 1...(vocabularySize - tokens.count) {
                 tokens.append("[PAD\(index)]")
                 scores?.append(-1000)
