@@ -82,6 +82,33 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
         #expect(try QuantizationPlanner(scheme: .q4_K_M, layerCount: 1).choose(tensors).first?.type == .f16)
     }
 
+    /// Q5_0 (llama.cpp's fallback for Q4_K; its bytes are checked against llama-quantize above): dequantizing gives
+    /// d · (q - 16), every value within half a step of the input except where ggml clamps (the side opposite the
+    /// block's extreme has 15 levels, not 16), and values on the grid come back exactly.
+    @Test func q5_0RoundTrip() throws {
+        var values = (0..<256).map { Float(sin(Double($0) * 0.37)) * 0.8 }
+        values[5] = -1.6  // the block's extreme maps to -16 exactly: d = 0.1
+        var blocks = [UInt8](repeating: 0, count: DType.q5_0.byteCount(elements: values.count))
+        #expect(hk_quantize(Int32(DType.q5_0.ggmlType), values, &blocks, 1, 256) == 0)
+        var restored = [Float](repeating: 0, count: 256)
+        #expect(hk_dequantize_row(6, blocks, &restored, 256) == 0)
+        for block in 0..<8 {
+            let slice = values[(block * 32)..<(block * 32 + 32)]
+            let extreme = slice.max { abs($0) < abs($1) }!
+            let step = abs(extreme) / 16
+            for index in slice.indices {
+                let clamped = values[index].sign != extreme.sign && abs(values[index]) > 15.5 * step
+                let bound = clamped ? abs(values[index]) - 15 * step : step / 2
+                #expect(abs(restored[index] - values[index]) <= bound * 1.01 + 1e-6, "\(index)")
+            }
+        }
+        let grid = (0..<32).map { Float($0 - 16) * 0.125 }  // d = 2 / 16 with -2 the extreme
+        var gridBlocks = [UInt8](repeating: 0, count: 22)
+        var gridBack = [Float](repeating: 0, count: 32)
+        #expect(hk_quantize(6, grid, &gridBlocks, 1, 32) == 0 && hk_dequantize_row(6, gridBlocks, &gridBack, 32) == 0)
+        #expect(gridBack == grid)
+    }
+
     /// Rebuilds tools/oracle/make_quantize_fixtures.py's input GGUF (same LCG values, loader order).
     static func writeLCGInput(_ spec: [String: Any], seed: UInt32, to path: String) throws -> [(String, [Int])] {
         let (layers, hidden, heads, kvHeads) = (spec["layers"] as! Int, spec["hidden"] as! Int, spec["heads"] as! Int, spec["kv_heads"] as! Int)
