@@ -10,6 +10,7 @@
 
 _Static_assert(sizeof(hk_block_q8_0) == 34, "Q8_0 block is 34 bytes");
 _Static_assert(sizeof(hk_block_q4_0) == 18, "Q4_0 block is 18 bytes");
+_Static_assert(sizeof(hk_block_q5_0) == 22, "Q5_0 block is 22 bytes");
 _Static_assert(sizeof(hk_block_q4_k) == 144, "Q4_K block is 144 bytes");
 _Static_assert(sizeof(hk_block_q6_k) == 210, "Q6_K block is 210 bytes");
 _Static_assert(sizeof(hk_block_q8_k) == 292, "Q8_K block is 292 bytes");
@@ -19,7 +20,8 @@ _Static_assert(sizeof(hk_block_q8_k) == 292, "Q8_K block is 292 bytes");
 int64_t hk_quant_block_size(int type) {
     switch (type) {
     case HK_QUANT_Q8_0: return HK_QK8_0;
-    case HK_QUANT_Q4_0: return HK_QK4_0;
+    case HK_QUANT_Q4_0:
+    case HK_QUANT_Q5_0: return HK_QK4_0;
     case HK_QUANT_Q4_K:
     case HK_QUANT_Q6_K:
     case HK_QUANT_Q8_K: return HK_QK_K;
@@ -31,6 +33,7 @@ size_t hk_quant_block_bytes(int type) {
     switch (type) {
     case HK_QUANT_Q8_0: return sizeof(hk_block_q8_0);
     case HK_QUANT_Q4_0: return sizeof(hk_block_q4_0);
+    case HK_QUANT_Q5_0: return sizeof(hk_block_q5_0);
     case HK_QUANT_Q4_K: return sizeof(hk_block_q4_k);
     case HK_QUANT_Q6_K: return sizeof(hk_block_q6_k);
     case HK_QUANT_Q8_K: return sizeof(hk_block_q8_k);
@@ -85,6 +88,35 @@ void hk_quantize_row_q4_0(const float *x /* [n] */, void *y /* [n / 32] blocks *
     }
 }
 
+void hk_quantize_row_q5_0(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n) {
+    hk_block_q5_0 *blocks = y;
+    for (int64_t b = 0; b < n / HK_QK4_0; b++) {
+        const float *values = x + b * HK_QK4_0;
+        // As Q4_0 with 16 levels each side: the signed extreme (first on ties) maps to -16 exactly.
+        float amax = 0.0f, extreme = 0.0f;
+        for (int i = 0; i < HK_QK4_0; i++) {
+            if (fabsf(values[i]) > amax) {
+                amax = fabsf(values[i]);
+                extreme = values[i];
+            }
+        }
+        float d = extreme / -16.0f;
+        float inverse = d != 0.0f ? 1.0f / d : 0.0f;
+        blocks[b].d = hk_f32_to_f16_scalar(d);
+        uint32_t high_bits = 0;
+        for (int j = 0; j < HK_QK4_0 / 2; j++) {
+            int low = (int8_t)(values[j] * inverse + 16.5f);
+            int high = (int8_t)(values[j + HK_QK4_0 / 2] * inverse + 16.5f);
+            if (low > 31) low = 31;
+            if (high > 31) high = 31;
+            blocks[b].qs[j] = (uint8_t)((low & 0x0F) | ((high & 0x0F) << 4));
+            high_bits |= (uint32_t)((low >> 4) & 1) << j;
+            high_bits |= (uint32_t)((high >> 4) & 1) << (j + HK_QK4_0 / 2);
+        }
+        for (int k = 0; k < 4; k++) blocks[b].qh[k] = (uint8_t)(high_bits >> (8 * k));
+    }
+}
+
 void hk_dequantize_row_q8_0(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n) {
     const hk_block_q8_0 *blocks = x;
     for (int64_t b = 0; b < n / HK_QK8_0; b++) {
@@ -100,6 +132,21 @@ void hk_dequantize_row_q4_0(const void *x /* [n / 32] blocks */, float *y /* [n]
         for (int j = 0; j < HK_QK4_0 / 2; j++) {
             y[b * HK_QK4_0 + j] = (float)((blocks[b].qs[j] & 0x0F) - 8) * d;
             y[b * HK_QK4_0 + j + HK_QK4_0 / 2] = (float)((blocks[b].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+void hk_dequantize_row_q5_0(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n) {
+    const hk_block_q5_0 *blocks = x;
+    for (int64_t b = 0; b < n / HK_QK4_0; b++) {
+        float d = hk_f16_to_f32_scalar(blocks[b].d);
+        uint32_t high_bits = (uint32_t)blocks[b].qh[0] | (uint32_t)blocks[b].qh[1] << 8 |
+                             (uint32_t)blocks[b].qh[2] << 16 | (uint32_t)blocks[b].qh[3] << 24;
+        for (int j = 0; j < HK_QK4_0 / 2; j++) {
+            int low = (blocks[b].qs[j] & 0x0F) | (int)((high_bits >> j) & 1) << 4;
+            int high = (blocks[b].qs[j] >> 4) | (int)((high_bits >> (j + HK_QK4_0 / 2)) & 1) << 4;
+            y[b * HK_QK4_0 + j] = (float)(low - 16) * d;
+            y[b * HK_QK4_0 + j + HK_QK4_0 / 2] = (float)(high - 16) * d;
         }
     }
 }
@@ -556,6 +603,7 @@ static quantize_row_fn quantizer_for(int type) {
     switch (type) {
     case HK_QUANT_Q8_0: return hk_quantize_row_q8_0;
     case HK_QUANT_Q4_0: return hk_quantize_row_q4_0;
+    case HK_QUANT_Q5_0: return hk_quantize_row_q5_0;
     case HK_QUANT_Q4_K: return hk_quantize_row_q4_k;
     case HK_QUANT_Q6_K: return hk_quantize_row_q6_k;
     case HK_QUANT_Q8_K: return hk_quantize_row_q8_k;
@@ -567,6 +615,7 @@ static dequantize_row_fn dequantizer_for(int type) {
     switch (type) {
     case HK_QUANT_Q8_0: return hk_dequantize_row_q8_0;
     case HK_QUANT_Q4_0: return hk_dequantize_row_q4_0;
+    case HK_QUANT_Q5_0: return hk_dequantize_row_q5_0;
     case HK_QUANT_Q4_K: return hk_dequantize_row_q4_k;
     case HK_QUANT_Q6_K: return hk_dequantize_row_q6_k;
     case HK_QUANT_Q8_K: return hk_dequantize_row_q8_k;
@@ -615,7 +664,8 @@ static int is_weight_type(int type) {
 
 int hk_matmul_rows_quant_ref(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
                              float *y /* [rows, out] */, int rows, int in, int out) {
-    if (!is_weight_type(type) || in % hk_quant_block_size(type) != 0) return -1;
+    // Q5_0 too: it has no fast kernel, so this is its product (see hk_block_q5_0).
+    if ((!is_weight_type(type) && type != HK_QUANT_Q5_0) || in % hk_quant_block_size(type) != 0) return -1;
     size_t row_bytes = hk_quant_row_bytes(type, in);
     float *weights = malloc((size_t)in * sizeof(float));
     if (weights == NULL) return -1;

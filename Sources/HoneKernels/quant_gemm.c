@@ -420,7 +420,9 @@ static void ensure_single_threaded_blas(void) {
 
 int hk_matmul_many_quant_sgemm(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
                                float *y /* [rows, out] */, int rows, int in, int out) {
-    if (!(type == HK_QUANT_Q8_0 || type == HK_QUANT_Q4_0 || type == HK_QUANT_Q4_K || type == HK_QUANT_Q6_K) ||
+    // Q5_0 (llama.cpp's fallback type, no integer kernel here) takes this path for every row count.
+    if (!(type == HK_QUANT_Q8_0 || type == HK_QUANT_Q4_0 || type == HK_QUANT_Q5_0 || type == HK_QUANT_Q4_K ||
+          type == HK_QUANT_Q6_K) ||
         in % hk_quant_block_size(type) != 0) {
         return -1;
     }

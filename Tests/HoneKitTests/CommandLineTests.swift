@@ -47,7 +47,8 @@ import Testing
     }
 
     @Test func helpOnEveryCommand() throws {
-        let commands = ["info", "tokenize", "score", "generate", "chat", "perplexity", "bench", "merge"].map { [$0] }
+        let commands = ["info", "tokenize", "score", "generate", "chat", "perplexity", "bench", "merge", "quantize", "convert"]
+            .map { [$0] }
             + ["hh-rlhf", "judgments", "sample", "diversity"].map { ["data", $0] }
             + [["train", "sft"]]
         for command in commands {

@@ -26,6 +26,7 @@ extern "C" {
 /// ggml's type ids (the values GGUF files store).
 typedef enum {
     HK_QUANT_Q4_0 = 2,
+    HK_QUANT_Q5_0 = 6,
     HK_QUANT_Q8_0 = 8,
     HK_QUANT_Q4_K = 12,
     HK_QUANT_Q6_K = 14,
@@ -50,6 +51,15 @@ typedef struct {
     uint16_t d;
     uint8_t qs[HK_QK4_0 / 2];
 } hk_block_q4_0; // 18 bytes
+
+/// 32 values: value[i] = d * (q[i] - 16), q five bits: the low four as in Q4_0's qs, the fifth bit of value i
+/// in bit i of qh (little-endian). Only made as llama.cpp's fallback for Q4_K rows that are not a multiple of
+/// 256 values; products over it use the reference path (dequantize, f32).
+typedef struct {
+    uint16_t d;
+    uint8_t qh[4];
+    uint8_t qs[HK_QK4_0 / 2];
+} hk_block_q5_0; // 22 bytes
 
 /// 256 values in 8 sub-blocks of 32: value = d * scale[s] * nibble - dmin * min[s], with 6-bit scale[s]
 /// and min[s] packed into `scales` (s < 4: scales[s] and scales[s + 4] low 6 bits; s >= 4: low and high
@@ -91,6 +101,7 @@ size_t hk_quant_row_bytes(int type, int64_t n);
 
 void hk_quantize_row_q8_0(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n);
 void hk_quantize_row_q4_0(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n);
+void hk_quantize_row_q5_0(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n);
 /// Per sub-block a weighted least-squares search for (scale, min) over 21 candidate grids, then 6-bit
 /// quantization of the scales and mins and a final pass with the stored values (ggml's make_qkx2_quants).
 void hk_quantize_row_q4_k(const float *x /* [n] */, void *y /* [n / 256] blocks */, int64_t n);
@@ -113,6 +124,7 @@ void hk_quantize_q6_k(const float *x /* [rows, n] */, void *y /* [rows, n / 256]
 
 void hk_dequantize_row_q8_0(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n);
 void hk_dequantize_row_q4_0(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n);
+void hk_dequantize_row_q5_0(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n);
 void hk_dequantize_row_q4_k(const void *x /* [n / 256] blocks */, float *y /* [n] */, int64_t n);
 void hk_dequantize_row_q6_k(const void *x /* [n / 256] blocks */, float *y /* [n] */, int64_t n);
 void hk_dequantize_row_q8_k(const void *x /* [n / 256] blocks */, float *y /* [n] */, int64_t n);

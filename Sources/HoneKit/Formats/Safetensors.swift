@@ -117,34 +117,34 @@ extension SafetensorsFile {
 
 // MARK: - Streamed writing
 
-/// A tensor whose bytes are produced only when the data section reaches it.
+/// Writes a safetensors file tensor by tensor: the header is known from names, dtypes and shapes alone, so each
+/// tensor's bytes are produced only when it is written (a model never held whole). The file appears atomically.
 public struct SafetensorsStreamEntry {
     public let name: String
-    public let dtype: String
+    public let dtype: DType
     public let shape: [Int]
-    public let byteCount: Int
     public let bytes: () throws -> Data
 
-    public init(name: String, dtype: String, shape: [Int], byteCount: Int, bytes: @escaping () throws -> Data) {
+    public init(name: String, dtype: DType, shape: [Int], bytes: @escaping () throws -> Data) {
         self.name = name
         self.dtype = dtype
         self.shape = shape
-        self.byteCount = byteCount
         self.bytes = bytes
     }
 }
 
 extension SafetensorsWriter {
-    /// Writes tensors one at a time to `path.tmp`, then renames it: a model is never held in memory whole.
     /// `progress` is called after each tensor with the bytes written so far.
-    public static func stream(_ entries: [SafetensorsStreamEntry], metadata: [String: String] = [:], to path: String,
-                              progress: ((Int) -> Void)? = nil) throws {
+    public static func write(streaming entries: [SafetensorsStreamEntry], metadata: [String: String] = [:], to path: String,
+                             progress: ((Int) -> Void)? = nil) throws {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
         for entry in entries {
-            header[entry.name] = ["dtype": entry.dtype, "shape": entry.shape, "data_offsets": [offset, offset + entry.byteCount]]
-            offset += entry.byteCount
+            precondition(!entry.dtype.isQuantized, "safetensors holds plain types only")
+            let count = entry.dtype.byteCount(elements: entry.shape.reduce(1, *))
+            header[entry.name] = ["dtype": entry.dtype.rawValue, "shape": entry.shape, "data_offsets": [offset, offset + count]]
+            offset += count
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
@@ -153,28 +153,30 @@ extension SafetensorsWriter {
               let handle = FileHandle(forWritingAtPath: temporary) else {
             throw HoneError.io(path: temporary, message: "cannot create file")
         }
-        var succeeded = false
+        var failed = true
         defer {
             try? handle.close()
-            if !succeeded { unlink(temporary) }
+            if failed { unlink(temporary) }
         }
-        var length = UInt64(json.count).littleEndian
-        try handle.write(contentsOf: withUnsafeBytes(of: &length) { Data($0) })
-        try handle.write(contentsOf: json)
+        var prefix = Data()
+        prefix.appendLittleEndian(UInt64(json.count))
+        try handle.write(contentsOf: prefix + json)
         var written = 0
         for entry in entries {
             let bytes = try entry.bytes()
-            guard bytes.count == entry.byteCount else {
-                throw HoneError.io(path: path, message: "tensor '\(entry.name)' produced \(bytes.count) bytes, expected \(entry.byteCount)")
+            let expected = entry.dtype.byteCount(elements: entry.shape.reduce(1, *))
+            guard bytes.count == expected else {
+                throw HoneError.invalidArgument("tensor '\(entry.name)' has \(bytes.count) bytes, its shape needs \(expected)")
             }
             try handle.write(contentsOf: bytes)
             written += bytes.count
             progress?(written)
         }
         try handle.synchronize()
+        try handle.close()
         if rename(temporary, path) != 0 {
             throw HoneError.io(path: path, message: "cannot move the finished file into place: \(String(cString: strerror(errno)))")
         }
-        succeeded = true
+        failed = false
     }
 }

@@ -8,6 +8,8 @@ public enum DType: String, Sendable, CaseIterable {
     case bf16 = "BF16"
     case q8_0 = "Q8_0"
     case q4_0 = "Q4_0"
+    /// Only as llama.cpp's fallback for Q4_K rows that are not a multiple of 256 values (no integer kernel).
+    case q5_0 = "Q5_0"
     case q4_K = "Q4_K"
     case q6_K = "Q6_K"
 
@@ -17,7 +19,7 @@ public enum DType: String, Sendable, CaseIterable {
     public var blockSize: Int {
         switch self {
         case .f32, .f16, .bf16: return 1
-        case .q8_0, .q4_0: return 32
+        case .q8_0, .q4_0, .q5_0: return 32
         case .q4_K, .q6_K: return 256
         }
     }
@@ -29,6 +31,7 @@ public enum DType: String, Sendable, CaseIterable {
         case .f16, .bf16: return 2
         case .q8_0: return 34
         case .q4_0: return 18
+        case .q5_0: return 22
         case .q4_K: return 144
         case .q6_K: return 210
         }
@@ -51,6 +54,7 @@ public enum DType: String, Sendable, CaseIterable {
         case 30: self = .bf16
         case 8: self = .q8_0
         case 2: self = .q4_0
+        case 6: self = .q5_0
         case 12: self = .q4_K
         case 14: self = .q6_K
         default: return nil
@@ -64,6 +68,7 @@ public enum DType: String, Sendable, CaseIterable {
         case .bf16: return 30
         case .q8_0: return 8
         case .q4_0: return 2
+        case .q5_0: return 6
         case .q4_K: return 12
         case .q6_K: return 14
         }

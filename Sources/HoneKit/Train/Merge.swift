@@ -123,16 +123,15 @@ public enum AdapterMerge {
                 throw HoneError.unsupportedDType(name: name, dtype: tensor.dtype.rawValue, path: base.path)
             }
             totalBytes += tensor.byteCount
-            entries.append(SafetensorsStreamEntry(name: name, dtype: tensor.dtype.rawValue, shape: tensor.shape,
-                                                  byteCount: tensor.byteCount) {
+            entries.append(SafetensorsStreamEntry(name: name, dtype: tensor.dtype, shape: tensor.shape) {
                 if let adapter = adapted[name] {
                     return round(mergedWeight(tensor, adapter: adapter), to: tensor.dtype).bytes
                 }
                 return Data(bytes: tensor.data, count: tensor.byteCount)
             })
         }
-        try SafetensorsWriter.stream(entries, metadata: ["format": "pt"],
-                                     to: (directory as NSString).appendingPathComponent("model.safetensors")) { written in
+        try SafetensorsWriter.write(streaming: entries, metadata: ["format": "pt"],
+                                    to: (directory as NSString).appendingPathComponent("model.safetensors")) { written in
             progress?(written, totalBytes)
         }
         for file in companionFiles {

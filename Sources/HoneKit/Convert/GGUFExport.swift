@@ -1,0 +1,229 @@
+import Foundation
+
+// MARK: - Writing a GGUF from an HF directory or another GGUF
+
+/// `hone quantize` and `hone convert` (HF → GGUF): reads a model, picks each tensor's type with
+/// `QuantizationPlanner`, and streams the tensors one at a time into a GGUF written atomically.
+public enum GGUFExport {
+    /// What was written, for the command's summary and for tests.
+    public struct Summary: Sendable {
+        public let path: String
+        public let tensors: [(name: String, shape: [Int], type: DType)]
+        public let fallbackCount: Int
+        public let requantized: [String]
+        public let bytes: Int
+    }
+
+    /// Writes `input` (an HF directory or a GGUF file) to the GGUF `output` as `scheme` says.
+    /// - Parameters:
+    ///   - warn: one-line warnings (no tokenizer, requantization, lossy rope scaling, fallbacks).
+    ///   - progress: (tensors done, total, bytes written so far), called after each tensor.
+    public static func write(input: String, output: String, scheme: QuantizationScheme,
+                             warn: (String) -> Void = { _ in },
+                             progress: ((Int, Int, Int) -> Void)? = nil) throws -> Summary {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
+            throw HoneError.fileNotFound(path: input)
+        }
+        let source = isDirectory.boolValue ? try huggingFaceSource(directory: input, scheme: scheme, warn: warn)
+                                           : try ggufSource(path: input, scheme: scheme)
+        let planner = QuantizationPlanner(scheme: scheme, layerCount: source.layerCount)
+        let choices = try planner.choose(source.tensors.map {
+            QuantizationPlanner.Tensor(name: $0.name, shape: $0.shape, type: $0.plannedType)
+        })
+        let requantized = zip(source.tensors, choices).filter { $0.source.dtype.isQuantized && $0.source.dtype != $1.type }
+            .map(\.0.name)
+        if !requantized.isEmpty {
+            let types = Set(requantized.compactMap { name in source.tensors.first { $0.name == name }?.source.dtype.rawValue })
+            warn("\(input) holds \(requantized.count) tensor(s) already quantized (\(types.sorted().joined(separator: ", "))); they are dequantized and quantized again, which adds error (llama-quantize refuses this without --allow-requantize)")
+        }
+        let fallbacks = choices.filter(\.fellBack).count
+        if fallbacks > 0 {
+            warn("\(fallbacks) tensor(s) have rows that \(scheme.baseType.rawValue) blocks do not divide and use llama.cpp's fallback types (Q5_0, Q8_0 or F16)")
+        }
+
+        let writer = GGUFWriter()
+        for entry in source.metadata { writer.add(entry.key, value: entry.value, type: entry.type, arrayType: entry.arrayType) }
+        if !source.convertedMetadata {
+            // llama-quantize's order: the input's keys, then these two rewritten at the end.
+            writer.add("general.quantization_version", uint32: 2)
+            writer.add("general.file_type", uint32: scheme.fileType)
+        }
+
+        let total = source.tensors.count
+        var done = 0
+        var written = 0
+        for (tensor, choice) in zip(source.tensors, choices) {
+            writer.add(tensor: GGUFWriter.TensorEntry(name: tensor.name, shape: tensor.shape, dtype: choice.type) {
+                let bytes = try tensor.encoded(as: choice.type)
+                done += 1
+                written += bytes.count
+                progress?(done, total, written)
+                return bytes
+            })
+        }
+        try writer.write(to: output)
+        let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        return Summary(path: output, tensors: zip(source.tensors, choices).map { ($0.name, $0.shape, $1.type) },
+                       fallbackCount: fallbacks, requantized: requantized, bytes: size ?? 0)
+    }
+
+    // MARK: - Sources
+
+    struct Source {
+        var metadata: [(key: String, value: GGUFValue, type: UInt32, arrayType: UInt32?)]
+        /// In `QuantizationPlanner.loaderOrder`.
+        var tensors: [ExportTensor]
+        var layerCount: Int
+        /// Metadata made here (HF input, file type and quantization version included) rather than copied.
+        var convertedMetadata: Bool
+    }
+
+    /// The float type of an HF checkpoint's weight matrices (what `hone convert` keeps by default).
+    public static func checkpointFloatType(directory: String) throws -> DType {
+        let store = try SafetensorsStore(directory: directory)
+        for name in store.tensorNames {
+            if let tensor = try? store.tensor(name), tensor.shape.count >= 2 { return tensor.dtype }
+        }
+        return .f32
+    }
+
+    static let supportedGGUFArchitectures = ["llama", "mistral", "qwen2"]
+
+    /// A GGUF: metadata copied in order (llama-quantize rewrites general.quantization_version and
+    /// general.file_type at the end, and so does this), tensors in the loader's order.
+    static func ggufSource(path: String, scheme: QuantizationScheme) throws -> Source {
+        let gguf = try GGUFFile(path: path)
+        guard let architecture = gguf.architecture else {
+            throw HoneError.missingConfigKey(path: path, key: "general.architecture")
+        }
+        guard supportedGGUFArchitectures.contains(architecture) else {
+            throw HoneError.unsupportedArchitecture(name: architecture, path: path)
+        }
+        guard let layers = gguf.integer("\(architecture).block_count") else {
+            throw HoneError.missingConfigKey(path: path, key: "\(architecture).block_count")
+        }
+        var metadata: [(key: String, value: GGUFValue, type: UInt32, arrayType: UInt32?)] = []
+        for key in gguf.metadataKeys where key != "general.quantization_version" && key != "general.file_type" {
+            // The writer aligns to 32 bytes; a different alignment key would describe the file wrongly.
+            if key == "general.alignment", gguf.integer(key) != GGUFWriter.alignment { continue }
+            let type = gguf.metadataTypes[key]!
+            metadata.append((key, gguf.metadata[key]!, type.type, type.elementType))
+        }
+        let tensors = try gguf.tensorInfos.sorted { QuantizationPlanner.loaderOrder($0.name, $1.name) }.map { info in
+            let view = try gguf.tensorView(info)
+            return ExportTensor(name: info.name, shape: info.shape, source: view, sourceRow: nil, plannedType: view.dtype)
+        }
+        return Source(metadata: metadata, tensors: tensors, layerCount: layers, convertedMetadata: false)
+    }
+
+    /// An HF directory, as llama.cpp's convert_hf_to_gguf.py would write it: llama.cpp tensor names, Q/K rows
+    /// permuted for Llama and Mistral, Llama 3 rope factors as `rope_freqs.weight`, 1-D tensors in F32.
+    static func huggingFaceSource(directory: String, scheme: QuantizationScheme, warn: (String) -> Void) throws -> Source {
+        let configPath = (directory as NSString).appendingPathComponent("config.json")
+        let rawConfig = try JSONConfig(path: configPath)
+        let config = try ModelConfig.fromHuggingFace(path: configPath)
+        guard ["llama", "mistral", "qwen2"].contains(config.modelType) else {
+            // OPT and the like: llama.cpp has no such architecture, so a GGUF of it would load nowhere.
+            throw HoneError.invalidConfig(path: configPath, message: "model_type '\(config.modelType)' has no GGUF form that llama.cpp loads (llama, mistral and qwen2 can be written as GGUF)")
+        }
+        let architecture = config.modelType == "qwen2" ? "qwen2" : "llama"
+        let store = try SafetensorsStore(directory: directory)
+        var tensors: [ExportTensor] = []
+        for name in store.tensorNames {
+            if name.hasSuffix(".rotary_emb.inv_freq") { continue }
+            if name == "lm_head.weight", config.tieWordEmbeddings { continue }
+            guard let ggufName = LlamaTensorNames.gguf(fromHuggingFace: name) else {
+                throw HoneError.invalidConfig(path: store.location, message: "tensor '\(name)' has no GGUF counterpart in llama.cpp's \(architecture) layout")
+            }
+            let view = try store.tensor(name)
+            var sourceRow: ((Int) -> Int)? = nil
+            if architecture == "llama" {
+                if name.contains("self_attn.q_proj.") {
+                    sourceRow = RotaryPermutation.ggufRowSource(rows: view.shape[0], heads: config.headCount)
+                } else if name.contains("self_attn.k_proj.") {
+                    sourceRow = RotaryPermutation.ggufRowSource(rows: view.shape[0], heads: config.keyValueHeadCount)
+                }
+            }
+            // The converter writes 1-D tensors (norms, biases) as F32 whatever the output type.
+            let planned: DType = view.shape.count <= 1 ? .f32 : view.dtype
+            tensors.append(ExportTensor(name: ggufName, shape: view.shape, source: view, sourceRow: sourceRow, plannedType: planned))
+        }
+        switch config.ropeScaling {
+        case .llama3(let factor, let low, let high, let original) where architecture == "llama":
+            let factors = llama3RopeFactors(theta: config.ropeTheta, dimension: config.headDimension, factor: factor,
+                                            lowFrequencyFactor: low, highFrequencyFactor: high, originalContext: original)
+            let buffer = FloatBuffer(factors)
+            let view = TensorView(name: "rope_freqs.weight", dtype: .f32, shape: [factors.count],
+                                  data: UnsafeRawPointer(buffer.pointer), source: configPath, owner: buffer)
+            tensors.append(ExportTensor(name: "rope_freqs.weight", shape: [factors.count], source: view, sourceRow: nil, plannedType: .f32))
+        case .dynamic(let factor):
+            warn("\(configPath): dynamic rope scaling (×\(factor)) has no GGUF form; the GGUF uses plain rope, as llama.cpp's converter does (the same within max_position_embeddings)")
+        default:
+            break
+        }
+        tensors.sort { QuantizationPlanner.loaderOrder($0.name, $1.name) }
+        var metadata = try modelMetadata(config: config, raw: rawConfig, architecture: architecture, directory: directory,
+                                         fileType: scheme.fileType)
+        if let vocabulary = try GGUFVocabulary.metadata(directory: directory, vocabularySize: config.vocabularySize) {
+            metadata += vocabulary
+        } else {
+            warn("\(directory): no tokenizer (tokenizer.model or tokenizer.json); the GGUF gets none (tokenizer.ggml.model = none), so llama.cpp can load it but not tokenize text")
+            metadata.append(("tokenizer.ggml.model", .string("none"), 8, nil))
+        }
+        return Source(metadata: metadata, tensors: tensors, layerCount: config.layerCount, convertedMetadata: true)
+    }
+
+    /// The keys convert_hf_to_gguf.py writes for the Llama family before the vocabulary, in its order
+    /// (general.file_type and general.quantization_version are added by the caller).
+    static func modelMetadata(config: ModelConfig, raw: JSONConfig, architecture: String, directory: String,
+                              fileType: UInt32) throws -> [(key: String, value: GGUFValue, type: UInt32, arrayType: UInt32?)] {
+        var entries: [(key: String, value: GGUFValue, type: UInt32, arrayType: UInt32?)] = []
+        func u32(_ key: String, _ value: Int) { entries.append((key, .unsigned(UInt64(value)), 4, nil)) }
+        func f32(_ key: String, _ value: Double) { entries.append((key, .float(Double(Float(value))), 6, nil)) }
+        func string(_ key: String, _ value: String) { entries.append((key, .string(value), 8, nil)) }
+        string("general.architecture", architecture)
+        string("general.type", "model")
+        string("general.name", (directory as NSString).standardizingPath.split(separator: "/").last.map(String.init) ?? "model")
+        let a = architecture
+        u32("\(a).block_count", config.layerCount)
+        u32("\(a).context_length", config.maxPositionEmbeddings)
+        u32("\(a).embedding_length", config.hiddenSize)
+        u32("\(a).feed_forward_length", config.intermediateSize)
+        u32("\(a).attention.head_count", config.headCount)
+        u32("\(a).attention.head_count_kv", config.keyValueHeadCount)
+        if case .linear(let factor) = config.ropeScaling {
+            string("\(a).rope.scaling.type", "linear")
+            f32("\(a).rope.scaling.factor", factor)
+        }
+        f32("\(a).rope.freq_base", config.ropeTheta)
+        f32("\(a).attention.layer_norm_rms_epsilon", Double(config.normEpsilon))
+        if raw.has("head_dim") {
+            u32("\(a).attention.key_length", config.headDimension)
+            u32("\(a).attention.value_length", config.headDimension)
+        }
+        entries.append(("general.file_type", .unsigned(UInt64(fileType)), 4, nil))
+        if architecture == "llama" {
+            u32("\(a).vocab_size", config.vocabularySize)
+            u32("\(a).rope.dimension_count", config.rotaryDimension)
+        }
+        u32("general.quantization_version", 2)
+        return entries
+    }
+
+    /// Llama 3.1's per-frequency divisors as convert_hf_to_gguf.py computes them (in f32).
+    static func llama3RopeFactors(theta: Double, dimension: Int, factor: Double, lowFrequencyFactor: Double,
+                                  highFrequencyFactor: Double, originalContext: Int) -> [Float] {
+        let lowWavelength = Float(Double(originalContext) / lowFrequencyFactor)
+        let highWavelength = Float(Double(originalContext) / highFrequencyFactor)
+        return stride(from: 0, to: dimension, by: 2).map { index -> Float in
+            let frequency = 1 / powf(Float(theta), Float(index) / Float(dimension))
+            let wavelength = Float(2 * Double.pi) / frequency
+            if wavelength < highWavelength { return 1 }
+            if wavelength > lowWavelength { return Float(factor) }
+            let smooth = (Float(originalContext) / wavelength - Float(lowFrequencyFactor))
+                / Float(highFrequencyFactor - lowFrequencyFactor)
+            return 1 / ((1 - smooth) / Float(factor) + smooth)
+        }
+    }
+}

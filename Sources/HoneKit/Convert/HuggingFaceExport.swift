@@ -1,0 +1,350 @@
+import Foundation
+
+// MARK: - Writing an HF directory from a GGUF
+
+/// `hone convert GGUF DIR`: config.json, generation_config.json, model.safetensors (Q/K rows back in HF order,
+/// quantized tensors dequantized) and tokenizer files that Hone and HF `tokenizers` load with the GGUF's ids.
+/// The directory is assembled beside `output` and renamed into place when complete.
+public enum HuggingFaceExport {
+    public struct Summary: Sendable {
+        public let path: String
+        public let dtype: DType
+        public let tensorCount: Int
+        public let tokenizerFiles: [String]
+    }
+
+    public static func write(gguf path: String, to output: String, dtype requested: DType?,
+                             warn: (String) -> Void = { _ in },
+                             progress: ((Int, Int, Int) -> Void)? = nil) throws -> Summary {
+        let gguf = try GGUFFile(path: path)
+        let config = try ModelConfig.fromGGUF(gguf)  // refuses architectures other than llama, mistral, qwen2
+        if gguf.tensorInfos.contains(where: { $0.name == "rope_freqs.weight" }) {
+            throw HoneError.invalidConfig(path: path, message: "rope_freqs.weight (Llama 3 rope scaling) cannot be written back as config.json rope_scaling exactly; convert the original HF model instead")
+        }
+        guard let embedding = gguf.tensorInfos.first(where: { $0.name == "token_embd.weight" }) else {
+            throw HoneError.missingTensor(name: "token_embd.weight", path: path)
+        }
+        let embeddingType = DType(ggmlType: embedding.ggmlType)
+        let dtype = requested ?? (embeddingType.flatMap { $0.isQuantized ? nil : $0 } ?? .f16)
+        guard !dtype.isQuantized else {
+            throw HoneError.invalidArgument("safetensors holds f16, bf16 or f32 only, not \(dtype.rawValue)")
+        }
+        if requested == nil, embeddingType?.isQuantized ?? true {
+            warn("\(path) is quantized; its tensors are dequantized to F16 (use --type to choose f32 or bf16)")
+        }
+        try checkOutputDirectory(output)
+
+        // Tensors: HF names, Llama's Q/K rows un-permuted, one output dtype for all (as HF checkpoints have it).
+        var entries: [ExportTensor] = []
+        for info in gguf.tensorInfos {
+            guard let name = LlamaTensorNames.huggingFace(fromGGUF: info.name) else {
+                throw HoneError.invalidConfig(path: path, message: "tensor '\(info.name)' has no Hugging Face counterpart")
+            }
+            let view = try gguf.tensorView(info)
+            var sourceRow: ((Int) -> Int)? = nil
+            if config.ropeInterleaved {
+                if info.name.hasSuffix("attn_q.weight") || info.name.hasSuffix("attn_q.bias") {
+                    sourceRow = RotaryPermutation.huggingFaceRowSource(rows: info.shape[0], heads: config.headCount)
+                } else if info.name.hasSuffix("attn_k.weight") || info.name.hasSuffix("attn_k.bias") {
+                    sourceRow = RotaryPermutation.huggingFaceRowSource(rows: info.shape[0], heads: config.keyValueHeadCount)
+                }
+            }
+            entries.append(ExportTensor(name: name, shape: info.shape, source: view, sourceRow: sourceRow, plannedType: dtype))
+        }
+
+        let staging = output + ".tmp"
+        try? FileManager.default.removeItem(atPath: staging)
+        do {
+            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        } catch {
+            throw HoneError.io(path: staging, message: "cannot create directory")
+        }
+        var completed = false
+        defer { if !completed { try? FileManager.default.removeItem(atPath: staging) } }
+        let join = { (name: String) in (staging as NSString).appendingPathComponent(name) }
+
+        var done = 0
+        var written = 0
+        let streamed = entries.map { tensor in
+            SafetensorsStreamEntry(name: tensor.name, dtype: dtype, shape: tensor.shape) {
+                let bytes = try tensor.encoded(as: dtype)
+                done += 1
+                written += bytes.count
+                progress?(done, entries.count, written)
+                return bytes
+            }
+        }
+        try SafetensorsWriter.write(streaming: streamed, metadata: ["format": "pt"], to: join("model.safetensors"))
+        try writeJSON(configJSON(config, gguf: gguf, embeddingRows: embedding.shape[0], dtype: dtype), to: join("config.json"))
+        var generation: [String: Any] = [:]
+        if let bos = config.bosTokenID { generation["bos_token_id"] = bos }
+        if let eos = config.eosTokenIDs.first { generation["eos_token_id"] = eos }
+        if let pad = config.padTokenID { generation["pad_token_id"] = pad }
+        try writeJSON(generation, to: join("generation_config.json"))
+
+        var tokenizerFiles: [String] = []
+        switch gguf.string("tokenizer.ggml.model") {
+        case "llama":
+            let files = try HuggingFaceTokenizerFiles.sentencePiece(gguf, contextLength: config.maxPositionEmbeddings)
+            for (name, object) in files {
+                try writeJSON(object, to: join(name))
+                tokenizerFiles.append(name)
+            }
+        case "gpt2":
+            let files = try HuggingFaceTokenizerFiles.byteLevel(gguf, contextLength: config.maxPositionEmbeddings)
+            for (name, object) in files {
+                try writeJSON(object, to: join(name))
+                tokenizerFiles.append(name)
+            }
+        case let kind:
+            warn("\(path) has no tokenizer Hone can write (tokenizer.ggml.model = \(kind ?? "absent")); the directory gets none")
+        }
+
+        try? FileManager.default.removeItem(atPath: output)  // an empty directory, checked above
+        guard rename(staging, output) == 0 else {
+            throw HoneError.io(path: output, message: "cannot move the finished directory into place: \(String(cString: strerror(errno)))")
+        }
+        completed = true
+        return Summary(path: output, dtype: dtype, tensorCount: entries.count, tokenizerFiles: tokenizerFiles.sorted())
+    }
+
+    /// The output may be absent or an empty directory; anything else is refused rather than overwritten.
+    static func checkOutputDirectory(_ output: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory) else { return }
+        let contents = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
+        guard isDirectory.boolValue, contents.isEmpty else {
+            throw HoneError.io(path: output, message: "already exists; choose a new directory (GGUF → HF writes a directory)")
+        }
+    }
+
+    static func writeJSON(_ object: Any, to path: String) throws {
+        var data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        data.append(UInt8(ascii: "\n"))
+        try writeFileAtomically(data, to: path)
+    }
+
+    /// A number as config.json would have it: the shortest decimal of the f32 that GGUF stored (1e-05, not
+    /// 9.99999974737875e-06).
+    static func decimal(_ value: Double) -> Double { Double(String(describing: Float(value))) ?? value }
+
+    static func configJSON(_ config: ModelConfig, gguf: GGUFFile, embeddingRows: Int, dtype: DType) -> [String: Any] {
+        let architectures = ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"]
+        var json: [String: Any] = [
+            "architectures": [architectures[config.modelType] ?? "LlamaForCausalLM"],
+            "model_type": config.modelType,
+            "hidden_size": config.hiddenSize,
+            "intermediate_size": config.intermediateSize,
+            "num_hidden_layers": config.layerCount,
+            "num_attention_heads": config.headCount,
+            "num_key_value_heads": config.keyValueHeadCount,
+            "max_position_embeddings": config.maxPositionEmbeddings,
+            "rms_norm_eps": decimal(Double(config.normEpsilon)),
+            "rope_theta": decimal(config.ropeTheta),
+            "tie_word_embeddings": config.tieWordEmbeddings,
+            "vocab_size": embeddingRows,
+            "hidden_act": "silu",
+            "torch_dtype": ["F32": "float32", "F16": "float16", "BF16": "bfloat16"][dtype.rawValue] ?? "float16",
+        ]
+        if config.headDimension * config.headCount != config.hiddenSize
+            || gguf.integer("\(gguf.architecture ?? "llama").attention.key_length") != nil {
+            json["head_dim"] = config.headDimension
+        }
+        if config.rotaryDimension != config.headDimension {
+            json["partial_rotary_factor"] = Double(config.rotaryDimension) / Double(config.headDimension)
+        }
+        if case .linear(let factor) = config.ropeScaling {
+            json["rope_scaling"] = ["type": "linear", "rope_type": "linear", "factor": decimal(factor)]
+        }
+        if config.modelType == "qwen2" {
+            json["use_sliding_window"] = false
+        } else {
+            json["attention_bias"] = config.queryKeyValueBias
+            json["mlp_bias"] = config.mlpBias
+        }
+        if let bos = config.bosTokenID { json["bos_token_id"] = bos }
+        if let eos = config.eosTokenIDs.first { json["eos_token_id"] = eos }
+        if let pad = config.padTokenID { json["pad_token_id"] = pad }
+        return json
+    }
+}
+
+// MARK: - Tokenizer files from GGUF metadata
+
+/// tokenizer.json and tokenizer_config.json for a GGUF vocabulary, laid out as transformers writes them for the
+/// same kind of tokenizer (Llama's legacy SentencePiece conversion; byte-level BPE with the matching
+/// pre-tokenizer), so that HF `tokenizers` and Hone's loaders give the GGUF's ids.
+enum HuggingFaceTokenizerFiles {
+    struct Vocabulary {
+        let tokens: [String]
+        let types: [Int]
+        let bos, eos, unknown, pad: Int?
+        let addsBOS: Bool
+        let addsEOS: Bool
+        let chatTemplate: String?
+
+        init(_ gguf: GGUFFile, defaultAddsBOS: Bool) throws {
+            guard let tokens = gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue?.map({ $0.stringValue ?? "" }) else {
+                throw HoneError.missingConfigKey(path: gguf.path, key: "tokenizer.ggml.tokens")
+            }
+            self.tokens = tokens
+            types = gguf.metadata["tokenizer.ggml.token_type"]?.arrayValue?.map { $0.intValue ?? 1 }
+                ?? [Int](repeating: 1, count: tokens.count)
+            guard types.count == tokens.count else {
+                throw HoneError.malformedFile(path: gguf.path, message: "tokenizer.ggml.token_type does not match tokenizer.ggml.tokens (\(tokens.count))")
+            }
+            func id(_ key: String) -> Int? { gguf.integer(key).flatMap { $0 >= 0 && $0 < tokens.count ? $0 : nil } }
+            bos = id("tokenizer.ggml.bos_token_id")
+            eos = id("tokenizer.ggml.eos_token_id")
+            unknown = id("tokenizer.ggml.unknown_token_id")
+            pad = id("tokenizer.ggml.padding_token_id")
+            addsBOS = (gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? defaultAddsBOS) && bos != nil
+            addsEOS = (gguf.metadata["tokenizer.ggml.add_eos_token"]?.boolValue ?? false) && eos != nil
+            chatTemplate = gguf.string("tokenizer.chat_template")
+        }
+
+        var isAdded: (Int) -> Bool { { [types] id in types[id] == 3 || types[id] == 4 || types[id] == 2 } }
+
+        func addedTokens(normalizedUserDefined: Bool) -> [[String: Any]] {
+            tokens.indices.filter(isAdded).map { id in
+                ["id": id, "content": tokens[id], "single_word": false, "lstrip": false, "rstrip": false,
+                 "normalized": types[id] == 4 ? normalizedUserDefined : false, "special": types[id] != 4]
+            }
+        }
+
+        /// TemplateProcessing that adds BOS / EOS as the GGUF says.
+        func postProcessor() -> [String: Any] {
+            var single: [[String: Any]] = []
+            var pair: [[String: Any]] = []
+            var specials: [String: Any] = [:]
+            func special(_ id: Int, _ typeID: Int) -> [String: Any] {
+                specials[tokens[id]] = ["id": tokens[id], "ids": [id], "tokens": [tokens[id]]]
+                return ["SpecialToken": ["id": tokens[id], "type_id": typeID]]
+            }
+            for typeID in 0...1 {
+                var part: [[String: Any]] = []
+                if addsBOS, let bos { part.append(special(bos, typeID)) }
+                part.append(["Sequence": ["id": typeID == 0 ? "A" : "B", "type_id": typeID]])
+                if addsEOS, let eos { part.append(special(eos, typeID)) }
+                if typeID == 0 { single = part }
+                pair += part
+            }
+            return ["type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials]
+        }
+
+        func tokenizerConfig(contextLength: Int, tokenizerClass: String, extra: [String: Any]) -> [String: Any] {
+            var decoder: [String: Any] = [:]
+            for entry in addedTokens(normalizedUserDefined: false) {
+                var value = entry
+                let id = value.removeValue(forKey: "id") as! Int
+                decoder[String(id)] = value
+            }
+            var config: [String: Any] = [
+                "add_bos_token": addsBOS, "add_eos_token": addsEOS, "added_tokens_decoder": decoder,
+                "clean_up_tokenization_spaces": false, "model_max_length": contextLength, "tokenizer_class": tokenizerClass,
+            ]
+            config["bos_token"] = bos.map { tokens[$0] } ?? NSNull()
+            config["eos_token"] = eos.map { tokens[$0] } ?? NSNull()
+            config["unk_token"] = unknown.map { tokens[$0] } ?? NSNull()
+            config["pad_token"] = pad.map { tokens[$0] } ?? NSNull()
+            if let chatTemplate { config["chat_template"] = chatTemplate }
+            for (key, value) in extra { config[key] = value }
+            return config
+        }
+    }
+
+    /// A `tokenizer.ggml.model = llama` vocabulary as transformers' legacy Llama conversion writes it: BPE with
+    /// byte fallback, merges in score order, a "▁" prefix and space replacement.
+    static func sentencePiece(_ gguf: GGUFFile, contextLength: Int) throws -> [(String, Any)] {
+        let vocabulary = try Vocabulary(gguf, defaultAddsBOS: true)
+        let tokens = vocabulary.tokens
+        let scores = (gguf.metadata["tokenizer.ggml.scores"]?.arrayValue ?? []).map { Float($0.doubleValue ?? 0) }
+        guard scores.count == tokens.count else {
+            throw HoneError.malformedFile(path: gguf.path, message: "tokenizer.ggml.scores does not match tokenizer.ggml.tokens (\(tokens.count))")
+        }
+        var ids: [String: Int] = [:]
+        for (id, token) in tokens.enumerated() where ids[token] == nil { ids[token] = id }
+        // Merges as sentencepiece applies them: a pair whose concatenation is a normal or user-defined piece, the
+        // higher that piece's score the earlier; ties by piece id, then by the parts' ids.
+        var merges: [(score: Float, merged: Int, left: Int, right: Int)] = []
+        for (id, token) in tokens.enumerated() where vocabulary.types[id] == 1 || vocabulary.types[id] == 4 {
+            let scalars = Array(token.unicodeScalars)
+            guard scalars.count > 1 else { continue }
+            for split in 1..<scalars.count {
+                let left = String(String.UnicodeScalarView(scalars[..<split]))
+                let right = String(String.UnicodeScalarView(scalars[split...]))
+                guard let leftID = ids[left], let rightID = ids[right] else { continue }
+                merges.append((scores[id], id, leftID, rightID))
+            }
+        }
+        merges.sort { ($0.score, -$0.merged, -$0.left, -$0.right) > ($1.score, -$1.merged, -$1.left, -$1.right) }
+        var vocab: [String: Any] = [:]
+        for (token, id) in ids { vocab[token] = id }
+        let addPrefix = gguf.metadata["tokenizer.ggml.add_space_prefix"]?.boolValue ?? true
+        let replaceSpaces: [String: Any] = ["type": "Replace", "pattern": ["String": " "], "content": "\u{2581}"]
+        let normalizer: [String: Any] = addPrefix
+            ? ["type": "Sequence", "normalizers": [["type": "Prepend", "prepend": "\u{2581}"], replaceSpaces]]
+            : replaceSpaces
+        var decoders: [[String: Any]] = [
+            ["type": "Replace", "pattern": ["String": "\u{2581}"], "content": " "], ["type": "ByteFallback"], ["type": "Fuse"],
+        ]
+        if addPrefix { decoders.append(["type": "Strip", "content": " ", "start": 1, "stop": 0]) }
+        let unknownText = vocabulary.unknown.map { tokens[$0] }
+        let model: [String: Any] = [
+            "type": "BPE", "dropout": NSNull(), "unk_token": unknownText ?? NSNull(), "continuing_subword_prefix": NSNull(),
+            "end_of_word_suffix": NSNull(), "fuse_unk": true, "byte_fallback": vocabulary.types.contains(6),
+            "ignore_merges": false, "vocab": vocab, "merges": merges.map { [tokens[$0.left], tokens[$0.right]] },
+        ]
+        let tokenizerJSON: [String: Any] = [
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(),
+            "added_tokens": vocabulary.addedTokens(normalizedUserDefined: false), "normalizer": normalizer,
+            "pre_tokenizer": NSNull(), "post_processor": vocabulary.postProcessor(),
+            "decoder": ["type": "Sequence", "decoders": decoders], "model": model,
+        ]
+        let config = vocabulary.tokenizerConfig(contextLength: contextLength, tokenizerClass: "LlamaTokenizer",
+                                                extra: ["legacy": true, "sp_model_kwargs": [String: Any]()])
+        return [("tokenizer.json", tokenizerJSON), ("tokenizer_config.json", config)]
+    }
+
+    /// A `tokenizer.ggml.model = gpt2` vocabulary: byte-level BPE with the pre-tokenizer its `tokenizer.ggml.pre` names.
+    static func byteLevel(_ gguf: GGUFFile, contextLength: Int) throws -> [(String, Any)] {
+        let vocabulary = try Vocabulary(gguf, defaultAddsBOS: false)
+        let tokens = vocabulary.tokens
+        let pre = gguf.string("tokenizer.ggml.pre") ?? "default"
+        guard let kind = ByteLevelBPETokenizer.preTokenizerKind(ggufPre: pre) else {
+            throw HoneError.malformedFile(path: gguf.path, message: "GGUF pre-tokenizer '\(pre)' is not supported (gpt-2, llama-bpe, qwen2 are)")
+        }
+        let merges = try (gguf.metadata["tokenizer.ggml.merges"]?.arrayValue ?? []).map { value -> [String] in
+            let text = value.stringValue ?? ""
+            let parts = text.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 2 else {
+                throw HoneError.malformedFile(path: gguf.path, message: "merge '\(text)' is not two symbols")
+            }
+            return parts
+        }
+        var vocab: [String: Any] = [:]
+        for (id, token) in tokens.enumerated() where !vocabulary.isAdded(id) && vocab[token] == nil { vocab[token] = id }
+        let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": kind == .gpt2]
+        let preTokenizer: [String: Any] = kind == .gpt2 ? byteLevel : [
+            "type": "Sequence",
+            "pretokenizers": [["type": "Split", "pattern": ["Regex": kind.pattern], "behavior": "Isolated", "invert": false], byteLevel],
+        ]
+        let postProcessor: [String: Any] = vocabulary.addsBOS || vocabulary.addsEOS ? vocabulary.postProcessor()
+            : ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true]
+        let model: [String: Any] = [
+            "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
+            "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "ignore_merges": kind == .llama3,
+            "vocab": vocab, "merges": merges,
+        ]
+        let tokenizerJSON: [String: Any] = [
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(),
+            "added_tokens": vocabulary.addedTokens(normalizedUserDefined: true),
+            "normalizer": kind == .qwen2 ? ["type": "NFC"] as [String: Any] : NSNull(),
+            "pre_tokenizer": preTokenizer, "post_processor": postProcessor,
+            "decoder": ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true], "model": model,
+        ]
+        let config = vocabulary.tokenizerConfig(contextLength: contextLength, tokenizerClass: "PreTrainedTokenizerFast",
+                                                extra: [:])
+        return [("tokenizer.json", tokenizerJSON), ("tokenizer_config.json", config)]
+    }
+}

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import HoneKit
+
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a GGUF with quantized (or f16/bf16/f32) weights that llama.cpp loads.",
+        discussion: """
+        IN is an HF model directory (config.json, safetensors, tokenizer) or a GGUF file. Types follow llama-quantize:
+          q8_0, q4_0, q6_k   one type for the weight matrices (output.weight: Q6_K, or Q8_0 for q8_0)
+          q4_k_m (or q4_k)   Q4_K, with Q6_K for output.weight and for attn_v / ffn_down on the layers
+                             llama.cpp picks (first and last eighth, every third between)
+          f16, bf16, f32     plain types
+        Norms, biases and other 1-D tensors stay F32; rows that a block size does not divide fall back as in
+        llama.cpp (Q4_K → Q5_0, Q6_K → Q8_0, else F16). Tensors already of the chosen type are copied; other
+        quantized tensors are dequantized and quantized again, with a warning (llama-quantize refuses that
+        without --allow-requantize). OUT is written to OUT.tmp and renamed when complete.
+
+        Example:
+          hone quantize models/hone-tiny hone-tiny-q8_0.gguf --type q8_0
+          hone quantize tinyllama-f16.gguf tinyllama-q4_k_m.gguf --type q4_k_m
+        """)
+
+    @Argument(help: "An HF model directory or a GGUF file.")
+    var input: String
+
+    @Argument(help: "The GGUF file to write.")
+    var output: String
+
+    @Option(name: .long, help: "One of \(QuantizationScheme.accepted).")
+    var type: String
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() throws {
+        try runtime.apply()
+        try reportingErrors {
+            guard let scheme = QuantizationScheme(name: type) else {
+                throw HoneError.invalidArgument("unknown --type '\(type)' (expected \(QuantizationScheme.accepted))")
+            }
+            let summary = try writeGGUF(input: input, output: output, scheme: scheme)
+            print(summary)
+        }
+    }
+}
+
+/// Shared by quantize and convert: streams the GGUF with a progress bar and returns the summary line.
+func writeGGUF(input: String, output: String, scheme: QuantizationScheme) throws -> String {
+    var reporter: ProgressReporter? = nil
+    let summary = try GGUFExport.write(input: input, output: output, scheme: scheme, warn: { line in
+        FileHandle.standardError.write(Data("hone: warning: \(line)\n".utf8))
+    }, progress: { done, total, bytes in
+        if reporter == nil { reporter = ProgressReporter(total: total, label: "writing \(output)") }
+        reporter?.update(done: done, extra: String(format: "%.1f MB", Double(bytes) / 1e6))
+    })
+    var counts: [String: Int] = [:]
+    for tensor in summary.tensors { counts[tensor.type.rawValue, default: 0] += 1 }
+    let types = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+    return "\(output): \(summary.tensors.count) tensors (\(types)), \(summary.bytes) bytes"
+}
