@@ -23,8 +23,11 @@ struct Merge: ParsableCommand {
     @Option(name: [.customLong("output-dir"), .customLong("output_dir")], help: "Where to write the merged model.")
     var outputDir: String
 
-    @Option(name: .long, help: "safetensors (an HF directory) or gguf.")
+    @Option(name: .long, help: "safetensors (an HF directory) or gguf (OUTPUT-DIR/model-TYPE.gguf).")
     var format = "safetensors"
+
+    @Option(name: .long, help: "GGUF type: \(QuantizationScheme.accepted) (default f16).")
+    var type = "f16"
 
     @Flag(name: .long, help: "Write even when rounding erased most of the adapter's change.")
     var force = false
@@ -37,14 +40,31 @@ struct Merge: ParsableCommand {
     func run() throws {
         try runtime.apply()
         try reportingErrors {
-            guard format == "safetensors" else {
-                throw HoneError.invalidArgument("--format \(format): only safetensors is supported so far")
-            }
             let base = try LoadedModel.open(baseModel)
             let (adapters, _) = try PEFTAdapter.load(directory: adapter, for: base.model)
             let progress = ProgressReporter(total: 100, label: "merge")
-            let reports = try AdapterMerge.writeHuggingFace(base: base, adapters: adapters, to: outputDir, force: force) { written, total in
-                progress.update(done: total > 0 ? written * 100 / total : 100)
+            let reports: [AdapterMerge.TensorReport]
+            var written = outputDir
+            switch format {
+            case "safetensors":
+                guard base.format == .huggingFace else {
+                    throw HoneError.invalidArgument("\(baseModel) is a GGUF: merge it with --format gguf")
+                }
+                reports = try AdapterMerge.writeHuggingFace(base: base, adapters: adapters, to: outputDir, force: force) { done, total in
+                    progress.update(done: total > 0 ? done * 100 / total : 100)
+                }
+            case "gguf":
+                guard let scheme = QuantizationScheme(name: type) else {
+                    throw HoneError.invalidArgument("unknown --type '\(type)' (expected \(QuantizationScheme.accepted))")
+                }
+                try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+                written = (outputDir as NSString).appendingPathComponent("model-\(scheme.rawValue).gguf")
+                reports = try AdapterMerge.writeGGUF(base: base, adapters: adapters, to: written, scheme: scheme, force: force,
+                                                     warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }) { done, total in
+                    progress.update(done: total > 0 ? done * 100 / total : 100)
+                }
+            default:
+                throw HoneError.invalidArgument("--format must be safetensors or gguf, not '\(format)'")
             }
             progress.update(done: 100)
             let log = FileHandle.standardError
@@ -58,7 +78,7 @@ struct Merge: ParsableCommand {
             let overall = AdapterMerge.overallRetained(reports)
             var line = String(format: "merged %d tensors; %.1f%% of the adapter's change survives rounding", reports.count, overall * 100)
             if let worst { line += String(format: " (least: %.1f%% in %@)", worst.retained * 100, worst.name) }
-            log.write(Data("\(line); wrote \(outputDir)\n".utf8))
+            log.write(Data("\(line); wrote \(written)\n".utf8))
         }
     }
 }

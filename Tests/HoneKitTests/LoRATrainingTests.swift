@@ -413,3 +413,56 @@ struct GGUFAdapterTests {
         #expect(difference > 0)
     }
 }
+
+@Suite("Merging adapters into base weights")
+struct MergeTests {
+    @Test("Merged HF and GGUF models give the adapter's log-probs within the output dtype's error")
+    func mergedLogProbabilities() throws {
+        let fixture = try LoRAFixture("llama-gqa")
+        let base = try LoadedModel.open(fixture.modelPath)
+        let (adapters, _) = try PEFTAdapter.load(directory: fixture.directory + "/adapter", for: base.model)
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func deviation(_ path: String) throws -> Double {
+            let merged = try LoadedModel.open(path)
+            let scored = try Scorer(model: merged.model).score(fixture.rows.map(\.tokens))
+            var worst = 0.0
+            for (index, row) in scored.enumerated() {
+                for (position, value) in row.enumerated() {
+                    worst = max(worst, abs(Double(value) - fixture.logprobs[index][position]))
+                }
+            }
+            return worst
+        }
+        let hf = directory.appendingPathComponent("hf").path
+        let reports = try AdapterMerge.writeHuggingFace(base: base, adapters: adapters, to: hf, force: false)
+        #expect(reports.count == adapters.ordered.count)
+        #expect(reports.allSatisfy { $0.retained > 0.999999 })
+        #expect(try deviation(hf) < 1e-4)
+        for (scheme, bound) in [(QuantizationScheme.f32, 1e-4), (.f16, 0.03)] {
+            let path = directory.appendingPathComponent("\(scheme.rawValue).gguf").path
+            try AdapterMerge.writeGGUF(base: base, adapters: adapters, to: path, scheme: scheme, force: false)
+            #expect(try deviation(path) < bound, "\(scheme.rawValue)")
+        }
+    }
+
+    @Test("A merge whose delta rounding erases is refused without --force and reported")
+    func erasedDeltaIsRefused() throws {
+        let fixture = try LoRAFixture("llama-gqa")
+        let base = try LoadedModel.open(Repository.fixture("models/llama-gqa-bf16"))
+        let (adapters, _) = try PEFTAdapter.load(directory: fixture.directory + "/adapter", for: base.model)
+        for (_, _, adapter) in adapters.ordered {
+            for index in 0..<adapter.b.count { adapter.b[index] *= 1e-5 }
+        }
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = directory.appendingPathComponent("merged").path
+        #expect(throws: HoneError.self) {
+            try AdapterMerge.writeHuggingFace(base: base, adapters: adapters, to: output, force: false)
+        }
+        #expect(!FileManager.default.fileExists(atPath: output + "/model.safetensors"))
+        let reports = try AdapterMerge.writeHuggingFace(base: base, adapters: adapters, to: output, force: true)
+        #expect(AdapterMerge.overallRetained(reports) < 0.5)
+        #expect(FileManager.default.fileExists(atPath: output + "/model.safetensors"))
+    }
+}

@@ -18,9 +18,12 @@ public enum GGUFExport {
     /// - Parameters:
     ///   - warn: one-line warnings (no tokenizer, requantization, lossy rope scaling, fallbacks).
     ///   - progress: (tensors done, total, bytes written so far), called after each tensor.
+    ///   - replacing: called with each stored tensor's name and view when it is written; a returned view is written
+    ///     instead (`hone merge` supplies merged weights this way, one tensor at a time).
     public static func write(input: String, output: String, scheme: QuantizationScheme,
                              warn: (String) -> Void = { _ in },
-                             progress: ((Int, Int, Int) -> Void)? = nil) throws -> Summary {
+                             progress: ((Int, Int, Int) -> Void)? = nil,
+                             replacing: ((String, TensorView) throws -> TensorView?)? = nil) throws -> Summary {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
             throw HoneError.fileNotFound(path: input)
@@ -55,6 +58,11 @@ public enum GGUFExport {
         var written = 0
         for (tensor, choice) in zip(source.tensors, choices) {
             writer.add(tensor: GGUFWriter.TensorEntry(name: tensor.name, shape: tensor.shape, dtype: choice.type) {
+                var tensor = tensor
+                if let replacement = try replacing?(tensor.source.name, tensor.source) {
+                    tensor = ExportTensor(name: tensor.name, shape: tensor.shape, source: replacement,
+                                          sourceRow: tensor.sourceRow, plannedType: tensor.plannedType)
+                }
                 let bytes = try tensor.encoded(as: choice.type)
                 done += 1
                 written += bytes.count

@@ -27,9 +27,22 @@ public enum AdapterMerge {
         return merged
     }
 
-    /// The stored bytes of `values` in `dtype` (f32, f16 or bf16) and what reading them back gives.
-    public static func round(_ values: FloatBuffer, to dtype: DType) -> (bytes: Data, readBack: FloatBuffer) {
+    /// The stored bytes of `values` in `dtype` and what reading them back gives. Quantized types quantize rows of
+    /// `rowLength` values.
+    public static func round(_ values: FloatBuffer, to dtype: DType, rowLength: Int = 0) -> (bytes: Data, readBack: FloatBuffer) {
         let count = values.count
+        if dtype.isQuantized {
+            let length = rowLength > 0 ? rowLength : count
+            var bytes = Data(count: dtype.byteCount(elements: count))
+            let readBack = FloatBuffer(count: count)
+            bytes.withUnsafeMutableBytes { raw in
+                _ = hk_quantize(Int32(dtype.ggmlType), values.pointer, raw.baseAddress!, Int64(count / length), Int64(length))
+                let view = TensorView(name: "merged", dtype: dtype, shape: [count], data: UnsafeRawPointer(raw.baseAddress!),
+                                      source: "merge", owner: nil)
+                view.convert(offset: 0, count: count, into: readBack.pointer)
+            }
+            return (bytes, readBack)
+        }
         switch dtype {
         case .f16, .bf16:
             var halves = [UInt16](repeating: 0, count: count)
@@ -49,15 +62,18 @@ public enum AdapterMerge {
         }
     }
 
-    /// Compares what the output file will hold with the intended delta.
-    public static func report(name: String, base: TensorView, merged: FloatBuffer, storedMerged: FloatBuffer) -> TensorReport {
+    /// Compares what the output file will hold with the intended delta. `storedBase`: what the output would hold
+    /// without the adapter (the base itself when the dtype does not change; its quantized form otherwise).
+    public static func report(name: String, base: TensorView, merged: FloatBuffer, storedMerged: FloatBuffer,
+                              storedBase: FloatBuffer? = nil) -> TensorReport {
         let count = merged.count
         let original = FloatBuffer(count: count)
         base.convert(offset: 0, count: count, into: original.pointer)
+        let reference = storedBase ?? original
         var deltaSquared = 0.0, dot = 0.0, errorSquared = 0.0, weightSquared = 0.0
         for index in 0..<count {
             let delta = Double(merged[index]) - Double(original[index])
-            let realised = Double(storedMerged[index]) - Double(original[index])
+            let realised = Double(storedMerged[index]) - Double(reference[index])
             deltaSquared += delta * delta
             dot += realised * delta
             errorSquared += (realised - delta) * (realised - delta)
@@ -78,6 +94,62 @@ public enum AdapterMerge {
         return zip(reports, weights).reduce(0) { $0 + $1.0.retained * $1.1 } / total
     }
 
+    // MARK: - GGUF output
+
+    /// Writes base + adapters as a GGUF of `scheme` (F16 or a quantized type), through `hone quantize`'s writer:
+    /// llama.cpp's tensor types and metadata, the merged weights computed one tensor at a time. The rounding
+    /// report uses the scheme's base type for every adapted tensor (q4_k_m keeps some in Q6_K: those lose less).
+    @discardableResult
+    public static func writeGGUF(base: LoadedModel, adapters: AdapterSet, to output: String, scheme: QuantizationScheme,
+                                 force: Bool, warn: (String) -> Void = { _ in },
+                                 progress: ((Int, Int) -> Void)? = nil) throws -> [TensorReport] {
+        let adapted = try adaptedWeights(base: base, adapters: adapters)
+        var reports: [TensorReport] = []
+        let type = scheme.baseType
+        for name in adapted.keys.sorted() {
+            let weight = try base.weights.tensor(name)
+            let merged = mergedWeight(weight, adapter: adapted[name]!)
+            let original = FloatBuffer(count: weight.elementCount)
+            weight.convert(offset: 0, count: weight.elementCount, into: original.pointer)
+            let rowLength = weight.shape.last ?? 0
+            reports.append(report(name: name, base: weight, merged: merged,
+                                  storedMerged: round(merged, to: type, rowLength: rowLength).readBack,
+                                  storedBase: round(original, to: type, rowLength: rowLength).readBack))
+        }
+        try refuseIfErased(reports, type: type, force: force)
+        _ = try GGUFExport.write(input: base.path, output: output, scheme: scheme, warn: warn,
+                                 progress: { done, total, _ in progress?(done, total) },
+                                 replacing: { name, view in
+                                     guard let adapter = adapted[name] else { return nil }
+                                     let merged = mergedWeight(view, adapter: adapter)
+                                     return TensorView(name: name, dtype: .f32, shape: view.shape,
+                                                       data: UnsafeRawPointer(merged.pointer), source: view.source, owner: merged)
+                                 })
+        return reports
+    }
+
+    /// Stored tensor name → the adapter that changes it.
+    static func adaptedWeights(base: LoadedModel, adapters: AdapterSet) throws -> [String: LoRAAdapter] {
+        guard let adaptable = base.model as? AdaptableModel else {
+            throw HoneError.invalidArgument("\(base.config.modelType) models cannot take LoRA adapters")
+        }
+        var adapted: [String: LoRAAdapter] = [:]
+        for (layer, module, adapter) in adapters.ordered {
+            guard let linear = adaptable.baseLinear(layer: layer, module: module) else {
+                throw HoneError.missingTensor(name: adapters.modules.path(layer, module) + ".weight", path: base.path)
+            }
+            adapted[linear.weight.name] = adapter
+        }
+        return adapted
+    }
+
+    static func refuseIfErased(_ reports: [TensorReport], type: DType, force: Bool) throws {
+        let retained = overallRetained(reports)
+        if retained < minimumRetained, !force {
+            throw HoneError.invalidArgument(String(format: "rounding to %@ keeps only %.0f%% of the adapter's change; the merged model would be nearly the base. Merge into a wider type, or pass --force", type.rawValue, retained * 100))
+        }
+    }
+
     // MARK: - HF directory output
 
     /// Files copied from the base directory beside the merged weights.
@@ -93,14 +165,7 @@ public enum AdapterMerge {
         guard base.format == .huggingFace else {
             throw HoneError.invalidArgument("merging into a GGUF base writes GGUF: use --format gguf")
         }
-        // Which stored tensor each adapter changes.
-        var adapted: [String: LoRAAdapter] = [:]
-        for (layer, module, adapter) in adapters.ordered {
-            adapted[adapters.modules.path(layer, module) + ".weight"] = adapter
-        }
-        for name in adapted.keys where !base.weights.contains(name) {
-            throw HoneError.missingTensor(name: name, path: base.path)
-        }
+        let adapted = try adaptedWeights(base: base, adapters: adapters)
         // First pass: merge and measure, before anything is written.
         var reports: [TensorReport] = []
         for name in adapted.keys.sorted() {
@@ -108,10 +173,7 @@ public enum AdapterMerge {
             let merged = mergedWeight(weight, adapter: adapted[name]!)
             reports.append(report(name: name, base: weight, merged: merged, storedMerged: round(merged, to: weight.dtype).readBack))
         }
-        let retained = overallRetained(reports)
-        if retained < minimumRetained, !force {
-            throw HoneError.invalidArgument(String(format: "rounding to the base's dtype keeps only %.0f%% of the adapter's change; the merged model would be nearly the base. Use --dtype f32, merge into f32, or pass --force", retained * 100))
-        }
+        try refuseIfErased(reports, type: reports.isEmpty ? .f32 : try base.weights.tensor(reports[0].name).dtype, force: force)
 
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let names = base.weights.tensorNames.sorted()
