@@ -144,7 +144,8 @@ struct TrainSFT: ParsableCommand {
         commandName: "sft",
         abstract: "Supervised fine-tuning on Alpaca data (alpaca-lora's finetune.py).",
         discussion: """
-        Data: a JSON array or JSONL of {"instruction", "input" (optional), "output"}. Each example is the template's \
+        Data: a JSON array or JSONL of {"instruction", "input" (optional), "output"}, or JSONL of token ids \
+        {"input_ids": [...], "labels": [...] (optional, -100 = not trained)}. Each example is the template's \
         prompt followed by the output, cut on the right to --cutoff-len tokens, EOS appended when it fits. The loss \
         is the mean cross-entropy over every trained token of an optimizer step (with --train-on-inputs false, \
         prompt tokens are not trained). The output directory receives a PEFT adapter (adapter_config.json, \

@@ -114,3 +114,22 @@ struct TrainCommandTests {
         #expect(unknownModule.stderr.contains("unknown LoRA target module 'mlp'"))
     }
 }
+
+@Suite struct PretokenizedDataTests {
+    @Test("Pre-tokenized JSONL: labels kept or defaulted, rows cut to the cutoff, bad ids named by line")
+    func readsTokenIDs() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("ids.jsonl").path
+        try Data("{\"input_ids\": [1, 5, 6, 7]}\n{\"input_ids\": [1, 8, 9], \"labels\": [-100, -100, 9]}\n".utf8)
+            .write(to: URL(fileURLWithPath: path))
+        let examples = try #require(try PretokenizedData.read(path: path, cutoffLength: 3, vocabularySize: 10))
+        #expect(examples == [TrainingExample(inputIDs: [1, 5, 6], labels: [1, 5, 6]),
+                             TrainingExample(inputIDs: [1, 8, 9], labels: [-100, -100, 9])])
+        #expect(try PretokenizedData.read(path: TrainCommandTests.sample, cutoffLength: 3, vocabularySize: 10) == nil)
+        try Data("{\"input_ids\": [1, 2]}\n{\"input_ids\": [1, 12]}\n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: HoneError.self) { try PretokenizedData.read(path: path, cutoffLength: 8, vocabularySize: 10) }
+        try Data("{\"input_ids\": [1, 2], \"labels\": [1]}\n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: HoneError.self) { try PretokenizedData.read(path: path, cutoffLength: 8, vocabularySize: 10) }
+    }
+}

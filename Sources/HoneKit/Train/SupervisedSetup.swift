@@ -16,11 +16,15 @@ public struct SupervisedTrainingSetup {
         // Tokenized examples are cached (LZ4) under a key of the data's bytes, the tokenizer, the template and
         // the settings, so a second run over the same data starts at once.
         let cache = cacheDirectory.map { TokenizedDataCache(directory: $0) }
-        let key = try TokenizedDataCache.key(dataFile: dataPath, tokenizerSource: baseModel, template: template,
-                                             cutoffLength: cutoffLength, trainOnInputs: trainOnInputs, addEOSToken: addEOSToken)
         var cached = false
         let examples: [TrainingExample]
-        if let hit = cache?.load(key: key) {
+        if let pretokenized = try PretokenizedData.read(path: dataPath, cutoffLength: cutoffLength,
+                                                        vocabularySize: base.config.vocabularySize) {
+            examples = pretokenized
+        } else if let key = try? TokenizedDataCache.key(dataFile: dataPath, tokenizerSource: baseModel, template: template,
+                                                         cutoffLength: cutoffLength, trainOnInputs: trainOnInputs,
+                                                         addEOSToken: addEOSToken),
+                  let hit = cache?.load(key: key) {
             examples = hit
             cached = true
         } else {
@@ -29,7 +33,11 @@ public struct SupervisedTrainingSetup {
             let tokenizer = try TokenizerLoader.load(modelPath: baseModel)
             examples = tokenizeForTraining(records, tokenizer: tokenizer, template: template, cutoffLength: cutoffLength,
                                            trainOnInputs: trainOnInputs, addEOSToken: addEOSToken)
-            try? cache?.store(examples, key: key)
+            if let key = try? TokenizedDataCache.key(dataFile: dataPath, tokenizerSource: baseModel, template: template,
+                                                     cutoffLength: cutoffLength, trainOnInputs: trainOnInputs,
+                                                     addEOSToken: addEOSToken) {
+                try? cache?.store(examples, key: key)
+            }
         }
         guard validationSize >= 0, validationSize < examples.count else {
             throw HoneError.invalidArgument("--val-set-size \(validationSize) leaves no training data: \(dataPath) has \(examples.count) records")
@@ -48,5 +56,50 @@ public struct SupervisedTrainingSetup {
         summary += "\(tokens) training tokens, \(targets) trained; \(truncated) cut at --cutoff-len \(cutoffLength)"
         if untrained > 0 { summary += "; \(untrained) with no trained token (ignored by the loss)" }
         self.summary = summary
+    }
+}
+
+/// Training data that is already token ids: JSON Lines whose records hold `input_ids` (and optionally `labels`,
+/// HF's convention with -100 for untrained positions; all trained when absent). No tokenizer or template is
+/// involved; rows longer than the cutoff are cut on the right.
+public enum PretokenizedData {
+    /// The examples, or nil when the file is not pre-tokenized JSON Lines.
+    public static func read(path: String, cutoffLength: Int, vocabularySize: Int) throws -> [TrainingExample]? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        let head = handle.readData(ofLength: 4096)
+        try? handle.close()
+        guard let text = String(data: head, encoding: .utf8) ?? String(data: head.dropLast(3), encoding: .utf8),
+              text.drop(while: { $0.isWhitespace }).first == "{",
+              let firstLine = text.split(separator: "\n").first, firstLine.contains("\"input_ids\"") else { return nil }
+        var examples: [TrainingExample] = []
+        for record in try readJSONLines(path: path) {
+            func ids(_ key: String) throws -> [Int32]? {
+                guard let value = record.object[key] else { return nil }
+                guard let list = value as? [Any] else {
+                    throw HoneError.malformedRecord(path: path, line: record.line, message: "\"\(key)\" must be a list of token ids")
+                }
+                return try list.map { item in
+                    guard let id = jsonInteger(item) else {
+                        throw HoneError.malformedRecord(path: path, line: record.line, message: "\"\(key)\" must hold integers")
+                    }
+                    return Int32(id)
+                }
+            }
+            guard var inputIDs = try ids("input_ids") else {
+                throw HoneError.malformedRecord(path: path, line: record.line, message: "missing \"input_ids\"")
+            }
+            var labels = try ids("labels") ?? inputIDs
+            guard labels.count == inputIDs.count else {
+                throw HoneError.malformedRecord(path: path, line: record.line, message: "\"labels\" and \"input_ids\" differ in length")
+            }
+            if let bad = inputIDs.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
+                throw HoneError.tokenOutOfRange(token: Int(bad), vocabularySize: vocabularySize, location: "\(path):\(record.line)")
+            }
+            inputIDs = Array(inputIDs.prefix(cutoffLength))
+            labels = Array(labels.prefix(cutoffLength))
+            examples.append(TrainingExample(inputIDs: inputIDs, labels: labels))
+        }
+        guard !examples.isEmpty else { throw HoneError.malformedFile(path: path, message: "no records") }
+        return examples
     }
 }
