@@ -24,6 +24,10 @@ struct Chat: ParsableCommand {
     @Option(name: .long, help: "A system prompt, for templates that have one.")
     var system: String?
 
+    @Flag(name: [.customLong("single-turn"), .customLong("single_turn")],
+          help: "Each message is a new instruction in the template's single-turn prompt (as alpaca-lora's generate.py and as hone train sft trains), no history.")
+    var singleTurn = false
+
     @Flag(name: [.customLong("show-speed"), .customLong("show_speed")], help: "Print tokens/s after each answer (stderr).")
     var showSpeed = false
 
@@ -41,6 +45,7 @@ struct Chat: ParsableCommand {
             engine.endOfSequenceIDs.formUnion(promptTemplate.endTokenIDs(for: tokenizer))
             let session = ChatSession(template: promptTemplate, tokenizer: tokenizer, contextLimit: engine.contextLimit,
                                       maxNewTokens: sampling.maxNewTokens ?? 512, system: system)
+            session.singleTurn = singleTurn
             let interactive = isatty(STDIN_FILENO) != 0
             Interrupt.install()
             var turn: UInt64 = 0

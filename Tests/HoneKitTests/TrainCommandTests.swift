@@ -133,3 +133,18 @@ struct TrainCommandTests {
         #expect(throws: HoneError.self) { try PretokenizedData.read(path: path, cutoffLength: 8, vocabularySize: 10) }
     }
 }
+
+@Suite struct SingleTurnChatTests {
+    @Test("--single-turn chat prompts are the training prompt of each message alone, with no history")
+    func singleTurnPrompts() throws {
+        let tokenizer = try TokenizerLoader.load(modelPath: TrainCommandTests.model)
+        let template = try #require(PromptTemplate.named("alpaca"))
+        let session = ChatSession(template: template, tokenizer: tokenizer, contextLimit: 1024, maxNewTokens: 32)
+        session.singleTurn = true
+        for message in ["What is the capital of Peru?", "And of Chile?"] {
+            let ids = try session.prompt(for: message)
+            session.answered("Lima.")
+            #expect(ids == template.encode(template.pieces(instruction: message, input: nil), with: tokenizer))
+        }
+    }
+}

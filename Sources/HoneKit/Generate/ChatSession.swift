@@ -10,6 +10,9 @@ public final class ChatSession {
     /// Positions the prompt plus answer may use.
     public var contextLimit: Int
     public var maxNewTokens: Int
+    /// Every message is a new instruction in the template's single-turn prompt, with no history: what alpaca-lora's
+    /// generate.py does, and the exact format `hone train sft` trains on.
+    public var singleTurn = false
 
     public init(template: PromptTemplate, tokenizer: Tokenizer, contextLimit: Int, maxNewTokens: Int, system: String? = nil) {
         self.template = template
@@ -24,6 +27,16 @@ public final class ChatSession {
     /// The prompt ids for a new user message, dropping the oldest turns if needed. Throws when even the new
     /// message alone does not fit.
     public func prompt(for userMessage: String) throws -> [Int32] {
+        if singleTurn, template.promptNoInput != nil {
+            messages = [ChatMessage(role: .user, content: userMessage)]
+            let ids = template.encode(template.pieces(instruction: userMessage, input: nil), with: tokenizer)
+            let room = min(maxNewTokens, max(1, contextLimit / 4))
+            guard ids.count + room <= contextLimit else {
+                messages.removeAll()
+                throw HoneError.contextOverflow(needed: ids.count + room, limit: contextLimit)
+            }
+            return ids
+        }
         messages.append(ChatMessage(role: .user, content: userMessage))
         while true {
             // Markup and messages are tokenized apart: the template's special tokens (<|im_start|>, </s>) become
