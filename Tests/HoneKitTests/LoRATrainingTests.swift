@@ -466,3 +466,55 @@ struct MergeTests {
         #expect(FileManager.default.fileExists(atPath: output + "/model.safetensors"))
     }
 }
+
+@Suite("Hone's adapters in PEFT")
+struct PEFTReadBackTests {
+    static let fixture = Repository.fixture("lora/hone-written")
+
+    /// tools/oracle/check_hone_adapter.py loaded the committed Hone-written adapter with PeftModel.from_pretrained
+    /// and recorded its log-probs: Hone's must agree, so PEFT reads the files as Hone means them.
+    @Test("PEFT reads a Hone-written adapter to the same log-probs")
+    func peftAgrees() throws {
+        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.fixture + "/peft_logprobs.json"))) as! [String: Any]
+        let rows = (expected["rows"] as! [[Any]]).map { $0.compactMap { ($0 as? NSNumber)?.doubleValue } }
+        let ids = try String(contentsOfFile: Self.fixture + "/rows.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+            ((try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any])["input_ids"] as! [NSNumber]).map { Int32($0.intValue) }
+        }
+        let loaded = try LoadedModel.open(Repository.fixture("models/llama-gqa"))
+        try loaded.attachAdapter(directory: Self.fixture)
+        let scored = try Scorer(model: loaded.model).score(ids)
+        let base = try Scorer(model: LoadedModel.open(Repository.fixture("models/llama-gqa")).model).score(ids)
+        var worst = 0.0, moved = 0.0
+        for (index, row) in scored.enumerated() {
+            for (position, value) in row.enumerated() {
+                worst = max(worst, abs(Double(value) - rows[index][position]))
+                moved = max(moved, abs(Double(value) - Double(base[index][position])))
+            }
+        }
+        #expect(worst < 1e-4)
+        #expect(moved > 0.05, "the adapter must change the model for the comparison to mean anything")
+    }
+
+    @Test("Training the fixture again from the command line writes the same adapter")
+    func retrainingReproducesTheFixture() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = directory.appendingPathComponent("out").path
+        let result = try runProcess(Repository.honeExecutable, [
+            "train", "sft", "--base-model", Repository.fixture("models/llama-gqa"), "--data-path", Self.fixture + "/rows.jsonl",
+            "--output-dir", output, "--batch-size", "4", "--micro-batch-size", "2", "--max-steps", "4", "--val-set-size", "0",
+            "--lora-r", "4", "--lora-alpha", "8", "--lora-target-modules", "[q,k,v,o,gate,up,down]", "--learning-rate", "5e-3",
+            "--warmup-steps", "0", "--save-steps", "0",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        let config = try String(contentsOfFile: output + "/adapter_config.json", encoding: .utf8)
+        #expect(config == (try String(contentsOfFile: Self.fixture + "/adapter_config.json", encoding: .utf8))
+            .replacingOccurrences(of: "Tests/HoneKitTests/Fixtures/models/llama-gqa", with: Repository.fixture("models/llama-gqa")))
+        let ours = try SafetensorsFile(path: output + "/adapter_model.safetensors")
+        let committed = try SafetensorsFile(path: Self.fixture + "/adapter_model.safetensors")
+        #expect(ours.tensors.keys.sorted() == committed.tensors.keys.sorted())
+        for name in committed.tensors.keys {
+            #expect(relativeDifference(try ours.tensors[name]!.floats(), try committed.tensors[name]!.floats()) < 1e-5, "\(name)")
+        }
+    }
+}

@@ -41,7 +41,7 @@ public enum PEFTAdapter {
         ]
         if let template = record.promptTemplate { config["hone_prompt_template"] = template }
         if let policy = record.eosPolicy { config["hone_eos_policy"] = policy }
-        let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+        let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         var entries: [SafetensorsEntry] = []
         for (layer, module, adapter) in set.ordered {
             let prefix = set.peftPrefix(layer: layer, module: module)
