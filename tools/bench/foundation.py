@@ -52,6 +52,38 @@ def gib(value):
     return f"{value / 2**30:.2f} GiB"
 
 
+def memory_bandwidth(threads, megabytes=1024):
+    """Read bandwidth in bytes/s: `threads` processes each sum their own array of `megabytes` (best of 5),
+    concurrently; the rates add up."""
+    code = ("import numpy as np,time,sys;a=np.ones(%d*2**20//8);a.sum();best=0\n"
+            "for _ in range(5):\n t=time.perf_counter();a.sum();best=max(best,a.nbytes/(time.perf_counter()-t))\n"
+            "print(best)") % megabytes
+    processes = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                                  env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"))
+                 for _ in range(threads)]
+    return sum(float(process.communicate()[0]) for process in processes)
+
+
+def decode_bytes(path):
+    """Weight bytes one decoded token reads: every tensor except the token-embedding table (one row of it is read),
+    which also serves as the output projection when the model has no separate one."""
+    if os.path.isdir(path):
+        from safetensors import safe_open
+        sizes = {}
+        with safe_open(os.path.join(path, "model.safetensors"), "np") as handle:
+            for name in handle.keys():
+                sizes[name] = handle.get_slice(name).get_shape()
+        bytes_per = 2
+        total = sum(bytes_per * int(__import__("numpy").prod(shape)) for shape in sizes.values())
+        embedding = bytes_per * int(__import__("numpy").prod(sizes["model.embed_tokens.weight"]))
+        return total - (embedding if "lm_head.weight" in sizes else 0)
+    from gguf import GGUFReader
+    reader = GGUFReader(path)
+    sizes = {tensor.name: int(tensor.n_bytes) for tensor in reader.tensors}
+    total = sum(sizes.values())
+    return total - (sizes["token_embd.weight"] if "output.weight" in sizes else 0)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=os.path.join(ROOT, "bench-models"))
@@ -63,11 +95,18 @@ def main():
     parser.add_argument("-n", type=int, default=128)
     parser.add_argument("-r", type=int, default=2, help="repetitions inside each tool run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of hone and llama-bench")
+    parser.add_argument("--only", help="comma-separated words a weights label must contain (e.g. GGUF)")
     args = parser.parse_args()
+    bandwidth = {}
 
     models = [("BF16 safetensors", os.path.join(args.models, f"{args.shape}-bf16"), None),
               ("F16 safetensors", os.path.join(args.models, f"{args.shape}-f16"), None),
               ("F16 GGUF", os.path.join(args.models, f"{args.shape}-f16.gguf"), "gguf")]
+    # Quantized GGUFs (made by hand with llama-quantize or hone quantize from the F16 GGUF), when present.
+    models += [(f"{kind} GGUF", os.path.join(args.models, f"{args.shape}-{kind}.gguf"), "gguf")
+               for kind in ("Q8_0", "Q4_0", "Q4_K_M")]
+    if args.only:
+        models = [model for model in models if any(word in model[0] for word in args.only.split(","))]
     llama = os.path.join(args.llama_cpp, "bin", "llama-bench") if args.llama_cpp else None
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
           f"date {time.strftime('%Y-%m-%d')}")
@@ -75,8 +114,8 @@ def main():
     print(f"Medians of {args.rounds} alternating rounds (min–max in brackets), tokens/s.")
     print()
     print(f"| weights | threads | open s | hone pp{args.p} | llama.cpp pp{args.p} | ratio | hone tg{args.n} "
-          f"| llama.cpp tg{args.n} | ratio | hone peak RSS | llama.cpp peak RSS |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          f"| llama.cpp tg{args.n} | ratio | hone tg ÷ bandwidth limit | hone peak RSS | llama.cpp peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for threads in [int(t) for t in args.threads.split(",")]:
         for label, path, kind in models:
             if not os.path.exists(path):
@@ -90,15 +129,19 @@ def main():
                     theirs_runs.append(llama_bench(llama, path, threads, args.p, args.n, args.r))
             ours = {key: statistics.median(run[key] for run in ours_runs) for key in ("open_s", "pp_tps", "tg_tps", "peak_rss")}
             spread = lambda runs, key: f"{min(r[key] for r in runs):.1f}–{max(r[key] for r in runs):.1f}"
+            if threads not in bandwidth:
+                bandwidth[threads] = memory_bandwidth(threads)
+            limit = bandwidth[threads] / decode_bytes(path)
+            share = f"{ours['tg_tps'] / limit * 100:.0f}% of {limit:.1f}"
             if theirs_runs:
                 theirs = {key: statistics.median(run[key] for run in theirs_runs) for key in ("pp_tps", "tg_tps", "peak_rss")}
                 print(f"| {label} | {threads} | {ours['open_s']:.3f} | {ours['pp_tps']:.1f} ({spread(ours_runs, 'pp_tps')}) | "
                       f"{theirs['pp_tps']:.1f} ({spread(theirs_runs, 'pp_tps')}) | {ours['pp_tps'] / theirs['pp_tps']:.2f}× | "
                       f"{ours['tg_tps']:.1f} ({spread(ours_runs, 'tg_tps')}) | {theirs['tg_tps']:.1f} ({spread(theirs_runs, 'tg_tps')}) | "
-                      f"{ours['tg_tps'] / theirs['tg_tps']:.2f}× | {gib(ours['peak_rss'])} | {gib(theirs['peak_rss'])} |")
+                      f"{ours['tg_tps'] / theirs['tg_tps']:.2f}× | {share} | {gib(ours['peak_rss'])} | {gib(theirs['peak_rss'])} |")
             else:
                 print(f"| {label} | {threads} | {ours['open_s']:.3f} | {ours['pp_tps']:.1f} ({spread(ours_runs, 'pp_tps')}) | – | – | "
-                      f"{ours['tg_tps']:.1f} ({spread(ours_runs, 'tg_tps')}) | – | – | {gib(ours['peak_rss'])} | – |")
+                      f"{ours['tg_tps']:.1f} ({spread(ours_runs, 'tg_tps')}) | – | – | {share} | {gib(ours['peak_rss'])} | – |")
             sys.stdout.flush()
 
 
