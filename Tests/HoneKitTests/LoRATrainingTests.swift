@@ -68,6 +68,30 @@ func relativeDifference(_ a: [Float], _ b: [Float]) -> Double {
     return (difference / max(norm, 1e-30)).squareRoot()
 }
 
+/// Central differences of `loss` in a few entries of each probed adapter's A and B, against the analytic
+/// gradients snapshotted before (every later evaluation accumulates more).
+func expectFiniteDifferences(_ probes: [(layer: Int, module: String, adapter: LoRAAdapter)],
+                             analytic: [([Float], [Float])], indices: (Int) -> [Int],
+                             loss: () throws -> Double) rethrows {
+    for ((_, module, adapter), gradients) in zip(probes, analytic) {
+        for (values, gradient) in [(adapter.a, gradients.0), (adapter.b, gradients.1)] {
+            for index in indices(values.count) {
+                let original = values[index]
+                let step: Float = 1e-2
+                values[index] = original + step
+                let plus = try loss()
+                values[index] = original - step
+                let minus = try loss()
+                values[index] = original
+                let numeric = (plus - minus) / Double(2 * step)
+                let expected = Double(gradient[index])
+                #expect(abs(numeric - expected) <= 2e-3 + 0.02 * abs(expected),
+                        "\(module)[\(index)]: finite difference \(numeric), backward \(expected)")
+            }
+        }
+    }
+}
+
 @Suite("LoRA training against PEFT")
 struct LoRATrainingTests {
     static let cases = ["llama-gqa", "llama-gqa-qv", "llama-tied-llama3-r2", "qwen2-bias-rslora", "opt-preln"]
@@ -270,26 +294,9 @@ struct TrainerResumeTests {
         for (_, _, adapter) in dropped.ordered { adapter.zeroGradients() }
         let loss = { try fixture.accumulate(training) }
         _ = try loss()
-        let probes = dropped.ordered.filter { ["q_proj", "down_proj"].contains($0.module) }.prefix(3)
-        // Snapshot the analytic gradients: every later evaluation accumulates more.
-        let analyticGradients = probes.map { ($0.adapter.gradientA!.array, $0.adapter.gradientB!.array) }
-        for ((_, module, adapter), gradients) in zip(probes, analyticGradients) {
-            for (values, gradient) in [(adapter.a, gradients.0), (adapter.b, gradients.1)] {
-                for index in [0, values.count / 2, values.count - 1] {
-                    let original = values[index]
-                    let step: Float = 1e-2
-                    values[index] = original + step
-                    let plus = try loss()
-                    values[index] = original - step
-                    let minus = try loss()
-                    values[index] = original
-                    let numeric = (plus - minus) / Double(2 * step)
-                    let analytic = Double(gradient[index])
-                    #expect(abs(numeric - analytic) <= 2e-3 + 0.02 * abs(analytic),
-                            "\(module)[\(index)]: finite difference \(numeric), backward \(analytic)")
-                }
-            }
-        }
+        let probes = Array(dropped.ordered.filter { ["q_proj", "down_proj"].contains($0.module) }.prefix(3))
+        let analytic = probes.map { ($0.adapter.gradientA!.array, $0.adapter.gradientB!.array) }
+        try expectFiniteDifferences(probes, analytic: analytic, indices: { [0, $0 / 2, $0 - 1] }, loss: loss)
         // Dropout changes the loss (the masks are really applied).
         dropped.isEnabled = true
         let withDropout = try loss()
@@ -374,24 +381,9 @@ struct GGUFAdapterTests {
         for (_, _, adapter) in adapters.ordered { adapter.allocateGradients() }
         let loss = { try fixture.accumulate(engine) }
         _ = try loss()
-        let probes = adapters.ordered.filter { ["k_proj", "up_proj"].contains($0.module) }.prefix(2)
+        let probes = Array(adapters.ordered.filter { ["k_proj", "up_proj"].contains($0.module) }.prefix(2))
         let analytic = probes.map { ($0.adapter.gradientA!.array, $0.adapter.gradientB!.array) }
-        for ((_, module, adapter), gradients) in zip(probes, analytic) {
-            for (values, gradient) in [(adapter.a, gradients.0), (adapter.b, gradients.1)] {
-                for index in [1, values.count / 3, values.count - 2] {
-                    let original = values[index]
-                    let step: Float = 1e-2
-                    values[index] = original + step
-                    let plus = try loss()
-                    values[index] = original - step
-                    let minus = try loss()
-                    values[index] = original
-                    let numeric = (plus - minus) / Double(2 * step)
-                    #expect(abs(numeric - Double(gradient[index])) <= 2e-3 + 0.02 * abs(Double(gradient[index])),
-                            "\(module)[\(index)]: finite difference \(numeric), backward \(gradient[index])")
-                }
-            }
-        }
+        try expectFiniteDifferences(probes, analytic: analytic, indices: { [1, $0 / 3, $0 - 2] }, loss: loss)
     }
 
     @Test("QLoRA with 8-bit activations stays close to the exact quantized-weight gradients")

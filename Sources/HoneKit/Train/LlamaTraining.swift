@@ -37,20 +37,10 @@ extension LlamaModel: TrainableModel {
                             layerInputs: layerInputs, extra: ["final_in": x])
     }
 
-    /// Attention of each packed sequence over its own keys, from position 0.
     private func causalAttention(_ layout: PassLayout)
         -> (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void {
-        let queryWidth = config.headCount * config.headDimension
-        let kvWidth = config.keyValueHeadCount * config.headDimension
-        let (heads, kvHeads, headDimension) = (Int32(config.headCount), Int32(config.keyValueHeadCount), Int32(config.headDimension))
-        let scale = attentionScale
-        return { q, k, v, out in
-            for index in layout.counts.indices {
-                let row = layout.offsets[index]
-                hk_attention(q + row * queryWidth, k + row * kvWidth, v + row * kvWidth, out + row * queryWidth,
-                             Int32(layout.counts[index]), 0, heads, kvHeads, headDimension, scale)
-            }
-        }
+        packedCausalAttention(layout, heads: config.headCount, keyValueHeads: config.keyValueHeadCount,
+                              headDimension: config.headDimension, scale: attentionScale)
     }
 
     func trainingBackward(_ pass: TrainingPass, hiddenGradient: UnsafeMutablePointer<Float>) {

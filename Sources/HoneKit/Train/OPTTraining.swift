@@ -38,16 +38,8 @@ extension OPTModel: TrainableModel {
 
     private func causalAttention(_ layout: PassLayout)
         -> (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void {
-        let width = config.hiddenSize
-        let (heads, headDimension) = (Int32(config.headCount), Int32(config.headDimension))
-        let scale = attentionScale
-        return { q, k, v, out in
-            for index in layout.counts.indices {
-                let row = layout.offsets[index]
-                hk_attention(q + row * width, k + row * width, v + row * width, out + row * width,
-                             Int32(layout.counts[index]), 0, heads, heads, headDimension, scale)
-            }
-        }
+        packedCausalAttention(layout, heads: config.headCount, keyValueHeads: config.headCount,
+                              headDimension: config.headDimension, scale: attentionScale)
     }
 
     func trainingBackward(_ pass: TrainingPass, hiddenGradient: UnsafeMutablePointer<Float>) {

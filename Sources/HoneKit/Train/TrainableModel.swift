@@ -43,6 +43,21 @@ final class TrainingPass: @unchecked Sendable {
     }
 }
 
+/// Causal attention of each packed sequence over its own keys, from position 0 (training passes have no cache).
+/// Row widths: queries heads × head_dim, keys and values kv_heads × head_dim.
+func packedCausalAttention(_ layout: PassLayout, heads: Int, keyValueHeads: Int, headDimension: Int, scale: Float)
+    -> (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void {
+    let queryWidth = heads * headDimension
+    let kvWidth = keyValueHeads * headDimension
+    return { q, k, v, out in
+        for index in layout.counts.indices {
+            let row = layout.offsets[index]
+            hk_attention(q + row * queryWidth, k + row * kvWidth, v + row * kvWidth, out + row * queryWidth,
+                         Int32(layout.counts[index]), 0, Int32(heads), Int32(keyValueHeads), Int32(headDimension), scale)
+        }
+    }
+}
+
 extension Linear {
     /// dx: [rows, in] (+)= dy: [rows, out] · W, for a frozen weight in any stored dtype (quantized included).
     func backwardInput(_ dy: UnsafePointer<Float>, rows: Int, into dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
