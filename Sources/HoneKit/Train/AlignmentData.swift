@@ -231,7 +231,7 @@ public enum RankingData {
                 throw record.error(record.object["reward"] == nil ? "missing \"reward\"" : "\"reward\" is not a list of numbers")
             }
             let rewards = try rewardValues.map { value -> Double in
-                guard !(value is Bool), let number = jsonDouble(value), number.isFinite else {
+                guard let number = jsonDouble(value), number.isFinite else {
                     throw record.error("\"reward\" is not a list of numbers")
                 }
                 return number
