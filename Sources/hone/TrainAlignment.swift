@@ -36,8 +36,8 @@ struct TrainCUT: ParsableCommand {
     @Option(name: [.customLong("weight-unlike"), .customLong("weight_unlike")], help: "α: weight of the unlikelihood term.")
     var weightUnlike = 1.0
 
-    @Option(name: .long, help: "Keep at most int(judged × this) Align-P records, chosen with --seed (-1: keep all).")
-    var downsample = 0.25
+    @Option(name: .long, help: "Keep at most int(judged × this) Align-P records, chosen with --seed ('off' or --downsample=-1: keep all).")
+    var downsample = DownsampleRate(argument: "0.25")!
 
     @Option(name: .customLong("cut-prompt-wrap"), help: "double (CUT's released code) or single (the paper).")
     var cutPromptWrap = "double"
@@ -51,18 +51,31 @@ struct TrainCUT: ParsableCommand {
                 throw HoneError.invalidArgument("--cut-prompt-wrap must be double or single, not '\(cutPromptWrap)'")
             }
             guard threshold > 0 else { throw HoneError.invalidArgument("--threshold must be positive") }
-            guard downsample == -1 || downsample >= 0 else { throw HoneError.invalidArgument("--downsample must be -1 (off) or at least 0") }
             let defaults = ObjectiveDefaults.cut
             let templateName = training.promptTemplateName ?? defaults.promptTemplateName
             let setup = try CUTTrainingSetup(
                 baseModel: training.baseModel, dataPath: training.dataPath, templateName: templateName,
                 cutoffLength: training.cutoffLen ?? defaults.cutoffLen, wrap: wrap,
                 settings: CUTSettings(threshold: threshold, weightUnlike: weightUnlike),
-                downsample: downsample == -1 ? nil : downsample, validationSize: training.valSetSize ?? defaults.valSetSize,
+                downsample: downsample.rate, validationSize: training.valSetSize ?? defaults.valSetSize,
                 seed: training.seed)
             try TrainingLauncher.run(arguments: training, defaults: defaults, base: setup.base, objective: setup.objective,
                                      summary: setup.summary, templateName: templateName,
                                      eosPolicy: "cut: EOS appended and trained; prompt wrap \(wrap.rawValue)")
+        }
+    }
+}
+
+/// CUT's `downsample`: a rate, or off ("off", or -1 as CUT writes it).
+struct DownsampleRate: ExpressibleByArgument {
+    let rate: Double?
+    init?(argument: String) {
+        if ["off", "-1", "none"].contains(argument.lowercased()) {
+            rate = nil
+        } else if let value = Double(argument), value >= 0, value.isFinite {
+            rate = value
+        } else {
+            return nil
         }
     }
 }

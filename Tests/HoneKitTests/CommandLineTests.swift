@@ -49,7 +49,7 @@ import Testing
     @Test func helpOnEveryCommand() throws {
         let commands = ["info", "tokenize", "score", "generate", "chat", "perplexity", "bench", "merge"].map { [$0] }
             + ["hh-rlhf", "judgments", "sample", "diversity"].map { ["data", $0] }
-            + [["train", "sft"]]
+            + ["sft", "cut", "dpo", "pro"].map { ["train", $0] }
         for command in commands {
             let result = try runProcess(Repository.honeExecutable, command + ["--help"])
             #expect(result.status == 0)

@@ -8,9 +8,9 @@ public struct CUTTrainingSetup {
     public let objective: ContrastiveUnlikelihoodObjective
     public let summary: String
 
-    /// `downsample` nil = off (CUT's -1): otherwise, when fewer than `int(negatives × downsample)` … more Align-P
-    /// records than that exist, a seeded random `int(negatives × downsample)` of them are kept (CUT uses Python's
-    /// `random.sample` with seed 42, which this does not reproduce).
+    /// `downsample` nil = off (CUT's -1); otherwise, when there are more Align-P records than
+    /// `int(negatives × downsample)`, a seeded random choice of that many is kept, in their original order (CUT uses
+    /// Python's `random.sample` with seed 42, which this does not reproduce).
     public init(baseModel: String, dataPath: String, templateName: String, cutoffLength: Int, wrap: CUTPromptWrap,
                 settings: CUTSettings, downsample: Double?, validationSize: Int, seed: UInt64) throws {
         guard cutoffLength >= 2 else { throw HoneError.invalidArgument("--cutoff-len must be at least 2") }
@@ -33,7 +33,7 @@ public struct CUTTrainingSetup {
             }
         }
         guard !records.isEmpty else {
-            throw HoneError.invalidArgument("\(dataPath): no records left after --downsample \(downsample ?? -1) (\(negatives) with a judgment, \(positivesBefore) without); use --downsample -1 to keep every record")
+            throw HoneError.invalidArgument("\(dataPath): no records left after --downsample \(downsample ?? -1) (\(negatives) with a judgment, \(positivesBefore) without); use --downsample off to keep every record")
         }
         guard validationSize >= 0, validationSize < records.count else {
             throw HoneError.invalidArgument("--val-set-size \(validationSize) leaves no training data: \(records.count) CUT records")
