@@ -99,6 +99,7 @@ public struct DPOTrainingSetup {
         objective = try DirectPreferenceObjective(
             training: examples.indices.filter { !held.contains($0) }.map { examples[$0] },
             validation: examples.indices.filter { held.contains($0) }.map { examples[$0] }, settings: settings)
+        objective.dataDescription = "max_length=\(maxLength.map(String.init) ?? "-") max_prompt_length=\(maxPromptLength.map(String.init) ?? "-")"
         let tokens = examples.reduce(0) { $0 + $1.tokenCount }
         var summary = "data: \(records.count + dropped.count) records from \(dataPath) → \(objective.trainingCount) training pairs, "
         summary += "\(objective.validationCount) validation; \(tokens) tokens; loss \(settings.lossType.rawValue), β \(settings.beta)"

@@ -108,6 +108,8 @@ public final class DirectPreferenceObjective: TrainingObjective {
     private var precomputedValidation: [(chosen: Double, rejected: Double)]?
     /// Pairs per reference pass when precomputing.
     var precomputeChunk = 8
+    /// How the pairs were tokenized (for the checkpoint fingerprint).
+    public var dataDescription = ""
 
     public init(training: [PreferenceExample], validation: [PreferenceExample], settings: DPOSettings) throws {
         try settings.validate()
@@ -120,7 +122,7 @@ public final class DirectPreferenceObjective: TrainingObjective {
     public var validationCount: Int { validation.count }
     public func length(ofTrainingExample index: Int) -> Int { training[index].tokenCount }
     public var settingsFingerprint: String {
-        "dpo_loss=\(settings.lossType.rawValue) beta=\(settings.beta) label_smoothing=\(settings.labelSmoothing) reference=\(reference == nil ? "base" : "init-adapter")"
+        "dpo_loss=\(settings.lossType.rawValue) beta=\(settings.beta) label_smoothing=\(settings.labelSmoothing) reference=\(reference == nil ? "base" : "init-adapter") \(dataDescription)"
     }
 
     private static func sums(_ logprobs: [[Float]]) -> [Double] {
