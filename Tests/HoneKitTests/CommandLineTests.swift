@@ -50,7 +50,7 @@ import Testing
         let commands = ["info", "tokenize", "score", "generate", "chat", "perplexity", "bench", "merge", "quantize", "convert"]
             .map { [$0] }
             + ["hh-rlhf", "judgments", "sample", "diversity"].map { ["data", $0] }
-            + [["train", "sft"]]
+            + ["sft", "cut", "dpo", "pro"].map { ["train", $0] }
         for command in commands {
             let result = try runProcess(Repository.honeExecutable, command + ["--help"])
             #expect(result.status == 0)

@@ -19,7 +19,7 @@ enum TrainingCheckpoint {
             "clip=\(options.maxGradNorm)", "seed=\(options.seed)", "group=\(options.groupByLength)",
             "r=\(lora.rank)", "alpha=\(lora.alpha)", "dropout=\(lora.dropout)", "targets=\(lora.targetModules.joined(separator: ","))",
             "rslora=\(lora.useRSLoRA)",
-        ].joined(separator: " ")
+        ].joined(separator: " ") + (trainer.objective.settingsFingerprint.isEmpty ? "" : " " + trainer.objective.settingsFingerprint)
     }
 
     static func save(step: Int, trainer: Trainer, to directory: String) throws {

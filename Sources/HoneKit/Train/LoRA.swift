@@ -197,6 +197,19 @@ public final class AdapterSet: @unchecked Sendable {
 
     public var parameterCount: Int { ordered.reduce(0) { $0 + $1.adapter.a.count + $1.adapter.b.count } }
 
+    /// An independent copy of the factors (no gradients): a frozen snapshot, such as DPO's reference adapter.
+    public func copy() -> AdapterSet {
+        let copied = AdapterSet(configuration: configuration, modules: modules, layerCount: layerCount)
+        for (layer, module, adapter) in ordered {
+            let twin = LoRAAdapter(inFeatures: adapter.inFeatures, outFeatures: adapter.outFeatures, rank: adapter.rank,
+                                   scale: adapter.scale)
+            twin.a.pointer.update(from: adapter.a.pointer, count: adapter.a.count)
+            twin.b.pointer.update(from: adapter.b.pointer, count: adapter.b.count)
+            copied.attach(twin, layer: layer, module: module)
+        }
+        return copied
+    }
+
     /// The PEFT key prefix of one adapted module ("base_model.model.model.layers.3.self_attn.q_proj").
     public func peftPrefix(layer: Int, module: String) -> String {
         "base_model.model." + modules.path(layer, module)

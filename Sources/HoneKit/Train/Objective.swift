@@ -29,6 +29,13 @@ public protocol TrainingObjective: AnyObject {
     func accumulate(microBatch: [Int], step: [Int], engine: TrainingEngine) throws -> MicroBatchResult
     /// The objective's loss over the whole validation set, without gradients.
     func validationLoss(engine: TrainingEngine, microBatchSize: Int) throws -> Double
+    /// Objective-specific settings that change the loss (β, λ, ...), for the checkpoint fingerprint: a run resumed
+    /// with other settings is refused.
+    var settingsFingerprint: String { get }
+}
+
+extension TrainingObjective {
+    public var settingsFingerprint: String { "" }
 }
 
 // MARK: - Supervised fine-tuning

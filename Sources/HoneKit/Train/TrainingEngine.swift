@@ -58,6 +58,26 @@ public final class TrainingEngine: @unchecked Sendable {
             adapters.isEnabled = wasEnabled
             adapters.isTraining = wasTraining
         }
+        return try inferenceLogProbabilities(rows)
+    }
+
+    /// Target log-probabilities without gradients with `reference` attached in place of the trained adapters
+    /// (nil: the base alone). DPO's reference when training continues from an adapter: the base plus a frozen
+    /// copy of the starting adapter (TRL's "ref" adapter), while the trained one stays untouched.
+    public func logProbabilities(_ rows: [TargetedRow], reference: AdapterSet?) throws -> [[Float]] {
+        guard let reference else { return try logProbabilities(rows, adapterEnabled: false) }
+        let attached = model.adapters
+        let wasTraining = reference.isTraining
+        model.adapters = reference
+        reference.isTraining = false
+        defer {
+            model.adapters = attached
+            reference.isTraining = wasTraining
+        }
+        return try inferenceLogProbabilities(rows)
+    }
+
+    private func inferenceLogProbabilities(_ rows: [TargetedRow]) throws -> [[Float]] {
         let hidden = try model.forward(rows.map { SequenceInput(tokens: $0.tokens, cache: model.makeCache()) })
         let (sources, targets) = flatten(rows, offsets: hidden.sequenceOffsets)
         let flat = TargetLogProbabilities(model: model).forward(hidden: hidden.values.pointer, width: hidden.width,

@@ -1,0 +1,167 @@
+import Foundation
+
+// MARK: - CUT
+
+/// Everything `hone train cut` needs before the first step: the base model, the CUT instances, a summary.
+public struct CUTTrainingSetup {
+    public let base: LoadedModel
+    public let objective: ContrastiveUnlikelihoodObjective
+    public let summary: String
+
+    /// `downsample` nil = off (CUT's -1); otherwise, when there are more Align-P records than
+    /// `int(negatives × downsample)`, a seeded random choice of that many is kept, in their original order (CUT uses
+    /// Python's `random.sample` with seed 42, which this does not reproduce).
+    public init(baseModel: String, dataPath: String, templateName: String, cutoffLength: Int, wrap: CUTPromptWrap,
+                settings: CUTSettings, downsample: Double?, validationSize: Int, seed: UInt64) throws {
+        guard cutoffLength >= 2 else { throw HoneError.invalidArgument("--cutoff-len must be at least 2") }
+        let template = try PromptTemplate.resolve(templateName)
+        guard template.supportsJudgment else {
+            throw HoneError.invalidArgument("template '\(template.name)' has no judgment prompt (prompt_no_input_judge); CUT needs one, e.g. alpaca_judge")
+        }
+        var records = try JudgmentData.read(path: dataPath)
+        let negatives = records.filter(\.isNegativeForCUT).count
+        let positivesBefore = records.count - negatives
+        var note = ""
+        if let downsample {
+            let keep = Int(Double(negatives) * downsample)
+            if keep < positivesBefore {
+                var generator = SplitMix64(seed: seed ^ 0xD0_5A)
+                let positives = records.indices.filter { !records[$0].isNegativeForCUT }
+                let kept = Set(positives.shuffled(using: &generator).prefix(keep))
+                records = records.indices.filter { records[$0].isNegativeForCUT || kept.contains($0) }.map { records[$0] }
+                note = "; --downsample \(downsample) kept \(keep) of \(positivesBefore) Align-P"
+            }
+        }
+        guard !records.isEmpty else {
+            throw HoneError.invalidArgument("\(dataPath): no records left after --downsample \(downsample ?? -1) (\(negatives) with a judgment, \(positivesBefore) without); use --downsample off to keep every record")
+        }
+        guard validationSize >= 0, validationSize < records.count else {
+            throw HoneError.invalidArgument("--val-set-size \(validationSize) leaves no training data: \(records.count) CUT records")
+        }
+        base = try LoadedModel.open(baseModel)
+        let tokenizer = try TokenizerLoader.load(modelPath: baseModel)
+        let examples = try records.enumerated().map { index, record in
+            try CUTExample.make(record, tokenizer: tokenizer, template: template, cutoffLength: cutoffLength, wrap: wrap,
+                                place: "\(dataPath): record \(index + 1)")
+        }
+        let held = seededValidationSplit(count: examples.count, validationSize: validationSize, seed: seed)
+        let training = examples.indices.filter { !held.contains($0) }.map { examples[$0] }
+        let validation = examples.indices.filter { held.contains($0) }.map { examples[$0] }
+        objective = ContrastiveUnlikelihoodObjective(
+            training: training, validation: validation, settings: settings,
+            dataDescription: "wrap=\(wrap.rawValue) cutoff=\(cutoffLength) downsample=\(downsample.map { "\($0)" } ?? "off")")
+        let pairs = training.filter { $0.misalign != nil }.count
+        let cut = examples.filter { $0.like.tokens.count >= cutoffLength }.count
+        var summary = "data: \(records.count) records from \(dataPath)\(note) → \(training.count) training (\(pairs) Align-N + Misalign pairs, "
+        summary += "\(training.count - pairs) Align-P), \(validation.count) validation; \(cut) cut on the left at --cutoff-len \(cutoffLength); "
+        summary += "prompt wrap \(wrap.rawValue); λ \(settings.threshold), α \(settings.weightUnlike)"
+        self.summary = summary
+    }
+}
+
+// MARK: - DPO
+
+public struct DPOTrainingSetup {
+    public let base: LoadedModel
+    public let objective: DirectPreferenceObjective
+    public let summary: String
+
+    public init(baseModel: String, dataPath: String, maxLength: Int?, maxPromptLength: Int?, settings: DPOSettings,
+                validationSize: Int, seed: UInt64) throws {
+        if let maxLength, maxLength < 2 { throw HoneError.invalidArgument("--max-length must be at least 2") }
+        if let maxPromptLength {
+            guard maxPromptLength >= 1 else { throw HoneError.invalidArgument("--max-prompt-length must be positive") }
+            if let maxLength, maxPromptLength >= maxLength {
+                throw HoneError.invalidArgument("--max-prompt-length (\(maxPromptLength)) must be below --max-length (\(maxLength))")
+            }
+        }
+        try settings.validate()
+        let (records, dropped) = try PreferenceData.read(path: dataPath)
+        base = try LoadedModel.open(baseModel)
+        let tokenizer = try TokenizerLoader.load(modelPath: baseModel)
+        var examples: [PreferenceExample] = []
+        var tooLong: [String] = []
+        for record in records {
+            if let example = PreferenceExample.tokenize(record, tokenizer: tokenizer, maxLength: maxLength, maxPromptLength: maxPromptLength),
+               !example.chosen.isEmpty, !example.rejected.isEmpty {
+                examples.append(example)
+            } else {
+                tooLong.append(record.place)
+            }
+        }
+        guard !examples.isEmpty else {
+            throw HoneError.invalidArgument("\(dataPath): every pair's prompt fills --max-length \(maxLength ?? 0); raise it or set --max-prompt-length")
+        }
+        guard validationSize >= 0, validationSize < examples.count else {
+            throw HoneError.invalidArgument("--val-set-size \(validationSize) leaves no training data: \(examples.count) usable pairs")
+        }
+        let held = seededValidationSplit(count: examples.count, validationSize: validationSize, seed: seed)
+        objective = try DirectPreferenceObjective(
+            training: examples.indices.filter { !held.contains($0) }.map { examples[$0] },
+            validation: examples.indices.filter { held.contains($0) }.map { examples[$0] }, settings: settings)
+        objective.dataDescription = "max_length=\(maxLength.map(String.init) ?? "-") max_prompt_length=\(maxPromptLength.map(String.init) ?? "-")"
+        let tokens = examples.reduce(0) { $0 + $1.tokenCount }
+        var summary = "data: \(records.count + dropped.count) records from \(dataPath) → \(objective.trainingCount) training pairs, "
+        summary += "\(objective.validationCount) validation; \(tokens) tokens; loss \(settings.lossType.rawValue), β \(settings.beta)"
+        if settings.labelSmoothing > 0 { summary += ", label smoothing \(settings.labelSmoothing)" }
+        if !dropped.isEmpty {
+            summary += "; \(dropped.count) dropped without a shared \"\\n\\nAssistant:\" prompt (\(dropped.prefix(5).joined(separator: ", "))\(dropped.count > 5 ? ", …" : ""))"
+        }
+        if !tooLong.isEmpty {
+            summary += "; \(tooLong.count) dropped because the prompt fills --max-length (\(tooLong.prefix(5).joined(separator: ", "))\(tooLong.count > 5 ? ", …" : ""))"
+        }
+        self.summary = summary
+    }
+}
+
+// MARK: - PRO
+
+public struct PROTrainingSetup {
+    public let base: LoadedModel
+    public let objective: RankingObjective
+    public let summary: String
+
+    public init(baseModel: String, dataPath: String, rankingLength: Int?, blockSize: Int, maxPromptLength: Int,
+                sftWeight: Double, validationSize: Int, seed: UInt64) throws {
+        if let rankingLength, rankingLength < 1 { throw HoneError.invalidArgument("--ranking-len must be at least 1") }
+        guard blockSize >= 4 else { throw HoneError.invalidArgument("--cutoff-len must be at least 4") }
+        guard maxPromptLength >= 1, maxPromptLength < blockSize else {
+            throw HoneError.invalidArgument("--max-prompt-length (\(maxPromptLength)) must lie in 1..<--cutoff-len (\(blockSize))")
+        }
+        let records = try RankingData.read(path: dataPath, rankingLength: rankingLength)
+        guard !records.isEmpty else { throw HoneError.malformedFile(path: dataPath, message: "no records") }
+        base = try LoadedModel.open(baseModel)
+        let tokenizer = try TokenizerLoader.load(modelPath: baseModel)
+        var examples: [RankingExample] = []
+        var unscored: [String] = []
+        for record in records {
+            let rows = zip(record.prefixes, record.suffixes).map {
+                RankingData.row(turns: $0, suffix: $1, tokenizer: tokenizer, blockSize: blockSize, maxPromptLength: maxPromptLength)
+            }
+            if rows.contains(where: { $0 == nil }) {
+                unscored.append(record.place)
+                continue
+            }
+            examples.append(RankingExample(rows: rows.map { $0! }, rewards: record.rewards, sftIndex: record.sftIndex))
+        }
+        guard !examples.isEmpty else {
+            throw HoneError.invalidArgument("\(dataPath): no record has a response token left within --cutoff-len \(blockSize)")
+        }
+        guard validationSize >= 0, validationSize < examples.count else {
+            throw HoneError.invalidArgument("--val-set-size \(validationSize) leaves no training data: \(examples.count) usable records")
+        }
+        let held = seededValidationSplit(count: examples.count, validationSize: validationSize, seed: seed)
+        let n = records[0].suffixes.count
+        objective = RankingObjective(training: examples.indices.filter { !held.contains($0) }.map { examples[$0] },
+                                     validation: examples.indices.filter { held.contains($0) }.map { examples[$0] },
+                                     sftWeight: sftWeight,
+                                     dataDescription: "ranking_len=\(n) block=\(blockSize) prompt=\(maxPromptLength)")
+        let tokens = examples.reduce(0) { $0 + $1.tokenCount }
+        var summary = "data: \(records.count) records from \(dataPath) → \(objective.trainingCount) training, \(objective.validationCount) validation; "
+        summary += "ranking length \(n), \(tokens) tokens; SFT weight \(sftWeight) × (n−1)² = \(n > 1 ? sftWeight * Double((n - 1) * (n - 1)) : 1)"
+        if !unscored.isEmpty {
+            summary += "; \(unscored.count) dropped with no response token within --cutoff-len (\(unscored.prefix(5).joined(separator: ", ")))"
+        }
+        self.summary = summary
+    }
+}
