@@ -3,6 +3,7 @@
 #include "hk_internal.h"
 #include "hone_train.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -307,6 +308,32 @@ static void dropout_span(void *context, size_t begin, size_t end) {
     }
 }
 
+/// The same mask, 8 elements at a time: SplitMix64 in 64-bit lanes (AVX-512DQ multiplies). keep ⇔ the top 24
+/// bits b satisfy b · 2⁻²⁴ ≥ p, i.e. b ≥ ⌈p · 2²⁴⌉ (exact: b and p · 2²⁴ are exact in double).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"))) static void dropout_span_avx512(void *context, size_t begin, size_t end) {
+    const dropout_context *c = context;
+    const uint64_t threshold = (uint64_t)ceil((double)c->p * 16777216.0);
+    const __m512i golden = _mm512_set1_epi64((long long)0x9E3779B97F4A7C15ull);
+    const __m512i first_multiplier = _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ull);
+    const __m512i second_multiplier = _mm512_set1_epi64((long long)0x94D049BB133111EBull);
+    const __m512i key = _mm512_set1_epi64((long long)c->key);
+    const __m512i limit = _mm512_set1_epi64((long long)threshold);
+    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    const __m256 scale = _mm256_set1_ps(c->scale);
+    for (size_t i = begin; i < end; i += 8) {
+        size_t remaining = end - i;
+        __mmask8 tail = remaining >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << remaining) - 1);
+        __m512i index = _mm512_add_epi64(_mm512_set1_epi64((long long)(c->offset + i + 1)), lanes);
+        __m512i z = _mm512_add_epi64(key, _mm512_mullo_epi64(index, golden));
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), first_multiplier);
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), second_multiplier);
+        z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+        __mmask8 keep = _mm512_cmpge_epu64_mask(_mm512_srli_epi64(z, 40), limit) & tail;
+        __m256 value = _mm256_maskz_loadu_ps(tail, c->x + i);
+        _mm256_mask_storeu_ps(c->y + i, tail, _mm256_maskz_mul_ps(keep, value, scale));
+    }
+}
+
 void hk_dropout(const float *x /* [n] */, float *y /* [n] */, size_t n, float p, uint64_t seed, uint64_t offset) {
     if (!(p > 0.0f)) {
         if (y != x) memmove(y, x, n * sizeof(float));
@@ -318,5 +345,7 @@ void hk_dropout(const float *x /* [n] */, float *y /* [n] */, size_t n, float p,
     }
     // torch multiplies by a mask of 1 / (1 - p) values, made in f32.
     dropout_context context = {x, y, p, 1.0f / (1.0f - p), mix64(seed), offset};
-    run_elementwise(dropout_span, &context, n, HK_PARALLEL_ELEMENTS / 4);
+    // The vector path needs AVX-512DQ's 64-bit multiplies besides the AVX-512 level's features.
+    int vector = hk_isa_current() == HK_ISA_AVX512 && __builtin_cpu_supports("avx512dq");
+    run_elementwise(vector ? dropout_span_avx512 : dropout_span, &context, n, HK_PARALLEL_ELEMENTS / 4);
 }

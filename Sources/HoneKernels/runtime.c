@@ -62,3 +62,14 @@ int hk_thread_count(void) {
     int threads = atomic_load_explicit(&configured_threads, memory_order_relaxed);
     return threads > 0 ? threads : omp_get_max_threads();
 }
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+void hk_keep_freed_memory(void) {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}

@@ -6,6 +6,7 @@ import HoneKit
 enum Entry {
     static func main() {
         Runtime.selectBLASKernels()
+        Runtime.keepFreedMemory()
         Hone.main()
     }
 }

@@ -840,6 +840,17 @@ extension KernelTests {
                 #expect(y[i] == 0)
             }
         }
+        // Every ISA level (the AVX-512 path computes the hash in 64-bit vector lanes) gives the same mask.
+        forEachISA { isa in
+            var level = [Float](repeating: .nan, count: length)
+            hk_dropout(x, &level, length, p, seed, offset)
+            #expect(level == y, "ISA \(isa)")
+            for tail in [1, 7, 9] {
+                var short = [Float](repeating: .nan, count: tail)
+                hk_dropout(x, &short, tail, p, seed, offset)
+                #expect(short == Array(y.prefix(tail)), "ISA \(isa), \(tail) elements")
+            }
+        }
         // Binomial(n, 0.9): standard deviation ~134; allow 5 of them.
         #expect(abs(Double(kept) - 0.9 * Double(length)) < 5 * (Double(length) * 0.09).squareRoot(), "kept \(kept)")
         // Another seed gives a different mask; p = 0 copies; p = 1 zeroes.

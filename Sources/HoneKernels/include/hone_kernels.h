@@ -35,6 +35,9 @@ void hk_isa_force(int isa);
 int hk_cpu_has_vnni(void);
 
 /// Sets the OpenMP thread count for all kernels.
+/// Keeps freed large blocks in the process (glibc: raises the mmap and trim thresholds to 1 GiB), so activation
+/// buffers that are freed and allocated again every training step are not page-faulted in afresh each time.
+void hk_keep_freed_memory(void);
 void hk_set_threads(int threads);
 int hk_get_threads(void);
 

@@ -73,7 +73,7 @@ public enum GGUFExport {
         try writer.write(to: output)
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
         return Summary(path: output, tensors: zip(source.tensors, choices).map { ($0.name, $0.shape, $1.type) },
-                       fallbackCount: fallbacks, requantized: requantized, bytes: size ?? 0)
+                       fallbackCount: fallbacks, requantized: requantized, bytes: size)
     }
 
     // MARK: - Sources

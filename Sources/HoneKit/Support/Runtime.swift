@@ -34,6 +34,13 @@ public enum Runtime {
         // execv returns only on failure; carry on with the kernels OpenBLAS chose.
     }
 
+    /// Keeps freed activation buffers in the process for reuse. glibc otherwise returns every large block to the
+    /// system on free and maps fresh, zero-filled pages on the next allocation: a training step allocates and frees
+    /// hundreds of megabytes of activations, and the page faults cost several percent of the step.
+    public static func keepFreedMemory() {
+        hk_keep_freed_memory()
+    }
+
     /// OpenBLAS's kernel family, for benchmark reports.
     public static var blasCore: String { String(cString: hk_blas_core_name()) }
 }

@@ -1,12 +1,13 @@
 import Foundation
 
 /// A training checkpoint, `OUTPUT/checkpoint-STEP/`: the adapter in PEFT's layout (usable as it is), the AdamW
-/// moments, and `trainer_state.json` (step, seed, and a fingerprint of the settings). Data order and dropout masks
+/// moments (LZ4), and `trainer_state.json` (step, seed, and a fingerprint of the settings). Data order and dropout masks
 /// are functions of (seed, step), so nothing else is needed for a resumed run to equal an uninterrupted one.
 /// The directory is written under a temporary name and renamed, so a checkpoint is either whole or absent.
 enum TrainingCheckpoint {
     static let stateFile = "trainer_state.json"
-    static let optimizerFile = "optimizer.safetensors"
+    /// The AdamW moments as a safetensors file inside an LZ4 frame (the frame carries a checksum of the content).
+    static let optimizerFile = "optimizer.safetensors.lz4"
 
     static func fingerprint(_ trainer: Trainer) -> String {
         let options = trainer.options
@@ -34,7 +35,8 @@ enum TrainingCheckpoint {
             entries.append(SafetensorsEntry(name: "\(index).exp_avg_sq", dtype: "F32", shape: [moment.second.count],
                                             bytes: PEFTAdapter.floatBytes(moment.second)))
         }
-        try SafetensorsWriter.write(entries, to: (temporary as NSString).appendingPathComponent(optimizerFile))
+        let optimizerState = try LZ4Frame.compress(SafetensorsWriter.encode(entries))
+        try writeFileAtomically(optimizerState, to: (temporary as NSString).appendingPathComponent(optimizerFile))
         let state: [String: Any] = ["step": step, "optimizer_step": trainer.optimizer.step, "fingerprint": fingerprint(trainer)]
         try writeFileAtomically(try JSONSerialization.data(withJSONObject: state, options: [.prettyPrinted, .sortedKeys]),
                                 to: (temporary as NSString).appendingPathComponent(stateFile))
@@ -70,17 +72,57 @@ enum TrainingCheckpoint {
             adapter.b.pointer.update(from: restored.b.pointer, count: adapter.b.count)
         }
         let optimizerPath = (directory as NSString).appendingPathComponent(optimizerFile)
-        let optimizerFileContents = try SafetensorsFile(path: optimizerPath)
+        let moments = try readOptimizerState(path: optimizerPath)
         for (index, moment) in trainer.optimizer.moments.enumerated() {
             for (name, buffer) in [("\(index).exp_avg", moment.first), ("\(index).exp_avg_sq", moment.second)] {
-                guard let view = optimizerFileContents.tensors[name], view.dtype == .f32, view.elementCount == buffer.count else {
+                guard let values = moments[name], values.count == buffer.count else {
                     throw HoneError.missingTensor(name: name, path: optimizerPath)
                 }
-                view.convert(offset: 0, count: buffer.count, into: buffer.pointer)
+                values.withUnsafeBufferPointer { buffer.pointer.update(from: $0.baseAddress!, count: values.count) }
             }
         }
         trainer.optimizer.step = optimizerStep
         return step
+    }
+
+    /// The f32 tensors of the LZ4-framed safetensors file of AdamW moments, by name, bounds-checked.
+    static func readOptimizerState(path: String) throws -> [String: [Float]] {
+        guard let frame = FileManager.default.contents(atPath: path) else { throw HoneError.fileNotFound(path: path) }
+        let data: Data
+        do {
+            data = try LZ4Frame.decompress(frame)
+        } catch {
+            throw HoneError.malformedFile(path: path, message: "damaged optimizer state (\(error))")
+        }
+        let bytes = [UInt8](data)
+        guard bytes.count >= 8 else { throw HoneError.malformedFile(path: path, message: "optimizer state too short") }
+        let headerLength = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        guard headerLength <= bytes.count - 8,
+              let header = try? parseJSON(Data(bytes[8..<(8 + headerLength)])) as? [String: Any] else {
+            throw HoneError.malformedFile(path: path, message: "optimizer state has a bad header")
+        }
+        let base = 8 + headerLength
+        var tensors: [String: [Float]] = [:]
+        for (name, value) in header where name != "__metadata__" {
+            guard let entry = value as? [String: Any], entry["dtype"] as? String == "F32",
+                  let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
+                  let start = jsonInteger(offsets[0]), let end = jsonInteger(offsets[1]),
+                  start >= 0, start <= end, base + end <= bytes.count, (end - start) % 4 == 0 else {
+                throw HoneError.malformedFile(path: path, message: "optimizer state entry '\(name)' is malformed")
+            }
+            let count = (end - start) / 4
+            guard count > 0 else {
+                tensors[name] = []
+                continue
+            }
+            tensors[name] = bytes.withUnsafeBytes { raw in
+                [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: raw.baseAddress! + base + start, byteCount: count * 4)
+                    initialized = count
+                }
+            }
+        }
+        return tensors
     }
 
     /// The checkpoint with the highest step in `outputDirectory`, if any.

@@ -73,7 +73,14 @@ extension Linear {
 /// computed in chunks of rows so that logits never exist for every row at once (vocab × rows floats).
 struct TargetLogProbabilities {
     let model: TrainableModel
-    var chunk = 64
+    /// Rows of logits at once: about 64 MiB of them (1024 rows at most). Each chunk converts the (f16/bf16 or
+    /// quantized) vocabulary projection again, so larger chunks waste less of that work.
+    var chunk: Int
+
+    init(model: TrainableModel) {
+        self.model = model
+        chunk = max(64, min(1024, (16 << 20) / max(1, model.config.vocabularySize)))
+    }
 
     /// logp of targets[i] at hidden row rows[i].
     func forward(hidden: UnsafePointer<Float>, width: Int, rows: [Int], targets: [Int32]) -> [Float] {
