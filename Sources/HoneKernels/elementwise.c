@@ -120,3 +120,44 @@ void hk_silu_mul(const float *gate /* [n] */, const float *up /* [n] */, float *
         span(gate, up, out, begin, end);
     }
 }
+
+// MARK: - Memory read bandwidth
+
+/// Sums [begin, end) with eight independent accumulators, so the loop is bound by loads, not by add latency.
+HK_TARGET_AVX512 static double read_sum_avx512(const float *x, size_t begin, size_t end) {
+    __m512 accumulators[8];
+    for (int k = 0; k < 8; k++) accumulators[k] = _mm512_setzero_ps();
+    size_t i = begin;
+    for (; i + 128 <= end; i += 128) {
+        for (int k = 0; k < 8; k++) accumulators[k] = _mm512_add_ps(accumulators[k], _mm512_loadu_ps(x + i + 16 * k));
+    }
+    double total = 0;
+    for (int k = 0; k < 8; k++) total += _mm512_reduce_add_ps(accumulators[k]);
+    for (; i < end; i++) total += x[i];
+    return total;
+}
+
+static double read_sum_scalar(const float *x, size_t begin, size_t end) {
+    float accumulators[8] = {0};
+    size_t i = begin;
+    for (; i + 8 <= end; i += 8) {
+        for (int k = 0; k < 8; k++) accumulators[k] += x[i + k];
+    }
+    double total = 0;
+    for (int k = 0; k < 8; k++) total += accumulators[k];
+    for (; i < end; i++) total += x[i];
+    return total;
+}
+
+double hk_read_sum(const float *x /* [n] */, size_t n) {
+    double (*span)(const float *, size_t, size_t) = hk_isa_current() == HK_ISA_AVX512 ? read_sum_avx512 : read_sum_scalar;
+    int threads = hk_thread_count();
+    double total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    {
+        size_t begin, end;
+        hk_split_range(n, omp_get_thread_num(), omp_get_num_threads(), &begin, &end);
+        total += span(x, begin, end);
+    }
+    return total;
+}

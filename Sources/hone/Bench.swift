@@ -18,7 +18,7 @@ struct Bench: ParsableCommand {
         """)
 
     @Option(name: .long, help: "An HF model directory or a GGUF file.")
-    var model: String
+    var model: String = ""
 
     @Option(name: [.customShort("p"), .customLong("prompt-tokens"), .customLong("prompt_tokens")], help: "Prompt tokens for pp.")
     var promptTokens = 512
@@ -38,6 +38,10 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
     var json = false
 
+    @Flag(name: [.customLong("memory-bandwidth"), .customLong("memory_bandwidth")],
+          help: "Measure the memory read bandwidth with --threads threads (the decode limit) instead; needs no model.")
+    var memoryBandwidth = false
+
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
@@ -46,6 +50,13 @@ struct Bench: ParsableCommand {
             guard promptTokens >= 0, generatedTokens >= 0, repetitions >= 1, batch >= 1 else {
                 throw HoneError.invalidArgument("token counts must be non-negative, --repetitions and --batch at least 1")
             }
+            if memoryBandwidth {
+                let rate = measureReadBandwidth()
+                print(json ? "{\"read_bytes_per_s\": \(jsonNumber(rate)), \"threads\": \(Runtime.threads)}"
+                           : String(format: "memory read bandwidth: %.1f GB/s with %d thread(s)", rate / 1e9, Runtime.threads))
+                return
+            }
+            guard !model.isEmpty else { throw HoneError.invalidArgument("--model is required (or --memory-bandwidth)") }
             if let tokenize {
                 try benchmarkTokenizer(file: tokenize)
                 return

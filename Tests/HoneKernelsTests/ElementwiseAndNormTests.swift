@@ -131,3 +131,18 @@ extension KernelTests {
         }
     }
 }
+
+@Suite struct ReadBandwidthProbeTests {
+    @Test func readSumAddsEveryElementOnce() {
+        forEachISA { isa in
+            for count in [0, 1, 127, 128, 1_000_003] {
+                let values = (0..<count).map { Float($0 % 7) }
+                let expected = values.reduce(0.0) { $0 + Double($1) }
+                for threads: Int32 in [1, 2] {
+                    let total = withThreads(threads) { hk_read_sum(values, count) }
+                    #expect(total == expected, "ISA \(isa), \(count) values, \(threads) threads")
+                }
+            }
+        }
+    }
+}

@@ -85,6 +85,23 @@ struct TrainCommandTests {
         #expect(zip(adapted, fromMerged).map { maxAbsDifference($0, $1) }.max()! < 1e-4)
     }
 
+    @Test("records cut at --cutoff-len and records left without a trained token are named")
+    func overlongRecordsAreNamed() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("long.json").path
+        let long = String(repeating: "word ", count: 400)
+        let records = [["instruction": "Say hi.", "output": "Hi."], ["instruction": long, "output": "Done."],
+                       ["instruction": "Say yes.", "output": "Yes."]]
+        try JSONSerialization.data(withJSONObject: records).write(to: URL(fileURLWithPath: path))
+        let result = try runProcess(Repository.honeExecutable, [
+            "train", "sft", "--base-model", Self.model, "--data-path", path, "--output-dir", directory.appendingPathComponent("out").path,
+            "--val-set-size", "0", "--max-steps", "1", "--cutoff-len", "64", "--train-on-inputs", "false", "--threads", "1"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("1 cut on the right at --cutoff-len 64 (record 2)"), "\(result.stderr)")
+        #expect(result.stderr.contains("1 with no trained token left, ignored by the loss (record 2)"), "\(result.stderr)")
+    }
+
     @Test("bad training data and settings give one clear line and exit status 1")
     func badInput() throws {
         let directory = try makeTemporaryDirectory()

@@ -52,16 +52,14 @@ def gib(value):
     return f"{value / 2**30:.2f} GiB"
 
 
-def memory_bandwidth(threads, megabytes=1024):
-    """Read bandwidth in bytes/s: `threads` processes each sum their own array of `megabytes` (best of 5),
-    concurrently; the rates add up."""
-    code = ("import numpy as np,time,sys;a=np.ones(%d*2**20//8);a.sum();best=0\n"
-            "for _ in range(5):\n t=time.perf_counter();a.sum();best=max(best,a.nbytes/(time.perf_counter()-t))\n"
-            "print(best)") % megabytes
-    processes = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                                  env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"))
-                 for _ in range(threads)]
-    return sum(float(process.communicate()[0]) for process in processes)
+def memory_bandwidth(hone, threads):
+    """Memory read bandwidth in bytes/s with `threads` threads, measured by `hone bench --memory-bandwidth` (wide
+    loads over 1 GiB, best of 5): the most a decoder that streams every weight once per token can reach."""
+    result = subprocess.run([hone, "bench", "--memory-bandwidth", "--json", "--threads", str(threads)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"hone bench --memory-bandwidth failed: {result.stderr}")
+    return json.loads(result.stdout)["read_bytes_per_s"]
 
 
 def decode_bytes(path):
@@ -130,7 +128,7 @@ def main():
             ours = {key: statistics.median(run[key] for run in ours_runs) for key in ("open_s", "pp_tps", "tg_tps", "peak_rss")}
             spread = lambda runs, key: f"{min(r[key] for r in runs):.1f}–{max(r[key] for r in runs):.1f}"
             if threads not in bandwidth:
-                bandwidth[threads] = memory_bandwidth(threads)
+                bandwidth[threads] = memory_bandwidth(args.hone, threads)
             limit = bandwidth[threads] / decode_bytes(path)
             share = f"{ours['tg_tps'] / limit * 100:.0f}% of {limit:.1f}"
             if theirs_runs:

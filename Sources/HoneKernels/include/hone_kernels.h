@@ -77,6 +77,9 @@ void hk_add_bias(float *y /* [rows, n] */, const float *b /* [n] */, int rows, i
 /// y += x
 void hk_add(float *y /* [n] */, const float *x /* [n] */, size_t n);
 /// out = silu(gate) * up, silu(g) = g / (1 + exp(-g))
+/// Sum of x, read once with wide loads by every thread: a memory read-bandwidth probe (the machine's limit for
+/// decoding, which streams every weight once per token). Not a numerical kernel: the order of additions varies.
+double hk_read_sum(const float *x /* [n] */, size_t n);
 void hk_silu_mul(const float *gate /* [n] */, const float *up /* [n] */, float *out /* [n] */, size_t n);
 void hk_silu_mul_ref(const float *gate /* [n] */, const float *up /* [n] */, float *out /* [n] */, size_t n);
 /// x = max(x, 0)

@@ -1,4 +1,5 @@
 import Foundation
+import HoneKernels
 
 /// Throughput figures in llama-bench's terms: pp = prompt processing (one forward over N tokens),
 /// tg = text generation (N forwards of one token each, with the KV cache).
@@ -107,4 +108,23 @@ public enum TokenizerBenchmark {
         let bytes = texts.reduce(0) { $0 + $1.utf8.count }
         return Result(bytes: bytes, seconds: best, digest: String(format: "%016llx", digest))
     }
+}
+
+/// Memory read bandwidth in bytes/s: the best of `repetitions` passes over a buffer of `bytes` (far larger than the
+/// caches) read by the kernel threads with wide loads — what decoding, which streams every weight once per token,
+/// can reach at most.
+public func measureReadBandwidth(bytes: Int = 1 << 30, repetitions: Int = 5) -> Double {
+    let count = bytes / 4
+    let buffer = FloatBuffer(count: count)
+    buffer.pointer.update(repeating: 1, count: count)
+    var best = 0.0
+    var sink = 0.0
+    for _ in 0..<repetitions {
+        let start = DispatchTime.now()
+        sink += hk_read_sum(buffer.pointer, count)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        best = max(best, Double(count * 4) / seconds)
+    }
+    precondition(sink > 0)
+    return best
 }

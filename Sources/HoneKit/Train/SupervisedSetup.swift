@@ -47,14 +47,25 @@ public struct SupervisedTrainingSetup {
         let rows = examples.map { TargetedRow(tokens: $0.inputIDs, labels: $0.labels) }
         let training = split.train.sorted().map { rows[$0] }
         let validation = split.validation.map { rows[$0] }
-        let untrained = training.filter { $0.targets.isEmpty }.count
+        let untrained = split.train.sorted().filter { rows[$0].targets.isEmpty }
+        guard untrained.count < training.count else {
+            throw HoneError.malformedFile(path: dataPath, message: "no training record has a trained token (with --train-on-inputs false, each prompt fills --cutoff-len \(cutoffLength))")
+        }
         objective = SupervisedObjective(training: training, validation: validation)
         let tokens = training.reduce(0) { $0 + $1.tokens.count }
         let targets = training.reduce(0) { $0 + $1.targets.count }
-        let truncated = examples.filter { $0.inputIDs.count >= cutoffLength }.count
+        let truncated = examples.indices.filter { examples[$0].inputIDs.count >= cutoffLength }
+        /// "records 3, 17, …" (1-based, as in the data file).
+        func named(_ indices: [Int]) -> String {
+            let shown = indices.prefix(5).map { String($0 + 1) }.joined(separator: ", ")
+            return (indices.count == 1 ? "record " : "records ") + shown + (indices.count > 5 ? ", …" : "")
+        }
         var summary = "data: \(examples.count) records from \(dataPath)\(cached ? " (tokenized, from the cache)" : "") → \(training.count) training, \(validation.count) validation; "
-        summary += "\(tokens) training tokens, \(targets) trained; \(truncated) cut at --cutoff-len \(cutoffLength)"
-        if untrained > 0 { summary += "; \(untrained) with no trained token (ignored by the loss)" }
+        summary += "\(tokens) training tokens, \(targets) trained"
+        if !truncated.isEmpty { summary += "\nwarning: \(truncated.count) cut on the right at --cutoff-len \(cutoffLength) (\(named(truncated)))" }
+        if !untrained.isEmpty {
+            summary += "\nwarning: \(untrained.count) with no trained token left, ignored by the loss (\(named(untrained)))"
+        }
         self.summary = summary
     }
 }
