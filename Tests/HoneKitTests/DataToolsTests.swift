@@ -159,7 +159,7 @@ private func storedGzipMember(_ payload: [UInt8]) -> [UInt8] {
 
     @Test func emptyInput() throws {
         let empty = try temporaryFile("empty.jsonl", " \n\n")
-        #expect(throws: HoneError.malformedFile(path: empty, message: "the file is empty")) { try readDataRecords(path: empty) }
+        #expect(throws: HoneError.malformedFile(path: empty, message: "no records (the file is empty)")) { try readDataRecords(path: empty) }
         let emptyArray = try temporaryFile("empty.json", "[]")
         #expect(throws: HoneError.malformedFile(path: emptyArray, message: "no records")) { try readDataRecords(path: emptyArray) }
         #expect(throws: HoneError.fileNotFound(path: "/nonexistent/x.jsonl")) { try readDataRecords(path: "/nonexistent/x.jsonl") }
@@ -178,7 +178,7 @@ private func storedGzipMember(_ payload: [UInt8]) -> [UInt8] {
         let empty = try temporaryFile("e.jsonl", "")
         let diversity = try runProcess(Repository.honeExecutable, ["data", "diversity", "--model", Repository.root.appendingPathComponent("models/hone-tiny").path, empty])
         #expect(diversity.status == 1)
-        #expect(diversity.stderr == "hone: error: \(empty): the file is empty\n")
+        #expect(diversity.stderr == "hone: error: \(empty): no records (the file is empty)\n")
     }
 
     @Test func gzipIsReadAndCorruptionIsAnError() throws {

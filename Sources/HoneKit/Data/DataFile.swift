@@ -124,7 +124,7 @@ public struct DataRecord {
 public func readDataRecords(path: String) throws -> [DataRecord] {
     let data = try readInputFile(path: path)
     let firstByte = data.first { ![0x20, 0x09, 0x0A, 0x0D, 0xEF, 0xBB, 0xBF].contains($0) }
-    guard let firstByte else { throw HoneError.malformedFile(path: path, message: "the file is empty") }
+    guard let firstByte else { throw HoneError.malformedFile(path: path, message: "no records (the file is empty)") }
     var records: [DataRecord] = []
     if firstByte == UInt8(ascii: "[") {
         let parsed: Any
@@ -138,12 +138,14 @@ public func readDataRecords(path: String) throws -> [DataRecord] {
         }
         for (offset, item) in ((parsed as? [Any]) ?? []).enumerated() {
             guard let object = item as? [String: Any] else {
-                throw HoneError.malformedFile(path: path, message: "record \(offset + 1): expected a JSON object")
+                throw HoneError.malformedFile(path: path, message: "record \(offset + 1): expected a JSON object, found \(jsonTypeName(item))")
             }
             records.append(DataRecord(path: path, location: .arrayIndex(offset + 1), object: object))
         }
-    } else {
+    } else if firstByte == UInt8(ascii: "{") {
         records = try parseJSONLines(data, path: path).map { DataRecord(path: path, location: .line($0.line), object: $0.object) }
+    } else {
+        throw HoneError.malformedFile(path: path, message: "expected a JSON array of records or JSON Lines (one object per line)")
     }
     if records.isEmpty { throw HoneError.malformedFile(path: path, message: "no records") }
     return records

@@ -22,62 +22,18 @@ public enum AlpacaData {
     /// a string, null or absent; other keys are ignored. Errors name the file and the record (1-based
     /// "record N" in an array, "line N" in JSON Lines).
     public static func read(path: String) throws -> [AlpacaRecord] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-                throw HoneError.io(path: path, message: isDirectory.boolValue ? "is a directory, expected a file" : "cannot read file")
-            }
-            throw HoneError.fileNotFound(path: path)
-        }
-        let firstByte = data.first { ![0x20, 0x09, 0x0A, 0x0D, 0xEF, 0xBB, 0xBF].contains($0) }
-        guard let firstByte else { throw HoneError.malformedFile(path: path, message: "no records (the file is empty)") }
-        var records: [AlpacaRecord] = []
-        if firstByte == UInt8(ascii: "[") {
-            let array = try parseWhole(data, path: path)
-            guard let items = array as? [Any] else {
-                throw HoneError.malformedFile(path: path, message: "expected a JSON array of records")
-            }
-            records.reserveCapacity(items.count)
-            for (index, item) in items.enumerated() {
-                records.append(try record(from: item) { message in
-                    HoneError.malformedFile(path: path, message: "record \(index + 1): \(message)")
-                })
-            }
-        } else if firstByte == UInt8(ascii: "{") {
-            var lines: [JSONLRecord] = []
-            do {
-                lines = try readJSONLines(path: path)
-            } catch {
-                // A pretty-printed object spanning several lines is not JSON Lines; say what it is instead.
-                if let whole = try? parseJSON(data), whole is [String: Any] {
-                    throw HoneError.malformedFile(
-                        path: path, message: "expected a JSON array of records or JSON Lines (one object per line), found a single JSON object")
-                }
-                throw error
-            }
-            records.reserveCapacity(lines.count)
-            for line in lines {
-                records.append(try record(from: line.object) { message in
-                    HoneError.malformedRecord(path: path, line: line.line, message: message)
-                })
-            }
-        } else {
-            throw HoneError.malformedFile(
-                path: path, message: "expected a JSON array of records or JSON Lines (one object per line)")
-        }
-        if records.isEmpty { throw HoneError.malformedFile(path: path, message: "no records") }
-        return records
-    }
-
-    private static func parseWhole(_ data: Data, path: String) throws -> Any {
+        let records: [DataRecord]
         do {
-            return try parseJSON(data)
-        } catch {
-            guard String(validating: data, as: UTF8.self) != nil else {
-                throw HoneError.malformedFile(path: path, message: "not valid UTF-8 text")
+            records = try readDataRecords(path: path)
+        } catch HoneError.malformedRecord(let file, 1, let message) {
+            // A pretty-printed object spanning several lines is not JSON Lines; say what it is instead.
+            if let data = FileManager.default.contents(atPath: path), let whole = try? parseJSON(data), whole is [String: Any] {
+                throw HoneError.malformedFile(
+                    path: path, message: "expected a JSON array of records or JSON Lines (one object per line), found a single JSON object")
             }
-            throw HoneError.malformedFile(path: path, message: "not valid JSON (truncated or corrupt)")
+            throw HoneError.malformedRecord(path: file, line: 1, message: message)
         }
+        return try records.map { try record(from: $0.object, error: $0.error) }
     }
 
     private static func record(from value: Any, error: (String) -> HoneError) throws -> AlpacaRecord {
