@@ -156,7 +156,7 @@ HK_TARGET_AVX2 HK_INLINE void tile_avx2(const void *w, const float *x, float *y,
     for (; i + 8 <= in; i += 8) {
         __m256 weights[OUTPUTS_PER_TILE];
         // Next tile's rows, as in tile_avx512.
-        for (int o = 0; o < tile_outputs; o++) _mm_prefetch(next_tile_rows[o] + (size_t)i * element_size, _MM_HINT_T1);
+        for (int o = 0; o < tile_outputs; o++) _mm_prefetch(next_tile_rows[o] + (size_t)i * element_size, _MM_HINT_T0);
         for (int o = 0; o < tile_outputs; o++) weights[o] = load_weights_avx2(weight_rows[o], i, format);
         for (int r = 0; r < tile_rows; r++) {
             __m256 activations = _mm256_loadu_ps(x_rows[r] + i);
@@ -240,7 +240,7 @@ HK_TARGET_AVX512 HK_INLINE void tile_avx512(const void *w, const float *x, float
         // page boundaries (a 2048-wide f16 row is exactly one page), and with several activation rows
         // the compute would otherwise not overlap the memory reads (measured 15 -> 30 GB/s at rows = 4).
         // Prefetches never fault, so running past the last row is harmless.
-        for (int o = 0; o < tile_outputs; o++) _mm_prefetch(next_tile_rows[o] + (size_t)i * element_size, _MM_HINT_T1);
+        for (int o = 0; o < tile_outputs; o++) _mm_prefetch(next_tile_rows[o] + (size_t)i * element_size, _MM_HINT_T0);
         for (int o = 0; o < tile_outputs; o++) weights[o] = load_weights_avx512(weight_rows[o], i, format, 0xFFFF);
         for (int r = 0; r < tile_rows; r++) {
             __m512 activations = _mm512_loadu_ps(x_rows[r] + i);
@@ -286,8 +286,15 @@ HK_TARGET_AVX512 HK_INLINE void matmul_range_avx512(const void *w, const float *
                                                     int out, int first_output, int end_output,
                                                     weight_format format) {
     int o = first_output;
-    for (; o + OUTPUTS_PER_TILE <= end_output; o += OUTPUTS_PER_TILE) {
-        tiles_for_outputs_avx512(w, x, y, rows, in, out, o, OUTPUTS_PER_TILE, format);
+    // One activation row (decoding one sequence): one weight row at a time, so the weights are read as a single
+    // sequential stream (rows are contiguous), which the hardware prefetchers follow across pages; four
+    // interleaved row streams measured 25 GB/s from one core, one stream 32 (TinyLlama F16 decode 12.2 → 15.5
+    // tokens/s). With more activation rows, four outputs per tile reuse each activation load four times.
+    // Either way each output is one accumulator chain over the row, so results do not depend on the tiling.
+    if (rows > 1) {
+        for (; o + OUTPUTS_PER_TILE <= end_output; o += OUTPUTS_PER_TILE) {
+            tiles_for_outputs_avx512(w, x, y, rows, in, out, o, OUTPUTS_PER_TILE, format);
+        }
     }
     for (; o < end_output; o++) tiles_for_outputs_avx512(w, x, y, rows, in, out, o, 1, format);
 }
