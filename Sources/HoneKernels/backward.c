@@ -436,16 +436,9 @@ static float softmax_exps_row_scalar(float *logits, int32_t target, int vocab, d
 }
 
 HK_TARGET_AVX2 static float softmax_exps_row_avx2(float *logits, int32_t target, int vocab, double *sum) {
+    float max_logit = hk_row_max_avx2(logits, vocab);
     int vector_end = vocab & ~7;
-    __m256 maxima[2] = {_mm256_set1_ps(-INFINITY), _mm256_set1_ps(-INFINITY)};
-    int i = 0;
-    for (; i + 16 <= vector_end; i += 16) {
-        maxima[0] = _mm256_max_ps(maxima[0], _mm256_loadu_ps(logits + i));
-        maxima[1] = _mm256_max_ps(maxima[1], _mm256_loadu_ps(logits + i + 8));
-    }
-    for (; i < vector_end; i += 8) maxima[0] = _mm256_max_ps(maxima[0], _mm256_loadu_ps(logits + i));
-    float max_logit = hk_max_avx2(_mm256_max_ps(maxima[0], maxima[1]));
-    for (; i < vocab; i++) max_logit = logits[i] > max_logit ? logits[i] : max_logit;
+    int i;
     float target_logit = logits[target];
 
     __m256 max_vector = _mm256_set1_ps(max_logit);
@@ -469,16 +462,8 @@ HK_TARGET_AVX2 static float softmax_exps_row_avx2(float *logits, int32_t target,
 }
 
 HK_TARGET_AVX512 static float softmax_exps_row_avx512(float *logits, int32_t target, int vocab, double *sum) {
-    __m512 maxima[2] = {_mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY)};
-    int i = 0;
-    for (; i + 32 <= vocab; i += 32) {
-        maxima[0] = _mm512_max_ps(maxima[0], _mm512_loadu_ps(logits + i));
-        maxima[1] = _mm512_max_ps(maxima[1], _mm512_loadu_ps(logits + i + 16));
-    }
-    for (; i < vocab; i += 16) {
-        maxima[0] = _mm512_max_ps(maxima[0], _mm512_mask_loadu_ps(maxima[0], hk_tail_mask16((size_t)(vocab - i)), logits + i));
-    }
-    float max_logit = _mm512_reduce_max_ps(_mm512_max_ps(maxima[0], maxima[1]));
+    float max_logit = hk_row_max_avx512(logits, vocab);
+    int i;
     float target_logit = logits[target];
 
     __m512 max_vector = _mm512_set1_ps(max_logit);

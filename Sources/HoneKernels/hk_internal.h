@@ -148,6 +148,20 @@ HK_TARGET_AVX512 HK_INLINE __mmask16 hk_tail_mask16(size_t count) {
     return count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
 }
 
+/// The largest of a logits row, as hk_row_max_avx2 (shared by the log-softmax forward and backward).
+HK_TARGET_AVX512 HK_INLINE float hk_row_max_avx512(const float *logits, int vocab) {
+    __m512 maxima[2] = {_mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY)};
+    int i = 0;
+    for (; i + 32 <= vocab; i += 32) {
+        maxima[0] = _mm512_max_ps(maxima[0], _mm512_loadu_ps(logits + i));
+        maxima[1] = _mm512_max_ps(maxima[1], _mm512_loadu_ps(logits + i + 16));
+    }
+    for (; i < vocab; i += 16) {
+        maxima[0] = _mm512_max_ps(maxima[0], _mm512_mask_loadu_ps(maxima[0], hk_tail_mask16((size_t)(vocab - i)), logits + i));
+    }
+    return _mm512_reduce_max_ps(_mm512_max_ps(maxima[0], maxima[1]));
+}
+
 // MARK: - AVX2 building blocks
 
 /// exp(x) for 8 lanes, same polynomial as hk_exp_avx512. Without scalef, 2^n is built from exponent
@@ -193,6 +207,22 @@ HK_TARGET_AVX2 HK_INLINE float hk_max_avx2(__m256 v) {
     max = _mm_max_ps(max, _mm_movehl_ps(max, max));
     max = _mm_max_ss(max, _mm_movehdup_ps(max));
     return _mm_cvtss_f32(max);
+}
+
+/// The largest of a logits row (the log-softmax shift), the same way in the forward and backward kernels so both
+/// give the same bits.
+HK_TARGET_AVX2 HK_INLINE float hk_row_max_avx2(const float *logits, int vocab) {
+    int vector_end = vocab & ~7;
+    __m256 maxima[2] = {_mm256_set1_ps(-INFINITY), _mm256_set1_ps(-INFINITY)};
+    int i = 0;
+    for (; i + 16 <= vector_end; i += 16) {
+        maxima[0] = _mm256_max_ps(maxima[0], _mm256_loadu_ps(logits + i));
+        maxima[1] = _mm256_max_ps(maxima[1], _mm256_loadu_ps(logits + i + 8));
+    }
+    for (; i < vector_end; i += 8) maxima[0] = _mm256_max_ps(maxima[0], _mm256_loadu_ps(logits + i));
+    float max_logit = hk_max_avx2(_mm256_max_ps(maxima[0], maxima[1]));
+    for (; i < vocab; i++) max_logit = logits[i] > max_logit ? logits[i] : max_logit;
+    return max_logit;
 }
 
 /// Lane mask for _mm256_maskload_ps / _mm256_maskstore_ps covering the first `count` (< 8) lanes.
