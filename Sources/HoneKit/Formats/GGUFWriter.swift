@@ -52,16 +52,6 @@ public final class GGUFWriter {
     // MARK: - Writing
 
     public func write(to path: String) throws {
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: nil),
-              let handle = FileHandle(forWritingAtPath: temporary) else {
-            throw HoneError.io(path: temporary, message: "cannot create file")
-        }
-        var failed = true
-        defer {
-            try? handle.close()
-            if failed { unlink(temporary) }
-        }
         var header = Data()
         header.appendLittleEndian(GGUFFile.magic)
         header.appendLittleEndian(UInt32(3))
@@ -85,23 +75,19 @@ public final class GGUFWriter {
             offset += GGUFWriter.padded(tensor.dtype.byteCount(elements: tensor.shape.reduce(1, *)))
         }
         header.append(Data(count: GGUFWriter.padded(header.count) - header.count))
-        try handle.write(contentsOf: header)
-        for tensor in tensors {
-            let bytes = try tensor.bytes()
-            let expected = tensor.dtype.byteCount(elements: tensor.shape.reduce(1, *))
-            guard bytes.count == expected else {
-                throw HoneError.invalidArgument("tensor '\(tensor.name)' has \(bytes.count) bytes, its shape needs \(expected)")
+        try writeFileStreamingAtomically(to: path) { handle in
+            try handle.write(contentsOf: header)
+            for tensor in tensors {
+                let bytes = try tensor.bytes()
+                let expected = tensor.dtype.byteCount(elements: tensor.shape.reduce(1, *))
+                guard bytes.count == expected else {
+                    throw HoneError.invalidArgument("tensor '\(tensor.name)' has \(bytes.count) bytes, its shape needs \(expected)")
+                }
+                try handle.write(contentsOf: bytes)
+                let padding = GGUFWriter.padded(bytes.count) - bytes.count
+                if padding > 0 { try handle.write(contentsOf: Data(count: padding)) }
             }
-            try handle.write(contentsOf: bytes)
-            let padding = GGUFWriter.padded(bytes.count) - bytes.count
-            if padding > 0 { try handle.write(contentsOf: Data(count: padding)) }
         }
-        try handle.synchronize()
-        try handle.close()
-        if rename(temporary, path) != 0 {
-            throw HoneError.io(path: path, message: "cannot move the finished file into place: \(String(cString: strerror(errno)))")
-        }
-        failed = false
     }
 
     static func padded(_ count: Int) -> Int { (count + alignment - 1) / alignment * alignment }

@@ -148,35 +148,21 @@ extension SafetensorsWriter {
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: nil),
-              let handle = FileHandle(forWritingAtPath: temporary) else {
-            throw HoneError.io(path: temporary, message: "cannot create file")
-        }
-        var failed = true
-        defer {
-            try? handle.close()
-            if failed { unlink(temporary) }
-        }
         var prefix = Data()
         prefix.appendLittleEndian(UInt64(json.count))
-        try handle.write(contentsOf: prefix + json)
-        var written = 0
-        for entry in entries {
-            let bytes = try entry.bytes()
-            let expected = entry.dtype.byteCount(elements: entry.shape.reduce(1, *))
-            guard bytes.count == expected else {
-                throw HoneError.invalidArgument("tensor '\(entry.name)' has \(bytes.count) bytes, its shape needs \(expected)")
+        try writeFileStreamingAtomically(to: path) { handle in
+            try handle.write(contentsOf: prefix + json)
+            var written = 0
+            for entry in entries {
+                let bytes = try entry.bytes()
+                let expected = entry.dtype.byteCount(elements: entry.shape.reduce(1, *))
+                guard bytes.count == expected else {
+                    throw HoneError.invalidArgument("tensor '\(entry.name)' has \(bytes.count) bytes, its shape needs \(expected)")
+                }
+                try handle.write(contentsOf: bytes)
+                written += bytes.count
+                progress?(written)
             }
-            try handle.write(contentsOf: bytes)
-            written += bytes.count
-            progress?(written)
         }
-        try handle.synchronize()
-        try handle.close()
-        if rename(temporary, path) != 0 {
-            throw HoneError.io(path: path, message: "cannot move the finished file into place: \(String(cString: strerror(errno)))")
-        }
-        failed = false
     }
 }

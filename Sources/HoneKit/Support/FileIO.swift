@@ -14,6 +14,29 @@ public func writeFileAtomically(_ data: Data, to path: String) throws {
     }
 }
 
+/// Streams a file to `path.tmp` through `body`, then syncs it and renames it into place; on any error the
+/// temporary file is removed, so `path` is either the previous file or the complete new one. For outputs too
+/// large to build in memory (model files written tensor by tensor).
+public func writeFileStreamingAtomically(to path: String, _ body: (FileHandle) throws -> Void) throws {
+    let temporary = path + ".tmp"
+    guard FileManager.default.createFile(atPath: temporary, contents: nil),
+          let handle = FileHandle(forWritingAtPath: temporary) else {
+        throw HoneError.io(path: temporary, message: "cannot create file")
+    }
+    var failed = true
+    defer {
+        try? handle.close()
+        if failed { unlink(temporary) }
+    }
+    try body(handle)
+    try handle.synchronize()
+    try handle.close()
+    if rename(temporary, path) != 0 {
+        throw HoneError.io(path: path, message: "cannot move the finished file into place: \(String(cString: strerror(errno)))")
+    }
+    failed = false
+}
+
 /// One parsed line of a JSONL file; `line` is 1-based for error messages.
 public struct JSONLRecord {
     public let line: Int

@@ -14,23 +14,10 @@ extension LlamaModel: TrainableModel {
         let x = FloatBuffer(count: total * hidden)
         embedding.lookup(tokens, into: x.pointer)
 
-        var tapes: [LayerTape] = []
-        var layerInputs: [FloatBuffer] = []
-        let scratch = LayerTape()
-        for index in layers.indices {
-            let tape: LayerTape
-            if checkpointing {
-                layerInputs.append(FloatBuffer(count: total * hidden))
-                layerInputs[index].pointer.update(from: x.pointer, count: total * hidden)
-                tape = scratch
-            } else {
-                tape = LayerTape()
-                tapes.append(tape)
-            }
-            runLayer(index, x: x.pointer, layout: layout, frequencies: frequencies, tape: tape, keepResidual: !checkpointing,
+        let (tapes, layerInputs) = recordLayers(layers.count, x: x, checkpointing: checkpointing) { index, tape, keep in
+            runLayer(index, x: x.pointer, layout: layout, frequencies: frequencies, tape: tape, keepResidual: keep,
                      attend: causalAttention(layout))
         }
-        if checkpointing { tapes = [scratch] }
         let normed = FloatBuffer(count: total * hidden)
         finalNorm.apply(x.pointer, rows: total, into: normed.pointer)
         return TrainingPass(layout: layout, checkpointing: checkpointing, hidden: normed, tapes: tapes,
@@ -54,15 +41,9 @@ extension LlamaModel: TrainableModel {
         hk_rmsnorm_backward(finalInput.pointer, finalNorm.weight.pointer, hiddenGradient, dx.pointer, Int32(total),
                             Int32(hidden), finalNorm.epsilon)
         for index in layers.indices.reversed() {
-            let tape: LayerTape
-            if pass.checkpointing {
-                tape = pass.tapes[0]
-                let x = FloatBuffer(count: total * hidden)
-                x.pointer.update(from: pass.layerInputs[index].pointer, count: total * hidden)
-                runLayer(index, x: x.pointer, layout: layout, frequencies: frequencies, tape: tape, keepResidual: true,
+            let tape = pass.tape(forLayer: index) { index, x, tape in
+                runLayer(index, x: x, layout: layout, frequencies: frequencies, tape: tape, keepResidual: true,
                          attend: causalAttention(layout))
-            } else {
-                tape = pass.tapes[index]
             }
             backwardLayer(index, tape: tape, layout: layout, frequencies: frequencies, dx: dx.pointer)
         }

@@ -12,24 +12,10 @@ extension OPTModel: TrainableModel {
             throw HoneError.contextOverflow(needed: longest, limit: config.maxPositionEmbeddings)
         }
         let total = layout.total
-        let count = total * config.hiddenSize
         let x = embed(tokens, layout: layout)
-        var tapes: [LayerTape] = []
-        var layerInputs: [FloatBuffer] = []
-        let scratch = LayerTape()
-        for index in layers.indices {
-            let tape: LayerTape
-            if checkpointing {
-                layerInputs.append(FloatBuffer(count: count))
-                layerInputs[index].pointer.update(from: x.pointer, count: count)
-                tape = scratch
-            } else {
-                tape = LayerTape()
-                tapes.append(tape)
-            }
-            runLayer(index, x: x.pointer, total: total, tape: tape, keepResidual: !checkpointing, attend: causalAttention(layout))
+        let (tapes, layerInputs) = recordLayers(layers.count, x: x, checkpointing: checkpointing) { index, tape, keep in
+            runLayer(index, x: x.pointer, total: total, tape: tape, keepResidual: keep, attend: causalAttention(layout))
         }
-        if checkpointing { tapes = [scratch] }
         let finalTape = LayerTape()
         let output = finish(x, total: total, tape: finalTape)
         return TrainingPass(layout: layout, checkpointing: checkpointing, hidden: output, tapes: tapes,
@@ -61,16 +47,10 @@ extension OPTModel: TrainableModel {
         } else {
             dx.pointer.update(from: upstream, count: count)
         }
-        _ = projectedBack
+        withExtendedLifetime(projectedBack) {}  // `upstream` pointed into it until here
         for index in layers.indices.reversed() {
-            let tape: LayerTape
-            if pass.checkpointing {
-                tape = pass.tapes[0]
-                let x = FloatBuffer(count: count)
-                x.pointer.update(from: pass.layerInputs[index].pointer, count: count)
-                runLayer(index, x: x.pointer, total: total, tape: tape, keepResidual: true, attend: causalAttention(layout))
-            } else {
-                tape = pass.tapes[index]
+            let tape = pass.tape(forLayer: index) { index, x, tape in
+                runLayer(index, x: x, total: total, tape: tape, keepResidual: true, attend: causalAttention(layout))
             }
             dx = backwardLayer(index, tape: tape, layout: layout, dx: dx)
         }

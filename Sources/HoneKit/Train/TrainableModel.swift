@@ -43,6 +43,43 @@ final class TrainingPass: @unchecked Sendable {
     }
 }
 
+// MARK: - Layer tapes, kept or recomputed
+
+/// Runs `layerCount` layers on x in order, `run(index, tape, keepResidual)` each, and returns what backward needs:
+/// a tape per layer, or with checkpointing each layer's input (rows × width floats) and one scratch tape.
+func recordLayers(_ layerCount: Int, x: FloatBuffer, checkpointing: Bool,
+                  run: (Int, LayerTape, Bool) -> Void) -> (tapes: [LayerTape], layerInputs: [FloatBuffer]) {
+    var tapes: [LayerTape] = []
+    var layerInputs: [FloatBuffer] = []
+    let scratch = LayerTape()
+    for index in 0..<layerCount {
+        if checkpointing {
+            let input = FloatBuffer(count: x.count)
+            input.pointer.update(from: x.pointer, count: x.count)
+            layerInputs.append(input)
+            run(index, scratch, false)
+        } else {
+            let tape = LayerTape()
+            tapes.append(tape)
+            run(index, tape, true)
+        }
+    }
+    return (checkpointing ? [scratch] : tapes, layerInputs)
+}
+
+extension TrainingPass {
+    /// Layer `index`'s tape for its backward: the kept one, or, with checkpointing, the scratch tape refilled by
+    /// running the layer again (`run(index, x, tape)`, x a copy of its input).
+    func tape(forLayer index: Int, run: (Int, UnsafeMutablePointer<Float>, LayerTape) -> Void) -> LayerTape {
+        guard checkpointing else { return tapes[index] }
+        let input = layerInputs[index]
+        let x = FloatBuffer(count: input.count)
+        x.pointer.update(from: input.pointer, count: input.count)
+        run(index, x.pointer, tapes[0])
+        return tapes[0]
+    }
+}
+
 /// Causal attention of each packed sequence over its own keys, from position 0 (training passes have no cache).
 /// Row widths: queries heads × head_dim, keys and values kv_heads × head_dim.
 func packedCausalAttention(_ layout: PassLayout, heads: Int, keyValueHeads: Int, headDimension: Int, scale: Float)
