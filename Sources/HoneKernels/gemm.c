@@ -65,7 +65,7 @@ static float f16_to_f32_scalar(uint16_t h) {
 }
 
 static void tile_to_f32(const void *w, int weight_type, size_t offset, size_t n, float *dst /* [n] */) {
-    if (weight_type == HK_WEIGHT_F16) {
+    if (weight_type == HK_TYPE_F16) {
         const uint16_t *src = (const uint16_t *)w + offset;
         if (hk_isa_current() >= HK_ISA_AVX2) {
             tile_f16_to_f32_f16c(src, dst, n);
@@ -93,7 +93,7 @@ void hk_matmul_many(const void *w, int weight_type, const float *x, float *y, in
     // With few rows the product is too small to split usefully; one thread still tiles the conversion.
     if ((long)rows * in * out < (1L << 22)) threads = 1;
 
-    if (weight_type == HK_WEIGHT_F32) {
+    if (weight_type == HK_TYPE_F32) {
         const float *weights = (const float *)w;
         #pragma omp parallel for schedule(static) num_threads(threads)
         for (int t = 0; t < tiles; t++) {
@@ -127,9 +127,9 @@ void hk_matmul_many_ref(const void *w, int weight_type, const float *x, float *y
             for (int i = 0; i < in; i++) {
                 size_t index = (size_t)o * in + i;
                 float weight;
-                if (weight_type == HK_WEIGHT_F32) {
+                if (weight_type == HK_TYPE_F32) {
                     weight = ((const float *)w)[index];
-                } else if (weight_type == HK_WEIGHT_F16) {
+                } else if (weight_type == HK_TYPE_F16) {
                     weight = f16_to_f32_scalar(((const uint16_t *)w)[index]);
                 } else {
                     uint32_t bits = (uint32_t)((const uint16_t *)w)[index] << 16;
@@ -168,15 +168,15 @@ void hk_sgemm_nt(const float *x, const float *w, float *y, int rows, int in, int
 /// Values per indivisible column unit: the quant block (32 or 256), 16 floats for f32/f16/bf16; 0 if unknown.
 static int linear_column_unit(int weight_type) {
     switch (weight_type) {
-    case HK_LINEAR_F32: case HK_LINEAR_F16: case HK_LINEAR_BF16: return 16;
-    case HK_LINEAR_Q8_0: case HK_LINEAR_Q4_0: case HK_LINEAR_Q4_K: case HK_LINEAR_Q6_K:
+    case HK_TYPE_F32: case HK_TYPE_F16: case HK_TYPE_BF16: return 16;
+    case HK_TYPE_Q8_0: case HK_TYPE_Q4_0: case HK_TYPE_Q4_K: case HK_TYPE_Q6_K:
         return (int)hk_quant_block_size(weight_type);
     default: return 0;
     }
 }
 
 static int linear_is_quantized(int weight_type) {
-    return weight_type != HK_LINEAR_F32 && weight_type != HK_LINEAR_F16 && weight_type != HK_LINEAR_BF16;
+    return weight_type != HK_TYPE_F32 && weight_type != HK_TYPE_F16 && weight_type != HK_TYPE_BF16;
 }
 
 int hk_linear_backward_input_supported(int weight_type, int in) {
@@ -196,10 +196,8 @@ static void weight_block_to_f32(const void *w, int weight_type, int in, int firs
             hk_dequantize_row(weight_type, row, dst + (size_t)o * columns, columns);
         }
     } else {
-        // f16 and bf16 (f32 never gets here): tile_to_f32 takes hk_weight_type, whose f16 value is the same.
-        int type = weight_type == HK_LINEAR_F16 ? HK_WEIGHT_F16 : HK_WEIGHT_BF16;
         for (int o = 0; o < count; o++) {
-            tile_to_f32(w, type, (size_t)(first_row + o) * in + first_column, (size_t)columns, dst + (size_t)o * columns);
+            tile_to_f32(w, weight_type, (size_t)(first_row + o) * in + first_column, (size_t)columns, dst + (size_t)o * columns);
         }
     }
 }
@@ -243,7 +241,7 @@ void hk_linear_backward_input(const void *weight, int weight_type, const float *
             if (columns <= 0 || part_rows <= 0) continue;
             const float *dy_part = dy + row_begin * (size_t)out;
             float *dx_part = dx + row_begin * (size_t)in + first_column;
-            if (weight_type == HK_LINEAR_F32) {
+            if (weight_type == HK_TYPE_F32) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, part_rows, columns, out, 1.0f, dy_part, out,
                             (const float *)weight + first_column, in, beta_first, dx_part, in);
                 continue;
@@ -287,11 +285,11 @@ void hk_linear_backward_input_ref(const void *weight, int weight_type, const flo
     float *weight_row = malloc((size_t)in * sizeof(float));
     if (sums && weight_row) {
         for (int o = 0; o < out; o++) {
-            if (weight_type == HK_LINEAR_F32) {
+            if (weight_type == HK_TYPE_F32) {
                 memcpy(weight_row, (const float *)weight + (size_t)o * in, (size_t)in * sizeof(float));
-            } else if (weight_type == HK_LINEAR_F16) {
+            } else if (weight_type == HK_TYPE_F16) {
                 for (int i = 0; i < in; i++) weight_row[i] = f16_to_f32_scalar(((const uint16_t *)weight)[(size_t)o * in + i]);
-            } else if (weight_type == HK_LINEAR_BF16) {
+            } else if (weight_type == HK_TYPE_BF16) {
                 for (int i = 0; i < in; i++) {
                     uint32_t bits = (uint32_t)((const uint16_t *)weight)[(size_t)o * in + i] << 16;
                     memcpy(&weight_row[i], &bits, 4);

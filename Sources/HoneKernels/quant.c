@@ -19,24 +19,24 @@ _Static_assert(sizeof(hk_block_q8_k) == 292, "Q8_K block is 292 bytes");
 
 int64_t hk_quant_block_size(int type) {
     switch (type) {
-    case HK_QUANT_Q8_0: return HK_QK8_0;
-    case HK_QUANT_Q4_0:
-    case HK_QUANT_Q5_0: return HK_QK4_0;
-    case HK_QUANT_Q4_K:
-    case HK_QUANT_Q6_K:
-    case HK_QUANT_Q8_K: return HK_QK_K;
+    case HK_TYPE_Q8_0: return HK_QK8_0;
+    case HK_TYPE_Q4_0:
+    case HK_TYPE_Q5_0: return HK_QK4_0;
+    case HK_TYPE_Q4_K:
+    case HK_TYPE_Q6_K:
+    case HK_TYPE_Q8_K: return HK_QK_K;
     default: return 0;
     }
 }
 
 size_t hk_quant_block_bytes(int type) {
     switch (type) {
-    case HK_QUANT_Q8_0: return sizeof(hk_block_q8_0);
-    case HK_QUANT_Q4_0: return sizeof(hk_block_q4_0);
-    case HK_QUANT_Q5_0: return sizeof(hk_block_q5_0);
-    case HK_QUANT_Q4_K: return sizeof(hk_block_q4_k);
-    case HK_QUANT_Q6_K: return sizeof(hk_block_q6_k);
-    case HK_QUANT_Q8_K: return sizeof(hk_block_q8_k);
+    case HK_TYPE_Q8_0: return sizeof(hk_block_q8_0);
+    case HK_TYPE_Q4_0: return sizeof(hk_block_q4_0);
+    case HK_TYPE_Q5_0: return sizeof(hk_block_q5_0);
+    case HK_TYPE_Q4_K: return sizeof(hk_block_q4_k);
+    case HK_TYPE_Q6_K: return sizeof(hk_block_q6_k);
+    case HK_TYPE_Q8_K: return sizeof(hk_block_q8_k);
     default: return 0;
     }
 }
@@ -601,24 +601,24 @@ typedef void (*dequantize_row_fn)(const void *x, float *y, int64_t n);
 
 static quantize_row_fn quantizer_for(int type) {
     switch (type) {
-    case HK_QUANT_Q8_0: return hk_quantize_row_q8_0;
-    case HK_QUANT_Q4_0: return hk_quantize_row_q4_0;
-    case HK_QUANT_Q5_0: return hk_quantize_row_q5_0;
-    case HK_QUANT_Q4_K: return hk_quantize_row_q4_k;
-    case HK_QUANT_Q6_K: return hk_quantize_row_q6_k;
-    case HK_QUANT_Q8_K: return hk_quantize_row_q8_k;
+    case HK_TYPE_Q8_0: return hk_quantize_row_q8_0;
+    case HK_TYPE_Q4_0: return hk_quantize_row_q4_0;
+    case HK_TYPE_Q5_0: return hk_quantize_row_q5_0;
+    case HK_TYPE_Q4_K: return hk_quantize_row_q4_k;
+    case HK_TYPE_Q6_K: return hk_quantize_row_q6_k;
+    case HK_TYPE_Q8_K: return hk_quantize_row_q8_k;
     default: return NULL;
     }
 }
 
 static dequantize_row_fn dequantizer_for(int type) {
     switch (type) {
-    case HK_QUANT_Q8_0: return hk_dequantize_row_q8_0;
-    case HK_QUANT_Q4_0: return hk_dequantize_row_q4_0;
-    case HK_QUANT_Q5_0: return hk_dequantize_row_q5_0;
-    case HK_QUANT_Q4_K: return hk_dequantize_row_q4_k;
-    case HK_QUANT_Q6_K: return hk_dequantize_row_q6_k;
-    case HK_QUANT_Q8_K: return hk_dequantize_row_q8_k;
+    case HK_TYPE_Q8_0: return hk_dequantize_row_q8_0;
+    case HK_TYPE_Q4_0: return hk_dequantize_row_q4_0;
+    case HK_TYPE_Q5_0: return hk_dequantize_row_q5_0;
+    case HK_TYPE_Q4_K: return hk_dequantize_row_q4_k;
+    case HK_TYPE_Q6_K: return hk_dequantize_row_q6_k;
+    case HK_TYPE_Q8_K: return hk_dequantize_row_q8_k;
     default: return NULL;
     }
 }
@@ -637,16 +637,16 @@ int hk_quantize(int type, const float *x /* [rows, n] */, void *y /* [rows, row 
 }
 
 void hk_quantize_q8_0(const float *x /* [rows, n] */, void *y, int64_t rows, int64_t n) {
-    hk_quantize(HK_QUANT_Q8_0, x, y, rows, n);
+    hk_quantize(HK_TYPE_Q8_0, x, y, rows, n);
 }
 void hk_quantize_q4_0(const float *x /* [rows, n] */, void *y, int64_t rows, int64_t n) {
-    hk_quantize(HK_QUANT_Q4_0, x, y, rows, n);
+    hk_quantize(HK_TYPE_Q4_0, x, y, rows, n);
 }
 void hk_quantize_q4_k(const float *x /* [rows, n] */, void *y, int64_t rows, int64_t n) {
-    hk_quantize(HK_QUANT_Q4_K, x, y, rows, n);
+    hk_quantize(HK_TYPE_Q4_K, x, y, rows, n);
 }
 void hk_quantize_q6_k(const float *x /* [rows, n] */, void *y, int64_t rows, int64_t n) {
-    hk_quantize(HK_QUANT_Q6_K, x, y, rows, n);
+    hk_quantize(HK_TYPE_Q6_K, x, y, rows, n);
 }
 
 int hk_dequantize_row(int type, const void *x /* [n / block size] blocks */, float *y /* [n] */, int64_t n) {
@@ -659,13 +659,13 @@ int hk_dequantize_row(int type, const void *x /* [n / block size] blocks */, flo
 // MARK: - References for the matrix products
 
 static int is_weight_type(int type) {
-    return type == HK_QUANT_Q8_0 || type == HK_QUANT_Q4_0 || type == HK_QUANT_Q4_K || type == HK_QUANT_Q6_K;
+    return type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K;
 }
 
 int hk_matmul_rows_quant_ref(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
                              float *y /* [rows, out] */, int rows, int in, int out) {
     // Q5_0 too: it has no fast kernel, so this is its product (see hk_block_q5_0).
-    if ((!is_weight_type(type) && type != HK_QUANT_Q5_0) || in % hk_quant_block_size(type) != 0) return -1;
+    if ((!is_weight_type(type) && type != HK_TYPE_Q5_0) || in % hk_quant_block_size(type) != 0) return -1;
     size_t row_bytes = hk_quant_row_bytes(type, in);
     float *weights = malloc((size_t)in * sizeof(float));
     if (weights == NULL) return -1;
@@ -756,7 +756,7 @@ int hk_matmul_quant_int_ref(int type, const void *w /* [out, in] blocks */, cons
                             float *y /* [rows, out] */, int rows, int in, int out) {
     if (!is_weight_type(type) || in % hk_quant_block_size(type) != 0) return -1;
     size_t row_bytes = hk_quant_row_bytes(type, in);
-    int k_format = type == HK_QUANT_Q4_K || type == HK_QUANT_Q6_K;
+    int k_format = type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K;
     int8_t *q = NULL;
     float *d = NULL;
     hk_block_q8_k *a = NULL;
@@ -781,9 +781,9 @@ int hk_matmul_quant_int_ref(int type, const void *w /* [out, in] blocks */, cons
         for (int r = 0; r < rows; r++) {
             double sum = 0;
             switch (type) {
-            case HK_QUANT_Q8_0: sum = int_dot_q8_0(row, q + (size_t)r * in, d + (size_t)r * (in / 32), in); break;
-            case HK_QUANT_Q4_0: sum = int_dot_q4_0(row, q + (size_t)r * in, d + (size_t)r * (in / 32), in); break;
-            case HK_QUANT_Q4_K: sum = int_dot_q4_k(row, a + (size_t)r * (in / HK_QK_K), in); break;
+            case HK_TYPE_Q8_0: sum = int_dot_q8_0(row, q + (size_t)r * in, d + (size_t)r * (in / 32), in); break;
+            case HK_TYPE_Q4_0: sum = int_dot_q4_0(row, q + (size_t)r * in, d + (size_t)r * (in / 32), in); break;
+            case HK_TYPE_Q4_K: sum = int_dot_q4_k(row, a + (size_t)r * (in / HK_QK_K), in); break;
             default: sum = int_dot_q6_k(row, a + (size_t)r * (in / HK_QK_K), in); break;
             }
             y[(size_t)r * out + o] = (float)sum;

@@ -34,16 +34,16 @@ typedef struct {
     const float *group_sums;    // Q4_K: [rows, in / 32] f32 sums of each sub-block's values
 } gemm_activations;
 
-static int group_size(int type) { return type == HK_QUANT_Q6_K ? 16 : 32; }
+static int group_size(int type) { return type == HK_TYPE_Q6_K ? 16 : 32; }
 
 /// Quantizes all rows (in parallel when there are many) and fills `a`; returns -1 when out of memory.
 static int prepare_activations(int type, const float *x, int rows, int in, gemm_activations *a) {
     int groups = in / group_size(type);
-    int k_format = type == HK_QUANT_Q4_K || type == HK_QUANT_Q6_K;
+    int k_format = type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K;
     size_t values_bytes = k_format ? (size_t)rows * (in / HK_QK_K) * sizeof(hk_block_q8_k) : (size_t)rows * in;
     size_t starts_bytes = (size_t)rows * groups * sizeof(int32_t);
     size_t scales_bytes = (size_t)rows * (k_format ? in / HK_QK_K : groups) * sizeof(float);
-    size_t sums_bytes = type == HK_QUANT_Q4_K ? (size_t)rows * (in / 32) * sizeof(float) : 0;
+    size_t sums_bytes = type == HK_TYPE_Q4_K ? (size_t)rows * (in / 32) * sizeof(float) : 0;
     uint8_t *buffer = hk_quant_scratch(1, values_bytes + starts_bytes + scales_bytes + sums_bytes + 256);
     if (buffer == NULL) return -1;
     uint8_t *cursor = buffer;
@@ -55,7 +55,7 @@ static int prepare_activations(int type, const float *x, int rows, int in, gemm_
     cursor += (scales_bytes + 63) / 64 * 64;
     float *sums = (float *)cursor;
 
-    int offset = type == HK_QUANT_Q8_0 ? 128 : type == HK_QUANT_Q4_0 ? 8 : type == HK_QUANT_Q6_K ? 32 : 0;
+    int offset = type == HK_TYPE_Q8_0 ? 128 : type == HK_TYPE_Q4_0 ? 8 : type == HK_TYPE_Q6_K ? 32 : 0;
     int threads = rows * in >= (1 << 16) ? hk_thread_count() : 1;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int r = 0; r < rows; r++) {
@@ -64,7 +64,7 @@ static int prepare_activations(int type, const float *x, int rows, int in, gemm_
             hk_quantize_row_q8_k(x + (size_t)r * in, blocks, in);
             for (int b = 0; b < in / HK_QK_K; b++) {
                 scales[(size_t)r * (in / HK_QK_K) + b] = blocks[b].d;
-                if (type == HK_QUANT_Q6_K) {
+                if (type == HK_TYPE_Q6_K) {
                     for (int j = 0; j < 16; j++) starts[(size_t)r * groups + 16 * b + j] = -offset * blocks[b].bsums[j];
                 } else {
                     for (int s = 0; s < 8; s++) {
@@ -106,7 +106,7 @@ HK_TARGET_VNNI static void decode_row_levels(int type, const uint8_t *row, int i
                                              float *scales, float *mins, size_t group_stride /* floats */) {
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
     switch (type) {
-    case HK_QUANT_Q8_0: {
+    case HK_TYPE_Q8_0: {
         const hk_block_q8_0 *blocks = (const hk_block_q8_0 *)row;
         for (int b = 0; b < in / 32; b++) {
             scales[b * group_stride] = _cvtsh_ss(blocks[b].d);
@@ -116,7 +116,7 @@ HK_TARGET_VNNI static void decode_row_levels(int type, const uint8_t *row, int i
         }
         break;
     }
-    case HK_QUANT_Q4_0: {
+    case HK_TYPE_Q4_0: {
         const hk_block_q4_0 *blocks = (const hk_block_q4_0 *)row;
         for (int b = 0; b < in / 32; b++) {
             scales[b * group_stride] = _cvtsh_ss(blocks[b].d);
@@ -127,7 +127,7 @@ HK_TARGET_VNNI static void decode_row_levels(int type, const uint8_t *row, int i
         }
         break;
     }
-    case HK_QUANT_Q4_K: {
+    case HK_TYPE_Q4_K: {
         const hk_block_q4_k *blocks = (const hk_block_q4_k *)row;
         for (int b = 0; b < in / HK_QK_K; b++) {
             uint8_t unpacked[16];
@@ -349,9 +349,9 @@ HK_TARGET_VNNI static void run_tile_vnni(int type, const uint8_t *tile, const ge
 #define A32_CALL(n) kernel_a32(tile, a, in / 32, first_row, n, y, out, first_output, lanes)
 #define Q4_K_CALL(n) kernel_q4_k(tile, a, in, first_row, n, y, out, first_output, lanes)
 #define Q6_K_CALL(n) kernel_q6_k(tile, a, in, first_row, n, y, out, first_output, lanes)
-    if (type == HK_QUANT_Q4_K) {
+    if (type == HK_TYPE_Q4_K) {
         DISPATCH_ROWS(Q4_K_CALL);
-    } else if (type == HK_QUANT_Q6_K) {
+    } else if (type == HK_TYPE_Q6_K) {
         DISPATCH_ROWS(Q6_K_CALL);
     } else {
         DISPATCH_ROWS(A32_CALL);
@@ -421,8 +421,8 @@ static void ensure_single_threaded_blas(void) {
 int hk_matmul_many_quant_sgemm(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
                                float *y /* [rows, out] */, int rows, int in, int out) {
     // Q5_0 (llama.cpp's fallback type, no integer kernel here) takes this path for every row count.
-    if (!(type == HK_QUANT_Q8_0 || type == HK_QUANT_Q4_0 || type == HK_QUANT_Q5_0 || type == HK_QUANT_Q4_K ||
-          type == HK_QUANT_Q6_K) ||
+    if (!(type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q5_0 || type == HK_TYPE_Q4_K ||
+          type == HK_TYPE_Q6_K) ||
         in % hk_quant_block_size(type) != 0) {
         return -1;
     }
@@ -465,7 +465,7 @@ int hk_matmul_many_quant_sgemm(int type, const void *w /* [out, in] blocks */, c
 
 int hk_matmul_many_quant(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
                          float *y /* [rows, out] */, int rows, int in, int out) {
-    if (!(type == HK_QUANT_Q8_0 || type == HK_QUANT_Q4_0 || type == HK_QUANT_Q4_K || type == HK_QUANT_Q6_K) ||
+    if (!(type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K) ||
         in % hk_quant_block_size(type) != 0) {
         return -1;
     }

@@ -96,7 +96,7 @@ static void pack_q8_k(const float *x, int rows, int in, uint8_t *pack, size_t st
 
 static void range_q8_0_scalar(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, int in,
                               int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q8_0, in);
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q8_0, in);
     for (int o = first_output; o < end_output; o++) {
         const hk_block_q8_0 *blocks = (const hk_block_q8_0 *)(w + (size_t)o * row_bytes);
         for (int r = 0; r < rows; r++) {
@@ -115,7 +115,7 @@ static void range_q8_0_scalar(const uint8_t *w, const uint8_t *pack, size_t stri
 
 static void range_q4_0_scalar(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, int in,
                               int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q4_0, in);
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q4_0, in);
     for (int o = first_output; o < end_output; o++) {
         const hk_block_q4_0 *blocks = (const hk_block_q4_0 *)(w + (size_t)o * row_bytes);
         for (int r = 0; r < rows; r++) {
@@ -137,7 +137,7 @@ static void range_q4_0_scalar(const uint8_t *w, const uint8_t *pack, size_t stri
 
 static void range_q4_k_scalar(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, int in,
                               int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q4_K, in);
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q4_K, in);
     for (int o = first_output; o < end_output; o++) {
         const hk_block_q4_k *blocks = (const hk_block_q4_k *)(w + (size_t)o * row_bytes);
         for (int r = 0; r < rows; r++) {
@@ -164,7 +164,7 @@ static void range_q4_k_scalar(const uint8_t *w, const uint8_t *pack, size_t stri
 
 static void range_q6_k_scalar(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, int in,
                               int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q6_K, in);
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q6_K, in);
     for (int o = first_output; o < end_output; o++) {
         const hk_block_q6_k *blocks = (const hk_block_q6_k *)(w + (size_t)o * row_bytes);
         for (int r = 0; r < rows; r++) {
@@ -226,7 +226,7 @@ HK_TARGET_AVX2 HK_INLINE void q8_0_tile_avx2(const hk_block_q8_0 *blocks, const 
 
 HK_TARGET_AVX2 static void range_q8_0_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q8_0, in);
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q8_0, in);
 #define Q8_0_AVX2_TILE(n) \
     q8_0_tile_avx2((const hk_block_q8_0 *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
     FOR_EACH_TILE(rows, row_bytes, Q8_0_AVX2_TILE);
@@ -258,7 +258,7 @@ HK_TARGET_AVX2 HK_INLINE void q4_0_tile_avx2(const hk_block_q4_0 *blocks, const 
 
 HK_TARGET_AVX2 static void range_q4_0_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q4_0, in);
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q4_0, in);
 #define Q4_0_AVX2_TILE(n) \
     q4_0_tile_avx2((const hk_block_q4_0 *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
     FOR_EACH_TILE(rows, row_bytes, Q4_0_AVX2_TILE);
@@ -308,7 +308,7 @@ HK_TARGET_AVX2 HK_INLINE void q4_k_tile_avx2(const hk_block_q4_k *blocks, const 
 
 HK_TARGET_AVX2 static void range_q4_k_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q4_K, in);
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q4_K, in);
 #define Q4_K_AVX2_TILE(n) \
     q4_k_tile_avx2((const hk_block_q4_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
     FOR_EACH_TILE(rows, row_bytes, Q4_K_AVX2_TILE);
@@ -370,7 +370,7 @@ HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const 
 
 HK_TARGET_AVX2 static void range_q6_k_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q6_K, in);
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q6_K, in);
 #define Q6_K_AVX2_TILE(n) \
     q6_k_tile_avx2((const hk_block_q6_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
     FOR_EACH_TILE(rows, row_bytes, Q6_K_AVX2_TILE);
@@ -460,7 +460,7 @@ HK_TARGET_VNNI HK_INLINE void q8_0_tile_vnni(const hk_block_q8_0 *blocks, const 
 
 HK_TARGET_VNNI static void range_q8_0_vnni(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q8_0, in);
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q8_0, in);
 #define Q8_0_VNNI_TILE(n) \
     q8_0_tile_vnni((const hk_block_q8_0 *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
     FOR_EACH_TILE(rows, row_bytes, Q8_0_VNNI_TILE);
@@ -560,7 +560,7 @@ HK_TARGET_VNNI HK_INLINE void q4_0_tile_vnni(const uint8_t *row, const uint8_t *
 
 HK_TARGET_VNNI static void range_q4_0_vnni(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q4_0, in);
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q4_0, in);
 #define Q4_0_VNNI_TILE(n) q4_0_tile_vnni(w + (size_t)o * row_bytes, pack, stride, y, in, out, o, first_row, n)
     FOR_EACH_TILE(rows, row_bytes, Q4_0_VNNI_TILE);
 #undef Q4_0_VNNI_TILE
@@ -663,7 +663,7 @@ HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const 
 
 HK_TARGET_VNNI static void range_q4_k_vnni(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q4_K, in);
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q4_K, in);
 #define Q4_K_VNNI_TILE(n) \
     q4_k_tile_vnni((const hk_block_q4_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
     FOR_EACH_TILE(rows, row_bytes, Q4_K_VNNI_TILE);
@@ -755,7 +755,7 @@ HK_TARGET_VNNI HK_INLINE void q6_k_tile_vnni(const hk_block_q6_k *blocks, const 
 
 HK_TARGET_VNNI static void range_q6_k_vnni(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(HK_QUANT_Q6_K, in);
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q6_K, in);
 #define Q6_K_VNNI_TILE(n) \
     q6_k_tile_vnni((const hk_block_q6_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
     FOR_EACH_TILE(rows, row_bytes, Q6_K_VNNI_TILE);
@@ -766,22 +766,22 @@ HK_TARGET_VNNI static void range_q6_k_vnni(const uint8_t *w, const uint8_t *pack
 
 static int select_kernel(int type, int isa, kernel *k) {
     switch (type) {
-    case HK_QUANT_Q8_0:
+    case HK_TYPE_Q8_0:
         if (isa == HK_ISA_AVX512) *k = (kernel){pack_q8_0_vnni, stride_q8_0_vnni, range_q8_0_vnni};
         else if (isa == HK_ISA_AVX2) *k = (kernel){pack_a32, stride_a32, range_q8_0_avx2};
         else *k = (kernel){pack_a32, stride_a32, range_q8_0_scalar};
         return 0;
-    case HK_QUANT_Q4_0:
+    case HK_TYPE_Q4_0:
         if (isa == HK_ISA_AVX512) *k = (kernel){pack_q4_0_vnni, stride_q4_0_vnni, range_q4_0_vnni};
         else if (isa == HK_ISA_AVX2) *k = (kernel){pack_a32, stride_a32, range_q4_0_avx2};
         else *k = (kernel){pack_a32, stride_a32, range_q4_0_scalar};
         return 0;
-    case HK_QUANT_Q4_K:
+    case HK_TYPE_Q4_K:
         if (isa == HK_ISA_AVX512) *k = (kernel){pack_q4_k_vnni, stride_q4_k_vnni, range_q4_k_vnni};
         else if (isa == HK_ISA_AVX2) *k = (kernel){pack_q8_k, stride_q8_k, range_q4_k_avx2};
         else *k = (kernel){pack_q8_k, stride_q8_k, range_q4_k_scalar};
         return 0;
-    case HK_QUANT_Q6_K:
+    case HK_TYPE_Q6_K:
         if (isa == HK_ISA_AVX512) *k = (kernel){pack_q6_k_vnni, stride_q6_k_vnni, range_q6_k_vnni};
         else if (isa == HK_ISA_AVX2) *k = (kernel){pack_q8_k, stride_q8_k, range_q6_k_avx2};
         else *k = (kernel){pack_q8_k, stride_q8_k, range_q6_k_scalar};

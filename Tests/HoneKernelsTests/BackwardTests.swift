@@ -114,25 +114,25 @@ private struct LinearWeight {
     let bytes: [UInt8]
     let values: [Float]
 
-    static let floatTypes: [(String, hk_linear_weight_type)] = [("f32", HK_LINEAR_F32), ("f16", HK_LINEAR_F16), ("bf16", HK_LINEAR_BF16)]
+    static let floatTypes: [(String, hk_type)] = [("f32", HK_TYPE_F32), ("f16", HK_TYPE_F16), ("bf16", HK_TYPE_BF16)]
 
     init(_ name: String, out: Int, in inputs: Int, generator: inout SeededGenerator) {
         let floats = generator.floats(out * inputs)
         self.name = name
         switch name {
         case "f32":
-            type = Int32(HK_LINEAR_F32.rawValue)
+            type = Int32(HK_TYPE_F32.rawValue)
             values = floats
             bytes = floats.withUnsafeBytes { Array($0) }
         case "f16", "bf16":
             var half = [UInt16](repeating: 0, count: floats.count)
             var widened = [Float](repeating: 0, count: floats.count)
             if name == "f16" {
-                type = Int32(HK_LINEAR_F16.rawValue)
+                type = Int32(HK_TYPE_F16.rawValue)
                 hk_convert_f32_to_f16(floats, &half, floats.count)
                 hk_convert_f16_to_f32_ref(half, &widened, half.count)
             } else {
-                type = Int32(HK_LINEAR_BF16.rawValue)
+                type = Int32(HK_TYPE_BF16.rawValue)
                 hk_convert_f32_to_bf16(floats, &half, floats.count)
                 hk_convert_bf16_to_f32_ref(half, &widened, half.count)
             }
@@ -591,7 +591,7 @@ extension KernelTests {
                 // Per element: sum_o |dy w| (the scale of f32 rounding in a sum of `out` products), from the f32
                 // reference applied to absolute values.
                 var magnitude = [Float](repeating: 0, count: rows * inputs)
-                hk_linear_backward_input_ref(weight.values.map(abs), Int32(HK_LINEAR_F32.rawValue), dy.map(abs), &magnitude,
+                hk_linear_backward_input_ref(weight.values.map(abs), Int32(HK_TYPE_F32.rawValue), dy.map(abs), &magnitude,
                                              Int32(rows), Int32(inputs), Int32(out), 0)
                 for accumulate in [false, true] {
                     var expected = start
@@ -640,7 +640,7 @@ extension KernelTests {
                     if quantized {
                         _ = hk_matmul_many_quant_ref(weight.type, raw.baseAddress, input, &y, Int32(rows), Int32(inputs), Int32(out))
                     } else {
-                        let type = name == "f32" ? HK_WEIGHT_F32 : name == "f16" ? HK_WEIGHT_F16 : HK_WEIGHT_BF16
+                        let type = name == "f32" ? HK_TYPE_F32 : name == "f16" ? HK_TYPE_F16 : HK_TYPE_BF16
                         hk_matmul_many(raw.baseAddress, Int32(type.rawValue), input, &y, Int32(rows), Int32(inputs), Int32(out))
                     }
                 }
@@ -654,10 +654,10 @@ extension KernelTests {
     }
 
     @Test func linearBackwardInputRejectsBadTypes() {
-        #expect(hk_linear_backward_input_supported(Int32(HK_LINEAR_BF16.rawValue), 100) == 1)
-        #expect(hk_linear_backward_input_supported(Int32(HK_LINEAR_Q4_K.rawValue), 512) == 1)
-        #expect(hk_linear_backward_input_supported(Int32(HK_LINEAR_Q4_K.rawValue), 100) == 0)
-        #expect(hk_linear_backward_input_supported(Int32(HK_QUANT_Q8_K.rawValue), 256) == 0)
+        #expect(hk_linear_backward_input_supported(Int32(HK_TYPE_BF16.rawValue), 100) == 1)
+        #expect(hk_linear_backward_input_supported(Int32(HK_TYPE_Q4_K.rawValue), 512) == 1)
+        #expect(hk_linear_backward_input_supported(Int32(HK_TYPE_Q4_K.rawValue), 100) == 0)
+        #expect(hk_linear_backward_input_supported(Int32(HK_TYPE_Q8_K.rawValue), 256) == 0)
         #expect(hk_linear_backward_input_supported(7, 256) == 0)
         var dx = [Float](repeating: 0, count: 2 * 64)
         let weight = [Float](repeating: 1, count: 3 * 64)
@@ -665,9 +665,9 @@ extension KernelTests {
         #expect(dx.allSatisfy { $0.isNaN })
         // out = 0: the gradient is zero (written) or unchanged (accumulated).
         dx = [Float](repeating: 5, count: 2 * 64)
-        hk_linear_backward_input(weight, Int32(HK_LINEAR_F32.rawValue), [], &dx, 2, 64, 0, 1)
+        hk_linear_backward_input(weight, Int32(HK_TYPE_F32.rawValue), [], &dx, 2, 64, 0, 1)
         #expect(dx.allSatisfy { $0 == 5 })
-        hk_linear_backward_input(weight, Int32(HK_LINEAR_F32.rawValue), [], &dx, 2, 64, 0, 0)
+        hk_linear_backward_input(weight, Int32(HK_TYPE_F32.rawValue), [], &dx, 2, 64, 0, 0)
         #expect(dx.allSatisfy { $0 == 0 })
     }
 
@@ -696,7 +696,7 @@ extension KernelTests {
                     best {
                         weight.bytes.withUnsafeBytes { raw in
                             if name == "f16" {
-                                hk_matmul_many(raw.baseAddress, Int32(HK_WEIGHT_F16.rawValue), x, &y, Int32(rows), Int32(inputs), Int32(out))
+                                hk_matmul_many(raw.baseAddress, Int32(HK_TYPE_F16.rawValue), x, &y, Int32(rows), Int32(inputs), Int32(out))
                             } else {
                                 _ = hk_matmul_many_quant(weight.type, raw.baseAddress, x, &y, Int32(rows), Int32(inputs), Int32(out))
                             }

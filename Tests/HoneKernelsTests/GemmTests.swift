@@ -5,9 +5,9 @@ import HoneKernels
 extension KernelTests {
     private static func weightType(_ type: MatmulWeightType) -> Int32 {
         switch type {
-        case .f32: return Int32(HK_WEIGHT_F32.rawValue)
-        case .f16: return Int32(HK_WEIGHT_F16.rawValue)
-        case .bf16: return Int32(HK_WEIGHT_BF16.rawValue)
+        case .f32: return Int32(HK_TYPE_F32.rawValue)
+        case .f16: return Int32(HK_TYPE_F16.rawValue)
+        case .bf16: return Int32(HK_TYPE_BF16.rawValue)
         }
     }
 

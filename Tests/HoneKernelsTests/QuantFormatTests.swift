@@ -11,9 +11,9 @@ import HoneKernels
         #expect(MemoryLayout<hk_block_q4_k>.size == 144)
         #expect(MemoryLayout<hk_block_q6_k>.size == 210)
         #expect(MemoryLayout<hk_block_q8_k>.size == 292)
-        let expected: [(hk_quant_type, Int64, Int)] = [
-            (HK_QUANT_Q4_0, 32, 18), (HK_QUANT_Q8_0, 32, 34), (HK_QUANT_Q4_K, 256, 144), (HK_QUANT_Q6_K, 256, 210),
-            (HK_QUANT_Q8_K, 256, 292),
+        let expected: [(hk_type, Int64, Int)] = [
+            (HK_TYPE_Q4_0, 32, 18), (HK_TYPE_Q8_0, 32, 34), (HK_TYPE_Q4_K, 256, 144), (HK_TYPE_Q6_K, 256, 210),
+            (HK_TYPE_Q8_K, 256, 292),
         ]
         for (type, size, bytes) in expected {
             let id = Int32(type.rawValue)
@@ -22,11 +22,11 @@ import HoneKernels
             #expect(hk_quant_row_bytes(id, 4 * size) == 4 * bytes, "type \(id)")
         }
         // ggml's type ids, as stored in GGUF files.
-        let ids = [HK_QUANT_Q4_0, HK_QUANT_Q8_0, HK_QUANT_Q4_K, HK_QUANT_Q6_K, HK_QUANT_Q8_K].map(\.rawValue)
+        let ids = [HK_TYPE_Q4_0, HK_TYPE_Q8_0, HK_TYPE_Q4_K, HK_TYPE_Q6_K, HK_TYPE_Q8_K].map(\.rawValue)
         #expect(ids == [2, 8, 12, 14, 15])
         #expect(hk_quant_block_size(3) == 0 && hk_quant_block_bytes(3) == 0)
         var y = [UInt8](repeating: 0, count: 64)
-        #expect(hk_quantize(Int32(HK_QUANT_Q8_0.rawValue), [Float](repeating: 0, count: 33), &y, 1, 33) == -1)
+        #expect(hk_quantize(Int32(HK_TYPE_Q8_0.rawValue), [Float](repeating: 0, count: 33), &y, 1, 33) == -1)
         #expect(hk_quantize(3, [Float](repeating: 0, count: 32), &y, 1, 32) == -1)
     }
 

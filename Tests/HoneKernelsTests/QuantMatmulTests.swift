@@ -227,9 +227,9 @@ extension KernelTests {
         var y = [Float](repeating: 0, count: 4)
         let w = [UInt8](repeating: 0, count: 256)
         let x = [Float](repeating: 0, count: 64)
-        #expect(hk_matmul_rows_quant(Int32(HK_QUANT_Q8_K.rawValue), w, x, &y, 1, 32, 1) == -1)
-        #expect(hk_matmul_rows_quant(Int32(HK_QUANT_Q8_0.rawValue), w, x, &y, 1, 33, 1) == -1)
-        #expect(hk_matmul_many_quant(Int32(HK_QUANT_Q4_K.rawValue), w, x, &y, 1, 32, 1) == -1)
-        #expect(hk_matmul_rows_quant(Int32(HK_QUANT_Q8_0.rawValue), w, x, &y, 0, 32, 1) == 0)
+        #expect(hk_matmul_rows_quant(Int32(HK_TYPE_Q8_K.rawValue), w, x, &y, 1, 32, 1) == -1)
+        #expect(hk_matmul_rows_quant(Int32(HK_TYPE_Q8_0.rawValue), w, x, &y, 1, 33, 1) == -1)
+        #expect(hk_matmul_many_quant(Int32(HK_TYPE_Q4_K.rawValue), w, x, &y, 1, 32, 1) == -1)
+        #expect(hk_matmul_rows_quant(Int32(HK_TYPE_Q8_0.rawValue), w, x, &y, 0, 32, 1) == 0)
     }
 }

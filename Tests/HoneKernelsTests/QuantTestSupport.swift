@@ -8,10 +8,10 @@ enum QuantType: String, CaseIterable, Sendable, CustomStringConvertible {
 
     var id: Int32 {
         switch self {
-        case .q8_0: return Int32(HK_QUANT_Q8_0.rawValue)
-        case .q4_0: return Int32(HK_QUANT_Q4_0.rawValue)
-        case .q4_k: return Int32(HK_QUANT_Q4_K.rawValue)
-        case .q6_k: return Int32(HK_QUANT_Q6_K.rawValue)
+        case .q8_0: return Int32(HK_TYPE_Q8_0.rawValue)
+        case .q4_0: return Int32(HK_TYPE_Q4_0.rawValue)
+        case .q4_k: return Int32(HK_TYPE_Q4_K.rawValue)
+        case .q6_k: return Int32(HK_TYPE_Q6_K.rawValue)
         }
     }
 

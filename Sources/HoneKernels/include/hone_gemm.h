@@ -9,17 +9,13 @@
 extern "C" {
 #endif
 
-typedef enum {
-    HK_WEIGHT_F32 = 0,
-    HK_WEIGHT_F16 = 1,
-    HK_WEIGHT_BF16 = 2,
-} hk_weight_type;
+#include "hone_types.h"
 
 /// y[r, o] = sum_i w[o, i] * x[r, i] for many rows.
 /// The weight is cut into tiles of output rows; each OpenMP thread converts its tile to f32 (f16/bf16) in a
 /// private buffer and multiplies it with single-threaded sgemm, so OpenMP alone owns the cores (OpenBLAS's
 /// own thread pool is set to one thread) and no full f32 copy of the weight is ever made.
-void hk_matmul_many(const void *w /* [out, in] of weight_type */, int weight_type,
+void hk_matmul_many(const void *w /* [out, in] of weight_type (hk_type: F32, F16 or BF16) */, int weight_type,
                     const float *x /* [rows, in] */, float *y /* [rows, out] */, int rows, int in, int out);
 /// Naive triple loop with double accumulation: the reference for hk_matmul_many.
 void hk_matmul_many_ref(const void *w /* [out, in] of weight_type */, int weight_type,

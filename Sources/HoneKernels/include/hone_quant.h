@@ -23,15 +23,7 @@ extern "C" {
 
 // MARK: - Types and block layouts
 
-/// ggml's type ids (the values GGUF files store).
-typedef enum {
-    HK_QUANT_Q4_0 = 2,
-    HK_QUANT_Q5_0 = 6,
-    HK_QUANT_Q8_0 = 8,
-    HK_QUANT_Q4_K = 12,
-    HK_QUANT_Q6_K = 14,
-    HK_QUANT_Q8_K = 15,
-} hk_quant_type;
+#include "hone_types.h"
 
 #define HK_QK8_0 32
 #define HK_QK4_0 32

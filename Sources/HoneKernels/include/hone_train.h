@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hone_types.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -100,18 +102,7 @@ void hk_log_softmax_gather_backward_ref(float *logits /* [rows, vocab] in: logit
 
 // MARK: - Frozen linear layer, input gradient
 
-/// weight_type for hk_linear_backward_input: ggml's type ids throughout, i.e. exactly HoneKit's
-/// `DType.ggmlType`. NOTE bf16 is 30 here, not HK_WEIGHT_BF16 (2), which is ggml's id of Q4_0; f32 (0) and f16
-/// (1) coincide with hk_weight_type.
-typedef enum {
-    HK_LINEAR_F32 = 0,
-    HK_LINEAR_F16 = 1,
-    HK_LINEAR_Q4_0 = 2,
-    HK_LINEAR_Q8_0 = 8,
-    HK_LINEAR_Q4_K = 12,
-    HK_LINEAR_Q6_K = 14,
-    HK_LINEAR_BF16 = 30,
-} hk_linear_weight_type;
+/// weight_type for hk_linear_backward_input: an hk_type (F32, F16, BF16 or a quantized type).
 
 /// 1 when hk_linear_backward_input accepts this weight type and input width (quantized types need `in` to be a
 /// multiple of their block size, 32 or 256), else 0.

@@ -56,14 +56,7 @@ public struct Linear: @unchecked Sendable {
             default: preconditionFailure("block types are handled above")
             }
         } else {
-            let type: hk_weight_type
-            switch weight.dtype {
-            case .f32: type = HK_WEIGHT_F32
-            case .f16: type = HK_WEIGHT_F16
-            case .bf16: type = HK_WEIGHT_BF16
-            default: preconditionFailure("block types are handled above")
-            }
-            hk_matmul_many(weight.data, Int32(type.rawValue), x, y, Int32(rows), input, output)
+            hk_matmul_many(weight.data, Int32(weight.dtype.ggmlType), x, y, Int32(rows), input, output)
         }
         if let bias { hk_add_bias(y, bias.pointer, Int32(rows), output) }
     }
