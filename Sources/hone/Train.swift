@@ -141,10 +141,10 @@ struct TrainingArguments: ParsableArguments {
         return options
     }
 
-    func loraConfiguration(modelType: String, _ defaults: ObjectiveDefaults) throws -> LoRAConfiguration {
+    func loraConfiguration(architecture: ModelArchitecture, _ defaults: ObjectiveDefaults) throws -> LoRAConfiguration {
         LoRAConfiguration(rank: loraR ?? defaults.loraR, alpha: loraAlpha ?? defaults.loraAlpha,
                           dropout: loraDropout ?? defaults.loraDropout,
-                          targetModules: try TargetModuleList.parse(loraTargetModules ?? defaults.loraTargetModules, modelType: modelType),
+                          targetModules: try architecture.adaptableModules.resolve(loraTargetModules ?? defaults.loraTargetModules, architecture: architecture.name),
                           useRSLoRA: useRSLoRA)
     }
 }
@@ -239,7 +239,7 @@ enum TrainingLauncher {
         if let initAdapter = arguments.initAdapter {
             adapters = try PEFTAdapter.load(directory: initAdapter, for: base.model).0
         } else {
-            adapters = try AdapterSet.makeNew(configuration: try arguments.loraConfiguration(modelType: base.config.modelType, defaults),
+            adapters = try AdapterSet.makeNew(configuration: try arguments.loraConfiguration(architecture: base.config.architecture, defaults),
                                               model: base.model, seed: arguments.seed)
         }
         try prepare?(adapters, arguments.initAdapter != nil)
@@ -280,24 +280,5 @@ enum TrainingLauncher {
             if let evalLoss = last.evalLoss { line += String(format: ", eval loss %.4f", evalLoss) }
             log.write(Data("\(line); adapter in \(arguments.outputDir)\n".utf8))
         }
-    }
-}
-
-/// `--lora-target-modules` as alpaca-lora's scripts write it: "[q_proj,v_proj]", "['q_proj', 'v_proj']",
-/// "q_proj,v_proj", with short names (q, k, v, o, gate, up, down) allowed.
-enum TargetModuleList {
-    static func parse(_ text: String, modelType: String) throws -> [String] {
-        let cleaned = text.filter { !"[]'\" ".contains($0) }
-        let names = cleaned.split(separator: ",").map(String.init).filter { !$0.isEmpty }
-        guard !names.isEmpty else { throw ValidationError("--lora-target-modules is empty") }
-        let short: [String: String] = modelType == "opt"
-            ? ["q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "out_proj", "up": "fc1", "down": "fc2"]
-            : ["q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "gate_proj", "up": "up_proj", "down": "down_proj"]
-        var result: [String] = []
-        for name in names {
-            let full = short[name] ?? name
-            if !result.contains(full) { result.append(full) }
-        }
-        return result
     }
 }

@@ -324,7 +324,7 @@ struct GGUFAdapterTests {
         let fixture = try LoRAFixture("llama-gqa")
         let loaded = try LoadedModel.open(Repository.fixture("gguf/llama-gqa-f32.gguf"))
         try loaded.attachAdapter(directory: fixture.directory + "/adapter")
-        let engine = try TrainingEngine(loaded: loaded, adapters: (loaded.model as! AdaptableModel).adapters!)
+        let engine = try TrainingEngine(loaded: loaded, adapters: (loaded.model as! AdaptableModel).adapters as! AdapterSet)
         let logprobs = try engine.logProbabilities(fixture.rows)
         for (index, row) in fixture.rows.enumerated() {
             for (slot, target) in row.targets.enumerated() {

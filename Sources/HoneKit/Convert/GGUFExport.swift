@@ -96,8 +96,6 @@ public enum GGUFExport {
         return .f32
     }
 
-    static let supportedGGUFArchitectures = ["llama", "mistral", "qwen2"]
-
     /// A GGUF: metadata copied in order (llama-quantize rewrites general.quantization_version and
     /// general.file_type at the end, and so does this), tensors in the loader's order.
     static func ggufSource(path: String, scheme: QuantizationScheme) throws -> Source {
@@ -105,7 +103,7 @@ public enum GGUFExport {
         guard let architecture = gguf.architecture else {
             throw HoneError.missingConfigKey(path: path, key: "general.architecture")
         }
-        guard supportedGGUFArchitectures.contains(architecture) else {
+        guard ModelArchitectures.forGGUF(architecture)?.ggufNames != nil else {
             throw HoneError.unsupportedArchitecture(name: architecture, path: path)
         }
         guard let layers = gguf.integer("\(architecture).block_count") else {
@@ -131,27 +129,25 @@ public enum GGUFExport {
         let configPath = (directory as NSString).appendingPathComponent("config.json")
         let rawConfig = try JSONConfig(path: configPath)
         let config = try ModelConfig.fromHuggingFace(path: configPath)
-        guard ["llama", "mistral", "qwen2"].contains(config.modelType) else {
+        guard let names = config.architecture.ggufNames else {
             // OPT and the like: llama.cpp has no such architecture, so a GGUF of it would load nowhere.
-            throw HoneError.invalidConfig(path: configPath, message: "model_type '\(config.modelType)' has no GGUF form that llama.cpp loads (llama, mistral and qwen2 can be written as GGUF)")
+            let writable = ModelArchitectures.all.filter { $0.ggufNames != nil }.flatMap { $0.huggingFaceModelTypes.keys.sorted() }
+            throw HoneError.invalidConfig(path: configPath, message: "model_type '\(config.modelType)' has no GGUF form that llama.cpp loads (\(writable.joined(separator: ", ")) can be written as GGUF)")
         }
-        let architecture = config.modelType == "qwen2" ? "qwen2" : "llama"
+        let architecture = names.architecture(config.modelType)
+        let permuted = names.permutedRows(architecture, config)
         let store = try SafetensorsStore(directory: directory)
         var tensors: [ExportTensor] = []
         for name in store.tensorNames {
             if name.hasSuffix(".rotary_emb.inv_freq") { continue }
             if name == "lm_head.weight", config.tieWordEmbeddings { continue }
-            guard let ggufName = LlamaTensorNames.gguf(fromHuggingFace: name) else {
+            guard let ggufName = names.gguf(name) else {
                 throw HoneError.invalidConfig(path: store.location, message: "tensor '\(name)' has no GGUF counterpart in llama.cpp's \(architecture) layout")
             }
             let view = try store.tensor(name)
             var sourceRow: ((Int) -> Int)? = nil
-            if architecture == "llama" {
-                if name.contains("self_attn.q_proj.") {
-                    sourceRow = RotaryPermutation.ggufRowSource(rows: view.shape[0], heads: config.headCount)
-                } else if name.contains("self_attn.k_proj.") {
-                    sourceRow = RotaryPermutation.ggufRowSource(rows: view.shape[0], heads: config.keyValueHeadCount)
-                }
+            if let heads = permuted[ggufStem(ggufName)] {
+                sourceRow = RotaryPermutation.ggufRowSource(rows: view.shape[0], heads: heads)
             }
             // The converter writes 1-D tensors (norms, biases) as F32 whatever the output type.
             let planned: DType = view.shape.count <= 1 ? .f32 : view.dtype
@@ -233,5 +229,13 @@ public enum GGUFExport {
                 / Float(highFrequencyFactor - lowFrequencyFactor)
             return 1 / ((1 - smooth) / Float(factor) + smooth)
         }
+    }
+
+    /// "blk.3.attn_q.weight" → "attn_q"; "token_embd.weight" → "token_embd".
+    static func ggufStem(_ name: String) -> String {
+        var parts = name.split(separator: ".").map(String.init)
+        if parts.count > 1 { parts.removeLast() }
+        if parts.first == "blk", parts.count >= 3 { parts.removeFirst(2) }
+        return parts.joined(separator: ".")
     }
 }

@@ -17,7 +17,11 @@ public enum HuggingFaceExport {
                              warn: (String) -> Void = { _ in },
                              progress: ((Int, Int, Int) -> Void)? = nil) throws -> Summary {
         let gguf = try GGUFFile(path: path)
-        let config = try ModelConfig.fromGGUF(gguf)  // refuses architectures other than llama, mistral, qwen2
+        let config = try ModelConfig.fromGGUF(gguf)  // refuses architectures the registry does not know
+        guard let names = config.architecture.ggufNames else {
+            throw HoneError.unsupportedArchitecture(name: config.modelType, path: path)
+        }
+        let permuted = names.permutedRows(gguf.architecture ?? config.modelType, config)
         if gguf.tensorInfos.contains(where: { $0.name == "rope_freqs.weight" }) {
             throw HoneError.invalidConfig(path: path, message: "rope_freqs.weight (Llama 3 rope scaling) cannot be written back as config.json rope_scaling exactly; convert the original HF model instead")
         }
@@ -37,17 +41,13 @@ public enum HuggingFaceExport {
         // Tensors: HF names, Llama's Q/K rows un-permuted, one output dtype for all (as HF checkpoints have it).
         var entries: [ExportTensor] = []
         for info in gguf.tensorInfos {
-            guard let name = LlamaTensorNames.huggingFace(fromGGUF: info.name) else {
+            guard let name = names.huggingFace(info.name) else {
                 throw HoneError.invalidConfig(path: path, message: "tensor '\(info.name)' has no Hugging Face counterpart")
             }
             let view = try gguf.tensorView(info)
             var sourceRow: ((Int) -> Int)? = nil
-            if config.ropeInterleaved {
-                if info.name.hasSuffix("attn_q.weight") || info.name.hasSuffix("attn_q.bias") {
-                    sourceRow = RotaryPermutation.huggingFaceRowSource(rows: info.shape[0], heads: config.headCount)
-                } else if info.name.hasSuffix("attn_k.weight") || info.name.hasSuffix("attn_k.bias") {
-                    sourceRow = RotaryPermutation.huggingFaceRowSource(rows: info.shape[0], heads: config.keyValueHeadCount)
-                }
+            if let heads = permuted[GGUFExport.ggufStem(info.name)] {
+                sourceRow = RotaryPermutation.huggingFaceRowSource(rows: info.shape[0], heads: heads)
             }
             entries.append(ExportTensor(name: name, shape: info.shape, source: view, sourceRow: sourceRow, plannedType: dtype))
         }
@@ -129,9 +129,8 @@ public enum HuggingFaceExport {
     static func decimal(_ value: Double) -> Double { Double(String(describing: Float(value))) ?? value }
 
     static func configJSON(_ config: ModelConfig, gguf: GGUFFile, embeddingRows: Int, dtype: DType) -> [String: Any] {
-        let architectures = ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"]
         var json: [String: Any] = [
-            "architectures": [architectures[config.modelType] ?? "LlamaForCausalLM"],
+            "architectures": [config.architecture.huggingFaceModelTypes[config.modelType] ?? "LlamaForCausalLM"],
             "model_type": config.modelType,
             "hidden_size": config.hiddenSize,
             "intermediate_size": config.intermediateSize,

@@ -144,3 +144,14 @@ public struct JudgmentConversion {
         return table.render()
     }
 }
+
+// MARK: - Reading CUT training data
+
+public enum JudgmentData {
+    /// Reads CUT training data: a JSON array or JSONL of `{instruction, input?, output, judgment, score?}` (what
+    /// `hone data judgments` writes, CUT's `data/iter/*.json`). `judgment` must be present: a string, or null for
+    /// an acceptable reply.
+    public static func read(path: String) throws -> [JudgmentRecord] {
+        try readDataRecords(path: path).map { try JudgmentConversion.cutRecord($0) }
+    }
+}

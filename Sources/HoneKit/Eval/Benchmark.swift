@@ -59,26 +59,6 @@ public enum Benchmark {
     }
 }
 
-/// Peak resident set size of this process in bytes (getrusage reports KiB on Linux).
-public func peakResidentBytes() -> Int {
-    var usage = rusage()
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-    return Int(usage.ru_maxrss) * 1024
-}
-
-/// A small, fast, seedable generator (SplitMix64) for reproducible random choices.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Tokenizer throughput: every text encoded without special tokens, best time of several passes.
 public enum TokenizerBenchmark {
     public struct Result: Sendable {

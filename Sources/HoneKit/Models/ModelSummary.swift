@@ -85,12 +85,7 @@ public struct ModelSummary: Sendable {
             "attention:    \(config.headCount) heads, \(config.keyValueHeadCount) kv heads, head_dim \(config.headDimension)",
             "vocabulary:   \(config.vocabularySize), context \(config.maxPositionEmbeddings)",
         ]
-        if config.modelType == "opt" {
-            lines.append("opt:          word_embed_proj_dim \(config.wordEmbedProjectionDimension), layer norm \(config.layerNormBefore ? "before" : "after")")
-        } else {
-            lines.append("rope:         theta \(config.ropeTheta), scaling \(config.ropeScaling.summary)\(config.ropeInterleaved ? ", interleaved (GGUF)" : "")")
-            lines.append("norm eps:     \(config.normEpsilon), tied embeddings \(config.tieWordEmbeddings)")
-        }
+        lines += config.architecture.summaryLines(config)
         lines.append("tokens:       bos \(config.bosTokenID.map(String.init) ?? "none"), eos \(config.eosTokenIDs.isEmpty ? "none" : config.eosTokenIDs.map(String.init).joined(separator: ","))")
         lines.append("tokenizer:    \(tokenizer)")
         return lines

@@ -33,7 +33,7 @@ public enum HoneError: Error, CustomStringConvertible, Equatable {
         case .invalidConfig(let path, let message):
             return "\(path): \(message)"
         case .unsupportedArchitecture(let name, let path):
-            return "\(path): unsupported architecture '\(name)' (supported: \(ModelRegistry.supportedNames.joined(separator: ", ")))"
+            return "\(path): unsupported architecture '\(name)' (supported: \(ModelArchitectures.supportedNames.joined(separator: ", ")))"
         case .missingTensor(let name, let path):
             return "\(path): missing tensor '\(name)'"
         case .tensorShape(let name, let expected, let actual, let path):

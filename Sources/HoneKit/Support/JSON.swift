@@ -53,3 +53,14 @@ private struct JSONTree: Decodable {
         }
     }
 }
+
+/// JSON's name for the type of a value from `parseJSON` (for error messages).
+func jsonTypeName(_ value: Any) -> String {
+    if value is NSNull { return "null" }
+    if value is [Any] { return "an array" }
+    if value is [String: Any] { return "an object" }
+    if jsonDouble(value) != nil { return "a number" }
+    if type(of: value) == Bool.self || (value as? NSNumber) != nil { return "a boolean" }
+    if value is String { return "a string" }
+    return "\(type(of: value))"
+}

@@ -51,3 +51,10 @@ public enum Interrupt {
     public static var isPending: Bool { hk_interrupt_pending() != 0 }
     public static func clear() { hk_interrupt_clear() }
 }
+
+/// Peak resident set size of this process in bytes (getrusage reports KiB on Linux).
+public func peakResidentBytes() -> Int {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Int(usage.ru_maxrss) * 1024
+}

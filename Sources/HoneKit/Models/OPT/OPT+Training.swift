@@ -69,13 +69,11 @@ extension OPTModel: TrainableModel {
         let hidden = config.hiddenSize
         let count = total * hidden
         let ffn = config.intermediateSize
-        let set = adapters
         let preNorm = config.layerNormBefore
         func linear(_ module: String, _ base: Linear, input: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                     into gradient: UnsafeMutablePointer<Float>, accumulate: Bool) {
-            backwardAdapted(base, adapter: set?.adapter(layer: index, module: module), set: set, layer: index, module: module,
-                            input: input, outputGradient: dy, rows: total, inputGradient: gradient, accumulate: accumulate,
-                            tape: tape)
+            backwardAdapted(base, layer: index, module: module, input: input, outputGradient: dy, rows: total,
+                            inputGradient: gradient, accumulate: accumulate, tape: tape)
         }
         var dx = incoming
         if !preNorm {

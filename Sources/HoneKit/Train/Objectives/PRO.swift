@@ -147,3 +147,29 @@ public final class RankingObjective: TrainingObjective {
         return total / Double(validation.count)
     }
 }
+
+// MARK: - Tokenized rows
+
+extension RankingData {
+    /// One PRO row (ScalingAlignment data_manager.py, methods.md §2.6): the prompt, when longer than
+    /// `maxPromptLength` ids (BOS included), keeps its BOS and last ids and goes back to text (the decode/encode
+    /// round trip); the row is `prompt + " " + suffix` with BOS, then EOS (Hone's EOS policy: every response ends
+    /// with a scored EOS, where the reference scores one only for rows shorter than the longest of the batch), cut on
+    /// the right to `blockSize`. Scored: every token after the prompt's ids. Nil when no token is left to score.
+    public static func row(turns: [String], suffix: String, tokenizer: Tokenizer, blockSize: Int, maxPromptLength: Int) -> TargetedRow? {
+        var prompt = promptText(turns)
+        var promptIDs = tokenizer.encode(prompt, addSpecialTokens: true, parseSpecial: false)
+        if promptIDs.count > maxPromptLength {
+            let hasBOS = tokenizer.bosTokenID != nil && promptIDs.first == tokenizer.bosTokenID
+            let body = promptIDs.dropFirst(hasBOS ? 1 : 0)
+            prompt = tokenizer.decode(Array(body.suffix(max(0, maxPromptLength - (hasBOS ? 1 : 0)))), skipSpecialTokens: true)
+            promptIDs = tokenizer.encode(prompt, addSpecialTokens: true, parseSpecial: false)
+        }
+        var tokens = tokenizer.encode(prompt + " " + suffix, addSpecialTokens: true, parseSpecial: false)
+        if let eos = tokenizer.eosTokenID, tokens.last != eos { tokens.append(eos) }
+        tokens = Array(tokens.prefix(blockSize))
+        let first = max(1, promptIDs.count)
+        guard first < tokens.count else { return nil }
+        return TargetedRow(tokens: tokens, targets: (first..<tokens.count).map { ($0 - 1, tokens[$0]) })
+    }
+}

@@ -58,12 +58,10 @@ extension LlamaModel: TrainableModel {
         let queryWidth = config.headCount * config.headDimension
         let kvWidth = config.keyValueHeadCount * config.headDimension
         let ffn = config.intermediateSize
-        let set = adapters
         func linear(_ module: String, _ base: Linear, input: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                     into gradient: UnsafeMutablePointer<Float>, accumulate: Bool) {
-            backwardAdapted(base, adapter: set?.adapter(layer: index, module: module), set: set, layer: index, module: module,
-                            input: input, outputGradient: dy, rows: total, inputGradient: gradient, accumulate: accumulate,
-                            tape: tape)
+            backwardAdapted(base, layer: index, module: module, input: input, outputGradient: dy, rows: total,
+                            inputGradient: gradient, accumulate: accumulate, tape: tape)
         }
 
         // MLP half: x_out = mid + down(silu(gate(n2)) · up(n2)), n2 = norm(mid).

@@ -6,7 +6,7 @@ import HoneKernels
 public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     public let config: ModelConfig
     /// LoRA adapters applied in every forward pass, when attached.
-    public var adapters: AdapterSet?
+    public var adapters: (any LinearAdapters)?
     let embedding: Embedding
     let layers: [Block]
     let finalNorm: RMSNorm
@@ -161,10 +161,8 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let queryWidth = config.headCount * config.headDimension
         let kvWidth = config.keyValueHeadCount * config.headDimension
         let ffn = config.intermediateSize
-        let set = adapters
         func linear(_ module: String, _ base: Linear, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
-            applyAdapted(base, adapter: set?.adapter(layer: index, module: module), set: set, layer: index, module: module,
-                         input, rows: total, into: output, tape: tape)
+            applyAdapted(base, layer: index, module: module, input, rows: total, into: output, tape: tape)
         }
         if keepResidual { tape.buffer("input", count: total * hidden).pointer.update(from: x, count: total * hidden) }
 
@@ -198,8 +196,11 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
 
     public var storedRowOrders: [String: [Int]] {
         guard config.ropeInterleaved else { return [:] }
-        return ["q_proj": interleavedRotaryRowOrder(heads: config.headCount, headDimension: config.headDimension),
-                "k_proj": interleavedRotaryRowOrder(heads: config.keyValueHeadCount, headDimension: config.headDimension)]
+        func order(heads: Int) -> [Int] {
+            let rows = heads * config.headDimension
+            return (0..<rows).map(RotaryPermutation.ggufRowSource(rows: rows, heads: heads))
+        }
+        return ["q_proj": order(heads: config.headCount), "k_proj": order(heads: config.keyValueHeadCount)]
     }
 
     public func baseLinear(layer: Int, module: String) -> Linear? {

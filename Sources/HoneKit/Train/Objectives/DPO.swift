@@ -222,3 +222,77 @@ public final class DirectPreferenceObjective: TrainingObjective {
         return pairs.reduce(0.0) { $0 + DPOLoss.pair($1, settings: settings).loss } / Double(pairs.count)
     }
 }
+
+// MARK: - Tokenized pairs
+
+/// A tokenized preference pair: the prompt (with the tokenizer's BOS) and each completion (EOS last).
+public struct PreferenceExample: Sendable, Equatable {
+    public var prompt: [Int32]
+    public var chosen: [Int32]
+    public var rejected: [Int32]
+
+    public init(prompt: [Int32], chosen: [Int32], rejected: [Int32]) {
+        self.prompt = prompt
+        self.chosen = chosen
+        self.rejected = rejected
+    }
+
+    /// prompt + completion, scoring every completion token (position t − 1 predicts token t).
+    static func row(prompt: [Int32], completion: [Int32]) -> TargetedRow {
+        let tokens = prompt + completion
+        let first = max(1, prompt.count)
+        return TargetedRow(tokens: tokens, targets: (first..<max(first, tokens.count)).map { ($0 - 1, tokens[$0]) })
+    }
+
+    public var chosenRow: TargetedRow { Self.row(prompt: prompt, completion: chosen) }
+    public var rejectedRow: TargetedRow { Self.row(prompt: prompt, completion: rejected) }
+    public var tokenCount: Int { 2 * prompt.count + chosen.count + rejected.count }
+
+    /// TRL's tokenization (HEAD, methods.md §4.4): the prompt, prompt + chosen and prompt + rejected are encoded
+    /// on their own (BOS as the tokenizer adds it) with the EOS id after each completion; the completion starts
+    /// where the encoded prompt stops being a prefix of both (a token merging across the boundary moves it left).
+    /// Truncation:
+    /// * without `maxPromptLength` (TRL HEAD, `keep_start`): each row is cut to `maxLength` tokens; a pair whose
+    ///   prompt alone fills `maxLength` gives nil (TRL drops it).
+    /// * with `maxPromptLength` (TRL v0.7.11's rule, `keep_end`): when prompt + the longer completion exceed
+    ///   `maxLength`, the prompt keeps its BOS and its last `maxPromptLength − 1` tokens, then completions are cut
+    ///   to `maxLength − prompt length`. (v0.7.11 cuts answers to `maxLength − maxPromptLength`, the same when the
+    ///   prompt was long; Hone always keeps the BOS, which v0.7.11 can lose.)
+    public static func tokenize(_ record: PreferenceRecord, tokenizer: Tokenizer, maxLength: Int?,
+                                maxPromptLength: Int?) -> PreferenceExample? {
+        let promptIDs = tokenizer.encode(record.prompt, addSpecialTokens: true, parseSpecial: false)
+        func full(_ completion: String) -> [Int32] {
+            var ids = tokenizer.encode(record.prompt + completion, addSpecialTokens: true, parseSpecial: false)
+            if let eos = tokenizer.eosTokenID, ids.last != eos { ids.append(eos) }
+            return ids
+        }
+        let chosenIDs = full(record.chosen), rejectedIDs = full(record.rejected)
+        func commonPrefix(_ a: [Int32], _ b: [Int32]) -> Int {
+            var count = 0
+            while count < min(a.count, b.count), a[count] == b[count] { count += 1 }
+            return count
+        }
+        let promptLength = min(commonPrefix(promptIDs, chosenIDs), commonPrefix(promptIDs, rejectedIDs))
+        var example = PreferenceExample(prompt: Array(promptIDs[..<promptLength]), chosen: Array(chosenIDs[promptLength...]),
+                                        rejected: Array(rejectedIDs[promptLength...]))
+        guard let maxLength else { return example }
+        if let maxPromptLength {
+            let longer = max(example.chosen.count, example.rejected.count)
+            if example.prompt.count + longer > maxLength {
+                let hasBOS = tokenizer.bosTokenID != nil && example.prompt.first == tokenizer.bosTokenID
+                let keep = max(0, maxPromptLength - (hasBOS ? 1 : 0))
+                let body = example.prompt.dropFirst(hasBOS ? 1 : 0)
+                example.prompt = (hasBOS ? [example.prompt[0]] : []) + Array(body.suffix(keep))
+                let room = max(0, maxLength - example.prompt.count)
+                example.chosen = Array(example.chosen.prefix(room))
+                example.rejected = Array(example.rejected.prefix(room))
+            }
+            return example.prompt.count < maxLength ? example : nil
+        }
+        guard example.prompt.count < maxLength else { return nil }
+        let room = maxLength - example.prompt.count
+        example.chosen = Array(example.chosen.prefix(room))
+        example.rejected = Array(example.rejected.prefix(room))
+        return example
+    }
+}

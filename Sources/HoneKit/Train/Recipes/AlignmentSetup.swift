@@ -44,7 +44,7 @@ public struct CUTTrainingSetup {
             try CUTExample.make(record, tokenizer: tokenizer, template: template, cutoffLength: cutoffLength, wrap: wrap,
                                 place: "\(dataPath): record \(index + 1)")
         }
-        let held = seededValidationSplit(count: examples.count, validationSize: validationSize, seed: seed)
+        let held = Set(try DataOrder.validationSplit(count: examples.count, validationSize: validationSize, seed: seed).validation)
         let training = examples.indices.filter { !held.contains($0) }.map { examples[$0] }
         let validation = examples.indices.filter { held.contains($0) }.map { examples[$0] }
         objective = ContrastiveUnlikelihoodObjective(
@@ -95,7 +95,7 @@ public struct DPOTrainingSetup {
         guard validationSize >= 0, validationSize < examples.count else {
             throw HoneError.invalidArgument("--val-set-size \(validationSize) leaves no training data: \(examples.count) usable pairs")
         }
-        let held = seededValidationSplit(count: examples.count, validationSize: validationSize, seed: seed)
+        let held = Set(try DataOrder.validationSplit(count: examples.count, validationSize: validationSize, seed: seed).validation)
         objective = try DirectPreferenceObjective(
             training: examples.indices.filter { !held.contains($0) }.map { examples[$0] },
             validation: examples.indices.filter { held.contains($0) }.map { examples[$0] }, settings: settings)
@@ -150,7 +150,7 @@ public struct PROTrainingSetup {
         guard validationSize >= 0, validationSize < examples.count else {
             throw HoneError.invalidArgument("--val-set-size \(validationSize) leaves no training data: \(examples.count) usable records")
         }
-        let held = seededValidationSplit(count: examples.count, validationSize: validationSize, seed: seed)
+        let held = Set(try DataOrder.validationSplit(count: examples.count, validationSize: validationSize, seed: seed).validation)
         let n = records[0].suffixes.count
         objective = RankingObjective(training: examples.indices.filter { !held.contains($0) }.map { examples[$0] },
                                      validation: examples.indices.filter { held.contains($0) }.map { examples[$0] },

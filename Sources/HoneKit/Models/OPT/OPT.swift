@@ -7,7 +7,7 @@ import HoneKernels
 public final class OPTModel: AdaptableModel, @unchecked Sendable {
     public let config: ModelConfig
     /// LoRA adapters applied in every forward pass, when attached.
-    public var adapters: AdapterSet?
+    public var adapters: (any LinearAdapters)?
     let embedding: Embedding
     let positions: Embedding
     let projectIn: Linear?
@@ -153,10 +153,8 @@ public final class OPTModel: AdaptableModel, @unchecked Sendable {
         let hidden = config.hiddenSize
         let ffn = config.intermediateSize
         let count = total * hidden
-        let set = adapters
         func linear(_ module: String, _ base: Linear, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
-            applyAdapted(base, adapter: set?.adapter(layer: index, module: module), set: set, layer: index, module: module,
-                         input, rows: total, into: output, tape: tape)
+            applyAdapted(base, layer: index, module: module, input, rows: total, into: output, tape: tape)
         }
         func keep(_ name: String) {
             if keepResidual { tape.buffer(name, count: count).pointer.update(from: x, count: count) }

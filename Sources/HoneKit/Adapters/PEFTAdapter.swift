@@ -91,7 +91,7 @@ public enum PEFTAdapter {
         let alpha = config["lora_alpha"].flatMap(jsonDouble) ?? Double(rank)
         let dropout = config["lora_dropout"].flatMap(jsonDouble) ?? 0
         let useRSLoRA = config["use_rslora"] as? Bool ?? false
-        let modules = AdaptableModules.forModelType(model.config.modelType)
+        let modules = model.config.architecture.adaptableModules
 
         let weightsPath = (directory as NSString).appendingPathComponent(weightsFile)
         guard FileManager.default.fileExists(atPath: weightsPath) else {

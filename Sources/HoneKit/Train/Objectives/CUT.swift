@@ -160,3 +160,73 @@ public final class ContrastiveUnlikelihoodObjective: TrainingObjective {
         validation.isEmpty ? .nan : try loss(of: validation, engine: engine, microBatchSize: microBatchSize)
     }
 }
+
+// MARK: - Tokenized instances
+
+/// How CUT's training text wraps the prompt (methods.md §1.3b).
+public enum CUTPromptWrap: String, CaseIterable, Sendable {
+    /// The released code: the formatted prompt is handed to the Alpaca prompter as the instruction, so it is
+    /// wrapped a second time in `prompt_no_input`.
+    case double
+    /// The paper: a single `prompt_no_input` / `prompt_no_input_judge`.
+    case single
+}
+
+/// One CUT training instance (methods.md §1.2): an Align-P row alone, or an Align-N row (prompt with the
+/// judgment) paired with its Misalign row (the same reply, prompt without the judgment). Each row scores its
+/// response tokens, EOS included; a pair scores the same number of tokens in both rows, aligned one to one.
+public struct CUTExample: Sendable {
+    public var like: TargetedRow
+    public var misalign: TargetedRow?
+
+    public var tokenCount: Int { like.tokens.count + (misalign?.tokens.count ?? 0) }
+
+    /// CUT's `tokenize` + `generate_and_tokenize_prompt` (finetune_unlikelihood.py, methods.md §1.4): the full
+    /// text (BOS as the tokenizer adds it) is cut from the LEFT to `cutoffLength` ids so the response stays whole,
+    /// then EOS is appended unless it is already last; the prompt alone is tokenized and cut the same way (no EOS),
+    /// and its length, less the difference in cut tokens, is masked (train_on_inputs False).
+    static func row(promptPieces: [PromptPiece], output: String, tokenizer: Tokenizer, template: PromptTemplate,
+                    cutoffLength: Int) -> TargetedRow {
+        var fullPieces = promptPieces
+        if !output.isEmpty { fullPieces.append(PromptPiece(.content, output)) }
+        func tokenize(_ pieces: [PromptPiece], appendEOS: Bool) -> (ids: [Int32], overflow: Int) {
+            var ids = template.encode(pieces, with: tokenizer)
+            let overflow = max(0, ids.count - cutoffLength)
+            ids = Array(ids.suffix(cutoffLength))
+            if appendEOS, let eos = tokenizer.eosTokenID, ids.last != eos { ids.append(eos) }
+            return (ids, overflow)
+        }
+        let full = tokenize(fullPieces, appendEOS: true)
+        let user = tokenize(promptPieces, appendEOS: false)
+        let promptLength = user.ids.count - (full.overflow - user.overflow)
+        var labels = full.ids
+        if promptLength > 0 {
+            labels.replaceSubrange(0..<min(promptLength, labels.count),
+                                   with: repeatElement(TrainingExample.ignoredLabel, count: min(promptLength, labels.count)))
+        }
+        return TargetedRow(tokens: full.ids, labels: labels)
+    }
+
+    /// The instance CUT builds from one record. `place` names the record in errors.
+    public static func make(_ record: JudgmentRecord, tokenizer: Tokenizer, template: PromptTemplate, cutoffLength: Int,
+                            wrap: CUTPromptWrap, place: String) throws -> CUTExample {
+        func prompt(judgment: String?) -> [PromptPiece] {
+            let inner = template.pieces(instruction: record.instruction, input: record.input, judgment: judgment)
+            switch wrap {
+            case .single: return inner
+            case .double: return template.pieces(instruction: PromptTemplate.join(inner), input: nil, judgment: nil)
+            }
+        }
+        let negative = record.isNegativeForCUT
+        let like = row(promptPieces: prompt(judgment: negative ? record.judgment : nil), output: record.output,
+                       tokenizer: tokenizer, template: template, cutoffLength: cutoffLength)
+        guard negative else { return CUTExample(like: like, misalign: nil) }
+        let misalign = row(promptPieces: prompt(judgment: nil), output: record.output, tokenizer: tokenizer,
+                           template: template, cutoffLength: cutoffLength)
+        guard like.targets.count == misalign.targets.count else {
+            throw HoneError.invalidArgument("\(place): the response tokenizes to \(like.targets.count) tokens after the judgment prompt "
+                + "but \(misalign.targets.count) after the plain prompt; CUT needs them aligned one to one")
+        }
+        return CUTExample(like: like, misalign: misalign)
+    }
+}

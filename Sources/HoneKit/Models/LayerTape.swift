@@ -4,7 +4,7 @@ import Foundation
 /// normalised inputs, queries/keys/values after rotation, the MLP's pre-activations, and each adapter's projection
 /// u = x Aᵀ. Inference passes one tape that every layer overwrites (scratch); training without checkpointing
 /// keeps one per layer; with checkpointing one is refilled by recomputing a layer just before its backward.
-final class LayerTape: @unchecked Sendable {
+public final class LayerTape: @unchecked Sendable {
     private(set) var buffers: [String: FloatBuffer] = [:]
     private(set) var projections: [String: FloatBuffer] = [:]
 

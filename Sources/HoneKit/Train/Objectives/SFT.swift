@@ -1,71 +1,46 @@
 import Foundation
 
-// MARK: - Alpaca records
+/// SFT as alpaca-lora trains it: the mean token cross-entropy over every labelled token of an optimizer step
+/// (transformers' behaviour since it counts the items of the whole accumulated batch).
+public final class SupervisedObjective: TrainingObjective {
+    public let name = "sft"
+    let training: [TargetedRow]
+    let validation: [TargetedRow]
 
-/// One supervised fine-tuning record in Alpaca's format: `instruction`, optional `input` ("" when absent or
-/// null), `output` (the response the model learns).
-public struct AlpacaRecord: Sendable, Equatable, Hashable {
-    public var instruction: String
-    public var input: String
-    public var output: String
-
-    public init(instruction: String, input: String = "", output: String) {
-        self.instruction = instruction
-        self.input = input
-        self.output = output
-    }
-}
-
-public enum AlpacaData {
-    /// Reads Alpaca training data: a JSON array of objects (`alpaca_data.json`) or JSON Lines (one object
-    /// per line, blank lines skipped). Each record needs `instruction` and `output` strings; `input` may be
-    /// a string, null or absent; other keys are ignored. Errors name the file and the record (1-based
-    /// "record N" in an array, "line N" in JSON Lines).
-    public static func read(path: String) throws -> [AlpacaRecord] {
-        let records: [DataRecord]
-        do {
-            records = try readDataRecords(path: path)
-        } catch HoneError.malformedRecord(let file, 1, let message) {
-            // A pretty-printed object spanning several lines is not JSON Lines; say what it is instead.
-            if let data = FileManager.default.contents(atPath: path), let whole = try? parseJSON(data), whole is [String: Any] {
-                throw HoneError.malformedFile(
-                    path: path, message: "expected a JSON array of records or JSON Lines (one object per line), found a single JSON object")
-            }
-            throw HoneError.malformedRecord(path: file, line: 1, message: message)
-        }
-        return try records.map { try record(from: $0.object, error: $0.error) }
+    public init(training: [TargetedRow], validation: [TargetedRow]) {
+        self.training = training
+        self.validation = validation
     }
 
-    private static func record(from value: Any, error: (String) -> HoneError) throws -> AlpacaRecord {
-        guard let object = value as? [String: Any] else {
-            throw error("expected a JSON object, found \(jsonTypeName(value))")
-        }
-        func string(_ key: String, optional: Bool) throws -> String {
-            guard let field = object[key] else {
-                if optional { return "" }
-                throw error("missing \"\(key)\"")
-            }
-            if field is NSNull, optional { return "" }
-            guard let text = field as? String else {
-                throw error("\"\(key)\" must be a string\(optional ? " or null" : ""), found \(jsonTypeName(field))")
-            }
-            return text
-        }
-        return AlpacaRecord(instruction: try string("instruction", optional: false),
-                            input: try string("input", optional: true),
-                            output: try string("output", optional: false))
-    }
-}
+    public var trainingCount: Int { training.count }
+    public var validationCount: Int { validation.count }
+    public func length(ofTrainingExample index: Int) -> Int { training[index].tokens.count }
 
-/// JSON's name for the type of a value from `parseJSON` (for error messages).
-func jsonTypeName(_ value: Any) -> String {
-    if value is NSNull { return "null" }
-    if value is [Any] { return "an array" }
-    if value is [String: Any] { return "an object" }
-    if jsonDouble(value) != nil { return "a number" }
-    if type(of: value) == Bool.self || (value as? NSNumber) != nil { return "a boolean" }
-    if value is String { return "a string" }
-    return "\(type(of: value))"
+    public func accumulate(microBatch: [Int], step: [Int], engine: TrainingEngine) throws -> MicroBatchResult {
+        let stepTargets = step.reduce(0) { $0 + training[$1].targets.count }
+        guard stepTargets > 0 else { return MicroBatchResult(loss: 0, tokens: 0) }
+        let rows = microBatch.map { training[$0] }
+        let coefficient = -1 / Float(stepTargets)
+        let logprobs = try engine.accumulateGradients(
+            rows, fixedCoefficients: rows.map { Array(repeating: coefficient, count: $0.targets.count) })
+        let sum = logprobs.reduce(0.0) { $0 + $1.reduce(0.0) { $0 + Double($1) } }
+        return MicroBatchResult(loss: -sum / Double(stepTargets), tokens: rows.reduce(0) { $0 + $1.tokens.count })
+    }
+
+    public func validationLoss(engine: TrainingEngine, microBatchSize: Int) throws -> Double {
+        var sum = 0.0
+        var count = 0
+        var start = 0
+        while start < validation.count {
+            let rows = Array(validation[start..<min(validation.count, start + max(1, microBatchSize))])
+            for row in try engine.logProbabilities(rows) {
+                sum += row.reduce(0.0) { $0 + Double($1) }
+                count += row.count
+            }
+            start += microBatchSize
+        }
+        return count > 0 ? -sum / Double(count) : .nan
+    }
 }
 
 // MARK: - Tokenization for training

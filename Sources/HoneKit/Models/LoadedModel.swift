@@ -1,18 +1,5 @@
 import Foundation
 
-/// Architectures Hone runs, keyed by HF `model_type` and GGUF `general.architecture`.
-public enum ModelRegistry {
-    public static let supportedNames = ["llama", "mistral", "qwen2", "opt"]
-
-    static func build(config: ModelConfig, weights: WeightStore) throws -> CausalLanguageModel {
-        switch config.modelType {
-        case "llama", "mistral", "qwen2": return try LlamaModel(config: config, weights: weights)
-        case "opt": return try OPTModel(config: config, weights: weights)
-        default: throw HoneError.unsupportedArchitecture(name: config.modelType, path: weights.location)
-        }
-    }
-}
-
 /// A model opened from an HF directory or a GGUF file: its config, its mapped weights, and the runnable model.
 public final class LoadedModel: @unchecked Sendable {
     public enum Format: String, Sendable { case huggingFace = "HF safetensors", gguf = "GGUF" }
@@ -46,13 +33,13 @@ public final class LoadedModel: @unchecked Sendable {
             var config = try ModelConfig.fromHuggingFace(path: configPath)
             try config.applyGenerationConfig(path: (path as NSString).appendingPathComponent("generation_config.json"))
             let weights = try SafetensorsStore(directory: path)
-            let model = try ModelRegistry.build(config: config, weights: weights)
+            let model = try config.architecture.build(config, weights)
             return LoadedModel(path: path, format: .huggingFace, config: model.config, weights: weights, model: model, gguf: nil)
         }
         let gguf = try GGUFFile(path: path)
         let config = try ModelConfig.fromGGUF(gguf)
         let weights = GGUFStore(file: gguf)
-        let model = try ModelRegistry.build(config: config, weights: weights)
+        let model = try config.architecture.build(config, weights)
         return LoadedModel(path: path, format: .gguf, config: model.config, weights: weights, model: model, gguf: gguf)
     }
 }

@@ -1,0 +1,61 @@
+import Foundation
+
+/// Finished answers of a long generation run, one JSON line each, appended as they complete, so a rerun after an
+/// interruption skips what is done. Lives beside the output (`OUTPUT.journal`) and is removed once the output is
+/// written. A torn last line (killed mid-write) is ignored.
+public final class GenerationJournal {
+    public let path: String
+    /// A digest of what the answers depend on (model, prompts, settings): a journal of another run is not reused.
+    public let fingerprint: String
+    public private(set) var answers: [Int: String] = [:]
+    private var handle: FileHandle?
+
+    public init(path: String, fingerprint: String) throws {
+        self.path = path
+        self.fingerprint = fingerprint
+        if let data = FileManager.default.contents(atPath: path) {
+            var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
+            let header = lines.isEmpty ? nil : (try? parseJSON(Data(lines.removeFirst()))) as? [String: Any]
+            if header?["fingerprint"] as? String == fingerprint {
+                for line in lines {
+                    guard let entry = (try? parseJSON(Data(line))) as? [String: Any],
+                          let index = entry["index"].flatMap(jsonInteger), let output = entry["output"] as? String
+                    else { continue }
+                    answers[index] = output
+                }
+            } else {
+                answers = [:]
+                try? FileManager.default.removeItem(atPath: path)
+            }
+        }
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: Data("{\"fingerprint\":\(jsonString(fingerprint))}\n".utf8)) else {
+                throw HoneError.io(path: path, message: "cannot create the journal")
+            }
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw HoneError.io(path: path, message: "cannot open the journal for writing")
+        }
+        // A run killed mid-write leaves a torn last line: end it so the next entry starts on a line of its own.
+        if let data = FileManager.default.contents(atPath: path), data.last != UInt8(ascii: "\n") {
+            handle.seekToEndOfFile()
+            handle.write(Data("\n".utf8))
+        }
+        handle.seekToEndOfFile()
+        self.handle = handle
+    }
+
+    public func record(index: Int, output: String) {
+        answers[index] = output
+        handle?.write(Data("{\"index\":\(index),\"output\":\(jsonString(output))}\n".utf8))
+    }
+
+    /// Closes and deletes the journal (after the output file is safely in place).
+    public func remove() {
+        try? handle?.close()
+        handle = nil
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    deinit { try? handle?.close() }
+}

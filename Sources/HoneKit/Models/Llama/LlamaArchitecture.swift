@@ -1,0 +1,213 @@
+import Foundation
+
+// MARK: - Registry entry
+
+extension ModelArchitecture {
+    /// Llama 1/2/3, TinyLlama, SmolLM, Mistral (full attention) and Qwen2 (q/k/v biases).
+    public static let llama = ModelArchitecture(
+        name: "llama",
+        huggingFaceModelTypes: ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"],
+        ggufArchitectures: ["llama", "mistral", "qwen2"],
+        configFromHuggingFace: { json, modelType in try LlamaConfig.configFromHuggingFace(json, modelType: modelType) },
+        configFromGGUF: { gguf, architecture in try LlamaConfig.configFromGGUF(gguf, architecture: architecture) },
+        build: { config, weights in try LlamaModel(config: config, weights: weights) },
+        adaptableModules: AdaptableModules(
+            names: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            shortNames: ["q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "gate_proj", "up": "up_proj",
+                         "down": "down_proj"],
+            path: { layer, name in
+                let group = ["gate_proj", "up_proj", "down_proj"].contains(name) ? "mlp" : "self_attn"
+                return "model.layers.\(layer).\(group).\(name)"
+            }),
+        ggufNames: GGUFTensorNames(
+            architecture: { modelType in modelType == "qwen2" ? "qwen2" : "llama" },
+            gguf: { LlamaTensorNames.gguf(fromHuggingFace: $0) },
+            huggingFace: { LlamaTensorNames.huggingFace(fromGGUF: $0) },
+            // llama.cpp's converter permutes Llama's (and Mistral's) Q/K rows for its adjacent-pair rotation; Qwen2
+            // keeps HF's layout.
+            permutedRows: { architecture, config in
+                architecture == "qwen2" ? [:] : ["attn_q": config.headCount, "attn_k": config.keyValueHeadCount]
+            }),
+        summaryLines: { config in
+            ["rope:         theta \(config.ropeTheta), scaling \(config.ropeScaling.summary)\(config.ropeInterleaved ? ", interleaved (GGUF)" : "")",
+             "norm eps:     \(config.normEpsilon), tied embeddings \(config.tieWordEmbeddings)"]
+        })
+}
+
+// MARK: - Config
+
+enum LlamaConfig {
+    static func configFromHuggingFace(_ json: JSONConfig, modelType: String) throws -> ModelConfig {
+        let hidden = try json.int("hidden_size")
+        let heads = try json.int("num_attention_heads")
+        guard heads > 0, hidden > 0 else {
+            throw HoneError.invalidConfig(path: json.path, message: "hidden_size and num_attention_heads must be positive")
+        }
+        let kvHeads = try json.int("num_key_value_heads", default: heads)
+        guard kvHeads > 0, heads % kvHeads == 0 else {
+            throw HoneError.invalidConfig(path: json.path, message: "num_attention_heads (\(heads)) must be a multiple of num_key_value_heads (\(kvHeads))")
+        }
+        let headDimension = try json.int("head_dim", default: hidden / heads)
+        var config = ModelConfig(
+            modelType: modelType,
+            vocabularySize: try json.int("vocab_size"),
+            hiddenSize: hidden,
+            intermediateSize: try json.int("intermediate_size"),
+            layerCount: try json.int("num_hidden_layers"),
+            headCount: heads,
+            keyValueHeadCount: kvHeads,
+            headDimension: headDimension,
+            maxPositionEmbeddings: try json.int("max_position_embeddings", default: 2048),
+            normEpsilon: Float(try json.double("rms_norm_eps", default: 1e-6)),
+            tieWordEmbeddings: try json.bool("tie_word_embeddings", default: false))
+        config.hiddenActivation = json.string("hidden_act") ?? "silu"
+        guard config.hiddenActivation == "silu" else {
+            throw HoneError.invalidConfig(path: json.path, message: "hidden_act '\(config.hiddenActivation)' is not supported (silu is)")
+        }
+        if modelType == "qwen2" {
+            config.queryKeyValueBias = true
+        } else {
+            let bias = try json.bool("attention_bias", default: false)
+            config.queryKeyValueBias = bias
+            config.outputBias = bias
+            config.mlpBias = try json.bool("mlp_bias", default: false)
+        }
+        // transformers 5 nests rope settings in rope_parameters; 4 has rope_theta and rope_scaling.
+        let rope = json.object("rope_parameters")
+        config.ropeTheta = try rope?.double("rope_theta", default: 10000) ?? json.double("rope_theta", default: 10000)
+        let partial = try (rope?.has("partial_rotary_factor") == true ? rope!.double("partial_rotary_factor")
+                                                                       : json.double("partial_rotary_factor", default: 1))
+        config.rotaryDimension = Int((Double(headDimension) * partial).rounded(.down)) / 2 * 2
+        if let scaling = rope ?? json.object("rope_scaling") {
+            config.ropeScaling = try ropeScaling(scaling, path: json.path)
+        }
+        try ModelConfig.readTokens(json, into: &config)
+        return config
+    }
+
+    private static func ropeScaling(_ json: JSONConfig, path: String) throws -> RopeScaling {
+        let kind = json.string("rope_type") ?? json.string("type") ?? "default"
+        switch kind {
+        case "default": return .none
+        case "linear": return .linear(factor: try json.double("factor"))
+        case "dynamic": return .dynamic(factor: try json.double("factor"))
+        case "llama3":
+            return .llama3(factor: try json.double("factor"),
+                           lowFrequencyFactor: try json.double("low_freq_factor"),
+                           highFrequencyFactor: try json.double("high_freq_factor"),
+                           originalContext: try json.int("original_max_position_embeddings"))
+        default:
+            throw HoneError.invalidConfig(path: path, message: "rope scaling type '\(kind)' is not supported (linear, dynamic, llama3 are)")
+        }
+    }
+
+    static func configFromGGUF(_ gguf: GGUFFile, architecture: String) throws -> ModelConfig {
+        func required(_ key: String) throws -> Int {
+            guard let value = gguf.integer("\(architecture).\(key)") else {
+                throw HoneError.missingConfigKey(path: gguf.path, key: "\(architecture).\(key)")
+            }
+            return value
+        }
+        let hidden = try required("embedding_length")
+        let heads = try required("attention.head_count")
+        guard heads > 0 else { throw HoneError.invalidConfig(path: gguf.path, message: "head_count must be positive") }
+        let kvHeads = gguf.integer("\(architecture).attention.head_count_kv") ?? heads
+        let headDimension = gguf.integer("\(architecture).attention.key_length") ?? hidden / heads
+        let embedding = gguf.tensorInfos.first { $0.name == "token_embd.weight" }
+        let vocabulary = gguf.integer("\(architecture).vocab_size")
+            ?? gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue?.count
+            ?? embedding?.shape.first
+        guard let vocabulary else { throw HoneError.missingConfigKey(path: gguf.path, key: "\(architecture).vocab_size") }
+        var config = ModelConfig(
+            modelType: architecture == "mistral" ? "mistral" : architecture,
+            vocabularySize: vocabulary,
+            hiddenSize: hidden,
+            intermediateSize: try required("feed_forward_length"),
+            layerCount: try required("block_count"),
+            headCount: heads,
+            keyValueHeadCount: kvHeads,
+            headDimension: headDimension,
+            maxPositionEmbeddings: gguf.integer("\(architecture).context_length") ?? 2048,
+            normEpsilon: Float(gguf.double("\(architecture).attention.layer_norm_rms_epsilon") ?? 1e-5),
+            tieWordEmbeddings: !gguf.tensorInfos.contains { $0.name == "output.weight" })
+        config.ropeTheta = gguf.double("\(architecture).rope.freq_base") ?? 10000
+        config.rotaryDimension = gguf.integer("\(architecture).rope.dimension_count") ?? headDimension
+        // llama.cpp's converter permutes Llama's Q/K rows for GGML's adjacent-pair rope; Qwen2 keeps HF's layout.
+        config.ropeInterleaved = architecture != "qwen2"
+        config.queryKeyValueBias = gguf.tensorInfos.contains { $0.name == "blk.0.attn_q.bias" }
+        config.outputBias = gguf.tensorInfos.contains { $0.name == "blk.0.attn_output.bias" }
+        config.mlpBias = gguf.tensorInfos.contains { $0.name == "blk.0.ffn_up.bias" }
+        let scalingType = gguf.string("\(architecture).rope.scaling.type") ?? "none"
+        let factor = gguf.double("\(architecture).rope.scaling.factor") ?? 1
+        switch scalingType {
+        case "none": break
+        case "linear": if factor != 1 { config.ropeScaling = .linear(factor: factor) }
+        default:
+            throw HoneError.invalidConfig(path: gguf.path, message: "rope scaling type '\(scalingType)' is not supported")
+        }
+        config.bosTokenID = gguf.integer("tokenizer.ggml.bos_token_id")
+        config.eosTokenIDs = gguf.integer("tokenizer.ggml.eos_token_id").map { [$0] } ?? []
+        config.padTokenID = gguf.integer("tokenizer.ggml.padding_token_id")
+        return config
+    }
+}
+
+// MARK: - Tensor names and row order in GGUF files
+
+/// llama.cpp's converter stores Llama's Q and K rows in GGML's adjacent-pair rope order: within each head the
+/// rows (first half, second half) become interleaved pairs. Viewed as [heads, 2, half] → [heads, half, 2].
+enum RotaryPermutation {
+    /// GGUF row → HF row it comes from (used when writing a GGUF from HF weights).
+    static func ggufRowSource(rows: Int, heads: Int) -> (Int) -> Int {
+        let half = rows / heads / 2
+        return { row in
+            let (head, within) = row.quotientAndRemainder(dividingBy: 2 * half)
+            let (pair, side) = within.quotientAndRemainder(dividingBy: 2)
+            return head * 2 * half + side * half + pair
+        }
+    }
+
+    /// HF row → GGUF row it comes from (used when writing HF weights from a GGUF).
+    static func huggingFaceRowSource(rows: Int, heads: Int) -> (Int) -> Int {
+        let half = rows / heads / 2
+        return { row in
+            let (head, within) = row.quotientAndRemainder(dividingBy: 2 * half)
+            let (side, pair) = within.quotientAndRemainder(dividingBy: half)
+            return head * 2 * half + pair * 2 + side
+        }
+    }
+}
+
+/// HF ↔ GGUF tensor names of the Llama family (llama.cpp's tensor map for LLAMA and QWEN2).
+enum LlamaTensorNames {
+    static let topLevel: [(hf: String, gguf: String)] = [
+        ("model.embed_tokens", "token_embd"), ("model.norm", "output_norm"), ("lm_head", "output"),
+    ]
+    static let perLayer: [(hf: String, gguf: String)] = [
+        ("input_layernorm", "attn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
+        ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("post_attention_layernorm", "ffn_norm"),
+        ("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down"),
+    ]
+
+    /// "model.layers.3.self_attn.q_proj.weight" → "blk.3.attn_q.weight"; nil for names without a GGUF counterpart.
+    static func gguf(fromHuggingFace name: String) -> String? {
+        guard let dot = name.lastIndex(of: ".") else { return nil }
+        let (module, suffix) = (String(name[..<dot]), String(name[name.index(after: dot)...]))
+        if let entry = topLevel.first(where: { $0.hf == module }) { return "\(entry.gguf).\(suffix)" }
+        let parts = module.split(separator: ".", maxSplits: 3).map(String.init)
+        guard parts.count == 4, parts[0] == "model", parts[1] == "layers", let layer = Int(parts[2]),
+              let entry = perLayer.first(where: { $0.hf == parts[3] }) else { return nil }
+        return "blk.\(layer).\(entry.gguf).\(suffix)"
+    }
+
+    /// The inverse of `gguf(fromHuggingFace:)`.
+    static func huggingFace(fromGGUF name: String) -> String? {
+        guard let dot = name.lastIndex(of: ".") else { return nil }
+        let (module, suffix) = (String(name[..<dot]), String(name[name.index(after: dot)...]))
+        if let entry = topLevel.first(where: { $0.gguf == module }) { return "\(entry.hf).\(suffix)" }
+        let parts = module.split(separator: ".", maxSplits: 2).map(String.init)
+        guard parts.count == 3, parts[0] == "blk", let layer = Int(parts[1]),
+              let entry = perLayer.first(where: { $0.gguf == parts[2] }) else { return nil }
+        return "model.layers.\(layer).\(entry.hf).\(suffix)"
+    }
+}
