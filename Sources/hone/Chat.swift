@@ -39,10 +39,9 @@ struct Chat: ParsableCommand {
         try runtime.apply()
         try reportingErrors {
             let loaded = try adapterOptions.open(model: model)
-            let tokenizer = try TokenizerLoader.load(modelPath: model)
+            let tokenizer = try loaded.tokenizer()
             let promptTemplate = try PromptTemplate.resolve(template)
-            let engine = Generator(model: loaded.model, tokenizer: tokenizer)
-            engine.endOfSequenceIDs.formUnion(promptTemplate.endTokenIDs(for: tokenizer))
+            let engine = try loaded.makeGenerator(template: promptTemplate)
             let session = ChatSession(template: promptTemplate, tokenizer: tokenizer, contextLimit: engine.contextLimit,
                                       maxNewTokens: sampling.maxNewTokens ?? 512, system: system)
             session.singleTurn = singleTurn

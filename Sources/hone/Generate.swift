@@ -54,7 +54,7 @@ struct Generate: ParsableCommand {
         try runtime.apply()
         try reportingErrors {
             let loaded = try adapterOptions.open(model: model)
-            let tokenizer = try TokenizerLoader.load(modelPath: model)
+            let tokenizer = try loaded.tokenizer()
             let promptTemplate = try PromptTemplate.resolve(template)
             let records = try AlpacaEval.readInstructions(path: instructions)
             let maxNewTokens = sampling.maxNewTokens ?? 2048
@@ -80,8 +80,7 @@ struct Generate: ParsableCommand {
             var tokens = 0
             var finished = requests.count - remaining.count
             progress.update(done: finished)
-            let generatorEngine = Generator(model: loaded.model, tokenizer: tokenizer)
-            generatorEngine.endOfSequenceIDs.formUnion(promptTemplate.endTokenIDs(for: tokenizer))
+            let generatorEngine = try loaded.makeGenerator(template: promptTemplate)
             try generatorEngine.generate(remaining.map { requests[$0] }, batchSize: batchSize, onFinish: { local, result in
                 let index = remaining[local]
                 // As CUT's generate.py: the decoded prompt and answer, split after the response marker, stripped.

@@ -7,6 +7,8 @@ enum Entry {
     static func main() {
         Runtime.selectBLASKernels()
         Runtime.keepFreedMemory()
+        // Messages from the library name the options a user set; on the command line those are flags.
+        OptionName.spelling = .flag
         Hone.main()
     }
 }

@@ -34,7 +34,7 @@ struct PerplexityCommand: ParsableCommand {
         try runtime.apply()
         try reportingErrors {
             let loaded = try LoadedModel.open(model)
-            let tokenizer = try TokenizerLoader.load(modelPath: model)
+            let tokenizer = try loaded.tokenizer()
             guard let data = FileManager.default.contents(atPath: file) else { throw HoneError.fileNotFound(path: file) }
             guard let text = String(validating: data, as: UTF8.self) else {
                 throw HoneError.malformedFile(path: file, message: "not valid UTF-8 text")

@@ -36,7 +36,7 @@ struct Score: ParsableCommand {
             let loaded = try adapterOptions.open(model: model)
             let records = try readJSONLines(path: input)
             let rows = try tokenRows(from: records, path: input, vocabularySize: loaded.config.vocabularySize,
-                                     tokenizer: { try TokenizerLoader.load(modelPath: model) })
+                                     tokenizer: { try loaded.tokenizer() })
             let scorer = Scorer(model: loaded.model, tokenBudget: batchTokens)
             let logprobs = try scorer.score(rows)
             var text = ""

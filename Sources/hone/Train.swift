@@ -32,61 +32,61 @@ struct TrainingArguments: ParsableArguments {
     var outputDir: String
 
     @Option(name: [.customLong("batch-size"), .customLong("batch_size")],
-            help: "Examples per optimizer step (gradient accumulation = batch ÷ micro). Default: sft 128, cut 8, dpo 8, pro 16.")
+            help: ArgumentHelp("Examples per optimizer step (gradient accumulation = batch ÷ micro). Default: \(TrainingRecipe.defaultsText { $0.batchSize })."))
     var batchSize: Int?
 
     @Option(name: [.customLong("micro-batch-size"), .customLong("micro_batch_size")],
-            help: "Examples per forward/backward pass (a DPO pair is two rows, a PRO record one per response). Default: sft 4, cut 1, dpo 2, pro 2.")
+            help: ArgumentHelp("Examples per forward/backward pass (a DPO pair is two rows, a PRO record one per response). Default: \(TrainingRecipe.defaultsText { $0.microBatchSize })."))
     var microBatchSize: Int?
 
-    @Option(name: [.customLong("num-epochs"), .customLong("num_epochs")], help: "Passes over the training data. Default: sft 3, cut 1, dpo 3, pro 2.")
+    @Option(name: [.customLong("num-epochs"), .customLong("num_epochs")], help: ArgumentHelp("Passes over the training data. Default: \(TrainingRecipe.defaultsText { $0.numEpochs })."))
     var numEpochs: Int?
 
     @Option(name: [.customLong("max-steps"), .customLong("max_steps")], help: "Stop after this many optimizer steps (overrides --num-epochs).")
     var maxSteps: Int?
 
     @Option(name: [.customLong("learning-rate"), .customLong("learning_rate")],
-            help: "Peak learning rate. Default: sft 3e-4, cut 4e-4, dpo 1e-6 (TRL's), pro 5e-6 (PRO's LLaMA runs).")
+            help: ArgumentHelp("Peak learning rate. Default: \(TrainingRecipe.defaultsText { $0.learningRate })."))
     var learningRate: Double?
 
     @Option(name: [.customLong("cutoff-len"), .customLong("cutoff_len")],
-            help: "Tokens per row at most. Default: sft 256, cut 2048 (cut from the left), pro 512 (PRO's block size); dpo uses --max-length.")
+            help: ArgumentHelp("Tokens per row at most (cut cuts from the left; dpo uses --max-length instead). Default: \(TrainingRecipe.defaultsText { $0.cutoffLength })."))
     var cutoffLen: Int?
 
     @Option(name: [.customLong("val-set-size"), .customLong("val_set_size")],
-            help: "Examples held out for evaluation (0: none). Default: sft 2000, others 0.")
+            help: ArgumentHelp("Examples held out for evaluation (0: none). Default: \(TrainingRecipe.defaultsText { $0.validationSize })."))
     var valSetSize: Int?
 
-    @Option(name: [.customLong("lora-r"), .customLong("lora_r")], help: "LoRA rank. Default: cut 16, others 8.")
+    @Option(name: [.customLong("lora-r"), .customLong("lora_r")], help: ArgumentHelp("LoRA rank. Default: \(TrainingRecipe.defaultsText { $0.loraRank })."))
     var loraR: Int?
 
-    @Option(name: [.customLong("lora-alpha"), .customLong("lora_alpha")], help: "LoRA alpha (scale = alpha / r). Default: 16.")
+    @Option(name: [.customLong("lora-alpha"), .customLong("lora_alpha")], help: ArgumentHelp("LoRA alpha (scale = alpha / r). Default: \(TrainingRecipe.defaultsText { $0.loraAlpha })."))
     var loraAlpha: Double?
 
     @Option(name: [.customLong("lora-dropout"), .customLong("lora_dropout")],
-            help: "Dropout on the LoRA branch's input. Default: 0.05; dpo 0 (TRL's disable_dropout).")
+            help: ArgumentHelp("Dropout on the LoRA branch's input (dpo: TRL's disable_dropout). Default: \(TrainingRecipe.defaultsText { $0.loraDropout })."))
     var loraDropout: Double?
 
     @Option(name: [.customLong("lora-target-modules"), .customLong("lora_target_modules")],
-            help: "Modules to adapt, e.g. '[q_proj,v_proj]' (q,k,v,o,gate,up,down or their *_proj names). Default: [q_proj,v_proj]; cut [gate_proj,down_proj,up_proj].")
+            help: ArgumentHelp("Modules to adapt, e.g. '[q_proj,v_proj]' (q, k, v, o, gate, up, down or their *_proj names). Default: \(TrainingRecipe.defaultsText { $0.loraTargetModules })."))
     var loraTargetModules: String?
 
     @Flag(name: [.customLong("use-rslora"), .customLong("use_rslora")], help: "rsLoRA scaling: alpha / √r.")
     var useRSLoRA = false
 
     @Option(name: [.customLong("prompt-template-name"), .customLong("prompt_template_name")],
-            help: "Prompt template: a built-in name or a JSON template file. Default: sft alpaca, cut alpaca_judge; dpo and pro use their prompts as written.")
+            help: ArgumentHelp("Prompt template: a built-in name or a JSON template file (raw: prompts as written). Default: \(TrainingRecipe.defaultsText { $0.promptTemplate })."))
     var promptTemplateName: String?
 
     @Option(name: [.customLong("lr-scheduler"), .customLong("lr_scheduler")],
-            help: "cosine, linear or constant. Default: sft linear, cut cosine, dpo linear, pro constant.")
+            help: ArgumentHelp("cosine, linear or constant. Default: \(TrainingRecipe.defaultsText { $0.schedule.rawValue })."))
     var lrScheduler: String?
 
-    @Option(name: [.customLong("warmup-steps"), .customLong("warmup_steps")], help: "Linear warm-up steps. Default: sft and cut 100, dpo and pro 0.")
+    @Option(name: [.customLong("warmup-steps"), .customLong("warmup_steps")], help: ArgumentHelp("Linear warm-up steps. Default: \(TrainingRecipe.defaultsText { $0.warmupSteps })."))
     var warmupSteps: Int?
 
     @Option(name: [.customLong("weight-decay"), .customLong("weight_decay")],
-            help: "AdamW's decoupled weight decay. Default: 0; pro 0.01 (torch's AdamW default, which PRO uses).")
+            help: ArgumentHelp("AdamW's decoupled weight decay (pro: torch's AdamW default, which PRO uses). Default: \(TrainingRecipe.defaultsText { $0.weightDecay })."))
     var weightDecay: Double?
 
     @Option(name: [.customLong("max-grad-norm"), .customLong("max_grad_norm")], help: "Clip the global gradient norm (0: no clipping).")
@@ -118,71 +118,36 @@ struct TrainingArguments: ParsableArguments {
     @Option(name: .customLong("stop-after-steps"), help: .hidden)
     var stopAfterSteps: Int?
 
-    func trainingOptions(_ defaults: ObjectiveDefaults) throws -> TrainingOptions {
-        var options = TrainingOptions()
-        options.batchSize = batchSize ?? defaults.batchSize
-        options.microBatchSize = microBatchSize ?? defaults.microBatchSize
-        options.epochs = numEpochs ?? defaults.numEpochs
-        options.maxSteps = maxSteps
-        options.learningRate = learningRate ?? defaults.learningRate
-        let scheduleName = (lrScheduler ?? defaults.lrScheduler).lowercased()
-        guard let schedule = LearningRateSchedule(rawValue: scheduleName) else {
-            throw ValidationError("--lr-scheduler must be one of \(LearningRateSchedule.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        options.schedule = schedule
-        options.warmupSteps = warmupSteps ?? defaults.warmupSteps
-        options.weightDecay = weightDecay ?? defaults.weightDecay
-        options.maxGradNorm = maxGradNorm
-        options.seed = seed
-        options.saveSteps = saveSteps
-        options.evalSteps = evalSteps
-        options.gradientCheckpointing = gradientCheckpointing
-        options.groupByLength = groupByLength.value
-        return options
+    /// The settings as the library takes them (nil: the recipe's default).
+    var settings: SharedTrainingSettings {
+        var settings = SharedTrainingSettings(baseModel: baseModel, dataPath: dataPath, outputDirectory: outputDir)
+        settings.batchSize = batchSize
+        settings.microBatchSize = microBatchSize
+        settings.numEpochs = numEpochs
+        settings.maxSteps = maxSteps
+        settings.learningRate = learningRate
+        settings.cutoffLength = cutoffLen
+        settings.validationSize = valSetSize
+        settings.loraRank = loraR
+        settings.loraAlpha = loraAlpha
+        settings.loraDropout = loraDropout
+        settings.loraTargetModules = loraTargetModules
+        settings.useRSLoRA = useRSLoRA
+        settings.promptTemplate = promptTemplateName
+        settings.schedule = lrScheduler
+        settings.warmupSteps = warmupSteps
+        settings.weightDecay = weightDecay
+        settings.maxGradNorm = maxGradNorm
+        settings.seed = seed
+        settings.saveSteps = saveSteps
+        settings.evalSteps = evalSteps
+        settings.resumeFromCheckpoint = resumeFromCheckpoint
+        settings.initAdapter = initAdapter
+        settings.gradientCheckpointing = gradientCheckpointing
+        settings.groupByLength = groupByLength.value
+        settings.stopAfterSteps = stopAfterSteps
+        return settings
     }
-
-    func loraConfiguration(architecture: ModelArchitecture, _ defaults: ObjectiveDefaults) throws -> LoRAConfiguration {
-        LoRAConfiguration(rank: loraR ?? defaults.loraR, alpha: loraAlpha ?? defaults.loraAlpha,
-                          dropout: loraDropout ?? defaults.loraDropout,
-                          targetModules: try architecture.adaptableModules.resolve(loraTargetModules ?? defaults.loraTargetModules, architecture: architecture.name),
-                          useRSLoRA: useRSLoRA)
-    }
-}
-
-/// The defaults of the options whose value depends on the objective: each follows the reference setup of its
-/// method (alpaca-lora's finetune.py; CUT's README online run; TRL's DPOConfig; PRO / ScalingAlignment's scripts).
-struct ObjectiveDefaults {
-    var batchSize: Int
-    var microBatchSize: Int
-    var numEpochs: Int
-    var learningRate: Double
-    var cutoffLen: Int
-    var valSetSize = 0
-    var loraR = 8
-    var loraAlpha = 16.0
-    var loraDropout = 0.05
-    var loraTargetModules = "[q_proj,v_proj]"
-    var lrScheduler: String
-    var warmupSteps: Int
-    var weightDecay = 0.0
-    var promptTemplateName: String
-
-    /// alpaca-lora finetune.py (methods.md §3.2).
-    static let sft = ObjectiveDefaults(batchSize: 128, microBatchSize: 4, numEpochs: 3, learningRate: 3e-4, cutoffLen: 256,
-                                       valSetSize: 2000, lrScheduler: "linear", warmupSteps: 100, promptTemplateName: "alpaca")
-    /// CUT README's online iteration-1 run (methods.md §1.7): 8 / 1, one epoch, 4e-4, cosine, warmup 100, cutoff 2048,
-    /// r 16 / alpha 16, MLP modules only.
-    static let cut = ObjectiveDefaults(batchSize: 8, microBatchSize: 1, numEpochs: 1, learningRate: 4e-4, cutoffLen: 2048,
-                                       loraR: 16, loraAlpha: 16, loraTargetModules: "[gate_proj,down_proj,up_proj]",
-                                       lrScheduler: "cosine", warmupSteps: 100, promptTemplateName: "alpaca_judge")
-    /// TRL's DPOConfig / transformers' TrainingArguments (methods.md §4): batch 8, 3 epochs, lr 1e-6, linear decay
-    /// without warm-up, dropout disabled; PEFT's default targets for Llama.
-    static let dpo = ObjectiveDefaults(batchSize: 8, microBatchSize: 2, numEpochs: 3, learningRate: 1e-6, cutoffLen: 1024,
-                                       loraDropout: 0, lrScheduler: "linear", warmupSteps: 0, promptTemplateName: "raw")
-    /// PRO / ScalingAlignment (methods.md §2.7): LLaMA-7B lr 5e-6, constant, 2 epochs (PRO's train_hh.sh), effective
-    /// batch 16 per device, torch AdamW's weight decay 0.01, block size 512.
-    static let pro = ObjectiveDefaults(batchSize: 16, microBatchSize: 2, numEpochs: 2, learningRate: 5e-6, cutoffLen: 512,
-                                       lrScheduler: "constant", warmupSteps: 0, weightDecay: 0.01, promptTemplateName: "raw")
 }
 
 struct TrainSFT: ParsableCommand {
@@ -215,70 +180,14 @@ struct TrainSFT: ParsableCommand {
     func run() throws {
         try runtime.apply()
         try reportingErrors {
-            let defaults = ObjectiveDefaults.sft
-            let templateName = training.promptTemplateName ?? defaults.promptTemplateName
+            let recipe = TrainingRecipe.sft
+            let templateName = training.promptTemplateName ?? recipe.promptTemplate
             let setup = try SupervisedTrainingSetup(
                 baseModel: training.baseModel, dataPath: training.dataPath, templateName: templateName,
-                cutoffLength: training.cutoffLen ?? defaults.cutoffLen, trainOnInputs: trainOnInputs.value,
-                addEOSToken: addEosToken.value, validationSize: training.valSetSize ?? defaults.valSetSize, seed: training.seed)
-            try TrainingLauncher.run(arguments: training, defaults: defaults, base: setup.base, objective: setup.objective,
-                                     summary: setup.summary, templateName: templateName)
-        }
-    }
-}
-
-/// Runs a trainer for any objective with the shared arguments: adapters (new or --init-adapter), resume,
-/// progress on stderr, a closing summary.
-enum TrainingLauncher {
-    /// `prepare` runs once the adapters exist, before any checkpoint is restored (DPO takes its frozen reference
-    /// copy of an --init-adapter there); its second argument says whether they came from --init-adapter.
-    static func run(arguments: TrainingArguments, defaults: ObjectiveDefaults, base: LoadedModel, objective: TrainingObjective,
-                    summary: String, templateName: String, eosPolicy: String? = nil,
-                    prepare: ((AdapterSet, Bool) throws -> Void)? = nil) throws {
-        let adapters: AdapterSet
-        if let initAdapter = arguments.initAdapter {
-            adapters = try PEFTAdapter.load(directory: initAdapter, for: base.model).0
-        } else {
-            adapters = try AdapterSet.makeNew(configuration: try arguments.loraConfiguration(architecture: base.config.architecture, defaults),
-                                              model: base.model, seed: arguments.seed)
-        }
-        try prepare?(adapters, arguments.initAdapter != nil)
-        let engine = try TrainingEngine(loaded: base, adapters: adapters)
-        let options = try arguments.trainingOptions(defaults)
-        let trainer = try Trainer(engine: engine, objective: objective, options: options, outputDirectory: arguments.outputDir)
-        trainer.baseModelName = base.path
-        trainer.record = PEFTAdapter.TrainingRecord(promptTemplate: templateName, eosPolicy: eosPolicy)
-        trainer.stopAfterSteps = arguments.stopAfterSteps
-        var resume: String?
-        if let requested = arguments.resumeFromCheckpoint {
-            if ["latest", "true", "True"].contains(requested) {
-                guard let latest = trainer.latestCheckpoint else {
-                    throw HoneError.invalidArgument("no checkpoint-N directory in \(arguments.outputDir) to resume from")
-                }
-                resume = latest
-            } else {
-                resume = requested
-            }
-        }
-        let log = FileHandle.standardError
-        log.write(Data("\(summary)\n".utf8))
-        log.write(Data("LoRA: r \(adapters.configuration.rank), alpha \(adapters.configuration.alpha), \(adapters.ordered.count) modules, \(adapters.parameterCount) trainable parameters; \(trainer.totalSteps) steps of \(options.accumulationSteps) × \(options.microBatchSize) examples, lr \(options.learningRate) \(options.schedule.rawValue)\n".utf8))
-        let progress = ProgressReporter(total: trainer.totalSteps, label: "train")
-        var firstStep: Int?
-        trainer.onStep = { record, total in
-            if firstStep == nil { firstStep = record.step - 1 }
-            var extra = String(format: "loss %.4f  lr %.2e  %.0f tok/s  RSS %.2f GiB", record.loss, record.learningRate,
-                               record.tokensPerSecond, Double(peakResidentBytes()) / 1_073_741_824)
-            if let evalLoss = record.evalLoss { extra += String(format: "  eval %.4f", evalLoss) }
-            progress.update(done: record.step, extra: extra, rateBase: record.step - (firstStep ?? 0))
-        }
-        Interrupt.install()
-        let history = try trainer.run(resumingFrom: resume)
-        if let last = history.last, last.step == trainer.totalSteps {
-            let first = history.first!
-            var line = String(format: "done: loss %.4f → %.4f over %d steps", first.loss, last.loss, last.step)
-            if let evalLoss = last.evalLoss { line += String(format: ", eval loss %.4f", evalLoss) }
-            log.write(Data("\(line); adapter in \(arguments.outputDir)\n".utf8))
+                cutoffLength: training.cutoffLen ?? recipe.cutoffLength, trainOnInputs: trainOnInputs.value,
+                addEOSToken: addEosToken.value, validationSize: training.valSetSize ?? recipe.validationSize, seed: training.seed)
+            try TrainingRun.run(training.settings, recipe: recipe, base: setup.base, objective: setup.objective,
+                                summary: setup.summary, templateName: templateName)
         }
     }
 }

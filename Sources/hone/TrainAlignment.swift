@@ -51,17 +51,17 @@ struct TrainCUT: ParsableCommand {
                 throw HoneError.invalidArgument("--cut-prompt-wrap must be double or single, not '\(cutPromptWrap)'")
             }
             guard threshold > 0 else { throw HoneError.invalidArgument("--threshold must be positive") }
-            let defaults = ObjectiveDefaults.cut
-            let templateName = training.promptTemplateName ?? defaults.promptTemplateName
+            var recipe = TrainingRecipe.cut
+            recipe.eosPolicy = "cut: EOS appended and trained; prompt wrap \(wrap.rawValue)"
+            let templateName = training.promptTemplateName ?? recipe.promptTemplate
             let setup = try CUTTrainingSetup(
                 baseModel: training.baseModel, dataPath: training.dataPath, templateName: templateName,
-                cutoffLength: training.cutoffLen ?? defaults.cutoffLen, wrap: wrap,
+                cutoffLength: training.cutoffLen ?? recipe.cutoffLength, wrap: wrap,
                 settings: CUTSettings(threshold: threshold, weightUnlike: weightUnlike),
-                downsample: downsample.rate, validationSize: training.valSetSize ?? defaults.valSetSize,
+                downsample: downsample.rate, validationSize: training.valSetSize ?? recipe.validationSize,
                 seed: training.seed)
-            try TrainingLauncher.run(arguments: training, defaults: defaults, base: setup.base, objective: setup.objective,
-                                     summary: setup.summary, templateName: templateName,
-                                     eosPolicy: "cut: EOS appended and trained; prompt wrap \(wrap.rawValue)")
+            try TrainingRun.run(training.settings, recipe: recipe, base: setup.base, objective: setup.objective,
+                                summary: setup.summary, templateName: templateName)
         }
     }
 }
@@ -146,19 +146,14 @@ struct TrainDPO: ParsableCommand {
                 throw HoneError.invalidArgument("--prompt-template-name does not apply to dpo: prompts are used as written")
             }
             if training.cutoffLen != nil { throw HoneError.invalidArgument("dpo limits rows with --max-length, not --cutoff-len") }
-            let defaults = ObjectiveDefaults.dpo
+            let recipe = TrainingRecipe.dpo
             let settings = DPOSettings(lossType: type, beta: beta, labelSmoothing: labelSmoothing,
                                        precomputeReferenceLogProbabilities: precomputeRefLogProbs)
             let setup = try DPOTrainingSetup(baseModel: training.baseModel, dataPath: training.dataPath, maxLength: maxLength,
                                              maxPromptLength: maxPromptLength, settings: settings,
-                                             validationSize: training.valSetSize ?? defaults.valSetSize, seed: training.seed)
-            let objective = setup.objective
-            try TrainingLauncher.run(arguments: training, defaults: defaults, base: setup.base, objective: objective,
-                                     summary: setup.summary + "; reference: \(training.initAdapter == nil ? "base (adapter off)" : "base + frozen --init-adapter")",
-                                     templateName: defaults.promptTemplateName, eosPolicy: "dpo: EOS appended to completions") { adapters, fromInitAdapter in
-                // Continuing from an adapter: the reference is the base plus a frozen copy of where it started.
-                objective.reference = fromInitAdapter ? adapters.copy() : nil
-            }
+                                             validationSize: training.valSetSize ?? recipe.validationSize, seed: training.seed)
+            try TrainingRun.run(training.settings, recipe: recipe, base: setup.base, objective: setup.objective,
+                                summary: setup.summary, templateName: recipe.promptTemplate)
         }
     }
 }
@@ -211,15 +206,14 @@ struct TrainPRO: ParsableCommand {
             if training.promptTemplateName != nil {
                 throw HoneError.invalidArgument("--prompt-template-name does not apply to pro: prompts are built from the turns")
             }
-            let defaults = ObjectiveDefaults.pro
-            let blockSize = training.cutoffLen ?? defaults.cutoffLen
+            let recipe = TrainingRecipe.pro
+            let blockSize = training.cutoffLen ?? recipe.cutoffLength
             let setup = try PROTrainingSetup(baseModel: training.baseModel, dataPath: training.dataPath, rankingLength: rankingLen,
                                              blockSize: blockSize, maxPromptLength: maxPromptLength ?? max(1, blockSize - 128),
-                                             sftWeight: sftWeight, validationSize: training.valSetSize ?? defaults.valSetSize,
+                                             sftWeight: sftWeight, validationSize: training.valSetSize ?? recipe.validationSize,
                                              seed: training.seed)
-            try TrainingLauncher.run(arguments: training, defaults: defaults, base: setup.base, objective: setup.objective,
-                                     summary: setup.summary, templateName: defaults.promptTemplateName,
-                                     eosPolicy: "pro: EOS appended and scored for every response")
+            try TrainingRun.run(training.settings, recipe: recipe, base: setup.base, objective: setup.objective,
+                                summary: setup.summary, templateName: recipe.promptTemplate)
         }
     }
 }

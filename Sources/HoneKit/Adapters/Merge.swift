@@ -146,7 +146,7 @@ public enum AdapterMerge {
     static func refuseIfErased(_ reports: [TensorReport], type: DType, force: Bool) throws {
         let retained = overallRetained(reports)
         if retained < minimumRetained, !force {
-            throw HoneError.invalidArgument(String(format: "rounding to %@ keeps only %.0f%% of the adapter's change; the merged model would be nearly the base. Merge into a wider type, or pass --force", type.rawValue, retained * 100))
+            throw HoneError.invalidArgument(String(format: "rounding to %@ keeps only %.0f%% of the adapter's change; the merged model would be nearly the base. Merge into a wider type, or pass \(OptionName("force"))", type.rawValue, retained * 100))
         }
     }
 
@@ -163,7 +163,7 @@ public enum AdapterMerge {
     public static func writeHuggingFace(base: LoadedModel, adapters: AdapterSet, to directory: String, force: Bool,
                                         progress: ((Int, Int) -> Void)? = nil) throws -> [TensorReport] {
         guard base.format == .huggingFace else {
-            throw HoneError.invalidArgument("merging into a GGUF base writes GGUF: use --format gguf")
+            throw HoneError.invalidArgument("merging into a GGUF base writes GGUF: use \(OptionName("format")) gguf")
         }
         let adapted = try adaptedWeights(base: base, adapters: adapters)
         // First pass: merge and measure, before anything is written.

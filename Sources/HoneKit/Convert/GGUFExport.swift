@@ -38,7 +38,7 @@ public enum GGUFExport {
             .map(\.0.name)
         if !requantized.isEmpty {
             let types = Set(requantized.compactMap { name in source.tensors.first { $0.name == name }?.source.dtype.rawValue })
-            warn("\(input) holds \(requantized.count) tensor(s) already quantized (\(types.sorted().joined(separator: ", "))); they are dequantized and quantized again, which adds error (llama-quantize refuses this without --allow-requantize)")
+            warn("\(input) holds \(requantized.count) tensor(s) already quantized (\(types.sorted().joined(separator: ", "))); they are dequantized and quantized again, which adds error (llama-quantize refuses this without \(OptionName("allow_requantize")))")
         }
         let fallbacks = choices.filter(\.fellBack).count
         if fallbacks > 0 {

@@ -34,7 +34,7 @@ public enum HuggingFaceExport {
             throw HoneError.invalidArgument("safetensors holds f16, bf16 or f32 only, not \(dtype.rawValue)")
         }
         if requested == nil, embeddingType?.isQuantized ?? true {
-            warn("\(path) is quantized; its tensors are dequantized to F16 (use --type to choose f32 or bf16)")
+            warn("\(path) is quantized; its tensors are dequantized to F16 (use \(OptionName("type")) to choose f32 or bf16)")
         }
         try checkOutputDirectory(output)
 

@@ -51,8 +51,8 @@ public enum RankingData {
             if length == nil { length = count }
             guard suffixes.count >= count else {
                 throw record.error(rankingLength == nil
-                    ? "\(suffixes.count) responses, but earlier records have \(count); give --ranking-len"
-                    : "\(suffixes.count) responses, fewer than --ranking-len \(count)")
+                    ? "\(suffixes.count) responses, but earlier records have \(count); give \(OptionName("ranking_len"))"
+                    : "\(suffixes.count) responses, fewer than \(OptionName("ranking_len")) \(count)")
             }
             let used = Array(rewards.prefix(count))
             for index in used.indices.dropFirst() where used[index] > used[index - 1] {

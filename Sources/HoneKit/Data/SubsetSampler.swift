@@ -28,10 +28,10 @@ public struct SubsetSample {
     public var responsesTotal: Int { prompts * responsesPerPrompt }
 
     public static func make(_ source: [DataRecord], prompts: Int, responses: Int, seed: UInt64) throws -> SubsetSample {
-        guard prompts >= 1 else { throw HoneError.invalidArgument("--prompts must be at least 1") }
-        guard responses >= 2 else { throw HoneError.invalidArgument("--responses must be at least 2 (a ranking needs two)") }
+        guard prompts >= 1 else { throw HoneError.invalidArgument("\(OptionName("prompts")) must be at least 1") }
+        guard responses >= 2 else { throw HoneError.invalidArgument("\(OptionName("responses")) must be at least 2 (a ranking needs two)") }
         guard prompts <= source.count, let path = source.first?.path else {
-            throw HoneError.invalidArgument("--prompts \(prompts) asks for more prompts than \(source.first?.path ?? "the input") has (\(source.count))")
+            throw HoneError.invalidArgument("\(OptionName("prompts")) \(prompts) asks for more prompts than \(source.first?.path ?? "the input") has (\(source.count))")
         }
         var rankings = try source.map { try Ranking($0) }
         var result = SubsetSample()
@@ -39,7 +39,7 @@ public struct SubsetSample {
         let counts = rankings.map(\.count)
         result.responsesIn = counts.min()!...counts.max()!
         for (ranking, record) in zip(rankings, source) where ranking.count < responses {
-            throw record.error("has \(ranking.count) responses, fewer than --responses \(responses)")
+            throw record.error("has \(ranking.count) responses, fewer than \(OptionName("responses")) \(responses)")
         }
 
         var responseGenerator = PythonRandom(seed: seed)
@@ -47,7 +47,7 @@ public struct SubsetSample {
         for level in stride(from: result.responsesIn.upperBound, to: responses, by: -1) {
             for index in rankings.indices where rankings[index].count == level {
                 guard rankings[index].isRanking else {
-                    throw source[index].error("a DPO pair has 2 responses; --responses must be 2 for DPO data")
+                    throw source[index].error("a DPO pair has 2 responses; \(OptionName("responses")) must be 2 for DPO data")
                 }
                 rankings[index].keepRandom(level - 1, generator: &responseGenerator)
                 reduced.insert(index)

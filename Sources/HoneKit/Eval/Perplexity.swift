@@ -20,11 +20,11 @@ public enum Perplexity {
     public static func evaluate(model: CausalLanguageModel, tokens: [Int32], contextLength: Int, bos: Int32?,
                                 chunksPerPass: Int = 4, maxChunks: Int? = nil,
                                 progress: ((Int, Int) -> Void)? = nil) throws -> PerplexityResult {
-        guard contextLength >= 4 else { throw HoneError.invalidArgument("--ctx must be at least 4") }
+        guard contextLength >= 4 else { throw HoneError.invalidArgument("\(OptionName("ctx")) must be at least 4") }
         var chunkCount = tokens.count / contextLength
         if let maxChunks { chunkCount = min(chunkCount, maxChunks) }
         guard chunkCount >= 1 else {
-            throw HoneError.invalidArgument("the text has \(tokens.count) tokens; perplexity needs at least --ctx (\(contextLength))")
+            throw HoneError.invalidArgument("the text has \(tokens.count) tokens; perplexity needs at least \(OptionName("ctx")) (\(contextLength))")
         }
         let first = contextLength / 2
         let vocabulary = model.config.vocabularySize

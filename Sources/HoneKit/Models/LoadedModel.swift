@@ -1,6 +1,8 @@
 import Foundation
 
-/// A model opened from an HF directory or a GGUF file: its config, its mapped weights, and the runnable model.
+/// A model opened from an HF directory or a GGUF file, once, with everything that belongs to it: its config and
+/// generation settings (EOS ids from generation_config.json), its mapped weights and the runnable model, its
+/// tokenizer and its own chat template, all from the same parse (a GGUF's metadata is read once).
 public final class LoadedModel: @unchecked Sendable {
     public enum Format: String, Sendable { case huggingFace = "HF safetensors", gguf = "GGUF" }
 
@@ -11,6 +13,9 @@ public final class LoadedModel: @unchecked Sendable {
     public let model: CausalLanguageModel
     /// Present for GGUF files, for metadata.
     public let gguf: GGUFFile?
+
+    private let tokenizerLock = NSLock()
+    private var cachedTokenizer: Tokenizer?
 
     init(path: String, format: Format, config: ModelConfig, weights: WeightStore, model: CausalLanguageModel, gguf: GGUFFile?) {
         self.path = path
@@ -41,5 +46,49 @@ public final class LoadedModel: @unchecked Sendable {
         let weights = GGUFStore(file: gguf)
         let model = try config.architecture.build(config, weights)
         return LoadedModel(path: path, format: .gguf, config: model.config, weights: weights, model: model, gguf: gguf)
+    }
+
+    // MARK: Tokenizer, chat template, generator
+
+    /// The model's tokenizer (tokenizer.json, tokenizer.model or vocab.json + merges.txt beside the weights, or the
+    /// GGUF's own metadata), loaded on first use: commands that never tokenize (info, bench) work without one.
+    public func tokenizer() throws -> Tokenizer {
+        tokenizerLock.lock()
+        defer { tokenizerLock.unlock() }
+        if let cachedTokenizer { return cachedTokenizer }
+        let loaded = try gguf.map { try TokenizerLoader.load(gguf: $0) } ?? TokenizerLoader.load(directory: path)
+        cachedTokenizer = loaded
+        return loaded
+    }
+
+    /// The model's own Jinja chat template: GGUF `tokenizer.chat_template`, or in an HF directory
+    /// `chat_template.jinja`, else `tokenizer_config.json`'s `chat_template` (a string, or a list of named
+    /// templates of which "default" is taken). nil when the model has none.
+    public func chatTemplateSource() throws -> String? {
+        if let gguf { return gguf.string("tokenizer.chat_template") }
+        let join = { (name: String) in (self.path as NSString).appendingPathComponent(name) }
+        if let data = FileManager.default.contents(atPath: join("chat_template.jinja")) {
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw HoneError.malformedFile(path: join("chat_template.jinja"), message: "not valid UTF-8")
+            }
+            return text
+        }
+        guard FileManager.default.fileExists(atPath: join("tokenizer_config.json")) else { return nil }
+        let config = try JSONConfig(path: join("tokenizer_config.json"))
+        if let text = config.string("chat_template") { return text }
+        if let named = config.values["chat_template"] as? [[String: Any]] {
+            let entry = named.first { $0["name"] as? String == "default" } ?? named.first
+            return entry?["template"] as? String
+        }
+        return nil
+    }
+
+    /// A generator over this model and its tokenizer that stops at every EOS id the model declares and at the end
+    /// tokens of `template` (ChatML's `<|im_end|>`, say).
+    public func makeGenerator(template: PromptTemplate? = nil) throws -> Generator {
+        let tokenizer = try tokenizer()
+        let generator = Generator(model: model, tokenizer: tokenizer)
+        if let template { generator.endOfSequenceIDs.formUnion(template.endTokenIDs(for: tokenizer)) }
+        return generator
     }
 }

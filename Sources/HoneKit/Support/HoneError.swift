@@ -53,3 +53,24 @@ public enum HoneError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
+
+// MARK: - Option names in messages
+
+/// A setting a user chose, named in a message the way that user knows it: by its option name (`cutoff_len`, the
+/// spelling of the Python scripts Hone follows) for library callers, as a flag (`--cutoff-len`) once the command
+/// line sets `OptionName.spelling = .flag`. The library never spells flags itself.
+public struct OptionName: CustomStringConvertible, Sendable {
+    public enum Spelling: Sendable { case name, flag }
+    /// Set once at start-up by the executable, before any work.
+    nonisolated(unsafe) public static var spelling = Spelling.name
+
+    public let name: String
+    public init(_ name: String) { self.name = name }
+
+    public var description: String {
+        switch Self.spelling {
+        case .name: return name
+        case .flag: return "--" + name.replacingOccurrences(of: "_", with: "-")
+        }
+    }
+}

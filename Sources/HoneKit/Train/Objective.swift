@@ -32,8 +32,12 @@ public protocol TrainingObjective: AnyObject {
     /// Objective-specific settings that change the loss (β, λ, ...), for the checkpoint fingerprint: a run resumed
     /// with other settings is refused.
     var settingsFingerprint: String { get }
+    /// Called once the adapters exist, before any checkpoint is restored: an objective with a reference model wires
+    /// it here. Returns a note for the run's summary, if any.
+    func prepare(adapters: AdapterSet, fromInitAdapter: Bool) -> String?
 }
 
 extension TrainingObjective {
     public var settingsFingerprint: String { "" }
+    public func prepare(adapters: AdapterSet, fromInitAdapter: Bool) -> String? { nil }
 }

@@ -27,12 +27,12 @@ public struct TrainingOptions: Sendable {
     public var examplesPerStep: Int { accumulationSteps * max(1, microBatchSize) }
 
     func validate() throws {
-        guard microBatchSize > 0 else { throw HoneError.invalidArgument("--micro-batch-size must be positive") }
+        guard microBatchSize > 0 else { throw HoneError.invalidArgument("\(OptionName("micro_batch_size")) must be positive") }
         guard batchSize >= microBatchSize else {
-            throw HoneError.invalidArgument("--batch-size (\(batchSize)) must be at least --micro-batch-size (\(microBatchSize))")
+            throw HoneError.invalidArgument("\(OptionName("batch_size")) (\(batchSize)) must be at least \(OptionName("micro_batch_size")) (\(microBatchSize))")
         }
-        guard epochs > 0 || (maxSteps ?? 0) > 0 else { throw HoneError.invalidArgument("--num-epochs must be positive") }
-        guard learningRate > 0 else { throw HoneError.invalidArgument("--learning-rate must be positive") }
+        guard epochs > 0 || (maxSteps ?? 0) > 0 else { throw HoneError.invalidArgument("\(OptionName("num_epochs")) must be positive") }
+        guard learningRate > 0 else { throw HoneError.invalidArgument("\(OptionName("learning_rate")) must be positive") }
     }
 }
 
@@ -174,7 +174,7 @@ public final class Trainer {
             }
             if Interrupt.isPending {
                 try saveCheckpoint(step: step + 1)
-                throw HoneError.interrupted(message: "training stopped at step \(step + 1); resume with --resume-from-checkpoint \(checkpointPath(step: step + 1))")
+                throw HoneError.interrupted(message: "training stopped at step \(step + 1); resume with \(OptionName("resume_from_checkpoint")) \(checkpointPath(step: step + 1))")
             }
         }
         try PEFTAdapter.save(engine.adapters, baseModel: baseModelName, record: record, to: outputDirectory)

@@ -30,9 +30,9 @@ public struct DPOSettings: Sendable, Equatable {
     }
 
     func validate() throws {
-        guard beta > 0, beta.isFinite else { throw HoneError.invalidArgument("--beta must be positive") }
+        guard beta > 0, beta.isFinite else { throw HoneError.invalidArgument("\(OptionName("beta")) must be positive") }
         guard labelSmoothing >= 0, labelSmoothing < 0.5 else {
-            throw HoneError.invalidArgument("--label-smoothing must lie in [0, 0.5)")
+            throw HoneError.invalidArgument("\(OptionName("label_smoothing")) must lie in [0, 0.5)")
         }
     }
 }
@@ -121,6 +121,14 @@ public final class DirectPreferenceObjective: TrainingObjective {
     public var trainingCount: Int { training.count }
     public var validationCount: Int { validation.count }
     public func length(ofTrainingExample index: Int) -> Int { training[index].tokenCount }
+
+    /// Continuing from an adapter, the reference is the base plus a frozen copy of where it started (TRL's "ref"
+    /// adapter); otherwise the base with the trained adapter switched off.
+    public func prepare(adapters: AdapterSet, fromInitAdapter: Bool) -> String? {
+        reference = fromInitAdapter ? adapters.copy() : nil
+        return "reference: " + (fromInitAdapter ? "base + frozen \(OptionName("init_adapter"))" : "base (adapter off)")
+    }
+
     public var settingsFingerprint: String {
         "dpo_loss=\(settings.lossType.rawValue) beta=\(settings.beta) label_smoothing=\(settings.labelSmoothing) reference=\(reference == nil ? "base" : "init-adapter") \(dataDescription)"
     }

@@ -13,7 +13,7 @@ public struct CUTTrainingSetup {
     /// Python's `random.sample` with seed 42, which this does not reproduce).
     public init(baseModel: String, dataPath: String, templateName: String, cutoffLength: Int, wrap: CUTPromptWrap,
                 settings: CUTSettings, downsample: Double?, validationSize: Int, seed: UInt64) throws {
-        guard cutoffLength >= 2 else { throw HoneError.invalidArgument("--cutoff-len must be at least 2") }
+        guard cutoffLength >= 2 else { throw HoneError.invalidArgument("\(OptionName("cutoff_len")) must be at least 2") }
         let template = try PromptTemplate.resolve(templateName)
         guard template.supportsJudgment else {
             throw HoneError.invalidArgument("template '\(template.name)' has no judgment prompt (prompt_no_input_judge); CUT needs one, e.g. alpaca_judge")
@@ -29,17 +29,17 @@ public struct CUTTrainingSetup {
                 let positives = records.indices.filter { !records[$0].isNegativeForCUT }
                 let kept = Set(positives.shuffled(using: &generator).prefix(keep))
                 records = records.indices.filter { records[$0].isNegativeForCUT || kept.contains($0) }.map { records[$0] }
-                note = "; --downsample \(downsample) kept \(keep) of \(positivesBefore) Align-P"
+                note = "; \(OptionName("downsample")) \(downsample) kept \(keep) of \(positivesBefore) Align-P"
             }
         }
         guard !records.isEmpty else {
-            throw HoneError.invalidArgument("\(dataPath): no records left after --downsample \(downsample ?? -1) (\(negatives) with a judgment, \(positivesBefore) without); use --downsample off to keep every record")
+            throw HoneError.invalidArgument("\(dataPath): no records left after \(OptionName("downsample")) \(downsample ?? -1) (\(negatives) with a judgment, \(positivesBefore) without); use \(OptionName("downsample")) off to keep every record")
         }
         guard validationSize >= 0, validationSize < records.count else {
-            throw HoneError.invalidArgument("--val-set-size \(validationSize) leaves no training data: \(records.count) CUT records")
+            throw HoneError.invalidArgument("\(OptionName("val_set_size")) \(validationSize) leaves no training data: \(records.count) CUT records")
         }
         base = try LoadedModel.open(baseModel)
-        let tokenizer = try TokenizerLoader.load(modelPath: baseModel)
+        let tokenizer = try base.tokenizer()
         let examples = try records.enumerated().map { index, record in
             try CUTExample.make(record, tokenizer: tokenizer, template: template, cutoffLength: cutoffLength, wrap: wrap,
                                 place: "\(dataPath): record \(index + 1)")
@@ -53,7 +53,7 @@ public struct CUTTrainingSetup {
         let pairs = training.filter { $0.misalign != nil }.count
         let cut = examples.filter { $0.like.tokens.count >= cutoffLength }.count
         var summary = "data: \(records.count) records from \(dataPath)\(note) → \(training.count) training (\(pairs) Align-N + Misalign pairs, "
-        summary += "\(training.count - pairs) Align-P), \(validation.count) validation; \(cut) cut on the left at --cutoff-len \(cutoffLength); "
+        summary += "\(training.count - pairs) Align-P), \(validation.count) validation; \(cut) cut on the left at \(OptionName("cutoff_len")) \(cutoffLength); "
         summary += "prompt wrap \(wrap.rawValue); λ \(settings.threshold), α \(settings.weightUnlike)"
         self.summary = summary
     }
@@ -68,17 +68,17 @@ public struct DPOTrainingSetup {
 
     public init(baseModel: String, dataPath: String, maxLength: Int?, maxPromptLength: Int?, settings: DPOSettings,
                 validationSize: Int, seed: UInt64) throws {
-        if let maxLength, maxLength < 2 { throw HoneError.invalidArgument("--max-length must be at least 2") }
+        if let maxLength, maxLength < 2 { throw HoneError.invalidArgument("\(OptionName("max_length")) must be at least 2") }
         if let maxPromptLength {
-            guard maxPromptLength >= 1 else { throw HoneError.invalidArgument("--max-prompt-length must be positive") }
+            guard maxPromptLength >= 1 else { throw HoneError.invalidArgument("\(OptionName("max_prompt_length")) must be positive") }
             if let maxLength, maxPromptLength >= maxLength {
-                throw HoneError.invalidArgument("--max-prompt-length (\(maxPromptLength)) must be below --max-length (\(maxLength))")
+                throw HoneError.invalidArgument("\(OptionName("max_prompt_length")) (\(maxPromptLength)) must be below \(OptionName("max_length")) (\(maxLength))")
             }
         }
         try settings.validate()
         let (records, dropped) = try PreferenceData.read(path: dataPath)
         base = try LoadedModel.open(baseModel)
-        let tokenizer = try TokenizerLoader.load(modelPath: baseModel)
+        let tokenizer = try base.tokenizer()
         var examples: [PreferenceExample] = []
         var tooLong: [String] = []
         for record in records {
@@ -90,10 +90,10 @@ public struct DPOTrainingSetup {
             }
         }
         guard !examples.isEmpty else {
-            throw HoneError.invalidArgument("\(dataPath): every pair's prompt fills --max-length \(maxLength ?? 0); raise it or set --max-prompt-length")
+            throw HoneError.invalidArgument("\(dataPath): every pair's prompt fills \(OptionName("max_length")) \(maxLength ?? 0); raise it or set \(OptionName("max_prompt_length"))")
         }
         guard validationSize >= 0, validationSize < examples.count else {
-            throw HoneError.invalidArgument("--val-set-size \(validationSize) leaves no training data: \(examples.count) usable pairs")
+            throw HoneError.invalidArgument("\(OptionName("val_set_size")) \(validationSize) leaves no training data: \(examples.count) usable pairs")
         }
         let held = Set(try DataOrder.validationSplit(count: examples.count, validationSize: validationSize, seed: seed).validation)
         objective = try DirectPreferenceObjective(
@@ -108,7 +108,7 @@ public struct DPOTrainingSetup {
             summary += "; \(dropped.count) dropped without a shared \"\\n\\nAssistant:\" prompt (\(dropped.prefix(5).joined(separator: ", "))\(dropped.count > 5 ? ", …" : ""))"
         }
         if !tooLong.isEmpty {
-            summary += "; \(tooLong.count) dropped because the prompt fills --max-length (\(tooLong.prefix(5).joined(separator: ", "))\(tooLong.count > 5 ? ", …" : ""))"
+            summary += "; \(tooLong.count) dropped because the prompt fills \(OptionName("max_length")) (\(tooLong.prefix(5).joined(separator: ", "))\(tooLong.count > 5 ? ", …" : ""))"
         }
         self.summary = summary
     }
@@ -123,15 +123,15 @@ public struct PROTrainingSetup {
 
     public init(baseModel: String, dataPath: String, rankingLength: Int?, blockSize: Int, maxPromptLength: Int,
                 sftWeight: Double, validationSize: Int, seed: UInt64) throws {
-        if let rankingLength, rankingLength < 1 { throw HoneError.invalidArgument("--ranking-len must be at least 1") }
-        guard blockSize >= 4 else { throw HoneError.invalidArgument("--cutoff-len must be at least 4") }
+        if let rankingLength, rankingLength < 1 { throw HoneError.invalidArgument("\(OptionName("ranking_len")) must be at least 1") }
+        guard blockSize >= 4 else { throw HoneError.invalidArgument("\(OptionName("cutoff_len")) must be at least 4") }
         guard maxPromptLength >= 1, maxPromptLength < blockSize else {
-            throw HoneError.invalidArgument("--max-prompt-length (\(maxPromptLength)) must lie in 1..<--cutoff-len (\(blockSize))")
+            throw HoneError.invalidArgument("\(OptionName("max_prompt_length")) (\(maxPromptLength)) must lie in 1..<\(OptionName("cutoff_len")) (\(blockSize))")
         }
         let records = try RankingData.read(path: dataPath, rankingLength: rankingLength)
         guard !records.isEmpty else { throw HoneError.malformedFile(path: dataPath, message: "no records") }
         base = try LoadedModel.open(baseModel)
-        let tokenizer = try TokenizerLoader.load(modelPath: baseModel)
+        let tokenizer = try base.tokenizer()
         var examples: [RankingExample] = []
         var unscored: [String] = []
         for record in records {
@@ -145,10 +145,10 @@ public struct PROTrainingSetup {
             examples.append(RankingExample(rows: rows.map { $0! }, rewards: record.rewards, sftIndex: record.sftIndex))
         }
         guard !examples.isEmpty else {
-            throw HoneError.invalidArgument("\(dataPath): no record has a response token left within --cutoff-len \(blockSize)")
+            throw HoneError.invalidArgument("\(dataPath): no record has a response token left within \(OptionName("cutoff_len")) \(blockSize)")
         }
         guard validationSize >= 0, validationSize < examples.count else {
-            throw HoneError.invalidArgument("--val-set-size \(validationSize) leaves no training data: \(examples.count) usable records")
+            throw HoneError.invalidArgument("\(OptionName("val_set_size")) \(validationSize) leaves no training data: \(examples.count) usable records")
         }
         let held = Set(try DataOrder.validationSplit(count: examples.count, validationSize: validationSize, seed: seed).validation)
         let n = records[0].suffixes.count
@@ -160,7 +160,7 @@ public struct PROTrainingSetup {
         var summary = "data: \(records.count) records from \(dataPath) → \(objective.trainingCount) training, \(objective.validationCount) validation; "
         summary += "ranking length \(n), \(tokens) tokens; SFT weight \(sftWeight) × (n−1)² = \(n > 1 ? sftWeight * Double((n - 1) * (n - 1)) : 1)"
         if !unscored.isEmpty {
-            summary += "; \(unscored.count) dropped with no response token within --cutoff-len (\(unscored.prefix(5).joined(separator: ", ")))"
+            summary += "; \(unscored.count) dropped with no response token within \(OptionName("cutoff_len")) (\(unscored.prefix(5).joined(separator: ", ")))"
         }
         self.summary = summary
     }

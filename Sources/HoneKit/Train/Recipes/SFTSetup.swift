@@ -10,7 +10,7 @@ public struct SupervisedTrainingSetup {
     public init(baseModel: String, dataPath: String, templateName: String, cutoffLength: Int, trainOnInputs: Bool,
                 addEOSToken: Bool, validationSize: Int, seed: UInt64,
                 cacheDirectory: String? = TokenizedDataCache.defaultDirectory) throws {
-        guard cutoffLength >= 2 else { throw HoneError.invalidArgument("--cutoff-len must be at least 2") }
+        guard cutoffLength >= 2 else { throw HoneError.invalidArgument("\(OptionName("cutoff_len")) must be at least 2") }
         let template = try PromptTemplate.resolve(templateName)
         base = try LoadedModel.open(baseModel)
         // Tokenized examples are cached (LZ4) under a key of the data's bytes, the tokenizer, the template and
@@ -30,7 +30,7 @@ public struct SupervisedTrainingSetup {
         } else {
             let records = try AlpacaData.read(path: dataPath)
             guard !records.isEmpty else { throw HoneError.malformedFile(path: dataPath, message: "no training records") }
-            let tokenizer = try TokenizerLoader.load(modelPath: baseModel)
+            let tokenizer = try base.tokenizer()
             examples = tokenizeForTraining(records, tokenizer: tokenizer, template: template, cutoffLength: cutoffLength,
                                            trainOnInputs: trainOnInputs, addEOSToken: addEOSToken)
             if let key = try? TokenizedDataCache.key(dataFile: dataPath, tokenizerSource: baseModel, template: template,
@@ -40,7 +40,7 @@ public struct SupervisedTrainingSetup {
             }
         }
         guard validationSize >= 0, validationSize < examples.count else {
-            throw HoneError.invalidArgument("--val-set-size \(validationSize) leaves no training data: \(dataPath) has \(examples.count) records")
+            throw HoneError.invalidArgument("\(OptionName("val_set_size")) \(validationSize) leaves no training data: \(dataPath) has \(examples.count) records")
         }
         // alpaca-lora: train_test_split(test_size=N, shuffle=True, seed=42); same structure, Hone's generator.
         let split = try DataOrder.validationSplit(count: examples.count, validationSize: validationSize, seed: seed)
@@ -49,7 +49,7 @@ public struct SupervisedTrainingSetup {
         let validation = split.validation.map { rows[$0] }
         let untrained = split.train.sorted().filter { rows[$0].targets.isEmpty }
         guard untrained.count < training.count else {
-            throw HoneError.malformedFile(path: dataPath, message: "no training record has a trained token (with --train-on-inputs false, each prompt fills --cutoff-len \(cutoffLength))")
+            throw HoneError.malformedFile(path: dataPath, message: "no training record has a trained token (with \(OptionName("train_on_inputs")) false, each prompt fills \(OptionName("cutoff_len")) \(cutoffLength))")
         }
         objective = SupervisedObjective(training: training, validation: validation)
         let tokens = training.reduce(0) { $0 + $1.tokens.count }
@@ -62,7 +62,7 @@ public struct SupervisedTrainingSetup {
         }
         var summary = "data: \(examples.count) records from \(dataPath)\(cached ? " (tokenized, from the cache)" : "") → \(training.count) training, \(validation.count) validation; "
         summary += "\(tokens) training tokens, \(targets) trained"
-        if !truncated.isEmpty { summary += "\nwarning: \(truncated.count) cut on the right at --cutoff-len \(cutoffLength) (\(named(truncated)))" }
+        if !truncated.isEmpty { summary += "\nwarning: \(truncated.count) cut on the right at \(OptionName("cutoff_len")) \(cutoffLength) (\(named(truncated)))" }
         if !untrained.isEmpty {
             summary += "\nwarning: \(untrained.count) with no trained token left, ignored by the loss (\(named(untrained)))"
         }

@@ -1,0 +1,191 @@
+import Foundation
+
+// MARK: - Per-objective defaults
+
+/// The defaults of the settings whose value depends on the objective. Each follows the reference setup of its
+/// method: alpaca-lora's finetune.py (SFT), the CUT README's online run, TRL's DPOConfig, PRO / ScalingAlignment's
+/// scripts. The command line shows them in `--help` and applies them where the user sets nothing.
+public struct TrainingRecipe: Sendable {
+    public let objective: String
+    public var batchSize: Int
+    public var microBatchSize: Int
+    public var numEpochs: Int
+    public var learningRate: Double
+    public var cutoffLength: Int
+    public var validationSize = 0
+    public var loraRank = 8
+    public var loraAlpha = 16.0
+    public var loraDropout = 0.05
+    public var loraTargetModules = "[q_proj,v_proj]"
+    public var schedule: LearningRateSchedule
+    public var warmupSteps: Int
+    public var weightDecay = 0.0
+    /// A built-in template name; "raw" for objectives whose data carries its prompts as written.
+    public var promptTemplate: String
+    /// What the trainer records about EOS tokens in the adapter (nil: the template's own policy).
+    public var eosPolicy: String? = nil
+
+    /// alpaca-lora finetune.py (methods.md §3.2).
+    public static let sft = TrainingRecipe(
+        objective: "sft", batchSize: 128, microBatchSize: 4, numEpochs: 3, learningRate: 3e-4, cutoffLength: 256,
+        validationSize: 2000, schedule: .linear, warmupSteps: 100, promptTemplate: "alpaca")
+    /// CUT README's online iteration-1 run (methods.md §1.7): 8 / 1, one epoch, 4e-4, cosine, warmup 100, cutoff 2048,
+    /// r 16 / alpha 16, MLP modules only.
+    public static let cut = TrainingRecipe(
+        objective: "cut", batchSize: 8, microBatchSize: 1, numEpochs: 1, learningRate: 4e-4, cutoffLength: 2048,
+        loraRank: 16, loraAlpha: 16, loraTargetModules: "[gate_proj,down_proj,up_proj]", schedule: .cosine,
+        warmupSteps: 100, promptTemplate: "alpaca_judge")
+    /// TRL's DPOConfig / transformers' TrainingArguments (methods.md §4): batch 8, 3 epochs, lr 1e-6, linear decay
+    /// without warm-up, dropout disabled; PEFT's default targets for Llama.
+    public static let dpo = TrainingRecipe(
+        objective: "dpo", batchSize: 8, microBatchSize: 2, numEpochs: 3, learningRate: 1e-6, cutoffLength: 1024,
+        loraDropout: 0, schedule: .linear, warmupSteps: 0, promptTemplate: "raw", eosPolicy: "dpo: EOS appended to completions")
+    /// PRO / ScalingAlignment (methods.md §2.7): LLaMA-7B lr 5e-6, constant, 2 epochs (PRO's train_hh.sh), effective
+    /// batch 16 per device, torch AdamW's weight decay 0.01, block size 512.
+    public static let pro = TrainingRecipe(
+        objective: "pro", batchSize: 16, microBatchSize: 2, numEpochs: 2, learningRate: 5e-6, cutoffLength: 512,
+        schedule: .constant, warmupSteps: 0, weightDecay: 0.01, promptTemplate: "raw",
+        eosPolicy: "pro: EOS appended and scored for every response")
+
+    public static let all: [TrainingRecipe] = [.sft, .cut, .dpo, .pro]
+
+    /// "sft 128, cut 8, dpo 8, pro 16", or the one value when every recipe agrees: for help texts.
+    public static func defaultsText<Value: Equatable>(_ value: (TrainingRecipe) -> Value,
+                                                      format: (Value) -> String = { "\($0)" }) -> String {
+        let values = all.map(value)
+        if values.allSatisfy({ $0 == values[0] }) { return format(values[0]) }
+        return zip(all, values).map { "\($0.objective) \(format($1))" }.joined(separator: ", ")
+    }
+}
+
+// MARK: - What a user set
+
+/// The settings every objective shares, with alpaca-lora's/TRL's names. nil takes the recipe's default.
+public struct SharedTrainingSettings: Sendable {
+    public var baseModel: String
+    public var dataPath: String
+    public var outputDirectory: String
+    public var batchSize: Int?
+    public var microBatchSize: Int?
+    public var numEpochs: Int?
+    public var maxSteps: Int?
+    public var learningRate: Double?
+    public var cutoffLength: Int?
+    public var validationSize: Int?
+    public var loraRank: Int?
+    public var loraAlpha: Double?
+    public var loraDropout: Double?
+    public var loraTargetModules: String?
+    public var useRSLoRA = false
+    public var promptTemplate: String?
+    public var schedule: String?
+    public var warmupSteps: Int?
+    public var weightDecay: Double?
+    public var maxGradNorm = 1.0
+    public var seed: UInt64 = 42
+    public var saveSteps = 200
+    public var evalSteps = 200
+    /// A checkpoint directory, or "latest" for the newest in the output directory.
+    public var resumeFromCheckpoint: String?
+    public var initAdapter: String?
+    public var gradientCheckpointing = false
+    public var groupByLength = false
+    /// Stops the run after this many steps as if interrupted (tests of resuming).
+    public var stopAfterSteps: Int?
+
+    public init(baseModel: String, dataPath: String, outputDirectory: String) {
+        self.baseModel = baseModel
+        self.dataPath = dataPath
+        self.outputDirectory = outputDirectory
+    }
+
+    public func trainingOptions(_ recipe: TrainingRecipe) throws -> TrainingOptions {
+        var options = TrainingOptions()
+        options.batchSize = batchSize ?? recipe.batchSize
+        options.microBatchSize = microBatchSize ?? recipe.microBatchSize
+        options.epochs = numEpochs ?? recipe.numEpochs
+        options.maxSteps = maxSteps
+        options.learningRate = learningRate ?? recipe.learningRate
+        if let schedule {
+            guard let chosen = LearningRateSchedule(rawValue: schedule.lowercased()) else {
+                throw HoneError.invalidArgument("\(OptionName("lr_scheduler")) must be one of \(LearningRateSchedule.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            options.schedule = chosen
+        } else {
+            options.schedule = recipe.schedule
+        }
+        options.warmupSteps = warmupSteps ?? recipe.warmupSteps
+        options.weightDecay = weightDecay ?? recipe.weightDecay
+        options.maxGradNorm = maxGradNorm
+        options.seed = seed
+        options.saveSteps = saveSteps
+        options.evalSteps = evalSteps
+        options.gradientCheckpointing = gradientCheckpointing
+        options.groupByLength = groupByLength
+        return options
+    }
+
+    public func loraConfiguration(architecture: ModelArchitecture, _ recipe: TrainingRecipe) throws -> LoRAConfiguration {
+        LoRAConfiguration(rank: loraRank ?? recipe.loraRank, alpha: loraAlpha ?? recipe.loraAlpha,
+                          dropout: loraDropout ?? recipe.loraDropout,
+                          targetModules: try architecture.adaptableModules.resolve(loraTargetModules ?? recipe.loraTargetModules,
+                                                                                   architecture: architecture.name),
+                          useRSLoRA: useRSLoRA)
+    }
+}
+
+// MARK: - Running a recipe
+
+/// Runs a trainer for any objective: adapters (new or from `init_adapter`), the objective's reference hook, resume,
+/// progress on stderr, a closing line.
+public enum TrainingRun {
+    public static func run(_ settings: SharedTrainingSettings, recipe: TrainingRecipe, base: LoadedModel,
+                           objective: TrainingObjective, summary: String, templateName: String) throws {
+        let adapters: AdapterSet
+        if let initAdapter = settings.initAdapter {
+            adapters = try PEFTAdapter.load(directory: initAdapter, for: base.model).0
+        } else {
+            adapters = try AdapterSet.makeNew(configuration: try settings.loraConfiguration(architecture: base.config.architecture, recipe),
+                                              model: base.model, seed: settings.seed)
+        }
+        // Before any checkpoint is restored: DPO takes its frozen reference copy of an init adapter here.
+        let note = objective.prepare(adapters: adapters, fromInitAdapter: settings.initAdapter != nil)
+        let engine = try TrainingEngine(loaded: base, adapters: adapters)
+        let options = try settings.trainingOptions(recipe)
+        let trainer = try Trainer(engine: engine, objective: objective, options: options, outputDirectory: settings.outputDirectory)
+        trainer.baseModelName = base.path
+        trainer.record = PEFTAdapter.TrainingRecord(promptTemplate: templateName, eosPolicy: recipe.eosPolicy)
+        trainer.stopAfterSteps = settings.stopAfterSteps
+        var resume: String?
+        if let requested = settings.resumeFromCheckpoint {
+            if ["latest", "true", "True"].contains(requested) {
+                guard let latest = trainer.latestCheckpoint else {
+                    throw HoneError.invalidArgument("no checkpoint-N directory in \(settings.outputDirectory) to resume from")
+                }
+                resume = latest
+            } else {
+                resume = requested
+            }
+        }
+        let log = FileHandle.standardError
+        log.write(Data("\(summary)\(note.map { "; \($0)" } ?? "")\n".utf8))
+        log.write(Data("LoRA: r \(adapters.configuration.rank), alpha \(adapters.configuration.alpha), \(adapters.ordered.count) modules, \(adapters.parameterCount) trainable parameters; \(trainer.totalSteps) steps of \(options.accumulationSteps) × \(options.microBatchSize) examples, lr \(options.learningRate) \(options.schedule.rawValue)\n".utf8))
+        let progress = ProgressReporter(total: trainer.totalSteps, label: "train")
+        var firstStep: Int?
+        trainer.onStep = { record, total in
+            if firstStep == nil { firstStep = record.step - 1 }
+            var extra = String(format: "loss %.4f  lr %.2e  %.0f tok/s  RSS %.2f GiB", record.loss, record.learningRate,
+                               record.tokensPerSecond, Double(peakResidentBytes()) / 1_073_741_824)
+            if let evalLoss = record.evalLoss { extra += String(format: "  eval %.4f", evalLoss) }
+            progress.update(done: record.step, extra: extra, rateBase: record.step - (firstStep ?? 0))
+        }
+        Interrupt.install()
+        let history = try trainer.run(resumingFrom: resume)
+        if let last = history.last, last.step == trainer.totalSteps {
+            let first = history.first!
+            var line = String(format: "done: loss %.4f → %.4f over %d steps", first.loss, last.loss, last.step)
+            if let evalLoss = last.evalLoss { line += String(format: ", eval loss %.4f", evalLoss) }
+            log.write(Data("\(line); adapter in \(settings.outputDirectory)\n".utf8))
+        }
+    }
+}
