@@ -6,10 +6,10 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure prompt processing (pp) and generation (tg) speed, like llama-bench.",
         discussion: """
-        Prints open time, pp (one forward over --prompt-tokens tokens) and tg (--gen-tokens single-token steps
+        Prints open time, pp (one forward over --prompt-tokens tokens) and tg (--gen-tokens single-token steps \
         with the KV cache) in tokens per second, mean ± standard deviation over --repetitions, and peak RSS.
 
-        With --tokenize FILE (JSONL lines {"text": ...}), measures the tokenizer instead: every text encoded
+        With --tokenize FILE (JSONL lines {"text": ...}), measures the tokenizer instead: every text encoded \
         without special tokens, on the calling thread, best of --repetitions; prints MB/s and a digest of the ids.
 
         Examples:

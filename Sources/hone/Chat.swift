@@ -6,9 +6,9 @@ struct Chat: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Chat with a model in the terminal (or over piped stdin, one message per line).",
         discussion: """
-        Tokens stream as they are made. The conversation is kept in the template's format; when it no longer
-        fits the context, the oldest turns are dropped. Commands: /reset starts over, /exit quits. Ctrl-C stops
-        the current answer (at the prompt it ends the chat). Without a terminal, each input line is one message
+        Tokens stream as they are made. The conversation is kept in the template's format; when it no longer \
+        fits the context, the oldest turns are dropped. Commands: /reset starts over, /exit quits. Ctrl-C stops \
+        the current answer (at the prompt it ends the chat). Without a terminal, each input line is one message \
         and each answer ends with a newline, so the chat can be scripted.
 
         Example:
@@ -18,8 +18,8 @@ struct Chat: ParsableCommand {
     @Option(name: .long, help: "An HF model directory or a GGUF file.")
     var model: String
 
-    @Option(name: .long, help: "Prompt template: \(PromptTemplate.builtinNames.joined(separator: ", ")), or a JSON file.")
-    var template = "alpaca"
+    @Option(name: .long, help: "Prompt template: auto (the adapter's recorded template, else the model's own chat template, else alpaca), chat_template (the model's own), \(PromptTemplate.builtinNames.joined(separator: ", ")), a JSON template file or a .jinja chat template.")
+    var template = "auto"
 
     @Option(name: .long, help: "A system prompt, for templates that have one.")
     var system: String?
@@ -38,9 +38,9 @@ struct Chat: ParsableCommand {
     func run() throws {
         try runtime.apply()
         try reportingErrors {
-            let loaded = try adapterOptions.open(model: model)
+            let (loaded, trainedTemplate) = try adapterOptions.open(model: model)
             let tokenizer = try loaded.tokenizer()
-            let promptTemplate = try PromptTemplate.resolve(template)
+            let promptTemplate = try loaded.promptTemplate(template, recorded: trainedTemplate)
             let engine = try loaded.makeGenerator(template: promptTemplate)
             let session = ChatSession(template: promptTemplate, tokenizer: tokenizer, contextLimit: engine.contextLimit,
                                       maxNewTokens: sampling.maxNewTokens ?? 512, system: system)

@@ -37,16 +37,19 @@ struct AdapterOptions: ParsableArguments {
     @Option(name: .long, help: "A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) to apply.")
     var adapter: String?
 
-    /// Opens the model and attaches the adapter when one is given.
-    func open(model: String) throws -> LoadedModel {
+    /// Opens the model and attaches the adapter when one is given; also returns the template the adapter was
+    /// trained with, if it recorded one.
+    func open(model: String) throws -> (model: LoadedModel, trainedTemplate: String?) {
         let loaded = try LoadedModel.open(model)
+        var trainedTemplate: String?
         if let adapter {
             let record = try loaded.attachAdapter(directory: adapter)
+            trainedTemplate = record.promptTemplate
             if let template = record.promptTemplate {
                 FileHandle.standardError.write(Data("adapter: \(adapter) (trained with the '\(template)' template)\n".utf8))
             }
         }
-        return loaded
+        return (loaded, trainedTemplate)
     }
 
     /// Identifies the adapter in resumable-job fingerprints.

@@ -6,12 +6,12 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert between an HF model directory and a GGUF file (either way).",
         discussion: """
-        HF directory → GGUF: the file llama.cpp's convert_hf_to_gguf.py would write (llama.cpp tensor names, Q/K rows
-        permuted for Llama/Mistral, Llama 3 rope factors, hyper-parameters and the full tokenizer: tokens, scores,
-        types, merges, special ids, chat template). --type defaults to the checkpoint's own float type.
-        GGUF → HF directory: model.safetensors (Q/K rows back in HF order; quantized tensors dequantized),
-        config.json, generation_config.json, tokenizer.json and tokenizer_config.json. --type defaults to the
-        GGUF's float type (F16 for quantized files). The output directory must not exist or be empty.
+        HF directory → GGUF: the file llama.cpp's convert_hf_to_gguf.py would write (llama.cpp tensor names, Q/K rows \
+        permuted for Llama/Mistral, Llama 3 rope factors, hyper-parameters and the full tokenizer: tokens, scores, \
+        types, merges, special ids, chat template). --type defaults to the checkpoint's own float type. \
+        GGUF → HF directory: model.safetensors (Q/K rows back in HF order; quantized tensors dequantized), \
+        config.json, generation_config.json, tokenizer.json and tokenizer_config.json. --type defaults to the \
+        GGUF's float type (F16 for quantized files). The output directory must not exist or be empty. \
         Architectures: llama, mistral, qwen2 (OPT has no GGUF form in llama.cpp).
 
         Example:

@@ -6,15 +6,17 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Answer a list of instructions in the file format alpaca_eval reads.",
         discussion: """
-        Input: a JSON list (AlpacaEval's instructions file) or JSON Lines of {"instruction", "input"?, "dataset"?}.
-        Output: a JSON list of {"instruction", "output", "generator", "dataset"} in input order. Defaults follow
-        CUT's generate.py: the alpaca template, greedy decoding, up to 2048 new tokens, no stop strings, special
-        tokens skipped, the answer taken as Python's text.split("### Response:")[1].strip(). A model that runs on
-        past its answer costs time: --stop "### Instruction:" ends it there (the output may then differ from
+        Input: a JSON list (AlpacaEval's instructions file) or JSON Lines of {"instruction", "input"?, "dataset"?}. \
+        Output: a JSON list of {"instruction", "output", "generator", "dataset"} in input order. Defaults follow \
+        CUT's generate.py: greedy decoding, up to 2048 new tokens, no stop strings, special tokens skipped; with \
+        the alpaca template (what --template auto picks for a model without a chat template of its own) the \
+        answer is Python's text.split("### Response:")[1].strip(), with any other template the new text, \
+        stripped. A model that runs on \
+        past its answer costs time: --stop "### Instruction:" ends it there (the output may then differ from \
         CUT's, which keeps such text).
 
-        Prompts are batched continuously (--batch-size); under greedy decoding every answer equals the
-        batch-size-1 answer. Finished answers go to OUTPUT.journal as they complete: rerun the same command after
+        Prompts are batched continuously (--batch-size); under greedy decoding every answer equals the \
+        batch-size-1 answer. Finished answers go to OUTPUT.journal as they complete: rerun the same command after \
         an interruption and it skips them. The output file is written atomically at the end.
 
         Example:
@@ -33,8 +35,8 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: "Generator name in the output (default: the model directory's name).")
     var generator: String?
 
-    @Option(name: .long, help: "Prompt template: \(PromptTemplate.builtinNames.joined(separator: ", ")), or a JSON file.")
-    var template = "alpaca"
+    @Option(name: .long, help: "Prompt template: auto (the adapter's recorded template, else the model's own chat template, else alpaca), chat_template (the model's own), \(PromptTemplate.builtinNames.joined(separator: ", ")), a JSON template file or a .jinja chat template.")
+    var template = "auto"
 
     @Option(name: [.customLong("batch-size"), .customLong("batch_size")], help: "Sequences decoded together.")
     var batchSize = 8
@@ -53,12 +55,12 @@ struct Generate: ParsableCommand {
     func run() throws {
         try runtime.apply()
         try reportingErrors {
-            let loaded = try adapterOptions.open(model: model)
+            let (loaded, trainedTemplate) = try adapterOptions.open(model: model)
             let tokenizer = try loaded.tokenizer()
-            let promptTemplate = try PromptTemplate.resolve(template)
+            let promptTemplate = try loaded.promptTemplate(template, recorded: trainedTemplate)
             let records = try AlpacaEval.readInstructions(path: instructions)
             let maxNewTokens = sampling.maxNewTokens ?? 2048
-            let prompts = records.map { promptTemplate.prompt(instruction: $0.instruction, input: $0.input) }
+            let prompts = try records.map { try promptTemplate.prompt(instruction: $0.instruction, input: $0.input) }
             // Instruction templates (alpaca) hold no special tokens: instructions are plain text, as in CUT's
             // generate.py. Conversation templates write theirs in the text, so those are parsed.
             let parseSpecial = promptTemplate.promptNoInput == nil
@@ -83,10 +85,16 @@ struct Generate: ParsableCommand {
             let generatorEngine = try loaded.makeGenerator(template: promptTemplate)
             try generatorEngine.generate(remaining.map { requests[$0] }, batchSize: batchSize, onFinish: { local, result in
                 let index = remaining[local]
-                // As CUT's generate.py: the decoded prompt and answer, split after the response marker, stripped.
-                // (result.text has stop strings cut; the prompt's own decoding supplies the marker.)
-                let promptText = tokenizer.decode(requests[index].promptTokens, skipSpecialTokens: true)
-                let answer = promptTemplate.extractResponse(from: promptText + result.text)
+                // With a response marker (alpaca), as CUT's generate.py: the decoded prompt and answer, split after
+                // the marker, stripped (result.text has stop strings cut; the prompt's own decoding supplies the
+                // marker). Any other template: the new text alone, stripped.
+                let answer: String
+                if promptTemplate.responseSplit != nil {
+                    let promptText = tokenizer.decode(requests[index].promptTokens, skipSpecialTokens: true)
+                    answer = promptTemplate.extractResponse(from: promptText + result.text)
+                } else {
+                    answer = promptTemplate.extractResponse(from: result.text)
+                }
                 journal.record(index: index, output: answer)
                 // Test hook: stop like a killed process (no output file, journal left behind).
                 if let interruptAfter, journal.answers.count >= interruptAfter { Foundation.exit(130) }

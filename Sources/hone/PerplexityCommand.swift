@@ -7,9 +7,9 @@ struct PerplexityCommand: ParsableCommand {
         commandName: "perplexity",
         abstract: "Perplexity of a text file, by llama.cpp's method.",
         discussion: """
-        The file is tokenized once (with BOS), cut into non-overlapping chunks of --ctx tokens (the first token of
-        each chunk replaced by BOS), and the second half of each chunk is scored. Prints the running perplexity
-        per chunk and the final estimate with llama.cpp's uncertainty, so figures compare with llama-perplexity
+        The file is tokenized once (with BOS), cut into non-overlapping chunks of --ctx tokens (the first token of \
+        each chunk replaced by BOS), and the second half of each chunk is scored. Prints the running perplexity \
+        per chunk and the final estimate with llama.cpp's uncertainty, so figures compare with llama-perplexity \
         on the same file.
 
         Example:

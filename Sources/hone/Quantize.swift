@@ -11,9 +11,9 @@ struct Quantize: ParsableCommand {
           q4_k_m (or q4_k)   Q4_K, with Q6_K for output.weight and for attn_v / ffn_down on the layers
                              llama.cpp picks (first and last eighth, every third between)
           f16, bf16, f32     plain types
-        Norms, biases and other 1-D tensors stay F32; rows that a block size does not divide fall back as in
-        llama.cpp (Q4_K → Q5_0, Q6_K → Q8_0, else F16). Tensors already of the chosen type are copied; other
-        quantized tensors are dequantized and quantized again, with a warning (llama-quantize refuses that
+        Norms, biases and other 1-D tensors stay F32; rows that a block size does not divide fall back as in \
+        llama.cpp (Q4_K → Q5_0, Q6_K → Q8_0, else F16). Tensors already of the chosen type are copied; other \
+        quantized tensors are dequantized and quantized again, with a warning (llama-quantize refuses that \
         without --allow-requantize). OUT is written to OUT.tmp and renamed when complete.
 
         Example:

@@ -6,9 +6,9 @@ struct Score: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Per-token log-probabilities of token rows.",
         discussion: """
-        Each input line is {"tokens": [ids]} or {"text": "..."} (tokenized with the model's tokenizer, BOS/EOS as
-        its config says). Each output line is
-        {"tokens": [...], "logprobs": [null, lp_1, ..., lp_n-1], "sum": s, "mean": m}
+        Each input line is {"tokens": [ids]} or {"text": "..."} (tokenized with the model's tokenizer, BOS/EOS as \
+        its config says). Each output line is \
+        {"tokens": [...], "logprobs": [null, lp_1, ..., lp_n-1], "sum": s, "mean": m} \
         where lp_i = log p(token_i | tokens before i). Rows are scored in batches.
 
         Example:
@@ -33,7 +33,7 @@ struct Score: ParsableCommand {
     func run() throws {
         try runtime.apply()
         try reportingErrors {
-            let loaded = try adapterOptions.open(model: model)
+            let (loaded, _) = try adapterOptions.open(model: model)
             let records = try readJSONLines(path: input)
             let rows = try tokenRows(from: records, path: input, vocabularySize: loaded.config.vocabularySize,
                                      tokenizer: { try loaded.tokenizer() })

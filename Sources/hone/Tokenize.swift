@@ -6,9 +6,9 @@ struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Turn text into token ids with a model's tokenizer.",
         discussion: """
-        With --text, prints the ids as a JSON array on one line. With --input, each line {"text": ...} of a
-        JSONL file gives a line {"tokens": [...]}. BOS/EOS are added as the tokenizer's config says unless
-        --no-add-special-tokens; special tokens written in the text (e.g. </s>) are plain text unless
+        With --text, prints the ids as a JSON array on one line. With --input, each line {"text": ...} of a \
+        JSONL file gives a line {"tokens": [...]}. BOS/EOS are added as the tokenizer's config says unless \
+        --no-add-special-tokens; special tokens written in the text (e.g. </s>) are plain text unless \
         --parse-special.
 
         Examples:

@@ -75,7 +75,7 @@ struct TrainingArguments: ParsableArguments {
     var useRSLoRA = false
 
     @Option(name: [.customLong("prompt-template-name"), .customLong("prompt_template_name")],
-            help: ArgumentHelp("Prompt template: a built-in name or a JSON template file (raw: prompts as written). Default: \(TrainingRecipe.defaultsText { $0.promptTemplate })."))
+            help: ArgumentHelp("Prompt template: auto (the model's own chat template, else alpaca), a built-in name, a JSON template file or a .jinja chat template (raw: prompts as written). Default: \(TrainingRecipe.defaultsText { $0.promptTemplate })."))
     var promptTemplateName: String?
 
     @Option(name: [.customLong("lr-scheduler"), .customLong("lr_scheduler")],
@@ -187,7 +187,7 @@ struct TrainSFT: ParsableCommand {
                 cutoffLength: training.cutoffLen ?? recipe.cutoffLength, trainOnInputs: trainOnInputs.value,
                 addEOSToken: addEosToken.value, validationSize: training.valSetSize ?? recipe.validationSize, seed: training.seed)
             try TrainingRun.run(training.settings, recipe: recipe, base: setup.base, objective: setup.objective,
-                                summary: setup.summary, templateName: templateName)
+                                summary: setup.summary, templateName: setup.template.name)
         }
     }
 }

@@ -6,6 +6,9 @@ import Foundation
 public enum PEFTAdapter {
     public static let configFile = "adapter_config.json"
     public static let weightsFile = "adapter_model.safetensors"
+    /// Hone's own record of how the adapter was trained, beside PEFT's files: PEFT warns about (and would reject)
+    /// keys of its config it does not know, so they stay out of adapter_config.json.
+    public static let recordFile = "hone_training.json"
 
     /// What Hone records beside PEFT's fields: how the adapter was trained, so chat and generate can default to it.
     public struct TrainingRecord: Sendable, Equatable {
@@ -39,8 +42,9 @@ public enum PEFTAdapter {
             "modules_to_save": NSNull(),
             "revision": NSNull(),
         ]
-        if let template = record.promptTemplate { config["hone_prompt_template"] = template }
-        if let policy = record.eosPolicy { config["hone_eos_policy"] = policy }
+        var side: [String: Any] = [:]
+        if let template = record.promptTemplate { side["prompt_template"] = template }
+        if let policy = record.eosPolicy { side["eos_policy"] = policy }
         let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         var entries: [SafetensorsEntry] = []
         for (layer, module, adapter) in set.ordered {
@@ -60,6 +64,13 @@ public enum PEFTAdapter {
         }
         // Weights first, config last: a directory with a config always has its weights.
         try SafetensorsWriter.write(entries, metadata: ["format": "pt"], to: (directory as NSString).appendingPathComponent(weightsFile))
+        let recordPath = (directory as NSString).appendingPathComponent(recordFile)
+        if side.isEmpty {
+            try? FileManager.default.removeItem(atPath: recordPath)
+        } else {
+            let sideJSON = try JSONSerialization.data(withJSONObject: side, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            try writeFileAtomically(sideJSON + Data("\n".utf8), to: recordPath)
+        }
         try writeFileAtomically(json + Data("\n".utf8), to: (directory as NSString).appendingPathComponent(configFile))
     }
 
@@ -135,8 +146,12 @@ public enum PEFTAdapter {
             }
             set.attach(adapter, layer: layer, module: module)
         }
-        let record = TrainingRecord(promptTemplate: config["hone_prompt_template"] as? String,
-                                    eosPolicy: config["hone_eos_policy"] as? String)
+        // hone_training.json; adapters written before it existed kept the record in adapter_config.json.
+        var side: [String: Any] = [:]
+        let recordPath = (directory as NSString).appendingPathComponent(recordFile)
+        if FileManager.default.fileExists(atPath: recordPath) { side = try JSONConfig(path: recordPath).values }
+        let record = TrainingRecord(promptTemplate: side["prompt_template"] as? String ?? config["hone_prompt_template"] as? String,
+                                    eosPolicy: side["eos_policy"] as? String ?? config["hone_eos_policy"] as? String)
         return (set, record)
     }
 

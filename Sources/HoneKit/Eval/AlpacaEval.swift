@@ -17,44 +17,14 @@ public enum AlpacaEval {
     /// Reads a JSON list (AlpacaEval's `alpaca_eval.json` style) or JSON Lines of records with `instruction`,
     /// optional `input` and `dataset`; other fields are ignored. Errors name the record.
     public static func readInstructions(path: String) throws -> [InstructionRecord] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-                throw HoneError.io(path: path, message: isDirectory.boolValue ? "is a directory, expected a file" : "cannot read file")
+        try readDataRecords(path: path, noun: "instructions", namingFoundType: false).map { record in
+            guard let instruction = record.object["instruction"] as? String else {
+                throw record.error("missing \"instruction\" string")
             }
-            throw HoneError.fileNotFound(path: path)
-        }
-        let firstByte = data.first { ![0x20, 0x09, 0x0A, 0x0D, 0xEF, 0xBB, 0xBF].contains($0) }
-        var objects: [(position: Int, object: Any)] = []
-        if firstByte == UInt8(ascii: "[") {
-            let parsed: Any
-            do {
-                parsed = try parseJSON(data)
-            } catch {
-                guard String(validating: data, as: UTF8.self) != nil else {
-                    throw HoneError.malformedFile(path: path, message: "not valid UTF-8 text")
-                }
-                throw HoneError.malformedFile(path: path, message: "not valid JSON (truncated or corrupt)")
-            }
-            objects = ((parsed as? [Any]) ?? []).enumerated().map { ($0.offset + 1, $0.element) }
-        } else {
-            objects = try readJSONLines(path: path).map { ($0.line, $0.object) }
-        }
-        let isList = firstByte == UInt8(ascii: "[")
-        let records = try objects.map { position, object -> InstructionRecord in
-            let place = isList ? "record \(position)" : "line \(position)"
-            guard let record = object as? [String: Any] else {
-                throw HoneError.malformedFile(path: path, message: "\(place): expected a JSON object")
-            }
-            guard let instruction = record["instruction"] as? String else {
-                throw HoneError.malformedFile(path: path, message: "\(place): missing \"instruction\" string")
-            }
-            let input = record["input"] as? String
+            let input = record.object["input"] as? String
             return InstructionRecord(instruction: instruction, input: input?.isEmpty == true ? nil : input,
-                                     dataset: record["dataset"] as? String)
+                                     dataset: record.object["dataset"] as? String)
         }
-        if records.isEmpty { throw HoneError.malformedFile(path: path, message: "no instructions") }
-        return records
     }
 
     /// The file `alpaca_eval --model_outputs` reads: a JSON list of {"instruction", "output", "generator",

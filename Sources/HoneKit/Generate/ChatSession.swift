@@ -29,7 +29,7 @@ public final class ChatSession {
     public func prompt(for userMessage: String) throws -> [Int32] {
         if singleTurn, template.promptNoInput != nil {
             messages = [ChatMessage(role: .user, content: userMessage)]
-            let ids = template.encode(template.pieces(instruction: userMessage, input: nil), with: tokenizer)
+            let ids = template.encode(try template.pieces(instruction: userMessage, input: nil), with: tokenizer)
             let room = min(maxNewTokens, max(1, contextLimit / 4))
             guard ids.count + room <= contextLimit else {
                 messages.removeAll()
@@ -41,7 +41,7 @@ public final class ChatSession {
         while true {
             // Markup and messages are tokenized apart: the template's special tokens (<|im_start|>, </s>) become
             // ids, while the same text typed by the user stays text.
-            let ids = template.encode(template.pieces(conversation: messages, system: system), with: tokenizer)
+            let ids = template.encode(try template.pieces(conversation: messages, system: system), with: tokenizer)
             let room = min(maxNewTokens, max(1, contextLimit / 4))
             if ids.count + room <= contextLimit { return ids }
             if messages.count <= 1 {

@@ -193,3 +193,14 @@ public final class Generator {
         }
     }
 }
+
+extension LoadedModel {
+    /// A generator over this model and its tokenizer that stops at every EOS id the model declares and at the end
+    /// tokens of `template` (ChatML's `<|im_end|>`, say).
+    public func makeGenerator(template: PromptTemplate? = nil) throws -> Generator {
+        let tokenizer = try tokenizer()
+        let generator = Generator(model: model, tokenizer: tokenizer)
+        if let template { generator.endOfSequenceIDs.formUnion(template.endTokenIDs(for: tokenizer)) }
+        return generator
+    }
+}

@@ -48,7 +48,7 @@ public final class LoadedModel: @unchecked Sendable {
         return LoadedModel(path: path, format: .gguf, config: model.config, weights: weights, model: model, gguf: gguf)
     }
 
-    // MARK: Tokenizer, chat template, generator
+    // MARK: Tokenizer and chat template
 
     /// The model's tokenizer (tokenizer.json, tokenizer.model or vocab.json + merges.txt beside the weights, or the
     /// GGUF's own metadata), loaded on first use: commands that never tokenize (info, bench) work without one.
@@ -83,12 +83,42 @@ public final class LoadedModel: @unchecked Sendable {
         return nil
     }
 
-    /// A generator over this model and its tokenizer that stops at every EOS id the model declares and at the end
-    /// tokens of `template` (ChatML's `<|im_end|>`, say).
-    public func makeGenerator(template: PromptTemplate? = nil) throws -> Generator {
+    // MARK: Prompt templates
+
+    /// The model's own chat template, parsed, with its tokenizer's BOS and EOS texts; nil when it has none.
+    public func chatTemplate() throws -> ChatTemplate? {
+        guard let source = try chatTemplateSource() else { return nil }
         let tokenizer = try tokenizer()
-        let generator = Generator(model: model, tokenizer: tokenizer)
-        if let template { generator.endOfSequenceIDs.formUnion(template.endTokenIDs(for: tokenizer)) }
-        return generator
+        let text = { (id: Int32?) in id.map { tokenizer.decode([$0], skipSpecialTokens: false) } }
+        let origin = gguf != nil ? "\(path) (tokenizer.chat_template)" : path
+        return try ChatTemplate(source: source, bosToken: text(tokenizer.bosTokenID), eosToken: text(tokenizer.eosTokenID),
+                                origin: origin)
+    }
+
+    /// The prompt template a `template` option names: "auto" takes the template recorded with an adapter
+    /// (`recorded`), else the model's own chat template, else alpaca; "chat_template" is the model's own; a path
+    /// ending in `.jinja` is a Jinja chat template file; anything else a built-in name or a JSON template file.
+    public func promptTemplate(_ nameOrPath: String, recorded: String? = nil) throws -> PromptTemplate {
+        switch nameOrPath {
+        case "auto":
+            if let recorded, recorded != "auto" { return try promptTemplate(recorded) }
+            if let chat = try chatTemplate() { return .chat(chat) }
+            return .alpaca
+        case PromptTemplate.chatTemplateName:
+            guard let chat = try chatTemplate() else {
+                throw HoneError.invalidArgument("\(path) has no chat template (tokenizer.chat_template / chat_template)")
+            }
+            return .chat(chat)
+        default:
+            guard nameOrPath.hasSuffix(".jinja") else { return try PromptTemplate.resolve(nameOrPath) }
+            guard let data = FileManager.default.contents(atPath: nameOrPath) else { throw HoneError.fileNotFound(path: nameOrPath) }
+            guard let source = String(data: data, encoding: .utf8) else {
+                throw HoneError.malformedFile(path: nameOrPath, message: "not valid UTF-8")
+            }
+            let tokenizer = try tokenizer()
+            let text = { (id: Int32?) in id.map { tokenizer.decode([$0], skipSpecialTokens: false) } }
+            return .chat(try ChatTemplate(source: source, bosToken: text(tokenizer.bosTokenID),
+                                          eosToken: text(tokenizer.eosTokenID), origin: nameOrPath))
+        }
     }
 }

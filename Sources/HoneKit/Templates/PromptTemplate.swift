@@ -105,6 +105,9 @@ public struct PromptTemplate: Sendable, Equatable, Codable {
     /// Special tokens, by name, that end the reply besides the tokenizer's EOS (ChatML's `<|im_end|>`).
     /// Names the tokenizer does not have are ignored (see `endTokenIDs(for:)`).
     public var endTokens: [String]
+    /// A Jinja chat template that renders conversations instead of the prefixes and suffixes above (the model's
+    /// own, `PromptTemplate.chat`); nil for templates described as data.
+    public var chatTemplate: ChatTemplate? = nil
 
     public init(name: String, description: String = "", promptInput: String? = nil, promptNoInput: String? = nil,
                 promptJudge: String? = nil, inputSeparator: String = "\n", responseSplit: String? = nil,
@@ -144,25 +147,25 @@ public struct PromptTemplate: Sendable, Equatable, Codable {
 extension PromptTemplate {
     /// The single-turn prompt. A non-empty `input` uses `promptInput` (Alpaca-LoRA picks it when `input` is
     /// truthy, so "" counts as no input).
-    public func prompt(instruction: String, input: String? = nil) -> String {
-        Self.join(pieces(instruction: instruction, input: input, judgment: nil))
+    public func prompt(instruction: String, input: String? = nil) throws -> String {
+        Self.join(try pieces(instruction: instruction, input: input, judgment: nil))
     }
 
     /// The single-turn prompt with a judgment (CUT's Align-N rows): `promptJudge` when the judgment is not
     /// nil, the input joined to the instruction with `inputSeparator` as CUT does. Without a judgment (or
     /// for a template without `promptJudge`) this is `prompt(instruction:input:)`.
-    public func prompt(instruction: String, input: String?, judgment: String?) -> String {
-        Self.join(pieces(instruction: instruction, input: input, judgment: judgment))
+    public func prompt(instruction: String, input: String?, judgment: String?) throws -> String {
+        Self.join(try pieces(instruction: instruction, input: input, judgment: judgment))
     }
 
     /// The prompt for a conversation whose last message is the user's, opened for the assistant's reply.
     /// `system` nil uses the template's default system text; "" leaves the system block out.
-    public func prompt(conversation: [ChatMessage], system: String? = nil) -> String {
-        Self.join(pieces(conversation: conversation, system: system))
+    public func prompt(conversation: [ChatMessage], system: String? = nil) throws -> String {
+        Self.join(try pieces(conversation: conversation, system: system))
     }
 
     /// The single-turn prompt as markup and content pieces (for `encode(_:with:)`).
-    public func pieces(instruction: String, input: String?, judgment: String? = nil) -> [PromptPiece] {
+    public func pieces(instruction: String, input: String?, judgment: String? = nil) throws -> [PromptPiece] {
         let hasInput = !(input ?? "").isEmpty
         if let judgment, let promptJudge {
             let merged = hasInput ? instruction + inputSeparator + input! : instruction
@@ -173,11 +176,17 @@ extension PromptTemplate {
         }
         let merged = hasInput ? instruction + inputSeparator + input! : instruction
         if let promptNoInput { return Self.format(promptNoInput, ["instruction": merged]) }
-        return pieces(conversation: [.user(merged)], system: nil)
+        return try pieces(conversation: [.user(merged)], system: nil)
     }
 
     /// The conversation prompt as markup and content pieces (for `encode(_:with:)`).
-    public func pieces(conversation: [ChatMessage], system: String? = nil) -> [PromptPiece] {
+    /// With a Jinja chat template the whole rendered text is markup (its special tokens become ids), as
+    /// transformers tokenizes the output of `apply_chat_template`.
+    public func pieces(conversation: [ChatMessage], system: String? = nil) throws -> [PromptPiece] {
+        if let chatTemplate {
+            let text = try chatTemplate.render(conversation, system: system, addGenerationPrompt: true)
+            return text.isEmpty ? [] : [PromptPiece(.markup, text)]
+        }
         let systemText = system ?? self.system
         var systemBlock: [PromptPiece] = []
         if !systemText.isEmpty {
@@ -233,7 +242,7 @@ extension PromptTemplate {
     public func encode(_ pieces: [PromptPiece], with tokenizer: Tokenizer) -> [Int32] {
         var ids: [Int32] = []
         if addsBOS, tokenizer.addsBOS, let bos = tokenizer.bosTokenID { ids.append(bos) }
-        let splitter = SpecialTokenSplitter(tokenizer.specialTokens)
+        let splitter = AddedTokenMatcher(tokenizer.specialTokens)
         var run = ""
         func flush() {
             if !run.isEmpty { ids += tokenizer.encode(run, addSpecialTokens: false, parseSpecial: false) }

@@ -26,12 +26,12 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     let removeExtraWhitespaces: Bool
     /// Pieces matched whole in text before BPE (user-defined symbols in sentencepiece; non-special added
     /// tokens in HF, which split them out before normalisation).
-    let atomicPieces: SpecialTokenSplitter
+    let atomicPieces: AddedTokenMatcher
     /// Whether atomic pieces are split out before the dummy prefix is added (HF) or inside the text (sentencepiece).
     let atomicPiecesSplitSegments: Bool
     /// What an unknown id decodes to: sentencepiece writes " ⁇ ", HF the unknown piece's text.
     let unknownSurface: String
-    let splitter: SpecialTokenSplitter
+    let splitter: AddedTokenMatcher
 
     public let vocabularySize: Int
     public let bosTokenID: Int32?
@@ -102,11 +102,11 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         self.byteFallback = byteFallback
         self.prefixPolicy = prefixPolicy
         self.removeExtraWhitespaces = removeExtraWhitespaces
-        self.atomicPieces = SpecialTokenSplitter(atomicPieces)
+        self.atomicPieces = AddedTokenMatcher(atomicPieces)
         self.atomicPiecesSplitSegments = atomicPiecesSplitSegments
         self.unknownSurface = unknownSurface
         self.specialTokens = specialTokens
-        splitter = SpecialTokenSplitter(specialTokens)
+        splitter = AddedTokenMatcher(specialTokens)
         special = Set(specialTokens.values).union(types.indices.filter { types[$0] == .control }.map { Int32($0) })
         vocabularySize = pieces.count
         bosTokenID = bos
@@ -128,7 +128,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     public func encode(_ text: String, addSpecialTokens: Bool, parseSpecial: Bool) -> [Int32] {
         var output: [Int32] = []
         if addSpecialTokens, addsBOS, let bosTokenID { output.append(bosTokenID) }
-        let segments: [SpecialTokenSplitter.Piece] = parseSpecial ? splitter.split(text) : [.text(text[...])]
+        let segments: [AddedTokenMatcher.Piece] = parseSpecial ? splitter.split(text) : [.text(text[...])]
         var first = true
         for segment in segments {
             switch segment {
@@ -190,7 +190,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     func encodeNormalized(_ scalars: [Unicode.Scalar], into output: inout [Int32]) {
         guard !scalars.isEmpty else { return }
         // Atomic pieces inside the text (sentencepiece's user-defined symbols) are cut out first.
-        if !atomicPiecesSplitSegments, !atomicPieces.tokens.isEmpty {
+        if !atomicPiecesSplitSegments, !atomicPieces.isEmpty {
             let text = String(String.UnicodeScalarView(scalars))
             for piece in atomicPieces.split(text) {
                 switch piece {

@@ -96,6 +96,10 @@ public final class TokenizedDataCache: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         parts.append(("template", Array(try encoder.encode(template))))
+        if let chat = template.chatTemplate {
+            parts.append(("chat_template", Array(chat.source.utf8)))
+            parts.append(("chat_template_tokens", Array("\(chat.bosToken ?? "")\u{0}\(chat.eosToken ?? "")".utf8)))
+        }
         parts.append(("cutoff_len", Array("\(cutoffLength)".utf8)))
         parts.append(("train_on_inputs", Array("\(trainOnInputs)".utf8)))
         parts.append(("add_eos_token", Array("\(addEOSToken)".utf8)))

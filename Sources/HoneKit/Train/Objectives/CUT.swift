@@ -210,18 +210,18 @@ public struct CUTExample: Sendable {
     /// The instance CUT builds from one record. `place` names the record in errors.
     public static func make(_ record: JudgmentRecord, tokenizer: Tokenizer, template: PromptTemplate, cutoffLength: Int,
                             wrap: CUTPromptWrap, place: String) throws -> CUTExample {
-        func prompt(judgment: String?) -> [PromptPiece] {
-            let inner = template.pieces(instruction: record.instruction, input: record.input, judgment: judgment)
+        func prompt(judgment: String?) throws -> [PromptPiece] {
+            let inner = try template.pieces(instruction: record.instruction, input: record.input, judgment: judgment)
             switch wrap {
             case .single: return inner
-            case .double: return template.pieces(instruction: PromptTemplate.join(inner), input: nil, judgment: nil)
+            case .double: return try template.pieces(instruction: PromptTemplate.join(inner), input: nil, judgment: nil)
             }
         }
         let negative = record.isNegativeForCUT
-        let like = row(promptPieces: prompt(judgment: negative ? record.judgment : nil), output: record.output,
+        let like = row(promptPieces: try prompt(judgment: negative ? record.judgment : nil), output: record.output,
                        tokenizer: tokenizer, template: template, cutoffLength: cutoffLength)
         guard negative else { return CUTExample(like: like, misalign: nil) }
-        let misalign = row(promptPieces: prompt(judgment: nil), output: record.output, tokenizer: tokenizer,
+        let misalign = row(promptPieces: try prompt(judgment: nil), output: record.output, tokenizer: tokenizer,
                            template: template, cutoffLength: cutoffLength)
         guard like.targets.count == misalign.targets.count else {
             throw HoneError.invalidArgument("\(place): the response tokenizes to \(like.targets.count) tokens after the judgment prompt "

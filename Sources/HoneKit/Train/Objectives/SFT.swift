@@ -86,9 +86,9 @@ public struct TrainingExample: Sendable, Equatable, Hashable {
 /// None and fail); if the prompt alone were longer than the full text (a merge across the boundary that
 /// shortens it), the Python would make labels longer than the ids — here every label is masked instead.
 public func tokenizeForTraining(_ record: AlpacaRecord, tokenizer: Tokenizer, template: PromptTemplate,
-                                cutoffLength: Int, trainOnInputs: Bool, addEOSToken: Bool) -> TrainingExample {
+                                cutoffLength: Int, trainOnInputs: Bool, addEOSToken: Bool) throws -> TrainingExample {
     precondition(cutoffLength >= 1, "cutoffLength must be at least 1")
-    let promptPieces = template.pieces(instruction: record.instruction, input: record.input)
+    let promptPieces = try template.pieces(instruction: record.instruction, input: record.input)
     var fullPieces = promptPieces
     if !record.output.isEmpty { fullPieces.append(PromptPiece(.content, record.output)) }
 
@@ -117,9 +117,9 @@ public func tokenizeForTraining(_ record: AlpacaRecord, tokenizer: Tokenizer, te
 
 /// `tokenizeForTraining` over many records, in order.
 public func tokenizeForTraining(_ records: [AlpacaRecord], tokenizer: Tokenizer, template: PromptTemplate,
-                                cutoffLength: Int, trainOnInputs: Bool, addEOSToken: Bool) -> [TrainingExample] {
-    records.map {
-        tokenizeForTraining($0, tokenizer: tokenizer, template: template, cutoffLength: cutoffLength,
+                                cutoffLength: Int, trainOnInputs: Bool, addEOSToken: Bool) throws -> [TrainingExample] {
+    try records.map {
+        try tokenizeForTraining($0, tokenizer: tokenizer, template: template, cutoffLength: cutoffLength,
                             trainOnInputs: trainOnInputs, addEOSToken: addEOSToken)
     }
 }

@@ -6,13 +6,16 @@ public struct SupervisedTrainingSetup {
     public let base: LoadedModel
     public let objective: SupervisedObjective
     public let summary: String
+    /// The prompt template the data was formatted with (what the adapter records).
+    public let template: PromptTemplate
 
     public init(baseModel: String, dataPath: String, templateName: String, cutoffLength: Int, trainOnInputs: Bool,
                 addEOSToken: Bool, validationSize: Int, seed: UInt64,
                 cacheDirectory: String? = TokenizedDataCache.defaultDirectory) throws {
         guard cutoffLength >= 2 else { throw HoneError.invalidArgument("\(OptionName("cutoff_len")) must be at least 2") }
-        let template = try PromptTemplate.resolve(templateName)
         base = try LoadedModel.open(baseModel)
+        let template = try base.promptTemplate(templateName)
+        self.template = template
         // Tokenized examples are cached (LZ4) under a key of the data's bytes, the tokenizer, the template and
         // the settings, so a second run over the same data starts at once.
         let cache = cacheDirectory.map { TokenizedDataCache(directory: $0) }
@@ -31,7 +34,7 @@ public struct SupervisedTrainingSetup {
             let records = try AlpacaData.read(path: dataPath)
             guard !records.isEmpty else { throw HoneError.malformedFile(path: dataPath, message: "no training records") }
             let tokenizer = try base.tokenizer()
-            examples = tokenizeForTraining(records, tokenizer: tokenizer, template: template, cutoffLength: cutoffLength,
+            examples = try tokenizeForTraining(records, tokenizer: tokenizer, template: template, cutoffLength: cutoffLength,
                                            trainOnInputs: trainOnInputs, addEOSToken: addEOSToken)
             if let key = try? TokenizedDataCache.key(dataFile: dataPath, tokenizerSource: baseModel, template: template,
                                                      cutoffLength: cutoffLength, trainOnInputs: trainOnInputs,

@@ -20,7 +20,8 @@ public struct TrainingRecipe: Sendable {
     public var schedule: LearningRateSchedule
     public var warmupSteps: Int
     public var weightDecay = 0.0
-    /// A built-in template name; "raw" for objectives whose data carries its prompts as written.
+    /// A template name: "auto" (the model's own chat template, else alpaca), a built-in, or "raw" for objectives whose
+    /// data carries its prompts as written.
     public var promptTemplate: String
     /// What the trainer records about EOS tokens in the adapter (nil: the template's own policy).
     public var eosPolicy: String? = nil
@@ -28,7 +29,7 @@ public struct TrainingRecipe: Sendable {
     /// alpaca-lora finetune.py (methods.md §3.2).
     public static let sft = TrainingRecipe(
         objective: "sft", batchSize: 128, microBatchSize: 4, numEpochs: 3, learningRate: 3e-4, cutoffLength: 256,
-        validationSize: 2000, schedule: .linear, warmupSteps: 100, promptTemplate: "alpaca")
+        validationSize: 2000, schedule: .linear, warmupSteps: 100, promptTemplate: "auto")
     /// CUT README's online iteration-1 run (methods.md §1.7): 8 / 1, one epoch, 4e-4, cosine, warmup 100, cutoff 2048,
     /// r 16 / alpha 16, MLP modules only.
     public static let cut = TrainingRecipe(

@@ -5,18 +5,18 @@ import Testing
 // MARK: - Helpers
 
 /// Writes `text` to a fresh temporary file and returns its path.
-private func temporaryFile(_ name: String, _ text: String) throws -> String {
+func temporaryFile(_ name: String, _ text: String) throws -> String {
     try temporaryFile(name, Data(text.utf8))
 }
 
-private func temporaryFile(_ name: String, _ data: Data) throws -> String {
+func temporaryFile(_ name: String, _ data: Data) throws -> String {
     let path = try makeTemporaryDirectory().appendingPathComponent(name).path
     try data.write(to: URL(fileURLWithPath: path))
     return path
 }
 
 /// A file of ../shared/data, or nil (with a note) when the shared data is not there.
-private func sharedData(_ relative: String) -> String? {
+func sharedData(_ relative: String) -> String? {
     let path = Repository.shared.appendingPathComponent("data").appendingPathComponent(relative).path
     if FileManager.default.fileExists(atPath: path) { return path }
     print("skipping the part that needs \(path): shared data absent")
@@ -25,7 +25,7 @@ private func sharedData(_ relative: String) -> String? {
 
 /// A gzip member holding `payload` in one stored (uncompressed) deflate block, built by hand from RFC 1951/1952 so
 /// the reader is tested against the format, not against zlib's own writer.
-private func storedGzipMember(_ payload: [UInt8]) -> [UInt8] {
+func storedGzipMember(_ payload: [UInt8]) -> [UInt8] {
     precondition(payload.count < 65536)
     var crc: UInt32 = 0xFFFF_FFFF
     for byte in payload {
@@ -165,22 +165,6 @@ private func storedGzipMember(_ payload: [UInt8]) -> [UInt8] {
         #expect(throws: HoneError.fileNotFound(path: "/nonexistent/x.jsonl")) { try readDataRecords(path: "/nonexistent/x.jsonl") }
     }
 
-    @Test func commandLineErrorsAreOneLine() throws {
-        let good = try temporaryFile("j.json", "[{\"instruction\": \"i\", \"input\": \"\", \"output\": \"o\", \"judgment\": null}]")
-        let output = try makeTemporaryDirectory().appendingPathComponent("out.json").path
-        let unknown = try runProcess(Repository.honeExecutable, ["data", "judgments", "--input", good, "--schema", "ultrafeedback", "--output", output])
-        #expect(unknown.status == 1)
-        #expect(unknown.stderr == "hone: error: unknown schema 'ultrafeedback' (known: shepherd, cut)\n")
-        let bad = try temporaryFile("bad.jsonl", "{\"chosen\": \"x\", \"rejected\": \"y\"}\nnot json\n")
-        let hh = try runProcess(Repository.honeExecutable, ["data", "hh-rlhf", "--input", bad, "--output-dir", output + ".d"])
-        #expect(hh.status == 1)
-        #expect(hh.stderr == "hone: error: \(bad):2: not valid JSON\n")
-        let empty = try temporaryFile("e.jsonl", "")
-        let diversity = try runProcess(Repository.honeExecutable, ["data", "diversity", "--model", Repository.root.appendingPathComponent("models/hone-tiny").path, empty])
-        #expect(diversity.status == 1)
-        #expect(diversity.stderr == "hone: error: \(empty): no records (the file is empty)\n")
-    }
-
     @Test func gzipIsReadAndCorruptionIsAnError() throws {
         let first = Array("{\"chosen\": \"\\n\\nHuman: a\\n\\nAssistant: x\", ".utf8)
         let second = Array("\"rejected\": \"\\n\\nHuman: a\\n\\nAssistant: y\"}\n".utf8)
@@ -287,21 +271,6 @@ private func storedGzipMember(_ payload: [UInt8]) -> [UInt8] {
         #expect(checkedAgainstLastMarker > records - 20)
     }
 
-    @Test func commandWritesBothFiles() throws {
-        guard let path = sharedData("hh_rlhf/helpful-base/test.jsonl.gz") else { return }
-        let directory = try makeTemporaryDirectory().appendingPathComponent("out").path
-        let result = try runProcess(Repository.honeExecutable, ["data", "hh-rlhf", "--input", path, "--output-dir", directory])
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.isEmpty)
-        #expect(result.stderr.contains("pairs out"))
-        for name in ["dpo.jsonl", "pro.jsonl"] {
-            let records = try readJSONLines(path: directory + "/" + name)
-            #expect(records.count == 2354)
-        }
-        let dpoOnly = try runProcess(Repository.honeExecutable, ["data", "hh-rlhf", "--input", path, "--output-dir", directory + "2", "--format", "dpo"])
-        #expect(dpoOnly.status == 0)
-        #expect(!FileManager.default.fileExists(atPath: directory + "2/pro.jsonl"))
-    }
 }
 
 // MARK: - Subsets
@@ -352,20 +321,11 @@ private func storedGzipMember(_ payload: [UInt8]) -> [UInt8] {
         let source = try readDataRecords(path: Repository.fixture("data/ranking4.jsonl"))
         #expect(throws: HoneError.self) { try SubsetSample.make(source, prompts: 31, responses: 2, seed: 42) }
         #expect(throws: HoneError.malformedRecord(path: Repository.fixture("data/ranking4.jsonl"), line: 1,
-                                                  message: "has 4 responses, fewer than --responses 5")) {
+                                                  message: "has 4 responses, fewer than \(OptionName("responses")) 5")) {
             try SubsetSample.make(source, prompts: 3, responses: 5, seed: 42)
         }
     }
 
-    @Test func commandWritesTheSubset() throws {
-        let output = try makeTemporaryDirectory().appendingPathComponent("s.jsonl").path
-        let result = try runProcess(Repository.honeExecutable, ["data", "sample", "--input", Repository.fixture("data/ranking4.jsonl"),
-                                                                "--output", output, "--prompts", "10", "--responses", "3"])
-        #expect(result.status == 0, "\(result.stderr)")
-        let budget = result.stderr.split(separator: "\n").first { $0.contains("responses in all (N x K)") }
-        #expect(budget?.split(separator: " ").contains("30") == true)
-        #expect(try readJSONLines(path: output).count == 10)
-    }
 }
 
 // MARK: - Diversity
@@ -423,16 +383,4 @@ private func storedGzipMember(_ payload: [UInt8]) -> [UInt8] {
         }
     }
 
-    @Test func commandPrintsATablePerFileAndGlobal() throws {
-        let model = Repository.root.appendingPathComponent("models/hone-tiny").path
-        let input = Repository.fixture("data/ranking4.jsonl")
-        let result = try runProcess(Repository.honeExecutable, ["data", "diversity", "--model", model, "--input", input, input])
-        #expect(result.status == 0, "\(result.stderr)")
-        let lines = result.stdout.split(separator: "\n")
-        #expect(lines.count == 4)                                   // header, two files, Global
-        #expect(lines.last!.hasPrefix("Global"))
-        // The same file twice: pooled U is the file's U, T and N double, so D_global = √2 · D_file / 2.
-        #expect(lines[1].hasSuffix("1.3811"))
-        #expect(lines[3].hasSuffix(String(format: "%.4f", 1.3811107592263887 / 2.0.squareRoot())))
-    }
 }

@@ -49,7 +49,10 @@ struct TrainCommandTests {
         #expect(config["task_type"] as? String == "CAUSAL_LM")
         #expect((config["r"] as? NSNumber)?.intValue == 4)
         #expect((config["target_modules"] as? [String])?.count == 7)
-        #expect(config["hone_prompt_template"] as? String == "alpaca")
+        // Hone's record sits beside PEFT's config, which keeps only keys PEFT knows.
+        #expect(config["hone_prompt_template"] == nil)
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/hone_training.json"))) as! [String: Any]
+        #expect(record["prompt_template"] as? String == "alpaca")
         let lines = try String(contentsOfFile: output + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
         let records = lines.map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         #expect(records.count == 6)
@@ -161,7 +164,7 @@ struct TrainCommandTests {
         for message in ["What is the capital of Peru?", "And of Chile?"] {
             let ids = try session.prompt(for: message)
             session.answered("Lima.")
-            #expect(ids == template.encode(template.pieces(instruction: message, input: nil), with: tokenizer))
+            #expect(try ids == template.encode(template.pieces(instruction: message, input: nil), with: tokenizer))
         }
     }
 }

@@ -14,12 +14,12 @@ import Testing
 
     @Test func alpacaSingleTurnIsAlpacaLoRA() throws {
         let alpaca = try #require(PromptTemplate.named("alpaca"))
-        #expect(alpaca.prompt(instruction: "Give three tips for staying healthy.", input: nil) ==
+        #expect(try alpaca.prompt(instruction: "Give three tips for staying healthy.", input: nil) ==
             "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nGive three tips for staying healthy.\n\n### Response:\n")
-        #expect(alpaca.prompt(instruction: "Summarize.", input: "The text.") ==
+        #expect(try alpaca.prompt(instruction: "Summarize.", input: "The text.") ==
             "Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.\n\n### Instruction:\nSummarize.\n\n### Input:\nThe text.\n\n### Response:\n")
         // Alpaca-LoRA tests `if input:`: an empty input is no input.
-        #expect(alpaca.prompt(instruction: "Hi", input: "") == alpaca.prompt(instruction: "Hi", input: nil))
+        #expect(try alpaca.prompt(instruction: "Hi", input: "") == alpaca.prompt(instruction: "Hi", input: nil))
         #expect(alpaca.responseSplit == "### Response:")
         #expect(alpaca.stopStrings == ["\n### Instruction:"])
         #expect(alpaca.addsBOS)
@@ -28,35 +28,35 @@ import Testing
     @Test func alpacaConversationIsFastChat() throws {
         let alpaca = try #require(PromptTemplate.named("alpaca"))
         // FastChat "alpaca", default system.
-        #expect(alpaca.prompt(conversation: Self.conversation) ==
+        #expect(try alpaca.prompt(conversation: Self.conversation) ==
             "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction: Hi\n\n### Response: Hello! How can I help?</s>### Instruction: Name three colors.\n\n### Response:")
         // FastChat "alpaca", set_system_message("Be brief.").
-        #expect(alpaca.prompt(conversation: Self.conversation, system: "Be brief.") ==
+        #expect(try alpaca.prompt(conversation: Self.conversation, system: "Be brief.") ==
             "Be brief.\n\n### Instruction: Hi\n\n### Response: Hello! How can I help?</s>### Instruction: Name three colors.\n\n### Response:")
-        #expect(alpaca.prompt(conversation: [.user("Hi")], system: "Be brief.") == "Be brief.\n\n### Instruction: Hi\n\n### Response:")
+        #expect(try alpaca.prompt(conversation: [.user("Hi")], system: "Be brief.") == "Be brief.\n\n### Instruction: Hi\n\n### Response:")
         // An empty system leaves the block out.
-        #expect(alpaca.prompt(conversation: [.user("Hi")], system: "") == "### Instruction: Hi\n\n### Response:")
+        #expect(try alpaca.prompt(conversation: [.user("Hi")], system: "") == "### Instruction: Hi\n\n### Response:")
     }
 
     @Test func alpacaJudgeIsCUT() throws {
         let judge = try #require(PromptTemplate.named("alpaca_judge"))
         #expect(judge.supportsJudgment)
-        #expect(judge.prompt(instruction: "Name a prime.", input: nil, judgment: "The answer 9 is wrong: 9 = 3 x 3.") ==
+        #expect(try judge.prompt(instruction: "Name a prime.", input: nil, judgment: "The answer 9 is wrong: 9 = 3 x 3.") ==
             "Below is an instruction that describes a task. Write a response to the instruction and the response should match the corresponding judgment.\n\n### Instruction:\nName a prime.\n\n### Judgment:\nThe answer 9 is wrong: 9 = 3 x 3.\n\n### Response:\n")
         // CUT joins a non-empty input to the instruction with "\n", for both prompts (prompt_input is unused).
-        #expect(judge.prompt(instruction: "Translate.", input: "Bonjour", judgment: "Fine.") ==
+        #expect(try judge.prompt(instruction: "Translate.", input: "Bonjour", judgment: "Fine.") ==
             "Below is an instruction that describes a task. Write a response to the instruction and the response should match the corresponding judgment.\n\n### Instruction:\nTranslate.\nBonjour\n\n### Judgment:\nFine.\n\n### Response:\n")
-        #expect(judge.prompt(instruction: "Translate.", input: "Bonjour") ==
+        #expect(try judge.prompt(instruction: "Translate.", input: "Bonjour") ==
             "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nTranslate.\nBonjour\n\n### Response:\n")
         // No judgment: CUT's prompt_no_input (Align-P / Misalign rows).
-        #expect(judge.prompt(instruction: "Name a prime.", input: nil, judgment: nil) ==
+        #expect(try judge.prompt(instruction: "Name a prime.", input: nil, judgment: nil) ==
             PromptTemplate.alpaca.prompt(instruction: "Name a prime.", input: nil))
         // CUT's released code wraps the judged prompt again as an instruction (methods.md §1.3b).
-        let inner = judge.prompt(instruction: "x", input: nil, judgment: "j")
-        #expect(judge.prompt(instruction: inner, input: nil).hasPrefix("Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nBelow is an instruction"))
+        let inner = try judge.prompt(instruction: "x", input: nil, judgment: "j")
+        #expect(try judge.prompt(instruction: inner, input: nil).hasPrefix("Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nBelow is an instruction"))
         // A template without a judgment form ignores it.
         #expect(!PromptTemplate.alpaca.supportsJudgment)
-        #expect(PromptTemplate.alpaca.prompt(instruction: "a", input: nil, judgment: "j") == PromptTemplate.alpaca.prompt(instruction: "a"))
+        #expect(try PromptTemplate.alpaca.prompt(instruction: "a", input: nil, judgment: "j") == PromptTemplate.alpaca.prompt(instruction: "a"))
     }
 
     // MARK: - Chat formats
@@ -64,45 +64,45 @@ import Testing
     @Test func llama2ChatIsMetasTemplate() throws {
         let llama = try #require(PromptTemplate.named("llama2-chat"))
         // HF's rendering starts with the BOS written as "<s>"; Hone's BOS comes from the tokenizer.
-        #expect("<s>" + llama.prompt(conversation: Self.conversation) ==
+        #expect(try "<s>" + llama.prompt(conversation: Self.conversation) ==
             "<s>[INST] Hi [/INST] Hello! How can I help? </s><s>[INST] Name three colors. [/INST]")
-        #expect("<s>" + llama.prompt(conversation: Self.conversation, system: "Be brief.") ==
+        #expect(try "<s>" + llama.prompt(conversation: Self.conversation, system: "Be brief.") ==
             "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello! How can I help? </s><s>[INST] Name three colors. [/INST]")
         // content.strip(): the system block and the first message are stripped together (HF).
-        #expect("<s>" + llama.prompt(conversation: [.user("  Hi there \n")], system: "Be brief.") ==
+        #expect(try "<s>" + llama.prompt(conversation: [.user("  Hi there \n")], system: "Be brief.") ==
             "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n  Hi there [/INST]")
-        #expect("<s>" + llama.prompt(conversation: [.user("  Hi there \n")]) == "<s>[INST] Hi there [/INST]")
+        #expect(try "<s>" + llama.prompt(conversation: [.user("  Hi there \n")]) == "<s>[INST] Hi there [/INST]")
         // FastChat "llama-2" gives the same strings without the leading BOS.
-        #expect(llama.prompt(instruction: "Hi", input: nil) == "[INST] Hi [/INST]")
+        #expect(try llama.prompt(instruction: "Hi", input: nil) == "[INST] Hi [/INST]")
     }
 
     @Test func chatMLIsTheHFTemplate() throws {
         let chatML = try #require(PromptTemplate.named("chatml"))
-        #expect(chatML.prompt(conversation: Self.conversation) ==
+        #expect(try chatML.prompt(conversation: Self.conversation) ==
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello! How can I help?<|im_end|>\n<|im_start|>user\nName three colors.<|im_end|>\n<|im_start|>assistant\n")
-        #expect(chatML.prompt(conversation: Self.conversation, system: "Be brief.") ==
+        #expect(try chatML.prompt(conversation: Self.conversation, system: "Be brief.") ==
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello! How can I help?<|im_end|>\n<|im_start|>user\nName three colors.<|im_end|>\n<|im_start|>assistant\n")
         // No stripping in ChatML.
-        #expect(chatML.prompt(conversation: [.user("  Hi there \n")]) == "<|im_start|>user\n  Hi there \n<|im_end|>\n<|im_start|>assistant\n")
-        #expect(chatML.prompt(instruction: "Summarize.", input: "Text") == "<|im_start|>user\nSummarize.\nText<|im_end|>\n<|im_start|>assistant\n")
+        #expect(try chatML.prompt(conversation: [.user("  Hi there \n")]) == "<|im_start|>user\n  Hi there \n<|im_end|>\n<|im_start|>assistant\n")
+        #expect(try chatML.prompt(instruction: "Summarize.", input: "Text") == "<|im_start|>user\nSummarize.\nText<|im_end|>\n<|im_start|>assistant\n")
         #expect(chatML.endTokens == ["<|im_end|>"])
     }
 
     @Test func vicunaIsFastChatV11() throws {
         let vicuna = try #require(PromptTemplate.named("vicuna"))
         let system = "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user's questions."
-        #expect(vicuna.prompt(conversation: Self.conversation) ==
+        #expect(try vicuna.prompt(conversation: Self.conversation) ==
             system + " USER: Hi ASSISTANT: Hello! How can I help?</s>USER: Name three colors. ASSISTANT:")
-        #expect(vicuna.prompt(conversation: Self.conversation, system: "Be brief.") ==
+        #expect(try vicuna.prompt(conversation: Self.conversation, system: "Be brief.") ==
             "Be brief. USER: Hi ASSISTANT: Hello! How can I help?</s>USER: Name three colors. ASSISTANT:")
-        #expect(vicuna.prompt(instruction: "Hi", input: nil) == system + " USER: Hi ASSISTANT:")
+        #expect(try vicuna.prompt(instruction: "Hi", input: nil) == system + " USER: Hi ASSISTANT:")
     }
 
     @Test func rawIsUndecorated() throws {
         let raw = try #require(PromptTemplate.named("raw"))
-        #expect(raw.prompt(instruction: "Once upon a time", input: nil) == "Once upon a time")
-        #expect(raw.prompt(instruction: "Translate:", input: "Hallo") == "Translate:\nHallo")
-        #expect(raw.prompt(conversation: [.user("a"), .assistant("b"), .user("c")], system: "s") == "sabc")
+        #expect(try raw.prompt(instruction: "Once upon a time", input: nil) == "Once upon a time")
+        #expect(try raw.prompt(instruction: "Translate:", input: "Hallo") == "Translate:\nHallo")
+        #expect(try raw.prompt(conversation: [.user("a"), .assistant("b"), .user("c")], system: "s") == "sabc")
         #expect(raw.stopStrings.isEmpty)
         #expect(raw.extractResponse(from: "  text \n") == "text")
     }
@@ -123,7 +123,7 @@ import Testing
 
     @Test func extractResponseTakesTheTextBetweenTheFirstTwoMarkers() throws {
         let alpaca = PromptTemplate.alpaca
-        let prompt = alpaca.prompt(instruction: "Say hi.")
+        let prompt = try alpaca.prompt(instruction: "Say hi.")
         #expect(alpaca.extractResponse(from: prompt + " Hi there!\n\n") == "Hi there!")
         // Python's text.split("### Response:")[1] stops at a second marker (CUT's generate.py).
         #expect(alpaca.extractResponse(from: prompt + "A\n### Response: B") == "A")
@@ -142,11 +142,11 @@ import Testing
         }
     }
 
-    @Test func formatStringsFollowPythonFormat() {
+    @Test func formatStringsFollowPythonFormat() throws {
         // Braces in user text are not fields; {{ }} in the template are literal braces.
         let template = PromptTemplate(name: "t", promptNoInput: "{{json}} {instruction}!")
-        #expect(template.prompt(instruction: "use {input} and {{x}}") == "{json} use {input} and {{x}}!")
-        #expect(PromptTemplate.alpaca.prompt(instruction: "{instruction}") .contains("### Instruction:\n{instruction}\n"))
+        #expect(try template.prompt(instruction: "use {input} and {{x}}") == "{json} use {input} and {{x}}!")
+        #expect(try PromptTemplate.alpaca.prompt(instruction: "{instruction}") .contains("### Instruction:\n{instruction}\n"))
         #expect(PromptTemplate.placeholders("a {x} {{y}} {z}") == ["x", "z"])
         #expect(PromptTemplate.placeholders("a {x") == nil)
         #expect(PromptTemplate.placeholders("a }") == nil)
@@ -154,14 +154,14 @@ import Testing
         #expect(throws: HoneError.self) { try PromptTemplate(name: "t", promptInput: "{instruction} {judgment}").validate() }
     }
 
-    @Test func piecesSeparateMarkupFromContent() {
-        let pieces = PromptTemplate.chatML.pieces(conversation: [.user("<|im_end|>hi")], system: "S")
+    @Test func piecesSeparateMarkupFromContent() throws {
+        let pieces = try PromptTemplate.chatML.pieces(conversation: [.user("<|im_end|>hi")], system: "S")
         #expect(pieces == [
             PromptPiece(.markup, "<|im_start|>system\n"), PromptPiece(.content, "S"), PromptPiece(.markup, "<|im_end|>\n"),
             PromptPiece(.markup, "<|im_start|>user\n"), PromptPiece(.content, "<|im_end|>hi"), PromptPiece(.markup, "<|im_end|>\n"),
             PromptPiece(.markup, "<|im_start|>assistant\n"),
         ])
-        let single = PromptTemplate.alpaca.pieces(instruction: "Do it.", input: nil)
+        let single = try PromptTemplate.alpaca.pieces(instruction: "Do it.", input: nil)
         #expect(single.map(\.kind) == [.markup, .content, .markup])
         #expect(single[1].text == "Do it.")
     }
@@ -185,10 +185,10 @@ import Testing
         #expect(cases.count == requests.count)
         for (testCase, request) in zip(cases, requests) {
             let expected = (testCase["prompt_tokens"] as! [Any]).map { Int32(jsonInteger($0)!) }
-            let text = PromptTemplate.alpaca.prompt(instruction: request.instruction, input: request.input)
+            let text = try PromptTemplate.alpaca.prompt(instruction: request.instruction, input: request.input)
             #expect(testCase["prompt"] as? String == text)
             #expect(tokenizer.encode(text) == expected)
-            let pieces = PromptTemplate.alpaca.pieces(instruction: request.instruction, input: request.input)
+            let pieces = try PromptTemplate.alpaca.pieces(instruction: request.instruction, input: request.input)
             #expect(PromptTemplate.alpaca.encode(pieces, with: tokenizer) == expected)
         }
     }
@@ -198,22 +198,22 @@ import Testing
         let path = Repository.root.appendingPathComponent("models/hone-tiny").path
         let tokenizer = try TokenizerLoader.load(modelPath: path)
         let llama = PromptTemplate.llama2Chat
-        let pieces = llama.pieces(conversation: Self.conversation, system: "Be brief.")
+        let pieces = try llama.pieces(conversation: Self.conversation, system: "Be brief.")
         let ids = llama.encode(pieces, with: tokenizer)
         // Same as encoding the whole string with special tokens parsed (no special text in the content).
-        #expect(ids == tokenizer.encode(llama.prompt(conversation: Self.conversation, system: "Be brief."),
+        #expect(try ids == tokenizer.encode(llama.prompt(conversation: Self.conversation, system: "Be brief."),
                                         addSpecialTokens: true, parseSpecial: true))
         #expect(ids.first == 1)
         #expect(ids.filter { $0 == 2 }.count == 1 && ids.filter { $0 == 1 }.count == 2)  // " </s><s>" between turns
         // A user writing "</s>" gets text, not an EOS.
-        let injected = llama.encode(llama.pieces(conversation: [.user("stop </s> here")]), with: tokenizer)
+        let injected = llama.encode(try llama.pieces(conversation: [.user("stop </s> here")]), with: tokenizer)
         #expect(!injected.contains(2))
-        #expect(injected == tokenizer.encode(llama.prompt(conversation: [.user("stop </s> here")])))
+        #expect(try injected == tokenizer.encode(llama.prompt(conversation: [.user("stop </s> here")])))
         // A template that writes its own BOS.
         var explicit = PromptTemplate.raw
         explicit.addsBOS = false
         explicit.userPrefix = "<s>"
-        #expect(explicit.encode(explicit.pieces(conversation: [.user("Hi")]), with: tokenizer) ==
+        #expect(try explicit.encode(explicit.pieces(conversation: [.user("Hi")]), with: tokenizer) ==
                 PromptTemplate.raw.encode(PromptTemplate.raw.pieces(conversation: [.user("Hi")]), with: tokenizer))
         #expect(PromptTemplate.chatML.endTokenIDs(for: tokenizer) == [2])  // hone-tiny has no <|im_end|>
     }
@@ -235,7 +235,7 @@ import Testing
         let loaded = try PromptTemplate.load(path: path)
         #expect(loaded == custom)
         #expect(try PromptTemplate.resolve(path) == custom)
-        #expect(loaded.prompt(conversation: [.user(" Hi ")]) == "<|system|>\nYou are kind.</s>\n<|user|>\nHi</s>\n<|assistant|>\n")
+        #expect(try loaded.prompt(conversation: [.user(" Hi ")]) == "<|system|>\nYou are kind.</s>\n<|user|>\nHi</s>\n<|assistant|>\n")
         // Built-ins survive the trip too.
         for template in PromptTemplate.builtins {
             let data = try JSONEncoder().encode(template)
@@ -259,11 +259,11 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let cut = try PromptTemplate.load(path: path)
         #expect(cut.name == URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent)
-        #expect(cut.prompt(instruction: "A", input: "B") == PromptTemplate.alpaca.prompt(instruction: "A", input: "B"))
-        #expect(cut.prompt(instruction: "A", input: nil) == PromptTemplate.alpaca.prompt(instruction: "A", input: nil))
-        #expect(cut.prompt(instruction: "A", input: nil, judgment: "J") ==
+        #expect(try cut.prompt(instruction: "A", input: "B") == PromptTemplate.alpaca.prompt(instruction: "A", input: "B"))
+        #expect(try cut.prompt(instruction: "A", input: nil) == PromptTemplate.alpaca.prompt(instruction: "A", input: nil))
+        #expect(try cut.prompt(instruction: "A", input: nil, judgment: "J") ==
                 PromptTemplate.alpacaJudge.prompt(instruction: "A", input: nil, judgment: "J"))
-        #expect(cut.extractResponse(from: cut.prompt(instruction: "A") + " out ") == "out")
+        #expect(try cut.extractResponse(from: cut.prompt(instruction: "A") + " out ") == "out")
     }
 
     @Test func badTemplateFilesNameTheFile() throws {

@@ -284,7 +284,7 @@ import Testing
         let tokenizer = try TokenizerLoader.load(directory: Repository.root.appendingPathComponent("models/hone-tiny").path)
         let records = [AlpacaRecord(instruction: "Name a colour.", output: "Blue."),
                        AlpacaRecord(instruction: "Translate.", input: "Bonjour", output: "Hello")]
-        let examples = tokenizeForTraining(records, tokenizer: tokenizer, template: .alpaca, cutoffLength: 64,
+        let examples = try tokenizeForTraining(records, tokenizer: tokenizer, template: .alpaca, cutoffLength: 64,
                                            trainOnInputs: false, addEOSToken: false)
         let directory = try makeTemporaryDirectory().path
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -67,8 +67,10 @@ struct AlignmentCommandTests {
         #expect(records.count == 4)
         #expect(records.allSatisfy { $0["cut/likelihood"] != nil })
         let config = try Self.config(output)
-        #expect(config["hone_prompt_template"] as? String == "alpaca_judge")
-        #expect((config["hone_eos_policy"] as? String)?.contains("prompt wrap double") == true)
+        #expect(config["hone_prompt_template"] == nil)
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/hone_training.json"))) as! [String: Any]
+        #expect(record["prompt_template"] as? String == "alpaca_judge")
+        #expect((record["eos_policy"] as? String)?.contains("prompt wrap double") == true)
         #expect(Set(config["target_modules"] as? [String] ?? []) == ["gate_proj", "up_proj", "down_proj"])
         // The default down-sampling keeps int(3 × 0.25) = 0 of the 3 Align-P records.
         let sampled = try runProcess(Repository.honeExecutable, ["train", "cut", "--data-path", data, "--output-dir", output + "2",

@@ -46,12 +46,12 @@ import Testing
 
     /// Compares Hone's rows with the fixture's for every cutoff and flag combination; returns the number of
     /// comparisons made.
-    static func check(_ record: AlpacaRecord, against expected: [Int: Expected], name: String, tokenizer: Tokenizer) -> Int {
+    static func check(_ record: AlpacaRecord, against expected: [Int: Expected], name: String, tokenizer: Tokenizer) throws -> Int {
         var compared = 0
         for (cutoff, want) in expected.sorted(by: { $0.key < $1.key }) {
             for trainOnInputs in [true, false] {
                 for addEOSToken in [false, true] {
-                    let example = tokenizeForTraining(record, tokenizer: tokenizer, template: .alpaca, cutoffLength: cutoff,
+                    let example = try tokenizeForTraining(record, tokenizer: tokenizer, template: .alpaca, cutoffLength: cutoff,
                                                       trainOnInputs: trainOnInputs, addEOSToken: addEOSToken)
                     let masked = want.masked[variant(trainOnInputs, addEOSToken)]!
                     let labels = Array(repeating: TrainingExample.ignoredLabel, count: masked) + want.inputIDs[masked...]
@@ -79,7 +79,7 @@ import Testing
         #expect(records.count == hand.count)
         var compared = 0
         for (record, item) in zip(records, hand) {
-            compared += Self.check(record, against: item.tokenized, name: item.name, tokenizer: tokenizer)
+            compared += try Self.check(record, against: item.tokenized, name: item.name, tokenizer: tokenizer)
         }
         #expect(compared == hand.count * 8)
     }
@@ -97,7 +97,7 @@ import Testing
         #expect(shared.count >= 30)
         var compared = 0
         for item in shared {
-            compared += Self.check(records[item.sharedIndex!], against: item.tokenized, name: item.name, tokenizer: tokenizer)
+            compared += try Self.check(records[item.sharedIndex!], against: item.tokenized, name: item.name, tokenizer: tokenizer)
         }
         #expect(compared == shared.count * 8)
     }
@@ -107,26 +107,26 @@ import Testing
     @Test func fullTextAlwaysGetsEOSAndPromptMaskFollowsTheFlags() throws {
         let tokenizer = try TokenizerLoader.load(directory: Repository.root.appendingPathComponent("models/hone-tiny").path)
         let record = AlpacaRecord(instruction: "Name a colour.", output: "Blue.")
-        let prompt = PromptTemplate.alpaca.prompt(instruction: record.instruction)
+        let prompt = try PromptTemplate.alpaca.prompt(instruction: record.instruction)
         let promptIDs = tokenizer.encode(prompt)
         let fullIDs = tokenizer.encode(prompt + record.output)
         for addEOS in [false, true] {
-            let trained = tokenizeForTraining(record, tokenizer: tokenizer, template: .alpaca, cutoffLength: 256,
+            let trained = try tokenizeForTraining(record, tokenizer: tokenizer, template: .alpaca, cutoffLength: 256,
                                               trainOnInputs: true, addEOSToken: addEOS)
             #expect(trained.inputIDs == fullIDs + [2])
             #expect(trained.labels == trained.inputIDs)
-            let masked = tokenizeForTraining(record, tokenizer: tokenizer, template: .alpaca, cutoffLength: 256,
+            let masked = try tokenizeForTraining(record, tokenizer: tokenizer, template: .alpaca, cutoffLength: 256,
                                              trainOnInputs: false, addEOSToken: addEOS)
             #expect(masked.labels == Array(repeating: -100, count: promptIDs.count) + fullIDs[promptIDs.count...] + [2])
             #expect(masked.trainedTokenCount == fullIDs.count - promptIDs.count + 1)
         }
         // Cut at the limit: no EOS; with the prompt alone at the limit, add_eos_token leaves the last id trained.
         let cut = promptIDs.count
-        let atLimit = tokenizeForTraining(record, tokenizer: tokenizer, template: .alpaca, cutoffLength: cut,
+        let atLimit = try tokenizeForTraining(record, tokenizer: tokenizer, template: .alpaca, cutoffLength: cut,
                                           trainOnInputs: false, addEOSToken: true)
         #expect(atLimit.inputIDs == Array(fullIDs.prefix(cut)))
         #expect(atLimit.labels == Array(repeating: -100, count: cut - 1) + [fullIDs[cut - 1]])
-        let allMasked = tokenizeForTraining(record, tokenizer: tokenizer, template: .alpaca, cutoffLength: cut,
+        let allMasked = try tokenizeForTraining(record, tokenizer: tokenizer, template: .alpaca, cutoffLength: cut,
                                             trainOnInputs: false, addEOSToken: false)
         #expect(allMasked.trainedTokenCount == 0)
     }
