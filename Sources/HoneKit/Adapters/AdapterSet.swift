@@ -49,6 +49,18 @@ public final class AdapterSet: @unchecked Sendable {
         return result
     }
 
+    /// The PEFT name of the first factor (in `ordered` order, A before B) whose gradient holds a NaN or an infinity;
+    /// nil when every gradient is finite.
+    public func firstNonFiniteGradient() -> String? {
+        for (layer, module, adapter) in ordered {
+            for (name, gradient) in [("lora_A", adapter.gradientA), ("lora_B", adapter.gradientB)] {
+                guard let gradient, !hk_sum_squares(gradient.pointer, gradient.count).isFinite else { continue }
+                return "\(peftPrefix(layer: layer, module: module)).\(name).weight"
+            }
+        }
+        return nil
+    }
+
     public var parameterCount: Int { ordered.reduce(0) { $0 + $1.adapter.a.count + $1.adapter.b.count } }
 
     /// An independent copy of the factors (no gradients): a frozen snapshot, such as DPO's reference adapter.

@@ -146,6 +146,14 @@ public final class Trainer {
             for (index, batch) in batches.enumerated() {
                 engine.adapters.dropoutSeed = options.seed &* 0x1000_0001 &+ UInt64(step) &* 0x10001 &+ UInt64(index)
                 let result = try objective.accumulate(microBatch: batch, step: stepExamples, engine: engine)
+                // No step may be taken, and no run may end "done", on a NaN or an infinity: stop before the update,
+                // naming where it appeared, with the last checkpoint untouched.
+                let badGradient = engine.adapters.firstNonFiniteGradient()
+                if !result.loss.isFinite || badGradient != nil {
+                    let what = result.loss.isFinite ? "a non-finite gradient in \(badGradient!)" : "a non-finite loss (\(result.loss))"
+                        + (badGradient.map { ", first non-finite gradient in \($0)" } ?? "")
+                    throw nonFiniteStop(what, step: step + 1, microBatch: index + 1, of: batches.count)
+                }
                 loss += result.loss
                 tokens += result.tokens
                 metrics.merge(result.metrics) { $0 + $1 }
@@ -159,7 +167,12 @@ public final class Trainer {
                                     tokensPerSecond: Double(tokens) / max(seconds, 1e-9), evalLoss: nil, metrics: metrics)
             let isLast = step + 1 == totalSteps
             if objective.validationCount > 0, isLast || (options.evalSteps > 0 && (step + 1) % options.evalSteps == 0) {
-                record.evalLoss = try objective.validationLoss(engine: engine, microBatchSize: options.microBatchSize)
+                let evalLoss = try objective.validationLoss(engine: engine, microBatchSize: options.microBatchSize)
+                guard evalLoss.isFinite else {
+                    throw nonFiniteStop("a non-finite validation loss (\(evalLoss)) after the update", step: step + 1,
+                                        microBatch: nil, of: batches.count)
+                }
+                record.evalLoss = evalLoss
             }
             history.append(record)
             try MetricsLog.append(record, directory: outputDirectory)
@@ -180,6 +193,15 @@ public final class Trainer {
         try PEFTAdapter.save(engine.adapters, baseModel: baseModelName, record: record, to: outputDirectory)
         try LossPlot.write(history, to: (outputDirectory as NSString).appendingPathComponent("loss.svg"))
         return history
+    }
+
+    /// The error that ends a run on a NaN or an infinity: where it appeared and which checkpoint is the last good one.
+    func nonFiniteStop(_ what: String, step: Int, microBatch: Int?, of count: Int) -> HoneError {
+        var place = "step \(step)"
+        if let microBatch { place += ", micro-batch \(microBatch) of \(count)" }
+        let latest = latestCheckpoint.map { "the last good checkpoint is \($0) (resume with \(OptionName("resume_from_checkpoint")) latest)" }
+            ?? "no checkpoint was written yet"
+        return .nonFinite(message: "\(place): \(what); nothing of this step was saved; \(latest)")
     }
 
     public func checkpointPath(step: Int) -> String {
