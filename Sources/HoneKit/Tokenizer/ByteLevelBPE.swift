@@ -144,6 +144,8 @@ public final class ByteLevelBPETokenizer: Tokenizer {
             return .llama3
         case "qwen2", "deepseek-r1-qwen", "kormo", "megrez":
             return .qwen2
+        case "smollm":
+            return .smollm
         default:
             return nil
         }
@@ -744,6 +746,10 @@ extension ByteLevelBPETokenizer {
         let types = steps.map { $0["type"] as? String ?? "?" }
         if types == ["ByteLevel"], steps[0]["use_regex"] as? Bool ?? true {
             return (.gpt2, steps[0]["add_prefix_space"] as? Bool ?? false)
+        }
+        if types == ["Digits", "ByteLevel"], steps[0]["individual_digits"] as? Bool == true,
+           steps[1]["use_regex"] as? Bool ?? true, steps[1]["add_prefix_space"] as? Bool != true {
+            return (.smollm, false)
         }
         if types == ["Split", "ByteLevel"], steps[1]["use_regex"] as? Bool == false {
             let split = steps[0]

@@ -9,7 +9,7 @@ extension ByteLevelBPETokenizer {
         }
         let pre = gguf.string("tokenizer.ggml.pre") ?? "default"
         guard let kind = preTokenizerKind(ggufPre: pre) else {
-            throw HoneError.malformedFile(path: gguf.path, message: "GGUF pre-tokenizer '\(pre)' is not supported (gpt-2, llama-bpe, qwen2 are)")
+            throw HoneError.malformedFile(path: gguf.path, message: "GGUF pre-tokenizer '\(pre)' is not supported (gpt-2, llama-bpe, qwen2, smollm are)")
         }
         let types = gguf.metadata["tokenizer.ggml.token_type"]?.arrayValue?.map { $0.intValue ?? 1 }
             ?? [Int](repeating: 1, count: tokens.count)
