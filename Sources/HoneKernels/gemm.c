@@ -170,6 +170,7 @@ static int linear_column_unit(int weight_type) {
     switch (weight_type) {
     case HK_TYPE_F32: case HK_TYPE_F16: case HK_TYPE_BF16: return 16;
     case HK_TYPE_Q8_0: case HK_TYPE_Q4_0: case HK_TYPE_Q4_K: case HK_TYPE_Q6_K:
+    case HK_TYPE_Q4_1: case HK_TYPE_Q5_0: case HK_TYPE_Q5_1: case HK_TYPE_IQ4_NL:
         return (int)hk_quant_block_size(weight_type);
     default: return 0;
     }

@@ -22,6 +22,7 @@ int64_t hk_quant_block_size(int type) {
     case HK_TYPE_Q8_0: return HK_QK8_0;
     case HK_TYPE_Q4_0:
     case HK_TYPE_Q5_0: return HK_QK4_0;
+    case HK_TYPE_Q4_1: case HK_TYPE_Q5_1: case HK_TYPE_Q8_1: case HK_TYPE_IQ4_NL: return HK_QK4_0;
     case HK_TYPE_Q4_K:
     case HK_TYPE_Q6_K:
     case HK_TYPE_Q8_K: return HK_QK_K;
@@ -34,6 +35,10 @@ size_t hk_quant_block_bytes(int type) {
     case HK_TYPE_Q8_0: return sizeof(hk_block_q8_0);
     case HK_TYPE_Q4_0: return sizeof(hk_block_q4_0);
     case HK_TYPE_Q5_0: return sizeof(hk_block_q5_0);
+    case HK_TYPE_Q4_1: return sizeof(hk_block_q4_1);
+    case HK_TYPE_Q5_1: return sizeof(hk_block_q5_1);
+    case HK_TYPE_Q8_1: return sizeof(hk_block_q8_1);
+    case HK_TYPE_IQ4_NL: return sizeof(hk_block_iq4_nl);
     case HK_TYPE_Q4_K: return sizeof(hk_block_q4_k);
     case HK_TYPE_Q6_K: return sizeof(hk_block_q6_k);
     case HK_TYPE_Q8_K: return sizeof(hk_block_q8_k);
@@ -604,6 +609,10 @@ static quantize_row_fn quantizer_for(int type) {
     case HK_TYPE_Q8_0: return hk_quantize_row_q8_0;
     case HK_TYPE_Q4_0: return hk_quantize_row_q4_0;
     case HK_TYPE_Q5_0: return hk_quantize_row_q5_0;
+    case HK_TYPE_Q4_1: return hk_quantize_row_q4_1;
+    case HK_TYPE_Q5_1: return hk_quantize_row_q5_1;
+    case HK_TYPE_Q8_1: return hk_quantize_row_q8_1;
+    case HK_TYPE_IQ4_NL: return hk_quantize_row_iq4_nl;
     case HK_TYPE_Q4_K: return hk_quantize_row_q4_k;
     case HK_TYPE_Q6_K: return hk_quantize_row_q6_k;
     case HK_TYPE_Q8_K: return hk_quantize_row_q8_k;
@@ -616,6 +625,10 @@ static dequantize_row_fn dequantizer_for(int type) {
     case HK_TYPE_Q8_0: return hk_dequantize_row_q8_0;
     case HK_TYPE_Q4_0: return hk_dequantize_row_q4_0;
     case HK_TYPE_Q5_0: return hk_dequantize_row_q5_0;
+    case HK_TYPE_Q4_1: return hk_dequantize_row_q4_1;
+    case HK_TYPE_Q5_1: return hk_dequantize_row_q5_1;
+    case HK_TYPE_Q8_1: return hk_dequantize_row_q8_1;
+    case HK_TYPE_IQ4_NL: return hk_dequantize_row_iq4_nl;
     case HK_TYPE_Q4_K: return hk_dequantize_row_q4_k;
     case HK_TYPE_Q6_K: return hk_dequantize_row_q6_k;
     case HK_TYPE_Q8_K: return hk_dequantize_row_q8_k;
@@ -659,13 +672,13 @@ int hk_dequantize_row(int type, const void *x /* [n / block size] blocks */, flo
 // MARK: - References for the matrix products
 
 static int is_weight_type(int type) {
-    return type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K;
+    return type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K ||
+           hk_is_legacy_type(type);
 }
 
 int hk_matmul_rows_quant_ref(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
                              float *y /* [rows, out] */, int rows, int in, int out) {
-    // Q5_0 too: it has no fast kernel, so this is its product (see hk_block_q5_0).
-    if ((!is_weight_type(type) && type != HK_TYPE_Q5_0) || in % hk_quant_block_size(type) != 0) return -1;
+    if (!is_weight_type(type) || in % hk_quant_block_size(type) != 0) return -1;
     size_t row_bytes = hk_quant_row_bytes(type, in);
     float *weights = malloc((size_t)in * sizeof(float));
     if (weights == NULL) return -1;
@@ -784,6 +797,7 @@ int hk_matmul_quant_int_ref(int type, const void *w /* [out, in] blocks */, cons
             case HK_TYPE_Q8_0: sum = int_dot_q8_0(row, q + (size_t)r * in, d + (size_t)r * (in / 32), in); break;
             case HK_TYPE_Q4_0: sum = int_dot_q4_0(row, q + (size_t)r * in, d + (size_t)r * (in / 32), in); break;
             case HK_TYPE_Q4_K: sum = int_dot_q4_k(row, a + (size_t)r * (in / HK_QK_K), in); break;
+            case HK_TYPE_Q4_1: case HK_TYPE_Q5_0: case HK_TYPE_Q5_1: case HK_TYPE_IQ4_NL: sum = hk_legacy_int_dot(type, row, q + (size_t)r * in, d + (size_t)r * (in / 32), in); break;
             default: sum = int_dot_q6_k(row, a + (size_t)r * (in / HK_QK_K), in); break;
             }
             y[(size_t)r * out + o] = (float)sum;

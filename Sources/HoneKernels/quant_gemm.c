@@ -6,8 +6,10 @@
 //   four consecutive unsigned levels of output o, then the group's f32 scales and mins per output), and a
 //   microkernel multiplies 8 activation rows at a time: vpdpbusd with the activations' 4-byte groups
 //   broadcast from memory gives 16 outputs' exact integer sums per instruction; each group's sums are
-//   scaled once in f32. Levels are unsigned (Q8_0 weights + 128, Q4_0 and Q4_K nibbles, Q6_K's six bits);
-//   their offsets (128, 8, 32 times the group's activation sum) start the integer accumulator.
+//   scaled once in f32. Levels are unsigned (Q8_0 weights + 128, Q4_0 and Q4_K nibbles, Q6_K's six bits,
+//   Q5_0's five bits, IQ4_NL's codebook values + 128, Q4_1/Q5_1 levels); their offsets (128, 8, 32, 16, 128
+//   times the group's activation sum) start the integer accumulator, and Q4_1/Q5_1's minimum meets the
+//   group's scaled activation sum in f32.
 // - hk_matmul_many_quant_sgemm: dequantize tiles to f32 and call single-threaded sgemm, as gemm.c does.
 #include "quant_internal.h"
 
@@ -43,7 +45,7 @@ static int prepare_activations(int type, const float *x, int rows, int in, gemm_
     size_t values_bytes = k_format ? (size_t)rows * (in / HK_QK_K) * sizeof(hk_block_q8_k) : (size_t)rows * in;
     size_t starts_bytes = (size_t)rows * groups * sizeof(int32_t);
     size_t scales_bytes = (size_t)rows * (k_format ? in / HK_QK_K : groups) * sizeof(float);
-    size_t sums_bytes = type == HK_TYPE_Q4_K ? (size_t)rows * (in / 32) * sizeof(float) : 0;
+    size_t sums_bytes = type == HK_TYPE_Q4_K || hk_legacy_has_mins(type) ? (size_t)rows * (in / 32) * sizeof(float) : 0;
     uint8_t *buffer = hk_quant_scratch(1, values_bytes + starts_bytes + scales_bytes + sums_bytes + 256);
     if (buffer == NULL) return -1;
     uint8_t *cursor = buffer;
@@ -56,6 +58,7 @@ static int prepare_activations(int type, const float *x, int rows, int in, gemm_
     float *sums = (float *)cursor;
 
     int offset = type == HK_TYPE_Q8_0 ? 128 : type == HK_TYPE_Q4_0 ? 8 : type == HK_TYPE_Q6_K ? 32 : 0;
+    if (hk_is_legacy_type(type)) offset = hk_legacy_level_offset(type);
     int threads = rows * in >= (1 << 16) ? hk_thread_count() : 1;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int r = 0; r < rows; r++) {
@@ -80,6 +83,8 @@ static int prepare_activations(int type, const float *x, int rows, int in, gemm_
                 int sum = 0;
                 for (int i = 0; i < 32; i++) sum += q[32 * g + i];
                 starts[(size_t)r * groups + g] = -offset * sum;
+                // Q4_1/Q5_1: d_a * (block sum), which the weights' minimum multiplies.
+                if (hk_legacy_has_mins(type)) sums[(size_t)r * groups + g] = scales[(size_t)r * groups + g] * (float)sum;
             }
         }
     }
@@ -106,6 +111,7 @@ HK_TARGET_VNNI static void decode_row_levels(int type, const uint8_t *row, int i
                                              float *scales, float *mins, size_t group_stride /* floats */) {
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
     switch (type) {
+    case HK_TYPE_Q4_1: case HK_TYPE_Q5_0: case HK_TYPE_Q5_1: case HK_TYPE_IQ4_NL: hk_legacy_decode_levels(type, row, in, levels, scales, mins, group_stride); break;
     case HK_TYPE_Q8_0: {
         const hk_block_q8_0 *blocks = (const hk_block_q8_0 *)row;
         for (int b = 0; b < in / 32; b++) {
@@ -237,9 +243,11 @@ HK_TARGET_VNNI static void repack_tile(int type, const uint8_t *w, size_t row_by
 
 // MARK: - Microkernels (VNNI)
 
-/// y[first_row .. + tile_rows, first_output .. + count] for one repacked tile; Q8_0 and Q4_0 (A32 groups).
+/// y[first_row .. + tile_rows, first_output .. + count] for one repacked tile; the 32-value types (A32 groups),
+/// with_mins for Q4_1/Q5_1 (minus min * d_a * (group sum) per group).
 HK_TARGET_VNNI HK_INLINE void kernel_a32(const uint8_t *tile, const gemm_activations *a, int groups, int first_row,
-                                         const int tile_rows, float *y, int out, int first_output, __mmask16 lanes) {
+                                         const int tile_rows, float *y, int out, int first_output, __mmask16 lanes,
+                                         const int with_mins) {
     __m512 acc[GEMM_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) acc[r] = _mm512_setzero_ps();
     const size_t group_bytes = 8 * 64 + 128;
@@ -255,6 +263,10 @@ HK_TARGET_VNNI HK_INLINE void kernel_a32(const uint8_t *tile, const gemm_activat
             for (int v = 0; v < 8; v++) sum = _mm512_dpbusd_epi32(sum, levels[v], _mm512_set1_epi32(q[v]));
             __m512 scale = _mm512_mul_ps(scales, _mm512_set1_ps(a->scales[row * groups + g]));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, acc[r]);
+            if (with_mins) {
+                acc[r] = _mm512_fnmadd_ps(_mm512_load_ps((const float *)(t + 576)),
+                                          _mm512_set1_ps(a->group_sums[row * groups + g]), acc[r]);
+            }
         }
     }
     for (int r = 0; r < tile_rows; r++) {
@@ -346,17 +358,21 @@ HK_TARGET_VNNI static void run_tile_vnni(int type, const uint8_t *tile, const ge
     case 7: CALL(7); break;                                                                                    \
     default: CALL(8); break;                                                                                   \
     }
-#define A32_CALL(n) kernel_a32(tile, a, in / 32, first_row, n, y, out, first_output, lanes)
+#define A32_CALL(n) kernel_a32(tile, a, in / 32, first_row, n, y, out, first_output, lanes, 0)
+#define A32_MINS_CALL(n) kernel_a32(tile, a, in / 32, first_row, n, y, out, first_output, lanes, 1)
 #define Q4_K_CALL(n) kernel_q4_k(tile, a, in, first_row, n, y, out, first_output, lanes)
 #define Q6_K_CALL(n) kernel_q6_k(tile, a, in, first_row, n, y, out, first_output, lanes)
     if (type == HK_TYPE_Q4_K) {
         DISPATCH_ROWS(Q4_K_CALL);
     } else if (type == HK_TYPE_Q6_K) {
         DISPATCH_ROWS(Q6_K_CALL);
+    } else if (hk_legacy_has_mins(type)) {
+        DISPATCH_ROWS(A32_MINS_CALL);
     } else {
         DISPATCH_ROWS(A32_CALL);
     }
 #undef A32_CALL
+#undef A32_MINS_CALL
 #undef Q4_K_CALL
 #undef Q6_K_CALL
 #undef DISPATCH_ROWS
@@ -420,9 +436,8 @@ static void ensure_single_threaded_blas(void) {
 
 int hk_matmul_many_quant_sgemm(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
                                float *y /* [rows, out] */, int rows, int in, int out) {
-    // Q5_0 (llama.cpp's fallback type, no integer kernel here) takes this path for every row count.
-    if (!(type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q5_0 || type == HK_TYPE_Q4_K ||
-          type == HK_TYPE_Q6_K) ||
+    if (!(type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K ||
+          hk_is_legacy_type(type)) ||
         in % hk_quant_block_size(type) != 0) {
         return -1;
     }
@@ -465,7 +480,8 @@ int hk_matmul_many_quant_sgemm(int type, const void *w /* [out, in] blocks */, c
 
 int hk_matmul_many_quant(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
                          float *y /* [rows, out] */, int rows, int in, int out) {
-    if (!(type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K) ||
+    if (!(type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K ||
+          hk_is_legacy_type(type)) ||
         in % hk_quant_block_size(type) != 0) {
         return -1;
     }

@@ -55,6 +55,94 @@ static inline void hk_q4k_unpack_scales(const uint8_t *packed /* [12] */, uint8_
     memcpy(out, result, sizeof result);
 }
 
+// MARK: - Row kernels (decode), shared by quant_matmul.c and quant_legacy.c
+
+/// Activation rows per register tile.
+#define MAX_TILE_ROWS 4
+
+/// Software prefetch distance in the weight stream. The hardware prefetchers stop at page boundaries; two
+/// pages ahead took one thread from ~27 to ~35 GB/s on the TinyLlama shapes (Zen 5; 2 to 16 KB measured,
+/// 8 to 16 KB best, 0 = off). Prefetches past the end of the weights are harmless (they never fault).
+#ifndef QUANT_PREFETCH_BYTES
+#define QUANT_PREFETCH_BYTES 8192
+#endif
+#define PREFETCH_AHEAD(address)                                                                                \
+    do {                                                                                                       \
+        if (QUANT_PREFETCH_BYTES) _mm_prefetch((const char *)(address) + QUANT_PREFETCH_BYTES, _MM_HINT_T0);   \
+    } while (0)
+
+/// Packs `rows` activation rows for one kernel; row r's pack starts at r * stride.
+typedef void (*hk_quant_pack_fn)(const float *x /* [rows, in] */, int rows, int in, uint8_t *pack, size_t stride);
+/// Outputs [first_output, end_output) for every row.
+typedef void (*hk_quant_range_fn)(const uint8_t *w /* [out, in] blocks */, const uint8_t *pack, size_t stride,
+                                  float *y /* [rows, out] */, int rows, int in, int out, int first_output,
+                                  int end_output);
+
+/// One weight type's decode kernel at one ISA level: how to pack the activations, and the product.
+typedef struct {
+    hk_quant_pack_fn pack;
+    size_t (*stride)(int in);
+    hk_quant_range_fn range;
+} hk_quant_kernel;
+
+/// Runs TILE_CALL(n) for every output o in [first_output, end_output) and every balanced tile of n <= 4 rows
+/// starting at first_row (16 rows = 4 x 4). Outputs go in chunks of about 64 KB of weights, row tiles
+/// inside: a row tile's activations (a few KB per row) stay in L1 while the chunk's weights, read from
+/// memory by the first row tile, come from L2 for the others. Each (output, row) is still computed by
+/// one tile call with the same operations, so results do not depend on the row count.
+#define FOR_EACH_TILE(rows, row_bytes, TILE_CALL)                                                              \
+    do {                                                                                                       \
+        int tile_count_ = ((rows) + MAX_TILE_ROWS - 1) / MAX_TILE_ROWS;                                        \
+        int chunk_ = (int)(((size_t)64 << 10) / (row_bytes));                                                 \
+        if (chunk_ < 1 || tile_count_ == 1) chunk_ = end_output - first_output;                               \
+        for (int chunk_first_ = first_output; chunk_first_ < end_output; chunk_first_ += chunk_) {            \
+            int chunk_end_ = end_output - chunk_first_ < chunk_ ? end_output : chunk_first_ + chunk_;          \
+            for (int tile_ = 0; tile_ < tile_count_; tile_++) {                                                \
+                int first_row = tile_ * (rows) / tile_count_, end_row_ = (tile_ + 1) * (rows) / tile_count_;   \
+                for (int o = chunk_first_; o < chunk_end_; o++) {                                              \
+                    switch (end_row_ - first_row) {                                                            \
+                    case 1: TILE_CALL(1); break;                                                               \
+                    case 2: TILE_CALL(2); break;                                                               \
+                    case 3: TILE_CALL(3); break;                                                               \
+                    default: TILE_CALL(4); break;                                                              \
+                    }                                                                                          \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+    } while (0)
+
+static inline size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+// MARK: - The 32-value "legacy" types (quant_legacy.c): Q4_1, Q5_0, Q5_1, IQ4_NL
+
+static inline int hk_is_legacy_type(int type) {
+    return type == HK_TYPE_Q4_1 || type == HK_TYPE_Q5_0 || type == HK_TYPE_Q5_1 || type == HK_TYPE_IQ4_NL;
+}
+
+/// Q4_1 and Q5_1 add a per-block minimum m to d * level.
+static inline int hk_legacy_has_mins(int type) { return type == HK_TYPE_Q4_1 || type == HK_TYPE_Q5_1; }
+
+/// The unsigned levels the integer kernels multiply are the stored value + this offset: Q5_0's levels are
+/// q (value q - 16), IQ4_NL's the codebook value + 128; Q4_1 and Q5_1 levels are the stored q.
+static inline int hk_legacy_level_offset(int type) {
+    return type == HK_TYPE_Q5_0 ? 16 : type == HK_TYPE_IQ4_NL ? 128 : 0;
+}
+
+/// The decode kernel for a legacy type at an ISA level (hk_quant_isa's); 0, or -1 for another type.
+HK_HIDDEN int hk_legacy_select_kernel(int type, int isa, hk_quant_kernel *k);
+
+/// Integer reference for one weight row and one A32 activation row: sum over blocks of (weight scale *
+/// activation scale) * (exact integer dot), plus for Q4_1/Q5_1 (m * activation scale) * (exact sum of the
+/// block's activations), in double.
+HK_HIDDEN double hk_legacy_int_dot(int type, const void *w /* [in / 32] blocks */, const int8_t *q /* [in] */,
+                                   const float *d /* [in / 32] */, int in);
+
+/// For the int8 GEMM (quant_gemm.c): one weight row as unsigned levels in value order (level - offset is the
+/// stored level, hk_legacy_level_offset) and per block of 32 the f32 scale and min with value = scale * (level
+/// - offset) - min, written `group_stride` floats apart.
+HK_HIDDEN HK_TARGET_VNNI void hk_legacy_decode_levels(int type, const uint8_t *row, int in, uint8_t *levels /* [in] */,
+                                                      float *scales, float *mins, size_t group_stride);
+
 // MARK: - Activation buffers
 
 /// A per-thread scratch buffer that only grows (activation packs are rebuilt on every call).

@@ -17,61 +17,8 @@
 // int16, so pairing it with (scale, 0) multiplies and accumulates in one instruction.
 #include "quant_internal.h"
 
-/// Activation rows per register tile.
-#define MAX_TILE_ROWS 4
-
-/// Software prefetch distance in the weight stream. The hardware prefetchers stop at page boundaries; two
-/// pages ahead took one thread from ~27 to ~35 GB/s on the TinyLlama shapes (Zen 5; 2 to 16 KB measured,
-/// 8 to 16 KB best, 0 = off). Prefetches past the end of the weights are harmless (they never fault).
-#ifndef QUANT_PREFETCH_BYTES
-#define QUANT_PREFETCH_BYTES 8192
-#endif
-#define PREFETCH_AHEAD(address)                                                                                \
-    do {                                                                                                       \
-        if (QUANT_PREFETCH_BYTES) _mm_prefetch((const char *)(address) + QUANT_PREFETCH_BYTES, _MM_HINT_T0);   \
-    } while (0)
-
-/// Packs `rows` activation rows for one kernel; row r's pack starts at r * stride.
-typedef void (*pack_fn)(const float *x, int rows, int in, uint8_t *pack, size_t stride);
-/// Outputs [first_output, end_output) for every row.
-typedef void (*range_fn)(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, int in, int out,
-                         int first_output, int end_output);
-
-typedef struct {
-    pack_fn pack;
-    size_t (*stride)(int in);
-    range_fn range;
-} kernel;
-
-// MARK: - Shared helpers
-
-/// Runs TILE_CALL(n) for every output o in [first_output, end_output) and every balanced tile of n <= 4 rows
-/// starting at first_row (16 rows = 4 x 4). Outputs go in chunks of about 64 KB of weights, row tiles
-/// inside: a row tile's activations (a few KB per row) stay in L1 while the chunk's weights, read from
-/// memory by the first row tile, come from L2 for the others. Each (output, row) is still computed by
-/// one tile call with the same operations, so results do not depend on the row count.
-#define FOR_EACH_TILE(rows, row_bytes, TILE_CALL)                                                              \
-    do {                                                                                                       \
-        int tile_count_ = ((rows) + MAX_TILE_ROWS - 1) / MAX_TILE_ROWS;                                        \
-        int chunk_ = (int)(((size_t)64 << 10) / (row_bytes));                                                 \
-        if (chunk_ < 1 || tile_count_ == 1) chunk_ = end_output - first_output;                               \
-        for (int chunk_first_ = first_output; chunk_first_ < end_output; chunk_first_ += chunk_) {            \
-            int chunk_end_ = end_output - chunk_first_ < chunk_ ? end_output : chunk_first_ + chunk_;          \
-            for (int tile_ = 0; tile_ < tile_count_; tile_++) {                                                \
-                int first_row = tile_ * (rows) / tile_count_, end_row_ = (tile_ + 1) * (rows) / tile_count_;   \
-                for (int o = chunk_first_; o < chunk_end_; o++) {                                              \
-                    switch (end_row_ - first_row) {                                                            \
-                    case 1: TILE_CALL(1); break;                                                               \
-                    case 2: TILE_CALL(2); break;                                                               \
-                    case 3: TILE_CALL(3); break;                                                               \
-                    default: TILE_CALL(4); break;                                                              \
-                    }                                                                                          \
-                }                                                                                              \
-            }                                                                                                  \
-        }                                                                                                      \
-    } while (0)
-
-static size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+/// The row-kernel plumbing (register tiles, prefetch, the pack/range pair) is in quant_internal.h.
+typedef hk_quant_kernel kernel;
 
 HK_INLINE float f16_to_f32(uint16_t half) { return hk_f16_to_f32_scalar(half); }
 
@@ -786,6 +733,7 @@ static int select_kernel(int type, int isa, kernel *k) {
         else if (isa == HK_ISA_AVX2) *k = (kernel){pack_q8_k, stride_q8_k, range_q6_k_avx2};
         else *k = (kernel){pack_q8_k, stride_q8_k, range_q6_k_scalar};
         return 0;
+    case HK_TYPE_Q4_1: case HK_TYPE_Q5_0: case HK_TYPE_Q5_1: case HK_TYPE_IQ4_NL: return hk_legacy_select_kernel(type, isa, k);
     default: return -1;
     }
 }

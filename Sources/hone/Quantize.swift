@@ -7,12 +7,16 @@ struct Quantize: ParsableCommand {
         abstract: "Write a GGUF with quantized (or f16/bf16/f32) weights that llama.cpp loads.",
         discussion: """
         IN is an HF model directory (config.json, safetensors, tokenizer) or a GGUF file. Types follow llama-quantize:
-          q8_0, q4_0, q6_k   one type for the weight matrices (output.weight: Q6_K, or Q8_0 for q8_0)
+          q8_0, q4_0, q4_1,  one type for the weight matrices (output.weight: Q6_K, or Q8_0 for q8_0)
+          q5_0, q5_1, q6_k
+          iq4_nl             IQ4_NL, with Q6_K for output.weight, and Q5_K for ffn_down on the first eighth of
+                             the layers and for attn_v when 4+ query heads share a KV head (needs Q5_K: else --pure)
           q4_k_m (or q4_k)   Q4_K, with Q6_K for output.weight and for attn_v / ffn_down on the layers
                              llama.cpp picks (first and last eighth, every third between)
           f16, bf16, f32     plain types
-        Norms, biases and other 1-D tensors stay F32; rows that a block size does not divide fall back as in \
-        llama.cpp (Q4_K → Q5_0, Q6_K → Q8_0, else F16). Tensors already of the chosen type are copied; other \
+        --pure gives every weight matrix the one type, as llama-quantize --pure. Norms, biases and other 1-D \
+        tensors stay F32; rows that a block size does not divide fall back as in llama.cpp (Q4_K → Q5_0, \
+        Q6_K → Q8_0, the 32-value types → F16). Tensors already of the chosen type are copied; other \
         quantized tensors are dequantized and quantized again, with a warning (llama-quantize refuses that \
         without --allow-requantize). OUT is written to OUT.tmp and renamed when complete.
 
@@ -30,6 +34,9 @@ struct Quantize: ParsableCommand {
     @Option(name: .long, help: "One of \(QuantizationScheme.accepted).")
     var type: String
 
+    @Flag(name: .long, help: "Every weight matrix of the --type's base type (no per-tensor mixture), as llama-quantize --pure.")
+    var pure = false
+
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
@@ -38,16 +45,16 @@ struct Quantize: ParsableCommand {
             guard let scheme = QuantizationScheme(name: type) else {
                 throw HoneError.invalidArgument("unknown --type '\(type)' (expected \(QuantizationScheme.accepted))")
             }
-            let summary = try writeGGUF(input: input, output: output, scheme: scheme)
+            let summary = try writeGGUF(input: input, output: output, scheme: scheme, pure: pure)
             print(summary)
         }
     }
 }
 
 /// Shared by quantize and convert: streams the GGUF with a progress bar and returns the summary line.
-func writeGGUF(input: String, output: String, scheme: QuantizationScheme) throws -> String {
+func writeGGUF(input: String, output: String, scheme: QuantizationScheme, pure: Bool = false) throws -> String {
     var reporter: ProgressReporter? = nil
-    let summary = try GGUFExport.write(input: input, output: output, scheme: scheme, warn: { line in
+    let summary = try GGUFExport.write(input: input, output: output, scheme: scheme, pure: pure, warn: { line in
         FileHandle.standardError.write(Data("hone: warning: \(line)\n".utf8))
     }, progress: { done, total, bytes in
         if reporter == nil { reporter = ProgressReporter(total: total, label: "writing \(output)") }

@@ -148,6 +148,10 @@ extension KernelTests {
         var w = [Float](repeating: 0, count: outputs * inputs)
         let matrix: QuantizedMatrix
         switch type {
+        case .q4_1, .q5_0, .q5_1, .iq4_nl:
+            let exact = legacyExactMatrix(type, outputs: outputs, inputs: inputs)
+            w = exact.values
+            matrix = QuantizedMatrix(type, rows: outputs, columns: inputs, bytes: exact.bytes)
         case .q8_0, .q4_0:
             // Q8_0: -127 ... 127 with -127 in every block (d = 1); Q4_0: -8 ... 7 with -8 in every block (d = 1).
             for o in 0..<outputs {

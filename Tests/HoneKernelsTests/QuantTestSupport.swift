@@ -5,6 +5,7 @@ import HoneKernels
 /// The block formats the quantized matrix kernels take as weights.
 enum QuantType: String, CaseIterable, Sendable, CustomStringConvertible {
     case q8_0, q4_0, q4_k, q6_k
+    case q4_1, q5_0, q5_1, iq4_nl
 
     var id: Int32 {
         switch self {
@@ -12,13 +13,19 @@ enum QuantType: String, CaseIterable, Sendable, CustomStringConvertible {
         case .q4_0: return Int32(HK_TYPE_Q4_0.rawValue)
         case .q4_k: return Int32(HK_TYPE_Q4_K.rawValue)
         case .q6_k: return Int32(HK_TYPE_Q6_K.rawValue)
+        case .q4_1: return Int32(HK_TYPE_Q4_1.rawValue)
+        case .q5_0: return Int32(HK_TYPE_Q5_0.rawValue)
+        case .q5_1: return Int32(HK_TYPE_Q5_1.rawValue)
+        case .iq4_nl: return Int32(HK_TYPE_IQ4_NL.rawValue)
         }
     }
 
     var blockSize: Int { Int(hk_quant_block_size(id)) }
     var blockBytes: Int { Int(hk_quant_block_bytes(id)) }
-    /// Values per activation block in the kernels (A32 for Q8_0/Q4_0, Q8_K for the K formats).
-    var activationBlock: Int { self == .q8_0 || self == .q4_0 ? 32 : 256 }
+    /// Values per activation block in the kernels (A32 for the 32-value types, Q8_K for the K formats).
+    var activationBlock: Int { blockSize == 32 ? 32 : 256 }
+    /// Q4_1, Q5_0, Q5_1, IQ4_NL (quant_legacy.c; fixtures in Fixtures/quant32).
+    var isLegacy: Bool { [.q4_1, .q5_0, .q5_1, .iq4_nl].contains(self) }
     var description: String { rawValue }
 
     func rowBytes(_ values: Int) -> Int { Int(hk_quant_row_bytes(id, Int64(values))) }
@@ -30,6 +37,10 @@ enum QuantType: String, CaseIterable, Sendable, CustomStringConvertible {
         case .q4_0: hk_quantize_row_q4_0(x, y, Int64(n))
         case .q4_k: hk_quantize_row_q4_k(x, y, Int64(n))
         case .q6_k: hk_quantize_row_q6_k(x, y, Int64(n))
+        case .q4_1: hk_quantize_row_q4_1(x, y, Int64(n))
+        case .q5_0: hk_quantize_row_q5_0(x, y, Int64(n))
+        case .q5_1: hk_quantize_row_q5_1(x, y, Int64(n))
+        case .iq4_nl: hk_quantize_row_iq4_nl(x, y, Int64(n))
         }
     }
 }
@@ -134,10 +145,13 @@ func activationQuantizationBounds(_ w: QuantizedMatrix, _ x: [Float], rows: Int)
 
 // MARK: - Fixtures
 
-/// Tests/HoneKernelsTests/Fixtures/quant, made by tools/oracle/make_quant_fixtures.py.
+/// Tests/HoneKernelsTests/Fixtures/quant, made by tools/oracle/make_quant_fixtures.py, and Fixtures/quant32 (the
+/// 32-value types), made by tools/oracle/make_quant32_fixtures.py.
 enum QuantFixtures {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures").appendingPathComponent("quant")
+    static let legacyDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures").appendingPathComponent("quant32")
 
     struct Tensor {
         let name: String
@@ -148,9 +162,17 @@ enum QuantFixtures {
         let llama: [String: [UInt8]]
         /// Type name -> bytes written by the gguf Python package (Q8_0, Q4_0).
         let ggufPy: [String: [UInt8]]
+        /// Type name -> gguf-py's dequantization of the llama.cpp bytes (quant32 only).
+        var dequantized: [String: [Float]] = [:]
     }
 
-    static func load() throws -> [Tensor] {
+    /// The fixtures that hold `type`.
+    static func load(for type: QuantType) throws -> [Tensor] {
+        try load(from: type.isLegacy ? legacyDirectory : directory)
+    }
+
+    static func load(from directory: URL = directory) throws -> [Tensor] {
+        func bytes(_ file: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: directory.appendingPathComponent(file))) }
         let data = try Data(contentsOf: directory.appendingPathComponent("index.json"))
         let index = try JSONSerialization.jsonObject(with: data)
         guard let root = index as? [String: Any], let tensors = root["tensors"] as? [[String: Any]] else {
@@ -164,8 +186,12 @@ enum QuantFixtures {
             }
             let floats = try bytes(input).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             guard floats.count == rows * columns else { throw FixtureError.malformed }
-            return Tensor(name: name, rows: rows, columns: columns, input: floats,
-                          llama: try llama.mapValues(bytes), ggufPy: try ggufPy.mapValues(bytes))
+            var tensor = Tensor(name: name, rows: rows, columns: columns, input: floats,
+                                llama: try llama.mapValues(bytes), ggufPy: try ggufPy.mapValues(bytes))
+            for (type, file) in entry["dequant"] as? [String: String] ?? [:] {
+                tensor.dequantized[type] = try bytes(file).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            }
+            return tensor
         }
     }
 

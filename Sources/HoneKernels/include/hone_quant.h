@@ -1,9 +1,10 @@
-// Quantized weights in GGUF's block formats (byte-compatible with ggml): Q8_0, Q4_0, Q4_K, Q6_K, and the
-// activation format Q8_K.
+// Quantized weights in GGUF's block formats (byte-compatible with ggml): Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL,
+// Q4_K, Q6_K, and the activation formats Q8_K and Q8_1.
 //
 // Conventions (as in hone_kernels.h)
 // - A quantized [rows, n] matrix is stored row by row; each row is n / block_size consecutive blocks, so
-//   n must be a multiple of the block size (32 for Q8_0/Q4_0, 256 for the K formats).
+//   n must be a multiple of the block size (32 for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL and Q8_1; 256 for the
+//   K formats).
 // - Quantizers reproduce the bytes of ggml's reference quantizers (quantize_row_*_ref, which llama-quantize
 //   uses when it has no importance matrix) for finite input. Half-precision scales are rounded to nearest
 //   even; a NaN input gives some NaN scale, not necessarily ggml's bit pattern.
@@ -45,13 +46,47 @@ typedef struct {
 } hk_block_q4_0; // 18 bytes
 
 /// 32 values: value[i] = d * (q[i] - 16), q five bits: the low four as in Q4_0's qs, the fifth bit of value i
-/// in bit i of qh (little-endian). Only made as llama.cpp's fallback for Q4_K rows that are not a multiple of
-/// 256 values; products over it use the reference path (dequantize, f32).
+/// in bit i of qh (little-endian). llama.cpp's fallback for Q4_K rows that are not a multiple of 256 values.
 typedef struct {
     uint16_t d;
     uint8_t qh[4];
     uint8_t qs[HK_QK4_0 / 2];
 } hk_block_q5_0; // 22 bytes
+
+/// 32 values: value[i] = d * nibble[i] + m (an asymmetric Q4_0: levels 0..15 from the block's minimum m);
+/// qs as in Q4_0.
+typedef struct {
+    uint16_t d;
+    uint16_t m;
+    uint8_t qs[HK_QK4_0 / 2];
+} hk_block_q4_1; // 20 bytes
+
+/// 32 values: value[i] = d * q[i] + m, q five bits (levels 0..31) split as in Q5_0 (low nibbles in qs, the
+/// fifth bit of value i in bit i of qh).
+typedef struct {
+    uint16_t d;
+    uint16_t m;
+    uint8_t qh[4];
+    uint8_t qs[HK_QK4_0 / 2];
+} hk_block_q5_1; // 24 bytes
+
+/// 32 values: value[i] = d * hk_iq4nl_values[nibble[i]], a non-uniform 16-level codebook (denser near
+/// zero); qs as in Q4_0.
+typedef struct {
+    uint16_t d;
+    uint8_t qs[HK_QK4_0 / 2];
+} hk_block_iq4_nl; // 18 bytes
+
+/// ggml's IQ4_NL codebook (kvalues_iq4nl): -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113.
+extern const int8_t hk_iq4nl_values[16];
+
+/// llama.cpp's activation format for Q4_1 and Q5_1 weights: value[i] = d * qs[i]; s = d * (sum of qs) in f16.
+/// Hone's kernels keep d in f32 and the sum exact instead (see "Matrix products"); this is the file format.
+typedef struct {
+    uint16_t d;
+    uint16_t s;
+    int8_t qs[HK_QK8_0];
+} hk_block_q8_1; // 36 bytes
 
 /// 256 values in 8 sub-blocks of 32: value = d * scale[s] * nibble - dmin * min[s], with 6-bit scale[s]
 /// and min[s] packed into `scales` (s < 4: scales[s] and scales[s + 4] low 6 bits; s >= 4: low and high
@@ -84,7 +119,7 @@ typedef struct {
 
 /// Values per block (32 or 256), or 0 for an unknown type.
 int64_t hk_quant_block_size(int type);
-/// Bytes per block (34, 18, 144, 210, 292), or 0 for an unknown type.
+/// Bytes per block (34, 18, 20, 22, 24, 18, 36, 144, 210, 292), or 0 for an unknown type.
 size_t hk_quant_block_bytes(int type);
 /// Bytes of one row of n values (n a multiple of the block size).
 size_t hk_quant_row_bytes(int type, int64_t n);
@@ -94,6 +129,15 @@ size_t hk_quant_row_bytes(int type, int64_t n);
 void hk_quantize_row_q8_0(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n);
 void hk_quantize_row_q4_0(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n);
 void hk_quantize_row_q5_0(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n);
+/// Q4_1, Q5_1: d = (max - min) / 15 or 31, m = min, levels round half up from (x - min) / d.
+void hk_quantize_row_q4_1(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n);
+void hk_quantize_row_q5_1(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n);
+/// ggml's quantize_row_q8_1_ref: d = amax / 127, qs = round-half-away(x / d), s = d * sum(qs).
+void hk_quantize_row_q8_1(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n);
+/// IQ4_NL as llama-quantize makes it without an importance matrix (ggml's quantize_iq4_nl with no weights):
+/// x^2-weighted least-squares scale, tried from 15 starting grids around amax / 127; levels are the nearest
+/// codebook entries. (ggml's quantize_row_iq4_nl_ref, used by no file writer, skips the search.)
+void hk_quantize_row_iq4_nl(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n);
 /// Per sub-block a weighted least-squares search for (scale, min) over 21 candidate grids, then 6-bit
 /// quantization of the scales and mins and a final pass with the stored values (ggml's make_qkx2_quants).
 void hk_quantize_row_q4_k(const float *x /* [n] */, void *y /* [n / 256] blocks */, int64_t n);
@@ -117,6 +161,10 @@ void hk_quantize_q6_k(const float *x /* [rows, n] */, void *y /* [rows, n / 256]
 void hk_dequantize_row_q8_0(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n);
 void hk_dequantize_row_q4_0(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n);
 void hk_dequantize_row_q5_0(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n);
+void hk_dequantize_row_q4_1(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n);
+void hk_dequantize_row_q5_1(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n);
+void hk_dequantize_row_q8_1(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n);
+void hk_dequantize_row_iq4_nl(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n);
 void hk_dequantize_row_q4_k(const void *x /* [n / 256] blocks */, float *y /* [n] */, int64_t n);
 void hk_dequantize_row_q6_k(const void *x /* [n / 256] blocks */, float *y /* [n] */, int64_t n);
 void hk_dequantize_row_q8_k(const void *x /* [n / 256] blocks */, float *y /* [n] */, int64_t n);
@@ -125,11 +173,12 @@ int hk_dequantize_row(int type, const void *x /* [n / block size] blocks */, flo
 
 // MARK: - Matrix products over quantized weights: y[r, o] = sum_i w[o, i] * x[r, i]
 //
-// Weight types: Q8_0, Q4_0, Q4_K, Q6_K; `in` a multiple of the block size. The fast kernels quantize each
-// activation row once, as llama.cpp does:
-// - for Q8_0 and Q4_0 weights to blocks of 32 int8 (hk_quantize_activations_a32: scale amax / 127 kept in
+// Weight types: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q6_K; `in` a multiple of the block size. The fast
+// kernels quantize each activation row once, as llama.cpp does:
+// - for the 32-value types to blocks of 32 int8 (hk_quantize_activations_a32: scale amax / 127 kept in
 //   f32, values rounded half to even), then exact int32 dot products per block, scaled by both blocks'
-//   scales and summed in f32;
+//   scales and summed in f32; Q4_1 and Q5_1 add m * (activation scale) * (exact integer sum of the block's
+//   activations), where llama.cpp's Q8_1 carries that product rounded to f16;
 // - for Q4_K and Q6_K weights to Q8_K (hk_quantize_row_q8_k), then exact integer sums per sub-block (with
 //   the integer sub-block scales in the row kernel), scaled in f32.
 // So they differ from the f32 reference by the activation rounding: each activation moves by at most half
@@ -168,7 +217,7 @@ int hk_matmul_many_quant_ref(int type, const void *w /* [out, in] blocks */, con
 int hk_matmul_quant_int_ref(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
                             float *y /* [rows, out] */, int rows, int in, int out);
 
-/// The activation quantization used with Q8_0 and Q4_0 weights: per block of 32, d = amax / 127 (f32),
+/// The activation quantization used with the 32-value weight types: per block of 32, d = amax / 127 (f32),
 /// q = round-half-even(x * (127 / amax)); a block with amax below 1e-30 is all zero with d = 0. Identical
 /// bytes at every ISA level for finite input (with NaN in a block its values are unspecified).
 /// ggml's own Q8_0 activation format stores d in f16; keeping f32 makes the products slightly more accurate

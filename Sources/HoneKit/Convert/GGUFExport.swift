@@ -20,7 +20,8 @@ public enum GGUFExport {
     ///   - progress: (tensors done, total, bytes written so far), called after each tensor.
     ///   - replacing: called with each stored tensor's name and view when it is written; a returned view is written
     ///     instead (`hone merge` supplies merged weights this way, one tensor at a time).
-    public static func write(input: String, output: String, scheme: QuantizationScheme,
+    ///   - pure: llama-quantize's --pure: every quantizable tensor of the scheme's base type (fallbacks still apply).
+    public static func write(input: String, output: String, scheme: QuantizationScheme, pure: Bool = false,
                              warn: (String) -> Void = { _ in },
                              progress: ((Int, Int, Int) -> Void)? = nil,
                              replacing: ((String, TensorView) throws -> TensorView?)? = nil) throws -> Summary {
@@ -30,7 +31,8 @@ public enum GGUFExport {
         }
         let source = isDirectory.boolValue ? try huggingFaceSource(directory: input, scheme: scheme, warn: warn)
                                            : try ggufSource(path: input, scheme: scheme)
-        let planner = QuantizationPlanner(scheme: scheme, layerCount: source.layerCount)
+        let planner = QuantizationPlanner(scheme: scheme, layerCount: source.layerCount, pure: pure,
+                                          headsPerKeyValueHead: source.headsPerKeyValueHead)
         let choices = try planner.choose(source.tensors.map {
             QuantizationPlanner.Tensor(name: $0.name, shape: $0.shape, type: $0.plannedType)
         })
@@ -83,6 +85,8 @@ public enum GGUFExport {
         /// In `QuantizationPlanner.loaderOrder`.
         var tensors: [ExportTensor]
         var layerCount: Int
+        /// Query heads per key/value head (llama.cpp's n_gqa), which some schemes' choices depend on.
+        var headsPerKeyValueHead = 1
         /// Metadata made here (HF input, file type and quantization version included) rather than copied.
         var convertedMetadata: Bool
     }
@@ -120,7 +124,10 @@ public enum GGUFExport {
             let view = try gguf.tensorView(info)
             return ExportTensor(name: info.name, shape: info.shape, source: view, sourceRow: nil, plannedType: view.dtype)
         }
-        return Source(metadata: metadata, tensors: tensors, layerCount: layers, convertedMetadata: false)
+        let heads = gguf.integer("\(architecture).attention.head_count") ?? 1
+        let keyValueHeads = gguf.integer("\(architecture).attention.head_count_kv") ?? heads
+        return Source(metadata: metadata, tensors: tensors, layerCount: layers,
+                      headsPerKeyValueHead: keyValueHeads > 0 ? heads / keyValueHeads : 1, convertedMetadata: false)
     }
 
     /// An HF directory, as llama.cpp's convert_hf_to_gguf.py would write it: llama.cpp tensor names, Q/K rows
@@ -175,7 +182,8 @@ public enum GGUFExport {
             warn("\(directory): no tokenizer (tokenizer.model or tokenizer.json); the GGUF gets none (tokenizer.ggml.model = none), so llama.cpp can load it but not tokenize text")
             metadata.append(("tokenizer.ggml.model", .string("none"), 8, nil))
         }
-        return Source(metadata: metadata, tensors: tensors, layerCount: config.layerCount, convertedMetadata: true)
+        return Source(metadata: metadata, tensors: tensors, layerCount: config.layerCount,
+                      headsPerKeyValueHead: config.headCount / max(config.keyValueHeadCount, 1), convertedMetadata: true)
     }
 
     /// The keys convert_hf_to_gguf.py writes for the Llama family before the vocabulary, in its order

@@ -57,6 +57,7 @@ enum GGUFVocabulary {
             case .gpt2: pre = "gpt-2"
             case .llama3: pre = "llama-bpe"
             case .qwen2: pre = "qwen2"
+            case .smollm: pre = "smollm"
             }
         } else {
             throw HoneError.io(path: directory, message: "this tokenizer cannot be written as GGUF metadata")

@@ -311,7 +311,7 @@ enum HuggingFaceTokenizerFiles {
         let tokens = vocabulary.tokens
         let pre = gguf.string("tokenizer.ggml.pre") ?? "default"
         guard let kind = ByteLevelBPETokenizer.preTokenizerKind(ggufPre: pre) else {
-            throw HoneError.malformedFile(path: gguf.path, message: "GGUF pre-tokenizer '\(pre)' is not supported (gpt-2, llama-bpe, qwen2 are)")
+            throw HoneError.malformedFile(path: gguf.path, message: "GGUF pre-tokenizer '\(pre)' is not supported (gpt-2, llama-bpe, qwen2, smollm are)")
         }
         let merges = try (gguf.metadata["tokenizer.ggml.merges"]?.arrayValue ?? []).map { value -> [String] in
             let text = value.stringValue ?? ""
@@ -323,8 +323,11 @@ enum HuggingFaceTokenizerFiles {
         }
         var vocab: [String: Any] = [:]
         for (id, token) in tokens.enumerated() where !vocabulary.isAdded(id) && vocab[token] == nil { vocab[token] = id }
-        let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": kind == .gpt2]
-        let preTokenizer: [String: Any] = kind == .gpt2 ? byteLevel : [
+        let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                                        "use_regex": kind == .gpt2 || kind == .smollm]
+        let preTokenizer: [String: Any] = kind == .gpt2 ? byteLevel : kind == .smollm ? [
+            "type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel],
+        ] : [
             "type": "Sequence",
             "pretokenizers": [["type": "Split", "pattern": ["Regex": kind.pattern], "behavior": "Isolated", "invert": false], byteLevel],
         ]

@@ -7,6 +7,10 @@ import Foundation
 public enum QuantizationScheme: String, CaseIterable, Sendable {
     case q8_0
     case q4_0
+    case q4_1
+    case q5_0
+    case q5_1
+    case iq4_NL = "iq4_nl"
     case q4_K_M = "q4_k_m"
     case q6_K = "q6_k"
     case f16
@@ -14,7 +18,7 @@ public enum QuantizationScheme: String, CaseIterable, Sendable {
     case f32
 
     /// The spellings `--type` accepts, for help texts and errors.
-    public static let accepted = "q8_0, q4_0, q4_k_m (alias q4_k), q6_k, f16, bf16, f32"
+    public static let accepted = "q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q4_k_m (alias q4_k), q6_k, f16, bf16, f32"
 
     /// Parses a `--type` value, case-insensitively; `q4_k` is the same as `q4_k_m` (llama.cpp's Q4_K_M mix).
     public init?(name: String) {
@@ -32,6 +36,10 @@ public enum QuantizationScheme: String, CaseIterable, Sendable {
         switch self {
         case .q8_0: return .q8_0
         case .q4_0: return .q4_0
+        case .q4_1: return .q4_1
+        case .q5_0: return .q5_0
+        case .q5_1: return .q5_1
+        case .iq4_NL: return .iq4_NL
         case .q4_K_M: return .q4_K
         case .q6_K: return .q6_K
         case .f16: return .f16
@@ -46,6 +54,10 @@ public enum QuantizationScheme: String, CaseIterable, Sendable {
         case .f32: return 0
         case .f16: return 1
         case .q4_0: return 2
+        case .q4_1: return 3
+        case .q5_0: return 8
+        case .q5_1: return 9
+        case .iq4_NL: return 25
         case .q8_0: return 7
         case .q4_K_M: return 15
         case .q6_K: return 18
@@ -64,8 +76,13 @@ public enum QuantizationScheme: String, CaseIterable, Sendable {
 /// - `output.weight`, and `token_embd.weight` when the output is tied to it, get Q6_K (Q8_0 stays Q8_0), or Q8_0
 ///   when their rows are not a multiple of the base type's block;
 /// - with Q4_K_M, `attn_v` and `ffn_down` get Q6_K on the layers `usesMoreBits` picks;
-/// - a type whose block does not divide the row length falls back: Q4_K to Q5_0, Q6_K to Q8_0, and to F16 when
-///   even that does not divide it; Q8_0 and Q4_0 have no fallback, so such a tensor is an error, as in llama.cpp.
+/// - with IQ4_NL, `attn_v` gets Q5_K when there are 4 or more query heads per key/value head, and `ffn_down` on the
+///   first eighth of the layers Q5_K (llama.cpp's choice without an importance matrix);
+/// - `pure` (llama-quantize --pure) skips the three rules above: every converted tensor gets the base type;
+/// - a type whose block does not divide the row length falls back: Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0, and
+///   to F16 when even that does not divide it; Q4_1, Q5_0, Q5_1 and IQ4_NL go to F16 directly (as the llama.cpp
+///   these fixtures come from does); Q8_0 and Q4_0 have no fallback, so such a tensor is an error (as in earlier
+///   llama.cpp).
 public struct QuantizationPlanner {
     public struct Tensor: Sendable {
         public let name: String
@@ -89,10 +106,24 @@ public struct QuantizationPlanner {
 
     public let scheme: QuantizationScheme
     public let layerCount: Int
+    public let pure: Bool
+    /// llama.cpp's n_gqa: query heads per key/value head.
+    public let headsPerKeyValueHead: Int
 
-    public init(scheme: QuantizationScheme, layerCount: Int) {
+    public init(scheme: QuantizationScheme, layerCount: Int, pure: Bool = false, headsPerKeyValueHead: Int = 1) {
         self.scheme = scheme
         self.layerCount = layerCount
+        self.pure = pure
+        self.headsPerKeyValueHead = headsPerKeyValueHead
+    }
+
+    /// Q5_K, which the IQ4_NL mix uses, when this build knows the type (DType lists the types with kernels).
+    private func q5K(for tensor: Tensor) throws -> DType {
+        guard let type = DType(ggmlType: 13) else {
+            throw HoneError.invalidArgument(
+                "iq4_nl puts '\(tensor.name)' in Q5_K as llama-quantize does, and this build has no Q5_K: use --pure (every tensor IQ4_NL)")
+        }
+        return type
     }
 
     /// llama.cpp's `use_more_bits`: the first and last eighth of the layers and every third one between.
@@ -137,7 +168,9 @@ public struct QuantizationPlanner {
                 continue
             }
             let rowLength = tensor.shape.last!
-            if tensor.name == "output.weight" || (tied && tensor.name == "token_embd.weight") {
+            if pure {
+                // No mixture; only the shape fallbacks below.
+            } else if tensor.name == "output.weight" || (tied && tensor.name == "token_embd.weight") {
                 if rowLength % type.blockSize != 0 {
                     type = .q8_0
                 } else if type != .q8_0 {
@@ -147,9 +180,11 @@ public struct QuantizationPlanner {
                 // Untied embeddings keep the base type for these schemes.
             } else if tensor.name.contains("attn_v.weight") || tensor.name.contains("attn_qkv.weight") {
                 if scheme == .q4_K_M, QuantizationPlanner.usesMoreBits(layer: valueIndex, of: valueTensorCount) { type = .q6_K }
+                if scheme == .iq4_NL, headsPerKeyValueHead >= 4 { type = try q5K(for: tensor) }
                 valueIndex += 1
             } else if tensor.name.contains("ffn_down") {
                 if scheme == .q4_K_M, QuantizationPlanner.usesMoreBits(layer: downIndex, of: layerCount) { type = .q6_K }
+                if scheme == .iq4_NL, downIndex < layerCount / 8 { type = try q5K(for: tensor) }
                 downIndex += 1
             }
             choices.append(try fallback(type, tensor: tensor))
@@ -164,6 +199,8 @@ public struct QuantizationPlanner {
         switch type {
         case .q4_K: replacement = .q5_0
         case .q6_K: replacement = .q8_0
+        case .q4_1, .q5_0, .q5_1, .iq4_NL: replacement = .f16
+        case _ where type.ggmlType == 13: replacement = .q5_1 // Q5_K, where this build has it
         default:
             throw HoneError.invalidArgument(
                 "tensor '\(tensor.name)' has rows of \(rowLength) values, not a multiple of \(type.blockSize) as \(type.rawValue) needs (llama.cpp has no fallback for it either)")

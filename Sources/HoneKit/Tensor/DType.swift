@@ -8,8 +8,11 @@ public enum DType: String, Sendable, CaseIterable {
     case bf16 = "BF16"
     case q8_0 = "Q8_0"
     case q4_0 = "Q4_0"
-    /// Only as llama.cpp's fallback for Q4_K rows that are not a multiple of 256 values (no integer kernel).
+    /// Also llama.cpp's fallback for Q4_K rows that are not a multiple of 256 values.
     case q5_0 = "Q5_0"
+    case q4_1 = "Q4_1"
+    case q5_1 = "Q5_1"
+    case iq4_NL = "IQ4_NL"
     case q4_K = "Q4_K"
     case q6_K = "Q6_K"
 
@@ -19,7 +22,7 @@ public enum DType: String, Sendable, CaseIterable {
     public var blockSize: Int {
         switch self {
         case .f32, .f16, .bf16: return 1
-        case .q8_0, .q4_0, .q5_0: return 32
+        case .q8_0, .q4_0, .q5_0, .q4_1, .q5_1, .iq4_NL: return 32
         case .q4_K, .q6_K: return 256
         }
     }
@@ -32,6 +35,9 @@ public enum DType: String, Sendable, CaseIterable {
         case .q8_0: return 34
         case .q4_0: return 18
         case .q5_0: return 22
+        case .q4_1: return 20
+        case .q5_1: return 24
+        case .iq4_NL: return 18
         case .q4_K: return 144
         case .q6_K: return 210
         }
@@ -55,6 +61,9 @@ public enum DType: String, Sendable, CaseIterable {
         case 8: self = .q8_0
         case 2: self = .q4_0
         case 6: self = .q5_0
+        case 3: self = .q4_1
+        case 7: self = .q5_1
+        case 20: self = .iq4_NL
         case 12: self = .q4_K
         case 14: self = .q6_K
         default: return nil
@@ -69,6 +78,9 @@ public enum DType: String, Sendable, CaseIterable {
         case .q8_0: return 8
         case .q4_0: return 2
         case .q5_0: return 6
+        case .q4_1: return 3
+        case .q5_1: return 7
+        case .iq4_NL: return 20
         case .q4_K: return 12
         case .q6_K: return 14
         }

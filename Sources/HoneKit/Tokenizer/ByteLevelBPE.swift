@@ -144,6 +144,8 @@ public final class ByteLevelBPETokenizer: Tokenizer {
             return .llama3
         case "qwen2", "deepseek-r1-qwen", "kormo", "megrez":
             return .qwen2
+        case "smollm":
+            return .smollm
         default:
             return nil
         }

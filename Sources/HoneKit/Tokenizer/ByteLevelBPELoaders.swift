@@ -163,6 +163,10 @@ extension ByteLevelBPETokenizer {
         if types == ["ByteLevel"], steps[0]["use_regex"] as? Bool ?? true {
             return (.gpt2, steps[0]["add_prefix_space"] as? Bool ?? false)
         }
+        if types == ["Digits", "ByteLevel"], steps[0]["individual_digits"] as? Bool == true,
+           steps[1]["use_regex"] as? Bool ?? true, steps[1]["add_prefix_space"] as? Bool != true {
+            return (.smollm, false)
+        }
         if types == ["Split", "ByteLevel"], steps[1]["use_regex"] as? Bool == false {
             let split = steps[0]
             guard let pattern = (split["pattern"] as? [String: Any])?["Regex"] as? String else {
@@ -197,7 +201,7 @@ extension ByteLevelBPETokenizer {
         }
         let pre = gguf.string("tokenizer.ggml.pre") ?? "default"
         guard let kind = preTokenizerKind(ggufPre: pre) else {
-            throw HoneError.malformedFile(path: gguf.path, message: "GGUF pre-tokenizer '\(pre)' is not supported (gpt-2, llama-bpe, qwen2 are)")
+            throw HoneError.malformedFile(path: gguf.path, message: "GGUF pre-tokenizer '\(pre)' is not supported (gpt-2, llama-bpe, qwen2, smollm are)")
         }
         let types = gguf.metadata["tokenizer.ggml.token_type"]?.arrayValue?.map { $0.intValue ?? 1 }
             ?? [Int](repeating: 1, count: tokens.count)

@@ -15,6 +15,10 @@ public enum PreTokenizerKind: Sendable, Equatable, CaseIterable {
     case llama3
     /// Qwen2: like Llama 3 but every digit is a pre-token of its own.
     case qwen2
+    /// SmolLM (llama.cpp's "smollm", HF `Digits(individual_digits)` then `ByteLevel`): every digit is a pre-token
+    /// of its own and GPT-2's pattern runs on the text between digits, each stretch on its own (so `\s+(?!\S)`
+    /// sees a digit as the end of the text, and no space joins a number).
+    case smollm
 
     /// GPT-2's pattern, as `tokenizers` hard-codes it in its `ByteLevel` pre-tokenizer.
     public static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
@@ -31,6 +35,7 @@ public enum PreTokenizerKind: Sendable, Equatable, CaseIterable {
         case .gpt2: return PreTokenizerKind.gpt2Pattern
         case .llama3: return PreTokenizerKind.llama3Pattern
         case .qwen2: return PreTokenizerKind.qwen2Pattern
+        case .smollm: return #"\p{N}"# + " then " + PreTokenizerKind.gpt2Pattern // two steps, no single regex
         }
     }
 
@@ -112,6 +117,8 @@ struct PreTokenScanner {
     let kind: PreTokenizerKind
     private let table: UnsafePointer<UInt8>
     private(set) var position = 0
+    /// smollm: the end of the current stretch between digits (GPT-2's pattern stops there).
+    private var stretchEnd = 0
 
     init(bytes: UnsafeBufferPointer<UInt8>, kind: PreTokenizerKind) {
         self.bytes = bytes
@@ -123,9 +130,34 @@ struct PreTokenScanner {
     mutating func next() -> Range<Int>? {
         let start = position
         guard start < bytes.count else { return nil }
+        if kind == .smollm { return nextSmolLM(at: start) }
         let end = kind == .gpt2 ? matchGPT2(at: start) : matchLlama3(at: start, maximumDigits: kind == .llama3 ? 3 : 1)
         position = end
         return start..<end
+    }
+
+    /// A digit alone, or GPT-2's next pre-token within the stretch up to the next digit (a GPT-2 scanner over the
+    /// buffer cut at the stretch's end, so that its lookahead sees the end of the text there).
+    private mutating func nextSmolLM(at start: Int) -> Range<Int> {
+        if start >= stretchEnd {
+            let (flags, length) = scalar(at: start)
+            if flags & ScalarClass.number != 0 {
+                position = start + length
+                return start..<position
+            }
+            var end = start + length
+            while end < bytes.count {
+                let (flags, length) = scalar(at: end)
+                if flags & ScalarClass.number != 0 { break }
+                end += length
+            }
+            stretchEnd = end
+        }
+        var stretch = PreTokenScanner(bytes: UnsafeBufferPointer(rebasing: bytes[0..<stretchEnd]), kind: .gpt2)
+        stretch.position = start
+        let range = stretch.next()!
+        position = range.upperBound
+        return range
     }
 
     // MARK: Decoding

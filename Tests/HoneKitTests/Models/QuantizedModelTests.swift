@@ -18,7 +18,7 @@ import Testing
 
     /// With the reference product (dequantize, f32), Hone equals transformers on the dequantized weights: the
     /// blocks are read exactly.
-    @Test(arguments: ["q8_0", "q4_0"])
+    @Test(arguments: ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"])
     func weightsAreReadExactly(type: String) throws {
         // A task-local switch: tests running in parallel keep the integer kernels.
         let deviations = try Linear.$exactQuantizedProducts.withValue(true) { try self.deviations(type) }
@@ -27,8 +27,10 @@ import Testing
 
     /// The integer kernels quantize activations to 8 bits, as llama.cpp does. On this tiny random model (log-prob
     /// spread ~2) that moves log-probs by at most 0.071 / 0.096 and 0.027 / 0.030 on average (Q8_0 / Q4_0),
-    /// measured; the bounds are twice that.
-    @Test(arguments: [("q8_0", 0.14, 0.055), ("q4_0", 0.19, 0.06)])
+    /// measured; Q4_1, Q5_0, Q5_1, IQ4_NL (files by llama-quantize, make_quantized_model_fixtures32.py): at most
+    /// 0.140 / 0.104 / 0.100 / 0.114, on average 0.029 / 0.026 / 0.026 / 0.026. The bounds are twice that.
+    @Test(arguments: [("q8_0", 0.14, 0.055), ("q4_0", 0.19, 0.06), 
+                      ("q4_1", 0.28, 0.06), ("q5_0", 0.21, 0.052), ("q5_1", 0.2, 0.052), ("iq4_nl", 0.23, 0.053)])
     func integerKernelsStayWithinActivationQuantizationError(type: String, maxBound: Double, meanBound: Double) throws {
         let values = try deviations(type)
         #expect(values.max()! <= maxBound)

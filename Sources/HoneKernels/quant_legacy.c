@@ -1,0 +1,608 @@
+// The 32-value "legacy" GGUF types Q4_1, Q5_0, Q5_1 and IQ4_NL, and the Q8_1 activation format: ggml-exact
+// quantizers and dequantizers (Q5_0's are in quant.c with Q4_0's), the integer reference, the decode kernels
+// at three ISA levels, and the level decoding the int8 GEMM (quant_gemm.c) repacks from.
+//
+// Every kernel multiplies the weights' integer levels with A32 activations (hk_quantize_activations_a32:
+// int8 per block of 32 with an f32 scale) exactly, then scales each block's integer sum in f32:
+//   Q5_0    value = d * (q - 16),          q in 0..31
+//   Q4_1    value = d * q + m,             q in 0..15
+//   Q5_1    value = d * q + m,             q in 0..31
+//   IQ4_NL  value = d * codebook[q],       q in 0..15, codebook in -127..113
+// so y = sum_b (d_w d_a) * dot_b (+ m_w * d_a * (sum of the block's activations) for Q4_1/Q5_1). llama.cpp
+// pairs Q4_1/Q5_1 with Q8_1 activations, whose s = d_a * sum is rounded to f16; here the sum stays an exact
+// integer until it meets the f32 scale, which is closer to the f32 product at the same cost.
+//
+// Byte-exactness of the quantizers: as in quant.c, plain f32 arithmetic in ggml's order with FMA contraction
+// off (the kernels' FMAs are explicit intrinsics, which the pragma does not touch).
+#include "quant_internal.h"
+
+#include <float.h>
+
+#pragma clang fp contract(off)
+
+_Static_assert(sizeof(hk_block_q4_1) == 20, "Q4_1 block is 20 bytes");
+_Static_assert(sizeof(hk_block_q5_1) == 24, "Q5_1 block is 24 bytes");
+_Static_assert(sizeof(hk_block_iq4_nl) == 18, "IQ4_NL block is 18 bytes");
+_Static_assert(sizeof(hk_block_q8_1) == 36, "Q8_1 block is 36 bytes");
+
+const int8_t hk_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+// MARK: - Block fields
+//
+// Every legacy block starts with its f16 scale d; Q4_1/Q5_1 follow with the f16 minimum m, Q5_0/Q5_1 with the
+// 32 fifth bits (qh), and all end with the 16 nibble bytes (value j low, value j + 16 high).
+
+HK_INLINE size_t legacy_block_bytes(int type) {
+    return type == HK_TYPE_Q4_1 ? 20 : type == HK_TYPE_Q5_0 ? 22 : type == HK_TYPE_Q5_1 ? 24 : 18;
+}
+HK_INLINE int legacy_has_fifth_bit(int type) { return type == HK_TYPE_Q5_0 || type == HK_TYPE_Q5_1; }
+HK_INLINE size_t legacy_qh_offset(int type) { return type == HK_TYPE_Q5_0 ? 2 : 4; }
+HK_INLINE size_t legacy_qs_offset(int type) { return legacy_block_bytes(type) - 16; }
+
+HK_INLINE uint16_t load_u16(const uint8_t *p) {
+    uint16_t value;
+    memcpy(&value, p, sizeof value);
+    return value;
+}
+
+HK_INLINE uint32_t load_u32(const uint8_t *p) {
+    uint32_t value;
+    memcpy(&value, p, sizeof value);
+    return value;
+}
+
+/// Block b's 32 stored levels as the integers the weights are multiples of (Q5_0: q - 16, IQ4_NL: the codebook
+/// value, Q4_1/Q5_1: q), and its scale and minimum (0 without one).
+HK_INLINE void decode_block_scalar(int type, const uint8_t *block, int levels[32], float *d, float *m) {
+    *d = hk_f16_to_f32_scalar(load_u16(block));
+    *m = hk_legacy_has_mins(type) ? hk_f16_to_f32_scalar(load_u16(block + 2)) : 0.0f;
+    const uint8_t *qs = block + legacy_qs_offset(type);
+    uint32_t high_bits = legacy_has_fifth_bit(type) ? load_u32(block + legacy_qh_offset(type)) : 0;
+    for (int j = 0; j < 16; j++) {
+        int low = (qs[j] & 0x0F) | (int)((high_bits >> j) & 1) << 4;
+        int high = (qs[j] >> 4) | (int)((high_bits >> (j + 16)) & 1) << 4;
+        if (type == HK_TYPE_IQ4_NL) {
+            low = hk_iq4nl_values[low];
+            high = hk_iq4nl_values[high];
+        } else if (type == HK_TYPE_Q5_0) {
+            low -= 16;
+            high -= 16;
+        }
+        levels[j] = low;
+        levels[j + 16] = high;
+    }
+}
+
+/// 32 five-bit levels into Q5's nibbles and fifth-bit word.
+static void store_five_bit_levels(const int levels[32], uint8_t qs[16], uint8_t qh[4]) {
+    uint32_t high_bits = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((levels[j] & 0x0F) | ((levels[j + 16] & 0x0F) << 4));
+        high_bits |= (uint32_t)((levels[j] >> 4) & 1) << j;
+        high_bits |= (uint32_t)((levels[j + 16] >> 4) & 1) << (j + 16);
+    }
+    memcpy(qh, &high_bits, sizeof high_bits);
+}
+
+// MARK: - Quantizers (ggml's reference algorithms)
+
+/// Q4_1 and Q5_1: the block's range split into 15 or 31 steps from its minimum; levels round half up
+/// (truncation of t + 0.5, t >= 0). Q4_1 clamps 16 to 15; Q5_1 cannot exceed 31.
+static void quantize_block_asymmetric(const float *x /* [32] */, int max_level, uint16_t *d_out, uint16_t *m_out,
+                                      int levels[32]) {
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int i = 0; i < 32; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+    }
+    float d = (max - min) / (float)max_level;
+    float inverse = d != 0.0f ? 1.0f / d : 0.0f;
+    *d_out = hk_f32_to_f16_scalar(d);
+    *m_out = hk_f32_to_f16_scalar(min);
+    for (int i = 0; i < 32; i++) {
+        int level = (int)((x[i] - min) * inverse + 0.5f);
+        levels[i] = level > max_level ? max_level : level;
+    }
+}
+
+void hk_quantize_row_q4_1(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n) {
+    hk_block_q4_1 *blocks = y;
+    for (int64_t b = 0; b < n / 32; b++) {
+        int levels[32];
+        quantize_block_asymmetric(x + 32 * b, 15, &blocks[b].d, &blocks[b].m, levels);
+        for (int j = 0; j < 16; j++) blocks[b].qs[j] = (uint8_t)(levels[j] | (levels[j + 16] << 4));
+    }
+}
+
+void hk_quantize_row_q5_1(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n) {
+    hk_block_q5_1 *blocks = y;
+    for (int64_t b = 0; b < n / 32; b++) {
+        int levels[32];
+        quantize_block_asymmetric(x + 32 * b, 31, &blocks[b].d, &blocks[b].m, levels);
+        store_five_bit_levels(levels, blocks[b].qs, blocks[b].qh);
+    }
+}
+
+void hk_quantize_row_q8_1(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n) {
+    hk_block_q8_1 *blocks = y;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *values = x + 32 * b;
+        float amax = 0.0f;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(values[i]));
+        float d = amax / 127.0f;
+        float inverse = d != 0.0f ? 1.0f / d : 0.0f;
+        blocks[b].d = hk_f32_to_f16_scalar(d);
+        int sum = 0;
+        for (int i = 0; i < 32; i++) {
+            blocks[b].qs[i] = (int8_t)roundf(values[i] * inverse); // halves away from zero, as ggml
+            sum += blocks[b].qs[i];
+        }
+        blocks[b].s = hk_f32_to_f16_scalar((float)sum * d);
+    }
+}
+
+/// The codebook index nearest to x (ggml's best_index_int8: a tie goes to the upper entry).
+HK_INLINE int nearest_codebook_index(float x) {
+    const int8_t *values = hk_iq4nl_values;
+    if (x <= values[0]) return 0;
+    if (x >= values[15]) return 15;
+    int low = 0, high = 15;
+    while (high - low > 1) {
+        int middle = (low + high) / 2;
+        if (x < values[middle]) high = middle;
+        else low = middle;
+    }
+    return x - values[high - 1] < values[high] - x ? high - 1 : high;
+}
+
+/// The weighted fit of codebook levels to x for inverse scale `inverse`: sum w q x and sum w q^2.
+HK_INLINE void codebook_fit(const float *x /* [32] */, const float *weights /* [32] */, float inverse,
+                            float *cross_sum, float *square_sum, uint8_t *levels /* [32] or NULL */) {
+    float sumqx = 0.0f, sumq2 = 0.0f;
+    for (int j = 0; j < 32; j++) {
+        int level = nearest_codebook_index(inverse * x[j]);
+        if (levels != NULL) levels[j] = (uint8_t)level;
+        float q = (float)hk_iq4nl_values[level];
+        sumqx += weights[j] * q * x[j];
+        sumq2 += weights[j] * q * q;
+    }
+    *cross_sum = sumqx;
+    *square_sum = sumq2;
+}
+
+/// One IQ4_NL block as llama-quantize writes it without an importance matrix (ggml's quantize_iq4_nl with
+/// 7 tries): weights x^2; the scale that maps the signed extreme to -127 gives the first levels and the
+/// least-squares scale; 15 more grids (inverse scales (k - 127) / extreme, k = -7..7) are kept when they fit
+/// better; final levels from the chosen (f32) scale. A block below 1e-15 stores d = 0 and index 8 everywhere.
+static void quantize_block_iq4_nl(const float *x /* [32] */, hk_block_iq4_nl *block) {
+    const int tries = 7;
+    float weights[32];
+    float amax = 0.0f, extreme = 0.0f;
+    for (int j = 0; j < 32; j++) {
+        weights[j] = x[j] * x[j];
+        if (fabsf(x[j]) > amax) {
+            amax = fabsf(x[j]);
+            extreme = x[j];
+        }
+    }
+    float scale = 0.0f;
+    if (!(amax < 1e-15f)) {
+        float d = -extreme / (float)hk_iq4nl_values[0];
+        float sumqx, sumq2;
+        codebook_fit(x, weights, 1.0f / d, &sumqx, &sumq2, NULL);
+        d = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
+        float best = d * sumqx;
+        for (int step = -tries; step <= tries; step++) {
+            codebook_fit(x, weights, (float)(step + hk_iq4nl_values[0]) / extreme, &sumqx, &sumq2, NULL);
+            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+                d = sumqx / sumq2;
+                best = d * sumqx;
+            }
+        }
+        scale = d;
+    }
+    block->d = hk_f32_to_f16_scalar(scale);
+    float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
+    uint8_t levels[32];
+    for (int j = 0; j < 32; j++) levels[j] = (uint8_t)nearest_codebook_index(inverse * x[j]);
+    for (int j = 0; j < 16; j++) block->qs[j] = (uint8_t)(levels[j] | (levels[j + 16] << 4));
+}
+
+void hk_quantize_row_iq4_nl(const float *x /* [n] */, void *y /* [n / 32] blocks */, int64_t n) {
+    hk_block_iq4_nl *blocks = y;
+    for (int64_t b = 0; b < n / 32; b++) quantize_block_iq4_nl(x + 32 * b, &blocks[b]);
+}
+
+// MARK: - Dequantizers (ggml's formulas: level * d + m, d * codebook value)
+
+void hk_dequantize_row_q4_1(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n) {
+    const hk_block_q4_1 *blocks = x;
+    for (int64_t b = 0; b < n / 32; b++) {
+        float d = hk_f16_to_f32_scalar(blocks[b].d), m = hk_f16_to_f32_scalar(blocks[b].m);
+        for (int j = 0; j < 16; j++) {
+            y[32 * b + j] = (float)(blocks[b].qs[j] & 0x0F) * d + m;
+            y[32 * b + j + 16] = (float)(blocks[b].qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+void hk_dequantize_row_q5_1(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n) {
+    const hk_block_q5_1 *blocks = x;
+    for (int64_t b = 0; b < n / 32; b++) {
+        int levels[32];
+        float d, m;
+        decode_block_scalar(HK_TYPE_Q5_1, (const uint8_t *)&blocks[b], levels, &d, &m);
+        for (int i = 0; i < 32; i++) y[32 * b + i] = (float)levels[i] * d + m;
+    }
+}
+
+void hk_dequantize_row_q8_1(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n) {
+    const hk_block_q8_1 *blocks = x;
+    for (int64_t b = 0; b < n / 32; b++) {
+        float d = hk_f16_to_f32_scalar(blocks[b].d);
+        for (int i = 0; i < 32; i++) y[32 * b + i] = (float)blocks[b].qs[i] * d;
+    }
+}
+
+void hk_dequantize_row_iq4_nl(const void *x /* [n / 32] blocks */, float *y /* [n] */, int64_t n) {
+    const hk_block_iq4_nl *blocks = x;
+    for (int64_t b = 0; b < n / 32; b++) {
+        float d = hk_f16_to_f32_scalar(blocks[b].d);
+        for (int j = 0; j < 16; j++) {
+            y[32 * b + j] = d * (float)hk_iq4nl_values[blocks[b].qs[j] & 0x0F];
+            y[32 * b + j + 16] = d * (float)hk_iq4nl_values[blocks[b].qs[j] >> 4];
+        }
+    }
+}
+
+// MARK: - Integer reference
+
+double hk_legacy_int_dot(int type, const void *w /* [in / 32] blocks */, const int8_t *q /* [in] */,
+                         const float *d /* [in / 32] */, int in) {
+    const uint8_t *row = w;
+    size_t block_bytes = legacy_block_bytes(type);
+    double sum = 0;
+    for (int b = 0; b < in / 32; b++) {
+        int levels[32];
+        float weight_scale, weight_min;
+        decode_block_scalar(type, row + (size_t)b * block_bytes, levels, &weight_scale, &weight_min);
+        int dot = 0, activation_sum = 0;
+        for (int i = 0; i < 32; i++) {
+            dot += levels[i] * q[32 * b + i];
+            activation_sum += q[32 * b + i];
+        }
+        sum += (double)(weight_scale * d[b]) * dot;
+        if (hk_legacy_has_mins(type)) sum += (double)(weight_min * d[b]) * activation_sum;
+    }
+    return sum;
+}
+
+// MARK: - Decode: scalar and AVX2 (A32 activations + block sums)
+//
+// Pack per row: the int8 values [in], their block scales d_a [in / 32], and d_a * (the block's integer sum)
+// [in / 32] for the minimum term of Q4_1/Q5_1.
+
+static size_t stride_a32_sums(int in) { return round_up_64((size_t)in + (size_t)in / 32 * 2 * sizeof(float)); }
+
+static void pack_a32_sums(const float *x /* [rows, in] */, int rows, int in, uint8_t *pack, size_t stride) {
+    for (int r = 0; r < rows; r++) {
+        uint8_t *p = pack + (size_t)r * stride;
+        int8_t *q = (int8_t *)p;
+        float *d = (float *)(p + in), *scaled_sums = d + in / 32;
+        hk_quantize_activations_a32(x + (size_t)r * in, q, d, in);
+        for (int b = 0; b < in / 32; b++) {
+            int sum = 0;
+            for (int i = 0; i < 32; i++) sum += q[32 * b + i];
+            scaled_sums[b] = d[b] * (float)sum;
+        }
+    }
+}
+
+HK_INLINE void legacy_range_scalar(const int type, const uint8_t *w /* [out, in] blocks */, const uint8_t *pack,
+                                   size_t stride, float *y /* [rows, out] */, int rows, int in, int out,
+                                   int first_output, int end_output) {
+    size_t row_bytes = hk_quant_row_bytes(type, in), block_bytes = legacy_block_bytes(type);
+    for (int o = first_output; o < end_output; o++) {
+        const uint8_t *row = w + (size_t)o * row_bytes;
+        for (int r = 0; r < rows; r++) {
+            const int8_t *q = (const int8_t *)(pack + (size_t)r * stride);
+            const float *d = (const float *)(pack + (size_t)r * stride + in), *scaled_sums = d + in / 32;
+            float sum = 0.0f;
+            for (int b = 0; b < in / 32; b++) {
+                int levels[32];
+                float weight_scale, weight_min;
+                decode_block_scalar(type, row + (size_t)b * block_bytes, levels, &weight_scale, &weight_min);
+                int dot = 0;
+                for (int i = 0; i < 32; i++) dot += levels[i] * q[32 * b + i];
+                sum += (weight_scale * d[b]) * (float)dot;
+                if (hk_legacy_has_mins(type)) sum += weight_min * scaled_sums[b];
+            }
+            y[(size_t)r * out + o] = sum;
+        }
+    }
+}
+
+/// The 32 levels of one block in value order, as unsigned bytes (stored level + hk_legacy_level_offset:
+/// Q4_1 0..15, Q5_0/Q5_1 0..31, IQ4_NL codebook + 128).
+HK_TARGET_AVX2 HK_INLINE __m256i legacy_levels_avx2(const int type, const uint8_t *block) {
+    __m128i packed = _mm_loadu_si128((const __m128i *)(block + legacy_qs_offset(type)));
+    __m256i levels = _mm256_and_si256(
+        _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), _mm256_set1_epi8(0x0F));
+    if (legacy_has_fifth_bit(type)) {
+        // Byte i takes bit i of qh: broadcast the word, pick byte i / 8 into byte i (bytes 0..15 from qh bytes
+        // 0, 1; bytes 16..31 from 2, 3), test bit i % 8.
+        __m256i word = _mm256_set1_epi32((int)load_u32(block + legacy_qh_offset(type)));
+        __m256i spread = _mm256_shuffle_epi8(word, _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                                    2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+        const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+        __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+        levels = _mm256_or_si256(levels, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+    }
+    if (type == HK_TYPE_IQ4_NL) {
+        const __m128i table = _mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153,
+                                            (char)166, (char)181, (char)197, (char)217, (char)241);
+        levels = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(table), levels);
+    }
+    return levels;
+}
+
+/// Exact dot products of signed bytes, 4 per int32 lane (|a|, |b| <= 127: vpmaddubsw pairs cannot saturate).
+HK_TARGET_AVX2 HK_INLINE __m256i dot_signed_bytes_avx2(__m256i a, __m256i b) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)),
+                             _mm256_set1_epi16(1));
+}
+
+HK_TARGET_AVX2 HK_INLINE void legacy_tile_avx2(const int type, const uint8_t *row, const uint8_t *pack,
+                                               size_t stride, float *y /* [rows, out] */, int in, int out, int o,
+                                               int first_row, const int tile_rows) {
+    __m256 acc[MAX_TILE_ROWS];
+    float min_acc[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) {
+        acc[r] = _mm256_setzero_ps();
+        min_acc[r] = 0.0f;
+    }
+    size_t block_bytes = legacy_block_bytes(type);
+    for (int b = 0; b < in / 32; b++) {
+        const uint8_t *block = row + (size_t)b * block_bytes;
+        if (b % 2 == 0) PREFETCH_AHEAD(block);
+        __m256i levels = legacy_levels_avx2(type, block);
+        // Q5_0 and IQ4_NL multiply as signed values (-16..15, -127..113); Q4_1/Q5_1 levels are unsigned (0..31,
+        // pairs below 2^15) and meet the activations directly.
+        __m256i values = type == HK_TYPE_Q5_0      ? _mm256_sub_epi8(levels, _mm256_set1_epi8(16))
+                         : type == HK_TYPE_IQ4_NL ? _mm256_xor_si256(levels, _mm256_set1_epi8((char)0x80))
+                                                  : levels;
+        float weight_scale = _cvtsh_ss(load_u16(block));
+        float weight_min = hk_legacy_has_mins(type) ? _cvtsh_ss(load_u16(block + 2)) : 0.0f;
+        for (int r = 0; r < tile_rows; r++) {
+            const uint8_t *p = pack + (size_t)(first_row + r) * stride;
+            const float *d = (const float *)(p + in);
+            __m256i q = _mm256_loadu_si256((const __m256i *)(p + 32 * b));
+            __m256i dot = hk_legacy_has_mins(type)
+                              ? _mm256_madd_epi16(_mm256_maddubs_epi16(values, q), _mm256_set1_epi16(1))
+                              : dot_signed_bytes_avx2(values, q);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(weight_scale * d[b]), acc[r]);
+            if (hk_legacy_has_mins(type)) min_acc[r] += weight_min * d[in / 32 + b];
+        }
+    }
+    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(acc[r]) + min_acc[r];
+}
+
+HK_TARGET_AVX2 HK_INLINE void legacy_range_avx2(const int type, const uint8_t *w /* [out, in] blocks */,
+                                                const uint8_t *pack, size_t stride, float *y /* [rows, out] */,
+                                                int rows, int in, int out, int first_output, int end_output) {
+    size_t row_bytes = hk_quant_row_bytes(type, in);
+#define LEGACY_AVX2_TILE(n) legacy_tile_avx2(type, w + (size_t)o * row_bytes, pack, stride, y, in, out, o, first_row, n)
+    FOR_EACH_TILE(rows, row_bytes, LEGACY_AVX2_TILE);
+#undef LEGACY_AVX2_TILE
+}
+
+// MARK: - Decode: VNNI
+//
+// As Q4_0's VNNI kernel: four blocks at a time, their 16-byte nibble arrays in one vector (block k in bytes
+// 16 k .. 16 k + 15) whose low nibbles are values 0..15 and high nibbles values 16..31 of each block; fifth
+// bits join through a byte mask built from the four qh words; IQ4_NL's indices become codebook + 128 with one
+// in-lane byte shuffle. Every level is unsigned, so vpdpbusd takes the weights as the unsigned side.
+// Pack per row and group of four blocks: the activations in that order ([block][0..15], then
+// [block][16..31]: 128 bytes), per int32 lane -offset * (sum of the 8 activations that lane meets) (64),
+// each block's scale in its four lanes (64), and for Q4_1/Q5_1 per lane d_a * (the lane's activation sum)
+// (64), so that sum over lanes of m_w * that is m_w * d_a * (block sum).
+
+HK_INLINE size_t legacy_group_pack_bytes(int type) { return hk_legacy_has_mins(type) ? 320 : 256; }
+
+HK_INLINE size_t legacy_stride_vnni(int type, int in) {
+    return (size_t)(in / 32 + 3) / 4 * legacy_group_pack_bytes(type);
+}
+
+HK_TARGET_VNNI HK_INLINE void legacy_pack_vnni(const int type, const float *x /* [rows, in] */, int rows, int in,
+                                               uint8_t *pack, size_t stride) {
+    int blocks_in_row = in / 32, groups = (blocks_in_row + 3) / 4;
+    size_t group_bytes = legacy_group_pack_bytes(type);
+    int8_t *q = hk_quant_scratch(2, (size_t)groups * 128);
+    float *d = hk_quant_scratch(3, (size_t)groups * 4 * sizeof(float));
+    const __m512i ones = _mm512_set1_epi8(1);
+    const __m512i scale_lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    for (int r = 0; r < rows; r++) {
+        memset(q, 0, (size_t)groups * 128);
+        memset(d, 0, (size_t)groups * 4 * sizeof(float));
+        hk_quantize_activations_a32(x + (size_t)r * in, q, d, in);
+        uint8_t *p = pack + (size_t)r * stride;
+        for (int g = 0; g < groups; g++) {
+            uint8_t *group = p + (size_t)g * group_bytes;
+            for (int k = 0; k < 4; k++) {
+                memcpy(group + 16 * k, q + 128 * g + 32 * k, 16);
+                memcpy(group + 64 + 16 * k, q + 128 * g + 32 * k + 16, 16);
+            }
+            // Lane sums of signed bytes: dpbusd with ones as the unsigned side.
+            __m512i sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones,
+                                                                   _mm512_loadu_si512(group)),
+                                               ones, _mm512_loadu_si512(group + 64));
+            _mm512_storeu_si512(group + 128, _mm512_mullo_epi32(sums, _mm512_set1_epi32(-hk_legacy_level_offset(type))));
+            __m512 scales = _mm512_permutexvar_ps(scale_lanes, _mm512_castps128_ps512(_mm_loadu_ps(d + 4 * g)));
+            _mm512_storeu_ps((float *)(group + 192), scales);
+            if (hk_legacy_has_mins(type)) _mm512_storeu_ps((float *)(group + 256), _mm512_mul_ps(scales, _mm512_cvtepi32_ps(sums)));
+        }
+    }
+}
+
+/// Four f16 fields `offset` bytes into blocks `block_bytes` apart (the first `count`), as f32 in lanes 4k..4k+3.
+HK_TARGET_VNNI HK_INLINE __m512 legacy_four_halves(const uint8_t *group, size_t block_bytes, size_t offset, int count) {
+    uint64_t halves = 0;
+    for (int k = 0; k < count; k++) halves |= (uint64_t)load_u16(group + (size_t)k * block_bytes + offset) << (16 * k);
+    const __m512i scale_lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    return _mm512_permutexvar_ps(scale_lanes, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)halves))));
+}
+
+/// The unsigned levels of four blocks: values 0..15 of block k in bytes 16k.. of *low, values 16..31 in *high.
+HK_TARGET_VNNI HK_INLINE void legacy_group_levels_vnni(const int type, const uint8_t *group, int count, __m512i *low,
+                                                       __m512i *high) {
+    size_t block_bytes = legacy_block_bytes(type), qs_offset = legacy_qs_offset(type);
+    __m512i packed = _mm512_setzero_si512();
+    uint64_t low_bits = 0, high_bits = 0;
+    if (count == 4) {
+        __m128i nibbles[4];
+        for (int k = 0; k < 4; k++) nibbles[k] = _mm_loadu_si128((const __m128i *)(group + k * block_bytes + qs_offset));
+        __m256i first = _mm256_inserti128_si256(_mm256_castsi128_si256(nibbles[0]), nibbles[1], 1);
+        __m256i second = _mm256_inserti128_si256(_mm256_castsi128_si256(nibbles[2]), nibbles[3], 1);
+        packed = _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
+    } else {
+        // A short last group leaves the missing blocks zero (their scales are zero too).
+        for (int k = 0; k < count; k++) {
+            packed = _mm512_mask_broadcast_i32x4(packed, (__mmask16)(0xF << (4 * k)),
+                                                 _mm_loadu_si128((const __m128i *)(group + k * block_bytes + qs_offset)));
+        }
+    }
+    if (legacy_has_fifth_bit(type)) {
+        for (int k = 0; k < count; k++) {
+            uint32_t word = load_u32(group + k * block_bytes + legacy_qh_offset(type));
+            low_bits |= (uint64_t)(word & 0xFFFF) << (16 * k);
+            high_bits |= (uint64_t)(word >> 16) << (16 * k);
+        }
+    }
+    const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
+    *low = _mm512_and_si512(packed, low_nibbles);
+    *high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_nibbles);
+    if (legacy_has_fifth_bit(type)) {
+        const __m512i fifth = _mm512_set1_epi8(0x10);
+        *low = _mm512_or_si512(*low, _mm512_maskz_mov_epi8(low_bits, fifth));
+        *high = _mm512_or_si512(*high, _mm512_maskz_mov_epi8(high_bits, fifth));
+    }
+    if (type == HK_TYPE_IQ4_NL) {
+        const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129,
+                                                                   (char)141, (char)153, (char)166, (char)181,
+                                                                   (char)197, (char)217, (char)241));
+        *low = _mm512_shuffle_epi8(table, *low);
+        *high = _mm512_shuffle_epi8(table, *high);
+    }
+}
+
+HK_TARGET_VNNI HK_INLINE void legacy_tile_vnni(const int type, const uint8_t *row, const uint8_t *pack, size_t stride,
+                                               float *y /* [rows, out] */, int in, int out, int o, int first_row,
+                                               const int tile_rows) {
+    __m512 acc[MAX_TILE_ROWS];
+    const uint8_t *groups_pack[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) {
+        acc[r] = _mm512_setzero_ps();
+        groups_pack[r] = pack + (size_t)(first_row + r) * stride;
+    }
+    size_t block_bytes = legacy_block_bytes(type), group_bytes = legacy_group_pack_bytes(type);
+    int blocks_in_row = in / 32;
+    for (int g = 0; g < (blocks_in_row + 3) / 4; g++) {
+        const uint8_t *group = row + (size_t)4 * g * block_bytes;
+        PREFETCH_AHEAD(group);
+        PREFETCH_AHEAD(group + 64);
+        int count = blocks_in_row - 4 * g < 4 ? blocks_in_row - 4 * g : 4;
+        __m512i low, high;
+        legacy_group_levels_vnni(type, group, count, &low, &high);
+        __m512 weight_scales = legacy_four_halves(group, block_bytes, 0, count);
+        __m512 weight_mins = hk_legacy_has_mins(type) ? legacy_four_halves(group, block_bytes, 2, count)
+                                                      : _mm512_setzero_ps();
+        for (int r = 0; r < tile_rows; r++) {
+            const uint8_t *p = groups_pack[r] + (size_t)g * group_bytes;
+            __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(p + 128), low, _mm512_loadu_si512(p));
+            dot = _mm512_dpbusd_epi32(dot, high, _mm512_loadu_si512(p + 64));
+            __m512 scale = _mm512_mul_ps(weight_scales, _mm512_loadu_ps((const float *)(p + 192)));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
+            if (hk_legacy_has_mins(type)) {
+                acc[r] = _mm512_fmadd_ps(weight_mins, _mm512_loadu_ps((const float *)(p + 256)), acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
+}
+
+HK_TARGET_VNNI HK_INLINE void legacy_range_vnni(const int type, const uint8_t *w /* [out, in] blocks */,
+                                                const uint8_t *pack, size_t stride, float *y /* [rows, out] */,
+                                                int rows, int in, int out, int first_output, int end_output) {
+    size_t row_bytes = hk_quant_row_bytes(type, in);
+#define LEGACY_VNNI_TILE(n) legacy_tile_vnni(type, w + (size_t)o * row_bytes, pack, stride, y, in, out, o, first_row, n)
+    FOR_EACH_TILE(rows, row_bytes, LEGACY_VNNI_TILE);
+#undef LEGACY_VNNI_TILE
+}
+
+// MARK: - Per-type instances and dispatch
+//
+// The generic code above takes the type as a constant, so each instance compiles to straight-line code.
+
+#define LEGACY_INSTANCES(name, TYPE)                                                                           \
+    static void range_##name##_scalar(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, \
+                                      int in, int out, int first_output, int end_output) {                     \
+        legacy_range_scalar(TYPE, w, pack, stride, y, rows, in, out, first_output, end_output);                \
+    }                                                                                                          \
+    HK_TARGET_AVX2 static void range_##name##_avx2(const uint8_t *w, const uint8_t *pack, size_t stride,        \
+                                                   float *y, int rows, int in, int out, int first_output,      \
+                                                   int end_output) {                                           \
+        legacy_range_avx2(TYPE, w, pack, stride, y, rows, in, out, first_output, end_output);                  \
+    }                                                                                                          \
+    static size_t stride_##name##_vnni(int in) { return legacy_stride_vnni(TYPE, in); }                        \
+    HK_TARGET_VNNI static void pack_##name##_vnni(const float *x, int rows, int in, uint8_t *pack,             \
+                                                  size_t stride) {                                             \
+        legacy_pack_vnni(TYPE, x, rows, in, pack, stride);                                                     \
+    }                                                                                                          \
+    HK_TARGET_VNNI static void range_##name##_vnni(const uint8_t *w, const uint8_t *pack, size_t stride,        \
+                                                   float *y, int rows, int in, int out, int first_output,      \
+                                                   int end_output) {                                           \
+        legacy_range_vnni(TYPE, w, pack, stride, y, rows, in, out, first_output, end_output);                  \
+    }
+
+LEGACY_INSTANCES(q4_1, HK_TYPE_Q4_1)
+LEGACY_INSTANCES(q5_0, HK_TYPE_Q5_0)
+LEGACY_INSTANCES(q5_1, HK_TYPE_Q5_1)
+LEGACY_INSTANCES(iq4_nl, HK_TYPE_IQ4_NL)
+#undef LEGACY_INSTANCES
+
+int hk_legacy_select_kernel(int type, int isa, hk_quant_kernel *k) {
+#define SELECT(name)                                                                                           \
+    if (isa == HK_ISA_AVX512) *k = (hk_quant_kernel){pack_##name##_vnni, stride_##name##_vnni, range_##name##_vnni}; \
+    else if (isa == HK_ISA_AVX2) *k = (hk_quant_kernel){pack_a32_sums, stride_a32_sums, range_##name##_avx2};  \
+    else *k = (hk_quant_kernel){pack_a32_sums, stride_a32_sums, range_##name##_scalar};                        \
+    return 0
+    switch (type) {
+    case HK_TYPE_Q4_1: SELECT(q4_1);
+    case HK_TYPE_Q5_0: SELECT(q5_0);
+    case HK_TYPE_Q5_1: SELECT(q5_1);
+    case HK_TYPE_IQ4_NL: SELECT(iq4_nl);
+    default: return -1;
+    }
+#undef SELECT
+}
+
+// MARK: - Levels for the int8 GEMM
+
+HK_TARGET_VNNI void hk_legacy_decode_levels(int type, const uint8_t *row, int in, uint8_t *levels /* [in] */, float *scales,
+                             float *mins, size_t group_stride) {
+    size_t block_bytes = legacy_block_bytes(type);
+    for (int b = 0; b < in / 32; b++) {
+        const uint8_t *block = row + (size_t)b * block_bytes;
+        scales[b * group_stride] = _cvtsh_ss(load_u16(block));
+        // value = d * level + m = scale * level - min; the offsets of Q5_0 and IQ4_NL leave the integer sums.
+        mins[b * group_stride] = hk_legacy_has_mins(type) ? -_cvtsh_ss(load_u16(block + 2)) : 0.0f;
+        __m256i block_levels;
+        switch (type) {
+        case HK_TYPE_Q4_1: block_levels = legacy_levels_avx2(HK_TYPE_Q4_1, block); break;
+        case HK_TYPE_Q5_0: block_levels = legacy_levels_avx2(HK_TYPE_Q5_0, block); break;
+        case HK_TYPE_Q5_1: block_levels = legacy_levels_avx2(HK_TYPE_Q5_1, block); break;
+        default: block_levels = legacy_levels_avx2(HK_TYPE_IQ4_NL, block); break;
+        }
+        _mm256_storeu_si256((__m256i *)(levels + 32 * b), block_levels);
+    }
+}
