@@ -94,6 +94,8 @@ def main():
     parser.add_argument("-r", type=int, default=2, help="repetitions inside each tool run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of hone and llama-bench")
     parser.add_argument("--only", help="comma-separated words a weights label must contain (e.g. GGUF)")
+    parser.add_argument("--kinds", default="Q8_0,Q4_0,Q4_K_M",
+                        help="quantized GGUFs <shape>-<kind>.gguf to include when present (e.g. Q4_1,Q5_0,Q5_1,IQ4_NL)")
     args = parser.parse_args()
     bandwidth = {}
 
@@ -102,7 +104,7 @@ def main():
               ("F16 GGUF", os.path.join(args.models, f"{args.shape}-f16.gguf"), "gguf")]
     # Quantized GGUFs (made by hand with llama-quantize or hone quantize from the F16 GGUF), when present.
     models += [(f"{kind} GGUF", os.path.join(args.models, f"{args.shape}-{kind}.gguf"), "gguf")
-               for kind in ("Q8_0", "Q4_0", "Q4_K_M")]
+               for kind in args.kinds.split(",")]
     if args.only:
         models = [model for model in models if any(word in model[0] for word in args.only.split(","))]
     llama = os.path.join(args.llama_cpp, "bin", "llama-bench") if args.llama_cpp else None
