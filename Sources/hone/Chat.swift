@@ -59,7 +59,7 @@ struct Chat: ParsableCommand {
                 if message == "/exit" || message == "/quit" { break }
                 if message == "/reset" {
                     session.reset()
-                    if interactive { print("(conversation reset)") }
+                    if interactive { FileHandle.standardOutput.write(Data("(conversation reset)\n".utf8)) }
                     continue
                 }
                 var parameters = sampling.parameters
@@ -77,7 +77,8 @@ struct Chat: ParsableCommand {
                     if !shown.isEmpty { first = false }
                     FileHandle.standardOutput.write(Data(shown.utf8))
                 }, onFinish: { _, result in answer = result }, shouldCancel: { _ in Interrupt.isPending })
-                print("")
+                // Through the same unbuffered handle as the streamed answer, so the two never reorder in a pipe.
+                FileHandle.standardOutput.write(Data("\n".utf8))
                 session.answered(answer.text.trimmingCharacters(in: .whitespacesAndNewlines))
                 if answer.finishReason == .contextFull {
                     FileHandle.standardError.write(Data("(the context is full: the answer was cut; /reset to start over)\n".utf8))

@@ -41,7 +41,7 @@ struct Merge: ParsableCommand {
         try runtime.apply()
         try reportingErrors {
             let base = try LoadedModel.open(baseModel)
-            let (adapters, _) = try PEFTAdapter.load(directory: adapter, for: base.model)
+            let (adapters, record) = try PEFTAdapter.load(directory: adapter, for: base.model)
             let progress = ProgressReporter(total: 100, label: "merge")
             let reports: [AdapterMerge.TensorReport]
             var written = outputDir
@@ -50,7 +50,7 @@ struct Merge: ParsableCommand {
                 guard base.format == .huggingFace else {
                     throw HoneError.invalidArgument("\(baseModel) is a GGUF: merge it with --format gguf")
                 }
-                reports = try AdapterMerge.writeHuggingFace(base: base, adapters: adapters, to: outputDir, force: force) { done, total in
+                reports = try AdapterMerge.writeHuggingFace(base: base, adapters: adapters, to: outputDir, force: force, record: record) { done, total in
                     progress.update(done: total > 0 ? done * 100 / total : 100)
                 }
             case "gguf":
@@ -59,7 +59,7 @@ struct Merge: ParsableCommand {
                 }
                 try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
                 written = (outputDir as NSString).appendingPathComponent("model-\(scheme.rawValue).gguf")
-                reports = try AdapterMerge.writeGGUF(base: base, adapters: adapters, to: written, scheme: scheme, force: force,
+                reports = try AdapterMerge.writeGGUF(base: base, adapters: adapters, to: written, scheme: scheme, force: force, record: record,
                                                      warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }) { done, total in
                     progress.update(done: total > 0 ? done * 100 / total : 100)
                 }

@@ -101,7 +101,7 @@ public enum AdapterMerge {
     /// report uses the scheme's base type for every adapted tensor (q4_k_m keeps some in Q6_K: those lose less).
     @discardableResult
     public static func writeGGUF(base: LoadedModel, adapters: AdapterSet, to output: String, scheme: QuantizationScheme,
-                                 force: Bool, warn: (String) -> Void = { _ in },
+                                 force: Bool, record: PEFTAdapter.TrainingRecord = .init(), warn: (String) -> Void = { _ in },
                                  progress: ((Int, Int) -> Void)? = nil) throws -> [TensorReport] {
         let adapted = try adaptedWeights(base: base, adapters: adapters)
         var reports: [TensorReport] = []
@@ -117,7 +117,9 @@ public enum AdapterMerge {
                                   storedBase: round(original, to: type, rowLength: rowLength).readBack))
         }
         try refuseIfErased(reports, type: type, force: force)
-        _ = try GGUFExport.write(input: base.path, output: output, scheme: scheme, warn: warn,
+        // The adapter's template travels with the merged model, so `--template auto` keeps using it.
+        let extra = record.promptTemplate.map { [(key: ModelConfig.ggufPromptTemplateKey, value: $0)] } ?? []
+        _ = try GGUFExport.write(input: base.path, output: output, scheme: scheme, extraStrings: extra, warn: warn,
                                  progress: { done, total, _ in progress?(done, total) },
                                  replacing: { name, view in
                                      guard let adapter = adapted[name] else { return nil }
@@ -161,6 +163,7 @@ public enum AdapterMerge {
     /// Throws, writing nothing, when rounding would erase the adapter and `force` is false.
     @discardableResult
     public static func writeHuggingFace(base: LoadedModel, adapters: AdapterSet, to directory: String, force: Bool,
+                                        record: PEFTAdapter.TrainingRecord = .init(),
                                         progress: ((Int, Int) -> Void)? = nil) throws -> [TensorReport] {
         guard base.format == .huggingFace else {
             throw HoneError.invalidArgument("merging into a GGUF base writes GGUF: use \(OptionName("format")) gguf")
@@ -198,7 +201,13 @@ public enum AdapterMerge {
         }
         for file in companionFiles {
             let source = (base.path as NSString).appendingPathComponent(file)
-            guard let data = FileManager.default.contents(atPath: source) else { continue }
+            guard var data = FileManager.default.contents(atPath: source) else { continue }
+            if file == "config.json", let template = record.promptTemplate,
+               var config = try? parseJSON(data) as? [String: Any] {
+                // The adapter's template travels with the merged model (transformers keeps unknown config keys).
+                config[ModelConfig.huggingFacePromptTemplateKey] = template
+                data = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            }
             try writeFileAtomically(data, to: (directory as NSString).appendingPathComponent(file))
         }
         return reports

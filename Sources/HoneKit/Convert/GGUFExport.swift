@@ -21,7 +21,9 @@ public enum GGUFExport {
     ///   - replacing: called with each stored tensor's name and view when it is written; a returned view is written
     ///     instead (`hone merge` supplies merged weights this way, one tensor at a time).
     ///   - pure: llama-quantize's --pure: every quantizable tensor of the scheme's base type (fallbacks still apply).
+    ///   - extraStrings: string metadata written after the input's keys (`hone merge` records the adapter's template).
     public static func write(input: String, output: String, scheme: QuantizationScheme, pure: Bool = false,
+                             extraStrings: [(key: String, value: String)] = [],
                              warn: (String) -> Void = { _ in },
                              progress: ((Int, Int, Int) -> Void)? = nil,
                              replacing: ((String, TensorView) throws -> TensorView?)? = nil) throws -> Summary {
@@ -48,7 +50,10 @@ public enum GGUFExport {
         }
 
         let writer = GGUFWriter()
-        for entry in source.metadata { writer.add(entry.key, value: entry.value, type: entry.type, arrayType: entry.arrayType) }
+        for entry in source.metadata where !extraStrings.contains(where: { $0.key == entry.key }) {
+            writer.add(entry.key, value: entry.value, type: entry.type, arrayType: entry.arrayType)
+        }
+        for (key, value) in extraStrings { writer.add(key, value: .string(value), type: 8, arrayType: nil) }
         if !source.convertedMetadata {
             // llama-quantize's order: the input's keys, then these two rewritten at the end.
             writer.add("general.quantization_version", uint32: 2)

@@ -96,12 +96,12 @@ public final class LoadedModel: @unchecked Sendable {
     }
 
     /// The prompt template a `template` option names: "auto" takes the template recorded with an adapter
-    /// (`recorded`), else the model's own chat template, else alpaca; "chat_template" is the model's own; a path
+    /// (`recorded`), else the one `hone merge` recorded in this model, else the model's own chat template, else alpaca; "chat_template" is the model's own; a path
     /// ending in `.jinja` is a Jinja chat template file; anything else a built-in name or a JSON template file.
     public func promptTemplate(_ nameOrPath: String, recorded: String? = nil) throws -> PromptTemplate {
         switch nameOrPath {
         case "auto":
-            if let recorded, recorded != "auto" { return try promptTemplate(recorded) }
+            if let recorded = recorded ?? config.recordedPromptTemplate, recorded != "auto" { return try promptTemplate(recorded) }
             if let chat = try chatTemplate() { return .chat(chat) }
             return .alpaca
         case PromptTemplate.chatTemplateName:

@@ -66,6 +66,12 @@ public struct ModelConfig: Sendable {
     public var padTokenID: Int? = nil
     /// The dtype the config names ("float32", "bfloat16", ...), for display only.
     public var declaredDType: String? = nil
+    /// The prompt template `hone merge` recorded from the adapter it merged (what `--template auto` uses).
+    public var recordedPromptTemplate: String? = nil
+
+    /// Where `hone merge` records the adapter's template: a config.json key and a GGUF metadata key.
+    public static let huggingFacePromptTemplateKey = "hone_prompt_template"
+    public static let ggufPromptTemplateKey = "hone.prompt_template"
 
     public init(modelType: String, vocabularySize: Int, hiddenSize: Int, intermediateSize: Int, layerCount: Int,
                 headCount: Int, keyValueHeadCount: Int, headDimension: Int, maxPositionEmbeddings: Int,
@@ -105,6 +111,7 @@ extension ModelConfig {
         config.eosTokenIDs = json.ids("eos_token_id")
         config.padTokenID = json.ids("pad_token_id").first
         config.declaredDType = json.string("dtype") ?? json.string("torch_dtype")
+        config.recordedPromptTemplate = json.string(huggingFacePromptTemplateKey)
         for (name, value) in [("vocab_size", config.vocabularySize), ("hidden_size", config.hiddenSize),
                               ("num_hidden_layers", config.layerCount), ("intermediate_size", config.intermediateSize)] {
             guard value > 0 else {
@@ -134,6 +141,8 @@ extension ModelConfig {
         guard let architecture = ModelArchitectures.forGGUF(name), let read = architecture.configFromGGUF else {
             throw HoneError.unsupportedArchitecture(name: name, path: gguf.path)
         }
-        return try read(gguf, name)
+        var config = try read(gguf, name)
+        config.recordedPromptTemplate = gguf.string(ggufPromptTemplateKey)
+        return config
     }
 }

@@ -77,3 +77,35 @@ import Testing
         }
     }
 }
+
+/// `hone merge` records the adapter's template in the merged model (config.json or GGUF metadata), so `auto` keeps
+/// using it rather than the base's own chat template.
+@Suite struct MergedTemplateRecordTests {
+    @Test func mergedModelsKeepTheAdaptersTemplate() throws {
+        let directory = try makeTemporaryDirectory()
+        let base = directory.appendingPathComponent("base")
+        try FileManager.default.copyItem(at: Repository.root.appendingPathComponent("models/hone-tiny"), to: base)
+        let configPath = base.appendingPathComponent("tokenizer_config.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: configPath)) as! [String: Any]
+        json["chat_template"] = ModelChatTemplateTests.source
+        try JSONSerialization.data(withJSONObject: json).write(to: configPath)
+        let loaded = try LoadedModel.open(base.path)
+        #expect(try loaded.promptTemplate("auto").name == PromptTemplate.chatTemplateName)
+        let adapters = try AdapterSet.makeNew(configuration: LoRAConfiguration(rank: 2), model: loaded.model, seed: 3)
+        for (_, _, adapter) in adapters.ordered { for index in 0..<adapter.b.count { adapter.b[index] = 0.01 } }
+
+        let merged = directory.appendingPathComponent("merged").path
+        _ = try AdapterMerge.writeHuggingFace(base: loaded, adapters: adapters, to: merged, force: true,
+                                              record: PEFTAdapter.TrainingRecord(promptTemplate: "alpaca"))
+        #expect(try LoadedModel.open(merged).promptTemplate("auto") == .alpaca)
+
+        let gguf = directory.appendingPathComponent("merged.gguf").path
+        _ = try AdapterMerge.writeGGUF(base: loaded, adapters: adapters, to: gguf, scheme: QuantizationScheme(name: "f32")!,
+                                       force: true, record: PEFTAdapter.TrainingRecord(promptTemplate: "vicuna"))
+        let fromGGUF = try LoadedModel.open(gguf)
+        #expect(fromGGUF.config.recordedPromptTemplate == "vicuna")
+        #expect(try fromGGUF.promptTemplate("auto") == .vicuna)
+        // An adapter's own record still comes first.
+        #expect(try fromGGUF.promptTemplate("auto", recorded: "chatml") == .chatML)
+    }
+}
