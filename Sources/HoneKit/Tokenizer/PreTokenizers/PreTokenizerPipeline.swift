@@ -25,10 +25,11 @@ public enum PreTokenizerStep: Sendable {
     /// `useRegex`, then the pieces are spelled in GPT-2's byte alphabet (which later steps see).
     case byteLevel(addPrefixSpace: Bool, useRegex: Bool)
 
-    /// `Whitespace`: `\w+|[^\w\s]+`, the whitespace between dropped.
+    /// `Whitespace`: `\w+|[^\w\s]+`, the whitespace between dropped. `tokenizers` runs this one with Rust's regex
+    /// crate, not Oniguruma, so `\w` takes in ZWJ and other Join_Control and Alphabetic scalars.
     public static func whitespace() -> PreTokenizerStep {
         // The pattern is a constant that the matcher reads.
-        .split(try! PreTokenRegex(#"\w+|[^\w\s]+"#), .removed, invert: true)
+        .split(try! PreTokenRegex(#"\w+|[^\w\s]+"#, rustWord: true), .removed, invert: true)
     }
 }
 

@@ -63,14 +63,17 @@ struct RegexParser {
     private let pattern: String
     private let scalars: [Unicode.Scalar]
     private var index = 0
+    /// `\w` as Rust's regex crate reads it rather than Oniguruma (see `RegexCharacterSet.Member.rustWord`).
+    private let rustWord: Bool
 
-    init(_ pattern: String) {
+    init(_ pattern: String, rustWord: Bool) {
         self.pattern = pattern
+        self.rustWord = rustWord
         scalars = Array(pattern.unicodeScalars)
     }
 
-    static func parse(_ pattern: String) throws(PreTokenRegexError) -> RegexNode {
-        var parser = RegexParser(pattern)
+    static func parse(_ pattern: String, rustWord: Bool = false) throws(PreTokenRegexError) -> RegexNode {
+        var parser = RegexParser(pattern, rustWord: rustWord)
         var ignoringCase = false
         let node = try parser.parseAlternation(ignoringCase: &ignoringCase)
         if parser.index < parser.scalars.count { throw parser.error("unbalanced ')'") }
@@ -359,8 +362,9 @@ struct RegexParser {
         case "S": return RegexCharacterSet(members: [.whitespace(negated: true)])
         case "d": return RegexCharacterSet(members: [.categories(.of(.decimalNumber), negated: false)])
         case "D": return RegexCharacterSet(members: [.categories(.of(.decimalNumber), negated: true)])
-        case "w": return RegexCharacterSet(members: [.categories(.word, negated: false)])
-        case "W": return RegexCharacterSet(members: [.categories(.word, negated: true)])
+        case "w", "W":
+            let negated = scalar == "W"
+            return RegexCharacterSet(members: [rustWord ? .rustWord(negated: negated) : .categories(.word, negated: negated)])
         case "h": return RegexCharacterSet(members: [.range(0x30, 0x39), .range(0x41, 0x46), .range(0x61, 0x66)])
         case "p", "P":
             var negated = scalar == "P"

@@ -13,6 +13,9 @@ struct RegexCharacterSet: Sendable {
         case categories(CategoryMask, negated: Bool)
         /// `\s` / `\S`: the White_Space property, as Oniguruma's `\s` is for Unicode text.
         case whitespace(negated: Bool)
+        /// Rust's `\w` (the `regex` crate, which `tokenizers`' `Whitespace` pre-tokenizer uses rather than
+        /// Oniguruma): Alphabetic, marks, decimal digits, connector punctuation and Join_Control (ZWJ, ZWNJ).
+        case rustWord(negated: Bool)
         /// A nested set, e.g. `[^a-z]` inside a class.
         case set(RegexCharacterSetBox)
     }
@@ -51,11 +54,18 @@ struct RegexCharacterSet: Sendable {
             case .range(let low, let high): found = value >= low && value <= high
             case .categories(let mask, let negatedMember): found = UnicodeScalarTable.isIn(mask, value) != negatedMember
             case .whitespace(let negatedMember): found = UnicodeScalarTable.isWhitespace(value) != negatedMember
+            case .rustWord(let negatedMember): found = Self.isRustWord(value) != negatedMember
             case .set(let box): found = box.set.contains(value)
             }
             if found { break }
         }
         return found != negated
+    }
+
+    static func isRustWord(_ value: UInt32) -> Bool {
+        if UnicodeScalarTable.isIn(CategoryMask.mark.union(.of(.decimalNumber, .connectorPunctuation)), value) { return true }
+        guard let scalar = Unicode.Scalar(value) else { return false }
+        return scalar.properties.isAlphabetic || scalar.properties.isJoinControl
     }
 
     /// Whether the set holds no scalar below U+0080 and no scalar at all beyond explicit ranges: used to tell

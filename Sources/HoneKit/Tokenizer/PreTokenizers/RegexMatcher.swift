@@ -13,10 +13,12 @@ public struct PreTokenRegex: Sendable {
     let program: [RegexInstruction]
     let sets: [RegexCharacterSet]
 
-    public init(_ pattern: String) throws(PreTokenRegexError) {
+    /// - Parameter rustWord: `\w` means what it means in Rust's regex crate (Alphabetic, marks, digits, connector
+    ///   punctuation, Join_Control) rather than in Oniguruma (letters, marks, digits, connector punctuation).
+    public init(_ pattern: String, rustWord: Bool = false) throws(PreTokenRegexError) {
         self.pattern = pattern
         var compiler = RegexCompiler(pattern: pattern)
-        try compiler.compile(try RegexParser.parse(pattern))
+        try compiler.compile(try RegexParser.parse(pattern, rustWord: rustWord))
         compiler.emit(.init(.succeed))
         program = compiler.program
         sets = compiler.sets
