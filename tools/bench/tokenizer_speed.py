@@ -96,6 +96,34 @@ def gpt2_tokenizer_json(path, out):
     return out
 
 
+def split_tokenizer_json(path, out, patterns, ignore_merges=False):
+    """A byte-level vocabulary GGUF as tokenizer.json whose pre-tokenizer is a Sequence of Isolated regex Splits
+    then ByteLevel without its regex: what llama.cpp's regex lists mean, and the generic path in hone unless the
+    list is one pattern a hand-written scanner implements."""
+    import gguf
+    from tokenizers import Tokenizer, decoders, models
+    reader = gguf.GGUFReader(path)
+    tokens = gguf_strings(reader, "tokenizer.ggml.tokens")
+    merges = [tuple(m.split(" ", 1)) for m in gguf_strings(reader, "tokenizer.ggml.merges")]
+    tokenizer = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)}, merges, ignore_merges=ignore_merges))
+    tokenizer.decoder = decoders.ByteLevel()
+    document = json.loads(tokenizer.to_str())
+    document["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": p}, "behavior": "Isolated", "invert": False} for p in patterns
+    ] + [{"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "tokenizer.json"), "w") as handle:
+        json.dump(document, handle, ensure_ascii=False)
+    return out
+
+
+LLAMA3 = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+# The same language as LLAMA3 and GPT-2's pattern, spelled so that no hand-written scanner recognises it.
+LLAMA3_GENERIC = LLAMA3.replace(r"\p{N}{1,3}", r"(?:\p{N}){1,3}")
+GPT2_GENERIC = r"(?:'s|'t|'re|'ve|'m|'ll|'d)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+DEEPSEEK_CODER = [r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", "[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+", r"\p{N}"]
+
+
 def measure_hf(directory, docs, repetitions):
     from tokenizers import Tokenizer
     tokenizer = Tokenizer.from_file(os.path.join(directory, "tokenizer.json"))
@@ -120,6 +148,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hone", default=os.path.join(ROOT, ".build", "release", "hone"))
     parser.add_argument("-r", type=int, default=3, help="repetitions; the best is kept for both tools")
+    parser.add_argument("--only", nargs="*", help="run only the tokenizers whose label contains one of these words")
     args = parser.parse_args()
     docs = documents()
     megabytes = sum(len(d.encode()) for d in docs) / 1e6
@@ -133,7 +162,17 @@ def main():
         ("Llama 2 SentencePiece BPE (32K)", llama_tokenizer_json(os.path.join(vectors, "ggml-vocab-llama-spm.gguf"), os.path.join(work, "llama"))),
         ("GPT-2 byte-level BPE (50K)", gpt2_tokenizer_json(os.path.join(vectors, "ggml-vocab-gpt-2.gguf"), os.path.join(work, "gpt2"))),
         ("hone-tiny SentencePiece BPE (2K)", os.path.join(ROOT, "models", "hone-tiny")),
+        ("GPT-2 (50K), generic regex path", split_tokenizer_json(
+            os.path.join(vectors, "ggml-vocab-gpt-2.gguf"), os.path.join(work, "gpt2-generic"), [GPT2_GENERIC])),
+        ("Llama 3 (128K), scanner", split_tokenizer_json(
+            os.path.join(vectors, "ggml-vocab-llama-bpe.gguf"), os.path.join(work, "llama3"), [LLAMA3], True)),
+        ("Llama 3 (128K), generic regex path", split_tokenizer_json(
+            os.path.join(vectors, "ggml-vocab-llama-bpe.gguf"), os.path.join(work, "llama3-generic"), [LLAMA3_GENERIC], True)),
+        ("DeepSeek Coder (32K), 5 regex Splits", split_tokenizer_json(
+            os.path.join(vectors, "ggml-vocab-deepseek-coder.gguf"), os.path.join(work, "deepseek-coder"), DEEPSEEK_CODER)),
     ]
+    if args.only:
+        tokenizers = [entry for entry in tokenizers if any(word in entry[0] for word in args.only)]
     print(f"{len(docs)} documents, {megabytes:.1f} MB (CUT iterations 1-5 + HH-RLHF test), one thread, best of {args.r}")
     print()
     print("| tokenizer | hone MB/s | HF tokenizers MB/s | ratio | same ids |")

@@ -54,10 +54,12 @@ enum GGUFVocabulary {
             (tokens, types, merges) = try fromByteLevelJSON(json, path: join("tokenizer.json"))
             kind = "gpt2"
             switch byteLevel.preTokenizer {
-            case .gpt2: pre = "gpt-2"
-            case .llama3: pre = "llama-bpe"
-            case .qwen2: pre = "qwen2"
-            case .smollm: pre = "smollm"
+            case .gpt2?: pre = "gpt-2"
+            case .llama3?: pre = "llama-bpe"
+            case .qwen2?: pre = "qwen2"
+            case .smollm?: pre = "smollm"
+            case nil:
+                throw HoneError.io(path: directory, message: "this pre-tokenizer has no llama.cpp tokenizer.ggml.pre name")
             }
         } else {
             throw HoneError.io(path: directory, message: "this tokenizer cannot be written as GGUF metadata")

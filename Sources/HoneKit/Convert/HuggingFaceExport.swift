@@ -311,7 +311,7 @@ enum HuggingFaceTokenizerFiles {
         let tokens = vocabulary.tokens
         let pre = gguf.string("tokenizer.ggml.pre") ?? "default"
         guard let kind = ByteLevelBPETokenizer.preTokenizerKind(ggufPre: pre) else {
-            throw HoneError.malformedFile(path: gguf.path, message: "GGUF pre-tokenizer '\(pre)' is not supported (gpt-2, llama-bpe, qwen2, smollm are)")
+            throw HoneError.malformedFile(path: gguf.path, message: "pre-tokenizer '\(pre)' (tokenizer.ggml.pre) cannot be written as tokenizer.json yet")
         }
         let merges = try (gguf.metadata["tokenizer.ggml.merges"]?.arrayValue ?? []).map { value -> [String] in
             let text = value.stringValue ?? ""

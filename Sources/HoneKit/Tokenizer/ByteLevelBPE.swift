@@ -16,7 +16,11 @@ public final class ByteLevelBPETokenizer: Tokenizer {
     public let addsEOS: Bool
     /// Added tokens marked special (e.g. `<|endoftext|>`, `<|begin_of_text|>`), content → id.
     public let specialTokens: [String: Int32]
-    public let preTokenizer: PreTokenizerKind
+    /// The hand-written scanner that pre-tokenizes on its own (GPT-2, Llama 3, Qwen2), nil when `pipeline` needs the
+    /// generic path.
+    public let preTokenizer: PreTokenizerKind?
+    /// The pre-tokenizer's steps (for a scanner kind, the steps it stands for).
+    public let pipeline: PreTokenizerPipeline
     /// Llama 3: a pre-token that is itself in the vocabulary is emitted whole, without merging.
     public let ignoresMerges: Bool
     /// Qwen2: text (outside added tokens) is put in Unicode normalisation form C before pre-tokenization.
@@ -64,10 +68,37 @@ public final class ByteLevelBPETokenizer: Tokenizer {
     ///   - ignoreMerges: Llama 3: a pre-token that is itself in the vocabulary is emitted whole.
     ///   - normalizeNFC: Qwen2: text is put in NFC before pre-tokenization.
     ///   - addPrefixSpace: a space is put before each piece of text that does not start with one.
-    public init(vocabulary: [String: Int32], merges: [(String, String)], preTokenizer: PreTokenizerKind,
-                addedTokens: [(content: String, id: Int32, special: Bool)], bos: Int32?, eos: Int32?, unk: Int32?,
-                pad: Int32?, addsBOS: Bool, addsEOS: Bool, ignoreMerges: Bool, normalizeNFC: Bool,
-                addPrefixSpace: Bool = false) {
+    public convenience init(vocabulary: [String: Int32], merges: [(String, String)], preTokenizer: PreTokenizerKind,
+                            addedTokens: [(content: String, id: Int32, special: Bool)], bos: Int32?, eos: Int32?,
+                            unk: Int32?, pad: Int32?, addsBOS: Bool, addsEOS: Bool, ignoreMerges: Bool,
+                            normalizeNFC: Bool, addPrefixSpace: Bool = false) {
+        let steps: [PreTokenizerStep] = preTokenizer == .gpt2
+            ? [.byteLevel(addPrefixSpace: addPrefixSpace, useRegex: true)]
+            : [.scanner(preTokenizer), .byteLevel(addPrefixSpace: false, useRegex: false)]
+        self.init(vocabulary: vocabulary, merges: merges, pipeline: PreTokenizerPipeline(steps), addedTokens: addedTokens,
+                  bos: bos, eos: eos, unk: unk, pad: pad, addsBOS: addsBOS, addsEOS: addsEOS,
+                  ignoreMerges: ignoreMerges, normalizeNFC: normalizeNFC,
+                  fastPath: (preTokenizer, addPrefixSpace))
+    }
+
+    /// The same with any pre-tokenizer pipeline (tokenizer.json `Sequence`s, GGUF pre-tokenizer types); pipelines
+    /// that one scanner implements take the scanner's fast path.
+    public convenience init(vocabulary: [String: Int32], merges: [(String, String)], pipeline: PreTokenizerPipeline,
+                            addedTokens: [(content: String, id: Int32, special: Bool)], bos: Int32?, eos: Int32?,
+                            unk: Int32?, pad: Int32?, addsBOS: Bool, addsEOS: Bool, ignoreMerges: Bool,
+                            normalizeNFC: Bool) {
+        self.init(vocabulary: vocabulary, merges: merges, pipeline: pipeline, addedTokens: addedTokens, bos: bos,
+                  eos: eos, unk: unk, pad: pad, addsBOS: addsBOS, addsEOS: addsEOS, ignoreMerges: ignoreMerges,
+                  normalizeNFC: normalizeNFC, fastPath: pipeline.fastPath)
+    }
+
+    private init(vocabulary: [String: Int32], merges: [(String, String)], pipeline: PreTokenizerPipeline,
+                 addedTokens: [(content: String, id: Int32, special: Bool)], bos: Int32?, eos: Int32?, unk: Int32?,
+                 pad: Int32?, addsBOS: Bool, addsEOS: Bool, ignoreMerges: Bool, normalizeNFC: Bool,
+                 fastPath: (kind: PreTokenizerKind, addPrefixSpace: Bool)?) {
+        let preTokenizer = fastPath?.kind
+        let addPrefixSpace = fastPath?.addPrefixSpace ?? false
+        self.pipeline = pipeline
         modelVocabulary = vocabulary
         var largestID: Int32 = -1
         for id in vocabulary.values { largestID = max(largestID, id) }
@@ -134,21 +165,10 @@ public final class ByteLevelBPETokenizer: Tokenizer {
         self.addsEOS = addsEOS
     }
 
-    /// The pre-tokenizer that a GGUF file's `tokenizer.ggml.pre` names (llama.cpp's names for the same patterns),
-    /// nil for one this tokenizer does not implement. Llama 3's family also needs `ignoreMerges: true`.
+    /// The scanner that a GGUF file's `tokenizer.ggml.pre` comes down to, nil when it needs more than one scanner
+    /// (or is unknown: `GGUFPreTokenizer.named(_:)` has them all). Llama 3's family also needs `ignoreMerges: true`.
     public static func preTokenizerKind(ggufPre: String) -> PreTokenizerKind? {
-        switch ggufPre {
-        case "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum":
-            return .gpt2
-        case "llama-bpe", "llama3", "llama-v3", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2":
-            return .llama3
-        case "qwen2", "deepseek-r1-qwen", "kormo", "megrez":
-            return .qwen2
-        case "smollm":
-            return .smollm
-        default:
-            return nil
-        }
+        GGUFPreTokenizer.named(ggufPre).flatMap { PreTokenizerPipeline($0.steps).fastPath?.kind }
     }
 
     // MARK: - Encoding
@@ -185,17 +205,19 @@ public final class ByteLevelBPETokenizer: Tokenizer {
             while let match = addedTokens.firstMatch(in: bytes, from: searchStart) {
                 searchStart = match.range.upperBound
                 if match.special && !parseSpecial { continue }
-                encodePlain(UnsafeBufferPointer(rebasing: bytes[plainStart..<match.range.lowerBound]), table: &table,
-                            into: &output)
+                encodePlain(UnsafeBufferPointer(rebasing: bytes[plainStart..<match.range.lowerBound]),
+                            atTextStart: plainStart == 0, table: &table, into: &output)
                 output.append(match.id)
                 plainStart = match.range.upperBound
             }
         }
-        encodePlain(UnsafeBufferPointer(rebasing: bytes[plainStart...]), table: &table, into: &output)
+        encodePlain(UnsafeBufferPointer(rebasing: bytes[plainStart...]), atTextStart: plainStart == 0, table: &table,
+                    into: &output)
     }
 
     /// Normalises (NFC, prefix space) one piece of text between added tokens, then pre-tokenizes and encodes it.
-    private func encodePlain(_ bytes: UnsafeBufferPointer<UInt8>, table: inout PreTokenTable,
+    /// `atTextStart`: the piece begins the text (Metaspace's `first` scheme prepends only there).
+    private func encodePlain(_ bytes: UnsafeBufferPointer<UInt8>, atTextStart: Bool, table: inout PreTokenTable,
                              into output: inout [Int32]) {
         guard !bytes.isEmpty else { return }
         if normalizesNFC, ByteLevelAlphabet.mayChangeUnderNFC(bytes) {
@@ -203,38 +225,54 @@ public final class ByteLevelBPETokenizer: Tokenizer {
             // Foundation's precomposedStringWithCanonicalMapping, and uses the same Unicode data as the scanner.
             var normalized = String(decoding: String(decoding: bytes, as: UTF8.self)._nfcCodeUnits, as: UTF8.self)
             if addsPrefixSpace, normalized.utf8.first != UInt8(ascii: " ") { normalized = " " + normalized }
-            normalized.withUTF8 { encodePreTokens($0, table: &table, into: &output) }
+            normalized.withUTF8 { encodePreTokens($0, atTextStart: atTextStart, table: &table, into: &output) }
         } else if addsPrefixSpace, bytes[0] != UInt8(ascii: " ") {
             let prefixed = [UInt8(ascii: " ")] + Array(bytes)
-            prefixed.withUnsafeBufferPointer { encodePreTokens($0, table: &table, into: &output) }
+            prefixed.withUnsafeBufferPointer { encodePreTokens($0, atTextStart: atTextStart, table: &table, into: &output) }
         } else {
-            encodePreTokens(bytes, table: &table, into: &output)
+            encodePreTokens(bytes, atTextStart: atTextStart, table: &table, into: &output)
         }
     }
 
-    /// Cuts normalised text into pre-tokens and appends each one's tokens, from the cache when it has them.
-    private func encodePreTokens(_ bytes: UnsafeBufferPointer<UInt8>, table: inout PreTokenTable,
+    /// Cuts normalised text into pre-tokens (with the scanner when one does the whole job, else with the pipeline)
+    /// and appends each one's tokens.
+    private func encodePreTokens(_ bytes: UnsafeBufferPointer<UInt8>, atTextStart: Bool, table: inout PreTokenTable,
                                  into output: inout [Int32]) {
         guard let base = bytes.baseAddress else { return }
-        var scanner = PreTokenScanner(bytes: bytes, kind: preTokenizer)
-        while let range = scanner.next() {
-            let start = base + range.lowerBound
-            let count = range.count
-            // A single byte is always its byte token: no merge can apply and ignore_merges gives the same.
-            if count == 1 {
-                appendByteToken(start[0], into: &output)
-                continue
+        if let preTokenizer {
+            var scanner = PreTokenScanner(bytes: bytes, kind: preTokenizer)
+            while let range = scanner.next() {
+                encodePreToken(base + range.lowerBound, count: range.count, table: &table, into: &output)
             }
-            guard count <= ByteLevelBPETokenizer.maximumCachedLength else {
-                mergeWord(UnsafeBufferPointer(start: start, count: count), into: &output)
-                continue
-            }
-            let hash = PreTokenTable.hash(start, count)
-            if table.appendCached(key: start, count: count, hash: hash, into: &output) { continue }
-            let firstNew = output.count
-            mergeWord(UnsafeBufferPointer(start: start, count: count), into: &output)
-            table.insert(key: start, count: count, hash: hash, values: output[firstNew...])
+            return
         }
+        let pieces = pipeline.split(bytes, atTextStart: atTextStart)
+        pieces.storage.withUnsafeBufferPointer { storage in
+            guard let base = storage.baseAddress else { return }
+            for range in pieces.ranges {
+                encodePreToken(base + range.lowerBound, count: range.count, table: &table, into: &output)
+            }
+        }
+    }
+
+    /// Appends the tokens of one pre-token (raw bytes), from the cache when it has them.
+    @inline(__always)
+    private func encodePreToken(_ start: UnsafePointer<UInt8>, count: Int, table: inout PreTokenTable,
+                                into output: inout [Int32]) {
+        // A single byte is always its byte token: no merge can apply and ignore_merges gives the same.
+        if count == 1 {
+            appendByteToken(start[0], into: &output)
+            return
+        }
+        guard count <= ByteLevelBPETokenizer.maximumCachedLength else {
+            mergeWord(UnsafeBufferPointer(start: start, count: count), into: &output)
+            return
+        }
+        let hash = PreTokenTable.hash(start, count)
+        if table.appendCached(key: start, count: count, hash: hash, into: &output) { return }
+        let firstNew = output.count
+        mergeWord(UnsafeBufferPointer(start: start, count: count), into: &output)
+        table.insert(key: start, count: count, hash: hash, values: output[firstNew...])
     }
 
     @inline(__always)

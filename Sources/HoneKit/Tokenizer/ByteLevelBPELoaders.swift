@@ -76,7 +76,7 @@ extension ByteLevelBPETokenizer {
         let ignoreMerges = model["ignore_merges"] as? Bool ?? false
 
         let normalizeNFC = try parseNormalizer(json["normalizer"], path: path)
-        let (kind, addPrefixSpace) = try parsePreTokenizer(json["pre_tokenizer"], path: path)
+        let pipeline = try parsePreTokenizer(json["pre_tokenizer"], path: path)
 
         let addedTokens = try TokenizerJSON.addedTokens(json, path: path)
         let config = try tokenizerConfig.map { try TokenizerConfig(path: $0) }
@@ -88,9 +88,9 @@ extension ByteLevelBPETokenizer {
         let (bos, eos, addsBOS, addsEOS) = TokenizerJSON.specialRoles(
             config: config, template: TemplateSpecialTokens(json["post_processor"]), id: id)
         return ByteLevelBPETokenizer(
-            vocabulary: vocabulary, merges: merges, preTokenizer: kind, addedTokens: addedTokens, bos: bos, eos: eos,
+            vocabulary: vocabulary, merges: merges, pipeline: pipeline, addedTokens: addedTokens, bos: bos, eos: eos,
             unk: unknown, pad: id(config?.paddingToken), addsBOS: addsBOS, addsEOS: addsEOS, ignoreMerges: ignoreMerges,
-            normalizeNFC: normalizeNFC, addPrefixSpace: addPrefixSpace)
+            normalizeNFC: normalizeNFC)
     }
 
     /// Throws, naming `path` (and the line, when `lines` gives them), for the first merge whose parts or whose
@@ -147,46 +147,81 @@ extension ByteLevelBPETokenizer {
         }
     }
 
-    /// Recognises the pre-tokenizer: ByteLevel with its own (GPT-2) regex, or Split on a known pattern followed by
-    /// ByteLevel without regex (Llama 3, Qwen2).
-    static func parsePreTokenizer(_ value: Any?, path: String) throws -> (PreTokenizerKind, addPrefixSpace: Bool) {
+    /// Reads the pre-tokenizer: one of `Split`, `ByteLevel`, `Digits`, `Metaspace`, `Punctuation`, `Whitespace`,
+    /// `WhitespaceSplit`, or a `Sequence` of them. A byte-level vocabulary needs a `ByteLevel` step somewhere.
+    static func parsePreTokenizer(_ value: Any?, path: String) throws -> PreTokenizerPipeline {
         guard let preTokenizer = value as? [String: Any] else {
             throw HoneError.invalidConfig(path: path, message: "no pre_tokenizer: a byte-level BPE tokenizer needs ByteLevel")
         }
-        let steps: [[String: Any]]
-        if preTokenizer["type"] as? String == "Sequence" {
-            steps = (preTokenizer["pretokenizers"] as? [Any] ?? []).compactMap { $0 as? [String: Any] }
-        } else {
-            steps = [preTokenizer]
+        var steps: [PreTokenizerStep] = []
+        try appendSteps(preTokenizer, to: &steps, path: path)
+        guard steps.contains(where: { if case .byteLevel = $0 { return true } else { return false } }) else {
+            throw HoneError.invalidConfig(path: path, message: "pre-tokenizer has no ByteLevel step, which a byte-level BPE tokenizer needs")
         }
-        let types = steps.map { $0["type"] as? String ?? "?" }
-        if types == ["ByteLevel"], steps[0]["use_regex"] as? Bool ?? true {
-            return (.gpt2, steps[0]["add_prefix_space"] as? Bool ?? false)
+        return PreTokenizerPipeline(steps)
+    }
+
+    private static func appendSteps(_ object: [String: Any], to steps: inout [PreTokenizerStep], path: String) throws {
+        let type = object["type"] as? String ?? "?"
+        func behavior(_ fallback: SplitBehavior) throws -> SplitBehavior {
+            guard let name = object["behavior"] as? String else { return fallback }
+            guard let behavior = SplitBehavior(rawValue: name) else {
+                throw HoneError.invalidConfig(path: path, message: "\(type) pre-tokenizer behavior '\(name)' is unknown")
+            }
+            return behavior
         }
-        if types == ["Digits", "ByteLevel"], steps[0]["individual_digits"] as? Bool == true,
-           steps[1]["use_regex"] as? Bool ?? true, steps[1]["add_prefix_space"] as? Bool != true {
-            return (.smollm, false)
+        switch type {
+        case "Sequence":
+            for entry in object["pretokenizers"] as? [Any] ?? [] {
+                guard let step = entry as? [String: Any] else {
+                    throw HoneError.malformedFile(path: path, message: "pre_tokenizer Sequence entry is not an object")
+                }
+                try appendSteps(step, to: &steps, path: path)
+            }
+        case "ByteLevel":
+            steps.append(.byteLevel(addPrefixSpace: object["add_prefix_space"] as? Bool ?? true,
+                                    useRegex: object["use_regex"] as? Bool ?? true))
+        case "Split":
+            let pattern = object["pattern"] as? [String: Any]
+            let invert = object["invert"] as? Bool ?? false
+            if let regex = pattern?["Regex"] as? String {
+                if let kind = PreTokenizerKind(pattern: regex), try behavior(.isolated) == .isolated, !invert {
+                    steps.append(.scanner(kind))
+                } else {
+                    do {
+                        steps.append(.split(try PreTokenRegex(regex), try behavior(.isolated), invert: invert))
+                    } catch let error as PreTokenRegexError {
+                        throw HoneError.invalidConfig(path: path, message: "Split pre-tokenizer: \(error)")
+                    }
+                }
+            } else if let literal = pattern?["String"] as? String {
+                steps.append(.splitString(literal, try behavior(.isolated), invert: invert))
+            } else {
+                throw HoneError.invalidConfig(path: path, message: "the Split pre-tokenizer has no Regex or String pattern")
+            }
+        case "Digits":
+            steps.append(.digits(individual: object["individual_digits"] as? Bool ?? false))
+        case "Punctuation":
+            steps.append(.punctuation(try behavior(.isolated)))
+        case "Whitespace":
+            steps.append(.whitespace())
+        case "WhitespaceSplit":
+            steps.append(.whitespaceSplit)
+        case "Metaspace":
+            let replacement = object["replacement"] as? String ?? "\u{2581}"
+            var scheme = MetaspacePrependScheme.always
+            if let name = object["prepend_scheme"] as? String {
+                guard let parsed = MetaspacePrependScheme(rawValue: name) else {
+                    throw HoneError.invalidConfig(path: path, message: "Metaspace prepend_scheme '\(name)' is unknown")
+                }
+                scheme = parsed
+            } else if object["add_prefix_space"] as? Bool == false {
+                scheme = .never  // files written before prepend_scheme existed
+            }
+            steps.append(.metaspace(replacement: replacement, prependScheme: scheme, split: object["split"] as? Bool ?? true))
+        default:
+            throw HoneError.invalidConfig(path: path, message: "pre-tokenizer '\(type)' is not supported")
         }
-        if types == ["Split", "ByteLevel"], steps[1]["use_regex"] as? Bool == false {
-            let split = steps[0]
-            guard let pattern = (split["pattern"] as? [String: Any])?["Regex"] as? String else {
-                throw HoneError.invalidConfig(path: path, message: "the Split pre-tokenizer has no regex pattern")
-            }
-            guard let kind = PreTokenizerKind(pattern: pattern) else {
-                throw HoneError.invalidConfig(
-                    path: path, message: "pre-tokenizer pattern \(pattern) is not supported (supported: the GPT-2, Llama 3 and Qwen2 patterns)")
-            }
-            let behavior = split["behavior"] as? String ?? "Isolated"
-            guard behavior == "Isolated", split["invert"] as? Bool != true else {
-                throw HoneError.invalidConfig(path: path, message: "Split pre-tokenizer behavior '\(behavior)' is not supported")
-            }
-            if steps[1]["add_prefix_space"] as? Bool == true {
-                throw HoneError.invalidConfig(path: path, message: "ByteLevel add_prefix_space after a Split is not supported")
-            }
-            return (kind, false)
-        }
-        throw HoneError.invalidConfig(
-            path: path, message: "pre-tokenizer \(types.joined(separator: " + ")) is not supported by the byte-level BPE tokenizer")
     }
 }
 
@@ -200,8 +235,8 @@ extension ByteLevelBPETokenizer {
             throw HoneError.missingConfigKey(path: gguf.path, key: "tokenizer.ggml.tokens")
         }
         let pre = gguf.string("tokenizer.ggml.pre") ?? "default"
-        guard let kind = preTokenizerKind(ggufPre: pre) else {
-            throw HoneError.malformedFile(path: gguf.path, message: "GGUF pre-tokenizer '\(pre)' is not supported (gpt-2, llama-bpe, qwen2, smollm are)")
+        guard let preTokenizer = GGUFPreTokenizer.named(pre) else {
+            throw HoneError.malformedFile(path: gguf.path, message: "unknown pre-tokenizer '\(pre)' (tokenizer.ggml.pre)")
         }
         let types = gguf.metadata["tokenizer.ggml.token_type"]?.arrayValue?.map { $0.intValue ?? 1 }
             ?? [Int](repeating: 1, count: tokens.count)
@@ -227,12 +262,13 @@ extension ByteLevelBPETokenizer {
         }
         func id(_ key: String) -> Int32? { gguf.integer(key).flatMap { $0 >= 0 && $0 < tokens.count ? Int32($0) : nil } }
         return ByteLevelBPETokenizer(
-            vocabulary: vocabulary, merges: merges, preTokenizer: kind, addedTokens: added,
+            vocabulary: vocabulary, merges: merges, pipeline: PreTokenizerPipeline(preTokenizer.steps), addedTokens: added,
             bos: id("tokenizer.ggml.bos_token_id"), eos: id("tokenizer.ggml.eos_token_id"),
             unk: id("tokenizer.ggml.unknown_token_id"), pad: id("tokenizer.ggml.padding_token_id"),
-            addsBOS: gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? false,
+            // Without the key, llama.cpp's default for the pre-tokenizer type (true for Llama 3's family).
+            addsBOS: gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? preTokenizer.addsBOSByDefault,
             addsEOS: gguf.metadata["tokenizer.ggml.add_eos_token"]?.boolValue ?? false,
             // llama.cpp ignores merges for Llama 3's vocabulary as HF does; Qwen2's HF tokenizer normalises to NFC.
-            ignoreMerges: kind == .llama3, normalizeNFC: kind == .qwen2)
+            ignoreMerges: preTokenizer.ignoresMerges, normalizeNFC: preTokenizer.normalizesNFC)
     }
 }

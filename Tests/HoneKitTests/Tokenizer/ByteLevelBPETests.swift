@@ -413,12 +413,13 @@ struct ByteLevelBPETests {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("tokenizer.json").path
-        try Data(tinyTokenizerJSON(pattern: #"\p{L}+|\s+"#).utf8).write(to: URL(fileURLWithPath: path))
+        // Any pattern the generic matcher reads loads now; lookbehind is outside its subset.
+        try Data(tinyTokenizerJSON(pattern: #"(?<=a)b|\s+"#).utf8).write(to: URL(fileURLWithPath: path))
         do {
             _ = try ByteLevelBPETokenizer.load(tokenizerJSON: path, tokenizerConfig: nil)
             Issue.record("loading succeeded")
         } catch let error as HoneError {
-            #expect(error.description.hasPrefix(path + ": pre-tokenizer pattern"))
+            #expect(error.description.hasPrefix(path + ": Split pre-tokenizer: regex (?<=a)b"))
             #expect(error.description.contains("not supported"))
         }
     }
