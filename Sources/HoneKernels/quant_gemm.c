@@ -422,7 +422,7 @@ int hk_matmul_many_quant_sgemm(int type, const void *w /* [out, in] blocks */, c
                                float *y /* [rows, out] */, int rows, int in, int out) {
     // Q5_0 (llama.cpp's fallback type, no integer kernel here) takes this path for every row count.
     if (!(type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q5_0 || type == HK_TYPE_Q4_K ||
-          type == HK_TYPE_Q6_K) ||
+          type == HK_TYPE_Q6_K || hk_is_k_more_type(type) || hk_is_iq_type(type)) ||
         in % hk_quant_block_size(type) != 0) {
         return -1;
     }
@@ -465,11 +465,13 @@ int hk_matmul_many_quant_sgemm(int type, const void *w /* [out, in] blocks */, c
 
 int hk_matmul_many_quant(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
                          float *y /* [rows, out] */, int rows, int in, int out) {
-    if (!(type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K) ||
+    if (!(type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K ||
+          hk_is_k_more_type(type)) ||
         in % hk_quant_block_size(type) != 0) {
         return -1;
     }
     if (rows <= 0 || out <= 0) return 0;
+    if (hk_is_k_more_type(type) && rows >= GEMM_MIN_ROWS) return hk_matmul_many_quant_sgemm(type, w, x, y, rows, in, out);
     // Up to 16 rows the row kernel is as fast or faster (the repack costs about as much as decoding the
     // weights once, measured crossover 16 rows on [5632, 2048]); without VNNI it is the integer path.
     if (rows < GEMM_MIN_ROWS || hk_quant_isa() != HK_ISA_AVX512) {

@@ -15,63 +15,7 @@
 //   Q4_K's mins use the activations' sub-block sums.
 // Q4_K and Q6_K sub-block scales are applied in integers with vpdpwssd: every 4-product lane sum fits in
 // int16, so pairing it with (scale, 0) multiplies and accumulates in one instruction.
-#include "quant_internal.h"
-
-/// Activation rows per register tile.
-#define MAX_TILE_ROWS 4
-
-/// Software prefetch distance in the weight stream. The hardware prefetchers stop at page boundaries; two
-/// pages ahead took one thread from ~27 to ~35 GB/s on the TinyLlama shapes (Zen 5; 2 to 16 KB measured,
-/// 8 to 16 KB best, 0 = off). Prefetches past the end of the weights are harmless (they never fault).
-#ifndef QUANT_PREFETCH_BYTES
-#define QUANT_PREFETCH_BYTES 8192
-#endif
-#define PREFETCH_AHEAD(address)                                                                                \
-    do {                                                                                                       \
-        if (QUANT_PREFETCH_BYTES) _mm_prefetch((const char *)(address) + QUANT_PREFETCH_BYTES, _MM_HINT_T0);   \
-    } while (0)
-
-/// Packs `rows` activation rows for one kernel; row r's pack starts at r * stride.
-typedef void (*pack_fn)(const float *x, int rows, int in, uint8_t *pack, size_t stride);
-/// Outputs [first_output, end_output) for every row.
-typedef void (*range_fn)(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, int in, int out,
-                         int first_output, int end_output);
-
-typedef struct {
-    pack_fn pack;
-    size_t (*stride)(int in);
-    range_fn range;
-} kernel;
-
-// MARK: - Shared helpers
-
-/// Runs TILE_CALL(n) for every output o in [first_output, end_output) and every balanced tile of n <= 4 rows
-/// starting at first_row (16 rows = 4 x 4). Outputs go in chunks of about 64 KB of weights, row tiles
-/// inside: a row tile's activations (a few KB per row) stay in L1 while the chunk's weights, read from
-/// memory by the first row tile, come from L2 for the others. Each (output, row) is still computed by
-/// one tile call with the same operations, so results do not depend on the row count.
-#define FOR_EACH_TILE(rows, row_bytes, TILE_CALL)                                                              \
-    do {                                                                                                       \
-        int tile_count_ = ((rows) + MAX_TILE_ROWS - 1) / MAX_TILE_ROWS;                                        \
-        int chunk_ = (int)(((size_t)64 << 10) / (row_bytes));                                                 \
-        if (chunk_ < 1 || tile_count_ == 1) chunk_ = end_output - first_output;                               \
-        for (int chunk_first_ = first_output; chunk_first_ < end_output; chunk_first_ += chunk_) {            \
-            int chunk_end_ = end_output - chunk_first_ < chunk_ ? end_output : chunk_first_ + chunk_;          \
-            for (int tile_ = 0; tile_ < tile_count_; tile_++) {                                                \
-                int first_row = tile_ * (rows) / tile_count_, end_row_ = (tile_ + 1) * (rows) / tile_count_;   \
-                for (int o = chunk_first_; o < chunk_end_; o++) {                                              \
-                    switch (end_row_ - first_row) {                                                            \
-                    case 1: TILE_CALL(1); break;                                                               \
-                    case 2: TILE_CALL(2); break;                                                               \
-                    case 3: TILE_CALL(3); break;                                                               \
-                    default: TILE_CALL(4); break;                                                              \
-                    }                                                                                          \
-                }                                                                                              \
-            }                                                                                                  \
-        }                                                                                                      \
-    } while (0)
-
-static size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+#include "quant_row_kernels.h"
 
 HK_INLINE float f16_to_f32(uint16_t half) { return hk_f16_to_f32_scalar(half); }
 
@@ -86,9 +30,9 @@ static void pack_a32(const float *x, int rows, int in, uint8_t *pack, size_t str
     }
 }
 
-static size_t stride_q8_k(int in) { return (size_t)(in / HK_QK_K) * sizeof(hk_block_q8_k); }
+size_t hk_stride_q8_k(int in) { return (size_t)(in / HK_QK_K) * sizeof(hk_block_q8_k); }
 
-static void pack_q8_k(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
+void hk_pack_q8_k(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
     for (int r = 0; r < rows; r++) {
         hk_quantize_row_q8_k(x + (size_t)r * in, pack + (size_t)r * stride, in);
     }
@@ -573,11 +517,10 @@ HK_TARGET_VNNI static void range_q4_0_vnni(const uint8_t *w, const uint8_t *pack
 // that sub-block order [0, 2, 1, 3, 4, 6, 5, 7] (256 bytes), then d * (sub-block sums) in lanes 0..7 of a
 // 16-lane f32 vector (upper lanes 0), then d.
 
-#define Q4_K_BLOCK_PACK 384
 
-static size_t stride_q4_k_vnni(int in) { return (size_t)(in / HK_QK_K) * Q4_K_BLOCK_PACK; }
+size_t hk_stride_q4_k_vnni(int in) { return (size_t)(in / HK_QK_K) * Q4_K_BLOCK_PACK; }
 
-HK_TARGET_VNNI static void pack_q4_k_vnni(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
+HK_TARGET_VNNI void hk_pack_q4_k_vnni(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
     int blocks_in_row = in / HK_QK_K;
     hk_block_q8_k *blocks = hk_quant_scratch(2, (size_t)blocks_in_row * sizeof(hk_block_q8_k));
     static const int order[8] = {0, 2, 1, 3, 4, 6, 5, 7};
@@ -777,15 +720,17 @@ static int select_kernel(int type, int isa, kernel *k) {
         else *k = (kernel){pack_a32, stride_a32, range_q4_0_scalar};
         return 0;
     case HK_TYPE_Q4_K:
-        if (isa == HK_ISA_AVX512) *k = (kernel){pack_q4_k_vnni, stride_q4_k_vnni, range_q4_k_vnni};
-        else if (isa == HK_ISA_AVX2) *k = (kernel){pack_q8_k, stride_q8_k, range_q4_k_avx2};
-        else *k = (kernel){pack_q8_k, stride_q8_k, range_q4_k_scalar};
+        if (isa == HK_ISA_AVX512) *k = (kernel){hk_pack_q4_k_vnni, hk_stride_q4_k_vnni, range_q4_k_vnni};
+        else if (isa == HK_ISA_AVX2) *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q4_k_avx2};
+        else *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q4_k_scalar};
         return 0;
     case HK_TYPE_Q6_K:
         if (isa == HK_ISA_AVX512) *k = (kernel){pack_q6_k_vnni, stride_q6_k_vnni, range_q6_k_vnni};
-        else if (isa == HK_ISA_AVX2) *k = (kernel){pack_q8_k, stride_q8_k, range_q6_k_avx2};
-        else *k = (kernel){pack_q8_k, stride_q8_k, range_q6_k_scalar};
+        else if (isa == HK_ISA_AVX2) *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q6_k_avx2};
+        else *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q6_k_scalar};
         return 0;
+    case HK_TYPE_Q2_K: case HK_TYPE_Q3_K: case HK_TYPE_Q5_K: case HK_TYPE_IQ4_XS:
+        return hk_select_k_more_kernel(type, isa, k);
     default: return -1;
     }
 }
