@@ -84,6 +84,12 @@ HK_HIDDEN float hk_fit_scale_and_min(int count, int max_level, const float *x /*
 /// (quant_k_more.c).
 HK_HIDDEN double hk_int_dot_k_more(int type, const void *row, const hk_block_q8_k *a /* [in / 256] */, int in);
 
+/// The int8 GEMM's decoding of one weight row of Q2_K, Q3_K, Q5_K or IQ4_XS (quant_k_more_matmul.c): unsigned
+/// levels in value order [in], and per group (16 values for Q2_K/Q3_K, 32 otherwise) the f32 scale and min
+/// (value = scale * (level - offset) - min, offset 4 for Q3_K, 128 for IQ4_XS) at group_stride floats apart.
+HK_HIDDEN void hk_decode_levels_k_more(int type, const uint8_t *row, int in, uint8_t *levels /* [in] */, float *scales,
+                                       float *mins, size_t group_stride);
+
 /// The 16 levels of IQ4_NL and IQ4_XS (a format fact: ggml's kvalues_iq4nl).
 HK_HIDDEN extern const int8_t hk_iq4_xs_levels[16];
 

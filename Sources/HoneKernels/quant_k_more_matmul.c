@@ -633,6 +633,79 @@ HK_TARGET_VNNI DEFINE_RANGE(range_q3_k_vnni, HK_TYPE_Q3_K, q3_k_vnni)
 HK_TARGET_VNNI DEFINE_RANGE(range_q5_k_vnni, HK_TYPE_Q5_K, q5_k_vnni)
 HK_TARGET_VNNI_BMI2 DEFINE_RANGE(range_iq4_xs_vnni, HK_TYPE_IQ4_XS, iq4_xs_vnni)
 
+// MARK: - Int8 GEMM repacking (quant_gemm.c)
+
+HK_TARGET_AVX2 void hk_decode_levels_k_more(int type, const uint8_t *row, int in, uint8_t *levels /* [in] */, float *scales,
+                             float *mins, size_t group_stride) {
+    for (int b = 0; b < in / HK_QK_K; b++) {
+        uint8_t *out = levels + HK_QK_K * b;
+        switch (type) {
+        case HK_TYPE_Q2_K: {
+            const hk_block_q2_k *block = (const hk_block_q2_k *)row + b;
+            float d = f16_to_f32(block->d), dmin = f16_to_f32(block->dmin);
+            for (int s = 0; s < 16; s++) {
+                scales[(size_t)(16 * b + s) * group_stride] = d * (float)(block->scales[s] & 0x0F);
+                mins[(size_t)(16 * b + s) * group_stride] = dmin * (float)(block->scales[s] >> 4);
+            }
+            for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(out + 32 * k), two_bit_levels_avx2(block->qs, k));
+            break;
+        }
+        case HK_TYPE_Q3_K: {
+            const hk_block_q3_k *block = (const hk_block_q3_k *)row + b;
+            int8_t unpacked[16];
+            hk_q3k_unpack_scales(block->scales, unpacked);
+            float d = f16_to_f32(block->d);
+            for (int s = 0; s < 16; s++) {
+                scales[(size_t)(16 * b + s) * group_stride] = d * (float)unpacked[s];
+                mins[(size_t)(16 * b + s) * group_stride] = 0.0f; // the offset 4 is taken out of the integer sums
+            }
+            __m256i high_bits = _mm256_loadu_si256((const __m256i *)block->hmask);
+            for (int k = 0; k < 8; k++) {
+                __m256i third = _mm256_and_si256(_mm256_srli_epi16(high_bits, k), _mm256_set1_epi8(1));
+                __m256i level = _mm256_or_si256(two_bit_levels_avx2(block->qs, k), _mm256_slli_epi16(third, 2));
+                _mm256_storeu_si256((__m256i *)(out + 32 * k), level);
+            }
+            break;
+        }
+        case HK_TYPE_Q5_K: {
+            const hk_block_q5_k *block = (const hk_block_q5_k *)row + b;
+            uint8_t unpacked[16];
+            hk_q4k_unpack_scales(block->scales, unpacked);
+            float d = f16_to_f32(block->d), dmin = f16_to_f32(block->dmin);
+            for (int s = 0; s < 8; s++) {
+                scales[(size_t)(8 * b + s) * group_stride] = d * (float)unpacked[s];
+                mins[(size_t)(8 * b + s) * group_stride] = dmin * (float)unpacked[8 + s];
+            }
+            const __m256i low_nibbles = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+            __m256i high_bits = _mm256_loadu_si256((const __m256i *)block->qh);
+            for (int s = 0; s < 8; s++) {
+                __m256i packed = _mm256_loadu_si256((const __m256i *)(block->qs + 32 * (s / 2)));
+                __m256i nibbles = _mm256_and_si256(_mm256_srli_epi16(packed, 4 * (s % 2)), low_nibbles);
+                __m256i fifth = _mm256_and_si256(_mm256_srli_epi16(high_bits, s), one);
+                _mm256_storeu_si256((__m256i *)(out + 32 * s), _mm256_or_si256(nibbles, _mm256_slli_epi16(fifth, 4)));
+            }
+            break;
+        }
+        default: { // IQ4_XS: levels + 128
+            const hk_block_iq4_xs *block = (const hk_block_iq4_xs *)row + b;
+            float d = f16_to_f32(block->d);
+            const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+            const __m256i table = _mm256_xor_si256(
+                _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)hk_iq4_xs_levels)), _mm256_set1_epi8((char)0x80));
+            for (int s = 0; s < 8; s++) {
+                scales[(size_t)(8 * b + s) * group_stride] = d * (float)hk_iq4_xs_scale(block, s);
+                mins[(size_t)(8 * b + s) * group_stride] = 0.0f; // the offset 128 is taken out of the integer sums
+                __m128i packed = _mm_loadu_si128((const __m128i *)(block->qs + 16 * s));
+                __m256i nibbles = _mm256_and_si256(
+                    _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), low_nibbles);
+                _mm256_storeu_si256((__m256i *)(out + 32 * s), _mm256_shuffle_epi8(table, nibbles));
+            }
+            break;
+        }
+        }
+    }
+}
+
 // MARK: - Dispatch
 
 int hk_select_k_more_kernel(int type, int isa, kernel *k) {
