@@ -4,7 +4,7 @@ import HoneKernels
 
 /// The block formats the quantized matrix kernels take as weights.
 enum QuantType: String, CaseIterable, Sendable, CustomStringConvertible {
-    case q8_0, q4_0, q4_k, q6_k
+    case q8_0, q4_0, q4_k, q6_k, q2_k, q3_k, q5_k, iq4_xs
 
     var id: Int32 {
         switch self {
@@ -12,11 +12,17 @@ enum QuantType: String, CaseIterable, Sendable, CustomStringConvertible {
         case .q4_0: return Int32(HK_TYPE_Q4_0.rawValue)
         case .q4_k: return Int32(HK_TYPE_Q4_K.rawValue)
         case .q6_k: return Int32(HK_TYPE_Q6_K.rawValue)
+        case .q2_k: return Int32(HK_TYPE_Q2_K.rawValue)
+        case .q3_k: return Int32(HK_TYPE_Q3_K.rawValue)
+        case .q5_k: return Int32(HK_TYPE_Q5_K.rawValue)
+        case .iq4_xs: return Int32(HK_TYPE_IQ4_XS.rawValue)
         }
     }
 
     var blockSize: Int { Int(hk_quant_block_size(id)) }
     var blockBytes: Int { Int(hk_quant_block_bytes(id)) }
+    /// Types with the int8 GEMM and the row kernels (all of them) that Q8_K activations feed.
+    var usesQ8K: Bool { activationBlock == 256 }
     /// Values per activation block in the kernels (A32 for Q8_0/Q4_0, Q8_K for the K formats).
     var activationBlock: Int { self == .q8_0 || self == .q4_0 ? 32 : 256 }
     var description: String { rawValue }
@@ -30,6 +36,10 @@ enum QuantType: String, CaseIterable, Sendable, CustomStringConvertible {
         case .q4_0: hk_quantize_row_q4_0(x, y, Int64(n))
         case .q4_k: hk_quantize_row_q4_k(x, y, Int64(n))
         case .q6_k: hk_quantize_row_q6_k(x, y, Int64(n))
+        case .q2_k: hk_quantize_row_q2_k(x, y, Int64(n))
+        case .q3_k: hk_quantize_row_q3_k(x, y, Int64(n))
+        case .q5_k: hk_quantize_row_q5_k(x, y, Int64(n))
+        case .iq4_xs: hk_quantize_row_iq4_xs(x, y, Int64(n))
         }
     }
 }
@@ -134,10 +144,13 @@ func activationQuantizationBounds(_ w: QuantizedMatrix, _ x: [Float], rows: Int)
 
 // MARK: - Fixtures
 
-/// Tests/HoneKernelsTests/Fixtures/quant, made by tools/oracle/make_quant_fixtures.py.
+/// Tests/HoneKernelsTests/Fixtures/quant, made by tools/oracle/make_quant_fixtures.py, and quant_k (the same
+/// inputs through llama-quantize to Q2_K, Q3_K, Q5_K, IQ4_XS, TQ1_0, TQ2_0), made by make_kquant_fixtures.py.
 enum QuantFixtures {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures").appendingPathComponent("quant")
+    static let kDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures").appendingPathComponent("quant_k")
 
     struct Tensor {
         let name: String
@@ -164,9 +177,29 @@ enum QuantFixtures {
             }
             let floats = try bytes(input).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             guard floats.count == rows * columns else { throw FixtureError.malformed }
+            var llamaBytes = try llama.mapValues(bytes)
+            for (type, file) in try kIndexTensor(name)?["llama"] as? [String: String] ?? [:] {
+                llamaBytes[type] = try [UInt8](Data(contentsOf: kDirectory.appendingPathComponent(file)))
+            }
             return Tensor(name: name, rows: rows, columns: columns, input: floats,
-                          llama: try llama.mapValues(bytes), ggufPy: try ggufPy.mapValues(bytes))
+                          llama: llamaBytes, ggufPy: try ggufPy.mapValues(bytes))
         }
+    }
+
+    /// quant_k/index.json.
+    static func kIndex() throws -> [String: Any] {
+        let data = try Data(contentsOf: kDirectory.appendingPathComponent("index.json"))
+        guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw FixtureError.malformed }
+        return root
+    }
+
+    /// quant_k's entry for a tensor ("ffn_down", "ffn_up").
+    static func kIndexTensor(_ name: String) throws -> [String: Any]? {
+        (try kIndex()["tensors"] as? [[String: Any]])?.first { $0["name"] as? String == name }
+    }
+
+    static func kBytes(_ file: String) throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: kDirectory.appendingPathComponent(file)))
     }
 
     static func bytes(_ file: String) throws -> [UInt8] {
