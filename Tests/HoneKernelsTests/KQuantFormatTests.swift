@@ -74,17 +74,7 @@ import HoneKernels
         let id = Int32(type.rawValue)
         let (outputs, inputs, rows) = (5, 512, 7)
         var generator = SeededGenerator(seed: 330)
-        var bytes = [UInt8](repeating: 0, count: outputs * Int(hk_quant_row_bytes(id, Int64(inputs))))
-        let fixture: [UInt8]
-        if Self.randomBlocks.contains(name) {
-            let random = try #require(try QuantFixtures.kIndex()["random"] as? [String: [String: Any]])
-            fixture = try QuantFixtures.kBytes(try #require(random[name]?["bytes"] as? String))
-        } else {
-            let llama = try #require(try QuantFixtures.kIndexTensor("ffn_up")?["llama"] as? [String: String])
-            fixture = try QuantFixtures.kBytes(try #require(llama[name]))
-        }
-        // Copy whole fixture blocks: real scales, real layouts.
-        for i in bytes.indices { bytes[i] = fixture[i % fixture.count] }
+        let (_, bytes) = try fixtureBlockMatrix(name, rows: outputs, columns: inputs)
         let weights = Self.dequantize(type, bytes, rows: outputs, columns: inputs)
         let x = generator.floats(rows * inputs)
         var reference = [Float](repeating: .nan, count: rows * outputs), many = reference, decode = reference
@@ -156,4 +146,21 @@ func exactKMoreMatrix(_ type: QuantType, outputs: Int, inputs: Int) -> (Quantize
         }
     }
     return (QuantizedMatrix(type, rows: outputs, columns: inputs, bytes: bytes), w)
+}
+
+/// A [rows, columns] matrix of a codebook or ternary format made of the fixtures' blocks, repeated in order (real
+/// scales and layouts): the seeded random blocks for the IQ formats, llama-quantize's for TQ1_0/TQ2_0.
+func fixtureBlockMatrix(_ name: String, rows: Int, columns: Int) throws -> (Int32, [UInt8]) {
+    let type = try #require(KQuantFormatTests.typeIDs[name])
+    let id = Int32(type.rawValue)
+    let fixture: [UInt8]
+    if KQuantFormatTests.randomBlocks.contains(name) {
+        let random = try #require(try QuantFixtures.kIndex()["random"] as? [String: [String: Any]])
+        fixture = try QuantFixtures.kBytes(try #require(random[name]?["bytes"] as? String))
+    } else {
+        let llama = try #require(try QuantFixtures.kIndexTensor("ffn_up")?["llama"] as? [String: String])
+        fixture = try QuantFixtures.kBytes(try #require(llama[name]))
+    }
+    let count = rows * Int(hk_quant_row_bytes(id, Int64(columns)))
+    return (id, (0..<count).map { fixture[$0 % fixture.count] })
 }
