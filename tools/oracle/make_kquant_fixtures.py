@@ -64,12 +64,14 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def random_blocks(name: str, ggml_type, block_bytes: int, scale_offsets, seed: int) -> bytes:
+def random_blocks(name: str, ggml_type, block_bytes: int, scale_offsets, seed: int, count: int = RANDOM_BLOCKS,
+                  scale_range=(0.002, 0.05)) -> bytes:
+    """`count` blocks of seeded random bytes whose f16 scales are random finite values in +-scale_range."""
     rng = np.random.default_rng(seed)
-    blocks = rng.integers(0, 256, size=(RANDOM_BLOCKS, block_bytes), dtype=np.uint8)
-    scales = (rng.uniform(0.002, 0.05, size=RANDOM_BLOCKS) * rng.choice([-1, 1], size=RANDOM_BLOCKS))
+    blocks = rng.integers(0, 256, size=(count, block_bytes), dtype=np.uint8)
+    scales = (rng.uniform(*scale_range, size=count) * rng.choice([-1, 1], size=count))
     halves = scales.astype(np.float16).view(np.uint16)
-    for b in range(RANDOM_BLOCKS):
+    for b in range(count):
         if scale_offsets is not None:
             for offset in scale_offsets:
                 blocks[b, offset] = halves[b] & 0xFF
