@@ -30,7 +30,8 @@ public enum GGUFExport {
         }
         let source = isDirectory.boolValue ? try huggingFaceSource(directory: input, scheme: scheme, warn: warn)
                                            : try ggufSource(path: input, scheme: scheme)
-        let planner = QuantizationPlanner(scheme: scheme, layerCount: source.layerCount)
+        let planner = QuantizationPlanner(scheme: scheme, layerCount: source.layerCount,
+                                          headsPerKeyValueHead: source.headsPerKeyValueHead)
         let choices = try planner.choose(source.tensors.map {
             QuantizationPlanner.Tensor(name: $0.name, shape: $0.shape, type: $0.plannedType)
         })
@@ -42,7 +43,7 @@ public enum GGUFExport {
         }
         let fallbacks = choices.filter(\.fellBack).count
         if fallbacks > 0 {
-            warn("\(fallbacks) tensor(s) have rows that \(scheme.baseType.rawValue) blocks do not divide and use llama.cpp's fallback types (Q5_0, Q8_0 or F16)")
+            warn("\(fallbacks) tensor(s) have rows that their blocks do not divide and use llama.cpp's fallback types (Q4_0, Q5_0, Q5_1, Q8_0, IQ4_NL or F16)")
         }
 
         let writer = GGUFWriter()
@@ -83,6 +84,8 @@ public enum GGUFExport {
         /// In `QuantizationPlanner.loaderOrder`.
         var tensors: [ExportTensor]
         var layerCount: Int
+        /// Attention heads per KV head (llama.cpp's n_gqa; 1 when unknown).
+        var headsPerKeyValueHead: Int = 1
         /// Metadata made here (HF input, file type and quantization version included) rather than copied.
         var convertedMetadata: Bool
     }
@@ -122,7 +125,10 @@ public enum GGUFExport {
             let view = try gguf.tensorView(info)
             return ExportTensor(name: info.name, shape: info.shape, source: view, sourceRow: nil, plannedType: view.dtype)
         }
-        return Source(metadata: metadata, tensors: tensors, layerCount: layers, convertedMetadata: false)
+        let heads = gguf.integer("\(architecture).attention.head_count") ?? 1
+        let keyValueHeads = gguf.integer("\(architecture).attention.head_count_kv") ?? heads
+        return Source(metadata: metadata, tensors: tensors, layerCount: layers,
+                      headsPerKeyValueHead: keyValueHeads > 0 ? heads / keyValueHeads : 1, convertedMetadata: false)
     }
 
     /// An HF directory, as llama.cpp's convert_hf_to_gguf.py would write it: llama.cpp tensor names, Q/K rows
@@ -179,7 +185,8 @@ public enum GGUFExport {
             warn("\(directory): no tokenizer (tokenizer.model or tokenizer.json); the GGUF gets none (tokenizer.ggml.model = none), so llama.cpp can load it but not tokenize text")
             metadata.append(("tokenizer.ggml.model", .string("none"), 8, nil))
         }
-        return Source(metadata: metadata, tensors: tensors, layerCount: config.layerCount, convertedMetadata: true)
+        return Source(metadata: metadata, tensors: tensors, layerCount: config.layerCount,
+                      headsPerKeyValueHead: config.headCount / max(config.keyValueHeadCount, 1), convertedMetadata: true)
     }
 
     /// The keys convert_hf_to_gguf.py writes for the Llama family before the vocabulary, in its order
