@@ -102,7 +102,7 @@ def main():
               ("F16 GGUF", os.path.join(args.models, f"{args.shape}-f16.gguf"), "gguf")]
     # Quantized GGUFs (made by hand with llama-quantize or hone quantize from the F16 GGUF), when present.
     models += [(f"{kind} GGUF", os.path.join(args.models, f"{args.shape}-{kind}.gguf"), "gguf")
-               for kind in ("Q8_0", "Q4_0", "Q4_K_M")]
+               for kind in ("Q8_0", "Q4_0", "Q4_K_M", "Q2_K", "Q3_K_M", "Q5_K_M", "IQ4_XS")]
     if args.only:
         models = [model for model in models if any(word in model[0] for word in args.only.split(","))]
     llama = os.path.join(args.llama_cpp, "bin", "llama-bench") if args.llama_cpp else None

@@ -1,5 +1,6 @@
-// Quantized weights in GGUF's block formats (byte-compatible with ggml): Q8_0, Q4_0, Q4_K, Q6_K, and the
-// activation format Q8_K.
+// Quantized weights in GGUF's block formats (byte-compatible with ggml): Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+// IQ4_XS with quantizers and integer kernels; Q5_0 and the codebook / ternary formats (IQ2_XXS, IQ2_XS, IQ2_S,
+// IQ3_XXS, IQ3_S, IQ1_S, IQ1_M, TQ1_0, TQ2_0) with dequantizers only; and the activation format Q8_K.
 //
 // Conventions (as in hone_kernels.h)
 // - A quantized [rows, n] matrix is stored row by row; each row is n / block_size consecutive blocks, so
@@ -271,12 +272,13 @@ int hk_dequantize_row(int type, const void *x /* [n / block size] blocks */, flo
 
 // MARK: - Matrix products over quantized weights: y[r, o] = sum_i w[o, i] * x[r, i]
 //
-// Weight types: Q8_0, Q4_0, Q4_K, Q6_K; `in` a multiple of the block size. The fast kernels quantize each
+// Weight types: Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS; `in` a multiple of the block size (the
+// references and the sgemm path also take Q5_0 and the IQ/TQ formats). The fast kernels quantize each
 // activation row once, as llama.cpp does:
 // - for Q8_0 and Q4_0 weights to blocks of 32 int8 (hk_quantize_activations_a32: scale amax / 127 kept in
 //   f32, values rounded half to even), then exact int32 dot products per block, scaled by both blocks'
 //   scales and summed in f32;
-// - for Q4_K and Q6_K weights to Q8_K (hk_quantize_row_q8_k), then exact integer sums per sub-block (with
+// - for the K formats and IQ4_XS to Q8_K (hk_quantize_row_q8_k), then exact integer sums per sub-block (with
 //   the integer sub-block scales in the row kernel), scaled in f32.
 // So they differ from the f32 reference by the activation rounding: each activation moves by at most half
 // a step (amax / 254 of its block of 32 or 256), so |y - y_ref| <= sum over blocks of amax / 254 * sum |w|
