@@ -559,7 +559,9 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let out = directory.appendingPathComponent("out.gguf").path
-        try expectFailure(["quantize", Self.tiny, out, "--type", "q3_k"], output: out, message: "unknown --type 'q3_k'")
+        try expectFailure(["quantize", Self.tiny, out, "--type", "q7_k"], output: out, message: "unknown --type 'q7_k'")
+        try expectFailure(["quantize", Self.tiny, out, "--type", "iq2_xxs"], output: out,
+                          message: "--type iq2_xxs needs an importance matrix")
         try expectFailure(["quantize", directory.appendingPathComponent("missing").path, out, "--type", "q8_0"], output: out,
                           message: "no such file or directory")
         try expectFailure(["quantize", Repository.fixture("models/opt-preln"), out, "--type", "q8_0"], output: out,
