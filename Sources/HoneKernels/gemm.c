@@ -172,6 +172,10 @@ static int linear_column_unit(int weight_type) {
     case HK_TYPE_Q8_0: case HK_TYPE_Q4_0: case HK_TYPE_Q4_K: case HK_TYPE_Q6_K:
     case HK_TYPE_Q4_1: case HK_TYPE_Q5_0: case HK_TYPE_Q5_1: case HK_TYPE_IQ4_NL:
         return (int)hk_quant_block_size(weight_type);
+    case HK_TYPE_Q2_K: case HK_TYPE_Q3_K: case HK_TYPE_Q5_K: case HK_TYPE_IQ4_XS:
+    case HK_TYPE_IQ2_XXS: case HK_TYPE_IQ2_XS: case HK_TYPE_IQ2_S: case HK_TYPE_IQ3_XXS: case HK_TYPE_IQ3_S:
+    case HK_TYPE_IQ1_S: case HK_TYPE_IQ1_M: case HK_TYPE_TQ1_0: case HK_TYPE_TQ2_0:
+        return (int)hk_quant_block_size(weight_type);
     default: return 0;
     }
 }

@@ -26,6 +26,9 @@ int64_t hk_quant_block_size(int type) {
     case HK_TYPE_Q4_K:
     case HK_TYPE_Q6_K:
     case HK_TYPE_Q8_K: return HK_QK_K;
+    case HK_TYPE_Q2_K: case HK_TYPE_Q3_K: case HK_TYPE_Q5_K: case HK_TYPE_IQ4_XS: return HK_QK_K;
+    case HK_TYPE_IQ2_XXS: case HK_TYPE_IQ2_XS: case HK_TYPE_IQ2_S: case HK_TYPE_IQ3_XXS: case HK_TYPE_IQ3_S:
+    case HK_TYPE_IQ1_S: case HK_TYPE_IQ1_M: case HK_TYPE_TQ1_0: case HK_TYPE_TQ2_0: return HK_QK_K;
     default: return 0;
     }
 }
@@ -42,6 +45,19 @@ size_t hk_quant_block_bytes(int type) {
     case HK_TYPE_Q4_K: return sizeof(hk_block_q4_k);
     case HK_TYPE_Q6_K: return sizeof(hk_block_q6_k);
     case HK_TYPE_Q8_K: return sizeof(hk_block_q8_k);
+    case HK_TYPE_Q2_K: return sizeof(hk_block_q2_k);
+    case HK_TYPE_Q3_K: return sizeof(hk_block_q3_k);
+    case HK_TYPE_Q5_K: return sizeof(hk_block_q5_k);
+    case HK_TYPE_IQ4_XS: return sizeof(hk_block_iq4_xs);
+    case HK_TYPE_IQ2_XXS: return sizeof(hk_block_iq2_xxs);
+    case HK_TYPE_IQ2_XS: return sizeof(hk_block_iq2_xs);
+    case HK_TYPE_IQ2_S: return sizeof(hk_block_iq2_s);
+    case HK_TYPE_IQ3_XXS: return sizeof(hk_block_iq3_xxs);
+    case HK_TYPE_IQ3_S: return sizeof(hk_block_iq3_s);
+    case HK_TYPE_IQ1_S: return sizeof(hk_block_iq1_s);
+    case HK_TYPE_IQ1_M: return sizeof(hk_block_iq1_m);
+    case HK_TYPE_TQ1_0: return sizeof(hk_block_tq1_0);
+    case HK_TYPE_TQ2_0: return sizeof(hk_block_tq2_0);
     default: return 0;
     }
 }
@@ -162,10 +178,10 @@ void hk_dequantize_row_q5_0(const void *x /* [n / 32] blocks */, float *y /* [n]
 /// weighted squared error: first the plain min/max grid, then `steps + 1` grids whose step is
 /// (max - min) / (max_level + first_offset + offset_step * k), each refined by weighted least squares
 /// (min clamped to 0 when it comes out positive); the best grid wins. Returns the scale and stores -min.
-static float fit_scale_and_min(int count, int max_level, const float *x /* [count] */,
-                               const float *weights /* [count] */, uint8_t *levels /* [count] */,
-                               float *negated_min, uint8_t *candidate /* [count] */, float first_offset,
-                               float offset_step, int steps) {
+/// The error is weighted squared, or weighted absolute with `absolute_error` (ggml's use_mad, for Q2_K).
+float hk_fit_scale_and_min(int count, int max_level, const float *x /* [count] */, const float *weights /* [count] */,
+                           uint8_t *levels /* [count] */, float *negated_min, uint8_t *candidate /* [count] */,
+                           float first_offset, float offset_step, int steps, int absolute_error) {
     float low = x[0], high = x[0];
     float weight_sum = weights[0];
     float weighted_x_sum = weights[0] * x[0];
@@ -189,7 +205,7 @@ static float fit_scale_and_min(int count, int max_level, const float *x /* [coun
         level = level < 0 ? 0 : level > max_level ? max_level : level;
         levels[i] = (uint8_t)level;
         float difference = scale * (float)levels[i] + low - x[i];
-        best_error += weights[i] * (difference * difference);
+        best_error += weights[i] * (absolute_error ? fabsf(difference) : difference * difference);
     }
     for (int step = 0; step <= steps; step++) {
         inverse_scale = (first_offset + offset_step * (float)step + (float)max_level) / (high - low);
@@ -214,7 +230,7 @@ static float fit_scale_and_min(int count, int max_level, const float *x /* [coun
             float error = 0.0f;
             for (int i = 0; i < count; i++) {
                 float difference = this_scale * (float)candidate[i] + this_min - x[i];
-                error += weights[i] * (difference * difference);
+                error += weights[i] * (absolute_error ? fabsf(difference) : difference * difference);
             }
             if (error < best_error) {
                 memcpy(levels, candidate, (size_t)count);
@@ -244,8 +260,8 @@ void hk_quantize_row_q4_k(const float *x /* [n] */, void *y /* [n / 256] blocks 
             for (int i = 0; i < 32; i++) square_sum += values[i] * values[i];
             float rms = sqrtf(square_sum / 32.0f);
             for (int i = 0; i < 32; i++) weights[i] = rms + fabsf(values[i]);
-            scales[s] = fit_scale_and_min(32, 15, values, weights, levels + 32 * s, &mins[s], candidate, -1.0f,
-                                          0.1f, 20);
+            scales[s] = hk_fit_scale_and_min(32, 15, values, weights, levels + 32 * s, &mins[s], candidate, -1.0f,
+                                             0.1f, 20, 0);
             if (scales[s] > max_scale) max_scale = scales[s];
             if (mins[s] > max_min) max_min = mins[s];
         }
@@ -616,6 +632,10 @@ static quantize_row_fn quantizer_for(int type) {
     case HK_TYPE_Q4_K: return hk_quantize_row_q4_k;
     case HK_TYPE_Q6_K: return hk_quantize_row_q6_k;
     case HK_TYPE_Q8_K: return hk_quantize_row_q8_k;
+    case HK_TYPE_Q2_K: return hk_quantize_row_q2_k;
+    case HK_TYPE_Q3_K: return hk_quantize_row_q3_k;
+    case HK_TYPE_Q5_K: return hk_quantize_row_q5_k;
+    case HK_TYPE_IQ4_XS: return hk_quantize_row_iq4_xs;
     default: return NULL;
     }
 }
@@ -632,6 +652,19 @@ static dequantize_row_fn dequantizer_for(int type) {
     case HK_TYPE_Q4_K: return hk_dequantize_row_q4_k;
     case HK_TYPE_Q6_K: return hk_dequantize_row_q6_k;
     case HK_TYPE_Q8_K: return hk_dequantize_row_q8_k;
+    case HK_TYPE_Q2_K: return hk_dequantize_row_q2_k;
+    case HK_TYPE_Q3_K: return hk_dequantize_row_q3_k;
+    case HK_TYPE_Q5_K: return hk_dequantize_row_q5_k;
+    case HK_TYPE_IQ4_XS: return hk_dequantize_row_iq4_xs;
+    case HK_TYPE_IQ2_XXS: return hk_dequantize_row_iq2_xxs;
+    case HK_TYPE_IQ2_XS: return hk_dequantize_row_iq2_xs;
+    case HK_TYPE_IQ2_S: return hk_dequantize_row_iq2_s;
+    case HK_TYPE_IQ3_XXS: return hk_dequantize_row_iq3_xxs;
+    case HK_TYPE_IQ3_S: return hk_dequantize_row_iq3_s;
+    case HK_TYPE_IQ1_S: return hk_dequantize_row_iq1_s;
+    case HK_TYPE_IQ1_M: return hk_dequantize_row_iq1_m;
+    case HK_TYPE_TQ1_0: return hk_dequantize_row_tq1_0;
+    case HK_TYPE_TQ2_0: return hk_dequantize_row_tq2_0;
     default: return NULL;
     }
 }
@@ -673,12 +706,19 @@ int hk_dequantize_row(int type, const void *x /* [n / block size] blocks */, flo
 
 static int is_weight_type(int type) {
     return type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K ||
-           hk_is_legacy_type(type);
+           hk_is_legacy_type(type) || hk_is_k_more_type(type);
+}
+
+/// Types whose products only have the reference and the dequantize + sgemm paths: the IQ/TQ codebook and
+/// ternary formats (Q5_0 is a legacy type with integer kernels, quant_legacy.c).
+static int is_dequantize_only_type(int type) {
+    return hk_is_iq_type(type);
 }
 
 int hk_matmul_rows_quant_ref(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
                              float *y /* [rows, out] */, int rows, int in, int out) {
-    if (!is_weight_type(type) || in % hk_quant_block_size(type) != 0) return -1;
+    // The IQ/TQ formats too: they have no fast kernel, so this is their product.
+    if ((!is_weight_type(type) && !is_dequantize_only_type(type)) || in % hk_quant_block_size(type) != 0) return -1;
     size_t row_bytes = hk_quant_row_bytes(type, in);
     float *weights = malloc((size_t)in * sizeof(float));
     if (weights == NULL) return -1;
@@ -769,7 +809,7 @@ int hk_matmul_quant_int_ref(int type, const void *w /* [out, in] blocks */, cons
                             float *y /* [rows, out] */, int rows, int in, int out) {
     if (!is_weight_type(type) || in % hk_quant_block_size(type) != 0) return -1;
     size_t row_bytes = hk_quant_row_bytes(type, in);
-    int k_format = type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K;
+    int k_format = type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K || hk_is_k_more_type(type);
     int8_t *q = NULL;
     float *d = NULL;
     hk_block_q8_k *a = NULL;
@@ -798,6 +838,9 @@ int hk_matmul_quant_int_ref(int type, const void *w /* [out, in] blocks */, cons
             case HK_TYPE_Q4_0: sum = int_dot_q4_0(row, q + (size_t)r * in, d + (size_t)r * (in / 32), in); break;
             case HK_TYPE_Q4_K: sum = int_dot_q4_k(row, a + (size_t)r * (in / HK_QK_K), in); break;
             case HK_TYPE_Q4_1: case HK_TYPE_Q5_0: case HK_TYPE_Q5_1: case HK_TYPE_IQ4_NL: sum = hk_legacy_int_dot(type, row, q + (size_t)r * in, d + (size_t)r * (in / 32), in); break;
+            case HK_TYPE_Q2_K: case HK_TYPE_Q3_K: case HK_TYPE_Q5_K: case HK_TYPE_IQ4_XS:
+                sum = hk_int_dot_k_more(type, row, a + (size_t)r * (in / HK_QK_K), in);
+                break;
             default: sum = int_dot_q6_k(row, a + (size_t)r * (in / HK_QK_K), in); break;
             }
             y[(size_t)r * out + o] = (float)sum;

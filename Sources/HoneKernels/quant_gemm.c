@@ -7,9 +7,10 @@
 //   microkernel multiplies 8 activation rows at a time: vpdpbusd with the activations' 4-byte groups
 //   broadcast from memory gives 16 outputs' exact integer sums per instruction; each group's sums are
 //   scaled once in f32. Levels are unsigned (Q8_0 weights + 128, Q4_0 and Q4_K nibbles, Q6_K's six bits,
-//   Q5_0's five bits, IQ4_NL's codebook values + 128, Q4_1/Q5_1 levels); their offsets (128, 8, 32, 16, 128
-//   times the group's activation sum) start the integer accumulator, and Q4_1/Q5_1's minimum meets the
-//   group's scaled activation sum in f32.
+//   Q5_0's five bits, IQ4_NL's codebook values + 128, Q4_1/Q5_1 levels; Q2_K, Q3_K, Q5_K and IQ4_XS levels
+//   from quant_k_more_matmul.c, groups of 16 for Q2_K/Q3_K); their offsets (128, 8, 32, 16, 128; 4 for Q3_K,
+//   128 for IQ4_XS; times the group's activation sum) start the integer accumulator, and the minimum of
+//   Q4_1/Q5_1 (and of Q4_K, Q5_K, Q2_K) meets the group's (scaled) activation sum in f32.
 // - hk_matmul_many_quant_sgemm: dequantize tiles to f32 and call single-threaded sgemm, as gemm.c does.
 #include "quant_internal.h"
 
@@ -33,19 +34,39 @@ typedef struct {
     int block_stride;           // K formats: bytes per Q8_K block (values of block b start at 4 + b * 292)
     const int32_t *starts;      // [rows, in / group]
     const float *scales;        // [rows, in / group] (A32) or [rows, in / 256] (K formats)
-    const float *group_sums;    // Q4_K: [rows, in / 32] f32 sums of each sub-block's values
+    const float *group_sums;    // formats with mins (Q4_K, Q5_K, Q2_K): [rows, in / group] f32 group sums
 } gemm_activations;
 
-static int group_size(int type) { return type == HK_TYPE_Q6_K ? 16 : 32; }
+/// Values per repacked group: the format's sub-block (16 for Q6_K, Q3_K and Q2_K, else 32).
+static int group_size(int type) {
+    return type == HK_TYPE_Q6_K || type == HK_TYPE_Q3_K || type == HK_TYPE_Q2_K ? 16 : 32;
+}
+
+/// Formats over Q8_K activations.
+static int is_k_format(int type) { return type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K || hk_is_k_more_type(type); }
+
+/// Formats whose groups have a min (value = scale * level - min): the activations' group sums are needed.
+static int has_mins(int type) { return type == HK_TYPE_Q4_K || type == HK_TYPE_Q5_K || type == HK_TYPE_Q2_K; }
+
+/// The offset of the unsigned levels (value = scale * (level - offset)), taken out of the integer sums.
+static int level_offset(int type) {
+    switch (type) {
+    case HK_TYPE_Q8_0: case HK_TYPE_IQ4_XS: return 128;
+    case HK_TYPE_Q4_0: return 8;
+    case HK_TYPE_Q6_K: return 32;
+    case HK_TYPE_Q3_K: return 4;
+    default: return hk_is_legacy_type(type) ? hk_legacy_level_offset(type) : 0; // Q5_0 16, IQ4_NL 128
+    }
+}
 
 /// Quantizes all rows (in parallel when there are many) and fills `a`; returns -1 when out of memory.
 static int prepare_activations(int type, const float *x, int rows, int in, gemm_activations *a) {
     int groups = in / group_size(type);
-    int k_format = type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K;
+    int k_format = is_k_format(type), group = group_size(type);
     size_t values_bytes = k_format ? (size_t)rows * (in / HK_QK_K) * sizeof(hk_block_q8_k) : (size_t)rows * in;
     size_t starts_bytes = (size_t)rows * groups * sizeof(int32_t);
     size_t scales_bytes = (size_t)rows * (k_format ? in / HK_QK_K : groups) * sizeof(float);
-    size_t sums_bytes = type == HK_TYPE_Q4_K || hk_legacy_has_mins(type) ? (size_t)rows * (in / 32) * sizeof(float) : 0;
+    size_t sums_bytes = has_mins(type) || hk_legacy_has_mins(type) ? (size_t)rows * groups * sizeof(float) : 0;
     uint8_t *buffer = hk_quant_scratch(1, values_bytes + starts_bytes + scales_bytes + sums_bytes + 256);
     if (buffer == NULL) return -1;
     uint8_t *cursor = buffer;
@@ -57,8 +78,7 @@ static int prepare_activations(int type, const float *x, int rows, int in, gemm_
     cursor += (scales_bytes + 63) / 64 * 64;
     float *sums = (float *)cursor;
 
-    int offset = type == HK_TYPE_Q8_0 ? 128 : type == HK_TYPE_Q4_0 ? 8 : type == HK_TYPE_Q6_K ? 32 : 0;
-    if (hk_is_legacy_type(type)) offset = hk_legacy_level_offset(type);
+    int offset = level_offset(type), with_mins = has_mins(type);
     int threads = rows * in >= (1 << 16) ? hk_thread_count() : 1;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int r = 0; r < rows; r++) {
@@ -67,13 +87,11 @@ static int prepare_activations(int type, const float *x, int rows, int in, gemm_
             hk_quantize_row_q8_k(x + (size_t)r * in, blocks, in);
             for (int b = 0; b < in / HK_QK_K; b++) {
                 scales[(size_t)r * (in / HK_QK_K) + b] = blocks[b].d;
-                if (type == HK_TYPE_Q6_K) {
-                    for (int j = 0; j < 16; j++) starts[(size_t)r * groups + 16 * b + j] = -offset * blocks[b].bsums[j];
-                } else {
-                    for (int s = 0; s < 8; s++) {
-                        int sum = blocks[b].bsums[2 * s] + blocks[b].bsums[2 * s + 1];
-                        sums[(size_t)r * (in / 32) + 8 * b + s] = (float)sum;
-                    }
+                for (int j = 0; j < HK_QK_K / group; j++) {
+                    int sum = group == 16 ? blocks[b].bsums[j] : blocks[b].bsums[2 * j] + blocks[b].bsums[2 * j + 1];
+                    size_t g = (size_t)r * groups + (size_t)(HK_QK_K / group) * b + j;
+                    starts[g] = -offset * sum;
+                    if (with_mins) sums[g] = (float)sum;
                 }
             }
         } else {
@@ -152,6 +170,9 @@ HK_TARGET_VNNI static void decode_row_levels(int type, const uint8_t *row, int i
         }
         break;
     }
+    case HK_TYPE_Q2_K: case HK_TYPE_Q3_K: case HK_TYPE_Q5_K: case HK_TYPE_IQ4_XS:
+        hk_decode_levels_k_more(type, row, in, levels, scales, mins, group_stride);
+        break;
     default: { // Q6_K
         const hk_block_q6_k *blocks = (const hk_block_q6_k *)row;
         const __m256i two_bits = _mm256_set1_epi8(3);
@@ -274,9 +295,12 @@ HK_TARGET_VNNI HK_INLINE void kernel_a32(const uint8_t *tile, const gemm_activat
     }
 }
 
-/// Q4_K: per super-block, sum over sub-blocks of scale * sums - min * (activation sub-block sum), times d.
-HK_TARGET_VNNI HK_INLINE void kernel_q4_k(const uint8_t *tile, const gemm_activations *a, int in, int first_row,
-                                          const int tile_rows, float *y, int out, int first_output, __mmask16 lanes) {
+/// Groups of 32 over Q8_K activations (Q4_K, Q5_K, IQ4_XS): per super-block, sum over sub-blocks of scale *
+/// (integer sum, started at -offset * activation sum when `with_starts`) - min * (activation sub-block sum)
+/// when `with_mins`, times the activations' d.
+HK_TARGET_VNNI HK_INLINE void kernel_k32(const uint8_t *tile, const gemm_activations *a, int in, int first_row,
+                                         const int tile_rows, float *y, int out, int first_output, __mmask16 lanes,
+                                         const int with_starts, const int with_mins) {
     __m512 acc[GEMM_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) acc[r] = _mm512_setzero_ps();
     const size_t group_bytes = 8 * 64 + 128;
@@ -293,10 +317,12 @@ HK_TARGET_VNNI HK_INLINE void kernel_q4_k(const uint8_t *tile, const gemm_activa
                 size_t row = (size_t)(first_row + r);
                 const int8_t *block = a->values + row * a->row_stride + (size_t)b * a->block_stride;
                 const int32_t *q = (const int32_t *)(block + 32 * s);
-                __m512i sum = _mm512_setzero_si512();
+                __m512i sum = with_starts ? _mm512_set1_epi32(a->starts[row * (in / 32) + g]) : _mm512_setzero_si512();
                 for (int v = 0; v < 8; v++) sum = _mm512_dpbusd_epi32(sum, levels[v], _mm512_set1_epi32(q[v]));
                 block_acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scales, block_acc[r]);
-                block_acc[r] = _mm512_fnmadd_ps(mins, _mm512_set1_ps(a->group_sums[row * (in / 32) + g]), block_acc[r]);
+                if (with_mins) {
+                    block_acc[r] = _mm512_fnmadd_ps(mins, _mm512_set1_ps(a->group_sums[row * (in / 32) + g]), block_acc[r]);
+                }
             }
         }
         for (int r = 0; r < tile_rows; r++) {
@@ -309,9 +335,11 @@ HK_TARGET_VNNI HK_INLINE void kernel_q4_k(const uint8_t *tile, const gemm_activa
     }
 }
 
-/// Q6_K: groups of 16 values (four level vectors), integer start -32 * (activation group sum).
-HK_TARGET_VNNI HK_INLINE void kernel_q6_k(const uint8_t *tile, const gemm_activations *a, int in, int first_row,
-                                          const int tile_rows, float *y, int out, int first_output, __mmask16 lanes) {
+/// Groups of 16 values (Q6_K, Q3_K, Q2_K; four level vectors), integer start -offset * (activation group sum),
+/// and with `with_mins` (Q2_K) - min * (activation group sum).
+HK_TARGET_VNNI HK_INLINE void kernel_k16(const uint8_t *tile, const gemm_activations *a, int in, int first_row,
+                                         const int tile_rows, float *y, int out, int first_output, __mmask16 lanes,
+                                         const int with_mins) {
     __m512 acc[GEMM_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) acc[r] = _mm512_setzero_ps();
     const size_t group_bytes = 4 * 64 + 128;
@@ -324,7 +352,7 @@ HK_TARGET_VNNI HK_INLINE void kernel_q6_k(const uint8_t *tile, const gemm_activa
             const uint8_t *t = tile + (size_t)g * group_bytes;
             __m512i levels[4];
             for (int v = 0; v < 4; v++) levels[v] = _mm512_load_si512(t + 64 * v);
-            __m512 scales = _mm512_load_ps((const float *)(t + 256));
+            __m512 scales = _mm512_load_ps((const float *)(t + 256)), mins = _mm512_load_ps((const float *)(t + 320));
             for (int r = 0; r < tile_rows; r++) {
                 size_t row = (size_t)(first_row + r);
                 const int8_t *block = a->values + row * a->row_stride + (size_t)b * a->block_stride;
@@ -332,6 +360,9 @@ HK_TARGET_VNNI HK_INLINE void kernel_q6_k(const uint8_t *tile, const gemm_activa
                 __m512i sum = _mm512_set1_epi32(a->starts[row * groups + g]);
                 for (int v = 0; v < 4; v++) sum = _mm512_dpbusd_epi32(sum, levels[v], _mm512_set1_epi32(q[v]));
                 block_acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scales, block_acc[r]);
+                if (with_mins) {
+                    block_acc[r] = _mm512_fnmadd_ps(mins, _mm512_set1_ps(a->group_sums[row * groups + g]), block_acc[r]);
+                }
             }
         }
         for (int r = 0; r < tile_rows; r++) {
@@ -360,12 +391,18 @@ HK_TARGET_VNNI static void run_tile_vnni(int type, const uint8_t *tile, const ge
     }
 #define A32_CALL(n) kernel_a32(tile, a, in / 32, first_row, n, y, out, first_output, lanes, 0)
 #define A32_MINS_CALL(n) kernel_a32(tile, a, in / 32, first_row, n, y, out, first_output, lanes, 1)
-#define Q4_K_CALL(n) kernel_q4_k(tile, a, in, first_row, n, y, out, first_output, lanes)
-#define Q6_K_CALL(n) kernel_q6_k(tile, a, in, first_row, n, y, out, first_output, lanes)
-    if (type == HK_TYPE_Q4_K) {
+#define Q4_K_CALL(n) kernel_k32(tile, a, in, first_row, n, y, out, first_output, lanes, 0, 1)
+#define IQ4_XS_CALL(n) kernel_k32(tile, a, in, first_row, n, y, out, first_output, lanes, 1, 0)
+#define Q6_K_CALL(n) kernel_k16(tile, a, in, first_row, n, y, out, first_output, lanes, 0)
+#define Q2_K_CALL(n) kernel_k16(tile, a, in, first_row, n, y, out, first_output, lanes, 1)
+    if (type == HK_TYPE_Q4_K || type == HK_TYPE_Q5_K) {
         DISPATCH_ROWS(Q4_K_CALL);
-    } else if (type == HK_TYPE_Q6_K) {
+    } else if (type == HK_TYPE_IQ4_XS) {
+        DISPATCH_ROWS(IQ4_XS_CALL);
+    } else if (type == HK_TYPE_Q6_K || type == HK_TYPE_Q3_K) {
         DISPATCH_ROWS(Q6_K_CALL);
+    } else if (type == HK_TYPE_Q2_K) {
+        DISPATCH_ROWS(Q2_K_CALL);
     } else if (hk_legacy_has_mins(type)) {
         DISPATCH_ROWS(A32_MINS_CALL);
     } else {
@@ -375,6 +412,8 @@ HK_TARGET_VNNI static void run_tile_vnni(int type, const uint8_t *tile, const ge
 #undef A32_MINS_CALL
 #undef Q4_K_CALL
 #undef Q6_K_CALL
+#undef IQ4_XS_CALL
+#undef Q2_K_CALL
 #undef DISPATCH_ROWS
 }
 
@@ -436,8 +475,9 @@ static void ensure_single_threaded_blas(void) {
 
 int hk_matmul_many_quant_sgemm(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
                                float *y /* [rows, out] */, int rows, int in, int out) {
+    // The IQ/TQ formats (no integer kernel here) take this path for every row count.
     if (!(type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K ||
-          hk_is_legacy_type(type)) ||
+          hk_is_legacy_type(type) || hk_is_k_more_type(type) || hk_is_iq_type(type)) ||
         in % hk_quant_block_size(type) != 0) {
         return -1;
     }
@@ -481,7 +521,7 @@ int hk_matmul_many_quant_sgemm(int type, const void *w /* [out, in] blocks */, c
 int hk_matmul_many_quant(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
                          float *y /* [rows, out] */, int rows, int in, int out) {
     if (!(type == HK_TYPE_Q8_0 || type == HK_TYPE_Q4_0 || type == HK_TYPE_Q4_K || type == HK_TYPE_Q6_K ||
-          hk_is_legacy_type(type)) ||
+          hk_is_legacy_type(type) || hk_is_k_more_type(type)) ||
         in % hk_quant_block_size(type) != 0) {
         return -1;
     }

@@ -143,6 +143,64 @@ HK_HIDDEN double hk_legacy_int_dot(int type, const void *w /* [in / 32] blocks *
 HK_HIDDEN HK_TARGET_VNNI void hk_legacy_decode_levels(int type, const uint8_t *row, int in, uint8_t *levels /* [in] */,
                                                       float *scales, float *mins, size_t group_stride);
 
+// MARK: - Type groups
+
+/// Q2_K, Q3_K, Q5_K, IQ4_XS: integer kernels over Q8_K activations (quant_k_more*.c).
+static inline int hk_is_k_more_type(int type) {
+    return type == HK_TYPE_Q2_K || type == HK_TYPE_Q3_K || type == HK_TYPE_Q5_K || type == HK_TYPE_IQ4_XS;
+}
+
+/// The codebook and ternary formats: dequantization only (quant_iq.c).
+static inline int hk_is_iq_type(int type) {
+    switch (type) {
+    case HK_TYPE_IQ2_XXS: case HK_TYPE_IQ2_XS: case HK_TYPE_IQ2_S: case HK_TYPE_IQ3_XXS: case HK_TYPE_IQ3_S:
+    case HK_TYPE_IQ1_S: case HK_TYPE_IQ1_M: case HK_TYPE_TQ1_0: case HK_TYPE_TQ2_0: return 1;
+    default: return 0;
+    }
+}
+
+// MARK: - Shared quantizer pieces (quant.c)
+
+/// ggml's make_qkx2_quants: levels 0..max_level and (scale, -min) fitted under weighted squared (or, with
+/// absolute_error, absolute) error over steps + 1 candidate grids. Returns the scale.
+HK_HIDDEN float hk_fit_scale_and_min(int count, int max_level, const float *x /* [count] */,
+                                     const float *weights /* [count] */, uint8_t *levels /* [count] */,
+                                     float *negated_min, uint8_t *candidate /* [count] */, float first_offset,
+                                     float offset_step, int steps, int absolute_error);
+
+/// Integer reference dot product of one weight row of Q2_K, Q3_K, Q5_K or IQ4_XS with Q8_K activations
+/// (quant_k_more.c).
+HK_HIDDEN double hk_int_dot_k_more(int type, const void *row, const hk_block_q8_k *a /* [in / 256] */, int in);
+
+/// The int8 GEMM's decoding of one weight row of Q2_K, Q3_K, Q5_K or IQ4_XS (quant_k_more_matmul.c): unsigned
+/// levels in value order [in], and per group (16 values for Q2_K/Q3_K, 32 otherwise) the f32 scale and min
+/// (value = scale * (level - offset) - min, offset 4 for Q3_K, 128 for IQ4_XS) at group_stride floats apart.
+HK_HIDDEN void hk_decode_levels_k_more(int type, const uint8_t *row, int in, uint8_t *levels /* [in] */, float *scales,
+                                       float *mins, size_t group_stride);
+
+/// The 16 levels of IQ4_NL and IQ4_XS (a format fact: ggml's kvalues_iq4nl).
+HK_HIDDEN extern const int8_t hk_iq4_xs_levels[16];
+
+/// Q3_K's 16 six-bit scales from the 12 packed bytes, as signed values scale - 32 (-32 .. 31).
+static inline void hk_q3k_unpack_scales(const uint8_t *packed /* [12] */, int8_t *out /* [16] */) {
+    uint32_t words[3];
+    memcpy(words, packed, sizeof words);
+    // Words 0/1: low nibbles of scales 0..7 (low) and 8..15 (high nibbles); word 2: two top bits each.
+    uint32_t result[4] = {
+        (words[0] & 0x0F0F0F0Fu) | ((words[2] & 0x03030303u) << 4),
+        (words[1] & 0x0F0F0F0Fu) | (((words[2] >> 2) & 0x03030303u) << 4),
+        ((words[0] >> 4) & 0x0F0F0F0Fu) | (((words[2] >> 4) & 0x03030303u) << 4),
+        ((words[1] >> 4) & 0x0F0F0F0Fu) | (((words[2] >> 6) & 0x03030303u) << 4),
+    };
+    memcpy(out, result, sizeof result);
+    for (int s = 0; s < 16; s++) out[s] = (int8_t)(out[s] - 32);
+}
+
+/// IQ4_XS's six-bit scale of sub-block s (0..7), minus 32.
+static inline int hk_iq4_xs_scale(const hk_block_iq4_xs *block, int s) {
+    return (((block->scales_l[s / 2] >> (4 * (s % 2))) & 0x0F) | (((block->scales_h >> (2 * s)) & 3) << 4)) - 32;
+}
+
 // MARK: - Activation buffers
 
 /// A per-thread scratch buffer that only grows (activation packs are rebuilt on every call).

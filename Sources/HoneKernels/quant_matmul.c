@@ -15,10 +15,9 @@
 //   Q4_K's mins use the activations' sub-block sums.
 // Q4_K and Q6_K sub-block scales are applied in integers with vpdpwssd: every 4-product lane sum fits in
 // int16, so pairing it with (scale, 0) multiplies and accumulates in one instruction.
-#include "quant_internal.h"
-
-/// The row-kernel plumbing (register tiles, prefetch, the pack/range pair) is in quant_internal.h.
-typedef hk_quant_kernel kernel;
+/// The row-kernel plumbing (register tiles, prefetch, the pack/range pair) is in quant_internal.h; what
+/// quant_matmul.c shares with quant_k_more_matmul.c (kernel, the Q8_K and Q4_K VNNI packs) in quant_row_kernels.h.
+#include "quant_row_kernels.h"
 
 HK_INLINE float f16_to_f32(uint16_t half) { return hk_f16_to_f32_scalar(half); }
 
@@ -33,9 +32,9 @@ static void pack_a32(const float *x, int rows, int in, uint8_t *pack, size_t str
     }
 }
 
-static size_t stride_q8_k(int in) { return (size_t)(in / HK_QK_K) * sizeof(hk_block_q8_k); }
+size_t hk_stride_q8_k(int in) { return (size_t)(in / HK_QK_K) * sizeof(hk_block_q8_k); }
 
-static void pack_q8_k(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
+void hk_pack_q8_k(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
     for (int r = 0; r < rows; r++) {
         hk_quantize_row_q8_k(x + (size_t)r * in, pack + (size_t)r * stride, in);
     }
@@ -520,11 +519,10 @@ HK_TARGET_VNNI static void range_q4_0_vnni(const uint8_t *w, const uint8_t *pack
 // that sub-block order [0, 2, 1, 3, 4, 6, 5, 7] (256 bytes), then d * (sub-block sums) in lanes 0..7 of a
 // 16-lane f32 vector (upper lanes 0), then d.
 
-#define Q4_K_BLOCK_PACK 384
 
-static size_t stride_q4_k_vnni(int in) { return (size_t)(in / HK_QK_K) * Q4_K_BLOCK_PACK; }
+size_t hk_stride_q4_k_vnni(int in) { return (size_t)(in / HK_QK_K) * Q4_K_BLOCK_PACK; }
 
-HK_TARGET_VNNI static void pack_q4_k_vnni(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
+HK_TARGET_VNNI void hk_pack_q4_k_vnni(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
     int blocks_in_row = in / HK_QK_K;
     hk_block_q8_k *blocks = hk_quant_scratch(2, (size_t)blocks_in_row * sizeof(hk_block_q8_k));
     static const int order[8] = {0, 2, 1, 3, 4, 6, 5, 7};
@@ -724,16 +722,18 @@ static int select_kernel(int type, int isa, kernel *k) {
         else *k = (kernel){pack_a32, stride_a32, range_q4_0_scalar};
         return 0;
     case HK_TYPE_Q4_K:
-        if (isa == HK_ISA_AVX512) *k = (kernel){pack_q4_k_vnni, stride_q4_k_vnni, range_q4_k_vnni};
-        else if (isa == HK_ISA_AVX2) *k = (kernel){pack_q8_k, stride_q8_k, range_q4_k_avx2};
-        else *k = (kernel){pack_q8_k, stride_q8_k, range_q4_k_scalar};
+        if (isa == HK_ISA_AVX512) *k = (kernel){hk_pack_q4_k_vnni, hk_stride_q4_k_vnni, range_q4_k_vnni};
+        else if (isa == HK_ISA_AVX2) *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q4_k_avx2};
+        else *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q4_k_scalar};
         return 0;
     case HK_TYPE_Q6_K:
         if (isa == HK_ISA_AVX512) *k = (kernel){pack_q6_k_vnni, stride_q6_k_vnni, range_q6_k_vnni};
-        else if (isa == HK_ISA_AVX2) *k = (kernel){pack_q8_k, stride_q8_k, range_q6_k_avx2};
-        else *k = (kernel){pack_q8_k, stride_q8_k, range_q6_k_scalar};
+        else if (isa == HK_ISA_AVX2) *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q6_k_avx2};
+        else *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q6_k_scalar};
         return 0;
     case HK_TYPE_Q4_1: case HK_TYPE_Q5_0: case HK_TYPE_Q5_1: case HK_TYPE_IQ4_NL: return hk_legacy_select_kernel(type, isa, k);
+    case HK_TYPE_Q2_K: case HK_TYPE_Q3_K: case HK_TYPE_Q5_K: case HK_TYPE_IQ4_XS:
+        return hk_select_k_more_kernel(type, isa, k);
     default: return -1;
     }
 }

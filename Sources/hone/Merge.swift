@@ -55,7 +55,8 @@ struct Merge: ParsableCommand {
                 }
             case "gguf":
                 guard let scheme = QuantizationScheme(name: type) else {
-                    throw HoneError.invalidArgument("unknown --type '\(type)' (expected \(QuantizationScheme.accepted))")
+                    throw HoneError.invalidArgument(QuantizationScheme.refusal(name: type)
+                    ?? "unknown --type '\(type)' (expected \(QuantizationScheme.accepted))")
                 }
                 try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
                 written = (outputDir as NSString).appendingPathComponent("model-\(scheme.rawValue).gguf")

@@ -9,15 +9,16 @@ struct Quantize: ParsableCommand {
         IN is an HF model directory (config.json, safetensors, tokenizer) or a GGUF file. Types follow llama-quantize:
           q8_0, q4_0, q4_1,  one type for the weight matrices (output.weight: Q6_K, or Q8_0 for q8_0)
           q5_0, q5_1, q6_k
-          iq4_nl             IQ4_NL, with Q6_K for output.weight, and Q5_K for ffn_down on the first eighth of
-                             the layers and for attn_v when 4+ query heads share a KV head (needs Q5_K: else --pure)
-          q4_k_m (or q4_k)   Q4_K, with Q6_K for output.weight and for attn_v / ffn_down on the layers
-                             llama.cpp picks (first and last eighth, every third between)
+          q2_k, q3_k_s, q3_k_m (q3_k), q3_k_l, q4_k_s, q4_k_m (q4_k), q5_k_s, q5_k_m (q5_k), iq4_xs, iq4_nl
+                             llama-quantize's mixes (no importance matrix): the base type, with more bits for
+                             output.weight (Q6_K) and, per mix, attn_v, attn_output and ffn_down on the layers
+                             llama.cpp picks; the same bytes as llama-quantize from the same input
           f16, bf16, f32     plain types
-        --pure gives every weight matrix the one type, as llama-quantize --pure. Norms, biases and other 1-D \
-        tensors stay F32; rows that a block size does not divide fall back as in llama.cpp (Q4_K → Q5_0, \
-        Q6_K → Q8_0, the 32-value types → F16). Tensors already of the chosen type are copied; other \
-        quantized tensors are dequantized and quantized again, with a warning (llama-quantize refuses that \
+        The IQ1/IQ2/IQ3_XXS types and q2_k_s need an importance matrix and are refused. --pure gives every \
+        weight matrix the one type, as llama-quantize --pure. Norms, biases and other 1-D tensors stay F32; rows \
+        that a block size does not divide fall back as in llama.cpp (Q2_K, Q3_K → Q4_0, Q4_K → Q5_0, Q5_K → Q5_1, \
+        Q6_K → Q8_0, IQ4_XS → IQ4_NL, the 32-value types → F16). Tensors already of the chosen type are copied; \
+        other quantized tensors are dequantized and quantized again, with a warning (llama-quantize refuses that \
         without --allow-requantize). OUT is written to OUT.tmp and renamed when complete.
 
         Example:
@@ -43,7 +44,8 @@ struct Quantize: ParsableCommand {
         try runtime.apply()
         try reportingErrors {
             guard let scheme = QuantizationScheme(name: type) else {
-                throw HoneError.invalidArgument("unknown --type '\(type)' (expected \(QuantizationScheme.accepted))")
+                throw HoneError.invalidArgument(QuantizationScheme.refusal(name: type)
+                    ?? "unknown --type '\(type)' (expected \(QuantizationScheme.accepted))")
             }
             let summary = try writeGGUF(input: input, output: output, scheme: scheme, pure: pure)
             print(summary)

@@ -139,11 +139,25 @@ private struct LinearWeight {
             values = widened
             bytes = half.withUnsafeBytes { Array($0) }
         default:
-            let quantType = QuantType(rawValue: name)!
-            let matrix = QuantizedMatrix(quantType, rows: out, columns: inputs, floats: floats)
-            type = quantType.id
-            values = matrix.values
-            bytes = matrix.bytes
+            if let quantType = QuantType(rawValue: name) {
+                let matrix = QuantizedMatrix(quantType, rows: out, columns: inputs, floats: floats)
+                type = quantType.id
+                values = matrix.values
+                bytes = matrix.bytes
+            } else {
+                // The codebook and ternary formats: real blocks from the fixtures (Hone does not quantize to them).
+                let (id, blocks) = try! fixtureBlockMatrix(name, rows: out, columns: inputs)
+                var widened = [Float](repeating: 0, count: out * inputs)
+                let rowBytes = Int(hk_quant_row_bytes(id, Int64(inputs)))
+                blocks.withUnsafeBytes { raw in
+                    widened.withUnsafeMutableBufferPointer { y in
+                        for o in 0..<out {
+                            _ = hk_dequantize_row(id, raw.baseAddress! + o * rowBytes, y.baseAddress! + o * inputs, Int64(inputs))
+                        }
+                    }
+                }
+                (type, bytes, values) = (id, blocks, widened)
+            }
         }
     }
 
@@ -574,13 +588,15 @@ extension KernelTests {
 
     // MARK: - Linear input gradient
 
-    private static let linearTypes = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_1", "q5_0", "q5_1", "iq4_nl"]
+    private static let linearTypes = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_1", "q5_0", "q5_1", "iq4_nl",
+                                      "q2_k", "q3_k", "q5_k", "iq4_xs",
+                                      "iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m", "tq1_0", "tq2_0"]
 
     @Test func linearBackwardInputMatchesReference() {
         var generator = SeededGenerator(seed: 350)
         for name in Self.linearTypes {
             let quantized = !["f32", "f16", "bf16"].contains(name)
-            let block = quantized ? QuantType(rawValue: name)!.blockSize : 1
+            let block = quantized ? QuantType(rawValue: name)?.blockSize ?? 256 : 1
             // (rows, in, out): odd float widths; the K formats need in = 256 k. The last shape has a single column
             // unit for the K formats (in = 256) and enough work for two threads: the rows are split too.
             let shapes = quantized ? [(1, 2 * max(block, 128), 37), (7, 512, 33), (33, 256, 19), (64, 256, 256)]

@@ -181,6 +181,8 @@ extension KernelTests {
                 }
             }
             matrix = QuantizedMatrix(type, rows: outputs, columns: inputs, bytes: bytes)
+        case .q2_k, .q3_k, .q5_k, .iq4_xs:
+            (matrix, w) = exactKMoreMatrix(type, outputs: outputs, inputs: inputs)
         case .q6_k:
             // d = 1, every scale 1: value = level - 32.
             var bytes = [UInt8]()

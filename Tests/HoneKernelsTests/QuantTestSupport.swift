@@ -6,6 +6,7 @@ import HoneKernels
 enum QuantType: String, CaseIterable, Sendable, CustomStringConvertible {
     case q8_0, q4_0, q4_k, q6_k
     case q4_1, q5_0, q5_1, iq4_nl
+    case q2_k, q3_k, q5_k, iq4_xs
 
     var id: Int32 {
         switch self {
@@ -17,13 +18,19 @@ enum QuantType: String, CaseIterable, Sendable, CustomStringConvertible {
         case .q5_0: return Int32(HK_TYPE_Q5_0.rawValue)
         case .q5_1: return Int32(HK_TYPE_Q5_1.rawValue)
         case .iq4_nl: return Int32(HK_TYPE_IQ4_NL.rawValue)
+        case .q2_k: return Int32(HK_TYPE_Q2_K.rawValue)
+        case .q3_k: return Int32(HK_TYPE_Q3_K.rawValue)
+        case .q5_k: return Int32(HK_TYPE_Q5_K.rawValue)
+        case .iq4_xs: return Int32(HK_TYPE_IQ4_XS.rawValue)
         }
     }
 
     var blockSize: Int { Int(hk_quant_block_size(id)) }
     var blockBytes: Int { Int(hk_quant_block_bytes(id)) }
-    /// Values per activation block in the kernels (A32 for the 32-value types, Q8_K for the K formats).
+    /// Values per activation block in the kernels (A32 for the 32-value types, Q8_K for the K formats and IQ4_XS).
     var activationBlock: Int { blockSize == 32 ? 32 : 256 }
+    /// Types whose kernels Q8_K activations feed.
+    var usesQ8K: Bool { activationBlock == 256 }
     /// Q4_1, Q5_0, Q5_1, IQ4_NL (quant_legacy.c; fixtures in Fixtures/quant32).
     var isLegacy: Bool { [.q4_1, .q5_0, .q5_1, .iq4_nl].contains(self) }
     var description: String { rawValue }
@@ -41,6 +48,10 @@ enum QuantType: String, CaseIterable, Sendable, CustomStringConvertible {
         case .q5_0: hk_quantize_row_q5_0(x, y, Int64(n))
         case .q5_1: hk_quantize_row_q5_1(x, y, Int64(n))
         case .iq4_nl: hk_quantize_row_iq4_nl(x, y, Int64(n))
+        case .q2_k: hk_quantize_row_q2_k(x, y, Int64(n))
+        case .q3_k: hk_quantize_row_q3_k(x, y, Int64(n))
+        case .q5_k: hk_quantize_row_q5_k(x, y, Int64(n))
+        case .iq4_xs: hk_quantize_row_iq4_xs(x, y, Int64(n))
         }
     }
 }
@@ -145,13 +156,16 @@ func activationQuantizationBounds(_ w: QuantizedMatrix, _ x: [Float], rows: Int)
 
 // MARK: - Fixtures
 
-/// Tests/HoneKernelsTests/Fixtures/quant, made by tools/oracle/make_quant_fixtures.py, and Fixtures/quant32 (the
-/// 32-value types), made by tools/oracle/make_quant32_fixtures.py.
+/// Tests/HoneKernelsTests/Fixtures/quant, made by tools/oracle/make_quant_fixtures.py; Fixtures/quant32 (the
+/// 32-value types), made by tools/oracle/make_quant32_fixtures.py; and quant_k (the same inputs as quant through
+/// llama-quantize to Q2_K, Q3_K, Q5_K, IQ4_XS, TQ1_0, TQ2_0), made by make_kquant_fixtures.py.
 enum QuantFixtures {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures").appendingPathComponent("quant")
     static let legacyDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures").appendingPathComponent("quant32")
+    static let kDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures").appendingPathComponent("quant_k")
 
     struct Tensor {
         let name: String
@@ -186,13 +200,36 @@ enum QuantFixtures {
             }
             let floats = try bytes(input).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             guard floats.count == rows * columns else { throw FixtureError.malformed }
+            var llamaBytes = try llama.mapValues(bytes)
+            if directory == QuantFixtures.directory {
+                // quant_k holds llama-quantize's bytes of the same inputs in the K formats.
+                for (type, file) in try kIndexTensor(name)?["llama"] as? [String: String] ?? [:] {
+                    llamaBytes[type] = try kBytes(file)
+                }
+            }
             var tensor = Tensor(name: name, rows: rows, columns: columns, input: floats,
-                                llama: try llama.mapValues(bytes), ggufPy: try ggufPy.mapValues(bytes))
+                                llama: llamaBytes, ggufPy: try ggufPy.mapValues(bytes))
             for (type, file) in entry["dequant"] as? [String: String] ?? [:] {
                 tensor.dequantized[type] = try bytes(file).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             }
             return tensor
         }
+    }
+
+    /// quant_k/index.json.
+    static func kIndex() throws -> [String: Any] {
+        let data = try Data(contentsOf: kDirectory.appendingPathComponent("index.json"))
+        guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw FixtureError.malformed }
+        return root
+    }
+
+    /// quant_k's entry for a tensor ("ffn_down", "ffn_up").
+    static func kIndexTensor(_ name: String) throws -> [String: Any]? {
+        (try kIndex()["tensors"] as? [[String: Any]])?.first { $0["name"] as? String == name }
+    }
+
+    static func kBytes(_ file: String) throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: kDirectory.appendingPathComponent(file)))
     }
 
     static func bytes(_ file: String) throws -> [UInt8] {

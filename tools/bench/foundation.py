@@ -94,7 +94,7 @@ def main():
     parser.add_argument("-r", type=int, default=2, help="repetitions inside each tool run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of hone and llama-bench")
     parser.add_argument("--only", help="comma-separated words a weights label must contain (e.g. GGUF)")
-    parser.add_argument("--kinds", default="Q8_0,Q4_0,Q4_K_M",
+    parser.add_argument("--kinds", default="Q8_0,Q4_0,Q4_K_M,Q2_K,Q3_K_M,Q5_K_M,IQ4_XS",
                         help="quantized GGUFs <shape>-<kind>.gguf to include when present (e.g. Q4_1,Q5_0,Q5_1,IQ4_NL)")
     args = parser.parse_args()
     bandwidth = {}

@@ -46,7 +46,7 @@ public enum GGUFExport {
         }
         let fallbacks = choices.filter(\.fellBack).count
         if fallbacks > 0 {
-            warn("\(fallbacks) tensor(s) have rows that \(scheme.baseType.rawValue) blocks do not divide and use llama.cpp's fallback types (Q5_0, Q8_0 or F16)")
+            warn("\(fallbacks) tensor(s) have rows that their blocks do not divide and use llama.cpp's fallback types (Q4_0, Q5_0, Q5_1, Q8_0, IQ4_NL or F16)")
         }
 
         let writer = GGUFWriter()
@@ -90,7 +90,7 @@ public enum GGUFExport {
         /// In `QuantizationPlanner.loaderOrder`.
         var tensors: [ExportTensor]
         var layerCount: Int
-        /// Query heads per key/value head (llama.cpp's n_gqa), which some schemes' choices depend on.
+        /// Query heads per key/value head (llama.cpp's n_gqa; 1 when unknown), which some schemes' choices depend on.
         var headsPerKeyValueHead = 1
         /// Metadata made here (HF input, file type and quantization version included) rather than copied.
         var convertedMetadata: Bool

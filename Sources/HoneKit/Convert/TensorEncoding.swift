@@ -59,7 +59,7 @@ struct ExportTensor {
                     hk_convert_f32_to_f16(buffer, destination.assumingMemoryBound(to: UInt16.self), count * length)
                 case .bf16:
                     hk_convert_f32_to_bf16(buffer, destination.assumingMemoryBound(to: UInt16.self), count * length)
-                case .q8_0, .q4_0, .q5_0, .q4_1, .q5_1, .iq4_NL, .q4_K, .q6_K:
+                default: // block types (hk_quantize refuses those it cannot make)
                     guard hk_quantize(Int32(type.ggmlType), buffer, destination, Int64(count), Int64(length)) == 0 else {
                         throw HoneError.invalidArgument("cannot quantize tensor '\(name)' to \(type.rawValue)")
                     }

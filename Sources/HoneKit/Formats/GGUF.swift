@@ -121,7 +121,7 @@ public final class GGUFFile: @unchecked Sendable {
             let offset = try reader.read(UInt64.self, "offset of '\(name)'")
             let shape = Array(dims.reversed())
             guard let bytes = GGUFFile.byteCount(type: type, innermost: dims.first ?? 1, elements: dims.reduce(1, *)) else {
-                throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has unknown GGML type \(type)")
+                throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has unknown GGML type id \(type)")
             }
             infos.append(GGUFTensorInfo(name: name, shape: shape, ggmlType: type, offset: Int(clamping: offset), byteCount: bytes))
         }
@@ -146,7 +146,7 @@ public final class GGUFFile: @unchecked Sendable {
     /// The view of a tensor Hone can compute with; quantized types throw `unsupportedDType` for now.
     public func tensorView(_ info: GGUFTensorInfo) throws -> TensorView {
         guard let dtype = DType(ggmlType: info.ggmlType) else {
-            throw HoneError.unsupportedDType(name: info.name, dtype: ggmlTypeName(info.ggmlType), path: path)
+            throw HoneError.unsupportedDType(name: info.name, dtype: "\(ggmlTypeName(info.ggmlType)) (GGML type id \(info.ggmlType))", path: path)
         }
         return TensorView(name: info.name, dtype: dtype, shape: info.shape, data: file.bytes + dataOffset + info.offset,
                           source: path, owner: file)
@@ -207,7 +207,7 @@ public final class GGUFFile: @unchecked Sendable {
             10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
             16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110),
             22: (256, 82), 23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8),
-            29: (256, 56), 30: (1, 2),
+            29: (256, 56), 30: (1, 2), 34: (256, 54), 35: (256, 66),
         ]
         guard let layout = blockLayout[type] else { return nil }
         return elements / layout.elementsPerBlock * layout.bytesPerBlock

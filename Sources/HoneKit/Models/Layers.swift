@@ -39,6 +39,9 @@ public struct Linear: @unchecked Sendable {
             let type = Int32(weight.dtype.ggmlType)
             if Linear.exactQuantizedProducts {
                 hk_matmul_rows_quant_ref(type, weight.data, x, y, Int32(rows), input, output)
+            } else if weight.dtype.dequantizesForProducts {
+                // No integer kernel (IQ/TQ): dequantized tiles and sgemm, whatever the row count.
+                hk_matmul_many_quant_sgemm(type, weight.data, x, y, Int32(rows), input, output)
             } else if rows <= Linear.rowKernelLimit {
                 hk_matmul_rows_quant(type, weight.data, x, y, Int32(rows), input, output)
             } else {

@@ -3,7 +3,7 @@ import Foundation
 // MARK: - Schemes
 
 /// What `hone quantize --type` and `hone convert --type` ask for: one of llama.cpp's file types. A scheme names a
-/// base tensor type; `q4_k_m` mixes types per tensor as llama-quantize does.
+/// base tensor type; the K schemes mix types per tensor as llama-quantize does (see `QuantizationPlanner`).
 public enum QuantizationScheme: String, CaseIterable, Sendable {
     case q8_0
     case q4_0
@@ -11,24 +11,44 @@ public enum QuantizationScheme: String, CaseIterable, Sendable {
     case q5_0
     case q5_1
     case iq4_NL = "iq4_nl"
+    case q2_K = "q2_k"
+    case q3_K_S = "q3_k_s"
+    case q3_K_M = "q3_k_m"
+    case q3_K_L = "q3_k_l"
+    case q4_K_S = "q4_k_s"
     case q4_K_M = "q4_k_m"
+    case q5_K_S = "q5_k_s"
+    case q5_K_M = "q5_k_m"
     case q6_K = "q6_k"
+    case iq4_xs
     case f16
     case bf16
     case f32
 
     /// The spellings `--type` accepts, for help texts and errors.
-    public static let accepted = "q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q4_k_m (alias q4_k), q6_k, f16, bf16, f32"
+    public static let accepted = "q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k_s, q3_k_m (alias q3_k), q3_k_l, q4_k_s, "
+        + "q4_k_m (alias q4_k), q5_k_s, q5_k_m (alias q5_k), q6_k, iq4_xs, f16, bf16, f32"
 
-    /// Parses a `--type` value, case-insensitively; `q4_k` is the same as `q4_k_m` (llama.cpp's Q4_K_M mix).
+    /// Parses a `--type` value, case-insensitively; `q3_k`, `q4_k` and `q5_k` are the _M mixes, as in llama-quantize.
     public init?(name: String) {
         let lowered = name.lowercased()
-        if lowered == "q4_k" {
-            self = .q4_K_M
+        let aliases: [String: QuantizationScheme] = ["q3_k": .q3_K_M, "q4_k": .q4_K_M, "q5_k": .q5_K_M]
+        if let scheme = aliases[lowered] {
+            self = scheme
             return
         }
         guard let scheme = QuantizationScheme(rawValue: lowered) else { return nil }
         self = scheme
+    }
+
+    /// Why a llama.cpp file type Hone does not write is refused, for the error message (nil: not a known name).
+    public static func refusal(name: String) -> String? {
+        let needsImportanceMatrix = ["iq2_xxs", "iq2_xs", "iq2_s", "iq2_m", "iq1_s", "iq1_m", "iq3_xxs", "q2_k_s"]
+        let lowered = name.lowercased()
+        if needsImportanceMatrix.contains(lowered) {
+            return "--type \(lowered) needs an importance matrix (llama-quantize --imatrix), which hone quantize does not compute; use llama-quantize with an imatrix, or one of \(accepted)"
+        }
+        return nil
     }
 
     /// The type most tensors get.
@@ -40,8 +60,12 @@ public enum QuantizationScheme: String, CaseIterable, Sendable {
         case .q5_0: return .q5_0
         case .q5_1: return .q5_1
         case .iq4_NL: return .iq4_NL
-        case .q4_K_M: return .q4_K
+        case .q2_K: return .q2_K
+        case .q3_K_S, .q3_K_M, .q3_K_L: return .q3_K
+        case .q4_K_S, .q4_K_M: return .q4_K
+        case .q5_K_S, .q5_K_M: return .q5_K
         case .q6_K: return .q6_K
+        case .iq4_xs: return .iq4_xs
         case .f16: return .f16
         case .bf16: return .bf16
         case .f32: return .f32
@@ -59,8 +83,16 @@ public enum QuantizationScheme: String, CaseIterable, Sendable {
         case .q5_1: return 9
         case .iq4_NL: return 25
         case .q8_0: return 7
+        case .q2_K: return 10
+        case .q3_K_S: return 11
+        case .q3_K_M: return 12
+        case .q3_K_L: return 13
+        case .q4_K_S: return 14
         case .q4_K_M: return 15
+        case .q5_K_S: return 16
+        case .q5_K_M: return 17
         case .q6_K: return 18
+        case .iq4_xs: return 30
         case .bf16: return 32
         }
     }
@@ -70,19 +102,26 @@ public enum QuantizationScheme: String, CaseIterable, Sendable {
 
 // MARK: - Per-tensor types
 
-/// Chooses each tensor's type as llama-quantize does (src/llama-quant.cpp, no importance matrix, no overrides):
+/// Chooses each tensor's type as llama-quantize does (src/llama-quant.cpp, no importance matrix, no overrides, a
+/// dense Llama-family model):
 /// - only tensors of two or more dimensions whose names end in "weight", norms excepted, are converted; the others
 ///   (norms, biases, rope_freqs) keep their type;
 /// - `output.weight`, and `token_embd.weight` when the output is tied to it, get Q6_K (Q8_0 stays Q8_0), or Q8_0
-///   when their rows are not a multiple of the base type's block;
-/// - with Q4_K_M, `attn_v` and `ffn_down` get Q6_K on the layers `usesMoreBits` picks;
-/// - with IQ4_NL, `attn_v` gets Q5_K when there are 4 or more query heads per key/value head, and `ffn_down` on the
-///   first eighth of the layers Q5_K (llama.cpp's choice without an importance matrix);
-/// - `pure` (llama-quantize --pure) skips the three rules above: every converted tensor gets the base type;
-/// - a type whose block does not divide the row length falls back: Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0, and
-///   to F16 when even that does not divide it; Q4_1, Q5_0, Q5_1 and IQ4_NL go to F16 directly (as the llama.cpp
-///   these fixtures come from does); Q8_0 and Q4_0 have no fallback, so such a tensor is an error (as in earlier
-///   llama.cpp).
+///   when their rows are not a multiple of the base type's block; untied embeddings keep the base type;
+/// - per scheme, with i counting attn_v (or attn_qkv) tensors and ffn_down layers, n their count, and
+///   `usesMoreBits` the first and last eighth and every third layer between:
+///   attn_v       Q2_K: Q4_K when heads / KV heads >= 4, else Q3_K; Q3_K_M: Q5_K for i < 2, else Q4_K; Q3_K_L: Q5_K;
+///                Q4_K_S: Q5_K for i < 4; Q4_K_M, Q5_K_M: Q6_K where usesMoreBits; IQ4_XS, IQ4_NL: Q5_K when
+///                heads / KV heads >= 4;
+///   ffn_down     Q2_K: Q3_K; Q3_K_M: Q5_K for i < n / 16, else Q4_K; Q3_K_L: Q5_K; Q4_K_S, IQ4_XS, IQ4_NL: Q5_K
+///                for i < n / 8; Q4_K_M, Q5_K_M: Q6_K where usesMoreBits;
+///   attn_output  Q2_K: Q3_K; Q3_K_M: Q4_K; Q3_K_L: Q5_K;
+///   (llama.cpp's choices without an importance matrix);
+/// - `pure` (llama-quantize --pure) skips the rules above: every converted tensor gets the base type;
+/// - a type whose block does not divide the row length falls back: Q2_K and Q3_K to Q4_0, Q4_K to Q5_0, Q5_K to
+///   Q5_1, Q6_K to Q8_0, IQ4_XS to IQ4_NL, and to F16 when even that does not divide it; Q4_1, Q5_0, Q5_1 and
+///   IQ4_NL go to F16 directly (as the llama.cpp these fixtures come from does); Q8_0 and Q4_0 have no fallback,
+///   so such a tensor is an error (as in earlier llama.cpp).
 public struct QuantizationPlanner {
     public struct Tensor: Sendable {
         public let name: String
@@ -107,7 +146,7 @@ public struct QuantizationPlanner {
     public let scheme: QuantizationScheme
     public let layerCount: Int
     public let pure: Bool
-    /// llama.cpp's n_gqa: query heads per key/value head.
+    /// llama.cpp's n_gqa: query heads per key/value head, which some attn_v rules look at.
     public let headsPerKeyValueHead: Int
 
     public init(scheme: QuantizationScheme, layerCount: Int, pure: Bool = false, headsPerKeyValueHead: Int = 1) {
@@ -115,15 +154,6 @@ public struct QuantizationPlanner {
         self.layerCount = layerCount
         self.pure = pure
         self.headsPerKeyValueHead = headsPerKeyValueHead
-    }
-
-    /// Q5_K, which the IQ4_NL mix uses, when this build knows the type (DType lists the types with kernels).
-    private func q5K(for tensor: Tensor) throws -> DType {
-        guard let type = DType(ggmlType: 13) else {
-            throw HoneError.invalidArgument(
-                "iq4_nl puts '\(tensor.name)' in Q5_K as llama-quantize does, and this build has no Q5_K: use --pure (every tensor IQ4_NL)")
-        }
-        return type
     }
 
     /// llama.cpp's `use_more_bits`: the first and last eighth of the layers and every third one between.
@@ -150,10 +180,15 @@ public struct QuantizationPlanner {
         return Int(digits) ?? -1
     }
 
+    /// llama.cpp's attn_v category (attn_v, attn_qkv, attn_kv_b).
+    static func isValueTensor(_ name: String) -> Bool {
+        name.contains("attn_v.weight") || name.contains("attn_qkv.weight") || name.contains("attn_kv_b.weight")
+    }
+
     /// Types for `tensors`, which must be in `loaderOrder`.
     public func choose(_ tensors: [Tensor]) throws -> [Choice] {
         let tied = !tensors.contains { $0.name == "output.weight" }
-        let valueTensorCount = tensors.filter { $0.name.contains("attn_v.weight") || $0.name.contains("attn_qkv.weight") }.count
+        let valueTensorCount = tensors.filter { QuantizationPlanner.isValueTensor($0.name) }.count
         var valueIndex = 0
         var downIndex = 0
         var choices: [Choice] = []
@@ -178,13 +213,14 @@ public struct QuantizationPlanner {
                 }
             } else if tensor.name == "token_embd.weight" {
                 // Untied embeddings keep the base type for these schemes.
-            } else if tensor.name.contains("attn_v.weight") || tensor.name.contains("attn_qkv.weight") {
-                if scheme == .q4_K_M, QuantizationPlanner.usesMoreBits(layer: valueIndex, of: valueTensorCount) { type = .q6_K }
-                if scheme == .iq4_NL, headsPerKeyValueHead >= 4 { type = try q5K(for: tensor) }
+            } else if QuantizationPlanner.isValueTensor(tensor.name) {
+                type = valueType(index: valueIndex, count: valueTensorCount) ?? type
                 valueIndex += 1
+            } else if tensor.name.contains("attn_output.weight") {
+                let attentionOutput: [QuantizationScheme: DType] = [.q2_K: .q3_K, .q3_K_M: .q4_K, .q3_K_L: .q5_K]
+                type = attentionOutput[scheme] ?? type
             } else if tensor.name.contains("ffn_down") {
-                if scheme == .q4_K_M, QuantizationPlanner.usesMoreBits(layer: downIndex, of: layerCount) { type = .q6_K }
-                if scheme == .iq4_NL, downIndex < layerCount / 8 { type = try q5K(for: tensor) }
+                type = downType(layer: downIndex) ?? type
                 downIndex += 1
             }
             choices.append(try fallback(type, tensor: tensor))
@@ -192,15 +228,42 @@ public struct QuantizationPlanner {
         return choices
     }
 
+    /// attn_v's type, or nil for the base type.
+    private func valueType(index: Int, count: Int) -> DType? {
+        switch scheme {
+        case .q2_K: return headsPerKeyValueHead >= 4 ? .q4_K : .q3_K
+        case .q3_K_M: return index < 2 ? .q5_K : .q4_K
+        case .q3_K_L: return .q5_K
+        case .iq4_xs, .iq4_NL: return headsPerKeyValueHead >= 4 ? .q5_K : nil
+        case .q4_K_M, .q5_K_M: return QuantizationPlanner.usesMoreBits(layer: index, of: count) ? .q6_K : nil
+        case .q4_K_S: return index < 4 ? .q5_K : nil
+        default: return nil
+        }
+    }
+
+    /// ffn_down's type on its `layer`-th occurrence, or nil for the base type.
+    private func downType(layer: Int) -> DType? {
+        switch scheme {
+        case .q2_K: return .q3_K
+        case .q3_K_M: return layer < layerCount / 16 ? .q5_K : .q4_K
+        case .q3_K_L: return .q5_K
+        case .q4_K_M, .q5_K_M: return QuantizationPlanner.usesMoreBits(layer: layer, of: layerCount) ? .q6_K : nil
+        case .q4_K_S, .iq4_xs, .iq4_NL: return layer < layerCount / 8 ? .q5_K : nil
+        default: return nil
+        }
+    }
+
     private func fallback(_ type: DType, tensor: Tensor) throws -> Choice {
         let rowLength = tensor.shape.last!
         guard rowLength % type.blockSize != 0 else { return Choice(type: type, fellBack: false) }
         var replacement: DType
         switch type {
+        case .q2_K, .q3_K: replacement = .q4_0
         case .q4_K: replacement = .q5_0
+        case .q5_K: replacement = .q5_1
         case .q6_K: replacement = .q8_0
+        case .iq4_xs: replacement = .iq4_NL
         case .q4_1, .q5_0, .q5_1, .iq4_NL: replacement = .f16
-        case _ where type.ggmlType == 13: replacement = .q5_1 // Q5_K, where this build has it
         default:
             throw HoneError.invalidArgument(
                 "tensor '\(tensor.name)' has rows of \(rowLength) values, not a multiple of \(type.blockSize) as \(type.rawValue) needs (llama.cpp has no fallback for it either)")

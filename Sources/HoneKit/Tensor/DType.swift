@@ -15,6 +15,20 @@ public enum DType: String, Sendable, CaseIterable {
     case iq4_NL = "IQ4_NL"
     case q4_K = "Q4_K"
     case q6_K = "Q6_K"
+    case q2_K = "Q2_K"
+    case q3_K = "Q3_K"
+    case q5_K = "Q5_K"
+    case iq4_xs = "IQ4_XS"
+    /// Codebook and ternary formats: loaded and computed through dequantization (no integer kernels).
+    case iq2_xxs = "IQ2_XXS"
+    case iq2_xs = "IQ2_XS"
+    case iq2_s = "IQ2_S"
+    case iq3_xxs = "IQ3_XXS"
+    case iq3_s = "IQ3_S"
+    case iq1_s = "IQ1_S"
+    case iq1_m = "IQ1_M"
+    case tq1_0 = "TQ1_0"
+    case tq2_0 = "TQ2_0"
 
     public var isQuantized: Bool { blockSize > 1 }
 
@@ -24,6 +38,8 @@ public enum DType: String, Sendable, CaseIterable {
         case .f32, .f16, .bf16: return 1
         case .q8_0, .q4_0, .q5_0, .q4_1, .q5_1, .iq4_NL: return 32
         case .q4_K, .q6_K: return 256
+        case .q2_K, .q3_K, .q5_K, .iq4_xs: return 256
+        case .iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s, .iq1_s, .iq1_m, .tq1_0, .tq2_0: return 256
         }
     }
 
@@ -40,6 +56,19 @@ public enum DType: String, Sendable, CaseIterable {
         case .iq4_NL: return 18
         case .q4_K: return 144
         case .q6_K: return 210
+        case .q2_K: return 84
+        case .q3_K: return 110
+        case .q5_K: return 176
+        case .iq4_xs: return 136
+        case .iq2_xxs: return 66
+        case .iq2_xs: return 74
+        case .iq2_s: return 82
+        case .iq3_xxs: return 98
+        case .iq3_s: return 110
+        case .iq1_s: return 50
+        case .iq1_m: return 56
+        case .tq1_0: return 54
+        case .tq2_0: return 66
         }
     }
 
@@ -50,6 +79,15 @@ public enum DType: String, Sendable, CaseIterable {
     public init?(safetensorsName: String) {
         guard let dtype = DType(rawValue: safetensorsName), !dtype.isQuantized else { return nil }
         self = dtype
+    }
+
+    /// Types whose products dequantize weight tiles (no integer kernel): the IQ/TQ codebook and ternary formats.
+    /// (Q5_0 has integer kernels, as the other 32-value types.)
+    public var dequantizesForProducts: Bool {
+        switch self {
+        case .iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s, .iq1_s, .iq1_m, .tq1_0, .tq2_0: return true
+        default: return false
+        }
     }
 
     /// GGML type ids (ggml.h `enum ggml_type`).
@@ -66,6 +104,19 @@ public enum DType: String, Sendable, CaseIterable {
         case 20: self = .iq4_NL
         case 12: self = .q4_K
         case 14: self = .q6_K
+        case 10: self = .q2_K
+        case 11: self = .q3_K
+        case 13: self = .q5_K
+        case 23: self = .iq4_xs
+        case 16: self = .iq2_xxs
+        case 17: self = .iq2_xs
+        case 18: self = .iq3_xxs
+        case 19: self = .iq1_s
+        case 21: self = .iq3_s
+        case 22: self = .iq2_s
+        case 29: self = .iq1_m
+        case 34: self = .tq1_0
+        case 35: self = .tq2_0
         default: return nil
         }
     }
@@ -83,6 +134,19 @@ public enum DType: String, Sendable, CaseIterable {
         case .iq4_NL: return 20
         case .q4_K: return 12
         case .q6_K: return 14
+        case .q2_K: return 10
+        case .q3_K: return 11
+        case .q5_K: return 13
+        case .iq4_xs: return 23
+        case .iq2_xxs: return 16
+        case .iq2_xs: return 17
+        case .iq3_xxs: return 18
+        case .iq1_s: return 19
+        case .iq3_s: return 21
+        case .iq2_s: return 22
+        case .iq1_m: return 29
+        case .tq1_0: return 34
+        case .tq2_0: return 35
         }
     }
 }
@@ -93,7 +157,7 @@ public func ggmlTypeName(_ type: UInt32) -> String {
         0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K",
         11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS",
         19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32",
-        27: "I64", 28: "F64", 29: "IQ1_M", 30: "BF16",
+        27: "I64", 28: "F64", 29: "IQ1_M", 30: "BF16", 34: "TQ1_0", 35: "TQ2_0",
     ]
     return names[type] ?? "type \(type)"
 }

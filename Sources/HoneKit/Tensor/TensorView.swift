@@ -28,15 +28,15 @@ public struct TensorView: @unchecked Sendable {
     /// must be whole blocks (rows of a weight or an embedding always are).
     public func convert(offset: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
         switch dtype {
-        case .q8_0, .q4_0, .q5_0, .q4_1, .q5_1, .iq4_NL, .q4_K, .q6_K:
-            precondition(offset % dtype.blockSize == 0 && count % dtype.blockSize == 0, "conversion of part of a block")
-            hk_dequantize_row(Int32(dtype.ggmlType), data + dtype.byteCount(elements: offset), destination, Int64(count))
         case .f32:
             destination.update(from: data.assumingMemoryBound(to: Float.self) + offset, count: count)
         case .f16:
             hk_convert_f16_to_f32(data.assumingMemoryBound(to: UInt16.self) + offset, destination, count)
         case .bf16:
             hk_convert_bf16_to_f32(data.assumingMemoryBound(to: UInt16.self) + offset, destination, count)
+        default: // block types
+            precondition(offset % dtype.blockSize == 0 && count % dtype.blockSize == 0, "conversion of part of a block")
+            hk_dequantize_row(Int32(dtype.ggmlType), data + dtype.byteCount(elements: offset), destination, Int64(count))
         }
     }
 

@@ -157,7 +157,41 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
     /// (fixture: tools/oracle/make_quantize_fixtures.py, from /work/llama.cpp's llama-quantize).
     @Test(arguments: ["deep8", "tied2"])
     func sameTypesAndBytesAsLlamaQuantize(model: String) throws {
-        let fixture = try parseJSON(Data(contentsOf: URL(fileURLWithPath: Repository.fixture("quantize/llama-quantize.json")))) as! [String: Any]
+        try compareWithLlamaQuantize(fixtureFile: "llama-quantize.json", model: model)
+    }
+
+    /// The K mixes (q2_k, q3_k_s/m/l, q4_k_s, q5_k_s/m, iq4_xs): names, shapes, types, bytes and file size as
+    /// llama-quantize wrote them (tools/oracle/make_quantize_k_fixtures.py): deep8 (2 heads per KV head, ffn_down rows
+    /// of 320 falling back to Q4_0 / Q5_0) and gqa4 (4 heads per KV head: the n_gqa rules).
+    @Test(arguments: ["deep8", "gqa4"])
+    func kMixesMatchLlamaQuantize(model: String) throws {
+        try compareWithLlamaQuantize(fixtureFile: "llama-quantize-k.json", model: model)
+    }
+
+    /// --type names: llama-quantize's aliases, and a refusal naming the reason for the types that need an
+    /// importance matrix; fallbacks to formats of another part of Hone are named when missing.
+    @Test func kSchemeNamesAndRefusals() throws {
+        #expect(QuantizationScheme(name: "Q3_K") == .q3_K_M && QuantizationScheme(name: "q5_k") == .q5_K_M)
+        #expect(QuantizationScheme(name: "q4_k_s") == .q4_K_S && QuantizationScheme(name: "IQ4_XS") == .iq4_xs)
+        #expect(QuantizationScheme(name: "iq2_xxs") == nil)
+        for name in ["iq2_xxs", "IQ1_S", "iq3_xxs", "q2_k_s"] {
+            #expect(QuantizationScheme.refusal(name: name)?.contains("importance matrix") == true, "\(name)")
+        }
+        #expect(QuantizationScheme.refusal(name: "q7_k") == nil)
+        let down = QuantizationPlanner.Tensor(name: "blk.0.ffn_down.weight", shape: [256, 320], type: .f32)
+        let planner = QuantizationPlanner(scheme: .q5_K_S, layerCount: 1)
+        if let q5_1 = DType(ggmlType: 7) {
+            #expect(try planner.choose([down]) == [QuantizationPlanner.Choice(type: q5_1, fellBack: true)])
+        } else {
+            #expect(throws: HoneError.invalidArgument("tensor 'blk.0.ffn_down.weight' has rows of 320 values, not a multiple of 256: llama.cpp falls back to Q5_1, which this build of Hone cannot write")) {
+                try planner.choose([down])
+            }
+        }
+        #expect(try QuantizationPlanner(scheme: .q3_K_S, layerCount: 1).choose([down]) == [.init(type: .q4_0, fellBack: true)])
+    }
+
+    func compareWithLlamaQuantize(fixtureFile: String, model: String) throws {
+        let fixture = try parseJSON(Data(contentsOf: URL(fileURLWithPath: Repository.fixture("quantize/\(fixtureFile)")))) as! [String: Any]
         let entry = (fixture["models"] as! [String: Any])[model] as! [String: Any]
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -525,7 +559,9 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let out = directory.appendingPathComponent("out.gguf").path
-        try expectFailure(["quantize", Self.tiny, out, "--type", "q3_k"], output: out, message: "unknown --type 'q3_k'")
+        try expectFailure(["quantize", Self.tiny, out, "--type", "q7_k"], output: out, message: "unknown --type 'q7_k'")
+        try expectFailure(["quantize", Self.tiny, out, "--type", "iq2_xxs"], output: out,
+                          message: "--type iq2_xxs needs an importance matrix")
         try expectFailure(["quantize", directory.appendingPathComponent("missing").path, out, "--type", "q8_0"], output: out,
                           message: "no such file or directory")
         try expectFailure(["quantize", Repository.fixture("models/opt-preln"), out, "--type", "q8_0"], output: out,

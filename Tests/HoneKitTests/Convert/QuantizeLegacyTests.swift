@@ -39,19 +39,16 @@ import Testing
     }
 
     /// IQ4_NL's mix puts ffn_down of the first eighth of the layers (and attn_v with 4+ query heads per KV head) in
-    /// Q5_K, which this build lacks: an error that names --pure; --pure gives IQ4_NL everywhere.
-    @Test func iq4NLNeedsQ5KOrPure() throws {
+    /// Q5_K, as llama-quantize does; --pure gives IQ4_NL everywhere.
+    @Test func iq4NLMixUsesQ5KUnlessPure() throws {
         let tensors = Self.smolLM2Tensors()
-        if DType(ggmlType: 13) == nil {
-            #expect(throws: HoneError.self) {
-                try QuantizationPlanner(scheme: .iq4_NL, layerCount: 30, headsPerKeyValueHead: 3).choose(tensors)
-            }
-        } else {
-            let choices = try QuantizationPlanner(scheme: .iq4_NL, layerCount: 30, headsPerKeyValueHead: 3).choose(tensors)
-            let type = Dictionary(uniqueKeysWithValues: zip(tensors.map(\.name), choices.map(\.type)))
-            #expect(type["blk.2.ffn_down.weight"]?.ggmlType == 13 && type["blk.3.ffn_down.weight"] == .iq4_NL)
-            #expect(type["blk.0.attn_v.weight"] == .iq4_NL) // 3 query heads per KV head: not Q5_K
-        }
+        let choices = try QuantizationPlanner(scheme: .iq4_NL, layerCount: 30, headsPerKeyValueHead: 3).choose(tensors)
+        let type = Dictionary(uniqueKeysWithValues: zip(tensors.map(\.name), choices.map(\.type)))
+        #expect(type["blk.2.ffn_down.weight"] == .q5_K && type["blk.3.ffn_down.weight"] == .iq4_NL)
+        #expect(type["blk.0.attn_v.weight"] == .iq4_NL) // 3 query heads per KV head: not Q5_K
+        let gqa4 = try QuantizationPlanner(scheme: .iq4_NL, layerCount: 30, headsPerKeyValueHead: 4).choose(tensors)
+        // attn_v gets Q5_K, whose 256-value blocks do not divide rows of 576: llama.cpp's fallback Q5_1.
+        #expect(gqa4[tensors.firstIndex { $0.name == "blk.0.attn_v.weight" }!] == .init(type: .q5_1, fellBack: true))
         let pure = try QuantizationPlanner(scheme: .iq4_NL, layerCount: 30, pure: true).choose(tensors)
         #expect(pure.filter { $0.type == .iq4_NL }.count == 211)
     }

@@ -143,4 +143,34 @@ import Testing
         }
     }
 
+    // MARK: - GGUF tensor types
+
+    /// A copy of llama-k256-q5_k.gguf with token_embd.weight's GGML type id replaced (the u32 after its name,
+    /// dimension count and two u64 dimensions in the tensor infos).
+    func ggufWithTensorType(_ id: UInt32) throws -> String {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Repository.fixture("gguf/llama-k256-q5_k.gguf"))))
+        let name = Array("token_embd.weight".utf8)
+        let start = try #require((0...(bytes.count - name.count)).first { Array(bytes[$0..<($0 + name.count)]) == name })
+        let typeOffset = start + name.count + 4 + 2 * 8
+        #expect(bytes[typeOffset] == 13, "the fixture's token_embd is Q5_K")
+        withUnsafeBytes(of: id.littleEndian) { for (k, byte) in $0.enumerated() { bytes[typeOffset + k] = byte } }
+        let path = try makeTemporaryDirectory().appendingPathComponent("typed.gguf").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// One error line naming the tensor and the type id: for an id no GGML version defines, and for a known type
+    /// Hone cannot compute with (Q8_K, the activation format).
+    @Test(arguments: [(UInt32(99), "unknown GGML type id 99"), (UInt32(15), "unsupported dtype Q8_K (GGML type id 15)")])
+    func ggufTensorTypeErrorsNameTensorAndId(id: UInt32, message: String) throws {
+        let path = try ggufWithTensorType(id)
+        do {
+            _ = try LoadedModel.open(path)
+            Issue.record("type \(id) loaded")
+        } catch {
+            let text = String(describing: error)
+            #expect(text.contains("'token_embd.weight'") && text.contains(message), "\(text)")
+            #expect(!text.contains("\n"), "one line: \(text)")
+        }
+    }
 }

@@ -1,0 +1,735 @@
+// Decode kernels for Q2_K, Q3_K, Q5_K and IQ4_XS weights: y[r, o] = sum_i w[o, i] * x[r, i] for a few rows.
+//
+// The activations are Q8_K blocks (hk_quantize_row_q8_k), as llama.cpp uses with these formats; each
+// sub-block's integer dot product is exact, and the integer sub-block scales are applied in integers where
+// the lane sums fit in 16 bits (vpdpwssd), so f32 only enters once per super-block (IQ4_XS: per vector).
+// The tiling, packing conventions and prefetching are quant_matmul.c's (quant_row_kernels.h).
+//
+// Signs and offsets, per format (VNNI multiplies unsigned weight bytes by signed activation bytes):
+// - Q2_K levels 0..3 and Q5_K levels 0..31 are unsigned; their mins use the activations' sub-block sums.
+// - Q3_K's levels q - 4 are stored as q (0..7); -4 * (the lane's activation sum) starts each dpbusd.
+// - IQ4_XS's non-linear levels (-127..113) are looked up as level + 128 (1..241); -128 * (lane sum) starts.
+#include "quant_row_kernels.h"
+
+/// VNNI plus BMI2 (pdep spreads IQ4_XS's packed scales into bytes).
+#define HK_TARGET_VNNI_BMI2 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2")))
+
+HK_INLINE float f16_to_f32(uint16_t half) { return hk_f16_to_f32_scalar(half); }
+
+/// Two-bit level of value v (0..255) in Q2_K/Q3_K's qs.
+HK_INLINE int two_bit_level(const uint8_t *qs /* [64] */, int v) {
+    return (qs[32 * (v / 128) + v % 32] >> (2 * ((v % 128) / 32))) & 3;
+}
+
+// MARK: - Scalar (canonical Q8_K activations)
+
+static void range_q2_k_scalar(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, int in,
+                              int out, int first_output, int end_output) {
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q2_K, in);
+    for (int o = first_output; o < end_output; o++) {
+        const hk_block_q2_k *blocks = (const hk_block_q2_k *)(w + (size_t)o * row_bytes);
+        for (int r = 0; r < rows; r++) {
+            const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)r * stride);
+            float sum = 0.0f;
+            for (int b = 0; b < in / HK_QK_K; b++) {
+                int scaled = 0, mins = 0;
+                for (int s = 0; s < 16; s++) {
+                    int dot = 0;
+                    for (int v = 16 * s; v < 16 * s + 16; v++) dot += two_bit_level(blocks[b].qs, v) * a[b].qs[v];
+                    scaled += (blocks[b].scales[s] & 0x0F) * dot;
+                    mins += (blocks[b].scales[s] >> 4) * a[b].bsums[s];
+                }
+                sum += (f16_to_f32(blocks[b].d) * a[b].d) * (float)scaled;
+                sum -= (f16_to_f32(blocks[b].dmin) * a[b].d) * (float)mins;
+            }
+            y[(size_t)r * out + o] = sum;
+        }
+    }
+}
+
+static void range_q3_k_scalar(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, int in,
+                              int out, int first_output, int end_output) {
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q3_K, in);
+    for (int o = first_output; o < end_output; o++) {
+        const hk_block_q3_k *blocks = (const hk_block_q3_k *)(w + (size_t)o * row_bytes);
+        for (int r = 0; r < rows; r++) {
+            const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)r * stride);
+            float sum = 0.0f;
+            for (int b = 0; b < in / HK_QK_K; b++) {
+                int8_t scales[16];
+                hk_q3k_unpack_scales(blocks[b].scales, scales);
+                int scaled = 0;
+                for (int s = 0; s < 16; s++) {
+                    int dot = 0;
+                    for (int v = 16 * s; v < 16 * s + 16; v++) {
+                        int level = two_bit_level(blocks[b].qs, v) | (((blocks[b].hmask[v % 32] >> (v / 32)) & 1) << 2);
+                        dot += level * a[b].qs[v];
+                    }
+                    // Levels are stored + 4: subtract 4 * (the sub-block's activation sum).
+                    scaled += scales[s] * (dot - 4 * a[b].bsums[s]);
+                }
+                sum += (f16_to_f32(blocks[b].d) * a[b].d) * (float)scaled;
+            }
+            y[(size_t)r * out + o] = sum;
+        }
+    }
+}
+
+static void range_q5_k_scalar(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, int in,
+                              int out, int first_output, int end_output) {
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q5_K, in);
+    for (int o = first_output; o < end_output; o++) {
+        const hk_block_q5_k *blocks = (const hk_block_q5_k *)(w + (size_t)o * row_bytes);
+        for (int r = 0; r < rows; r++) {
+            const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)r * stride);
+            float sum = 0.0f;
+            for (int b = 0; b < in / HK_QK_K; b++) {
+                uint8_t unpacked[16];
+                hk_q4k_unpack_scales(blocks[b].scales, unpacked);
+                int scaled = 0, mins = 0;
+                for (int s = 0; s < 8; s++) {
+                    const uint8_t *qs = blocks[b].qs + 32 * (s / 2);
+                    int shift = 4 * (s % 2), dot = 0;
+                    for (int l = 0; l < 32; l++) {
+                        int level = ((qs[l] >> shift) & 0x0F) | (((blocks[b].qh[l] >> s) & 1) << 4);
+                        dot += level * a[b].qs[32 * s + l];
+                    }
+                    scaled += unpacked[s] * dot;
+                    mins += unpacked[8 + s] * (a[b].bsums[2 * s] + a[b].bsums[2 * s + 1]);
+                }
+                sum += (f16_to_f32(blocks[b].d) * a[b].d) * (float)scaled;
+                sum -= (f16_to_f32(blocks[b].dmin) * a[b].d) * (float)mins;
+            }
+            y[(size_t)r * out + o] = sum;
+        }
+    }
+}
+
+static void range_iq4_xs_scalar(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, int in,
+                                int out, int first_output, int end_output) {
+    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_IQ4_XS, in);
+    for (int o = first_output; o < end_output; o++) {
+        const hk_block_iq4_xs *blocks = (const hk_block_iq4_xs *)(w + (size_t)o * row_bytes);
+        for (int r = 0; r < rows; r++) {
+            const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)r * stride);
+            float sum = 0.0f;
+            for (int b = 0; b < in / HK_QK_K; b++) {
+                int scaled = 0;
+                for (int s = 0; s < 8; s++) {
+                    const uint8_t *qs = blocks[b].qs + 16 * s;
+                    const int8_t *q = a[b].qs + 32 * s;
+                    int dot = 0;
+                    for (int j = 0; j < 16; j++) {
+                        dot += hk_iq4_xs_levels[qs[j] & 0x0F] * q[j] + hk_iq4_xs_levels[qs[j] >> 4] * q[j + 16];
+                    }
+                    scaled += hk_iq4_xs_scale(&blocks[b], s) * dot;
+                }
+                sum += (f16_to_f32(blocks[b].d) * a[b].d) * (float)scaled;
+            }
+            y[(size_t)r * out + o] = sum;
+        }
+    }
+}
+
+// MARK: - AVX2 (canonical Q8_K activations; vpmaddubsw + vpmaddwd)
+
+/// Levels of values 32 k .. 32 k + 31 (k = 0..7) from a Q2_K/Q3_K qs: bits 2 (k % 4) of qs[32 (k / 4) + l].
+HK_TARGET_AVX2 HK_INLINE __m256i two_bit_levels_avx2(const uint8_t *qs /* [64] */, int k) {
+    __m256i packed = _mm256_loadu_si256((const __m256i *)(qs + 32 * (k / 4)));
+    return _mm256_and_si256(_mm256_srli_epi16(packed, 2 * (k % 4)), _mm256_set1_epi8(3));
+}
+
+/// Sub-block scales (int16) for a vector of 32 values made of sub-blocks 2 k and 2 k + 1 of 16.
+HK_TARGET_AVX2 HK_INLINE __m256i pair_scales_avx2(int first, int second) {
+    return _mm256_setr_m128i(_mm_set1_epi16((short)first), _mm_set1_epi16((short)second));
+}
+
+HK_TARGET_AVX2 HK_INLINE void q2_k_tile_avx2(const hk_block_q2_k *blocks, const uint8_t *pack, size_t stride, float *y,
+                                             int in, int out, int o, int first_row, const int tile_rows) {
+    __m256 acc[MAX_TILE_ROWS];
+    float mins_acc[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) {
+        acc[r] = _mm256_setzero_ps();
+        mins_acc[r] = 0.0f;
+    }
+    for (int b = 0; b < in / HK_QK_K; b++) {
+        const hk_block_q2_k *block = &blocks[b];
+        PREFETCH_AHEAD(block);
+        PREFETCH_AHEAD((const char *)block + 64);
+        __m256i levels[8], scales[8];
+        for (int k = 0; k < 8; k++) {
+            levels[k] = two_bit_levels_avx2(block->qs, k);
+            scales[k] = pair_scales_avx2(block->scales[2 * k] & 0x0F, block->scales[2 * k + 1] & 0x0F);
+        }
+        float d = _cvtsh_ss(block->d), dmin = _cvtsh_ss(block->dmin);
+        for (int r = 0; r < tile_rows; r++) {
+            const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
+            __m256i sum = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++) {
+                // Levels <= 3 times |q| <= 127: the int16 pairs cannot saturate.
+                __m256i products = _mm256_maddubs_epi16(levels[k], _mm256_loadu_si256((const __m256i *)(a->qs + 32 * k)));
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[k]));
+            }
+            int mins = 0;
+            for (int s = 0; s < 16; s++) mins += (block->scales[s] >> 4) * a->bsums[s];
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * a->d), acc[r]);
+            mins_acc[r] += (dmin * a->d) * (float)mins;
+        }
+    }
+    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(acc[r]) - mins_acc[r];
+}
+
+HK_TARGET_AVX2 HK_INLINE void q3_k_tile_avx2(const hk_block_q3_k *blocks, const uint8_t *pack, size_t stride, float *y,
+                                             int in, int out, int o, int first_row, const int tile_rows) {
+    __m256 acc[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) acc[r] = _mm256_setzero_ps();
+    const __m256i one = _mm256_set1_epi8(1);
+    for (int b = 0; b < in / HK_QK_K; b++) {
+        const hk_block_q3_k *block = &blocks[b];
+        PREFETCH_AHEAD(block);
+        PREFETCH_AHEAD((const char *)block + 64);
+        int8_t unpacked[16];
+        hk_q3k_unpack_scales(block->scales, unpacked);
+        __m256i high_bits = _mm256_loadu_si256((const __m256i *)block->hmask);
+        __m256i levels[8], scales[8];
+        for (int k = 0; k < 8; k++) {
+            // Third bit of values 32 k .. 32 k + 31: bit k of hmask[l].
+            __m256i third = _mm256_and_si256(_mm256_srli_epi16(high_bits, k), one);
+            levels[k] = _mm256_or_si256(two_bit_levels_avx2(block->qs, k), _mm256_slli_epi16(third, 2));
+            scales[k] = pair_scales_avx2(unpacked[2 * k], unpacked[2 * k + 1]);
+        }
+        float d = _cvtsh_ss(block->d);
+        for (int r = 0; r < tile_rows; r++) {
+            const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
+            __m256i sum = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++) {
+                __m256i products = _mm256_maddubs_epi16(levels[k], _mm256_loadu_si256((const __m256i *)(a->qs + 32 * k)));
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[k]));
+            }
+            int offset = 0;
+            for (int s = 0; s < 16; s++) offset += unpacked[s] * a->bsums[s];
+            __m256i corrected = _mm256_sub_epi32(sum, _mm256_setr_epi32(4 * offset, 0, 0, 0, 0, 0, 0, 0));
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(corrected), _mm256_set1_ps(d * a->d), acc[r]);
+        }
+    }
+    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(acc[r]);
+}
+
+HK_TARGET_AVX2 HK_INLINE void q5_k_tile_avx2(const hk_block_q5_k *blocks, const uint8_t *pack, size_t stride, float *y,
+                                             int in, int out, int o, int first_row, const int tile_rows) {
+    __m256 acc[MAX_TILE_ROWS];
+    float mins_acc[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) {
+        acc[r] = _mm256_setzero_ps();
+        mins_acc[r] = 0.0f;
+    }
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    for (int b = 0; b < in / HK_QK_K; b++) {
+        const hk_block_q5_k *block = &blocks[b];
+        PREFETCH_AHEAD(block);
+        PREFETCH_AHEAD((const char *)block + 64);
+        PREFETCH_AHEAD((const char *)block + 128);
+        uint8_t unpacked[16];
+        hk_q4k_unpack_scales(block->scales, unpacked);
+        __m256i high_bits = _mm256_loadu_si256((const __m256i *)block->qh);
+        __m256i levels[8];
+        for (int c = 0; c < 4; c++) {
+            __m256i packed = _mm256_loadu_si256((const __m256i *)(block->qs + 32 * c));
+            __m256i low = _mm256_and_si256(packed, low_nibbles);
+            __m256i high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
+            // Fifth bit of sub-block s: bit s of qh[l].
+            __m256i fifth_low = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * c), one);
+            __m256i fifth_high = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * c + 1), one);
+            levels[2 * c] = _mm256_or_si256(low, _mm256_slli_epi16(fifth_low, 4));
+            levels[2 * c + 1] = _mm256_or_si256(high, _mm256_slli_epi16(fifth_high, 4));
+        }
+        float d = _cvtsh_ss(block->d), dmin = _cvtsh_ss(block->dmin);
+        for (int r = 0; r < tile_rows; r++) {
+            const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
+            __m256i sum = _mm256_setzero_si256();
+            int mins = 0;
+            for (int s = 0; s < 8; s++) {
+                // Levels <= 31 times |q| <= 127: the int16 pairs cannot saturate.
+                __m256i products = _mm256_maddubs_epi16(levels[s], _mm256_loadu_si256((const __m256i *)(a->qs + 32 * s)));
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, _mm256_set1_epi16(unpacked[s])));
+                mins += unpacked[8 + s] * (a->bsums[2 * s] + a->bsums[2 * s + 1]);
+            }
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * a->d), acc[r]);
+            mins_acc[r] += (dmin * a->d) * (float)mins;
+        }
+    }
+    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(acc[r]) - mins_acc[r];
+}
+
+HK_TARGET_AVX2 HK_INLINE void iq4_xs_tile_avx2(const hk_block_iq4_xs *blocks, const uint8_t *pack, size_t stride,
+                                               float *y, int in, int out, int o, int first_row, const int tile_rows) {
+    __m256 acc[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) acc[r] = _mm256_setzero_ps();
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)hk_iq4_xs_levels));
+    for (int b = 0; b < in / HK_QK_K; b++) {
+        const hk_block_iq4_xs *block = &blocks[b];
+        PREFETCH_AHEAD(block);
+        PREFETCH_AHEAD((const char *)block + 64);
+        PREFETCH_AHEAD((const char *)block + 128);
+        // Per sub-block: the 32 signed levels in value order, as magnitudes and signs for vpmaddubsw.
+        __m256i magnitudes[8], signs[8];
+        for (int s = 0; s < 8; s++) {
+            __m128i packed = _mm_loadu_si128((const __m128i *)(block->qs + 16 * s));
+            __m256i nibbles = _mm256_and_si256(
+                _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), low_nibbles);
+            signs[s] = _mm256_shuffle_epi8(table, nibbles);
+            magnitudes[s] = _mm256_abs_epi8(signs[s]);
+        }
+        float d = _cvtsh_ss(block->d);
+        for (int r = 0; r < tile_rows; r++) {
+            const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
+            __m256i sum = _mm256_setzero_si256();
+            for (int s = 0; s < 8; s++) {
+                // |level| <= 127 times |q| <= 127: pairs stay below 2^15.
+                __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a->qs + 32 * s)), signs[s]);
+                __m256i products = _mm256_maddubs_epi16(magnitudes[s], q);
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, _mm256_set1_epi16((short)hk_iq4_xs_scale(block, s))));
+            }
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * a->d), acc[r]);
+        }
+    }
+    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(acc[r]);
+}
+
+/// A range function (outputs [first_output, end_output) for every row) over the tile function TILE_<tile>.
+#define DEFINE_RANGE(name, type_id, tile)                                                                      \
+    static void name(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, int in, int out,   \
+                     int first_output, int end_output) {                                                       \
+        size_t row_bytes = hk_quant_row_bytes(type_id, in);                                                     \
+        FOR_EACH_TILE(rows, row_bytes, TILE_##tile);                                                            \
+    }
+
+#define TILE_q2_k_avx2(n) q2_k_tile_avx2((const hk_block_q2_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+#define TILE_q3_k_avx2(n) q3_k_tile_avx2((const hk_block_q3_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+#define TILE_q5_k_avx2(n) q5_k_tile_avx2((const hk_block_q5_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+#define TILE_iq4_xs_avx2(n) iq4_xs_tile_avx2((const hk_block_iq4_xs *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+
+HK_TARGET_AVX2 DEFINE_RANGE(range_q2_k_avx2, HK_TYPE_Q2_K, q2_k_avx2)
+HK_TARGET_AVX2 DEFINE_RANGE(range_q3_k_avx2, HK_TYPE_Q3_K, q3_k_avx2)
+HK_TARGET_AVX2 DEFINE_RANGE(range_q5_k_avx2, HK_TYPE_Q5_K, q5_k_avx2)
+HK_TARGET_AVX2 DEFINE_RANGE(range_iq4_xs_avx2, HK_TYPE_IQ4_XS, iq4_xs_avx2)
+
+// MARK: - VNNI: natural-order packs (Q2_K, Q3_K)
+//
+// Per row and super-block: the 256 activations in value order, then (Q3_K) per 64-byte vector and int32
+// lane -4 * (sum of the lane's 4 activations) [4][16] int32, or (Q2_K) d * (sub-block sums) [16] f32; then d.
+
+#define Q3_K_BLOCK_PACK 576
+#define Q2_K_BLOCK_PACK 384
+
+static size_t stride_q3_k_vnni(int in) { return (size_t)(in / HK_QK_K) * Q3_K_BLOCK_PACK; }
+static size_t stride_q2_k_vnni(int in) { return (size_t)(in / HK_QK_K) * Q2_K_BLOCK_PACK; }
+
+HK_TARGET_VNNI static void pack_q3_k_vnni(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
+    int blocks_in_row = in / HK_QK_K;
+    hk_block_q8_k *blocks = hk_quant_scratch(2, (size_t)blocks_in_row * sizeof(hk_block_q8_k));
+    for (int r = 0; r < rows; r++) {
+        hk_quantize_row_q8_k(x + (size_t)r * in, blocks, in);
+        for (int b = 0; b < blocks_in_row; b++) {
+            uint8_t *p = pack + (size_t)r * stride + (size_t)b * Q3_K_BLOCK_PACK;
+            memcpy(p, blocks[b].qs, 256);
+            for (int v = 0; v < 4; v++) {
+                __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1),
+                                                   _mm512_loadu_si512(blocks[b].qs + 64 * v));
+                _mm512_storeu_si512(p + 256 + 64 * v, _mm512_mullo_epi32(sums, _mm512_set1_epi32(-4)));
+            }
+            ((float *)(p + 512))[0] = blocks[b].d;
+        }
+    }
+}
+
+HK_TARGET_VNNI static void pack_q2_k_vnni(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
+    int blocks_in_row = in / HK_QK_K;
+    hk_block_q8_k *blocks = hk_quant_scratch(2, (size_t)blocks_in_row * sizeof(hk_block_q8_k));
+    for (int r = 0; r < rows; r++) {
+        hk_quantize_row_q8_k(x + (size_t)r * in, blocks, in);
+        for (int b = 0; b < blocks_in_row; b++) {
+            uint8_t *p = pack + (size_t)r * stride + (size_t)b * Q2_K_BLOCK_PACK;
+            memcpy(p, blocks[b].qs, 256);
+            float *sums = (float *)(p + 256);
+            for (int s = 0; s < 16; s++) sums[s] = blocks[b].d * (float)blocks[b].bsums[s];
+            ((float *)(p + 320))[0] = blocks[b].d;
+        }
+    }
+}
+
+/// The four vectors of two-bit levels of a Q2_K/Q3_K block in value order: vector 2 h + k covers values
+/// 128 h + 64 k .. + 63, i.e. qs[32 h ..< 32 h + 32] shifted by 4 k (lower half) and 4 k + 2 (upper half).
+HK_TARGET_VNNI HK_INLINE void two_bit_levels_vnni(const uint8_t *qs /* [64] */, __m512i levels[4]) {
+    const __m512i three = _mm512_set1_epi8(3);
+    const __m512i shifts_low = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i shifts_high = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    for (int h = 0; h < 2; h++) {
+        __m512i packed = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * h)));
+        levels[2 * h] = _mm512_and_si512(_mm512_srlv_epi16(packed, shifts_low), three);
+        levels[2 * h + 1] = _mm512_and_si512(_mm512_srlv_epi16(packed, shifts_high), three);
+    }
+}
+
+/// Per-vector lane picks of 16 sub-block values (one per 16 bytes = four int32 lanes).
+HK_TARGET_VNNI HK_INLINE __m512i sub_block_pick(int v) {
+    __m512i base = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    return _mm512_add_epi32(base, _mm512_set1_epi32(4 * v));
+}
+
+HK_TARGET_VNNI HK_INLINE void q3_k_tile_vnni(const hk_block_q3_k *blocks, const uint8_t *pack, size_t stride, float *y,
+                                             int in, int out, int o, int first_row, const int tile_rows) {
+    __m512 acc[MAX_TILE_ROWS];
+    const uint8_t *blocks_pack[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) {
+        acc[r] = _mm512_setzero_ps();
+        blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
+    }
+    const __m512i pick[4] = {sub_block_pick(0), sub_block_pick(1), sub_block_pick(2), sub_block_pick(3)};
+    const __m512i four = _mm512_set1_epi8(4);
+    for (int b = 0; b < in / HK_QK_K; b++) {
+        const hk_block_q3_k *block = &blocks[b];
+        PREFETCH_AHEAD(block);
+        PREFETCH_AHEAD((const char *)block + 64);
+        int8_t unpacked[16];
+        hk_q3k_unpack_scales(block->scales, unpacked);
+        // Signed scales as (scale, 0) word pairs.
+        __m512i factors = _mm512_cvtepu16_epi32(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)unpacked)));
+        __m512i levels[4];
+        two_bit_levels_vnni(block->qs, levels);
+        // Third bit of values 32 k .. 32 k + 31 is bit k of hmask[l]; vector v holds k = 2 v (lower half), 2 v + 1.
+        __m512i high_bits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)block->hmask));
+        for (int v = 0; v < 4; v++) {
+            __m512i select = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * v))), _mm256_set1_epi8((char)(1 << (2 * v + 1))), 1);
+            __mmask64 third = _mm512_test_epi8_mask(high_bits, select);
+            levels[v] = _mm512_mask_add_epi8(levels[v], third, levels[v], four);
+        }
+        float d = _cvtsh_ss(block->d);
+        for (int r = 0; r < tile_rows; r++) {
+            const uint8_t *p = blocks_pack[r] + (size_t)b * Q3_K_BLOCK_PACK;
+            __m512i sum = _mm512_setzero_si512();
+            for (int v = 0; v < 4; v++) {
+                // Starts at -4 * (lane's activations), so each lane is sum (level - 4) * q, |.| <= 2032.
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(p + 256 + 64 * v), levels[v],
+                                                  _mm512_loadu_si512(p + 64 * v));
+                sum = _mm512_dpwssd_epi32(sum, dot, _mm512_permutexvar_epi32(pick[v], factors));
+            }
+            float activation_scale = ((const float *)(p + 512))[0];
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
+        }
+    }
+    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
+}
+
+HK_TARGET_VNNI HK_INLINE void q2_k_tile_vnni(const hk_block_q2_k *blocks, const uint8_t *pack, size_t stride, float *y,
+                                             int in, int out, int o, int first_row, const int tile_rows) {
+    __m512 acc[MAX_TILE_ROWS];
+    const uint8_t *blocks_pack[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) {
+        acc[r] = _mm512_setzero_ps();
+        blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
+    }
+    const __m512i pick[4] = {sub_block_pick(0), sub_block_pick(1), sub_block_pick(2), sub_block_pick(3)};
+    const __m128i low_nibbles = _mm_set1_epi8(0x0F);
+    for (int b = 0; b < in / HK_QK_K; b++) {
+        const hk_block_q2_k *block = &blocks[b];
+        PREFETCH_AHEAD(block);
+        PREFETCH_AHEAD((const char *)block + 64);
+        __m128i packed_scales = _mm_loadu_si128((const __m128i *)block->scales);
+        __m512i factors = _mm512_cvtepu8_epi32(_mm_and_si128(packed_scales, low_nibbles)); // (scale, 0) pairs
+        __m512 mins = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(packed_scales, 4), low_nibbles)));
+        __m512i levels[4];
+        two_bit_levels_vnni(block->qs, levels);
+        uint32_t both_halves;
+        memcpy(&both_halves, &block->d, sizeof both_halves); // d, dmin
+        __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)both_halves));
+        float d = _mm_cvtss_f32(d_dmin);
+        __m512 mins_scaled = _mm512_mul_ps(mins, _mm512_broadcastss_ps(_mm_movehdup_ps(d_dmin)));
+        for (int r = 0; r < tile_rows; r++) {
+            const uint8_t *p = blocks_pack[r] + (size_t)b * Q2_K_BLOCK_PACK;
+            __m512i sum = _mm512_setzero_si512();
+            for (int v = 0; v < 4; v++) {
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), levels[v], _mm512_loadu_si512(p + 64 * v));
+                sum = _mm512_dpwssd_epi32(sum, dot, _mm512_permutexvar_epi32(pick[v], factors));
+            }
+            float activation_scale = ((const float *)(p + 320))[0];
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
+            acc[r] = _mm512_fnmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), acc[r]);
+        }
+    }
+    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
+}
+
+// MARK: - VNNI: Q5_K (Q4_K's pack and scale handling, plus the fifth bit)
+
+HK_TARGET_VNNI HK_INLINE void q5_k_tile_vnni(const hk_block_q5_k *blocks, const uint8_t *pack, size_t stride, float *y,
+                                             int in, int out, int o, int first_row, const int tile_rows) {
+    __m512 acc[MAX_TILE_ROWS];
+    const uint8_t *blocks_pack[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) {
+        acc[r] = _mm512_setzero_ps();
+        blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
+    }
+    const __m512i low_nibbles = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
+    // As Q4_K: each int32 lane gets one byte of the 16 unpacked scales and mins; sub-block pairs (0, 2), (1, 3),
+    // (4, 6), (5, 7) for the four level vectors; min k in lane k (k < 8).
+#define LANE_BYTE(b) ((b) | (int)0x80808000)
+#define SUB_BLOCK_PAIR(s, t)                                                                                   \
+    _mm512_setr_epi32(LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s),         \
+                      LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t),         \
+                      LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t))
+    const __m512i pick[4] = {SUB_BLOCK_PAIR(0, 2), SUB_BLOCK_PAIR(1, 3), SUB_BLOCK_PAIR(4, 6), SUB_BLOCK_PAIR(5, 7)};
+    const __m512i pick_mins = _mm512_setr_epi32(LANE_BYTE(8), LANE_BYTE(9), LANE_BYTE(10), LANE_BYTE(11),
+                                                LANE_BYTE(12), LANE_BYTE(13), LANE_BYTE(14), LANE_BYTE(15),
+                                                -1, -1, -1, -1, -1, -1, -1, -1);
+#undef SUB_BLOCK_PAIR
+#undef LANE_BYTE
+    // The fifth bit of sub-block s is bit s of qh[l]; level vector v holds the sub-blocks of pick[v].
+    static const int fifth_bit[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
+    __m512i select[4];
+    for (int v = 0; v < 4; v++) {
+        select[v] = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << fifth_bit[v][0])),
+                                       _mm256_set1_epi8((char)(1 << fifth_bit[v][1])), 1);
+    }
+    for (int b = 0; b < in / HK_QK_K; b++) {
+        const hk_block_q5_k *block = &blocks[b];
+        PREFETCH_AHEAD(block);
+        PREFETCH_AHEAD((const char *)block + 64);
+        PREFETCH_AHEAD((const char *)block + 128);
+        uint32_t words[3];
+        memcpy(words, block->scales, sizeof words);
+        uint64_t scales = (words[0] & 0x3F3F3F3Fu) |
+                          (uint64_t)((words[2] & 0x0F0F0F0Fu) | (((words[0] >> 6) & 0x03030303u) << 4)) << 32;
+        uint64_t mins = (words[1] & 0x3F3F3F3Fu) |
+                        (uint64_t)(((words[2] >> 4) & 0x0F0F0F0Fu) | (((words[1] >> 6) & 0x03030303u) << 4)) << 32;
+        __m512i factors = _mm512_broadcast_i32x4(_mm_set_epi64x((long long)mins, (long long)scales));
+        uint32_t both_halves;
+        memcpy(&both_halves, &block->d, sizeof both_halves); // d, dmin
+        __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)both_halves));
+        float d = _mm_cvtss_f32(d_dmin);
+        __m512 mins_scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_shuffle_epi8(factors, pick_mins)),
+                                           _mm512_broadcastss_ps(_mm_movehdup_ps(d_dmin)));
+        __m512i first = _mm512_loadu_si512(block->qs), second = _mm512_loadu_si512(block->qs + 64);
+        __m512i high_bits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)block->qh));
+        __m512i levels[4] = {
+            _mm512_and_si512(first, low_nibbles), _mm512_and_si512(_mm512_srli_epi16(first, 4), low_nibbles),
+            _mm512_and_si512(second, low_nibbles), _mm512_and_si512(_mm512_srli_epi16(second, 4), low_nibbles),
+        };
+        __m512i scale_pairs[4];
+        for (int v = 0; v < 4; v++) {
+            __mmask64 fifth = _mm512_test_epi8_mask(high_bits, select[v]);
+            levels[v] = _mm512_mask_add_epi8(levels[v], fifth, levels[v], sixteen);
+            scale_pairs[v] = _mm512_shuffle_epi8(factors, pick[v]);
+        }
+        for (int r = 0; r < tile_rows; r++) {
+            const uint8_t *p = blocks_pack[r] + (size_t)b * Q4_K_BLOCK_PACK;
+            __m512i zero = _mm512_setzero_si512(), sum = zero;
+            for (int v = 0; v < 4; v++) {
+                // Levels <= 31 times |q| <= 127, four per lane: below 2^15, so vpdpwssd can scale them.
+                __m512i dot = _mm512_dpbusd_epi32(zero, levels[v], _mm512_loadu_si512(p + 64 * v));
+                sum = _mm512_dpwssd_epi32(sum, dot, scale_pairs[v]);
+            }
+            float activation_scale = ((const float *)(p + 320))[0];
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
+            acc[r] = _mm512_fnmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), acc[r]);
+        }
+    }
+    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
+}
+
+// MARK: - VNNI: IQ4_XS
+//
+// The 128 nibble bytes are two vectors of four sub-blocks (16 bytes each): low nibbles are values 0..15 of
+// each, high nibbles values 16..31. Pack per row and super-block (448 bytes): the activations in that order
+// (for each vector: [sub-block][0..15], then [sub-block][16..31]: 4 x 64 bytes), per vector and int32 lane
+// -128 * (sum of the 8 activations that lane meets) [2][16] int32, then d.
+
+#define IQ4_XS_BLOCK_PACK 448
+
+static size_t stride_iq4_xs_vnni(int in) { return (size_t)(in / HK_QK_K) * IQ4_XS_BLOCK_PACK; }
+
+HK_TARGET_VNNI static void pack_iq4_xs_vnni(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
+    int blocks_in_row = in / HK_QK_K;
+    hk_block_q8_k *blocks = hk_quant_scratch(2, (size_t)blocks_in_row * sizeof(hk_block_q8_k));
+    for (int r = 0; r < rows; r++) {
+        hk_quantize_row_q8_k(x + (size_t)r * in, blocks, in);
+        for (int b = 0; b < blocks_in_row; b++) {
+            uint8_t *p = pack + (size_t)r * stride + (size_t)b * IQ4_XS_BLOCK_PACK;
+            for (int c = 0; c < 2; c++) {
+                uint8_t *vector_pack = p + 128 * c;
+                for (int k = 0; k < 4; k++) {
+                    memcpy(vector_pack + 16 * k, blocks[b].qs + 32 * (4 * c + k), 16);
+                    memcpy(vector_pack + 64 + 16 * k, blocks[b].qs + 32 * (4 * c + k) + 16, 16);
+                }
+                __m512i ones = _mm512_set1_epi8(1);
+                __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_loadu_si512(vector_pack));
+                sums = _mm512_dpbusd_epi32(sums, ones, _mm512_loadu_si512(vector_pack + 64));
+                _mm512_storeu_si512(p + 256 + 64 * c, _mm512_mullo_epi32(sums, _mm512_set1_epi32(-128)));
+            }
+            ((float *)(p + 384))[0] = blocks[b].d;
+        }
+    }
+}
+
+HK_TARGET_VNNI_BMI2 HK_INLINE void iq4_xs_tile_vnni(const hk_block_iq4_xs *blocks, const uint8_t *pack, size_t stride,
+                                                    float *y, int in, int out, int o, int first_row,
+                                                    const int tile_rows) {
+    __m512 acc[MAX_TILE_ROWS];
+    const uint8_t *blocks_pack[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) {
+        acc[r] = _mm512_setzero_ps();
+        blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
+    }
+    const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
+    // The levels + 128 (1..241) as a byte table in every 128-bit lane.
+    const __m512i table = _mm512_xor_si512(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)hk_iq4_xs_levels)),
+                                           _mm512_set1_epi8((char)0x80));
+    // Scale bytes 0..3 (vector 0) and 4..7 (vector 1), four lanes each.
+    const __m128i spread[2] = {_mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                               _mm_setr_epi8(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7)};
+    for (int b = 0; b < in / HK_QK_K; b++) {
+        const hk_block_iq4_xs *block = &blocks[b];
+        PREFETCH_AHEAD(block);
+        PREFETCH_AHEAD((const char *)block + 64);
+        PREFETCH_AHEAD((const char *)block + 128);
+        // The eight six-bit scales as bytes: low nibbles from scales_l, top two bits from scales_h.
+        uint32_t low;
+        memcpy(&low, block->scales_l, sizeof low);
+        uint64_t scale_bytes = _pdep_u64(low, 0x0F0F0F0F0F0F0F0Full) | _pdep_u64(block->scales_h, 0x3030303030303030ull);
+        __m128i signed_scales = _mm_sub_epi8(_mm_cvtsi64_si128((long long)scale_bytes), _mm_set1_epi8(32));
+        float d = _cvtsh_ss(block->d);
+        __m512 scales[2];
+        __m512i levels[4];
+        for (int c = 0; c < 2; c++) {
+            __m512 lane_scales = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(signed_scales, spread[c])));
+            scales[c] = _mm512_mul_ps(lane_scales, _mm512_set1_ps(d));
+            __m512i packed = _mm512_loadu_si512(block->qs + 64 * c);
+            levels[2 * c] = _mm512_shuffle_epi8(table, _mm512_and_si512(packed, low_nibbles));
+            levels[2 * c + 1] = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_nibbles));
+        }
+        for (int r = 0; r < tile_rows; r++) {
+            const uint8_t *p = blocks_pack[r] + (size_t)b * IQ4_XS_BLOCK_PACK;
+            __m512 activation_scale = _mm512_set1_ps(((const float *)(p + 384))[0]);
+            for (int c = 0; c < 2; c++) {
+                // Lanes: sum of 8 (level + 128) * q - 128 * q, exact; |.| <= 8 * 127 * 127, too wide for vpdpwssd.
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(p + 256 + 64 * c), levels[2 * c],
+                                                  _mm512_loadu_si512(p + 128 * c));
+                dot = _mm512_dpbusd_epi32(dot, levels[2 * c + 1], _mm512_loadu_si512(p + 128 * c + 64));
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(scales[c], activation_scale), acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
+}
+
+#define TILE_q2_k_vnni(n) q2_k_tile_vnni((const hk_block_q2_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+#define TILE_q3_k_vnni(n) q3_k_tile_vnni((const hk_block_q3_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+#define TILE_q5_k_vnni(n) q5_k_tile_vnni((const hk_block_q5_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+#define TILE_iq4_xs_vnni(n) iq4_xs_tile_vnni((const hk_block_iq4_xs *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+
+HK_TARGET_VNNI DEFINE_RANGE(range_q2_k_vnni, HK_TYPE_Q2_K, q2_k_vnni)
+HK_TARGET_VNNI DEFINE_RANGE(range_q3_k_vnni, HK_TYPE_Q3_K, q3_k_vnni)
+HK_TARGET_VNNI DEFINE_RANGE(range_q5_k_vnni, HK_TYPE_Q5_K, q5_k_vnni)
+HK_TARGET_VNNI_BMI2 DEFINE_RANGE(range_iq4_xs_vnni, HK_TYPE_IQ4_XS, iq4_xs_vnni)
+
+// MARK: - Int8 GEMM repacking (quant_gemm.c)
+
+HK_TARGET_AVX2 void hk_decode_levels_k_more(int type, const uint8_t *row, int in, uint8_t *levels /* [in] */, float *scales,
+                             float *mins, size_t group_stride) {
+    for (int b = 0; b < in / HK_QK_K; b++) {
+        uint8_t *out = levels + HK_QK_K * b;
+        switch (type) {
+        case HK_TYPE_Q2_K: {
+            const hk_block_q2_k *block = (const hk_block_q2_k *)row + b;
+            float d = f16_to_f32(block->d), dmin = f16_to_f32(block->dmin);
+            for (int s = 0; s < 16; s++) {
+                scales[(size_t)(16 * b + s) * group_stride] = d * (float)(block->scales[s] & 0x0F);
+                mins[(size_t)(16 * b + s) * group_stride] = dmin * (float)(block->scales[s] >> 4);
+            }
+            for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(out + 32 * k), two_bit_levels_avx2(block->qs, k));
+            break;
+        }
+        case HK_TYPE_Q3_K: {
+            const hk_block_q3_k *block = (const hk_block_q3_k *)row + b;
+            int8_t unpacked[16];
+            hk_q3k_unpack_scales(block->scales, unpacked);
+            float d = f16_to_f32(block->d);
+            for (int s = 0; s < 16; s++) {
+                scales[(size_t)(16 * b + s) * group_stride] = d * (float)unpacked[s];
+                mins[(size_t)(16 * b + s) * group_stride] = 0.0f; // the offset 4 is taken out of the integer sums
+            }
+            __m256i high_bits = _mm256_loadu_si256((const __m256i *)block->hmask);
+            for (int k = 0; k < 8; k++) {
+                __m256i third = _mm256_and_si256(_mm256_srli_epi16(high_bits, k), _mm256_set1_epi8(1));
+                __m256i level = _mm256_or_si256(two_bit_levels_avx2(block->qs, k), _mm256_slli_epi16(third, 2));
+                _mm256_storeu_si256((__m256i *)(out + 32 * k), level);
+            }
+            break;
+        }
+        case HK_TYPE_Q5_K: {
+            const hk_block_q5_k *block = (const hk_block_q5_k *)row + b;
+            uint8_t unpacked[16];
+            hk_q4k_unpack_scales(block->scales, unpacked);
+            float d = f16_to_f32(block->d), dmin = f16_to_f32(block->dmin);
+            for (int s = 0; s < 8; s++) {
+                scales[(size_t)(8 * b + s) * group_stride] = d * (float)unpacked[s];
+                mins[(size_t)(8 * b + s) * group_stride] = dmin * (float)unpacked[8 + s];
+            }
+            const __m256i low_nibbles = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+            __m256i high_bits = _mm256_loadu_si256((const __m256i *)block->qh);
+            for (int s = 0; s < 8; s++) {
+                __m256i packed = _mm256_loadu_si256((const __m256i *)(block->qs + 32 * (s / 2)));
+                __m256i nibbles = _mm256_and_si256(_mm256_srli_epi16(packed, 4 * (s % 2)), low_nibbles);
+                __m256i fifth = _mm256_and_si256(_mm256_srli_epi16(high_bits, s), one);
+                _mm256_storeu_si256((__m256i *)(out + 32 * s), _mm256_or_si256(nibbles, _mm256_slli_epi16(fifth, 4)));
+            }
+            break;
+        }
+        default: { // IQ4_XS: levels + 128
+            const hk_block_iq4_xs *block = (const hk_block_iq4_xs *)row + b;
+            float d = f16_to_f32(block->d);
+            const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+            const __m256i table = _mm256_xor_si256(
+                _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)hk_iq4_xs_levels)), _mm256_set1_epi8((char)0x80));
+            for (int s = 0; s < 8; s++) {
+                scales[(size_t)(8 * b + s) * group_stride] = d * (float)hk_iq4_xs_scale(block, s);
+                mins[(size_t)(8 * b + s) * group_stride] = 0.0f; // the offset 128 is taken out of the integer sums
+                __m128i packed = _mm_loadu_si128((const __m128i *)(block->qs + 16 * s));
+                __m256i nibbles = _mm256_and_si256(
+                    _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), low_nibbles);
+                _mm256_storeu_si256((__m256i *)(out + 32 * s), _mm256_shuffle_epi8(table, nibbles));
+            }
+            break;
+        }
+        }
+    }
+}
+
+// MARK: - Dispatch
+
+int hk_select_k_more_kernel(int type, int isa, kernel *k) {
+    switch (type) {
+    case HK_TYPE_Q2_K:
+        if (isa == HK_ISA_AVX512) *k = (kernel){pack_q2_k_vnni, stride_q2_k_vnni, range_q2_k_vnni};
+        else if (isa == HK_ISA_AVX2) *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q2_k_avx2};
+        else *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q2_k_scalar};
+        return 0;
+    case HK_TYPE_Q3_K:
+        if (isa == HK_ISA_AVX512) *k = (kernel){pack_q3_k_vnni, stride_q3_k_vnni, range_q3_k_vnni};
+        else if (isa == HK_ISA_AVX2) *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q3_k_avx2};
+        else *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q3_k_scalar};
+        return 0;
+    case HK_TYPE_Q5_K:
+        if (isa == HK_ISA_AVX512) *k = (kernel){hk_pack_q4_k_vnni, hk_stride_q4_k_vnni, range_q5_k_vnni};
+        else if (isa == HK_ISA_AVX2) *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q5_k_avx2};
+        else *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q5_k_scalar};
+        return 0;
+    case HK_TYPE_IQ4_XS:
+        if (isa == HK_ISA_AVX512) *k = (kernel){pack_iq4_xs_vnni, stride_iq4_xs_vnni, range_iq4_xs_vnni};
+        else if (isa == HK_ISA_AVX2) *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_iq4_xs_avx2};
+        else *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_iq4_xs_scalar};
+        return 0;
+    default: return -1;
+    }
+}
