@@ -7,9 +7,20 @@ struct RuntimeOptions: ParsableArguments {
     @Option(name: .long, help: "Threads for the kernels (default: all cores).")
     var threads: Int?
 
-    func apply() throws {
+    /// - Parameter distributed: the command splits its work across mpirun's ranks (train, generate, score, ...).
+    ///   It joins MPI here, first, so that any later error names its rank and ends the whole job. Other commands
+    ///   refuse to run as several ranks, which would only write the same files several times.
+    func apply(distributed: Bool = false) throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         Runtime.setThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        guard ProcessGroup.launchedByMPI else { return }
+        try reportingErrors {
+            if distributed {
+                _ = try ProcessGroup.world()
+            } else if let ranks = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"].flatMap(Int.init), ranks > 1 {
+                throw HoneError.invalidArgument("this command runs as one process; only train, generate and score split their work across mpirun's ranks")
+            }
+        }
     }
 }
 
@@ -18,7 +29,11 @@ func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as HoneError {
-        FileHandle.standardError.write(Data("hone: error: \(error.description)\n".utf8))
+        let group = ProcessGroup.current
+        let rank = group.isDistributed ? " (rank \(group.rank) of \(group.size))" : ""
+        FileHandle.standardError.write(Data("hone: error\(rank): \(error.description)\n".utf8))
+        // The other ranks may be waiting for this one in a collective call: end the whole job.
+        if group.isDistributed { group.abort(code: 1) }
         throw ExitCode.failure
     }
 }

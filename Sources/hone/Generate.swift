@@ -53,7 +53,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        try runtime.apply()
+        try runtime.apply(distributed: true)
         try reportingErrors {
             let (loaded, trainedTemplate) = try adapterOptions.open(model: model)
             let tokenizer = try loaded.tokenizer()
@@ -72,16 +72,22 @@ struct Generate: ParsableCommand {
             }
             let name = generator ?? URL(fileURLWithPath: model).standardized.deletingPathExtension().lastPathComponent
             let fingerprint = "\(URL(fileURLWithPath: model).standardized.path)|\(prompts.hashStable)|\(maxNewTokens)|\(sampling.parameters)|\(sampling.stop)\(adapterOptions.identity)"
-            let journal = try GenerationJournal(path: output + ".journal", fingerprint: fingerprint)
-            let remaining = requests.indices.filter { journal.answers[$0] == nil }
-            if remaining.count < requests.count {
-                FileHandle.standardError.write(Data("resuming: \(requests.count - remaining.count) of \(requests.count) answers are in \(journal.path)\n".utf8))
+            // Under mpirun each rank answers its share and journals it in its own file; rank 0 writes the output.
+            let group = try ProcessGroup.world()
+            let journal = try GenerationJournal(path: GenerationJournal.path(output: output, rank: group.rank), fingerprint: fingerprint)
+            journal.adopt(GenerationJournal.answersOfOtherRanks(output: output, fingerprint: fingerprint, except: journal.path))
+            journal.adopt(try group.merge(journal.answers))
+            let remaining = group.share(of: requests.indices.filter { journal.answers[$0] == nil })
+            let alreadyDone = requests.indices.filter { journal.answers[$0] != nil }.count
+            if alreadyDone > 0, group.isRoot {
+                FileHandle.standardError.write(Data("resuming: \(alreadyDone) of \(requests.count) answers are in \(journal.path)\n".utf8))
             }
-            let progress = ProgressReporter(total: requests.count, label: "generate")
+            let progress = ProgressReporter(total: alreadyDone + remaining.count,
+                                            label: group.isDistributed ? "generate (rank \(group.rank))" : "generate")
             let start = DispatchTime.now()
             var tokens = 0
-            var finished = requests.count - remaining.count
-            progress.update(done: finished)
+            var finished = alreadyDone
+            if group.isRoot { progress.update(done: finished) }
             let generatorEngine = try loaded.makeGenerator(template: promptTemplate)
             try generatorEngine.generate(remaining.map { requests[$0] }, batchSize: batchSize, onFinish: { local, result in
                 let index = remaining[local]
@@ -101,12 +107,20 @@ struct Generate: ParsableCommand {
                 tokens += result.tokens.count
                 finished += 1
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-                progress.update(done: finished, extra: String(format: "%.1f tok/s", Double(tokens) / max(seconds, 1e-9)),
-                                rateBase: finished - (requests.count - remaining.count))
+                if group.isRoot {
+                    progress.update(done: finished, extra: String(format: "%.1f tok/s", Double(tokens) / max(seconds, 1e-9)),
+                                    rateBase: finished - alreadyDone)
+                }
             })
-            let outputs = requests.indices.map { journal.answers[$0] ?? "" }
-            try writeFileAtomically(Data(AlpacaEval.outputsJSON(records: records, outputs: outputs, generator: name).utf8), to: output)
+            let answers = try group.merge(journal.answers)
+            if group.isRoot {
+                let outputs = requests.indices.map { answers[$0] ?? "" }
+                try writeFileAtomically(Data(AlpacaEval.outputsJSON(records: records, outputs: outputs, generator: name).utf8), to: output)
+            }
+            // Journals go only once the output is in place.
+            try group.barrier()
             journal.remove()
+            if group.isRoot { GenerationJournal.removeLeftovers(output: output) }
         }
     }
 }

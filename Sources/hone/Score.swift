@@ -31,14 +31,19 @@ struct Score: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
-        try runtime.apply()
+        try runtime.apply(distributed: true)
         try reportingErrors {
             let (loaded, _) = try adapterOptions.open(model: model)
             let records = try readJSONLines(path: input)
             let rows = try tokenRows(from: records, path: input, vocabularySize: loaded.config.vocabularySize,
                                      tokenizer: { try loaded.tokenizer() })
             let scorer = Scorer(model: loaded.model, tokenBudget: batchTokens)
-            let logprobs = try scorer.score(rows)
+            // Under mpirun each rank scores its share of the forward passes; rank 0 writes every row, in input order.
+            let group = try ProcessGroup.world()
+            let passes = scorer.passes(for: rows)
+            let all = try group.merge(try scorer.score(rows, passes: passes.indices.filter(group.owns).map { passes[$0] }))
+            guard group.isRoot else { return }
+            let logprobs = rows.indices.map { all[$0]! }
             var text = ""
             for (row, values) in zip(rows, logprobs) { text += Scorer.jsonLine(tokens: row, logprobs: values) + "\n" }
             try emit(text, to: output)

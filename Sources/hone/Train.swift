@@ -178,7 +178,7 @@ struct TrainSFT: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
-        try runtime.apply()
+        try runtime.apply(distributed: true)
         try reportingErrors {
             let recipe = TrainingRecipe.sft
             let templateName = training.promptTemplateName ?? recipe.promptTemplate

@@ -45,7 +45,7 @@ struct TrainCUT: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
-        try runtime.apply()
+        try runtime.apply(distributed: true)
         try reportingErrors {
             guard let wrap = CUTPromptWrap(rawValue: cutPromptWrap) else {
                 throw HoneError.invalidArgument("--cut-prompt-wrap must be double or single, not '\(cutPromptWrap)'")
@@ -137,7 +137,7 @@ struct TrainDPO: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
-        try runtime.apply()
+        try runtime.apply(distributed: true)
         try reportingErrors {
             guard let type = DPOLossType(rawValue: lossType) else {
                 throw HoneError.invalidArgument("--loss-type must be one of \(DPOLossType.allCases.map(\.rawValue).joined(separator: ", ")), not '\(lossType)'")
@@ -201,7 +201,7 @@ struct TrainPRO: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
-        try runtime.apply()
+        try runtime.apply(distributed: true)
         try reportingErrors {
             if training.promptTemplateName != nil {
                 throw HoneError.invalidArgument("--prompt-template-name does not apply to pro: prompts are built from the turns")

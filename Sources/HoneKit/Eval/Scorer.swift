@@ -17,6 +17,20 @@ public final class Scorer {
     /// One array per row: n − 1 log-probabilities for a row of n tokens (none for n ≤ 1).
     public func score(_ rows: [[Int32]], progress: ((Int) -> Void)? = nil) throws -> [[Float]] {
         var results = [[Float]](repeating: [], count: rows.count)
+        var done = 0
+        for pass in passes(for: rows) {
+            for (index, row) in try score(rows, passes: [pass]) { results[index] = row }
+            done += pass.count
+            progress?(done)
+        }
+        return results
+    }
+
+    /// The row indices of each forward pass, in order: consecutive rows up to `tokenBudget` tokens (a longer row
+    /// alone). A row's log-probabilities depend on the pass it runs in only through rounding, so a job split across
+    /// processes hands out whole passes to give the numbers one process gives.
+    public func passes(for rows: [[Int32]]) -> [[Int]] {
+        var passes: [[Int]] = []
         var start = 0
         while start < rows.count {
             var end = start
@@ -25,13 +39,20 @@ public final class Scorer {
                 tokens += rows[end].count
                 end += 1
             }
-            let group = Array(start..<end).filter { !rows[$0].isEmpty }
-            if !group.isEmpty {
-                let scored = try scoreGroup(group.map { rows[$0] })
-                for (index, row) in zip(group, scored) { results[index] = row }
-            }
-            progress?(end)
+            passes.append(Array(start..<end))
             start = end
+        }
+        return passes
+    }
+
+    /// The rows of the given passes, keyed by row index.
+    public func score(_ rows: [[Int32]], passes: [[Int]]) throws -> [Int: [Float]] {
+        var results: [Int: [Float]] = [:]
+        for pass in passes {
+            for index in pass { results[index] = [] }
+            let nonEmpty = pass.filter { !rows[$0].isEmpty }
+            guard !nonEmpty.isEmpty else { continue }
+            for (index, row) in zip(nonEmpty, try scoreGroup(nonEmpty.map { rows[$0] })) { results[index] = row }
         }
         return results
     }

@@ -13,20 +13,10 @@ public final class GenerationJournal {
     public init(path: String, fingerprint: String) throws {
         self.path = path
         self.fingerprint = fingerprint
-        if let data = FileManager.default.contents(atPath: path) {
-            var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
-            let header = lines.isEmpty ? nil : (try? parseJSON(Data(lines.removeFirst()))) as? [String: Any]
-            if header?["fingerprint"] as? String == fingerprint {
-                for line in lines {
-                    guard let entry = (try? parseJSON(Data(line))) as? [String: Any],
-                          let index = entry["index"].flatMap(jsonInteger), let output = entry["output"] as? String
-                    else { continue }
-                    answers[index] = output
-                }
-            } else {
-                answers = [:]
-                try? FileManager.default.removeItem(atPath: path)
-            }
+        if let entries = Self.readEntries(path: path, fingerprint: fingerprint) {
+            answers = entries
+        } else {
+            try? FileManager.default.removeItem(atPath: path)
         }
         if !FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.createFile(atPath: path, contents: Data("{\"fingerprint\":\(jsonString(fingerprint))}\n".utf8)) else {
@@ -43,6 +33,28 @@ public final class GenerationJournal {
         }
         handle.seekToEndOfFile()
         self.handle = handle
+    }
+
+    /// The answers of the journal at `path` when it belongs to a run with `fingerprint`; nil when it is absent or
+    /// belongs to another run.
+    static func readEntries(path: String, fingerprint: String) -> [Int: String]? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
+        let header = lines.isEmpty ? nil : (try? parseJSON(Data(lines.removeFirst()))) as? [String: Any]
+        guard header?["fingerprint"] as? String == fingerprint else { return nil }
+        var answers: [Int: String] = [:]
+        for line in lines {
+            guard let entry = (try? parseJSON(Data(line))) as? [String: Any],
+                  let index = entry["index"].flatMap(jsonInteger), let output = entry["output"] as? String
+            else { continue }
+            answers[index] = output
+        }
+        return answers
+    }
+
+    /// Adds answers found elsewhere (other ranks' journals) to this journal's view, without writing them.
+    public func adopt(_ others: [Int: String]) {
+        answers.merge(others) { own, _ in own }
     }
 
     public func record(index: Int, output: String) {

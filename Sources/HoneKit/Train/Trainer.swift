@@ -73,6 +73,11 @@ public final class Trainer {
     public private(set) var history: [StepRecord] = []
     /// Replaces the seeded data order (tests replay an oracle's exact micro-batches).
     public var batchOrder: ((Int) -> [[Int]])?
+    /// The ranks sharing this run (data parallelism under mpirun): each takes its share of every step's
+    /// micro-batches, gradients are summed over ranks before the update, and only rank 0 writes files.
+    public var processGroup = ProcessGroup.single
+    /// Seconds spent summing gradients and figures across ranks in this run (what data parallelism costs).
+    public private(set) var exchangeSeconds = 0.0
 
     public init(engine: TrainingEngine, objective: TrainingObjective, options: TrainingOptions, outputDirectory: String) throws {
         try options.validate()
@@ -124,15 +129,24 @@ public final class Trainer {
     /// Trains from step 0, or from the checkpoint `resume` (a checkpoint directory) when given.
     @discardableResult
     public func run(resumingFrom resume: String? = nil) throws -> [StepRecord] {
-        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        let group = processGroup
+        if group.isRoot { try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true) }
         var firstStep = 0
-        if let resume {
+        if let resume, group.isRoot {
             firstStep = try TrainingCheckpoint.restore(from: resume, trainer: self)
             history = try MetricsLog.read(directory: outputDirectory).filter { $0.step <= firstStep }
         } else {
             history = []
         }
-        try MetricsLog.rewrite(history, directory: outputDirectory)
+        if group.isDistributed {
+            // Only rank 0 reads the checkpoint (the output directory need not be shared); every rank then starts
+            // from its adapter and optimizer state, or from rank 0's fresh adapter.
+            let counters = try group.broadcast([Double(firstStep), Double(optimizer.step)])
+            firstStep = Int(counters[0])
+            optimizer.step = Int(counters[1])
+            try group.broadcast(optimizer.parameters.map(\.value) + optimizer.moments.flatMap { [$0.first, $0.second] })
+        }
+        if group.isRoot { try MetricsLog.rewrite(history, directory: outputDirectory) }
         let totalSteps = self.totalSteps
         var stepsThisRun = 0
         for step in firstStep..<totalSteps {
@@ -143,7 +157,7 @@ public final class Trainer {
             var loss = 0.0
             var tokens = 0
             var metrics: [String: Double] = [:]
-            for (index, batch) in batches.enumerated() {
+            for (index, batch) in batches.enumerated() where group.owns(index) {
                 engine.adapters.dropoutSeed = options.seed &* 0x1000_0001 &+ UInt64(step) &* 0x10001 &+ UInt64(index)
                 let result = try objective.accumulate(microBatch: batch, step: stepExamples, engine: engine)
                 // No step may be taken, and no run may end "done", on a NaN or an infinity: stop before the update,
@@ -158,6 +172,21 @@ public final class Trainer {
                 tokens += result.tokens
                 metrics.merge(result.metrics) { $0 + $1 }
             }
+            var stopRequested = Interrupt.isPending
+            if group.isDistributed {
+                let exchangeStart = DispatchTime.now()
+                defer { exchangeSeconds += Double(DispatchTime.now().uptimeNanoseconds - exchangeStart.uptimeNanoseconds) / 1e9 }
+                try group.sum(optimizer.parameters.map(\.gradient))
+                let shares = try group.allGather(StepShare(loss: loss, tokens: tokens, metrics: metrics, interrupted: stopRequested))
+                (loss, tokens, metrics) = (0, 0, [:])
+                for share in shares {
+                    loss += share.loss
+                    tokens += share.tokens
+                    metrics.merge(share.metrics) { $0 + $1 }
+                }
+                // Every rank stops at the same step, or the others would wait in the next step's sum forever.
+                stopRequested = shares.contains { $0.interrupted }
+            }
             let norm = optimizer.clipGradients(maxNorm: options.maxGradNorm)
             let learningRate = options.learningRate
                 * options.schedule.factor(step: step, warmupSteps: options.warmupSteps, totalSteps: totalSteps)
@@ -166,7 +195,7 @@ public final class Trainer {
             var record = StepRecord(step: step + 1, loss: loss, learningRate: learningRate, gradientNorm: norm,
                                     tokensPerSecond: Double(tokens) / max(seconds, 1e-9), evalLoss: nil, metrics: metrics)
             let isLast = step + 1 == totalSteps
-            if objective.validationCount > 0, isLast || (options.evalSteps > 0 && (step + 1) % options.evalSteps == 0) {
+            if group.isRoot, objective.validationCount > 0, isLast || (options.evalSteps > 0 && (step + 1) % options.evalSteps == 0) {
                 let evalLoss = try objective.validationLoss(engine: engine, microBatchSize: options.microBatchSize)
                 guard evalLoss.isFinite else {
                     throw nonFiniteStop("a non-finite validation loss (\(evalLoss)) after the update", step: step + 1,
@@ -175,7 +204,7 @@ public final class Trainer {
                 record.evalLoss = evalLoss
             }
             history.append(record)
-            try MetricsLog.append(record, directory: outputDirectory)
+            if group.isRoot { try MetricsLog.append(record, directory: outputDirectory) }
             onStep?(record, totalSteps)
             stepsThisRun += 1
             if let stopAfterSteps, stepsThisRun >= stopAfterSteps, !isLast {
@@ -185,14 +214,24 @@ public final class Trainer {
             if !isLast, options.saveSteps > 0, (step + 1) % options.saveSteps == 0 {
                 try saveCheckpoint(step: step + 1)
             }
-            if Interrupt.isPending {
+            if stopRequested {
                 try saveCheckpoint(step: step + 1)
                 throw HoneError.interrupted(message: "training stopped at step \(step + 1); resume with \(OptionName("resume_from_checkpoint")) \(checkpointPath(step: step + 1))")
             }
         }
-        try PEFTAdapter.save(engine.adapters, baseModel: baseModelName, record: record, to: outputDirectory)
-        try LossPlot.write(history, to: (outputDirectory as NSString).appendingPathComponent("loss.svg"))
+        if group.isRoot {
+            try PEFTAdapter.save(engine.adapters, baseModel: baseModelName, record: record, to: outputDirectory)
+            try LossPlot.write(history, to: (outputDirectory as NSString).appendingPathComponent("loss.svg"))
+        }
         return history
+    }
+
+    /// One rank's part of a step's figures, gathered on every rank.
+    private struct StepShare: Codable {
+        var loss: Double
+        var tokens: Int
+        var metrics: [String: Double]
+        var interrupted: Bool
     }
 
     /// The error that ends a run on a NaN or an infinity: where it appeared and which checkpoint is the last good one.
@@ -209,6 +248,7 @@ public final class Trainer {
     }
 
     func saveCheckpoint(step: Int) throws {
+        guard processGroup.isRoot else { return }
         try TrainingCheckpoint.save(step: step, trainer: self, to: checkpointPath(step: step))
         try LossPlot.write(history, to: (outputDirectory as NSString).appendingPathComponent("loss.svg"))
     }

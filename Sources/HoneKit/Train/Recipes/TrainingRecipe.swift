@@ -157,9 +157,12 @@ public enum TrainingRun {
         trainer.baseModelName = base.path
         trainer.record = PEFTAdapter.TrainingRecord(promptTemplate: templateName, eosPolicy: recipe.eosPolicy)
         trainer.stopAfterSteps = settings.stopAfterSteps
+        let group = try ProcessGroup.world()
+        trainer.processGroup = group
         var resume: String?
         if let requested = settings.resumeFromCheckpoint {
-            if ["latest", "true", "True"].contains(requested) {
+            // Rank 0 alone reads checkpoints and hands their state to the other ranks.
+            if ["latest", "true", "True"].contains(requested), group.isRoot {
                 guard let latest = trainer.latestCheckpoint else {
                     throw HoneError.invalidArgument("no checkpoint-N directory in \(settings.outputDirectory) to resume from")
                 }
@@ -168,12 +171,17 @@ public enum TrainingRun {
                 resume = requested
             }
         }
-        let log = FileHandle.standardError
+        // Under mpirun, rank 0 speaks for the job.
+        let log = group.isRoot ? FileHandle.standardError : FileHandle.nullDevice
+        if group.isDistributed {
+            log.write(Data("data parallel: \(group.size) ranks share each step's \(options.accumulationSteps) micro-batches\n".utf8))
+        }
         log.write(Data("\(summary)\(note.map { "; \($0)" } ?? "")\n".utf8))
         log.write(Data("LoRA: r \(adapters.configuration.rank), alpha \(adapters.configuration.alpha), \(adapters.ordered.count) modules, \(adapters.parameterCount) trainable parameters; \(trainer.totalSteps) steps of \(options.accumulationSteps) × \(options.microBatchSize) examples, lr \(options.learningRate) \(options.schedule.rawValue)\n".utf8))
         let progress = ProgressReporter(total: trainer.totalSteps, label: "train")
         var firstStep: Int?
         trainer.onStep = { record, total in
+            guard group.isRoot else { return }
             if firstStep == nil { firstStep = record.step - 1 }
             var extra = String(format: "loss %.4f  lr %.2e  %.0f tok/s  RSS %.2f GiB", record.loss, record.learningRate,
                                record.tokensPerSecond, Double(peakResidentBytes()) / 1_073_741_824)
@@ -187,6 +195,12 @@ public enum TrainingRun {
             var line = String(format: "done: loss %.4f → %.4f over %d steps", first.loss, last.loss, last.step)
             if let evalLoss = last.evalLoss { line += String(format: ", eval loss %.4f", evalLoss) }
             log.write(Data("\(line); adapter in \(settings.outputDirectory)\n".utf8))
+            if group.isDistributed {
+                let steps = max(1, history.count - (firstStep ?? 0))
+                let megabytes = Double(4 * adapters.parameterCount) / 1_048_576
+                log.write(Data(String(format: "gradient exchange: %.1f ms per step (%.2f MiB of adapter gradients summed over %d ranks)\n",
+                                      trainer.exchangeSeconds * 1000 / Double(steps), megabytes, group.size).utf8))
+            }
         }
     }
 }
