@@ -5,6 +5,13 @@ import HoneKit
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a LoRA adapter on a frozen base model.",
+        discussion: """
+        Every objective also runs data-parallel under Open MPI: each rank takes its share of every step's \
+        micro-batches and the adapter gradients are summed across ranks (docs/scale-out.md).
+
+        Example:
+          mpirun -np 2 hone train sft --base-model model.gguf --data-path data.json --output-dir out --threads 1
+        """,
         subcommands: [TrainSFT.self, TrainCUT.self, TrainDPO.self, TrainPRO.self])
 }
 

@@ -152,6 +152,20 @@ struct DataParallelCommandTests {
         }
         #expect(!outputs[0].isEmpty && outputs[0] == outputs[1])
 
+        // Interrupted on 2 ranks (each journals its own answers), resumed as one process: the same output.
+        let resumedOutput = directory.appendingPathComponent("answers-resumed.json").path
+        let generateArguments = ["generate", "--model", Self.model, "--instructions", input, "--output", resumedOutput,
+                                 "--max-new-tokens", "12", "--batch-size", "3", "--threads", "1"]
+        let interrupted = try Self.hone(ranks: 2, generateArguments + ["--interrupt-after", "2"])
+        #expect(interrupted.status != 0)
+        let journals = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains(".journal") }
+        #expect(!journals.isEmpty)
+        let resumed = try Self.hone(ranks: 1, generateArguments)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stderr.contains("resuming: "), "\(resumed.stderr)")
+        #expect((try? Data(contentsOf: URL(fileURLWithPath: resumedOutput))) == outputs[0])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains(".journal") }.isEmpty)
+
         let texts = (0..<5).map { "{\"text\": \"Row \($0) is a short text with \($0 * 3) words in it, more or less.\"}" }.joined(separator: "\n")
         let rows = try Self.write(texts, "rows.jsonl", in: directory)
         let single = try Self.hone(ranks: 1, ["score", "--model", Self.model, "--input", rows, "--threads", "1"])
