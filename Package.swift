@@ -13,6 +13,8 @@ let package = Package(
     products: [
         .executable(name: "hone", targets: ["hone"]),
         .library(name: "HoneKit", targets: ["HoneKit"]),
+        // Test-only: an LD_PRELOAD library that makes the Nth write, fsync or rename fail (fault-injection tests).
+        .library(name: "HoneFaultInjection", type: .dynamic, targets: ["HoneFaultInjection"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,6 +28,12 @@ let package = Package(
             path: "Sources/HoneKernels",
             cSettings: kernelFlags,
             linkerSettings: [.linkedLibrary("omp5"), .linkedLibrary("openblas"), .linkedLibrary("m")]
+        ),
+        .target(
+            name: "HoneFaultInjection",
+            path: "Sources/HoneFaultInjection",
+            cSettings: [.unsafeFlags(["-O2", "-std=c11"])],
+            linkerSettings: [.linkedLibrary("dl")]
         ),
         .target(
             name: "HoneKit",

@@ -101,7 +101,7 @@ struct Generate: ParsableCommand {
                 } else {
                     answer = promptTemplate.extractResponse(from: result.text)
                 }
-                journal.record(index: index, output: answer)
+                try journal.record(index: index, output: answer)
                 // Test hook: stop like a killed process (no output file, journal left behind).
                 if let interruptAfter, journal.answers.count >= interruptAfter { Foundation.exit(130) }
                 tokens += result.tokens.count

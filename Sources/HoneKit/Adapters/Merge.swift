@@ -178,7 +178,6 @@ public enum AdapterMerge {
         }
         try refuseIfErased(reports, type: reports.isEmpty ? .f32 : try base.weights.tensor(reports[0].name).dtype, force: force)
 
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let names = base.weights.tensorNames.sorted()
         var entries: [SafetensorsStreamEntry] = []
         var totalBytes = 0
@@ -195,20 +194,23 @@ public enum AdapterMerge {
                 return Data(bytes: tensor.data, count: tensor.byteCount)
             })
         }
-        try SafetensorsWriter.write(streaming: entries, metadata: ["format": "pt"],
-                                    to: (directory as NSString).appendingPathComponent("model.safetensors")) { written in
-            progress?(written, totalBytes)
-        }
-        for file in companionFiles {
-            let source = (base.path as NSString).appendingPathComponent(file)
-            guard var data = FileManager.default.contents(atPath: source) else { continue }
-            if file == "config.json", let template = record.promptTemplate,
-               var config = try? parseJSON(data) as? [String: Any] {
-                // The adapter's template travels with the merged model (transformers keeps unknown config keys).
-                config[ModelConfig.huggingFacePromptTemplateKey] = template
-                data = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        // Staged and moved into place whole: a failed rerun keeps the previous merged model as it was.
+        try writeDirectoryAtomically(directory) { staging in
+            try SafetensorsWriter.write(streaming: entries, metadata: ["format": "pt"],
+                                        to: (staging as NSString).appendingPathComponent("model.safetensors")) { written in
+                progress?(written, totalBytes)
             }
-            try writeFileAtomically(data, to: (directory as NSString).appendingPathComponent(file))
+            for file in companionFiles {
+                let source = (base.path as NSString).appendingPathComponent(file)
+                guard var data = FileManager.default.contents(atPath: source) else { continue }
+                if file == "config.json", let template = record.promptTemplate,
+                   var config = try? parseJSON(data) as? [String: Any] {
+                    // The adapter's template travels with the merged model (transformers keeps unknown config keys).
+                    config[ModelConfig.huggingFacePromptTemplateKey] = template
+                    data = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+                }
+                try writeFileAtomically(data, to: (staging as NSString).appendingPathComponent(file))
+            }
         }
         return reports
     }

@@ -52,59 +52,47 @@ public enum HuggingFaceExport {
             entries.append(ExportTensor(name: name, shape: info.shape, source: view, sourceRow: sourceRow, plannedType: dtype))
         }
 
-        let staging = output + ".tmp"
-        try? FileManager.default.removeItem(atPath: staging)
-        do {
-            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
-        } catch {
-            throw HoneError.io(path: staging, message: "cannot create directory")
-        }
-        var completed = false
-        defer { if !completed { try? FileManager.default.removeItem(atPath: staging) } }
-        let join = { (name: String) in (staging as NSString).appendingPathComponent(name) }
-
-        var done = 0
-        var written = 0
-        let streamed = entries.map { tensor in
-            SafetensorsStreamEntry(name: tensor.name, dtype: dtype, shape: tensor.shape) {
-                let bytes = try tensor.encoded(as: dtype)
-                done += 1
-                written += bytes.count
-                progress?(done, entries.count, written)
-                return bytes
-            }
-        }
-        try SafetensorsWriter.write(streaming: streamed, metadata: ["format": "pt"], to: join("model.safetensors"))
-        try writeJSON(configJSON(config, gguf: gguf, embeddingRows: embedding.shape[0], dtype: dtype), to: join("config.json"))
-        var generation: [String: Any] = [:]
-        if let bos = config.bosTokenID { generation["bos_token_id"] = bos }
-        if let eos = config.eosTokenIDs.first { generation["eos_token_id"] = eos }
-        if let pad = config.padTokenID { generation["pad_token_id"] = pad }
-        try writeJSON(generation, to: join("generation_config.json"))
-
         var tokenizerFiles: [String] = []
-        switch gguf.string("tokenizer.ggml.model") {
-        case "llama":
-            let files = try HuggingFaceTokenizerFiles.sentencePiece(gguf, contextLength: config.maxPositionEmbeddings)
-            for (name, object) in files {
-                try writeJSON(object, to: join(name))
-                tokenizerFiles.append(name)
-            }
-        case "gpt2":
-            let files = try HuggingFaceTokenizerFiles.byteLevel(gguf, contextLength: config.maxPositionEmbeddings)
-            for (name, object) in files {
-                try writeJSON(object, to: join(name))
-                tokenizerFiles.append(name)
-            }
-        case let kind:
-            warn("\(path) has no tokenizer Hone can write (tokenizer.ggml.model = \(kind ?? "absent")); the directory gets none")
-        }
+        // An empty directory may stand where the output goes (checked above); it is replaced whole.
+        try writeDirectoryAtomically(output) { staging in
+            let join = { (name: String) in (staging as NSString).appendingPathComponent(name) }
 
-        try? FileManager.default.removeItem(atPath: output)  // an empty directory, checked above
-        guard rename(staging, output) == 0 else {
-            throw HoneError.io(path: output, message: "cannot move the finished directory into place: \(String(cString: strerror(errno)))")
+            var done = 0
+            var written = 0
+            let streamed = entries.map { tensor in
+                SafetensorsStreamEntry(name: tensor.name, dtype: dtype, shape: tensor.shape) {
+                    let bytes = try tensor.encoded(as: dtype)
+                    done += 1
+                    written += bytes.count
+                    progress?(done, entries.count, written)
+                    return bytes
+                }
+            }
+            try SafetensorsWriter.write(streaming: streamed, metadata: ["format": "pt"], to: join("model.safetensors"))
+            try writeJSON(configJSON(config, gguf: gguf, embeddingRows: embedding.shape[0], dtype: dtype), to: join("config.json"))
+            var generation: [String: Any] = [:]
+            if let bos = config.bosTokenID { generation["bos_token_id"] = bos }
+            if let eos = config.eosTokenIDs.first { generation["eos_token_id"] = eos }
+            if let pad = config.padTokenID { generation["pad_token_id"] = pad }
+            try writeJSON(generation, to: join("generation_config.json"))
+
+            switch gguf.string("tokenizer.ggml.model") {
+            case "llama":
+                let files = try HuggingFaceTokenizerFiles.sentencePiece(gguf, contextLength: config.maxPositionEmbeddings)
+                for (name, object) in files {
+                    try writeJSON(object, to: join(name))
+                    tokenizerFiles.append(name)
+                }
+            case "gpt2":
+                let files = try HuggingFaceTokenizerFiles.byteLevel(gguf, contextLength: config.maxPositionEmbeddings)
+                for (name, object) in files {
+                    try writeJSON(object, to: join(name))
+                    tokenizerFiles.append(name)
+                }
+            case let kind:
+                warn("\(path) has no tokenizer Hone can write (tokenizer.ggml.model = \(kind ?? "absent")); the directory gets none")
+            }
         }
-        completed = true
         return Summary(path: output, dtype: dtype, tensorCount: entries.count, tokenizerFiles: tokenizerFiles.sorted())
     }
 

@@ -18,20 +18,29 @@ public final class GenerationJournal {
         } else {
             try? FileManager.default.removeItem(atPath: path)
         }
-        if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: Data("{\"fingerprint\":\(jsonString(fingerprint))}\n".utf8)) else {
-                throw HoneError.io(path: path, message: "cannot create the journal")
+        // Opened for appending (created with its header when new): answers are added one line at a time.
+        let isNew = !FileManager.default.fileExists(atPath: path)
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw HoneError.io(path: path, message: "cannot open the journal for writing: \(systemError())")
+        }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        if isNew {
+            do {
+                try handle.write(contentsOf: Data("{\"fingerprint\":\(jsonString(fingerprint))}\n".utf8))
+            } catch {
+                throw HoneError.io(path: path, message: "cannot write the journal: \(describeFileError(error))")
             }
         }
-        guard let handle = FileHandle(forWritingAtPath: path) else {
-            throw HoneError.io(path: path, message: "cannot open the journal for writing")
+        do {
+            if let data = FileManager.default.contents(atPath: path), data.last != UInt8(ascii: "\n") {
+                try handle.seekToEnd()
+                try handle.write(contentsOf: Data("\n".utf8))
+            }
+            try handle.seekToEnd()
+        } catch {
+            throw HoneError.io(path: path, message: "cannot write the journal: \(describeFileError(error))")
         }
-        // A run killed mid-write leaves a torn last line: end it so the next entry starts on a line of its own.
-        if let data = FileManager.default.contents(atPath: path), data.last != UInt8(ascii: "\n") {
-            handle.seekToEndOfFile()
-            handle.write(Data("\n".utf8))
-        }
-        handle.seekToEndOfFile()
         self.handle = handle
     }
 
@@ -57,9 +66,14 @@ public final class GenerationJournal {
         answers.merge(others) { own, _ in own }
     }
 
-    public func record(index: Int, output: String) {
+    /// Appends one answer. A failed write (a full disk) throws: the answers before it stay in the journal.
+    public func record(index: Int, output: String) throws {
         answers[index] = output
-        handle?.write(Data("{\"index\":\(index),\"output\":\(jsonString(output))}\n".utf8))
+        do {
+            try handle?.write(contentsOf: Data("{\"index\":\(index),\"output\":\(jsonString(output))}\n".utf8))
+        } catch {
+            throw HoneError.io(path: path, message: "cannot write the journal: \(describeFileError(error))")
+        }
     }
 
     /// Closes and deletes the journal (after the output file is safely in place).

@@ -1,17 +1,46 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// Writes `data` to `path` by way of `path.tmp` and a rename, so a reader never sees half a file and an
-/// interrupted run leaves the previous file intact.
+/// Writes `data` to `path` by way of `path.tmp`, an fsync and a rename, so a reader never sees half a file and an
+/// interrupted run (or a full disk) leaves the previous file intact. Errors name the file and the system's reason.
 public func writeFileAtomically(_ data: Data, to path: String) throws {
     let temporary = path + ".tmp"
-    guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-        throw HoneError.io(path: temporary, message: "cannot write file")
+    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard descriptor >= 0 else { throw HoneError.io(path: temporary, message: "cannot create the file: \(systemError())") }
+    var failure: String?
+    data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                failure = "cannot write: \(systemError())"
+                return
+            }
+            offset += written
+        }
+    }
+    if failure == nil, fsync(descriptor) != 0 { failure = "cannot flush to disk: \(systemError())" }
+    if close(descriptor) != 0, failure == nil { failure = "cannot close: \(systemError())" }
+    if let failure {
+        unlink(temporary)
+        throw HoneError.io(path: temporary, message: failure)
     }
     if rename(temporary, path) != 0 {
-        let message = String(cString: strerror(errno))
+        let message = systemError()
         unlink(temporary)
         throw HoneError.io(path: path, message: "cannot move the finished file into place: \(message)")
     }
+}
+
+/// The current errno as the system words it, with its symbolic name for the ones users search for.
+public func systemError(_ code: Int32 = errno) -> String {
+    let names: [Int32: String] = [ENOSPC: "ENOSPC", EDQUOT: "EDQUOT", EIO: "EIO", EACCES: "EACCES", EROFS: "EROFS",
+                                  ENOENT: "ENOENT", EEXIST: "EEXIST", EISDIR: "EISDIR", ENOTDIR: "ENOTDIR"]
+    let text = String(cString: strerror(code))
+    return names[code].map { "\(text) (\($0))" } ?? text
 }
 
 /// Streams a file to `path.tmp` through `body`, then syncs it and renames it into place; on any error the
@@ -19,22 +48,71 @@ public func writeFileAtomically(_ data: Data, to path: String) throws {
 /// large to build in memory (model files written tensor by tensor).
 public func writeFileStreamingAtomically(to path: String, _ body: (FileHandle) throws -> Void) throws {
     let temporary = path + ".tmp"
-    guard FileManager.default.createFile(atPath: temporary, contents: nil),
-          let handle = FileHandle(forWritingAtPath: temporary) else {
-        throw HoneError.io(path: temporary, message: "cannot create file")
-    }
+    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard descriptor >= 0 else { throw HoneError.io(path: temporary, message: "cannot create the file: \(systemError())") }
+    let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: false)
     var failed = true
     defer {
         try? handle.close()
         if failed { unlink(temporary) }
     }
-    try body(handle)
-    try handle.synchronize()
-    try handle.close()
+    do {
+        try body(handle)
+        try handle.synchronize()
+        try handle.close()
+    } catch let error as HoneError {
+        throw error
+    } catch {
+        throw HoneError.io(path: temporary, message: "cannot write: \(describeFileError(error))")
+    }
     if rename(temporary, path) != 0 {
-        throw HoneError.io(path: path, message: "cannot move the finished file into place: \(String(cString: strerror(errno)))")
+        throw HoneError.io(path: path, message: "cannot move the finished file into place: \(systemError())")
     }
     failed = false
+}
+
+/// Builds a directory at `directory.tmp` through `body` (which gets the staging path), then moves it into place,
+/// so `directory` is either the previous one or the complete new one, never a mix. A previous directory is moved
+/// aside (`directory.old`) for the moment of the swap and removed after it; on any error the staging directory is
+/// removed.
+public func writeDirectoryAtomically(_ directory: String, _ body: (String) throws -> Void) throws {
+    let manager = FileManager.default
+    let staging = directory + ".tmp"
+    let aside = directory + ".old"
+    try? manager.removeItem(atPath: staging)
+    do {
+        try manager.createDirectory(atPath: staging, withIntermediateDirectories: true)
+    } catch {
+        throw HoneError.io(path: staging, message: "cannot create the directory: \(describeFileError(error))")
+    }
+    var completed = false
+    defer { if !completed { try? manager.removeItem(atPath: staging) } }
+    try body(staging)
+    var isDirectory: ObjCBool = false
+    let replacing = manager.fileExists(atPath: directory, isDirectory: &isDirectory)
+    if replacing {
+        try? manager.removeItem(atPath: aside)
+        guard rename(directory, aside) == 0 else {
+            throw HoneError.io(path: directory, message: "cannot move the previous output aside: \(systemError())")
+        }
+    }
+    guard rename(staging, directory) == 0 else {
+        let message = systemError()
+        if replacing { _ = rename(aside, directory) }
+        throw HoneError.io(path: directory, message: "cannot move the finished directory into place: \(message)")
+    }
+    completed = true
+    if replacing { try? manager.removeItem(atPath: aside) }
+}
+
+/// Foundation's file errors carry the POSIX code underneath; say it the way `systemError` does.
+func describeFileError(_ error: Error) -> String {
+    let nsError = error as NSError
+    if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        return systemError(Int32(underlying.code))
+    }
+    if nsError.domain == NSPOSIXErrorDomain { return systemError(Int32(nsError.code)) }
+    return nsError.localizedDescription
 }
 
 /// One parsed line of a JSONL file; `line` is 1-based for error messages.

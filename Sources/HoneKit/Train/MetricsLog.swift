@@ -10,8 +10,12 @@ enum MetricsLog {
             throw HoneError.io(path: file, message: "cannot open for appending")
         }
         defer { try? handle.close() }
-        handle.seekToEndOfFile()
-        handle.write(Data((record.jsonLine + "\n").utf8))
+        do {
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data((record.jsonLine + "\n").utf8))
+        } catch {
+            throw HoneError.io(path: file, message: "cannot append: \(describeFileError(error))")
+        }
     }
 
     static func rewrite(_ records: [StepRecord], directory: String) throws {

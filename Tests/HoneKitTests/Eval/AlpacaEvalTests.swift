@@ -70,8 +70,8 @@ import Testing
         let path = try makeTemporaryDirectory().appendingPathComponent("out.json.journal").path
         do {
             let journal = try GenerationJournal(path: path, fingerprint: "run-1")
-            journal.record(index: 3, output: "three")
-            journal.record(index: 0, output: "zero\nwith newline")
+            try journal.record(index: 3, output: "three")
+            try journal.record(index: 0, output: "zero\nwith newline")
         }
         // A kill in the middle of a write leaves half a line.
         let handle = FileHandle(forWritingAtPath: path)!
@@ -81,7 +81,7 @@ import Testing
 
         let resumed = try GenerationJournal(path: path, fingerprint: "run-1")
         #expect(resumed.answers == [3: "three", 0: "zero\nwith newline"])
-        resumed.record(index: 5, output: "five")
+        try resumed.record(index: 5, output: "five")
         let again = try GenerationJournal(path: path, fingerprint: "run-1")
         #expect(again.answers == [3: "three", 0: "zero\nwith newline", 5: "five"])
 
