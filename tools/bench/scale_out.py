@@ -69,7 +69,7 @@ def main():
                     exchange.append((float(found.group(1)), float(found.group(2))))
                 print(f"round {round_index + 1}: {name}: {rates[name][-1]:.0f} tok/s", file=sys.stderr)
     base = statistics.median(rates["1 process x 2 threads"])
-    print(f"model: {os.path.basename(arguments.model)}, {arguments.steps} steps of 4 micro-batches x 2, LoRA r 8 (all modules)")
+    print(f"model: {os.path.basename(arguments.model)}, {arguments.steps} steps of 4 micro-batches x 2, LoRA r 8 on the default modules")
     print("| layout | training tokens/s (median) | ratio |")
     print("|---|---:|---:|")
     for name, values in rates.items():
