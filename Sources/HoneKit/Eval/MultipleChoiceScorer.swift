@@ -49,32 +49,49 @@ public final class MultipleChoiceScorer {
     // MARK: - Scoring
 
     /// Scores of every choice of every request, in order. `progress` gets the number of requests done.
+    ///
+    /// A request longer than the model's context is cut on the left as lm-eval cuts it: each choice keeps the last
+    /// max_length + 1 tokens of context + continuation, so such a document's choices are scored one by one.
     public func score(_ requests: [MultipleChoiceTask.Request], origins: [String]? = nil,
                       progress: ((Int) -> Void)? = nil) throws -> [[ChoiceScore]] {
-        let tokenized = requests.map(tokenize)
-        for (index, request) in tokenized.enumerated() {
+        let limit = model.config.maxPositionEmbeddings
+        var units: [TokenizedRequest] = []
+        var owners: [(request: Int, choices: [Int])] = []
+        for (index, request) in requests.map(tokenize).enumerated() {
             guard !request.context.isEmpty else {
                 throw HoneError.invalidArgument("\(origins?[index] ?? "document \(index)"): the context is empty")
             }
             let longest = request.continuations.map(\.count).max() ?? 0
-            let needed = request.context.count + max(0, longest - 1)
-            if needed > model.config.maxPositionEmbeddings {
-                throw HoneError.invalidArgument("\(origins?[index] ?? "document \(index)"): context and choice need \(needed) positions but the model's context is \(model.config.maxPositionEmbeddings)")
+            if request.context.count + max(0, longest - 1) <= limit {
+                units.append(request)
+                owners.append((index, Array(request.continuations.indices)))
+                continue
+            }
+            for (choice, continuation) in request.continuations.enumerated() {
+                guard continuation.count <= limit else {
+                    throw HoneError.invalidArgument("\(origins?[index] ?? "document \(index)"): choice \(choice) has \(continuation.count) tokens, more than the model's context (\(limit))")
+                }
+                units.append(TokenizedRequest(context: Array(request.context.suffix(limit + 1 - continuation.count)),
+                                              continuations: [continuation]))
+                owners.append((index, [choice]))
             }
         }
-        var results = [[ChoiceScore]](repeating: [], count: requests.count)
+        var results = requests.map { [ChoiceScore](repeating: ChoiceScore(loglikelihood: 0, isGreedy: true), count: $0.continuations.count) }
         var start = 0
-        while start < tokenized.count {
+        while start < units.count {
             var end = start
             var tokens = 0
-            while end < tokenized.count, end == start || tokens + tokenized[end].context.count <= tokenBudget {
-                tokens += tokenized[end].context.count
+            while end < units.count, end == start || tokens + units[end].context.count <= tokenBudget {
+                tokens += units[end].context.count
                 end += 1
             }
-            let scored = try scoreGroup(Array(tokenized[start..<end]))
-            for (offset, scores) in scored.enumerated() { results[start + offset] = scores }
+            let scored = try scoreGroup(Array(units[start..<end]))
+            for (offset, scores) in scored.enumerated() {
+                let owner = owners[start + offset]
+                for (choice, score) in zip(owner.choices, scores) { results[owner.request][choice] = score }
+            }
             start = end
-            progress?(end)
+            progress?(end == units.count ? requests.count : owners[end].request)
         }
         return results
     }
