@@ -7,6 +7,12 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Evaluate a model (and adapters) on benchmarks, as lm-evaluation-harness does.",
+        discussion: """
+        `hone eval --tasks ...` runs `hone eval tasks` (multiple-choice benchmarks); see `hone eval tasks --help`.
+
+        Example:
+          hone eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf --tasks seed-table --data ../shared/data/mc_eval
+        """,
         subcommands: [EvalTasks.self],
         defaultSubcommand: EvalTasks.self)
 }

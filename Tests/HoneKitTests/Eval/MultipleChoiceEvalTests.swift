@@ -95,6 +95,34 @@ import Testing
         try compare(model: model, fixture: "smollm2")
     }
 
+    /// The shipped Q4_1 GGUF, run in place with integer kernels (activations quantized to 8 bits), against lm-eval
+    /// on the f32 weights dequantized from that same file: prompts identical, log-likelihoods close.
+    @Test func quantizedGGUFIsCloseToLMEvalOnItsWeights() throws {
+        let gguf = Repository.root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+        guard FileManager.default.fileExists(atPath: gguf), FileManager.default.fileExists(atPath: Repository.fixture("eval/smollm2.json")) else {
+            print("skipped: models/SmolLM2-135M-Instruct.Q4_1.gguf is absent (tools/fetch-default-model fetches it)")
+            return
+        }
+        let loaded = try LoadedModel.open(gguf)
+        let scorer = MultipleChoiceScorer(model: loaded.model, tokenizer: try loaded.tokenizer())
+        let run = try Self.runs("smollm2")[0]
+        let selection = try MultipleChoiceEvaluation.select(run.tasks.joined(separator: ","), numFewShot: run.fewShot)
+        let tasks = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: Self.data) }
+        let results = try MultipleChoiceEvaluation.run(tasks: tasks, fewShot: selection.fewShot, limit: run.limit, scorer: scorer)
+        var differences: [Double] = []
+        for result in results {
+            for (index, document) in run.documents[result.task.name]!.enumerated() {
+                #expect(result.requests[index].context == document["context"] as! String)
+                let lls = (document["loglikelihoods"] as! [NSNumber]).map(\.doubleValue)
+                differences += zip(result.scores[index], lls).map { abs($0.loglikelihood - $1) / max(1, abs($1)) }
+            }
+        }
+        let mean = differences.reduce(0, +) / Double(differences.count)
+        print("Q4_1 GGUF vs lm-eval on its f32 weights: mean relative |Δ loglikelihood| = \(mean), max = \(differences.max()!)")
+        #expect(mean < 0.02)
+        #expect(differences.max()! < 0.1)
+    }
+
     // MARK: - Hand-checked rules
 
     @Test func trailingWhitespaceMovesToTheContinuation() {
