@@ -169,19 +169,29 @@ public final class MultipleChoiceScorer {
                                                                 count: hidden.width)
             }
             model.projectToVocabulary(gathered.pointer, rows: count, into: logits.pointer)
+            // The argmax of each row, then the kernel's log-softmax at it: lp(t) = x_t − x_best + lp(best).
+            var best = [Int32](repeating: 0, count: count)
             for row in 0..<count {
-                let values = UnsafeBufferPointer(start: logits.pointer + row * vocabulary, count: vocabulary)
-                var best = 0
+                let values = logits.pointer + row * vocabulary
+                var index = 0
                 var maximum = values[0]
-                for index in 1..<vocabulary where values[index] > maximum {
-                    maximum = values[index]
-                    best = index
+                for candidate in 1..<vocabulary where values[candidate] > maximum {
+                    maximum = values[candidate]
+                    index = candidate
                 }
-                var sum: Double = 0
-                for value in values { sum += Double(expf(value - maximum)) }
-                let logSum = Float(log(sum)) + maximum
+                best[row] = Int32(index)
+            }
+            var atBest = [Float](repeating: 0, count: count)
+            best.withUnsafeBufferPointer { targets in
+                atBest.withUnsafeMutableBufferPointer { output in
+                    hk_log_softmax_gather(logits.pointer, targets.baseAddress!, output.baseAddress!, Int32(count), Int32(vocabulary))
+                }
+            }
+            for row in 0..<count {
+                let values = logits.pointer + row * vocabulary
+                let top = values[Int(best[row])]
                 results.append(targets[begin + row].map { target in
-                    target < 0 ? (0, true) : (values[Int(target)] - logSum, Int(target) == best)
+                    target < 0 ? (0, true) : (values[Int(target)] - top + atBest[row], target == best[row])
                 })
             }
             begin += count
