@@ -227,6 +227,7 @@ def make_tiny_adapter(model_dir: Path) -> Path:
             if "lora_" in name:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.3)
     model.save_pretrained(folder)
+    (folder / "README.md").unlink(missing_ok=True)  # PEFT's generated model card
     return folder
 
 
