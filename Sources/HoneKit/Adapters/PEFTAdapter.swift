@@ -177,4 +177,10 @@ extension LoadedModel {
         adaptable.adapters = set
         return record
     }
+
+    /// Removes any attached adapter: the base model again.
+    public func detachAdapters() throws {
+        guard let adaptable = model as? AdaptableModel else { return }
+        adaptable.adapters = nil
+    }
 }

@@ -1,0 +1,201 @@
+import Foundation
+import HoneKernels
+
+/// Log-likelihood of every choice of multiple-choice requests, as lm-eval's `loglikelihood` computes them for a
+/// causal model, but with each context run once: its KV state is shared by all of its choices, and a choice's
+/// first token is scored from the context's last position (so one-token choices, as in MMLU, cost no forward of
+/// their own). Documents are batched into forward passes of up to `tokenBudget` context tokens.
+public final class MultipleChoiceScorer {
+    public struct ChoiceScore: Sendable, Equatable {
+        /// Sum of log p(token | everything before it) over the continuation's tokens.
+        public var loglikelihood: Double
+        /// Every continuation token is the argmax of its logits (lm-eval's `is_greedy`).
+        public var isGreedy: Bool
+    }
+
+    /// Token ids of a request, as lm-eval's `_encode_pair` makes them for a causal model: the context alone, and
+    /// each continuation as the tail of encode(context + continuation) after the context's length.
+    public struct TokenizedRequest: Sendable {
+        public let context: [Int32]
+        public let continuations: [[Int32]]
+    }
+
+    public let model: CausalLanguageModel
+    public let tokenizer: Tokenizer
+    /// Context tokens per forward pass.
+    public var tokenBudget: Int
+    /// Rows of logits computed at once; bounds memory to logitChunk × vocab floats.
+    public var logitChunk = 64
+
+    public init(model: CausalLanguageModel, tokenizer: Tokenizer, tokenBudget: Int = 2048) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.tokenBudget = max(1, tokenBudget)
+    }
+
+    // MARK: - Tokens
+
+    /// The tokenizer's own special-token policy applies (lm-eval's HF backend calls `tokenizer.encode` with its
+    /// defaults: BOS where the tokenizer adds one; special tokens in the text are matched).
+    public func tokenize(_ request: MultipleChoiceTask.Request) -> TokenizedRequest {
+        let context = tokenizer.encode(request.context, addSpecialTokens: true, parseSpecial: true)
+        let continuations = request.continuations.map { continuation -> [Int32] in
+            let whole = tokenizer.encode(request.context + continuation, addSpecialTokens: true, parseSpecial: true)
+            return whole.count > context.count ? Array(whole[context.count...]) : []
+        }
+        return TokenizedRequest(context: context, continuations: continuations)
+    }
+
+    // MARK: - Scoring
+
+    /// Scores of every choice of every request, in order. `progress` gets the number of requests done.
+    ///
+    /// A request longer than the model's context is cut on the left as lm-eval cuts it: each choice keeps the last
+    /// max_length + 1 tokens of context + continuation, so such a document's choices are scored one by one.
+    public func score(_ requests: [MultipleChoiceTask.Request], origins: [String]? = nil,
+                      progress: ((Int) -> Void)? = nil) throws -> [[ChoiceScore]] {
+        let limit = model.config.maxPositionEmbeddings
+        var units: [TokenizedRequest] = []
+        var owners: [(request: Int, choices: [Int])] = []
+        for (index, request) in requests.map(tokenize).enumerated() {
+            guard !request.context.isEmpty else {
+                throw HoneError.invalidArgument("\(origins?[index] ?? "document \(index)"): the context is empty")
+            }
+            let longest = request.continuations.map(\.count).max() ?? 0
+            if request.context.count + max(0, longest - 1) <= limit {
+                units.append(request)
+                owners.append((index, Array(request.continuations.indices)))
+                continue
+            }
+            for (choice, continuation) in request.continuations.enumerated() {
+                guard continuation.count <= limit else {
+                    throw HoneError.invalidArgument("\(origins?[index] ?? "document \(index)"): choice \(choice) has \(continuation.count) tokens, more than the model's context (\(limit))")
+                }
+                units.append(TokenizedRequest(context: Array(request.context.suffix(limit + 1 - continuation.count)),
+                                              continuations: [continuation]))
+                owners.append((index, [choice]))
+            }
+        }
+        var results = requests.map { [ChoiceScore](repeating: ChoiceScore(loglikelihood: 0, isGreedy: true), count: $0.continuations.count) }
+        var start = 0
+        while start < units.count {
+            var end = start
+            var tokens = 0
+            while end < units.count, end == start || tokens + units[end].context.count <= tokenBudget {
+                tokens += units[end].context.count
+                end += 1
+            }
+            let scored = try scoreGroup(Array(units[start..<end]))
+            for (offset, scores) in scored.enumerated() {
+                let owner = owners[start + offset]
+                for (choice, score) in zip(owner.choices, scores) { results[owner.request][choice] = score }
+            }
+            start = end
+            progress?(end == units.count ? requests.count : owners[end].request)
+        }
+        return results
+    }
+
+    private func scoreGroup(_ requests: [TokenizedRequest]) throws -> [[ChoiceScore]] {
+        let caches = requests.map { _ in model.makeCache() }
+        var scores = requests.map { request in
+            [ChoiceScore](repeating: ChoiceScore(loglikelihood: 0, isGreedy: true), count: request.continuations.count)
+        }
+        // 1. Every context once; its last row predicts the first token of every choice.
+        let contextHidden = try model.forward(zip(requests, caches).map { SequenceInput(tokens: $0.context, cache: $1) })
+        var rows: [Int] = []
+        var targets: [[Int32]] = []
+        for (index, request) in requests.enumerated() {
+            rows.append(contextHidden.sequenceOffsets[index] + request.context.count - 1)
+            targets.append(request.continuations.map { $0.first ?? -1 })
+        }
+        let first = evaluate(contextHidden, rows: rows, targets: targets)
+        for (index, values) in first.enumerated() {
+            for (choice, value) in values.enumerated() where requests[index].continuations[choice].count > 0 {
+                scores[index][choice] = ChoiceScore(loglikelihood: Double(value.logprob), isGreedy: value.isGreedy)
+            }
+        }
+        // 2. Longer choices: round r runs choice r of every document on top of its context's cache (then forgets it),
+        //    so documents stay batched and no cache is copied.
+        let rounds = requests.map(\.continuations.count).max() ?? 0
+        for round in 0..<rounds {
+            var batch: [SequenceInput] = []
+            var members: [Int] = []
+            for (index, request) in requests.enumerated()
+            where round < request.continuations.count && request.continuations[round].count > 1 {
+                batch.append(SequenceInput(tokens: Array(request.continuations[round].dropLast()), cache: caches[index]))
+                members.append(index)
+            }
+            guard !batch.isEmpty else { continue }
+            let hidden = try model.forward(batch)
+            rows = []
+            targets = []
+            for (slot, index) in members.enumerated() {
+                let continuation = requests[index].continuations[round]
+                for position in 0..<(continuation.count - 1) {
+                    rows.append(hidden.sequenceOffsets[slot] + position)
+                    targets.append([continuation[position + 1]])
+                }
+            }
+            let values = evaluate(hidden, rows: rows, targets: targets)
+            var cursor = 0
+            for index in members {
+                let continuation = requests[index].continuations[round]
+                for _ in 0..<(continuation.count - 1) {
+                    scores[index][round].loglikelihood += Double(values[cursor][0].logprob)
+                    scores[index][round].isGreedy = scores[index][round].isGreedy && values[cursor][0].isGreedy
+                    cursor += 1
+                }
+                caches[index].truncate(to: requests[index].context.count)
+            }
+        }
+        return scores
+    }
+
+    /// For each hidden row, the log-softmax at each of its targets and whether the target is the argmax (the first
+    /// maximum, as torch's argmax). Rows are projected to the vocabulary `logitChunk` at a time.
+    private func evaluate(_ hidden: HiddenStates, rows: [Int], targets: [[Int32]]) -> [[(logprob: Float, isGreedy: Bool)]] {
+        let vocabulary = model.config.vocabularySize
+        let chunk = max(1, logitChunk)
+        let gathered = FloatBuffer(count: chunk * hidden.width)
+        let logits = FloatBuffer(count: chunk * vocabulary)
+        var results: [[(logprob: Float, isGreedy: Bool)]] = []
+        results.reserveCapacity(rows.count)
+        var begin = 0
+        while begin < rows.count {
+            let count = min(chunk, rows.count - begin)
+            for row in 0..<count {
+                (gathered.pointer + row * hidden.width).update(from: hidden.values.pointer + rows[begin + row] * hidden.width,
+                                                                count: hidden.width)
+            }
+            model.projectToVocabulary(gathered.pointer, rows: count, into: logits.pointer)
+            // The argmax of each row, then the kernel's log-softmax at it: lp(t) = x_t − x_best + lp(best).
+            var best = [Int32](repeating: 0, count: count)
+            for row in 0..<count {
+                let values = logits.pointer + row * vocabulary
+                var index = 0
+                var maximum = values[0]
+                for candidate in 1..<vocabulary where values[candidate] > maximum {
+                    maximum = values[candidate]
+                    index = candidate
+                }
+                best[row] = Int32(index)
+            }
+            var atBest = [Float](repeating: 0, count: count)
+            best.withUnsafeBufferPointer { targets in
+                atBest.withUnsafeMutableBufferPointer { output in
+                    hk_log_softmax_gather(logits.pointer, targets.baseAddress!, output.baseAddress!, Int32(count), Int32(vocabulary))
+                }
+            }
+            for row in 0..<count {
+                let values = logits.pointer + row * vocabulary
+                let top = values[Int(best[row])]
+                results.append(targets[begin + row].map { target in
+                    target < 0 ? (0, true) : (values[Int(target)] - top + atBest[row], target == best[row])
+                })
+            }
+            begin += count
+        }
+        return results
+    }
+}

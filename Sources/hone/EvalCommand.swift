@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import HoneKit
+
+/// `hone eval`: benchmark evaluations. Without a subcommand it runs the multiple-choice tasks.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate a model (and adapters) on benchmarks, as lm-evaluation-harness does.",
+        discussion: """
+        `hone eval --tasks ...` runs `hone eval tasks` (multiple-choice benchmarks); see `hone eval tasks --help`.
+
+        Example:
+          hone eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf --tasks seed-table --data ../shared/data/mc_eval
+        """,
+        subcommands: [EvalTasks.self],
+        defaultSubcommand: EvalTasks.self)
+}
+
+struct EvalTasks: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tasks",
+        abstract: "Multiple-choice benchmarks (ARC, HellaSwag, PIQA, MMLU, TruthfulQA) with lm-eval's definitions.",
+        discussion: """
+        Prompts, few-shot examples, continuations and metrics follow lm-evaluation-harness (acc, acc_norm = \
+        log-likelihood ÷ character length, TruthfulQA mc2, standard errors, MMLU groups weighted by size). Each \
+        context runs once and its KV state is shared by all choices. Rows of the table: the base model and each \
+        --adapter. Tasks: arc_easy, arc_challenge, hellaswag, piqa, mmlu, mmlu_stem, mmlu_humanities, \
+        mmlu_social_sciences, mmlu_other, mmlu_<subject>, truthfulqa_mc1, truthfulqa_mc2; presets seed-table \
+        (0-shot: arc_challenge acc_norm, piqa acc_norm, hellaswag acc_norm, mmlu acc, truthfulqa mc2) and \
+        open-llm-v1 (ARC-c 25-shot, HellaSwag 10-shot, MMLU 5-shot, TruthfulQA mc2 0-shot).
+
+        --data is a folder laid out as arc/ARC-{Easy,Challenge}-test.jsonl, piqa/valid.jsonl + valid-labels.lst, \
+        hellaswag/hellaswag_val.jsonl (or llama.cpp's hellaswag_val_full.txt.gz), mmlu/{dev,test}/*.csv, \
+        truthfulqa/mc_task.json. With --output-dir, each row writes ROW/results.json and ROW/samples_<task>.jsonl.
+
+        Example:
+          hone eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf --adapter sft=out/sft \\
+            --tasks seed-table --data ../shared/data/mc_eval --limit 100 --output-dir eval-out
+        """)
+
+    @Option(name: .long, help: "An HF model directory or a GGUF file.")
+    var model: String
+
+    @Option(name: .long, help: "NAME=DIR (or DIR) of a PEFT LoRA adapter; one table row each. Repeatable.")
+    var adapter: [String] = []
+
+    @Option(name: .long, help: "Comma-separated tasks, groups or presets (seed-table, open-llm-v1).")
+    var tasks: String
+
+    @Option(name: .long, help: "Folder with the benchmark files (the layout of mc_eval/).")
+    var data: String
+
+    @Option(name: [.customLong("num-fewshot"), .customLong("num_fewshot")], help: "Few-shot examples per question (tasks outside presets; default 0).")
+    var numFewshot: Int?
+
+    @Option(name: .long, help: "Evaluate only the first N documents of each task.")
+    var limit: Int?
+
+    @Option(name: [.customLong("output-dir"), .customLong("output_dir"), .customLong("output-path"), .customLong("output_path")],
+            help: "Folder for results.json and samples_<task>.jsonl per row.")
+    var outputDir: String?
+
+    @Option(name: [.customLong("batch-tokens"), .customLong("batch_tokens")], help: "Context tokens per forward pass.")
+    var batchTokens = 2048
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() throws {
+        try runtime.apply()
+        try reportingErrors {
+            if let numFewshot, numFewshot < 0 { throw HoneError.invalidArgument("--num-fewshot must be at least 0") }
+            if let limit, limit < 1 { throw HoneError.invalidArgument("--limit must be at least 1") }
+            let selection = try MultipleChoiceEvaluation.select(tasks, numFewShot: numFewshot)
+            let taskList = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: data) }
+            for note in Set(taskList.compactMap(\.note)) { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+            let loaded = try LoadedModel.open(model)
+            let scorer = MultipleChoiceScorer(model: loaded.model, tokenizer: try loaded.tokenizer(), tokenBudget: batchTokens)
+            var rows: [(name: String, directory: String?)] = [("base", nil)]
+            for spec in adapter {
+                if let equals = spec.firstIndex(of: "="), equals != spec.startIndex {
+                    rows.append((String(spec[..<equals]), String(spec[spec.index(after: equals)...])))
+                } else {
+                    rows.append(((spec as NSString).lastPathComponent, spec))
+                }
+            }
+            var tableRows: [(name: String, scores: [String: [String: (value: Double, stderr: Double?, size: Int)]])] = []
+            for row in rows {
+                if let directory = row.directory {
+                    try loaded.attachAdapter(directory: directory)
+                } else if !adapter.isEmpty {
+                    try loaded.detachAdapters()
+                }
+                let progress = ProgressReporter(total: taskList.reduce(0) { $0 + min(limit ?? $1.documents.count, $1.documents.count) },
+                                                label: "eval \(row.name)")
+                let start = Date()
+                let results = try MultipleChoiceEvaluation.run(tasks: taskList, fewShot: selection.fewShot, limit: limit,
+                                                               scorer: scorer) { done, _ in
+                    let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
+                    progress.update(done: done, extra: String(format: "%.2f docs/s", rate))
+                }
+                tableRows.append((row.name, MultipleChoiceEvaluation.scores(results, groups: selection.groups)))
+                if let outputDir {
+                    let folder = (outputDir as NSString).appendingPathComponent(row.name)
+                    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                    let json = MultipleChoiceEvaluation.resultsJSON(results, groups: selection.groups, model: model,
+                                                                    adapter: row.directory, limit: limit)
+                    try writeFileAtomically(Data(json.utf8), to: (folder as NSString).appendingPathComponent("results.json"))
+                    for result in results {
+                        try writeFileAtomically(Data(MultipleChoiceEvaluation.samplesJSONL(result).utf8),
+                                                to: (folder as NSString).appendingPathComponent("samples_\(result.task.name).jsonl"))
+                    }
+                }
+            }
+            print(MultipleChoiceEvaluation.markdownTable(rows: tableRows, columns: selection.columns), terminator: "")
+        }
+    }
+}

@@ -1,0 +1,238 @@
+import Foundation
+import Testing
+@testable import HoneKit
+
+/// `hone eval`'s tasks against lm-evaluation-harness itself (tools/oracle/make_eval_fixtures.py): prompts, each
+/// choice's log-likelihood (1e-3, f32) and is_greedy, per-document metrics and aggregated results with stderrs.
+@Suite struct MultipleChoiceEvalTests {
+    static let data = Repository.fixture("eval/data")
+
+    struct Run {
+        let tasks: [String]
+        let fewShot: Int
+        let limit: Int?
+        let results: [String: [String: Any]]
+        let documents: [String: [[String: Any]]]
+    }
+
+    static func runs(_ name: String) throws -> [Run] {
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Repository.fixture("eval/\(name).json")))) as! [String: Any]
+        return (object["runs"] as! [[String: Any]]).map { run in
+            Run(tasks: run["tasks"] as! [String], fewShot: (run["num_fewshot"] as! NSNumber).intValue,
+                limit: (run["limit"] as? NSNumber)?.intValue, results: run["results"] as! [String: [String: Any]],
+                documents: run["documents"] as! [String: [[String: Any]]])
+        }
+    }
+
+    /// Runs every fixture run with Hone and compares everything lm-eval recorded.
+    func compare(model modelPath: String, adapter: String? = nil, fixture: String) throws {
+        let loaded = try LoadedModel.open(modelPath)
+        if let adapter { try loaded.attachAdapter(directory: adapter) }
+        let scorer = MultipleChoiceScorer(model: loaded.model, tokenizer: try loaded.tokenizer(), tokenBudget: 512)
+        for run in try Self.runs(fixture) {
+            let selection = try MultipleChoiceEvaluation.select(run.tasks.joined(separator: ","), numFewShot: run.fewShot)
+            let tasks = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: Self.data) }
+            let results = try MultipleChoiceEvaluation.run(tasks: tasks, fewShot: selection.fewShot, limit: run.limit, scorer: scorer)
+            var worst = 0.0
+            for result in results {
+                let name = result.task.name
+                let expected = try #require(run.documents[name], "\(name) missing in the fixture")
+                #expect(result.requests.count == expected.count, "\(name)")
+                for (index, document) in expected.enumerated() where index < result.requests.count {
+                    let request = result.requests[index]
+                    #expect(request.context == document["context"] as! String, "\(name) doc \(index) context (\(run.fewShot)-shot)")
+                    #expect(request.continuations == document["continuations"] as! [String], "\(name) doc \(index) continuations")
+                    let lls = (document["loglikelihoods"] as! [NSNumber]).map(\.doubleValue)
+                    let greedy = (document["is_greedy"] as! [NSNumber]).map(\.boolValue)
+                    let scores = result.scores[index]
+                    #expect(scores.count == lls.count)
+                    for (score, ll) in zip(scores, lls) {
+                        worst = max(worst, abs(score.loglikelihood - ll))
+                        #expect(abs(score.loglikelihood - ll) <= 1e-3, "\(name) doc \(index): \(score.loglikelihood) vs \(ll)")
+                    }
+                    #expect(scores.map(\.isGreedy) == greedy, "\(name) doc \(index) is_greedy")
+                    for (metric, value) in document["metrics"] as! [String: NSNumber] {
+                        #expect(abs((result.documentMetrics[index][metric] ?? .nan) - value.doubleValue) <= 1e-6,
+                                "\(name) doc \(index) \(metric)")
+                    }
+                }
+            }
+            // Aggregates, including MMLU's size-weighted groups and lm-eval's stderrs ("N/A" for n = 1).
+            let table = MultipleChoiceEvaluation.scores(results, groups: selection.groups)
+            for (name, values) in run.results {
+                for (key, value) in values where key.hasSuffix(",none") && !key.contains("_stderr") {
+                    let metric = String(key.dropLast(",none".count))
+                    let score = try #require(table[name]?[metric], "\(name) \(metric) not reported")
+                    #expect(abs(score.value - (value as! NSNumber).doubleValue) <= 1e-6, "\(name) \(metric)")
+                    let stderr = values["\(metric)_stderr,none"]
+                    if let number = stderr as? NSNumber {
+                        #expect(abs((score.stderr ?? .nan) - number.doubleValue) <= 1e-6, "\(name) \(metric) stderr")
+                    } else {
+                        #expect(score.stderr == nil, "\(name) \(metric) stderr should be N/A")
+                    }
+                }
+            }
+            print("\(fixture) \(run.tasks) \(run.fewShot)-shot: max |Δ loglikelihood| = \(worst)")
+        }
+    }
+
+    @Test func tinyLlamaMatchesLMEval() throws {
+        try compare(model: Repository.fixture("eval/tiny-llama"), fixture: "tiny-llama")
+    }
+
+    @Test func adapterMatchesLMEvalWithPEFT() throws {
+        try compare(model: Repository.fixture("eval/tiny-llama"), adapter: Repository.fixture("eval/tiny-llama-adapter"),
+                    fixture: "tiny-llama-adapter")
+    }
+
+    @Test func smolLM2MatchesLMEval() throws {
+        let model = Repository.root.appendingPathComponent("models/SmolLM2-135M-Instruct-f32").path
+        guard FileManager.default.fileExists(atPath: model + "/model.safetensors"),
+              FileManager.default.fileExists(atPath: Repository.fixture("eval/smollm2.json")) else {
+            print("skipped: models/SmolLM2-135M-Instruct-f32 is absent (tools/oracle/make_eval_fixtures.py --smollm2 makes it)")
+            return
+        }
+        try compare(model: model, fixture: "smollm2")
+    }
+
+    /// The shipped Q4_1 GGUF, run in place with integer kernels (activations quantized to 8 bits), against lm-eval
+    /// on the f32 weights dequantized from that same file: prompts identical, log-likelihoods close.
+    @Test func quantizedGGUFIsCloseToLMEvalOnItsWeights() throws {
+        let gguf = Repository.root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+        guard FileManager.default.fileExists(atPath: gguf), FileManager.default.fileExists(atPath: Repository.fixture("eval/smollm2.json")) else {
+            print("skipped: models/SmolLM2-135M-Instruct.Q4_1.gguf is absent (tools/fetch-default-model fetches it)")
+            return
+        }
+        let loaded = try LoadedModel.open(gguf)
+        let scorer = MultipleChoiceScorer(model: loaded.model, tokenizer: try loaded.tokenizer())
+        let run = try Self.runs("smollm2")[0]
+        let selection = try MultipleChoiceEvaluation.select(run.tasks.joined(separator: ","), numFewShot: run.fewShot)
+        let tasks = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: Self.data) }
+        let results = try MultipleChoiceEvaluation.run(tasks: tasks, fewShot: selection.fewShot, limit: run.limit, scorer: scorer)
+        var differences: [Double] = []
+        for result in results {
+            for (index, document) in run.documents[result.task.name]!.enumerated() {
+                #expect(result.requests[index].context == document["context"] as! String)
+                let lls = (document["loglikelihoods"] as! [NSNumber]).map(\.doubleValue)
+                differences += zip(result.scores[index], lls).map { abs($0.loglikelihood - $1) / max(1, abs($1)) }
+            }
+        }
+        let mean = differences.reduce(0, +) / Double(differences.count)
+        print("Q4_1 GGUF vs lm-eval on its f32 weights: mean relative |Δ loglikelihood| = \(mean), max = \(differences.max()!)")
+        #expect(mean < 0.02)
+        #expect(differences.max()! < 0.1)
+    }
+
+    // MARK: - Hand-checked rules
+
+    @Test func trailingWhitespaceMovesToTheContinuation() {
+        let request = MultipleChoiceTask.split(context: "Answer: \n ", continuations: [" yes", "no"])
+        #expect(request.context == "Answer:")
+        #expect(request.continuations == [" \n  yes", " \n no"])
+        let plain = MultipleChoiceTask.split(context: "Q\nA:", continuations: [" x"])
+        #expect(plain == MultipleChoiceTask.Request(context: "Q\nA:", continuations: [" x"]))
+    }
+
+    @Test func fewShotPromptsUseLMEvalDelimiters() throws {
+        let documents = [MultipleChoiceDocument(query: "Q1\nAnswer:", choices: ["a", "b"], gold: 1),
+                         MultipleChoiceDocument(query: "Q2\nAnswer:", choices: ["c", "d"], gold: 0),
+                         MultipleChoiceDocument(query: "Q3\nAnswer:", choices: ["e", "f"], gold: 0)]
+        let task = MultipleChoiceTask(name: "t", documents: documents, fewShotPool: documents, sampler: .firstN,
+                                      description: "About x.\n\n")
+        let requests = try task.requests(fewShot: 2)
+        #expect(requests[2].context == "About x.\n\nQ1\nAnswer: b\n\nQ2\nAnswer: c\n\nQ3\nAnswer:")
+        #expect(requests[2].continuations == [" e", " f"])
+        // Python: random.Random(1234).sample(range(3), 2) == [1, 0] (seeded sampler, pool = the evaluation split,
+        // the document itself removed from n + 1 draws).
+        let seeded = MultipleChoiceTask(name: "t", documents: documents)
+        let shots = try seeded.requests(fewShot: 1)
+        #expect(shots[0].context == "Q2\nAnswer: c\n\nQ1\nAnswer:")
+    }
+
+    @Test func accNormDividesByCharacters() {
+        // acc picks choice 0 (−4 > −5); per character, choice 1 wins: −5/10 = −0.5 > −4/4 = −1. "é" is one character.
+        let document = MultipleChoiceDocument(query: "q", choices: ["abcé", "abcdefghij"], gold: 1)
+        let task = MultipleChoiceTask(name: "t", documents: [document])
+        let metrics = MultipleChoiceEvaluation.documentMetrics(task: task, document: document, loglikelihoods: [-4, -5])
+        #expect(metrics == ["acc": 0, "acc_norm": 1])
+        // Ties go to the first choice, as numpy's argmax.
+        let tie = MultipleChoiceEvaluation.documentMetrics(task: task, document: document, loglikelihoods: [-4, -4])
+        #expect(tie["acc"] == 0)
+    }
+
+    @Test func mc2IsTheNormalisedMassOfTrueAnswers() {
+        let document = MultipleChoiceDocument(query: "q", choices: ["t1", "t2", "f"], gold: 0, labels: [1, 1, 0])
+        let task = MultipleChoiceTask(name: "truthfulqa_mc2", documents: [document], metrics: [.acc], isMC2: true)
+        let lls = [log(0.2), log(0.1), log(0.3)]
+        let metrics = MultipleChoiceEvaluation.documentMetrics(task: task, document: document, loglikelihoods: lls)
+        #expect(abs(metrics["acc"]! - 0.5) < 1e-12)
+        // Far below exp's range, the ratio is still defined.
+        let tiny = MultipleChoiceEvaluation.documentMetrics(task: task, document: document, loglikelihoods: [-2000, -2000, -2000])
+        #expect(abs(tiny["acc"]! - 2.0 / 3.0) < 1e-12)
+    }
+
+    @Test func standardErrorsFollowLMEval() {
+        let (mean, stderr) = MultipleChoiceEvaluation.meanAndStderr([1, 0, 1, 1])
+        #expect(mean == 0.75)
+        #expect(abs(stderr! - 0.25) < 1e-12)  // sample sd 0.5 / √4
+        #expect(MultipleChoiceEvaluation.meanAndStderr([1]).1 == nil)
+        let (value, pooled) = MultipleChoiceEvaluation.groupAggregate([(0.5, 0.1, 10), (1.0, 0.2, 30)])
+        #expect(abs(value - 0.875) < 1e-12)
+        let expected = ((9 * 0.01 * 10 + 29 * 0.04 * 30) / 38.0 / 40.0).squareRoot()
+        #expect(abs(pooled! - expected) < 1e-12)
+    }
+
+    @Test func hellaSwagPreprocessing() {
+        #expect(MultipleChoiceData.hellaSwagPreprocess(" How to x [title] Brush. [step] Start  now. ") == "How to x. Brush. Start now.")
+        #expect(pythonCapitalize("then SECTION it") == "Then section it")
+    }
+
+    @Test func readsTheTextRenderingAndHFTruthfulQA() throws {
+        let directory = try makeTemporaryDirectory()
+        let text = directory.appendingPathComponent("h.txt").path
+        try "Roof: A man is on a roof. he\n3\nis a.\nis b.\nis c.\nstarts  pulling.\n".write(toFile: text, atomically: true, encoding: .utf8)
+        let documents = try MultipleChoiceData.readHellaSwagText(path: text)
+        #expect(documents == [MultipleChoiceDocument(query: "Roof: A man is on a roof. he", choices: ["is a.", "is b.", "is c.", "starts pulling."],
+                                                     gold: 3, origin: "\(text):1")])
+        let hf = directory.appendingPathComponent("t.jsonl").path
+        try #"{"question": "Q?", "mc1_targets": {"choices": ["a", "b"], "labels": [1, 0]}, "mc2_targets": {"choices": ["b", "a", "c"], "labels": [0, 1, 1]}}"#
+            .write(toFile: hf, atomically: true, encoding: .utf8)
+        let mc2 = try MultipleChoiceData.readTruthfulQA(path: hf, mc: 2)
+        #expect(mc2[0].choices == ["b", "a", "c"])
+        #expect(mc2[0].labels == [0, 1, 1])
+        #expect(mc2[0].query.hasSuffix("Barcelona, Spain.\n\nQ: Q?\nA:"))
+    }
+
+    @Test func badFilesNameFileRecordAndField() throws {
+        let directory = try makeTemporaryDirectory()
+        func message(_ body: () throws -> Void) -> String {
+            do { try body() } catch { return "\(error)" }
+            return "no error"
+        }
+        let arc = directory.appendingPathComponent("arc.jsonl").path
+        try "{\"question\": \"q\", \"choices\": {\"text\": [\"a\", \"b\"], \"label\": [\"A\", \"B\"]}, \"answerKey\": \"A\"}\n{\"question\": \"q\", \"choices\": {\"text\": [\"a\"], \"label\": [\"A\"]}}\n"
+            .write(toFile: arc, atomically: true, encoding: .utf8)
+        #expect(message { _ = try MultipleChoiceData.readARC(path: arc) } == "\(arc):2: missing field \"answerKey\"")
+        let csv = directory.appendingPathComponent("x_test.csv").path
+        try "q,a,b,c,d,A\r\nq2,a,b,c,d,E\r\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        #expect(message { _ = try MultipleChoiceData.readMMLU(path: csv) }.hasPrefix("\(csv):2: field 6 (answer)"))
+        let piqa = directory.appendingPathComponent("valid.jsonl").path
+        try "{\"goal\": \"g\", \"sol1\": 1, \"sol2\": \"b\"}\n".write(toFile: piqa, atomically: true, encoding: .utf8)
+        #expect(message { _ = try MultipleChoiceData.readPIQA(path: piqa, labelsPath: nil) }
+            == "\(piqa):1: field \"sol1\" must be a string, found a number")
+        let missing = directory.appendingPathComponent("none").path
+        #expect(message { _ = try MultipleChoiceEvaluation.loadTask("piqa", directory: missing) }
+            == "\(missing)/piqa/valid.jsonl: no such file or directory")
+        let truthful = directory.appendingPathComponent("mc_task.json").path
+        try "[{\"question\": \"q\", \"mc1_targets\": {\"a\": 1, \"b\": 0}, \"mc2_targets\": {\"a\": \"yes\"}}]".write(toFile: truthful, atomically: true, encoding: .utf8)
+        #expect(message { _ = try MultipleChoiceData.readTruthfulQA(path: truthful, mc: 2) }
+            == "\(truthful):1: field \"mc2_targets\" must map answers to 0 or 1")
+        #expect(message { _ = try MultipleChoiceEvaluation.select("arc_easy,nope", numFewShot: nil) }.hasPrefix("unknown task 'nope'"))
+    }
+
+    @Test func quotedCSVFields() throws {
+        let rows = try MultipleChoiceData.parseCSV("\u{FEFF}\"a, b\",\"say \"\"hi\"\"\nthere\",c\r\nd,,e\r\n", path: "x")
+        #expect(rows.map(\.fields) == [["a, b", "say \"hi\"\nthere", "c"], ["d", "", "e"]])
+        #expect(rows.map(\.line) == [1, 3])
+    }
+}
