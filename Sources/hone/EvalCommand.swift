@@ -67,7 +67,7 @@ struct EvalTasks: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
-        try runtime.apply()
+        try runtime.apply(distributed: true)
         try reportingErrors {
             if let numFewshot, numFewshot < 0 { throw HoneError.invalidArgument("--num-fewshot must be at least 0") }
             if let limit, limit < 1 { throw HoneError.invalidArgument("--limit must be at least 1") }
@@ -76,6 +76,9 @@ struct EvalTasks: ParsableCommand {
             for note in Set(taskList.compactMap(\.note)) { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
             let loaded = try LoadedModel.open(model)
             let scorer = MultipleChoiceScorer(model: loaded.model, tokenizer: try loaded.tokenizer(), tokenBudget: batchTokens)
+            // Under mpirun the ranks share the forward passes; rank 0 reports and writes.
+            let group = try ProcessGroup.world()
+            scorer.processGroup = group
             var rows: [(name: String, directory: String?)] = [("base", nil)]
             for spec in adapter {
                 if let equals = spec.firstIndex(of: "="), equals != spec.startIndex {
@@ -96,11 +99,12 @@ struct EvalTasks: ParsableCommand {
                 let start = Date()
                 let results = try MultipleChoiceEvaluation.run(tasks: taskList, fewShot: selection.fewShot, limit: limit,
                                                                scorer: scorer) { done, _ in
+                    guard group.isRoot else { return }
                     let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
                     progress.update(done: done, extra: String(format: "%.2f docs/s", rate))
                 }
                 tableRows.append((row.name, MultipleChoiceEvaluation.scores(results, groups: selection.groups)))
-                if let outputDir {
+                if let outputDir, group.isRoot {
                     let folder = (outputDir as NSString).appendingPathComponent(row.name)
                     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
                     let json = MultipleChoiceEvaluation.resultsJSON(results, groups: selection.groups, model: model,
@@ -112,7 +116,9 @@ struct EvalTasks: ParsableCommand {
                     }
                 }
             }
-            print(MultipleChoiceEvaluation.markdownTable(rows: tableRows, columns: selection.columns), terminator: "")
+            if group.isRoot {
+                print(MultipleChoiceEvaluation.markdownTable(rows: tableRows, columns: selection.columns), terminator: "")
+            }
         }
     }
 }

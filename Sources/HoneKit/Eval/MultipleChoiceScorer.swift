@@ -6,7 +6,7 @@ import HoneKernels
 /// first token is scored from the context's last position (so one-token choices, as in MMLU, cost no forward of
 /// their own). Documents are batched into forward passes of up to `tokenBudget` context tokens.
 public final class MultipleChoiceScorer {
-    public struct ChoiceScore: Sendable, Equatable {
+    public struct ChoiceScore: Sendable, Equatable, Codable {
         /// Sum of log p(token | everything before it) over the continuation's tokens.
         public var loglikelihood: Double
         /// Every continuation token is the argmax of its logits (lm-eval's `is_greedy`).
@@ -26,6 +26,9 @@ public final class MultipleChoiceScorer {
     public var tokenBudget: Int
     /// Rows of logits computed at once; bounds memory to logitChunk × vocab floats.
     public var logitChunk = 64
+    /// Under mpirun, each rank runs its share of the forward passes and every rank gets all the scores. Whole
+    /// passes are shared out, so every number equals a single process's.
+    public var processGroup = ProcessGroup.single
 
     public init(model: CausalLanguageModel, tokenizer: Tokenizer, tokenBudget: Int = 2048) {
         self.model = model
@@ -76,7 +79,7 @@ public final class MultipleChoiceScorer {
                 owners.append((index, [choice]))
             }
         }
-        var results = requests.map { [ChoiceScore](repeating: ChoiceScore(loglikelihood: 0, isGreedy: true), count: $0.continuations.count) }
+        var passes: [Range<Int>] = []
         var start = 0
         while start < units.count {
             var end = start
@@ -85,13 +88,19 @@ public final class MultipleChoiceScorer {
                 tokens += units[end].context.count
                 end += 1
             }
-            let scored = try scoreGroup(Array(units[start..<end]))
-            for (offset, scores) in scored.enumerated() {
-                let owner = owners[start + offset]
-                for (choice, score) in zip(owner.choices, scores) { results[owner.request][choice] = score }
-            }
+            passes.append(start..<end)
             start = end
-            progress?(end == units.count ? requests.count : owners[end].request)
+        }
+        var scoredUnits: [Int: [ChoiceScore]] = [:]
+        for (index, pass) in passes.enumerated() where processGroup.owns(index) {
+            for (offset, scores) in try scoreGroup(Array(units[pass])).enumerated() { scoredUnits[pass.lowerBound + offset] = scores }
+            progress?(pass.upperBound == units.count ? requests.count : owners[pass.upperBound].request)
+        }
+        scoredUnits = try processGroup.merge(scoredUnits)
+        var results = requests.map { [ChoiceScore](repeating: ChoiceScore(loglikelihood: 0, isGreedy: true), count: $0.continuations.count) }
+        for (unit, scores) in scoredUnits {
+            let owner = owners[unit]
+            for (choice, score) in zip(owner.choices, scores) { results[owner.request][choice] = score }
         }
         return results
     }
