@@ -185,21 +185,22 @@ private let cpoFormulas = """
 Data: as `hone train dpo`, tokenized as TRL's CPOTrainer does (BOS before prompts, EOS after completions, completions \
 cut to --max-length; pairs whose prompt fills it are dropped). No reference model. With π = the completion's \
 log-probability, summed over its tokens (sigmoid, hinge) or averaged (ipo, simpo), h = π_chosen − π_rejected:
-  sigmoid  −(1−ε) log σ(βh) − ε log σ(−βh)                       (CPO, Xu et al. 2024, eq. 3)
-  simpo    the same on h − γ/β                                  (SimPO, Meng et al. 2024, eq. 6)
+  sigmoid  −(1−ε) log σ(βh) − ε log σ(−βh)   (CPO: Xu et al. 2024, eq. 3)
+  simpo    the same on h − γ/β              (SimPO: Meng et al. 2024, eq. 6)
   hinge    relu(1 − βh)
   ipo      (h − 1/(2β))²
-  L = mean over pairs + α · NLL, the NLL being the token mean of −log p over the micro-batch's chosen completions.
+  L = mean over pairs + α · NLL
+The NLL is the token mean of −log p over the micro-batch's chosen completions (TRL 1.16's CPOTrainer). \
 metrics.jsonl gets rewards/chosen (β·π_chosen), rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen, \
-logps/rejected and nll_loss, as TRL 1.16 logs them.
+logps/rejected and nll_loss, as TRL logs them.
+
 """
 
 struct TrainCPO: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cpo",
         abstract: "Contrastive Preference Optimization on preference pairs, reference-free (TRL's CPOTrainer).",
-        discussion: cpoFormulas + """
-
+        discussion: cpoFormulas + "\n" + """
         Defaults are TRL's CPOConfig: loss sigmoid, β 0.1, α (--cpo-alpha) 1, ε 0, γ 0.5 (simpo only), lr 1e-6 \
         linear without warm-up, batch 8 = micro-batch 8 (the NLL's token mean is per micro-batch, as per TRL batch), \
         3 epochs, dropout off, --max-length 1024.
@@ -223,8 +224,7 @@ struct TrainSimPO: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simpo",
         abstract: "SimPO on preference pairs: TRL's CPOTrainer with loss_type simpo and cpo_alpha 0.",
-        discussion: cpoFormulas + """
-
+        discussion: cpoFormulas + "\n" + """
         Defaults are the SimPO setting TRL documents for its CPOTrainer: loss simpo, α (--cpo-alpha) 0 (pure SimPO; \
         a non-zero α is CPO-SimPO), γ (--simpo-gamma) 0.5, β 0.1 and the rest of CPOConfig: lr 1e-6 linear without \
         warm-up, batch 8 = micro-batch 8, 3 epochs, dropout off, --max-length 1024. The SimPO paper itself trains \
