@@ -346,6 +346,55 @@ def reference_free_step_cases(cases: list, gradients: dict) -> None:
         print(f"{name:28s} loss {loss:.6f}", {k: round(v, 5) for k, v in metrics.items()})
 
 
+# ---------------------------------------------------------------------------
+# Tokenization of text records (models/hone-tiny's Llama tokenizer: BOS added, SentencePiece merges)
+# ---------------------------------------------------------------------------
+
+TEXT_RECORDS = [
+    {"prompt": "\n\nHuman: What is the capital of France?\n\nAssistant:", "chosen": " The capital is Paris.",
+     "rejected": " I don't know."},
+    {"prompt": "Question: 2 + 2 = ", "chosen": "4", "rejected": "five, I think"},      # the prompt's space merges
+    {"prompt": "Translate: café au lait ->", "chosen": " coffee with milk", "rejected": " tea"},
+    {"prompt": "Tell me a long story about a dragon and a knight who became friends", "chosen": " Once upon a time there was a dragon.",
+     "rejected": " No."},
+]
+
+
+def tokenization_cases(cases: list) -> None:
+    """What TRL's trainers make of text records: ORPO/CPO's tokenize_row (the two share it) and KTO's
+    _prepare_dataset (unpairing, EOS, prompt split, the max_length filter, the KL rotation)."""
+    directory = tempfile.mkdtemp(prefix="hone-tok-")
+    try:
+        for max_length in [1024, 16]:
+            args = ORPOConfig(output_dir=directory, report_to="none", use_cpu=True, bf16=False, max_length=max_length,
+                              gradient_checkpointing=False)
+            trainer = ORPOTrainer(model=base_model(), args=args, train_dataset=Dataset.from_list(TEXT_RECORDS[:1]),
+                                  processing_class=dummy_tokenizer(), peft_config=lora_config())
+            rows = []
+            for record in TEXT_RECORDS:
+                row = trainer.tokenize_row(record)
+                out = {}
+                for side in ["chosen", "rejected"]:
+                    ids, labels = row[f"{side}_input_ids"], row[f"{side}_labels"]
+                    start = next((i for i, x in enumerate(labels) if x != -100), len(labels))
+                    out[f"{side}_prompt_ids"], out[f"{side}_ids"] = ids[:start], ids[start:]
+                rows.append(out)
+            cases.append({"name": f"tokenize-orpo-{max_length}", "objective": "orpo", "kind": "tokenize",
+                          "max_length": max_length, "records": TEXT_RECORDS, "rows": rows})
+        for max_length in [1024, 16]:
+            trainer = kto_trainer(base_model(), beta=0.1, peft_config=lora_config(), directory=directory)
+            trainer.args.max_length = max_length
+            trainer.args.per_device_train_batch_size = 3
+            dataset = trainer._prepare_dataset(Dataset.from_list(TEXT_RECORDS), dummy_tokenizer(), trainer.args, "train")
+            rows = [{"prompt_ids": r["prompt_ids"], "completion_ids": r["completion_ids"], "label": r["label"],
+                     "kl_completion_ids": r["KL_completion_ids"]} for r in dataset]
+            cases.append({"name": f"tokenize-kto-{max_length}", "objective": "kto", "kind": "tokenize", "max_length": max_length,
+                          "records": TEXT_RECORDS, "rows": rows, "batch": 3})
+            print(f"tokenize-kto-{max_length}: {len(rows)} rows kept of {2 * len(TEXT_RECORDS)}")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def main() -> None:
     os.chdir(REPO)
     torch.manual_seed(0)
@@ -361,6 +410,7 @@ def main() -> None:
     kto_warning_cases(cases)
     kto_step_cases(cases, gradients)
     reference_free_step_cases(cases, gradients)
+    tokenization_cases(cases)
     write_json(OUT / "cases.json", {
         "model": "models/llama-gqa", "policy_adapter": "../objectives/adapter", "reference_adapter": "../objectives/ref_adapter",
         "versions": {"trl": trl.__version__, "peft": peft.__version__, "torch": torch.__version__},

@@ -200,6 +200,54 @@ struct PreferenceObjectiveFixtureTests {
         }
     }
 
+    @Test("Text records tokenize as TRL's ORPO/CPO tokenize_row and KTO's dataset preparation do (hone-tiny's Llama tokenizer)")
+    func tokenization() throws {
+        let fixture = try PreferenceFixture()
+        let tokenizer = try LoadedModel.open(Repository.root.appendingPathComponent("models/hone-tiny").path).tokenizer()
+        for name in ["tokenize-orpo-1024", "tokenize-orpo-16"] {
+            let item = fixture.cases[name]!
+            let maxLength = (item["max_length"] as! NSNumber).intValue
+            let records = (item["records"] as! [[String: String]]).map {
+                PreferenceRecord(prompt: $0["prompt"]!, chosen: $0["chosen"]!, rejected: $0["rejected"]!)
+            }
+            for (record, row) in zip(records, item["rows"] as! [[String: Any]]) {
+                let ours = PreferencePairRows.tokenize(record, tokenizer: tokenizer, maxLength: maxLength)
+                let theirs = PreferenceFixture.pairs([row])[0]
+                if theirs.chosen.isEmpty || theirs.rejected.isEmpty {
+                    #expect(ours == nil, "\(name): TRL leaves an empty completion, Hone drops the pair")
+                } else {
+                    #expect(ours == theirs, "\(name): \(record.prompt)")
+                }
+            }
+        }
+        for name in ["tokenize-kto-1024", "tokenize-kto-16"] {
+            let item = fixture.cases[name]!
+            let maxLength = (item["max_length"] as! NSNumber).intValue
+            let records = (item["records"] as! [[String: String]]).map {
+                PreferenceRecord(prompt: $0["prompt"]!, chosen: $0["chosen"]!, rejected: $0["rejected"]!)
+            }
+            let examples = UnpairedPreferenceData.unpair(records).compactMap { UnpairedExample.tokenize($0, tokenizer: tokenizer, maxLength: maxLength) }
+            let rows = item["rows"] as! [[String: Any]]
+            try #require(examples.count == rows.count, "\(name): \(examples.count) kept vs TRL's \(rows.count)")
+            for (example, row) in zip(examples, rows) {
+                #expect(example.prompt == ObjectiveFixture.ids(row["prompt_ids"]) && example.completion == ObjectiveFixture.ids(row["completion_ids"])
+                        && example.desirable == row["label"] as! Bool, "\(name)")
+            }
+            // The mismatched rows of each micro-batch (TRL's batch of 3) pair each prompt with TRL's KL completion.
+            let objective = try KahnemanTverskyObjective(training: examples, validation: [], settings: KTOSettings(), maxLength: maxLength)
+            let batch = (item["batch"] as! NSNumber).intValue
+            for start in stride(from: 0, to: examples.count, by: batch) {
+                let chunk = Array(examples[start..<min(examples.count, start + batch)])
+                for (offset, mismatched) in objective.rows(chunk).mismatched.enumerated() {
+                    let row = rows[start + offset]
+                    let expected = UnpairedExample.row(prompt: ObjectiveFixture.ids(row["prompt_ids"]),
+                                                       completion: ObjectiveFixture.ids(row["kl_completion_ids"]), maxLength: maxLength)
+                    #expect(mismatched.tokens == expected.tokens, "\(name) row \(start + offset)")
+                }
+            }
+        }
+    }
+
     @Test("Derivatives of every new loss equal finite differences")
     func finiteDifferences() {
         let h = 1e-6

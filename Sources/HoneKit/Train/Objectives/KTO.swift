@@ -146,7 +146,7 @@ public final class KahnemanTverskyObjective: TrainingObjective {
         logprobs.map { $0.reduce(0.0) { $0 + Double($1) } }
     }
 
-    private func rows(_ examples: [UnpairedExample]) -> (rows: [TargetedRow], mismatched: [TargetedRow]) {
+    func rows(_ examples: [UnpairedExample]) -> (rows: [TargetedRow], mismatched: [TargetedRow]) {
         let n = examples.count
         let rows = examples.map { UnpairedExample.row(prompt: $0.prompt, completion: $0.completion, maxLength: maxLength) }
         let mismatched = examples.indices.map {
