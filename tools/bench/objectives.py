@@ -7,8 +7,9 @@ ORPOTrainer and CPOTrainer (+ PEFT), same pairs, same model, same machine.
 The model, the tokenizer and the pairs are those of tools/bench/dpo.py (the ~110M `small` Llama from
 `tools/bench/make_model.py --shape small --formats bf16`, models/hone-tiny's tokenizer, HH-RLHF helpful-base test
 pairs converted with `hone data hh-rlhf`), keeping the first --pairs whose prompt + longer completion fit in
---max-chars characters, so that no row is cut to an empty completion on either side. KTO trains on the same
-pairs split into desirable and undesirable completions (both trainers unpair them the same way).
+--max-chars characters (default 2 × --max-length), so that no row is cut to an empty completion on either side
+(TRL's averaged log-prob of an empty completion is 0/0; Hone drops such pairs). KTO trains on the same pairs split
+into desirable and undesirable completions (both trainers unpair them the same way).
 
 Both sides run the same settings: LoRA r 8 / alpha 16 / dropout 0 on q_proj and v_proj, β 0.1 (SimPO: loss simpo,
 α 0, γ 0.5; CPO: sigmoid, α 1), --batch-size examples per step in micro-batches of --micro-batch-size (a pair or,
@@ -133,7 +134,8 @@ def main():
     parser.add_argument("--data", help="prompt/chosen/rejected JSONL (default: HH-RLHF helpful-base from ../shared/data)")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--pairs", type=int, default=64)
-    parser.add_argument("--max-chars", type=int, default=500, help="keep pairs whose prompt + longer completion fit")
+    parser.add_argument("--max-chars", type=int, help="keep pairs whose prompt + longer completion fit (default: 2 × --max-length; "
+                        "a pair cut to an empty completion makes TRL's averaged log-prob 0/0 = NaN, Hone drops it)")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--micro-batch-size", type=int, default=4)
@@ -144,6 +146,8 @@ def main():
     args = parser.parse_args()
     if args.steps < 2:
         sys.exit("--steps must be at least 2 (the first step is not timed)")
+    if args.max_chars is None:
+        args.max_chars = 2 * args.max_length
     if not os.path.isdir(args.model):
         sys.exit(f"{args.model}: no such model directory; make it with tools/bench/make_model.py --shape small --formats bf16")
     ensure_tokenizer(args.model, args.tokenizer_from)
