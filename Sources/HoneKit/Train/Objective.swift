@@ -35,9 +35,13 @@ public protocol TrainingObjective: AnyObject {
     /// Called once the adapters exist, before any checkpoint is restored: an objective with a reference model wires
     /// it here. Returns a note for the run's summary, if any.
     func prepare(adapters: AdapterSet, fromInitAdapter: Bool) -> String?
+    /// True when the examples must be visited in their order every epoch (KTO: TRL's sequential sampler, which its
+    /// in-batch KL pairing relies on); false for a seeded shuffle.
+    var trainsInOrder: Bool { get }
 }
 
 extension TrainingObjective {
     public var settingsFingerprint: String { "" }
     public func prepare(adapters: AdapterSet, fromInitAdapter: Bool) -> String? { nil }
+    public var trainsInOrder: Bool { false }
 }

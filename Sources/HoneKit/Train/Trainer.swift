@@ -115,7 +115,9 @@ public final class Trainer {
         if let cachedOrder, cachedOrder.epoch == epoch { return cachedOrder.order }
         let seed = options.seed &+ UInt64(epoch) &* 0x9E37_79B9
         var order = DataOrder.permutation(count: objective.trainingCount, seed: seed)
-        if options.groupByLength {
+        if objective.trainsInOrder {
+            order = Array(0..<objective.trainingCount)
+        } else if options.groupByLength {
             // transformers passes the per-device batch times the accumulation steps as the batch size.
             let lengths = (0..<objective.trainingCount).map { objective.length(ofTrainingExample: $0) }
             order = DataOrder.groupedByLength(lengths: lengths, batchSize: options.examplesPerStep, permutation: order)

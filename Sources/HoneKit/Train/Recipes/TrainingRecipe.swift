@@ -48,7 +48,20 @@ public struct TrainingRecipe: Sendable {
         schedule: .constant, warmupSteps: 0, weightDecay: 0.01, promptTemplate: "raw",
         eosPolicy: "pro: EOS appended and scored for every response")
 
-    public static let all: [TrainingRecipe] = [.sft, .cut, .dpo, .pro]
+    /// TRL's KTOConfig, ORPOConfig and CPOConfig (TRL 1.16): lr 1e-6 linear without warm-up, per-device batch 8 without
+    /// accumulation (the micro-batch is TRL's batch: KTO's KL estimate and the NLL's token mean are per micro-batch),
+    /// 3 epochs, max length 1024, dropout disabled.
+    public static let kto = preference("kto", eosPolicy: "kto: EOS appended to completions")
+    public static let orpo = preference("orpo", eosPolicy: "orpo: BOS before prompts, EOS appended to completions")
+    public static let cpo = preference("cpo", eosPolicy: "cpo: BOS before prompts, EOS appended to completions")
+    public static let simpo = preference("simpo", eosPolicy: "simpo: BOS before prompts, EOS appended to completions")
+
+    private static func preference(_ objective: String, eosPolicy: String) -> TrainingRecipe {
+        TrainingRecipe(objective: objective, batchSize: 8, microBatchSize: 8, numEpochs: 3, learningRate: 1e-6, cutoffLength: 1024,
+                       loraDropout: 0, schedule: .linear, warmupSteps: 0, promptTemplate: "raw", eosPolicy: eosPolicy)
+    }
+
+    public static let all: [TrainingRecipe] = [.sft, .cut, .dpo, .pro, .kto, .orpo, .cpo, .simpo]
 
     /// "sft 128, cut 8, dpo 8, pro 16", or the one value when every recipe agrees: for help texts.
     public static func defaultsText<Value: Equatable>(_ value: (TrainingRecipe) -> Value,
