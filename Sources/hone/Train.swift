@@ -5,7 +5,7 @@ import HoneKit
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a LoRA adapter on a frozen base model.",
-        subcommands: [TrainSFT.self, TrainCUT.self, TrainDPO.self, TrainPRO.self])
+        subcommands: [TrainSFT.self, TrainCUT.self, TrainDPO.self, TrainPRO.self, TrainRM.self])
 }
 
 /// A boolean written the way alpaca-lora's fire-based scripts accept it: true/false, True/False, 1/0, yes/no.

@@ -35,9 +35,12 @@ public protocol TrainingObjective: AnyObject {
     /// Called once the adapters exist, before any checkpoint is restored: an objective with a reference model wires
     /// it here. Returns a note for the run's summary, if any.
     func prepare(adapters: AdapterSet, fromInitAdapter: Bool) -> String?
+    /// Figures of the last `validationLoss` pass beyond the loss ("eval_accuracy", ...), for metrics.jsonl.
+    var validationMetrics: [String: Double] { get }
 }
 
 extension TrainingObjective {
     public var settingsFingerprint: String { "" }
     public func prepare(adapters: AdapterSet, fromInitAdapter: Bool) -> String? { nil }
+    public var validationMetrics: [String: Double] { [:] }
 }

@@ -173,6 +173,7 @@ public final class Trainer {
                                         microBatch: nil, of: batches.count)
                 }
                 record.evalLoss = evalLoss
+                record.metrics.merge(objective.validationMetrics) { $1 }
             }
             history.append(record)
             try MetricsLog.append(record, directory: outputDirectory)

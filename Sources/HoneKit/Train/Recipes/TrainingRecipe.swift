@@ -48,7 +48,14 @@ public struct TrainingRecipe: Sendable {
         schedule: .constant, warmupSteps: 0, weightDecay: 0.01, promptTemplate: "raw",
         eosPolicy: "pro: EOS appended and scored for every response")
 
-    public static let all: [TrainingRecipe] = [.sft, .cut, .dpo, .pro]
+    /// TRL's RewardConfig / TrainingArguments (methods.md §6): batch 8, 3 epochs, lr 1e-4 linear without warm-up,
+    /// dropout disabled, max_length 1024; PEFT's default targets for Llama.
+    public static let rm = TrainingRecipe(
+        objective: "rm", batchSize: 8, microBatchSize: 4, numEpochs: 3, learningRate: 1e-4, cutoffLength: 1024,
+        loraDropout: 0, schedule: .linear, warmupSteps: 0, promptTemplate: "raw",
+        eosPolicy: "rm: EOS appended to each text; reward read at the last non-padding token")
+
+    public static let all: [TrainingRecipe] = [.sft, .cut, .dpo, .pro, .rm]
 
     /// "sft 128, cut 8, dpo 8, pro 16", or the one value when every recipe agrees: for help texts.
     public static func defaultsText<Value: Equatable>(_ value: (TrainingRecipe) -> Value,
@@ -141,7 +148,8 @@ public struct SharedTrainingSettings: Sendable {
 /// progress on stderr, a closing line.
 public enum TrainingRun {
     public static func run(_ settings: SharedTrainingSettings, recipe: TrainingRecipe, base: LoadedModel,
-                           objective: TrainingObjective, summary: String, templateName: String) throws {
+                           objective: TrainingObjective, summary: String, templateName: String,
+                           padTokenID: Int32? = nil) throws {
         let adapters: AdapterSet
         if let initAdapter = settings.initAdapter {
             adapters = try PEFTAdapter.load(directory: initAdapter, for: base.model).0
@@ -155,7 +163,8 @@ public enum TrainingRun {
         let options = try settings.trainingOptions(recipe)
         let trainer = try Trainer(engine: engine, objective: objective, options: options, outputDirectory: settings.outputDirectory)
         trainer.baseModelName = base.path
-        trainer.record = PEFTAdapter.TrainingRecord(promptTemplate: templateName, eosPolicy: recipe.eosPolicy)
+        trainer.record = PEFTAdapter.TrainingRecord(promptTemplate: templateName, eosPolicy: recipe.eosPolicy,
+                                                    padTokenID: padTokenID.map(Int.init))
         trainer.stopAfterSteps = settings.stopAfterSteps
         var resume: String?
         if let requested = settings.resumeFromCheckpoint {
