@@ -19,5 +19,5 @@ struct Hone: ParsableCommand {
         abstract: "Fine-tune, merge and serve Llama-family language models on a CPU.",
         version: HoneKit.version,
         subcommands: [Info.self, Tokenize.self, Score.self, Generate.self, Chat.self, PerplexityCommand.self, Bench.self,
-                      Train.self, Merge.self, Quantize.self, Convert.self, DataCommand.self, Template.self, Reward.self])
+                      Train.self, Merge.self, Quantize.self, Convert.self, DataCommand.self, Template.self, Reward.self, EvalHH.self])
 }
