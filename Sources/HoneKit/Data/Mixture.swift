@@ -86,7 +86,7 @@ public struct Mixture {
         var chosen: [(source: Int, record: DataRecord)] = []
         for (index, source) in sources.enumerated() {
             let records = try source.paths.flatMap { try readDataRecords(path: $0) }
-            let name = source.paths.map { ($0 as NSString).lastPathComponent }.joined(separator: "+")
+            let name = source.paths.map(Mixture.displayName).joined(separator: "+")
             let wanted: Int
             switch source.share {
             case .all: wanted = records.count
@@ -114,6 +114,16 @@ public struct Mixture {
     }
 
     public var jsonl: String { lines.map { $0 + "\n" }.joined() }
+
+    /// A file's name for tables: without .gz/.jsonl/.json, and its folder's name for HH's "test"/"train" files.
+    static func displayName(_ path: String) -> String {
+        var name = (path as NSString).lastPathComponent
+        for suffix in [".gz", ".jsonl", ".json"] where name.hasSuffix(suffix) { name = String(name.dropLast(suffix.count)) }
+        if ["test", "train"].contains(name) {
+            name = ((path as NSString).deletingLastPathComponent as NSString).lastPathComponent + "/" + name
+        }
+        return name
+    }
 
     /// The table printed by `hone data mix`.
     public func summary(output: String, seed: UInt64) -> String {
