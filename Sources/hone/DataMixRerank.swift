@@ -15,7 +15,7 @@ struct MixCommand: ParsableCommand {
         through unchanged (--tag-source adds "source"). The same sources, shares and --seed give the same file. \
         A table of what each source gave goes to stderr.
 
-        Llama 2's recipes:
+        Examples (Llama 2's recipes):
           all helpfulness data + an equal part sampled uniformly from the others:
             hone data mix --source helpful.jsonl:all --source safety.jsonl,other.jsonl:x1 --output mix.jsonl
           safety data + 10% of the helpfulness data:

@@ -103,4 +103,24 @@ struct RewardCommandTests {
         let info = try runProcess(Repository.honeExecutable, ["info", Repository.fixture("reward/models/qwen2-seqcls")])
         #expect(info.stdout.contains("sequence classification"))
     }
+
+    @Test("bad reward-model data and settings give one line naming the file, record and field, and exit status 1")
+    func badInput() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = directory.appendingPathComponent("out").path
+        for (text, expected) in [("{\"chosen\": \"a\", \"rejected\": \"b\", \"rating\": \"much better\"}\n", ":1: \"rating\""),
+                                 ("{\"chosen\": \"a\", \"rejected\": \"b\"}\n{\"chosen\": \"a\"}\n", ":2: missing \"rejected\""),
+                                 ("{\"chosen\": \"a\", \"rejected\": \"b\", \"margin\": 1, \"rating\": \"better\"}\n", ":1: has both")] {
+            let data = directory.appendingPathComponent("bad.jsonl").path
+            try text.write(toFile: data, atomically: true, encoding: .utf8)
+            let result = try runProcess(Repository.honeExecutable, ["train", "rm", "--base-model", Self.model, "--data-path", data,
+                                                                   "--output-dir", output])
+            #expect(result.status == 1 && result.stderr.contains(expected) && result.stderr.split(separator: "\n").count == 1,
+                    "\(result.stderr)")
+        }
+        let margin = try runProcess(Repository.honeExecutable, ["train", "rm", "--base-model", Self.model, "--data-path", output,
+                                                               "--output-dir", output, "--margin", "huge"])
+        #expect(margin.status == 1 && margin.stderr.contains("--margin"))
+    }
 }
