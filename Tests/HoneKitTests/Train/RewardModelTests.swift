@@ -18,9 +18,10 @@ struct RewardModelTests {
     static func ids(_ value: Any?) -> [Int32] { (value as! [NSNumber]).map { Int32($0.intValue) } }
 
     /// The engine over llama-gqa with the oracle's adapter (LoRA + score), gradients zero, and the case's objective.
-    static func setUp(_ name: String, checkpointing: Bool = false) throws -> (TrainingEngine, RewardModelObjective, [String: Any]) {
+    static func setUp(_ name: String, checkpointing: Bool = false, model: String = "models/llama-gqa") throws
+        -> (TrainingEngine, RewardModelObjective, [String: Any]) {
         let item = try #require(try cases()[name])
-        let loaded = try LoadedModel.open(Repository.fixture("models/llama-gqa"))
+        let loaded = try LoadedModel.open(Repository.fixture(model))
         let (adapters, _) = try PEFTAdapter.load(directory: directory + "/rm_adapter", for: loaded.model)
         #expect(adapters.savedModule("score")?.shape == [1, 64])
         let engine = try TrainingEngine(loaded: loaded, adapters: adapters)
@@ -135,5 +136,20 @@ struct RewardModelTests {
         let (set, record) = try PEFTAdapter.load(directory: directory.path, for: loaded.model)
         #expect(record.padTokenID == 2)
         #expect(set.savedModule("score")!.weight.array == engine.adapters.savedModule("score")!.weight.array)
+    }
+
+    @Test("GGUF bases: f32 (Q/K rows permuted) gives TRL's loss and figures; a Q8_0 base trains with finite gradients close to them")
+    func ggufBases() throws {
+        for (model, tolerance) in [("gguf/llama-gqa-f32.gguf", 1e-4), ("gguf/llama-gqa-q8_0.gguf", 3e-2)] {
+            let (engine, objective, item) = try Self.setUp("rm-margin", model: model)
+            let all = Array(0..<objective.trainingCount)
+            let result = try objective.accumulate(microBatch: all, step: all, engine: engine)
+            let expected = (item["loss"] as! NSNumber).doubleValue
+            #expect(abs(result.loss - expected) <= tolerance * max(1, abs(expected)), "\(model): loss \(result.loss) vs \(expected)")
+            #expect(engine.adapters.firstNonFiniteGradient() == nil)
+            let gradients = try SafetensorsFile(path: Self.directory + "/rm_gradients.safetensors")
+            let reference = try gradients.tensors["rm-margin/base_model.model.score.weight"]!.floats()
+            #expect(relativeDifference(engine.adapters.savedModule("score")!.gradient!.array, reference) < tolerance * 10, "\(model) score gradient")
+        }
     }
 }
