@@ -152,4 +152,25 @@ struct RewardModelTests {
             #expect(relativeDifference(engine.adapters.savedModule("score")!.gradient!.array, reference) < tolerance * 10, "\(model) score gradient")
         }
     }
+
+    @Test("Merging a reward adapter writes a sequence-classification directory whose rewards are the adapter's")
+    func merge() throws {
+        let (engine, objective, item) = try Self.setUp("rm-margin")
+        let base = try LoadedModel.open(Repository.fixture("models/llama-gqa"))
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try AdapterMerge.writeHuggingFace(base: base, adapters: engine.adapters, to: directory.path, force: false,
+                                          record: .init(padTokenID: 2))
+        let merged = try LoadedModel.open(directory.path)
+        let head = try #require(merged.scoreHead)
+        #expect(head.padTokenID == 2)
+        let config = try JSONConfig(path: directory.path + "/config.json").values
+        #expect(config["architectures"] as? [String] == ["LlamaForSequenceClassification"] && config["num_labels"] as? Int == 1)
+        let pairs = (item["pairs"] as! [[String: Any]])
+        let rows = pairs.map { Self.ids($0["chosen_ids"]) } + pairs.map { Self.ids($0["rejected_ids"]) }
+        let rewards = try RewardScorer(loaded: merged).rewards(rows).map(Double.init)
+        let expected = item["rewards"] as! [String: [NSNumber]]
+        #expect(maxAbsDifference(rewards, (expected["chosen"]! + expected["rejected"]!).map(\.doubleValue)) < 1e-4)
+        _ = objective
+    }
 }
