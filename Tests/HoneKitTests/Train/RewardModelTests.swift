@@ -155,7 +155,7 @@ struct RewardModelTests {
 
     @Test("Merging a reward adapter writes a sequence-classification directory whose rewards are the adapter's")
     func merge() throws {
-        let (engine, objective, item) = try Self.setUp("rm-margin")
+        let (engine, _, item) = try Self.setUp("rm-margin")
         let base = try LoadedModel.open(Repository.fixture("models/llama-gqa"))
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -171,6 +171,5 @@ struct RewardModelTests {
         let rewards = try RewardScorer(loaded: merged).rewards(rows).map(Double.init)
         let expected = item["rewards"] as! [String: [NSNumber]]
         #expect(maxAbsDifference(rewards, (expected["chosen"]! + expected["rejected"]!).map(\.doubleValue)) < 1e-4)
-        _ = objective
     }
 }
