@@ -13,7 +13,8 @@ struct DataCommand: ParsableCommand {
         Example:
           hone data hh-rlhf --input helpful-base/test.jsonl.gz --output-dir helpful
         """,
-        subcommands: [HHRLHFCommand.self, JudgmentsCommand.self, SampleCommand.self, DiversityCommand.self])
+        subcommands: [HHRLHFCommand.self, JudgmentsCommand.self, SampleCommand.self, DiversityCommand.self,
+                      MixCommand.self, RerankCommand.self])
 }
 
 private func writeSummary(_ text: String) {

@@ -13,7 +13,7 @@ struct EvalCommand: ParsableCommand {
         Example:
           hone eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf --tasks seed-table --data ../shared/data/mc_eval
         """,
-        subcommands: [EvalTasks.self],
+        subcommands: [EvalTasks.self, EvalHH.self],
         defaultSubcommand: EvalTasks.self)
 }
 

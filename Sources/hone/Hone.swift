@@ -20,5 +20,5 @@ struct Hone: ParsableCommand {
         version: HoneKit.version,
         subcommands: [Info.self, Tokenize.self, Score.self, Generate.self, Chat.self, PerplexityCommand.self, Bench.self,
                       Train.self, Merge.self, Quantize.self, Convert.self, DataCommand.self, Template.self,
-                      EvalCommand.self])
+                      EvalCommand.self, Reward.self])
 }

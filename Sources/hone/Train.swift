@@ -13,7 +13,7 @@ struct Train: ParsableCommand {
           mpirun -np 2 hone train sft --base-model model.gguf --data-path data.json --output-dir out --threads 1
         """,
         subcommands: [TrainSFT.self, TrainCUT.self, TrainDPO.self, TrainPRO.self, TrainKTO.self, TrainORPO.self, TrainCPO.self,
-                      TrainSimPO.self])
+                      TrainSimPO.self, TrainRM.self])
 }
 
 /// A boolean written the way alpaca-lora's fire-based scripts accept it: true/false, True/False, 1/0, yes/no.

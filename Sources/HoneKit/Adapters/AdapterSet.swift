@@ -20,6 +20,8 @@ public final class AdapterSet: @unchecked Sendable {
     /// permuted for its interleaved rotation): hfRow[storedRow]. B's rows follow the stored order in memory and
     /// HF's order in PEFT files, so adapters move between HF and GGUF bases.
     public var rowOrders: [String: [Int]] = [:]
+    /// Modules trained in full and saved with the adapter (PEFT's `modules_to_save`: a reward model's score head).
+    public var savedModules: [SavedModule] = []
 
     public init(configuration: LoRAConfiguration, modules: AdaptableModules, layerCount: Int) {
         self.configuration = configuration
@@ -58,10 +60,15 @@ public final class AdapterSet: @unchecked Sendable {
                 return "\(peftPrefix(layer: layer, module: module)).\(name).weight"
             }
         }
+        for module in savedModules {
+            if let gradient = module.gradient, !hk_sum_squares(gradient.pointer, gradient.count).isFinite { return module.peftKey }
+        }
         return nil
     }
 
-    public var parameterCount: Int { ordered.reduce(0) { $0 + $1.adapter.a.count + $1.adapter.b.count } }
+    public var parameterCount: Int {
+        ordered.reduce(0) { $0 + $1.adapter.a.count + $1.adapter.b.count } + savedModules.reduce(0) { $0 + $1.weight.count }
+    }
 
     /// An independent copy of the factors (no gradients): a frozen snapshot, such as DPO's reference adapter.
     public func copy() -> AdapterSet {
@@ -73,6 +80,7 @@ public final class AdapterSet: @unchecked Sendable {
             twin.b.pointer.update(from: adapter.b.pointer, count: adapter.b.count)
             copied.attach(twin, layer: layer, module: module)
         }
+        copied.savedModules = savedModules.map { $0.copy() }
         return copied
     }
 

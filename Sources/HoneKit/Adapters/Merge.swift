@@ -194,6 +194,15 @@ public enum AdapterMerge {
                 return Data(bytes: tensor.data, count: tensor.byteCount)
             })
         }
+        // A reward adapter's trained score head (modules_to_save): the merged model is a sequence classifier.
+        let score = adapters.savedModule(ScoreHead.moduleName)
+        if let score {
+            entries.removeAll { $0.name == ScoreHead.tensorName }
+            entries.append(SafetensorsStreamEntry(name: ScoreHead.tensorName, dtype: .f32, shape: score.shape) {
+                PEFTAdapter.floatBytes(score.weight)
+            })
+            totalBytes += score.weight.count * 4
+        }
         // Staged and moved into place whole: a failed rerun keeps the previous merged model as it was.
         try writeDirectoryAtomically(directory) { staging in
             try SafetensorsWriter.write(streaming: entries, metadata: ["format": "pt"],
@@ -203,10 +212,20 @@ public enum AdapterMerge {
             for file in companionFiles {
                 let source = (base.path as NSString).appendingPathComponent(file)
                 guard var data = FileManager.default.contents(atPath: source) else { continue }
-                if file == "config.json", let template = record.promptTemplate,
+                if file == "config.json", record.promptTemplate != nil || score != nil,
                    var config = try? parseJSON(data) as? [String: Any] {
                     // The adapter's template travels with the merged model (transformers keeps unknown config keys).
-                    config[ModelConfig.huggingFacePromptTemplateKey] = template
+                    if let template = record.promptTemplate { config[ModelConfig.huggingFacePromptTemplateKey] = template }
+                    if let score {
+                        // transformers' sequence-classification class of the same architecture, with the head's labels
+                        // and the padding id the reward model was trained to read around.
+                        let causal = (config["architectures"] as? [String])?.first ?? ""
+                        config["architectures"] = [causal.replacingOccurrences(of: "ForCausalLM", with: "ForSequenceClassification")]
+                        config["num_labels"] = score.shape[0]
+                        config["id2label"] = Dictionary(uniqueKeysWithValues: (0..<score.shape[0]).map { ("\($0)", "LABEL_\($0)") })
+                        config["label2id"] = Dictionary(uniqueKeysWithValues: (0..<score.shape[0]).map { ("LABEL_\($0)", $0) })
+                        if let pad = record.padTokenID { config["pad_token_id"] = pad }
+                    }
                     data = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
                 }
                 try writeFileAtomically(data, to: (staging as NSString).appendingPathComponent(file))

@@ -14,9 +14,12 @@ public enum PEFTAdapter {
     public struct TrainingRecord: Sendable, Equatable {
         public var promptTemplate: String?
         public var eosPolicy: String?
-        public init(promptTemplate: String? = nil, eosPolicy: String? = nil) {
+        /// A reward model's padding token while it was trained: where its score head reads (see `ScoreHead`).
+        public var padTokenID: Int? = nil
+        public init(promptTemplate: String? = nil, eosPolicy: String? = nil, padTokenID: Int? = nil) {
             self.promptTemplate = promptTemplate
             self.eosPolicy = eosPolicy
+            self.padTokenID = padTokenID
         }
     }
 
@@ -42,9 +45,15 @@ public enum PEFTAdapter {
             "modules_to_save": NSNull(),
             "revision": NSNull(),
         ]
+        if !set.savedModules.isEmpty {
+            // A sequence-classification adapter: PEFT rebuilds it on AutoModelForSequenceClassification.
+            config["task_type"] = "SEQ_CLS"
+            config["modules_to_save"] = set.savedModules.map(\.name)
+        }
         var side: [String: Any] = [:]
         if let template = record.promptTemplate { side["prompt_template"] = template }
         if let policy = record.eosPolicy { side["eos_policy"] = policy }
+        if let pad = record.padTokenID { side["pad_token_id"] = pad }
         let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         var entries: [SafetensorsEntry] = []
         for (layer, module, adapter) in set.ordered {
@@ -61,6 +70,9 @@ public enum PEFTAdapter {
             }
             entries.append(SafetensorsEntry(name: prefix + ".lora_B.weight", dtype: "F32",
                                             shape: [adapter.outFeatures, adapter.rank], bytes: floatBytes(b)))
+        }
+        for module in set.savedModules {
+            entries.append(SafetensorsEntry(name: module.peftKey, dtype: "F32", shape: module.shape, bytes: floatBytes(module.weight)))
         }
         // Weights first, config last: a directory with a config always has its weights.
         try SafetensorsWriter.write(entries, metadata: ["format": "pt"], to: (directory as NSString).appendingPathComponent(weightsFile))
@@ -146,12 +158,25 @@ public enum PEFTAdapter {
             }
             set.attach(adapter, layer: layer, module: module)
         }
+        // modules_to_save: fully trained copies saved beside the factors (a reward model's score head).
+        let savedNames = (config["modules_to_save"] as? [Any])?.compactMap { $0 as? String } ?? []
+        for name in savedNames where !set.savedModules.contains(where: { $0.name == name }) {
+            let key = "base_model.model.\(name).weight"
+            guard let view = file.tensors[key] else { continue }
+            guard view.shape.count == 2 else {
+                throw HoneError.tensorShape(name: key, expected: [-1, -1], actual: view.shape, path: weightsPath)
+            }
+            let weight = FloatBuffer(count: view.shape[0] * view.shape[1])
+            view.convert(offset: 0, count: weight.count, into: weight.pointer)
+            set.savedModules.append(SavedModule(name: name, shape: view.shape, weight: weight))
+        }
         // hone_training.json; adapters written before it existed kept the record in adapter_config.json.
         var side: [String: Any] = [:]
         let recordPath = (directory as NSString).appendingPathComponent(recordFile)
         if FileManager.default.fileExists(atPath: recordPath) { side = try JSONConfig(path: recordPath).values }
         let record = TrainingRecord(promptTemplate: side["prompt_template"] as? String ?? config["hone_prompt_template"] as? String,
-                                    eosPolicy: side["eos_policy"] as? String ?? config["hone_eos_policy"] as? String)
+                                    eosPolicy: side["eos_policy"] as? String ?? config["hone_eos_policy"] as? String,
+                                    padTokenID: side["pad_token_id"].flatMap(jsonInteger))
         return (set, record)
     }
 

@@ -13,17 +13,20 @@ public final class LoadedModel: @unchecked Sendable {
     public let model: CausalLanguageModel
     /// Present for GGUF files, for metadata.
     public let gguf: GGUFFile?
+    /// The score head of a sequence-classification (reward) model saved by transformers (`score.weight`).
+    public let scoreHead: ScoreHead?
 
     private let tokenizerLock = NSLock()
     private var cachedTokenizer: Tokenizer?
 
-    init(path: String, format: Format, config: ModelConfig, weights: WeightStore, model: CausalLanguageModel, gguf: GGUFFile?) {
+    init(path: String, format: Format, config: ModelConfig, weights: WeightStore, model: CausalLanguageModel, gguf: GGUFFile?) throws {
         self.path = path
         self.format = format
         self.config = config
         self.weights = weights
         self.model = model
         self.gguf = gguf
+        scoreHead = try ScoreHead.load(from: weights, config: config)
     }
 
     /// Opens `path`: a directory with `config.json` and safetensors, or a `.gguf` file. Nothing is read beyond
@@ -39,13 +42,13 @@ public final class LoadedModel: @unchecked Sendable {
             try config.applyGenerationConfig(path: (path as NSString).appendingPathComponent("generation_config.json"))
             let weights = try SafetensorsStore(directory: path)
             let model = try config.architecture.build(config, weights)
-            return LoadedModel(path: path, format: .huggingFace, config: model.config, weights: weights, model: model, gguf: nil)
+            return try LoadedModel(path: path, format: .huggingFace, config: model.config, weights: weights, model: model, gguf: nil)
         }
         let gguf = try GGUFFile(path: path)
         let config = try ModelConfig.fromGGUF(gguf)
         let weights = GGUFStore(file: gguf)
         let model = try config.architecture.build(config, weights)
-        return LoadedModel(path: path, format: .gguf, config: model.config, weights: weights, model: model, gguf: gguf)
+        return try LoadedModel(path: path, format: .gguf, config: model.config, weights: weights, model: model, gguf: gguf)
     }
 
     // MARK: Tokenizer and chat template

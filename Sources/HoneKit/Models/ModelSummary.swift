@@ -11,9 +11,17 @@ public struct ModelSummary: Sendable {
     public let fileBytes: Int
     public let tokenizer: String
     public let config: ModelConfig
+    /// "causal LM" or a description of the sequence-classification head.
+    public let head: String
 
     public init(_ loaded: LoadedModel) {
         path = loaded.path
+        if let score = loaded.scoreHead {
+            let reading = score.padTokenID.map { "the last token that is not pad \($0)" } ?? "the last token (no pad_token_id)"
+            head = "sequence classification (reward model when 1 label): score [\(score.labels), \(score.width)], read at \(reading)"
+        } else {
+            head = "causal LM"
+        }
         config = loaded.config
         architecture = loaded.config.modelType
         var counts: [String: (Int, Int)] = [:]
@@ -79,6 +87,7 @@ public struct ModelSummary: Sendable {
             "model:        \(path)",
             "format:       \(format), \(formatBytes(fileBytes))",
             "architecture: \(architecture)",
+            "head:         \(head)",
             "parameters:   \(formatCount(parameterCount)) (\(parameterCount))",
             "dtypes:       " + dtypes.map { "\($0.name) ×\($0.tensors) (\(formatBytes($0.bytes)))" }.joined(separator: ", "),
             "layers:       \(config.layerCount), hidden \(config.hiddenSize), ffn \(config.intermediateSize)",

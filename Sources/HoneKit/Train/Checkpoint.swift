@@ -71,6 +71,12 @@ enum TrainingCheckpoint {
             adapter.a.pointer.update(from: restored.a.pointer, count: adapter.a.count)
             adapter.b.pointer.update(from: restored.b.pointer, count: adapter.b.count)
         }
+        for module in set.savedModules {
+            guard let restored = saved.savedModule(module.name), restored.weight.count == module.weight.count else {
+                throw HoneError.missingTensor(name: module.peftKey, path: directory)
+            }
+            module.weight.pointer.update(from: restored.weight.pointer, count: module.weight.count)
+        }
         let optimizerPath = (directory as NSString).appendingPathComponent(optimizerFile)
         let moments = try readOptimizerState(path: optimizerPath)
         for (index, moment) in trainer.optimizer.moments.enumerated() {

@@ -38,10 +38,13 @@ public protocol TrainingObjective: AnyObject {
     /// True when the examples must be visited in their order every epoch (KTO: TRL's sequential sampler, which its
     /// in-batch KL pairing relies on); false for a seeded shuffle.
     var trainsInOrder: Bool { get }
+    /// Figures of the last `validationLoss` pass beyond the loss ("eval_accuracy", ...), for metrics.jsonl.
+    var validationMetrics: [String: Double] { get }
 }
 
 extension TrainingObjective {
     public var settingsFingerprint: String { "" }
     public func prepare(adapters: AdapterSet, fromInitAdapter: Bool) -> String? { nil }
     public var trainsInOrder: Bool { false }
+    public var validationMetrics: [String: Double] { [:] }
 }

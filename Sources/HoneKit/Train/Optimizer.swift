@@ -44,6 +44,11 @@ public final class AdamWOptimizer: @unchecked Sendable {
             parameters.append((adapter.a, adapter.gradientA!))
             parameters.append((adapter.b, adapter.gradientB!))
         }
+        // Fully trained modules (a reward model's score head) after every LoRA factor.
+        for module in adapters.savedModules {
+            module.allocateGradient()
+            parameters.append((module.weight, module.gradient!))
+        }
         self.parameters = parameters
         moments = parameters.map { (FloatBuffer(zeros: $0.0.count), FloatBuffer(zeros: $0.0.count)) }
     }

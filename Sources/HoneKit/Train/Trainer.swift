@@ -204,6 +204,7 @@ public final class Trainer {
                                         microBatch: nil, of: batches.count)
                 }
                 record.evalLoss = evalLoss
+                record.metrics.merge(objective.validationMetrics) { $1 }
             }
             history.append(record)
             if group.isRoot { try MetricsLog.append(record, directory: outputDirectory) }

@@ -48,6 +48,13 @@ public struct TrainingRecipe: Sendable {
         schedule: .constant, warmupSteps: 0, weightDecay: 0.01, promptTemplate: "raw",
         eosPolicy: "pro: EOS appended and scored for every response")
 
+    /// TRL's RewardConfig / TrainingArguments (methods.md §6): batch 8, 3 epochs, lr 1e-4 linear without warm-up,
+    /// dropout disabled, max_length 1024; PEFT's default targets for Llama.
+    public static let rm = TrainingRecipe(
+        objective: "rm", batchSize: 8, microBatchSize: 4, numEpochs: 3, learningRate: 1e-4, cutoffLength: 1024,
+        loraDropout: 0, schedule: .linear, warmupSteps: 0, promptTemplate: "raw",
+        eosPolicy: "rm: EOS appended to each text; reward read at the last non-padding token")
+
     /// TRL's KTOConfig, ORPOConfig and CPOConfig (TRL 1.16): lr 1e-6 linear without warm-up, per-device batch 8 without
     /// accumulation (the micro-batch is TRL's batch: KTO's KL estimate and the NLL's token mean are per micro-batch),
     /// 3 epochs, max length 1024, dropout disabled.
@@ -61,7 +68,7 @@ public struct TrainingRecipe: Sendable {
                        loraDropout: 0, schedule: .linear, warmupSteps: 0, promptTemplate: "raw", eosPolicy: eosPolicy)
     }
 
-    public static let all: [TrainingRecipe] = [.sft, .cut, .dpo, .pro, .kto, .orpo, .cpo, .simpo]
+    public static let all: [TrainingRecipe] = [.sft, .cut, .dpo, .pro, .kto, .orpo, .cpo, .simpo, .rm]
 
     /// "sft 128, cut 8, dpo 8, pro 16", or the one value when every recipe agrees: for help texts.
     public static func defaultsText<Value: Equatable>(_ value: (TrainingRecipe) -> Value,
@@ -154,7 +161,8 @@ public struct SharedTrainingSettings: Sendable {
 /// progress on stderr, a closing line.
 public enum TrainingRun {
     public static func run(_ settings: SharedTrainingSettings, recipe: TrainingRecipe, base: LoadedModel,
-                           objective: TrainingObjective, summary: String, templateName: String) throws {
+                           objective: TrainingObjective, summary: String, templateName: String,
+                           padTokenID: Int32? = nil) throws {
         let adapters: AdapterSet
         if let initAdapter = settings.initAdapter {
             adapters = try PEFTAdapter.load(directory: initAdapter, for: base.model).0
@@ -168,7 +176,8 @@ public enum TrainingRun {
         let options = try settings.trainingOptions(recipe)
         let trainer = try Trainer(engine: engine, objective: objective, options: options, outputDirectory: settings.outputDirectory)
         trainer.baseModelName = base.path
-        trainer.record = PEFTAdapter.TrainingRecord(promptTemplate: templateName, eosPolicy: recipe.eosPolicy)
+        trainer.record = PEFTAdapter.TrainingRecord(promptTemplate: templateName, eosPolicy: recipe.eosPolicy,
+                                                    padTokenID: padTokenID.map(Int.init))
         trainer.stopAfterSteps = settings.stopAfterSteps
         let group = try ProcessGroup.world()
         trainer.processGroup = group

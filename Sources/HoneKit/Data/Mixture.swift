@@ -1,0 +1,138 @@
+import Foundation
+
+// MARK: - Seeded data mixtures (Llama 2's reward-model recipes)
+
+/// How many records one source contributes to a mixture.
+public enum MixtureShare: Equatable, Sendable, CustomStringConvertible {
+    /// Every record.
+    case all
+    /// This many records, drawn uniformly without replacement.
+    case count(Int)
+    /// This percentage of the source's records (rounded to the nearest record), drawn uniformly.
+    case percent(Double)
+    /// This multiple of the number of records the first source contributes ("an equal part" is ×1).
+    case multipleOfFirst(Double)
+
+    /// "all", "500", "10%", "x1" / "×0.5".
+    public init(parsing text: String) throws {
+        let spec = text.trimmingCharacters(in: .whitespaces).lowercased()
+        if spec == "all" { self = .all; return }
+        if spec.hasSuffix("%"), let value = Double(spec.dropLast()), value >= 0, value <= 100 { self = .percent(value); return }
+        if let first = spec.first, first == "x" || first == "×", let value = Double(spec.dropFirst()), value >= 0, value.isFinite {
+            self = .multipleOfFirst(value)
+            return
+        }
+        if let value = Int(spec), value >= 0 { self = .count(value); return }
+        throw HoneError.invalidArgument("a mixture share must be all, a count (500), a percentage (10%) or a multiple of the first source (x1), not '\(text)'")
+    }
+
+    public var description: String {
+        switch self {
+        case .all: return "all"
+        case .count(let n): return "\(n)"
+        case .percent(let p): return "\(jsonNumber(p))%"
+        case .multipleOfFirst(let f): return "x\(jsonNumber(f))"
+        }
+    }
+}
+
+/// One source of a mixture: one or more files pooled (a uniform draw over all their records) and its share.
+public struct MixtureSource: Sendable {
+    public var paths: [String]
+    public var share: MixtureShare
+
+    public init(paths: [String], share: MixtureShare) {
+        self.paths = paths
+        self.share = share
+    }
+
+    /// "a.jsonl:all", "b.jsonl,c.jsonl:x1", "d.jsonl" (all): the files, comma-separated, then an optional ":share".
+    public init(parsing text: String) throws {
+        var files = text
+        var share = MixtureShare.all
+        if let colon = text.lastIndex(of: ":"), let parsed = try? MixtureShare(parsing: String(text[text.index(after: colon)...])) {
+            files = String(text[..<colon])
+            share = parsed
+        }
+        let paths = files.split(separator: ",").map(String.init).filter { !$0.isEmpty }
+        guard !paths.isEmpty else { throw HoneError.invalidArgument("a mixture source needs a file: '\(text)'") }
+        self.init(paths: paths, share: share)
+    }
+}
+
+/// A mixture: each source's records drawn with its share from one seeded generator, then the whole shuffled.
+/// Records pass through unchanged (optionally tagged with their source), so any schema mixes. The same sources,
+/// shares and seed always give the same file.
+public struct Mixture {
+    public struct Row: Sendable {
+        public var name: String
+        public var available: Int
+        public var taken: Int
+        public var share: MixtureShare
+    }
+
+    public var rows: [Row] = []
+    /// The mixed records, one JSON line each (no newline), in mixture order.
+    public var lines: [String] = []
+
+    public static func make(_ sources: [MixtureSource], seed: UInt64, tagSource: Bool = false) throws -> Mixture {
+        guard !sources.isEmpty else { throw HoneError.invalidArgument("a mixture needs at least one source") }
+        if case .multipleOfFirst = sources[0].share {
+            throw HoneError.invalidArgument("the first source's share cannot be a multiple of itself (x…); give all, a count or a percentage")
+        }
+        var generator = SplitMix64(seed: seed)
+        var result = Mixture()
+        var firstTaken = 0
+        var chosen: [(source: Int, record: DataRecord)] = []
+        for (index, source) in sources.enumerated() {
+            let records = try source.paths.flatMap { try readDataRecords(path: $0) }
+            let name = source.paths.map(Mixture.displayName).joined(separator: "+")
+            let wanted: Int
+            switch source.share {
+            case .all: wanted = records.count
+            case .count(let n): wanted = n
+            case .percent(let p): wanted = Int((Double(records.count) * p / 100).rounded())
+            case .multipleOfFirst(let f): wanted = Int((Double(firstTaken) * f).rounded())
+            }
+            guard wanted <= records.count else {
+                throw HoneError.invalidArgument("source \(name) has \(records.count) records; its share \(source.share) asks for \(wanted)")
+            }
+            // A uniform draw without replacement: the first `wanted` of a seeded permutation, kept in file order.
+            let order = DataOrder.permutation(count: records.count, seed: generator.next())
+            let picked = wanted == records.count ? Array(records.indices) : order.prefix(wanted).sorted()
+            chosen += picked.map { (index, records[$0]) }
+            if index == 0 { firstTaken = wanted }
+            result.rows.append(Row(name: name, available: records.count, taken: wanted, share: source.share))
+        }
+        let shuffle = DataOrder.permutation(count: chosen.count, seed: generator.next())
+        result.lines = try shuffle.map { position in
+            var object = chosen[position].record.object
+            if tagSource { object["source"] = result.rows[chosen[position].source].name }
+            return try jsonValueText(object)
+        }
+        return result
+    }
+
+    public var jsonl: String { lines.map { $0 + "\n" }.joined() }
+
+    /// A file's name for tables: without .gz/.jsonl/.json, and its folder's name for HH's "test"/"train" files.
+    static func displayName(_ path: String) -> String {
+        var name = (path as NSString).lastPathComponent
+        for suffix in [".gz", ".jsonl", ".json"] where name.hasSuffix(suffix) { name = String(name.dropLast(suffix.count)) }
+        if ["test", "train"].contains(name) {
+            name = ((path as NSString).deletingLastPathComponent as NSString).lastPathComponent + "/" + name
+        }
+        return name
+    }
+
+    /// The table printed by `hone data mix`.
+    public func summary(output: String, seed: UInt64) -> String {
+        var table = SummaryTable(title: "mix → \(output) (seed \(seed))")
+        let total = max(1, lines.count)
+        for row in rows {
+            table.add(row.name, row.taken, note: "of \(row.available) (share \(row.share)), \(String(format: "%.1f", 100 * Double(row.taken) / Double(total)))% of the mixture")
+        }
+        table.add("total", lines.count)
+        return table.render()
+    }
+}

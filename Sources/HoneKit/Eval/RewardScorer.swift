@@ -1,0 +1,69 @@
+import Foundation
+
+// MARK: - Rewards of token rows
+
+/// The reward of each token row under a sequence-classification model: its score head (or an attached adapter's
+/// trained copy of it) applied to the final hidden state at the row's read position (`ScoreHead.readPosition`).
+/// Rows are packed into forward passes of up to `tokenBudget` tokens; each row runs from position 0 on its own
+/// cache, so a reward never depends on what else is in the batch.
+public final class RewardScorer {
+    public let model: CausalLanguageModel
+    public let head: ScoreHead
+    public var tokenBudget: Int
+
+    public init(model: CausalLanguageModel, head: ScoreHead, tokenBudget: Int = 2048) {
+        self.model = model
+        self.head = head
+        self.tokenBudget = max(1, tokenBudget)
+    }
+
+    /// The scorer of a loaded model: its own head, replaced by an attached adapter's trained copy, reading as the
+    /// adapter's training recorded (`padTokenID`) when it says. A model without a head is an error naming it.
+    public convenience init(loaded: LoadedModel, adapterRecord: PEFTAdapter.TrainingRecord? = nil, tokenBudget: Int = 2048) throws {
+        let adapters = (loaded.model as? AdaptableModel)?.adapters as? AdapterSet
+        var head: ScoreHead
+        if let base = loaded.scoreHead {
+            head = adapters?.scoreHead(over: base) ?? base
+        } else if let module = adapters?.savedModule(ScoreHead.moduleName), module.shape.count == 2 {
+            // A causal-LM base with a reward adapter (`hone train rm` output): the adapter brings the head.
+            head = ScoreHead(weight: module.weight, labels: module.shape[0], width: module.shape[1],
+                             padTokenID: loaded.config.padTokenID.map { Int32($0) })
+        } else {
+            throw HoneError.invalidArgument("\(loaded.path) has no score head (score.weight): not a sequence-classification or reward model, and no reward adapter (modules_to_save score) is attached")
+        }
+        if let pad = adapterRecord?.padTokenID { head = head.with(padTokenID: Int32(pad)) }
+        guard head.labels == 1 else {
+            throw HoneError.invalidArgument("\(loaded.path) has \(head.labels) labels; a reward model has 1")
+        }
+        self.init(model: loaded.model, head: head, tokenBudget: tokenBudget)
+    }
+
+    /// One reward per row (rows must not be empty).
+    public func rewards(_ rows: [[Int32]], progress: ((Int) -> Void)? = nil) throws -> [Float] {
+        var results = [Float](repeating: 0, count: rows.count)
+        var start = 0
+        while start < rows.count {
+            var end = start
+            var tokens = 0
+            while end < rows.count, end == start || tokens + rows[end].count <= tokenBudget {
+                tokens += rows[end].count
+                end += 1
+            }
+            let group = Array(rows[start..<end])
+            if let empty = group.firstIndex(where: \.isEmpty) {
+                throw HoneError.invalidArgument("row \(start + empty + 1) has no tokens to score")
+            }
+            let hidden = try model.forward(group.map { SequenceInput(tokens: $0, cache: model.makeCache()) })
+            guard hidden.width == head.width else {
+                throw HoneError.invalidArgument("the score head reads \(head.width) features but the model's hidden states have \(hidden.width)")
+            }
+            for (index, row) in group.enumerated() {
+                let position = hidden.sequenceOffsets[index] + head.readPosition(row)
+                results[start + index] = head.logits(hidden.values.pointer + position * hidden.width)[0]
+            }
+            progress?(end)
+            start = end
+        }
+        return results
+    }
+}

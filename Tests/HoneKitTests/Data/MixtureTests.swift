@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+@testable import HoneKit
+
+/// `hone data mix` (seeded mixtures with shares) and `hone data rerank` (responses ordered by a reward model).
+@Suite("Data mixtures and re-ranking")
+struct MixtureTests {
+    static func write(_ count: Int, _ name: String, in directory: URL) throws -> String {
+        let path = directory.appendingPathComponent(name).path
+        try (0..<count).map { "{\"name\": \"\(name)\", \"i\": \($0)}\n" }.joined().write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("Counts follow the shares (all, N, P%, xF over pooled files); the same seed gives the same mixture")
+    func counts() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let helpful = try Self.write(40, "helpful", in: directory)
+        let safety = try Self.write(25, "safety", in: directory)
+        let other = try Self.write(30, "other", in: directory)
+        // Llama 2: all helpfulness + an equal part drawn uniformly from the others.
+        let sources = [MixtureSource(paths: [helpful], share: .all), try MixtureSource(parsing: "\(safety),\(other):x1")]
+        let mix = try Mixture.make(sources, seed: 7)
+        #expect(mix.rows.map(\.taken) == [40, 40] && mix.rows.map(\.available) == [40, 55])
+        #expect(mix.lines.count == 80 && Set(mix.lines).count == 80)
+        let names = mix.lines.map { (try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["name"] as! String }
+        #expect(names.filter { $0 == "helpful" }.count == 40)
+        #expect(names.filter { $0 != "helpful" }.count == 40 && names.contains("safety") && names.contains("other"))
+        #expect(try Mixture.make(sources, seed: 7).lines == mix.lines)
+        #expect(try Mixture.make(sources, seed: 8).lines != mix.lines)
+        // Safety + 10 % of helpfulness; counts; errors.
+        let second = try Mixture.make([MixtureSource(paths: [safety], share: .all), try MixtureSource(parsing: "\(helpful):10%")], seed: 1)
+        #expect(second.rows.map(\.taken) == [25, 4])
+        #expect(try Mixture.make([try MixtureSource(parsing: "\(other):12")], seed: 1).lines.count == 12)
+        #expect(throws: HoneError.self) { try Mixture.make([try MixtureSource(parsing: "\(other):31")], seed: 1) }
+        #expect(throws: HoneError.self) { try MixtureShare(parsing: "half") }
+        #expect(try MixtureShare(parsing: "×0.5") == .multipleOfFirst(0.5))
+        let tagged = try Mixture.make([try MixtureSource(parsing: "\(other):3")], seed: 1, tagSource: true)
+        #expect(tagged.lines.allSatisfy { $0.contains("\"source\":\"other\"") })
+    }
+
+    @Test("rerank orders responses by the reward model, rewards descending, as its scorer rates them")
+    func rerank() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let model = Repository.root.appendingPathComponent("models/hone-tiny").path
+        let loaded = try LoadedModel.open(model)
+        let tokenizer = try loaded.tokenizer()
+        // A score head over the tiny model: a seeded random one attached as a reward adapter's saved module.
+        let head = ScoreHead(weight: FloatBuffer(RewardModelTrainingSetup.initialScore(width: 128, seed: 3, standardDeviation: 1)),
+                             labels: 1, width: 128, padTokenID: 2)
+        let scorer = RewardScorer(model: loaded.model, head: head)
+        let input = directory.appendingPathComponent("rank.jsonl").path
+        try """
+        {"prefix": ["<|prompter|>Name a fruit.", "<|assistant|>"], "suffix": ["A carrot.", "An apple.", "A pear, surely."], "reward": [0, 0, 0]}
+        {"chosen": "\\n\\nHuman: Hi\\n\\nAssistant: Hello there.", "rejected": "\\n\\nHuman: Hi\\n\\nAssistant: Go."}
+        """.write(toFile: input, atomically: true, encoding: .utf8)
+        // Mixed kinds are read by the first record's kind: the second line is then a PRO record without "suffix".
+        #expect(throws: HoneError.self) { try Rerank.run(path: input, scorer: scorer, tokenizer: tokenizer) }
+        try "{\"prefix\": [\"<|prompter|>Name a fruit.\", \"<|assistant|>\"], \"suffix\": [\"A carrot.\", \"An apple.\", \"A pear, surely.\"]}\n"
+            .write(toFile: input, atomically: true, encoding: .utf8)
+        let result = try Rerank.run(path: input, scorer: scorer, tokenizer: tokenizer)
+        let record = try JSONSerialization.jsonObject(with: Data(result.lines[0].utf8)) as! [String: Any]
+        let rewards = record["reward"] as! [Double]
+        let suffixes = record["suffix"] as! [String]
+        #expect(rewards == rewards.sorted(by: >))
+        for (suffix, reward) in zip(suffixes, rewards) {
+            let row = HHEvaluation.rewardTokens(["<|prompter|>Name a fruit.", "<|assistant|>"], answer: suffix, tokenizer: tokenizer, maxTokens: 1024)
+            #expect(abs(Double(try scorer.rewards([row])[0]) - reward) < 1e-6)
+        }
+        #expect(Set(suffixes) == ["A carrot.", "An apple.", "A pear, surely."] && (record["prefix"] as! [[String]]).count == 3)
+        // The output trains PRO: its reader accepts it.
+        let output = directory.appendingPathComponent("out.jsonl").path
+        try result.lines.map { $0 + "\n" }.joined().write(toFile: output, atomically: true, encoding: .utf8)
+        #expect(try RankingData.read(path: output, rankingLength: nil).count == 1)
+    }
+}
