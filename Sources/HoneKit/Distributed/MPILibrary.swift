@@ -18,8 +18,6 @@ final class MPILibrary: @unchecked Sendable {
     let finalize: @convention(c) () -> Int32
     let commRank: @convention(c) (Handle, UnsafeMutablePointer<Int32>) -> Int32
     let commSize: @convention(c) (Handle, UnsafeMutablePointer<Int32>) -> Int32
-    /// MPI_Allreduce(sendbuf, recvbuf, count, datatype, op, comm)
-    let allreduce: @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle, Handle, Handle) -> Int32
     /// MPI_Bcast(buffer, count, datatype, root, comm)
     let broadcast: @convention(c) (UnsafeMutableRawPointer?, Int32, Handle, Int32, Handle) -> Int32
     /// MPI_Allgather(sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, comm)
@@ -37,9 +35,6 @@ final class MPILibrary: @unchecked Sendable {
     let double: Handle
     let int32: Handle
     let byte: Handle
-    let sum: Handle
-    /// Open MPI's MPI_IN_PLACE is the address 1.
-    let inPlace = UnsafeRawPointer(bitPattern: 1)!
 
     /// The library named by HONE_MPI_LIBRARY, else Open MPI's soname, else the development symlink.
     static func load() throws -> MPILibrary {
@@ -71,7 +66,6 @@ final class MPILibrary: @unchecked Sendable {
         finalize = try function("MPI_Finalize", as: (@convention(c) () -> Int32).self)
         commRank = try function("MPI_Comm_rank", as: (@convention(c) (Handle, UnsafeMutablePointer<Int32>) -> Int32).self)
         commSize = try function("MPI_Comm_size", as: (@convention(c) (Handle, UnsafeMutablePointer<Int32>) -> Int32).self)
-        allreduce = try function("MPI_Allreduce", as: (@convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle, Handle, Handle) -> Int32).self)
         broadcast = try function("MPI_Bcast", as: (@convention(c) (UnsafeMutableRawPointer?, Int32, Handle, Int32, Handle) -> Int32).self)
         allgather = try function("MPI_Allgather", as: (@convention(c) (UnsafeRawPointer?, Int32, Handle, UnsafeMutableRawPointer?, Int32, Handle, Handle) -> Int32).self)
         allgatherv = try function("MPI_Allgatherv", as: (@convention(c) (UnsafeRawPointer?, Int32, Handle, UnsafeMutableRawPointer?,
@@ -83,6 +77,5 @@ final class MPILibrary: @unchecked Sendable {
         double = try symbol("ompi_mpi_double")
         int32 = try symbol("ompi_mpi_int")
         byte = try symbol("ompi_mpi_byte")
-        sum = try symbol("ompi_mpi_op_sum")
     }
 }

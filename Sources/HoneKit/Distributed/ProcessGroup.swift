@@ -89,20 +89,6 @@ public final class ProcessGroup: @unchecked Sendable {
     /// Largest element count per MPI call (counts are C ints).
     private static let chunk = 1 << 28
 
-    /// Sums `buffers` element-wise over all ranks, in place, so every rank ends with the same totals.
-    public func sum(_ buffers: [FloatBuffer]) throws {
-        guard let mpi, size > 1 else { return }
-        for buffer in buffers {
-            var start = 0
-            while start < buffer.count {
-                let count = min(Self.chunk, buffer.count - start)
-                try Self.check(mpi.allreduce(mpi.inPlace, buffer.pointer + start, Int32(count), mpi.float, mpi.sum, mpi.world),
-                               "MPI_Allreduce")
-                start += count
-            }
-        }
-    }
-
     /// Copies `buffers` from rank `root` to every other rank.
     public func broadcast(_ buffers: [FloatBuffer], from root: Int = 0) throws {
         guard let mpi, size > 1 else { return }

@@ -79,6 +79,38 @@ public final class AdamWOptimizer: @unchecked Sendable {
         }
     }
 
+    /// Elements of every parameter tensor together.
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.gradient.count } }
+
+    /// Adds every gradient, in parameter order, into `sum` (parameterCount elements).
+    func addGradients(into sum: inout [Float]) {
+        sum.withUnsafeMutableBufferPointer { total in
+            var offset = 0
+            for parameter in parameters {
+                let gradient = parameter.gradient.pointer
+                for position in 0..<parameter.gradient.count { total[offset + position] += gradient[position] }
+                offset += parameter.gradient.count
+            }
+        }
+    }
+
+    /// The gradients flattened in parameter order; the buffers are zeroed for the next micro-batch.
+    func takeGradients() -> [Float] {
+        var flat = [Float](repeating: 0, count: parameterCount)
+        addGradients(into: &flat)
+        zeroGradients()
+        return flat
+    }
+
+    /// Sets every gradient from a flat array in parameter order.
+    func setGradients(_ flat: [Float]) {
+        var offset = 0
+        for parameter in parameters {
+            flat.withUnsafeBufferPointer { (parameter.gradient.pointer).update(from: $0.baseAddress! + offset, count: parameter.gradient.count) }
+            offset += parameter.gradient.count
+        }
+    }
+
     public func zeroGradients() {
         for parameter in parameters { parameter.gradient.pointer.update(repeating: 0, count: parameter.gradient.count) }
     }

@@ -156,9 +156,10 @@ public final class Trainer {
             optimizer.zeroGradients()
             let batches = microBatches(ofStep: step)
             let stepExamples = batches.flatMap { $0 }
-            var loss = 0.0
-            var tokens = 0
-            var metrics: [String: Double] = [:]
+            // Each micro-batch's gradient is computed from zero and the step's sum is formed in micro-batch order,
+            // whichever rank ran which micro-batch: N ranks then give one process's numbers bit for bit.
+            var stepGradient = [Float](repeating: 0, count: group.isDistributed ? 0 : optimizer.parameterCount)
+            var ownShares: [MicroBatchShare] = []
             for (index, batch) in batches.enumerated() where group.owns(index) {
                 engine.adapters.dropoutSeed = options.seed &* 0x1000_0001 &+ UInt64(step) &* 0x10001 &+ UInt64(index)
                 let result = try objective.accumulate(microBatch: batch, step: stepExamples, engine: engine)
@@ -170,24 +171,45 @@ public final class Trainer {
                         + (badGradient.map { ", first non-finite gradient in \($0)" } ?? "")
                     throw nonFiniteStop(what, step: step + 1, microBatch: index + 1, of: batches.count)
                 }
-                loss += result.loss
-                tokens += result.tokens
-                metrics.merge(result.metrics) { $0 + $1 }
+                var share = MicroBatchShare(index: index, loss: result.loss, tokens: result.tokens, metrics: result.metrics,
+                                            gradient: [])
+                if group.isDistributed {
+                    share.gradient = optimizer.takeGradients()
+                } else {
+                    optimizer.addGradients(into: &stepGradient)
+                    optimizer.zeroGradients()
+                }
+                ownShares.append(share)
             }
+            var shares = ownShares
             var stopRequested = Interrupt.isPending
             if group.isDistributed {
                 let exchangeStart = DispatchTime.now()
                 defer { exchangeSeconds += Double(DispatchTime.now().uptimeNanoseconds - exchangeStart.uptimeNanoseconds) / 1e9 }
-                try group.sum(optimizer.parameters.map(\.gradient))
-                let shares = try group.allGather(StepShare(loss: loss, tokens: tokens, metrics: metrics, interrupted: stopRequested))
-                (loss, tokens, metrics) = (0, 0, [:])
-                for share in shares {
-                    loss += share.loss
-                    tokens += share.tokens
-                    metrics.merge(share.metrics) { $0 + $1 }
+                let gathered = try group.allGather(MicroBatchShare.encode(ownShares, interrupted: stopRequested))
+                shares = []
+                for part in gathered {
+                    let (partShares, interrupted) = try MicroBatchShare.decode(part)
+                    shares += partShares
+                    // Every rank stops at the same step, or the others would wait in the next step's exchange forever.
+                    stopRequested = stopRequested || interrupted
                 }
-                // Every rank stops at the same step, or the others would wait in the next step's sum forever.
-                stopRequested = shares.contains { $0.interrupted }
+                shares.sort { $0.index < $1.index }
+                stepGradient = [Float](repeating: 0, count: optimizer.parameterCount)
+                for share in shares {
+                    share.gradient.withUnsafeBufferPointer { part in
+                        for position in 0..<part.count { stepGradient[position] += part[position] }
+                    }
+                }
+            }
+            optimizer.setGradients(stepGradient)
+            var loss = 0.0
+            var tokens = 0
+            var metrics: [String: Double] = [:]
+            for share in shares {
+                loss += share.loss
+                tokens += share.tokens
+                metrics.merge(share.metrics) { $0 + $1 }
             }
             let norm = optimizer.clipGradients(maxNorm: options.maxGradNorm)
             let learningRate = options.learningRate
@@ -229,12 +251,56 @@ public final class Trainer {
         return history
     }
 
-    /// One rank's part of a step's figures, gathered on every rank.
-    private struct StepShare: Codable {
+    /// One micro-batch's part of a step: its figures and (under mpirun) its gradient, flattened in the optimizer's
+    /// parameter order.
+    struct MicroBatchShare {
+        var index: Int
         var loss: Double
         var tokens: Int
         var metrics: [String: Double]
-        var interrupted: Bool
+        var gradient: [Float]
+
+        /// A rank's shares as bytes for the exchange: a JSON header (figures, gradient lengths) and the raw floats.
+        static func encode(_ shares: [MicroBatchShare], interrupted: Bool) -> Data {
+            let header: [String: Any] = [
+                "interrupted": interrupted,
+                "shares": shares.map { ["index": $0.index, "loss": $0.loss.bitPattern.description, "tokens": $0.tokens,
+                                        "metrics": $0.metrics.mapValues { $0.bitPattern.description }, "floats": $0.gradient.count] },
+            ]
+            let json = try! JSONSerialization.data(withJSONObject: header)
+            var data = Data()
+            var length = UInt64(json.count).littleEndian
+            withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
+            data.append(json)
+            for share in shares { share.gradient.withUnsafeBytes { data.append(contentsOf: $0) } }
+            return data
+        }
+
+        static func decode(_ data: Data) throws -> ([MicroBatchShare], Bool) {
+            let malformed = HoneError.invalidArgument("a rank sent a malformed step exchange")
+            guard data.count >= 8 else { throw malformed }
+            let length = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian)
+            guard data.count >= 8 + length,
+                  let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any],
+                  let entries = header["shares"] as? [[String: Any]] else { throw malformed }
+            var offset = 8 + length
+            var shares: [MicroBatchShare] = []
+            func double(_ value: Any?) throws -> Double {
+                guard let text = value as? String, let bits = UInt64(text) else { throw malformed }
+                return Double(bitPattern: bits)
+            }
+            for entry in entries {
+                guard let index = entry["index"].flatMap(jsonInteger), let tokens = entry["tokens"].flatMap(jsonInteger),
+                      let floats = entry["floats"].flatMap(jsonInteger), let metricTexts = entry["metrics"] as? [String: Any],
+                      data.count >= offset + floats * 4 else { throw malformed }
+                var gradient = [Float](repeating: 0, count: floats)
+                gradient.withUnsafeMutableBytes { $0.copyBytes(from: data.subdata(in: offset..<(offset + floats * 4))) }
+                offset += floats * 4
+                shares.append(MicroBatchShare(index: index, loss: try double(entry["loss"]), tokens: tokens,
+                                              metrics: try metricTexts.mapValues(double), gradient: gradient))
+            }
+            return (shares, header["interrupted"] as? Bool ?? false)
+        }
     }
 
     /// The error that ends a run on a NaN or an infinity: where it appeared and which checkpoint is the last good one.
