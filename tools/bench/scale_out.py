@@ -77,7 +77,7 @@ def main():
         print(f"| {name} | {median:.0f} | {median / base:.2f}x |")
     if exchange:
         print(f"gradient exchange per step (wait included): median {statistics.median(e[0] for e in exchange):.1f} ms, "
-              f"{exchange[0][1]:.2f} MiB of gradients")
+              f"{exchange[0][1]:.2f} MiB of gradients per micro-batch")
 
 
 if __name__ == "__main__":

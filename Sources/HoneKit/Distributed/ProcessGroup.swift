@@ -1,7 +1,7 @@
 import Foundation
 
 /// The processes that share one job: a single process, or the ranks `mpirun` started. Training splits each
-/// optimizer step's micro-batches across ranks and sums their gradients; batch commands split their documents and
+/// optimizer step's micro-batches across ranks and gathers their gradients; batch commands split their documents and
 /// gather the results on rank 0, which alone writes outputs.
 ///
 /// Every collective call must be made by every rank in the same order (MPI's rule); the callers keep their

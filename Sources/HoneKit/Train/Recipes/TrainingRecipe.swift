@@ -219,8 +219,8 @@ public enum TrainingRun {
             log.write(Data("\(line); adapter in \(settings.outputDirectory)\n".utf8))
             if group.isDistributed {
                 let steps = max(1, history.count - (firstStep ?? 0))
-                let megabytes = Double(4 * adapters.parameterCount) / 1_048_576
-                log.write(Data(String(format: "gradient exchange: %.1f ms per step (%.2f MiB of adapter gradients summed over %d ranks)\n",
+                let megabytes = Double(4 * trainer.optimizer.parameterCount) / 1_048_576
+                log.write(Data(String(format: "gradient exchange: %.1f ms per step (%.2f MiB per micro-batch, gathered by %d ranks)\n",
                                       trainer.exchangeSeconds * 1000 / Double(steps), megabytes, group.size).utf8))
             }
         }
