@@ -120,8 +120,25 @@ public final class GGUFFile: @unchecked Sendable {
             let type = try reader.read(UInt32.self, "type of '\(name)'")
             let offset = try reader.read(UInt64.self, "offset of '\(name)'")
             let shape = Array(dims.reversed())
-            guard let bytes = GGUFFile.byteCount(type: type, innermost: dims.first ?? 1, elements: dims.reduce(1, *)) else {
+            // Each dimension is below 2^40, but their product can still wrap: count with overflow checks.
+            var elements = 1
+            for dim in dims {
+                let (product, overflow) = elements.multipliedReportingOverflow(by: dim)
+                guard !overflow else {
+                    throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has an impossible shape \(shape) (too many elements)")
+                }
+                elements = product
+            }
+            guard let layout = GGUFFile.blockLayout(type: type) else {
                 throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has unknown GGML type id \(type)")
+            }
+            // Rows are read whole blocks at a time: a row that ends inside a block has no valid encoding.
+            guard (dims.first ?? 1) % layout.elementsPerBlock == 0 else {
+                throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has rows of \(dims.first ?? 1) values, not a multiple of \(ggmlTypeName(type))'s block of \(layout.elementsPerBlock)")
+            }
+            let (bytes, overflow) = (elements / layout.elementsPerBlock).multipliedReportingOverflow(by: layout.bytesPerBlock)
+            guard !overflow else {
+                throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has an impossible shape \(shape) (too many bytes)")
             }
             infos.append(GGUFTensorInfo(name: name, shape: shape, ggmlType: type, offset: Int(clamping: offset), byteCount: bytes))
         }
@@ -171,7 +188,10 @@ public final class GGUFFile: @unchecked Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    static func readValue(_ reader: inout ByteReader, type: UInt32, key: String) throws -> GGUFValue {
+    /// Arrays of arrays are allowed, but real files nest at most once; a deep nest would only exhaust the stack.
+    static let maxArrayNesting = 8
+
+    static func readValue(_ reader: inout ByteReader, type: UInt32, key: String, depth: Int = 0) throws -> GGUFValue {
         switch type {
         case 0: return .unsigned(UInt64(try reader.read(UInt8.self, key)))
         case 1: return .signed(Int64(try reader.read(Int8.self, key)))
@@ -183,6 +203,9 @@ public final class GGUFFile: @unchecked Sendable {
         case 7: return .bool(try reader.read(UInt8.self, key) != 0)
         case 8: return .string(try readString(&reader, "value of '\(key)'"))
         case 9:
+            guard depth < maxArrayNesting else {
+                throw HoneError.malformedFile(path: reader.path, message: "metadata '\(key)' nests arrays more than \(maxArrayNesting) deep")
+            }
             let elementType = try reader.read(UInt32.self, "array type of '\(key)'")
             let count = try reader.read(UInt64.self, "array length of '\(key)'")
             guard count <= UInt64(reader.size) else {
@@ -190,7 +213,7 @@ public final class GGUFFile: @unchecked Sendable {
             }
             var values: [GGUFValue] = []
             values.reserveCapacity(Int(count))
-            for _ in 0..<Int(count) { values.append(try readValue(&reader, type: elementType, key: key)) }
+            for _ in 0..<Int(count) { values.append(try readValue(&reader, type: elementType, key: key, depth: depth + 1)) }
             return .array(values)
         case 10: return .unsigned(try reader.read(UInt64.self, key))
         case 11: return .signed(try reader.read(Int64.self, key))
@@ -200,8 +223,8 @@ public final class GGUFFile: @unchecked Sendable {
         }
     }
 
-    /// Bytes of a tensor of `elements` values of GGML type `type` (block sizes from ggml.c's type traits).
-    static func byteCount(type: UInt32, innermost: Int, elements: Int) -> Int? {
+    /// Values and bytes per block of GGML type `type` (block sizes from ggml.c's type traits); nil for unknown ids.
+    static func blockLayout(type: UInt32) -> (elementsPerBlock: Int, bytesPerBlock: Int)? {
         let blockLayout: [UInt32: (elementsPerBlock: Int, bytesPerBlock: Int)] = [
             0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 36),
             10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
@@ -209,7 +232,6 @@ public final class GGUFFile: @unchecked Sendable {
             22: (256, 82), 23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8),
             29: (256, 56), 30: (1, 2), 34: (256, 54), 35: (256, 66),
         ]
-        guard let layout = blockLayout[type] else { return nil }
-        return elements / layout.elementsPerBlock * layout.bytesPerBlock
+        return blockLayout[type]
     }
 }

@@ -51,9 +51,16 @@ public final class SafetensorsFile: @unchecked Sendable {
                 unsupported[name] = dtypeName
                 continue
             }
-            let expectedBytes = dtype.byteCount(elements: shape.reduce(1, *))
-            guard end - begin == expectedBytes else {
-                throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has \(end - begin) bytes, but shape \(shape) of \(dtypeName) needs \(expectedBytes)")
+            // The shape comes from the file: multiply with overflow checks (a wrapped product could match the bytes).
+            var expectedBytes: Int? = dtype.blockBytes
+            for dimension in shape {
+                expectedBytes = expectedBytes.flatMap { bytes in
+                    let (product, overflow) = bytes.multipliedReportingOverflow(by: dimension)
+                    return overflow ? nil : product
+                }
+            }
+            guard let expectedBytes, end - begin == expectedBytes else {
+                throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has \(end - begin) bytes, but shape \(shape) of \(dtypeName) needs \(expectedBytes.map(String.init) ?? "more than fit in memory")")
             }
             tensors[name] = TensorView(name: name, dtype: dtype, shape: shape, data: file.bytes + dataStart + begin,
                                        source: path, owner: file)

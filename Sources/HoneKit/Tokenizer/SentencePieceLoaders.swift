@@ -21,6 +21,7 @@ extension SentencePieceTokenizer {
             if piece.type == .userDefined { atomic[piece.text] = Int32(index) }
         }
         func valid(_ id: Int32) -> Int32? { id >= 0 && Int(id) < pieces.count ? id : nil }
+        try checkScores(model.pieces.map(\.score), path: path, field: "piece score")
         return SentencePieceTokenizer(
             pieces: pieces, scores: model.pieces.map(\.score), types: types, merges: nil,
             byteFallback: model.byteFallback, prefixPolicy: model.addDummyPrefix ? .firstSegment : .never,
@@ -99,6 +100,13 @@ extension SentencePieceTokenizer {
         return .never
     }
 
+    /// Merge ranks come from sorting scores; a NaN has no place in that order (and no rank), so it is refused.
+    static func checkScores(_ scores: [Float], path: String, field: String) throws {
+        if let index = scores.firstIndex(where: \.isNaN) {
+            throw HoneError.malformedFile(path: path, message: "\(field) of token \(index) is NaN")
+        }
+    }
+
     /// Loads a GGUF `tokenizer.ggml.model = llama` vocabulary (what llama.cpp's converter writes for SentencePiece).
     static func load(gguf: GGUFFile) throws -> SentencePieceTokenizer {
         guard let tokens = gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue else {
@@ -110,6 +118,7 @@ extension SentencePieceTokenizer {
         guard scores.count == pieces.count, rawTypes.count == pieces.count else {
             throw HoneError.malformedFile(path: gguf.path, message: "tokenizer.ggml.scores/token_type do not match tokenizer.ggml.tokens (\(pieces.count))")
         }
+        try checkScores(scores, path: gguf.path, field: "tokenizer.ggml.scores")
         let types = rawTypes.map { PieceType(rawValue: $0) ?? .normal }
         var specials: [String: Int32] = [:]
         var atomic: [String: Int32] = [:]

@@ -23,6 +23,18 @@ final class JinjaScope {
     func set(_ name: String, _ value: JinjaValue) { variables[name] = value }
 }
 
+/// A scope a macro (or a recursive loop's `loop`) closes over. A macro is stored in the very scope it captures, a
+/// reference cycle, so the interpreter lets go of every captured scope when rendering ends.
+final class CapturedScope {
+    var scope: JinjaScope?
+    init(_ scope: JinjaScope) { self.scope = scope }
+
+    func get() throws -> JinjaScope {
+        guard let scope else { throw JinjaError.runtime("a macro was called after rendering ended") }
+        return scope
+    }
+}
+
 // MARK: - Loop variable
 
 /// The `loop` variable of a `for` block.
@@ -88,6 +100,28 @@ final class JinjaInterpreter {
     private var callDepth = 0
     private static let maxCallDepth = 150
 
+    /// Work limits, in the spirit of the sandbox's range limit: a chat prompt needs a few thousand loop steps and
+    /// well under a megabyte of text, so a template past these is runaway (nested loops, doubling strings), and
+    /// ends in an error instead of hanging or exhausting memory.
+    private var loopIterations = 0
+    static let maxLoopIterations = 1_000_000
+    static let maxStringBytes = 100_000_000
+
+    /// Counts one step of a loop (or of its filter); throws past `maxLoopIterations`.
+    func countIteration() throws {
+        loopIterations += 1
+        if loopIterations > JinjaInterpreter.maxLoopIterations {
+            throw JinjaError.security("Too many loop iterations: the template ran more than \(JinjaInterpreter.maxLoopIterations).")
+        }
+    }
+
+    /// Throws when `text` has grown past `maxStringBytes`.
+    func checkSize(_ text: String) throws {
+        if text.utf8.count > JinjaInterpreter.maxStringBytes {
+            throw JinjaError.security("String too big: the template built more than \(JinjaInterpreter.maxStringBytes) bytes.")
+        }
+    }
+
     private func nested<T>(_ body: () throws -> T) throws -> T {
         callDepth += 1
         defer { callDepth -= 1 }
@@ -109,9 +143,22 @@ final class JinjaInterpreter {
         for (name, value) in JinjaBuiltins.globals(self) { globals.set(name, value) }
         let root = JinjaScope(parent: globals)
         for (name, value) in context { root.set(name, value) }
+        defer {
+            for captured in capturedScopes { captured.scope = nil }
+            capturedScopes.removeAll()
+        }
         var out = ""
         _ = try renderNodes(nodes, root, into: &out)
         return out
+    }
+
+    /// Every scope captured during this render, released at its end (see `CapturedScope`).
+    private var capturedScopes: [CapturedScope] = []
+
+    private func capture(_ scope: JinjaScope) -> CapturedScope {
+        let captured = CapturedScope(scope)
+        capturedScopes.append(captured)
+        return captured
     }
 
     // MARK: Statements
@@ -197,6 +244,7 @@ final class JinjaInterpreter {
         if let filter = loop.filter {
             // The `if` of a for loop filters before the loop starts, so loop.length counts what passes.
             items = try items.filter { item in
+                try countIteration()
                 let probe = JinjaScope(parent: scope)
                 try assign(loop.target, item, probe)
                 return try eval(filter, probe).isTruthy
@@ -208,15 +256,18 @@ final class JinjaInterpreter {
         }
         let state = JinjaLoop(items: items, depth: depth)
         if loop.recursive {
+            let captured = capture(scope)
             state.recurse = { [unowned self] newItems in
                 try self.nested {
                     var text = ""
-                    try self.runLoop(loop, newItems, scope, depth: depth + 1, into: &text)
+                    try self.runLoop(loop, newItems, captured.get(), depth: depth + 1, into: &text)
                     return .string(text)
                 }
             }
         }
         for (i, item) in items.enumerated() {
+            try countIteration()
+            try checkSize(out)
             state.index0 = i
             let iteration = JinjaScope(parent: scope)
             try assign(loop.target, item, iteration)
@@ -247,8 +298,9 @@ final class JinjaInterpreter {
     }
 
     private func makeMacro(_ macro: JinjaMacro, _ definitionScope: JinjaScope) -> JinjaFunction {
-        JinjaFunction(name: macro.name, isMacro: true) { [unowned self] args in
-            try self.nested { try self.callMacro(macro, definitionScope, args) }
+        let captured = capture(definitionScope)
+        return JinjaFunction(name: macro.name, isMacro: true) { [unowned self] args in
+            try self.nested { try self.callMacro(macro, captured.get(), args) }
         }
     }
 
@@ -349,7 +401,10 @@ final class JinjaInterpreter {
             return .bool(true)
         case .concat(let items):
             var text = ""
-            for item in items { text += try eval(item, scope).pythonString }
+            for item in items {
+                text += try eval(item, scope).pythonString
+                try checkSize(text)
+            }
             return .string(text)
         case .conditional(let test, let then, let otherwise):
             if try eval(test, scope).isTruthy { return try eval(then, scope) }

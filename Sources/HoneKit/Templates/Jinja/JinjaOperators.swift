@@ -9,7 +9,8 @@ extension JinjaInterpreter {
     func unaryOperation(_ op: String, _ value: JinjaValue) throws -> JinjaValue {
         if value.isUndefined { throw JinjaError.undefined(undefinedHint) }
         switch value.numericValue {
-        case .int(let i)?: return .int(op == "-" ? -i : i)
+        // -Int.min does not fit: like the other overflows below, it degrades to a float instead of trapping.
+        case .int(let i)?: return op == "-" ? checked((0).subtractingReportingOverflow(i), -Double(i)) : .int(i)
         case .double(let d)?: return .double(op == "-" ? -d : d)
         case nil: throw JinjaError.type("bad operand type for unary \(op): '\(value.pythonTypeName)'")
         }
@@ -21,6 +22,9 @@ extension JinjaInterpreter {
             return try numericOperation(op, a, b)
         }
         switch (op, left, right) {
+        case ("+", _, _) where (left.stringValue?.utf8.count ?? left.sequenceItems?.count ?? 0)
+                + (right.stringValue?.utf8.count ?? right.sequenceItems?.count ?? 0) > JinjaInterpreter.maxStringBytes:
+            throw JinjaError.security("String too big: '+' would build more than \(JinjaInterpreter.maxStringBytes) items.")
         case ("+", .markup(let a), _) where right.stringValue != nil:
             return .markup(a + markupText(right))
         case ("+", .string(let a), .markup(let b)):
@@ -40,6 +44,12 @@ extension JinjaInterpreter {
         case ("*", _, _):
             if let (sequence, count) = repetition(left, right) {
                 let n = max(0, count)
+                // A chat template has no business building gigabytes: refuse as the sandbox refuses huge ranges.
+                let length = sequence.stringValue?.utf8.count ?? sequence.sequenceItems?.count ?? 0
+                let (total, overflow) = length.multipliedReportingOverflow(by: n)
+                guard !overflow, total <= JinjaInterpreter.maxRepetition else {
+                    throw JinjaError.security("Repetition too big: '* \(n)' would make more than \(JinjaInterpreter.maxRepetition) items.")
+                }
                 switch sequence {
                 case .string(let s): return .string(String(repeating: s, count: n))
                 case .markup(let s): return .markup(String(repeating: s, count: n))
@@ -58,6 +68,9 @@ extension JinjaInterpreter {
         throw JinjaError.type("unsupported operand type(s) for \(op): '\(left.pythonTypeName)' and '\(right.pythonTypeName)'")
     }
 
+    /// The most characters (or list items) `*` may build.
+    static let maxRepetition = 10_000_000
+
     private func repetition(_ a: JinjaValue, _ b: JinjaValue) -> (JinjaValue, Int)? {
         if case .int(let n)? = b.numericValue, !b.isDoubleValue, a.stringValue != nil || a.isArray { return (a, n) }
         if case .int(let n)? = a.numericValue, !a.isDoubleValue, b.stringValue != nil || b.isArray { return (b, n) }
@@ -75,10 +88,13 @@ extension JinjaInterpreter {
                 return .double(Double(x) / Double(y))
             case "//":
                 guard y != 0 else { throw JinjaError.runtime("integer division or modulo by zero") }
+                // Int.min // -1 overflows (Python gives 2**63): a float, as `checked` does.
+                if y == -1 { return checked((0).subtractingReportingOverflow(x), -Double(x)) }
                 let q = x / y
                 return .int((x % y != 0 && (x < 0) != (y < 0)) ? q - 1 : q)
             case "%":
                 guard y != 0 else { throw JinjaError.runtime("integer division or modulo by zero") }
+                if y == -1 { return .int(0) }  // Int.min % -1 would trap; every x % -1 is 0
                 let r = x % y
                 return .int(r != 0 && (r < 0) != (y < 0) ? r + y : r)
             case "**":
@@ -86,12 +102,23 @@ extension JinjaInterpreter {
                     guard x != 0 else { throw JinjaError.runtime("0.0 cannot be raised to a negative power") }
                     return .double(pow(Double(x), Double(y)))
                 }
+                // By squaring: a loop of y multiplications would spin for ages on `1 ** 10**18`.
                 var result = 1
+                var base = x
+                var exponent = y
                 var overflow = false
-                for _ in 0..<y {
-                    let (r, o) = result.multipliedReportingOverflow(by: x)
-                    result = r
-                    if o { overflow = true; break }
+                while exponent > 0, !overflow {
+                    if exponent & 1 == 1 {
+                        let (r, o) = result.multipliedReportingOverflow(by: base)
+                        result = r
+                        overflow = o
+                    }
+                    exponent >>= 1
+                    if exponent > 0, !overflow {
+                        let (b, o) = base.multipliedReportingOverflow(by: base)
+                        base = b
+                        overflow = o
+                    }
                 }
                 return overflow ? .double(pow(Double(x), Double(y))) : .int(result)
             default: break

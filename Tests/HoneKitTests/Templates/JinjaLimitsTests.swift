@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+@testable import HoneKit
+
+/// What the fuzzers found in the Jinja interpreter: integer edges that trapped or spun, and runaway templates
+/// (huge repetition, nested loops, doubling strings) that hung or exhausted memory. Python's answers where Python
+/// has one; the sandbox-style limits otherwise.
+struct JinjaLimitsTests {
+    func render(_ source: String) throws -> String { try JinjaTemplate(source).render([:]) }
+
+    @Test("integer edges follow Python instead of trapping or spinning")
+    func integerEdges() throws {
+        #expect(try render("{{ 2 ** 10 }} {{ 3 ** 0 }} {{ (-2) ** 3 }} {{ 1 ** 1000000000000000000 }} {{ (-1) ** 1000000000000000001 }}") == "1024 1 -8 1 -1")
+        #expect(try render("{{ 7 % -1 }} {{ -7 // -1 }} {{ 7 // -2 }} {{ 7 % -2 }}") == "0 7 -4 -1")
+        // Past 64 bits the result degrades to a float (Python would give the exact big integer).
+        #expect(try render("{{ -(-9223372036854775807 - 1) }}") == "9.223372036854776e+18")
+        #expect(try render("{{ (-9223372036854775807 - 1) // -1 }}") == "9.223372036854776e+18")
+        #expect(try render("{{ 2 ** 64 }}") == "1.8446744073709552e+19")
+    }
+
+    @Test("runaway templates end in an error")
+    func runaway() throws {
+        for source in ["{{ 'ab' * 1000000000000 }}", "{{ [1] * 100000000 }}",
+                       "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+                       "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+                       "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}"] {
+            #expect(throws: JinjaError.self, "\(source)") { try render(source) }
+        }
+        #expect(try render("{{ 'ab' * 3 }}{{ ([0] * 4)|length }}") == "ababab4")
+    }
+
+    @Test("a macro stored in the scope it closes over still works, and is released after rendering")
+    func macroCycle() throws {
+        #expect(try render("{% macro m(a) %}[{{ a }}]{% endmacro %}{{ m(1) }}{% set f = m %}{{ f(2) }}") == "[1][2]")
+    }
+}
