@@ -93,7 +93,9 @@ public enum FuzzTargets {
         FuzzTarget(name: "cut", input: "CUT judgments (and the raw judgment schemas)", body: cut),
         FuzzTarget(name: "pro", input: "PRO rankings", body: pro),
         FuzzTarget(name: "hh-rlhf", input: "raw HH-RLHF chosen/rejected dialogues, converted", body: hhRLHF),
-        // KTO and reward-model readers: add their entries here when those branches merge.
+        FuzzTarget(name: "kto", input: "KTO data (unpaired {prompt, completion, label} or pairs to split)", body: kto),
+        FuzzTarget(name: "reward-model", input: "reward-model pairs with margins or Llama 2 ratings", body: rewardModel),
+        // The server's request bodies: add their entry here when the server merges.
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
@@ -223,6 +225,15 @@ public enum FuzzTargets {
 
     static func alpaca(_ data: Data, _ context: FuzzContext) throws {
         _ = try AlpacaData.read(path: context.write(data, to: "alpaca.json"))
+    }
+
+    static func kto(_ data: Data, _ context: FuzzContext) throws {
+        _ = try UnpairedPreferenceData.read(path: context.write(data, to: "kto.jsonl"))
+    }
+
+    static func rewardModel(_ data: Data, _ context: FuzzContext) throws {
+        let path = try context.write(data, to: "rm.jsonl")
+        for scale in RewardMarginScale.allCases { _ = try RewardData.read(path: path, scale: scale) }
     }
 
     static func dpo(_ data: Data, _ context: FuzzContext) throws {
