@@ -6,6 +6,25 @@ import NIOCore
 
 // MARK: - Completion requests
 
+/// Cancels a request's jobs when its connection closes; holds them weakly, so a long-lived connection keeps
+/// nothing of finished requests but this small box.
+final class CancelOnClose: @unchecked Sendable {
+    private let lock = NSLock()
+    private var jobs: [Weak]
+
+    private struct Weak { weak var job: ServeEngine.Job? }
+
+    init(_ jobs: [ServeEngine.Job]) { self.jobs = jobs.map { Weak(job: $0) } }
+
+    func fire() {
+        lock.lock()
+        let current = jobs.compactMap(\.job)
+        jobs.removeAll()
+        lock.unlock()
+        for job in current { job.cancel() }
+    }
+}
+
 /// What a chat or text completion request asks for, read and checked before anything runs.
 struct CompletionPlan: Sendable {
     var chat: Bool
@@ -131,31 +150,25 @@ extension OpenAIServer {
 
     // MARK: Handling
 
-    func completion(_ request: Request, chat: Bool) async throws -> Response {
-        // The body is read inside the inbound-close guard: a client that goes away cancels the handler, which
-        // cancels its jobs and frees their slots at the next step.
-        try await request.body.consumeWithCancellationOnInboundClose { body in
-            let data: Data
-            do {
-                data = Data(try await body.collect(upTo: self.bodyLimit).readableBytesView)
-            } catch {
-                throw APIError(status: .contentTooLarge, message: "The request body is larger than \(self.bodyLimit) bytes.",
-                               type: "invalid_request_error")
-            }
-            let plan = try self.plan(RequestFields(body: data), chat: chat)
-            let requests = self.engineRequests(plan)
-            let (events, continuation) = AsyncStream<(Int, EngineEvent)>.makeStream()
-            guard let jobs = self.engine.submit(requests, sink: { continuation.yield(($0, $1)) }) else {
-                continuation.finish()
-                throw APIError.queueFull
-            }
-            continuation.onTermination = { _ in for job in jobs { job.cancel() } }
-            let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-            if plan.stream {
-                return self.streamingResponse(plan, id: id, count: requests.count, events: events, continuation: continuation)
-            }
-            return try await self.wholeResponse(plan, id: id, count: requests.count, events: events)
+    func completion(_ request: Request, context: ServeContext, chat: Bool) async throws -> Response {
+        let plan = try self.plan(RequestFields(body: try await body(request)), chat: chat)
+        let requests = engineRequests(plan)
+        let (events, continuation) = AsyncStream<(Int, EngineEvent)>.makeStream()
+        guard let jobs = engine.submit(requests, sink: { continuation.yield(($0, $1)) }) else {
+            continuation.finish()
+            throw APIError.queueFull
         }
+        // The slots free themselves when the answer is no longer wanted: the handler ends (a failed write, a
+        // cancelled task) or the client's connection closes while it waits.
+        continuation.onTermination = { _ in for job in jobs { job.cancel() } }
+        let cancel = CancelOnClose(jobs)
+        context.channel.closeFuture.whenComplete { _ in cancel.fire() }
+        let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        if plan.stream {
+            return streamingResponse(plan, id: id, count: requests.count, events: events, continuation: continuation)
+        }
+        defer { continuation.finish() }
+        return try await wholeResponse(plan, id: id, count: requests.count, events: events)
     }
 
     /// The state of one choice while its events arrive.

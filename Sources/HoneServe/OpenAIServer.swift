@@ -34,12 +34,16 @@ public final class OpenAIServer: Sendable {
     var tokenizer: Tokenizer { engine.tokenizer }
 
     /// Every route, behind the request log and the API key check.
-    public func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func makeRouter() -> Router<ServeContext> {
+        let router = Router(context: ServeContext.self)
         router.add(middleware: RequestLogMiddleware(log: log))
         router.add(middleware: APIKeyMiddleware(keys: apiKeys))
-        router.get("/health") { _, _ in self.json(["status": "ok", "slots_busy": .int(self.engine.load.busy),
-                                                   "queued": .int(self.engine.load.waiting)]) }
+        router.get("/health") { _, _ in
+            let load = self.engine.load, counts = self.engine.counts
+            return self.json(["status": "ok", "slots": .int(self.engine.parallel), "slots_busy": .int(load.busy),
+                              "queued": .int(load.waiting), "requests_finished": .int(counts.finished),
+                              "requests_cancelled": .int(counts.cancelled)])
+        }
         router.get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: ChatPage.html)))
@@ -59,8 +63,8 @@ public final class OpenAIServer: Sendable {
         router.post("/detokenize") { request, _ in
             try self.detokenize(RequestFields(body: try await self.body(request)))
         }
-        router.post("/v1/chat/completions") { request, _ in try await self.completion(request, chat: true) }
-        router.post("/v1/completions") { request, _ in try await self.completion(request, chat: false) }
+        router.post("/v1/chat/completions") { request, context in try await self.completion(request, context: context, chat: true) }
+        router.post("/v1/completions") { request, context in try await self.completion(request, context: context, chat: false) }
         return router
     }
 
@@ -211,6 +215,19 @@ public final class OpenAIServer: Sendable {
         // Templates that write special tokens in their text have them parsed; plain instruction templates do not.
         let parseSpecial = template.chatTemplate != nil || template.promptNoInput == nil
         return tokenizer.encode(text, addSpecialTokens: template.addsBOS, parseSpecial: parseSpecial)
+    }
+}
+
+// MARK: - Request context
+
+/// The request context, keeping the connection: when it closes, the request's jobs are cancelled.
+public struct ServeContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
     }
 }
 

@@ -186,6 +186,15 @@ public final class ServeEngine: @unchecked Sendable {
         return (waiting.count, slots.filter { $0.active != nil }.count)
     }
 
+    /// Jobs ended so far: run to their end, and cancelled while running (their client went away).
+    public var counts: (finished: Int, cancelled: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (finishedCount, cancelledCount)
+    }
+    private var finishedCount = 0
+    private var cancelledCount = 0
+
     // MARK: Running
 
     public func start() {
@@ -245,10 +254,7 @@ public final class ServeEngine: @unchecked Sendable {
                     release(slot)
                 }
             }
-            for slot in slots where slot.active?.job.isCancelled == true {
-                slot.active!.job.sink(.finished(text: "", reason: .cancelled, promptTokens: 0, completionTokens: 0, cachedTokens: 0))
-                release(slot)
-            }
+            for slot in slots where slot.active?.job.isCancelled == true { release(slot) }
             do {
                 try decodeStep()
             } catch {
@@ -286,6 +292,7 @@ public final class ServeEngine: @unchecked Sendable {
 
     private func release(_ slot: Slot) {
         condition.lock()
+        if slot.active?.job.isCancelled == true { cancelledCount += 1 } else { finishedCount += 1 }
         slot.active = nil
         clock += 1
         slot.lastUsed = clock

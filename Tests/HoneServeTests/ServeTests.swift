@@ -308,16 +308,33 @@ import Testing
         _ = try await iterator.next()
         try await client.shutdown()  // closes the connection mid-stream
 
+        // The abandoned job ends as cancelled (not by running to its length), and the slot serves the next request.
         let start = Date()
-        var status = 503
-        while status == 503, Date().timeIntervalSince(start) < 20 {
-            status = try await server.post("/v1/completions", ["prompt": "Hello", "max_tokens": 2]).status
-            if status == 503 { try await Task.sleep(for: .milliseconds(50)) }
+        var health: [String: Any] = [:]
+        while Date().timeIntervalSince(start) < 20 {
+            health = try await server.request(.GET, "/health").json
+            if health["slots_busy"] as? Int == 0 { break }
+            try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(status == 200)
-        #expect(Date().timeIntervalSince(start) < 10)
-        let health = try await server.request(.GET, "/health").json
-        #expect(health["slots_busy"] as? Int == 0)
+        #expect(health["requests_cancelled"] as? Int == 1, "\(health)")
+        #expect(health["requests_finished"] as? Int == 0, "\(health)")
+        #expect(try await server.post("/v1/completions", ["prompt": "Hello", "max_tokens": 2]).status == 200)
+
+        // The same for a whole (not streamed) answer whose client gives up waiting: its connection closes.
+        var whole = HTTPClientRequest(url: server.base + "/v1/completions")
+        whole.method = .POST
+        whole.headers.add(name: "content-type", value: "application/json")
+        whole.body = .bytes(ByteBuffer(string: #"{"prompt": "Once", "max_tokens": 100000, "temperature": 1, "seed": 2}"#))
+        let impatient = HTTPClient(eventLoopGroupProvider: .singleton)
+        await #expect(throws: (any Error).self) { _ = try await impatient.execute(whole, timeout: .milliseconds(300)) }
+        try await impatient.shutdown()
+        let again = Date()
+        while Date().timeIntervalSince(again) < 20 {
+            health = try await server.request(.GET, "/health").json
+            if health["slots_busy"] as? Int == 0 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(health["requests_cancelled"] as? Int == 2, "\(health)")
     }
 
     // MARK: Errors
