@@ -6,19 +6,31 @@ import NIOCore
 
 // MARK: - Completion requests
 
-/// Cancels a request's jobs when its connection closes; holds them weakly, so a long-lived connection keeps
-/// nothing of finished requests but this small box.
+/// Cancels a request's jobs when its client goes away, also if that happens before they are submitted.
 final class CancelOnClose: @unchecked Sendable {
     private let lock = NSLock()
-    private var jobs: [Weak]
+    private var jobs: [ServeEngine.Job] = []
+    private var fired = false
 
-    private struct Weak { weak var job: ServeEngine.Job? }
+    func watch(_ jobs: [ServeEngine.Job]) {
+        lock.lock()
+        self.jobs = jobs
+        let cancelNow = fired
+        lock.unlock()
+        if cancelNow { for job in jobs { job.cancel() } }
+    }
 
-    init(_ jobs: [ServeEngine.Job]) { self.jobs = jobs.map { Weak(job: $0) } }
+    /// Forgets the jobs: a later `fire` does nothing.
+    func stopWatching() {
+        lock.lock()
+        jobs.removeAll()
+        lock.unlock()
+    }
 
     func fire() {
         lock.lock()
-        let current = jobs.compactMap(\.job)
+        fired = true
+        let current = jobs
         jobs.removeAll()
         lock.unlock()
         for job in current { job.cancel() }
@@ -150,21 +162,45 @@ extension OpenAIServer {
 
     // MARK: Handling
 
-    func completion(_ request: Request, context: ServeContext, chat: Bool) async throws -> Response {
-        let plan = try self.plan(RequestFields(body: try await body(request)), chat: chat)
+    func completion(_ request: Request, context: BasicRequestContext, chat: Bool) async throws -> Response {
+        // The slots free themselves when the answer is no longer wanted: a write fails, or the inbound stream of
+        // the connection ends while the answer is made (a client waiting for a whole answer sends nothing more,
+        // so that is the only sign it went away). Watching the inbound stream consumes it, so the connection
+        // closes after the answer, and every answer here says so in a Connection: close header.
+        let cancel = CancelOnClose()
+        var response = try await request.body.consumeWithInboundCloseHandler({ body in
+            do {
+                let data: Data
+                do {
+                    data = Data(try await body.collect(upTo: self.bodyLimit).readableBytesView)
+                } catch {
+                    throw APIError(status: .contentTooLarge, message: "The request body is larger than \(self.bodyLimit) bytes.",
+                                   type: "invalid_request_error")
+                }
+                return try await self.answer(RequestFields(body: data), chat: chat, cancel: cancel)
+            } catch let error as APIError {
+                return try error.response(from: request, context: context)
+            }
+        }, onInboundClosed: { cancel.fire() })
+        response.headers[.connection] = "close"
+        return response
+    }
+
+    private func answer(_ fields: RequestFields, chat: Bool, cancel: CancelOnClose) async throws -> Response {
+        let plan = try self.plan(fields, chat: chat)
         let requests = engineRequests(plan)
         let (events, continuation) = AsyncStream<(Int, EngineEvent)>.makeStream()
         guard let jobs = engine.submit(requests, sink: { continuation.yield(($0, $1)) }) else {
             continuation.finish()
             throw APIError.queueFull
         }
-        // The slots free themselves when the answer is no longer wanted: the handler ends (a failed write, a
-        // cancelled task) or the client's connection closes while it waits.
         continuation.onTermination = { _ in for job in jobs { job.cancel() } }
-        let cancel = CancelOnClose(jobs)
-        context.channel.closeFuture.whenComplete { _ in cancel.fire() }
+        cancel.watch(jobs)
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         if plan.stream {
+            // The inbound watch ends with this handler, before the events are written; from here on a failed
+            // write is what tells that the client went away.
+            cancel.stopWatching()
             return streamingResponse(plan, id: id, count: requests.count, events: events, continuation: continuation)
         }
         defer { continuation.finish() }

@@ -34,8 +34,8 @@ public final class OpenAIServer: Sendable {
     var tokenizer: Tokenizer { engine.tokenizer }
 
     /// Every route, behind the request log and the API key check.
-    public func makeRouter() -> Router<ServeContext> {
-        let router = Router(context: ServeContext.self)
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
         router.add(middleware: RequestLogMiddleware(log: log))
         router.add(middleware: APIKeyMiddleware(keys: apiKeys))
         router.get("/health") { _, _ in
@@ -215,19 +215,6 @@ public final class OpenAIServer: Sendable {
         // Templates that write special tokens in their text have them parsed; plain instruction templates do not.
         let parseSpecial = template.chatTemplate != nil || template.promptNoInput == nil
         return tokenizer.encode(text, addSpecialTokens: template.addsBOS, parseSpecial: parseSpecial)
-    }
-}
-
-// MARK: - Request context
-
-/// The request context, keeping the connection: when it closes, the request's jobs are cancelled.
-public struct ServeContext: RequestContext {
-    public var coreContext: CoreRequestContextStorage
-    public let channel: any Channel
-
-    public init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-        channel = source.channel
     }
 }
 

@@ -118,6 +118,8 @@ public final class ServeEngine: @unchecked Sendable {
         var counts: [Int32: Int] = [:]
         /// Prompt tokens whose cached keys and values were reused.
         var cachedTokens = 0
+        /// The job's last event was sent.
+        var ended = false
 
         init(job: Job, tokenizer: Tokenizer) {
             self.job = job
@@ -222,10 +224,10 @@ public final class ServeEngine: @unchecked Sendable {
         while true {
             // Take waiting jobs into free slots.
             condition.lock()
-            waiting.removeAll { $0.isCancelled }
+            dropCancelledWaiting()
             while !stopping && waiting.isEmpty && !slots.contains(where: { $0.active != nil }) {
                 condition.wait()
-                waiting.removeAll { $0.isCancelled }
+                dropCancelledWaiting()
             }
             if stopping {
                 let pending = waiting
@@ -249,6 +251,7 @@ public final class ServeEngine: @unchecked Sendable {
                     try prefill(slot, job)
                 } catch {
                     job.sink(.failed("\(error)"))
+                    slot.active?.ended = true
                     slot.cachedTokens = []
                     slot.cache.truncate(to: 0)
                     release(slot)
@@ -259,13 +262,27 @@ public final class ServeEngine: @unchecked Sendable {
                 try decodeStep()
             } catch {
                 for slot in slots {
-                    if let active = slot.active { active.job.sink(.failed("\(error)")) }
+                    if let active = slot.active {
+                        active.job.sink(.failed("\(error)"))
+                        active.ended = true
+                    }
                     release(slot)
                     slot.cachedTokens = []
                     slot.cache.truncate(to: 0)
                 }
             }
         }
+    }
+
+    /// Ends waiting jobs whose clients went away. Call with the lock held.
+    private func dropCancelledWaiting() {
+        for job in waiting where job.isCancelled { job.sink(Self.cancelledEvent(job)) }
+        waiting.removeAll { $0.isCancelled }
+    }
+
+    /// The last event of a cancelled job, so that whoever still reads its events stops waiting.
+    private static func cancelledEvent(_ job: Job) -> EngineEvent {
+        .finished(text: "", reason: .cancelled, promptTokens: job.request.prompt.count, completionTokens: 0, cachedTokens: 0)
     }
 
     /// The free slot sharing the longest prefix with the prompt (same adapter), else the least recently used.
@@ -292,7 +309,12 @@ public final class ServeEngine: @unchecked Sendable {
 
     private func release(_ slot: Slot) {
         condition.lock()
-        if slot.active?.job.isCancelled == true { cancelledCount += 1 } else { finishedCount += 1 }
+        if let active = slot.active, active.job.isCancelled, !active.ended {
+            cancelledCount += 1
+            active.job.sink(Self.cancelledEvent(active.job))
+        } else {
+            finishedCount += 1
+        }
         slot.active = nil
         clock += 1
         slot.lastUsed = clock
@@ -452,6 +474,7 @@ public final class ServeEngine: @unchecked Sendable {
         }
         active.job.sink(.finished(text: rest, reason: reason, promptTokens: active.job.request.prompt.count,
                                   completionTokens: active.generated, cachedTokens: active.cachedTokens))
+        active.ended = true
         release(slot)
     }
 

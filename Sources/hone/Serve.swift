@@ -77,7 +77,8 @@ struct Serve: ParsableCommand {
             setup.alias = alias
             if let apiKey { setup.apiKeys = [apiKey] }
             if let apiKeyFile { setup.apiKeys = try ServeSetup.apiKeys(file: apiKeyFile) }
-            let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+            // A closed stderr (a parent that went away) must not stop the server: write errors are ignored.
+            let log: @Sendable (String) -> Void = { try? FileHandle.standardError.write(contentsOf: Data("\($0)\n".utf8)) }
             let server = try setup.makeServer(log: log)
 
             // Ctrl-C / SIGTERM: the engine ends running requests at once, so the graceful shutdown does not wait

@@ -410,3 +410,46 @@ import Testing
         for holder in holders { #expect(try await holder.value.status == 200) }
     }
 }
+
+/// The `hone serve` command: SIGTERM stops it cleanly, even while an answer is streaming.
+@Suite struct ServeCommandTests {
+    @Test func sigtermStopsAServerThatIsAnswering() async throws {
+        let executable = Paths.root.appendingPathComponent(".build/debug/hone").path
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            print("skipped: \(executable) is not built")
+            return
+        }
+        let port = 20000 + Int.random(in: 0..<20000)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["serve", "--model", Paths.tinyModel, "--port", String(port), "--threads", "1", "--parallel", "1"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        var ready = false
+        for _ in 0..<300 where !ready {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/health")
+            request.method = .GET
+            ready = (try? await HTTPClient.shared.execute(request, timeout: .seconds(1)).status.code) == 200
+            if !ready { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(ready)
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/completions")
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(string: #"{"prompt": "Once", "max_tokens": 100000, "stream": true, "temperature": 1}"#))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        var iterator = response.body.makeAsyncIterator()
+        _ = try await iterator.next()
+        process.terminate()  // SIGTERM
+        let start = Date()
+        while process.isRunning && Date().timeIntervalSince(start) < 15 { try await Task.sleep(for: .milliseconds(50)) }
+        let stopped = !process.isRunning
+        if !stopped { process.interrupt(); kill(process.processIdentifier, SIGKILL) }
+        #expect(stopped, "the server stopped within 15 s of SIGTERM")
+        if stopped { #expect(process.terminationStatus == 0) }
+        while (try? await iterator.next()) ?? nil != nil {}
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.contains("shutting down"), "\(log)")
+    }
+}
