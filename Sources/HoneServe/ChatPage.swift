@@ -197,10 +197,15 @@ $("input").addEventListener("keydown", (event) => {
 $("stop").addEventListener("click", () => { if (controller) controller.abort(); });
 $("reset").addEventListener("click", () => { conversation = []; $("log").innerHTML = ""; });
 $("key").addEventListener("change", loadModels);
-// /?message=TEXT opens the page and asks TEXT at once (a link that starts a conversation).
+// Settings can be given in the address (/?temperature=0&max_tokens=64&model=NAME), and /?message=TEXT asks TEXT
+// at once: a link that starts a conversation.
+const query = new URLSearchParams(location.search);
+for (const id of ["system", "temperature", "top_p", "top_k", "max_tokens", "seed"]) {
+  if (query.has(id)) $(id).value = query.get(id);
+}
 loadModels().then(() => {
-  const message = new URLSearchParams(location.search).get("message");
-  if (message) send(message);
+  if (query.has("model")) $("model").value = query.get("model");
+  if (query.get("message")) send(query.get("message"));
 });
 </script>
 </body>

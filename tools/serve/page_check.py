@@ -51,7 +51,7 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        url = f"http://127.0.0.1:{port}/?message={urllib.parse.quote(args.message)}"
+        url = f"http://127.0.0.1:{port}/?max_tokens=24&temperature=0&message={urllib.parse.quote(args.message)}"
         common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--no-first-run", "--user-data-dir=" + os.path.join(args.out, "profile"),
                   "--virtual-time-budget=60000", "--window-size=1000,700"]
