@@ -453,3 +453,57 @@ import Testing
         #expect(log.contains("shutting down"), "\(log)")
     }
 }
+
+/// Real clients, through the scripts in tools/serve/ (skipped when their Python packages or chromium are absent).
+@Suite struct ServeClientScriptTests {
+    /// A Python that has `module` (tools/serve/.venv, made by tools/serve/setup, else the oracle venv).
+    static func python(with module: String) -> String? {
+        for venv in ["tools/serve/.venv", "tools/oracle/.venv"] {
+            let python = Paths.root.appendingPathComponent(venv + "/bin/python").path
+            guard FileManager.default.isExecutableFile(atPath: python) else { continue }
+            if (try? run(python, ["-c", "import \(module)"]).status) == 0 { return python }
+        }
+        return nil
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    static var hone: String? {
+        let path = Paths.root.appendingPathComponent(".build/debug/hone").path
+        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+    }
+
+    @Test func openaiPackageChatsAndStreams() throws {
+        guard let hone = Self.hone, let python = Self.python(with: "openai") else {
+            print("skipped: no built hone or no Python with the openai package (run tools/serve/setup)")
+            return
+        }
+        let result = try Self.run(python, [Paths.root.appendingPathComponent("tools/serve/openai_check.py").path, "--hone", hone,
+                                           "--model", Paths.tinyModel])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("openai client: all checks passed"), "\(result.output)")
+    }
+
+    @Test func chatPageInHeadlessChromium() throws {
+        guard let hone = Self.hone, FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium") else {
+            print("skipped: no built hone or no chromium (apt-get install chromium)")
+            return
+        }
+        let out = try Paths.temporaryDirectory().path
+        let result = try Self.run("/usr/bin/env", ["python3", Paths.root.appendingPathComponent("tools/serve/page_check.py").path,
+                                                   "--hone", hone, "--model", Paths.tinyModel, "--out", out])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(FileManager.default.fileExists(atPath: out + "/chat-page.png"))
+    }
+}

@@ -99,19 +99,31 @@ def main():
     parser.add_argument("--tokenizer-backend", default="huggingface", choices=["huggingface", "remote"])
     parser.add_argument("--tolerance", type=float, default=1e-3)
     parser.add_argument("--output")
+    # Both backends told the same: lm-eval's HF model follows the tokenizer (hone-tiny adds BOS), its API models
+    # add none unless asked.
+    parser.add_argument("--add-bos", default="True", choices=["True", "False"])
+    parser.add_argument("--hf-results", help="reuse the HF run of an earlier --output file (same documents)")
     args = parser.parse_args()
     if not os.path.exists(HELLASWAG):
         print(f"skip: {HELLASWAG} is absent")
         return 0
     with tempfile.TemporaryDirectory() as task_dir:
         write_task(task_dir, args.docs)
-        hf = run("hf", f"pretrained={args.model},dtype=float32,device=cpu", task_dir)
+        if args.hf_results:
+            with open(args.hf_results) as f:
+                hf = json.load(f)["hf"]
+        else:
+            hf = run("hf", f"pretrained={args.model},dtype=float32,device=cpu,add_bos_token={args.add_bos}", task_dir)
+            if args.output:
+                with open(args.output, "w") as f:
+                    json.dump({"documents": args.docs, "hf": hf}, f)
         process, port = start_server(args.hone, args.model, args.threads)
         try:
             tokenizer = f",tokenizer={args.model}" if args.tokenizer_backend == "huggingface" else ""
             served = run("local-completions",
                          f"base_url=http://127.0.0.1:{port}/v1/completions,model={os.path.basename(args.model)},"
-                         f"tokenizer_backend={args.tokenizer_backend}{tokenizer},num_concurrent=4,max_retries=1",
+                         f"tokenizer_backend={args.tokenizer_backend}{tokenizer},num_concurrent=4,max_retries=1,"
+                         f"add_bos_token={args.add_bos}",
                          task_dir)
         finally:
             process.send_signal(2)
