@@ -147,7 +147,10 @@ def main():
             try:
                 one_request(port, "Hello!", 8)  # warm-up
                 for clients in levels:
-                    measured[kind][clients].append(level(port, clients, max(args.requests, clients), args.max_tokens))
+                    result = level(port, clients, max(args.requests, clients), args.max_tokens)
+                    measured[kind][clients].append(result)
+                    print(f"round {round_index + 1} {kind} {clients} clients: {result['tokens_per_s']:.1f} tokens/s, "
+                          f"TTFT {result['ttft_p50'] * 1000:.0f} ms", flush=True)
             finally:
                 process.terminate()
                 process.wait(timeout=30)
