@@ -346,7 +346,6 @@ public final class ServeEngine: @unchecked Sendable {
         let active = slot.active!
         active.cachedTokens = shared
 
-        let vocabulary = model.config.vocabularySize
         let hidden = try forward([SequenceInput(tokens: Array(prompt[shared...]), cache: slot.cache)], adapter: request.adapter)
         slot.cachedTokens = prompt
         if let top = request.promptLogprobs {

@@ -501,8 +501,12 @@ import Testing
             return
         }
         let out = try Paths.temporaryDirectory().path
-        let result = try Self.run("/usr/bin/env", ["python3", Paths.root.appendingPathComponent("tools/serve/page_check.py").path,
+        // Headless chromium on a loaded machine sometimes dumps the page before its scripts ran: up to three tries.
+        var result: (status: Int32, output: String) = (1, "")
+        for _ in 0..<3 where result.status != 0 {
+            result = try Self.run("/usr/bin/env", ["python3", Paths.root.appendingPathComponent("tools/serve/page_check.py").path,
                                                    "--hone", hone, "--model", Paths.tinyModel, "--out", out])
+        }
         #expect(result.status == 0, "\(result.output)")
         #expect(FileManager.default.fileExists(atPath: out + "/chat-page.png"))
     }

@@ -55,11 +55,17 @@ def main():
         common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--no-first-run", "--user-data-dir=" + os.path.join(args.out, "profile"),
                   "--virtual-time-budget=60000", "--window-size=1000,700"]
-        dom = subprocess.run(common + ["--dump-dom", url], capture_output=True, text=True, timeout=300).stdout
+        # Headless chromium's virtual time can run out while the answer still streams on a loaded machine: the
+        # page is loaded afresh up to four times until a dump shows the finished answer.
+        for _ in range(4):
+            dom = subprocess.run(common + ["--dump-dom", url], capture_output=True, text=True, timeout=300).stdout
+            answers = re.findall(r'<div class="message assistant"( data-done="true")?>(.*?)<div class="meta">(.*?)</div>',
+                                 dom, re.S)
+            user = re.findall(r'<div class="message user">(.*?)</div>', dom, re.S)
+            if answers and answers[0][0]:
+                break
         with open(os.path.join(args.out, "chat-page.html"), "w") as f:
             f.write(dom)
-        answers = re.findall(r'<div class="message assistant"( data-done="true")?>(.*?)<div class="meta">(.*?)</div>', dom, re.S)
-        user = re.findall(r'<div class="message user">(.*?)</div>', dom, re.S)
         screenshot = os.path.join(args.out, "chat-page.png")
         subprocess.run(common + ["--screenshot=" + screenshot, url], capture_output=True, timeout=300)
     finally:
