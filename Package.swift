@@ -18,6 +18,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `hone serve` only: the HTTP server, and an HTTP client for its tests.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
@@ -41,9 +44,20 @@ let package = Package(
             path: "Sources/HoneKit",
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // The OpenAI-compatible server: a target of its own so that HoneKit stays free of SwiftNIO.
+        .target(
+            name: "HoneServe",
+            dependencies: [
+                "HoneKit", .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Sources/HoneServe",
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
         .executableTarget(
             name: "hone",
-            dependencies: ["HoneKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "HoneKit", "HoneServe", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/hone"
         ),
         .testTarget(
@@ -57,6 +71,14 @@ let package = Package(
             dependencies: ["HoneKit", "HoneKernels"],
             path: "Tests/HoneKitTests",
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "HoneServeTests",
+            dependencies: [
+                "HoneServe", "HoneKit",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Tests/HoneServeTests"
         ),
     ]
 )

@@ -18,7 +18,7 @@ struct Hone: ParsableCommand {
         commandName: "hone",
         abstract: "Fine-tune, merge and serve Llama-family language models on a CPU.",
         version: HoneKit.version,
-        subcommands: [Info.self, Tokenize.self, Score.self, Generate.self, Chat.self, PerplexityCommand.self, Bench.self,
+        subcommands: [Info.self, Tokenize.self, Score.self, Generate.self, Chat.self, Serve.self, PerplexityCommand.self, Bench.self,
                       Train.self, Merge.self, Quantize.self, Convert.self, DataCommand.self, Template.self,
                       EvalCommand.self, Reward.self])
 }

@@ -1,0 +1,266 @@
+import Foundation
+import HoneKit
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+// MARK: - Server
+
+/// The OpenAI-compatible HTTP API over one `ServeEngine`: chat and text completions (streamed as server-sent
+/// events or whole), models, health, the tokenizer endpoints lm-eval's remote tokenizer reads, and a chat page.
+public final class OpenAIServer: Sendable {
+    public let engine: ServeEngine
+    /// The name clients use for the base model, and the names of the adapters (index = engine adapter index).
+    public let modelName: String
+    public let adapterNames: [String]
+    public let template: PromptTemplate
+    /// Accepted API keys; empty: no key needed.
+    public let apiKeys: [String]
+    let created = Int(Date().timeIntervalSince1970)
+    let log: @Sendable (String) -> Void
+    /// Bytes a request body may have.
+    let bodyLimit = 64 << 20
+
+    public init(engine: ServeEngine, modelName: String, adapterNames: [String], template: PromptTemplate,
+                apiKeys: [String], log: @escaping @Sendable (String) -> Void) {
+        self.engine = engine
+        self.modelName = modelName
+        self.adapterNames = adapterNames
+        self.template = template
+        self.apiKeys = apiKeys
+        self.log = log
+    }
+
+    var tokenizer: Tokenizer { engine.tokenizer }
+
+    /// Every route, behind the request log and the API key check.
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: RequestLogMiddleware(log: log))
+        router.add(middleware: APIKeyMiddleware(keys: apiKeys))
+        router.get("/health") { _, _ in
+            let load = self.engine.load, counts = self.engine.counts
+            return self.json(["status": "ok", "slots": .int(self.engine.parallel), "slots_busy": .int(load.busy),
+                              "queued": .int(load.waiting), "requests_finished": .int(counts.finished),
+                              "requests_cancelled": .int(counts.cancelled)])
+        }
+        router.get("/") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: ChatPage.html)))
+        }
+        router.get("/v1/models") { _, _ in self.json(self.modelsList()) }
+        router.get("/v1/models/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard let entry = self.modelEntries().first(where: { $0.0 == id }) else {
+                throw APIError.unknownModel(id, available: self.modelEntries().map(\.0))
+            }
+            return self.json(entry.1)
+        }
+        router.get("/tokenizer_info") { _, _ in self.json(self.tokenizerInfo()) }
+        router.post("/tokenize") { request, _ in
+            try self.tokenize(RequestFields(body: try await self.body(request)))
+        }
+        router.post("/detokenize") { request, _ in
+            try self.detokenize(RequestFields(body: try await self.body(request)))
+        }
+        router.post("/v1/chat/completions") { request, context in try await self.completion(request, context: context, chat: true) }
+        router.post("/v1/completions") { request, context in try await self.completion(request, context: context, chat: false) }
+        return router
+    }
+
+    /// Serves until SIGINT or SIGTERM (or until the task is cancelled); `onRunning` gets the bound port.
+    public func run(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let app = Application(router: makeRouter(),
+                              configuration: .init(address: .hostname(host, port: port), serverName: "hone"),
+                              onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) })
+        try await app.runService()
+    }
+
+    // MARK: Helpers
+
+    func json(_ value: JSONOutput, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(string: value.text)))
+    }
+
+    func body(_ request: Request) async throws -> Data {
+        do {
+            let buffer = try await request.body.collect(upTo: bodyLimit)
+            return Data(buffer.readableBytesView)
+        } catch {
+            throw APIError(status: .contentTooLarge, message: "The request body is larger than \(bodyLimit) bytes.",
+                           type: "invalid_request_error")
+        }
+    }
+
+    func modelEntries() -> [(String, JSONOutput)] {
+        let entry = { (id: String, parent: String?) -> JSONOutput in
+            ["id": .string(id), "object": "model", "created": .int(self.created), "owned_by": "hone",
+             "root": .string(parent ?? id), "parent": .optional(parent), "max_model_len": .int(self.engine.contextLimit)]
+        }
+        return [(modelName, entry(modelName, nil))] + adapterNames.map { ($0, entry($0, modelName)) }
+    }
+
+    func modelsList() -> JSONOutput {
+        ["object": "list", "data": .array(modelEntries().map(\.1))]
+    }
+
+    /// The adapter index a `model` field names (nil: the base); absent means the base.
+    func adapter(for name: String?) throws -> Int? {
+        guard let name, name != modelName, name != engine.loaded.path else { return nil }
+        if let index = adapterNames.firstIndex(of: name) { return index }
+        throw APIError.unknownModel(name, available: [modelName] + adapterNames)
+    }
+
+    /// The printable text of one token (its bytes, special tokens written out).
+    func tokenText(_ id: Int32) -> String {
+        String(decoding: tokenizer.tokenBytes(id, includeSpecial: true), as: UTF8.self)
+    }
+
+    // MARK: Tokenizer endpoints
+
+    func tokenizerInfo() -> JSONOutput {
+        let text = { (id: Int32?) -> JSONOutput in id.map { .string(self.tokenText($0)) } ?? .null }
+        let chat = template.chatTemplate?.source
+        return ["tokenizer_class": .string(String(describing: type(of: tokenizer))),
+                "vocab_size": .int(tokenizer.vocabularySize),
+                "model_max_length": .int(engine.contextLimit),
+                "bos_token": text(tokenizer.bosTokenID), "eos_token": text(tokenizer.eosTokenID),
+                "pad_token": text(tokenizer.padTokenID), "unk_token": text(tokenizer.unknownTokenID),
+                "bos_token_id": tokenizer.bosTokenID.map { .int(Int($0)) } ?? .null,
+                "eos_token_id": tokenizer.eosTokenID.map { .int(Int($0)) } ?? .null,
+                "add_bos_token": .bool(tokenizer.addsBOS), "add_eos_token": .bool(tokenizer.addsEOS),
+                "chat_template": .optional(chat)]
+    }
+
+    func tokenize(_ fields: RequestFields) throws -> Response {
+        _ = try adapter(for: fields.string("model"))
+        let addSpecial = try fields.bool("add_special_tokens") ?? true
+        let tokens: [Int32]
+        if let messages = fields.value("messages") {
+            let prompt = try chatPrompt(messages, addGenerationPrompt: try fields.bool("add_generation_prompt") ?? true)
+            tokens = prompt
+        } else {
+            guard let prompt = try fields.string("prompt") ?? fields.string("text") else {
+                throw APIError.invalid("'prompt' (a string) or 'messages' is required.", param: "prompt")
+            }
+            tokens = tokenizer.encode(prompt, addSpecialTokens: addSpecial, parseSpecial: true)
+        }
+        var result: [(String, JSONOutput)] = [("count", .int(tokens.count)), ("max_model_len", .int(engine.contextLimit)),
+                                              ("tokens", .array(tokens.map { .int(Int($0)) }))]
+        if try fields.bool("return_token_strs") == true {
+            result.append(("token_strs", .array(tokens.map { .string(tokenizer.piece(for: $0) ?? "") })))
+        }
+        return json(.object(result))
+    }
+
+    func detokenize(_ fields: RequestFields) throws -> Response {
+        _ = try adapter(for: fields.string("model"))
+        guard case .array(let items)? = fields.value("tokens") else {
+            throw APIError.invalid("'tokens' (a list of token ids) is required.", param: "tokens")
+        }
+        let ids = try tokenIDs(items, param: "tokens")
+        let skip = try fields.bool("skip_special_tokens") ?? true
+        return json(["prompt": .string(tokenizer.decode(ids, skipSpecialTokens: skip))])
+    }
+
+    func tokenIDs(_ items: [JinjaValue], param: String) throws -> [Int32] {
+        try items.map {
+            guard case .int(let id) = $0 else { throw APIError.invalid("'\(param)' must hold integer token ids.", param: param) }
+            guard id >= 0, id < engine.model.config.vocabularySize else {
+                throw APIError.invalid("Token id \(id) in '\(param)' is outside the vocabulary (0..<\(engine.model.config.vocabularySize)).",
+                                       param: param)
+            }
+            return Int32(id)
+        }
+    }
+
+    // MARK: Chat prompts
+
+    /// The prompt ids of a `messages` list, rendered with the server's template.
+    func chatPrompt(_ value: JinjaValue, addGenerationPrompt: Bool = true) throws -> [Int32] {
+        guard case .array(let items) = value, !items.isEmpty else {
+            throw APIError.invalid("'messages' must be a non-empty list of {\"role\", \"content\"} objects.", param: "messages")
+        }
+        var messages: [JinjaValue] = []
+        for (index, item) in items.enumerated() {
+            guard case .dictionary(var fields) = item, case .string? = fields["role"] else {
+                throw APIError.invalid("messages[\(index)] must be an object with a string 'role'.", param: "messages")
+            }
+            // Content given as parts ([{"type": "text", "text": ...}]) is joined into one string.
+            switch fields["content"] {
+            case .string?, .none?, nil: break
+            case .array(let parts)?:
+                var text = ""
+                for part in parts {
+                    guard case .dictionary(let partFields) = part, case .string(let piece)? = partFields["text"] else {
+                        throw APIError.invalid("messages[\(index)].content: only text parts are supported.", param: "messages")
+                    }
+                    text += piece
+                }
+                fields["content"] = .string(text)
+            default:
+                throw APIError.invalid("messages[\(index)].content must be a string or a list of text parts.", param: "messages")
+            }
+            if fields["content"] == nil || fields["content"] == JinjaValue.none { fields["content"] = .string("") }
+            messages.append(.dictionary(fields))
+        }
+        let text: String
+        do {
+            text = try template.render(messages: messages, addGenerationPrompt: addGenerationPrompt, origin: "messages")
+        } catch let error as HoneError {
+            throw APIError.invalid("The messages cannot be rendered with the '\(template.name)' template: \(error.description)",
+                                   param: "messages")
+        }
+        // Templates that write special tokens in their text have them parsed; plain instruction templates do not.
+        let parseSpecial = template.chatTemplate != nil || template.promptNoInput == nil
+        return tokenizer.encode(text, addSpecialTokens: template.addsBOS, parseSpecial: parseSpecial)
+    }
+}
+
+// MARK: - Middleware
+
+/// One line per request on stderr: method, path, status, time.
+struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
+    let log: @Sendable (String) -> Void
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = DispatchTime.now()
+        let method = request.method.rawValue
+        let path = request.uri.path
+        func line(_ status: Int) {
+            let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6
+            log(String(format: "%@ %@ %d %.1f ms", method, path, status, milliseconds))
+        }
+        do {
+            let response = try await next(request, context)
+            line(response.status.code)
+            return response
+        } catch let error as HTTPResponseError {
+            line(error.status.code)
+            throw error
+        } catch {
+            line(500)
+            throw error
+        }
+    }
+}
+
+/// Requires `Authorization: Bearer KEY` (or `x-api-key`) on everything but /health and the chat page, which holds
+/// nothing and asks for the key itself.
+struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
+    let keys: [String]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        guard !keys.isEmpty, path != "/health", path != "/" else { return try await next(request, context) }
+        var given: String?
+        if let header = request.headers[.authorization] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" { given = String(parts[1]) }
+        }
+        if given == nil, let name = HTTPField.Name("x-api-key") { given = request.headers[name] }
+        guard let given, keys.contains(given) else { throw APIError.unauthorized }
+        return try await next(request, context)
+    }
+}
