@@ -18,7 +18,7 @@ struct RuntimeOptions: ParsableArguments {
             if distributed {
                 _ = try ProcessGroup.world()
             } else if let ranks = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"].flatMap(Int.init), ranks > 1 {
-                throw HoneError.invalidArgument("this command runs as one process; only train, generate, score and eval split their work across mpirun's ranks")
+                throw HoneError.invalidArgument("this command runs as one process; only train, generate, score, eval and reward split their work across mpirun's ranks")
             }
         }
     }

@@ -39,17 +39,22 @@ struct Reward: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
-        try runtime.apply()
+        try runtime.apply(distributed: true)
         try reportingErrors {
             let loaded = try LoadedModel.open(model)
             let record = try adapter.map { try loaded.attachAdapter(directory: $0) }
             let scorer = try RewardScorer(loaded: loaded, adapterRecord: record, tokenBudget: batchTokens)
+            // Under mpirun the ranks share the forward passes; rank 0 writes every reward, in input order.
+            let group = try ProcessGroup.world()
+            scorer.processGroup = group
             var progress: ProgressReporter?
             let result = try RewardFile.score(path: input, scorer: scorer, tokenizer: { try loaded.tokenizer() },
                                               addEOS: addEos.value) { done, total in
+                guard group.isRoot else { return }
                 if progress == nil { progress = ProgressReporter(total: total, label: "reward") }
                 progress?.update(done: done)
             }
+            guard group.isRoot else { return }
             try emit(result.jsonLines, to: output)
             FileHandle.standardError.write(Data((result.summary + "\n").utf8))
         }

@@ -10,6 +10,9 @@ public final class RewardScorer {
     public let model: CausalLanguageModel
     public let head: ScoreHead
     public var tokenBudget: Int
+    /// Under mpirun, each rank runs its share of the forward passes and every rank gets every reward. Whole passes
+    /// are shared out, so each reward equals a single process's bit for bit.
+    public var processGroup = ProcessGroup.single
 
     public init(model: CausalLanguageModel, head: ScoreHead, tokenBudget: Int = 2048) {
         self.model = model
@@ -40,7 +43,10 @@ public final class RewardScorer {
 
     /// One reward per row (rows must not be empty).
     public func rewards(_ rows: [[Int32]], progress: ((Int) -> Void)? = nil) throws -> [Float] {
-        var results = [Float](repeating: 0, count: rows.count)
+        if let empty = rows.firstIndex(where: \.isEmpty) {
+            throw HoneError.invalidArgument("row \(empty + 1) has no tokens to score")
+        }
+        var passes: [Range<Int>] = []
         var start = 0
         while start < rows.count {
             var end = start
@@ -49,21 +55,23 @@ public final class RewardScorer {
                 tokens += rows[end].count
                 end += 1
             }
-            let group = Array(rows[start..<end])
-            if let empty = group.firstIndex(where: \.isEmpty) {
-                throw HoneError.invalidArgument("row \(start + empty + 1) has no tokens to score")
-            }
+            passes.append(start..<end)
+            start = end
+        }
+        var scored: [Int: Float] = [:]
+        for (passIndex, pass) in passes.enumerated() where processGroup.owns(passIndex) {
+            let group = Array(rows[pass])
             let hidden = try model.forward(group.map { SequenceInput(tokens: $0, cache: model.makeCache()) })
             guard hidden.width == head.width else {
                 throw HoneError.invalidArgument("the score head reads \(head.width) features but the model's hidden states have \(hidden.width)")
             }
             for (index, row) in group.enumerated() {
                 let position = hidden.sequenceOffsets[index] + head.readPosition(row)
-                results[start + index] = head.logits(hidden.values.pointer + position * hidden.width)[0]
+                scored[pass.lowerBound + index] = head.logits(hidden.values.pointer + position * hidden.width)[0]
             }
-            progress?(end)
-            start = end
+            progress?(pass.upperBound)
         }
-        return results
+        scored = try processGroup.merge(scored)
+        return rows.indices.map { scored[$0] ?? 0 }
     }
 }

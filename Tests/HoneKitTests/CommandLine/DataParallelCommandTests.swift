@@ -138,7 +138,7 @@ struct DataParallelCommandTests {
         #expect(Self.relativeDifference(try Self.tensors(whole), try Self.tensors(other)) == 0)
     }
 
-    @Test("generate and score on 2 ranks write one process's output, byte for byte")
+    @Test("generate, score and reward on 2 ranks write one process's output, byte for byte")
     func shardedBatchCommands() throws {
         guard Self.mpirun != nil else {
             print("skipped: Open MPI's mpirun is not installed")
@@ -180,6 +180,18 @@ struct DataParallelCommandTests {
         let split = try Self.hone(ranks: 2, ["score", "--model", Self.model, "--input", rows, "--threads", "1"])
         #expect(single.status == 0 && split.status == 0, "\(single.stderr)\(split.stderr)")
         #expect(!single.stdout.isEmpty && single.stdout == split.stdout)
+
+        // Rewards: a reward adapter trained here, then `hone reward` on 1 and 2 ranks.
+        let pairs = try Self.write(AlignmentCommandTests.pairs, "pairs.jsonl", in: directory)
+        let rm = directory.appendingPathComponent("rm").path
+        let trained = try Self.hone(ranks: 1, ["train", "rm", "--data-path", pairs, "--output-dir", rm] + Self.common)
+        #expect(trained.status == 0, "\(trained.stderr)")
+        let rewards = (1...2).map { ranks in
+            try? Self.hone(ranks: ranks, ["reward", "--model", Self.model, "--adapter", rm, "--input", pairs,
+                                          "--batch-tokens", "64", "--threads", "1"])
+        }
+        #expect(rewards[0]?.status == 0 && rewards[1]?.status == 0, "\(rewards[0]?.stderr ?? "")\(rewards[1]?.stderr ?? "")")
+        #expect(!(rewards[0]?.stdout.isEmpty ?? true) && rewards[0]?.stdout == rewards[1]?.stdout)
     }
 
     @Test("eval on 2 ranks prints one process's table and writes its results and samples, byte for byte")
