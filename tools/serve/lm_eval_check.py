@@ -90,6 +90,20 @@ def run(model, model_args, task_dir):
     return {"acc": scores["acc,none"], "acc_norm": scores["acc_norm,none"], "loglikelihoods": lls}
 
 
+def hone_eval(hone, model, docs, threads):
+    """`hone eval --tasks hellaswag` on the same first documents (the same text rendering from ../shared)."""
+    with tempfile.TemporaryDirectory() as output:
+        subprocess.run([hone, "eval", "--model", model, "--tasks", "hellaswag", "--limit", str(docs),
+                        "--data", os.path.dirname(os.path.dirname(HELLASWAG)), "--output-dir", output,
+                        "--threads", str(threads)], check=True, capture_output=True)
+        with open(os.path.join(output, "base", "samples_hellaswag.jsonl")) as f:
+            samples = [json.loads(line) for line in f if line.strip()]
+        with open(os.path.join(output, "base", "results.json")) as f:
+            scores = json.load(f)["results"]["hellaswag"]
+    return {"acc": scores["acc,none"], "acc_norm": scores["acc_norm,none"],
+            "loglikelihoods": [[response[0] for response in sample["filtered_resps"]] for sample in samples]}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--hone", default=os.path.join(REPO, ".build/debug/hone"))
@@ -133,10 +147,15 @@ def main():
     print(f"lm-eval local-completions: acc {served['acc']:.4f}  acc_norm {served['acc_norm']:.4f}  "
           f"(hone serve, {args.tokenizer_backend} tokenizer)")
     print(f"{args.docs} documents, max |Δ loglikelihood| {worst:.2e}")
+    evaluated = hone_eval(args.hone, args.model, args.docs, args.threads)
+    worst_eval = max(abs(a - b) for x, y in zip(evaluated["loglikelihoods"], served["loglikelihoods"]) for a, b in zip(x, y))
+    print(f"hone eval:                 acc {evaluated['acc']:.4f}  acc_norm {evaluated['acc_norm']:.4f}  "
+          f"(max |Δ loglikelihood| against the server run {worst_eval:.2e})")
     if args.output:
         with open(args.output, "w") as f:
-            json.dump({"documents": args.docs, "hf": hf, "hone_serve": served}, f)
+            json.dump({"documents": args.docs, "hf": hf, "hone_serve": served, "hone_eval": evaluated}, f)
     ok = hf["acc"] == served["acc"] and hf["acc_norm"] == served["acc_norm"] and worst <= args.tolerance
+    ok = ok and evaluated["acc"] == served["acc"] and evaluated["acc_norm"] == served["acc_norm"] and worst_eval <= args.tolerance
     print("lm-eval: scores equal" if ok else "lm-eval: MISMATCH")
     return 0 if ok else 1
 
