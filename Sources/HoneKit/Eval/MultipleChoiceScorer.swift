@@ -79,18 +79,7 @@ public final class MultipleChoiceScorer {
                 owners.append((index, [choice]))
             }
         }
-        var passes: [Range<Int>] = []
-        var start = 0
-        while start < units.count {
-            var end = start
-            var tokens = 0
-            while end < units.count, end == start || tokens + units[end].context.count <= tokenBudget {
-                tokens += units[end].context.count
-                end += 1
-            }
-            passes.append(start..<end)
-            start = end
-        }
+        let passes = forwardPasses(lengths: units.map(\.context.count), tokenBudget: tokenBudget)
         var scoredUnits: [Int: [ChoiceScore]] = [:]
         for (index, pass) in passes.enumerated() where processGroup.owns(index) {
             for (offset, scores) in try scoreGroup(Array(units[pass])).enumerated() { scoredUnits[pass.lowerBound + offset] = scores }

@@ -46,18 +46,7 @@ public final class RewardScorer {
         if let empty = rows.firstIndex(where: \.isEmpty) {
             throw HoneError.invalidArgument("row \(empty + 1) has no tokens to score")
         }
-        var passes: [Range<Int>] = []
-        var start = 0
-        while start < rows.count {
-            var end = start
-            var tokens = 0
-            while end < rows.count, end == start || tokens + rows[end].count <= tokenBudget {
-                tokens += rows[end].count
-                end += 1
-            }
-            passes.append(start..<end)
-            start = end
-        }
+        let passes = forwardPasses(lengths: rows.map(\.count), tokenBudget: tokenBudget)
         var scored: [Int: Float] = [:]
         for (passIndex, pass) in passes.enumerated() where processGroup.owns(passIndex) {
             let group = Array(rows[pass])

@@ -1,6 +1,25 @@
 import Foundation
 import HoneKernels
 
+/// Consecutive items packed into forward passes of up to `tokenBudget` tokens (an item longer than that runs
+/// alone). Every batch scorer packs this way, and under mpirun whole passes are dealt to ranks, so a row's numbers
+/// never depend on how a job was split.
+public func forwardPasses(lengths: [Int], tokenBudget: Int) -> [Range<Int>] {
+    var passes: [Range<Int>] = []
+    var start = 0
+    while start < lengths.count {
+        var end = start
+        var tokens = 0
+        while end < lengths.count, end == start || tokens + lengths[end] <= tokenBudget {
+            tokens += lengths[end]
+            end += 1
+        }
+        passes.append(start..<end)
+        start = end
+    }
+    return passes
+}
+
 /// Per-token log-probabilities of given token rows: lp_i = log p(token_i | tokens_<i), for i ≥ 1.
 /// Rows are packed into forward passes of up to `tokenBudget` tokens, so scoring many short rows is batched.
 public final class Scorer {
@@ -30,19 +49,7 @@ public final class Scorer {
     /// alone). A row's log-probabilities depend on the pass it runs in only through rounding, so a job split across
     /// processes hands out whole passes to give the numbers one process gives.
     public func passes(for rows: [[Int32]]) -> [[Int]] {
-        var passes: [[Int]] = []
-        var start = 0
-        while start < rows.count {
-            var end = start
-            var tokens = 0
-            while end < rows.count, end == start || tokens + rows[end].count <= tokenBudget {
-                tokens += rows[end].count
-                end += 1
-            }
-            passes.append(Array(start..<end))
-            start = end
-        }
-        return passes
+        forwardPasses(lengths: rows.map(\.count), tokenBudget: tokenBudget).map { Array($0) }
     }
 
     /// The rows of the given passes, keyed by row index.
