@@ -559,3 +559,32 @@ void hk_log_softmax_gather_backward_ref(float *logits /* [rows, vocab] in: logit
         }
     }
 }
+
+// MARK: - GELU backward
+
+// Exact: d/dx [x Phi(x)] = Phi(x) + x phi(x). Tanh form: with t = tanh(u), u = c (x + a x^3),
+// d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2).
+static inline float gelu_derivative(float x, int tanh_form) {
+    if (tanh_form) {
+        const float c = 0.7978845608028654f, a = 0.044715f;
+        float t = tanhf(c * (x + a * x * x * x));
+        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * c * (1.0f + 3.0f * a * x * x);
+    }
+    float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+    float pdf = 0.3989422804014327f * expf(-0.5f * x * x);
+    return cdf + x * pdf;
+}
+
+void hk_gelu_backward(const float *x /* [n] */, const float *dy /* [n] */, float *dx /* [n] */, size_t n, int tanh_form) {
+    int threads = hk_thread_count();
+    if (threads > 1 && n >= HK_PARALLEL_ELEMENTS) {
+#pragma omp parallel num_threads(threads)
+        {
+            size_t begin, end;
+            hk_split_range(n, omp_get_thread_num(), omp_get_num_threads(), &begin, &end);
+            for (size_t i = begin; i < end; i++) dx[i] = dy[i] * gelu_derivative(x[i], tanh_form);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) dx[i] = dy[i] * gelu_derivative(x[i], tanh_form);
+    }
+}

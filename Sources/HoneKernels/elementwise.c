@@ -51,6 +51,31 @@ void hk_relu(float *x /* [n] */, size_t n) {
     }
 }
 
+// MARK: - GELU
+
+// In f32 like torch's CPU kernels; erff/tanhf from libm. Memory bound next to the matrix products around it.
+static inline float gelu_one(float x, int tanh_form) {
+    if (tanh_form) {
+        float inner = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+        return 0.5f * x * (1.0f + tanhf(inner));
+    }
+    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+}
+
+void hk_gelu(const float *x /* [n] */, float *y /* [n] */, size_t n, int tanh_form) {
+    int threads = hk_thread_count();
+    if (threads > 1 && n >= HK_PARALLEL_ELEMENTS) {
+#pragma omp parallel num_threads(threads)
+        {
+            size_t begin, end;
+            hk_split_range(n, omp_get_thread_num(), omp_get_num_threads(), &begin, &end);
+            for (size_t i = begin; i < end; i++) y[i] = gelu_one(x[i], tanh_form);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) y[i] = gelu_one(x[i], tanh_form);
+    }
+}
+
 // MARK: - SiLU times up
 
 void hk_silu_mul_ref(const float *gate /* [n] */, const float *up /* [n] */, float *out /* [n] */, size_t n) {

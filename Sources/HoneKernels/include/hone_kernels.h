@@ -84,6 +84,10 @@ void hk_silu_mul(const float *gate /* [n] */, const float *up /* [n] */, float *
 void hk_silu_mul_ref(const float *gate /* [n] */, const float *up /* [n] */, float *out /* [n] */, size_t n);
 /// x = max(x, 0)
 void hk_relu(float *x /* [n] */, size_t n);
+/// y = gelu(x), in place allowed (y may be x). tanh_form = 0: exact, 0.5 x (1 + erf(x / sqrt 2)) (torch's default,
+/// HF "gelu"); 1: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) (HF "gelu_new", "gelu_fast",
+/// "gelu_pytorch_tanh").
+void hk_gelu(const float *x /* [n] */, float *y /* [n] */, size_t n, int tanh_form);
 
 // MARK: - Normalisation
 

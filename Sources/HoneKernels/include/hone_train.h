@@ -49,6 +49,8 @@ void hk_silu_mul_backward_ref(const float *gate /* [n] */, const float *up /* [n
                               float *dgate /* [n] */, float *dup /* [n] */, size_t n);
 /// y = relu(x): WRITES dx = dy where x > 0, else 0. dx may be dy (in place).
 void hk_relu_backward(const float *x /* [n] */, const float *dy /* [n] */, float *dx /* [n] */, size_t n);
+/// y = gelu(x) (hk_gelu's two forms): WRITES dx = dy * gelu'(x). dx may be dy (in place).
+void hk_gelu_backward(const float *x /* [n] */, const float *dy /* [n] */, float *dx /* [n] */, size_t n, int tanh_form);
 
 // MARK: - Rotary embedding backward
 

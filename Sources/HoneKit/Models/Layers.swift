@@ -166,6 +166,28 @@ public struct RotaryFrequencies: Sendable {
     }
 }
 
+/// Rotates the first `config.rotaryDimension` features of every head of queries [total, heads × head_dim] and keys
+/// [total, kv_heads × head_dim] of every sequence of a pass, in place (HF's rotate-half pairs, or GGML's adjacent
+/// pairs when `config.ropeInterleaved`); `inverse` undoes it (the backward of a rotation is the opposite rotation).
+func rotateQueriesAndKeys(queries: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, layout: PassLayout,
+                          frequencies: [FloatBuffer], config: ModelConfig, inverse: Bool = false) {
+    let queryWidth = config.headCount * config.headDimension
+    let kvWidth = config.keyValueHeadCount * config.headDimension
+    let interleaved: Int32 = config.ropeInterleaved ? 1 : 0
+    let rope = inverse ? hk_rope_backward : hk_rope
+    layout.positions.withUnsafeBufferPointer { positions in
+        for index in layout.counts.indices {
+            let row = layout.offsets[index]
+            let count = Int32(layout.counts[index])
+            rope(queries + row * queryWidth, positions.baseAddress! + row, frequencies[index].pointer, count,
+                 Int32(config.headCount), Int32(config.headDimension), Int32(config.rotaryDimension), interleaved)
+            rope(keys + row * kvWidth, positions.baseAddress! + row, frequencies[index].pointer, count,
+                 Int32(config.keyValueHeadCount), Int32(config.headDimension), Int32(config.rotaryDimension),
+                 interleaved)
+        }
+    }
+}
+
 // MARK: - KV cache
 
 /// Keys and values of one sequence for every layer, in f32: [capacity, kv_heads × head_dim] per layer.

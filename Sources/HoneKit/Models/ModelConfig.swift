@@ -24,7 +24,7 @@ public enum RopeScaling: Sendable, Equatable {
 /// The hyper-parameters of a model, in Hugging Face's terms, read from `config.json` or GGUF metadata.
 /// One struct serves every architecture; fields an architecture does not use keep their defaults.
 public struct ModelConfig: Sendable {
-    /// `model_type` (HF) or `general.architecture` (GGUF): "llama", "mistral", "qwen2", "opt".
+    /// `model_type` (HF) or `general.architecture` (GGUF): "llama", "mistral", "qwen2", "opt", "gpt_neox".
     public var modelType: String
     public var vocabularySize: Int
     public var hiddenSize: Int
@@ -59,6 +59,10 @@ public struct ModelConfig: Sendable {
     public var enableBias = true
     public var layerNormElementwiseAffine = true
     public var removeFinalLayerNorm = false
+
+    // GPT-NeoX
+    /// x + attn(LN1(x)) + mlp(LN2(x)) instead of two residual steps (`use_parallel_residual`).
+    public var parallelResidual = false
 
     // Tokens
     public var bosTokenID: Int? = nil

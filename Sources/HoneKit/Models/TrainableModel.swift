@@ -95,6 +95,30 @@ func packedCausalAttention(_ layout: PassLayout, heads: Int, keyValueHeads: Int,
     }
 }
 
+/// Backward of `packedCausalAttention`: dq, dk, dv (same layouts as q, k, v) for d_out: [total, heads × head_dim].
+func packedCausalAttentionBackward(_ layout: PassLayout, heads: Int, keyValueHeads: Int, headDimension: Int, scale: Float,
+                                   queries: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                                   outputGradient: UnsafePointer<Float>, queryGradient: UnsafeMutablePointer<Float>,
+                                   keyGradient: UnsafeMutablePointer<Float>, valueGradient: UnsafeMutablePointer<Float>) {
+    let queryWidth = heads * headDimension
+    let kvWidth = keyValueHeads * headDimension
+    for sequence in layout.counts.indices {
+        let row = layout.offsets[sequence]
+        hk_attention_backward(queries + row * queryWidth, keys + row * kvWidth, values + row * kvWidth,
+                              outputGradient + row * queryWidth, queryGradient + row * queryWidth,
+                              keyGradient + row * kvWidth, valueGradient + row * kvWidth, Int32(layout.counts[sequence]),
+                              Int32(heads), Int32(keyValueHeads), Int32(headDimension), scale)
+    }
+}
+
+extension LayerNorm {
+    /// dx: [rows, dim] += the input gradient of this norm for dy: [rows, dim], x the norm's input.
+    func backwardInput(input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, rows: Int,
+                       into dx: UnsafeMutablePointer<Float>) {
+        hk_layernorm_backward(x, weight?.pointer, dy, dx, Int32(rows), Int32(dimension), epsilon)
+    }
+}
+
 extension Linear {
     /// dx: [rows, in] (+)= dy: [rows, out] · W, for a frozen weight in any stored dtype (quantized included).
     func backwardInput(_ dy: UnsafePointer<Float>, rows: Int, into dx: UnsafeMutablePointer<Float>, accumulate: Bool) {

@@ -10,6 +10,7 @@ import Testing
     static let f32Models = [
         "llama-gqa", "llama-gqa-sharded", "llama-tied-llama3", "llama-linear-rope", "llama-dynamic-rope",
         "llama-attn-bias", "qwen2-bias", "mistral", "opt-preln", "opt-proj-postln", "hone-tiny",
+        "neox-parallel", "neox-sequential",
     ]
 
     func score(_ modelPath: String, _ golden: GoldenFile, batchTokens: Int = 4096) throws -> [[Double]] {
@@ -68,7 +69,8 @@ import Testing
     }
 
     /// Decoding with the KV cache (a prefill, then one token at a time) equals transformers' cached decoding.
-    @Test(arguments: ["llama-gqa", "llama-tied-llama3", "qwen2-bias", "opt-preln", "opt-proj-postln"])
+    @Test(arguments: ["llama-gqa", "llama-tied-llama3", "qwen2-bias", "opt-preln", "opt-proj-postln", "neox-parallel",
+                       "neox-sequential"])
     func cachedDecodingMatches(name: String) throws {
         let golden = try GoldenFile(name: name)
         let incremental = try #require(golden.incremental)

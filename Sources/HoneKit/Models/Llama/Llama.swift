@@ -132,21 +132,8 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     /// `inverse` undoes it (the backward of a rotation is the opposite rotation).
     func rotate(queries: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, layout: PassLayout,
                 frequencies: [FloatBuffer], inverse: Bool = false) {
-        let queryWidth = config.headCount * config.headDimension
-        let kvWidth = config.keyValueHeadCount * config.headDimension
-        let interleaved: Int32 = config.ropeInterleaved ? 1 : 0
-        let rope = inverse ? hk_rope_backward : hk_rope
-        layout.positions.withUnsafeBufferPointer { positions in
-            for index in layout.counts.indices {
-                let row = layout.offsets[index]
-                let count = Int32(layout.counts[index])
-                rope(queries + row * queryWidth, positions.baseAddress! + row, frequencies[index].pointer, count,
-                     Int32(config.headCount), Int32(config.headDimension), Int32(config.rotaryDimension), interleaved)
-                rope(keys + row * kvWidth, positions.baseAddress! + row, frequencies[index].pointer, count,
-                     Int32(config.keyValueHeadCount), Int32(config.headDimension), Int32(config.rotaryDimension),
-                     interleaved)
-            }
-        }
+        rotateQueriesAndKeys(queries: queries, keys: keys, layout: layout, frequencies: frequencies, config: config,
+                             inverse: inverse)
     }
 
     /// One decoder block on x: [total, hidden], in place: x += attention(norm(x)); x += mlp(norm(x)).
