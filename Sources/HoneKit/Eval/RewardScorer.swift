@@ -55,8 +55,8 @@ public final class RewardScorer {
                 throw HoneError.invalidArgument("the score head reads \(head.width) features but the model's hidden states have \(hidden.width)")
             }
             for (index, row) in group.enumerated() {
-                let position = hidden.sequenceOffsets[index] + head.readPosition(row)
-                scored[pass.lowerBound + index] = head.logits(hidden.values.pointer + position * hidden.width)[0]
+                let start = hidden.values.pointer + hidden.sequenceOffsets[index] * hidden.width
+                scored[pass.lowerBound + index] = head.logits(sequence: start, tokens: row)[0]
             }
             progress?(pass.upperBound)
         }

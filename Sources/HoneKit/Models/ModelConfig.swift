@@ -64,6 +64,11 @@ public struct ModelConfig: Sendable {
     /// x + attn(LN1(x)) + mlp(LN2(x)) instead of two residual steps (`use_parallel_residual`).
     public var parallelResidual = false
 
+    // Sequence classification
+    /// The module of the score head: "score" (transformers) or "out_proj" (OpenAssistant's GPTNeoXRewardModel).
+    public var scoreModule = "score"
+    public var scorePooling = ScorePooling.lastNonPadding
+
     // Tokens
     public var bosTokenID: Int? = nil
     public var eosTokenIDs: [Int] = []

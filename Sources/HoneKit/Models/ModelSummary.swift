@@ -17,8 +17,11 @@ public struct ModelSummary: Sendable {
     public init(_ loaded: LoadedModel) {
         path = loaded.path
         if let score = loaded.scoreHead {
-            let reading = score.padTokenID.map { "the last token that is not pad \($0)" } ?? "the last token (no pad_token_id)"
-            head = "sequence classification (reward model when 1 label): score [\(score.labels), \(score.width)], read at \(reading)"
+            var reading = score.padTokenID.map { "read at the last token that is not pad \($0)" } ?? "read at the last token (no pad_token_id)"
+            if score.pooling == .last { reading = "read at the last token" }
+            if score.pooling == .mean { reading = "mean over the tokens" }
+            head = "sequence classification (reward model when 1 label): \(loaded.config.scoreModule) [\(score.labels), \(score.width)]"
+                + "\(score.bias == nil ? "" : " with bias"), \(reading)"
         } else {
             head = "causal LM"
         }

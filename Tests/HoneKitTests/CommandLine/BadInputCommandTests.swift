@@ -8,7 +8,7 @@ extension BadInputTests {
     /// The command line turns each error into one line on stderr and a non-zero exit.
     @Test func commandLineReportsOneLine() throws {
         let directory = try copyFixtureModel("llama-gqa")
-        try editConfig(directory) { $0["model_type"] = "gpt_neox" }
+        try editConfig(directory) { $0["model_type"] = "falcon" }
         let input = directory.appendingPathComponent("rows.jsonl").path
         try Data("{\"tokens\": [1, 2, 3]}\n".utf8).write(to: URL(fileURLWithPath: input))
         for arguments in [["score", "--model", directory.path, "--input", input],

@@ -34,6 +34,18 @@ struct GPTNeoXCommandTests {
         let rewards = try Self.lines(String(contentsOfFile: output, encoding: .utf8)).map { ($0["reward"] as! NSNumber).doubleValue }
         #expect(maxAbsDifference(rewards, (golden["rewards"] as! [NSNumber]).map(\.doubleValue)) <= 1e-4, "\(rewards)")
 
+        // OpenAssistant's layout (GPTNeoXRewardModel, out_proj with bias, last-token pooling).
+        let oasst = try Self.json(Repository.fixture("neox/oasst_rewards.json"))
+        try (oasst["rows"] as! [[NSNumber]]).map { "{\"tokens\": [\($0.map(\.stringValue).joined(separator: ", "))]}\n" }.joined()
+            .write(toFile: input, atomically: true, encoding: .utf8)
+        let scored = try runProcess(Repository.honeExecutable, ["reward", "--model", Repository.fixture("neox/models/oasst-rm"),
+                                                                "--input", input, "--threads", "1"])
+        #expect(scored.status == 0, "\(scored.stderr)")
+        let oasstRewards = try Self.lines(scored.stdout).map { ($0["reward"] as! NSNumber).doubleValue }
+        #expect(maxAbsDifference(oasstRewards, (oasst["last"] as! [NSNumber]).map(\.doubleValue)) <= 1e-4, "\(oasstRewards)")
+        let oasstInfo = try runProcess(Repository.honeExecutable, ["info", Repository.fixture("neox/models/oasst-rm")])
+        #expect(oasstInfo.stdout.contains("out_proj [1, 64] with bias, read at the last token"), "\(oasstInfo.stdout)")
+
         let info = try runProcess(Repository.honeExecutable, ["info", Self.rewardModel])
         #expect(info.status == 0, "\(info.stderr)")
         for fragment in ["gpt_neox", "rotary 4 of 16", "parallel residual", "sequence classification"] {

@@ -27,8 +27,8 @@ import Testing
 
     @Test func unknownModelType() throws {
         let directory = try copyFixtureModel("llama-gqa")
-        try editConfig(directory) { $0["model_type"] = "gpt_neox" }
-        #expect(throws: HoneError.unsupportedArchitecture(name: "gpt_neox", path: directory.appendingPathComponent("config.json").path)) {
+        try editConfig(directory) { $0["model_type"] = "falcon" }
+        #expect(throws: HoneError.unsupportedArchitecture(name: "falcon", path: directory.appendingPathComponent("config.json").path)) {
             try LoadedModel.open(directory.path)
         }
     }

@@ -79,6 +79,34 @@ struct GPTNeoXTests {
         }
     }
 
+    @Test("OpenAssistant's GPTNeoXRewardModel layout (out_proj with bias): rewards with last and mean pooling within 1e-4")
+    func openAssistantRewardModel() throws {
+        let golden = try Self.json(Self.directory + "/oasst_rewards.json")
+        let rows = (golden["rows"] as! [Any]).map(Self.ids)
+        let source = Repository.fixture(golden["model"] as! String)
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for file in ["config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(atPath: source + "/" + file, toPath: directory.appendingPathComponent(file).path)
+        }
+        for pooling in ["last", "mean"] {
+            var config = try Self.json(source + "/config.json")
+            config["pooling"] = pooling
+            try JSONSerialization.data(withJSONObject: config).write(to: directory.appendingPathComponent("config.json"))
+            let loaded = try LoadedModel.open(directory.path)
+            #expect(loaded.scoreHead?.bias != nil && loaded.scoreHead?.pooling.rawValue == pooling)
+            let expected = (golden[pooling] as! [NSNumber]).map(\.doubleValue)
+            for budget in [1, 4096] {
+                let rewards = try RewardScorer(loaded: loaded, tokenBudget: budget).rewards(rows).map(Double.init)
+                #expect(maxAbsDifference(rewards, expected) <= 1e-4, "\(pooling), budget \(budget): \(rewards) vs \(expected)")
+            }
+        }
+        var config = try Self.json(source + "/config.json")
+        config["pooling"] = "max"
+        try JSONSerialization.data(withJSONObject: config).write(to: directory.appendingPathComponent("config.json"))
+        #expect { try LoadedModel.open(directory.path) } throws: { String(describing: $0).contains("pooling 'max'") }
+    }
+
     // MARK: - LoRA SFT step
 
     @Test("Adapter log-probs, loss and every LoRA gradient equal PEFT's (1e-4), with and without checkpointing",

@@ -5,7 +5,8 @@ import HoneKernels
 /// whose output rows are laid out per head as [heads, 3, head_dim], rotary positions on the first
 /// `rotaryDimension` features of each head (HF rotate-half pairs), a GELU MLP, biases everywhere, and either the
 /// parallel residual x + attn(LN1(x)) + mlp(LN2(x)) or the usual two steps. The output projection (`embed_out`)
-/// is not tied to the input embeddings; sequence-classification checkpoints have `score` instead.
+/// is not tied to the input embeddings; sequence-classification checkpoints have `score` (or OpenAssistant's
+/// `out_proj`) instead.
 public final class GPTNeoXModel: AdaptableModel, @unchecked Sendable {
     public let config: ModelConfig
     /// LoRA adapters applied in every forward pass, when attached.
@@ -55,7 +56,7 @@ public final class GPTNeoXModel: AdaptableModel, @unchecked Sendable {
         finalNorm = try norm("final_layer_norm")
         // A sequence-classification checkpoint has no embed_out; its vocabulary projection is never used for
         // rewards, so the input table stands in (as it does when the config ties them).
-        if config.tieWordEmbeddings || (!weights.contains("embed_out.weight") && weights.contains(ScoreHead.tensorName)) {
+        if config.tieWordEmbeddings || (!weights.contains("embed_out.weight") && weights.contains(config.scoreModule + ".weight")) {
             outputProjection = try Linear(weight: table, bias: nil)
         } else {
             outputProjection = try weights.linear("embed_out", shape: [config.vocabularySize, hidden], bias: false)

@@ -5,12 +5,13 @@ import Foundation
 extension ModelArchitecture {
     /// EleutherAI's GPT-NeoX and Pythia (the reward models of PRO's evaluation): fused per-head Q/K/V, partial
     /// NeoX-style rotary positions, LayerNorm with bias, GELU MLP, parallel or sequential residual, untied output.
+    /// Also OpenAssistant's Pythia reward models (`gpt_neox_reward_model`: the trunk plus `out_proj`, pooled).
     /// GGUF files of this architecture are not read (llama.cpp's "gptneox" layout is not mapped here).
     public static let gptNeoX = ModelArchitecture(
         name: "gpt_neox",
-        huggingFaceModelTypes: ["gpt_neox": "GPTNeoXForCausalLM"],
+        huggingFaceModelTypes: ["gpt_neox": "GPTNeoXForCausalLM", "gpt_neox_reward_model": "GPTNeoXRewardModel"],
         ggufArchitectures: [],
-        configFromHuggingFace: { json, _ in try GPTNeoXConfig.configFromHuggingFace(json) },
+        configFromHuggingFace: { json, modelType in try GPTNeoXConfig.configFromHuggingFace(json, modelType: modelType) },
         configFromGGUF: nil,
         build: { config, weights in try GPTNeoXModel(config: config, weights: weights) },
         adaptableModules: AdaptableModules(
@@ -34,7 +35,7 @@ enum GPTNeoXConfig {
     /// HF "hidden_act" values and whether each is the tanh form of GELU (false: the exact erf form).
     static let activations: [String: Bool] = ["gelu": false, "gelu_new": true, "gelu_fast": true, "gelu_pytorch_tanh": true]
 
-    static func configFromHuggingFace(_ json: JSONConfig) throws -> ModelConfig {
+    static func configFromHuggingFace(_ json: JSONConfig, modelType: String) throws -> ModelConfig {
         let hidden = try json.int("hidden_size")
         let heads = try json.int("num_attention_heads")
         guard heads > 0, hidden > 0, hidden % heads == 0 else {
@@ -42,7 +43,7 @@ enum GPTNeoXConfig {
         }
         let headDimension = hidden / heads
         var config = ModelConfig(
-            modelType: "gpt_neox",
+            modelType: modelType,
             vocabularySize: try json.int("vocab_size"),
             hiddenSize: hidden,
             intermediateSize: try json.int("intermediate_size"),
@@ -78,6 +79,15 @@ enum GPTNeoXConfig {
         guard fraction > 0, fraction <= 1, config.rotaryDimension % 2 == 0 else {
             throw HoneError.invalidConfig(path: json.path, message: "rotary_pct \(fraction) of head size \(headDimension) "
                                           + "must give an even number of rotated features")
+        }
+        if modelType == "gpt_neox_reward_model" {
+            // OpenAssistant's GPTNeoXRewardModel: out_proj (with bias) on the last attended token or the mean.
+            config.scoreModule = "out_proj"
+            let pooling = json.string("pooling") ?? "last"
+            guard pooling == "last" || pooling == "mean" else {
+                throw HoneError.invalidConfig(path: json.path, message: "pooling '\(pooling)' is not supported (last, mean are)")
+            }
+            config.scorePooling = pooling == "mean" ? .mean : .last
         }
         try ModelConfig.readTokens(json, into: &config)
         return config

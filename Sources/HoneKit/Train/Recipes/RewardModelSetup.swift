@@ -49,6 +49,10 @@ public struct RewardModelTrainingSetup {
             guard head.labels == 1 else {
                 throw HoneError.invalidArgument("\(baseModel) has a score head with \(head.labels) labels; a reward model has 1")
             }
+            guard head.bias == nil, head.pooling == .lastNonPadding else {
+                throw HoneError.invalidArgument("\(baseModel) has a score head with a bias or \(head.pooling.rawValue) pooling "
+                                                + "(OpenAssistant's layout): it scores, but training one is not supported")
+            }
             initialScore = head.weight.array
         } else {
             initialScore = RewardModelTrainingSetup.initialScore(width: Self.outputWidth(base), seed: seed)
