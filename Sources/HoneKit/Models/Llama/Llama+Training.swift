@@ -82,15 +82,11 @@ extension LlamaModel: TrainableModel {
         let dQueries = FloatBuffer(count: total * queryWidth)
         let dKeys = FloatBuffer(count: total * kvWidth)
         let dValues = FloatBuffer(count: total * kvWidth)
-        let (queries, keys, values) = (tape["q"], tape["k"], tape["v"])
-        for sequence in layout.counts.indices {
-            let row = layout.offsets[sequence]
-            hk_attention_backward(queries + row * queryWidth, keys + row * kvWidth, values + row * kvWidth,
-                                  dAttention.pointer + row * queryWidth, dQueries.pointer + row * queryWidth,
-                                  dKeys.pointer + row * kvWidth, dValues.pointer + row * kvWidth,
-                                  Int32(layout.counts[sequence]), Int32(config.headCount), Int32(config.keyValueHeadCount),
-                                  Int32(config.headDimension), attentionScale)
-        }
+        packedCausalAttentionBackward(layout, heads: config.headCount, keyValueHeads: config.keyValueHeadCount,
+                                      headDimension: config.headDimension, scale: attentionScale,
+                                      queries: tape["q"], keys: tape["k"], values: tape["v"],
+                                      outputGradient: dAttention.pointer, queryGradient: dQueries.pointer,
+                                      keyGradient: dKeys.pointer, valueGradient: dValues.pointer)
         rotate(queries: dQueries.pointer, keys: dKeys.pointer, layout: layout, frequencies: frequencies, inverse: true)
         linear("q_proj", layer.query, input: tape["attn_in"], dy: dQueries.pointer, into: dNormed.pointer, accumulate: false)
         linear("k_proj", layer.key, input: tape["attn_in"], dy: dKeys.pointer, into: dNormed.pointer, accumulate: true)

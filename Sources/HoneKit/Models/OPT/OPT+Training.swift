@@ -59,7 +59,7 @@ extension OPTModel: TrainableModel {
     /// dx += LayerNorm's input gradient.
     private func layerNormBackward(_ norm: LayerNorm, input: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                    into dx: UnsafeMutablePointer<Float>, rows: Int) {
-        hk_layernorm_backward(input, norm.weight?.pointer, dy, dx, Int32(rows), Int32(norm.dimension), norm.epsilon)
+        norm.backwardInput(input: input, outputGradient: dy, rows: rows, into: dx)
     }
 
     /// Takes ∂L/∂(block output) and returns ∂L/∂(block input).
@@ -103,13 +103,11 @@ extension OPTModel: TrainableModel {
         let dQueries = FloatBuffer(count: count)
         let dKeys = FloatBuffer(count: count)
         let dValues = FloatBuffer(count: count)
-        let (queries, keys, values) = (tape["q"], tape["k"], tape["v"])
-        for sequence in layout.counts.indices {
-            let row = layout.offsets[sequence] * hidden
-            hk_attention_backward(queries + row, keys + row, values + row, dAttention.pointer + row, dQueries.pointer + row,
-                                  dKeys.pointer + row, dValues.pointer + row, Int32(layout.counts[sequence]),
-                                  Int32(config.headCount), Int32(config.headCount), Int32(config.headDimension), attentionScale)
-        }
+        packedCausalAttentionBackward(layout, heads: config.headCount, keyValueHeads: config.headCount,
+                                      headDimension: config.headDimension, scale: attentionScale,
+                                      queries: tape["q"], keys: tape["k"], values: tape["v"],
+                                      outputGradient: dAttention.pointer, queryGradient: dQueries.pointer,
+                                      keyGradient: dKeys.pointer, valueGradient: dValues.pointer)
         let dAttentionInput = FloatBuffer(count: count)
         linear("q_proj", layer.query, input: tape["attn_in"], dy: dQueries.pointer, into: dAttentionInput.pointer, accumulate: false)
         linear("k_proj", layer.key, input: tape["attn_in"], dy: dKeys.pointer, into: dAttentionInput.pointer, accumulate: true)
