@@ -108,9 +108,10 @@ struct GPTNeoXCommandTests {
         let rm = directory.appendingPathComponent("rm").path
         let rmRun = try runProcess(Repository.honeExecutable, [
             "train", "rm", "--base-model", Self.causal, "--data-path", pairs, "--output-dir", rm, "--max-steps", "2",
-            "--batch-size", "2", "--micro-batch-size", "2", "--val-set-size", "0", "--save-steps", "0",
-            "--lora-target-modules", "[query_key_value,dense_4h_to_h]", "--threads", "1"])
+            "--batch-size", "2", "--micro-batch-size", "2", "--val-set-size", "0", "--save-steps", "0", "--threads", "1"])
         #expect(rmRun.status == 0, "\(rmRun.stderr)")
+        // Without --lora-target-modules: the recipe's [q_proj,v_proj] is PEFT's default for gpt_neox.
+        #expect(try Self.json(rm + "/adapter_config.json")["target_modules"] as? [String] == ["query_key_value"])
         let rewarded = try runProcess(Repository.honeExecutable, ["reward", "--model", Self.causal, "--adapter", rm, "--input", pairs,
                                                                   "--threads", "1"])
         #expect(rewarded.status == 0 && rewarded.stderr.contains("pair accuracy"), "\(rewarded.stderr)")

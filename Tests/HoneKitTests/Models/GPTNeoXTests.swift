@@ -27,6 +27,11 @@ struct GPTNeoXTests {
         let sequential = try LoadedModel.open(Repository.fixture("models/neox-sequential")).config
         #expect(!sequential.parallelResidual && sequential.hiddenActivation == "gelu_new" && !sequential.queryKeyValueBias)
         #expect(sequential.rotaryDimension == 8 && sequential.ropeTheta == 500)
+        let modules = ModelArchitecture.gptNeoX.adaptableModules
+        #expect(try modules.resolve("[q_proj,v_proj]", architecture: "gpt_neox") == ["query_key_value"])
+        #expect(try modules.resolve("q,k,v,o,gate,up,down", architecture: "gpt_neox")
+            == ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"])
+        #expect(throws: HoneError.self) { try modules.resolve("[fc1]", architecture: "gpt_neox") }
         let loaded = try LoadedModel.open(Self.rewardModel)
         #expect(loaded.scoreHead?.labels == 1 && loaded.scoreHead?.padTokenID == 0)
         #expect(ModelSummary(loaded).head.contains("sequence classification"))

@@ -16,7 +16,14 @@ extension ModelArchitecture {
         build: { config, weights in try GPTNeoXModel(config: config, weights: weights) },
         adaptableModules: AdaptableModules(
             names: ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
-            shortNames: ["qkv": "query_key_value", "o": "dense", "up": "dense_h_to_4h", "down": "dense_4h_to_h"],
+            // Llama's names (the recipes' defaults are written with them) map onto NeoX's modules, the three
+            // projections onto the fused one: the default [q_proj,v_proj] is then PEFT's own default for
+            // gpt_neox, [query_key_value].
+            shortNames: ["qkv": "query_key_value", "o": "dense", "up": "dense_h_to_4h", "down": "dense_4h_to_h",
+                         "q": "query_key_value", "k": "query_key_value", "v": "query_key_value", "gate": "dense_h_to_4h",
+                         "q_proj": "query_key_value", "k_proj": "query_key_value", "v_proj": "query_key_value",
+                         "o_proj": "dense", "gate_proj": "dense_h_to_4h", "up_proj": "dense_h_to_4h",
+                         "down_proj": "dense_4h_to_h"],
             path: { layer, name in
                 let group = ["dense_h_to_4h", "dense_4h_to_h"].contains(name) ? "mlp" : "attention"
                 return "gpt_neox.layers.\(layer).\(group).\(name)"
