@@ -50,8 +50,11 @@ def main():
     parser.add_argument("--docs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--task-docs", default="", help="per-task document counts, e.g. truthfulqa_mc2=10")
     args = parser.parse_args()
     tasks = args.tasks.split(",")
+    docs = {t: args.docs for t in tasks}
+    docs.update({k: int(v) for k, v in (item.split("=") for item in args.task_docs.split(",") if item)})
 
     import torch
     torch.set_num_threads(args.threads)
@@ -66,7 +69,7 @@ def main():
         # lm-eval's view of the same first --docs documents (HF schemas), through the oracle's YAML writer.
         fx.SHARED = args.data
         fx.DATA = Path(tmp) / "subset"
-        hf = fx.write_subsets_for_bench(args.docs)
+        hf = fx.write_subsets_for_bench(max(docs.values()))
         yamls = Path(tmp) / "yamls"
         yamls.mkdir()
         fx.write_yamls(hf, yamls)
@@ -74,19 +77,19 @@ def main():
         lm = HFLM(pretrained=str(args.model_dir), dtype="float32", device="cpu", batch_size=1)
         for _ in range(args.rounds):
             for task in tasks:
-                ours[task].append(hone_eval(args.hone, args.model_dir, task, args.data, args.docs, args.threads))
+                ours[task].append(hone_eval(args.hone, args.model_dir, task, args.data, docs[task], args.threads))
                 start = time.perf_counter()
-                lm_eval.simple_evaluate(model=lm, tasks=[f"hone_{task}"], num_fewshot=0, limit=args.docs,
+                lm_eval.simple_evaluate(model=lm, tasks=[f"hone_{task}"], num_fewshot=0, limit=docs[task],
                                         task_manager=manager, bootstrap_iters=0)
                 theirs[task].append(time.perf_counter() - start)
                 print(f"{task}: hone {ours[task][-1]:.1f} s, lm-eval {theirs[task][-1]:.1f} s", file=sys.stderr)
 
-        print(f"\n{args.docs} documents per task, 0-shot, {args.threads} threads, {args.rounds} rounds (medians)\n")
-        print("| task | hone docs/s | lm-eval HF docs/s | ratio |")
-        print("|---|---:|---:|---:|")
+        print(f"\n0-shot, {args.threads} threads, {args.rounds} rounds (medians)\n")
+        print("| task | documents | hone docs/s | lm-eval HF docs/s | ratio |")
+        print("|---|---:|---:|---:|---:|")
         for task in tasks:
             a, b = statistics.median(ours[task]), statistics.median(theirs[task])
-            print(f"| {task} | {args.docs / a:.2f} | {args.docs / b:.2f} | {b / a:.1f}× |")
+            print(f"| {task} | {docs[task]} | {docs[task] / a:.2f} | {docs[task] / b:.2f} | {b / a:.1f}× |")
 
         if args.gguf and args.llama_cpp:
             text = Path(tmp) / "hellaswag_val_full.txt"

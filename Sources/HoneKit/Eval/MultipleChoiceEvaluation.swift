@@ -300,19 +300,39 @@ public enum MultipleChoiceEvaluation {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// One line per document, in lm-eval's --log_samples spirit: doc_id, target, arguments (context and
-    /// continuation of each choice), resps [[loglikelihood, is_greedy]] per choice, and the document's metrics.
+    /// One line per document with the fields, order and JSON types of lm-eval's `--log_samples` files, so the two
+    /// diff cleanly: doc_id; doc; target as a string; arguments {"gen_args_i": {"arg_0": context, "arg_1":
+    /// continuation}}; resps [[[loglikelihood, is_greedy]]] and filtered_resps [[loglikelihood, is_greedy]] per
+    /// choice, as the strings Python's str() gives ("-3.25", "True"); filter "none"; metrics (names); doc_hash,
+    /// prompt_hash and target_hash (SHA-256 hex of the document's JSON, the first context, str(target)); then
+    /// each metric's value as a float. `doc` is Hone's reading of the record (query, choices, gold, labels), not
+    /// the HF dataset row lm-eval keeps, so doc and doc_hash are the two fields whose values differ from lm-eval's.
     public static func samplesJSONL(_ result: TaskResult) -> String {
+        func hash(_ text: String) -> String { SHA256.hash(Array(text.utf8)).hexString }
+        func pythonFloat(_ value: Double) -> String { value.isFinite ? "\(value)" : (value.isNaN ? "NaN" : (value > 0 ? "Infinity" : "-Infinity")) }
         var text = ""
         for (index, request) in result.requests.enumerated() {
-            let arguments = request.continuations.map { "{\"arg_0\": \(jsonString(request.context)), \"arg_1\": \(jsonString($0))}" }
-            let responses = result.scores[index].map { "[\(jsonNumber($0.loglikelihood)), \($0.isGreedy ? "true" : "false")]" }
-            var fields = ["\"doc_id\": \(index)", "\"target\": \(result.task.documents[index].gold)",
-                          "\"arguments\": [" + arguments.joined(separator: ", ") + "]",
-                          "\"filtered_resps\": [" + responses.joined(separator: ", ") + "]"]
-            for (metric, value) in result.documentMetrics[index].sorted(by: { $0.key < $1.key }) {
-                fields.append("\(jsonString(metric)): \(jsonNumber(value))")
+            let document = result.task.documents[index]
+            var docFields = ["\"query\": \(jsonString(document.query))",
+                             "\"choices\": [" + document.choices.map(jsonString).joined(separator: ", ") + "]",
+                             "\"gold\": \(document.gold)"]
+            if let labels = document.labels { docFields.append("\"labels\": [" + labels.map(String.init).joined(separator: ", ") + "]") }
+            let doc = "{" + docFields.joined(separator: ", ") + "}"
+            let target = String(document.gold)
+            let arguments = request.continuations.enumerated().map { choice, continuation in
+                "\"gen_args_\(choice)\": {\"arg_0\": \(jsonString(request.context)), \"arg_1\": \(jsonString(continuation))}"
             }
+            let pairs = result.scores[index].map { "[\"\(pythonFloat($0.loglikelihood))\", \"\($0.isGreedy ? "True" : "False")\"]" }
+            let metrics = result.documentMetrics[index].sorted { $0.key < $1.key }
+            var fields = ["\"doc_id\": \(index)", "\"doc\": \(doc)", "\"target\": \(jsonString(target))",
+                          "\"arguments\": {" + arguments.joined(separator: ", ") + "}",
+                          "\"resps\": [" + pairs.map { "[\($0)]" }.joined(separator: ", ") + "]",
+                          "\"filtered_resps\": [" + pairs.joined(separator: ", ") + "]",
+                          "\"filter\": \"none\"",
+                          "\"metrics\": [" + metrics.map { jsonString($0.key) }.joined(separator: ", ") + "]",
+                          "\"doc_hash\": \"\(hash(doc))\"", "\"prompt_hash\": \"\(hash(request.context))\"",
+                          "\"target_hash\": \"\(hash(target))\""]
+            for (metric, value) in metrics { fields.append("\(jsonString(metric)): \(pythonFloat(value))") }
             text += "{" + fields.joined(separator: ", ") + "}\n"
         }
         return text

@@ -4,7 +4,9 @@ import HoneKernels
 /// Log-likelihood of every choice of multiple-choice requests, as lm-eval's `loglikelihood` computes them for a
 /// causal model, but with each context run once: its KV state is shared by all of its choices, and a choice's
 /// first token is scored from the context's last position (so one-token choices, as in MMLU, cost no forward of
-/// their own). Documents are batched into forward passes of up to `tokenBudget` context tokens.
+/// their own). Documents are batched into forward passes of up to `tokenBudget` context tokens. The token prefix
+/// that every context of a call shares (MMLU's description and `first_n` shots, TruthfulQA's six-question primer)
+/// runs once, and each document's cache starts from a copy of its keys and values.
 public final class MultipleChoiceScorer {
     public struct ChoiceScore: Sendable, Equatable, Codable {
         /// Sum of log p(token | everything before it) over the continuation's tokens.
@@ -29,6 +31,8 @@ public final class MultipleChoiceScorer {
     /// Under mpirun, each rank runs its share of the forward passes and every rank gets all the scores. Whole
     /// passes are shared out, so every number equals a single process's.
     public var processGroup = ProcessGroup.single
+    /// A shared context prefix shorter than this is not worth a forward pass of its own.
+    public var minimumSharedPrefix = 4
 
     public init(model: CausalLanguageModel, tokenizer: Tokenizer, tokenBudget: Int = 2048) {
         self.model = model
@@ -79,10 +83,13 @@ public final class MultipleChoiceScorer {
                 owners.append((index, [choice]))
             }
         }
-        let passes = forwardPasses(lengths: units.map(\.context.count), tokenBudget: tokenBudget)
+        let prefix = try sharedPrefix(units.map(\.context))
+        let passes = forwardPasses(lengths: units.map { $0.context.count - prefix.length }, tokenBudget: tokenBudget)
         var scoredUnits: [Int: [ChoiceScore]] = [:]
         for (index, pass) in passes.enumerated() where processGroup.owns(index) {
-            for (offset, scores) in try scoreGroup(Array(units[pass])).enumerated() { scoredUnits[pass.lowerBound + offset] = scores }
+            for (offset, scores) in try scoreGroup(Array(units[pass]), prefix: prefix).enumerated() {
+                scoredUnits[pass.lowerBound + offset] = scores
+            }
             progress?(pass.upperBound == units.count ? requests.count : owners[pass.upperBound].request)
         }
         scoredUnits = try processGroup.merge(scoredUnits)
@@ -94,17 +101,40 @@ public final class MultipleChoiceScorer {
         return results
     }
 
-    private func scoreGroup(_ requests: [TokenizedRequest]) throws -> [[ChoiceScore]] {
-        let caches = requests.map { _ in model.makeCache() }
+    /// The longest token prefix of all contexts, leaving each at least one token of its own (its last row predicts
+    /// the first token of every choice), run once; empty when shorter than `minimumSharedPrefix` or when there is
+    /// a single context.
+    private func sharedPrefix(_ contexts: [[Int32]]) throws -> (length: Int, cache: KVCache?) {
+        guard contexts.count > 1, var length = contexts.map({ $0.count - 1 }).min() else { return (0, nil) }
+        let first = contexts[0]
+        for context in contexts.dropFirst() {
+            var common = 0
+            while common < length, context[common] == first[common] { common += 1 }
+            length = common
+        }
+        guard length >= max(1, minimumSharedPrefix) else { return (0, nil) }
+        let cache = model.makeCache()
+        _ = try model.forward([SequenceInput(tokens: Array(first.prefix(length)), cache: cache)])
+        return (length, cache)
+    }
+
+    private func scoreGroup(_ requests: [TokenizedRequest], prefix: (length: Int, cache: KVCache?)) throws -> [[ChoiceScore]] {
+        let caches = requests.map { _ -> KVCache in
+            let cache = model.makeCache()
+            if let shared = prefix.cache { cache.copyPrefix(of: shared, count: prefix.length) }
+            return cache
+        }
         var scores = requests.map { request in
             [ChoiceScore](repeating: ChoiceScore(loglikelihood: 0, isGreedy: true), count: request.continuations.count)
         }
-        // 1. Every context once; its last row predicts the first token of every choice.
-        let contextHidden = try model.forward(zip(requests, caches).map { SequenceInput(tokens: $0.context, cache: $1) })
+        // 1. Every context once (after the shared prefix); its last row predicts the first token of every choice.
+        let contextHidden = try model.forward(zip(requests, caches).map {
+            SequenceInput(tokens: Array($0.context[prefix.length...]), cache: $1)
+        })
         var rows: [Int] = []
         var targets: [[Int32]] = []
         for (index, request) in requests.enumerated() {
-            rows.append(contextHidden.sequenceOffsets[index] + request.context.count - 1)
+            rows.append(contextHidden.sequenceOffsets[index] + request.context.count - prefix.length - 1)
             targets.append(request.continuations.map { $0.first ?? -1 })
         }
         let first = evaluate(contextHidden, rows: rows, targets: targets)

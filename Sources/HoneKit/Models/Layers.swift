@@ -223,6 +223,20 @@ public final class KVCache: @unchecked Sendable {
     /// Forgets positions from `position` on (e.g. to reuse a prompt prefix).
     public func truncate(to position: Int) { length = min(length, max(0, position)) }
 
+    /// Takes the first `count` positions of `source` (a prefix computed once and shared by many sequences); what
+    /// this cache held is forgotten.
+    public func copyPrefix(of source: KVCache, count: Int) {
+        precondition(source.layerCount == layerCount && source.rowWidth == rowWidth && count <= source.length)
+        length = 0
+        guard count > 0 else { return }
+        reserve(count)
+        for layer in 0..<layerCount {
+            keys[layer].pointer.update(from: source.keys[layer].pointer, count: count * rowWidth)
+            values[layer].pointer.update(from: source.values[layer].pointer, count: count * rowWidth)
+        }
+        length = count
+    }
+
     /// Bytes held by the cache.
     public var byteCount: Int { 2 * layerCount * capacity * rowWidth * 4 }
 }

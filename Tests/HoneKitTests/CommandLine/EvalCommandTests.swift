@@ -44,7 +44,7 @@ import Testing
             let records = samples.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
             #expect(records.count == 7)
             #expect((records[0]["filtered_resps"] as! [[Any]]).count == 4)
-            #expect(((records[0]["arguments"] as! [[String: String]])[0]["arg_1"])?.hasPrefix(" ") == true)
+            #expect(((records[0]["arguments"] as! [String: [String: String]])["gen_args_0"]?["arg_1"])?.hasPrefix(" ") == true)
         }
     }
 
