@@ -7,7 +7,7 @@
 //
 // Signs and offsets, per format (VNNI multiplies unsigned weight bytes by signed activation bytes):
 // - Q2_K levels 0..3 and Q5_K levels 0..31 are unsigned; their mins use the activations' sub-block sums.
-// - Q3_K's levels q - 4 are stored as q (0..7); -4 * (the lane's activation sum) starts each dpbusd.
+// - Q3_K's levels q - 4 are multiplied as q (0..7); -4 * sum over sub-blocks of scale * (sub-block sum) corrects.
 // - IQ4_XS's non-linear levels (-127..113) are looked up as level + 128 (1..241); -128 * (lane sum) starts.
 #include "quant_row_kernels.h"
 

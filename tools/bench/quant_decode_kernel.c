@@ -1,8 +1,9 @@
 // Decode-kernel micro-benchmark: one activation row through hk_matmul_rows_quant (1 thread) on a TinyLlama
 // weight shape, the weights streamed from memory (copies of the matrix cycled past the L3 cache), best of 300
-// calls (the shortest call is the one least disturbed on a shared machine). Prints the weight stream in GB/s,
-// to set against `hone bench --memory-bandwidth --threads 1`, and the largest deviation from the integer
-// reference (hk_matmul_quant_int_ref).
+// calls (the shortest call is the one least disturbed on a shared machine). Prints the weight stream in GB/s
+// next to the read bandwidth of the same bytes measured the same way (hk_read_sum over the same copies, best
+// of 300: the decode limit under the same conditions), and the largest deviation from the integer reference
+// (hk_matmul_quant_int_ref).
 //
 // Build (from the repository root; HoneKernels' objects from any build of this tree):
 //   S=Sources/HoneKernels; mkdir -p /tmp/hk && for f in $S/*.c; do clang -c -O3 -std=c11 -fno-math-errno \
@@ -62,8 +63,17 @@ int main(int argc, char **argv) {
         double elapsed = now() - start;
         if (elapsed < best) best = elapsed;
     }
-    printf("type %d [%d, %d] %.2f MB: %.3f ms, %.1f GB/s, %.1f G weights/s; max deviation %.2g (of |y| <= %.2g)\n",
-           type, out, in, matrix_bytes / 1e6, best * 1e3, matrix_bytes / best / 1e9, (double)out * in / best / 1e9,
-           deviation, magnitude);
+    double best_read = 1e9, sink = 0;
+    for (int call = 0; call < 300; call++) {
+        double start = now();
+        sink += hk_read_sum((const float *)(w + matrix_bytes * (call % copies)), matrix_bytes / sizeof(float));
+        double elapsed = now() - start;
+        if (elapsed < best_read) best_read = elapsed;
+    }
+    double kernel_rate = matrix_bytes / best / 1e9, read_rate = matrix_bytes / best_read / 1e9;
+    printf("type %d [%d, %d] %.2f MB: %.3f ms, %.1f GB/s = %.0f %% of the read bandwidth %.1f GB/s, %.1f G weights/s; "
+           "max deviation %.2g (of |y| <= %.2g)%s\n",
+           type, out, in, matrix_bytes / 1e6, best * 1e3, kernel_rate, 100 * kernel_rate / read_rate, read_rate,
+           (double)out * in / best / 1e9, deviation, magnitude, sink == 12345.0 ? " " : "");
     return 0;
 }
