@@ -7,7 +7,7 @@
 //
 // Signs and offsets, per format (VNNI multiplies unsigned weight bytes by signed activation bytes):
 // - Q2_K levels 0..3 and Q5_K levels 0..31 are unsigned; their mins use the activations' sub-block sums.
-// - Q3_K's levels q - 4 are stored as q (0..7); -4 * (the lane's activation sum) starts each dpbusd.
+// - Q3_K's levels q - 4 are multiplied as q (0..7); -4 * sum over sub-blocks of scale * (sub-block sum) corrects.
 // - IQ4_XS's non-linear levels (-127..113) are looked up as level + 128 (1..241); -128 * (lane sum) starts.
 #include "quant_row_kernels.h"
 
@@ -315,150 +315,185 @@ HK_TARGET_AVX2 DEFINE_RANGE(range_q3_k_avx2, HK_TYPE_Q3_K, q3_k_avx2)
 HK_TARGET_AVX2 DEFINE_RANGE(range_q5_k_avx2, HK_TYPE_Q5_K, q5_k_avx2)
 HK_TARGET_AVX2 DEFINE_RANGE(range_iq4_xs_avx2, HK_TYPE_IQ4_XS, iq4_xs_avx2)
 
-// MARK: - VNNI: natural-order packs (Q2_K, Q3_K)
+// MARK: - VNNI + GFNI: shift-order packs (Q2_K, Q3_K)
 //
-// Per row and super-block: the 256 activations in value order, then (Q3_K) per 64-byte vector and int32
-// lane -4 * (sum of the lane's 4 activations) [4][16] int32, or (Q2_K) d * (sub-block sums) [16] f32; then d.
+// One 64-byte load takes a block's whole qs; its two-bit field k (bits 2k, 2k + 1 of every byte) holds values
+// 32 k + l (bytes l < 32) and 128 + 32 k + l (bytes 32 + l), so the activation pack stores each super-block
+// in that "shift order": vector k = x[32 k ..< 32 k + 32] then x[128 + 32 k ..< 128 + 32 k + 32]. A field is
+// moved to bits 0-1 with one vgf2p8affineqb (a per-byte bit matrix) instead of a shift and a mask, and
+// Q3_K's third bit is moved from hmask to bit 2 the same way (the matrix differs between the vector's two
+// halves, which read different hmask bits). Per super-block and row the pack holds:
+// - Q2_K: the 256 activations, then the 16 sub-block sums bsums (int16, natural order), then d (320 bytes);
+// - Q3_K: the same with -4 * bsums (for the level offset: Q3_K's levels q - 4 are multiplied as q).
 
-#define Q3_K_BLOCK_PACK 576
-#define Q2_K_BLOCK_PACK 384
+#define Q3_K_BLOCK_PACK 320
+#define Q2_K_BLOCK_PACK 320
+
+/// VNNI plus GFNI (vgf2p8affineqb).
+#define HK_TARGET_VNNI_GFNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,gfni")))
 
 static size_t stride_q3_k_vnni(int in) { return (size_t)(in / HK_QK_K) * Q3_K_BLOCK_PACK; }
 static size_t stride_q2_k_vnni(int in) { return (size_t)(in / HK_QK_K) * Q2_K_BLOCK_PACK; }
 
-HK_TARGET_VNNI static void pack_q3_k_vnni(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
+/// Copies a Q8_K block's 256 activations into shift order (see above).
+HK_INLINE void store_shift_order(const int8_t *qs /* [256] */, uint8_t *p /* [256] */) {
+    for (int k = 0; k < 4; k++) {
+        memcpy(p + 64 * k, qs + 32 * k, 32);
+        memcpy(p + 64 * k + 32, qs + 128 + 32 * k, 32);
+    }
+}
+
+HK_TARGET_VNNI_GFNI static void pack_q3_k_vnni(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
     int blocks_in_row = in / HK_QK_K;
     hk_block_q8_k *blocks = hk_quant_scratch(2, (size_t)blocks_in_row * sizeof(hk_block_q8_k));
     for (int r = 0; r < rows; r++) {
         hk_quantize_row_q8_k(x + (size_t)r * in, blocks, in);
         for (int b = 0; b < blocks_in_row; b++) {
             uint8_t *p = pack + (size_t)r * stride + (size_t)b * Q3_K_BLOCK_PACK;
-            memcpy(p, blocks[b].qs, 256);
-            for (int v = 0; v < 4; v++) {
-                __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1),
-                                                   _mm512_loadu_si512(blocks[b].qs + 64 * v));
-                _mm512_storeu_si512(p + 256 + 64 * v, _mm512_mullo_epi32(sums, _mm512_set1_epi32(-4)));
-            }
-            ((float *)(p + 512))[0] = blocks[b].d;
+            store_shift_order(blocks[b].qs, p);
+            int16_t *offset_sums = (int16_t *)(p + 256);
+            for (int s = 0; s < 16; s++) offset_sums[s] = (int16_t)(-4 * blocks[b].bsums[s]); // |.| <= 8128
+            ((float *)(p + 288))[0] = blocks[b].d;
         }
     }
 }
 
-HK_TARGET_VNNI static void pack_q2_k_vnni(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
+HK_TARGET_VNNI_GFNI static void pack_q2_k_vnni(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
     int blocks_in_row = in / HK_QK_K;
     hk_block_q8_k *blocks = hk_quant_scratch(2, (size_t)blocks_in_row * sizeof(hk_block_q8_k));
     for (int r = 0; r < rows; r++) {
         hk_quantize_row_q8_k(x + (size_t)r * in, blocks, in);
         for (int b = 0; b < blocks_in_row; b++) {
             uint8_t *p = pack + (size_t)r * stride + (size_t)b * Q2_K_BLOCK_PACK;
-            memcpy(p, blocks[b].qs, 256);
-            float *sums = (float *)(p + 256);
-            for (int s = 0; s < 16; s++) sums[s] = blocks[b].d * (float)blocks[b].bsums[s];
-            ((float *)(p + 320))[0] = blocks[b].d;
+            store_shift_order(blocks[b].qs, p);
+            memcpy(p + 256, blocks[b].bsums, 32);
+            ((float *)(p + 288))[0] = blocks[b].d;
         }
     }
 }
 
-/// The four vectors of two-bit levels of a Q2_K/Q3_K block in value order: vector 2 h + k covers values
-/// 128 h + 64 k .. + 63, i.e. qs[32 h ..< 32 h + 32] shifted by 4 k (lower half) and 4 k + 2 (upper half).
-HK_TARGET_VNNI HK_INLINE void two_bit_levels_vnni(const uint8_t *qs /* [64] */, __m512i levels[4]) {
-    const __m512i three = _mm512_set1_epi8(3);
-    const __m512i shifts_low = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
-    const __m512i shifts_high = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
-    for (int h = 0; h < 2; h++) {
-        __m512i packed = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * h)));
-        levels[2 * h] = _mm512_and_si512(_mm512_srlv_epi16(packed, shifts_low), three);
-        levels[2 * h + 1] = _mm512_and_si512(_mm512_srlv_epi16(packed, shifts_high), three);
-    }
+/// The vgf2p8affineqb matrix that moves source bits first, first + 1 of every byte to bits 0, 1 (the others
+/// cleared): byte 7 - i of the matrix selects the source bits of result bit i.
+#define GF_FIELD(first) (((uint64_t)1 << ((first) + 56)) | ((uint64_t)1 << ((first) + 1 + 48)))
+/// ... and the one that moves source bit `bit` to bit 2.
+#define GF_TO_BIT2(bit) ((uint64_t)1 << ((bit) + 40))
+
+/// The four level vectors (two-bit fields 0..3, value order of the pack) of a Q2_K/Q3_K qs.
+HK_TARGET_VNNI_GFNI HK_INLINE void two_bit_fields(const uint8_t *qs /* [64] */, __m512i levels[4]) {
+    __m512i packed = _mm512_loadu_si512(qs);
+    levels[0] = _mm512_and_si512(packed, _mm512_set1_epi8(3));
+    levels[1] = _mm512_gf2p8affine_epi64_epi8(packed, _mm512_set1_epi64((long long)GF_FIELD(2)), 0);
+    levels[2] = _mm512_gf2p8affine_epi64_epi8(packed, _mm512_set1_epi64((long long)GF_FIELD(4)), 0);
+    levels[3] = _mm512_gf2p8affine_epi64_epi8(packed, _mm512_set1_epi64((long long)GF_FIELD(6)), 0);
 }
 
-/// Per-vector lane picks of 16 sub-block values (one per 16 bytes = four int32 lanes).
-HK_TARGET_VNNI HK_INLINE __m512i sub_block_pick(int v) {
-    __m512i base = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    return _mm512_add_epi32(base, _mm512_set1_epi32(4 * v));
+/// Word indices that spread 16 int16 sub-block scales over vector k's int32 lanes as (scale, 0) pairs: the
+/// vector's 16-byte quarters hold sub-blocks 2k, 2k + 1, 8 + 2k, 9 + 2k (odd words are zeroed by the mask).
+HK_TARGET_VNNI_GFNI HK_INLINE __m512i scale_spread(int k) {
+    return _mm512_set_epi32(9 + 2 * k, 9 + 2 * k, 9 + 2 * k, 9 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k,
+                            2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k, 2 * k, 2 * k, 2 * k);
 }
 
-HK_TARGET_VNNI HK_INLINE void q3_k_tile_vnni(const hk_block_q3_k *blocks, const uint8_t *pack, size_t stride, float *y,
-                                             int in, int out, int o, int first_row, const int tile_rows) {
+/// sum over the four vectors of (lane dot) * (lane's sub-block scale), lane dots |.| < 2^15 (vpdpwssd).
+HK_TARGET_VNNI_GFNI HK_INLINE __m512i scaled_sum(const __m512i dots[4], const __m512i scales[4]) {
+    __m512i even = _mm512_dpwssd_epi32(_mm512_madd_epi16(dots[0], scales[0]), dots[2], scales[2]);
+    __m512i odd = _mm512_dpwssd_epi32(_mm512_madd_epi16(dots[1], scales[1]), dots[3], scales[3]);
+    return _mm512_add_epi32(even, odd);
+}
+
+HK_TARGET_VNNI_GFNI HK_INLINE void q3_k_tile_vnni(const hk_block_q3_k *blocks, const uint8_t *pack, size_t stride,
+                                                  float *y, int in, int out, int o, int first_row, const int tile_rows) {
     __m512 acc[MAX_TILE_ROWS];
     const uint8_t *blocks_pack[MAX_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) {
         acc[r] = _mm512_setzero_ps();
         blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
-    const __m512i pick[4] = {sub_block_pick(0), sub_block_pick(1), sub_block_pick(2), sub_block_pick(3)};
-    const __m512i four = _mm512_set1_epi8(4);
+    const __m512i spread[4] = {scale_spread(0), scale_spread(1), scale_spread(2), scale_spread(3)};
+    const __mmask32 even_words = 0x55555555u;
+    // Third bit of vector k: bit k of hmask[l] in the lower half, bit 4 + k in the upper half.
+    __m512i third_bit[4];
+    for (int k = 0; k < 4; k++) {
+        third_bit[k] = _mm512_inserti64x4(_mm512_set1_epi64((long long)GF_TO_BIT2(k)),
+                                          _mm256_set1_epi64x((long long)GF_TO_BIT2(4 + k)), 1);
+    }
     for (int b = 0; b < in / HK_QK_K; b++) {
         const hk_block_q3_k *block = &blocks[b];
         PREFETCH_AHEAD(block);
         PREFETCH_AHEAD((const char *)block + 64);
-        int8_t unpacked[16];
-        hk_q3k_unpack_scales(block->scales, unpacked);
-        // Signed scales as (scale, 0) word pairs.
-        __m512i factors = _mm512_cvtepu16_epi32(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)unpacked)));
-        __m512i levels[4];
-        two_bit_levels_vnni(block->qs, levels);
-        // Third bit of values 32 k .. 32 k + 31 is bit k of hmask[l]; vector v holds k = 2 v (lower half), 2 v + 1.
+        // Sixteen six-bit scales - 32: low nibbles from bytes 0..7 (scales 0..7 low, 8..15 high), the top two
+        // bits of scale 4 j + i at bits 2 j of byte 8 + i.
+        uint32_t top_bytes;
+        memcpy(&top_bytes, block->scales + 8, sizeof top_bytes);
+        __m128i low_bytes = _mm_loadl_epi64((const __m128i *)block->scales);
+        __m128i nibbles = _mm_and_si128(_mm_unpacklo_epi64(low_bytes, _mm_srli_epi16(low_bytes, 4)), _mm_set1_epi8(0x0F));
+        __m128i tops = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)top_bytes), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
+        __m128i signed_scales = _mm_sub_epi8(_mm_or_si128(nibbles, _mm_slli_epi16(tops, 4)), _mm_set1_epi8(32));
+        __m256i natural_scales = _mm256_cvtepi8_epi16(signed_scales);
+        __m512i scale_words = _mm512_castsi256_si512(natural_scales);
+        __m512i scales[4], levels[4];
+        two_bit_fields(block->qs, levels);
         __m512i high_bits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)block->hmask));
-        for (int v = 0; v < 4; v++) {
-            __m512i select = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * v))), _mm256_set1_epi8((char)(1 << (2 * v + 1))), 1);
-            __mmask64 third = _mm512_test_epi8_mask(high_bits, select);
-            levels[v] = _mm512_mask_add_epi8(levels[v], third, levels[v], four);
+        for (int k = 0; k < 4; k++) {
+            scales[k] = _mm512_maskz_permutexvar_epi16(even_words, spread[k], scale_words);
+            levels[k] = _mm512_or_si512(levels[k], _mm512_gf2p8affine_epi64_epi8(high_bits, third_bit[k], 0));
         }
         float d = _cvtsh_ss(block->d);
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = blocks_pack[r] + (size_t)b * Q3_K_BLOCK_PACK;
-            __m512i sum = _mm512_setzero_si512();
-            for (int v = 0; v < 4; v++) {
-                // Starts at -4 * (lane's activations), so each lane is sum (level - 4) * q, |.| <= 2032.
-                __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(p + 256 + 64 * v), levels[v],
-                                                  _mm512_loadu_si512(p + 64 * v));
-                sum = _mm512_dpwssd_epi32(sum, dot, _mm512_permutexvar_epi32(pick[v], factors));
-            }
-            float activation_scale = ((const float *)(p + 512))[0];
+            __m512i dots[4];
+            // Lanes sum 4 level * q with levels 0..7: |.| <= 3584.
+            for (int k = 0; k < 4; k++) dots[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), levels[k], _mm512_loadu_si512(p + 64 * k));
+            // The level offset: sum over sub-blocks of scale * (-4 * bsum), in the low eight lanes.
+            __m256i offset = _mm256_madd_epi16(natural_scales, _mm256_loadu_si256((const __m256i *)(p + 256)));
+            __m512i sum = _mm512_add_epi32(scaled_sum(dots, scales), _mm512_zextsi256_si512(offset));
+            float activation_scale = ((const float *)(p + 288))[0];
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
         }
     }
     for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
 }
 
-HK_TARGET_VNNI HK_INLINE void q2_k_tile_vnni(const hk_block_q2_k *blocks, const uint8_t *pack, size_t stride, float *y,
-                                             int in, int out, int o, int first_row, const int tile_rows) {
+HK_TARGET_VNNI_GFNI HK_INLINE void q2_k_tile_vnni(const hk_block_q2_k *blocks, const uint8_t *pack, size_t stride,
+                                                  float *y, int in, int out, int o, int first_row, const int tile_rows) {
     __m512 acc[MAX_TILE_ROWS];
+    __m256 min_acc[MAX_TILE_ROWS];
     const uint8_t *blocks_pack[MAX_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) {
         acc[r] = _mm512_setzero_ps();
+        min_acc[r] = _mm256_setzero_ps();
         blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
-    const __m512i pick[4] = {sub_block_pick(0), sub_block_pick(1), sub_block_pick(2), sub_block_pick(3)};
+    const __m512i spread[4] = {scale_spread(0), scale_spread(1), scale_spread(2), scale_spread(3)};
+    const __mmask32 even_words = 0x55555555u;
     const __m128i low_nibbles = _mm_set1_epi8(0x0F);
     for (int b = 0; b < in / HK_QK_K; b++) {
         const hk_block_q2_k *block = &blocks[b];
         PREFETCH_AHEAD(block);
         PREFETCH_AHEAD((const char *)block + 64);
         __m128i packed_scales = _mm_loadu_si128((const __m128i *)block->scales);
-        __m512i factors = _mm512_cvtepu8_epi32(_mm_and_si128(packed_scales, low_nibbles)); // (scale, 0) pairs
-        __m512 mins = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(packed_scales, 4), low_nibbles)));
-        __m512i levels[4];
-        two_bit_levels_vnni(block->qs, levels);
+        __m512i scale_words = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(packed_scales, low_nibbles)));
+        __m256i min_words = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed_scales, 4), low_nibbles));
+        __m512i scales[4], levels[4];
+        two_bit_fields(block->qs, levels);
+        for (int k = 0; k < 4; k++) scales[k] = _mm512_maskz_permutexvar_epi16(even_words, spread[k], scale_words);
         uint32_t both_halves;
         memcpy(&both_halves, &block->d, sizeof both_halves); // d, dmin
         __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)both_halves));
-        float d = _mm_cvtss_f32(d_dmin);
-        __m512 mins_scaled = _mm512_mul_ps(mins, _mm512_broadcastss_ps(_mm_movehdup_ps(d_dmin)));
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = blocks_pack[r] + (size_t)b * Q2_K_BLOCK_PACK;
-            __m512i sum = _mm512_setzero_si512();
-            for (int v = 0; v < 4; v++) {
-                __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), levels[v], _mm512_loadu_si512(p + 64 * v));
-                sum = _mm512_dpwssd_epi32(sum, dot, _mm512_permutexvar_epi32(pick[v], factors));
-            }
-            float activation_scale = ((const float *)(p + 320))[0];
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
-            acc[r] = _mm512_fnmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), acc[r]);
+            __m512i dots[4];
+            for (int k = 0; k < 4; k++) dots[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), levels[k], _mm512_loadu_si512(p + 64 * k));
+            // Mins: sum over sub-blocks of min * (activation sum), exact in int32 (|.| <= 16 * 15 * 2032).
+            __m256i min_dot = _mm256_madd_epi16(min_words, _mm256_loadu_si256((const __m256i *)(p + 256)));
+            __m128 factors = _mm_mul_ps(d_dmin, _mm_set1_ps(((const float *)(p + 288))[0]));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled_sum(dots, scales)), _mm512_broadcastss_ps(factors), acc[r]);
+            min_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(min_dot), _mm256_broadcastss_ps(_mm_movehdup_ps(factors)), min_acc[r]);
         }
     }
-    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
+    for (int r = 0; r < tile_rows; r++) {
+        y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]) - hk_sum_avx2(min_acc[r]);
+    }
 }
 
 // MARK: - VNNI: Q5_K (Q4_K's pack and scale handling, plus the fifth bit)
@@ -628,8 +663,8 @@ HK_TARGET_VNNI_BMI2 HK_INLINE void iq4_xs_tile_vnni(const hk_block_iq4_xs *block
 #define TILE_q5_k_vnni(n) q5_k_tile_vnni((const hk_block_q5_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
 #define TILE_iq4_xs_vnni(n) iq4_xs_tile_vnni((const hk_block_iq4_xs *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
 
-HK_TARGET_VNNI DEFINE_RANGE(range_q2_k_vnni, HK_TYPE_Q2_K, q2_k_vnni)
-HK_TARGET_VNNI DEFINE_RANGE(range_q3_k_vnni, HK_TYPE_Q3_K, q3_k_vnni)
+HK_TARGET_VNNI_GFNI DEFINE_RANGE(range_q2_k_vnni, HK_TYPE_Q2_K, q2_k_vnni)
+HK_TARGET_VNNI_GFNI DEFINE_RANGE(range_q3_k_vnni, HK_TYPE_Q3_K, q3_k_vnni)
 HK_TARGET_VNNI DEFINE_RANGE(range_q5_k_vnni, HK_TYPE_Q5_K, q5_k_vnni)
 HK_TARGET_VNNI_BMI2 DEFINE_RANGE(range_iq4_xs_vnni, HK_TYPE_IQ4_XS, iq4_xs_vnni)
 
@@ -708,7 +743,15 @@ HK_TARGET_AVX2 void hk_decode_levels_k_more(int type, const uint8_t *row, int in
 
 // MARK: - Dispatch
 
+/// Q2_K and Q3_K's AVX-512 kernels also need GFNI (Ice Lake, Zen 4 and later); VNNI CPUs without it
+/// (Cascade Lake) take the AVX2 kernels for these two formats.
+static int has_gfni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("gfni");
+}
+
 int hk_select_k_more_kernel(int type, int isa, kernel *k) {
+    if ((type == HK_TYPE_Q2_K || type == HK_TYPE_Q3_K) && isa == HK_ISA_AVX512 && !has_gfni()) isa = HK_ISA_AVX2;
     switch (type) {
     case HK_TYPE_Q2_K:
         if (isa == HK_ISA_AVX512) *k = (kernel){pack_q2_k_vnni, stride_q2_k_vnni, range_q2_k_vnni};

@@ -471,7 +471,17 @@ HK_TARGET_VNNI HK_INLINE void legacy_group_levels_vnni(const int type, const uin
                                                  _mm_loadu_si128((const __m128i *)(group + k * block_bytes + qs_offset)));
         }
     }
-    if (legacy_has_fifth_bit(type)) {
+    if (legacy_has_fifth_bit(type) && count == 4) {
+        // The four qh words side by side, then one byte shuffle puts their low halves (values 0..15) in the
+        // first eight bytes and their high halves in the last eight (a scalar loop here compiled to a gather).
+        size_t qh = legacy_qh_offset(type);
+        __m128i words = _mm_setr_epi32((int)load_u32(group + qh), (int)load_u32(group + block_bytes + qh),
+                                       (int)load_u32(group + 2 * block_bytes + qh),
+                                       (int)load_u32(group + 3 * block_bytes + qh));
+        __m128i halves = _mm_shuffle_epi8(words, _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
+        low_bits = (uint64_t)_mm_cvtsi128_si64(halves);
+        high_bits = (uint64_t)_mm_extract_epi64(halves, 1);
+    } else if (legacy_has_fifth_bit(type)) {
         for (int k = 0; k < count; k++) {
             uint32_t word = load_u32(group + k * block_bytes + legacy_qh_offset(type));
             low_bits |= (uint64_t)(word & 0xFFFF) << (16 * k);
