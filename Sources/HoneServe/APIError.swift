@@ -47,6 +47,10 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
     public static let queueFull = APIError(status: .serviceUnavailable, message: "The server is busy: every slot is in use and the queue is full; retry later.",
                                            type: "server_error", code: "server_busy", retryAfter: 1)
 
+    /// Too many request bodies arrive at once (their shared budget is spent).
+    public static let busy = APIError(status: .serviceUnavailable, message: "The server is receiving too much request data at once; retry later.",
+                                      type: "server_error", code: "server_busy", retryAfter: 1)
+
     public var json: JSONOutput {
         ["error": ["message": .string(message), "type": .string(type), "param": .optional(param), "code": .optional(code)]]
     }

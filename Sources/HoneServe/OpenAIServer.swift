@@ -2,6 +2,7 @@ import Foundation
 import HoneKit
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 
 // MARK: - Server
@@ -18,24 +19,30 @@ public final class OpenAIServer: Sendable {
     public let apiKeys: [String]
     let created = Int(Date().timeIntervalSince1970)
     let log: @Sendable (String) -> Void
-    /// Bytes a request body may have.
-    let bodyLimit = 64 << 20
+    /// Bytes one request body may have (larger: 413). lm-eval's largest batches of token-id prompts stay far below.
+    public static let bodyLimit = 16 << 20
+    var bodyLimit: Int { Self.bodyLimit }
+    /// Bytes of bodies received at once across all connections (beyond: 503).
+    let bodyBudget = BodyBudget(limit: 256 << 20)
+    /// Seconds a connection may stay idle (no request, or headers not finished), and a body may take to arrive.
+    public let timeout: Double
 
     public init(engine: ServeEngine, modelName: String, adapterNames: [String], template: PromptTemplate,
-                apiKeys: [String], log: @escaping @Sendable (String) -> Void) {
+                apiKeys: [String], timeout: Double = 60, log: @escaping @Sendable (String) -> Void) {
         self.engine = engine
         self.modelName = modelName
         self.adapterNames = adapterNames
         self.template = template
         self.apiKeys = apiKeys
+        self.timeout = timeout
         self.log = log
     }
 
     var tokenizer: Tokenizer { engine.tokenizer }
 
     /// Every route, behind the request log and the API key check.
-    public func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func makeRouter() -> Router<ServeContext> {
+        let router = Router(context: ServeContext.self)
         router.add(middleware: RequestLogMiddleware(log: log))
         router.add(middleware: APIKeyMiddleware(keys: apiKeys))
         router.get("/health") { _, _ in
@@ -57,11 +64,11 @@ public final class OpenAIServer: Sendable {
             return self.json(entry.1)
         }
         router.get("/tokenizer_info") { _, _ in self.json(self.tokenizerInfo()) }
-        router.post("/tokenize") { request, _ in
-            try self.tokenize(RequestFields(body: try await self.body(request)))
+        router.post("/tokenize") { request, context in
+            try self.tokenize(RequestFields(body: try await self.body(request, context: context)))
         }
-        router.post("/detokenize") { request, _ in
-            try self.detokenize(RequestFields(body: try await self.body(request)))
+        router.post("/detokenize") { request, context in
+            try self.detokenize(RequestFields(body: try await self.body(request, context: context)))
         }
         router.post("/v1/chat/completions") { request, context in try await self.completion(request, context: context, chat: true) }
         router.post("/v1/completions") { request, context in try await self.completion(request, context: context, chat: false) }
@@ -70,7 +77,12 @@ public final class OpenAIServer: Sendable {
 
     /// Serves until SIGINT or SIGTERM (or until the task is cancelled); `onRunning` gets the bound port.
     public func run(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let app = Application(router: makeRouter(),
+        raiseOpenFileLimit()
+        // The idle timeout closes keep-alive connections left unused and connections whose headers never finish
+        // (slow clients); a request being answered is never cut by it.
+        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionWatchHandler()],
+                                              idleTimeout: .milliseconds(Int64(timeout * 1000)))
+        let app = Application(router: makeRouter(), server: .http1(configuration: http),
                               configuration: .init(address: .hostname(host, port: port), serverName: "hone"),
                               onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) })
         try await app.runService()
@@ -83,13 +95,46 @@ public final class OpenAIServer: Sendable {
                  body: .init(byteBuffer: ByteBuffer(string: value.text)))
     }
 
-    func body(_ request: Request) async throws -> Data {
-        do {
-            let buffer = try await request.body.collect(upTo: bodyLimit)
-            return Data(buffer.readableBytesView)
-        } catch {
-            throw APIError(status: .contentTooLarge, message: "The request body is larger than \(bodyLimit) bytes.",
-                           type: "invalid_request_error")
+    /// The request body, read within the size limit, the shared budget and the time limit. A body refused midway is
+    /// not read further: the connection closes after the error answer.
+    func body(_ request: Request, context: ServeContext) async throws -> Data {
+        let tooLarge = APIError(status: .contentTooLarge, message: "The request body is larger than \(bodyLimit) bytes.",
+                                type: "invalid_request_error", code: "request_too_large")
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > bodyLimit {
+            context.stopReading()
+            throw tooLarge
+        }
+        let budget = bodyBudget, limit = bodyLimit, body = request.body
+        let reserved = ReservedBytes()
+        defer { budget.release(reserved.count) }
+        let result: Result<Data, APIError>? = try await withThrowingTaskGroup(of: Result<Data, APIError>?.self) { group in
+            group.addTask {
+                var data = Data()
+                for try await buffer in body {
+                    guard data.count + buffer.readableBytes <= limit else { return .failure(tooLarge) }
+                    guard budget.reserve(buffer.readableBytes) else { return .failure(.busy) }
+                    reserved.add(buffer.readableBytes)
+                    data.append(contentsOf: buffer.readableBytesView)
+                }
+                return .success(data)
+            }
+            group.addTask {
+                try await Task.sleep(nanoseconds: UInt64(self.timeout * 1e9))
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            if first == nil || (try? first?.get()) == nil {
+                // The reader may be waiting for bytes that never come: ending the input ends its wait.
+                context.stopReading()
+            }
+            group.cancelAll()
+            return first
+        }
+        switch result {
+        case .success(let data)?: return data
+        case .failure(let error)?: throw error
+        case nil: throw APIError(status: .requestTimeout, message: "The request body did not arrive within \(timeout) seconds.",
+                                 type: "invalid_request_error", code: "request_timeout")
         }
     }
 
@@ -253,7 +298,7 @@ struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
-        guard !keys.isEmpty, path != "/health", path != "/" else { return try await next(request, context) }
+        guard !keys.isEmpty, path != "/health", !(path == "/" && request.method == .get) else { return try await next(request, context) }
         var given: String?
         if let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1)
