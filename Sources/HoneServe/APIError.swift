@@ -31,8 +31,8 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         APIError(status: .badRequest, message: message, type: "invalid_request_error", param: param, code: code)
     }
 
-    public static func contextLengthExceeded(tokens: Int, limit: Int, param: String) -> APIError {
-        invalid("This model's maximum context length is \(limit) tokens, but the prompt has \(tokens) tokens (at least one position must stay free for the answer).",
+    public static func contextLengthExceeded(tokens: Int, limit: Int, param: String, atLeast: Bool = false) -> APIError {
+        invalid("This model's maximum context length is \(limit) tokens, but the prompt has \(atLeast ? "at least " : "")\(tokens) tokens (at least one position must stay free for the answer).",
                 param: param, code: "context_length_exceeded")
     }
 

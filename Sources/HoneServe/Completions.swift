@@ -34,6 +34,14 @@ extension OpenAIServer {
         let adapter = try adapter(for: fields.string("model"))
         var plan = CompletionPlan(chat: chat, modelName: try fields.string("model") ?? modelName, adapter: adapter,
                                   prompts: [], promptTexts: [])
+        plan.n = try fields.int("n", range: 1...64) ?? 1
+        // Every prompt × choice becomes a job: a cap keeps one request from filling memory with them (an idle
+        // server otherwise takes a batch of any size).
+        if case .array(let items)? = fields.value("prompt"), !chat, items.count * plan.n > Self.maxChoices,
+           items.contains(where: { if case .int = $0 { return false } else { return true } }) {
+            throw APIError.invalid("A request may hold at most \(Self.maxChoices) prompts × n choices; it has \(items.count) × \(plan.n).",
+                                   param: "prompt")
+        }
         if chat {
             guard let messages = fields.value("messages") else { throw APIError.invalid("'messages' is required.", param: "messages") }
             plan.prompts = [try chatPrompt(messages)]
@@ -42,17 +50,20 @@ extension OpenAIServer {
             guard let prompt = fields.value("prompt") else { throw APIError.invalid("'prompt' is required.", param: "prompt") }
             let badPrompt = APIError.invalid("'prompt' must be a string, a list of strings, a list of token ids or a list of such lists.",
                                              param: "prompt")
-            let encode = { (text: String) in self.tokenizer.encode(text, addSpecialTokens: true, parseSpecial: true) }
+            let encode = { (text: String) throws -> [Int32] in
+                try self.refuseSurelyTooLong(text, param: "prompt")
+                return self.tokenizer.encode(text, addSpecialTokens: true, parseSpecial: true)
+            }
             switch prompt {
             case .string(let text):
-                plan.prompts = [encode(text)]
+                plan.prompts = [try encode(text)]
                 plan.promptTexts = [text]
             case .array(let items) where !items.isEmpty:
                 switch items[0] {
                 case .string:
                     for item in items {
                         guard case .string(let text) = item else { throw badPrompt }
-                        plan.prompts.append(encode(text))
+                        plan.prompts.append(try encode(text))
                         plan.promptTexts.append(text)
                     }
                 case .int:
@@ -97,7 +108,6 @@ extension OpenAIServer {
         plan.logitBias = try logitBias(fields)
         if let seed = try fields.int("seed", range: Int(Int64.min)...Int(Int64.max)) { plan.seed = UInt64(bitPattern: Int64(seed)) }
         plan.stop = try fields.stop()
-        plan.n = try fields.int("n", range: 1...64) ?? 1
         if chat {
             if try fields.bool("logprobs") == true { plan.logprobs = try fields.int("top_logprobs", range: 0...20) ?? 0 }
         } else {
@@ -175,15 +185,24 @@ extension OpenAIServer {
 
     // MARK: Handling
 
+    /// Prompts × choices one request may hold.
+    static let maxChoices = 1024
+
     func completion(_ request: Request, context: ServeContext, chat: Bool) async throws -> Response {
-        let fields = try RequestFields(body: try await body(request, context: context))
-        return try await answer(fields, chat: chat, watch: await context.connectionWatch())
+        let data = try await body(request, context: context)
+        // Parsing and tokenizing run on the server's few work threads, and only the plan (token ids) outlives them.
+        let plan = try await offload { try self.plan(RequestFields(body: data), chat: chat) }
+        return try await answer(plan, watch: await context.connectionWatch())
     }
 
     /// Runs a request's jobs. They are cancelled (their slots freed at the next step) when the client goes away:
     /// its connection's input ends or the connection closes, or, while streaming, a write fails.
-    private func answer(_ fields: RequestFields, chat: Bool, watch: ConnectionWatch?) async throws -> Response {
-        let plan = try self.plan(fields, chat: chat)
+    private func answer(_ plan: CompletionPlan, watch: ConnectionWatch?) async throws -> Response {
+        let chat = plan.chat
+        guard plan.prompts.count * plan.n <= Self.maxChoices else {
+            throw APIError.invalid("A request may hold at most \(Self.maxChoices) prompts × n choices; it has \(plan.prompts.count) × \(plan.n).",
+                                   param: "prompt")
+        }
         let requests = engineRequests(plan)
         let (events, continuation) = AsyncStream<(Int, EngineEvent)>.makeStream()
         guard let jobs = engine.submit(requests, sink: { continuation.yield(($0, $1)) }) else {

@@ -27,8 +27,22 @@ public final class OpenAIServer: Sendable {
     /// Seconds a connection may stay idle (no request, or headers not finished), and a body may take to arrive.
     public let timeout: Double
 
+    /// Bytes of text /tokenize takes (whole documents for lm-eval's rolling log-likelihoods are far smaller).
+    static let tokenizeLimit = 1 << 20
+    /// Where request bodies are parsed and tokenized (two at a time).
+    let workers: OperationQueue = {
+        let queue = OperationQueue()
+        queue.maxConcurrentOperationCount = 2
+        queue.name = "hone-serve-parse"
+        return queue
+    }()
+    /// Bytes of the longest token's text.
+    let longestToken: Int
+
     public init(engine: ServeEngine, modelName: String, adapterNames: [String], template: PromptTemplate,
                 apiKeys: [String], timeout: Double = 60, log: @escaping @Sendable (String) -> Void) {
+        let tokenizer = engine.tokenizer
+        longestToken = max(1, (0..<Int32(tokenizer.vocabularySize)).map { tokenizer.tokenBytes($0, includeSpecial: true).count }.max() ?? 1)
         self.engine = engine
         self.modelName = modelName
         self.adapterNames = adapterNames
@@ -65,10 +79,12 @@ public final class OpenAIServer: Sendable {
         }
         router.get("/tokenizer_info") { _, _ in self.json(self.tokenizerInfo()) }
         router.post("/tokenize") { request, context in
-            try self.tokenize(RequestFields(body: try await self.body(request, context: context)))
+            let data = try await self.body(request, context: context)
+            return try await self.offload { try self.tokenize(RequestFields(body: data)) }
         }
         router.post("/detokenize") { request, context in
-            try self.detokenize(RequestFields(body: try await self.body(request, context: context)))
+            let data = try await self.body(request, context: context)
+            return try await self.offload { try self.detokenize(RequestFields(body: data)) }
         }
         router.post("/v1/chat/completions") { request, context in try await self.completion(request, context: context, chat: true) }
         router.post("/v1/completions") { request, context in try await self.completion(request, context: context, chat: false) }
@@ -89,6 +105,23 @@ public final class OpenAIServer: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Runs parsing and tokenizing on `workers`, so that a huge body keeps neither the event loops nor Swift's
+    /// cooperative threads busy, and at most two bodies are expanded into JSON values at once (bounded memory).
+    func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            workers.addOperation { continuation.resume(with: Result(catching: work)) }
+        }
+    }
+
+    /// Refuses a text that cannot fit in the context whatever it tokenizes to, before tokenizing it: no token
+    /// covers more than `longestToken` bytes (a margin of 4 covers normalizers that shorten text).
+    func refuseSurelyTooLong(_ text: String, param: String) throws {
+        let fewestTokens = text.utf8.count / (4 * longestToken)
+        if fewestTokens >= engine.contextLimit {
+            throw APIError.contextLengthExceeded(tokens: fewestTokens, limit: engine.contextLimit, param: param, atLeast: true)
+        }
+    }
 
     func json(_ value: JSONOutput, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json"],
@@ -183,11 +216,15 @@ public final class OpenAIServer: Sendable {
         let addSpecial = try fields.bool("add_special_tokens") ?? true
         let tokens: [Int32]
         if let messages = fields.value("messages") {
-            let prompt = try chatPrompt(messages, addGenerationPrompt: try fields.bool("add_generation_prompt") ?? true)
+            let prompt = try chatPrompt(messages, addGenerationPrompt: try fields.bool("add_generation_prompt") ?? true, checkLength: false)
             tokens = prompt
         } else {
             guard let prompt = try fields.string("prompt") ?? fields.string("text") else {
                 throw APIError.invalid("'prompt' (a string) or 'messages' is required.", param: "prompt")
+            }
+            // A bound on the text: tokenizing one multi-megabyte word costs far more than linear time.
+            guard prompt.utf8.count <= Self.tokenizeLimit else {
+                throw APIError.invalid("/tokenize takes at most \(Self.tokenizeLimit) bytes of text per request.", param: "prompt")
             }
             tokens = tokenizer.encode(prompt, addSpecialTokens: addSpecial, parseSpecial: true)
         }
@@ -223,7 +260,7 @@ public final class OpenAIServer: Sendable {
     // MARK: Chat prompts
 
     /// The prompt ids of a `messages` list, rendered with the server's template.
-    func chatPrompt(_ value: JinjaValue, addGenerationPrompt: Bool = true) throws -> [Int32] {
+    func chatPrompt(_ value: JinjaValue, addGenerationPrompt: Bool = true, checkLength: Bool = true) throws -> [Int32] {
         guard case .array(let items) = value, !items.isEmpty else {
             throw APIError.invalid("'messages' must be a non-empty list of {\"role\", \"content\"} objects.", param: "messages")
         }
@@ -257,6 +294,7 @@ public final class OpenAIServer: Sendable {
             throw APIError.invalid("The messages cannot be rendered with the '\(template.name)' template: \(error.description)",
                                    param: "messages")
         }
+        if checkLength { try refuseSurelyTooLong(text, param: "messages") }
         // Templates that write special tokens in their text have them parsed; plain instruction templates do not.
         let parseSpecial = template.chatTemplate != nil || template.promptNoInput == nil
         return tokenizer.encode(text, addSpecialTokens: template.addsBOS, parseSpecial: parseSpecial)

@@ -191,7 +191,7 @@ public final class ServeEngine: @unchecked Sendable {
         return (waiting.count, slots.filter { $0.active != nil }.count)
     }
 
-    /// Jobs ended so far: run to their end, and cancelled while running (their client went away).
+    /// Jobs ended so far: run to their end, and cancelled while running or waiting (their client went away).
     public var counts: (finished: Int, cancelled: Int) {
         condition.lock()
         defer { condition.unlock() }
@@ -279,7 +279,10 @@ public final class ServeEngine: @unchecked Sendable {
 
     /// Ends waiting jobs whose clients went away. Call with the lock held.
     private func dropCancelledWaiting() {
-        for job in waiting where job.isCancelled { job.sink(Self.cancelledEvent(job)) }
+        for job in waiting where job.isCancelled {
+            cancelledCount += 1
+            job.sink(Self.cancelledEvent(job))
+        }
         waiting.removeAll { $0.isCancelled }
     }
 

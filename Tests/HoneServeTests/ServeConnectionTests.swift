@@ -96,6 +96,23 @@ import Testing
         #expect(try await server.post("/v1/completions", ["prompt": "Hi", "max_tokens": 2]).status == 200)
     }
 
+    /// Requests whose size would cost the server far more than their bytes are refused before that cost: too many
+    /// prompts × choices (jobs), and text that cannot fit the context whatever it tokenizes to (not tokenized).
+    @Test func costlyRequestsAreRefusedEarly() async throws {
+        let server = try await TestServer.tiny()
+        defer { Task { await server.stop() } }
+        let many = try await server.post("/v1/completions", ["prompt": [[Int]](repeating: [1, 2], count: 600), "n": 2, "max_tokens": 1])
+        #expect(many.status == 400 && many.json.error["param"] as? String == "prompt", "\(many.body)")
+        let manyTexts = try await server.post("/v1/completions", ["prompt": [String](repeating: "Hi", count: 1025), "max_tokens": 1])
+        #expect(manyTexts.status == 400, "\(manyTexts.body)")
+        let long = String(repeating: "x", count: 1 << 20)
+        for reply in [try await server.post("/v1/completions", ["prompt": long]),
+                      try await server.post("/v1/chat/completions", ["messages": [["role": "user", "content": long]]])] {
+            #expect(reply.status == 400 && reply.json.error["code"] as? String == "context_length_exceeded", "\(reply.body.prefix(300))")
+            #expect((reply.json.error["message"] as? String)?.contains("at least") == true, "refused before tokenizing")
+        }
+    }
+
     /// A client that goes away mid-stream frees its slot at once, and the answers of the clients still there are
     /// the same as when they run alone.
     @Test func cancelledStreamLeavesOthersUnchanged() async throws {
