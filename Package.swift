@@ -13,6 +13,8 @@ let package = Package(
     products: [
         .executable(name: "hone", targets: ["hone"]),
         .library(name: "HoneKit", targets: ["HoneKit"]),
+        // For the fuzz harness (tools/fuzz), which fuzzes the server's request bodies too.
+        .library(name: "HoneServe", targets: ["HoneServe"]),
         // Test-only: an LD_PRELOAD library that makes the Nth write, fsync or rename fail (fault-injection tests).
         .library(name: "HoneFaultInjection", type: .dynamic, targets: ["HoneFaultInjection"]),
     ],

@@ -31,8 +31,8 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         APIError(status: .badRequest, message: message, type: "invalid_request_error", param: param, code: code)
     }
 
-    public static func contextLengthExceeded(tokens: Int, limit: Int, param: String) -> APIError {
-        invalid("This model's maximum context length is \(limit) tokens, but the prompt has \(tokens) tokens (at least one position must stay free for the answer).",
+    public static func contextLengthExceeded(tokens: Int, limit: Int, param: String, atLeast: Bool = false) -> APIError {
+        invalid("This model's maximum context length is \(limit) tokens, but the prompt has \(atLeast ? "at least " : "")\(tokens) tokens (at least one position must stay free for the answer).",
                 param: param, code: "context_length_exceeded")
     }
 
@@ -46,6 +46,10 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
 
     public static let queueFull = APIError(status: .serviceUnavailable, message: "The server is busy: every slot is in use and the queue is full; retry later.",
                                            type: "server_error", code: "server_busy", retryAfter: 1)
+
+    /// Too many request bodies arrive at once (their shared budget is spent).
+    public static let busy = APIError(status: .serviceUnavailable, message: "The server is receiving too much request data at once; retry later.",
+                                      type: "server_error", code: "server_busy", retryAfter: 1)
 
     public var json: JSONOutput {
         ["error": ["message": .string(message), "type": .string(type), "param": .optional(param), "code": .optional(code)]]

@@ -86,6 +86,12 @@ async function loadModels() {
   try {
     const response = await fetch("/v1/models", { headers: headers() });
     const body = await response.json();
+    if (response.status === 401) {
+      // The page itself is open; every API call needs the key, so ask for it.
+      addMessage("error", "This server needs an API key: type it in the 'API key' field.");
+      $("key").focus();
+      return;
+    }
     if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
     const select = $("model");
     select.innerHTML = "";

@@ -6,37 +6,6 @@ import NIOCore
 
 // MARK: - Completion requests
 
-/// Cancels a request's jobs when its client goes away, also if that happens before they are submitted.
-final class CancelOnClose: @unchecked Sendable {
-    private let lock = NSLock()
-    private var jobs: [ServeEngine.Job] = []
-    private var fired = false
-
-    func watch(_ jobs: [ServeEngine.Job]) {
-        lock.lock()
-        self.jobs = jobs
-        let cancelNow = fired
-        lock.unlock()
-        if cancelNow { for job in jobs { job.cancel() } }
-    }
-
-    /// Forgets the jobs: a later `fire` does nothing.
-    func stopWatching() {
-        lock.lock()
-        jobs.removeAll()
-        lock.unlock()
-    }
-
-    func fire() {
-        lock.lock()
-        fired = true
-        let current = jobs
-        jobs.removeAll()
-        lock.unlock()
-        for job in current { job.cancel() }
-    }
-}
-
 /// What a chat or text completion request asks for, read and checked before anything runs.
 struct CompletionPlan: Sendable {
     var chat: Bool
@@ -50,6 +19,7 @@ struct CompletionPlan: Sendable {
     var seed: UInt64?
     var frequencyPenalty: Float = 0
     var presencePenalty: Float = 0
+    var logitBias: [Int32: Float] = [:]
     var stop: [String] = []
     var n = 1
     /// Generated-token log-probabilities with this many alternatives.
@@ -64,6 +34,14 @@ extension OpenAIServer {
         let adapter = try adapter(for: fields.string("model"))
         var plan = CompletionPlan(chat: chat, modelName: try fields.string("model") ?? modelName, adapter: adapter,
                                   prompts: [], promptTexts: [])
+        plan.n = try fields.int("n", range: 1...64) ?? 1
+        // Every prompt × choice becomes a job: a cap keeps one request from filling memory with them (an idle
+        // server otherwise takes a batch of any size).
+        if case .array(let items)? = fields.value("prompt"), !chat, items.count * plan.n > Self.maxChoices,
+           items.contains(where: { if case .int = $0 { return false } else { return true } }) {
+            throw APIError.invalid("A request may hold at most \(Self.maxChoices) prompts × n choices; it has \(items.count) × \(plan.n).",
+                                   param: "prompt")
+        }
         if chat {
             guard let messages = fields.value("messages") else { throw APIError.invalid("'messages' is required.", param: "messages") }
             plan.prompts = [try chatPrompt(messages)]
@@ -72,17 +50,20 @@ extension OpenAIServer {
             guard let prompt = fields.value("prompt") else { throw APIError.invalid("'prompt' is required.", param: "prompt") }
             let badPrompt = APIError.invalid("'prompt' must be a string, a list of strings, a list of token ids or a list of such lists.",
                                              param: "prompt")
-            let encode = { (text: String) in self.tokenizer.encode(text, addSpecialTokens: true, parseSpecial: true) }
+            let encode = { (text: String) throws -> [Int32] in
+                try self.refuseSurelyTooLong(text, param: "prompt")
+                return self.tokenizer.encode(text, addSpecialTokens: true, parseSpecial: true)
+            }
             switch prompt {
             case .string(let text):
-                plan.prompts = [encode(text)]
+                plan.prompts = [try encode(text)]
                 plan.promptTexts = [text]
             case .array(let items) where !items.isEmpty:
                 switch items[0] {
                 case .string:
                     for item in items {
                         guard case .string(let text) = item else { throw badPrompt }
-                        plan.prompts.append(encode(text))
+                        plan.prompts.append(try encode(text))
                         plan.promptTexts.append(text)
                     }
                 case .int:
@@ -124,9 +105,9 @@ extension OpenAIServer {
         plan.sampling.repetitionPenalty = Float(try fields.number("repetition_penalty", range: 0.0001...100) ?? 1)
         plan.frequencyPenalty = Float(try fields.number("frequency_penalty", range: -2...2) ?? 0)
         plan.presencePenalty = Float(try fields.number("presence_penalty", range: -2...2) ?? 0)
+        plan.logitBias = try logitBias(fields)
         if let seed = try fields.int("seed", range: Int(Int64.min)...Int(Int64.max)) { plan.seed = UInt64(bitPattern: Int64(seed)) }
         plan.stop = try fields.stop()
-        plan.n = try fields.int("n", range: 1...64) ?? 1
         if chat {
             if try fields.bool("logprobs") == true { plan.logprobs = try fields.int("top_logprobs", range: 0...20) ?? 0 }
         } else {
@@ -137,6 +118,47 @@ extension OpenAIServer {
             plan.includeUsage = try options.bool("include_usage") ?? false
         }
         return plan
+    }
+
+    /// `logit_bias`: OpenAI's object of token id (a string, as JSON keys are) → bias in [-100, 100], or the list of
+    /// [id, bias] pairs llama-server also takes. An id outside the vocabulary is a 400, not silently dropped.
+    func logitBias(_ fields: RequestFields) throws -> [Int32: Float] {
+        guard let value = fields.value("logit_bias") else { return [:] }
+        let vocabulary = engine.model.config.vocabularySize
+        let bad = APIError.invalid("'logit_bias' must map token ids to numbers between -100 and 100.", param: "logit_bias")
+        var pairs: [(JinjaValue, JinjaValue)] = []
+        switch value {
+        case .dictionary(let map): pairs = map.keys.map { ($0, map[$0] ?? .none) }
+        case .array(let items):
+            for item in items {
+                guard case .array(let pair) = item, pair.count == 2 else { throw bad }
+                pairs.append((pair[0], pair[1]))
+            }
+        default: throw bad
+        }
+        var result: [Int32: Float] = [:]
+        for (key, number) in pairs {
+            let id: Int
+            switch key {
+            case .int(let integer): id = integer
+            case .string(let text):
+                guard let integer = Int(text.trimmingCharacters(in: .whitespaces)) else { throw bad }
+                id = integer
+            default: throw bad
+            }
+            guard id >= 0, id < vocabulary else {
+                throw APIError.invalid("Token id \(id) in 'logit_bias' is outside the vocabulary (0..<\(vocabulary)).", param: "logit_bias")
+            }
+            let bias: Double
+            switch number {
+            case .int(let integer): bias = Double(integer)
+            case .double(let real): bias = real
+            default: throw bad
+            }
+            guard bias.isFinite, (-100...100).contains(bias) else { throw bad }
+            result[Int32(id)] = Float(bias)
+        }
+        return result
     }
 
     /// The engine requests of a plan: each prompt `n` times, each choice with its own seed.
@@ -150,6 +172,7 @@ extension OpenAIServer {
                 var request = EngineRequest(prompt: prompt, maxNewTokens: min(plan.maxTokens ?? room, room), sampling: sampling)
                 request.frequencyPenalty = plan.frequencyPenalty
                 request.presencePenalty = plan.presencePenalty
+                request.logitBias = plan.logitBias
                 request.stop = plan.stop + (plan.chat ? template.stopStrings : [])
                 request.adapter = plan.adapter
                 request.logprobs = plan.logprobs
@@ -162,32 +185,24 @@ extension OpenAIServer {
 
     // MARK: Handling
 
-    func completion(_ request: Request, context: BasicRequestContext, chat: Bool) async throws -> Response {
-        // The slots free themselves when the answer is no longer wanted: a write fails, or the inbound stream of
-        // the connection ends while the answer is made (a client waiting for a whole answer sends nothing more,
-        // so that is the only sign it went away). Watching the inbound stream consumes it, so the connection
-        // closes after the answer, and every answer here says so in a Connection: close header.
-        let cancel = CancelOnClose()
-        var response = try await request.body.consumeWithInboundCloseHandler({ body in
-            do {
-                let data: Data
-                do {
-                    data = Data(try await body.collect(upTo: self.bodyLimit).readableBytesView)
-                } catch {
-                    throw APIError(status: .contentTooLarge, message: "The request body is larger than \(self.bodyLimit) bytes.",
-                                   type: "invalid_request_error")
-                }
-                return try await self.answer(RequestFields(body: data), chat: chat, cancel: cancel)
-            } catch let error as APIError {
-                return try error.response(from: request, context: context)
-            }
-        }, onInboundClosed: { cancel.fire() })
-        response.headers[.connection] = "close"
-        return response
+    /// Prompts × choices one request may hold.
+    static let maxChoices = 1024
+
+    func completion(_ request: Request, context: ServeContext, chat: Bool) async throws -> Response {
+        let data = try await body(request, context: context)
+        // Parsing and tokenizing run on the server's few work threads, and only the plan (token ids) outlives them.
+        let plan = try await offload { try self.plan(RequestFields(body: data), chat: chat) }
+        return try await answer(plan, watch: await context.connectionWatch())
     }
 
-    private func answer(_ fields: RequestFields, chat: Bool, cancel: CancelOnClose) async throws -> Response {
-        let plan = try self.plan(fields, chat: chat)
+    /// Runs a request's jobs. They are cancelled (their slots freed at the next step) when the client goes away:
+    /// its connection's input ends or the connection closes, or, while streaming, a write fails.
+    private func answer(_ plan: CompletionPlan, watch: ConnectionWatch?) async throws -> Response {
+        let chat = plan.chat
+        guard plan.prompts.count * plan.n <= Self.maxChoices else {
+            throw APIError.invalid("A request may hold at most \(Self.maxChoices) prompts × n choices; it has \(plan.prompts.count) × \(plan.n).",
+                                   param: "prompt")
+        }
         let requests = engineRequests(plan)
         let (events, continuation) = AsyncStream<(Int, EngineEvent)>.makeStream()
         guard let jobs = engine.submit(requests, sink: { continuation.yield(($0, $1)) }) else {
@@ -195,15 +210,17 @@ extension OpenAIServer {
             throw APIError.queueFull
         }
         continuation.onTermination = { _ in for job in jobs { job.cancel() } }
-        cancel.watch(jobs)
+        let watching = watch?.onGone { for job in jobs { job.cancel() } }
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         if plan.stream {
-            // The inbound watch ends with this handler, before the events are written; from here on a failed
-            // write is what tells that the client went away.
-            cancel.stopWatching()
-            return streamingResponse(plan, id: id, count: requests.count, events: events, continuation: continuation)
+            return streamingResponse(plan, id: id, count: requests.count, events: events, continuation: continuation) {
+                watch?.remove(watching)
+            }
         }
-        defer { continuation.finish() }
+        defer {
+            watch?.remove(watching)
+            continuation.finish()
+        }
         return try await wholeResponse(plan, id: id, count: requests.count, events: events)
     }
 
@@ -348,11 +365,15 @@ extension OpenAIServer {
     // MARK: Streaming
 
     func streamingResponse(_ plan: CompletionPlan, id: String, count: Int, events: AsyncStream<(Int, EngineEvent)>,
-                           continuation: AsyncStream<(Int, EngineEvent)>.Continuation) -> Response {
+                           continuation: AsyncStream<(Int, EngineEvent)>.Continuation,
+                           onEnd: @escaping @Sendable () -> Void) -> Response {
         let created = Int(Date().timeIntervalSince1970)
         let object = plan.chat ? "chat.completion.chunk" : "text_completion"
         let body = ResponseBody { writer in
-            defer { continuation.finish() }
+            defer {
+                onEnd()
+                continuation.finish()
+            }
             func send(_ value: JSONOutput) async throws {
                 try await writer.write(ByteBuffer(string: "data: \(value.text)\n\n"))
             }

@@ -2,6 +2,7 @@ import Foundation
 import HoneKit
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 
 // MARK: - Server
@@ -18,24 +19,44 @@ public final class OpenAIServer: Sendable {
     public let apiKeys: [String]
     let created = Int(Date().timeIntervalSince1970)
     let log: @Sendable (String) -> Void
-    /// Bytes a request body may have.
-    let bodyLimit = 64 << 20
+    /// Bytes one request body may have (larger: 413). lm-eval's largest batches of token-id prompts stay far below.
+    public static let bodyLimit = 16 << 20
+    var bodyLimit: Int { Self.bodyLimit }
+    /// Bytes of bodies received at once across all connections (beyond: 503).
+    let bodyBudget = BodyBudget(limit: 256 << 20)
+    /// Seconds a connection may stay idle (no request, or headers not finished), and a body may take to arrive.
+    public let timeout: Double
+
+    /// Bytes of text /tokenize takes (whole documents for lm-eval's rolling log-likelihoods are far smaller).
+    static let tokenizeLimit = 1 << 20
+    /// Where request bodies are parsed and tokenized (two at a time).
+    let workers: OperationQueue = {
+        let queue = OperationQueue()
+        queue.maxConcurrentOperationCount = 2
+        queue.name = "hone-serve-parse"
+        return queue
+    }()
+    /// Bytes of the longest token's text.
+    let longestToken: Int
 
     public init(engine: ServeEngine, modelName: String, adapterNames: [String], template: PromptTemplate,
-                apiKeys: [String], log: @escaping @Sendable (String) -> Void) {
+                apiKeys: [String], timeout: Double = 60, log: @escaping @Sendable (String) -> Void) {
+        let tokenizer = engine.tokenizer
+        longestToken = max(1, (0..<Int32(tokenizer.vocabularySize)).map { tokenizer.tokenBytes($0, includeSpecial: true).count }.max() ?? 1)
         self.engine = engine
         self.modelName = modelName
         self.adapterNames = adapterNames
         self.template = template
         self.apiKeys = apiKeys
+        self.timeout = timeout
         self.log = log
     }
 
     var tokenizer: Tokenizer { engine.tokenizer }
 
     /// Every route, behind the request log and the API key check.
-    public func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func makeRouter() -> Router<ServeContext> {
+        let router = Router(context: ServeContext.self)
         router.add(middleware: RequestLogMiddleware(log: log))
         router.add(middleware: APIKeyMiddleware(keys: apiKeys))
         router.get("/health") { _, _ in
@@ -57,11 +78,13 @@ public final class OpenAIServer: Sendable {
             return self.json(entry.1)
         }
         router.get("/tokenizer_info") { _, _ in self.json(self.tokenizerInfo()) }
-        router.post("/tokenize") { request, _ in
-            try self.tokenize(RequestFields(body: try await self.body(request)))
+        router.post("/tokenize") { request, context in
+            let data = try await self.body(request, context: context)
+            return try await self.offload { try self.tokenize(RequestFields(body: data)) }
         }
-        router.post("/detokenize") { request, _ in
-            try self.detokenize(RequestFields(body: try await self.body(request)))
+        router.post("/detokenize") { request, context in
+            let data = try await self.body(request, context: context)
+            return try await self.offload { try self.detokenize(RequestFields(body: data)) }
         }
         router.post("/v1/chat/completions") { request, context in try await self.completion(request, context: context, chat: true) }
         router.post("/v1/completions") { request, context in try await self.completion(request, context: context, chat: false) }
@@ -70,7 +93,12 @@ public final class OpenAIServer: Sendable {
 
     /// Serves until SIGINT or SIGTERM (or until the task is cancelled); `onRunning` gets the bound port.
     public func run(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let app = Application(router: makeRouter(),
+        raiseOpenFileLimit()
+        // The idle timeout closes keep-alive connections left unused and connections whose headers never finish
+        // (slow clients); a request being answered is never cut by it.
+        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionWatchHandler()],
+                                              idleTimeout: .milliseconds(Int64(timeout * 1000)))
+        let app = Application(router: makeRouter(), server: .http1(configuration: http),
                               configuration: .init(address: .hostname(host, port: port), serverName: "hone"),
                               onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) })
         try await app.runService()
@@ -78,18 +106,68 @@ public final class OpenAIServer: Sendable {
 
     // MARK: Helpers
 
+    /// Runs parsing and tokenizing on `workers`, so that a huge body keeps neither the event loops nor Swift's
+    /// cooperative threads busy, and at most two bodies are expanded into JSON values at once (bounded memory).
+    func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            workers.addOperation { continuation.resume(with: Result(catching: work)) }
+        }
+    }
+
+    /// Refuses a text that cannot fit in the context whatever it tokenizes to, before tokenizing it: no token
+    /// covers more than `longestToken` bytes (a margin of 4 covers normalizers that shorten text).
+    func refuseSurelyTooLong(_ text: String, param: String) throws {
+        let fewestTokens = text.utf8.count / (4 * longestToken)
+        if fewestTokens >= engine.contextLimit {
+            throw APIError.contextLengthExceeded(tokens: fewestTokens, limit: engine.contextLimit, param: param, atLeast: true)
+        }
+    }
+
     func json(_ value: JSONOutput, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json"],
                  body: .init(byteBuffer: ByteBuffer(string: value.text)))
     }
 
-    func body(_ request: Request) async throws -> Data {
-        do {
-            let buffer = try await request.body.collect(upTo: bodyLimit)
-            return Data(buffer.readableBytesView)
-        } catch {
-            throw APIError(status: .contentTooLarge, message: "The request body is larger than \(bodyLimit) bytes.",
-                           type: "invalid_request_error")
+    /// The request body, read within the size limit, the shared budget and the time limit. A body refused midway is
+    /// not read further: the connection closes after the error answer.
+    func body(_ request: Request, context: ServeContext) async throws -> Data {
+        let tooLarge = APIError(status: .contentTooLarge, message: "The request body is larger than \(bodyLimit) bytes.",
+                                type: "invalid_request_error", code: "request_too_large")
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > bodyLimit {
+            context.stopReading()
+            throw tooLarge
+        }
+        let budget = bodyBudget, limit = bodyLimit, body = request.body
+        let reserved = ReservedBytes()
+        defer { budget.release(reserved.count) }
+        let result: Result<Data, APIError>? = try await withThrowingTaskGroup(of: Result<Data, APIError>?.self) { group in
+            group.addTask {
+                var data = Data()
+                for try await buffer in body {
+                    guard data.count + buffer.readableBytes <= limit else { return .failure(tooLarge) }
+                    guard budget.reserve(buffer.readableBytes) else { return .failure(.busy) }
+                    reserved.add(buffer.readableBytes)
+                    data.append(contentsOf: buffer.readableBytesView)
+                }
+                return .success(data)
+            }
+            group.addTask {
+                try await Task.sleep(nanoseconds: UInt64(self.timeout * 1e9))
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            if first == nil || (try? first?.get()) == nil {
+                // The reader may be waiting for bytes that never come: ending the input ends its wait.
+                context.stopReading()
+            }
+            group.cancelAll()
+            return first
+        }
+        switch result {
+        case .success(let data)?: return data
+        case .failure(let error)?: throw error
+        case nil: throw APIError(status: .requestTimeout, message: "The request body did not arrive within \(timeout) seconds.",
+                                 type: "invalid_request_error", code: "request_timeout")
         }
     }
 
@@ -138,11 +216,15 @@ public final class OpenAIServer: Sendable {
         let addSpecial = try fields.bool("add_special_tokens") ?? true
         let tokens: [Int32]
         if let messages = fields.value("messages") {
-            let prompt = try chatPrompt(messages, addGenerationPrompt: try fields.bool("add_generation_prompt") ?? true)
+            let prompt = try chatPrompt(messages, addGenerationPrompt: try fields.bool("add_generation_prompt") ?? true, checkLength: false)
             tokens = prompt
         } else {
             guard let prompt = try fields.string("prompt") ?? fields.string("text") else {
                 throw APIError.invalid("'prompt' (a string) or 'messages' is required.", param: "prompt")
+            }
+            // A bound on the text: tokenizing one multi-megabyte word costs far more than linear time.
+            guard prompt.utf8.count <= Self.tokenizeLimit else {
+                throw APIError.invalid("/tokenize takes at most \(Self.tokenizeLimit) bytes of text per request.", param: "prompt")
             }
             tokens = tokenizer.encode(prompt, addSpecialTokens: addSpecial, parseSpecial: true)
         }
@@ -178,7 +260,7 @@ public final class OpenAIServer: Sendable {
     // MARK: Chat prompts
 
     /// The prompt ids of a `messages` list, rendered with the server's template.
-    func chatPrompt(_ value: JinjaValue, addGenerationPrompt: Bool = true) throws -> [Int32] {
+    func chatPrompt(_ value: JinjaValue, addGenerationPrompt: Bool = true, checkLength: Bool = true) throws -> [Int32] {
         guard case .array(let items) = value, !items.isEmpty else {
             throw APIError.invalid("'messages' must be a non-empty list of {\"role\", \"content\"} objects.", param: "messages")
         }
@@ -212,6 +294,7 @@ public final class OpenAIServer: Sendable {
             throw APIError.invalid("The messages cannot be rendered with the '\(template.name)' template: \(error.description)",
                                    param: "messages")
         }
+        if checkLength { try refuseSurelyTooLong(text, param: "messages") }
         // Templates that write special tokens in their text have them parsed; plain instruction templates do not.
         let parseSpecial = template.chatTemplate != nil || template.promptNoInput == nil
         return tokenizer.encode(text, addSpecialTokens: template.addsBOS, parseSpecial: parseSpecial)
@@ -253,7 +336,7 @@ struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
-        guard !keys.isEmpty, path != "/health", path != "/" else { return try await next(request, context) }
+        guard !keys.isEmpty, path != "/health", !(path == "/" && request.method == .get) else { return try await next(request, context) }
         var given: String?
         if let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1)

@@ -8,10 +8,13 @@ public struct EngineRequest: Sendable {
     public var prompt: [Int32]
     public var maxNewTokens: Int
     public var sampling: SamplingParameters
-    /// OpenAI's penalties: subtracted from a token's logit, per occurrence (frequency) and once (presence), counting
-    /// generated tokens only.
+    /// OpenAI's penalties: logit -= count * frequency + (count > 0) * presence, where count is how often the token
+    /// was generated so far in this answer. OpenAI counts sampled tokens only, and so does Hone; llama-server also
+    /// counts the prompt's tokens within its last-64-token window, so its answers differ when penalties are set.
     public var frequencyPenalty: Float = 0
     public var presencePenalty: Float = 0
+    /// OpenAI's `logit_bias`: added to a token's logit before the penalties and sampling; -100 bans the token.
+    public var logitBias: [Int32: Float] = [:]
     public var stop: [String] = []
     /// Index into the engine's adapters; nil runs the base model.
     public var adapter: Int?
@@ -188,7 +191,7 @@ public final class ServeEngine: @unchecked Sendable {
         return (waiting.count, slots.filter { $0.active != nil }.count)
     }
 
-    /// Jobs ended so far: run to their end, and cancelled while running (their client went away).
+    /// Jobs ended so far: run to their end, and cancelled while running or waiting (their client went away).
     public var counts: (finished: Int, cancelled: Int) {
         condition.lock()
         defer { condition.unlock() }
@@ -276,7 +279,10 @@ public final class ServeEngine: @unchecked Sendable {
 
     /// Ends waiting jobs whose clients went away. Call with the lock held.
     private func dropCancelledWaiting() {
-        for job in waiting where job.isCancelled { job.sink(Self.cancelledEvent(job)) }
+        for job in waiting where job.isCancelled {
+            cancelledCount += 1
+            job.sink(Self.cancelledEvent(job))
+        }
         waiting.removeAll { $0.isCancelled }
     }
 
@@ -420,9 +426,13 @@ public final class ServeEngine: @unchecked Sendable {
     private func sample(_ active: Active, logits row: UnsafeMutablePointer<Float>) -> (id: Int32, logprob: TokenLogprob?) {
         let request = active.job.request
         let vocabulary = model.config.vocabularySize
-        // Log-probabilities are the model's own, before penalties and sampling settings (as OpenAI reports them).
+        // Log-probabilities are the model's own, before bias, penalties and sampling settings (as OpenAI reports them).
         var snapshot: [Float]?
         if request.logprobs != nil { snapshot = Array(UnsafeBufferPointer(start: row, count: vocabulary)) }
+        // -100 is a ban whatever the logits' scale (OpenAI: "should result in a ban"), so it is -inf, not a shift.
+        for (token, bias) in request.logitBias where Int(token) < vocabulary {
+            row[Int(token)] = bias <= -100 ? -.infinity : row[Int(token)] + bias
+        }
         if request.frequencyPenalty != 0 || request.presencePenalty != 0 {
             for (token, count) in active.counts where Int(token) < vocabulary {
                 row[Int(token)] -= Float(count) * request.frequencyPenalty + request.presencePenalty

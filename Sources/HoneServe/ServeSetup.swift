@@ -16,6 +16,8 @@ public struct ServeSetup: Sendable {
     /// Requests that may wait for a slot before the server answers 503; nil: 4 per slot.
     public var queueSize: Int?
     public var apiKeys: [String] = []
+    /// Seconds a connection may stay idle or take to send its request's headers or body.
+    public var timeout: Double = 60
     /// The name clients use for the base model; nil: the model file's or directory's name.
     public var alias: String?
 
@@ -41,6 +43,7 @@ public struct ServeSetup: Sendable {
     /// Opens the model and adapters and starts the engine; the server is ready to run.
     public func makeServer(log: @escaping @Sendable (String) -> Void) throws -> OpenAIServer {
         guard parallel >= 1 else { throw HoneError.invalidArgument("\(OptionName("parallel")) must be at least 1") }
+        guard timeout > 0, timeout.isFinite else { throw HoneError.invalidArgument("\(OptionName("timeout")) must be a positive number of seconds") }
         if let contextSize, contextSize < 2 { throw HoneError.invalidArgument("\(OptionName("ctx_size")) must be at least 2") }
         let loaded = try LoadedModel.open(model)
         var sets: [AdapterSet] = []
@@ -60,6 +63,6 @@ public struct ServeSetup: Sendable {
         guard !names.contains(name) else { throw HoneError.invalidArgument("an adapter has the base model's name '\(name)'") }
         engine.start()
         return OpenAIServer(engine: engine, modelName: name, adapterNames: names, template: promptTemplate,
-                            apiKeys: apiKeys, log: log)
+                            apiKeys: apiKeys, timeout: timeout, log: log)
     }
 }

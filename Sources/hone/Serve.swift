@@ -50,6 +50,10 @@ struct Serve: ParsableCommand {
     @Option(name: [.customLong("api-key-file"), .customLong("api_key_file")], help: "Require one of the keys in this file, one per line.")
     var apiKeyFile: String?
 
+    @Option(name: [.long, .customLong("to", withSingleDash: true)],
+            help: "Seconds a connection may stay idle, or take to send a request's headers or body, before it is closed.")
+    var timeout: Double = 60
+
     @Option(name: .long, help: "The name clients use for the base model (default: the model's file or folder name).")
     var alias: String?
 
@@ -75,6 +79,7 @@ struct Serve: ParsableCommand {
             setup.contextSize = ctxSize
             setup.queueSize = queueSize
             setup.alias = alias
+            setup.timeout = timeout
             if let apiKey { setup.apiKeys = [apiKey] }
             if let apiKeyFile { setup.apiKeys = try ServeSetup.apiKeys(file: apiKeyFile) }
             // A closed stderr (a parent that went away) must not stop the server: write errors are ignored.

@@ -58,8 +58,9 @@ final class TestServer: @unchecked Sendable {
     }
 
     static func tiny(parallel: Int = 4, queueSize: Int? = nil, contextSize: Int? = nil, apiKeys: [String] = [],
-                     adapters: [(String, String)] = []) async throws -> TestServer {
+                     adapters: [(String, String)] = [], timeout: Double = 60) async throws -> TestServer {
         var setup = ServeSetup(model: Paths.tinyModel)
+        setup.timeout = timeout
         setup.parallel = parallel
         setup.queueSize = queueSize
         setup.contextSize = contextSize

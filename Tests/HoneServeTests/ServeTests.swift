@@ -378,7 +378,15 @@ import Testing
         let server = try await TestServer.tiny(apiKeys: ["sesame"])
         defer { Task { await server.stop() } }
         #expect(try await server.request(.GET, "/health").status == 200)
+        // The page is open (it holds nothing); every call it makes needs the key, which it asks for.
+        let page = try await server.request(.GET, "/")
+        #expect(page.status == 200 && page.body.contains(#"<input id="key" type="password""#))
+        #expect(page.body.contains("response.status === 401"))
+        expectError(try await server.request(.POST, "/", body: "{}"), status: 401)
         expectError(try await server.request(.GET, "/v1/models"), status: 401, code: "invalid_api_key")
+        expectError(try await server.request(.GET, "/tokenizer_info"), status: 401)
+        expectError(try await server.post("/detokenize", ["tokens": [1]]), status: 401)
+        expectError(try await server.post("/v1/chat/completions", ["messages": [["role": "user", "content": "Hi"]]]), status: 401)
         expectError(try await server.request(.GET, "/v1/models", headers: [("Authorization", "Bearer wrong")]), status: 401)
         expectError(try await server.post("/v1/completions", ["prompt": "Hi"]), status: 401)
         expectError(try await server.post("/tokenize", ["prompt": "Hi"]), status: 401)

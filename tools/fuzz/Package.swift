@@ -7,7 +7,7 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "HoneFuzz",
-            dependencies: [.product(name: "HoneKit", package: "Hone")],
+            dependencies: [.product(name: "HoneKit", package: "Hone"), .product(name: "HoneServe", package: "Hone")],
             path: "Sources/HoneFuzz"
         ),
     ]

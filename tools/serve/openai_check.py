@@ -7,6 +7,7 @@
 Prints one line per check and "openai client: all checks passed"; exits 1 on the first failure.
 """
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -41,6 +42,13 @@ def start_server(hone, model, key, extra=()):
             time.sleep(0.1)
     process.kill()
     raise SystemExit("hone serve did not start in 60 s")
+
+
+def requests_json(port, key, path, body):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
 
 
 def check(name, condition, detail=""):
@@ -99,6 +107,24 @@ def main():
             model=name, prompt="Once upon a time", max_tokens=8, temperature=0, stream=True) if c.choices)
         whole = client.completions.create(model=name, prompt="Once upon a time", max_tokens=8, temperature=0)
         check("completions stream", streamed == whole.choices[0].text, (streamed, whole.choices[0].text))
+
+        # The client keeps its connection between requests (keep-alive): both answers come from one local port.
+        first = client.completions.with_raw_response.create(model=name, prompt="Hi", max_tokens=2, temperature=0)
+        second = client.completions.with_raw_response.create(model=name, prompt="Hi", max_tokens=2, temperature=0)
+        ports = [r.http_response.extensions["network_stream"].get_extra_info("client_addr") for r in (first, second)]
+        check("two requests over one connection", ports[0] == ports[1] and first.http_response.headers.get("connection") != "close",
+              (ports, first.http_response.headers))
+
+        # logit_bias as the client sends it ({"id": bias}): banning the first greedy token changes the answer.
+        tokens = client.completions.create(model=name, prompt="Once upon a time", max_tokens=4, temperature=0, logprobs=0)
+        banned_text = tokens.choices[0].logprobs.tokens[0]
+        # Its id: the prompt with that token's text appended tokenizes to the prompt's ids and one more.
+        prompt_ids = requests_json(port, key, "/tokenize", {"prompt": "Once upon a time"})["tokens"]
+        banned = requests_json(port, key, "/tokenize", {"prompt": "Once upon a time" + banned_text})["tokens"][len(prompt_ids)]
+        biased = client.completions.create(model=name, prompt="Once upon a time", max_tokens=4, temperature=0, logprobs=0,
+                                           logit_bias={str(banned): -100})
+        check("logit_bias bans a token", biased.choices[0].logprobs.tokens[0] != banned_text,
+              (banned, banned_text, biased.choices[0].logprobs.tokens))
 
         try:
             client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "Hi"}])

@@ -60,6 +60,13 @@ public struct FuzzTarget: Sendable {
     public let input: String
     let body: @Sendable (Data, FuzzContext) throws -> Void
 
+    /// A target defined outside HoneKit (the server's request bodies live in HoneServe).
+    public init(name: String, input: String, body: @escaping @Sendable (Data, FuzzContext) throws -> Void) {
+        self.name = name
+        self.input = input
+        self.body = body
+    }
+
     /// Runs the parser on `data`; a HoneError means the input was refused properly.
     public func run(_ data: Data, in context: FuzzContext) throws { try body(data, context) }
 }
@@ -95,7 +102,7 @@ public enum FuzzTargets {
         FuzzTarget(name: "hh-rlhf", input: "raw HH-RLHF chosen/rejected dialogues, converted", body: hhRLHF),
         FuzzTarget(name: "kto", input: "KTO data (unpaired {prompt, completion, label} or pairs to split)", body: kto),
         FuzzTarget(name: "reward-model", input: "reward-model pairs with margins or Llama 2 ratings", body: rewardModel),
-        // The server's request bodies: add their entry here when the server merges.
+        // The server's request bodies: `ServeFuzzTargets` in HoneServe (HoneKit does not depend on the server).
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }

@@ -1,5 +1,6 @@
 import Foundation
 import HoneKit
+import HoneServe
 
 // MARK: - The libFuzzer harness
 //
@@ -14,8 +15,10 @@ nonisolated(unsafe) private var context: FuzzContext!
 public func initialize(_ argc: UnsafeMutablePointer<CInt>,
                        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>) -> CInt {
     let environment = ProcessInfo.processInfo.environment
-    let names = FuzzTargets.all.map(\.name).joined(separator: ", ")
-    guard let name = environment["HONE_FUZZ_TARGET"], let chosen = FuzzTargets.named(name) else {
+    // HoneKit's parsers and the server's request bodies (HoneServe).
+    let targets = FuzzTargets.all + ServeFuzzTargets.all
+    let names = targets.map(\.name).joined(separator: ", ")
+    guard let name = environment["HONE_FUZZ_TARGET"], let chosen = targets.first(where: { $0.name == name }) else {
         FileHandle.standardError.write(Data("HONE_FUZZ_TARGET must name one of: \(names)\n".utf8))
         exit(2)
     }
