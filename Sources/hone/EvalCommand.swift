@@ -107,13 +107,14 @@ struct EvalTasks: ParsableCommand {
                 if let outputDir, group.isRoot {
                     let folder = (outputDir as NSString).appendingPathComponent(row.name)
                     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-                    let json = MultipleChoiceEvaluation.resultsJSON(results, groups: selection.groups, model: model,
-                                                                    adapter: row.directory, limit: limit)
-                    try writeFileAtomically(Data(json.utf8), to: (folder as NSString).appendingPathComponent("results.json"))
+                    // Samples first, results.json last: a row whose results.json is there has all its files.
                     for result in results {
                         try writeFileAtomically(Data(MultipleChoiceEvaluation.samplesJSONL(result).utf8),
                                                 to: (folder as NSString).appendingPathComponent("samples_\(result.task.name).jsonl"))
                     }
+                    let json = MultipleChoiceEvaluation.resultsJSON(results, groups: selection.groups, model: model,
+                                                                    adapter: row.directory, limit: limit)
+                    try writeFileAtomically(Data(json.utf8), to: (folder as NSString).appendingPathComponent("results.json"))
                 }
             }
             if group.isRoot {

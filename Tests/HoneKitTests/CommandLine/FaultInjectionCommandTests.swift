@@ -17,6 +17,8 @@ struct FaultInjectionCommandTests {
         var at: Int
         var match: String
         var action = "fail"
+        /// The errno a failing call sets (ENOSPC when nil; the shim knows EIO and EDQUOT too).
+        var code: String? = nil
     }
 
     /// Runs hone, with `fault` injected when given.
@@ -24,7 +26,8 @@ struct FaultInjectionCommandTests {
         guard let fault else { return try runProcess(Repository.honeExecutable, arguments) }
         return try runProcess("/usr/bin/env", [
             "LD_PRELOAD=\(shim)", "HONE_FAULT_OP=\(fault.operation)", "HONE_FAULT_AT=\(fault.at)",
-            "HONE_FAULT_MATCH=\(fault.match)", "HONE_FAULT_ACTION=\(fault.action)", Repository.honeExecutable,
+            "HONE_FAULT_MATCH=\(fault.match)", "HONE_FAULT_ACTION=\(fault.action)",
+            "HONE_FAULT_ERRNO=\(fault.code ?? "ENOSPC")", Repository.honeExecutable,
         ] + arguments)
     }
 
@@ -198,6 +201,68 @@ struct FaultInjectionCommandTests {
             let resumed = try generate(output)
             #expect(resumed.status == 0 && resumed.stderr.contains("resuming: "), "\(fault): \(resumed.stderr)")
             #expect(FileManager.default.contents(atPath: output) == expected, "\(fault): the resumed output differs")
+        }
+    }
+
+    @Test("eval: a fault while writing results.json or a samples file keeps the previous results; the rerun is byte-identical")
+    func evalOutputs() throws {
+        guard FileManager.default.fileExists(atPath: Self.shim) else {
+            Issue.record("the fault-injection library was not built at \(Self.shim)")
+            return
+        }
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func eval(_ output: String, limit: Int? = nil, fault: Fault? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+            try Self.hone(["eval", "--model", Repository.fixture("eval/tiny-llama"), "--tasks", "arc_easy,truthfulqa_mc2",
+                           "--data", Repository.fixture("eval/data"), "--output-dir", output, "--threads", "1"]
+                          + (limit.map { ["--limit", String($0)] } ?? []), fault: fault)
+        }
+        let clean = directory.appendingPathComponent("clean").path
+        let cleanRun = try eval(clean)
+        #expect(cleanRun.status == 0, "\(cleanRun.stderr)")
+        let expected = Self.snapshot(clean)
+        #expect(expected.keys.sorted() == ["base/results.json", "base/samples_arc_easy.jsonl", "base/samples_truthfulqa_mc2.jsonl"])
+        // What an earlier, shorter run left in the folder: a failed rerun must not damage its results.json.
+        let earlierFolder = directory.appendingPathComponent("earlier").path
+        #expect(try eval(earlierFolder, limit: 1).status == 0)
+        let earlier = Self.snapshot(earlierFolder)
+        #expect(earlier["base/results.json"] != nil && earlier["base/results.json"] != expected["base/results.json"])
+
+        let faults = [
+            Fault(operation: "write", at: 1, match: "samples_arc_easy.jsonl"),
+            Fault(operation: "fsync", at: 1, match: "samples_truthfulqa_mc2.jsonl"),
+            Fault(operation: "rename", at: 1, match: "samples_truthfulqa_mc2.jsonl"),
+            Fault(operation: "write", at: 1, match: "results.json"),
+            Fault(operation: "write", at: 1, match: "results.json", code: "EIO"),
+            Fault(operation: "fsync", at: 1, match: "results.json"),
+            Fault(operation: "rename", at: 1, match: "results.json"),
+            Fault(operation: "write", at: 1, match: "samples_truthfulqa_mc2.jsonl", action: "die"),
+            Fault(operation: "rename", at: 1, match: "results.json", action: "die"),
+        ]
+        for (index, fault) in faults.enumerated() {
+            for startsWithEarlier in [false, true] {
+                let output = directory.appendingPathComponent("run-\(index)-\(startsWithEarlier)").path
+                if startsWithEarlier { try FileManager.default.copyItem(atPath: earlierFolder, toPath: output) }
+                let failed = try eval(output, fault: fault)
+                if fault.action == "die" {
+                    #expect(failed.status == 137, "\(fault): \(failed.stderr)")
+                } else {
+                    Self.expectOneLineError(failed, naming: fault.match,
+                                            reason: fault.code == "EIO" ? "Input/output error (EIO)" : "No space left on device (ENOSPC)")
+                    #expect(Self.leftovers(output).isEmpty, "\(fault): left \(Self.leftovers(output))")
+                }
+                // results.json is written last: it is the earlier run's (or absent), never the new one beside
+                // missing samples; every other file is whole, the earlier run's or the new one.
+                let after = Self.snapshot(output)
+                #expect(after["base/results.json"] == (startsWithEarlier ? earlier["base/results.json"] : nil),
+                        "\(fault) (earlier run: \(startsWithEarlier)): results.json changed")
+                for (name, bytes) in after where !name.hasSuffix(".tmp") {
+                    #expect(bytes == expected[name] || bytes == earlier[name], "\(fault): \(name) is partial")
+                }
+                let rerun = try eval(output)
+                #expect(rerun.status == 0, "\(fault): \(rerun.stderr)")
+                #expect(Self.snapshot(output) == expected, "\(fault): the rerun's outputs differ from an uninterrupted run's")
+            }
         }
     }
 }
