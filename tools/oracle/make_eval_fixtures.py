@@ -109,17 +109,23 @@ def write_subsets() -> dict:
                          "mc2_targets": {"choices": list(r["mc2_targets"]), "labels": list(r["mc2_targets"].values())}}
                         for r in mc]
 
-    for split, rows in [("test", 1), ("dev", 5)]:
-        (DATA / "mmlu" / split).mkdir(parents=True, exist_ok=True)
-        for path in sorted((SHARED / "mmlu" / split).glob(f"*_{split}.csv")):
+    write_mmlu(SHARED / "mmlu", DATA / "mmlu", test_rows=1, hf=hf)
+    return hf
+
+
+def write_mmlu(source: Path, folder: Path, test_rows: int, hf: dict) -> None:
+    """The first test_rows test questions and the 5 dev questions of every subject, as MMLU's CSVs under folder;
+    their HF-schema records go into hf["mmlu_<subject>"]["test" | "dev"]."""
+    for split, rows in [("test", test_rows), ("dev", 5)]:
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        for path in sorted((source / split).glob(f"*_{split}.csv")):
             subject = path.name[: -len(f"_{split}.csv")]
             with open(path, newline="", encoding="utf-8") as f:
                 chosen = list(csv.reader(f))[:rows]
-            with open(DATA / "mmlu" / split / path.name, "w", newline="", encoding="utf-8") as f:
+            with open(folder / split / path.name, "w", newline="", encoding="utf-8") as f:
                 csv.writer(f, lineterminator="\r\n").writerows(chosen)
             hf.setdefault(f"mmlu_{subject}", {})[split] = [
                 {"question": r[0], "subject": subject, "choices": r[1:5], "answer": "ABCD".index(r[5])} for r in chosen]
-    return hf
 
 
 def write_subsets_for_bench(n: int) -> dict:
