@@ -718,9 +718,7 @@ HK_TARGET_VNNI_BMI2 HK_INLINE void iq4_xs_tile_vnni(const hk_block_iq4_xs *block
 
 /// Decode (one row): four outputs per call, the last call's extra slots repeating the range's last output (the
 /// same bits written again); several rows: the usual tiles, one output per call.
-#ifndef DECODE_OUTPUTS
 #define DECODE_OUTPUTS 4
-#endif
 #define DEFINE_MULTI_OUTPUT_RANGE(name, type_id, outputs_fn)                                                   \
     static void name(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, int in, int out,   \
                      int first_output, int end_output) {                                                       \
