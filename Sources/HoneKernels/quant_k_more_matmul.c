@@ -387,19 +387,8 @@ HK_TARGET_VNNI_GFNI HK_INLINE void two_bit_fields(const uint8_t *qs /* [64] */, 
     levels[3] = _mm512_gf2p8affine_epi64_epi8(packed, _mm512_set1_epi64((long long)GF_FIELD(6)), 0);
 }
 
-/// Word indices that spread 16 int16 sub-block scales over vector k's int32 lanes as (scale, 0) pairs: the
-/// vector's 16-byte quarters hold sub-blocks 2k, 2k + 1, 8 + 2k, 9 + 2k (odd words are zeroed by the mask).
-HK_TARGET_VNNI_GFNI HK_INLINE __m512i scale_spread(int k) {
-    return _mm512_set_epi32(9 + 2 * k, 9 + 2 * k, 9 + 2 * k, 9 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k,
-                            2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k, 2 * k, 2 * k, 2 * k);
-}
-
-/// sum over the four vectors of (lane dot) * (lane's sub-block scale), lane dots |.| < 2^15 (vpdpwssd).
-HK_TARGET_VNNI_GFNI HK_INLINE __m512i scaled_sum(const __m512i dots[4], const __m512i scales[4]) {
-    __m512i even = _mm512_dpwssd_epi32(_mm512_madd_epi16(dots[0], scales[0]), dots[2], scales[2]);
-    __m512i odd = _mm512_dpwssd_epi32(_mm512_madd_epi16(dots[1], scales[1]), dots[3], scales[3]);
-    return _mm512_add_epi32(even, odd);
-}
+// Sub-blocks in the level vectors: vector k's 128-bit lane j (16 values) is one sub-block,
+// 2 k + (j & 1) + 8 (j >> 1): lanes 0, 1 hold values 32 k + l (qs bytes l < 32), lanes 2, 3 values 128 + 32 k + l.
 
 /// Q3_K for `output_count` weight rows and `tile_rows` activation rows, as q2_k_outputs_vnni (four weight rows
 /// per call in decode, the same operations for every (output, row) whichever call computes it).
@@ -417,7 +406,7 @@ HK_TARGET_VNNI_GFNI HK_INLINE void q3_k_outputs_vnni(const uint8_t *w, size_t ro
         for (int r = 0; r < tile_rows; r++) acc[n][r] = _mm512_setzero_ps();
     }
     // Word 8 j + q of the pair (k, k + 1)'s scale vector: the scale of vector k + (q >= 4)'s sub-block in lane j,
-    // 2 (k + (q >= 4)) + (j & 1) + 8 (j >> 1) (see scale_spread).
+    // 2 (k + (q >= 4)) + (j & 1) + 8 (j >> 1) (see above).
 #define PAIR_SCALE(k, j) 2 * (k) + ((j) & 1) + 8 * ((j) >> 1)
 #define PAIR_LANE(k, j) /* words 7..0 of lane j, as _mm512_set_epi16 lists them */                         \
     PAIR_SCALE((k) + 1, j), PAIR_SCALE((k) + 1, j), PAIR_SCALE((k) + 1, j), PAIR_SCALE((k) + 1, j),             \
@@ -479,10 +468,10 @@ HK_TARGET_VNNI_GFNI HK_INLINE void q3_k_outputs_vnni(const uint8_t *w, size_t ro
 }
 
 /// Q2_K for `output_count` weight rows at once (outputs[0..]) and `tile_rows` activation rows (one of the two
-/// is 1). Decode (one activation row) takes four weight rows per call so that the activation loads and the
-/// loop overhead are shared and four independent dependency chains hide the latencies; with several rows the
-/// weights are unpacked once per block for every row. Each (output, row) gets the same operations in the same
-/// order whichever call computes it, so results do not depend on the row count or the thread split.
+/// is 1). Decode (one activation row) takes four weight rows per call, sharing the activation loads and the
+/// loop overhead; with several rows the weights are unpacked once per block for every row. Each (output, row)
+/// gets the same operations in the same order whichever call computes it, so results do not depend on the
+/// row count, the output grouping or the thread split.
 ///
 /// Per block the sub-block scales go into the levels themselves: level (0..3) times scale (0..15) is a byte
 /// (<= 45), looked up with one vpshufb per vector from a table of i * scale (i = 0..3) for the 128-bit lane's
@@ -497,7 +486,7 @@ HK_TARGET_VNNI_GFNI HK_INLINE void q2_k_outputs_vnni(const uint8_t *w, size_t ro
         for (int r = 0; r < tile_rows; r++) acc[n][r] = _mm256_setzero_ps();
     }
     // Table byte 4 m + i of 128-bit lane j is i * (scale of the sub-block that slot m stands for there).
-    // Vector k's lane j holds sub-block 2 k + c with c = 0, 1, 8, 9 for j = 0..3 (see scale_spread). Each
+    // Vector k's lane j holds sub-block 2 k + c with c = 0, 1, 8, 9 for j = 0..3 (see above). Each
     // qword starts as the eight scale bytes from c & 8 on and is shifted right by c & 1 bytes (+ 2 for its
     // upper qword), so dwords 0..3 of the lane start with the scales of sub-blocks c, c + 4, c + 2, c + 6:
     // slots 0, 1, 2, 3 stand for vectors k = 0, 2, 1, 3, whose field indices get 4 * slot added below. One
