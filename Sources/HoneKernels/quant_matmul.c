@@ -325,79 +325,122 @@ HK_TARGET_AVX2 static void range_q6_k_avx2(const uint8_t *w, const uint8_t *pack
 
 // MARK: - VNNI: Q8_0
 //
-// Pack per row: the values as unsigned bytes (q + 128) [in], then per block eight copies of its scale
-// [in / 32][8] f32, so that one 16-lane load covers the two blocks of a 64-byte weight vector.
+// Weights go eight blocks (272 bytes) at a time, rearranged in registers so that each 64-bit lane of a
+// vector holds eight bytes of one block: four vpdpbusd then leave every block's whole integer dot product in
+// two int32 lanes, and one conversion and one multiply-add per row cover eight blocks (instead of per two
+// blocks with the blocks' natural order). The rearrangement (unpack of qwords, then 128-bit shuffles) is paid
+// once per weight group for a tile of up to eight activation rows. With X_m = blocks 2m and 2m + 1 (qwords
+// q_b0..q_b3 each), vector k's qword lane l holds qword k' of block group_order[l], where
+// (k = 0, 1, 2, 3) -> (k' = 0, 2, 1, 3); the activations are packed in that same order.
+//
+// VNNI multiplies unsigned by signed bytes: the weights are taken as w + 128 (one xor per vector, shared by the
+// rows) and each row's accumulator starts at -128 * (sum of the activations each lane meets), packed per row.
+//
+// Pack per row and group of eight blocks (384 bytes): the four rearranged activation vectors (signed, 256
+// bytes), the per-lane -128 * (activation sums) (16 int32), then the blocks' scales in the lanes of their dot
+// products (16 f32). A short last group has zero activations and scales in its missing blocks (and the kernel
+// zero weights there).
 
-static size_t stride_q8_0_vnni(int in) { return round_up_64((size_t)in + (size_t)in / 32 * 8 * sizeof(float)); }
+#define Q8_0_GROUP_PACK 384
+#define Q8_0_TILE_ROWS 8
+
+static size_t stride_q8_0_vnni(int in) { return (size_t)(in / 32 + 7) / 8 * Q8_0_GROUP_PACK; }
+
+/// Rearranges eight blocks of 32 bytes, given as four vectors of two blocks each, into the group order above.
+HK_TARGET_VNNI HK_INLINE void q8_0_rearrange(const __m512i pairs[4], __m512i vectors[4]) {
+    __m512i low01 = _mm512_unpacklo_epi64(pairs[0], pairs[1]), high01 = _mm512_unpackhi_epi64(pairs[0], pairs[1]);
+    __m512i low23 = _mm512_unpacklo_epi64(pairs[2], pairs[3]), high23 = _mm512_unpackhi_epi64(pairs[2], pairs[3]);
+    vectors[0] = _mm512_shuffle_i64x2(low01, low23, _MM_SHUFFLE(2, 0, 2, 0));
+    vectors[1] = _mm512_shuffle_i64x2(low01, low23, _MM_SHUFFLE(3, 1, 3, 1));
+    vectors[2] = _mm512_shuffle_i64x2(high01, high23, _MM_SHUFFLE(2, 0, 2, 0));
+    vectors[3] = _mm512_shuffle_i64x2(high01, high23, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+/// Per 64-bit lane l, the block whose bytes it holds after q8_0_rearrange, as int32 lane indices (2 per block).
+#define Q8_0_GROUP_LANES _mm512_setr_epi32(0, 0, 2, 2, 1, 1, 3, 3, 4, 4, 6, 6, 5, 5, 7, 7)
 
 HK_TARGET_VNNI static void pack_q8_0_vnni(const float *x, int rows, int in, uint8_t *pack, size_t stride) {
-    float *block_scales = hk_quant_scratch(3, (size_t)in / 32 * sizeof(float));
+    int blocks_in_row = in / 32, groups = (blocks_in_row + 7) / 8;
+    int8_t *q = hk_quant_scratch(2, (size_t)groups * 256);
+    float *d = hk_quant_scratch(3, (size_t)groups * 8 * sizeof(float));
     for (int r = 0; r < rows; r++) {
+        memset(q, 0, (size_t)groups * 256);
+        memset(d, 0, (size_t)groups * 8 * sizeof(float));
+        hk_quantize_activations_a32(x + (size_t)r * in, q, d, in);
         uint8_t *p = pack + (size_t)r * stride;
-        hk_quantize_activations_a32(x + (size_t)r * in, (int8_t *)p, block_scales, in);
-        for (int i = 0; i < in; i += 64) {
-            __mmask64 mask = in - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (in - i)) - 1);
-            __m512i values = _mm512_maskz_loadu_epi8(mask, p + i);
-            _mm512_mask_storeu_epi8(p + i, mask, _mm512_xor_si512(values, _mm512_set1_epi8((char)0x80)));
+        for (int g = 0; g < groups; g++) {
+            uint8_t *group = p + (size_t)g * Q8_0_GROUP_PACK;
+            __m512i pairs[4], vectors[4];
+            for (int m = 0; m < 4; m++) pairs[m] = _mm512_loadu_si512(q + 256 * g + 64 * m);
+            q8_0_rearrange(pairs, vectors);
+            // Lane sums of signed bytes: dpbusd with ones as the unsigned side.
+            __m512i sums = _mm512_setzero_si512();
+            for (int k = 0; k < 4; k++) {
+                _mm512_storeu_si512(group + 64 * k, vectors[k]);
+                sums = _mm512_dpbusd_epi32(sums, _mm512_set1_epi8(1), vectors[k]);
+            }
+            _mm512_storeu_si512(group + 256, _mm512_mullo_epi32(sums, _mm512_set1_epi32(-128)));
+            __m512 scales = _mm512_permutexvar_ps(Q8_0_GROUP_LANES, _mm512_castps256_ps512(_mm256_loadu_ps(d + 8 * g)));
+            _mm512_storeu_ps((float *)(group + 320), scales);
         }
-        float *scales = (float *)(p + in);
-        for (int b = 0; b < in / 32; b++) _mm256_storeu_ps(scales + 8 * b, _mm256_set1_ps(block_scales[b]));
     }
 }
 
-/// Four f16 scales 34 bytes apart, as f32 in lanes 0..3.
-HK_TARGET_VNNI HK_INLINE __m128 four_block_scales(const hk_block_q8_0 *blocks) {
-    uint64_t halves = (uint64_t)blocks[0].d | (uint64_t)blocks[1].d << 16 | (uint64_t)blocks[2].d << 32 |
-                      (uint64_t)blocks[3].d << 48;
-    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)halves));
+/// Eight f16 scales 34 bytes apart (the first `count`, zeros after), as f32 in lanes 0..7.
+HK_TARGET_VNNI HK_INLINE __m256 eight_block_scales(const hk_block_q8_0 *blocks, int count) {
+    uint64_t low = 0, high = 0;
+    if (count == 8) {
+        low = (uint64_t)blocks[0].d | (uint64_t)blocks[1].d << 16 | (uint64_t)blocks[2].d << 32 |
+              (uint64_t)blocks[3].d << 48;
+        high = (uint64_t)blocks[4].d | (uint64_t)blocks[5].d << 16 | (uint64_t)blocks[6].d << 32 |
+               (uint64_t)blocks[7].d << 48;
+    } else {
+        for (int k = 0; k < count; k++) {
+            if (k < 4) low |= (uint64_t)blocks[k].d << (16 * k);
+            else high |= (uint64_t)blocks[k].d << (16 * (k - 4));
+        }
+    }
+    return _mm256_cvtph_ps(_mm_set_epi64x((long long)high, (long long)low));
 }
 
 HK_TARGET_VNNI HK_INLINE void q8_0_tile_vnni(const hk_block_q8_0 *blocks, const uint8_t *pack, size_t stride,
                                              float *y, int in, int out, int o, int first_row, const int tile_rows) {
-    __m512 acc[MAX_TILE_ROWS];
-    const uint8_t *values[MAX_TILE_ROWS];
-    const float *scales[MAX_TILE_ROWS];
+    __m512 acc[Q8_0_TILE_ROWS];
+    const uint8_t *groups_pack[Q8_0_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) {
         acc[r] = _mm512_setzero_ps();
-        values[r] = pack + (size_t)(first_row + r) * stride;
-        scales[r] = (const float *)(values[r] + in);
+        groups_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
     const __m512i offset = _mm512_set1_epi8((char)0x80);
-    const __m512i first_pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512i second_pair = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    int blocks_in_row = in / 32, b = 0;
-    for (; b + 4 <= blocks_in_row; b += 4) {
-        PREFETCH_AHEAD(blocks + b);
-        PREFETCH_AHEAD((const char *)(blocks + b) + 64);
-        PREFETCH_AHEAD((const char *)(blocks + b) + 128);
-        __m512 four_scales = _mm512_castps128_ps512(four_block_scales(blocks + b));
-        for (int half = 0; half < 2; half++) {
-            const hk_block_q8_0 *pair = blocks + b + 2 * half;
-            // Two blocks per vector, block k's scale in lanes 8 k .. 8 k + 7.
-            __m256i first = _mm256_loadu_si256((const __m256i *)pair[0].qs);
-            __m256i second = _mm256_loadu_si256((const __m256i *)pair[1].qs);
-            __m512i weights = _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
-            __m512 weight_scales = _mm512_permutexvar_ps(half ? second_pair : first_pair, four_scales);
-            // (q + 128) . w = q . w + 128 * sum(w): start each row's accumulator at -128 * sum(w).
-            __m512i start =
-                _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, weights));
-            for (int r = 0; r < tile_rows; r++) {
-                __m512i dot = _mm512_dpbusd_epi32(start, _mm512_loadu_si512(values[r] + 32 * (b + 2 * half)), weights);
-                __m512 scale = _mm512_mul_ps(weight_scales, _mm512_loadu_ps(scales[r] + 8 * (b + 2 * half)));
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
-            }
+    int blocks_in_row = in / 32;
+    for (int g = 0; g < (blocks_in_row + 7) / 8; g++) {
+        const hk_block_q8_0 *group = blocks + 8 * g;
+        PREFETCH_AHEAD(group);
+        PREFETCH_AHEAD((const char *)group + 64);
+        PREFETCH_AHEAD((const char *)group + 128);
+        PREFETCH_AHEAD((const char *)group + 192);
+        PREFETCH_AHEAD((const char *)group + 256);
+        int count = blocks_in_row - 8 * g < 8 ? blocks_in_row - 8 * g : 8;
+        __m512i pairs[4], weights[4];
+        for (int m = 0; m < 4; m++) {
+            // Blocks past the row's end stay zero (never read: the next row or the end of the mapping).
+            __m256i first = 2 * m < count ? _mm256_loadu_si256((const __m256i *)group[2 * m].qs) : _mm256_setzero_si256();
+            __m256i second =
+                2 * m + 1 < count ? _mm256_loadu_si256((const __m256i *)group[2 * m + 1].qs) : _mm256_setzero_si256();
+            pairs[m] = _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
         }
-    }
-    for (; b < blocks_in_row; b++) {
-        // The last blocks one at a time, in the lower half of a vector.
-        __m512i weights = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)blocks[b].qs));
-        __m512 weight_scales = _mm512_maskz_mov_ps(0x00FF, _mm512_set1_ps(_cvtsh_ss(blocks[b].d)));
-        __m512i start =
-            _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, weights));
+        q8_0_rearrange(pairs, weights);
+        // (w + 128) . q = w . q + 128 * sum(q); the pack's start value takes the second term off.
+        for (int k = 0; k < 4; k++) weights[k] = _mm512_xor_si512(weights[k], offset);
+        __m512 weight_scales = _mm512_permutexvar_ps(Q8_0_GROUP_LANES,
+                                                     _mm512_castps256_ps512(eight_block_scales(group, count)));
         for (int r = 0; r < tile_rows; r++) {
-            __m512i activations = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(values[r] + 32 * b)));
-            __m512i dot = _mm512_dpbusd_epi32(start, activations, weights);
-            __m512 scale = _mm512_mul_ps(weight_scales, _mm512_zextps256_ps512(_mm256_loadu_ps(scales[r] + 8 * b)));
+            const uint8_t *p = groups_pack[r] + (size_t)g * Q8_0_GROUP_PACK;
+            __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(p + 256), weights[0], _mm512_loadu_si512(p));
+            dot = _mm512_dpbusd_epi32(dot, weights[1], _mm512_loadu_si512(p + 64));
+            dot = _mm512_dpbusd_epi32(dot, weights[2], _mm512_loadu_si512(p + 128));
+            dot = _mm512_dpbusd_epi32(dot, weights[3], _mm512_loadu_si512(p + 192));
+            __m512 scale = _mm512_mul_ps(weight_scales, _mm512_loadu_ps((const float *)(p + 320)));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
         }
     }
@@ -407,10 +450,33 @@ HK_TARGET_VNNI HK_INLINE void q8_0_tile_vnni(const hk_block_q8_0 *blocks, const 
 HK_TARGET_VNNI static void range_q8_0_vnni(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                            int in, int out, int first_output, int end_output) {
     size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q8_0, in);
-#define Q8_0_VNNI_TILE(n) \
-    q8_0_tile_vnni((const hk_block_q8_0 *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
-    FOR_EACH_TILE(rows, row_bytes, Q8_0_VNNI_TILE);
+    // As FOR_EACH_TILE, with tiles of up to eight rows: the rearranged weights are shared by more rows. Outputs go
+    // in chunks of about 64 KB of weights (read from memory by the first tile, from L2 by the others); each
+    // (output, row) is computed by one tile call with the same operations, whatever the row count.
+    int tile_count = (rows + Q8_0_TILE_ROWS - 1) / Q8_0_TILE_ROWS;
+    int chunk = (int)(((size_t)64 << 10) / row_bytes);
+    if (chunk < 1 || tile_count == 1) chunk = end_output - first_output;
+    for (int chunk_first = first_output; chunk_first < end_output; chunk_first += chunk) {
+        int chunk_end = end_output - chunk_first < chunk ? end_output : chunk_first + chunk;
+        for (int tile = 0; tile < tile_count; tile++) {
+            int first_row = tile * rows / tile_count, end_row = (tile + 1) * rows / tile_count;
+            for (int o = chunk_first; o < chunk_end; o++) {
+                const hk_block_q8_0 *blocks = (const hk_block_q8_0 *)(w + (size_t)o * row_bytes);
+#define Q8_0_VNNI_TILE(n) q8_0_tile_vnni(blocks, pack, stride, y, in, out, o, first_row, n)
+                switch (end_row - first_row) {
+                case 1: Q8_0_VNNI_TILE(1); break;
+                case 2: Q8_0_VNNI_TILE(2); break;
+                case 3: Q8_0_VNNI_TILE(3); break;
+                case 4: Q8_0_VNNI_TILE(4); break;
+                case 5: Q8_0_VNNI_TILE(5); break;
+                case 6: Q8_0_VNNI_TILE(6); break;
+                case 7: Q8_0_VNNI_TILE(7); break;
+                default: Q8_0_VNNI_TILE(8); break;
+                }
 #undef Q8_0_VNNI_TILE
+            }
+        }
+    }
 }
 
 // MARK: - VNNI: Q4_0

@@ -339,7 +339,8 @@ int hk_dequantize_row(int type, const void *x /* [n / block size] blocks */, flo
 // Results do not depend on the thread count (static split over output rows, same code per output).
 
 /// Decode: few activation rows (1..16). Each weight row is read once for all rows (outputs go in chunks of
-/// ~64 KB of weights, rows in register tiles of 4 inside, so the chunk's second pass hits L2), parallel
+/// ~64 KB of weights, rows in register tiles of 4 inside (8 for Q8_0 with VNNI), so the chunk's second pass
+/// hits L2), parallel
 /// over output rows. A row's result has the same bits whatever the number of rows multiplied together.
 /// Returns 0, or -1 for an unknown weight type or `in` not a multiple of the block size.
 int hk_matmul_rows_quant(int type, const void *w /* [out, in] blocks */, const float *x /* [rows, in] */,
