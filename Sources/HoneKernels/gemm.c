@@ -92,6 +92,7 @@ int hk_gemm_tile_height(int in, int out, int threads) {
     if (threads < 1) threads = 1;
     int tiles = (out + limit - 1) / limit;
     tiles = (tiles + threads - 1) / threads * threads;
+    if (tiles < 1) tiles = 1;  // out = 0: no division by zero
     int tile = (out + tiles - 1) / tiles;
     tile = (tile + 15) / 16 * 16;
     return tile < 16 ? 16 : tile;

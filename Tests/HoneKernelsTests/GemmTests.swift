@@ -46,6 +46,7 @@ extension KernelTests {
         #expect(hk_gemm_tile_height(576, 1536, 2) == 384)
         #expect(hk_gemm_tile_height(1536, 576, 2) == 288)
         #expect(hk_gemm_tile_height(576, 49152, 2) == 512)
+        #expect(hk_gemm_tile_height(576, 0, 2) == 16)
         #expect(hk_gemm_tile_height(576, 576, 1) == 288)  // two even tiles under the 512-row limit
         for inputs in [1, 16, 100, 576, 1536, 5632, 40_000] {
             let limit = max(16, min(512, (1 << 19) / inputs) + 15) / 16 * 16
