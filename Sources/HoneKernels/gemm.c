@@ -81,17 +81,30 @@ static void tile_to_f32(const void *w, int weight_type, size_t offset, size_t n,
 
 // MARK: - Products
 
+/// Tile height: at most about 2 MB of f32 weights (a multiple of 16 rows, so sgemm works on a wide enough block),
+/// with the tile count a multiple of `threads` and the tiles of equal height, so no thread waits on another: a
+/// 576×576 projection used to run as 512 + 64 rows (one thread idle 8/9 of the time) and 192-row ones on one thread.
+int hk_gemm_tile_height(int in, int out, int threads) {
+    int limit = (1 << 19) / (in > 0 ? in : 1);
+    if (limit < 16) limit = 16;
+    if (limit > 512) limit = 512;
+    limit = (limit + 15) / 16 * 16;
+    if (threads < 1) threads = 1;
+    int tiles = (out + limit - 1) / limit;
+    tiles = (tiles + threads - 1) / threads * threads;
+    if (tiles < 1) tiles = 1;  // out = 0: no division by zero
+    int tile = (out + tiles - 1) / tiles;
+    tile = (tile + 15) / 16 * 16;
+    return tile < 16 ? 16 : tile;
+}
+
 void hk_matmul_many(const void *w, int weight_type, const float *x, float *y, int rows, int in, int out) {
     ensure_single_threaded_blas();
-    // Tile height: about 1-2 MB of f32 per thread, a multiple of 16 rows, so sgemm works on a wide enough block.
-    int tile = (1 << 19) / (in > 0 ? in : 1);
-    if (tile < 16) tile = 16;
-    if (tile > 512) tile = 512;
-    tile = (tile + 15) / 16 * 16;
-    int tiles = (out + tile - 1) / tile;
     int threads = hk_get_threads();
     // With few rows the product is too small to split usefully; one thread still tiles the conversion.
     if ((long)rows * in * out < (1L << 22)) threads = 1;
+    int tile = hk_gemm_tile_height(in, out, threads);
+    int tiles = (out + tile - 1) / tile;
 
     if (weight_type == HK_TYPE_F32) {
         const float *weights = (const float *)w;

@@ -15,7 +15,7 @@ extension KernelTests {
     func matmulManyMatchesReference(type: MatmulWeightType) throws {
         var generator = SeededGenerator(seed: 71)
         // Shapes cover one tile, several tiles with a ragged last one, and an `in` that is no multiple of 16.
-        for (rows, inputs, outputs) in [(9, 64, 48), (33, 100, 531), (64, 2048, 700), (17, 5632, 64), (300, 96, 1030)] {
+        for (rows, inputs, outputs) in [(9, 64, 48), (33, 100, 531), (64, 2048, 700), (17, 5632, 64), (300, 96, 1030), (40, 576, 192)] {
             let weights = Weights(type, count: outputs * inputs, generator: &generator)
             let x = generator.floats(rows * inputs)
             var expected = [Float](repeating: .nan, count: rows * outputs)
@@ -33,6 +33,34 @@ extension KernelTests {
                     }
                 }
                 expectWithin(actual, expected, bounds: bounds, "\(type) \(rows)×\(inputs)→\(outputs), \(threads) threads")
+            }
+        }
+    }
+
+    /// Tiles are balanced across threads: equal heights (multiples of 16, at most the ~2 MB limit), a tile count
+    /// that is a multiple of the thread count, covering every output row. SmolLM2's projections at 2 threads
+    /// (q/o 576, k/v 192, gate/up 1536, down 1536→576) split in halves or quarters.
+    @Test func gemmTilesAreBalanced() {
+        #expect(hk_gemm_tile_height(576, 576, 2) == 288)
+        #expect(hk_gemm_tile_height(576, 192, 2) == 96)
+        #expect(hk_gemm_tile_height(576, 1536, 2) == 384)
+        #expect(hk_gemm_tile_height(1536, 576, 2) == 288)
+        #expect(hk_gemm_tile_height(576, 49152, 2) == 512)
+        #expect(hk_gemm_tile_height(576, 0, 2) == 16)
+        #expect(hk_gemm_tile_height(576, 576, 1) == 288)  // two even tiles under the 512-row limit
+        for inputs in [1, 16, 100, 576, 1536, 5632, 40_000] {
+            let limit = max(16, min(512, (1 << 19) / inputs) + 15) / 16 * 16
+            for outputs in [1, 15, 16, 48, 192, 531, 576, 1030, 1536, 49_152] {
+                for threads: Int32 in [1, 2, 3, 4] {
+                    let tile = Int(hk_gemm_tile_height(Int32(inputs), Int32(outputs), threads))
+                    let tiles = (outputs + tile - 1) / tile
+                    #expect(tile % 16 == 0 && tile <= max(limit, 16), "\(inputs)→\(outputs) \(threads)")
+                    // Never more tiles than the limit needs, rounded up to the thread count (plus rounding to 16).
+                    let needed = ((outputs + limit - 1) / limit + Int(threads) - 1) / Int(threads) * Int(threads)
+                    #expect(tiles <= needed, "\(inputs)→\(outputs) \(threads): \(tiles) tiles of \(tile)")
+                    // Balanced: the last tile is the only short one and loses less than 16 rows per tile.
+                    #expect(tiles * tile - outputs < 16 * tiles, "\(inputs)→\(outputs) \(threads)")
+                }
             }
         }
     }

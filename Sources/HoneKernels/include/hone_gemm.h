@@ -17,6 +17,9 @@ extern "C" {
 /// own thread pool is set to one thread) and no full f32 copy of the weight is ever made.
 void hk_matmul_many(const void *w /* [out, in] of weight_type (hk_type: F32, F16 or BF16) */, int weight_type,
                     const float *x /* [rows, in] */, float *y /* [rows, out] */, int rows, int in, int out);
+/// Output rows per tile of hk_matmul_many: at most ~2 MB of f32 weight, a multiple of 16, and equal tiles whose
+/// count is a multiple of `threads` (balanced work per thread).
+int hk_gemm_tile_height(int in, int out, int threads);
 /// Naive triple loop with double accumulation: the reference for hk_matmul_many.
 void hk_matmul_many_ref(const void *w /* [out, in] of weight_type */, int weight_type,
                         const float *x /* [rows, in] */, float *y /* [rows, out] */, int rows, int in, int out);
