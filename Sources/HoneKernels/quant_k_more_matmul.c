@@ -387,156 +387,112 @@ HK_TARGET_VNNI_GFNI HK_INLINE void two_bit_fields(const uint8_t *qs /* [64] */, 
     levels[3] = _mm512_gf2p8affine_epi64_epi8(packed, _mm512_set1_epi64((long long)GF_FIELD(6)), 0);
 }
 
-// Sub-blocks in the level vectors: vector k's 128-bit lane j (16 values) is one sub-block,
-// 2 k + (j & 1) + 8 (j >> 1): lanes 0, 1 hold values 32 k + l (qs bytes l < 32), lanes 2, 3 values 128 + 32 k + l.
+/// Word indices that spread 16 int16 sub-block scales over vector k's int32 lanes as (scale, 0) pairs: the
+/// vector's 16-byte quarters hold sub-blocks 2k, 2k + 1, 8 + 2k, 9 + 2k (odd words are zeroed by the mask).
+HK_TARGET_VNNI_GFNI HK_INLINE __m512i scale_spread(int k) {
+    return _mm512_set_epi32(9 + 2 * k, 9 + 2 * k, 9 + 2 * k, 9 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k,
+                            2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k, 2 * k, 2 * k, 2 * k);
+}
 
-/// Q3_K for `output_count` weight rows and `tile_rows` activation rows, as q2_k_outputs_vnni (four weight rows
-/// per call in decode, the same operations for every (output, row) whichever call computes it).
-///
-/// Per block the four dot vectors (lane dots |.| <= 3584) are packed pairwise into int16 words (vpackssdw:
-/// lane j of the result holds vector k's four dots then vector k + 1's), so two word multiplies (vpmaddwd,
-/// vpdpwssd) against scale words in the same order apply the sixteen sub-block scales.
-HK_TARGET_VNNI_GFNI HK_INLINE void q3_k_outputs_vnni(const uint8_t *w, size_t row_bytes, const int *outputs,
-                                                     const int output_count, const uint8_t *pack, size_t stride,
-                                                     float *y, int in, int out, int first_row, const int tile_rows) {
-    __m512 acc[4][MAX_TILE_ROWS];
-    const hk_block_q3_k *blocks[4];
-    for (int n = 0; n < output_count; n++) {
-        blocks[n] = (const hk_block_q3_k *)(w + (size_t)outputs[n] * row_bytes);
-        for (int r = 0; r < tile_rows; r++) acc[n][r] = _mm512_setzero_ps();
+/// sum over the four vectors of (lane dot) * (lane's sub-block scale), lane dots |.| < 2^15 (vpdpwssd).
+HK_TARGET_VNNI_GFNI HK_INLINE __m512i scaled_sum(const __m512i dots[4], const __m512i scales[4]) {
+    __m512i even = _mm512_dpwssd_epi32(_mm512_madd_epi16(dots[0], scales[0]), dots[2], scales[2]);
+    __m512i odd = _mm512_dpwssd_epi32(_mm512_madd_epi16(dots[1], scales[1]), dots[3], scales[3]);
+    return _mm512_add_epi32(even, odd);
+}
+
+HK_TARGET_VNNI_GFNI HK_INLINE void q3_k_tile_vnni(const hk_block_q3_k *blocks, const uint8_t *pack, size_t stride,
+                                                  float *y, int in, int out, int o, int first_row, const int tile_rows) {
+    __m512 acc[MAX_TILE_ROWS];
+    const uint8_t *blocks_pack[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) {
+        acc[r] = _mm512_setzero_ps();
+        blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
-    // Word 8 j + q of the pair (k, k + 1)'s scale vector: the scale of vector k + (q >= 4)'s sub-block in lane j,
-    // 2 (k + (q >= 4)) + (j & 1) + 8 (j >> 1) (see above).
-#define PAIR_SCALE(k, j) 2 * (k) + ((j) & 1) + 8 * ((j) >> 1)
-#define PAIR_LANE(k, j) /* words 7..0 of lane j, as _mm512_set_epi16 lists them */                         \
-    PAIR_SCALE((k) + 1, j), PAIR_SCALE((k) + 1, j), PAIR_SCALE((k) + 1, j), PAIR_SCALE((k) + 1, j),             \
-        PAIR_SCALE(k, j), PAIR_SCALE(k, j), PAIR_SCALE(k, j), PAIR_SCALE(k, j)
-    const __m512i pair_scales[2] = {
-        _mm512_set_epi16(PAIR_LANE(0, 3), PAIR_LANE(0, 2), PAIR_LANE(0, 1), PAIR_LANE(0, 0)),
-        _mm512_set_epi16(PAIR_LANE(2, 3), PAIR_LANE(2, 2), PAIR_LANE(2, 1), PAIR_LANE(2, 0)),
-    };
-#undef PAIR_LANE
-#undef PAIR_SCALE
+    const __m512i spread[4] = {scale_spread(0), scale_spread(1), scale_spread(2), scale_spread(3)};
+    const __mmask32 even_words = 0x55555555u;
     // Third bit of vector k: bit k of hmask[l] in the lower half, bit 4 + k in the upper half.
     __m512i third_bit[4];
     for (int k = 0; k < 4; k++) {
         third_bit[k] = _mm512_inserti64x4(_mm512_set1_epi64((long long)GF_TO_BIT2(k)),
                                           _mm256_set1_epi64x((long long)GF_TO_BIT2(4 + k)), 1);
     }
-
     for (int b = 0; b < in / HK_QK_K; b++) {
-        for (int n = 0; n < output_count; n++) {
-            const hk_block_q3_k *block = &blocks[n][b];
-            PREFETCH_AHEAD(block);
-            PREFETCH_AHEAD((const char *)block + 64);
-            // Sixteen six-bit scales - 32: low nibbles from bytes 0..7 (scales 0..7 low, 8..15 high), the top
-            // two bits of scale 4 j + i at bits 2 j of byte 8 + i.
-            uint32_t top_bytes;
-            memcpy(&top_bytes, block->scales + 8, sizeof top_bytes);
-            __m128i low_bytes = _mm_loadl_epi64((const __m128i *)block->scales);
-            __m128i nibbles = _mm_and_si128(_mm_unpacklo_epi64(low_bytes, _mm_srli_epi16(low_bytes, 4)), _mm_set1_epi8(0x0F));
-            __m128i tops = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)top_bytes), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
-            __m128i signed_scales = _mm_sub_epi8(_mm_or_si128(nibbles, _mm_slli_epi16(tops, 4)), _mm_set1_epi8(32));
-            __m256i natural_scales = _mm256_cvtepi8_epi16(signed_scales);
-            __m512i scale_words = _mm512_castsi256_si512(natural_scales);
-            __m512i scales01 = _mm512_permutexvar_epi16(pair_scales[0], scale_words);
-            __m512i scales23 = _mm512_permutexvar_epi16(pair_scales[1], scale_words);
-            __m512i levels[4];
-            two_bit_fields(block->qs, levels);
-            __m512i high_bits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)block->hmask));
-            for (int k = 0; k < 4; k++) {
-                levels[k] = _mm512_or_si512(levels[k], _mm512_gf2p8affine_epi64_epi8(high_bits, third_bit[k], 0));
-            }
-            float d = _cvtsh_ss(block->d);
-            for (int r = 0; r < tile_rows; r++) {
-                const uint8_t *p = pack + (size_t)(first_row + r) * stride + (size_t)b * Q3_K_BLOCK_PACK;
-                // Lanes sum 4 level * q with levels 0..7: |.| <= 3584, so the words below do not saturate.
-                __m512i dots[4];
-                for (int k = 0; k < 4; k++) dots[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), levels[k], _mm512_loadu_si512(p + 64 * k));
-                // The level offset: sum over sub-blocks of scale * (-4 * bsum), in the low eight lanes.
-                __m256i offset = _mm256_madd_epi16(natural_scales, _mm256_loadu_si256((const __m256i *)(p + 256)));
-                __m512i sum = _mm512_dpwssd_epi32(_mm512_zextsi256_si512(offset), _mm512_packs_epi32(dots[0], dots[1]), scales01);
-                sum = _mm512_dpwssd_epi32(sum, _mm512_packs_epi32(dots[2], dots[3]), scales23);
-                float activation_scale = ((const float *)(p + 288))[0];
-                acc[n][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[n][r]);
-            }
+        const hk_block_q3_k *block = &blocks[b];
+        PREFETCH_AHEAD(block);
+        PREFETCH_AHEAD((const char *)block + 64);
+        // Sixteen six-bit scales - 32: low nibbles from bytes 0..7 (scales 0..7 low, 8..15 high), the top two
+        // bits of scale 4 j + i at bits 2 j of byte 8 + i.
+        uint32_t top_bytes;
+        memcpy(&top_bytes, block->scales + 8, sizeof top_bytes);
+        __m128i low_bytes = _mm_loadl_epi64((const __m128i *)block->scales);
+        __m128i nibbles = _mm_and_si128(_mm_unpacklo_epi64(low_bytes, _mm_srli_epi16(low_bytes, 4)), _mm_set1_epi8(0x0F));
+        __m128i tops = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)top_bytes), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
+        __m128i signed_scales = _mm_sub_epi8(_mm_or_si128(nibbles, _mm_slli_epi16(tops, 4)), _mm_set1_epi8(32));
+        __m256i natural_scales = _mm256_cvtepi8_epi16(signed_scales);
+        __m512i scale_words = _mm512_castsi256_si512(natural_scales);
+        __m512i scales[4], levels[4];
+        two_bit_fields(block->qs, levels);
+        __m512i high_bits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)block->hmask));
+        for (int k = 0; k < 4; k++) {
+            scales[k] = _mm512_maskz_permutexvar_epi16(even_words, spread[k], scale_words);
+            levels[k] = _mm512_or_si512(levels[k], _mm512_gf2p8affine_epi64_epi8(high_bits, third_bit[k], 0));
+        }
+        float d = _cvtsh_ss(block->d);
+        for (int r = 0; r < tile_rows; r++) {
+            const uint8_t *p = blocks_pack[r] + (size_t)b * Q3_K_BLOCK_PACK;
+            __m512i dots[4];
+            // Lanes sum 4 level * q with levels 0..7: |.| <= 3584.
+            for (int k = 0; k < 4; k++) dots[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), levels[k], _mm512_loadu_si512(p + 64 * k));
+            // The level offset: sum over sub-blocks of scale * (-4 * bsum), in the low eight lanes.
+            __m256i offset = _mm256_madd_epi16(natural_scales, _mm256_loadu_si256((const __m256i *)(p + 256)));
+            __m512i sum = _mm512_add_epi32(scaled_sum(dots, scales), _mm512_zextsi256_si512(offset));
+            float activation_scale = ((const float *)(p + 288))[0];
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
         }
     }
-    for (int n = 0; n < output_count; n++) {
-        for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + outputs[n]] = _mm512_reduce_add_ps(acc[n][r]);
-    }
+    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
 }
 
-/// Q2_K for `output_count` weight rows at once (outputs[0..]) and `tile_rows` activation rows (one of the two
-/// is 1). Decode (one activation row) takes four weight rows per call, sharing the activation loads and the
-/// loop overhead; with several rows the weights are unpacked once per block for every row. Each (output, row)
-/// gets the same operations in the same order whichever call computes it, so results do not depend on the
-/// row count, the output grouping or the thread split.
-///
-/// Per block the sub-block scales go into the levels themselves: level (0..3) times scale (0..15) is a byte
-/// (<= 45), looked up with one vpshufb per vector from a table of i * scale (i = 0..3) for the 128-bit lane's
-/// sub-block, so the four vpdpbusd accumulate into one vector and no per-sub-block scaling remains.
-HK_TARGET_VNNI_GFNI HK_INLINE void q2_k_outputs_vnni(const uint8_t *w, size_t row_bytes, const int *outputs,
-                                                     const int output_count, const uint8_t *pack, size_t stride,
-                                                     float *y, int in, int out, int first_row, const int tile_rows) {
-    __m256 acc[4][MAX_TILE_ROWS];
-    const hk_block_q2_k *blocks[4];
-    for (int n = 0; n < output_count; n++) {
-        blocks[n] = (const hk_block_q2_k *)(w + (size_t)outputs[n] * row_bytes);
-        for (int r = 0; r < tile_rows; r++) acc[n][r] = _mm256_setzero_ps();
+HK_TARGET_VNNI_GFNI HK_INLINE void q2_k_tile_vnni(const hk_block_q2_k *blocks, const uint8_t *pack, size_t stride,
+                                                  float *y, int in, int out, int o, int first_row, const int tile_rows) {
+    __m512 acc[MAX_TILE_ROWS];
+    __m256 min_acc[MAX_TILE_ROWS];
+    const uint8_t *blocks_pack[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) {
+        acc[r] = _mm512_setzero_ps();
+        min_acc[r] = _mm256_setzero_ps();
+        blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
-    // Table byte 4 m + i of 128-bit lane j is i * (scale of the sub-block that slot m stands for there).
-    // Vector k's lane j holds sub-block 2 k + c with c = 0, 1, 8, 9 for j = 0..3 (see above). Each
-    // qword starts as the eight scale bytes from c & 8 on and is shifted right by c & 1 bytes (+ 2 for its
-    // upper qword), so dwords 0..3 of the lane start with the scales of sub-blocks c, c + 4, c + 2, c + 6:
-    // slots 0, 1, 2, 3 stand for vectors k = 0, 2, 1, 3, whose field indices get 4 * slot added below. One
-    // dword multiply by 0x03020100 turns scale s into the bytes 0, s, 2 s, 3 s (3 s <= 45: no carries).
-    const __m512i slot_shifts = _mm512_setr_epi64(0, 16, 8, 24, 0, 16, 8, 24);
-    const __m512i low_nibble_dwords = _mm512_set1_epi32(0x0F), times_levels = _mm512_set1_epi32(0x03020100);
+    const __m512i spread[4] = {scale_spread(0), scale_spread(1), scale_spread(2), scale_spread(3)};
+    const __mmask32 even_words = 0x55555555u;
+    const __m128i low_nibbles = _mm_set1_epi8(0x0F);
     for (int b = 0; b < in / HK_QK_K; b++) {
-        for (int n = 0; n < output_count; n++) {
-            const hk_block_q2_k *block = &blocks[n][b];
-            PREFETCH_AHEAD(block);
-            PREFETCH_AHEAD((const char *)block + 64);
-            long long low_scales, high_scales;
-            memcpy(&low_scales, block->scales, sizeof low_scales);
-            memcpy(&high_scales, block->scales + 8, sizeof high_scales);
-            __m512i scale_qwords = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi64(low_scales), _mm512_set1_epi64(high_scales));
-            __m512i table = _mm512_mullo_epi32(
-                _mm512_and_si512(_mm512_srlv_epi64(scale_qwords, slot_shifts), low_nibble_dwords), times_levels);
-            // Field k of qs to bits 0-1 with 4 * slot in bits 2-3: the table index of level q in vector k's lanes.
-            __m512i packed = _mm512_loadu_si512(block->qs);
-            __m512i scaled[4] = {
-                _mm512_shuffle_epi8(table, _mm512_gf2p8affine_epi64_epi8(packed, _mm512_set1_epi64((long long)GF_FIELD(0)), 0)),
-                _mm512_shuffle_epi8(table, _mm512_gf2p8affine_epi64_epi8(packed, _mm512_set1_epi64((long long)GF_FIELD(2)), 8)),
-                _mm512_shuffle_epi8(table, _mm512_gf2p8affine_epi64_epi8(packed, _mm512_set1_epi64((long long)GF_FIELD(4)), 4)),
-                _mm512_shuffle_epi8(table, _mm512_gf2p8affine_epi64_epi8(packed, _mm512_set1_epi64((long long)GF_FIELD(6)), 12)),
-            };
-            __m128i packed_scales = _mm_loadu_si128((const __m128i *)block->scales);
-            __m256i min_words = _mm256_srli_epi16(_mm256_cvtepu8_epi16(packed_scales), 4);
-            int both_halves;
-            memcpy(&both_halves, &block->d, sizeof both_halves); // d, dmin
-            __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(both_halves));
-            for (int r = 0; r < tile_rows; r++) {
-                const uint8_t *p = pack + (size_t)(first_row + r) * stride + (size_t)b * Q2_K_BLOCK_PACK;
-                // Lanes sum 4 (level * scale) * q over the four vectors: |.| <= 16 * 45 * 128.
-                __m512i even = _mm512_dpbusd_epi32(_mm512_setzero_si512(), scaled[0], _mm512_loadu_si512(p));
-                __m512i odd = _mm512_dpbusd_epi32(_mm512_setzero_si512(), scaled[1], _mm512_loadu_si512(p + 64));
-                even = _mm512_dpbusd_epi32(even, scaled[2], _mm512_loadu_si512(p + 128));
-                odd = _mm512_dpbusd_epi32(odd, scaled[3], _mm512_loadu_si512(p + 192));
-                __m512i sum = _mm512_add_epi32(even, odd);
-                __m256i half_sum = _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
-                // Mins: sum over sub-blocks of min * (activation sum), exact in int32 (|.| <= 16 * 15 * 2032).
-                __m256i min_dot = _mm256_madd_epi16(min_words, _mm256_loadu_si256((const __m256i *)(p + 256)));
-                __m128 factors = _mm_mul_ps(d_dmin, _mm_set1_ps(((const float *)(p + 288))[0]));
-                acc[n][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(half_sum), _mm256_broadcastss_ps(factors), acc[n][r]);
-                acc[n][r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_dot), _mm256_broadcastss_ps(_mm_movehdup_ps(factors)),
-                                             acc[n][r]);
-            }
+        const hk_block_q2_k *block = &blocks[b];
+        PREFETCH_AHEAD(block);
+        PREFETCH_AHEAD((const char *)block + 64);
+        __m128i packed_scales = _mm_loadu_si128((const __m128i *)block->scales);
+        __m512i scale_words = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(packed_scales, low_nibbles)));
+        __m256i min_words = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed_scales, 4), low_nibbles));
+        __m512i scales[4], levels[4];
+        two_bit_fields(block->qs, levels);
+        for (int k = 0; k < 4; k++) scales[k] = _mm512_maskz_permutexvar_epi16(even_words, spread[k], scale_words);
+        uint32_t both_halves;
+        memcpy(&both_halves, &block->d, sizeof both_halves); // d, dmin
+        __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)both_halves));
+        for (int r = 0; r < tile_rows; r++) {
+            const uint8_t *p = blocks_pack[r] + (size_t)b * Q2_K_BLOCK_PACK;
+            __m512i dots[4];
+            for (int k = 0; k < 4; k++) dots[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), levels[k], _mm512_loadu_si512(p + 64 * k));
+            // Mins: sum over sub-blocks of min * (activation sum), exact in int32 (|.| <= 16 * 15 * 2032).
+            __m256i min_dot = _mm256_madd_epi16(min_words, _mm256_loadu_si256((const __m256i *)(p + 256)));
+            __m128 factors = _mm_mul_ps(d_dmin, _mm_set1_ps(((const float *)(p + 288))[0]));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled_sum(dots, scales)), _mm512_broadcastss_ps(factors), acc[r]);
+            min_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(min_dot), _mm256_broadcastss_ps(_mm_movehdup_ps(factors)), min_acc[r]);
         }
     }
-    for (int n = 0; n < output_count; n++) {
-        for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + outputs[n]] = hk_sum_avx2(acc[n][r]);
+    for (int r = 0; r < tile_rows; r++) {
+        y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]) - hk_sum_avx2(min_acc[r]);
     }
 }
 
@@ -702,33 +658,13 @@ HK_TARGET_VNNI_BMI2 HK_INLINE void iq4_xs_tile_vnni(const hk_block_iq4_xs *block
     for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
 }
 
+#define TILE_q2_k_vnni(n) q2_k_tile_vnni((const hk_block_q2_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+#define TILE_q3_k_vnni(n) q3_k_tile_vnni((const hk_block_q3_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
 #define TILE_q5_k_vnni(n) q5_k_tile_vnni((const hk_block_q5_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
 #define TILE_iq4_xs_vnni(n) iq4_xs_tile_vnni((const hk_block_iq4_xs *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
 
-/// Decode (one row): four outputs per call, the last call's extra slots repeating the range's last output (the
-/// same bits written again); several rows: the usual tiles, one output per call.
-#define DECODE_OUTPUTS 4
-#define DEFINE_MULTI_OUTPUT_RANGE(name, type_id, outputs_fn)                                                   \
-    static void name(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows, int in, int out,   \
-                     int first_output, int end_output) {                                                       \
-        size_t row_bytes = hk_quant_row_bytes(type_id, in);                                                     \
-        if (rows == 1) {                                                                                       \
-            for (int o = first_output; o < end_output; o += DECODE_OUTPUTS) {                                  \
-                int last = end_output - 1;                                                                     \
-                int outputs[4] = {o, o + 1 < last ? o + 1 : last, o + 2 < last ? o + 2 : last,                  \
-                                  o + 3 < last ? o + 3 : last};                                                \
-                outputs_fn(w, row_bytes, outputs, DECODE_OUTPUTS, pack, stride, y, in, out, 0, 1);             \
-            }                                                                                                  \
-            return;                                                                                            \
-        }                                                                                                      \
-        FOR_EACH_TILE(rows, row_bytes, MULTI_OUTPUT_TILE_##outputs_fn);                                         \
-    }
-#define MULTI_OUTPUT_TILE_q2_k_outputs_vnni(n) q2_k_outputs_vnni(w, row_bytes, &o, 1, pack, stride, y, in, out, first_row, n)
-
-#define MULTI_OUTPUT_TILE_q3_k_outputs_vnni(n) q3_k_outputs_vnni(w, row_bytes, &o, 1, pack, stride, y, in, out, first_row, n)
-
-HK_TARGET_VNNI_GFNI DEFINE_MULTI_OUTPUT_RANGE(range_q2_k_vnni, HK_TYPE_Q2_K, q2_k_outputs_vnni)
-HK_TARGET_VNNI_GFNI DEFINE_MULTI_OUTPUT_RANGE(range_q3_k_vnni, HK_TYPE_Q3_K, q3_k_outputs_vnni)
+HK_TARGET_VNNI_GFNI DEFINE_RANGE(range_q2_k_vnni, HK_TYPE_Q2_K, q2_k_vnni)
+HK_TARGET_VNNI_GFNI DEFINE_RANGE(range_q3_k_vnni, HK_TYPE_Q3_K, q3_k_vnni)
 HK_TARGET_VNNI DEFINE_RANGE(range_q5_k_vnni, HK_TYPE_Q5_K, q5_k_vnni)
 HK_TARGET_VNNI_BMI2 DEFINE_RANGE(range_iq4_xs_vnni, HK_TYPE_IQ4_XS, iq4_xs_vnni)
 

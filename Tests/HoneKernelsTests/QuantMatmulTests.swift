@@ -139,35 +139,6 @@ extension KernelTests {
         }
     }
 
-    /// Decode (one activation row) takes several weight rows per kernel call (Q2_K, Q3_K: four): every output
-    /// must have the same bits whichever group or thread range it falls in. Odd output counts (the groups'
-    /// repeated-last tails), the whole matrix against each weight row alone, 1 against 2 threads (a split that
-    /// moves the group boundaries), and both references.
-    @Test(arguments: QuantType.allCases)
-    func quantMatmulDecodeIsIndependentOfOutputGrouping(type: QuantType) {
-        var generator = SeededGenerator(seed: 315)
-        let inputs = 2048
-        let rowBytes = type.rowBytes(inputs)
-        var x = generator.floats(inputs)
-        for i in stride(from: 0, to: x.count, by: 37) { x[i] *= 8 }
-        for outputs in [1, 2, 3, 5, 6, 7, 9, 39] {
-            let w = QuantizedMatrix(type, rows: outputs, columns: inputs, generator: &generator)
-            let expected = Expected(w, x, rows: 1)
-            let singles = (0..<outputs).map {
-                QuantizedMatrix(type, rows: 1, columns: inputs, bytes: Array(w.bytes[($0 * rowBytes)..<(($0 + 1) * rowBytes)]))
-            }
-            forEachISA { isa in
-                let context = "\(type) decode \(isaNames[Int(isa)]) \(inputs)→\(outputs)"
-                let together = withThreads(1) { quantMultiply(.rows, w, x, rows: 1) }
-                expected.check(together, context)
-                expectBitwiseEqual(withThreads(2) { quantMultiply(.rows, w, x, rows: 1) }, together, context + " 2 vs 1 threads")
-                for (o, single) in singles.enumerated() {
-                    expectBitwiseEqual([together[o]], quantMultiply(.rows, single, x, rows: 1), context + " output \(o) alone")
-                }
-            }
-        }
-    }
-
     /// Exact small case independent of both references: weights and activations that the formats and the
     /// activation quantizers represent exactly (all scales 1), so every path must give the exact integer
     /// products (all partial sums stay below 2^24).
