@@ -1,7 +1,8 @@
 import Testing
 import HoneKernels
 
-/// hk_matmul_many (tiles converted to f32, sgemm per tile inside one OpenMP region) against its naive reference.
+/// hk_matmul_many (AVX-512: packed 32-output panels times 14-row blocks; otherwise or under 16 rows: tiles converted
+/// to f32, sgemm per tile inside one OpenMP region) against its naive reference.
 extension KernelTests {
     private static func weightType(_ type: MatmulWeightType) -> Int32 {
         switch type {
@@ -14,8 +15,12 @@ extension KernelTests {
     @Test(arguments: MatmulWeightType.allCases)
     func matmulManyMatchesReference(type: MatmulWeightType) throws {
         var generator = SeededGenerator(seed: 71)
-        // Shapes cover one tile, several tiles with a ragged last one, and an `in` that is no multiple of 16.
-        for (rows, inputs, outputs) in [(9, 64, 48), (33, 100, 531), (64, 2048, 700), (17, 5632, 64), (300, 96, 1030), (40, 576, 192)] {
+        // Shapes cover one tile, several tiles with a ragged last one, and an `in` that is no multiple of 16; for the
+        // panels: row counts below 16 (sgemm), exactly one 14-row block plus 1–13 left over, panels that end after
+        // 16 outputs (48) or inside either half (531 = 16 × 32 + 19, 1030, 700 = 21 × 32 + 28), SmolLM2's down
+        // projection (1536 → 576) and an `in` under 16 (no 16×16 block to transpose).
+        for (rows, inputs, outputs) in [(9, 64, 48), (33, 100, 531), (64, 2048, 700), (17, 5632, 64), (300, 96, 1030),
+                                        (40, 576, 192), (16, 7, 45), (14 * 3 + 13, 1536, 576), (28, 33, 20)] {
             let weights = Weights(type, count: outputs * inputs, generator: &generator)
             let x = generator.floats(rows * inputs)
             var expected = [Float](repeating: .nan, count: rows * outputs)
@@ -25,15 +30,48 @@ extension KernelTests {
                 hk_matmul_many_ref(w.baseAddress, Self.weightType(type), x, &expected, Int32(rows), Int32(inputs), Int32(outputs))
             }
             let bounds = dotProductBounds(weights.values, x, rows: rows, in: inputs, out: outputs)
-            for threads: Int32 in [1, 2] {
-                var actual = [Float](repeating: .nan, count: rows * outputs)
-                withThreads(threads) {
-                    stored.withUnsafeBytes { w in
-                        hk_matmul_many(w.baseAddress, Self.weightType(type), x, &actual, Int32(rows), Int32(inputs), Int32(outputs))
+            try forEachISA { isa in
+                for threads: Int32 in [1, 2] {
+                    var actual = [Float](repeating: .nan, count: rows * outputs)
+                    withThreads(threads) {
+                        stored.withUnsafeBytes { w in
+                            hk_matmul_many(w.baseAddress, Self.weightType(type), x, &actual, Int32(rows), Int32(inputs), Int32(outputs))
+                        }
                     }
+                    expectWithin(actual, expected, bounds: bounds,
+                                 "\(type) \(rows)×\(inputs)→\(outputs), \(isaNames[Int(isa)]), \(threads) threads")
                 }
-                expectWithin(actual, expected, bounds: bounds, "\(type) \(rows)×\(inputs)→\(outputs), \(threads) threads")
             }
+        }
+    }
+
+    /// From 16 rows up (the packed panels), a row's outputs are bit-identical whatever rows surround it, where it
+    /// falls in a 14-row block or the rest, and how many threads share the panels: a batch of scored documents
+    /// then gives each document the numbers it gets alone (once it has 16 rows).
+    @Test(arguments: MatmulWeightType.allCases)
+    func matmulManyRowIsIndependentOfItsBatch(type: MatmulWeightType) throws {
+        guard hk_isa_detect() >= Int32(HK_ISA_AVX512.rawValue) else { return }  // sgemm makes no such promise
+        var generator = SeededGenerator(seed: 74)
+        let (inputs, outputs, total) = (200, 70, 47)
+        let weights = Weights(type, count: outputs * inputs, generator: &generator)
+        let stored: [UInt8] = type == .f32
+            ? weights.f32.withUnsafeBytes { Array($0) } : weights.halves.withUnsafeBytes { Array($0) }
+        let x = generator.floats(total * inputs)
+        func multiply(rows: Int, from start: Int, threads: Int32) -> [Float] {
+            var y = [Float](repeating: .nan, count: rows * outputs)
+            let slice = Array(x[(start * inputs)..<((start + rows) * inputs)])
+            withThreads(threads) {
+                stored.withUnsafeBytes { w in
+                    hk_matmul_many(w.baseAddress, Self.weightType(type), slice, &y, Int32(rows), Int32(inputs), Int32(outputs))
+                }
+            }
+            return y
+        }
+        let all = multiply(rows: total, from: 0, threads: 2)
+        for (rows, start) in [(16, 0), (16, 31), (29, 5), (30, 17), (47, 0)] {
+            let part = multiply(rows: rows, from: start, threads: rows % 2 == 0 ? 1 : 2)
+            expectBitwiseEqual(part, Array(all[(start * outputs)..<((start + rows) * outputs)]),
+                               "\(type): rows \(start)..<\(start + rows) alone")
         }
     }
 
