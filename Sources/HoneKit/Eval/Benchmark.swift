@@ -33,10 +33,12 @@ public enum Benchmark {
             if promptTokens > 0 {
                 let tokens = randomTokens(promptTokens)
                 let start = DispatchTime.now()
-                let hidden = try model.forward([SequenceInput(tokens: tokens, cache: model.makeCache())])
-                // llama-bench's pp includes the logits of the last position.
+                // llama-bench's pp includes the logits of the last position, the only row llama.cpp's last layer
+                // runs past attention.
+                let hidden = try model.forward([SequenceInput(tokens: tokens, cache: model.makeCache())],
+                                               outputRows: [tokens.count - 1])
                 let logits = FloatBuffer(count: model.config.vocabularySize)
-                model.projectToVocabulary(hidden.values.pointer + (hidden.rows - 1) * hidden.width, rows: 1, into: logits.pointer)
+                model.projectToVocabulary(hidden.values.pointer, rows: 1, into: logits.pointer)
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
                 if repetition > 0 { promptRates.append(Double(promptTokens) / seconds) }
             }

@@ -114,7 +114,7 @@ public final class MultipleChoiceScorer {
         }
         guard length >= max(1, minimumSharedPrefix) else { return (0, nil) }
         let cache = model.makeCache()
-        _ = try model.forward([SequenceInput(tokens: Array(first.prefix(length)), cache: cache)])
+        _ = try model.forward([SequenceInput(tokens: Array(first.prefix(length)), cache: cache)], outputRows: [])
         return (length, cache)
     }
 
@@ -127,16 +127,19 @@ public final class MultipleChoiceScorer {
         var scores = requests.map { request in
             [ChoiceScore](repeating: ChoiceScore(loglikelihood: 0, isGreedy: true), count: request.continuations.count)
         }
-        // 1. Every context once (after the shared prefix); its last row predicts the first token of every choice.
+        // 1. Every context once (after the shared prefix); its last row predicts the first token of every choice,
+        //    and only those rows are kept.
+        var lastRows: [Int] = []
+        var passRows = 0
+        for request in requests {
+            passRows += request.context.count - prefix.length
+            lastRows.append(passRows - 1)
+        }
         let contextHidden = try model.forward(zip(requests, caches).map {
             SequenceInput(tokens: Array($0.context[prefix.length...]), cache: $1)
-        })
-        var rows: [Int] = []
-        var targets: [[Int32]] = []
-        for (index, request) in requests.enumerated() {
-            rows.append(contextHidden.sequenceOffsets[index] + request.context.count - prefix.length - 1)
-            targets.append(request.continuations.map { $0.first ?? -1 })
-        }
+        }, outputRows: lastRows)
+        var rows = Array(0..<requests.count)
+        var targets = requests.map { request in request.continuations.map { $0.first ?? -1 } }
         let first = evaluate(contextHidden, rows: rows, targets: targets)
         for (index, values) in first.enumerated() {
             for (choice, value) in values.enumerated() where requests[index].continuations[choice].count > 0 {

@@ -163,9 +163,10 @@ public final class Generator {
                     try finish(slot, .length)
                     continue
                 }
-                let hidden = try model.forward([SequenceInput(tokens: request.promptTokens, cache: slot.cache)])
-                model.projectToVocabulary(hidden.values.pointer + (hidden.rows - 1) * hidden.width, rows: 1,
-                                          into: logits.pointer)
+                // Only the prompt's last row is sampled from.
+                let hidden = try model.forward([SequenceInput(tokens: request.promptTokens, cache: slot.cache)],
+                                               outputRows: [request.promptTokens.count - 1])
+                model.projectToVocabulary(hidden.values.pointer, rows: 1, into: logits.pointer)
                 let token = slot.sampler.sample(logits: logits.pointer, vocabularySize: vocabulary, history: slot.history)
                 if try accept(slot, token) { active.append(slot) }
             }

@@ -7,11 +7,22 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
     /// Runs the new tokens of every sequence through the model, appends their keys and values to the caches,
     /// and returns the final (normalised) hidden states, one row per new token.
     func forward(_ batch: [SequenceInput]) throws -> HiddenStates
+    /// Like `forward`, but returns only the rows `outputRows` (ascending, distinct indices into the pass's rows),
+    /// row i being pass row outputRows[i]; `sequenceOffsets` is empty. A model may skip the last layer's work
+    /// after attention for the other rows (llama.cpp does the same with its output ids): scoring a context needs
+    /// only its last row, a prompt prefill only its last, a shared prefix none.
+    func forward(_ batch: [SequenceInput], outputRows: [Int]) throws -> HiddenStates
     /// logits: [rows, vocab] for `rows` hidden-state rows starting at `hidden` (each of width hiddenWidth).
     func projectToVocabulary(_ hidden: UnsafePointer<Float>, rows: Int, into logits: UnsafeMutablePointer<Float>)
 }
 
 extension CausalLanguageModel {
+    /// Runs every row to the end, then keeps `outputRows`: for architectures without the shortcut.
+    public func forward(_ batch: [SequenceInput], outputRows: [Int]) throws -> HiddenStates {
+        let all = try forward(batch)
+        return all.selecting(outputRows)
+    }
+
     public func makeCache() -> KVCache {
         KVCache(layerCount: config.layerCount, rowWidth: config.keyValueHeadCount * config.headDimension)
     }

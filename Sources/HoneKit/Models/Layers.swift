@@ -259,6 +259,28 @@ public struct HiddenStates: @unchecked Sendable {
     public let values: FloatBuffer
     public let rows: Int
     public let width: Int
-    /// Row where each sequence's tokens start.
+    /// Row where each sequence's tokens start (empty when the rows were selected: see `selecting`).
     public let sequenceOffsets: [Int]
+
+    /// Rows `indices` (ascending, distinct) of these states, in that order.
+    public func selecting(_ indices: [Int]) -> HiddenStates {
+        let kept = FloatBuffer(count: indices.count * width)
+        for (row, index) in indices.enumerated() {
+            (kept.pointer + row * width).update(from: values.pointer + index * width, count: width)
+        }
+        return HiddenStates(values: kept, rows: indices.count, width: width, sequenceOffsets: [])
+    }
+}
+
+/// Moves rows `indices` (ascending, distinct, so row i never lies after indices[i]) of a [rows, width] buffer to
+/// its first `indices.count` rows, in place.
+func compactRows(_ buffer: UnsafeMutablePointer<Float>, width: Int, keeping indices: [Int]) {
+    for (row, index) in indices.enumerated() where index != row {
+        (buffer + row * width).update(from: buffer + index * width, count: width)
+    }
+}
+
+/// Whether `indices` is a valid selection of `rows` rows: ascending, distinct, in range.
+func isRowSelection(_ indices: [Int], of rows: Int) -> Bool {
+    zip(indices, indices.dropFirst()).allSatisfy { $0 < $1 } && (indices.first ?? 0) >= 0 && (indices.last ?? -1) < rows
 }

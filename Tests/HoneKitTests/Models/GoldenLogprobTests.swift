@@ -98,4 +98,39 @@ import Testing
         #expect(cache.length == incremental.tokens.count - 1)
         #expect(maxAbsDifference(logprobs, incremental.logprobs) <= Self.f32Tolerance)
     }
+
+    /// forward(outputRows:) keeps the chosen rows of a full pass (Llama skips the last layer's projection and MLP
+    /// for the others; OPT and GPT-NeoX select after the pass) and fills the caches the same way: the next token
+    /// decoded on either cache gives the same numbers. No rows at all is allowed (a shared prefix).
+    @Test(arguments: ["llama-gqa", "qwen2-bias", "llama-tied-llama3", "opt-preln", "neox-parallel"])
+    func selectedRowsMatchTheFullPass(name: String) throws {
+        let golden = try GoldenFile(name: name)
+        let model = try LoadedModel.open(golden.modelPath).model
+        let tokens = golden.rows.map(\.tokens).filter { $0.count > 3 }.prefix(2).map { Array($0.dropLast()) }
+        try #require(tokens.count == 2)
+        let total = tokens[0].count + tokens[1].count
+        for selection in [[tokens[0].count - 1, total - 1], [0, 2, tokens[0].count, total - 1], []] {
+            let fullCaches = tokens.map { _ in model.makeCache() }
+            let keptCaches = tokens.map { _ in model.makeCache() }
+            let full = try model.forward(zip(tokens, fullCaches).map { SequenceInput(tokens: $0, cache: $1) })
+            let kept = try model.forward(zip(tokens, keptCaches).map { SequenceInput(tokens: $0, cache: $1) },
+                                         outputRows: selection)
+            #expect(kept.rows == selection.count && kept.width == full.width)
+            let expected = selection.flatMap { row in
+                Array(UnsafeBufferPointer(start: full.values.pointer + row * full.width, count: full.width)).map(Double.init)
+            }
+            let actual = Array(UnsafeBufferPointer(start: kept.values.pointer, count: kept.rows * kept.width)).map(Double.init)
+            #expect(maxAbsDifference(actual, expected) <= 1e-5, "\(name) rows \(selection)")
+            for (index, sequence) in tokens.enumerated() {
+                #expect(keptCaches[index].length == sequence.count)
+                let next = [golden.rows[index].tokens.last!]
+                let a = try model.forward([SequenceInput(tokens: next, cache: fullCaches[index])])
+                let b = try model.forward([SequenceInput(tokens: next, cache: keptCaches[index])])
+                let difference = maxAbsDifference(
+                    Array(UnsafeBufferPointer(start: a.values.pointer, count: a.width)).map(Double.init),
+                    Array(UnsafeBufferPointer(start: b.values.pointer, count: b.width)).map(Double.init))
+                #expect(difference <= 1e-5, "\(name) rows \(selection): next token after sequence \(index)")
+            }
+        }
+    }
 }

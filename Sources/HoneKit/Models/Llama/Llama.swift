@@ -92,6 +92,15 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     }
 
     public func forward(_ batch: [SequenceInput]) throws -> HiddenStates {
+        try forward(batch, keeping: nil)
+    }
+
+    public func forward(_ batch: [SequenceInput], outputRows: [Int]) throws -> HiddenStates {
+        try forward(batch, keeping: outputRows)
+    }
+
+    /// `outputRows` nil: every row; otherwise the last layer runs its output projection and MLP on those rows only.
+    private func forward(_ batch: [SequenceInput], keeping outputRows: [Int]?) throws -> HiddenStates {
         try validate(batch)
         let layout = PassLayout(counts: batch.map(\.tokens.count), starts: batch.map(\.cache.length))
         let total = layout.total
@@ -103,16 +112,19 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         embedding.lookup(batch.flatMap(\.tokens), into: x.pointer)
         let scratch = LayerTape()
         let scale = attentionScale
+        precondition(outputRows.map { isRowSelection($0, of: total) } ?? true, "output rows must ascend within the pass")
         for index in layers.indices {
-            runLayer(index, x: x.pointer, layout: layout, frequencies: frequencies, tape: scratch) { q, k, v, out in
+            runLayer(index, x: x.pointer, layout: layout, frequencies: frequencies, tape: scratch,
+                     outputRows: index == layers.count - 1 ? outputRows : nil) { q, k, v, out in
                 attendWithCache(batch: batch, offsets: layout.offsets, layer: index, config: config,
                                 queries: q, keys: k, values: v, output: out, scale: scale)
             }
         }
         for sequence in batch { sequence.cache.length += sequence.tokens.count }
-        let normed = FloatBuffer(count: total * hidden)
-        finalNorm.apply(x.pointer, rows: total, into: normed.pointer)
-        return HiddenStates(values: normed, rows: total, width: hidden, sequenceOffsets: layout.offsets)
+        let rows = outputRows?.count ?? total
+        let normed = FloatBuffer(count: rows * hidden)
+        finalNorm.apply(x.pointer, rows: rows, into: normed.pointer)
+        return HiddenStates(values: normed, rows: rows, width: hidden, sequenceOffsets: outputRows == nil ? layout.offsets : [])
     }
 
     var attentionScale: Float { 1 / Float(config.headDimension).squareRoot() }
@@ -139,11 +151,14 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     /// One decoder block on x: [total, hidden], in place: x += attention(norm(x)); x += mlp(norm(x)).
     /// `attend(q, k, v, out)` runs attention on rotated queries and keys. The tape receives what backward reads;
     /// with `keepResidual` it also keeps the block input ("input") and the residual between the halves ("mid").
+    /// With `outputRows`, every row gets its keys and values (later tokens attend to them) but only those rows go
+    /// on through the output projection and the MLP; they end as x's first `outputRows.count` rows.
     func runLayer(_ index: Int, x: UnsafeMutablePointer<Float>, layout: PassLayout, frequencies: [FloatBuffer],
-                  tape: LayerTape, keepResidual: Bool = false,
+                  tape: LayerTape, keepResidual: Bool = false, outputRows: [Int]? = nil,
                   attend: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+        precondition(outputRows == nil || !keepResidual, "training keeps every row")
         let layer = layers[index]
-        let total = layout.total
+        var total = layout.total
         let hidden = config.hiddenSize
         let queryWidth = config.headCount * config.headDimension
         let kvWidth = config.keyValueHeadCount * config.headDimension
@@ -165,6 +180,11 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         linear("v_proj", layer.value, attentionInput, values)
         rotate(queries: queries, keys: keys, layout: layout, frequencies: frequencies)
         attend(queries, keys, values, attention)
+        if let outputRows {
+            compactRows(attention, width: queryWidth, keeping: outputRows)
+            compactRows(x, width: hidden, keeping: outputRows)
+            total = outputRows.count
+        }
         linear("o_proj", layer.output, attention, delta)
         hk_add(x, delta, total * hidden)
         if keepResidual { tape.buffer("mid", count: total * hidden).pointer.update(from: x, count: total * hidden) }
