@@ -278,6 +278,141 @@ void hk_matmul_many(const void *w, int weight_type, const float *x, float *y, in
     }
 }
 
+// MARK: - Scores over a vocabulary without the logits matrix
+//
+// Why: scoring a continuation needs, per row, only the log-normaliser of its logits, their argmax and the logits of a
+// few target tokens, yet the unfused path writes [rows, vocab] logits (64 rows × 49,152 floats at a time), reads
+// them back twice, and packs the whole vocabulary matrix again for every 64 rows (18 % of a PIQA run). Here each
+// thread takes blocks of 16 panels (512 outputs), packs them once for all rows, and reduces each row's 512 logits
+// while they are in L1: block maximum, its first index, and Σ exp(z − max). Blocks are combined in vocabulary
+// order, so results do not depend on the thread count.
+
+enum { VOCAB_BLOCK_PANELS = 16, VOCAB_BLOCK = VOCAB_BLOCK_PANELS * PANEL_WIDTH };
+
+HK_TARGET_AVX512 static void vocab_block(const void *w, int weight_type, const float *x, int rows, int in, int vocab,
+                                         int block, float *scratch, float *panels /* [16, in, 32] */,
+                                         float *tile /* [PANEL_ROWS, VOCAB_BLOCK] */, float *block_max /* [rows] */,
+                                         int32_t *block_best /* [rows] */, float *block_sum /* [rows] */) {
+    int first = block * VOCAB_BLOCK;
+    int width = vocab - first < VOCAB_BLOCK ? vocab - first : VOCAB_BLOCK;
+    int panel_count = (width + PANEL_WIDTH - 1) / PANEL_WIDTH;
+    for (int p = 0; p < panel_count; p++) {
+        pack_panel(w, weight_type, in, vocab, first + p * PANEL_WIDTH, scratch, panels + (size_t)p * in * PANEL_WIDTH);
+    }
+    for (int r = 0; r < rows; r += PANEL_ROWS) {
+        int count = rows - r < PANEL_ROWS ? rows - r : PANEL_ROWS;
+        // Logits of up to 14 rows × 512 outputs; lanes past the vocabulary are written too (zero weights) and
+        // skipped below.
+        for (int p = 0; p < panel_count; p++) {
+            const float *panel = panels + (size_t)p * in * PANEL_WIDTH;
+            const float *rows_x = x + (size_t)r * in;
+            float *out = tile + p * PANEL_WIDTH;
+            switch (count) {
+#define HK_VOCAB_ROWS(n) \
+    case n: panel_micro_kernel(n, rows_x, (size_t)in, panel, in, out, VOCAB_BLOCK, 0xFFFF, 0xFFFF); break;
+                HK_VOCAB_ROWS(1) HK_VOCAB_ROWS(2) HK_VOCAB_ROWS(3) HK_VOCAB_ROWS(4) HK_VOCAB_ROWS(5)
+                HK_VOCAB_ROWS(6) HK_VOCAB_ROWS(7) HK_VOCAB_ROWS(8) HK_VOCAB_ROWS(9) HK_VOCAB_ROWS(10)
+                HK_VOCAB_ROWS(11) HK_VOCAB_ROWS(12) HK_VOCAB_ROWS(13) HK_VOCAB_ROWS(14)
+#undef HK_VOCAB_ROWS
+                default: break;
+            }
+        }
+        for (int row = 0; row < count; row++) {
+            const float *z = tile + (size_t)row * VOCAB_BLOCK;
+            __m512 maxima = _mm512_set1_ps(-INFINITY);
+            for (int i = 0; i < width; i += 16) {
+                maxima = _mm512_max_ps(maxima, _mm512_mask_loadu_ps(maxima, hk_tail_mask16((size_t)(width - i)), z + i));
+            }
+            float maximum = _mm512_reduce_max_ps(maxima);
+            int best = 0;
+            while (best < width - 1 && !(z[best] == maximum)) best++;
+            __m512 max_vector = _mm512_set1_ps(maximum), sums = _mm512_setzero_ps();
+            for (int i = 0; i < width; i += 16) {
+                __mmask16 mask = hk_tail_mask16((size_t)(width - i));
+                __m512 shifted = _mm512_sub_ps(_mm512_maskz_loadu_ps(mask, z + i), max_vector);
+                sums = _mm512_mask_add_ps(sums, mask, sums, hk_exp_avx512(shifted));
+            }
+            block_max[r + row] = maximum;
+            block_best[r + row] = first + best;
+            block_sum[r + row] = _mm512_reduce_add_ps(sums);
+        }
+    }
+}
+
+int hk_vocab_scores(const void *w, int weight_type, const float *x, int rows, int in, int vocab, int32_t *best,
+                    float *best_logit, double *log_normalizer) {
+    if (hk_isa_current() < HK_ISA_AVX512 || in <= 0 || vocab <= 0 || rows <= 0) return -1;
+    if (weight_type != HK_TYPE_F32 && weight_type != HK_TYPE_F16 && weight_type != HK_TYPE_BF16) return -1;
+    int blocks = (vocab + VOCAB_BLOCK - 1) / VOCAB_BLOCK;
+    float *maxima = (float *)malloc((size_t)blocks * rows * sizeof(float));
+    float *sums = (float *)malloc((size_t)blocks * rows * sizeof(float));
+    int32_t *indices = (int32_t *)malloc((size_t)blocks * rows * sizeof(int32_t));
+    if (!maxima || !sums || !indices) {
+        free(maxima);
+        free(sums);
+        free(indices);
+        return -1;
+    }
+    int threads = hk_get_threads();
+    if (threads > blocks) threads = blocks;
+    #pragma omp parallel num_threads(threads)
+    {
+        float *panels = (float *)aligned_alloc(64, (size_t)VOCAB_BLOCK_PANELS * in * PANEL_WIDTH * sizeof(float));
+        float *tile = (float *)aligned_alloc(64, (size_t)PANEL_ROWS * VOCAB_BLOCK * sizeof(float));
+        float *scratch = weight_type == HK_TYPE_F32 ? NULL : (float *)malloc((size_t)PANEL_WIDTH * in * sizeof(float));
+        #pragma omp for schedule(static)
+        for (int block = 0; block < blocks; block++) {
+            vocab_block(w, weight_type, x, rows, in, vocab, block, scratch, panels, tile,
+                        maxima + (size_t)block * rows, indices + (size_t)block * rows, sums + (size_t)block * rows);
+        }
+        free(scratch);
+        free(tile);
+        free(panels);
+    }
+    for (int r = 0; r < rows; r++) {
+        // The first block holding the overall maximum gives the argmax (the first maximum, as torch's argmax).
+        float maximum = -INFINITY;
+        int32_t index = 0;
+        for (int b = 0; b < blocks; b++) {
+            if (maxima[(size_t)b * rows + r] > maximum || b == 0) {
+                maximum = maxima[(size_t)b * rows + r];
+                index = indices[(size_t)b * rows + r];
+            }
+        }
+        double total = 0;
+        for (int b = 0; b < blocks; b++) {
+            total += (double)sums[(size_t)b * rows + r] * exp((double)maxima[(size_t)b * rows + r] - (double)maximum);
+        }
+        best[r] = index;
+        best_logit[r] = maximum;
+        log_normalizer[r] = (double)maximum + log(total);
+    }
+    free(maxima);
+    free(sums);
+    free(indices);
+    return 0;
+}
+
+float hk_vocab_logit(const void *w, int weight_type, const float *x, int in, int token) {
+    // One lane of the panel kernel: a single accumulator, fused multiply-adds in index order from zero, so the
+    // value is bit-identical to that output's logit inside hk_vocab_scores (and to hk_matmul_many's from 16 rows).
+    float sum = 0.0f;
+    size_t offset = (size_t)token * in;
+    for (int k = 0; k < in; k++) {
+        float weight;
+        if (weight_type == HK_TYPE_F32) {
+            weight = ((const float *)w)[offset + k];
+        } else if (weight_type == HK_TYPE_F16) {
+            weight = f16_to_f32_scalar(((const uint16_t *)w)[offset + k]);
+        } else {
+            uint32_t bits = (uint32_t)((const uint16_t *)w)[offset + k] << 16;
+            memcpy(&weight, &bits, 4);
+        }
+        sum = fmaf(x[k], weight, sum);
+    }
+    return sum;
+}
+
 void hk_matmul_many_ref(const void *w, int weight_type, const float *x, float *y, int rows, int in, int out) {
     for (int r = 0; r < rows; r++) {
         for (int o = 0; o < out; o++) {

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import HoneKernels
 
@@ -144,6 +145,88 @@ extension KernelTests {
             for row in 0..<rows {
                 let alone = multiply(1, from: row)
                 expectBitwiseEqual(Array(together[(row * outputs)..<((row + 1) * outputs)]), alone, "\(type) row \(row) of \(rows)")
+            }
+        }
+    }
+}
+
+extension KernelTests {
+    /// hk_vocab_scores against the plain computation: every logit by hk_vocab_logit (the same arithmetic as the
+    /// kernel's lanes), the first maximum, and log Σ exp in double. Vocabularies end inside a panel and inside a
+    /// 512-output block; equal top logits in one block and across blocks must give the first index; thread counts
+    /// give bit-identical results.
+    @Test(arguments: MatmulWeightType.allCases)
+    func vocabScoresMatchLogits(type: MatmulWeightType) throws {
+        guard hk_isa_detect() >= Int32(HK_ISA_AVX512.rawValue) else {
+            #expect(hk_vocab_scores(nil, Int32(HK_TYPE_F32.rawValue), nil, 1, 1, 1, nil, nil, nil) == -1)
+            return
+        }
+        var generator = SeededGenerator(seed: 75)
+        for (rows, inputs, vocabulary) in [(1, 64, 512), (15, 100, 1537), (30, 576, 1100)] {
+            var raw = generator.floats(vocabulary * inputs)
+            // Two pairs of equal rows with large weights: a tie inside block 0 (10, 20) for the first rows of x,
+            // and across blocks (700, 1050) for the others (x's sign picks which pair wins).
+            for k in 0..<inputs {
+                raw[10 * inputs + k] = 4
+                raw[20 * inputs + k] = 4
+                if vocabulary > 1050 {
+                    raw[700 * inputs + k] = -4
+                    raw[1050 * inputs + k] = -4
+                }
+            }
+            let stored: [UInt8]
+            switch type {
+            case .f32: stored = raw.withUnsafeBytes { Array($0) }
+            case .f16: var halves = [UInt16](repeating: 0, count: raw.count); hk_convert_f32_to_f16_ref(raw, &halves, raw.count)
+                stored = halves.withUnsafeBytes { Array($0) }
+            case .bf16: var halves = [UInt16](repeating: 0, count: raw.count); hk_convert_f32_to_bf16_ref(raw, &halves, raw.count)
+                stored = halves.withUnsafeBytes { Array($0) }
+            }
+            var x = generator.floats(rows * inputs).map { abs($0) + 0.01 }
+            for row in 0..<rows where row % 2 == 1 { for k in 0..<inputs { x[row * inputs + k] = -x[row * inputs + k] } }
+            func run(threads: Int32) -> ([Int32], [Float], [Double]) {
+                var best = [Int32](repeating: -1, count: rows)
+                var top = [Float](repeating: .nan, count: rows)
+                var normalizer = [Double](repeating: .nan, count: rows)
+                withThreads(threads) {
+                    stored.withUnsafeBytes { w in
+                        #expect(hk_vocab_scores(w.baseAddress, Self.weightType(type), x, Int32(rows), Int32(inputs),
+                                                Int32(vocabulary), &best, &top, &normalizer) == 0)
+                    }
+                }
+                return (best, top, normalizer)
+            }
+            let (best, top, normalizer) = run(threads: 2)
+            let single = run(threads: 1)
+            #expect(single.0 == best && single.1 == top && single.2 == normalizer, "\(type) thread counts differ")
+            for row in 0..<rows {
+                let logits: [Float] = stored.withUnsafeBytes { w in
+                    x.withUnsafeBufferPointer { xs in
+                        (0..<vocabulary).map { hk_vocab_logit(w.baseAddress, Self.weightType(type), xs.baseAddress! + row * inputs, Int32(inputs), Int32($0)) }
+                    }
+                }
+                let maximum = logits.max()!
+                let first = logits.firstIndex(of: maximum)!
+                #expect(Int(best[row]) == first && top[row] == maximum, "\(type) \(vocabulary) row \(row): best \(best[row]) vs \(first)")
+                #expect(first == (row % 2 == 0 ? 10 : 700), "\(type) row \(row): the planted tie")
+                let expected = Double(maximum) + log(logits.reduce(0.0) { $0 + exp(Double($1) - Double(maximum)) })
+                #expect(abs(normalizer[row] - expected) <= 1e-5, "\(type) row \(row): \(normalizer[row]) vs \(expected)")
+            }
+        }
+    }
+
+    /// hk_vocab_logit is the panel kernel's value: equal bit for bit to hk_matmul_many's output from 16 rows.
+    @Test func vocabLogitIsThePanelKernelsValue() throws {
+        guard hk_isa_detect() >= Int32(HK_ISA_AVX512.rawValue) else { return }
+        var generator = SeededGenerator(seed: 76)
+        let (rows, inputs, outputs) = (20, 300, 90)
+        let w = generator.floats(outputs * inputs), x = generator.floats(rows * inputs)
+        var y = [Float](repeating: .nan, count: rows * outputs)
+        hk_matmul_many(w, Int32(HK_TYPE_F32.rawValue), x, &y, Int32(rows), Int32(inputs), Int32(outputs))
+        for row in 0..<rows {
+            for output in 0..<outputs {
+                let single = x.withUnsafeBufferPointer { hk_vocab_logit(w, Int32(HK_TYPE_F32.rawValue), $0.baseAddress! + row * inputs, Int32(inputs), Int32(output)) }
+                #expect(single.bitPattern == y[row * outputs + output].bitPattern, "row \(row) output \(output)")
             }
         }
     }

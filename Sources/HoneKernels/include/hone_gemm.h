@@ -28,6 +28,18 @@ void hk_matmul_many_ref(const void *w /* [out, in] of weight_type */, int weight
 void hk_sgemm_nt(const float *x /* [rows, in] */, const float *w /* [out, in] */, float *y /* [rows, ldy] */,
                  int rows, int in, int out, int ldy, float beta);
 
+/// Scores rows against a vocabulary without writing their logits z = W x_r: best[r] = the first index of max z,
+/// best_logit[r] = that maximum, log_normalizer[r] = log Σ_v exp(z_v) (blocks of 512 summed in f32, combined in
+/// double). Each z is computed as hk_matmul_many computes it from 16 rows (see hk_vocab_logit). Results do not
+/// depend on the thread count. Returns -1 (nothing written) without AVX-512 or for weight types other than
+/// F32/F16/BF16: then project and reduce the logits instead.
+int hk_vocab_scores(const void *w /* [vocab, in] of weight_type */, int weight_type, const float *x /* [rows, in] */,
+                    int rows, int in, int vocab, int32_t *best /* [rows] */, float *best_logit /* [rows] */,
+                    double *log_normalizer /* [rows] */);
+/// One logit z_token = W[token] · x, bit-identical to the value hk_vocab_scores compares and sums.
+float hk_vocab_logit(const void *w /* [vocab, in] of weight_type */, int weight_type, const float *x /* [in] */,
+                     int in, int token);
+
 /// The kernel family OpenBLAS chose at load time (e.g. "Haswell", "SkylakeX").
 const char *hk_blas_core_name(void);
 /// 1 when the CPU has AVX-512 but OpenBLAS chose AVX2 kernels and OPENBLAS_CORETYPE is unset: the process

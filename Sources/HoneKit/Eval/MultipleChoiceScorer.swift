@@ -186,6 +186,7 @@ public final class MultipleChoiceScorer {
     /// For each hidden row, the log-softmax at each of its targets and whether the target is the argmax (the first
     /// maximum, as torch's argmax). Rows are projected to the vocabulary `logitChunk` at a time.
     private func evaluate(_ hidden: HiddenStates, rows: [Int], targets: [[Int32]]) -> [[(logprob: Float, isGreedy: Bool)]] {
+        if let fused = evaluateWithoutLogits(hidden, rows: rows, targets: targets) { return fused }
         let vocabulary = model.config.vocabularySize
         let chunk = max(1, logitChunk)
         let gathered = FloatBuffer(count: chunk * hidden.width)
@@ -228,5 +229,32 @@ public final class MultipleChoiceScorer {
             begin += count
         }
         return results
+    }
+
+    /// The same numbers without a logits matrix (hk_vocab_scores: log-normaliser and argmax per row, the target
+    /// logits one dot product each), for an unbiased f32/f16/bf16 vocabulary head on AVX-512; nil otherwise.
+    private func evaluateWithoutLogits(_ hidden: HiddenStates, rows: [Int],
+                                       targets: [[Int32]]) -> [[(logprob: Float, isGreedy: Bool)]]? {
+        guard let head = (model as? TrainableModel)?.vocabularyProjection, head.bias == nil,
+              [.f32, .f16, .bf16].contains(head.weight.dtype), !rows.isEmpty else { return nil }
+        let width = hidden.width
+        let gathered = FloatBuffer(count: rows.count * width)
+        for (row, index) in rows.enumerated() {
+            (gathered.pointer + row * width).update(from: hidden.values.pointer + index * width, count: width)
+        }
+        var best = [Int32](repeating: 0, count: rows.count)
+        var bestLogit = [Float](repeating: 0, count: rows.count)
+        var normalizer = [Double](repeating: 0, count: rows.count)
+        let type = Int32(head.weight.dtype.ggmlType)
+        let (inputs, vocabulary) = (Int32(head.inFeatures), Int32(head.outFeatures))
+        guard hk_vocab_scores(head.weight.data, type, gathered.pointer, Int32(rows.count), inputs, vocabulary,
+                              &best, &bestLogit, &normalizer) == 0 else { return nil }
+        return rows.indices.map { row in
+            targets[row].map { target in
+                guard target >= 0 else { return (0, true) }
+                let logit = hk_vocab_logit(head.weight.data, type, gathered.pointer + row * width, inputs, target)
+                return (Float(Double(logit) - normalizer[row]), target == best[row])
+            }
+        }
     }
 }
