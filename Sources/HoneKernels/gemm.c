@@ -198,6 +198,22 @@ HK_TARGET_AVX512 HK_INLINE void panel_micro_kernel(const int row_count, const fl
     }
 }
 
+/// panel_micro_kernel for a row count known only at run time (1–14): one specialised copy per count.
+HK_TARGET_AVX512 static void panel_micro_kernel_rows(int row_count, const float *x /* [row_count, ldx] */, size_t ldx,
+                                                     const float *panel /* [in, 32] */, int in,
+                                                     float *y /* [row_count, ldy] */, size_t ldy, __mmask16 low,
+                                                     __mmask16 high) {
+    switch (row_count) {
+#define HK_PANEL_ROWS_CASE(n) \
+    case n: panel_micro_kernel(n, x, ldx, panel, in, y, ldy, low, high); break;
+        HK_PANEL_ROWS_CASE(1) HK_PANEL_ROWS_CASE(2) HK_PANEL_ROWS_CASE(3) HK_PANEL_ROWS_CASE(4) HK_PANEL_ROWS_CASE(5)
+        HK_PANEL_ROWS_CASE(6) HK_PANEL_ROWS_CASE(7) HK_PANEL_ROWS_CASE(8) HK_PANEL_ROWS_CASE(9) HK_PANEL_ROWS_CASE(10)
+        HK_PANEL_ROWS_CASE(11) HK_PANEL_ROWS_CASE(12) HK_PANEL_ROWS_CASE(13) HK_PANEL_ROWS_CASE(14)
+#undef HK_PANEL_ROWS_CASE
+        default: break;
+    }
+}
+
 /// One panel times every activation row: blocks of 14 rows, then one call for the 1–13 left over.
 HK_TARGET_AVX512 static void panel_times_rows(const float *panel /* [in, 32] */, const float *x /* [rows, in] */,
                                               float *y /* [rows, out] */, int rows, int in, int out, int first) {
@@ -209,42 +225,55 @@ HK_TARGET_AVX512 static void panel_times_rows(const float *panel /* [in, 32] */,
         panel_micro_kernel(PANEL_ROWS, x + (size_t)r * in, (size_t)in, panel, in, y + (size_t)r * out + first,
                            (size_t)out, low, high);
     }
-    const float *x_rest = x + (size_t)r * in;
-    float *y_rest = y + (size_t)r * out + first;
-    switch (rows - r) {
-#define HK_PANEL_REST(n) \
-    case n: panel_micro_kernel(n, x_rest, (size_t)in, panel, in, y_rest, (size_t)out, low, high); break;
-        HK_PANEL_REST(1) HK_PANEL_REST(2) HK_PANEL_REST(3) HK_PANEL_REST(4) HK_PANEL_REST(5) HK_PANEL_REST(6)
-        HK_PANEL_REST(7) HK_PANEL_REST(8) HK_PANEL_REST(9) HK_PANEL_REST(10) HK_PANEL_REST(11) HK_PANEL_REST(12)
-        HK_PANEL_REST(13)
-#undef HK_PANEL_REST
-        default: break;
+    if (r < rows) {
+        panel_micro_kernel_rows(rows - r, x + (size_t)r * in, (size_t)in, panel, in, y + (size_t)r * out + first,
+                                (size_t)out, low, high);
     }
 }
 
-static void matmul_many_panels(const void *w, int weight_type, const float *x, float *y, int rows, int in, int out,
-                               int threads) {
+/// Per-thread buffers allocated before the parallel region, so a failed allocation can fall back cleanly.
+typedef struct {
+    float *memory;
+    size_t floats_per_thread;
+} thread_workspace;
+
+static int workspace_allocate(thread_workspace *workspace, int threads, size_t floats_per_thread) {
+    workspace->floats_per_thread = (floats_per_thread + 15) / 16 * 16;  // each thread's part 64-byte aligned
+    workspace->memory = (float *)aligned_alloc(64, (size_t)threads * workspace->floats_per_thread * sizeof(float));
+    return workspace->memory != NULL;
+}
+
+static float *workspace_of(const thread_workspace *workspace, int thread) {
+    return workspace->memory + (size_t)thread * workspace->floats_per_thread;
+}
+
+/// Returns 0, or -1 (nothing computed) when its buffers cannot be allocated.
+static int matmul_many_panels(const void *w, int weight_type, const float *x, float *y, int rows, int in, int out,
+                              int threads) {
     int panels = (out + PANEL_WIDTH - 1) / PANEL_WIDTH;
+    size_t panel_floats = (size_t)in * PANEL_WIDTH;
+    thread_workspace workspace;
+    if (!workspace_allocate(&workspace, threads, 2 * panel_floats)) return -1;  // panel, then f16/bf16 scratch
     #pragma omp parallel num_threads(threads)
     {
-        float *panel = (float *)aligned_alloc(64, (size_t)in * PANEL_WIDTH * sizeof(float));
-        float *scratch = weight_type == HK_TYPE_F32 ? NULL : (float *)malloc((size_t)PANEL_WIDTH * in * sizeof(float));
+        float *panel = workspace_of(&workspace, omp_get_thread_num());
+        float *scratch = panel + panel_floats;
         #pragma omp for schedule(static)
         for (int p = 0; p < panels; p++) {
             pack_panel(w, weight_type, in, out, p * PANEL_WIDTH, scratch, panel);
             panel_times_rows(panel, x, y, rows, in, out, p * PANEL_WIDTH);
         }
-        free(scratch);
-        free(panel);
     }
+    free(workspace.memory);
+    return 0;
 }
 
 void hk_matmul_many(const void *w, int weight_type, const float *x, float *y, int rows, int in, int out) {
     int threads = hk_get_threads();
     // With few rows the product is too small to split usefully; one thread still tiles the conversion.
     if ((long)rows * in * out < (1L << 22)) threads = 1;
-    if (rows >= PANEL_MIN_ROWS && in > 0 && out > 0 && hk_isa_current() >= HK_ISA_AVX512) {
-        matmul_many_panels(w, weight_type, x, y, rows, in, out, threads);
+    if (rows >= PANEL_MIN_ROWS && in > 0 && out > 0 && hk_isa_current() >= HK_ISA_AVX512 &&
+        matmul_many_panels(w, weight_type, x, y, rows, in, out, threads) == 0) {
         return;
     }
     ensure_single_threaded_blas();
@@ -304,18 +333,8 @@ HK_TARGET_AVX512 static void vocab_block(const void *w, int weight_type, const f
         // Logits of up to 14 rows × 512 outputs; lanes past the vocabulary are written too (zero weights) and
         // skipped below.
         for (int p = 0; p < panel_count; p++) {
-            const float *panel = panels + (size_t)p * in * PANEL_WIDTH;
-            const float *rows_x = x + (size_t)r * in;
-            float *out = tile + p * PANEL_WIDTH;
-            switch (count) {
-#define HK_VOCAB_ROWS(n) \
-    case n: panel_micro_kernel(n, rows_x, (size_t)in, panel, in, out, VOCAB_BLOCK, 0xFFFF, 0xFFFF); break;
-                HK_VOCAB_ROWS(1) HK_VOCAB_ROWS(2) HK_VOCAB_ROWS(3) HK_VOCAB_ROWS(4) HK_VOCAB_ROWS(5)
-                HK_VOCAB_ROWS(6) HK_VOCAB_ROWS(7) HK_VOCAB_ROWS(8) HK_VOCAB_ROWS(9) HK_VOCAB_ROWS(10)
-                HK_VOCAB_ROWS(11) HK_VOCAB_ROWS(12) HK_VOCAB_ROWS(13) HK_VOCAB_ROWS(14)
-#undef HK_VOCAB_ROWS
-                default: break;
-            }
+            panel_micro_kernel_rows(count, x + (size_t)r * in, (size_t)in, panels + (size_t)p * in * PANEL_WIDTH, in,
+                                    tile + p * PANEL_WIDTH, VOCAB_BLOCK, 0xFFFF, 0xFFFF);
         }
         for (int row = 0; row < count; row++) {
             const float *z = tile + (size_t)row * VOCAB_BLOCK;
@@ -355,20 +374,25 @@ int hk_vocab_scores(const void *w, int weight_type, const float *x, int rows, in
     }
     int threads = hk_get_threads();
     if (threads > blocks) threads = blocks;
+    size_t panels_floats = (size_t)VOCAB_BLOCK_PANELS * in * PANEL_WIDTH, tile_floats = (size_t)PANEL_ROWS * VOCAB_BLOCK;
+    thread_workspace workspace;
+    if (!workspace_allocate(&workspace, threads, panels_floats + tile_floats + (size_t)PANEL_WIDTH * in)) {
+        free(maxima);
+        free(sums);
+        free(indices);
+        return -1;
+    }
     #pragma omp parallel num_threads(threads)
     {
-        float *panels = (float *)aligned_alloc(64, (size_t)VOCAB_BLOCK_PANELS * in * PANEL_WIDTH * sizeof(float));
-        float *tile = (float *)aligned_alloc(64, (size_t)PANEL_ROWS * VOCAB_BLOCK * sizeof(float));
-        float *scratch = weight_type == HK_TYPE_F32 ? NULL : (float *)malloc((size_t)PANEL_WIDTH * in * sizeof(float));
+        float *panels = workspace_of(&workspace, omp_get_thread_num());
+        float *tile = panels + panels_floats, *scratch = tile + tile_floats;
         #pragma omp for schedule(static)
         for (int block = 0; block < blocks; block++) {
             vocab_block(w, weight_type, x, rows, in, vocab, block, scratch, panels, tile,
                         maxima + (size_t)block * rows, indices + (size_t)block * rows, sums + (size_t)block * rows);
         }
-        free(scratch);
-        free(tile);
-        free(panels);
     }
+    free(workspace.memory);
     for (int r = 0; r < rows; r++) {
         // The first block holding the overall maximum gives the argmax (the first maximum, as torch's argmax).
         float maximum = -INFINITY;

@@ -238,10 +238,7 @@ public final class MultipleChoiceScorer {
         guard let head = (model as? TrainableModel)?.vocabularyProjection, head.bias == nil,
               [.f32, .f16, .bf16].contains(head.weight.dtype), !rows.isEmpty else { return nil }
         let width = hidden.width
-        let gathered = FloatBuffer(count: rows.count * width)
-        for (row, index) in rows.enumerated() {
-            (gathered.pointer + row * width).update(from: hidden.values.pointer + index * width, count: width)
-        }
+        let gathered = hidden.selecting(rows).values
         var best = [Int32](repeating: 0, count: rows.count)
         var bestLogit = [Float](repeating: 0, count: rows.count)
         var normalizer = [Double](repeating: 0, count: rows.count)

@@ -262,7 +262,7 @@ public struct HiddenStates: @unchecked Sendable {
     /// Row where each sequence's tokens start (empty when the rows were selected: see `selecting`).
     public let sequenceOffsets: [Int]
 
-    /// Rows `indices` (ascending, distinct) of these states, in that order.
+    /// Rows `indices` of these states, in that order.
     public func selecting(_ indices: [Int]) -> HiddenStates {
         let kept = FloatBuffer(count: indices.count * width)
         for (row, index) in indices.enumerated() {

@@ -158,23 +158,23 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                   attend: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
         precondition(outputRows == nil || !keepResidual, "training keeps every row")
         let layer = layers[index]
-        var total = layout.total
+        var rows = layout.total  // becomes outputRows.count after attention
         let hidden = config.hiddenSize
         let queryWidth = config.headCount * config.headDimension
         let kvWidth = config.keyValueHeadCount * config.headDimension
         let ffn = config.intermediateSize
         func linear(_ module: String, _ base: Linear, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
-            applyAdapted(base, layer: index, module: module, input, rows: total, into: output, tape: tape)
+            applyAdapted(base, layer: index, module: module, input, rows: rows, into: output, tape: tape)
         }
-        if keepResidual { tape.buffer("input", count: total * hidden).pointer.update(from: x, count: total * hidden) }
+        if keepResidual { tape.buffer("input", count: rows * hidden).pointer.update(from: x, count: rows * hidden) }
 
-        let attentionInput = tape.buffer("attn_in", count: total * hidden).pointer
-        let queries = tape.buffer("q", count: total * queryWidth).pointer
-        let keys = tape.buffer("k", count: total * kvWidth).pointer
-        let values = tape.buffer("v", count: total * kvWidth).pointer
-        let attention = tape.buffer("attn_out", count: total * queryWidth).pointer
-        let delta = tape.buffer("delta", count: total * hidden).pointer
-        layer.attentionNorm.apply(x, rows: total, into: attentionInput)
+        let attentionInput = tape.buffer("attn_in", count: rows * hidden).pointer
+        let queries = tape.buffer("q", count: rows * queryWidth).pointer
+        let keys = tape.buffer("k", count: rows * kvWidth).pointer
+        let values = tape.buffer("v", count: rows * kvWidth).pointer
+        let attention = tape.buffer("attn_out", count: rows * queryWidth).pointer
+        let delta = tape.buffer("delta", count: rows * hidden).pointer
+        layer.attentionNorm.apply(x, rows: rows, into: attentionInput)
         linear("q_proj", layer.query, attentionInput, queries)
         linear("k_proj", layer.key, attentionInput, keys)
         linear("v_proj", layer.value, attentionInput, values)
@@ -183,22 +183,22 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         if let outputRows {
             compactRows(attention, width: queryWidth, keeping: outputRows)
             compactRows(x, width: hidden, keeping: outputRows)
-            total = outputRows.count
+            rows = outputRows.count
         }
         linear("o_proj", layer.output, attention, delta)
-        hk_add(x, delta, total * hidden)
-        if keepResidual { tape.buffer("mid", count: total * hidden).pointer.update(from: x, count: total * hidden) }
+        hk_add(x, delta, rows * hidden)
+        if keepResidual { tape.buffer("mid", count: rows * hidden).pointer.update(from: x, count: rows * hidden) }
 
-        let mlpInput = tape.buffer("mlp_in", count: total * hidden).pointer
-        let gate = tape.buffer("gate", count: total * ffn).pointer
-        let up = tape.buffer("up", count: total * ffn).pointer
-        let activated = tape.buffer("h", count: total * ffn).pointer
-        layer.mlpNorm.apply(x, rows: total, into: mlpInput)
+        let mlpInput = tape.buffer("mlp_in", count: rows * hidden).pointer
+        let gate = tape.buffer("gate", count: rows * ffn).pointer
+        let up = tape.buffer("up", count: rows * ffn).pointer
+        let activated = tape.buffer("h", count: rows * ffn).pointer
+        layer.mlpNorm.apply(x, rows: rows, into: mlpInput)
         linear("gate_proj", layer.gate, mlpInput, gate)
         linear("up_proj", layer.up, mlpInput, up)
-        hk_silu_mul(gate, up, activated, total * ffn)
+        hk_silu_mul(gate, up, activated, rows * ffn)
         linear("down_proj", layer.down, activated, delta)
-        hk_add(x, delta, total * hidden)
+        hk_add(x, delta, rows * hidden)
     }
 
     public var storedRowOrders: [String: [Int]] {
