@@ -29,6 +29,13 @@ struct JinjaLimitsTests {
         #expect(try render("{{ 'ab' * 3 }}{{ ([0] * 4)|length }}") == "ababab4")
     }
 
+    @Test("an empty sequence repeated any number of times is empty at once (a fuzzer's input spun for minutes)")
+    func emptyRepetition() throws {
+        #expect(try render("[{{ \"\" * 1000000020000 }}]") == "[]")
+        #expect(try render("{{ ([] * 1000000000000)|length }} {{ (() * 1000000000000)|length }} {{ 1000000000000 * '' }}|") == "0 0 |")
+        #expect(try render("[{{ 'ab' * 0 }}{{ 'ab' * -3 }}]{{ ([1, 2] * 0)|length }}") == "[]0")
+    }
+
     @Test("a macro stored in the scope it closes over still works, and is released after rendering")
     func macroCycle() throws {
         #expect(try render("{% macro m(a) %}[{{ a }}]{% endmacro %}{{ m(1) }}{% set f = m %}{{ f(2) }}") == "[1][2]")

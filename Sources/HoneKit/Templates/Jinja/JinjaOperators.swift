@@ -44,8 +44,19 @@ extension JinjaInterpreter {
         case ("*", _, _):
             if let (sequence, count) = repetition(left, right) {
                 let n = max(0, count)
-                // A chat template has no business building gigabytes: refuse as the sandbox refuses huge ranges.
                 let length = sequence.stringValue?.utf8.count ?? sequence.sequenceItems?.count ?? 0
+                // Nothing repeated any number of times is nothing, at once (Python's answer); building it by
+                // repetition would spin or allocate for as long as the count says.
+                if length == 0 || n == 0 {
+                    switch sequence {
+                    case .string: return .string("")
+                    case .markup: return .markup("")
+                    case .array: return .array([])
+                    case .tuple: return .tuple([])
+                    default: break
+                    }
+                }
+                // A chat template has no business building gigabytes: refuse as the sandbox refuses huge ranges.
                 let (total, overflow) = length.multipliedReportingOverflow(by: n)
                 guard !overflow, total <= JinjaInterpreter.maxRepetition else {
                     throw JinjaError.security("Repetition too big: '* \(n)' would make more than \(JinjaInterpreter.maxRepetition) items.")
