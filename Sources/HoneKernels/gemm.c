@@ -64,6 +64,16 @@ static float f16_to_f32_scalar(uint16_t h) {
     return result;
 }
 
+/// Element `index` of an F32, F16 or BF16 weight as f32 (exact), for the scalar paths.
+static float float_weight_at(const void *w, int weight_type, size_t index) {
+    if (weight_type == HK_TYPE_F32) return ((const float *)w)[index];
+    if (weight_type == HK_TYPE_F16) return f16_to_f32_scalar(((const uint16_t *)w)[index]);
+    uint32_t bits = (uint32_t)((const uint16_t *)w)[index] << 16;
+    float weight;
+    memcpy(&weight, &bits, 4);
+    return weight;
+}
+
 static void tile_to_f32(const void *w, int weight_type, size_t offset, size_t n, float *dst /* [n] */) {
     if (weight_type == HK_TYPE_F16) {
         const uint16_t *src = (const uint16_t *)w + offset;
@@ -422,18 +432,7 @@ float hk_vocab_logit(const void *w, int weight_type, const float *x, int in, int
     // value is bit-identical to that output's logit inside hk_vocab_scores (and to hk_matmul_many's from 16 rows).
     float sum = 0.0f;
     size_t offset = (size_t)token * in;
-    for (int k = 0; k < in; k++) {
-        float weight;
-        if (weight_type == HK_TYPE_F32) {
-            weight = ((const float *)w)[offset + k];
-        } else if (weight_type == HK_TYPE_F16) {
-            weight = f16_to_f32_scalar(((const uint16_t *)w)[offset + k]);
-        } else {
-            uint32_t bits = (uint32_t)((const uint16_t *)w)[offset + k] << 16;
-            memcpy(&weight, &bits, 4);
-        }
-        sum = fmaf(x[k], weight, sum);
-    }
+    for (int k = 0; k < in; k++) sum = fmaf(x[k], float_weight_at(w, weight_type, offset + k), sum);
     return sum;
 }
 
@@ -442,17 +441,7 @@ void hk_matmul_many_ref(const void *w, int weight_type, const float *x, float *y
         for (int o = 0; o < out; o++) {
             double sum = 0;
             for (int i = 0; i < in; i++) {
-                size_t index = (size_t)o * in + i;
-                float weight;
-                if (weight_type == HK_TYPE_F32) {
-                    weight = ((const float *)w)[index];
-                } else if (weight_type == HK_TYPE_F16) {
-                    weight = f16_to_f32_scalar(((const uint16_t *)w)[index]);
-                } else {
-                    uint32_t bits = (uint32_t)((const uint16_t *)w)[index] << 16;
-                    memcpy(&weight, &bits, 4);
-                }
-                sum += (double)weight * x[(size_t)r * in + i];
+                sum += (double)float_weight_at(w, weight_type, (size_t)o * in + i) * x[(size_t)r * in + i];
             }
             y[(size_t)r * out + o] = (float)sum;
         }
