@@ -17,7 +17,7 @@ struct Bench: ParsableCommand {
           hone bench --model models/hone-tiny --tokenize texts.jsonl
         """)
 
-    @Option(name: .long, help: "An HF model directory or a GGUF file.")
+    @Option(name: [.customShort("m"), .long], help: "An HF model directory or a GGUF file.")
     var model: String = ""
 
     @Option(name: [.customShort("p"), .customLong("prompt-tokens"), .customLong("prompt_tokens")], help: "Prompt tokens for pp.")

@@ -15,7 +15,7 @@ struct Chat: ParsableCommand {
           hone chat --model merged-model --template alpaca --temperature 0.7 --top-p 0.9 --show-speed
         """)
 
-    @Option(name: .long, help: "An HF model directory or a GGUF file.")
+    @Option(name: [.customShort("m"), .long], help: "An HF model directory or a GGUF file.")
     var model: String
 
     @Option(name: .long, help: "Prompt template: auto (the adapter's recorded template, else the model's own chat template, else alpaca), chat_template (the model's own), \(PromptTemplate.builtinNames.joined(separator: ", ")), a JSON template file or a .jinja chat template.")

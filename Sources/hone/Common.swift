@@ -4,7 +4,7 @@ import HoneKit
 
 /// Options every command takes.
 struct RuntimeOptions: ParsableArguments {
-    @Option(name: .long, help: "Threads for the kernels (default: all cores).")
+    @Option(name: [.customShort("t"), .long], help: "Threads for the kernels (default: all cores).")
     var threads: Int?
 
     /// - Parameter distributed: the command splits its work across mpirun's ranks (train, generate, score, ...).

@@ -23,7 +23,7 @@ struct Generate: ParsableCommand {
           hone generate --model merged-model --instructions alpaca_eval_instructions.json --output alpaca_eval.json
         """)
 
-    @Option(name: .long, help: "An HF model directory or a GGUF file.")
+    @Option(name: [.customShort("m"), .long], help: "An HF model directory or a GGUF file.")
     var model: String
 
     @Option(name: .long, help: "Instructions: JSON list or JSONL.")

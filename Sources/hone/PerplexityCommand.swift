@@ -16,7 +16,7 @@ struct PerplexityCommand: ParsableCommand {
           hone perplexity --model tinyllama-q8_0.gguf --file wiki.test.raw --ctx 512
         """)
 
-    @Option(name: .long, help: "An HF model directory or a GGUF file.")
+    @Option(name: [.customShort("m"), .long], help: "An HF model directory or a GGUF file.")
     var model: String
 
     @Option(name: [.customShort("f"), .long], help: "A UTF-8 text file.")

@@ -16,7 +16,7 @@ struct Tokenize: ParsableCommand {
           hone tokenize --model tinyllama.gguf --input texts.jsonl --output tokens.jsonl
         """)
 
-    @Option(name: .long, help: "An HF model directory or a GGUF file.")
+    @Option(name: [.customShort("m"), .long], help: "An HF model directory or a GGUF file.")
     var model: String
 
     @Option(name: .long, help: "Text to tokenize.")

@@ -46,6 +46,23 @@ import Testing
         #expect(gguf.stdout.contains("F16"))
     }
 
+    /// llama.cpp's short flags (`-m` model, `-t` threads) work where its users type them: llama-bench,
+    /// llama-cli, llama-perplexity, llama-tokenize.
+    @Test func llamaCppShortFlags() throws {
+        let model = Repository.fixture("gguf/llama-gqa-f16.gguf")
+        let bench = try runProcess(Repository.honeExecutable, ["bench", "-m", model, "-t", "1", "-p", "4", "-n", "2", "-r", "1"])
+        #expect(bench.status == 0, "\(bench.stderr)")
+        #expect(bench.stdout.contains("tg2"))
+        let tiny = Repository.root.appendingPathComponent("models/hone-tiny").path
+        let short = try runProcess(Repository.honeExecutable, ["tokenize", "-m", tiny, "-t", "1", "--text", "hello"])
+        let long = try runProcess(Repository.honeExecutable, ["tokenize", "--model", tiny, "--threads", "1", "--text", "hello"])
+        #expect(short.status == 0, "\(short.stderr)")
+        #expect(short.stdout.contains("[1,") && short.stdout == long.stdout)
+        let threads = try runProcess(Repository.honeExecutable, ["bench", "-m", model, "-t", "0"])
+        #expect(threads.status != 0)
+        #expect(threads.stderr.contains("--threads must be at least 1"))
+    }
+
     @Test func helpOnEveryCommand() throws {
         let commands = ["info", "tokenize", "score", "generate", "chat", "perplexity", "bench", "merge", "quantize", "convert"]
             .map { [$0] }
