@@ -124,17 +124,29 @@ def compare(task: str, ours: list, theirs: list, tolerance: float) -> dict:
     return report
 
 
+def lm_eval_strings(task_object, limit) -> list:
+    """lm-eval's requests for a task, built without a model: per document, its (context, continuation) pairs."""
+    task_object.set_config(key="num_fewshot", value=0)
+    task_object.build_all_requests(limit=limit, rank=0, world_size=1)
+    by_doc = {}
+    for instance in task_object.instances:
+        by_doc.setdefault(instance.doc_id, []).append((instance.idx, instance.arguments))
+    return [{"doc_id": doc, "arguments": [pair for _, pair in sorted(items)]} for doc, items in sorted(by_doc.items())]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hone-output", type=Path, required=True, help="a row folder of hone eval --output-dir")
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mc_eval")
-    parser.add_argument("--cache", required=True, help="lm-eval's request cache (SQLite; reruns resume from it)")
+    parser.add_argument("--cache", help="lm-eval's request cache (SQLite; reruns resume from it)")
     parser.add_argument("--tasks", help="comma-separated tasks (default: every samples_<task>.jsonl of --hone-output)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="the first N documents per task (as hone eval --limit N made them)")
     parser.add_argument("--batch-size", type=int, default=1, help="lm-eval's batch size (padded batches run faster on CPU)")
     parser.add_argument("--tolerance", type=float, default=1e-3)
+    parser.add_argument("--strings-only", action="store_true",
+                        help="compare every document's context/continuation strings only (lm-eval builds its requests; no model runs: minutes)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -154,6 +166,26 @@ def main():
     from lm_eval.tasks import TaskManager
     import make_eval_fixtures as fx
 
+    if args.strings_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            hf = hf_records(args.data, tasks)
+            yamls = Path(tmp) / "yamls"
+            yamls.mkdir()
+            fx.write_yamls(hf, yamls)
+            manager = TaskManager(include_path=str(yamls))
+            bad = False
+            for task in tasks:
+                theirs = lm_eval_strings(manager.load([f"hone_{task}"])["tasks"][f"hone_{task}"], args.limit)
+                ours = read_samples(args.hone_output / f"samples_{task}.jsonl")
+                by_id = {s["doc_id"]: pairs(s) for s in theirs}
+                differ = [s["doc_id"] for s in ours if pairs(s) != by_id.get(s["doc_id"])]
+                bad = bad or bool(differ) or len(ours) != len(theirs)
+                print(f"{task}: hone {len(ours)} documents, lm-eval {len(theirs)}; strings differ in {len(differ)}"
+                      + (f" (first: doc_id {differ[0]})" if differ else ""), flush=True)
+        sys.exit(1 if bad else 0)
+
+    if not args.cache:
+        parser.error("--cache is required (unless --strings-only)")
     Path(args.cache).parent.mkdir(parents=True, exist_ok=True)
     lm = HFLM(pretrained=str(args.model_dir), dtype="float32", device="cpu", batch_size=args.batch_size)
     reports = {}
