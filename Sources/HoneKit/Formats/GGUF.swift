@@ -120,14 +120,9 @@ public final class GGUFFile: @unchecked Sendable {
             let type = try reader.read(UInt32.self, "type of '\(name)'")
             let offset = try reader.read(UInt64.self, "offset of '\(name)'")
             let shape = Array(dims.reversed())
-            // Each dimension is below 2^40, but their product can still wrap: count with overflow checks.
-            var elements = 1
-            for dim in dims {
-                let (product, overflow) = elements.multipliedReportingOverflow(by: dim)
-                guard !overflow else {
-                    throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has an impossible shape \(shape) (too many elements)")
-                }
-                elements = product
+            // Each dimension is below 2^40, but their product can still wrap, also behind a zero dimension.
+            guard let elements = TensorView.checkedElementCount(dims) else {
+                throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has an impossible shape \(shape) (too many elements)")
             }
             guard let layout = GGUFFile.blockLayout(type: type) else {
                 throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has unknown GGML type id \(type)")

@@ -51,16 +51,12 @@ public final class SafetensorsFile: @unchecked Sendable {
                 unsupported[name] = dtypeName
                 continue
             }
-            // The shape comes from the file: multiply with overflow checks (a wrapped product could match the bytes).
-            var expectedBytes: Int? = dtype.blockBytes
-            for dimension in shape {
-                expectedBytes = expectedBytes.flatMap { bytes in
-                    let (product, overflow) = bytes.multipliedReportingOverflow(by: dimension)
-                    return overflow ? nil : product
-                }
+            // The shape comes from the file: a wrapped product could match the bytes.
+            guard let elements = TensorView.checkedElementCount(shape, bytesPerElement: dtype.blockBytes) else {
+                throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has an impossible shape \(shape) (too many elements)")
             }
-            guard let expectedBytes, end - begin == expectedBytes else {
-                throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has \(end - begin) bytes, but shape \(shape) of \(dtypeName) needs \(expectedBytes.map(String.init) ?? "more than fit in memory")")
+            guard end - begin == dtype.byteCount(elements: elements) else {
+                throw HoneError.malformedFile(path: path, message: "tensor '\(name)' has \(end - begin) bytes, but shape \(shape) of \(dtypeName) needs \(dtype.byteCount(elements: elements))")
             }
             tensors[name] = TensorView(name: name, dtype: dtype, shape: shape, data: file.bytes + dataStart + begin,
                                        source: path, owner: file)

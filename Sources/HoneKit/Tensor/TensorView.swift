@@ -22,6 +22,22 @@ public struct TensorView: @unchecked Sendable {
     }
 
     public var elementCount: Int { shape.reduce(1, *) }
+
+    /// The element count of a shape read from a file, or nil when it cannot be a tensor in memory: a negative
+    /// dimension, or non-zero dimensions whose product (times `bytesPerElement`) does not fit in an Int. A zero
+    /// dimension makes the count 0, but the other dimensions must still fit together: code that multiplies them in
+    /// another order or only some of them (a row's length, `elementCount` over the reversed GGUF order) would
+    /// otherwise overflow and trap.
+    public static func checkedElementCount(_ shape: [Int], bytesPerElement: Int = 1) -> Int? {
+        var nonZero = max(1, bytesPerElement)
+        for dimension in shape where dimension != 0 {
+            guard dimension > 0 else { return nil }
+            let (product, overflow) = nonZero.multipliedReportingOverflow(by: dimension)
+            guard !overflow else { return nil }
+            nonZero = product
+        }
+        return shape.contains(0) ? 0 : nonZero / max(1, bytesPerElement)
+    }
     public var byteCount: Int { dtype.byteCount(elements: elementCount) }
 
     /// Converts `count` elements starting at `offset` to f32 into `destination`. For block-quantized types both

@@ -80,6 +80,30 @@ import Testing
         #expect(throws: HoneError.self) { try SafetensorsFile(path: path) }
     }
 
+    /// A zero dimension makes a tensor empty, but the other dimensions must still fit together: a row length or a
+    /// product in another order would overflow (found by the GGUF fuzzer: [2^40, 0, 2^40, 2^32]).
+    @Test func zeroDimensionDoesNotHideAnOverflowingShape() throws {
+        #expect(TensorView.checkedElementCount([1 << 40, 0, 1 << 40, 1 << 32]) == nil)
+        #expect(TensorView.checkedElementCount([0, 1 << 31, 1 << 31], bytesPerElement: 4) == nil)
+        #expect(TensorView.checkedElementCount([0, 1 << 30, 1 << 30], bytesPerElement: 4) == 0)
+        #expect(TensorView.checkedElementCount([3, 4], bytesPerElement: 4) == 12)
+        #expect(TensorView.checkedElementCount([3, -4]) == nil)
+        #expect(TensorView.checkedElementCount([]) == 1)
+
+        let path = try makeTemporaryDirectory().appendingPathComponent("model.safetensors").path
+        let header = Data(#"{"w":{"dtype":"F32","shape":[0,1099511627776,1099511627776],"data_offsets":[0,0]}}"#.utf8)
+        var bytes = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Data($0) }
+        bytes.append(header)
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect(throws: HoneError.malformedFile(path: path, message: "tensor 'w' has an impossible shape [0, 1099511627776, 1099511627776] (too many elements)")) {
+            try SafetensorsFile(path: path)
+        }
+        let gguf = Repository.fixture("fuzz-regressions/gguf/zero-dimension-hides-overflow")
+        #expect(throws: HoneError.malformedFile(path: gguf, message: "tensor 't' has an impossible shape [4294967295, 1099511627775, 0, 1099511627775] (too many elements)")) {
+            try GGUFFile(path: gguf)
+        }
+    }
+
     @Test(arguments: [0.5, 0.05, 0.001])
     func truncatedGGUF(fraction: Double) throws {
         let source = Repository.fixture("gguf/llama-gqa-f32.gguf")
