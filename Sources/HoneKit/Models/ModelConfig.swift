@@ -100,6 +100,33 @@ public struct ModelConfig: Sendable {
     }
 }
 
+// MARK: - Checks no tensor shape makes
+
+extension ModelConfig {
+    /// Hyper-parameters that no weight's shape pins down, checked before a kernel trusts them: a GQA group size
+    /// that does not divide the heads, or a rotary dimension past the head, would send attention or RoPE outside
+    /// their rows. (The weights' shapes are checked against the sizes when the model is built.)
+    func checkConsistency(path: String) throws {
+        func refuse(_ message: String) -> HoneError { HoneError.invalidConfig(path: path, message: message) }
+        for (name, value) in [("vocabulary size", vocabularySize), ("hidden size", hiddenSize),
+                              ("intermediate size", intermediateSize), ("layer count", layerCount),
+                              ("head count", headCount), ("key/value head count", keyValueHeadCount),
+                              ("head dimension", headDimension), ("context length", maxPositionEmbeddings)] {
+            guard value > 0 else { throw refuse("the \(name) must be positive, not \(value)") }
+        }
+        guard headCount % keyValueHeadCount == 0 else {
+            throw refuse("\(headCount) attention heads cannot share \(keyValueHeadCount) key/value heads evenly")
+        }
+        guard rotaryDimension >= 0, rotaryDimension <= headDimension, rotaryDimension % 2 == 0 else {
+            throw refuse("the rotary dimension \(rotaryDimension) must be even and at most the head dimension \(headDimension)")
+        }
+        guard ropeTheta.isFinite, ropeTheta > 0 else { throw refuse("the rope base \(ropeTheta) must be positive") }
+        guard normEpsilon.isFinite, normEpsilon >= 0 else {
+            throw refuse("the norm epsilon \(normEpsilon) must be finite and not negative")
+        }
+    }
+}
+
 // MARK: - config.json
 
 extension ModelConfig {
@@ -112,7 +139,9 @@ extension ModelConfig {
         guard let architecture = ModelArchitectures.forModelType(modelType) else {
             throw HoneError.unsupportedArchitecture(name: modelType, path: path)
         }
-        return try architecture.configFromHuggingFace(json, modelType)
+        let config = try architecture.configFromHuggingFace(json, modelType)
+        try config.checkConsistency(path: path)
+        return config
     }
 
     static func readTokens(_ json: JSONConfig, into config: inout ModelConfig) throws {
@@ -152,6 +181,7 @@ extension ModelConfig {
         }
         var config = try read(gguf, name)
         config.recordedPromptTemplate = gguf.string(ggufPromptTemplateKey)
+        try config.checkConsistency(path: gguf.path)
         return config
     }
 }

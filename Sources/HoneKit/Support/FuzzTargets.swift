@@ -87,6 +87,7 @@ public enum FuzzTargets {
         FuzzTarget(name: "safetensors-index", input: "model.safetensors.index.json (shards fixed)", body: safetensorsIndex),
         FuzzTarget(name: "gguf", input: "a .gguf file (header, metadata, tensor table, rows of every type)", body: gguf),
         FuzzTarget(name: "gguf-tokenizer", input: "a .gguf file whose tokenizer.ggml.* metadata is loaded", body: ggufTokenizer),
+        FuzzTarget(name: "gguf-model", input: "a GGUF opened as a model and run on two tokens", body: ggufModel),
         FuzzTarget(name: "tokenizer-json", input: "tokenizer.json", body: tokenizerJSON),
         FuzzTarget(name: "tokenizer-model", input: "tokenizer.model (SentencePiece protobuf)", body: tokenizerModel),
         FuzzTarget(name: "jinja", input: "a Jinja chat template (parsed, then rendered with fixed messages)", body: jinja),
@@ -132,6 +133,22 @@ public enum FuzzTargets {
         }
         _ = try? ModelConfig.fromGGUF(file)
         _ = try? TokenizerLoader.load(gguf: file)
+    }
+
+    /// Metadata that disagrees with the tensors (sizes, head counts, vocabulary, rope settings) must be refused
+    /// when the model is built, before a kernel reads past a weight: the class of GGUF bugs llama.cpp keeps fixing.
+    static func ggufModel(_ data: Data, _ context: FuzzContext) throws {
+        let threads = Runtime.threads
+        Runtime.setThreads(1)  // one core per fuzzer; the replaying test process gets its setting back
+        defer { Runtime.setThreads(threads) }
+        let loaded = try LoadedModel.open(context.write(data, to: "model.gguf"))
+        let vocabulary = loaded.model.config.vocabularySize
+        guard vocabulary > 0 else { return }
+        let tokens: [Int32] = [0, Int32(min(1, vocabulary - 1))]
+        let hidden = try loaded.model.forward([SequenceInput(tokens: tokens, cache: loaded.model.makeCache())])
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: hidden.rows * vocabulary)
+        defer { logits.deallocate() }
+        loaded.model.projectToVocabulary(hidden.values.pointer, rows: hidden.rows, into: logits)
     }
 
     static func ggufTokenizer(_ data: Data, _ context: FuzzContext) throws {

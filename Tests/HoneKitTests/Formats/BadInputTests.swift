@@ -41,6 +41,26 @@ import Testing
         }
     }
 
+    /// Hyper-parameters no weight's shape pins down are checked before a kernel trusts them.
+    @Test func inconsistentHyperParameters() throws {
+        let directory = try copyFixtureModel("llama-gqa")
+        let config = directory.appendingPathComponent("config.json").path
+        try editConfig(directory) { $0["num_key_value_heads"] = 3 }
+        #expect(throws: HoneError.invalidConfig(path: config, message: "num_attention_heads (4) must be a multiple of num_key_value_heads (3)")) {
+            try LoadedModel.open(directory.path)
+        }
+        try editConfig(directory) { $0["num_key_value_heads"] = 2; $0["rope_parameters"] = ["rope_theta": -1.0, "rope_type": "default"] }
+        #expect(throws: HoneError.invalidConfig(path: config, message: "the rope base -1.0 must be positive")) {
+            try LoadedModel.open(directory.path)
+        }
+        // Found by the gguf-model fuzzer: llama.rope.dimension_count 27 with 16-feature heads sent RoPE past each
+        // head (a heap overflow under AddressSanitizer).
+        let gguf = Repository.fixture("fuzz-regressions/gguf-model/rope-dimension-past-the-head")
+        #expect(throws: HoneError.invalidConfig(path: gguf, message: "the rotary dimension 27 must be even and at most the head dimension 16")) {
+            try LoadedModel.open(gguf)
+        }
+    }
+
     @Test func tensorOfWrongShape() throws {
         let directory = try copyFixtureModel("llama-gqa")
         try rewriteWeights(directory) { entries in

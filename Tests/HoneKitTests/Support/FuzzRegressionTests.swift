@@ -14,6 +14,8 @@ struct FuzzRegressionTests {
         "safetensors": ["lora/llama-gqa/adapter/adapter_model.safetensors"],
         "gguf": ["gguf/llama-gqa-q4_0.gguf", "gguf/llama-k256-iq-mix.gguf", "tokenizers/gpt2-gguf/vocab.gguf"],
         "gguf-tokenizer": ["tokenizers/spm-bpe-gguf/vocab.gguf", "tokenizers/llama3-gguf/vocab.gguf"],
+        "gguf-model": ["gguf/llama-gqa-q4_0.gguf", "gguf/llama-gqa-f16.gguf", "gguf/llama-k256-q3_k.gguf",
+                       "gguf/llama-tied-llama3-f32.gguf", "gguf/qwen2-bias-f32.gguf"],
         "tokenizer-json": ["tokenizers/spm-bpe/tokenizer.json", "tokenizers/gpt2-bpe/tokenizer.json"],
         "tokenizer-model": ["tokenizers/spm-bpe/tokenizer.model"],
         "model-config": ["models/llama-gqa/config.json", "models/opt-preln/config.json", "models/llama-gqa/generation_config.json"],

@@ -52,7 +52,9 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let names = weights.isGGUF ? TensorNames.gguf : TensorNames.huggingFace
         var config = config
         if weights.isGGUF, weights.contains("rope_freqs.weight") {
-            config.ropeFrequencyFactors = try weights.tensor("rope_freqs.weight").floats()
+            let factors = try weights.tensor("rope_freqs.weight")
+            try factors.expectShape([config.rotaryDimension / 2])  // one divisor per rotated pair
+            config.ropeFrequencyFactors = try factors.floats()
         }
         self.config = config
         let hidden = config.hiddenSize
