@@ -41,14 +41,25 @@ public final class LoadedModel: @unchecked Sendable {
             var config = try ModelConfig.fromHuggingFace(path: configPath)
             try config.applyGenerationConfig(path: (path as NSString).appendingPathComponent("generation_config.json"))
             let weights = try SafetensorsStore(directory: path)
+            try checkLayerCount(config, weights)
             let model = try config.architecture.build(config, weights)
             return try LoadedModel(path: path, format: .huggingFace, config: model.config, weights: weights, model: model, gguf: nil)
         }
         let gguf = try GGUFFile(path: path)
         let config = try ModelConfig.fromGGUF(gguf)
         let weights = GGUFStore(file: gguf)
+        try checkLayerCount(config, weights)
         let model = try config.architecture.build(config, weights)
         return try LoadedModel(path: path, format: .gguf, config: model.config, weights: weights, model: model, gguf: gguf)
+    }
+
+    /// Every layer has several tensors: a layer count beyond the tensor count is a lie the builder would otherwise
+    /// find only after reserving memory for every declared layer (a fuzzed GGUF declared 67 million).
+    private static func checkLayerCount(_ config: ModelConfig, _ weights: WeightStore) throws {
+        let tensors = weights.tensorNames.count
+        guard config.layerCount <= tensors else {
+            throw HoneError.invalidConfig(path: weights.location, message: "the model declares \(config.layerCount) layers but has only \(tensors) tensors")
+        }
     }
 
     // MARK: Tokenizer and chat template

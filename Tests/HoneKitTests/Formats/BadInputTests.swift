@@ -59,6 +59,11 @@ import Testing
         #expect(throws: HoneError.invalidConfig(path: gguf, message: "the rotary dimension 27 must be even and at most the head dimension 16")) {
             try LoadedModel.open(gguf)
         }
+        // Also found by it: llama.block_count 67,108,864 in a file of 12 tensors made the builder reserve 36 GB.
+        let layers = Repository.fixture("fuzz-regressions/gguf-model/layer-count-beyond-the-tensors")
+        #expect(throws: HoneError.invalidConfig(path: layers, message: "the model declares 67108864 layers but has only 12 tensors")) {
+            try LoadedModel.open(layers)
+        }
     }
 
     @Test func tensorOfWrongShape() throws {
