@@ -38,6 +38,7 @@ public struct TensorView: @unchecked Sendable {
         }
         return shape.contains(0) ? 0 : nonZero / max(1, bytesPerElement)
     }
+
     public var byteCount: Int { dtype.byteCount(elements: elementCount) }
 
     /// Converts `count` elements starting at `offset` to f32 into `destination`. For block-quantized types both
