@@ -134,6 +134,20 @@ def lm_eval_strings(task_object, limit) -> list:
     return [{"doc_id": doc, "arguments": [pair for _, pair in sorted(items)]} for doc, items in sorted(by_doc.items())]
 
 
+def compare_strings(hone_output: Path, tasks: list, manager, limit) -> bool:
+    """Prints, per task, the documents whose strings differ from lm-eval's requests; True when any does."""
+    bad = False
+    for task in tasks:
+        theirs = lm_eval_strings(manager.load([f"hone_{task}"])["tasks"][f"hone_{task}"], limit)
+        ours = read_samples(hone_output / f"samples_{task}.jsonl")
+        by_id = {s["doc_id"]: pairs(s) for s in theirs}
+        differ = [s["doc_id"] for s in ours if pairs(s) != by_id.get(s["doc_id"])]
+        bad = bad or bool(differ) or len(ours) != len(theirs)
+        print(f"{task}: hone {len(ours)} documents, lm-eval {len(theirs)}; strings differ in {len(differ)}"
+              + (f" (first: doc_id {differ[0]})" if differ else ""), flush=True)
+    return bad
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hone-output", type=Path, required=True, help="a row folder of hone eval --output-dir")
@@ -166,35 +180,19 @@ def main():
     from lm_eval.tasks import TaskManager
     import make_eval_fixtures as fx
 
-    if args.strings_only:
-        with tempfile.TemporaryDirectory() as tmp:
-            hf = hf_records(args.data, tasks)
-            yamls = Path(tmp) / "yamls"
-            yamls.mkdir()
-            fx.write_yamls(hf, yamls)
-            manager = TaskManager(include_path=str(yamls))
-            bad = False
-            for task in tasks:
-                theirs = lm_eval_strings(manager.load([f"hone_{task}"])["tasks"][f"hone_{task}"], args.limit)
-                ours = read_samples(args.hone_output / f"samples_{task}.jsonl")
-                by_id = {s["doc_id"]: pairs(s) for s in theirs}
-                differ = [s["doc_id"] for s in ours if pairs(s) != by_id.get(s["doc_id"])]
-                bad = bad or bool(differ) or len(ours) != len(theirs)
-                print(f"{task}: hone {len(ours)} documents, lm-eval {len(theirs)}; strings differ in {len(differ)}"
-                      + (f" (first: doc_id {differ[0]})" if differ else ""), flush=True)
-        sys.exit(1 if bad else 0)
-
-    if not args.cache:
+    if not args.cache and not args.strings_only:
         parser.error("--cache is required (unless --strings-only)")
-    Path(args.cache).parent.mkdir(parents=True, exist_ok=True)
-    lm = HFLM(pretrained=str(args.model_dir), dtype="float32", device="cpu", batch_size=args.batch_size)
-    reports = {}
     with tempfile.TemporaryDirectory() as tmp:
-        hf = hf_records(args.data, tasks)
         yamls = Path(tmp) / "yamls"
         yamls.mkdir()
-        fx.write_yamls(hf, yamls)
+        fx.write_yamls(hf_records(args.data, tasks), yamls)
         manager = TaskManager(include_path=str(yamls))
+        if args.strings_only:
+            sys.exit(1 if compare_strings(args.hone_output, tasks, manager, args.limit) else 0)
+
+        Path(args.cache).parent.mkdir(parents=True, exist_ok=True)
+        lm = HFLM(pretrained=str(args.model_dir), dtype="float32", device="cpu", batch_size=args.batch_size)
+        reports = {}
         for task in tasks:
             out = lm_eval.simple_evaluate(model=lm, tasks=[f"hone_{task}"], num_fewshot=0, task_manager=manager,
                                           bootstrap_iters=0, log_samples=True, use_cache=args.cache,
