@@ -13,6 +13,14 @@ enum Paths {
     static let tinyModel = root.appendingPathComponent("models/hone-tiny").path
     static let fixtures = root.appendingPathComponent("Tests/HoneKitTests/Fixtures")
 
+    /// The `hone` built beside this test runner (so a sanitizer build's tests run its own sanitized `hone`), else
+    /// the debug build; nil when neither is built.
+    static var hone: String? {
+        let runner = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [runner, runner.deletingLastPathComponent(), root.appendingPathComponent(".build/debug")]
+        return candidates.map { $0.appendingPathComponent("hone").path }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
     static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("hone-serve-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

@@ -422,9 +422,8 @@ import Testing
 /// The `hone serve` command: SIGTERM stops it cleanly, even while an answer is streaming.
 @Suite struct ServeCommandTests {
     @Test func sigtermStopsAServerThatIsAnswering() async throws {
-        let executable = Paths.root.appendingPathComponent(".build/debug/hone").path
-        guard FileManager.default.isExecutableFile(atPath: executable) else {
-            print("skipped: \(executable) is not built")
+        guard let executable = Paths.hone else {
+            print("skipped: hone is not built")
             return
         }
         let port = 20000 + Int.random(in: 0..<20000)
@@ -487,13 +486,8 @@ import Testing
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    static var hone: String? {
-        let path = Paths.root.appendingPathComponent(".build/debug/hone").path
-        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
-    }
-
     @Test func openaiPackageChatsAndStreams() throws {
-        guard let hone = Self.hone, let python = Self.python(with: "openai") else {
+        guard let hone = Paths.hone, let python = Self.python(with: "openai") else {
             print("skipped: no built hone or no Python with the openai package (run tools/serve/setup)")
             return
         }
@@ -504,7 +498,7 @@ import Testing
     }
 
     @Test func chatPageInHeadlessChromium() throws {
-        guard let hone = Self.hone, FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium") else {
+        guard let hone = Paths.hone, FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium") else {
             print("skipped: no built hone or no chromium (apt-get install chromium)")
             return
         }

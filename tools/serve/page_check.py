@@ -70,8 +70,9 @@ def main():
         subprocess.run(common + ["--screenshot=" + screenshot, url], capture_output=True, timeout=300)
     finally:
         server.terminate()
-        server.wait(timeout=20)
-    log = server.stderr.read()
+        # Read stderr while waiting: a server that writes more than a pipe holds at exit (a sanitizer's report)
+        # would otherwise block on the pipe and never exit.
+        _, log = server.communicate(timeout=20)
     ok = (len(user) == 1 and html.unescape(user[0]) == args.message and len(answers) == 1 and answers[0][0]
           and answers[0][1].strip() and "POST /v1/chat/completions 200" in log)
     print(f"user message: {user[:1]}")
