@@ -167,9 +167,8 @@ enum GGUFVocabulary {
             throw HoneError.malformedFile(path: path, message: "tokenizer.json has no model.vocab")
         }
         let added = try TokenizerJSON.addedTokens(json, path: path)
-        var size = 0
-        for value in vocabulary.values { if let id = jsonInteger(value) { size = max(size, id + 1) } }
-        for token in added { size = max(size, Int(token.id) + 1) }
+        let size = try TokenizerJSON.idTableSize(vocabulary.values.compactMap(jsonInteger) + added.map { Int($0.id) },
+                                                 path: path)
         var tokens = (0..<size).map { "[PAD\($0)]" }
         var types = [TokenType](repeating: .unused, count: size)
         for (piece, value) in vocabulary {

@@ -26,6 +26,9 @@ extension ByteLevelBPETokenizer {
         where !addedTokens.contains(where: { $0.content == name }) {
             if let id = vocabulary[name] { addedTokens.append((content: name, id: id, special: true)) }
         }
+        // The tokenizer sizes its id-indexed tables by the largest id (added_tokens_decoder's included).
+        _ = try TokenizerJSON.idTableSize(vocabulary.values.map(Int.init) + addedTokens.map { Int($0.id) },
+                                          path: tokenizerConfig.map { "\(vocabJSON) with \($0)" } ?? vocabJSON)
         func id(_ name: String?) -> Int32? {
             guard let name else { return nil }
             return addedTokens.first(where: { $0.content == name })?.id ?? vocabulary[name]
@@ -79,6 +82,8 @@ extension ByteLevelBPETokenizer {
         let pipeline = try parsePreTokenizer(json["pre_tokenizer"], path: path)
 
         let addedTokens = try TokenizerJSON.addedTokens(json, path: path)
+        // The tokenizer sizes its id-indexed tables by the largest id.
+        _ = try TokenizerJSON.idTableSize(vocabulary.values.map(Int.init) + addedTokens.map { Int($0.id) }, path: path)
         let config = try tokenizerConfig.map { try TokenizerConfig(path: $0) }
         func id(_ name: String?) -> Int32? {
             guard let name else { return nil }

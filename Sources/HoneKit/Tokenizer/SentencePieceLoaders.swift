@@ -39,9 +39,8 @@ extension SentencePieceTokenizer {
         }
         let merges = try TokenizerJSON.merges(model, path: path)
         let added = try TokenizerJSON.addedTokens(json, path: path)
-        var size = 0
-        for value in vocabulary.values { if let id = jsonInteger(value) { size = max(size, id + 1) } }
-        for token in added { size = max(size, Int(token.id) + 1) }
+        let size = try TokenizerJSON.idTableSize(vocabulary.values.compactMap(jsonInteger) + added.map { Int($0.id) },
+                                                 path: path)
         var pieces = [String](repeating: "", count: size)
         var types = [PieceType](repeating: .unused, count: size)
         for (piece, value) in vocabulary {

@@ -28,6 +28,27 @@ enum TokenizerJSON {
         return merges
     }
 
+    /// Unused ids a vocabulary may leave below its largest id. Real files number their tokens densely from 0;
+    /// tolerating a few holes costs little, but a lone id of 10^17 (or 2^31 − 1) would size id-indexed tables
+    /// far beyond memory.
+    static let unusedIDAllowance = 65_536
+
+    /// The size of an id-indexed table for these ids (largest + 1), after checking that they are non-negative and
+    /// leave at most `unusedIDAllowance` ids unused; `ids` counts a token once per entry (vocab and added tokens).
+    static func idTableSize(_ ids: [Int], path: String) throws -> Int {
+        var largest = -1
+        for id in ids {
+            guard id >= 0 else { throw HoneError.malformedFile(path: path, message: "token id \(id) is negative") }
+            largest = max(largest, id)
+        }
+        let distinct = Set(ids).count
+        guard largest < distinct + unusedIDAllowance else {
+            throw HoneError.malformedFile(
+                path: path, message: "token id \(largest) is far beyond the \(distinct) ids in the file (ids number the tokens from 0; at most \(unusedIDAllowance) may go unused)")
+        }
+        return largest + 1
+    }
+
     /// `added_tokens`: content, id and whether the token is special.
     static func addedTokens(_ json: [String: Any], path: String) throws -> [(content: String, id: Int32, special: Bool)] {
         var addedTokens: [(content: String, id: Int32, special: Bool)] = []

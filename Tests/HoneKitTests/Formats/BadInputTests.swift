@@ -153,6 +153,36 @@ import Testing
         }
     }
 
+    /// A tokenizer.json whose ids leave a vast range unused (a lone id of 10^17 or 2^31 − 1) is refused in one line:
+    /// the tokenizers size id-indexed tables by the largest id (found by the tokenizer-json fuzz target: an
+    /// allocation of 10^18 bytes). A few holes still load.
+    @Test(arguments: [("spm-bpe", "100000000000000000"), ("spm-bpe", "2147483647"), ("gpt2-bpe", "2147483647")])
+    func tokenIDsFarBeyondTheVocabulary(fixture: String, id: String) throws {
+        let original = try String(contentsOfFile: Repository.fixture("tokenizers/\(fixture)/tokenizer.json"), encoding: .utf8)
+        let directory = try makeTemporaryDirectory()
+        func write(_ extraID: String) throws -> String {
+            let path = directory.appendingPathComponent("tokenizer-\(extraID).json").path
+            let text = original.replacingOccurrences(of: "\"vocab\": {", with: "\"vocab\": {\"far-away\": \(extraID), ")
+            #expect(text != original, "the fixture's vocab was not found")
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let path = try write(id)
+        do {
+            _ = try TokenizerLoader.load(tokenizerJSON: path, tokenizerConfig: nil)
+            Issue.record("loaded a vocabulary with token id \(id)")
+        } catch let error as HoneError {
+            #expect(error.description.hasPrefix(path + ": "), "\(error)")
+            #expect(error.description.contains("token id \(id)"), "\(error)")
+            #expect(!error.description.contains("\n"))
+        }
+        // The converter reads the same ids (HF → GGUF).
+        #expect(throws: HoneError.self) { try GGUFVocabulary.fromByteLevelJSON(ByteLevelBPETokenizer.readJSONObject(path), path: path) }
+        // Ten unused ids load.
+        let holes = try write("1010")
+        #expect(try TokenizerLoader.load(tokenizerJSON: holes, tokenizerConfig: nil).vocabularySize == 1011)
+    }
+
     @Test func tokenOutsideVocabulary() throws {
         let loaded = try LoadedModel.open(Repository.fixture("models/llama-gqa"))
         let vocabulary = loaded.config.vocabularySize
