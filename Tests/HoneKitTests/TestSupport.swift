@@ -85,9 +85,25 @@ func runProcess(_ executable: String, _ arguments: [String]) throws -> (status: 
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 
-/// A fresh temporary directory, removed by the caller with `cleanup`.
+/// One directory per test process that holds every test's scratch files. It is removed when the process exits, so
+/// a test that fails half-way (or a test that does not clean up after itself) leaves nothing behind in /tmp.
+enum Scratch {
+    static let root: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("hone-tests-\(getpid())")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(at: Scratch.root) }
+        return url
+    }()
+
+    /// A fresh path under the root (not created): for outputs a command must create itself.
+    static func path(_ prefix: String) -> URL {
+        root.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    }
+}
+
+/// A fresh temporary directory under `Scratch.root`.
 func makeTemporaryDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("hone-test-\(UUID().uuidString)")
+    let url = Scratch.path("hone-test")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }

@@ -21,8 +21,16 @@ enum Paths {
         return candidates.map { $0.appendingPathComponent("hone").path }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
+    /// Scratch space for one test process, removed when it exits (the same root HoneKitTests' `Scratch` uses: both
+    /// test targets run in one process).
+    static let scratch: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("hone-tests-\(getpid())")
+        atexit { try? FileManager.default.removeItem(at: Paths.scratch) }
+        return url
+    }()
+
     static func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("hone-serve-test-\(UUID().uuidString)")
+        let url = scratch.appendingPathComponent("hone-serve-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }

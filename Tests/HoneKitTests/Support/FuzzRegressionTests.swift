@@ -34,7 +34,7 @@ struct FuzzRegressionTests {
     @Test("every kept input is refused with a HoneError or accepted", arguments: FuzzTargets.all.map(\.name))
     func replay(_ name: String) throws {
         let target = try #require(FuzzTargets.named(name))
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hone-fuzz-regressions-\(UUID().uuidString)")
+        let scratch = Scratch.path("hone-fuzz-regressions")
         defer { try? FileManager.default.removeItem(at: scratch) }
         let context = try FuzzContext(scratch: scratch.path, repositoryRoot: Repository.root.path)
         for input in Self.inputs(name) {

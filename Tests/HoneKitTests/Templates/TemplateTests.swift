@@ -227,7 +227,7 @@ import Testing
             userPrefix: "<|user|>\n", userSuffix: "</s>\n", assistantPrefix: "<|assistant|>\n", assistantSuffix: "</s>\n",
             replyPrefix: "<|assistant|>\n", stripsContent: true, addsBOS: false, stopStrings: ["<|user|>"],
             endTokens: ["</s>"])
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hone-template-\(UUID().uuidString)")
+        let directory = Scratch.path("hone-template")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("zephyr.json").path
@@ -267,7 +267,7 @@ import Testing
     }
 
     @Test func badTemplateFilesNameTheFile() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hone-bad-\(UUID().uuidString)")
+        let directory = Scratch.path("hone-bad")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let cases: [(String, String, String)] = [

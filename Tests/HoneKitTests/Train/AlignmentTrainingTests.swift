@@ -82,7 +82,7 @@ enum AlignmentRuns {
     }
 
     static func temporary() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("hone-align-\(UUID().uuidString)").path
+        Scratch.path("hone-align").path
     }
 
     static func objective(_ name: String) throws -> TrainingObjective {

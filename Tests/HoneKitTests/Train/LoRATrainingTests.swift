@@ -164,7 +164,7 @@ struct LoRATrainingTests {
         options.schedule = .linear
         options.maxGradNorm = (steps["max_grad_norm"] as! NSNumber).doubleValue
         options.saveSteps = 0
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("hone-steps-\(UUID().uuidString)").path
+        let output = Scratch.path("hone-steps").path
         defer { try? FileManager.default.removeItem(atPath: output) }
         let trainer = try Trainer(engine: engine, objective: SupervisedObjective(training: rows, validation: []),
                                   options: options, outputDirectory: output)
@@ -228,7 +228,7 @@ struct TrainerResumeTests {
     }
 
     static func temporaryDirectory() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("hone-resume-\(UUID().uuidString)").path
+        Scratch.path("hone-resume").path
     }
 
     @Test("A run stopped after a checkpoint and resumed ends with the same adapter and metrics as an uninterrupted run")
@@ -346,7 +346,7 @@ struct GGUFAdapterTests {
             options.learningRate = 1e-3
             options.warmupSteps = 0
             options.saveSteps = 0
-            let output = FileManager.default.temporaryDirectory.appendingPathComponent("hone-gguf-\(UUID().uuidString)").path
+            let output = Scratch.path("hone-gguf").path
             let trainer = try Trainer(engine: TrainingEngine(loaded: loaded, adapters: adapters),
                                       objective: SupervisedObjective(training: fixture.rows, validation: []),
                                       options: options, outputDirectory: output)
