@@ -29,6 +29,29 @@ struct JinjaLimitsTests {
         #expect(try render("{{ 'ab' * 3 }}{{ ([0] * 4)|length }}") == "ababab4")
     }
 
+    @Test("widths, precisions and fill counts past the string limit are errors; ordinary ones match jinja2")
+    func widths() throws {
+        // The fuzzer's input: a 19-digit width (a 10^17-byte allocation).
+        for source in ["{{ '%(k)3333333333333333333s'|format(k='v') }}", "{{ '%99999999999999999999999s' % 'v' }}",
+                       "{{ '%.999999999f' % 1.5 }}", "{{ '%*d' % (999999999999, 1) }}",
+                       "{{ '{:>999999999999}'.format('v') }}", "{{ '{:99999999999999999999999}'.format('v') }}",
+                       "{{ '{:.99999999999999999999}f'.format(1.5) }}", "{{ 'v'|center(999999999999) }}",
+                       "{{ 'v'.ljust(999999999999) }}", "{{ 'v'.rjust(999999999999) }}", "{{ 'v'.zfill(999999999999) }}",
+                       "{{ 'v'|indent(999999999999, true) }}", "{{ ('a\n' * 1000)|indent(1000000) }}",
+                       "{{ [[1, 2], 3]|tojson(indent=999999999999) }}", "{{ ([1] * 1000)|tojson(indent=1000000) }}",
+                       "{{ [1]|batch(999999999999, 0)|list }}"] {
+            #expect(throws: JinjaError.self, "\(source)") { try render(source) }
+        }
+        // jinja2's own output for the same templates.
+        #expect(try render("[{{ '%5s|%-4d|%.2f|%.s|%.f' % ('ab', 7, 3.14159, 'xyz', 2.5) }}]") == "[   ab|7   |3.14||2]")
+        #expect(try render("[{{ '{:>6}|{:^7}|{:08.3f}|{:,}'.format('ab', 'mid', 3.14159, 1234567) }}]")
+                == "[    ab|  mid  |0003.142|1,234,567]")
+        #expect(try render("[{{ 'ab'|center(6) }}|{{ 'x'.ljust(3, '.') }}|{{ '7'.zfill(3) }}|{{ 'a\nb'|indent(2) }}]")
+                == "[  ab  |x..|007|a\n  b]")
+        #expect(try render("{{ [1, [2]]|tojson(indent=1) }}") == "[\n 1,\n [\n  2\n ]\n]")
+        #expect(try render("{{ [1, 2, 3]|batch(2, 0)|list }}") == "[[1, 2], [3, 0]]")
+    }
+
     @Test("an empty sequence repeated any number of times is empty at once (a fuzzer's input spun for minutes)")
     func emptyRepetition() throws {
         #expect(try render("[{{ \"\" * 1000000020000 }}]") == "[]")

@@ -100,6 +100,9 @@ enum JinjaFilters {
             }
             if !current.isEmpty {
                 if !a["fill_with"]!.isNone, current.count < count {
+                    guard count - current.count <= JinjaInterpreter.maxRepetition else {
+                        throw JinjaError.security("Batch too big: filling to \(count) would make more than \(JinjaInterpreter.maxRepetition) items.")
+                    }
                     current += Array(repeating: a["fill_with"]!, count: count - current.count)
                 }
                 batches.append(.array(current))
@@ -111,7 +114,7 @@ enum JinjaFilters {
 
         f["center"] = { _, value, args in
             let a = try JinjaSignature("center", ["width"], defaults: ["width": 80]).bind(args)
-            return value.sameKind(value.softString.pythonCenter(try a["width"]!.intArgument("width")))
+            return value.sameKind(value.softString.pythonCenter(try checkedWidth(a["width"]!.intArgument("width"), "width")))
         }
 
         let length: JinjaFilter = { _, value, _ in .int(try JinjaFilters.pythonLength(value)) }
@@ -238,10 +241,12 @@ enum JinjaFilters {
                                        defaults: ["width": 4, "first": false, "blank": false]).bind(args)
             let indentation: String
             if let s = a["width"]!.stringValue { indentation = s } else {
-                indentation = String(repeating: " ", count: max(0, try a["width"]!.intArgument("width")))
+                indentation = String(repeating: " ", count: max(0, try checkedWidth(a["width"]!.intArgument("width"), "width")))
             }
             // jinja2 appends a newline before splitlines() so a trailing newline survives.
             let lines = (value.softString + "\n").pythonSplitLines()
+            // Every line gets the indentation: a long indentation times many lines must not outgrow the string limit.
+            _ = try checkedWidth(lines.count * indentation.utf8.count + value.softString.utf8.count, "indented text")
             var result: String
             if a["blank"]!.isTruthy {
                 result = lines.joined(separator: "\n" + indentation)
@@ -419,7 +424,7 @@ enum JinjaFilters {
             case .none: break
             case .string(let s), .markup(let s): options.indent = s
             case let indent:
-                options.indent = String(repeating: " ", count: max(0, try indent.intArgument("indent")))
+                options.indent = String(repeating: " ", count: max(0, try checkedWidth(indent.intArgument("indent"), "indent")))
             }
             if options.indent != nil { options.itemSeparator = "," }
             if let separators = a["separators"]!.sequenceItems {

@@ -60,6 +60,8 @@ func pythonPercentFormat(_ format: String, _ values: JinjaValue, escape: Bool) t
             while i < f.count, f[i].isDecimalDigitASCII { p.unicodeScalars.append(f[i]); i += 1 }
             precision = p
         }
+        let widthCount = try formatCount(width, "width")
+        let precisionCount = try precision.map { try formatCount($0, "precision") }
         while i < f.count, "hlL".unicodeScalars.contains(f[i]) { i += 1 }
         guard i < f.count else { throw JinjaError.runtime("incomplete format") }
         let type = f[i]
@@ -73,11 +75,11 @@ func pythonPercentFormat(_ format: String, _ values: JinjaValue, escape: Bool) t
         switch type {
         case "s":
             text = escape ? markupText(v) : v.pythonString
-            if let precision, let p = Int(precision) { text = String(codePoints: text.codePoints.prefix(p)) }
+            if let p = precisionCount { text = String(codePoints: text.codePoints.prefix(p)) }
         case "r", "a":
             text = v.pythonRepresentation
             if escape { text = htmlEscape(text) }
-            if let precision, let p = Int(precision) { text = String(codePoints: text.codePoints.prefix(p)) }
+            if let p = precisionCount { text = String(codePoints: text.codePoints.prefix(p)) }
         case "d", "i", "u", "x", "X", "o":
             guard let n = v.numericValue else {
                 throw JinjaError.type("%\(type) format: a real number is required, not \(v.pythonTypeName)")
@@ -89,23 +91,23 @@ func pythonPercentFormat(_ format: String, _ values: JinjaValue, escape: Bool) t
             }
             let radix = type == "x" || type == "X" ? 16 : type == "o" ? 8 : 10
             var digits = String(abs(integer), radix: radix, uppercase: type == "X")
-            if let precision, let p = Int(precision), digits.count < p {
+            if let p = precisionCount, digits.count < p {
                 digits = String(repeating: "0", count: p - digits.count) + digits
             }
             if flags.contains("#") && radix != 10 { digits = (radix == 16 ? (type == "X" ? "0X" : "0x") : "0o") + digits }
             let sign = integer < 0 ? "-" : flags.contains("+") ? "+" : flags.contains(" ") ? " " : ""
-            text = pad(sign: sign, digits: digits, width: Int(width) ?? 0, flags: flags)
+            text = pad(sign: sign, digits: digits, width: widthCount, flags: flags)
         case "f", "F", "e", "E", "g", "G":
             guard let n = v.numericValue else {
                 throw JinjaError.type("must be real number, not \(v.pythonTypeName)")
             }
             let d = n.asDouble
-            let p = precision.flatMap { Int($0) } ?? 6
+            let p = precisionCount ?? 6
             var body = String(format: "%\(flags.contains("#") ? "#" : "").\(p)\(Character(type))", abs(d))
             if d.isNaN { body = type.properties.isUppercase ? "NAN" : "nan" }
             if d.isInfinite { body = type.properties.isUppercase ? "INF" : "inf" }
             let sign = d.sign == .minus && !d.isNaN ? "-" : flags.contains("+") ? "+" : flags.contains(" ") ? " " : ""
-            text = pad(sign: sign, digits: body, width: Int(width) ?? 0, flags: d.isFinite ? flags : flags.replacingOccurrences(of: "0", with: ""))
+            text = pad(sign: sign, digits: body, width: widthCount, flags: d.isFinite ? flags : flags.replacingOccurrences(of: "0", with: ""))
         case "c":
             if case .int(let code)? = v.numericValue, let scalar = Unicode.Scalar(UInt32(max(0, code))) {
                 text = String(scalar)
@@ -117,8 +119,8 @@ func pythonPercentFormat(_ format: String, _ values: JinjaValue, escape: Bool) t
         default:
             throw JinjaError.runtime("unsupported format character '\(type)'")
         }
-        if "sraAc".unicodeScalars.contains(type), let w = Int(width), text.codePointCount < w {
-            let fill = String(repeating: " ", count: w - text.codePointCount)
+        if "sraAc".unicodeScalars.contains(type), text.codePointCount < widthCount {
+            let fill = String(repeating: " ", count: widthCount - text.codePointCount)
             text = flags.contains("-") ? text + fill : fill + text
         }
         out += text
@@ -127,6 +129,35 @@ func pythonPercentFormat(_ format: String, _ values: JinjaValue, escape: Bool) t
         throw JinjaError.type("not all arguments converted during string formatting")
     }
     return out
+}
+
+// MARK: - Widths and precisions
+
+/// Widths, precisions and fill counts a template asks for are capped like the strings it builds
+/// (`JinjaInterpreter.maxStringBytes`): Python would try to build that string and fail with MemoryError, and a
+/// number past an Int must not trap.
+func checkedWidth(_ n: Int, _ what: String) throws -> Int {
+    guard n <= JinjaInterpreter.maxStringBytes else {
+        throw JinjaError.security("\(what) too big: \(n) is more than \(JinjaInterpreter.maxStringBytes).")
+    }
+    return n
+}
+
+/// A printf width or precision as written (digits, or a `*` argument's text; empty means 0), checked.
+private func formatCount(_ text: String, _ what: String) throws -> Int {
+    if text.isEmpty { return 0 }
+    guard let n = Int(text) else { throw JinjaError.security("\(what) too big: \(text)") }
+    return try checkedWidth(n, what)
+}
+
+/// Reads the ASCII digits at the front of `spec` as a width or precision, checked before it can overflow.
+private func takeDigits(_ spec: inout [Character], _ what: String) throws -> Int {
+    var n = 0
+    while let d = spec.first, d.isASCII, let digit = d.wholeNumberValue {
+        n = try checkedWidth(n * 10 + digit, what)
+        spec.removeFirst()
+    }
+    return n
 }
 
 private func pad(sign: String, digits: String, width: Int, flags: String) -> String {
@@ -257,16 +288,13 @@ func pythonFormatSpec(_ value: JinjaValue, _ spec: String) throws -> String {
         if align == nil { fill = "0"; align = "=" }
         s.removeFirst()
     }
-    var width = 0
-    while let d = s.first, d.isNumber { width = width * 10 + Int(String(d))!; s.removeFirst() }
+    let width = try takeDigits(&s, "width")
     var grouping: Character? = nil
     if let g = s.first, g == "," || g == "_" { grouping = g; s.removeFirst() }
     var precision: Int? = nil
     if s.first == "." {
         s.removeFirst()
-        var p = 0
-        while let d = s.first, d.isNumber { p = p * 10 + Int(String(d))!; s.removeFirst() }
-        precision = p
+        precision = try takeDigits(&s, "precision")
     }
     let type: Character? = s.first
 

@@ -270,7 +270,7 @@ private func writeJSON(_ value: JinjaValue, _ options: JinjaJSONOptions, level: 
 }
 
 private func writeJSONContainer(_ count: Int, open: String, close: String, _ options: JinjaJSONOptions, level: Int,
-                                into out: inout String, item: (Int, inout String) throws -> Void) rethrows {
+                                into out: inout String, item: (Int, inout String) throws -> Void) throws {
     guard count > 0 else {
         out += open + close
         return
@@ -281,6 +281,8 @@ private func writeJSONContainer(_ count: Int, open: String, close: String, _ opt
         for i in 0..<count {
             out += i == 0 ? inner : options.itemSeparator + inner
             try item(i, &out)
+            // A wide indent repeats on every line and every level: stop at the template string limit.
+            _ = try checkedWidth(out.utf8.count, "JSON text")
         }
         out += "\n" + String(repeating: indent, count: level) + close
     } else {

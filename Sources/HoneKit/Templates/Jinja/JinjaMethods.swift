@@ -110,7 +110,7 @@ extension JinjaBuiltins {
         }
         func justify(_ args: JinjaArguments, _ placement: (String, Int, String) -> String) throws -> JinjaValue {
             let a = try JinjaSignature(name, ["width", "fillchar"], defaults: ["fillchar": " "]).bind(args)
-            let width = try a["width"]!.intArgument("width")
+            let width = try checkedWidth(a["width"]!.intArgument("width"), "width")
             guard let fill = a["fillchar"]!.stringValue, fill.codePointCount == 1 else {
                 throw JinjaError.type("The fill character must be exactly one character long")
             }
@@ -193,7 +193,7 @@ extension JinjaBuiltins {
         case "zfill":
             return { args in
                 let a = try JinjaSignature("zfill", ["width"]).bind(args)
-                let width = try a["width"]!.intArgument("width")
+                let width = try checkedWidth(a["width"]!.intArgument("width"), "width")
                 let scalars = s.codePoints
                 guard width > scalars.count else { return receiver }
                 let zeros = String(repeating: "0", count: width - scalars.count)
