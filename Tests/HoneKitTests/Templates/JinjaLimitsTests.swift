@@ -52,6 +52,23 @@ struct JinjaLimitsTests {
         #expect(try render("{{ [1, 2, 3]|batch(2, 0)|list }}") == "[[1, 2], [3, 0]]")
     }
 
+    @Test("numbers at the edges of %d, %c and abs follow Python instead of trapping; quadratic replace and huge slices are errors")
+    func numberEdges() throws {
+        // Python's own output (a float past Int keeps every digit of its integer value).
+        #expect(try render("{{ '%d|%d|%c%c|%d|%d' % (2.0 ** 70, -1e19, 65, 128512, -0.5, 2.9) }}")
+                == "1180591620717411303424|-10000000000000000000|A\u{1F600}|0|2")
+        #expect(try render("{{ '%d' % (-9223372036854775807 - 1) }}|{{ '{:x}'.format(-9223372036854775807 - 1) }}")
+                == "-9223372036854775808|-8000000000000000")
+        #expect(try render("{{ (-9223372036854775807 - 1)|abs }}") == "9.223372036854776e+18")
+        #expect(try render("{{ ('a' * 3)|replace('', '-') }}|{{ 'aXbX'.replace('X', '--', 1) }}") == "-a-a-a-|a--bX")
+        for source in ["{{ '%c' % 99999999999 }}", "{{ '{:c}'.format(99999999999) }}", "{{ '%c' % -1 }}",
+                       "{{ '%d' % (1e300 * 1e300) }}", "{{ '%d' % (0 * (1e300 * 1e300)) }}", "{{ '%x' % 1e20 }}",
+                       "{{ ('a' * 100000).replace('', 'b' * 100000) }}", "{{ ('a' * 1000)|replace('', 'b' * 1000000) }}",
+                       "{{ ('a' * 100000)|replace('a', 'b' * 100000) }}", "{{ ([1] * 10)|slice(999999999999)|list|length }}"] {
+            #expect(throws: JinjaError.self, "\(source)") { try render(source) }
+        }
+    }
+
     @Test("an empty sequence repeated any number of times is empty at once (a fuzzer's input spun for minutes)")
     func emptyRepetition() throws {
         #expect(try render("[{{ \"\" * 1000000020000 }}]") == "[]")

@@ -68,7 +68,8 @@ enum JinjaFilters {
 
         f["abs"] = { _, value, _ in
             switch value.numericValue {
-            case .int(let i)?: return .int(abs(i))
+            // |Int.min| is past 64 bits: it degrades to a float, as the arithmetic operators do.
+            case .int(let i)?: return i == .min ? .double(-Double(i)) : .int(abs(i))
             case .double(let d)?: return .double(abs(d))
             case nil: throw JinjaError.type("bad operand type for abs(): '\(value.pythonTypeName)'")
             }
@@ -312,7 +313,7 @@ enum JinjaFilters {
             let a = try JinjaSignature("replace", ["old", "new", "count"], defaults: ["count": .none]).bind(args)
             let count = a["count"]!.isNone ? -1 : try a["count"]!.intArgument("count")
             // With autoescaping off jinja2 works on plain str(), so the result is never Markup.
-            return .string(value.softString.pythonReplace(a["old"]!.pythonString, a["new"]!.pythonString, count: count))
+            return .string(try value.softString.checkedPythonReplace(a["old"]!.pythonString, a["new"]!.pythonString, count: count))
         }
 
         f["reverse"] = { interp, value, _ in
@@ -351,6 +352,9 @@ enum JinjaFilters {
             let items = try interp.iterate(value)
             let slices = try a["slices"]!.intArgument("slices")
             guard slices > 0 else { throw JinjaError.runtime("integer division or modulo by zero") }
+            guard slices <= JinjaInterpreter.maxRepetition else {
+                throw JinjaError.security("Slices too many: \(slices) is more than \(JinjaInterpreter.maxRepetition).")
+            }
             let perSlice = items.count / slices
             let withExtra = items.count % slices
             var offset = 0

@@ -84,18 +84,14 @@ func pythonPercentFormat(_ format: String, _ values: JinjaValue, escape: Bool) t
             guard let n = v.numericValue else {
                 throw JinjaError.type("%\(type) format: a real number is required, not \(v.pythonTypeName)")
             }
-            let integer: Int
-            switch n {
-            case .int(let x): integer = x
-            case .double(let d): integer = Int(d.rounded(.towardZero))
-            }
             let radix = type == "x" || type == "X" ? 16 : type == "o" ? 8 : 10
-            var digits = String(abs(integer), radix: radix, uppercase: type == "X")
+            let (negative, magnitude) = try integerParts(n, type: type)
+            var digits = magnitude
             if let p = precisionCount, digits.count < p {
                 digits = String(repeating: "0", count: p - digits.count) + digits
             }
             if flags.contains("#") && radix != 10 { digits = (radix == 16 ? (type == "X" ? "0X" : "0x") : "0o") + digits }
-            let sign = integer < 0 ? "-" : flags.contains("+") ? "+" : flags.contains(" ") ? " " : ""
+            let sign = negative ? "-" : flags.contains("+") ? "+" : flags.contains(" ") ? " " : ""
             text = pad(sign: sign, digits: digits, width: widthCount, flags: flags)
         case "f", "F", "e", "E", "g", "G":
             guard let n = v.numericValue else {
@@ -109,8 +105,8 @@ func pythonPercentFormat(_ format: String, _ values: JinjaValue, escape: Bool) t
             let sign = d.sign == .minus && !d.isNaN ? "-" : flags.contains("+") ? "+" : flags.contains(" ") ? " " : ""
             text = pad(sign: sign, digits: body, width: widthCount, flags: d.isFinite ? flags : flags.replacingOccurrences(of: "0", with: ""))
         case "c":
-            if case .int(let code)? = v.numericValue, let scalar = Unicode.Scalar(UInt32(max(0, code))) {
-                text = String(scalar)
+            if case .int(let code)? = v.numericValue {
+                text = String(try characterCode(code))
             } else if let s = v.stringValue, s.codePointCount == 1 {
                 text = s
             } else {
@@ -129,6 +125,35 @@ func pythonPercentFormat(_ format: String, _ values: JinjaValue, escape: Bool) t
         throw JinjaError.type("not all arguments converted during string formatting")
     }
     return out
+}
+
+// MARK: - Integers
+
+/// `%c`'s code point: Python refuses anything outside range(0x110000); a surrogate has no Swift scalar.
+private func characterCode(_ code: Int) throws -> Unicode.Scalar {
+    guard (0..<0x110000).contains(code) else { throw JinjaError.runtime("OverflowError: %c arg not in range(0x110000)") }
+    guard let scalar = Unicode.Scalar(UInt32(code)) else { throw JinjaError.runtime("%c of a surrogate code point") }
+    return scalar
+}
+
+/// The sign and the digits of `%d`/`%x`/`%o`'s integer. `%d` truncates a float as Python's int() does, digit for
+/// digit even past Int (every float that large is a whole number); infinity and NaN have no integer; `%x` and
+/// `%o` take integers only, as in Python 3.
+private func integerParts(_ number: JinjaValue.Number, type: Unicode.Scalar) throws -> (negative: Bool, digits: String) {
+    let radix = type == "x" || type == "X" ? 16 : type == "o" ? 8 : 10
+    switch number {
+    case .int(let x):
+        return (x < 0, String(x.magnitude, radix: radix, uppercase: type == "X"))
+    case .double(let d):
+        guard radix == 10 else { throw JinjaError.type("%\(type) format: an integer is required, not float") }
+        guard d.isFinite else {
+            throw JinjaError.runtime(d.isNaN ? "ValueError: cannot convert float NaN to integer"
+                                             : "OverflowError: cannot convert float infinity to integer")
+        }
+        let whole = d.rounded(.towardZero)
+        if let exact = Int(exactly: whole) { return (exact < 0, String(exact.magnitude)) }
+        return (whole < 0, String(format: "%.0f", whole.magnitude))  // glibc prints a whole float exactly
+    }
 }
 
 // MARK: - Widths and precisions
@@ -319,11 +344,11 @@ func pythonFormatSpec(_ value: JinjaValue, _ spec: String) throws -> String {
                 throw JinjaError.runtime("Unknown format code '\(t!)' for object of type 'float'")
             }
             if t == "c" {
-                body = Unicode.Scalar(UInt32(max(0, n))).map { String($0) } ?? ""
+                body = String(try characterCode(n))
                 numeric = false
             } else {
                 let radix = t == "b" ? 2 : t == "o" ? 8 : (t == "x" || t == "X") ? 16 : 10
-                body = String(abs(n), radix: radix, uppercase: t == "X")
+                body = String(n.magnitude, radix: radix, uppercase: t == "X")
                 if let grouping, radix == 10 { body = group(body, String(grouping)) }
                 if alternate && radix != 10 { body = (radix == 2 ? "0b" : radix == 8 ? "0o" : t == "X" ? "0X" : "0x") + body }
                 signText = n < 0 ? "-" : sign == "+" ? "+" : sign == " " ? " " : ""

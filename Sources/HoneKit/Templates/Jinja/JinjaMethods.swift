@@ -159,7 +159,7 @@ extension JinjaBuiltins {
                 guard let old = a["old"]!.stringValue, let new = a["new"]!.stringValue else {
                     throw JinjaError.type("replace() argument must be str")
                 }
-                return receiver.sameKind(s.pythonReplace(old, new, count: try a["count"]!.intArgument("count")))
+                return receiver.sameKind(try s.checkedPythonReplace(old, new, count: try a["count"]!.intArgument("count")))
             }
         case "find": return { .int(try find($0, "find", reverse: false)) }
         case "rfind": return { .int(try find($0, "rfind", reverse: true)) }

@@ -254,6 +254,17 @@ extension String {
     }
 
     /// `str.replace(old, new, count)`; an empty `old` inserts between every character, as in Python.
+    /// `pythonReplace`, refused when the result would pass the template string limit (replacing '' puts `new`
+    /// between every two characters: a long `new` in a long string is quadratic).
+    func checkedPythonReplace(_ old: String, _ new: String, count: Int) throws -> String {
+        var replacements = old.isEmpty ? codePointCount + 1 : pythonCount(old)
+        if count >= 0 { replacements = Swift.min(replacements, count) }
+        let (added, overflow) = replacements.multipliedReportingOverflow(by: new.utf8.count)
+        _ = try checkedWidth(overflow ? .max : added, "replaced text")
+        _ = try checkedWidth(added + utf8.count, "replaced text")
+        return pythonReplace(old, new, count: count)
+    }
+
     func pythonReplace(_ old: String, _ new: String, count: Int = -1) -> String {
         if old.isEmpty {
             var out = String.UnicodeScalarView()
