@@ -69,6 +69,31 @@ struct JinjaLimitsTests {
         }
     }
 
+    @Test("objects that hold themselves or outlive their owner: Python's output instead of a stack overflow or a freed object")
+    func selfReference() throws {
+        // jinja2's own output for each (checked with the sandboxed environment).
+        #expect(try render("{% set ns = namespace(x=1) %}{% set ns.x = ns %}{{ ns }}|{{ ns.x.x.x is sameas ns }}")
+                == "<Namespace {'x': <Namespace {...}>}>|True")
+        #expect(try render("{% set ns = namespace(x=1) %}{% set ns.y = [ns, {'k': ns}] %}{{ ns }}")
+                == "<Namespace {'x': 1, 'y': [<Namespace {...}>, {'k': <Namespace {...}>}]}>")
+        #expect(try render("{{ cycler(1, 2).next() }}|{% set c = cycler('a', 'b') %}{{ c.next() }}{{ c.next() }}{{ c.next() }}{{ c.current }}")
+                == "1|abab")
+        #expect(try render("{% set ns = namespace() %}{% for i in [1, 2] %}{% set ns.f = loop.cycle %}{% set ns.g = loop.changed %}{% endfor %}{{ ns.f('x', 'y') }}{{ ns.g(1) }}")
+                == "yTrue")
+    }
+
+    @Test("truncate and range at Int's edges")
+    func truncateAndRangeEdges() throws {
+        #expect(try render("{{ 'abc'|truncate(9223372036854775807) }}|{{ 'abcdefghij'|truncate(5, leeway=0) }}") == "abc|ab...")
+        #expect(try render("{{ range(100000)|length }}|{{ range(0, 200000, 2)|length }}|{{ range(10, 0, -3)|list }}")
+                == "100000|100000|[10, 7, 4, 1]")
+        for source in ["{{ 'a'|truncate(5, leeway=-1) }}", "{{ range(9223372036854775807)|length }}",
+                       "{{ range(-9223372036854775807 - 1, 9223372036854775807)|length }}", "{{ range(100001)|length }}",
+                       "{{ range(0, 200001, 2)|length }}"] {
+            #expect(throws: JinjaError.self, "\(source)") { try render(source) }
+        }
+    }
+
     @Test("an empty sequence repeated any number of times is empty at once (a fuzzer's input spun for minutes)")
     func emptyRepetition() throws {
         #expect(try render("[{{ \"\" * 1000000020000 }}]") == "[]")

@@ -6,8 +6,17 @@ import Foundation
 final class JinjaNamespace: JinjaObject, @unchecked Sendable {
     var attributes = JinjaDictionary()
 
+    /// Set while this namespace's repr is being written: a namespace that holds itself prints as Python's does,
+    /// `<Namespace {'x': <Namespace {...}>}>`, instead of recursing without end.
+    private var inRepr = false
+
     override var typeName: String { "TemplateNamespace" }
-    override var pythonRepr: String { "<Namespace \(JinjaValue.dictionary(attributes).pythonRepresentation)>" }
+    override var pythonRepr: String {
+        if inRepr { return "<Namespace {...}>" }
+        inRepr = true
+        defer { inRepr = false }
+        return "<Namespace \(JinjaValue.dictionary(attributes).pythonRepresentation)>"
+    }
 
     override func attribute(_ name: String) -> JinjaValue? { attributes[name] }
 
@@ -39,14 +48,15 @@ final class JinjaCycler: JinjaObject, @unchecked Sendable {
         case "current": return items.isEmpty ? .undefined : items[position]
         case "items": return .array(items)
         case "next":
-            return .function(JinjaFunction(name: "next", isMacro: false) { [unowned self] _ in
+            // The bound method owns its cycler: in `cycler(1, 2).next()` nothing else does.
+            return .function(JinjaFunction(name: "next", isMacro: false) { _ in
                 guard !self.items.isEmpty else { return .undefined }
                 let value = self.items[self.position]
                 self.position = (self.position + 1) % self.items.count
                 return value
             })
         case "reset":
-            return .function(JinjaFunction(name: "reset", isMacro: false) { [unowned self] _ in
+            return .function(JinjaFunction(name: "reset", isMacro: false) { _ in
                 self.position = 0
                 return .none
             })
@@ -87,12 +97,13 @@ enum JinjaBuiltins {
             default: throw JinjaError.type("range expected at most 3 arguments, got \(numbers.count)")
             }
             guard step != 0 else { throw JinjaError.runtime("range() arg 3 must not be zero") }
-            let values = Array(stride(from: start, to: stop, by: step))
-            // The sandbox caps ranges so templates cannot exhaust memory.
-            guard values.count <= 100_000 else {
+            // The sandbox caps ranges so templates cannot exhaust memory: measured before anything is made, in
+            // wide arithmetic (range(-2**63, 2**63 - 1) has more items than an Int holds).
+            let span = step > 0 ? Double(stop) - Double(start) : Double(start) - Double(stop)
+            guard span <= 100_000 * Double(step.magnitude) else {
                 throw JinjaError.security("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).")
             }
-            return .array(values.map { .int($0) })
+            return .array(stride(from: start, to: stop, by: step).map { .int($0) })
         })
 
         g["dict"] = .function(JinjaFunction(name: "dict", isMacro: false) { args in
@@ -100,7 +111,7 @@ enum JinjaBuiltins {
         })
 
         g["namespace"] = .function(JinjaFunction(name: "namespace", isMacro: false) { args in
-            let namespace = JinjaNamespace()
+            let namespace = interp.makeNamespace()
             for (key, value) in try dictionaryArguments(args, interp).pairs {
                 if let name = key.stringValue { try JinjaNamespace.checkName(name) }
                 namespace.attributes[key] = value

@@ -454,7 +454,8 @@ enum JinjaFilters {
             let end = a["end"]!.pythonString
             let leeway = a["leeway"]!.isNone ? 5 : try a["leeway"]!.intArgument("leeway")
             guard length >= end.codePointCount else { throw JinjaError.runtime("expected length >= \(end.codePointCount), got \(length)") }
-            if s.count <= length + leeway { return value }
+            guard leeway >= 0 else { throw JinjaError.runtime("expected leeway >= 0, got \(leeway)") }
+            if s.count - leeway <= length { return value }  // not length + leeway: that can overflow
             let kept = String(codePoints: s.prefix(max(0, length - end.codePointCount)))
             if a["killwords"]!.isTruthy { return .string(kept + end) }
             return .string((kept.pythonRSplit(" ", maxSplit: 1).first ?? "") + end)

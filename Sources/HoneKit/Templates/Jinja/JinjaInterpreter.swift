@@ -70,12 +70,13 @@ final class JinjaLoop: JinjaObject, @unchecked Sendable {
         case "previtem": return index0 > 0 ? items[index0 - 1] : .undefined
         case "nextitem": return index0 + 1 < length ? items[index0 + 1] : .undefined
         case "cycle":
-            return .function(JinjaFunction(name: "cycle", isMacro: false) { [unowned self] args in
+            // Bound methods own their loop: a template can keep `loop.cycle` after the loop has ended.
+            return .function(JinjaFunction(name: "cycle", isMacro: false) { args in
                 guard !args.positional.isEmpty else { throw JinjaError.type("no items for cycling given") }
                 return args.positional[self.index0 % args.positional.count]
             })
         case "changed":
-            return .function(JinjaFunction(name: "changed", isMacro: false) { [unowned self] args in
+            return .function(JinjaFunction(name: "changed", isMacro: false) { args in
                 if let last = self.lastChanged, last == args.positional { return .bool(false) }
                 self.lastChanged = args.positional
                 return .bool(true)
@@ -146,6 +147,8 @@ final class JinjaInterpreter {
         defer {
             for captured in capturedScopes { captured.scope = nil }
             capturedScopes.removeAll()
+            for namespace in namespaces { namespace.attributes = JinjaDictionary() }
+            namespaces.removeAll()
         }
         var out = ""
         _ = try renderNodes(nodes, root, into: &out)
@@ -154,6 +157,15 @@ final class JinjaInterpreter {
 
     /// Every scope captured during this render, released at its end (see `CapturedScope`).
     private var capturedScopes: [CapturedScope] = []
+    private var namespaces: [JinjaNamespace] = []
+
+    /// A new `namespace()`. Namespaces are the one value a template can make hold itself (`{% set ns.x = ns %}`),
+    /// so each is emptied when rendering ends: no reference cycle outlives the render.
+    func makeNamespace() -> JinjaNamespace {
+        let namespace = JinjaNamespace()
+        namespaces.append(namespace)
+        return namespace
+    }
 
     private func capture(_ scope: JinjaScope) -> CapturedScope {
         let captured = CapturedScope(scope)
