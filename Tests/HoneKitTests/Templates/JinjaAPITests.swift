@@ -98,6 +98,22 @@ import Testing
         #expect(syntaxError(tooDeep)?.message == "template is nested too deeply")
         let deepBlocks = String(repeating: "{% if true %}", count: 1000) + String(repeating: "{% endif %}", count: 1000)
         #expect(syntaxError(deepBlocks)?.message == "template is nested too deeply")
+        // Chains built in a loop nest the tree as deeply as brackets do (20,000 `|string` overflowed the stack when
+        // evaluated): each link counts.
+        let chains = ["{{ 1" + String(repeating: "|string", count: 20_000) + " }}",
+                      "{{ x" + String(repeating: ".y", count: 20_000) + " }}",
+                      "{{ f" + String(repeating: "()", count: 20_000) + " }}",
+                      "{{ 1" + String(repeating: " + 1", count: 20_000) + " }}",
+                      "{{ 1" + String(repeating: " * 1", count: 20_000) + " }}",
+                      "{{ 1" + String(repeating: " ** 1", count: 20_000) + " }}",
+                      "{{ 1" + String(repeating: " and 1", count: 20_000) + " }}",
+                      "{{ 1" + String(repeating: " or 1", count: 20_000) + " }}",
+                      "{% filter upper" + String(repeating: "|lower", count: 20_000) + " %}x{% endfilter %}"]
+        for source in chains {
+            #expect(syntaxError(source)?.message == "template is nested too deeply", "\(source.prefix(30))")
+        }
+        #expect(try renderJinja("{{ 1" + String(repeating: "|string", count: 150) + " }}|{{ 1" + String(repeating: " + 1", count: 150) + " }}")
+                == "1|151")
     }
 
     // MARK: - Options

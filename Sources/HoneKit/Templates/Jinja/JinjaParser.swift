@@ -27,6 +27,14 @@ struct JinjaParser {
         if nesting > JinjaParser.maxNesting { throw fail("template is nested too deeply") }
     }
 
+    /// One more link of a chain built in a loop (`a + b + c`, `x|f|g`, `x.a.b`, `f()()`): the tree grows a level
+    /// deeper per link, and evaluating and freeing it recurse as deep, so links count against `maxNesting` like
+    /// brackets do. The caller gives the levels back when its chain is done (`defer { nesting -= links }`).
+    private mutating func link(_ links: inout Int) throws {
+        try enter()
+        links += 1
+    }
+
     init(tokens: [JinjaToken], source: [Unicode.Scalar]) {
         self.tokens = tokens
         self.source = source
@@ -425,7 +433,10 @@ struct JinjaParser {
         try enter()
         defer { nesting -= 1 }
         var expr = try parseOr()
+        var links = 0
+        defer { nesting -= links }
         while skipName("if") {
+            try link(&links)
             let test = try parseOr()
             var otherwise: JinjaExpr? = nil
             if skipName("else") { otherwise = try parseExpression() }
@@ -436,13 +447,23 @@ struct JinjaParser {
 
     private mutating func parseOr() throws -> JinjaExpr {
         var left = try parseAnd()
-        while skipName("or") { left = .or(left, try parseAnd()) }
+        var links = 0
+        defer { nesting -= links }
+        while skipName("or") {
+            try link(&links)
+            left = .or(left, try parseAnd())
+        }
         return left
     }
 
     private mutating func parseAnd() throws -> JinjaExpr {
         var left = try parseNot()
-        while skipName("and") { left = .and(left, try parseNot()) }
+        var links = 0
+        defer { nesting -= links }
+        while skipName("and") {
+            try link(&links)
+            left = .and(left, try parseNot())
+        }
         return left
     }
 
@@ -477,7 +498,10 @@ struct JinjaParser {
 
     private mutating func parseMath1() throws -> JinjaExpr {
         var left = try parseConcat()
+        var links = 0
+        defer { nesting -= links }
         while case .op(let o) = current.kind, o == "+" || o == "-" {
+            try link(&links)
             let at = advance().offset
             left = .binary(o, left, try parseConcat(), at: at)
         }
@@ -492,7 +516,10 @@ struct JinjaParser {
 
     private mutating func parseMath2() throws -> JinjaExpr {
         var left = try parsePow()
+        var links = 0
+        defer { nesting -= links }
         while case .op(let o) = current.kind, ["*", "/", "//", "%"].contains(o) {
+            try link(&links)
             let at = advance().offset
             left = .binary(o, left, try parsePow(), at: at)
         }
@@ -501,7 +528,10 @@ struct JinjaParser {
 
     private mutating func parsePow() throws -> JinjaExpr {
         var left = try parseUnary()
+        var links = 0
+        defer { nesting -= links }
         while isOp("**") {
+            try link(&links)
             let at = advance().offset
             left = .binary("**", left, try parseUnary(), at: at)
         }
@@ -585,7 +615,10 @@ struct JinjaParser {
 
     private mutating func parsePostfix(_ base: JinjaExpr) throws -> JinjaExpr {
         var node = base
+        var links = 0
+        defer { nesting -= links }
         while true {
+            if isOp(".") || isOp("[") || isOp("(") { try link(&links) }
             if isOp(".") || isOp("[") {
                 node = try parseSubscript(node)
             } else if isOp("(") {
@@ -599,7 +632,10 @@ struct JinjaParser {
 
     private mutating func parseFilterExpression(_ base: JinjaExpr) throws -> JinjaExpr {
         var node = base
+        var links = 0
+        defer { nesting -= links }
         while true {
+            if isOp("|") || isName("is") || isOp("(") { try link(&links) }
             if isOp("|") {
                 node = try parseFilter(node, startInline: false)!
             } else if isName("is") {
@@ -689,7 +725,10 @@ struct JinjaParser {
     private mutating func parseFilter(_ base: JinjaExpr?, startInline: Bool) throws -> JinjaExpr? {
         var node = base
         var inline = startInline
+        var links = 0
+        defer { nesting -= links }
         while isOp("|") || inline {
+            try link(&links)
             if !inline { index += 1 }
             inline = false
             let at = current.offset
