@@ -55,6 +55,12 @@ public enum Perplexity {
                         hk_log_softmax_gather(logits.pointer, target.baseAddress!, output.baseAddress!, Int32(rows), Int32(vocabulary))
                     }
                 }
+                // A NaN or infinite log-probability comes only from non-finite logits (a poisoned weight, a config
+                // that overflows): stop instead of printing "nan" as a result.
+                if let bad = logprobs.firstIndex(where: { !$0.isFinite }) {
+                    throw HoneError.nonFinite(message: "perplexity: chunk \(chunk + offset + 1), position \(first + bad + 1): "
+                        + "the log-probability is \(logprobs[bad]); the model produces non-finite numbers")
+                }
                 for value in logprobs {
                     nll -= Double(value)
                     nllSquared += Double(value) * Double(value)

@@ -124,6 +124,20 @@ extension ModelConfig {
         guard normEpsilon.isFinite, normEpsilon >= 0 else {
             throw refuse("the norm epsilon \(normEpsilon) must be finite and not negative")
         }
+        // Rope scaling divides frequencies by these factors: zero, a negative or an infinite one makes every
+        // logit NaN (a perplexity of "nan" that looked like a result).
+        func positive(_ name: String, _ value: Double) throws {
+            guard value.isFinite, value > 0 else { throw refuse("the rope scaling \(name) \(value) must be positive") }
+        }
+        switch ropeScaling {
+        case .none: break
+        case .linear(let factor), .dynamic(let factor): try positive("factor", factor)
+        case .llama3(let factor, let low, let high, let original):
+            try positive("factor", factor)
+            try positive("low_freq_factor", low)
+            try positive("high_freq_factor", high)
+            guard original > 0 else { throw refuse("the rope scaling original_max_position_embeddings \(original) must be positive") }
+        }
     }
 }
 

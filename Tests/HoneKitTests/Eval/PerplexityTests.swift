@@ -30,6 +30,22 @@ import Testing
         #expect(result.uncertainty > 0)
     }
 
+    /// A NaN weight must not end in "PPL = nan" and exit 0: the run stops, naming the chunk and position.
+    @Test func aPoisonedWeightStopsTheRun() throws {
+        let model = try NonFiniteTrainingTests.poisonedModel("model.layers.1.mlp.down_proj.weight")
+        let loaded = try LoadedModel.open(model.path)
+        let tokens = (0..<128).map { Int32(3 + $0 % 50) }
+        #expect(throws: HoneError.nonFinite(message: "perplexity: chunk 1, position 33: the log-probability is nan; the model produces non-finite numbers")) {
+            try Perplexity.evaluate(model: loaded.model, tokens: tokens, contextLength: 64, bos: 1)
+        }
+        let file = model.appendingPathComponent("text.txt")
+        try String(repeating: "Sentence number one tells a short story. ", count: 40).write(to: file, atomically: true, encoding: .utf8)
+        let (status, out, err) = try runProcess(Repository.honeExecutable, ["perplexity", "-m", model.path, "-f", file.path, "-c", "64"])
+        #expect(status == 1)
+        #expect(!out.contains("Final estimate"))
+        #expect(err.contains("position 33: the log-probability is nan"), "\(err)")
+    }
+
     @Test func tooShortTextIsAClearError() throws {
         let loaded = try LoadedModel.open(Repository.root.appendingPathComponent("models/hone-tiny").path)
         #expect(throws: HoneError.self) {

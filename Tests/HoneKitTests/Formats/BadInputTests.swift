@@ -53,6 +53,21 @@ import Testing
         #expect(throws: HoneError.invalidConfig(path: config, message: "the rope base -1.0 must be positive")) {
             try LoadedModel.open(directory.path)
         }
+        // Rope scaling factors that make every logit NaN (perplexity printed "nan" and exited 0).
+        for (parameters, message) in [
+            (["rope_type": "linear", "factor": 0.0] as [String: Any], "the rope scaling factor 0.0 must be positive"),
+            (["rope_type": "dynamic", "factor": -3.0], "the rope scaling factor -3.0 must be positive"),
+            (["rope_type": "llama3", "factor": 8.0, "low_freq_factor": 0.0, "high_freq_factor": 4.0,
+              "original_max_position_embeddings": 8192], "the rope scaling low_freq_factor 0.0 must be positive"),
+            (["rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+              "original_max_position_embeddings": 0], "the rope scaling original_max_position_embeddings 0 must be positive"),
+        ] {
+            try editConfig(directory) { $0["rope_parameters"] = parameters.merging(["rope_theta": 10000.0]) { a, _ in a } }
+            #expect(throws: HoneError.invalidConfig(path: config, message: message)) { try LoadedModel.open(directory.path) }
+        }
+        try editConfig(directory) { $0["rope_parameters"] = ["rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                                                            "high_freq_factor": 4.0, "original_max_position_embeddings": 8192] }
+        _ = try LoadedModel.open(directory.path)
         // Found by the gguf-model fuzzer: llama.rope.dimension_count 27 with 16-feature heads sent RoPE past each
         // head (a heap overflow under AddressSanitizer).
         let gguf = Repository.fixture("fuzz-regressions/gguf-model/rope-dimension-past-the-head")
