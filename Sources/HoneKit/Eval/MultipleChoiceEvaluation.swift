@@ -199,7 +199,7 @@ public enum MultipleChoiceEvaluation {
             for (index, choiceScores) in scores.enumerated() {
                 let loglikelihoods = choiceScores.map(\.loglikelihood)
                 if let bad = loglikelihoods.firstIndex(where: { !$0.isFinite }) {
-                    throw HoneError.nonFinite(message: "\(task.documents[index].origin): choice \(bad) has a non-finite log-likelihood")
+                    throw HoneError.nonFinite(message: "evaluation stopped: \(task.documents[index].origin): choice \(bad) has a non-finite log-likelihood")
                 }
                 perDocument.append(documentMetrics(task: task, document: task.documents[index], loglikelihoods: loglikelihoods))
             }

@@ -58,7 +58,7 @@ public enum Perplexity {
                 // A NaN or infinite log-probability comes only from non-finite logits (a poisoned weight, a config
                 // that overflows): stop instead of printing "nan" as a result.
                 if let bad = logprobs.firstIndex(where: { !$0.isFinite }) {
-                    throw HoneError.nonFinite(message: "perplexity: chunk \(chunk + offset + 1), position \(first + bad + 1): "
+                    throw HoneError.nonFinite(message: "perplexity stopped: chunk \(chunk + offset + 1), position \(first + bad + 1): "
                         + "the log-probability is \(logprobs[bad]); the model produces non-finite numbers")
                 }
                 for value in logprobs {

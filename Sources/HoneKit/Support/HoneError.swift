@@ -19,7 +19,8 @@ public enum HoneError: Error, CustomStringConvertible, Equatable {
     case contextOverflow(needed: Int, limit: Int)
     /// Long work stopped by Ctrl-C after saving what resumes it.
     case interrupted(message: String)
-    /// Training met a NaN or an infinity and stopped before the optimizer step (nothing of that step is kept).
+    /// A run met a NaN or an infinity and stopped rather than report it as a result (training before the optimizer
+    /// step, so nothing of that step is kept; evaluation and perplexity before printing a score).
     case nonFinite(message: String)
     /// A chat template that does not parse, or that raised while rendering (its own message).
     case template(origin: String, message: String)
@@ -53,7 +54,7 @@ public enum HoneError: Error, CustomStringConvertible, Equatable {
         case .contextOverflow(let needed, let limit):
             return "the sequence needs \(needed) positions but the model's context is \(limit)"
         case .nonFinite(let message):
-            return "training stopped: \(message)"
+            return message
         case .template(let origin, let message):
             return "\(origin): chat template: \(message)"
         case .interrupted(let message):

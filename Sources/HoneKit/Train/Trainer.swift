@@ -309,7 +309,7 @@ public final class Trainer {
         if let microBatch { place += ", micro-batch \(microBatch) of \(count)" }
         let latest = latestCheckpoint.map { "the last good checkpoint is \($0) (resume with \(OptionName("resume_from_checkpoint")) latest)" }
             ?? "no checkpoint was written yet"
-        return .nonFinite(message: "\(place): \(what); nothing of this step was saved; \(latest)")
+        return .nonFinite(message: "training stopped: \(place): \(what); nothing of this step was saved; \(latest)")
     }
 
     public func checkpointPath(step: Int) -> String {

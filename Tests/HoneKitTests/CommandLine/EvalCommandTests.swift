@@ -10,6 +10,20 @@ import Testing
         return (object["runs"] as! [[String: Any]])[0]["results"] as! [String: [String: Any]]
     }
 
+    /// A NaN weight gives NaN log-likelihoods: the run stops naming the document, and writes no results.
+    @Test func aPoisonedWeightStopsTheEvaluation() throws {
+        let model = try NonFiniteTrainingTests.poisonedModel("model.layers.1.mlp.down_proj.weight")
+        let output = try makeTemporaryDirectory().path
+        let result = try runProcess(Repository.honeExecutable, [
+            "eval", "--model", model.path, "--tasks", "arc_easy", "--data", Repository.fixture("eval/data"),
+            "--output-dir", output, "--threads", "1"])
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.contains("hone: error: evaluation stopped: "), "\(result.stderr)")
+        #expect(result.stderr.contains(": choice 0 has a non-finite log-likelihood"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: output + "/base/results.json"))
+    }
+
     @Test func tableResultsAndSamplesForBaseAndAdapter() throws {
         let output = try makeTemporaryDirectory().path
         let result = try runProcess(Repository.honeExecutable, [

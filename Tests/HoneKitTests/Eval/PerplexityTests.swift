@@ -35,7 +35,7 @@ import Testing
         let model = try NonFiniteTrainingTests.poisonedModel("model.layers.1.mlp.down_proj.weight")
         let loaded = try LoadedModel.open(model.path)
         let tokens = (0..<128).map { Int32(3 + $0 % 50) }
-        #expect(throws: HoneError.nonFinite(message: "perplexity: chunk 1, position 33: the log-probability is nan; the model produces non-finite numbers")) {
+        #expect(throws: HoneError.nonFinite(message: "perplexity stopped: chunk 1, position 33: the log-probability is nan; the model produces non-finite numbers")) {
             try Perplexity.evaluate(model: loaded.model, tokens: tokens, contextLength: 64, bos: 1)
         }
         let file = model.appendingPathComponent("text.txt")
