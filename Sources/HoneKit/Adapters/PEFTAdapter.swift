@@ -108,11 +108,20 @@ public enum PEFTAdapter {
                 throw HoneError.invalidConfig(path: configPath, message: "\(key) is not supported")
             }
         }
-        guard let rank = config["r"].flatMap(jsonInteger), rank > 0 else {
-            throw HoneError.missingConfigKey(path: configPath, key: "r")
+        guard let rankValue = config["r"] else { throw HoneError.missingConfigKey(path: configPath, key: "r") }
+        guard let rank = jsonInteger(rankValue), rank > 0 else {
+            throw HoneError.invalidConfig(path: configPath, message: "'r' must be a positive integer, not \(rankValue)")
         }
-        let alpha = config["lora_alpha"].flatMap(jsonDouble) ?? Double(rank)
-        let dropout = config["lora_dropout"].flatMap(jsonDouble) ?? 0
+        // A present but unreadable number is an error, not a silent default.
+        func number(_ key: String, default fallback: Double) throws -> Double {
+            guard let value = config[key], !(value is NSNull) else { return fallback }
+            guard let number = jsonDouble(value), number.isFinite else {
+                throw HoneError.invalidConfig(path: configPath, message: "'\(key)' must be a finite number, not \(value)")
+            }
+            return number
+        }
+        let alpha = try number("lora_alpha", default: Double(rank))
+        let dropout = try number("lora_dropout", default: 0)
         let useRSLoRA = config["use_rslora"] as? Bool ?? false
         let modules = model.config.architecture.adaptableModules
 

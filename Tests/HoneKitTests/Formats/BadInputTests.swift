@@ -4,8 +4,8 @@ import Testing
 
 /// Every bad input gets a typed error naming the file, tensor or record, never a crash.
 @Suite struct BadInputTests {
-    func editConfig(_ directory: URL, _ edit: (inout [String: Any]) -> Void) throws {
-        let path = directory.appendingPathComponent("config.json")
+    func editConfig(_ directory: URL, file: String = "config.json", _ edit: (inout [String: Any]) -> Void) throws {
+        let path = directory.appendingPathComponent(file)
         var json = try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as! [String: Any]
         edit(&json)
         try JSONSerialization.data(withJSONObject: json).write(to: path)
@@ -78,6 +78,25 @@ import Testing
         let layers = Repository.fixture("fuzz-regressions/gguf-model/layer-count-beyond-the-tensors")
         #expect(throws: HoneError.invalidConfig(path: layers, message: "the model declares 67108864 layers but has only 12 tensors")) {
             try LoadedModel.open(layers)
+        }
+    }
+
+    /// adapter_config.json values that are present but unusable are named, not replaced by a default
+    /// (`lora_alpha: "x"` used to merge with alpha = r; `r: 0` was reported as a missing key).
+    @Test func adapterConfigValues() throws {
+        let model = try LoadedModel.open(Repository.fixture("eval/tiny-llama"))
+        for (key, value, message) in [("r", 0 as Any, "'r' must be a positive integer, not 0"),
+                                      ("r", -4, "'r' must be a positive integer, not -4"),
+                                      ("r", "4", "'r' must be a positive integer, not 4"),
+                                      ("lora_alpha", "x", "'lora_alpha' must be a finite number, not x"),
+                                      ("lora_dropout", [0.1], "'lora_dropout' must be a finite number, not [0.1]")] {
+            let directory = try makeTemporaryDirectory().appendingPathComponent("adapter")
+            try FileManager.default.copyItem(atPath: Repository.fixture("eval/tiny-llama-adapter"), toPath: directory.path)
+            try editConfig(directory, file: "adapter_config.json") { $0[key] = value }
+            let path = directory.appendingPathComponent("adapter_config.json").path
+            #expect(throws: HoneError.invalidConfig(path: path, message: message), "\(key) \(value)") {
+                try PEFTAdapter.load(directory: directory.path, for: model.model)
+            }
         }
     }
 
