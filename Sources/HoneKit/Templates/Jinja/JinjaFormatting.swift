@@ -171,7 +171,11 @@ func checkedWidth(_ n: Int, _ what: String) throws -> Int {
 /// A printf width or precision as written (digits, or a `*` argument's text; empty means 0), checked.
 private func formatCount(_ text: String, _ what: String) throws -> Int {
     if text.isEmpty { return 0 }
-    guard let n = Int(text) else { throw JinjaError.security("\(what) too big: \(text)") }
+    guard let n = Int(text) else {
+        // Digits that do not fit an Int are too big; anything else came from a `*` argument that is not an int.
+        if text.unicodeScalars.drop(while: { $0 == "-" }).allSatisfy(\.isDecimalDigitASCII) { throw JinjaError.security("\(what) too big: \(text)") }
+        throw JinjaError.type("* wants int")
+    }
     return try checkedWidth(n, what)
 }
 

@@ -253,7 +253,6 @@ extension String {
         return lines
     }
 
-    /// `str.replace(old, new, count)`; an empty `old` inserts between every character, as in Python.
     /// `pythonReplace`, refused when the result would pass the template string limit (replacing '' puts `new`
     /// between every two characters: a long `new` in a long string is quadratic).
     func checkedPythonReplace(_ old: String, _ new: String, count: Int) throws -> String {
@@ -265,6 +264,7 @@ extension String {
         return pythonReplace(old, new, count: count)
     }
 
+    /// `str.replace(old, new, count)`; an empty `old` inserts between every character, as in Python.
     func pythonReplace(_ old: String, _ new: String, count: Int = -1) -> String {
         if old.isEmpty {
             var out = String.UnicodeScalarView()
