@@ -147,6 +147,13 @@ public enum PEFTAdapter {
         let configuration = LoRAConfiguration(rank: rank, alpha: alpha, dropout: dropout, targetModules: targets, useRSLoRA: useRSLoRA)
         let set = AdapterSet(configuration: configuration, modules: modules, layerCount: model.config.layerCount)
         set.rowOrders = (model as? AdaptableModel)?.storedRowOrders ?? [:]
+        // A factor holding a NaN or an infinity makes every output of its layer NaN, and a merge would write NaN
+        // weights while reporting success: refused here, naming the tensor (indices in the file's order).
+        func requireFinite(_ values: UnsafeMutablePointer<Float>, count: Int, _ name: String) throws {
+            if let bad = (0..<count).first(where: { !values[$0].isFinite }) {
+                throw HoneError.malformedFile(path: weightsPath, message: "tensor '\(name)' holds \(values[bad]) at index \(bad)")
+            }
+        }
         for (layer, module, prefix) in found {
             let (outFeatures, inFeatures) = try AdapterSet.linearShape(model: model, layer: layer, module: module)
             guard let viewA = file.tensors[prefix + ".lora_A.weight"], let viewB = file.tensors[prefix + ".lora_B.weight"] else {
@@ -156,14 +163,17 @@ public enum PEFTAdapter {
             try viewB.expectShape([outFeatures, rank])
             let adapter = LoRAAdapter(inFeatures: inFeatures, outFeatures: outFeatures, rank: rank, scale: configuration.scale)
             viewA.convert(offset: 0, count: adapter.a.count, into: adapter.a.pointer)
+            try requireFinite(adapter.a.pointer, count: adapter.a.count, prefix + ".lora_A.weight")
             if let order = set.rowOrders[module] {
                 let hfOrder = FloatBuffer(count: adapter.b.count)
                 viewB.convert(offset: 0, count: adapter.b.count, into: hfOrder.pointer)
+                try requireFinite(hfOrder.pointer, count: hfOrder.count, prefix + ".lora_B.weight")
                 for (stored, hf) in order.enumerated() {
                     (adapter.b.pointer + stored * rank).update(from: hfOrder.pointer + hf * rank, count: rank)
                 }
             } else {
                 viewB.convert(offset: 0, count: adapter.b.count, into: adapter.b.pointer)
+                try requireFinite(adapter.b.pointer, count: adapter.b.count, prefix + ".lora_B.weight")
             }
             set.attach(adapter, layer: layer, module: module)
         }
@@ -177,6 +187,7 @@ public enum PEFTAdapter {
             }
             let weight = FloatBuffer(count: view.shape[0] * view.shape[1])
             view.convert(offset: 0, count: weight.count, into: weight.pointer)
+            try requireFinite(weight.pointer, count: weight.count, key)
             set.savedModules.append(SavedModule(name: name, shape: view.shape, weight: weight))
         }
         // hone_training.json; adapters written before it existed kept the record in adapter_config.json.

@@ -11,8 +11,8 @@ import Testing
         try JSONSerialization.data(withJSONObject: json).write(to: path)
     }
 
-    func rewriteWeights(_ directory: URL, _ edit: ([SafetensorsEntry]) -> [SafetensorsEntry]) throws {
-        let path = directory.appendingPathComponent("model.safetensors").path
+    func rewriteWeights(_ directory: URL, file: String = "model.safetensors", _ edit: ([SafetensorsEntry]) -> [SafetensorsEntry]) throws {
+        let path = directory.appendingPathComponent(file).path
         let entries = try SafetensorsFile(path: path).entries()
         try SafetensorsWriter.write(edit(entries), to: path)
     }
@@ -98,6 +98,33 @@ import Testing
                 try PEFTAdapter.load(directory: directory.path, for: model.model)
             }
         }
+    }
+
+    /// An adapter factor holding a NaN is refused at load, naming the tensor: `hone merge` wrote NaN weights and
+    /// reported "100.0% of the adapter's change survives rounding".
+    @Test func adapterFactorHoldingANaN() throws {
+        let directory = try makeTemporaryDirectory().appendingPathComponent("adapter")
+        try FileManager.default.copyItem(atPath: Repository.fixture("eval/tiny-llama-adapter"), toPath: directory.path)
+        let name = "base_model.model.model.layers.0.mlp.down_proj.lora_B.weight"
+        try rewriteWeights(directory, file: "adapter_model.safetensors") { entries in
+            entries.map { entry in
+                guard entry.name == name else { return entry }
+                var bytes = entry.bytes
+                withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { bytes.replaceSubrange(12..<16, with: $0) }
+                return SafetensorsEntry(name: entry.name, dtype: entry.dtype, shape: entry.shape, bytes: bytes)
+            }
+        }
+        let model = try LoadedModel.open(Repository.fixture("eval/tiny-llama"))
+        let path = directory.appendingPathComponent("adapter_model.safetensors").path
+        #expect(throws: HoneError.malformedFile(path: path, message: "tensor '\(name)' holds nan at index 3")) {
+            try PEFTAdapter.load(directory: directory.path, for: model.model)
+        }
+        let output = try makeTemporaryDirectory().appendingPathComponent("merged").path
+        let result = try runProcess(Repository.honeExecutable, ["merge", "--base-model", Repository.fixture("eval/tiny-llama"),
+                                                                "--adapter", directory.path, "--output-dir", output])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("holds nan at index 3"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: output))
     }
 
     @Test func tensorOfWrongShape() throws {
