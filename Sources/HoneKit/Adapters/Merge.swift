@@ -27,6 +27,15 @@ public enum AdapterMerge {
         return merged
     }
 
+    /// A merged weight holding a NaN or an infinity (the base weight held one already, or W + s·B·A overflowed f32;
+    /// adapters are checked when they load) stops the merge before anything is written: its report would call it
+    /// a full success.
+    static func requireFinite(_ merged: FloatBuffer, name: String) throws {
+        if let bad = (0..<merged.count).first(where: { !merged[$0].isFinite }) {
+            throw HoneError.nonFinite(message: "merge stopped: the merged weight '\(name)' holds \(merged[bad]) at index \(bad); nothing was written")
+        }
+    }
+
     /// The stored bytes of `values` in `dtype` and what reading them back gives. Quantized types quantize rows of
     /// `rowLength` values.
     public static func round(_ values: FloatBuffer, to dtype: DType, rowLength: Int = 0) -> (bytes: Data, readBack: FloatBuffer) {
@@ -109,6 +118,7 @@ public enum AdapterMerge {
         for name in adapted.keys.sorted() {
             let weight = try base.weights.tensor(name)
             let merged = mergedWeight(weight, adapter: adapted[name]!)
+            try requireFinite(merged, name: name)
             let original = FloatBuffer(count: weight.elementCount)
             weight.convert(offset: 0, count: weight.elementCount, into: original.pointer)
             let rowLength = weight.shape.last ?? 0
@@ -174,6 +184,7 @@ public enum AdapterMerge {
         for name in adapted.keys.sorted() {
             let weight = try base.weights.tensor(name)
             let merged = mergedWeight(weight, adapter: adapted[name]!)
+            try requireFinite(merged, name: name)
             reports.append(report(name: name, base: weight, merged: merged, storedMerged: round(merged, to: weight.dtype).readBack))
         }
         try refuseIfErased(reports, type: reports.isEmpty ? .f32 : try base.weights.tensor(reports[0].name).dtype, force: force)

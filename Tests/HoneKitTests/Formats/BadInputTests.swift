@@ -127,6 +127,32 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: output))
     }
 
+    /// A base weight holding a NaN where an adapter changes it: the merge stops before writing, for both outputs.
+    @Test func mergeOntoANaNBaseWeight() throws {
+        let base = try makeTemporaryDirectory().appendingPathComponent("base")
+        try FileManager.default.copyItem(atPath: Repository.fixture("eval/tiny-llama"), toPath: base.path)
+        let name = "model.layers.0.mlp.down_proj.weight"
+        try rewriteWeights(base) { entries in
+            entries.map { entry in
+                guard entry.name == name else { return entry }
+                var bytes = entry.bytes
+                withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { bytes.replaceSubrange(8..<12, with: $0) }
+                return SafetensorsEntry(name: entry.name, dtype: entry.dtype, shape: entry.shape, bytes: bytes)
+            }
+        }
+        for format in ["safetensors", "gguf"] {
+            let output = try makeTemporaryDirectory().appendingPathComponent("merged").path
+            let result = try runProcess(Repository.honeExecutable, ["merge", "--base-model", base.path, "--adapter",
+                                                                    Repository.fixture("eval/tiny-llama-adapter"), "--output-dir", output,
+                                                                    "--format", format])
+            #expect(result.status == 1, "\(format)")
+            #expect(result.stderr.contains("merge stopped: the merged weight '\(name)' holds nan at index 2; nothing was written"),
+                    "\(format): \(result.stderr)")
+            // (--format gguf makes the output directory first; nothing is written into it.)
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []).isEmpty, "\(format)")
+        }
+    }
+
     @Test func tensorOfWrongShape() throws {
         let directory = try copyFixtureModel("llama-gqa")
         try rewriteWeights(directory) { entries in
