@@ -51,6 +51,13 @@ struct ExportTensor {
                 } else {
                     source.convert(offset: first * length, count: count * length, into: buffer)
                 }
+                // A NaN or an infinity would be rounded into the new file as if it were a weight (llama-quantize
+                // refuses what fails its row validation too): stop, naming where it is, before anything is written.
+                if let bad = (0..<(count * length)).first(where: { !buffer[$0].isFinite }) {
+                    let row = sourceRow.map { $0(first + bad / length) } ?? first + bad / length
+                    throw HoneError.nonFinite(message: "stopped: tensor '\(source.name)' holds \(buffer[bad]) at row \(row), "
+                        + "column \(bad % length); nothing was written")
+                }
                 let destination = base + first * rowBytes
                 switch type {
                 case .f32:

@@ -127,6 +127,21 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: output))
     }
 
+    /// A NaN weight is not rounded into a new file as if it were a weight: quantize and convert stop, naming it.
+    @Test func quantizeAndConvertStopOnANaNWeight() throws {
+        let model = try NonFiniteTrainingTests.poisonedModel("model.layers.1.mlp.down_proj.weight")
+        let directory = try makeTemporaryDirectory()
+        for arguments in [["quantize", model.path, directory.path + "/q8.gguf", "--type", "q8_0"],
+                          ["quantize", model.path, directory.path + "/q4km.gguf", "--type", "q4_k_m"],
+                          ["convert", model.path, directory.path + "/f16.gguf", "--type", "f16"]] {
+            let result = try runProcess(Repository.honeExecutable, arguments)
+            #expect(result.status == 1, "\(arguments)")
+            #expect(result.stderr.split(separator: "\n").last == "hone: error: stopped: tensor 'model.layers.1.mlp.down_proj.weight' holds nan at row 0, column 0; nothing was written",
+                    "\(arguments): \(result.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+    }
+
     /// A base weight holding a NaN where an adapter changes it: the merge stops before writing, for both outputs.
     @Test func mergeOntoANaNBaseWeight() throws {
         let base = try makeTemporaryDirectory().appendingPathComponent("base")
