@@ -82,6 +82,15 @@ struct JinjaLimitsTests {
                 == "yTrue")
     }
 
+    /// The fuzzer's second input: `|int(2, true)` asked for base 1 (a trap in Int(_:radix:)). jinja2's output for each.
+    @Test("int's base: 0 reads the prefix, outside 2…36 falls back as jinja2 does")
+    func intBase() throws {
+        #expect(try render("{{ 'a@\nb'|int(2, true) }}|{{ '0x1f'|int(0, 0) }}|{{ '0o17'|int(base=0) }}|{{ '0b101'|int(base=0) }}|{{ '017'|int(5, 0) }}|{{ '000'|int(base=0) }}|{{ '10'|int(base=0) }}")
+                == "2|31|15|5|17|0|10")
+        #expect(try render("{{ '--5'|int(7) }}|{{ '-+5'|int(7) }}|{{ ' -0x1F '|int(0, 16) }}|{{ '12'|int(0, 37) }}|{{ '12'|int(0, 1) }}|{{ 'z'|int(0, 36) }}|{{ '1_000'|int }}")
+                == "7|7|-31|12|12|35|1000")
+    }
+
     @Test("truncate and range at Int's edges")
     func truncateAndRangeEdges() throws {
         #expect(try render("{{ 'abc'|truncate(9223372036854775807) }}|{{ 'abcdefghij'|truncate(5, leeway=0) }}") == "abc|ab...")

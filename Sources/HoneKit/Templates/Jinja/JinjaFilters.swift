@@ -184,8 +184,18 @@ enum JinjaFilters {
                     digits = digits.dropFirst()
                 }
                 let prefixes: [Int: String] = [16: "0x", 8: "0o", 2: "0b"]
-                if let prefix = prefixes[base], digits.lowercased().hasPrefix(prefix) { digits = digits.dropFirst(2) }
-                if !digits.isEmpty, let n = Int(digits, radix: base) { return .int(negative ? -n : n) }
+                // Python's int(s, base): base 0 reads the prefix (0x, 0o, 0b, else decimal without leading zeros);
+                // any base outside 2…36 is a ValueError, which jinja2 turns into the float fallback below.
+                var radix = base
+                if base == 0 {
+                    radix = prefixes.first { digits.lowercased().hasPrefix($0.value) }?.key ?? 10
+                    if radix == 10, digits.count > 1, digits.first == "0", digits.contains(where: { $0 != "0" }) { radix = -1 }
+                }
+                if let prefix = prefixes[radix], digits.lowercased().hasPrefix(prefix) { digits = digits.dropFirst(2) }
+                if (2...36).contains(radix), !digits.isEmpty, digits.first != "-", digits.first != "+",
+                   let n = Int(digits, radix: radix) {
+                    return .int(negative ? -n : n)
+                }
                 // "42.23"|int is 42: jinja2 falls back to int(float(value)).
                 if let d = JinjaFilters.pythonFloat(value), d.isFinite, let n = Int(exactly: d.rounded(.towardZero)) {
                     return .int(n)
