@@ -347,7 +347,11 @@ enum JinjaFilters {
                 if case .int(let i) = number { return .int(i) }
                 return .double(JinjaFilters.pythonRound(number.asDouble, precision))
             case "ceil", "floor":
+                // jinja2 computes value * 10**precision with Python's exact integer power: past a float's range
+                // that is OverflowError, and below it the float 0.0 divides by zero.
                 let scale = pow(10, Double(precision))
+                guard scale.isFinite else { throw JinjaError.runtime("OverflowError: int too large to convert to float") }
+                guard scale > 0 else { throw JinjaError.runtime("ZeroDivisionError: float division by zero") }
                 let scaled = number.asDouble * scale
                 return .double((a["method"]!.stringValue == "ceil" ? scaled.rounded(.up) : scaled.rounded(.down)) / scale)
             default:
@@ -536,7 +540,9 @@ enum JinjaFilters {
         if digits >= 0 {
             return Double(String(format: "%.\(min(digits, 300))f", x)) ?? x
         }
-        let scale = pow(10, Double(-digits))
+        let scale = pow(10, -Double(digits))  // not Double(-digits): -Int.min traps
+        // Past 10^308 every finite float rounds to a signed zero, as in Python.
+        guard scale.isFinite else { return x.sign == .minus ? -0.0 : 0.0 }
         let scaled = (x / scale)
         let rounded = scaled.rounded(.toNearestOrEven)
         return rounded * scale
