@@ -65,6 +65,7 @@ public enum RewardFile {
                              progress: ((Int, Int) -> Void)? = nil) throws -> RewardFileResult {
         var rows: [[Int32]] = []
         var layout: [(isPair: Bool, first: Int)] = []
+        var places: [String] = []
         var loaded: Tokenizer?
         let vocabulary = scorer.model.config.vocabularySize
         func encode(_ text: String) throws -> [Int32] {
@@ -99,8 +100,14 @@ public enum RewardFile {
                 throw record.error("expected {\"prompt\", \"response\"}, {\"text\"}, {\"tokens\"} or {\"chosen\", \"rejected\"}")
             }
             if rows.last?.isEmpty == true { throw record.error("the text has no tokens") }
+            places.append(record.place)
         }
         let rewards = try scorer.rewards(rows) { done in progress?(done, rows.count) }
+        // A NaN reward (a poisoned weight, an overflowing model) is not a score: stop, naming the record.
+        if let bad = rewards.firstIndex(where: { !$0.isFinite }), let record = layout.lastIndex(where: { $0.first <= bad }) {
+            throw HoneError.nonFinite(message: "reward stopped: \(path): \(places[record]): the reward is \(rewards[bad]); "
+                + "the model produces non-finite numbers")
+        }
         let items = layout.map { entry -> RewardFileResult.Item in
             entry.isPair ? .pair(chosen: Double(rewards[entry.first]), rejected: Double(rewards[entry.first + 1]))
                          : .single(Double(rewards[entry.first]))

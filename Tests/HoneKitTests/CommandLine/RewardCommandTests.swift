@@ -104,6 +104,28 @@ struct RewardCommandTests {
         #expect(info.stdout.contains("sequence classification"))
     }
 
+    @Test("a NaN weight stops hone reward, naming the record, instead of writing null rewards and a nan mean")
+    func rewardStopsOnANaN() throws {
+        let directory = try makeTemporaryDirectory()
+        let model = directory.appendingPathComponent("model")
+        try FileManager.default.copyItem(atPath: Repository.fixture("reward/models/llama-seqcls"), toPath: model.path)
+        let weights = model.appendingPathComponent("model.safetensors").path
+        let entries = try SafetensorsFile(path: weights).entries().map { entry -> SafetensorsEntry in
+            guard entry.name == "model.layers.0.mlp.down_proj.weight" else { return entry }
+            var bytes = entry.bytes
+            withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { bytes.replaceSubrange(0..<4, with: $0) }
+            return SafetensorsEntry(name: entry.name, dtype: entry.dtype, shape: entry.shape, bytes: bytes)
+        }
+        try SafetensorsWriter.write(entries, to: weights)
+        let input = directory.appendingPathComponent("rows.jsonl").path
+        try "{\"tokens\": [1, 5, 7]}\n{\"tokens\": [1, 2]}\n".write(toFile: input, atomically: true, encoding: .utf8)
+        let result = try runProcess(Repository.honeExecutable, ["reward", "--model", model.path, "--input", input, "--threads", "1"])
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.split(separator: "\n").last == "hone: error: reward stopped: \(input): line 1: the reward is nan; the model produces non-finite numbers",
+                "\(result.stderr)")
+    }
+
     @Test("bad reward-model data and settings give one line naming the file, record and field, and exit status 1")
     func badInput() throws {
         let directory = try makeTemporaryDirectory()
