@@ -44,6 +44,14 @@ struct Score: ParsableCommand {
             let all = try group.merge(try scorer.score(rows, passes: passes.indices.filter(group.owns).map { passes[$0] }))
             guard group.isRoot else { return }
             let logprobs = rows.indices.map { all[$0]! }
+            // A NaN log-probability is not a score (a poisoned weight, an overflowing model): stop before writing,
+            // naming the line and the token.
+            for (index, values) in logprobs.enumerated() {
+                if let position = values.firstIndex(where: { !$0.isFinite }) {
+                    throw HoneError.nonFinite(message: "score stopped: \(input):\(records[index].line): token at index \(position + 1): "
+                        + "the log-probability is \(values[position]); the model produces non-finite numbers")
+                }
+            }
             var text = ""
             for (row, values) in zip(rows, logprobs) { text += Scorer.jsonLine(tokens: row, logprobs: values) + "\n" }
             try emit(text, to: output)

@@ -3,6 +3,17 @@ import Testing
 @testable import HoneKit
 
 @Suite struct CommandLineTests {
+    /// A NaN weight: hone score stops naming the line and the token instead of writing null log-probabilities.
+    @Test func scoreStopsOnANaN() throws {
+        let model = try NonFiniteTrainingTests.poisonedModel("model.layers.1.mlp.down_proj.weight")
+        let input = model.appendingPathComponent("rows.jsonl").path
+        try "\n{\"tokens\": [1, 5, 7, 9]}\n".write(toFile: input, atomically: true, encoding: .utf8)
+        let result = try runProcess(Repository.honeExecutable, ["score", "--model", model.path, "--input", input])
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr == "hone: error: score stopped: \(input):2: token at index 1: the log-probability is nan; the model produces non-finite numbers\n")
+    }
+
     @Test func scoreWritesTheDocumentedLines() throws {
         let golden = try GoldenFile(name: "llama-gqa")
         let directory = try makeTemporaryDirectory()
