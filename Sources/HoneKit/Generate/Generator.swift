@@ -67,6 +67,15 @@ public final class Generator {
     }
 
     /// An active sequence.
+    /// NaN logits (a poisoned weight, an overflowing model) sample nothing meaningful (the answers came out empty
+    /// and the run said done): stop, naming the request and the token, with what was finished already kept.
+    private func requireFinite(_ row: UnsafePointer<Float>, count: Int, _ slot: Slot) throws {
+        if let bad = (0..<count).first(where: { !row[$0].isFinite }) {
+            throw HoneError.nonFinite(message: "generation stopped: request \(slot.index + 1), token \(slot.generated.count + 1): "
+                + "the logit of token id \(bad) is \(row[bad]); the model produces non-finite numbers")
+        }
+    }
+
     private final class Slot {
         let index: Int
         let request: GenerationRequest
@@ -167,6 +176,7 @@ public final class Generator {
                 let hidden = try model.forward([SequenceInput(tokens: request.promptTokens, cache: slot.cache)],
                                                outputRows: [request.promptTokens.count - 1])
                 model.projectToVocabulary(hidden.values.pointer, rows: 1, into: logits.pointer)
+                try requireFinite(logits.pointer, count: vocabulary, slot)
                 let token = slot.sampler.sample(logits: logits.pointer, vocabularySize: vocabulary, history: slot.history)
                 if try accept(slot, token) { active.append(slot) }
             }
@@ -184,6 +194,7 @@ public final class Generator {
                 let hidden = try model.forward(group.map { SequenceInput(tokens: [$0.pending], cache: $0.cache) })
                 model.projectToVocabulary(hidden.values.pointer, rows: group.count, into: logits.pointer)
                 for (row, slot) in group.enumerated() {
+                    try requireFinite(logits.pointer + row * vocabulary, count: vocabulary, slot)
                     let token = slot.sampler.sample(logits: logits.pointer + row * vocabulary, vocabularySize: vocabulary,
                                                     history: slot.history)
                     if try accept(slot, token) { survivors.append(slot) }

@@ -14,6 +14,34 @@ import Testing
         #expect(result.stderr == "hone: error: score stopped: \(input):2: token at index 1: the log-probability is nan; the model produces non-finite numbers\n")
     }
 
+    /// A NaN weight: generate and chat stop naming the request and token (they wrote empty answers and exited 0).
+    @Test func generateAndChatStopOnANaN() throws {
+        let model = try NonFiniteTrainingTests.poisonedModel("model.layers.1.mlp.down_proj.weight")
+        let instructions = model.appendingPathComponent("instructions.json").path
+        try "[{\"instruction\": \"Say hi\"}]".write(toFile: instructions, atomically: true, encoding: .utf8)
+        let output = model.appendingPathComponent("answers.json").path
+        let generate = try runProcess(Repository.honeExecutable, ["generate", "--model", model.path, "--instructions", instructions,
+                                                                 "--output", output, "--max-new-tokens", "4"])
+        let line = "hone: error: generation stopped: request 1, token 1: the logit of token id 0 is nan; the model produces non-finite numbers"
+        #expect(generate.status == 1)
+        #expect(generate.stderr.split(separator: "\n").last.map(String.init) == line, "\(generate.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: output))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Repository.honeExecutable)
+        process.arguments = ["chat", "--model", model.path, "--max-new-tokens", "4"]
+        let input = Pipe(), error = Pipe()
+        process.standardInput = input
+        process.standardOutput = Pipe()
+        process.standardError = error
+        try process.run()
+        input.fileHandleForWriting.write(Data("hi\n".utf8))
+        try input.fileHandleForWriting.close()
+        let chatError = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(chatError.split(separator: "\n").last.map(String.init) == line, "\(chatError)")
+    }
+
     @Test func scoreWritesTheDocumentedLines() throws {
         let golden = try GoldenFile(name: "llama-gqa")
         let directory = try makeTemporaryDirectory()
