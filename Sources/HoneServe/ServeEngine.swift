@@ -362,7 +362,7 @@ public final class ServeEngine: @unchecked Sendable {
             return
         }
         model.projectToVocabulary(hidden.values.pointer + (hidden.rows - 1) * hidden.width, rows: 1, into: logits.pointer)
-        let token = sample(active, logits: logits.pointer)
+        let token = try sample(active, logits: logits.pointer)
         _ = accept(slot, token.id, logprob: token.logprob)
     }
 
@@ -414,7 +414,7 @@ public final class ServeEngine: @unchecked Sendable {
                         release(slot)
                         continue
                     }
-                    let token = sample(active, logits: logits.pointer + row * vocabulary)
+                    let token = try sample(active, logits: logits.pointer + row * vocabulary)
                     _ = accept(slot, token.id, logprob: token.logprob)
                 }
                 start += part.count
@@ -423,9 +423,14 @@ public final class ServeEngine: @unchecked Sendable {
     }
 
     /// Picks the next token of a sequence (its logits are changed in place), with its log-probability if asked.
-    private func sample(_ active: Active, logits row: UnsafeMutablePointer<Float>) -> (id: Int32, logprob: TokenLogprob?) {
+    /// NaN logits (a poisoned weight) sample nothing meaningful: the request fails with that reason instead.
+    private func sample(_ active: Active, logits row: UnsafeMutablePointer<Float>) throws -> (id: Int32, logprob: TokenLogprob?) {
         let request = active.job.request
         let vocabulary = model.config.vocabularySize
+        if let bad = (0..<vocabulary).first(where: { !row[$0].isFinite }) {
+            throw HoneError.nonFinite(message: "generation stopped: token \(active.generated + 1): the logit of token id \(bad) is "
+                + "\(row[bad]); the model produces non-finite numbers")
+        }
         // Log-probabilities are the model's own, before bias, penalties and sampling settings (as OpenAI reports them).
         var snapshot: [Float]?
         if request.logprobs != nil { snapshot = Array(UnsafeBufferPointer(start: row, count: vocabulary)) }

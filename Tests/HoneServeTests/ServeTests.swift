@@ -76,6 +76,32 @@ import Testing
         #expect(together == expected)
     }
 
+    /// A NaN weight: the request fails with the reason (500, or an error event in a stream) instead of an empty
+    /// answer, and the server goes on serving.
+    @Test func nonFiniteLogitsFailTheRequest() async throws {
+        let directory = try Paths.temporaryDirectory().appendingPathComponent("poisoned")
+        try FileManager.default.copyItem(atPath: Paths.tinyModel, toPath: directory.path)
+        let weights = directory.appendingPathComponent("model.safetensors").path
+        let entries = try SafetensorsFile(path: weights).entries().map { entry -> SafetensorsEntry in
+            guard entry.name == "model.layers.1.mlp.down_proj.weight" else { return entry }
+            var bytes = entry.bytes
+            withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { bytes.replaceSubrange(0..<4, with: $0) }
+            return SafetensorsEntry(name: entry.name, dtype: entry.dtype, shape: entry.shape, bytes: bytes)
+        }
+        try SafetensorsWriter.write(entries, to: weights)
+        let server = try await TestServer.start(ServeSetup(model: directory.path))
+        defer { Task { await server.stop() } }
+        let message = "generation stopped: token 1: the logit of token id 0 is nan; the model produces non-finite numbers"
+        for _ in 0..<2 {
+            let reply = try await server.post("/v1/completions", ["prompt": "Once upon a time", "max_tokens": 3])
+            #expect(reply.status == 500)
+            #expect((reply.json["error"] as? [String: Any])?["message"] as? String == message, "\(reply.body)")
+        }
+        let events = try await server.stream("/v1/chat/completions", ["messages": [["role": "user", "content": "hi"]],
+                                                                      "max_tokens": 3, "stream": true])
+        #expect(events.contains { (parse($0)["error"] as? [String: Any])?["message"] as? String == message }, "\(events)")
+    }
+
     @Test func completionFieldsUsageAndPromptLists() async throws {
         let server = try await TestServer.tiny()
         defer { Task { await server.stop() } }
