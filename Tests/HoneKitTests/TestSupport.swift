@@ -108,6 +108,23 @@ func makeTemporaryDirectory() throws -> URL {
     return url
 }
 
+/// Copies `source` (a model or adapter directory) into a temporary directory and writes a NaN over value `index` of
+/// the f32 tensor `tensor` in its `file`: the poisoned input of the "no NaN passes for a result" tests.
+func poisonedCopy(of source: String, tensor: String, index: Int = 0, file: String = "model.safetensors") throws -> URL {
+    let directory = try makeTemporaryDirectory().appendingPathComponent((source as NSString).lastPathComponent)
+    try FileManager.default.copyItem(atPath: source, toPath: directory.path)
+    let path = directory.appendingPathComponent(file).path
+    let entries = try SafetensorsFile(path: path).entries().map { entry -> SafetensorsEntry in
+        guard entry.name == tensor else { return entry }
+        #expect(entry.dtype == "F32")
+        var bytes = entry.bytes
+        withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { bytes.replaceSubrange((index * 4)..<(index * 4 + 4), with: $0) }
+        return SafetensorsEntry(name: entry.name, dtype: entry.dtype, shape: entry.shape, bytes: bytes)
+    }
+    try SafetensorsWriter.write(entries, to: path)
+    return directory
+}
+
 /// Copies a fixture model directory into a temporary one that a test may damage.
 func copyFixtureModel(_ name: String) throws -> URL {
     let directory = try makeTemporaryDirectory().appendingPathComponent(name)

@@ -7,20 +7,7 @@ import Testing
 @Suite struct NonFiniteTrainingTests {
     /// hone-tiny copied, with the first value of `tensor` set to NaN in model.safetensors.
     static func poisonedModel(_ tensor: String) throws -> URL {
-        let directory = try makeTemporaryDirectory().appendingPathComponent("poisoned")
-        try FileManager.default.copyItem(at: Repository.root.appendingPathComponent("models/hone-tiny"), to: directory)
-        let path = directory.appendingPathComponent("model.safetensors")
-        var bytes = try Data(contentsOf: path)
-        let headerLength = Int(bytes.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-        let header = try JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + headerLength))) as! [String: Any]
-        let entry = header[tensor] as! [String: Any]
-        #expect(entry["dtype"] as? String == "F32")
-        let start = 8 + headerLength + ((entry["data_offsets"] as! [Any])[0] as! NSNumber).intValue
-        withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { nan in
-            bytes.replaceSubrange(start..<(start + 4), with: nan)
-        }
-        try bytes.write(to: path)
-        return directory
+        try poisonedCopy(of: Repository.root.appendingPathComponent("models/hone-tiny").path, tensor: tensor)
     }
 
     @Test(arguments: ["sft", "dpo"])

@@ -106,18 +106,8 @@ struct RewardCommandTests {
 
     @Test("a NaN weight stops hone reward, naming the record, instead of writing null rewards and a nan mean")
     func rewardStopsOnANaN() throws {
-        let directory = try makeTemporaryDirectory()
-        let model = directory.appendingPathComponent("model")
-        try FileManager.default.copyItem(atPath: Repository.fixture("reward/models/llama-seqcls"), toPath: model.path)
-        let weights = model.appendingPathComponent("model.safetensors").path
-        let entries = try SafetensorsFile(path: weights).entries().map { entry -> SafetensorsEntry in
-            guard entry.name == "model.layers.0.mlp.down_proj.weight" else { return entry }
-            var bytes = entry.bytes
-            withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { bytes.replaceSubrange(0..<4, with: $0) }
-            return SafetensorsEntry(name: entry.name, dtype: entry.dtype, shape: entry.shape, bytes: bytes)
-        }
-        try SafetensorsWriter.write(entries, to: weights)
-        let input = directory.appendingPathComponent("rows.jsonl").path
+        let model = try poisonedCopy(of: Repository.fixture("reward/models/llama-seqcls"), tensor: "model.layers.0.mlp.down_proj.weight")
+        let input = model.appendingPathComponent("rows.jsonl").path
         try "{\"tokens\": [1, 5, 7]}\n{\"tokens\": [1, 2]}\n".write(toFile: input, atomically: true, encoding: .utf8)
         let result = try runProcess(Repository.honeExecutable, ["reward", "--model", model.path, "--input", input, "--threads", "1"])
         #expect(result.status == 1)

@@ -11,8 +11,8 @@ import Testing
         try JSONSerialization.data(withJSONObject: json).write(to: path)
     }
 
-    func rewriteWeights(_ directory: URL, file: String = "model.safetensors", _ edit: ([SafetensorsEntry]) -> [SafetensorsEntry]) throws {
-        let path = directory.appendingPathComponent(file).path
+    func rewriteWeights(_ directory: URL, _ edit: ([SafetensorsEntry]) -> [SafetensorsEntry]) throws {
+        let path = directory.appendingPathComponent("model.safetensors").path
         let entries = try SafetensorsFile(path: path).entries()
         try SafetensorsWriter.write(edit(entries), to: path)
     }
@@ -103,17 +103,9 @@ import Testing
     /// An adapter factor holding a NaN is refused at load, naming the tensor: `hone merge` wrote NaN weights and
     /// reported "100.0% of the adapter's change survives rounding".
     @Test func adapterFactorHoldingANaN() throws {
-        let directory = try makeTemporaryDirectory().appendingPathComponent("adapter")
-        try FileManager.default.copyItem(atPath: Repository.fixture("eval/tiny-llama-adapter"), toPath: directory.path)
         let name = "base_model.model.model.layers.0.mlp.down_proj.lora_B.weight"
-        try rewriteWeights(directory, file: "adapter_model.safetensors") { entries in
-            entries.map { entry in
-                guard entry.name == name else { return entry }
-                var bytes = entry.bytes
-                withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { bytes.replaceSubrange(12..<16, with: $0) }
-                return SafetensorsEntry(name: entry.name, dtype: entry.dtype, shape: entry.shape, bytes: bytes)
-            }
-        }
+        let directory = try poisonedCopy(of: Repository.fixture("eval/tiny-llama-adapter"), tensor: name, index: 3,
+                                         file: "adapter_model.safetensors")
         let model = try LoadedModel.open(Repository.fixture("eval/tiny-llama"))
         let path = directory.appendingPathComponent("adapter_model.safetensors").path
         #expect(throws: HoneError.malformedFile(path: path, message: "tensor '\(name)' holds nan at index 3")) {
@@ -144,17 +136,8 @@ import Testing
 
     /// A base weight holding a NaN where an adapter changes it: the merge stops before writing, for both outputs.
     @Test func mergeOntoANaNBaseWeight() throws {
-        let base = try makeTemporaryDirectory().appendingPathComponent("base")
-        try FileManager.default.copyItem(atPath: Repository.fixture("eval/tiny-llama"), toPath: base.path)
         let name = "model.layers.0.mlp.down_proj.weight"
-        try rewriteWeights(base) { entries in
-            entries.map { entry in
-                guard entry.name == name else { return entry }
-                var bytes = entry.bytes
-                withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { bytes.replaceSubrange(8..<12, with: $0) }
-                return SafetensorsEntry(name: entry.name, dtype: entry.dtype, shape: entry.shape, bytes: bytes)
-            }
-        }
+        let base = try poisonedCopy(of: Repository.fixture("eval/tiny-llama"), tensor: name, index: 2)
         for format in ["safetensors", "gguf"] {
             let output = try makeTemporaryDirectory().appendingPathComponent("merged").path
             let result = try runProcess(Repository.honeExecutable, ["merge", "--base-model", base.path, "--adapter",
