@@ -102,6 +102,13 @@ struct JinjaLimitsTests {
                 == "7|7|-31|12|12|35|1000")
     }
 
+    /// The fuzzer's third input: `'{-84}'.format(…)` read "-84" as a negative index into the arguments (out of bounds).
+    @Test("format field names: only ASCII digits are an index, as in Python")
+    func formatFieldNames() throws {
+        #expect(throws: JinjaError.self) { try render("{{ '{-84}'.format(1) }}") }
+        #expect(try render("{{ '{0[1]}|{1}|{x}|{0[-1]}|'.format([1, 2], 3, x=4) }}") == "2|3|4||")
+    }
+
     @Test("truncate and range at Int's edges")
     func truncateAndRangeEdges() throws {
         #expect(try render("{{ 'abc'|truncate(9223372036854775807) }}|{{ 'abcdefghij'|truncate(5, leeway=0) }}") == "abc|ab...")

@@ -260,7 +260,7 @@ func pythonStringFormat(_ format: String, _ args: JinjaArguments, _ interp: Jinj
             }
             value = args.positional[autoIndex]
             autoIndex += 1
-        } else if let index = Int(head) {
+        } else if isIndex(head), let index = Int(head) {
             guard index < args.positional.count else {
                 throw JinjaError.runtime("Replacement index \(index) out of range for positional args tuple")
             }
@@ -279,7 +279,7 @@ func pythonStringFormat(_ format: String, _ args: JinjaArguments, _ interp: Jinj
                 var key = ""
                 while let n = rest.first, n != "]" { key.append(n); rest = rest.dropFirst() }
                 rest = rest.dropFirst()
-                value = try interp.getItem(value, Int(key).map { .int($0) } ?? .string(key))
+                value = try interp.getItem(value, isIndex(key) ? Int(key).map { .int($0) } ?? .string(key) : .string(key))
             }
         }
         switch conversion {
@@ -290,6 +290,12 @@ func pythonStringFormat(_ format: String, _ args: JinjaArguments, _ interp: Jinj
         out += try pythonFormatSpec(value, spec)
     }
     return out
+}
+
+/// Whether a format field name (or an `[key]` in one) is an index: Python reads only ASCII digits as one, so "-84"
+/// is a keyword (a KeyError), never a negative index.
+private func isIndex(_ text: String) -> Bool {
+    !text.isEmpty && text.unicodeScalars.allSatisfy(\.isDecimalDigitASCII)
 }
 
 /// Python's format-spec mini-language for one value.
