@@ -158,6 +158,18 @@ extension ModelConfig {
         return config
     }
 
+    /// The number of rotated features, head_dim × `fraction` truncated as transformers does. The fraction is checked
+    /// before the conversion: a product outside Int's range (a fraction of 1e300, or a huge head_dim) would trap.
+    static func rotatedFeatures(headDimension: Int, fraction: Double, key: String, path: String) throws -> Int {
+        guard fraction.isFinite, fraction >= 0, fraction <= 1 else {
+            throw HoneError.invalidConfig(path: path, message: "'\(key)' must be between 0 and 1, not \(fraction)")
+        }
+        guard let features = Int(exactly: (Double(headDimension) * fraction).rounded(.towardZero)) else {
+            throw HoneError.invalidConfig(path: path, message: "the head dimension \(headDimension) is out of range")
+        }
+        return features
+    }
+
     static func readTokens(_ json: JSONConfig, into config: inout ModelConfig) throws {
         config.bosTokenID = json.ids("bos_token_id").first
         config.eosTokenIDs = json.ids("eos_token_id")

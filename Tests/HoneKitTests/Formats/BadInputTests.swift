@@ -53,6 +53,21 @@ import Testing
         #expect(throws: HoneError.invalidConfig(path: config, message: "the rope base -1.0 must be positive")) {
             try LoadedModel.open(directory.path)
         }
+        // A rotary fraction of 1e300 made head_dim × fraction too large for an Int: the conversion trapped.
+        for (edit, message) in [
+            ({ (json: inout [String: Any]) in json["partial_rotary_factor"] = 1e300 }, "'partial_rotary_factor' must be between 0 and 1, not 1e+300"),
+            ({ (json: inout [String: Any]) in json["partial_rotary_factor"] = -0.5 }, "'partial_rotary_factor' must be between 0 and 1, not -0.5"),
+        ] {
+            try editConfig(directory) { $0["rope_parameters"] = ["rope_theta": 10000.0, "rope_type": "default"]; edit(&$0) }
+            #expect(throws: HoneError.invalidConfig(path: config, message: message)) { try LoadedModel.open(directory.path) }
+            try editConfig(directory) { $0["partial_rotary_factor"] = nil }
+        }
+        let neox = try copyFixtureModel("neox-parallel")
+        try editConfig(neox) { $0["rotary_pct"] = -1e300; $0["rope_parameters"] = nil }
+        #expect(throws: HoneError.invalidConfig(path: neox.appendingPathComponent("config.json").path,
+                                                message: "'rotary_pct' must be between 0 and 1, not -1e+300")) {
+            try LoadedModel.open(neox.path)
+        }
         // Rope scaling factors that make every logit NaN (perplexity printed "nan" and exited 0).
         for (parameters, message) in [
             (["rope_type": "linear", "factor": 0.0] as [String: Any], "the rope scaling factor 0.0 must be positive"),

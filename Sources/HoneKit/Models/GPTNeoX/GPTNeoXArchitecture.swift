@@ -82,8 +82,11 @@ enum GPTNeoXConfig {
         let fraction = try rope.flatMap { $0.has("partial_rotary_factor") ? try $0.double("partial_rotary_factor") : nil }
             ?? json.double("rotary_pct", default: 0.25)
         // transformers truncates head_dim × fraction to an integer.
-        config.rotaryDimension = Int(Double(headDimension) * fraction)
-        guard fraction > 0, fraction <= 1, config.rotaryDimension % 2 == 0 else {
+        config.rotaryDimension = try ModelConfig.rotatedFeatures(headDimension: headDimension, fraction: fraction,
+                                                                 key: rope?.has("partial_rotary_factor") == true
+                                                                     ? "partial_rotary_factor" : "rotary_pct",
+                                                                 path: json.path)
+        guard fraction > 0, config.rotaryDimension % 2 == 0 else {
             throw HoneError.invalidConfig(path: json.path, message: "rotary_pct \(fraction) of head size \(headDimension) "
                                           + "must give an even number of rotated features")
         }

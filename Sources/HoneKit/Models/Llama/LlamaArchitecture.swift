@@ -77,7 +77,8 @@ enum LlamaConfig {
         config.ropeTheta = try rope?.double("rope_theta", default: 10000) ?? json.double("rope_theta", default: 10000)
         let partial = try (rope?.has("partial_rotary_factor") == true ? rope!.double("partial_rotary_factor")
                                                                        : json.double("partial_rotary_factor", default: 1))
-        config.rotaryDimension = Int((Double(headDimension) * partial).rounded(.down)) / 2 * 2
+        config.rotaryDimension = try ModelConfig.rotatedFeatures(headDimension: headDimension, fraction: partial,
+                                                                 key: "partial_rotary_factor", path: json.path) / 2 * 2
         if let scaling = rope ?? json.object("rope_scaling") {
             config.ropeScaling = try ropeScaling(scaling, path: json.path)
         }
