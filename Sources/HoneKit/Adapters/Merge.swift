@@ -208,6 +208,12 @@ public enum AdapterMerge {
         // A reward adapter's trained score head (modules_to_save): the merged model is a sequence classifier.
         let score = adapters.savedModule(ScoreHead.moduleName)
         if let score {
+            // The merged model is read back with the head's shape: the base's head, or one row per label over the
+            // model's output width.
+            let expected = try base.weights.tensorNames.contains(ScoreHead.tensorName)
+                ? base.weights.tensor(ScoreHead.tensorName).shape
+                : [score.shape.first ?? 1, RewardModelTrainingSetup.outputWidth(base)]
+            try adapters.requireScoreShape(score, expected)
             entries.removeAll { $0.name == ScoreHead.tensorName }
             entries.append(SafetensorsStreamEntry(name: ScoreHead.tensorName, dtype: .f32, shape: score.shape) {
                 PEFTAdapter.floatBytes(score.weight)

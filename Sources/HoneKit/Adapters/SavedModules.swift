@@ -42,9 +42,19 @@ extension AdapterSet {
     }
 
     /// The score head of a sequence-classification base, with this adapter's trained copy of its weight when it
-    /// has one (`modules_to_save = ["score"]`).
-    public func scoreHead(over base: ScoreHead) -> ScoreHead {
+    /// has one (`modules_to_save = ["score"]`). The copy must have the base head's shape (an adapter from
+    /// elsewhere may not).
+    public func scoreHead(over base: ScoreHead) throws -> ScoreHead {
         guard isEnabled, let module = savedModule(ScoreHead.moduleName) else { return base }
+        try requireScoreShape(module, [base.labels, base.width])
         return base.with(weight: module.weight)
+    }
+
+    /// Refuses a saved score head whose shape is not the model's (`expected`: [labels, hidden width]).
+    func requireScoreShape(_ module: SavedModule, _ expected: [Int]) throws {
+        guard module.shape == expected else {
+            throw HoneError.invalidArgument("the adapter's score head is [\(module.shape.map(String.init).joined(separator: ", "))]; "
+                                            + "the model needs [\(expected.map(String.init).joined(separator: ", "))]")
+        }
     }
 }

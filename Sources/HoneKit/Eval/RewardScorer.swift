@@ -26,7 +26,7 @@ public final class RewardScorer {
         let adapters = (loaded.model as? AdaptableModel)?.adapters as? AdapterSet
         var head: ScoreHead
         if let base = loaded.scoreHead {
-            head = adapters?.scoreHead(over: base) ?? base
+            head = try adapters?.scoreHead(over: base) ?? base
         } else if let module = adapters?.savedModule(ScoreHead.moduleName), module.shape.count == 2 {
             // A causal-LM base with a reward adapter (`hone train rm` output): the adapter brings the head.
             head = ScoreHead(weight: module.weight, labels: module.shape[0], width: module.shape[1],

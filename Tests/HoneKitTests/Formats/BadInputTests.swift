@@ -96,6 +96,30 @@ import Testing
         }
     }
 
+    /// A reward adapter whose saved score head is not the model's shape: `hone reward` crashed (the head's size
+    /// precondition), and a merge wrote a head the merged model could not use.
+    @Test func rewardAdapterScoreHeadOfAnotherShape() throws {
+        let adapter = try makeTemporaryDirectory().appendingPathComponent("rm_adapter")
+        try FileManager.default.copyItem(atPath: Repository.fixture("reward/rm_adapter"), toPath: adapter.path)
+        let weights = adapter.appendingPathComponent("adapter_model.safetensors").path
+        let entries = try SafetensorsFile(path: weights).entries().map { entry in
+            entry.name == "base_model.model.score.weight"
+                ? SafetensorsEntry(name: entry.name, dtype: "F32", shape: [1, 8], bytes: Data(count: 32)) : entry
+        }
+        try SafetensorsWriter.write(entries, to: weights)
+        let message = "the adapter's score head is [1, 8]; the model needs [1, 64]"
+        let classifier = try LoadedModel.open(Repository.fixture("reward/models/llama-seqcls"))
+        _ = try classifier.attachAdapter(directory: adapter.path)
+        #expect(throws: HoneError.invalidArgument(message)) { try RewardScorer(loaded: classifier) }
+        let base = try LoadedModel.open(Repository.fixture("models/llama-gqa"))
+        let (adapters, _) = try PEFTAdapter.load(directory: adapter.path, for: base.model)
+        let output = try makeTemporaryDirectory().appendingPathComponent("merged").path
+        #expect(throws: HoneError.invalidArgument(message)) {
+            try AdapterMerge.writeHuggingFace(base: base, adapters: adapters, to: output, force: true)
+        }
+        #expect(!FileManager.default.fileExists(atPath: output))
+    }
+
     /// adapter_config.json values that are present but unusable are named, not replaced by a default
     /// (`lora_alpha: "x"` used to merge with alpha = r; `r: 0` was reported as a missing key).
     @Test func adapterConfigValues() throws {
