@@ -153,8 +153,9 @@ extension ModelConfig {
         guard let architecture = ModelArchitectures.forModelType(modelType) else {
             throw HoneError.unsupportedArchitecture(name: modelType, path: path)
         }
-        let config = try architecture.configFromHuggingFace(json, modelType)
+        var config = try architecture.configFromHuggingFace(json, modelType)
         try config.checkConsistency(path: path)
+        config.dropTokenIDsOutsideVocabulary()
         return config
     }
 
@@ -191,6 +192,17 @@ extension ModelConfig {
         let eos = json.ids("eos_token_id")
         if !eos.isEmpty { eosTokenIDs = eos }
         if let bos = json.ids("bos_token_id").first { bosTokenID = bos }
+        dropTokenIDsOutsideVocabulary()
+    }
+
+    /// A special token id past the vocabulary is no token of the model: it is dropped, as llama.cpp drops such an
+    /// id from a GGUF ("bad special token", using none) and as transformers never matches it when padding or
+    /// stopping. (Kept, one past 2^31 trapped where ids become Int32.)
+    mutating func dropTokenIDsOutsideVocabulary() {
+        let size = vocabularySize
+        if let bos = bosTokenID, bos >= size { bosTokenID = nil }
+        if let pad = padTokenID, pad >= size { padTokenID = nil }
+        eosTokenIDs = eosTokenIDs.filter { $0 < size }
     }
 }
 
@@ -208,6 +220,7 @@ extension ModelConfig {
         var config = try read(gguf, name)
         config.recordedPromptTemplate = gguf.string(ggufPromptTemplateKey)
         try config.checkConsistency(path: gguf.path)
+        config.dropTokenIDsOutsideVocabulary()
         return config
     }
 }

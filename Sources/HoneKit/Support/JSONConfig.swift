@@ -65,10 +65,11 @@ struct JSONConfig {
         (values[key] as? [String: Any]).map { JSONConfig(values: $0, path: "\(path) \(key)") }
     }
 
-    /// An id or a list of ids (`eos_token_id` may be either).
+    /// An id or a list of ids (`eos_token_id` may be either). A negative id means none: transformers never
+    /// matches it (early LLaMA conversions write `pad_token_id: -1`).
     func ids(_ key: String) -> [Int] {
-        if let value = values[key], let id = jsonInteger(value) { return [id] }
-        if let list = values[key] as? [Any] { return list.compactMap(jsonInteger) }
+        if let value = values[key], let id = jsonInteger(value) { return id >= 0 ? [id] : [] }
+        if let list = values[key] as? [Any] { return list.compactMap(jsonInteger).filter { $0 >= 0 } }
         return []
     }
 }

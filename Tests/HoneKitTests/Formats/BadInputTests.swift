@@ -96,6 +96,23 @@ import Testing
         }
     }
 
+    /// Special token ids that are no token of the model: a negative one means none (transformers never matches it),
+    /// one past the vocabulary is dropped as llama.cpp drops it. `hone generate` trapped making an eos id of 10^11
+    /// an Int32.
+    @Test func specialTokenIDsOutsideTheVocabulary() throws {
+        let directory = try copyFixtureModel("llama-gqa")
+        try editConfig(directory) { $0["eos_token_id"] = [99_999_999_999, 2, 256]; $0["pad_token_id"] = -1; $0["bos_token_id"] = 1_000_000 }
+        var config = try LoadedModel.open(directory.path).config
+        #expect(config.eosTokenIDs == [2] && config.padTokenID == nil)
+        #expect(config.bosTokenID == 1, "generation_config.json's bos replaces the dropped one")
+        try editConfig(directory, file: "generation_config.json") { $0["eos_token_id"] = [255, 99_999_999_999]; $0["bos_token_id"] = -1 }
+        config = try LoadedModel.open(directory.path).config
+        #expect(config.eosTokenIDs == [255] && config.bosTokenID == nil)
+        let generator = Generator(model: try LoadedModel.open(directory.path).model,
+                                  tokenizer: try TokenizerLoader.load(directory: Repository.fixture("tokenizers/spm-bpe")))
+        #expect(generator.endOfSequenceIDs.contains(255))
+    }
+
     /// A reward adapter whose saved score head is not the model's shape: `hone reward` crashed (the head's size
     /// precondition), and a merge wrote a head the merged model could not use.
     @Test func rewardAdapterScoreHeadOfAnotherShape() throws {

@@ -146,9 +146,11 @@ enum LlamaConfig {
         default:
             throw HoneError.invalidConfig(path: gguf.path, message: "rope scaling type '\(scalingType)' is not supported")
         }
-        config.bosTokenID = gguf.integer("tokenizer.ggml.bos_token_id")
-        config.eosTokenIDs = gguf.integer("tokenizer.ggml.eos_token_id").map { [$0] } ?? []
-        config.padTokenID = gguf.integer("tokenizer.ggml.padding_token_id")
+        // Negative ids mean none, as in config.json; ids past the vocabulary are dropped once its size is known.
+        func id(_ key: String) -> Int? { gguf.integer(key).flatMap { $0 >= 0 ? $0 : nil } }
+        config.bosTokenID = id("tokenizer.ggml.bos_token_id")
+        config.eosTokenIDs = id("tokenizer.ggml.eos_token_id").map { [$0] } ?? []
+        config.padTokenID = id("tokenizer.ggml.padding_token_id")
         return config
     }
 }
