@@ -147,8 +147,16 @@ struct TrainCommandTests {
         #expect(examples == [TrainingExample(inputIDs: [1, 5, 6], labels: [1, 5, 6]),
                              TrainingExample(inputIDs: [1, 8, 9], labels: [-100, -100, 9])])
         #expect(try PretokenizedData.read(path: TrainCommandTests.sample, cutoffLength: 3, vocabularySize: 10) == nil)
-        try Data("{\"input_ids\": [1, 2]}\n{\"input_ids\": [1, 12]}\n".utf8).write(to: URL(fileURLWithPath: path))
-        #expect(throws: HoneError.self) { try PretokenizedData.read(path: path, cutoffLength: 8, vocabularySize: 10) }
+        // Ids and labels outside the vocabulary: a label of 12 read past the logits, 10^11 trapped as an Int32.
+        for (lines, token, key) in [("{\"input_ids\": [1, 2]}\n{\"input_ids\": [1, 12]}\n", 12, "input_ids"),
+                                    ("{\"input_ids\": [1]}\n{\"input_ids\": [1, 99999999999]}\n", 99_999_999_999, "input_ids"),
+                                    ("{\"input_ids\": [1, 2]}\n{\"input_ids\": [1, 2], \"labels\": [-100, 12]}\n", 12, "labels"),
+                                    ("{\"input_ids\": [1, 2]}\n{\"input_ids\": [1, 2], \"labels\": [-1, 2]}\n", -1, "labels")] {
+            try Data(lines.utf8).write(to: URL(fileURLWithPath: path))
+            #expect(throws: HoneError.tokenOutOfRange(token: token, vocabularySize: 10, location: "\(path):2 \"\(key)\"")) {
+                try PretokenizedData.read(path: path, cutoffLength: 8, vocabularySize: 10)
+            }
+        }
         try Data("{\"input_ids\": [1, 2], \"labels\": [1]}\n".utf8).write(to: URL(fileURLWithPath: path))
         #expect(throws: HoneError.self) { try PretokenizedData.read(path: path, cutoffLength: 8, vocabularySize: 10) }
     }

@@ -87,7 +87,9 @@ public enum PretokenizedData {
               let firstLine = text.split(separator: "\n").first, firstLine.contains("\"input_ids\"") else { return nil }
         var examples: [TrainingExample] = []
         for record in try readJSONLines(path: path) {
-            func ids(_ key: String) throws -> [Int32]? {
+            // Token ids index the embedding, labels the logits: each is checked against the vocabulary before it is
+            // used (a label of 5000 in a 2,048-token vocabulary read past the logits; 10^11 trapped as an Int32).
+            func ids(_ key: String, allowing ignored: Int? = nil) throws -> [Int32]? {
                 guard let value = record.object[key] else { return nil }
                 guard let list = value as? [Any] else {
                     throw HoneError.malformedRecord(path: path, line: record.line, message: "\"\(key)\" must be a list of token ids")
@@ -96,18 +98,19 @@ public enum PretokenizedData {
                     guard let id = jsonInteger(item) else {
                         throw HoneError.malformedRecord(path: path, line: record.line, message: "\"\(key)\" must hold integers")
                     }
+                    guard id == ignored || (id >= 0 && id < vocabularySize) else {
+                        throw HoneError.tokenOutOfRange(token: id, vocabularySize: vocabularySize,
+                                                        location: "\(path):\(record.line) \"\(key)\"")
+                    }
                     return Int32(id)
                 }
             }
             guard var inputIDs = try ids("input_ids") else {
                 throw HoneError.malformedRecord(path: path, line: record.line, message: "missing \"input_ids\"")
             }
-            var labels = try ids("labels") ?? inputIDs
+            var labels = try ids("labels", allowing: Int(TrainingExample.ignoredLabel)) ?? inputIDs
             guard labels.count == inputIDs.count else {
                 throw HoneError.malformedRecord(path: path, line: record.line, message: "\"labels\" and \"input_ids\" differ in length")
-            }
-            if let bad = inputIDs.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
-                throw HoneError.tokenOutOfRange(token: Int(bad), vocabularySize: vocabularySize, location: "\(path):\(record.line)")
             }
             inputIDs = Array(inputIDs.prefix(cutoffLength))
             labels = Array(labels.prefix(cutoffLength))
