@@ -196,19 +196,25 @@ public enum GGUFExport {
     static func modelMetadata(config: ModelConfig, raw: JSONConfig, architecture: String, directory: String,
                               fileType: UInt32) throws -> [(key: String, value: GGUFValue, type: UInt32, arrayType: UInt32?)] {
         var entries: [(key: String, value: GGUFValue, type: UInt32, arrayType: UInt32?)] = []
-        func u32(_ key: String, _ value: Int) { entries.append((key, .unsigned(UInt64(value)), 4, nil)) }
+        // GGUF stores these as u32: a larger value (a context of 10^12) would be cut to its low 32 bits.
+        func u32(_ key: String, _ value: Int) throws {
+            guard let stored = UInt32(exactly: value) else {
+                throw HoneError.invalidConfig(path: raw.path, message: "\(value) does not fit GGUF's 32-bit \(key)")
+            }
+            entries.append((key, .unsigned(UInt64(stored)), 4, nil))
+        }
         func f32(_ key: String, _ value: Double) { entries.append((key, .float(Double(Float(value))), 6, nil)) }
         func string(_ key: String, _ value: String) { entries.append((key, .string(value), 8, nil)) }
         string("general.architecture", architecture)
         string("general.type", "model")
         string("general.name", (directory as NSString).standardizingPath.split(separator: "/").last.map(String.init) ?? "model")
         let a = architecture
-        u32("\(a).block_count", config.layerCount)
-        u32("\(a).context_length", config.maxPositionEmbeddings)
-        u32("\(a).embedding_length", config.hiddenSize)
-        u32("\(a).feed_forward_length", config.intermediateSize)
-        u32("\(a).attention.head_count", config.headCount)
-        u32("\(a).attention.head_count_kv", config.keyValueHeadCount)
+        try u32("\(a).block_count", config.layerCount)
+        try u32("\(a).context_length", config.maxPositionEmbeddings)
+        try u32("\(a).embedding_length", config.hiddenSize)
+        try u32("\(a).feed_forward_length", config.intermediateSize)
+        try u32("\(a).attention.head_count", config.headCount)
+        try u32("\(a).attention.head_count_kv", config.keyValueHeadCount)
         if case .linear(let factor) = config.ropeScaling {
             string("\(a).rope.scaling.type", "linear")
             f32("\(a).rope.scaling.factor", factor)
@@ -216,15 +222,15 @@ public enum GGUFExport {
         f32("\(a).rope.freq_base", config.ropeTheta)
         f32("\(a).attention.layer_norm_rms_epsilon", Double(config.normEpsilon))
         if raw.has("head_dim") {
-            u32("\(a).attention.key_length", config.headDimension)
-            u32("\(a).attention.value_length", config.headDimension)
+            try u32("\(a).attention.key_length", config.headDimension)
+            try u32("\(a).attention.value_length", config.headDimension)
         }
         entries.append(("general.file_type", .unsigned(UInt64(fileType)), 4, nil))
         if architecture == "llama" {
-            u32("\(a).vocab_size", config.vocabularySize)
-            u32("\(a).rope.dimension_count", config.rotaryDimension)
+            try u32("\(a).vocab_size", config.vocabularySize)
+            try u32("\(a).rope.dimension_count", config.rotaryDimension)
         }
-        u32("general.quantization_version", 2)
+        try u32("general.quantization_version", 2)
         return entries
     }
 

@@ -113,6 +113,19 @@ import Testing
         #expect(generator.endOfSequenceIDs.contains(255))
     }
 
+    /// A size GGUF stores in 32 bits is refused when it does not fit, instead of being cut to its low bits
+    /// (a context of 10^12 became 3,567,587,328 in the converted file).
+    @Test func convertRefusesSizesPastGGUFsIntegers() throws {
+        let directory = try copyFixtureModel("llama-gqa")
+        try editConfig(directory) { $0["max_position_embeddings"] = 1_000_000_000_000 }
+        let output = directory.appendingPathComponent("out.gguf").path
+        #expect(throws: HoneError.invalidConfig(path: directory.appendingPathComponent("config.json").path,
+                                                message: "1000000000000 does not fit GGUF's 32-bit llama.context_length")) {
+            try GGUFExport.write(input: directory.path, output: output, scheme: .f32)
+        }
+        #expect(!FileManager.default.fileExists(atPath: output))
+    }
+
     /// A reward adapter whose saved score head is not the model's shape: `hone reward` crashed (the head's size
     /// precondition), and a merge wrote a head the merged model could not use.
     @Test func rewardAdapterScoreHeadOfAnotherShape() throws {
