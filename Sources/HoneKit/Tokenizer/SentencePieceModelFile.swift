@@ -49,8 +49,9 @@ struct SentencePieceModelFile {
             case (1, 2): piece.text = String(decoding: try reader.lengthDelimited(), as: UTF8.self)
             case (2, 5): piece.score = Float(bitPattern: try reader.fixed32())
             case (3, 0):
-                let raw = Int(try reader.varint())
-                guard let type = SentencePieceTokenizer.PieceType(rawValue: raw) else {
+                // Read as a UInt64: a varint past Int's range (ten bytes) trapped when made an Int.
+                let raw = try reader.varint()
+                guard let type = Int(exactly: raw).flatMap(SentencePieceTokenizer.PieceType.init(rawValue:)) else {
                     throw HoneError.malformedFile(path: reader.path, message: "piece '\(piece.text)' has unknown type \(raw)")
                 }
                 piece.type = type
@@ -64,7 +65,7 @@ struct SentencePieceModelFile {
         var reader = reader
         while let (field, wire) = try reader.nextField() {
             switch (field, wire) {
-            case (3, 0): modelType = Int(try reader.varint())
+            case (3, 0): modelType = Int(truncatingIfNeeded: try reader.varint())  // an unknown type is refused by name
             case (35, 0): byteFallback = try reader.varint() != 0
             case (40, 0): unknownID = Int32(truncatingIfNeeded: try reader.varint())
             case (41, 0): bosID = Int32(truncatingIfNeeded: try reader.varint())

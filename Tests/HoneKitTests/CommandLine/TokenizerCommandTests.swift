@@ -102,6 +102,23 @@ import Testing
         }
     }
 
+    /// Varints of ten bytes (past Int's range) where the model file holds a piece type or the model type: making
+    /// them an Int trapped.
+    @Test func sentencePieceVarintsPastIntsRange() throws {
+        let huge: [UInt8] = Array(repeating: 0xFF, count: 9) + [0x01]
+        let piece: [UInt8] = [0x0A, 0x01, 0x61, 0x18] + huge  // text "a", type 2^64 - 1
+        let trainer: [UInt8] = [0x18] + huge  // model_type 2^64 - 1
+        let path = try makeTemporaryDirectory().appendingPathComponent("tokenizer.model").path
+        for (bytes, message) in [([0x0A, UInt8(piece.count)] + piece, "piece 'a' has unknown type 18446744073709551615"),
+                                 ([0x0A, 0x03, 0x0A, 0x01, 0x61, 0x12, UInt8(trainer.count)] + trainer,
+                                  "SentencePiece type -1 models are not supported (BPE is)")] {
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            #expect(throws: HoneError.malformedFile(path: path, message: message)) {
+                try SentencePieceTokenizer.load(modelFile: path, tokenizerConfig: nil)
+            }
+        }
+    }
+
     @Test func ggufWithoutTokenizer() throws {
         let path = Repository.fixture("gguf/llama-gqa-f32.gguf")
         #expect(throws: HoneError.self) { try TokenizerLoader.load(modelPath: path) }
