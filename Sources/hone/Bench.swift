@@ -50,6 +50,8 @@ struct Bench: ParsableCommand {
             guard promptTokens >= 0, generatedTokens >= 0, repetitions >= 1, batch >= 1 else {
                 throw HoneError.invalidArgument("token counts must be non-negative, --repetitions and --batch at least 1")
             }
+            // llama.cpp's most sequences in one batch; a larger count only allocated caches until memory ran out.
+            guard batch <= 256 else { throw HoneError.invalidArgument("--batch must be at most 256, not \(batch)") }
             if memoryBandwidth {
                 let rate = measureReadBandwidth()
                 print(json ? "{\"read_bytes_per_s\": \(jsonNumber(rate)), \"threads\": \(Runtime.threads)}"
@@ -65,6 +67,12 @@ struct Bench: ParsableCommand {
             let loaded = try LoadedModel.open(model)
             let openSeconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
             let openRSS = peakResidentBytes()
+            // pp and tg each run one sequence of that many tokens: within the model's context, or the caches
+            // grow without bound.
+            let context = loaded.config.maxPositionEmbeddings
+            for (name, count) in [("--prompt-tokens", promptTokens), ("--gen-tokens", generatedTokens)] where count > context {
+                throw HoneError.invalidArgument("\(name) \(count) is past the model's context of \(context) tokens")
+            }
             let result = try Benchmark.run(model: loaded.model, promptTokens: promptTokens,
                                            generatedTokens: generatedTokens, repetitions: repetitions, batch: batch)
             let (ppMean, ppDeviation) = (BenchmarkResult.mean(result.promptRates), BenchmarkResult.standardDeviation(result.promptRates))

@@ -11,7 +11,8 @@ struct RuntimeOptions: ParsableArguments {
     ///   It joins MPI here, first, so that any later error names its rank and ends the whole job. Other commands
     ///   refuse to run as several ranks, which would only write the same files several times.
     func apply(distributed: Bool = false) throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        // ggml's own ceiling; a count past Int32 trapped where the kernels take it.
+        if let threads, !(1...512).contains(threads) { throw ValidationError("--threads must be between 1 and 512, not \(threads)") }
         Runtime.setThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
         guard ProcessGroup.launchedByMPI else { return }
         try reportingErrors {

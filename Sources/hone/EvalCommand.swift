@@ -64,6 +64,10 @@ struct EvalTasks: ParsableCommand {
     @Option(name: [.customLong("batch-tokens"), .customLong("batch_tokens")], help: "Context tokens per forward pass.")
     var batchTokens = 2048
 
+    func validate() throws {
+        guard batchTokens >= 1 else { throw ValidationError("--batch-tokens must be at least 1, not \(batchTokens)") }
+    }
+
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {

@@ -57,6 +57,7 @@ struct EvalHH: ParsableCommand {
         try reportingErrors {
             guard !data.isEmpty else { throw HoneError.invalidArgument("give at least one --data test file") }
             guard batchSize >= 1 else { throw HoneError.invalidArgument("--batch-size must be at least 1") }
+            if let maxNewTokens, maxNewTokens < 1 { throw HoneError.invalidArgument("--max-new-tokens must be at least 1") }
             let files = try data.map { try HHTestFile.read(path: $0, limit: limit) }
             let policy = try LoadedModel.open(model)
             if let adapter { try policy.attachAdapter(directory: adapter) }

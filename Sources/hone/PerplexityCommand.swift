@@ -30,6 +30,12 @@ struct PerplexityCommand: ParsableCommand {
 
     @OptionGroup var runtime: RuntimeOptions
 
+    func validate() throws {
+        // The second half of each chunk is scored: a chunk needs two tokens (0 divided by zero).
+        guard ctx >= 2 else { throw ValidationError("--ctx must be at least 2, not \(ctx)") }
+        if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1, not \(chunks)") }
+    }
+
     func run() throws {
         try runtime.apply()
         try reportingErrors {

@@ -36,6 +36,10 @@ struct Reward: ParsableCommand {
     @Option(name: [.customLong("batch-tokens"), .customLong("batch_tokens")], help: "Tokens per forward pass.")
     var batchTokens = 4096
 
+    func validate() throws {
+        guard batchTokens >= 1 else { throw ValidationError("--batch-tokens must be at least 1, not \(batchTokens)") }
+    }
+
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {

@@ -31,6 +31,8 @@ struct SamplingOptions: ParsableArguments {
         guard temperature >= 0, topK >= 0, topP > 0, topP <= 1, minP >= 0, minP <= 1, repetitionPenalty > 0 else {
             throw ValidationError("sampling options out of range (temperature ≥ 0, top-k ≥ 0, 0 < top-p ≤ 1, 0 ≤ min-p ≤ 1, repetition-penalty > 0)")
         }
+        // The library's own checks (finite temperature and penalty), as the server applies them.
+        do { try parameters.validate() } catch let error as HoneError { throw ValidationError(error.description) }
         if let maxNewTokens, maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1") }
     }
 

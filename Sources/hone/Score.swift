@@ -27,6 +27,10 @@ struct Score: ParsableCommand {
     @Option(name: [.customLong("batch-tokens"), .customLong("batch_tokens")], help: "Tokens per forward pass.")
     var batchTokens = 2048
 
+    func validate() throws {
+        guard batchTokens >= 1 else { throw ValidationError("--batch-tokens must be at least 1, not \(batchTokens)") }
+    }
+
     @OptionGroup var adapterOptions: AdapterOptions
     @OptionGroup var runtime: RuntimeOptions
 

@@ -54,6 +54,9 @@ struct TrainRM: ParsableCommand {
             if training.cutoffLen != nil {
                 throw HoneError.invalidArgument("rm takes --max-length, not --cutoff-len")
             }
+            guard maxLength >= 0 else {
+                throw HoneError.invalidArgument("--max-length must be at least 0 (0: keep all), not \(maxLength)")
+            }
             let recipe = TrainingRecipe.rm
             let setup = try RewardModelTrainingSetup(
                 baseModel: training.baseModel, dataPath: training.dataPath, marginScale: scale,

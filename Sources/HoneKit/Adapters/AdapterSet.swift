@@ -106,7 +106,18 @@ public final class AdapterSet: @unchecked Sendable {
             throw HoneError.invalidArgument(
                 "unknown LoRA target module '\(target)' for \(config.modelType); choose from \(modules.names.joined(separator: ", "))")
         }
-        guard configuration.rank > 0 else { throw HoneError.invalidArgument("the LoRA rank (lora_r) must be positive") }
+        // B·A has rank at most min(in, out): a rank past the model's widest matrix only allocates (2^31 asked for
+        // a terabyte; 2^63 overflowed).
+        let widest = max(config.hiddenSize, config.intermediateSize)
+        guard (1...widest).contains(configuration.rank) else {
+            throw HoneError.invalidArgument("the LoRA rank (lora_r) must be between 1 and \(widest), the model's widest matrix, not \(configuration.rank)")
+        }
+        guard configuration.alpha.isFinite else {
+            throw HoneError.invalidArgument("lora_alpha must be a finite number, not \(configuration.alpha)")
+        }
+        guard configuration.dropout.isFinite, (0...1).contains(configuration.dropout) else {
+            throw HoneError.invalidArgument("lora_dropout must be between 0 and 1, not \(configuration.dropout)")
+        }
         let set = AdapterSet(configuration: configuration, modules: modules, layerCount: config.layerCount)
         set.rowOrders = (model as? AdaptableModel)?.storedRowOrders ?? [:]
         var generator = SplitMix64(seed: seed)

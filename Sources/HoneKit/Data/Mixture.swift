@@ -87,16 +87,18 @@ public struct Mixture {
         for (index, source) in sources.enumerated() {
             let records = try source.paths.flatMap { try readDataRecords(path: $0) }
             let name = source.paths.map(Mixture.displayName).joined(separator: "+")
-            let wanted: Int
+            // Compared as a Double first: a multiple of 1e308 is past Int's range (making it an Int trapped).
+            let asked: Double
             switch source.share {
-            case .all: wanted = records.count
-            case .count(let n): wanted = n
-            case .percent(let p): wanted = Int((Double(records.count) * p / 100).rounded())
-            case .multipleOfFirst(let f): wanted = Int((Double(firstTaken) * f).rounded())
+            case .all: asked = Double(records.count)
+            case .count(let n): asked = Double(n)
+            case .percent(let p): asked = (Double(records.count) * p / 100).rounded()
+            case .multipleOfFirst(let f): asked = (Double(firstTaken) * f).rounded()
             }
-            guard wanted <= records.count else {
-                throw HoneError.invalidArgument("source \(name) has \(records.count) records; its share \(source.share) asks for \(wanted)")
+            guard asked <= Double(records.count) else {
+                throw HoneError.invalidArgument("source \(name) has \(records.count) records; its share \(source.share) asks for \(asked < 1e15 ? jsonNumber(asked) : String(format: "%.3g", asked))")
             }
+            let wanted = Int(asked)
             // A uniform draw without replacement: the first `wanted` of a seeded permutation, kept in file order.
             let order = DataOrder.permutation(count: records.count, seed: generator.next())
             let picked = wanted == records.count ? Array(records.indices) : order.prefix(wanted).sorted()

@@ -170,6 +170,15 @@ extension Sampler {
         if parameters.temperature != 1 {
             // A division, as TemperatureLogitsWarper does (multiplying by 1/t differs in the last bit).
             let temperature = parameters.temperature
+            // A temperature so small that the top score divided by it overflows (1e-45): the distribution is its
+            // limit, all mass on the top token. transformers fails to sample on the infinities; Hone answered
+            // with nothing.
+            let top = argmax(logits, count: vocabularySize)
+            if logits[top].isFinite, !(logits[top] / temperature).isFinite {
+                scratch.ids[0] = Int32(top)
+                scratch.probabilities[0] = 1
+                return 1
+            }
             for index in 0..<vocabularySize { logits[index] = logits[index] / temperature }
         }
 

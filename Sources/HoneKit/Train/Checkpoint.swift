@@ -15,7 +15,7 @@ enum TrainingCheckpoint {
         return [
             "objective=\(trainer.objective.name)", "examples=\(trainer.objective.trainingCount)",
             "batch=\(options.batchSize)", "micro=\(options.microBatchSize)", "epochs=\(options.epochs)",
-            "max_steps=\(options.maxSteps.map(String.init) ?? "-")", "lr=\(options.learningRate)",
+            "max_steps=\(options.stepLimit.map(String.init) ?? "-")", "lr=\(options.learningRate)",
             "schedule=\(options.schedule.rawValue)", "warmup=\(options.warmupSteps)", "wd=\(options.weightDecay)",
             "clip=\(options.maxGradNorm)", "seed=\(options.seed)", "group=\(options.groupByLength)",
             "r=\(lora.rank)", "alpha=\(lora.alpha)", "dropout=\(lora.dropout)", "targets=\(lora.targetModules.joined(separator: ","))",

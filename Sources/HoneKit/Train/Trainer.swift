@@ -5,7 +5,8 @@ public struct TrainingOptions: Sendable {
     public var batchSize = 128
     public var microBatchSize = 4
     public var epochs = 3
-    /// When set, training stops after this many optimizer steps (and the schedule spans them).
+    /// When positive, training stops after this many optimizer steps (and the schedule spans them); 0 and -1
+    /// mean unset, as in transformers' `max_steps`.
     public var maxSteps: Int?
     public var learningRate = 3e-4
     public var schedule = LearningRateSchedule.linear
@@ -32,8 +33,26 @@ public struct TrainingOptions: Sendable {
             throw HoneError.invalidArgument("\(OptionName("batch_size")) (\(batchSize)) must be at least \(OptionName("micro_batch_size")) (\(microBatchSize))")
         }
         guard epochs > 0 || (maxSteps ?? 0) > 0 else { throw HoneError.invalidArgument("\(OptionName("num_epochs")) must be positive") }
-        guard learningRate > 0 else { throw HoneError.invalidArgument("\(OptionName("learning_rate")) must be positive") }
+        // Step counts stay far from Int's end: steps per epoch × epochs overflowed (a trap) past these.
+        for (name, value) in [("batch_size", batchSize), ("num_epochs", epochs)] where value > Int(Int32.max) {
+            throw HoneError.invalidArgument("\(OptionName(name)) must be at most \(Int32.max), not \(value)")
+        }
+        if let maxSteps, maxSteps < -1 {
+            throw HoneError.invalidArgument("\(OptionName("max_steps")) must be positive (or -1 for none), not \(maxSteps)")
+        }
+        guard warmupSteps >= 0 else { throw HoneError.invalidArgument("\(OptionName("warmup_steps")) must be at least 0, not \(warmupSteps)") }
+        guard learningRate > 0, learningRate.isFinite else {
+            throw HoneError.invalidArgument("\(OptionName("learning_rate")) must be a positive finite number, not \(learningRate)")
+        }
+        guard weightDecay >= 0, weightDecay.isFinite else {
+            throw HoneError.invalidArgument("\(OptionName("weight_decay")) must be a finite number at least 0, not \(weightDecay)")
+        }
+        // 0 or below turns clipping off, as in transformers; NaN would clip every gradient to NaN.
+        guard !maxGradNorm.isNaN else { throw HoneError.invalidArgument("\(OptionName("max_grad_norm")) must be a number, not nan") }
     }
+
+    /// `maxSteps` when it is set (positive).
+    var stepLimit: Int? { maxSteps.flatMap { $0 > 0 ? $0 : nil } }
 }
 
 /// One optimizer step as recorded in metrics.jsonl.
@@ -94,7 +113,7 @@ public final class Trainer {
         (objective.trainingCount + options.examplesPerStep - 1) / options.examplesPerStep
     }
 
-    public var totalSteps: Int { options.maxSteps ?? stepsPerEpoch * options.epochs }
+    public var totalSteps: Int { options.stepLimit ?? stepsPerEpoch * options.epochs }
 
     /// Example indices of optimizer step `step` (0-based), split into micro-batches. Each epoch has its own seeded
     /// order, so any step's batch is known without replaying the ones before it (what makes resuming exact).

@@ -162,6 +162,17 @@ struct SamplerFixture {
         #expect(chiSquare < degrees + 6 * (2 * degrees).squareRoot(), "chi-square \(chiSquare) with \(degrees) df")
     }
 
+    /// A temperature so small that the scores divided by it overflow is its limit, all mass on the top token
+    /// (it gave NaN probabilities: an empty answer). A small one that does not overflow still samples.
+    @Test func vanishingTemperatureIsTheLimit() {
+        for (logits, top) in [([1, 3, 2, -4] as [Float], 1), ([-5, -2, -3, -9], 1), ([0, -1e-3, -2, -3], 0)] {
+            let limit = Sampler(parameters: SamplingParameters(temperature: 1e-45)).probabilities(logits: logits, history: [])
+            #expect(limit == logits.indices.map { $0 == top ? 1 : 0 }, "\(logits): \(limit)")
+        }
+        let sharp = Sampler(parameters: SamplingParameters(temperature: 0.5)).probabilities(logits: [1, 3, 2, -4], history: [])
+        #expect(sharp.allSatisfy(\.isFinite) && sharp[1] > 0.8 && sharp[2] > 0.1)
+    }
+
     /// Top-k keeps exactly the k best (plus ties with the k-th), top-p the smallest head holding more than
     /// top_p, min-p the tokens with at least min_p × the top probability.
     @Test func filtersKeepTheRightTokensAndMass() {

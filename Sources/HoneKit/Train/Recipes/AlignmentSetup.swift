@@ -23,7 +23,11 @@ public struct CUTTrainingSetup {
         let positivesBefore = records.count - negatives
         var note = ""
         if let downsample {
-            let keep = Int(Double(negatives) * downsample)
+            guard downsample.isFinite, downsample >= 0 else {
+                throw HoneError.invalidArgument("\(OptionName("downsample")) must be a finite number at least 0, not \(downsample)")
+            }
+            // At most every Align-P record (a ratio of 1e19 overflowed Int).
+            let keep = Int(min(Double(negatives) * downsample, Double(positivesBefore)))
             if keep < positivesBefore {
                 var generator = SplitMix64(seed: seed ^ 0xD0_5A)
                 let positives = records.indices.filter { !records[$0].isNegativeForCUT }
