@@ -42,8 +42,15 @@ public struct ServeSetup: Sendable {
 
     /// Opens the model and adapters and starts the engine; the server is ready to run.
     public func makeServer(log: @escaping @Sendable (String) -> Void) throws -> OpenAIServer {
-        guard parallel >= 1 else { throw HoneError.invalidArgument("\(OptionName("parallel")) must be at least 1") }
-        guard timeout > 0, timeout.isFinite else { throw HoneError.invalidArgument("\(OptionName("timeout")) must be a positive number of seconds") }
+        // Bounds that keep the slots, the queue arithmetic and the timer's nanoseconds within their types
+        // (llama.cpp's most sequences is 256; a timeout of 1e300 s trapped converting to nanoseconds).
+        guard (1...256).contains(parallel) else { throw HoneError.invalidArgument("\(OptionName("parallel")) must be between 1 and 256, not \(parallel)") }
+        if let queueSize, !(0...1_000_000).contains(queueSize) {
+            throw HoneError.invalidArgument("\(OptionName("queue_size")) must be between 0 and 1000000, not \(queueSize)")
+        }
+        guard timeout > 0, timeout <= 1_000_000 else {
+            throw HoneError.invalidArgument("\(OptionName("timeout")) must be a positive number of seconds, at most 1000000, not \(timeout)")
+        }
         if let contextSize, contextSize < 2 { throw HoneError.invalidArgument("\(OptionName("ctx_size")) must be at least 2") }
         let loaded = try LoadedModel.open(model)
         var sets: [AdapterSet] = []

@@ -105,7 +105,7 @@ import Testing
         #expect(twice.status != 0 && twice.stderr.contains("give the model once"))
         let threads = try runProcess(Repository.honeExecutable, ["bench", "-m", model, "-t", "0"])
         #expect(threads.status != 0)
-        #expect(threads.stderr.contains("--threads must be at least 1"))
+        #expect(threads.stderr.contains("--threads must be between 1 and 512, not 0"))
     }
 
     @Test func helpOnEveryCommand() throws {
