@@ -197,7 +197,7 @@ extension ModelConfig {
 
     /// A special token id past the vocabulary is no token of the model: it is dropped, as llama.cpp drops such an
     /// id from a GGUF ("bad special token", using none) and as transformers never matches it when padding or
-    /// stopping. (Kept, one past 2^31 trapped where ids become Int32.)
+    /// stopping. (Kept, an eos id of 10^11 made `generate` trap converting it to Int32.)
     mutating func dropTokenIDsOutsideVocabulary() {
         let size = vocabularySize
         if let bos = bosTokenID, bos >= size { bosTokenID = nil }
