@@ -6,6 +6,10 @@ import Glibc
 /// Writes `data` to `path` by way of `path.tmp`, an fsync and a rename, so a reader never sees half a file and an
 /// interrupted run (or a full disk) leaves the previous file intact. Errors name the file and the system's reason.
 public func writeFileAtomically(_ data: Data, to path: String) throws {
+    if isDeviceOrPipe(path) {
+        try writeFileStreamingAtomically(to: path) { try $0.write(contentsOf: data) }
+        return
+    }
     let temporary = path + ".tmp"
     let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard descriptor >= 0 else { throw HoneError.io(path: temporary, message: "cannot create the file: \(systemError())") }
@@ -35,6 +39,14 @@ public func writeFileAtomically(_ data: Data, to path: String) throws {
     }
 }
 
+/// Whether `path` is an existing character or block device, FIFO or socket: written in place, never replaced.
+func isDeviceOrPipe(_ path: String) -> Bool {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return false }
+    let type = info.st_mode & S_IFMT
+    return type == S_IFCHR || type == S_IFBLK || type == S_IFIFO || type == S_IFSOCK
+}
+
 /// The current errno as the system words it, with its symbolic name for the ones users search for.
 public func systemError(_ code: Int32 = errno) -> String {
     let names: [Int32: String] = [ENOSPC: "ENOSPC", EDQUOT: "EDQUOT", EIO: "EIO", EACCES: "EACCES", EROFS: "EROFS",
@@ -47,6 +59,17 @@ public func systemError(_ code: Int32 = errno) -> String {
 /// temporary file is removed, so `path` is either the previous file or the complete new one. For outputs too
 /// large to build in memory (model files written tensor by tensor).
 public func writeFileStreamingAtomically(to path: String, _ body: (FileHandle) throws -> Void) throws {
+    if isDeviceOrPipe(path) {
+        // `/dev/null` or a FIFO is written in place: renaming a finished file over it would replace the device
+        // (run as root, `hone quantize in.gguf /dev/null` turned /dev/null into a regular file).
+        let descriptor = open(path, O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw HoneError.io(path: path, message: "cannot open: \(systemError())") }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        do { try body(handle) } catch let error as HoneError { throw error } catch {
+            throw HoneError.io(path: path, message: "cannot write: \(describeFileError(error))")
+        }
+        return
+    }
     let temporary = path + ".tmp"
     let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard descriptor >= 0 else { throw HoneError.io(path: temporary, message: "cannot create the file: \(systemError())") }
@@ -77,6 +100,12 @@ public func writeFileStreamingAtomically(to path: String, _ body: (FileHandle) t
 /// removed.
 public func writeDirectoryAtomically(_ directory: String, _ body: (String) throws -> Void) throws {
     let manager = FileManager.default
+    // Only a previous directory is replaced: a file (or a device) of that name would have been moved aside and
+    // deleted.
+    var existingIsDirectory: ObjCBool = false
+    if manager.fileExists(atPath: directory, isDirectory: &existingIsDirectory), !existingIsDirectory.boolValue {
+        throw HoneError.io(path: directory, message: "exists and is not a directory")
+    }
     let staging = directory + ".tmp"
     let aside = directory + ".old"
     try? manager.removeItem(atPath: staging)

@@ -318,16 +318,7 @@ extension PromptTemplate {
     public func save(path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(self)
-        let url = URL(fileURLWithPath: path)
-        let temporary = URL(fileURLWithPath: path + ".tmp")
-        do {
-            try data.write(to: temporary)
-            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(at: url) }
-            try FileManager.default.moveItem(at: temporary, to: url)
-        } catch {
-            throw HoneError.io(path: path, message: "cannot write the template: \(error.localizedDescription)")
-        }
+        try writeFileAtomically(try encoder.encode(self), to: path)
     }
 
     /// Checks the format strings: balanced braces and only the placeholders each one can fill.

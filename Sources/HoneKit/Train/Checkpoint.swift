@@ -53,8 +53,21 @@ enum TrainingCheckpoint {
         let statePath = (directory as NSString).appendingPathComponent(stateFile)
         guard FileManager.default.fileExists(atPath: statePath) else { throw HoneError.fileNotFound(path: statePath) }
         let state = try JSONConfig(path: statePath).values
-        guard let step = state["step"].flatMap(jsonInteger), let optimizerStep = state["optimizer_step"].flatMap(jsonInteger) else {
-            throw HoneError.missingConfigKey(path: statePath, key: "step")
+        func counter(_ key: String) throws -> Int {
+            guard let value = state[key] else { throw HoneError.missingConfigKey(path: statePath, key: key) }
+            guard let count = jsonInteger(value) else {
+                throw HoneError.invalidConfig(path: statePath, message: "'\(key)' must be an integer, not \(value)")
+            }
+            return count
+        }
+        // A step outside the run indexed its batches out of range (negative) or made an empty range of steps to
+        // run (past the end): both trapped.
+        let step = try counter("step"), optimizerStep = try counter("optimizer_step")
+        guard (0...trainer.totalSteps).contains(step) else {
+            throw HoneError.invalidConfig(path: statePath, message: "step \(step) is outside this run's 0…\(trainer.totalSteps)")
+        }
+        guard (0...step).contains(optimizerStep) else {
+            throw HoneError.invalidConfig(path: statePath, message: "optimizer_step \(optimizerStep) is outside 0…\(step)")
         }
         let expected = fingerprint(trainer)
         if let recorded = state["fingerprint"] as? String, recorded != expected {

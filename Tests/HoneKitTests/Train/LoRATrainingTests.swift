@@ -280,6 +280,28 @@ struct TrainerResumeTests {
         #expect(throws: HoneError.self) { try other.run(resumingFrom: first.latestCheckpoint) }
     }
 
+    /// A checkpoint whose trainer_state.json holds a step outside the run (edited, or from a longer run) is refused
+    /// by name: a negative step indexed the batches out of range and one past the end made an empty range (traps).
+    @Test func checkpointStepsOutsideTheRun() throws {
+        let output = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let first = try Self.makeTrainer(output: output, saveSteps: 2)
+        first.stopAfterSteps = 2
+        _ = try first.run()
+        let checkpoint = try #require(first.latestCheckpoint)
+        let statePath = checkpoint + "/trainer_state.json"
+        let original = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: statePath))) as! [String: Any]
+        for (edit, message) in [(["step": -1, "optimizer_step": 0] as [String: Any], "step -1 is outside this run's 0…6"),
+                                (["step": 7, "optimizer_step": 7], "step 7 is outside this run's 0…6"),
+                                (["step": 2, "optimizer_step": -5], "optimizer_step -5 is outside 0…2"),
+                                (["step": "2"], "'step' must be an integer, not 2")] {
+            let state = original.merging(edit) { _, new in new }
+            try JSONSerialization.data(withJSONObject: state).write(to: URL(fileURLWithPath: statePath))
+            let resumed = try Self.makeTrainer(output: output, saveSteps: 2)
+            #expect(throws: HoneError.invalidConfig(path: statePath, message: message)) { try resumed.run(resumingFrom: checkpoint) }
+        }
+    }
+
     @Test("With dropout on, LoRA gradients equal finite differences of the loss under the same masks")
     func dropoutGradientsByFiniteDifferences() throws {
         let fixture = try LoRAFixture("llama-gqa")
