@@ -47,8 +47,14 @@ public enum MultipleChoiceData {
                 return text
             }
             let labelStrings = labels.map { item -> String in (item as? String) ?? jsonInteger(item).map(String.init) ?? "" }
+            guard labelStrings.count == textStrings.count else {
+                throw HoneError.malformedRecord(path: path, line: record.line, message: "field \"choices\" has \(textStrings.count) texts but \(labelStrings.count) labels")
+            }
+            guard textStrings.count >= 2 else {
+                throw HoneError.malformedRecord(path: path, line: record.line, message: "field \"choices\" has \(textStrings.count) choice; a question needs at least 2")
+            }
             let answer: String = try field(record, "answerKey", path: path)
-            guard let gold = labelStrings.firstIndex(of: answer), gold < textStrings.count, textStrings.count >= 2 else {
+            guard let gold = labelStrings.firstIndex(of: answer) else {
                 throw HoneError.malformedRecord(path: path, line: record.line,
                                                 message: "field \"answerKey\" (\(answer)) is not one of \"choices.label\" \(labelStrings)")
             }
@@ -66,7 +72,9 @@ public enum MultipleChoiceData {
         var labels: [Int]? = nil
         if let labelsPath {
             let text = String(decoding: try readInputFile(path: labelsPath), as: UTF8.self)
-            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            // Split on Unicode scalars: "\r\n" is one Character in Swift, so a CRLF file had no "\n" to split on.
+            var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
+                .map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
             while lines.last == "" { lines.removeLast() }
             labels = try lines.enumerated().map { index, line in
                 guard let value = Int(line), value == 0 || value == 1 else {

@@ -210,9 +210,18 @@ import Testing
             return "no error"
         }
         let arc = directory.appendingPathComponent("arc.jsonl").path
-        try "{\"question\": \"q\", \"choices\": {\"text\": [\"a\", \"b\"], \"label\": [\"A\", \"B\"]}, \"answerKey\": \"A\"}\n{\"question\": \"q\", \"choices\": {\"text\": [\"a\"], \"label\": [\"A\"]}}\n"
-            .write(toFile: arc, atomically: true, encoding: .utf8)
-        #expect(message { _ = try MultipleChoiceData.readARC(path: arc) } == "\(arc):2: missing field \"answerKey\"")
+        let good = "{\"question\": \"q\", \"choices\": {\"text\": [\"a\", \"b\"], \"label\": [\"A\", \"B\"]}, \"answerKey\": \"A\"}\n"
+        for (second, expected) in [
+            ("{\"question\": \"q\", \"choices\": {\"text\": [\"a\", \"b\"], \"label\": [\"A\", \"B\"]}}", "missing field \"answerKey\""),
+            // Counts that disagree were read silently, and one choice was blamed on the answer key.
+            ("{\"question\": \"q\", \"choices\": {\"text\": [\"a\", \"b\", \"c\"], \"label\": [\"A\", \"B\"]}, \"answerKey\": \"A\"}",
+             "field \"choices\" has 3 texts but 2 labels"),
+            ("{\"question\": \"q\", \"choices\": {\"text\": [\"a\"], \"label\": [\"A\"]}, \"answerKey\": \"A\"}",
+             "field \"choices\" has 1 choice; a question needs at least 2"),
+        ] {
+            try (good + second + "\n").write(toFile: arc, atomically: true, encoding: .utf8)
+            #expect(message { _ = try MultipleChoiceData.readARC(path: arc) } == "\(arc):2: \(expected)")
+        }
         let csv = directory.appendingPathComponent("x_test.csv").path
         try "q,a,b,c,d,A\r\nq2,a,b,c,d,E\r\n".write(toFile: csv, atomically: true, encoding: .utf8)
         #expect(message { _ = try MultipleChoiceData.readMMLU(path: csv) }.hasPrefix("\(csv):2: field 6 (answer)"))
@@ -220,6 +229,12 @@ import Testing
         try "{\"goal\": \"g\", \"sol1\": 1, \"sol2\": \"b\"}\n".write(toFile: piqa, atomically: true, encoding: .utf8)
         #expect(message { _ = try MultipleChoiceData.readPIQA(path: piqa, labelsPath: nil) }
             == "\(piqa):1: field \"sol1\" must be a string, found a number")
+        // A labels file with CRLF line ends ("\r\n" is one Character: the whole file was read as one line).
+        try "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n{\"goal\": \"h\", \"sol1\": \"c\", \"sol2\": \"d\"}\n"
+            .write(toFile: piqa, atomically: true, encoding: .utf8)
+        let labels = directory.appendingPathComponent("valid-labels.lst").path
+        try "1\r\n0\r\n".write(toFile: labels, atomically: true, encoding: .utf8)
+        #expect(try MultipleChoiceData.readPIQA(path: piqa, labelsPath: labels).map(\.gold) == [1, 0])
         let missing = directory.appendingPathComponent("none").path
         #expect(message { _ = try MultipleChoiceEvaluation.loadTask("piqa", directory: missing) }
             == "\(missing)/piqa/valid.jsonl: no such file or directory")
