@@ -86,6 +86,11 @@ struct RerankCommand: ParsableCommand {
                 if progress == nil { progress = ProgressReporter(total: total, label: "rerank") }
                 progress?.update(done: done)
             }
+            // An empty output is no result (DPO pairs given instead of rankings were all skipped, exit 0).
+            guard !result.lines.isEmpty else {
+                throw HoneError.malformedFile(path: input, message: "no record to rerank: \(result.skipped.count) without a shared prompt "
+                                              + "(\(result.skipped.prefix(5).joined(separator: ", ")))")
+            }
             try writeFileAtomically(Data(result.lines.map { $0 + "\n" }.joined().utf8), to: output)
             var summary = "rerank: \(result.records) records, \(result.responses) responses scored, \(result.reordered) reordered → \(output)\n"
             if !result.skipped.isEmpty { summary += "skipped \(result.skipped.count) without a shared prompt (\(result.skipped.prefix(5).joined(separator: ", ")))\n" }

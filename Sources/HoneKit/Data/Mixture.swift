@@ -50,9 +50,16 @@ public struct MixtureSource: Sendable {
     public init(parsing text: String) throws {
         var files = text
         var share = MixtureShare.all
-        if let colon = text.lastIndex(of: ":"), let parsed = try? MixtureShare(parsing: String(text[text.index(after: colon)...])) {
-            files = String(text[..<colon])
-            share = parsed
+        if let colon = text.lastIndex(of: ":") {
+            do {
+                share = try MixtureShare(parsing: String(text[text.index(after: colon)...]))
+                files = String(text[..<colon])
+            } catch {
+                // A colon may belong to a file name; otherwise what follows it is a share that does not parse
+                // (`f:-5` was reported as a missing file "f:-5").
+                let whole = text.split(separator: ",").map(String.init)
+                guard whole.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) else { throw error }
+            }
         }
         let paths = files.split(separator: ",").map(String.init).filter { !$0.isEmpty }
         guard !paths.isEmpty else { throw HoneError.invalidArgument("a mixture source needs a file: '\(text)'") }

@@ -91,10 +91,12 @@ public struct AdaptableModules: Sendable {
     public let path: @Sendable (_ layer: Int, _ name: String) -> String
 
     /// Module names from a list as users write it: "[q_proj,v_proj]", "q,v", "'q_proj', 'k_proj'" (alpaca-lora's
-    /// fire syntax), short names resolved, duplicates dropped; an unknown name is an error listing the choices.
+    /// fire syntax), "q_proj v_proj", PEFT's "all-linear" (every adaptable module), short names resolved, duplicates
+    /// dropped; an unknown name is an error listing the choices.
     public func resolve(_ text: String, architecture: String) throws -> [String] {
-        let cleaned = text.filter { !"[]'\" ".contains($0) }
-        let requested = cleaned.split(separator: ",").map(String.init).filter { !$0.isEmpty }
+        let cleaned = text.filter { !"[]'\"".contains($0) }
+        let requested = cleaned.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init).filter { !$0.isEmpty }
+        if requested == ["all-linear"] { return names }
         guard !requested.isEmpty else { throw HoneError.invalidArgument("the list of LoRA target modules is empty") }
         var result: [String] = []
         for name in requested {

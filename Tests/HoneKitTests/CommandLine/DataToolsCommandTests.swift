@@ -19,6 +19,17 @@ extension DataToolsBadInputTests {
         let diversity = try runProcess(Repository.honeExecutable, ["data", "diversity", "--model", Repository.root.appendingPathComponent("models/hone-tiny").path, empty])
         #expect(diversity.status == 1)
         #expect(diversity.stderr == "hone: error: \(empty): no records (the file is empty)\n")
+        // DPO pairs given to rerank: every record skipped used to write an empty file and exit 0.
+        let pairs = try temporaryFile("pairs.jsonl", "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n")
+        let rewardModel = try makeTemporaryDirectory().appendingPathComponent("rm")
+        try FileManager.default.copyItem(atPath: Repository.fixture("reward/models/llama-seqcls"), toPath: rewardModel.path)
+        try FileManager.default.copyItem(atPath: Repository.fixture("tokenizers/spm-bpe/tokenizer.json"),
+                                         toPath: rewardModel.appendingPathComponent("tokenizer.json").path)
+        let rerank = try runProcess(Repository.honeExecutable, ["data", "rerank", "--input", pairs, "--reward-model",
+                                                                rewardModel.path, "--output", output + ".r"])
+        #expect(rerank.status == 1)
+        #expect(rerank.stderr.hasPrefix("hone: error: \(pairs): no record to rerank: 1 without a shared prompt"), "\(rerank.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: output + ".r"))
     }
 }
 

@@ -34,6 +34,10 @@ struct MixtureTests {
         #expect(try Mixture.make([try MixtureSource(parsing: "\(other):12")], seed: 1).lines.count == 12)
         #expect(throws: HoneError.self) { try Mixture.make([try MixtureSource(parsing: "\(other):31")], seed: 1) }
         #expect(throws: HoneError.self) { try MixtureShare(parsing: "half") }
+        // A share that does not parse is named as one (it was taken for part of the file name: "no such file").
+        #expect(throws: HoneError.invalidArgument("a mixture share must be all, a count (500), a percentage (10%) or a multiple of the first source (x1), not '-5'")) {
+            try MixtureSource(parsing: "\(other):-5")
+        }
         #expect(try MixtureShare(parsing: "×0.5") == .multipleOfFirst(0.5))
         let tagged = try Mixture.make([try MixtureSource(parsing: "\(other):3")], seed: 1, tagSource: true)
         #expect(tagged.lines.allSatisfy { $0.contains("\"source\":\"other\"") })

@@ -32,6 +32,9 @@ struct GPTNeoXTests {
         #expect(try modules.resolve("q,k,v,o,gate,up,down", architecture: "gpt_neox")
             == ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"])
         #expect(throws: HoneError.self) { try modules.resolve("[fc1]", architecture: "gpt_neox") }
+        // Spaces separate names (they were removed: "q_proj v_proj" became 'q_projv_proj'); PEFT's "all-linear".
+        #expect(try modules.resolve("q_proj v_proj", architecture: "gpt_neox") == ["query_key_value"])
+        #expect(try modules.resolve("all-linear", architecture: "gpt_neox") == modules.names)
         let loaded = try LoadedModel.open(Self.rewardModel)
         #expect(loaded.scoreHead?.labels == 1 && loaded.scoreHead?.padTokenID == 0)
         #expect(ModelSummary(loaded).head.contains("sequence classification"))
