@@ -119,6 +119,12 @@ struct AlignmentCommandTests {
                                                                   "--init-adapter", start] + Self.common)
         #expect(wholeRun.status == 0, "\(wholeRun.stderr)")
         #expect(wholeRun.stderr.contains("base + frozen --init-adapter"))
+        // LoRA options that disagree with the starting adapter were silently ignored.
+        let other = try runProcess(Repository.honeExecutable, ["train", "dpo", "--data-path", data, "--output-dir", whole + "-other",
+                                                               "--init-adapter", start] + Self.common + ["--lora-r", "3", "--lora-target-modules", "q_proj,k_proj"])
+        #expect(other.status == 1)
+        #expect(other.stderr.hasPrefix("hone: error: --init-adapter \(start) keeps its own shape: --lora-r 3 (it has "), "\(other.stderr)")
+        #expect(other.stderr.contains("--lora-target-modules q_proj,k_proj (it has "), "\(other.stderr)")
         // At step 1 the policy is the reference: every reward is exactly 0.
         let records = try Self.metrics(whole)
         #expect(records[0]["rewards/chosen"] as? Double == 0 && records[0]["rewards/rejected"] as? Double == 0)

@@ -166,6 +166,21 @@ public enum TrainingRun {
         let adapters: AdapterSet
         if let initAdapter = settings.initAdapter {
             adapters = try PEFTAdapter.load(directory: initAdapter, for: base.model).0
+            // The adapter brings its own shape: a LoRA option that disagrees with it would be silently ignored.
+            let own = adapters.configuration
+            var disagreements: [String] = []
+            if let rank = settings.loraRank, rank != own.rank { disagreements.append("\(OptionName("lora_r")) \(rank) (it has \(own.rank))") }
+            if let alpha = settings.loraAlpha, alpha != own.alpha { disagreements.append("\(OptionName("lora_alpha")) \(alpha) (it has \(own.alpha))") }
+            if let modules = settings.loraTargetModules {
+                let asked = try base.config.architecture.adaptableModules.resolve(modules, architecture: base.config.architecture.name)
+                if Set(asked) != Set(own.targetModules) {
+                    disagreements.append("\(OptionName("lora_target_modules")) \(asked.joined(separator: ",")) (it has \(own.targetModules.joined(separator: ",")))")
+                }
+            }
+            if !disagreements.isEmpty {
+                throw HoneError.invalidArgument("\(OptionName("init_adapter")) \(initAdapter) keeps its own shape: "
+                                                + disagreements.joined(separator: ", "))
+            }
         } else {
             adapters = try AdapterSet.makeNew(configuration: try settings.loraConfiguration(architecture: base.config.architecture, recipe),
                                               model: base.model, seed: settings.seed)
