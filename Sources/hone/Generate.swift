@@ -50,6 +50,8 @@ struct Generate: ParsableCommand {
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        // An empty name wrote its journal as ".journal" in the working directory.
+        guard !output.isEmpty else { throw ValidationError("--output must name a file") }
     }
 
     func run() throws {

@@ -1,10 +1,10 @@
 import Foundation
 import Testing
 
-/// Numbers on the command line at the edges of their types (found by probing every option with 0, -1, 2^31, 2^63 − 1,
-/// 1e308, …): each used to crash (a trap converting or multiplying, a division by zero, a terabyte allocation,
-/// memory corruption) or to produce nothing. Each must now end with one line naming the option and a non-zero
-/// exit, before any work.
+/// Option values at the edges of their types (found by probing every option with 0, -1, 2^31, 2^63 − 1, 1e308, "",
+/// …): each used to crash (a trap converting or multiplying, a division by zero, a terabyte allocation, memory
+/// corruption) or to produce nothing. Each must now end with one line naming the option and a non-zero exit, before
+/// any work.
 @Suite struct NumericOptionTests {
     static let model = Repository.root.appendingPathComponent("models/hone-tiny").path
     static let alpaca = Repository.root.appendingPathComponent("examples/alpaca-sample.json").path
@@ -38,6 +38,7 @@ import Testing
             (["serve", "--model", model, "--port", "0", "--parallel", "1099511627776"], "--parallel must be between 1 and 256"),
             (["serve", "--model", model, "--port", "0", "--queue-size", "9223372036854775807"], "--queue-size must be between 0 and 1000000"),
             (["serve", "--model", model, "--port", "0", "--timeout", "1e300"], "--timeout must be a positive number of seconds, at most 1000000"),
+            (["generate", "--model", model, "--instructions", instructions, "--output", ""], "--output must name a file"),
             (["score", "--model", model, "--input", pairs, "--batch-tokens", "0"], "--batch-tokens must be at least 1"),
             (try train(["--max-steps=-5"]), "--max-steps must be positive (or -1 for none), not -5"),
             (try train(["--batch-size", "9223372036854775807"]), "--batch-size must be at most 2147483647"),
