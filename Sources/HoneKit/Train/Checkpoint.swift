@@ -20,6 +20,8 @@ enum TrainingCheckpoint {
             "clip=\(options.maxGradNorm)", "seed=\(options.seed)", "group=\(options.groupByLength)",
             "r=\(lora.rank)", "alpha=\(lora.alpha)", "dropout=\(lora.dropout)", "targets=\(lora.targetModules.joined(separator: ","))",
             "rslora=\(lora.useRSLoRA)",
+            // The prompt template shapes every example: resuming under another one mixed two trainings.
+            "template=\(trainer.record.promptTemplate ?? "-")",
         ].joined(separator: " ") + (trainer.objective.settingsFingerprint.isEmpty ? "" : " " + trainer.objective.settingsFingerprint)
     }
 

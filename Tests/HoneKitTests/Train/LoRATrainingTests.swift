@@ -278,6 +278,15 @@ struct TrainerResumeTests {
         options.learningRate = 1e-2
         let other = try Trainer(engine: first.engine, objective: first.objective, options: options, outputDirectory: output)
         #expect(throws: HoneError.self) { try other.run(resumingFrom: first.latestCheckpoint) }
+        // Another prompt template (the same count of examples, other tokens) was resumed silently.
+        let retemplated = try Self.makeTrainer(output: output, saveSteps: 2)
+        retemplated.record = PEFTAdapter.TrainingRecord(promptTemplate: "vicuna")
+        do {
+            _ = try retemplated.run(resumingFrom: first.latestCheckpoint)
+            Issue.record("resumed under another prompt template")
+        } catch let error as HoneError {
+            #expect(error.description.contains("template=vicuna"), "\(error)")
+        }
     }
 
     /// A checkpoint whose trainer_state.json holds a step outside the run (edited, or from a longer run) is refused
