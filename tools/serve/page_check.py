@@ -9,7 +9,10 @@ The screenshot (OUT/chat-page.png) is a test artefact: it is not committed. With
 (`apt-get install chromium` provides it).
 """
 import argparse
+import base64
+import fcntl
 import html
+import json
 import os
 import re
 import shutil
@@ -27,6 +30,79 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def browse(browser, url, profile, seconds=60):
+    """Opens `url` in headless chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe:
+    JSON messages ending in NUL on file descriptors 3 and 4), waits in real time until the answer is marked done
+    (or `seconds` pass), and returns the page's HTML and a PNG screenshot. Waiting on the page itself, not on
+    headless chromium's virtual-time budget: that budget could run out while the answer still streamed in."""
+    to_browser_read, to_browser_write = os.pipe()
+    from_browser_read, from_browser_write = os.pipe()
+
+    def child_fds():
+        # Moved above 3 and 4 first, so neither end is overwritten by the other; dup2 makes the copies inheritable
+        # (the pipes' own descriptors close on exec).
+        high_read = fcntl.fcntl(to_browser_read, fcntl.F_DUPFD, 10)
+        high_write = fcntl.fcntl(from_browser_write, fcntl.F_DUPFD, 10)
+        os.dup2(high_read, 3)
+        os.dup2(high_write, 4)
+
+    process = subprocess.Popen([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                "--no-first-run", "--user-data-dir=" + profile, "--window-size=1000,700",
+                                "--remote-debugging-pipe", "about:blank"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=child_fds,
+                               close_fds=False)
+    os.close(to_browser_read)
+    os.close(from_browser_write)
+    pending = b""
+    counter = [0]
+
+    def call(method, params=None, session=None):
+        counter[0] += 1
+        message = {"id": counter[0], "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(to_browser_write, json.dumps(message).encode() + b"\0")
+        nonlocal pending
+        while True:
+            while b"\0" not in pending:
+                chunk = os.read(from_browser_read, 1 << 20)
+                if not chunk:
+                    raise RuntimeError("chromium closed the DevTools pipe")
+                pending += chunk
+            raw, pending = pending.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == counter[0]:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+
+    try:
+        target = call("Target.createTarget", {"url": url})["targetId"]
+        session = call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        script = ("document.querySelector('.message.assistant[data-done]') || document.querySelector('.message.error')"
+                  " ? document.documentElement.outerHTML : ''")
+        dom = ""
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            dom = call("Runtime.evaluate", {"expression": script, "returnByValue": True}, session)["result"].get("value", "")
+            if dom:
+                break
+            time.sleep(0.2)
+        if not dom:
+            dom = call("Runtime.evaluate", {"expression": "document.documentElement.outerHTML", "returnByValue": True},
+                       session)["result"].get("value", "")
+        png = base64.b64decode(call("Page.captureScreenshot", {"format": "png"}, session)["data"])
+        return dom, png
+    finally:
+        os.close(to_browser_write)
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        os.close(from_browser_read)
 
 
 def main():
@@ -52,22 +128,16 @@ def main():
             except OSError:
                 time.sleep(0.1)
         url = f"http://127.0.0.1:{port}/?max_tokens=24&temperature=0&message={urllib.parse.quote(args.message)}"
-        common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--no-first-run", "--user-data-dir=" + os.path.join(args.out, "profile"),
-                  "--virtual-time-budget=60000", "--window-size=1000,700"]
-        # Headless chromium's virtual time can run out while the answer still streams on a loaded machine: the
-        # page is loaded afresh up to four times until a dump shows the finished answer.
-        for _ in range(4):
-            dom = subprocess.run(common + ["--dump-dom", url], capture_output=True, text=True, timeout=300).stdout
-            answers = re.findall(r'<div class="message assistant"( data-done="true")?>(.*?)<div class="meta">(.*?)</div>',
-                                 dom, re.S)
-            user = re.findall(r'<div class="message user">(.*?)</div>', dom, re.S)
-            if answers and answers[0][0]:
-                break
+        dom, screenshot_png = browse(browser, url, os.path.join(args.out, "profile"))
+        answers = re.findall(r'<div class="message assistant"( data-done="true")?>(.*?)<div class="meta">(.*?)</div>',
+                             dom, re.S)
+        user = re.findall(r'<div class="message user">(.*?)</div>', dom, re.S)
         with open(os.path.join(args.out, "chat-page.html"), "w") as f:
             f.write(dom)
         screenshot = os.path.join(args.out, "chat-page.png")
-        subprocess.run(common + ["--screenshot=" + screenshot, url], capture_output=True, timeout=300)
+        if screenshot_png:
+            with open(screenshot, "wb") as f:
+                f.write(screenshot_png)
     finally:
         server.terminate()
         # Read stderr while waiting: a server that writes more than a pipe holds at exit (a sanitizer's report)
