@@ -91,6 +91,8 @@ struct EvalTasks: ParsableCommand {
                     rows.append(((spec as NSString).lastPathComponent, spec))
                 }
             }
+            // Every adapter is read before the first row runs: a bad one was reported only after the base row.
+            for case let (_, directory?) in rows { _ = try PEFTAdapter.load(directory: directory, for: loaded.model) }
             var tableRows: [(name: String, scores: [String: [String: (value: Double, stderr: Double?, size: Int)]])] = []
             for row in rows {
                 if let directory = row.directory {

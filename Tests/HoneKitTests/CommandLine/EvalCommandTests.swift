@@ -72,6 +72,12 @@ import Testing
             "eval", "--model", Repository.fixture("eval/tiny-llama"), "--tasks", "piqa", "--data", "/nonexistent"])
         #expect(missing.status != 0)
         #expect(missing.stderr == "hone: error: /nonexistent/piqa/valid.jsonl: no such file or directory\n")
+        // A bad adapter is reported before any row runs (it came after the whole base row), with no progress shown.
+        let badAdapter = try runProcess(Repository.honeExecutable, [
+            "eval", "--model", Repository.fixture("eval/tiny-llama"), "--adapter", "x=/nonexistent-adapter", "--tasks", "arc_easy",
+            "--data", Repository.fixture("eval/data"), "--threads", "1"])
+        #expect(badAdapter.status == 1)
+        #expect(badAdapter.stderr == "hone: error: /nonexistent-adapter/adapter_config.json: no such file or directory\n", "\(badAdapter.stderr)")
         let help = try runProcess(Repository.honeExecutable, ["eval", "--help"])
         #expect(help.stdout.contains("Example"))
         let tasksHelp = try runProcess(Repository.honeExecutable, ["eval", "tasks", "--help"])
