@@ -36,6 +36,12 @@ func reportingErrors(_ body: () throws -> Void) throws {
         // The other ranks may be waiting for this one in a collective call: end the whole job.
         if group.isDistributed { group.abort(code: 1) }
         throw ExitCode.failure
+    } catch let error as CocoaError {
+        // A file-system error no check above caught: one line with the path, not Foundation's dump.
+        let path = error.userInfo[NSFilePathErrorKey] as? String ?? error.userInfo["NSDestinationFilePath"] as? String
+        FileHandle.standardError.write(Data("hone: error: \(path.map { "\($0): " } ?? "")\(error.localizedDescription)\n".utf8))
+        if ProcessGroup.current.isDistributed { ProcessGroup.current.abort(code: 1) }
+        throw ExitCode.failure
     }
 }
 

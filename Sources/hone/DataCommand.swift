@@ -69,7 +69,7 @@ struct HHRLHFCommand: ParsableCommand {
             guard !conversion.pairs.isEmpty else {
                 throw HoneError.malformedFile(path: input, message: "no record gives a preference pair")
             }
-            try createDirectory(outputDirectory)
+            try createOutputDirectory(outputDirectory)
             var written: [String] = []
             if format != .pro {
                 let path = (outputDirectory as NSString).appendingPathComponent("dpo.jsonl")
@@ -83,14 +83,6 @@ struct HHRLHFCommand: ParsableCommand {
             }
             writeSummary(conversion.summary(input: input, outputs: written))
         }
-    }
-}
-
-private func createDirectory(_ path: String) throws {
-    do {
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    } catch {
-        throw HoneError.io(path: path, message: "cannot create directory")
     }
 }
 

@@ -112,7 +112,7 @@ struct EvalTasks: ParsableCommand {
                 tableRows.append((row.name, MultipleChoiceEvaluation.scores(results, groups: selection.groups)))
                 if let outputDir, group.isRoot {
                     let folder = (outputDir as NSString).appendingPathComponent(row.name)
-                    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                    try createOutputDirectory(folder)
                     // Samples first, results.json last: a row whose results.json is there has all its files.
                     for result in results {
                         try writeFileAtomically(Data(MultipleChoiceEvaluation.samplesJSONL(result).utf8),

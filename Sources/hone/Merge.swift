@@ -58,7 +58,7 @@ struct Merge: ParsableCommand {
                     throw HoneError.invalidArgument(QuantizationScheme.refusal(name: type)
                     ?? "unknown --type '\(type)' (expected \(QuantizationScheme.accepted))")
                 }
-                try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+                try createOutputDirectory(outputDir)
                 written = (outputDir as NSString).appendingPathComponent("model-\(scheme.rawValue).gguf")
                 reports = try AdapterMerge.writeGGUF(base: base, adapters: adapters, to: written, scheme: scheme, force: force, record: record,
                                                      warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }) { done, total in

@@ -26,6 +26,9 @@ struct FlexibleBool: ExpressibleByArgument {
         default: return nil
         }
     }
+
+    /// What `--help` shows as the default ("false", not the type's debug form).
+    var defaultValueDescription: String { String(value) }
 }
 
 /// Options every objective shares, named as alpaca-lora/CUT name them (underscore spellings accepted).

@@ -50,7 +50,6 @@ struct TrainCUT: ParsableCommand {
             guard let wrap = CUTPromptWrap(rawValue: cutPromptWrap) else {
                 throw HoneError.invalidArgument("--cut-prompt-wrap must be double or single, not '\(cutPromptWrap)'")
             }
-            guard threshold > 0 else { throw HoneError.invalidArgument("--threshold must be positive") }
             var recipe = TrainingRecipe.cut
             recipe.eosPolicy = "cut: EOS appended and trained; prompt wrap \(wrap.rawValue)"
             let templateName = training.promptTemplateName ?? recipe.promptTemplate
@@ -78,6 +77,9 @@ struct DownsampleRate: ExpressibleByArgument {
             return nil
         }
     }
+
+    /// What `--help` shows as the default.
+    var defaultValueDescription: String { rate.map { "\($0)" } ?? "off" }
 }
 
 // MARK: - DPO

@@ -27,7 +27,7 @@ public enum PEFTAdapter {
 
     public static func save(_ set: AdapterSet, baseModel: String, record: TrainingRecord = TrainingRecord(),
                             to directory: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try createOutputDirectory(directory)
         let configuration = set.configuration
         var config: [String: Any] = [
             "base_model_name_or_path": baseModel,

@@ -47,6 +47,9 @@ public enum RankingData {
             } else {
                 throw record.error(record.object["prefix"] == nil ? "missing \"prefix\"" : "\"prefix\" is not a list of turns (or one list per response)")
             }
+            guard !suffixes.isEmpty else {
+                throw record.error("\"suffix\" is empty; a record needs at least one response")
+            }
             let count = length ?? suffixes.count
             if length == nil { length = count }
             guard suffixes.count >= count else {

@@ -135,6 +135,29 @@ public func writeDirectoryAtomically(_ directory: String, _ body: (String) throw
 }
 
 /// Foundation's file errors carry the POSIX code underneath; say it the way `systemError` does.
+/// Creates an output directory (and its parents) when it is not there. A file of that name, or a parent that is
+/// one, is reported in one line naming the path (Foundation's own error is a multi-line dump).
+public func createOutputDirectory(_ path: String) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+        guard isDirectory.boolValue else { throw HoneError.io(path: path, message: "exists and is not a directory") }
+        return
+    }
+    do {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    } catch {
+        // Foundation says only "error 512" when a parent is a file: name that parent.
+        var parent = (path as NSString).deletingLastPathComponent
+        while !parent.isEmpty, parent != "/", !FileManager.default.fileExists(atPath: parent) {
+            parent = (parent as NSString).deletingLastPathComponent
+        }
+        if !parent.isEmpty, FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw HoneError.io(path: path, message: "cannot create the directory: \(parent) is a file")
+        }
+        throw HoneError.io(path: path, message: "cannot create the directory: \(describeFileError(error))")
+    }
+}
+
 func describeFileError(_ error: Error) -> String {
     let nsError = error as NSError
     if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {

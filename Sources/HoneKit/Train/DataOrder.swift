@@ -38,6 +38,13 @@ public enum DataOrder {
 
     // MARK: Validation split
 
+    /// `--val-set-size` below 0 is refused by name (it was reported as leaving no training data).
+    public static func requireValidationSizeNotNegative(_ validationSize: Int) throws {
+        guard validationSize >= 0 else {
+            throw HoneError.invalidArgument("\(OptionName("val_set_size")) must be at least 0, not \(validationSize)")
+        }
+    }
+
     /// Alpaca-LoRA's `--val_set_size N`: `train_test_split(test_size=N, shuffle=True, seed=42)` takes a
     /// random permutation of the records, the first N as the validation set and the rest for training.
     /// Same structure here with Hone's generator (see the type's note): indices into the records, the
@@ -45,7 +52,7 @@ public enum DataOrder {
     /// would leave no training record.
     public static func validationSplit(count: Int, validationSize: Int, seed: UInt64) throws
         -> (train: [Int], validation: [Int]) {
-        guard validationSize >= 0 else { throw HoneError.invalidArgument("the validation set size must not be negative") }
+        try requireValidationSizeNotNegative(validationSize)
         guard validationSize < count else {
             throw HoneError.invalidArgument(
                 "a validation set of \(validationSize) leaves no training record (the data has \(count))")

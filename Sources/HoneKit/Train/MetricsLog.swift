@@ -56,7 +56,8 @@ enum LossPlot {
         var high = losses.max() ?? 1
         if high - low < 1e-9 { low -= 0.5; high += 0.5 }
         func x(_ step: Int) -> Double { margin + (Double(step) / lastStep) * (width - 2 * margin) }
-        func y(_ loss: Double) -> Double { height - margin - (loss - low) / (high - low) * (height - 2 * margin) }
+        // Halves first: with losses near ±1e308, high − low overflows to infinity and every y became NaN.
+        func y(_ loss: Double) -> Double { height - margin - (loss / 2 - low / 2) / (high / 2 - low / 2) * (height - 2 * margin) }
         func points(_ pairs: [(Int, Double)]) -> String {
             pairs.map { String(format: "%.1f,%.1f", x($0.0), y($0.1)) }.joined(separator: " ")
         }
@@ -70,9 +71,8 @@ enum LossPlot {
             "<text x=\"\(width / 2)\" y=\"\(height - 16)\" text-anchor=\"middle\">optimizer step</text>",
             "<text x=\"16\" y=\"\(height / 2)\" transform=\"rotate(-90 16 \(height / 2))\" text-anchor=\"middle\">loss</text>",
         ]
-        for fraction in [0.0, 0.5, 1.0] {
-            let value = low + fraction * (high - low)
-            lines.append(String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3f</text>", margin - 6, y(value) + 4, value))
+        for value in [low, low / 2 + high / 2, high] {
+            lines.append(String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>", margin - 6, y(value) + 4, value))
         }
         lines.append("<text x=\"\(width - margin)\" y=\"\(height - margin + 16)\" text-anchor=\"end\">\(Int(lastStep))</text>")
         if !train.isEmpty {

@@ -40,6 +40,8 @@ public protocol TrainingObjective: AnyObject {
     var trainsInOrder: Bool { get }
     /// Figures of the last `validationLoss` pass beyond the loss ("eval_accuracy", ...), for metrics.jsonl.
     var validationMetrics: [String: Double] { get }
+    /// True when the objective trains a score head (a reward model): only then may an adapter bring one.
+    var trainsScoreHead: Bool { get }
 }
 
 extension TrainingObjective {
@@ -47,4 +49,5 @@ extension TrainingObjective {
     public func prepare(adapters: AdapterSet, fromInitAdapter: Bool) -> String? { nil }
     public var trainsInOrder: Bool { false }
     public var validationMetrics: [String: Double] { [:] }
+    public var trainsScoreHead: Bool { false }
 }

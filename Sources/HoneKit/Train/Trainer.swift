@@ -151,7 +151,7 @@ public final class Trainer {
     @discardableResult
     public func run(resumingFrom resume: String? = nil) throws -> [StepRecord] {
         let group = processGroup
-        if group.isRoot { try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true) }
+        if group.isRoot { try createOutputDirectory(outputDirectory) }
         var firstStep = 0
         if let resume, group.isRoot {
             firstStep = try TrainingCheckpoint.restore(from: resume, trainer: self)

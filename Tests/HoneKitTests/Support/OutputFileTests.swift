@@ -35,4 +35,21 @@ import Testing
         #expect(FileManager.default.contents(atPath: path) == Data("keep me".utf8))
         #expect(!FileManager.default.fileExists(atPath: path + ".tmp"))
     }
+
+    /// An output directory (`train --output-dir`, `merge`, `eval --output-dir`) whose name, or a parent's, is a file:
+    /// one line naming it (Foundation's error was a multi-line dump, or "error 512").
+    @Test func anOutputDirectoryUnderAFile() throws {
+        let file = try temporaryFile("taken", "keep me")
+        #expect(throws: HoneError.io(path: file, message: "exists and is not a directory")) { try createOutputDirectory(file) }
+        let nested = file + "/run/adapter"
+        #expect(throws: HoneError.io(path: nested, message: "cannot create the directory: \(file) is a file")) {
+            try createOutputDirectory(nested)
+        }
+        let fresh = try makeTemporaryDirectory().appendingPathComponent("a/b").path
+        try createOutputDirectory(fresh)
+        try createOutputDirectory(fresh)
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: fresh, isDirectory: &isDirectory) && isDirectory.boolValue)
+        #expect(FileManager.default.contents(atPath: file) == Data("keep me".utf8))
+    }
 }

@@ -24,6 +24,10 @@ public struct KTOSettings: Sendable, Equatable {
         guard undesirableWeight >= 0, undesirableWeight.isFinite else {
             throw HoneError.invalidArgument("\(OptionName("undesirable_weight")) must be a non-negative number")
         }
+        // Both at 0 make every loss 0: a run that trains nothing.
+        guard desirableWeight > 0 || undesirableWeight > 0 else {
+            throw HoneError.invalidArgument("\(OptionName("desirable_weight")) and \(OptionName("undesirable_weight")) cannot both be 0 (the loss would be 0)")
+        }
     }
 }
 
@@ -54,8 +58,18 @@ public enum KTOLoss {
     /// nil when the counts are equal or either weight lies in its range, else the message with both ranges. The
     /// bounds are rounded to two decimals and use 1.33 for 4/3, as TRL prints them.
     public static func weightAdvice(desirable: Int, undesirable: Int, settings: KTOSettings) -> String? {
-        let nD = Double(max(desirable, 1)), nU = Double(max(undesirable, 1))
-        guard nD != nU else { return nil }
+        guard desirable != undesirable else { return nil }
+        // With one class empty no weight brings the ratio into range: say so instead of advising a weight.
+        guard desirable > 0, undesirable > 0 else {
+            return "\(desirable) desirable and \(undesirable) undesirable completions: with no \(desirable == 0 ? "desirable" : "undesirable") "
+                + "example only one half of KTO's loss trains (the paper balances both classes)"
+        }
+        // A zero weight silences its class, whatever the other weight is.
+        if settings.desirableWeight == 0 || settings.undesirableWeight == 0 {
+            return "\(OptionName(settings.desirableWeight == 0 ? "desirable_weight" : "undesirable_weight")) 0: the "
+                + "\(settings.desirableWeight == 0 ? "desirable" : "undesirable") completions do not train"
+        }
+        let nD = Double(desirable), nU = Double(undesirable)
         func round2(_ x: Double) -> Double { (x * 100).rounded() / 100 }
         let desirableLow = round2(nU * settings.undesirableWeight / nD), desirableHigh = round2(nU * settings.undesirableWeight / nD * 1.33)
         let undesirableLow = round2(nD * settings.desirableWeight / nU / 1.33), undesirableHigh = round2(nD * settings.desirableWeight / nU)

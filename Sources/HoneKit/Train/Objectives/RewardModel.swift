@@ -86,6 +86,7 @@ public enum RewardModelLoss {
 /// over its pairs.
 public final class RewardModelObjective: TrainingObjective {
     public let name = "rm"
+    public var trainsScoreHead: Bool { true }
     public let settings: RewardModelSettings
     let training: [RewardPairExample]
     let validation: [RewardPairExample]

@@ -14,6 +14,13 @@ public struct CUTTrainingSetup {
     public init(baseModel: String, dataPath: String, templateName: String, cutoffLength: Int, wrap: CUTPromptWrap,
                 settings: CUTSettings, downsample: Double?, validationSize: Int, seed: UInt64) throws {
         guard cutoffLength >= 2 else { throw HoneError.invalidArgument("\(OptionName("cutoff_len")) must be at least 2") }
+        // A NaN or infinite weight or threshold made every loss NaN, reported as a diverging run.
+        guard settings.threshold > 0, settings.threshold.isFinite else {
+            throw HoneError.invalidArgument("\(OptionName("threshold")) must be a positive finite number, not \(settings.threshold)")
+        }
+        guard settings.weightUnlike >= 0, settings.weightUnlike.isFinite else {
+            throw HoneError.invalidArgument("\(OptionName("weight_unlike")) must be a finite number at least 0, not \(settings.weightUnlike)")
+        }
         let template = try PromptTemplate.resolve(templateName)
         guard template.supportsJudgment else {
             throw HoneError.invalidArgument("template '\(template.name)' has no judgment prompt (prompt_no_input_judge); CUT needs one, e.g. alpaca_judge")
@@ -39,7 +46,8 @@ public struct CUTTrainingSetup {
         guard !records.isEmpty else {
             throw HoneError.invalidArgument("\(dataPath): no records left after \(OptionName("downsample")) \(downsample ?? -1) (\(negatives) with a judgment, \(positivesBefore) without); use \(OptionName("downsample")) off to keep every record")
         }
-        guard validationSize >= 0, validationSize < records.count else {
+        try DataOrder.requireValidationSizeNotNegative(validationSize)
+        guard validationSize < records.count else {
             throw HoneError.invalidArgument("\(OptionName("val_set_size")) \(validationSize) leaves no training data: \(records.count) CUT records")
         }
         base = try LoadedModel.open(baseModel)
@@ -96,7 +104,8 @@ public struct DPOTrainingSetup {
         guard !examples.isEmpty else {
             throw HoneError.invalidArgument("\(dataPath): every pair's prompt fills \(OptionName("max_length")) \(maxLength ?? 0); raise it or set \(OptionName("max_prompt_length"))")
         }
-        guard validationSize >= 0, validationSize < examples.count else {
+        try DataOrder.requireValidationSizeNotNegative(validationSize)
+        guard validationSize < examples.count else {
             throw HoneError.invalidArgument("\(OptionName("val_set_size")) \(validationSize) leaves no training data: \(examples.count) usable pairs")
         }
         let held = Set(try DataOrder.validationSplit(count: examples.count, validationSize: validationSize, seed: seed).validation)
@@ -128,6 +137,9 @@ public struct PROTrainingSetup {
     public init(baseModel: String, dataPath: String, rankingLength: Int?, blockSize: Int, maxPromptLength: Int,
                 sftWeight: Double, validationSize: Int, seed: UInt64) throws {
         if let rankingLength, rankingLength < 1 { throw HoneError.invalidArgument("\(OptionName("ranking_len")) must be at least 1") }
+        guard sftWeight >= 0, sftWeight.isFinite else {
+            throw HoneError.invalidArgument("\(OptionName("sft_weight")) must be a finite number at least 0, not \(sftWeight)")
+        }
         guard blockSize >= 4 else { throw HoneError.invalidArgument("\(OptionName("cutoff_len")) must be at least 4") }
         guard maxPromptLength >= 1, maxPromptLength < blockSize else {
             throw HoneError.invalidArgument("\(OptionName("max_prompt_length")) (\(maxPromptLength)) must lie in 1..<\(OptionName("cutoff_len")) (\(blockSize))")
@@ -151,7 +163,8 @@ public struct PROTrainingSetup {
         guard !examples.isEmpty else {
             throw HoneError.invalidArgument("\(dataPath): no record has a response token left within \(OptionName("cutoff_len")) \(blockSize)")
         }
-        guard validationSize >= 0, validationSize < examples.count else {
+        try DataOrder.requireValidationSizeNotNegative(validationSize)
+        guard validationSize < examples.count else {
             throw HoneError.invalidArgument("\(OptionName("val_set_size")) \(validationSize) leaves no training data: \(examples.count) usable records")
         }
         let held = Set(try DataOrder.validationSplit(count: examples.count, validationSize: validationSize, seed: seed).validation)
@@ -162,7 +175,9 @@ public struct PROTrainingSetup {
                                      dataDescription: "ranking_len=\(n) block=\(blockSize) prompt=\(maxPromptLength)")
         let tokens = examples.reduce(0) { $0 + $1.tokenCount }
         var summary = "data: \(records.count) records from \(dataPath) → \(objective.trainingCount) training, \(objective.validationCount) validation; "
-        summary += "ranking length \(n), \(tokens) tokens; SFT weight \(sftWeight) × (n−1)² = \(n > 1 ? sftWeight * Double((n - 1) * (n - 1)) : 1)"
+        summary += "ranking length \(n), \(tokens) tokens; "
+        // With one response PRO's loss is the SFT term alone, at weight 1 (the (n−1)² scaling would make it 0).
+        summary += n > 1 ? "SFT weight \(sftWeight) × (n−1)² = \(sftWeight * Double((n - 1) * (n - 1)))" : "the SFT term alone (one response per record)"
         if !unscored.isEmpty {
             summary += "; \(unscored.count) dropped with no response token within \(OptionName("cutoff_len")) (\(unscored.prefix(5).joined(separator: ", ")))"
         }

@@ -33,7 +33,8 @@ public struct KTOTrainingSetup {
         guard !examples.isEmpty else {
             throw HoneError.invalidArgument("\(dataPath): every prompt fills \(OptionName("max_length")) \(maxLength ?? 0); raise it")
         }
-        guard validationSize >= 0, validationSize < examples.count else {
+        try DataOrder.requireValidationSizeNotNegative(validationSize)
+        guard validationSize < examples.count else {
             throw HoneError.invalidArgument("\(OptionName("val_set_size")) \(validationSize) leaves no training data: \(examples.count) usable completions")
         }
         let held = Set(try DataOrder.validationSplit(count: examples.count, validationSize: validationSize, seed: seed).validation)
@@ -81,7 +82,8 @@ public struct ReferenceFreePairs {
         guard !pairs.isEmpty else {
             throw HoneError.invalidArgument("\(dataPath): every pair's prompt fills \(OptionName("max_length")) \(maxLength ?? 0); raise it")
         }
-        guard validationSize >= 0, validationSize < pairs.count else {
+        try DataOrder.requireValidationSizeNotNegative(validationSize)
+        guard validationSize < pairs.count else {
             throw HoneError.invalidArgument("\(OptionName("val_set_size")) \(validationSize) leaves no training data: \(pairs.count) usable pairs")
         }
         let held = Set(try DataOrder.validationSplit(count: pairs.count, validationSize: validationSize, seed: seed).validation)

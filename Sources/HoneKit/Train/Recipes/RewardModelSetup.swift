@@ -37,7 +37,8 @@ public struct RewardModelTrainingSetup {
         guard !pairs.isEmpty else {
             throw HoneError.malformedFile(path: dataPath, message: "no pair fits \(OptionName("max_length")) \(maxLength ?? 0) tokens")
         }
-        guard validationSize >= 0, validationSize < pairs.count else {
+        try DataOrder.requireValidationSizeNotNegative(validationSize)
+        guard validationSize < pairs.count else {
             throw HoneError.invalidArgument("\(OptionName("val_set_size")) \(validationSize) leaves no training data: \(pairs.count) pairs")
         }
         let held = Set(try DataOrder.validationSplit(count: pairs.count, validationSize: validationSize, seed: seed).validation)

@@ -157,6 +157,12 @@ public struct SharedTrainingSettings: Sendable {
 
 // MARK: - Running a recipe
 
+/// A loss for the progress line: four decimals, or four significant digits in exponent form when large (a reward
+/// margin of 1e308 printed as a 309-digit number).
+func lossText(_ loss: Double) -> String {
+    abs(loss) < 1e6 ? String(format: "%.4f", loss) : String(format: "%.4e", loss)
+}
+
 /// Runs a trainer for any objective: adapters (new or from `init_adapter`), the objective's reference hook, resume,
 /// progress on stderr, a closing line.
 public enum TrainingRun {
@@ -166,6 +172,12 @@ public enum TrainingRun {
         let adapters: AdapterSet
         if let initAdapter = settings.initAdapter {
             adapters = try PEFTAdapter.load(directory: initAdapter, for: base.model).0
+            // A reward model's adapter carries a score head: a generation objective would train the head along and
+            // save a policy labelled SEQ_CLS (PEFT would then load it as a classifier).
+            if !objective.trainsScoreHead, let module = adapters.savedModules.first {
+                throw HoneError.invalidArgument("\(OptionName("init_adapter")) \(initAdapter) is a reward model's adapter (it saves "
+                                                + "'\(module.name)', task_type SEQ_CLS); \(objective.name) trains a causal-LM adapter")
+            }
             // The adapter brings its own shape: a LoRA option that disagrees with it would be silently ignored.
             let own = adapters.configuration
             var disagreements: [String] = []
@@ -220,17 +232,17 @@ public enum TrainingRun {
         trainer.onStep = { record, total in
             guard group.isRoot else { return }
             if firstStep == nil { firstStep = record.step - 1 }
-            var extra = String(format: "loss %.4f  lr %.2e  %.0f tok/s  RSS %.2f GiB", record.loss, record.learningRate,
-                               record.tokensPerSecond, Double(peakResidentBytes()) / 1_073_741_824)
-            if let evalLoss = record.evalLoss { extra += String(format: "  eval %.4f", evalLoss) }
+            var extra = "loss \(lossText(record.loss))  " + String(format: "lr %.2e  %.0f tok/s  RSS %.2f GiB", record.learningRate,
+                                                                    record.tokensPerSecond, Double(peakResidentBytes()) / 1_073_741_824)
+            if let evalLoss = record.evalLoss { extra += "  eval \(lossText(evalLoss))" }
             progress.update(done: record.step, extra: extra, rateBase: record.step - (firstStep ?? 0))
         }
         Interrupt.install()
         let history = try trainer.run(resumingFrom: resume)
         if let last = history.last, last.step == trainer.totalSteps {
             let first = history.first!
-            var line = String(format: "done: loss %.4f → %.4f over %d steps", first.loss, last.loss, last.step)
-            if let evalLoss = last.evalLoss { line += String(format: ", eval loss %.4f", evalLoss) }
+            var line = "done: loss \(lossText(first.loss)) → \(lossText(last.loss)) over \(last.step) steps"
+            if let evalLoss = last.evalLoss { line += ", eval loss \(lossText(evalLoss))" }
             log.write(Data("\(line); adapter in \(settings.outputDirectory)\n".utf8))
             if group.isDistributed {
                 let steps = max(1, history.count - (firstStep ?? 0))
