@@ -31,8 +31,9 @@ struct PerplexityCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        // The second half of each chunk is scored: a chunk needs two tokens (0 divided by zero).
-        guard ctx >= 2 else { throw ValidationError("--ctx must be at least 2, not \(ctx)") }
+        // The second half of each chunk is scored, and llama.cpp's method needs 4 tokens a chunk (0 divided by zero
+        // below 2; 2 and 3 were refused only after the whole file was tokenized).
+        guard ctx >= 4 else { throw ValidationError("--ctx must be at least 4, not \(ctx)") }
         if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1, not \(chunks)") }
     }
 
@@ -41,12 +42,16 @@ struct PerplexityCommand: ParsableCommand {
         try reportingErrors {
             let loaded = try LoadedModel.open(model)
             let tokenizer = try loaded.tokenizer()
-            guard let data = FileManager.default.contents(atPath: file) else { throw HoneError.fileNotFound(path: file) }
+            let data = try readInputFile(path: file)
             guard let text = String(validating: data, as: UTF8.self) else {
                 throw HoneError.malformedFile(path: file, message: "not valid UTF-8 text")
             }
             let tokens = tokenizer.encode(text, addSpecialTokens: true, parseSpecial: false)
             let bos = tokenizer.addsBOS ? tokenizer.bosTokenID : nil
+            // As llama.cpp warns when n_ctx exceeds n_ctx_train: positions past the training length are extrapolation.
+            if ctx > loaded.config.maxPositionEmbeddings {
+                FileHandle.standardError.write(Data("warning: --ctx \(ctx) is past the model's context of \(loaded.config.maxPositionEmbeddings) tokens\n".utf8))
+            }
             FileHandle.standardError.write(Data("\(file): \(tokens.count) tokens, \(tokens.count / ctx) chunks of \(ctx)\n".utf8))
             let result = try Perplexity.evaluate(model: loaded.model, tokens: tokens, contextLength: ctx, bos: bos,
                                                  maxChunks: chunks) { done, total in

@@ -39,8 +39,14 @@ struct Score: ParsableCommand {
         try reportingErrors {
             let (loaded, _) = try adapterOptions.open(model: model)
             let records = try readJSONLines(path: input)
+            guard !records.isEmpty else { throw HoneError.malformedFile(path: input, message: "no rows (the file is empty)") }
             let rows = try tokenRows(from: records, path: input, vocabularySize: loaded.config.vocabularySize,
                                      tokenizer: { try loaded.tokenizer() })
+            let context = loaded.config.maxPositionEmbeddings
+            let long = rows.filter { $0.count > context }.count
+            if long > 0, ProcessGroup.current.isRoot {
+                FileHandle.standardError.write(Data("warning: \(long) rows are longer than the model's context of \(context) tokens (scored in full)\n".utf8))
+            }
             let scorer = Scorer(model: loaded.model, tokenBudget: batchTokens)
             // Under mpirun each rank scores its share of the forward passes; rank 0 writes every row, in input order.
             let group = try ProcessGroup.world()

@@ -61,7 +61,9 @@ struct Tokenize: ParsableCommand {
             }
             let path = input!
             var lines = ""
-            for record in try readJSONLines(path: path) {
+            let records = try readJSONLines(path: path)
+            guard !records.isEmpty else { throw HoneError.malformedFile(path: path, message: "no texts (the file is empty)") }
+            for record in records {
                 guard let value = record.object["text"] as? String else {
                     throw HoneError.malformedRecord(path: path, line: record.line, message: "expected a \"text\" string")
                 }

@@ -140,8 +140,8 @@ public struct HHRLHFConversion {
     /// Pairs kept whose two dialogues are identical (zero margin) or whose chosen/rejected reply is blank.
     public var identicalPairs = 0
     public var blankResponses = 0
-    /// Pairs whose prompt differs from a cut at the last "\n\nAssistant:" of `chosen` (a reply goes on with
-    /// invented turns): the cases the longest-common-prefix rule exists for.
+    /// Pairs whose prompt differs from a cut at the last "\n\nAssistant:" of `chosen` or of `rejected` (a reply
+    /// goes on with invented turns): the cases the longest-common-prefix rule exists for.
     public var repliesWithExtraTurns = 0
 
     public var droppedCount: Int { dropped.values.reduce(0) { $0 + $1.count } }
@@ -171,8 +171,10 @@ public struct HHRLHFConversion {
                                       rejected: String(rejected.utf8.dropFirst(prompt.utf8.count))!, proPrefix: prefix, line: line)
             if chosen == rejected { result.identicalPairs += 1 }
             if strippedPythonWhitespace(pair.chosen).isEmpty || strippedPythonWhitespace(pair.rejected).isEmpty { result.blankResponses += 1 }
-            if let lastCut = HHRLHF.lastMarkerEnd(in: Array(chosen.utf8)[...], marker: Array(HHRLHF.assistantMarker.utf8)),
-               lastCut != prompt.utf8.count {
+            // Either reply may go on with invented turns (counting only chosen's missed 7 of helpful-base's 9).
+            let marker = Array(HHRLHF.assistantMarker.utf8)
+            let cuts = [chosen, rejected].map { HHRLHF.lastMarkerEnd(in: Array($0.utf8)[...], marker: marker) }
+            if cuts.contains(where: { $0 != nil && $0 != prompt.utf8.count }) {
                 result.repliesWithExtraTurns += 1
             }
             result.pairs.append(pair)

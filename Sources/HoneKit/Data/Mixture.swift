@@ -87,6 +87,14 @@ public struct Mixture {
         if case .multipleOfFirst = sources[0].share {
             throw HoneError.invalidArgument("the first source's share cannot be a multiple of itself (x…); give all, a count or a percentage")
         }
+        // A file in two sources (or twice in one) would be drawn twice: the draws are without replacement.
+        var seen = Set<String>()
+        for path in sources.flatMap(\.paths) {
+            let resolved = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+            guard seen.insert(resolved).inserted else {
+                throw HoneError.invalidArgument("\(path) is given twice; records are drawn without replacement, so give each file once")
+            }
+        }
         var generator = SplitMix64(seed: seed)
         var result = Mixture()
         var firstTaken = 0
@@ -112,6 +120,20 @@ public struct Mixture {
             chosen += picked.map { (index, records[$0]) }
             if index == 0 { firstTaken = wanted }
             result.rows.append(Row(name: name, available: records.count, taken: wanted, share: source.share))
+        }
+        guard !chosen.isEmpty else {
+            throw HoneError.invalidArgument("the mixture is empty: every share takes 0 records")
+        }
+        if tagSource {
+            // Tags are file names: two sources of one name (d1/x.jsonl, d2/x.jsonl) could not be told apart.
+            let names = result.rows.map(\.name)
+            if let repeated = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
+                throw HoneError.invalidArgument("two sources would both be tagged '\(repeated)'; rename one to use --tag-source")
+            }
+            // The tag would replace a field the records already have.
+            if let tagged = chosen.first(where: { $0.record.object["source"] != nil }) {
+                throw tagged.record.error("already has a \"source\" field, which --tag-source would replace")
+            }
         }
         let shuffle = DataOrder.permutation(count: chosen.count, seed: generator.next())
         result.lines = try shuffle.map { position in

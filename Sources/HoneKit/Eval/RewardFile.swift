@@ -15,6 +15,9 @@ public struct RewardFileResult: Sendable {
         case pair(chosen: Double, rejected: Double)
     }
     public var items: [Item]
+    /// Texts longer than the model's context (`context` tokens): scored in full, past the trained positions.
+    public var textsPastContext = 0
+    public var context = 0
 
     public var pairCount: Int { items.filter { if case .pair = $0 { return true } else { return false } }.count }
 
@@ -55,6 +58,9 @@ public struct RewardFileResult: Sendable {
     public var summary: String {
         var text = "rewards: \(items.count) records (\(pairCount) pairs), mean reward \(String(format: "%.4f", meanReward))"
         if let accuracy { text += String(format: ", pair accuracy %.4f", accuracy) }
+        if textsPastContext > 0 {
+            text += "\nwarning: \(textsPastContext) texts are longer than the model's context of \(context) tokens (scored in full)"
+        }
         return text
     }
 }
@@ -112,6 +118,9 @@ public enum RewardFile {
             entry.isPair ? .pair(chosen: Double(rewards[entry.first]), rejected: Double(rewards[entry.first + 1]))
                          : .single(Double(rewards[entry.first]))
         }
-        return RewardFileResult(items: items)
+        var result = RewardFileResult(items: items)
+        result.context = scorer.model.config.maxPositionEmbeddings
+        result.textsPastContext = rows.filter { $0.count > result.context }.count
+        return result
     }
 }

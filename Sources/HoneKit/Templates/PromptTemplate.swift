@@ -140,6 +140,12 @@ public struct PromptTemplate: Sendable, Equatable, Codable {
 
     /// Whether `prompt(instruction:input:judgment:)` uses the judgment.
     public var supportsJudgment: Bool { promptJudge != nil }
+
+    /// True for a template with a single-turn prompt and no turn markup at all (alpaca-lora's JSON files).
+    public var isSingleTurnOnly: Bool {
+        chatTemplate == nil && promptNoInput != nil
+            && [userPrefix, userSuffix, assistantPrefix, assistantSuffix, replyPrefix].allSatisfy(\.isEmpty)
+    }
 }
 
 // MARK: - Rendering
@@ -188,6 +194,16 @@ extension PromptTemplate {
             return text.isEmpty ? [] : [PromptPiece(.markup, text)]
         }
         let systemText = system ?? self.system
+        // alpaca-lora's JSON templates hold only the single-turn prompts: their empty turn markup made a
+        // conversation the bare texts run together ("hiyoagain"). One user message is that prompt; more is refused.
+        if isSingleTurnOnly {
+            guard conversation.count == 1, conversation[0].role == .user, systemText.isEmpty else {
+                throw HoneError.invalidArgument("template '\(name)' has only single-turn prompts (prompt_input, prompt_no_input): "
+                                                + "it renders one user message and no system message; a conversation needs "
+                                                + "user_prefix, assistant_prefix and reply_prefix")
+            }
+            return try pieces(instruction: conversation[0].content, input: nil)
+        }
         var systemBlock: [PromptPiece] = []
         if !systemText.isEmpty {
             systemBlock = [PromptPiece(.markup, systemPrefix), PromptPiece(.content, systemText),

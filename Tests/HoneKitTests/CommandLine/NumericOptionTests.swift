@@ -27,9 +27,10 @@ import Testing
         let instructions = try temporaryFile("ins.json", "[{\"instruction\": \"Say hi\"}]")
         let output = try makeTemporaryDirectory().appendingPathComponent("o.jsonl").path
         let pairs = try temporaryFile("pairs.jsonl", "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n")
+        let morePairs = try temporaryFile("pairs2.jsonl", "{\"prompt\": \"d\", \"chosen\": \"e\", \"rejected\": \"f\"}\n")
         return [
             (["tokenize", "--model", model, "--text", "hi", "--threads", "2147483648"], "--threads must be between 1 and 512"),
-            (["perplexity", "--model", model, "--file", text, "--ctx", "0"], "--ctx must be at least 2"),
+            (["perplexity", "--model", model, "--file", text, "--ctx", "0"], "--ctx must be at least 4, not 0"),
             (["perplexity", "--model", model, "--file", text, "--ctx", "16", "--chunks", "0"], "--chunks must be at least 1"),
             (["bench", "--model", model, "-p", "8", "-n", "2", "-r", "1", "-b", "9223372036854775807"], "--batch must be at most 256"),
             (["bench", "--model", model, "-p", "9223372036854775807", "-n", "0", "-r", "1"], "past the model's context of 1024 tokens"),
@@ -50,7 +51,7 @@ import Testing
             (try train(["--learning-rate", "inf"]), "--learning-rate must be a positive finite number"),
             (try train(["--weight-decay", "nan"]), "--weight-decay must be a finite number at least 0"),
             (try train(["--max-grad-norm", "nan"]), "--max-grad-norm must be a number"),
-            (["data", "mix", "--source", "\(pairs):all", "--source", "\(pairs):x1e308", "--output", output],
+            (["data", "mix", "--source", "\(pairs):all", "--source", "\(morePairs):x1e308", "--output", output],
              "its share x1e+308 asks for 1e+308"),
         ]
     }

@@ -246,14 +246,17 @@ func storedGzipMember(_ payload: [UInt8]) -> [UInt8] {
 // MARK: - HH-RLHF files
 
 @Suite struct HHRLHFFileTests {
-    @Test(arguments: [("hh_rlhf/harmless-base/test.jsonl.gz", 2312, 0), ("hh_rlhf/helpful-base/test.jsonl.gz", 2354, 2)])
-    func everyRecordBecomesAPair(file: String, records: Int, identical: Int) throws {
+    @Test(arguments: [("hh_rlhf/harmless-base/test.jsonl.gz", 2312, 0, 5), ("hh_rlhf/helpful-base/test.jsonl.gz", 2354, 2, 9)])
+    func everyRecordBecomesAPair(file: String, records: Int, identical: Int, inventedTurns: Int) throws {
         guard let path = sharedData(file) else { return }
         let source = try readDataRecords(path: path)
         let conversion = try HHRLHFConversion.convert(source)
         #expect(conversion.recordsIn == records)
         #expect(conversion.pairs.count == records)                  // nothing dropped
         #expect(conversion.identicalPairs == identical)              // README: helpful-base lines 721 and 2168 (0-based)
+        // README: "in a few records (5 harmless, 9 helpful) the final reply itself has" invented turns, in chosen
+        // or in rejected (counting chosen's alone gave 4 and 2).
+        #expect(conversion.repliesWithExtraTurns == inventedTurns)
         var checkedAgainstLastMarker = 0
         for (pair, record) in zip(conversion.pairs, source) {
             let chosen = record.object["chosen"] as! String, rejected = record.object["rejected"] as! String

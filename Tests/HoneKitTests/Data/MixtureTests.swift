@@ -43,6 +43,37 @@ struct MixtureTests {
         #expect(tagged.lines.allSatisfy { $0.contains("\"source\":\"other\"") })
     }
 
+    @Test("A mixture of nothing, a file drawn twice, tags that collide or overwrite a field are refused")
+    func degenerateMixtures() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let first = try Self.write(5, "a", in: directory)
+        // Every share 0: it wrote an empty file and exited 0.
+        #expect(throws: HoneError.invalidArgument("the mixture is empty: every share takes 0 records")) {
+            try Mixture.make([try MixtureSource(parsing: "\(first):0")], seed: 1)
+        }
+        // One file twice (in two sources, or pooled with itself): each record came out twice.
+        for sources in [[try MixtureSource(parsing: "\(first):all"), try MixtureSource(parsing: "\(first):all")],
+                        [try MixtureSource(parsing: "\(first),\(directory.path)/./a:all")]] {
+            #expect(throws: HoneError.self) { try Mixture.make(sources, seed: 1) }
+        }
+        // Tags are file names: d1/x and d2/x would both be "x".
+        let one = directory.appendingPathComponent("d1"), two = directory.appendingPathComponent("d2")
+        try FileManager.default.createDirectory(at: one, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: two, withIntermediateDirectories: true)
+        let same = [MixtureSource(paths: [try Self.write(2, "x", in: one)], share: .all), MixtureSource(paths: [try Self.write(2, "x", in: two)], share: .all)]
+        #expect(throws: HoneError.invalidArgument("two sources would both be tagged 'x'; rename one to use --tag-source")) {
+            try Mixture.make(same, seed: 1, tagSource: true)
+        }
+        #expect(try Mixture.make(same, seed: 1).lines.count == 4)
+        // A "source" field of the data was silently replaced by the tag.
+        let tagged = directory.appendingPathComponent("tagged.jsonl").path
+        try "{\"source\": \"orig\", \"i\": 1}\n".write(toFile: tagged, atomically: true, encoding: .utf8)
+        #expect(throws: HoneError.malformedRecord(path: tagged, line: 1, message: "already has a \"source\" field, which --tag-source would replace")) {
+            try Mixture.make([MixtureSource(paths: [tagged], share: .all)], seed: 1, tagSource: true)
+        }
+    }
+
     @Test("rerank orders responses by the reward model, rewards descending, as its scorer rates them")
     func rerank() throws {
         let directory = try makeTemporaryDirectory()

@@ -264,6 +264,16 @@ import Testing
         #expect(try cut.prompt(instruction: "A", input: nil, judgment: "J") ==
                 PromptTemplate.alpacaJudge.prompt(instruction: "A", input: nil, judgment: "J"))
         #expect(try cut.extractResponse(from: cut.prompt(instruction: "A") + " out ") == "out")
+        // Such a file has no turn markup: one user message is its single-turn prompt (it was the bare text, "A"),
+        // and a conversation, or a system message, is refused (it was the texts run together).
+        #expect(cut.isSingleTurnOnly && !PromptTemplate.alpaca.isSingleTurnOnly && !PromptTemplate.raw.isSingleTurnOnly)
+        let user = try JinjaValue(jsonData: Data(#"{"role": "user", "content": "A"}"#.utf8))
+        let reply = try JinjaValue(jsonData: Data(#"{"role": "assistant", "content": "B"}"#.utf8))
+        let system = try JinjaValue(jsonData: Data(#"{"role": "system", "content": "S"}"#.utf8))
+        #expect(try cut.render(messages: [user], addGenerationPrompt: true, origin: "m.json") == PromptTemplate.alpaca.prompt(instruction: "A", input: nil))
+        for messages in [[user, reply, user], [system, user]] {
+            #expect(throws: HoneError.self) { try cut.render(messages: messages, addGenerationPrompt: true, origin: "m.json") }
+        }
     }
 
     @Test func badTemplateFilesNameTheFile() throws {
