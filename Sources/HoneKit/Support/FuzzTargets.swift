@@ -248,7 +248,10 @@ public enum FuzzTargets {
     }
 
     static func alpaca(_ data: Data, _ context: FuzzContext) throws {
-        _ = try AlpacaData.read(path: context.write(data, to: "alpaca.json"))
+        let path = try context.write(data, to: "alpaca.json")
+        // `train sft` first asks whether the file is token ids (`input_ids` records), then reads it as Alpaca.
+        _ = try? PretokenizedData.read(path: path, cutoffLength: 16, vocabularySize: 100)
+        _ = try AlpacaData.read(path: path)
     }
 
     static func kto(_ data: Data, _ context: FuzzContext) throws {

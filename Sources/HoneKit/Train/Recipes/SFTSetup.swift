@@ -125,7 +125,7 @@ public enum PretokenizedData {
                 }
             }
             guard var inputIDs = try ids("input_ids") else { throw record.error("missing \"input_ids\"") }
-            // An empty row has no position to run (it crashed the validation pass); transformers refuses one too.
+            // An empty row has no position to run (held out for validation, it crashed that pass).
             guard !inputIDs.isEmpty else { throw record.error("\"input_ids\" is empty") }
             var labels = try ids("labels", allowing: Int(TrainingExample.ignoredLabel)) ?? inputIDs
             guard labels.count == inputIDs.count else { throw record.error("\"labels\" and \"input_ids\" differ in length") }
