@@ -331,30 +331,38 @@ extension OpenAIServer {
 
     /// The completions API's logprobs: tokens, token_logprobs (null for a prompt's first token), top_logprobs
     /// (token → logprob), text_offset (character offsets into the choice's text; after the prompt without echo).
-    func legacyLogprobs(_ choice: Choice, plan: CompletionPlan, index: Int) -> JSONOutput {
+    /// `firstOffset`: where the first token's text starts (a streamed chunk's tokens follow the text sent so far).
+    func legacyLogprobs(_ choice: Choice, plan: CompletionPlan, index: Int, firstOffset: Int? = nil) -> JSONOutput {
         var entries: [(Int32, TokenLogprob?)] = []
+        let prompt = plan.prompts[index / plan.n]
         if plan.echo {
-            let prompt = plan.prompts[index / plan.n]
             let values = choice.promptLogprobs ?? []
             for (position, token) in prompt.enumerated() { entries.append((token, position < values.count ? values[position] : nil)) }
         }
         for value in choice.logprobs { entries.append((value.token, value)) }
-        var offset = plan.echo ? 0 : echoText(plan, index: index).unicodeScalars.count
+        var offset = firstOffset ?? (plan.echo ? 0 : echoText(plan, index: index).unicodeScalars.count)
+        // Offsets index the text as it was made: each token's is where the text stood before it, decoded as the
+        // engine decodes it (a token inside a character adds nothing until the character ends, BOS adds nothing
+        // to a text prompt's echo, a SentencePiece word's space counts). Counting each token's own text drifted.
+        let textPrompt = plan.promptTexts[index / plan.n] != nil
+        let replay = StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: !plan.echo || textPrompt,
+                                          context: plan.echo ? [] : prompt)
         var tokens: [JSONOutput] = [], logprobs: [JSONOutput] = [], tops: [JSONOutput] = [], offsets: [JSONOutput] = []
         for (token, value) in entries {
             let text = tokenText(token)
             tokens.append(.string(text))
             offsets.append(.int(offset))
-            offset += text.unicodeScalars.count
+            offset += replay.push(token).unicodeScalars.count
             guard let value else {
                 logprobs.append(.null)
                 tops.append(.null)
                 continue
             }
             logprobs.append(.number(value.logprob))
-            // The token itself is listed too, as OpenAI's legacy API does when it is not among the top ones.
+            // The sampled token is always listed, as OpenAI's legacy API does ("up to logprobs + 1 elements"),
+            // with logprobs 0 too.
             var top: [(String, JSONOutput)] = value.top.map { (tokenText($0.token), .number($0.logprob)) }
-            if !value.top.isEmpty, !value.top.contains(where: { $0.token == token }) { top.append((text, .number(value.logprob))) }
+            if !value.top.contains(where: { $0.token == token }) { top.append((text, .number(value.logprob))) }
             var seen = Set<String>()
             tops.append(.object(top.filter { seen.insert($0.0).inserted }))
         }
@@ -386,7 +394,8 @@ extension OpenAIServer {
                 if plan.includeUsage { fields.append(("usage", .null)) }
                 return .object(fields)
             }
-            func piece(_ index: Int, text: String, logprobs: [TokenLogprob], finish: FinishReason?) -> JSONOutput {
+            /// `generatedBefore`: characters of generated text sent before this piece.
+            func piece(_ index: Int, text: String, logprobs: [TokenLogprob], finish: FinishReason?, generatedBefore: Int = 0) -> JSONOutput {
                 let reason = finish.map { JSONOutput.string(self.finishReason($0)) } ?? .null
                 if plan.chat {
                     let delta: JSONOutput = finish != nil && text.isEmpty ? [:] : ["content": .string(text)]
@@ -400,7 +409,10 @@ extension OpenAIServer {
                     choice.logprobs = logprobs
                     var single = plan
                     single.echo = false
-                    logprobField = self.legacyLogprobs(choice, plan: single, index: index)
+                    // The chunk's token starts where the text sent before it ends, after the prompt (echoed or
+                    // not); the offset had stayed at the prompt's end in every chunk.
+                    let before = self.echoText(plan, index: index).unicodeScalars.count + generatedBefore
+                    logprobField = self.legacyLogprobs(choice, plan: single, index: index, firstOffset: before)
                 }
                 return ["index": .int(index), "text": .string(text), "logprobs": logprobField, "finish_reason": reason]
             }
@@ -423,7 +435,8 @@ extension OpenAIServer {
                     switch event {
                     case .token(_, _, let logprob):
                         if !text.isEmpty || logprob != nil {
-                            try await send(chunk([piece(index, text: text, logprobs: logprob.map { [$0] } ?? [], finish: nil)]))
+                            try await send(chunk([piece(index, text: text, logprobs: logprob.map { [$0] } ?? [], finish: nil,
+                                                        generatedBefore: choices[index].text.unicodeScalars.count - text.unicodeScalars.count)]))
                         }
                     case .finished(_, let reason, _, _, _):
                         if !text.isEmpty { try await send(chunk([piece(index, text: text, logprobs: [], finish: nil)])) }

@@ -190,9 +190,13 @@ public final class OpenAIServer: Sendable {
         throw APIError.unknownModel(name, available: [modelName] + adapterNames)
     }
 
-    /// The printable text of one token (its bytes, special tokens written out).
+    /// The printable text of one token (its bytes, special tokens written out). A token that is part of a
+    /// character (a byte-fallback piece) is named by its bytes, `bytes:\xf0\x9f`, as OpenAI names them: as
+    /// U+FFFD, distinct tokens shared one key of a top_logprobs object.
     func tokenText(_ id: Int32) -> String {
-        String(decoding: tokenizer.tokenBytes(id, includeSpecial: true), as: UTF8.self)
+        let bytes = tokenizer.tokenBytes(id, includeSpecial: true)
+        if let text = String(validating: bytes, as: UTF8.self) { return text }
+        return "bytes:" + bytes.map { String(format: "\\x%02x", $0) }.joined()
     }
 
     // MARK: Tokenizer endpoints

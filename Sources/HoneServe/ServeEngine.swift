@@ -128,7 +128,8 @@ public final class ServeEngine: @unchecked Sendable {
             self.job = job
             sampler = Sampler(parameters: job.request.sampling)
             history = job.request.prompt
-            detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
+            // Decoded after the prompt's last ids: a completion's text continues its prompt (" tak", not "tak").
+            detokenizer = StreamingDetokenizer(tokenizer: tokenizer, context: job.request.prompt)
             stopMatcher = StopMatcher(stopStrings: job.request.stop)
         }
     }

@@ -40,8 +40,10 @@ import Testing
         return generated
     }
 
-    static func text(_ tokens: [Int32]) throws -> String {
-        try LoadedModel.open(Paths.tinyModel).tokenizer().decode(tokens, skipSpecialTokens: true)
+    /// The text of `tokens` as the server decodes a continuation: after the prompt's last ids (" tak", not "tak").
+    static func text(_ tokens: [Int32], after prompt: [Int32]) throws -> String {
+        let detokenizer = StreamingDetokenizer(tokenizer: try LoadedModel.open(Paths.tinyModel).tokenizer(), context: prompt)
+        return tokens.map(detokenizer.push).joined() + detokenizer.finish()
     }
 
     func complete(_ server: TestServer, _ prompt: [Int32], _ extra: [String: Any]) async throws -> String {
@@ -68,7 +70,7 @@ import Testing
         let prompt = tokenizer.encode("Once upon a time", addSpecialTokens: true, parseSpecial: true)
 
         let plain = try Self.reference(prompt)
-        #expect(try await complete(server, prompt, [:]) == Self.text(plain))
+        #expect(try await complete(server, prompt, [:]) == Self.text(plain, after: prompt))
         // Ban the first token the model picks, and the one it repeats most: neither may appear.
         let first = plain[0]
         let frequent = Dictionary(plain.map { ($0, 1) }, uniquingKeysWith: +).filter { $0.key != first }
@@ -77,28 +79,28 @@ import Testing
         let banned = try Self.reference(prompt, bias: bans)
         #expect(!banned.contains(first) && !banned.contains(frequent))
         #expect(banned != plain)
-        #expect(try await complete(server, prompt, ["logit_bias": ["\(first)": -100, "\(frequent)": -100]]) == Self.text(banned))
+        #expect(try await complete(server, prompt, ["logit_bias": ["\(first)": -100, "\(frequent)": -100]]) == Self.text(banned, after: prompt))
         // llama-server's list form means the same.
-        #expect(try await complete(server, prompt, ["logit_bias": [[Int(first), -100], [Int(frequent), -100]]]) == Self.text(banned))
+        #expect(try await complete(server, prompt, ["logit_bias": [[Int(first), -100], [Int(frequent), -100]]]) == Self.text(banned, after: prompt))
         // A finite bias shifts the logit: +100 on a token makes greedy pick it every time.
         let favoured = Int32(tokenizer.encode(" sea", addSpecialTokens: false, parseSpecial: false).last!)
         let pushed = try Self.reference(prompt, bias: [favoured: 100])
         #expect(pushed == [Int32](repeating: favoured, count: Self.steps))
-        #expect(try await complete(server, prompt, ["logit_bias": ["\(favoured)": 100]]) == Self.text(pushed))
+        #expect(try await complete(server, prompt, ["logit_bias": ["\(favoured)": 100]]) == Self.text(pushed, after: prompt))
         // A small bias: what the hand computation says, whatever it changes.
         let nudged = try Self.reference(prompt, bias: [first: -1.5, frequent: 2.5])
-        #expect(try await complete(server, prompt, ["logit_bias": ["\(first)": -1.5, "\(frequent)": 2.5]]) == Self.text(nudged))
+        #expect(try await complete(server, prompt, ["logit_bias": ["\(first)": -1.5, "\(frequent)": 2.5]]) == Self.text(nudged, after: prompt))
 
         // Chat: the same on the prompt the server renders.
         let rendered = try await server.post("/tokenize", ["messages": [["role": "user", "content": "Tell me about the sea."]]])
         let chatPrompt = (rendered.json["tokens"] as? [Int] ?? []).map(Int32.init)
         #expect(!chatPrompt.isEmpty)
         let chatPlain = try Self.reference(chatPrompt)
-        #expect(try await chat(server, [:]) == Self.text(chatPlain))
+        #expect(try await chat(server, [:]) == Self.text(chatPlain, after: chatPrompt))
         if let chatFirst = chatPlain.first {
             let chatBanned = try Self.reference(chatPrompt, bias: [chatFirst: -100])
             #expect(chatBanned.first != chatFirst)
-            #expect(try await chat(server, ["logit_bias": ["\(chatFirst)": -100]]) == Self.text(chatBanned))
+            #expect(try await chat(server, ["logit_bias": ["\(chatFirst)": -100]]) == Self.text(chatBanned, after: chatPrompt))
         }
     }
 
@@ -110,11 +112,11 @@ import Testing
         let prompt = tokenizer.encode("1, 2, 3, 4,", addSpecialTokens: true, parseSpecial: true)
         let plain = try Self.reference(prompt)
         #expect(Set(plain).count < plain.count, "the plain continuation repeats tokens: \(plain)")
-        #expect(try await complete(server, prompt, [:]) == Self.text(plain))
+        #expect(try await complete(server, prompt, [:]) == Self.text(plain, after: prompt))
         for (frequency, presence) in [(Float(1.5), Float(0)), (0, 1.5), (0.7, 0.4), (-0.5, 0), (2, 2)] {
             let expected = try Self.reference(prompt, frequency: frequency, presence: presence)
             let got = try await complete(server, prompt, ["frequency_penalty": Double(frequency), "presence_penalty": Double(presence)])
-            #expect(try got == Self.text(expected), "frequency \(frequency), presence \(presence)")
+            #expect(try got == Self.text(expected, after: prompt), "frequency \(frequency), presence \(presence)")
             if frequency > 0 || presence > 0 { #expect(expected != plain, "the penalties change the greedy answer") }
         }
         // Prompt tokens do not count (OpenAI counts sampled tokens; llama-server would count these repeats).
@@ -123,7 +125,7 @@ import Testing
         let countingPrompt = try Self.reference(repeated, steps: 4, frequency: 2, presence: 2, countPrompt: true)
         #expect(openAI != countingPrompt, "counting the prompt would change this answer")
         #expect(try await complete(server, repeated, ["max_tokens": 4, "frequency_penalty": 2, "presence_penalty": 2])
-            == Self.text(openAI))
+            == Self.text(openAI, after: repeated))
     }
 
     @Test func badLogitBiasIsA400() async throws {

@@ -149,7 +149,8 @@ func generatorOutputs(_ prompts: [[Int32]], maxNewTokens: Int, adapter: String? 
     let template = try loaded.promptTemplate("auto")
     let generator = try loaded.makeGenerator(template: template)
     var outputs = [String](repeating: "", count: prompts.count)
-    try generator.generate(prompts.map { GenerationRequest(promptTokens: $0, maxNewTokens: maxNewTokens, stopStrings: stop) },
+    try generator.generate(prompts.map { GenerationRequest(promptTokens: $0, maxNewTokens: maxNewTokens, stopStrings: stop,
+                                                           decodesAfterPrompt: true) },
                            batchSize: 1, onFinish: { index, result in outputs[index] = result.text })
     return outputs
 }

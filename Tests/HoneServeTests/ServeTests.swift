@@ -158,6 +158,54 @@ import Testing
         }
     }
 
+    /// A completion continues its prompt: echoed or not, prompt + text is the decoded sequence (hone-tiny's
+    /// SentencePiece tokenizer dropped the first word's space: "Once upon a timetak"); text_offset indexes that text,
+    /// streamed too (it stayed at the prompt's end); the sampled token is always among top_logprobs (logprobs 0
+    /// gave {}); tokens that are part of a character are named by their bytes, so no two share a key.
+    @Test func completionTextContinuesThePrompt() async throws {
+        let server = try await TestServer.tiny()
+        defer { Task { await server.stop() } }
+        let prompt = "Once upon a time"
+        let request: [String: Any] = ["prompt": prompt, "max_tokens": 6, "temperature": 0, "logprobs": 0]
+        let plain = try await server.post("/v1/completions", request).json.choices.first ?? [:]
+        let text = plain["text"] as? String ?? "<none>"
+        let tokenizer = try LoadedModel.open(Paths.tinyModel).tokenizer()
+        let promptIDs = tokenizer.encode(prompt, addSpecialTokens: true, parseSpecial: false)
+        let generatedIDs = tokenizer.encode(prompt + text, addSpecialTokens: true, parseSpecial: false)
+        #expect(text.hasPrefix(" "), "\(text.debugDescription)")
+        #expect(prompt + text == tokenizer.decode(promptIDs + Array(generatedIDs.dropFirst(promptIDs.count)), skipSpecialTokens: true))
+        let logprobs = plain["logprobs"] as? [String: Any] ?? [:]
+        let tokens = logprobs["tokens"] as? [String] ?? [], offsets = logprobs["text_offset"] as? [Int] ?? []
+        let whole = Array((prompt + text).unicodeScalars)
+        for (token, offset) in zip(tokens, offsets) where !token.hasPrefix("bytes:") {
+            #expect(String(String.UnicodeScalarView(whole[offset...])).hasPrefix(token), "\(token.debugDescription) at \(offset)")
+        }
+        for (token, top) in zip(tokens, logprobs["top_logprobs"] as? [[String: Double]] ?? []) {
+            #expect(top.keys.contains(token), "\(token) missing from \(top)")
+        }
+        let echoed = try await server.post("/v1/completions", request.merging(["echo": true]) { $1 }).json.choices.first ?? [:]
+        #expect(echoed["text"] as? String == prompt + text)
+        // Streamed: each chunk's offset is where its text starts.
+        let chunks = try await server.stream("/v1/completions", request.merging(["stream": true, "logprobs": 1]) { $1 })
+        let streamedOffsets = chunks.compactMap { chunk -> Int? in
+            guard let data = chunk.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let choice = (object["choices"] as? [[String: Any]])?.first,
+                  let logprobs = choice["logprobs"] as? [String: Any] else { return nil }
+            return (logprobs["text_offset"] as? [Int])?.first
+        }
+        #expect(streamedOffsets == Array(offsets.prefix(streamedOffsets.count)) && streamedOffsets.count == offsets.count,
+                "\(streamedOffsets) vs \(offsets)")
+        // Top-5 lists at every step have 5 distinct entries or 6 with the sampled token, whatever renders as U+FFFD.
+        // (The echoed Japanese prompt's lists hold two or three byte-fallback tokens each with hone-tiny.)
+        let five = try await server.post("/v1/completions", ["prompt": "日本語のテキスト", "max_tokens": 4, "temperature": 0,
+                                                             "logprobs": 5, "echo": true])
+        let lists = (five.json.choices.first?["logprobs"] as? [String: Any])?["top_logprobs"] as? [Any] ?? []
+        #expect(lists.count > 10)
+        for case let top as [String: Double] in lists {
+            #expect(top.count >= 5 && !top.keys.contains("\u{FFFD}"), "\(top)")
+        }
+    }
+
     // MARK: Chat and streaming
 
     @Test func chatStreamingEqualsWholeAnswer() async throws {

@@ -7,13 +7,17 @@ public struct GenerationRequest: Sendable {
     public var maxNewTokens: Int
     public var sampling: SamplingParameters
     public var stopStrings: [String]
+    /// Decode the new text after the prompt's last ids (a server's completion continues its prompt: " tak");
+    /// false decodes it alone, as transformers' `decode` of the new ids does ("tak" with Llama's tokenizer).
+    public var decodesAfterPrompt: Bool
 
     public init(promptTokens: [Int32], maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(),
-                stopStrings: [String] = []) {
+                stopStrings: [String] = [], decodesAfterPrompt: Bool = false) {
         self.promptTokens = promptTokens
         self.maxNewTokens = maxNewTokens
         self.sampling = sampling
         self.stopStrings = stopStrings
+        self.decodesAfterPrompt = decodesAfterPrompt
     }
 }
 
@@ -94,7 +98,7 @@ public final class Generator {
             self.cache = cache
             sampler = Sampler(parameters: request.sampling)
             history = request.promptTokens
-            detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
+            detokenizer = StreamingDetokenizer(tokenizer: tokenizer, context: request.decodesAfterPrompt ? request.promptTokens : [])
             stopMatcher = StopMatcher(stopStrings: request.stopStrings)
         }
     }

@@ -9,9 +9,25 @@ public final class StreamingDetokenizer {
     private var prefixOffset = 0
     private var readOffset = 0
 
-    public init(tokenizer: Tokenizer, skipSpecialTokens: Bool = true) {
+    /// - Parameter context: ids the new text follows (a prompt's last ones). The first new id is then decoded after
+    ///   them, so a SentencePiece word keeps the space its "▁" stands for, as llama-server and vLLM return it (and
+    ///   prompt + text is the whole decoded sequence); without context a decoder that strips the text's first
+    ///   space (Llama's) drops it, as transformers' `decode` of the new ids alone does.
+    public init(tokenizer: Tokenizer, skipSpecialTokens: Bool = true, context: [Int32] = []) {
         self.tokenizer = tokenizer
         self.skipSpecialTokens = skipSpecialTokens
+        // A few ids are enough to carry the space, but a window that starts inside a character can decode to
+        // U+FFFD up to its end (a byte-fallback run that is not whole UTF-8 becomes one U+FFFD per byte), which would
+        // hold the new text back: the window grows until it decodes to a whole last character. A context that
+        // ends inside a character is not used.
+        for size in stride(from: min(4, context.count), through: min(16, context.count), by: 1) where size > 0 {
+            let window = Array(context.suffix(size))
+            if !tokenizer.decode(window, skipSpecialTokens: skipSpecialTokens).hasSuffix("\u{FFFD}") {
+                ids = window
+                readOffset = window.count
+                break
+            }
+        }
     }
 
     /// The text `id` completes, possibly empty while a character is still incomplete.

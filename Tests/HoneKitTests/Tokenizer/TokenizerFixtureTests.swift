@@ -167,4 +167,28 @@ func sameScalars(_ a: String, _ b: String) -> Bool { Array(a.unicodeScalars) == 
             #expect(sameScalars(text, tokenizer.decode(item.idsWithSpecial, skipSpecialTokens: true)), "\(item.text.debugDescription)")
         }
     }
+
+    /// With a context (a prompt's ids), the streamed text of what follows is exactly what those ids add to the
+    /// context's decode: prompt + text is the whole decoded sequence, so a SentencePiece word after the prompt keeps
+    /// its space (it was dropped: "tak" after "Once upon a time").
+    @Test(arguments: ["spm-bpe", "gpt2-bpe"])
+    func streamingAfterAContextContinuesIt(_ name: String) throws {
+        let fixture = try TokenizerFixture(name)
+        let tokenizer = try TokenizerLoader.load(directory: fixture.directory)
+        var checked = 0
+        for item in fixture.cases where item.ids.count >= 3 {
+            let ids = item.ids
+            for cut in 1..<ids.count {
+                let (context, rest) = (Array(ids[..<cut]), Array(ids[cut...]))
+                let before = tokenizer.decode(context, skipSpecialTokens: true), whole = tokenizer.decode(ids, skipSpecialTokens: true)
+                // Only where the context ends on a whole character and the whole text extends it.
+                guard !before.hasSuffix("\u{FFFD}"), whole.hasPrefix(before) else { continue }
+                let streamer = StreamingDetokenizer(tokenizer: tokenizer, context: context)
+                let text = rest.map(streamer.push).joined() + streamer.finish()
+                #expect(before + text == whole, "\(item.text.debugDescription) cut at \(cut)")
+                checked += 1
+            }
+        }
+        #expect(checked > 50)
+    }
 }
