@@ -156,6 +156,12 @@ public enum AdapterMerge {
     }
 
     static func refuseIfErased(_ reports: [TensorReport], type: DType, force: Bool) throws {
+        // A zero delta (lora_alpha 0, or lora_B still all zeros: an untrained adapter) was reported as 100 % of
+        // the change surviving; the file would be the base model, as when rounding erases the change.
+        if !force, reports.allSatisfy({ $0.relativeSize == 0 }) {
+            throw HoneError.invalidArgument("the adapter changes no weight (its delta s·B·A is zero: lora_alpha 0, or lora_B all zeros as "
+                                            + "before training); the merged model would be the base. Pass \(OptionName("force")) to write it anyway")
+        }
         let retained = overallRetained(reports)
         if retained < minimumRetained, !force {
             throw HoneError.invalidArgument(String(format: "rounding to %@ keeps only %.0f%% of the adapter's change; the merged model would be nearly the base. Merge into a wider type, or pass \(OptionName("force"))", type.rawValue, retained * 100))

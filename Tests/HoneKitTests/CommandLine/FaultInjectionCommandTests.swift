@@ -122,7 +122,7 @@ struct FaultInjectionCommandTests {
         let adapter = directory.appendingPathComponent("adapter").path
         let trained = try Self.hone(["train", "sft", "--base-model", Self.model, "--data-path", Self.sample, "--output-dir", adapter,
                                      "--batch-size", "4", "--micro-batch-size", "2", "--max-steps", "1", "--val-set-size", "0",
-                                     "--lora-r", "4", "--save-steps", "0", "--threads", "1"])
+                                     "--lora-r", "4", "--save-steps", "0", "--warmup-steps", "0", "--threads", "1"])
         #expect(trained.status == 0, "\(trained.stderr)")
         let gguf = directory.appendingPathComponent("model.gguf").path
         // `replaces`: the command overwrites an existing output (convert refuses to, so it starts from none).

@@ -97,6 +97,25 @@ import Testing
         #expect(again.status == 0, "\(again.stderr)")
     }
 
+    /// Merging an adapter whose delta is zero (lora_alpha 0 here; an untrained adapter's lora_B is all zeros too)
+    /// reported "100 % of the adapter's change survives" and wrote the base model; now refused unless forced.
+    @Test func mergingAZeroChange() throws {
+        let fixture = Repository.root.appendingPathComponent("Tests/HoneKitTests/Fixtures")
+        let adapter = try makeTemporaryDirectory().appendingPathComponent("adapter")
+        try FileManager.default.copyItem(at: fixture.appendingPathComponent("lora/llama-gqa/adapter"), to: adapter)
+        let configURL = adapter.appendingPathComponent("adapter_config.json")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
+        config["lora_alpha"] = 0
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        let base = fixture.appendingPathComponent("models/llama-gqa").path
+        let output = try makeTemporaryDirectory().appendingPathComponent("merged").path
+        let arguments = ["merge", "--base-model", base, "--adapter", adapter.path, "--output-dir", output, "--threads", "1"]
+        Self.expectRefused(try runProcess(Repository.honeExecutable, arguments), "the adapter changes no weight")
+        #expect(!FileManager.default.fileExists(atPath: output))
+        let forced = try runProcess(Repository.honeExecutable, arguments + ["--force"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+    }
+
     /// Weights that make every loss NaN were taken, and the run stopped as if training had diverged; a negative
     /// validation size was "leaving no training data"; both KTO weights at 0 trained nothing.
     @Test func optionsThatCannotTrain() throws {
