@@ -8,7 +8,8 @@ struct Merge: ParsableCommand {
         discussion: """
         Writes an HF directory in the base's dtypes (tokenizer and config copied) or a GGUF. Rounding to a 16-bit \
         dtype can swallow a small adapter: the command reports, per tensor, how much of the change survives, and \
-        refuses to write a model that would be nearly the base unless --force is given.
+        refuses to write a model that would be nearly the base unless --force is given (so is an adapter whose \
+        change is zero: lora_alpha 0, or an untrained one whose lora_B is still all zeros).
 
         Example:
           hone merge --base-model models/hone-tiny --adapter out --output-dir merged
