@@ -91,6 +91,17 @@ struct EvalTasks: ParsableCommand {
                     rows.append(((spec as NSString).lastPathComponent, spec))
                 }
             }
+            // Row names are table rows and --output-dir folders: two of one name overwrote each other (two adapters
+            // in folders called "out", or one called "base"), and "../x" wrote outside the output folder.
+            var seenNames = Set<String>()
+            for row in rows {
+                guard !row.name.isEmpty, !row.name.contains("/"), row.name != ".", row.name != ".." else {
+                    throw HoneError.invalidArgument("--adapter \(row.directory ?? ""): the row name '\(row.name)' cannot be a folder name; give NAME=DIR")
+                }
+                guard seenNames.insert(row.name).inserted else {
+                    throw HoneError.invalidArgument("--adapter \(row.directory ?? ""): a row named '\(row.name)' is already in the table (the base is 'base'); give NAME=DIR with another name")
+                }
+            }
             // Every adapter is read before the first row runs: a bad one was reported only after the base row.
             for case let (_, directory?) in rows { _ = try PEFTAdapter.load(directory: directory, for: loaded.model) }
             var tableRows: [(name: String, scores: [String: [String: (value: Double, stderr: Double?, size: Int)]])] = []

@@ -55,6 +55,11 @@ struct Quantize: ParsableCommand {
 
 /// Shared by quantize and convert: streams the GGUF with a progress bar and returns the summary line.
 func writeGGUF(input: String, output: String, scheme: QuantizationScheme, pure: Bool = false) throws -> String {
+    // Checked before the work: a directory there was found only when the finished file was moved into place.
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw HoneError.io(path: output, message: "is a directory; the output is a GGUF file")
+    }
     var reporter: ProgressReporter? = nil
     let summary = try GGUFExport.write(input: input, output: output, scheme: scheme, pure: pure, warn: { line in
         FileHandle.standardError.write(Data("hone: warning: \(line)\n".utf8))

@@ -170,6 +170,20 @@ public enum AdapterMerge {
 
     // MARK: - HF directory output
 
+    /// The output directory is swapped whole: only an earlier merge's output may be replaced. A directory holding
+    /// anything else lost it (an existing folder's files, the adapter itself), and the base's own folder was
+    /// overwritten.
+    static func requireReplaceable(_ directory: String, base: String) throws {
+        func resolved(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+        guard resolved(directory) != resolved(base) else {
+            throw HoneError.invalidArgument("\(directory) is the base model's folder; choose a new output directory")
+        }
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        if let foreign = entries.sorted().first(where: { !(companionFiles + ["model.safetensors"]).contains($0) }) {
+            throw HoneError.invalidArgument("\(directory) already holds '\(foreign)', which a merge does not write; choose a new or empty output directory")
+        }
+    }
+
     /// Files copied from the base directory beside the merged weights.
     static let companionFiles = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer.model",
                                  "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
@@ -184,6 +198,7 @@ public enum AdapterMerge {
         guard base.format == .huggingFace else {
             throw HoneError.invalidArgument("merging into a GGUF base writes GGUF: use \(OptionName("format")) gguf")
         }
+        try requireReplaceable(directory, base: base.path)
         let adapted = try adaptedWeights(base: base, adapters: adapters)
         // First pass: merge and measure, before anything is written.
         var reports: [TensorReport] = []

@@ -380,6 +380,11 @@ public enum MultipleChoiceData {
             guard choices.count >= 2, labels.contains(1) else {
                 throw HoneError.malformedRecord(path: path, line: line, message: "field \"\(key)\" needs at least 2 answers and a true one")
             }
+            // mc1's gold is the first answer (lm-eval's doc_to_target 0, which TruthfulQA's files guarantee): a file
+            // whose first answer is labelled false was scored against it silently.
+            guard mc == 2 || labels[0] == 1 else {
+                throw HoneError.malformedRecord(path: path, line: line, message: "field \"\(key)\": the first answer must be the true one (mc1 scores the first as gold), found label \(labels[0])")
+            }
             return MultipleChoiceDocument(query: truthfulQAPrimer + "\n\nQ: " + question + "\nA:", choices: choices, gold: 0,
                                           labels: mc == 2 ? labels : nil, origin: "\(path):\(line)")
         }

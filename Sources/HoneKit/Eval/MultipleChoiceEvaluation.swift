@@ -93,35 +93,41 @@ public enum MultipleChoiceEvaluation {
             guard let found = firstExisting(candidates) else { throw HoneError.fileNotFound(path: candidates[0]) }
             return found
         }
+        // A task of no documents has no score: an empty MMLU subject in a group trapped aggregating it, and alone
+        // it printed "–" with exit 0.
+        func documents(_ read: [MultipleChoiceDocument], from file: String) throws -> [MultipleChoiceDocument] {
+            guard !read.isEmpty else { throw HoneError.malformedFile(path: file, message: "no documents for \(name)") }
+            return read
+        }
         switch name {
         case "arc_easy", "arc_challenge":
             let set = name == "arc_easy" ? "ARC-Easy" : "ARC-Challenge"
             let test = try required([path("arc", "\(set)-test.jsonl"), path("arc", "\(set)-test.json")])
             // lm-eval draws ARC's shots from the train split; without it, from the test split minus the document.
             let train = firstExisting([path("arc", "\(set)-train.jsonl"), path("arc", "\(set)-train.json")])
-            return MultipleChoiceTask(name: name, documents: try MultipleChoiceData.readARC(path: test),
+            return MultipleChoiceTask(name: name, documents: try documents(MultipleChoiceData.readARC(path: test), from: test),
                                       fewShotPool: try train.map(MultipleChoiceData.readARC))
         case "piqa":
             let valid = try required([path("piqa", "valid.jsonl"), path("piqa", "validation.jsonl")])
             let labels = firstExisting([path("piqa", "valid-labels.lst")])
             let train = firstExisting([path("piqa", "train.jsonl")])
             let trainLabels = firstExisting([path("piqa", "train-labels.lst")])
-            return MultipleChoiceTask(name: name, documents: try MultipleChoiceData.readPIQA(path: valid, labelsPath: labels),
+            return MultipleChoiceTask(name: name, documents: try documents(MultipleChoiceData.readPIQA(path: valid, labelsPath: labels), from: valid),
                                       fewShotPool: try train.map { try MultipleChoiceData.readPIQA(path: $0, labelsPath: trainLabels) })
         case "hellaswag":
             let train = firstExisting([path("hellaswag", "hellaswag_train.jsonl")])
             let pool = try train.map(MultipleChoiceData.readHellaSwagJSONL)
             if let jsonl = firstExisting([path("hellaswag", "hellaswag_val.jsonl"), path("hellaswag", "hellaswag_val.jsonl.gz")]) {
-                return MultipleChoiceTask(name: name, documents: try MultipleChoiceData.readHellaSwagJSONL(path: jsonl), fewShotPool: pool)
+                return MultipleChoiceTask(name: name, documents: try documents(MultipleChoiceData.readHellaSwagJSONL(path: jsonl), from: jsonl), fewShotPool: pool)
             }
             let text = try required([path("hellaswag", "hellaswag_val_full.txt.gz"), path("hellaswag", "hellaswag_val_full.txt")])
-            return MultipleChoiceTask(name: name, documents: try MultipleChoiceData.readHellaSwagText(path: text), fewShotPool: pool,
+            return MultipleChoiceTask(name: name, documents: try documents(MultipleChoiceData.readHellaSwagText(path: text), from: text), fewShotPool: pool,
                                       note: "hellaswag: read from llama.cpp's text rendering (\((text as NSString).lastPathComponent)), whose ctx_b is not capitalised; lm-eval's prompts and metrics apply, figures can differ slightly from lm-eval on the original hellaswag_val.jsonl")
         case "truthfulqa_mc1", "truthfulqa_mc2":
             let file = try required([path("truthfulqa", "mc_task.json"), path("truthfulqa", "validation.jsonl"),
                                      path("truthfulqa", "multiple_choice.jsonl")])
             let mc = name == "truthfulqa_mc1" ? 1 : 2
-            return MultipleChoiceTask(name: name, documents: try MultipleChoiceData.readTruthfulQA(path: file, mc: mc),
+            return MultipleChoiceTask(name: name, documents: try documents(MultipleChoiceData.readTruthfulQA(path: file, mc: mc), from: file),
                                       metrics: [.acc], isMC2: mc == 2)
         default:
             guard name.hasPrefix("mmlu_"), let entry = MultipleChoiceData.mmluSubjects.first(where: { "mmlu_" + $0.subject == name }) else {
@@ -130,7 +136,7 @@ public enum MultipleChoiceEvaluation {
             let test = try required([path("mmlu", "test", "\(entry.subject)_test.csv")])
             let dev = try required([path("mmlu", "dev", "\(entry.subject)_dev.csv")])
             let description = "The following are multiple choice questions (with answers) about \(entry.subject.replacingOccurrences(of: "_", with: " ")).\n\n"
-            return MultipleChoiceTask(name: name, documents: try MultipleChoiceData.readMMLU(path: test),
+            return MultipleChoiceTask(name: name, documents: try documents(MultipleChoiceData.readMMLU(path: test), from: test),
                                       fewShotPool: try MultipleChoiceData.readMMLU(path: dev), sampler: .firstN,
                                       description: description, metrics: [.acc], group: "mmlu_" + entry.group)
         }

@@ -46,4 +46,73 @@ import Testing
                                                                 "--chunks", "1", "--threads", "1"])
         #expect(within.status == 0 && !within.stderr.contains("warning"), "\(within.stderr)")
     }
+
+    /// eval: a task with no documents (an empty MMLU subject trapped aggregating its group), a TruthfulQA mc1 item
+    /// whose first answer is labelled false (scored as gold silently), and adapter rows whose names collide or leave
+    /// the output folder (they overwrote each other's results).
+    @Test func evalDataAndRowNames() throws {
+        let data = try makeTemporaryDirectory()
+        let mmlu = data.appendingPathComponent("mmlu")
+        for folder in ["test", "dev"] {
+            try FileManager.default.createDirectory(at: mmlu.appendingPathComponent(folder), withIntermediateDirectories: true)
+        }
+        let emptyTest = mmlu.appendingPathComponent("test/anatomy_test.csv").path
+        try "".write(toFile: emptyTest, atomically: true, encoding: .utf8)
+        try "What is 1+1?,1,2,3,4,B\n".write(to: mmlu.appendingPathComponent("dev/anatomy_dev.csv"), atomically: true, encoding: .utf8)
+        let eval = ["eval", "--model", Self.model, "--data", data.path, "--threads", "1", "--limit", "1"]
+        let empty = try runProcess(Repository.honeExecutable, eval + ["--tasks", "mmlu_anatomy"])
+        #expect(empty.status == 1 && empty.stderr.contains("\(emptyTest): no documents for mmlu_anatomy"), "\(empty.stderr)")
+
+        let truthful = data.appendingPathComponent("truthfulqa")
+        try FileManager.default.createDirectory(at: truthful, withIntermediateDirectories: true)
+        try #"[{"question": "Q?", "mc1_targets": {"a": 0, "b": 1}, "mc2_targets": {"a": 1, "b": 0}}]"#
+            .write(to: truthful.appendingPathComponent("mc_task.json"), atomically: true, encoding: .utf8)
+        let mc1 = try runProcess(Repository.honeExecutable, eval + ["--tasks", "truthfulqa_mc1"])
+        #expect(mc1.status == 1 && mc1.stderr.contains("the first answer must be the true one"), "\(mc1.stderr)")
+        let mc2 = try runProcess(Repository.honeExecutable, eval + ["--tasks", "truthfulqa_mc2"])
+        #expect(mc2.status == 0, "\(mc2.stderr)")
+
+        let adapter = Repository.root.appendingPathComponent("Tests/HoneKitTests/Fixtures/lora/hone-written").path
+        let output = try makeTemporaryDirectory().appendingPathComponent("rows").path
+        for (names, message) in [(["base=\(adapter)"], "a row named 'base' is already in the table"),
+                                 (["a=\(adapter)", "a=\(adapter)"], "a row named 'a' is already in the table"),
+                                 (["../escape=\(adapter)"], "the row name '../escape' cannot be a folder name")] {
+            let result = try runProcess(Repository.honeExecutable, eval + ["--tasks", "truthfulqa_mc2", "--output-dir", output]
+                                        + names.flatMap { ["--adapter", $0] })
+            #expect(result.status == 1 && result.stderr.contains(message), "\(names): \(result.stderr)")
+        }
+    }
+
+    /// merge swaps its output directory whole: a folder holding other files lost them, and the base's own folder
+    /// was overwritten. quantize found a directory output only after all the work.
+    @Test func outputsThatWouldDestroySomething() throws {
+        let fixtures = Repository.root.appendingPathComponent("Tests/HoneKitTests/Fixtures")
+        let base = fixtures.appendingPathComponent("models/llama-gqa").path
+        let adapter = fixtures.appendingPathComponent("lora/llama-gqa/adapter").path
+        let folder = try makeTemporaryDirectory().appendingPathComponent("mine")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try "keep".write(to: folder.appendingPathComponent("precious.txt"), atomically: true, encoding: .utf8)
+        let merge = ["merge", "--base-model", base, "--adapter", adapter, "--threads", "1", "--output-dir"]
+        let refused = try runProcess(Repository.honeExecutable, merge + [folder.path])
+        #expect(refused.status == 1 && refused.stderr.contains("already holds 'precious.txt', which a merge does not write"), "\(refused.stderr)")
+        #expect(FileManager.default.contents(atPath: folder.appendingPathComponent("precious.txt").path) == Data("keep".utf8))
+        // Into the base's own folder (a copy: were the check gone, the fixture itself would be overwritten).
+        let copy = try makeTemporaryDirectory().appendingPathComponent("base")
+        try FileManager.default.copyItem(atPath: base, toPath: copy.path)
+        let intoBase = try runProcess(Repository.honeExecutable, ["merge", "--base-model", copy.path, "--adapter", adapter,
+                                                                  "--threads", "1", "--output-dir", copy.path])
+        #expect(intoBase.status == 1 && intoBase.stderr.contains("is the base model's folder"), "\(intoBase.stderr)")
+        #expect(FileManager.default.contents(atPath: copy.appendingPathComponent("model.safetensors").path)
+                == FileManager.default.contents(atPath: base + "/model.safetensors"))
+        // An earlier merge's output is replaced as before.
+        let merged = try makeTemporaryDirectory().appendingPathComponent("merged").path
+        for _ in 0..<2 {
+            let again = try runProcess(Repository.honeExecutable, merge + [merged])
+            #expect(again.status == 0, "\(again.stderr)")
+        }
+        let directory = try makeTemporaryDirectory().path
+        let quantize = try runProcess(Repository.honeExecutable, ["quantize", base, directory, "--type", "q8_0", "--threads", "1"])
+        #expect(quantize.status == 1 && quantize.stderr.contains("\(directory): is a directory; the output is a GGUF file")
+                && !quantize.stderr.contains("quantize:"), "\(quantize.stderr)")
+    }
 }
