@@ -223,8 +223,9 @@ public final class OpenAIServer: Sendable {
             let prompt = try chatPrompt(messages, addGenerationPrompt: try fields.bool("add_generation_prompt") ?? true, checkLength: false)
             tokens = prompt
         } else {
-            guard let prompt = try fields.string("prompt") ?? fields.string("text") else {
-                throw APIError.invalid("'prompt' (a string) or 'messages' is required.", param: "prompt")
+            // vLLM's field is "prompt", llama-server's "content".
+            guard let prompt = try fields.string("prompt") ?? fields.string("content") ?? fields.string("text") else {
+                throw APIError.invalid("'prompt' (or llama-server's 'content', a string) or 'messages' is required.", param: "prompt")
             }
             // A bound on the text: tokenizing one multi-megabyte word costs far more than linear time.
             guard prompt.utf8.count <= Self.tokenizeLimit else {
@@ -247,7 +248,9 @@ public final class OpenAIServer: Sendable {
         }
         let ids = try tokenIDs(items, param: "tokens")
         let skip = try fields.bool("skip_special_tokens") ?? true
-        return json(["prompt": .string(tokenizer.decode(ids, skipSpecialTokens: skip))])
+        // Both names: vLLM answers "prompt", llama-server "content".
+        let text = tokenizer.decode(ids, skipSpecialTokens: skip)
+        return json(["prompt": .string(text), "content": .string(text)])
     }
 
     func tokenIDs(_ items: [JinjaValue], param: String) throws -> [Int32] {

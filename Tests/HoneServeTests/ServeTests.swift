@@ -42,6 +42,10 @@ import Testing
         #expect(tokenized["count"] as? Int == expected.count)
         let detokenized = try await server.post("/detokenize", ["tokens": expected.map(Int.init)]).json
         #expect(detokenized["prompt"] as? String == text)
+        // llama-server's spellings: {"content"} in, {"content"} out (it was a 400).
+        let llamaServer = try await server.post("/tokenize", ["content": text]).json
+        #expect((llamaServer["tokens"] as? [Int])?.map(Int32.init) == expected)
+        #expect(detokenized["content"] as? String == text)
 
         let page = try await server.request(.GET, "/")
         #expect(page.status == 200)

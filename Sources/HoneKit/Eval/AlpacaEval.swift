@@ -21,7 +21,8 @@ public enum AlpacaEval {
             guard let instruction = record.object["instruction"] as? String else {
                 throw record.error("missing \"instruction\" string")
             }
-            let input = record.object["input"] as? String
+            // A non-string input (a number, a list) was dropped without a word; null or absent means none.
+            let input = try record.optionalString("input")
             return InstructionRecord(instruction: instruction, input: input?.isEmpty == true ? nil : input,
                                      dataset: record.object["dataset"] as? String)
         }

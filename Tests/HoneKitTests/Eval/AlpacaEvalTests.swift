@@ -59,6 +59,8 @@ import Testing
         ("[]", "no instructions"),
         ("[{\"instruction\": \"a\"", "not valid JSON (truncated or corrupt)"),
         ("[1]", "record 1: expected a JSON object"),
+        // A non-string input was dropped silently.
+        ("[{\"instruction\": \"a\", \"input\": 5}]", "record 1: \"input\" is not a string or null"),
     ])
     func badInstructionFiles(text: String, message: String) throws {
         let path = try makeTemporaryDirectory().appendingPathComponent("items.json").path
