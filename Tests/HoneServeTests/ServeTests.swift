@@ -480,7 +480,8 @@ import Testing
         let long = #"{"prompt": "Once", "max_tokens": 900, "temperature": 1, "seed": 1}"#
         let holders = (0..<2).map { _ in Task { try await server.request(.POST, "/v1/completions", body: long) } }
         var reply: TestServer.Reply?
-        for _ in 0..<200 {
+        // Up to 10 s for both to arrive (4 s ran out once when a full suite shared two busy cores).
+        for _ in 0..<500 {
             let health = try await server.request(.GET, "/health").json
             if health["slots_busy"] as? Int == 1 && health["queued"] as? Int == 1 {
                 reply = try await server.post("/v1/completions", ["prompt": "Hi", "max_tokens": 2])
