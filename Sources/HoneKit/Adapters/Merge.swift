@@ -174,8 +174,7 @@ public enum AdapterMerge {
     /// anything else lost it (an existing folder's files, the adapter itself), and the base's own folder was
     /// overwritten.
     static func requireReplaceable(_ directory: String, base: String) throws {
-        func resolved(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
-        guard resolved(directory) != resolved(base) else {
+        guard canonicalPath(directory) != canonicalPath(base) else {
             throw HoneError.invalidArgument("\(directory) is the base model's folder; choose a new output directory")
         }
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }

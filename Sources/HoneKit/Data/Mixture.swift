@@ -90,8 +90,7 @@ public struct Mixture {
         // A file in two sources (or twice in one) would be drawn twice: the draws are without replacement.
         var seen = Set<String>()
         for path in sources.flatMap(\.paths) {
-            let resolved = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
-            guard seen.insert(resolved).inserted else {
+            guard seen.insert(canonicalPath(path)).inserted else {
                 throw HoneError.invalidArgument("\(path) is given twice; records are drawn without replacement, so give each file once")
             }
         }

@@ -135,6 +135,11 @@ public func writeDirectoryAtomically(_ directory: String, _ body: (String) throw
 }
 
 /// Foundation's file errors carry the POSIX code underneath; say it the way `systemError` does.
+/// A path made absolute, with `.`, `..` and symbolic links resolved: two spellings of one file compare equal.
+public func canonicalPath(_ path: String) -> String {
+    URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+}
+
 /// Creates an output directory (and its parents) when it is not there. A file of that name, or a parent that is
 /// one, is reported in one line naming the path (Foundation's own error is a multi-line dump).
 public func createOutputDirectory(_ path: String) throws {

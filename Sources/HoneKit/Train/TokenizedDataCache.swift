@@ -138,7 +138,7 @@ public final class TokenizedDataCache: Sendable {
         }
         var status = stat()
         guard stat(source, &status) == 0 else { throw HoneError.io(path: source, message: "cannot read file") }
-        let absolute = URL(fileURLWithPath: source).standardizedFileURL.resolvingSymlinksInPath().path
+        let absolute = canonicalPath(source)
         let modified = Int64(status.st_mtim.tv_sec) * 1_000_000_000 + Int64(status.st_mtim.tv_nsec)
         return [("tokenizer-path", Array(absolute.utf8)), ("tokenizer-size", littleEndianBytes(UInt64(status.st_size))),
                 ("tokenizer-mtime-ns", littleEndianBytes(UInt64(bitPattern: modified)))]
