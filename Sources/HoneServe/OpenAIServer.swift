@@ -59,6 +59,7 @@ public final class OpenAIServer: Sendable {
         let router = Router(context: ServeContext.self)
         router.add(middleware: RequestLogMiddleware(log: log))
         router.add(middleware: APIKeyMiddleware(keys: apiKeys))
+        router.add(middleware: UnknownRouteMiddleware())
         router.get("/health") { _, _ in
             let load = self.engine.load, counts = self.engine.counts
             return self.json(["status": "ok", "slots": .int(self.engine.parallel), "slots_busy": .int(load.busy),
@@ -85,6 +86,18 @@ public final class OpenAIServer: Sendable {
         router.post("/detokenize") { request, context in
             let data = try await self.body(request, context: context)
             return try await self.offload { try self.detokenize(RequestFields(body: data)) }
+        }
+        // llama-server's: the prompt a chat request's messages render to, without running the model.
+        router.post("/apply-template") { request, context in
+            let data = try await self.body(request, context: context)
+            return try await self.offload {
+                let fields = try RequestFields(body: data)
+                guard let messages = fields.value("messages") else {
+                    throw APIError.invalid("'messages' is required.", param: "messages")
+                }
+                let prompt = try self.chatPromptText(messages, addGenerationPrompt: try fields.bool("add_generation_prompt") ?? true)
+                return self.json(["prompt": .string(prompt)])
+            }
         }
         router.post("/v1/chat/completions") { request, context in try await self.completion(request, context: context, chat: true) }
         router.post("/v1/completions") { request, context in try await self.completion(request, context: context, chat: false) }
@@ -268,6 +281,15 @@ public final class OpenAIServer: Sendable {
 
     /// The prompt ids of a `messages` list, rendered with the server's template.
     func chatPrompt(_ value: JinjaValue, addGenerationPrompt: Bool = true, checkLength: Bool = true) throws -> [Int32] {
+        let text = try chatPromptText(value, addGenerationPrompt: addGenerationPrompt)
+        if checkLength { try refuseSurelyTooLong(text, param: "messages") }
+        // Templates that write special tokens in their text have them parsed; plain instruction templates do not.
+        let parseSpecial = template.chatTemplate != nil || template.promptNoInput == nil
+        return tokenizer.encode(text, addSpecialTokens: template.addsBOS, parseSpecial: parseSpecial)
+    }
+
+    /// The text a `messages` list renders to with the server's template (what /apply-template answers).
+    func chatPromptText(_ value: JinjaValue, addGenerationPrompt: Bool = true) throws -> String {
         guard case .array(let items) = value, !items.isEmpty else {
             throw APIError.invalid("'messages' must be a non-empty list of {\"role\", \"content\"} objects.", param: "messages")
         }
@@ -301,10 +323,7 @@ public final class OpenAIServer: Sendable {
             throw APIError.invalid("The messages cannot be rendered with the '\(template.name)' template: \(error.description)",
                                    param: "messages")
         }
-        if checkLength { try refuseSurelyTooLong(text, param: "messages") }
-        // Templates that write special tokens in their text have them parsed; plain instruction templates do not.
-        let parseSpecial = template.chatTemplate != nil || template.promptNoInput == nil
-        return tokenizer.encode(text, addSpecialTokens: template.addsBOS, parseSpecial: parseSpecial)
+        return text
     }
 }
 
@@ -332,6 +351,21 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch {
             line(500)
             throw error
+        }
+    }
+}
+
+/// An unknown path, or a known one asked with another method, answers OpenAI's JSON error as the OpenAI API and
+/// llama-server do (the router's own answer is a 404 with an empty body, which clients report as a bare status).
+struct UnknownRouteMiddleware<Context: RequestContext>: RouterMiddleware {
+    static var routes: String { "GET /health, /v1/models, /tokenizer_info; POST /v1/chat/completions, /v1/completions, /tokenize, /detokenize, /apply-template" }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            throw APIError(status: .notFound, message: "Invalid URL (\(request.method.rawValue) \(request.uri.path)); this server answers \(Self.routes).",
+                           type: "invalid_request_error", code: "not_found")
         }
     }
 }

@@ -49,6 +49,10 @@ struct Convert: ParsableCommand {
                     ?? QuantizationScheme(name: GGUFExport.checkpointFloatType(directory: input).rawValue.lowercased())!
                 print(try writeGGUF(input: input, output: output, scheme: scheme))
             } else {
+                // A GGUF's other form is a directory; a second GGUF is what quantize writes (it copies or requantizes).
+                if output.lowercased().hasSuffix(".gguf") {
+                    throw HoneError.invalidArgument("\(output): a GGUF converts to an HF model directory, not to another GGUF (hone quantize \(input) \(output) --type TYPE writes one)")
+                }
                 var reporter: ProgressReporter? = nil
                 let summary = try HuggingFaceExport.write(gguf: input, to: output, dtype: dtype, warn: { line in
                     FileHandle.standardError.write(Data("hone: warning: \(line)\n".utf8))

@@ -9,7 +9,7 @@ struct Serve: ParsableCommand {
         discussion: """
         Endpoints: POST /v1/chat/completions, POST /v1/completions (echo and logprobs included, as lm-eval's \
         local-completions model sends them), GET /v1/models, GET /health, GET /tokenizer_info, POST /tokenize, \
-        POST /detokenize, and a chat page at GET /. Requests decode together in --parallel slots (continuous \
+        POST /detokenize, POST /apply-template (the prompt that messages render to), and a chat page at GET /. Requests decode together in --parallel slots (continuous \
         batching); greedy answers do not depend on what else runs. More requests wait in a queue; beyond it the \
         server answers 503. A request that continues a slot's cached tokens (the next turn of a chat) prefills \
         only the new ones; its prompt then runs in other-sized pieces, and pieces of up to 16 tokens and longer \

@@ -125,6 +125,7 @@ struct TrainORPO: ParsableCommand {
             let recipe = TrainingRecipe.orpo
             let pairs = try ReferenceFreePairs(baseModel: training.baseModel, dataPath: training.dataPath, maxLength: lengths.maxLength,
                                                validationSize: training.valSetSize ?? recipe.validationSize, seed: training.seed)
+            if let warning = pairs.warning { FileHandle.standardError.write(Data("hone: warning: \(warning)\n".utf8)) }
             let objective = try OddsRatioObjective(training: pairs.training, validation: pairs.validation, settings: ORPOSettings(beta: beta))
             objective.dataDescription = "max_length=\(lengths.maxLength)"
             try TrainingRun.run(training.settings, recipe: recipe, base: pairs.base, objective: objective,
@@ -170,6 +171,7 @@ struct CPOCommandOptions: ParsableArguments {
                                    simpoGamma: simpoGamma)
         let pairs = try ReferenceFreePairs(baseModel: training.baseModel, dataPath: training.dataPath, maxLength: lengths.maxLength,
                                            validationSize: training.valSetSize ?? recipe.validationSize, seed: training.seed)
+        if let warning = pairs.warning { FileHandle.standardError.write(Data("hone: warning: \(warning)\n".utf8)) }
         let objective = try ContrastivePreferenceObjective(name: recipe.objective, training: pairs.training, validation: pairs.validation,
                                                            settings: settings)
         objective.dataDescription = "max_length=\(lengths.maxLength)"

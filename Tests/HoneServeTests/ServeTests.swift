@@ -46,6 +46,16 @@ import Testing
         let llamaServer = try await server.post("/tokenize", ["content": text]).json
         #expect((llamaServer["tokens"] as? [Int])?.map(Int32.init) == expected)
         #expect(detokenized["content"] as? String == text)
+        // llama-server's /apply-template: the rendered prompt, the same text chat completions tokenize.
+        let messages: [[String: String]] = [["role": "system", "content": "Be brief."], ["role": "user", "content": "Hi there"]]
+        let applied = try await server.post("/apply-template", ["messages": messages]).json
+        let template = try LoadedModel.open(Paths.tinyModel).promptTemplate("auto")
+        let jinjaMessages: [JinjaValue] = [["role": "system", "content": "Be brief."], ["role": "user", "content": "Hi there"]]
+        let rendered = try template.render(messages: jinjaMessages, addGenerationPrompt: true, origin: "messages")
+        #expect(applied["prompt"] as? String == rendered && rendered.contains("Hi there"), "\(applied)")
+        let withoutPrompt = try await server.post("/apply-template", ["messages": messages, "add_generation_prompt": false]).json
+        let unopened = try template.render(messages: jinjaMessages, addGenerationPrompt: false, origin: "messages")
+        #expect(withoutPrompt["prompt"] as? String == unopened, "\(withoutPrompt)")
 
         let page = try await server.request(.GET, "/")
         #expect(page.status == 200)
@@ -448,6 +458,13 @@ import Testing
         expectError(try await server.post("/v1/chat/completions", ["messages": [["role": "user", "content": long]]]), status: 400,
                     code: "context_length_exceeded")
         expectError(try await server.post("/v1/completions", ["model": "gpt-4", "prompt": "Hi"]), status: 404, code: "model_not_found")
+        expectError(try await server.post("/apply-template", ["prompt": "Hi"]), status: 400, param: "messages")
+        // Unknown routes and known ones with another method: a JSON 404 naming the routes (the body was empty).
+        for (method, path) in [(HTTPMethod.GET, "/v1/engines"), (.POST, "/v1/embeddings"), (.GET, "/v1/chat/completions")] {
+            let answer = try await server.request(method, path, body: method == .POST ? "{}" : nil)
+            expectError(answer, status: 404, code: "not_found")
+            #expect(answer.body.contains("Invalid URL (\(method.rawValue) \(path))") && answer.body.contains("POST /v1/chat/completions"), "\(answer.body)")
+        }
         // The server still answers.
         #expect(try await server.post("/v1/completions", ["prompt": "Hi", "max_tokens": 2]).status == 200)
     }

@@ -84,7 +84,8 @@ import Testing
     }
 
     /// merge swaps its output directory whole: a folder holding other files lost them, and the base's own folder
-    /// was overwritten. quantize found a directory output only after all the work.
+    /// was overwritten. quantize found a directory output only after all the work; convert made a directory of a
+    /// GGUF's name.
     @Test func outputsThatWouldDestroySomething() throws {
         let fixtures = Repository.root.appendingPathComponent("Tests/HoneKitTests/Fixtures")
         let base = fixtures.appendingPathComponent("models/llama-gqa").path
@@ -114,5 +115,12 @@ import Testing
         let quantize = try runProcess(Repository.honeExecutable, ["quantize", base, directory, "--type", "q8_0", "--threads", "1"])
         #expect(quantize.status == 1 && quantize.stderr.contains("\(directory): is a directory; the output is a GGUF file")
                 && !quantize.stderr.contains("quantize:"), "\(quantize.stderr)")
+        // convert GGUF → "x.gguf" made a directory of that name holding safetensors.
+        let gguf = fixtures.appendingPathComponent("gguf/llama-gqa-f16.gguf").path
+        let second = try makeTemporaryDirectory().appendingPathComponent("copy.gguf").path
+        let convert = try runProcess(Repository.honeExecutable, ["convert", gguf, second, "--threads", "1"])
+        #expect(convert.status == 1 && convert.stderr.contains("\(second): a GGUF converts to an HF model directory")
+                && convert.stderr.contains("hone quantize"), "\(convert.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: second))
     }
 }

@@ -79,6 +79,32 @@ import Testing
         Self.expectRefused(try Self.train("sft", data: untrained), "no training record has a trained token (every label is -100)")
     }
 
+    /// Rows longer than the model's context (hone-tiny: 1,024 positions) trained at positions the model never saw,
+    /// without a word: `--cutoff-len` above the context for sft, no `--max-length` for dpo, a large one for orpo.
+    @Test func rowsPastTheContextAreNamed() throws {
+        let ids = (0..<1100).map { String(3 + $0 % 400) }.joined(separator: ", ")
+        let long = try temporaryFile("long.jsonl", "{\"input_ids\": [1, 5, 6]}\n{\"input_ids\": [\(ids)]}\n")
+        let setup = try SupervisedTrainingSetup(baseModel: Self.model, dataPath: long, templateName: "alpaca", cutoffLength: 2048,
+                                                trainOnInputs: true, addEOSToken: false, validationSize: 0, seed: 1, cacheDirectory: nil)
+        #expect(setup.summary.contains("warning: 1 longer than the model's context of 1024 tokens, trained at positions it never saw (record 2)"),
+                "\(setup.summary)")
+        let within = try SupervisedTrainingSetup(baseModel: Self.model, dataPath: long, templateName: "alpaca", cutoffLength: 1024,
+                                                 trainOnInputs: true, addEOSToken: false, validationSize: 0, seed: 1, cacheDirectory: nil)
+        #expect(!within.summary.contains("context"), "\(within.summary)")
+        let answer = String(repeating: "word ", count: 1200)
+        let pairs = try temporaryFile("pairs.jsonl", "{\"chosen\": \(jsonString("\n\nHuman: Hi\n\nAssistant: " + answer)), "
+                                                     + "\"rejected\": \"\\n\\nHuman: Hi\\n\\nAssistant: No.\"}\n")
+        let dpo = try DPOTrainingSetup(baseModel: Self.model, dataPath: pairs, maxLength: nil, maxPromptLength: nil,
+                                       settings: DPOSettings(), validationSize: 0, seed: 1)
+        #expect(dpo.warning?.hasPrefix("1 pairs are longer than the model's context of 1024 tokens") == true, "\(dpo.warning ?? "none")")
+        let cut = try DPOTrainingSetup(baseModel: Self.model, dataPath: pairs, maxLength: 512, maxPromptLength: nil,
+                                       settings: DPOSettings(), validationSize: 0, seed: 1)
+        #expect(cut.warning == nil)
+        let orpo = try ReferenceFreePairs(baseModel: Self.model, dataPath: pairs, maxLength: 2048, validationSize: 0, seed: 1)
+        #expect(orpo.warning?.contains("max_length 1024 keeps them within it") == true, "\(orpo.warning ?? "none")")
+        #expect(try ReferenceFreePairs(baseModel: Self.model, dataPath: pairs, maxLength: 1024, validationSize: 0, seed: 1).warning == nil)
+    }
+
     // MARK: - Adapters and options
 
     /// A reward model's adapter (LoRA plus a saved score head) as `--init-adapter` of a generation objective was

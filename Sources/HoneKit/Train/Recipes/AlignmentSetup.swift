@@ -77,6 +77,8 @@ public struct DPOTrainingSetup {
     public let base: LoadedModel
     public let objective: DirectPreferenceObjective
     public let summary: String
+    /// Pairs longer than the model's context, if any.
+    public let warning: String?
 
     public init(baseModel: String, dataPath: String, maxLength: Int?, maxPromptLength: Int?, settings: DPOSettings,
                 validationSize: Int, seed: UInt64) throws {
@@ -124,6 +126,8 @@ public struct DPOTrainingSetup {
             summary += "; \(tooLong.count) dropped because the prompt fills \(OptionName("max_length")) (\(tooLong.prefix(5).joined(separator: ", "))\(tooLong.count > 5 ? ", …" : ""))"
         }
         self.summary = summary
+        // Without --max-length nothing is cut, so a pair can run past the positions the model was trained on.
+        warning = pairsPastContext(examples.map { $0.prompt.count + max($0.chosen.count, $0.rejected.count) }, model: base)
     }
 }
 
@@ -183,4 +187,13 @@ public struct PROTrainingSetup {
         }
         self.summary = summary
     }
+}
+
+/// "N pairs are longer than the model's context …" when some of `lengths` (each pair's longest row) exceed it.
+func pairsPastContext(_ lengths: [Int], model: LoadedModel) -> String? {
+    let context = model.config.maxPositionEmbeddings
+    let past = lengths.filter { $0 > context }.count
+    guard past > 0 else { return nil }
+    return "\(past) pairs are longer than the model's context of \(context) tokens and train at positions it never saw; "
+        + "\(OptionName("max_length")) \(context) keeps them within it"
 }

@@ -64,6 +64,8 @@ public struct ReferenceFreePairs {
     public let training: [PreferencePairRows]
     public let validation: [PreferencePairRows]
     public let summary: String
+    /// Pairs longer than the model's context, if any.
+    public let warning: String?
 
     public init(baseModel: String, dataPath: String, maxLength: Int?, validationSize: Int, seed: UInt64) throws {
         if let maxLength, maxLength < 2 { throw HoneError.invalidArgument("\(OptionName("max_length")) must be at least 2") }
@@ -98,6 +100,8 @@ public struct ReferenceFreePairs {
             summary += "; \(tooLong.count) dropped because the prompt fills \(OptionName("max_length")) (\(tooLong.prefix(5).joined(separator: ", "))\(tooLong.count > 5 ? ", …" : ""))"
         }
         self.summary = summary
+        warning = pairsPastContext(pairs.map { max($0.chosenPrompt.count + $0.chosen.count, $0.rejectedPrompt.count + $0.rejected.count) },
+                                   model: base)
     }
 
 }

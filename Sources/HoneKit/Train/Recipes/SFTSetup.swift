@@ -74,6 +74,13 @@ public struct SupervisedTrainingSetup {
         var summary = "data: \(examples.count) records from \(dataPath)\(cached ? " (tokenized, from the cache)" : "") → \(training.count) training, \(validation.count) validation; "
         summary += "\(tokens) training tokens, \(targets) trained"
         if !truncated.isEmpty { summary += "\nwarning: \(truncated.count) cut on the right at \(OptionName("cutoff_len")) \(cutoffLength) (\(named(truncated)))" }
+        // Positions past the model's context were never trained (RoPE extrapolates poorly); TRL and alpaca-lora cut
+        // rows silently, so a --cutoff-len above the context is named here.
+        let context = base.config.maxPositionEmbeddings
+        let pastContext = examples.indices.filter { examples[$0].inputIDs.count > context }
+        if !pastContext.isEmpty {
+            summary += "\nwarning: \(pastContext.count) longer than the model's context of \(context) tokens, trained at positions it never saw (\(named(pastContext))); \(OptionName("cutoff_len")) \(context) keeps them within it"
+        }
         if !untrained.isEmpty {
             summary += "\nwarning: \(untrained.count) with no trained token left, ignored by the loss (\(named(untrained)))"
         }
