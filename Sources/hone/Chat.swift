@@ -41,6 +41,10 @@ struct Chat: ParsableCommand {
             let (loaded, trainedTemplate) = try adapterOptions.open(model: model)
             let tokenizer = try loaded.tokenizer()
             let promptTemplate = try loaded.promptTemplate(template, recorded: trainedTemplate)
+            // The single-turn prompt is the template's prompt_no_input, which has no place for a system prompt.
+            if singleTurn, system != nil, promptTemplate.promptNoInput != nil {
+                throw HoneError.invalidArgument("--system does not apply with --single-turn: the '\(promptTemplate.name)' template's single-turn prompt has no system part")
+            }
             let engine = try loaded.makeGenerator(template: promptTemplate)
             let session = ChatSession(template: promptTemplate, tokenizer: tokenizer, contextLimit: engine.contextLimit,
                                       maxNewTokens: sampling.maxNewTokens ?? 512, system: system)
@@ -48,12 +52,15 @@ struct Chat: ParsableCommand {
             let interactive = isatty(STDIN_FILENO) != 0
             Interrupt.install()
             var turn: UInt64 = 0
+            var lineNumber = 0
+            var skipped: [Int] = []
             while true {
                 if interactive {
                     FileHandle.standardOutput.write(Data("> ".utf8))
                 }
                 Interrupt.clear()
                 guard let line = readLine(strippingNewline: true) else { break }
+                lineNumber += 1
                 let message = line.trimmingCharacters(in: .whitespaces)
                 if message.isEmpty { continue }
                 if message == "/exit" || message == "/quit" { break }
@@ -65,7 +72,18 @@ struct Chat: ParsableCommand {
                 var parameters = sampling.parameters
                 parameters.seed = sampling.seed &+ turn  // a new draw each turn, reproducible from --seed
                 turn += 1
-                let request = GenerationRequest(promptTokens: try session.prompt(for: message),
+                // A message that cannot fit is skipped with a line naming it; the conversation goes on (in a pipe,
+                // the next lines are still answered and the exit status says that one was not).
+                let promptTokens: [Int32]
+                do {
+                    promptTokens = try session.prompt(for: message)
+                } catch let error as HoneError {
+                    guard case .contextOverflow = error else { throw error }
+                    FileHandle.standardError.write(Data("hone: error: \(interactive ? "" : "line \(lineNumber): ")\(error.description); the message was skipped\n".utf8))
+                    skipped.append(lineNumber)
+                    continue
+                }
+                let request = GenerationRequest(promptTokens: promptTokens,
                                                 maxNewTokens: sampling.maxNewTokens ?? 512, sampling: parameters,
                                                 stopStrings: sampling.stop + promptTemplate.stopStrings)
                 let start = DispatchTime.now()
@@ -89,6 +107,7 @@ struct Chat: ParsableCommand {
                                                                Double(answer.tokens.count) / max(seconds, 1e-9)).utf8))
                 }
             }
+            if !interactive, !skipped.isEmpty { throw ExitCode.failure }
         }
     }
 }

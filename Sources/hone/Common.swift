@@ -74,13 +74,10 @@ struct AdapterOptions: ParsableArguments {
         return (loaded, trainedTemplate)
     }
 
-    /// Identifies the adapter in resumable-job fingerprints.
-    var identity: String {
+    /// Identifies the adapter by content (its weights and config) in resumable-job fingerprints.
+    func identity() throws -> String {
         guard let adapter else { return "" }
-        let weights = (adapter as NSString).appendingPathComponent(PEFTAdapter.weightsFile)
-        let attributes = try? FileManager.default.attributesOfItem(atPath: weights)
-        let size = (attributes?[.size] as? NSNumber)?.intValue ?? 0
-        let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        return "|adapter:\(URL(fileURLWithPath: adapter).standardized.path):\(size):\(modified)"
+        let files = [PEFTAdapter.weightsFile, "adapter_config.json"].map { (adapter as NSString).appendingPathComponent($0) }
+        return "|adapter:" + (try files.map(ContentIdentity.whole).joined(separator: ","))
     }
 }

@@ -73,7 +73,8 @@ struct Generate: ParsableCommand {
                                   stopStrings: sampling.stop)
             }
             let name = generator ?? URL(fileURLWithPath: model).standardized.deletingPathExtension().lastPathComponent
-            let fingerprint = "\(URL(fileURLWithPath: model).standardized.path)|\(prompts.hashStable)|\(maxNewTokens)|\(sampling.parameters)|\(sampling.stop)\(adapterOptions.identity)"
+            // The model and adapter by content: a folder replaced under the same name resumed with the old answers.
+            let fingerprint = "model:\(try ContentIdentity.sampled(model))|\(prompts.hashStable)|\(maxNewTokens)|\(sampling.parameters)|\(sampling.stop)\(try adapterOptions.identity())"
             // Under mpirun each rank answers its share and journals it in its own file; rank 0 writes the output.
             let group = try ProcessGroup.world()
             let journal = try GenerationJournal(path: GenerationJournal.path(output: output, rank: group.rank), fingerprint: fingerprint)

@@ -23,6 +23,7 @@ enum TrainingCheckpoint {
             // The prompt template shapes every example: resuming under another one mixed two trainings.
             "template=\(trainer.record.promptTemplate ?? "-")",
         ].joined(separator: " ") + (trainer.objective.settingsFingerprint.isEmpty ? "" : " " + trainer.objective.settingsFingerprint)
+            + (trainer.inputIdentity.isEmpty ? "" : " " + trainer.inputIdentity)
     }
 
     static func save(step: Int, trainer: Trainer, to directory: String) throws {
@@ -146,18 +147,39 @@ enum TrainingCheckpoint {
         return tensors
     }
 
-    /// The checkpoint with the highest step in `outputDirectory`, if any.
-    static func latest(in outputDirectory: String) -> String? {
+    /// The checkpoints in `outputDirectory`, newest first.
+    static func all(in outputDirectory: String) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: outputDirectory)) ?? []
         let steps = names.compactMap { name -> Int? in
             guard name.hasPrefix("checkpoint-"), !name.hasSuffix(".tmp") else { return nil }
             return Int(name.dropFirst("checkpoint-".count))
         }
-        return steps.max().map { (outputDirectory as NSString).appendingPathComponent("checkpoint-\($0)") }
+        return steps.sorted(by: >).map { (outputDirectory as NSString).appendingPathComponent("checkpoint-\($0)") }
+    }
+
+    /// The fingerprint a checkpoint records, when its state file reads.
+    static func recordedFingerprint(_ checkpoint: String) -> String? {
+        let path = (checkpoint as NSString).appendingPathComponent(stateFile)
+        return (try? JSONConfig(path: path))?.values["fingerprint"] as? String
     }
 }
 
 extension Trainer {
-    /// The newest checkpoint in the output directory (for `--resume-from-checkpoint` without a path).
-    public var latestCheckpoint: String? { TrainingCheckpoint.latest(in: outputDirectory) }
+    /// The newest checkpoint of this run in the output directory (for `--resume-from-checkpoint latest`).
+    public var latestCheckpoint: String? { newestCheckpointOfThisRun?.path }
+
+    /// The newest checkpoint of this run, and the newer ones passed over because they record other settings or
+    /// inputs: an earlier run into the same folder leaves its checkpoints, and resuming from one of those mixed two
+    /// trainings. With no checkpoint of this run, the newest is returned (restoring it names what differs); one
+    /// whose state does not read is not passed over, so that its damage is reported.
+    public var newestCheckpointOfThisRun: (path: String, passedOver: [String])? {
+        let checkpoints = TrainingCheckpoint.all(in: outputDirectory)
+        guard let newest = checkpoints.first else { return nil }
+        let expected = TrainingCheckpoint.fingerprint(self)
+        for (index, checkpoint) in checkpoints.enumerated() {
+            let recorded = TrainingCheckpoint.recordedFingerprint(checkpoint)
+            if recorded == nil || recorded == expected { return (checkpoint, Array(checkpoints[..<index])) }
+        }
+        return (newest, [])
+    }
 }

@@ -33,10 +33,12 @@ enum MetricsLog {
             for (key, value) in object where !["step", "loss", "lr", "grad_norm", "tokens_per_s", "eval_loss"].contains(key) {
                 if let number = jsonDouble(value) { metrics[key] = number }
             }
-            records.append(StepRecord(step: step, loss: loss, learningRate: object["lr"].flatMap(jsonDouble) ?? 0,
-                                      gradientNorm: object["grad_norm"].flatMap(jsonDouble) ?? 0,
-                                      tokensPerSecond: object["tokens_per_s"].flatMap(jsonDouble) ?? 0,
-                                      evalLoss: object["eval_loss"].flatMap(jsonDouble), metrics: metrics))
+            var record = StepRecord(step: step, loss: loss, learningRate: object["lr"].flatMap(jsonDouble) ?? 0,
+                                    gradientNorm: object["grad_norm"].flatMap(jsonDouble) ?? 0,
+                                    tokensPerSecond: object["tokens_per_s"].flatMap(jsonDouble) ?? 0,
+                                    evalLoss: object["eval_loss"].flatMap(jsonDouble), metrics: metrics)
+            record.readFrom = String(line)
+            records.append(record)
         }
         return records
     }

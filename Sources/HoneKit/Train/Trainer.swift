@@ -64,8 +64,12 @@ public struct StepRecord: Sendable {
     public var tokensPerSecond: Double
     public var evalLoss: Double?
     public var metrics: [String: Double]
+    /// The line this record was read from (a resumed run's earlier steps): written back as it was, since numbers
+    /// parsed and printed again can move by an ulp.
+    var readFrom: String?
 
     var jsonLine: String {
+        if let readFrom { return readFrom }
         var fields = ["\"step\": \(step)", "\"loss\": \(jsonNumber(loss))", "\"lr\": \(jsonNumber(learningRate))",
                       "\"grad_norm\": \(jsonNumber(gradientNorm))", "\"tokens_per_s\": \(jsonNumber(tokensPerSecond))"]
         if let evalLoss { fields.append("\"eval_loss\": \(jsonNumber(evalLoss))") }
@@ -84,6 +88,9 @@ public final class Trainer {
     public let optimizer: AdamWOptimizer
     /// Recorded in the adapter files.
     public var baseModelName = ""
+    /// What the run trains on, by content (base model, data, init adapter): part of the checkpoint fingerprint, so
+    /// a resume over a replaced input is refused.
+    public var inputIdentity = ""
     public var record = PEFTAdapter.TrainingRecord()
     /// Called after each optimizer step (the CLI shows progress; tests can stop a run).
     public var onStep: ((StepRecord, _ totalSteps: Int) -> Void)?

@@ -62,4 +62,34 @@ import Testing
         #expect(speed.components(separatedBy: "tokens/s]").count - 1 == 2, "two answers, then /exit: \(speed)")
         #expect(!text.contains("never read"))
     }
+
+    /// Runs `hone chat` with `input` piped to it.
+    func chat(_ arguments: [String], input text: String) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Repository.honeExecutable)
+        process.arguments = ["chat", "--model", Self.model, "--max-new-tokens", "4", "--threads", "1"] + arguments
+        let input = Pipe(), output = Pipe(), errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        input.fileHandleForWriting.write(Data(text.utf8))
+        try input.fileHandleForWriting.close()
+        let stdout = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, stdout, stderr)
+    }
+
+    /// One message past the context ended the whole piped session (the lines after it went unanswered), and
+    /// --system was dropped silently with --single-turn.
+    @Test func chatSkipsAMessageThatCannotFitAndRefusesASystemItCannotUse() throws {
+        let long = String(repeating: "word ", count: 3000)
+        let result = try chat(["--show-speed"], input: "\(long)\nhi again\n")
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("hone: error: line 1: the sequence needs") && result.stderr.contains("the message was skipped"), "\(result.stderr)")
+        #expect(result.stderr.components(separatedBy: "tokens/s]").count - 1 == 1, "the second line is answered: \(result.stderr)")
+        let system = try chat(["--single-turn", "--system", "You are a pirate."], input: "hi\n")
+        #expect(system.status == 1 && system.stderr.contains("--system does not apply with --single-turn"), "\(system.stderr)")
+    }
 }

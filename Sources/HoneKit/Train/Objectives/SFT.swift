@@ -12,6 +12,10 @@ public final class SupervisedObjective: TrainingObjective {
         self.validation = validation
     }
 
+    /// How the rows were made (cutoff, train_on_inputs, add_eos_token), for the checkpoint fingerprint.
+    public var dataDescription = ""
+    public var settingsFingerprint: String { dataDescription }
+
     public var trainingCount: Int { training.count }
     public var validationCount: Int { validation.count }
     public func length(ofTrainingExample index: Int) -> Int { training[index].tokens.count }

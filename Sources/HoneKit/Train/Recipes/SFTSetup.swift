@@ -63,6 +63,8 @@ public struct SupervisedTrainingSetup {
             throw HoneError.malformedFile(path: dataPath, message: "no training record has a trained token (\(why))")
         }
         objective = SupervisedObjective(training: training, validation: validation)
+        objective.dataDescription = isPretokenized ? "pretokenized cutoff=\(cutoffLength)"
+            : "cutoff=\(cutoffLength) train_on_inputs=\(trainOnInputs) add_eos_token=\(addEOSToken)"
         let tokens = training.reduce(0) { $0 + $1.tokens.count }
         let targets = training.reduce(0) { $0 + $1.targets.count }
         let truncated = examples.indices.filter { examples[$0].inputIDs.count >= cutoffLength }

@@ -203,6 +203,8 @@ public enum TrainingRun {
         let options = try settings.trainingOptions(recipe)
         let trainer = try Trainer(engine: engine, objective: objective, options: options, outputDirectory: settings.outputDirectory)
         trainer.baseModelName = base.path
+        trainer.inputIdentity = "base=\(try ContentIdentity.sampled(base.path)) data=\(try ContentIdentity.whole(settings.dataPath)) "
+            + "init_adapter=\(try settings.initAdapter.map(ContentIdentity.whole) ?? "-")"
         trainer.record = PEFTAdapter.TrainingRecord(promptTemplate: templateName, eosPolicy: recipe.eosPolicy,
                                                     padTokenID: padTokenID.map(Int.init))
         trainer.stopAfterSteps = settings.stopAfterSteps
@@ -212,10 +214,14 @@ public enum TrainingRun {
         if let requested = settings.resumeFromCheckpoint {
             // Rank 0 alone reads checkpoints and hands their state to the other ranks.
             if ["latest", "true", "True"].contains(requested), group.isRoot {
-                guard let latest = trainer.latestCheckpoint else {
+                guard let latest = trainer.newestCheckpointOfThisRun else {
                     throw HoneError.invalidArgument("no checkpoint-N directory in \(settings.outputDirectory) to resume from")
                 }
-                resume = latest
+                resume = latest.path
+                if !latest.passedOver.isEmpty {
+                    let names = latest.passedOver.map { ($0 as NSString).lastPathComponent }.joined(separator: ", ")
+                    FileHandle.standardError.write(Data("hone: resuming from \((latest.path as NSString).lastPathComponent), this run's newest; \(names) (an earlier run's, made with other settings or inputs) left as they are\n".utf8))
+                }
             } else {
                 resume = requested
             }
