@@ -145,7 +145,7 @@ enum GGUFVocabulary {
     static func fromSentencePieceJSON(_ json: [String: Any], tokenizer: SentencePieceTokenizer, path: String) throws
         -> ([String], [Float], [TokenType]) {
         guard let model = json["model"] as? [String: Any] else {
-            throw HoneError.malformedFile(path: path, message: "tokenizer.json has no \"model\"")
+            throw HoneError.malformedFile(path: path, message: "not a tokenizer.json: it has no \"model\" object")
         }
         let merges = try TokenizerJSON.merges(model, path: path)
         let ids = Dictionary(tokenizer.pieces.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })

@@ -42,6 +42,9 @@ public enum Rerank {
                 }
                 entries.append((prefixes, suffixes, record.object["meta"]))
             }
+        } else if records[0].object["prompt"] != nil {
+            // DPO pairs with their prompt apart were each reported as "without a shared prompt".
+            throw records[0].error("a record with \"prompt\" (a DPO pair) is not rerank's input: it takes PRO ranking records {prefix, suffix} or raw HH-RLHF {chosen, rejected} dialogues")
         } else {
             let conversion = try HHRLHFConversion.convert(records)
             result.skipped = conversion.dropped.values.flatMap { $0 }.sorted().map { "line \($0)" }

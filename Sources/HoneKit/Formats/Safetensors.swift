@@ -36,12 +36,19 @@ public final class SafetensorsFile: @unchecked Sendable {
                 for (key, item) in (value as? [String: Any]) ?? [:] { metadata[key] = item as? String ?? "\(item)" }
                 continue
             }
-            guard let entry = value as? [String: Any], let dtypeName = entry["dtype"] as? String,
-                  let shape = (entry["shape"] as? [Any])?.compactMap(jsonInteger),
-                  let offsets = (entry["data_offsets"] as? [Any])?.compactMap(jsonInteger),
-                  offsets.count == 2, shape.allSatisfy({ $0 >= 0 })
-            else {
-                throw HoneError.malformedFile(path: path, message: "safetensors entry for tensor '\(name)' lacks dtype, shape or data_offsets")
+            // Each field on its own, strictly: compactMap dropped a fractional dimension (shape [2.5, 4] read as [4]).
+            func bad(_ what: String) -> HoneError {
+                HoneError.malformedFile(path: path, message: "safetensors entry for tensor '\(name)': \(what)")
+            }
+            guard let entry = value as? [String: Any] else { throw bad("not an object") }
+            guard let dtypeName = entry["dtype"] as? String else { throw bad("\"dtype\" must be a string") }
+            guard let shapeItems = entry["shape"] as? [Any], case let shape = shapeItems.compactMap(jsonInteger),
+                  shape.count == shapeItems.count, shape.allSatisfy({ $0 >= 0 }) else {
+                throw bad("\"shape\" must be a list of non-negative integers")
+            }
+            guard let offsetItems = entry["data_offsets"] as? [Any], case let offsets = offsetItems.compactMap(jsonInteger),
+                  offsets.count == 2, offsetItems.count == 2 else {
+                throw bad("\"data_offsets\" must be two integers [begin, end]")
             }
             let (begin, end) = (offsets[0], offsets[1])
             guard begin >= 0, end >= begin, end <= file.size - dataStart else {

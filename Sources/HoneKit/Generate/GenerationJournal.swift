@@ -21,9 +21,7 @@ public final class GenerationJournal {
         // Opened for appending (created with its header when new): answers are added one line at a time.
         let isNew = !FileManager.default.fileExists(atPath: path)
         let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else {
-            throw HoneError.io(path: path, message: "cannot open the journal for writing: \(systemError())")
-        }
+        guard descriptor >= 0 else { throw creationFailure(path, for: path) }
         let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         if isNew {
             do {

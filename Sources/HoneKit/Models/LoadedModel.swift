@@ -45,6 +45,10 @@ public final class LoadedModel: @unchecked Sendable {
             let model = try config.architecture.build(config, weights)
             return try LoadedModel(path: path, format: .huggingFace, config: model.config, weights: weights, model: model, gguf: nil)
         }
+        // A file is read as a GGUF; a weights file of an HF model was reported as a GGUF with a bad magic.
+        if [".safetensors", ".bin", ".pt", ".pth"].contains(where: { path.lowercased().hasSuffix($0) }) {
+            throw HoneError.invalidArgument("\(path): a weights file alone is not a model; give its folder (config.json, tokenizer and safetensors) or a GGUF file")
+        }
         let gguf = try GGUFFile(path: path)
         let config = try ModelConfig.fromGGUF(gguf)
         let weights = GGUFStore(file: gguf)

@@ -64,7 +64,13 @@ public struct ModelSummary: Sendable {
            let json = try? parseJSON(data) as? [String: Any],
            let model = json["model"] as? [String: Any] {
             let type = model["type"] as? String ?? "unknown"
-            let vocabulary = (model["vocab"] as? [String: Any])?.count
+            // Added tokens count too (as len() of an HF tokenizer): a file may keep special tokens only there.
+            var vocabulary: Int?
+            if let vocab = model["vocab"] as? [String: Any] {
+                var ids = Set(vocab.values.compactMap(jsonInteger))
+                for added in json["added_tokens"] as? [[String: Any]] ?? [] { if let id = added["id"].flatMap(jsonInteger) { ids.insert(id) } }
+                vocabulary = ids.count
+            }
             let kind = (model["byte_fallback"] as? Bool == true) ? "SentencePiece-style BPE" :
                 (type == "BPE" ? "byte-level BPE" : type)
             return "tokenizer.json (\(kind)\(vocabulary.map { ", \($0) tokens" } ?? ""))"

@@ -12,7 +12,7 @@ public func writeFileAtomically(_ data: Data, to path: String) throws {
     }
     let temporary = path + ".tmp"
     let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard descriptor >= 0 else { throw HoneError.io(path: temporary, message: "cannot create the file: \(systemError())") }
+    guard descriptor >= 0 else { throw creationFailure(temporary, for: path) }
     var failure: String?
     data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
         var offset = 0
@@ -37,6 +37,19 @@ public func writeFileAtomically(_ data: Data, to path: String) throws {
         unlink(temporary)
         throw HoneError.io(path: path, message: "cannot move the finished file into place: \(message)")
     }
+}
+
+/// Why `temporary` (the staging name of `path`) could not be created, right after `open` failed: a missing folder is
+/// named as such (the bare ENOENT on `out/x.gguf.tmp` read as if Hone had lost its own file).
+func creationFailure(_ temporary: String, for path: String) -> HoneError {
+    let code = errno
+    let folder = (path as NSString).deletingLastPathComponent
+    var isDirectory: ObjCBool = false
+    if code == ENOENT || code == ENOTDIR, !folder.isEmpty,
+       !(FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) && isDirectory.boolValue) {
+        return HoneError.io(path: path, message: "cannot create the file: the folder \(folder) does not exist")
+    }
+    return HoneError.io(path: temporary, message: "cannot create the file: \(systemError(code))")
 }
 
 /// Whether `path` is an existing character or block device, FIFO or socket: written in place, never replaced.
@@ -72,7 +85,7 @@ public func writeFileStreamingAtomically(to path: String, _ body: (FileHandle) t
     }
     let temporary = path + ".tmp"
     let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard descriptor >= 0 else { throw HoneError.io(path: temporary, message: "cannot create the file: \(systemError())") }
+    guard descriptor >= 0 else { throw creationFailure(temporary, for: path) }
     let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: false)
     var failed = true
     defer {

@@ -10,6 +10,11 @@ struct JSONConfig {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
+            // A directory or an unreadable file is not "no such file".
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+                throw HoneError.io(path: path, message: isDirectory.boolValue ? "is a directory, expected a file" : "cannot read file")
+            }
             throw HoneError.fileNotFound(path: path)
         }
         let object: Any

@@ -32,7 +32,7 @@ public enum TokenizerLoader {
     public static func load(tokenizerJSON path: String, tokenizerConfig: String?) throws -> Tokenizer {
         let json = try JSONConfig(path: path).values
         guard let model = json["model"] as? [String: Any] else {
-            throw HoneError.malformedFile(path: path, message: "tokenizer.json has no \"model\"")
+            throw HoneError.malformedFile(path: path, message: "not a tokenizer.json: it has no \"model\" object")
         }
         let type = model["type"] as? String ?? "BPE"
         guard type == "BPE" else {

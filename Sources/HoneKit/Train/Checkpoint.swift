@@ -8,6 +8,8 @@ enum TrainingCheckpoint {
     static let stateFile = "trainer_state.json"
     /// The AdamW moments as a safetensors file inside an LZ4 frame (the frame carries a checksum of the content).
     static let optimizerFile = "optimizer.safetensors.lz4"
+    /// SHA-256 of the checkpoint's adapter_model.safetensors, in trainer_state.json.
+    static let adapterDigestKey = "adapter_sha256"
 
     static func fingerprint(_ trainer: Trainer) -> String {
         let options = trainer.options
@@ -40,7 +42,11 @@ enum TrainingCheckpoint {
         }
         let optimizerState = try LZ4Frame.compress(SafetensorsWriter.encode(entries))
         try writeFileAtomically(optimizerState, to: (temporary as NSString).appendingPathComponent(optimizerFile))
-        let state: [String: Any] = ["step": step, "optimizer_step": trainer.optimizer.step, "fingerprint": fingerprint(trainer)]
+        // The adapter has no checksum of its own (the optimizer state's LZ4 frame has one): a damaged byte resumed
+        // silently into a different run.
+        let adapterDigest = try TokenizedDataCache.fileDigest((temporary as NSString).appendingPathComponent(PEFTAdapter.weightsFile))
+        let state: [String: Any] = ["step": step, "optimizer_step": trainer.optimizer.step, "fingerprint": fingerprint(trainer),
+                                    adapterDigestKey: adapterDigest.hexString]
         try writeFileAtomically(try JSONSerialization.data(withJSONObject: state, options: [.prettyPrinted, .sortedKeys]),
                                 to: (temporary as NSString).appendingPathComponent(stateFile))
         try? manager.removeItem(atPath: directory)
@@ -72,9 +78,20 @@ enum TrainingCheckpoint {
         guard (0...step).contains(optimizerStep) else {
             throw HoneError.invalidConfig(path: statePath, message: "optimizer_step \(optimizerStep) is outside 0…\(step)")
         }
+        // A step edited by hand (or a folder renamed) would resume at the wrong place of the schedule and data order.
+        let name = (directory as NSString).lastPathComponent
+        if name.hasPrefix("checkpoint-"), let named = Int(name.dropFirst("checkpoint-".count)), named != step {
+            throw HoneError.invalidConfig(path: statePath, message: "step \(step) does not match its folder \(name)")
+        }
         let expected = fingerprint(trainer)
-        if let recorded = state["fingerprint"] as? String, recorded != expected {
+        guard let recorded = state["fingerprint"] as? String else { throw HoneError.missingConfigKey(path: statePath, key: "fingerprint") }
+        if recorded != expected {
             throw HoneError.invalidConfig(path: statePath, message: "the checkpoint was made with other settings (\(recorded)); this run has (\(expected))")
+        }
+        guard let recordedDigest = state[adapterDigestKey] as? String else { throw HoneError.missingConfigKey(path: statePath, key: adapterDigestKey) }
+        let adapterPath = (directory as NSString).appendingPathComponent(PEFTAdapter.weightsFile)
+        guard try TokenizedDataCache.fileDigest(adapterPath).hexString == recordedDigest else {
+            throw HoneError.malformedFile(path: adapterPath, message: "damaged: its SHA-256 differs from the one the checkpoint recorded")
         }
         // Through the PEFT reader, which puts B's rows back in the model's stored order (GGUF Q/K).
         let (saved, _) = try PEFTAdapter.load(directory: directory, for: trainer.engine.model)

@@ -28,8 +28,14 @@ extension DataToolsBadInputTests {
         let rerank = try runProcess(Repository.honeExecutable, ["data", "rerank", "--input", pairs, "--reward-model",
                                                                 rewardModel.path, "--output", output + ".r"])
         #expect(rerank.status == 1)
-        #expect(rerank.stderr.hasPrefix("hone: error: \(pairs): no record to rerank: 1 without a shared prompt"), "\(rerank.stderr)")
+        // Named for what they are (it said "1 without a shared prompt", as if their prompt were missing).
+        #expect(rerank.stderr.hasPrefix("hone: error: \(pairs):1: a record with \"prompt\" (a DPO pair) is not rerank's input"), "\(rerank.stderr)")
         #expect(!FileManager.default.fileExists(atPath: output + ".r"))
+        // Raw HH dialogues that share no prompt: every record skipped is still an error.
+        let unshared = try temporaryFile("unshared.jsonl", "{\"chosen\": \"\\n\\nHuman: a\\n\\nAssistant: b\", \"rejected\": \"\\n\\nHuman: c\\n\\nAssistant: d\"}\n")
+        let skipped = try runProcess(Repository.honeExecutable, ["data", "rerank", "--input", unshared, "--reward-model",
+                                                                 rewardModel.path, "--output", output + ".r"])
+        #expect(skipped.status == 1 && skipped.stderr.hasPrefix("hone: error: \(unshared): no record to rerank: 1 without a shared prompt"), "\(skipped.stderr)")
     }
 }
 

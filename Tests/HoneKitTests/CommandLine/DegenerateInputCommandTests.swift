@@ -83,6 +83,44 @@ import Testing
         }
     }
 
+    /// Messages that named the wrong thing: a missing output folder was reported on the staging file (`x.gguf.tmp`,
+    /// `a.json.journal`), a lone .safetensors was "not a GGUF", a config.json given as a tokenizer "had no model", a
+    /// fractional shape or offset "lacked" its field, and a state file that is a directory was "no such file".
+    @Test func messagesNameTheRealProblem() throws {
+        let missing = try makeTemporaryDirectory().appendingPathComponent("nodir").path
+        let convert = try runProcess(Repository.honeExecutable, ["convert", Self.model, missing + "/x.gguf", "--threads", "1"])
+        #expect(convert.status == 1 && convert.stderr.contains("\(missing)/x.gguf: cannot create the file: the folder \(missing) does not exist"),
+                "\(convert.stderr)")
+        let instructions = try temporaryFile("i.json", "[{\"instruction\": \"Hi\"}]")
+        let generate = try runProcess(Repository.honeExecutable, ["generate", "--model", Self.model, "--instructions", instructions,
+                                                                  "--output", missing + "/a.json", "--max-new-tokens", "2", "--threads", "1"])
+        #expect(generate.status == 1 && generate.stderr.contains("the folder \(missing) does not exist"), "\(generate.stderr)")
+        let weights = try temporaryFile("zero.safetensors", "")
+        let info = try runProcess(Repository.honeExecutable, ["info", weights])
+        #expect(info.status == 1 && info.stderr.contains("a weights file alone is not a model; give its folder"), "\(info.stderr)")
+        #expect(throws: HoneError.malformedFile(path: Self.model + "/config.json", message: "not a tokenizer.json: it has no \"model\" object")) {
+            try TokenizerLoader.load(tokenizerJSON: Self.model + "/config.json", tokenizerConfig: nil)
+        }
+        let folder = try makeTemporaryDirectory().path
+        #expect(throws: HoneError.io(path: folder, message: "is a directory, expected a file")) { try JSONConfig(path: folder) }
+        // Special tokens kept only in added_tokens (as a GGUF → HF conversion writes them) are tokens too.
+        try #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "c": 2}, "merges": []}, "added_tokens": [{"id": 2, "content": "c"}, {"id": 3, "content": "<s>"}, {"id": 4, "content": "</s>"}]}"#
+            .write(toFile: folder + "/tokenizer.json", atomically: true, encoding: .utf8)
+        #expect(ModelSummary.describeTokenizer(directory: folder) == "tokenizer.json (byte-level BPE, 5 tokens)")
+        for (entry, message) in [(#"{"dtype": "F32", "shape": [2.5, 4], "data_offsets": [0, 32]}"#, "\"shape\" must be a list of non-negative integers"),
+                                 (#"{"dtype": "F32", "shape": [2, 4], "data_offsets": [0.5, 32]}"#, "\"data_offsets\" must be two integers [begin, end]"),
+                                 (#"{"shape": [2, 4], "data_offsets": [0, 32]}"#, "\"dtype\" must be a string")] {
+            let header = Data("{\"w\": \(entry)}".utf8)
+            var file = Data((0..<8).map { UInt8(truncatingIfNeeded: header.count >> (8 * $0)) })
+            file += header + Data(count: 32)
+            let path = try makeTemporaryDirectory().appendingPathComponent("model.safetensors").path
+            try file.write(to: URL(fileURLWithPath: path))
+            #expect(throws: HoneError.malformedFile(path: path, message: "safetensors entry for tensor 'w': \(message)")) {
+                try SafetensorsFile(path: path)
+            }
+        }
+    }
+
     /// merge swaps its output directory whole: a folder holding other files lost them, and the base's own folder
     /// was overwritten. quantize found a directory output only after all the work; convert made a directory of a
     /// GGUF's name.

@@ -303,11 +303,27 @@ struct TrainerResumeTests {
         for (edit, message) in [(["step": -1, "optimizer_step": 0] as [String: Any], "step -1 is outside this run's 0…6"),
                                 (["step": 7, "optimizer_step": 7], "step 7 is outside this run's 0…6"),
                                 (["step": 2, "optimizer_step": -5], "optimizer_step -5 is outside 0…2"),
-                                (["step": "2"], "'step' must be an integer, not 2")] {
+                                (["step": "2"], "'step' must be an integer, not 2"),
+                                (["step": 1, "optimizer_step": 1], "step 1 does not match its folder checkpoint-2")] {
             let state = original.merging(edit) { _, new in new }
             try JSONSerialization.data(withJSONObject: state).write(to: URL(fileURLWithPath: statePath))
             let resumed = try Self.makeTrainer(output: output, saveSteps: 2)
             #expect(throws: HoneError.invalidConfig(path: statePath, message: message)) { try resumed.run(resumingFrom: checkpoint) }
+        }
+        // The fingerprint and the adapter's digest are required, and the adapter must still have that digest.
+        for key in ["fingerprint", "adapter_sha256"] {
+            try JSONSerialization.data(withJSONObject: original.filter { $0.key != key }).write(to: URL(fileURLWithPath: statePath))
+            #expect(throws: HoneError.missingConfigKey(path: statePath, key: key)) {
+                try Self.makeTrainer(output: output, saveSteps: 2).run(resumingFrom: checkpoint)
+            }
+        }
+        try JSONSerialization.data(withJSONObject: original).write(to: URL(fileURLWithPath: statePath))
+        let adapterPath = checkpoint + "/adapter_model.safetensors"
+        var adapter = try Data(contentsOf: URL(fileURLWithPath: adapterPath))
+        adapter[adapter.count - 2] ^= 0x01
+        try adapter.write(to: URL(fileURLWithPath: adapterPath))
+        #expect(throws: HoneError.malformedFile(path: adapterPath, message: "damaged: its SHA-256 differs from the one the checkpoint recorded")) {
+            try Self.makeTrainer(output: output, saveSteps: 2).run(resumingFrom: checkpoint)
         }
     }
 
