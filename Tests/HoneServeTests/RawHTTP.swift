@@ -11,7 +11,7 @@ final class RawConnection: @unchecked Sendable {
     let descriptor: Int32
     private var pending: [UInt8] = []
 
-    init(port: Int, receiveTimeout: Double = 30) throws {
+    init(port: Int, receiveTimeout: Double = 120) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw RawError.failed("socket") }
         var address = sockaddr_in()
