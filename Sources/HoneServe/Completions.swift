@@ -27,6 +27,9 @@ struct CompletionPlan: Sendable {
     var echo = false
     var stream = false
     var includeUsage = false
+    /// llama-server's `cache_prompt`: false prefills the whole prompt, so an answer does not depend on what the slot
+    /// held before (reused prefixes run in other-sized pieces, whose sums round differently).
+    var cachePrompt = true
 }
 
 extension OpenAIServer {
@@ -114,6 +117,7 @@ extension OpenAIServer {
             plan.logprobs = try fields.int("logprobs", range: 0...20)
         }
         plan.stream = try fields.bool("stream") ?? false
+        plan.cachePrompt = try fields.bool("cache_prompt") ?? true
         if let options = try fields.object("stream_options") {
             plan.includeUsage = try options.bool("include_usage") ?? false
         }
@@ -176,6 +180,7 @@ extension OpenAIServer {
                 request.stop = plan.stop + (plan.chat ? template.stopStrings : [])
                 request.adapter = plan.adapter
                 request.logprobs = plan.logprobs
+                request.cachePrompt = plan.cachePrompt
                 if plan.echo && plan.logprobs != nil { request.promptLogprobs = plan.logprobs }
                 requests.append(request)
             }

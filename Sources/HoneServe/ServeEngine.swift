@@ -16,6 +16,8 @@ public struct EngineRequest: Sendable {
     /// OpenAI's `logit_bias`: added to a token's logit before the penalties and sampling; -100 bans the token.
     public var logitBias: [Int32: Float] = [:]
     public var stop: [String] = []
+    /// False: the prompt is prefilled whole, whatever the slot's cache holds (llama-server's `cache_prompt`).
+    public var cachePrompt = true
     /// Index into the engine's adapters; nil runs the base model.
     public var adapter: Int?
     /// Log-probabilities of each generated token with this many alternatives; nil: none.
@@ -346,7 +348,7 @@ public final class ServeEngine: @unchecked Sendable {
         // prompt's log-probabilities need every position's hidden state, so those requests start from scratch.
         var shared = slot.adapter == request.adapter ? commonPrefix(slot.cachedTokens, prompt) : 0
         shared = min(shared, prompt.count - 1)
-        if request.promptLogprobs != nil { shared = 0 }
+        if request.promptLogprobs != nil || !request.cachePrompt { shared = 0 }
         slot.cache.truncate(to: shared)
         slot.cachedTokens.removeSubrange(shared...)
         slot.adapter = request.adapter

@@ -13,8 +13,10 @@ struct Serve: ParsableCommand {
         batching); greedy answers do not depend on what else runs. More requests wait in a queue; beyond it the \
         server answers 503. A request that continues a slot's cached tokens (the next turn of a chat) prefills \
         only the new ones; its prompt then runs in other-sized pieces, and pieces of up to 16 tokens and longer \
-        ones take different kernels whose sums round differently, so a near-tie greedy choice can differ from a cold start, as llama-server \
-        warns for cache_prompt. Listens on 127.0.0.1 unless --host says otherwise; with --api-key every endpoint but \
+        ones take different kernels whose sums round differently, so a near-tie greedy choice, and more often a \
+        seeded sampled answer (most on quantized weights, whose activations are quantized per piece), can differ from a \
+        cold start, as llama-server warns for cache_prompt; send "cache_prompt": false for answers that never depend \
+        on the cache. Listens on 127.0.0.1 unless --host says otherwise; with --api-key every endpoint but \
         /health and the page needs "Authorization: Bearer KEY". One line per request goes to stderr; Ctrl-C or \
         SIGTERM stops the server.
 

@@ -379,6 +379,17 @@ import Testing
         #expect(cachedAgain == 0)
         #expect((second.choices.first?["message"] as? [String: Any])?["content"] as? String
             == (again.choices.first?["message"] as? [String: Any])?["content"] as? String)
+        // llama-server's "cache_prompt": false prefills the whole prompt although the slot holds its prefix, so its
+        // numbers are the cold start's to the bit (a reused prefix's can differ in the last places).
+        let sampled: [String: Any] = ["messages": messages, "max_tokens": 6, "temperature": 0.9, "seed": 7, "logprobs": true, "top_logprobs": 2]
+        let uncached = try await server.post("/v1/chat/completions", sampled.merging(["cache_prompt": false]) { $1 }).json
+        let uncachedTokens = ((uncached["usage"] as? [String: Any])?["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int
+        #expect(uncachedTokens == 0, "\(uncached)")
+        let cold = try await TestServer.tiny(parallel: 1)
+        let reference = try await cold.post("/v1/chat/completions", sampled).json
+        await cold.stop()
+        let logprobs = { (json: [String: Any]) in ((json.choices.first?["logprobs"] as? [String: Any])?["content"] as? [[String: Any]])?.map { $0["logprob"] as? Double } }
+        #expect(logprobs(uncached) != nil && logprobs(uncached) == logprobs(reference), "\(uncached) vs \(reference)")
     }
 
     /// A client that goes away mid-stream frees its slot at once: with one slot, the next request is answered

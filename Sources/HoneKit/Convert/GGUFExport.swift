@@ -38,7 +38,10 @@ public enum GGUFExport {
         let choices = try planner.choose(source.tensors.map {
             QuantizationPlanner.Tensor(name: $0.name, shape: $0.shape, type: $0.plannedType)
         })
-        let requantized = zip(source.tensors, choices).filter { $0.source.dtype.isQuantized && $0.source.dtype != $1.type }
+        // Only a quantized target adds error; dequantizing to f16/bf16/f32 is what --type asked for (merge on a
+        // quantized base always does it), not a requantization.
+        let requantized = zip(source.tensors, choices)
+            .filter { $0.source.dtype.isQuantized && $1.type.isQuantized && $0.source.dtype != $1.type }
             .map(\.0.name)
         if !requantized.isEmpty {
             let types = Set(requantized.compactMap { name in source.tensors.first { $0.name == name }?.source.dtype.rawValue })

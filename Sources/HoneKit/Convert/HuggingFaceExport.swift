@@ -309,8 +309,11 @@ enum HuggingFaceTokenizerFiles {
             }
             return parts
         }
+        // Every token goes in the model's vocab, special ones included: HF tokenizers keeps an added token's id only
+        // when the vocab holds it, and otherwise numbers it after the vocab. SmolLM2's specials (ids 0-16) left
+        // out became 49135-49151, the ids of ordinary tokens (' Siri' decoded as '<|im_start|>').
         var vocab: [String: Any] = [:]
-        for (id, token) in tokens.enumerated() where !vocabulary.isAdded(id) && vocab[token] == nil { vocab[token] = id }
+        for (id, token) in tokens.enumerated() where vocab[token] == nil { vocab[token] = id }
         let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
                                         "use_regex": kind == .gpt2 || kind == .smollm]
         let preTokenizer: [String: Any] = kind == .gpt2 ? byteLevel : kind == .smollm ? [

@@ -353,6 +353,10 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
         let summary = try GGUFExport.write(input: q8, output: q4, scheme: .q4_0, warn: { warnings.append($0) })
         #expect(warnings.filter { $0.contains("dequantized and quantized again") }.count == 1)
         #expect(summary.requantized.count == summary.tensors.filter { $0.type == .q4_0 }.count)
+        // To a float type nothing is quantized again (merge on a quantized base writes f16 this way): no warning.
+        warnings.removeAll()
+        let f16 = try GGUFExport.write(input: q8, output: directory.appendingPathComponent("f16.gguf").path, scheme: .f16, warn: { warnings.append($0) })
+        #expect(warnings.isEmpty && f16.requantized.isEmpty, "\(warnings)")
     }
 
     /// Metadata llama.cpp needs: hyper-parameters, rope, tokenizer (hone-tiny has tokenizer.model).
@@ -501,6 +505,40 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
             }
         }
         #expect(failures == 0)
+    }
+
+    static let smolLM2 = Repository.root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+
+    /// SmolLM2's special tokens come first (ids 0-16). Written only in added_tokens, HF tokenizers renumbered them
+    /// after the vocab, onto 17 ordinary tokens (' Siri' decoded as '<|im_start|>', EOS became 'Maya'): every added
+    /// token must be in model.vocab under its id. Checked with HF `tokenizers` itself when a venv has it.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: smolLM2), "models/SmolLM2-135M-Instruct.Q4_1.gguf is absent (tools/fetch-default-model)"))
+    func specialTokensKeepTheirIDsInHFTokenizers() throws {
+        let files = try HuggingFaceTokenizerFiles.byteLevel(try GGUFFile(path: Self.smolLM2), contextLength: 2048)
+        let directory = try makeTemporaryDirectory()
+        for (file, object) in files { try HuggingFaceExport.writeJSON(object, to: directory.appendingPathComponent(file).path) }
+        let path = directory.appendingPathComponent("tokenizer.json").path
+        let json = try #require(try parseJSON(Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        let vocab = try #require((json["model"] as? [String: Any])?["vocab"] as? [String: Any])
+        let added = json["added_tokens"] as? [[String: Any]] ?? []
+        #expect(added.count == 17)
+        for token in added {
+            #expect(vocab[token["content"] as? String ?? ""].flatMap(jsonInteger) == token["id"].flatMap(jsonInteger), "\(token)")
+        }
+        let text = "<|im_start|>user\nhi Siri, Maya<|im_end|>"
+        let expected = try LoadedModel.open(Self.smolLM2).tokenizer().encode(text, addSpecialTokens: false, parseSpecial: true)
+        #expect(expected.first == 1 && expected.last == 2)
+        #expect(try TokenizerLoader.load(directory: directory.path).encode(text, addSpecialTokens: false, parseSpecial: true) == expected)
+        let python = ["tools/serve/.venv", "tools/oracle/.venv"].map { Repository.root.appendingPathComponent($0 + "/bin/python").path }
+            .first { FileManager.default.isExecutableFile(atPath: $0) && (try? runProcess($0, ["-c", "import tokenizers"]))?.status == 0 }
+        guard let python else {
+            print("skipped the HF check: no venv with tokenizers (tools/serve/setup makes one)")
+            return
+        }
+        let script = "import json, sys, tokenizers; t = tokenizers.Tokenizer.from_file(sys.argv[1]); print(json.dumps(t.encode(sys.argv[2], add_special_tokens=False).ids))"
+        let hf = try runProcess(python, ["-c", script, path, text])
+        #expect(hf.status == 0, "\(hf.stderr)")
+        #expect((try? parseJSON(Data(hf.stdout.utf8)) as? [Int])?.map(Int32.init) == expected, "\(hf.stdout) vs \(expected)")
     }
 
     // MARK: Oracle read-back of a Hone-written GGUF
