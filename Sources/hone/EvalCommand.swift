@@ -54,8 +54,8 @@ struct EvalTasks: ParsableCommand {
     @Option(name: [.customLong("num-fewshot"), .customLong("num_fewshot")], help: "Few-shot examples per question (tasks outside presets; default 0).")
     var numFewshot: Int?
 
-    @Option(name: .long, help: "Evaluate only the first N documents of each task.")
-    var limit: Int?
+    @Option(name: .long, help: "Evaluate only the first N documents of each task, or (below 1, as lm-eval) that fraction of each, rounded up.")
+    var limit: String?
 
     @Option(name: [.customLong("output-dir"), .customLong("output_dir"), .customLong("output-path"), .customLong("output_path")],
             help: "Folder for results.json and samples_<task>.jsonl per row.")
@@ -74,7 +74,12 @@ struct EvalTasks: ParsableCommand {
         try runtime.apply(distributed: true)
         try reportingErrors {
             if let numFewshot, numFewshot < 0 { throw HoneError.invalidArgument("--num-fewshot must be at least 0") }
-            if let limit, limit < 1 { throw HoneError.invalidArgument("--limit must be at least 1") }
+            let documentLimit = try limit.map { text in
+                guard let parsed = DocumentLimit(text) else {
+                    throw HoneError.invalidArgument("--limit must be a count of at least 1 or a fraction between 0 and 1, not \(text)")
+                }
+                return parsed
+            }
             let selection = try MultipleChoiceEvaluation.select(tasks, numFewShot: numFewshot)
             let taskList = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: data) }
             for note in Set(taskList.compactMap(\.note)) { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
@@ -111,10 +116,10 @@ struct EvalTasks: ParsableCommand {
                 } else if !adapter.isEmpty {
                     try loaded.detachAdapters()
                 }
-                let progress = ProgressReporter(total: taskList.reduce(0) { $0 + min(limit ?? $1.documents.count, $1.documents.count) },
+                let progress = ProgressReporter(total: taskList.reduce(0) { $0 + (documentLimit?.documents(of: $1.documents.count) ?? $1.documents.count) },
                                                 label: "eval \(row.name)")
                 let start = Date()
-                let results = try MultipleChoiceEvaluation.run(tasks: taskList, fewShot: selection.fewShot, limit: limit,
+                let results = try MultipleChoiceEvaluation.run(tasks: taskList, fewShot: selection.fewShot, limit: documentLimit,
                                                                scorer: scorer) { done, _ in
                     guard group.isRoot else { return }
                     let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
@@ -130,7 +135,7 @@ struct EvalTasks: ParsableCommand {
                                                 to: (folder as NSString).appendingPathComponent("samples_\(result.task.name).jsonl"))
                     }
                     let json = MultipleChoiceEvaluation.resultsJSON(results, groups: selection.groups, model: model,
-                                                                    adapter: row.directory, limit: limit)
+                                                                    adapter: row.directory, limit: documentLimit)
                     try writeFileAtomically(Data(json.utf8), to: (folder as NSString).appendingPathComponent("results.json"))
                 }
             }

@@ -1,5 +1,39 @@
 import Foundation
 
+/// lm-eval's `--limit`: the first N documents of each task, or (below 1) that fraction of each task's documents,
+/// rounded up.
+public enum DocumentLimit: Sendable, Equatable, CustomStringConvertible {
+    case first(Int)
+    case fraction(Double)
+
+    /// `--limit` as lm-eval reads it: a whole count of at least 1, or a fraction in (0, 1).
+    public init?(_ text: String) {
+        if let count = Int(text) {
+            guard count >= 1 else { return nil }
+            self = .first(count)
+        } else if let fraction = Double(text), fraction > 0, fraction < 1 {
+            self = .fraction(fraction)
+        } else {
+            return nil
+        }
+    }
+
+    /// How many of a task's `total` documents are evaluated.
+    public func documents(of total: Int) -> Int {
+        switch self {
+        case .first(let count): return min(count, total)
+        case .fraction(let fraction): return min(total, Int((Double(total) * fraction).rounded(.up)))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .first(let count): return String(count)
+        case .fraction(let fraction): return String(fraction)
+        }
+    }
+}
+
 /// `hone eval`'s tasks: which files each task reads, presets, per-document metrics, lm-eval's aggregation and
 /// standard errors, and the outputs (results.json, samples_<task>.jsonl, a Markdown table).
 public enum MultipleChoiceEvaluation {
@@ -190,9 +224,11 @@ public enum MultipleChoiceEvaluation {
     }
 
     /// Scores the first `limit` documents of every task. `progress(done, total)` counts documents.
-    public static func run(tasks: [MultipleChoiceTask], fewShot: [String: Int], limit: Int?, scorer: MultipleChoiceScorer,
+    public static func run(tasks: [MultipleChoiceTask], fewShot: [String: Int], limit: DocumentLimit?, scorer: MultipleChoiceScorer,
                            progress: ((Int, Int) -> Void)? = nil) throws -> [TaskResult] {
-        let prepared = try tasks.map { task in (task, try task.requests(fewShot: fewShot[task.name] ?? 0, limit: limit)) }
+        let prepared = try tasks.map { task in
+            (task, try task.requests(fewShot: fewShot[task.name] ?? 0, limit: limit?.documents(of: task.documents.count)))
+        }
         let total = prepared.reduce(0) { $0 + $1.1.count }
         var done = 0
         return try prepared.map { task, requests in
@@ -259,7 +295,7 @@ public enum MultipleChoiceEvaluation {
     /// lm-eval's results.json shape: results[task]["acc,none"], "acc_stderr,none" ("N/A" when none), groups,
     /// n-shot, n-samples, configs and a config block.
     public static func resultsJSON(_ results: [TaskResult], groups: [String], model: String, adapter: String?,
-                                   limit: Int?) -> String {
+                                   limit: DocumentLimit?) -> String {
         let table = scores(results, groups: groups)
         func entry(_ name: String, alias: String) -> String {
             var fields = ["\"alias\": \(jsonString(alias))"]
@@ -301,7 +337,7 @@ public enum MultipleChoiceEvaluation {
             if let note = task.note { fields.append("\"note\": \(jsonString(note))") }
             return "\(jsonString(task.name)): {" + fields.joined(separator: ", ") + "}"
         } + "},")
-        lines.append("  \"config\": {\"model\": \"hone\", \"model_args\": \(jsonString(model)), \"adapter\": \(adapter.map(jsonString) ?? "null"), \"limit\": \(limit.map(String.init) ?? "null"), \"fewshot_seed\": \(MultipleChoiceTask.defaultSeed)}")
+        lines.append("  \"config\": {\"model\": \"hone\", \"model_args\": \(jsonString(model)), \"adapter\": \(adapter.map(jsonString) ?? "null"), \"limit\": \(limit.map(\.description) ?? "null"), \"fewshot_seed\": \(MultipleChoiceTask.defaultSeed)}")
         lines.append("}")
         return lines.joined(separator: "\n") + "\n"
     }

@@ -62,6 +62,23 @@ import Testing
         }
     }
 
+    /// lm-eval's `--limit 0.3` is a fraction of each task (rounded up); it was refused as not an integer.
+    @Test func limitAsAFraction() throws {
+        let output = try makeTemporaryDirectory().path
+        let arguments = ["eval", "--model", Repository.fixture("eval/tiny-llama"), "--tasks", "arc_easy", "--data", Repository.fixture("eval/data"),
+                         "--output-dir", output, "--threads", "1"]
+        let result = try runProcess(Repository.honeExecutable, arguments + ["--limit", "0.3"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(output)/base/results.json"))) as! [String: Any]
+        #expect((json["n-samples"] as? [String: [String: Int]])?["arc_easy"]?["effective"] == 3, "ceil(7 × 0.3)")
+        #expect((json["config"] as? [String: Any])?["limit"] as? Double == 0.3)
+        for bad in ["0", "1.5", "-0.2", "many"] {
+            let refused = try runProcess(Repository.honeExecutable, arguments + ["--limit=\(bad)"])
+            #expect(refused.status == 1 && refused.stderr.contains("--limit must be a count of at least 1 or a fraction between 0 and 1, not \(bad)"),
+                    "\(refused.stderr)")
+        }
+    }
+
     @Test func badTaskOrDataIsOneLine() throws {
         let unknown = try runProcess(Repository.honeExecutable, [
             "eval", "--model", Repository.fixture("eval/tiny-llama"), "--tasks", "arc_easy,nope", "--data", Repository.fixture("eval/data")])

@@ -67,7 +67,7 @@ import Testing
             let theirsText = try String(contentsOfFile: fixture, encoding: .utf8)
             let theirs = try Self.records(theirsText)
             let task = try MultipleChoiceEvaluation.loadTask(name, directory: Repository.fixture("eval/data"))
-            let result = try MultipleChoiceEvaluation.run(tasks: [task], fewShot: [:], limit: theirs.count, scorer: scorer)[0]
+            let result = try MultipleChoiceEvaluation.run(tasks: [task], fewShot: [:], limit: .first(theirs.count), scorer: scorer)[0]
             let mineText = MultipleChoiceEvaluation.samplesJSONL(result)
             let mine = try Self.records(mineText)
             #expect(mine.count == theirs.count, "\(name)")

@@ -32,7 +32,7 @@ import Testing
         for run in try Self.runs(fixture) {
             let selection = try MultipleChoiceEvaluation.select(run.tasks.joined(separator: ","), numFewShot: run.fewShot)
             let tasks = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: Self.data) }
-            let results = try MultipleChoiceEvaluation.run(tasks: tasks, fewShot: selection.fewShot, limit: run.limit, scorer: scorer)
+            let results = try MultipleChoiceEvaluation.run(tasks: tasks, fewShot: selection.fewShot, limit: run.limit.map(DocumentLimit.first), scorer: scorer)
             var worst = 0.0
             for result in results {
                 let name = result.task.name
@@ -108,7 +108,7 @@ import Testing
         let run = try Self.runs("smollm2")[0]
         let selection = try MultipleChoiceEvaluation.select(run.tasks.joined(separator: ","), numFewShot: run.fewShot)
         let tasks = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: Self.data) }
-        let results = try MultipleChoiceEvaluation.run(tasks: tasks, fewShot: selection.fewShot, limit: run.limit, scorer: scorer)
+        let results = try MultipleChoiceEvaluation.run(tasks: tasks, fewShot: selection.fewShot, limit: run.limit.map(DocumentLimit.first), scorer: scorer)
         var differences: [Double] = []
         for result in results {
             for (index, document) in run.documents[result.task.name]!.enumerated() {
