@@ -86,7 +86,7 @@ enum TrainingCheckpoint {
         let expected = fingerprint(trainer)
         guard let recorded = state["fingerprint"] as? String else { throw HoneError.missingConfigKey(path: statePath, key: "fingerprint") }
         if recorded != expected {
-            throw HoneError.invalidConfig(path: statePath, message: "the checkpoint was made with other settings (\(recorded)); this run has (\(expected))")
+            throw HoneError.invalidConfig(path: statePath, message: "the checkpoint was made with other settings (\(fingerprintDifferences(recorded, expected)))")
         }
         guard let recordedDigest = state[adapterDigestKey] as? String else { throw HoneError.missingConfigKey(path: statePath, key: adapterDigestKey) }
         let adapterPath = (directory as NSString).appendingPathComponent(PEFTAdapter.weightsFile)
@@ -172,6 +172,26 @@ enum TrainingCheckpoint {
             return Int(name.dropFirst("checkpoint-".count))
         }
         return steps.sorted(by: >).map { (outputDirectory as NSString).appendingPathComponent("checkpoint-\($0)") }
+    }
+
+    /// What differs between two fingerprints, setting by setting ("cutoff=256 there, 64 in this run"); both whole
+    /// when they do not read as key=value pairs.
+    static func fingerprintDifferences(_ recorded: String, _ expected: String) -> String {
+        func pairs(_ text: String) -> [(key: String, value: String)] {
+            text.split(separator: " ").compactMap { part -> (key: String, value: String)? in
+                guard let equals = part.firstIndex(of: "=") else { return nil }
+                return (String(part[..<equals]), String(part[equals...].dropFirst()))
+            }
+        }
+        let there = pairs(recorded), here = pairs(expected)
+        let thereByKey = Dictionary(there, uniquingKeysWith: { first, _ in first })
+        let hereByKey = Dictionary(here, uniquingKeysWith: { first, _ in first })
+        var keys = here.map(\.key)
+        keys += there.map(\.key).filter { hereByKey[$0] == nil }
+        let differing = keys.filter { thereByKey[$0] != hereByKey[$0] }.map {
+            "\($0)=\(thereByKey[$0] ?? "(none)") there, \(hereByKey[$0] ?? "(none)") in this run"
+        }
+        return differing.isEmpty ? "\(recorded); this run has \(expected)" : differing.joined(separator: "; ")
     }
 
     /// The fingerprint a checkpoint records, when its state file reads.

@@ -59,6 +59,9 @@ import Testing
                     sourceLocation: sourceLocation)
         }
         try expectRefused(["--cutoff-len", "64"], "another --cutoff-len")
+        // The message names what differs, not two whole fingerprints.
+        let named = try Self.sft(folder, base: base, data: data, ["--cutoff-len", "64", "--resume-from-checkpoint", checkpoint])
+        #expect(named.stderr.contains("(cutoff=256 there, 64 in this run)"), "\(named.stderr)")
         try expectRefused(["--train-on-inputs", "false"], "--train-on-inputs false")
         try expectRefused(["--add-eos-token", "true"], "--add-eos-token true")
         try expectRefused(["--init-adapter", checkpoint], "an init adapter")

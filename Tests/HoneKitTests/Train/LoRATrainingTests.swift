@@ -285,7 +285,7 @@ struct TrainerResumeTests {
             _ = try retemplated.run(resumingFrom: first.latestCheckpoint)
             Issue.record("resumed under another prompt template")
         } catch let error as HoneError {
-            #expect(error.description.contains("template=vicuna"), "\(error)")
+            #expect(error.description.contains("template=- there, vicuna in this run"), "\(error)")
         }
     }
 
