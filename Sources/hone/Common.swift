@@ -45,6 +45,12 @@ func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+/// One "hone: warning: …" line on stderr (nothing for nil).
+func printWarning(_ line: String?) {
+    guard let line else { return }
+    FileHandle.standardError.write(Data("hone: warning: \(line)\n".utf8))
+}
+
 /// Writes text to stdout or, atomically, to a file.
 func emit(_ text: String, to output: String?) throws {
     if let output {

@@ -55,7 +55,7 @@ struct Convert: ParsableCommand {
                 }
                 var reporter: ProgressReporter? = nil
                 let summary = try HuggingFaceExport.write(gguf: input, to: output, dtype: dtype, warn: { line in
-                    FileHandle.standardError.write(Data("hone: warning: \(line)\n".utf8))
+                    printWarning(line)
                 }, progress: { done, total, bytes in
                     if reporter == nil { reporter = ProgressReporter(total: total, label: "writing \(output)") }
                     reporter?.update(done: done, extra: String(format: "%.1f MB", Double(bytes) / 1e6))

@@ -62,7 +62,7 @@ func writeGGUF(input: String, output: String, scheme: QuantizationScheme, pure: 
     }
     var reporter: ProgressReporter? = nil
     let summary = try GGUFExport.write(input: input, output: output, scheme: scheme, pure: pure, warn: { line in
-        FileHandle.standardError.write(Data("hone: warning: \(line)\n".utf8))
+        printWarning(line)
     }, progress: { done, total, bytes in
         if reporter == nil { reporter = ProgressReporter(total: total, label: "writing \(output)") }
         reporter?.update(done: done, extra: String(format: "%.1f MB", Double(bytes) / 1e6))

@@ -154,7 +154,7 @@ struct TrainDPO: ParsableCommand {
             let setup = try DPOTrainingSetup(baseModel: training.baseModel, dataPath: training.dataPath, maxLength: maxLength,
                                              maxPromptLength: maxPromptLength, settings: settings,
                                              validationSize: training.valSetSize ?? recipe.validationSize, seed: training.seed)
-            if let warning = setup.warning { FileHandle.standardError.write(Data("hone: warning: \(warning)\n".utf8)) }
+            printWarning(setup.warning)
             try TrainingRun.run(training.settings, recipe: recipe, base: setup.base, objective: setup.objective,
                                 summary: setup.summary, templateName: recipe.promptTemplate)
         }

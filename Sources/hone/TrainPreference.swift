@@ -75,7 +75,7 @@ struct TrainKTO: ParsableCommand {
                 settings: KTOSettings(beta: beta, desirableWeight: desirableWeight, undesirableWeight: undesirableWeight),
                 microBatchSize: training.microBatchSize ?? recipe.microBatchSize,
                 validationSize: training.valSetSize ?? recipe.validationSize, seed: training.seed)
-            if let warning = setup.warning { FileHandle.standardError.write(Data("hone: warning: \(warning)\n".utf8)) }
+            printWarning(setup.warning)
             try TrainingRun.run(training.settings, recipe: recipe, base: setup.base, objective: setup.objective,
                                 summary: setup.summary, templateName: recipe.promptTemplate)
         }
@@ -125,7 +125,7 @@ struct TrainORPO: ParsableCommand {
             let recipe = TrainingRecipe.orpo
             let pairs = try ReferenceFreePairs(baseModel: training.baseModel, dataPath: training.dataPath, maxLength: lengths.maxLength,
                                                validationSize: training.valSetSize ?? recipe.validationSize, seed: training.seed)
-            if let warning = pairs.warning { FileHandle.standardError.write(Data("hone: warning: \(warning)\n".utf8)) }
+            printWarning(pairs.warning)
             let objective = try OddsRatioObjective(training: pairs.training, validation: pairs.validation, settings: ORPOSettings(beta: beta))
             objective.dataDescription = "max_length=\(lengths.maxLength)"
             try TrainingRun.run(training.settings, recipe: recipe, base: pairs.base, objective: objective,
@@ -171,7 +171,7 @@ struct CPOCommandOptions: ParsableArguments {
                                    simpoGamma: simpoGamma)
         let pairs = try ReferenceFreePairs(baseModel: training.baseModel, dataPath: training.dataPath, maxLength: lengths.maxLength,
                                            validationSize: training.valSetSize ?? recipe.validationSize, seed: training.seed)
-        if let warning = pairs.warning { FileHandle.standardError.write(Data("hone: warning: \(warning)\n".utf8)) }
+        printWarning(pairs.warning)
         let objective = try ContrastivePreferenceObjective(name: recipe.objective, training: pairs.training, validation: pairs.validation,
                                                            settings: settings)
         objective.dataDescription = "max_length=\(lengths.maxLength)"
