@@ -23,8 +23,12 @@ extension PEFTReadBackTests {
         let ours = try SafetensorsFile(path: output + "/adapter_model.safetensors")
         let committed = try SafetensorsFile(path: Self.fixture + "/adapter_model.safetensors")
         #expect(ours.tensors.keys.sorted() == committed.tensors.keys.sorted())
+        // The committed adapter was written on an AVX-512 machine; AVX2 and scalar kernels sum in other orders, and
+        // four AdamW steps (whose first moves are ±lr whatever the gradient's size) carry that to ~7e-5 of a
+        // tensor's norm. A real change is far larger: the learning rate 1 % off moves some tensors by 1e-2.
         for name in committed.tensors.keys {
-            #expect(try relativeDifference(try ours.tensors[name]!.floats(), try committed.tensors[name]!.floats()) < 1e-5, "\(name)")
+            let difference = try relativeDifference(try ours.tensors[name]!.floats(), try committed.tensors[name]!.floats())
+            #expect(difference < 2e-4, "\(name): relative difference \(difference)")
         }
     }
 }

@@ -101,7 +101,10 @@ struct MixtureTests {
         #expect(rewards == rewards.sorted(by: >))
         for (suffix, reward) in zip(suffixes, rewards) {
             let row = HHEvaluation.rewardTokens(["<|prompter|>Name a fruit.", "<|assistant|>"], answer: suffix, tokenizer: tokenizer, maxTokens: 1024)
-            #expect(abs(Double(try scorer.rewards([row])[0]) - reward) < 1e-6)
+            // Alone and in rerank's batch the rows go through kernels that sum in different orders (on AVX2
+            // machines more than on AVX-512 ones): equal to f32 rounding, not to the bit.
+            let alone = Double(try scorer.rewards([row])[0])
+            #expect(abs(alone - reward) <= 1e-5 * max(1, abs(alone)), "scored alone \(alone), in rerank \(reward)")
         }
         #expect(Set(suffixes) == ["A carrot.", "An apple.", "A pear, surely."] && (record["prefix"] as! [[String]]).count == 3)
         // The output trains PRO: its reader accepts it.
