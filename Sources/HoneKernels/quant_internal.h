@@ -131,6 +131,12 @@ static inline int hk_legacy_level_offset(int type) {
 /// The decode kernel for a legacy type at an ISA level (hk_quant_isa's); 0, or -1 for another type.
 HK_HIDDEN int hk_legacy_select_kernel(int type, int isa, hk_quant_kernel *k);
 
+/// A32 activations with block sums (the scalar and AVX2 kernels of Q4_0 and the legacy types): per row the
+/// int8 values [in], their block scales d_a [in / 32], then d_a * (the block's integer sum) [in / 32], which
+/// meets a weight block's minimum or level offset (value = d * level - offset * d).
+HK_HIDDEN size_t hk_stride_a32_sums(int in);
+HK_HIDDEN void hk_pack_a32_sums(const float *x /* [rows, in] */, int rows, int in, uint8_t *pack, size_t stride);
+
 /// Integer reference for one weight row and one A32 activation row: sum over blocks of (weight scale *
 /// activation scale) * (exact integer dot), plus for Q4_1/Q5_1 (m * activation scale) * (exact sum of the
 /// block's activations), in double.

@@ -280,11 +280,11 @@ double hk_legacy_int_dot(int type, const void *w /* [in / 32] blocks */, const i
 // MARK: - Decode: scalar and AVX2 (A32 activations + block sums)
 //
 // Pack per row: the int8 values [in], their block scales d_a [in / 32], and d_a * (the block's integer sum)
-// [in / 32] for the minimum term of Q4_1/Q5_1.
+// [in / 32] for the minimum term of Q4_1/Q5_1 and Q5_0's level offset (also Q4_0's AVX2 kernel).
 
-static size_t stride_a32_sums(int in) { return round_up_64((size_t)in + (size_t)in / 32 * 2 * sizeof(float)); }
+size_t hk_stride_a32_sums(int in) { return round_up_64((size_t)in + (size_t)in / 32 * 2 * sizeof(float)); }
 
-static void pack_a32_sums(const float *x /* [rows, in] */, int rows, int in, uint8_t *pack, size_t stride) {
+void hk_pack_a32_sums(const float *x /* [rows, in] */, int rows, int in, uint8_t *pack, size_t stride) {
     for (int r = 0; r < rows; r++) {
         uint8_t *p = pack + (size_t)r * stride;
         int8_t *q = (int8_t *)p;
@@ -366,22 +366,25 @@ HK_TARGET_AVX2 HK_INLINE void legacy_tile_avx2(const int type, const uint8_t *ro
         const uint8_t *block = row + (size_t)b * block_bytes;
         if (b % 2 == 0) PREFETCH_AHEAD(block);
         __m256i levels = legacy_levels_avx2(type, block);
-        // Q5_0 and IQ4_NL multiply as signed values (-16..15, -127..113); Q4_1/Q5_1 levels are unsigned (0..31,
-        // pairs below 2^15) and meet the activations directly.
-        __m256i values = type == HK_TYPE_Q5_0      ? _mm256_sub_epi8(levels, _mm256_set1_epi8(16))
-                         : type == HK_TYPE_IQ4_NL ? _mm256_xor_si256(levels, _mm256_set1_epi8((char)0x80))
-                                                  : levels;
+        // Q4_1, Q5_1 and Q5_0 levels are unsigned (0..31: pairs below 2^15) and meet the activations directly;
+        // Q5_0's offset 16 then leaves through the block sum like a minimum (value = d * level - 16 d), which
+        // saves the sign trick's two vpsignb. IQ4_NL's codebook values (+128, up to 241) would overflow the
+        // pairs, so they stay signed (-127..113).
+        const int unsigned_levels = type != HK_TYPE_IQ4_NL;
+        __m256i values = unsigned_levels ? levels : _mm256_xor_si256(levels, _mm256_set1_epi8((char)0x80));
         float weight_scale = _cvtsh_ss(load_u16(block));
-        float weight_min = hk_legacy_has_mins(type) ? _cvtsh_ss(load_u16(block + 2)) : 0.0f;
+        float weight_min = hk_legacy_has_mins(type) ? _cvtsh_ss(load_u16(block + 2))
+                           : type == HK_TYPE_Q5_0 ? -16.0f * weight_scale
+                                                   : 0.0f;
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = pack + (size_t)(first_row + r) * stride;
             const float *d = (const float *)(p + in);
             __m256i q = _mm256_loadu_si256((const __m256i *)(p + 32 * b));
-            __m256i dot = hk_legacy_has_mins(type)
+            __m256i dot = unsigned_levels
                               ? _mm256_madd_epi16(_mm256_maddubs_epi16(values, q), _mm256_set1_epi16(1))
                               : dot_signed_bytes_avx2(values, q);
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(weight_scale * d[b]), acc[r]);
-            if (hk_legacy_has_mins(type)) min_acc[r] += weight_min * d[in / 32 + b];
+            if (unsigned_levels) min_acc[r] += weight_min * d[in / 32 + b];
         }
     }
     for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(acc[r]) + min_acc[r];
@@ -583,8 +586,8 @@ LEGACY_INSTANCES(iq4_nl, HK_TYPE_IQ4_NL)
 int hk_legacy_select_kernel(int type, int isa, hk_quant_kernel *k) {
 #define SELECT(name)                                                                                           \
     if (isa == HK_ISA_AVX512) *k = (hk_quant_kernel){pack_##name##_vnni, stride_##name##_vnni, range_##name##_vnni}; \
-    else if (isa == HK_ISA_AVX2) *k = (hk_quant_kernel){pack_a32_sums, stride_a32_sums, range_##name##_avx2};  \
-    else *k = (hk_quant_kernel){pack_a32_sums, stride_a32_sums, range_##name##_scalar};                        \
+    else if (isa == HK_ISA_AVX2) *k = (hk_quant_kernel){hk_pack_a32_sums, hk_stride_a32_sums, range_##name##_avx2}; \
+    else *k = (hk_quant_kernel){hk_pack_a32_sums, hk_stride_a32_sums, range_##name##_scalar};                    \
     return 0
     switch (type) {
     case HK_TYPE_Q4_1: SELECT(q4_1);
