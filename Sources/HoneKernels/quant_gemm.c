@@ -11,6 +11,10 @@
 //   from quant_k_more_matmul.c, groups of 16 for Q2_K/Q3_K); their offsets (128, 8, 32, 16, 128; 4 for Q3_K,
 //   128 for IQ4_XS; times the group's activation sum) start the integer accumulator, and the minimum of
 //   Q4_1/Q5_1 (and of Q4_K, Q5_K, Q2_K) meets the group's (scaled) activation sum in f32.
+//   Without VNNI (AVX2) the same tiles feed a kernel for 8 outputs (one 32-byte half of each vector) and 4 rows:
+//   vpmaddubsw multiplies levels by broadcast activations into 16-bit pair sums, summed in 16 bits as far as
+//   they cannot saturate, and vpmaddwd widens them. Q8_0, IQ4_NL and IQ4_XS, whose unsigned levels reach 255,
+//   are stored signed there (offset 0) and multiplied as |level| times the activation with the level's sign.
 // - hk_matmul_many_quant_sgemm: dequantize tiles to f32 and call single-threaded sgemm, as gemm.c does.
 #include "quant_internal.h"
 
@@ -48,8 +52,12 @@ static int is_k_format(int type) { return type == HK_TYPE_Q4_K || type == HK_TYP
 /// Formats whose groups have a min (value = scale * level - min): the activations' group sums are needed.
 static int has_mins(int type) { return type == HK_TYPE_Q4_K || type == HK_TYPE_Q5_K || type == HK_TYPE_Q2_K; }
 
-/// The offset of the unsigned levels (value = scale * (level - offset)), taken out of the integer sums.
-static int level_offset(int type) {
+/// Types whose levels the AVX2 tiles hold signed (their unsigned levels would saturate vpmaddubsw's pair sums).
+static int signed_on_avx2(int type) { return type == HK_TYPE_Q8_0 || type == HK_TYPE_IQ4_NL || type == HK_TYPE_IQ4_XS; }
+
+/// The offset of the levels in the tiles (value = scale * (level - offset)), taken out of the integer sums.
+static int level_offset(int type, int isa) {
+    if (isa == HK_ISA_AVX2 && signed_on_avx2(type)) return 0;
     switch (type) {
     case HK_TYPE_Q8_0: case HK_TYPE_IQ4_XS: return 128;
     case HK_TYPE_Q4_0: return 8;
@@ -60,7 +68,7 @@ static int level_offset(int type) {
 }
 
 /// Quantizes all rows (in parallel when there are many) and fills `a`; returns -1 when out of memory.
-static int prepare_activations(int type, const float *x, int rows, int in, gemm_activations *a) {
+static int prepare_activations(int type, int isa, const float *x, int rows, int in, gemm_activations *a) {
     int groups = in / group_size(type);
     int k_format = is_k_format(type), group = group_size(type);
     size_t values_bytes = k_format ? (size_t)rows * (in / HK_QK_K) * sizeof(hk_block_q8_k) : (size_t)rows * in;
@@ -78,7 +86,7 @@ static int prepare_activations(int type, const float *x, int rows, int in, gemm_
     cursor += (scales_bytes + 63) / 64 * 64;
     float *sums = (float *)cursor;
 
-    int offset = level_offset(type), with_mins = has_mins(type);
+    int offset = level_offset(type, isa), with_mins = has_mins(type);
     int threads = rows * in >= (1 << 16) ? hk_thread_count() : 1;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int r = 0; r < rows; r++) {
@@ -125,7 +133,7 @@ static size_t tile_bytes(int type, int in) {
 
 /// Unsigned levels of one weight row in value order, and per group the f32 scale and min with
 /// value = scale * level - min, written with a stride (the tile's per-group vectors, lane `o`).
-HK_TARGET_VNNI static void decode_row_levels(int type, const uint8_t *row, int in, uint8_t *levels /* [in] */,
+HK_TARGET_AVX2 static void decode_row_levels(int type, const uint8_t *row, int in, uint8_t *levels /* [in] */,
                                              float *scales, float *mins, size_t group_stride /* floats */) {
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
     switch (type) {
@@ -234,12 +242,12 @@ HK_TARGET_VNNI HK_INLINE void transpose_16x8_words(const uint8_t *rows, size_t s
     }
 }
 
-/// Repacks outputs [first_output, first_output + count) (count <= 16; missing outputs are zero) into `tile`.
-/// `levels` holds [16, in] bytes of decoded rows.
-HK_TARGET_VNNI static void repack_tile(int type, const uint8_t *w, size_t row_bytes, int in, int first_output,
-                                       int count, uint8_t *tile, uint8_t *levels /* [16, in] */) {
+/// Decodes outputs [first_output, first_output + count) (count <= 16; missing outputs are zero) into `levels`
+/// ([16, in] bytes, output o's levels in value order at o * in) and the tile's per-group scales and mins.
+HK_TARGET_AVX2 static void decode_tile_rows(int type, const uint8_t *w, size_t row_bytes, int in, int first_output,
+                                            int count, uint8_t *tile, uint8_t *levels /* [16, in] */) {
     int group = group_size(type), groups = in / group, vectors = group / 4;
-    size_t group_bytes = (size_t)vectors * 64 + 128, group_floats = group_bytes / sizeof(float);
+    size_t group_floats = ((size_t)vectors * 64 + 128) / sizeof(float);
     float *scales = (float *)(tile + 64 * vectors), *mins = scales + 16;
     for (int o = 0; o < TILE_OUTPUTS; o++) {
         if (o < count) {
@@ -250,14 +258,64 @@ HK_TARGET_VNNI static void repack_tile(int type, const uint8_t *w, size_t row_by
             for (int g = 0; g < groups; g++) scales[g * group_floats + o] = mins[g * group_floats + o] = 0.0f;
         }
     }
+}
+
+/// Where the 64-byte vector holding values [value, value + 4) of every output goes in a tile.
+static inline uint8_t *tile_vector(uint8_t *tile, int type, int value) {
+    int group = group_size(type);
+    size_t group_bytes = (size_t)group / 4 * 64 + 128;
+    return tile + (size_t)(value / group) * group_bytes + 64 * ((value % group) / 4);
+}
+
+/// Repacks outputs [first_output, first_output + count) (count <= 16; missing outputs are zero) into `tile`.
+/// `levels` holds [16, in] bytes of decoded rows.
+HK_TARGET_VNNI static void repack_tile_vnni(int type, const uint8_t *w, size_t row_bytes, int in, int first_output,
+                                            int count, uint8_t *tile, uint8_t *levels /* [16, in] */) {
+    decode_tile_rows(type, w, row_bytes, in, first_output, count, tile, levels);
     // 32 values (8 words) per transpose: one group, or two of Q6_K's groups of 16.
     for (int i = 0; i < in; i += 32) {
         __m512i words[8];
         transpose_16x8_words(levels + i, (size_t)in, words);
-        for (int v = 0; v < 8; v++) {
-            int value = i + 4 * v; // first of the four values in these words
-            uint8_t *destination = tile + (size_t)(value / group) * group_bytes + 64 * ((value % group) / 4);
-            _mm512_store_si512(destination, words[v]);
+        for (int v = 0; v < 8; v++) _mm512_store_si512(tile_vector(tile, type, i + 4 * v), words[v]);
+    }
+}
+
+/// The AVX2 form of transpose_16x8_words for 8 rows: out[v]'s lane o is word v of row o (rows + o * stride).
+HK_TARGET_AVX2 HK_INLINE void transpose_8x8_words(const uint8_t *rows, size_t stride, __m256i out[8]) {
+    __m256i z[8], t[8], u[8];
+    for (int j = 0; j < 8; j++) z[j] = _mm256_loadu_si256((const __m256i *)(rows + j * stride));
+    for (int j = 0; j < 8; j += 2) {
+        t[j] = _mm256_unpacklo_epi32(z[j], z[j + 1]);
+        t[j + 1] = _mm256_unpackhi_epi32(z[j], z[j + 1]);
+    }
+    // u[k] (k < 4): rows 0..3 of words k and 4 + k in the two 128-bit lanes; u[4 + k]: rows 4..7.
+    for (int half = 0; half < 2; half++) {
+        __m256i *a = t + 4 * half, *result = u + 4 * half;
+        result[0] = _mm256_unpacklo_epi64(a[0], a[2]);
+        result[1] = _mm256_unpackhi_epi64(a[0], a[2]);
+        result[2] = _mm256_unpacklo_epi64(a[1], a[3]);
+        result[3] = _mm256_unpackhi_epi64(a[1], a[3]);
+    }
+    for (int k = 0; k < 4; k++) {
+        out[k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x20);
+        out[4 + k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x31);
+    }
+}
+
+/// The same tile layout for the AVX2 kernel: outputs 0..7 in the first 32 bytes of each vector, 8..15 in the
+/// second; the signed_on_avx2 types' levels stored signed (level - 128).
+HK_TARGET_AVX2 static void repack_tile_avx2(int type, const uint8_t *w, size_t row_bytes, int in, int first_output,
+                                            int count, uint8_t *tile, uint8_t *levels /* [16, in] */) {
+    decode_tile_rows(type, w, row_bytes, in, first_output, count, tile, levels);
+    const __m256i flip = _mm256_set1_epi8(signed_on_avx2(type) ? (char)0x80 : 0);
+    for (int i = 0; i < in; i += 32) {
+        for (int half = 0; half < 2; half++) {
+            __m256i words[8];
+            transpose_8x8_words(levels + (size_t)(8 * half) * in + i, (size_t)in, words);
+            for (int v = 0; v < 8; v++) {
+                __m256i *destination = (__m256i *)(tile_vector(tile, type, i + 4 * v) + 32 * half);
+                _mm256_store_si256(destination, _mm256_xor_si256(words[v], flip));
+            }
         }
     }
 }
@@ -417,11 +475,176 @@ HK_TARGET_VNNI static void run_tile_vnni(int type, const uint8_t *tile, const ge
 #undef DISPATCH_ROWS
 }
 
+// MARK: - Microkernels (AVX2)
+
+/// Activation rows per AVX2 kernel call: with 8 outputs each needs a float accumulator, a per-block one (K
+/// formats) and a 16-bit partial sum, which with the level vector fills the 16 ymm registers.
+#define AVX2_TILE_ROWS 4
+
+/// Adds to sums[r] (int32 x 8 outputs) the exact integer dot of one group for `tile_rows` activation rows:
+/// `levels` is the group's first level vector plus the half's offset (vectors 64 bytes apart, four values per
+/// int32 lane), rows[r] the row's first activation of the group.
+HK_TARGET_AVX2 HK_INLINE void group_dot_avx2(const uint8_t *levels, const int vectors, const int8_t *const *rows,
+                                             const int tile_rows, const int pairs_in_16_bits, const int signed_levels,
+                                             __m256i *sums) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i partial[AVX2_TILE_ROWS];
+    for (int v = 0; v < vectors; v++) {
+        __m256i level = _mm256_load_si256((const __m256i *)(levels + 64 * v));
+        // vpmaddubsw takes its first operand unsigned: signed levels go in as |level|, their sign onto the activation.
+        __m256i magnitude = signed_levels ? _mm256_abs_epi8(level) : level;
+        for (int r = 0; r < tile_rows; r++) {
+            int32_t word;
+            memcpy(&word, rows[r] + 4 * v, sizeof(word));
+            __m256i activation = _mm256_set1_epi32(word);
+            if (signed_levels) activation = _mm256_sign_epi8(activation, level);
+            __m256i product = _mm256_maddubs_epi16(magnitude, activation);
+            partial[r] = v % pairs_in_16_bits == 0 ? product : _mm256_add_epi16(partial[r], product);
+            if (v % pairs_in_16_bits == pairs_in_16_bits - 1 || v == vectors - 1) {
+                sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(partial[r], ones));
+            }
+        }
+    }
+}
+
+/// Stores 8 outputs of one row, the first `count` of them.
+HK_TARGET_AVX2 HK_INLINE void store_outputs_avx2(float *y, __m256 values, int count) {
+    if (count >= 8) {
+        _mm256_storeu_ps(y, values);
+    } else {
+        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        _mm256_maskstore_ps(y, mask, values);
+    }
+}
+
+/// kernel_a32 for 8 outputs (half `half` of the tile) and up to AVX2_TILE_ROWS rows.
+HK_TARGET_AVX2 HK_INLINE void kernel_a32_avx2(const uint8_t *tile, const gemm_activations *a, int groups, int first_row,
+                                              const int tile_rows, float *y, int out, int first_output, int half,
+                                              const int with_mins, const int pairs_in_16_bits, const int signed_levels) {
+    __m256 acc[AVX2_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) acc[r] = _mm256_setzero_ps();
+    const size_t group_bytes = 8 * 64 + 128;
+    for (int g = 0; g < groups; g++) {
+        const uint8_t *t = tile + (size_t)g * group_bytes;
+        const int8_t *rows[AVX2_TILE_ROWS];
+        __m256i sums[AVX2_TILE_ROWS];
+        for (int r = 0; r < tile_rows; r++) {
+            size_t row = (size_t)(first_row + r);
+            rows[r] = a->values + row * a->row_stride + 32 * (size_t)g;
+            sums[r] = _mm256_set1_epi32(a->starts[row * groups + g]);
+        }
+        group_dot_avx2(t + 32 * half, 8, rows, tile_rows, pairs_in_16_bits, signed_levels, sums);
+        __m256 scales = _mm256_load_ps((const float *)(t + 512) + 8 * half);
+        for (int r = 0; r < tile_rows; r++) {
+            size_t row = (size_t)(first_row + r);
+            __m256 scale = _mm256_mul_ps(scales, _mm256_set1_ps(a->scales[row * groups + g]));
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[r]), scale, acc[r]);
+            if (with_mins) {
+                acc[r] = _mm256_fnmadd_ps(_mm256_load_ps((const float *)(t + 576) + 8 * half),
+                                          _mm256_set1_ps(a->group_sums[row * groups + g]), acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < tile_rows; r++) {
+        store_outputs_avx2(y + (size_t)(first_row + r) * out + first_output + 8 * half, acc[r],
+                           out - first_output - 8 * half);
+    }
+}
+
+/// kernel_k32 and kernel_k16 for 8 outputs (half `half` of the tile) and up to AVX2_TILE_ROWS rows: groups of
+/// `group` values over Q8_K activations, started at -offset * (activation group sum) (zero where the offset is).
+HK_TARGET_AVX2 HK_INLINE void kernel_k_avx2(const uint8_t *tile, const gemm_activations *a, int in, int first_row,
+                                            const int tile_rows, float *y, int out, int first_output, int half,
+                                            const int group, const int with_mins, const int pairs_in_16_bits,
+                                            const int signed_levels) {
+    __m256 acc[AVX2_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) acc[r] = _mm256_setzero_ps();
+    const int vectors = group / 4, groups = in / group, groups_per_block = HK_QK_K / group;
+    const size_t group_bytes = (size_t)vectors * 64 + 128;
+    for (int b = 0; b < in / HK_QK_K; b++) {
+        __m256 block_acc[AVX2_TILE_ROWS];
+        for (int r = 0; r < tile_rows; r++) block_acc[r] = _mm256_setzero_ps();
+        for (int s = 0; s < groups_per_block; s++) {
+            int g = groups_per_block * b + s;
+            const uint8_t *t = tile + (size_t)g * group_bytes;
+            const int8_t *rows[AVX2_TILE_ROWS];
+            __m256i sums[AVX2_TILE_ROWS];
+            for (int r = 0; r < tile_rows; r++) {
+                size_t row = (size_t)(first_row + r);
+                rows[r] = a->values + row * a->row_stride + (size_t)b * a->block_stride + (size_t)group * s;
+                sums[r] = _mm256_set1_epi32(a->starts[row * groups + g]);
+            }
+            group_dot_avx2(t + 32 * half, vectors, rows, tile_rows, pairs_in_16_bits, signed_levels, sums);
+            __m256 scales = _mm256_load_ps((const float *)(t + 64 * vectors) + 8 * half);
+            for (int r = 0; r < tile_rows; r++) {
+                block_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[r]), scales, block_acc[r]);
+                if (with_mins) {
+                    size_t row = (size_t)(first_row + r);
+                    block_acc[r] = _mm256_fnmadd_ps(_mm256_load_ps((const float *)(t + 64 * vectors + 64) + 8 * half),
+                                                    _mm256_set1_ps(a->group_sums[row * groups + g]), block_acc[r]);
+                }
+            }
+        }
+        for (int r = 0; r < tile_rows; r++) {
+            size_t row = (size_t)(first_row + r);
+            acc[r] = _mm256_fmadd_ps(block_acc[r], _mm256_set1_ps(a->scales[row * (in / HK_QK_K) + b]), acc[r]);
+        }
+    }
+    for (int r = 0; r < tile_rows; r++) {
+        store_outputs_avx2(y + (size_t)(first_row + r) * out + first_output + 8 * half, acc[r],
+                           out - first_output - 8 * half);
+    }
+}
+
+/// One repacked tile (count outputs) against tile_rows <= GEMM_TILE_ROWS rows, in row groups of AVX2_TILE_ROWS.
+///
+/// Per type the level vectors whose 16-bit pair sums may be added before widening: each pair is at most
+/// 2 * (largest level) * 127 (activations are within +-127) and their sum must stay below 2^15, so 8 for
+/// levels up to 15 (Q4_0, Q4_1, Q4_K: 8 * 3810), 4 up to 31 (Q5_0, Q5_1, Q5_K: 4 * 7874), 2 up to 63 (Q6_K),
+/// a whole group of 16 up to 7 (Q3_K, Q2_K), and 1 for the signed levels (|level| <= 128: 32512 already).
+HK_TARGET_AVX2 static void run_tile_avx2(int type, const uint8_t *tile, const gemm_activations *a, int in,
+                                         int first_row, int tile_rows, float *y, int out, int first_output, int count) {
+    for (int half = 0; half < 2 && 8 * half < count; half++) {
+        for (int row = first_row; row < first_row + tile_rows; row += AVX2_TILE_ROWS) {
+            int rows = first_row + tile_rows - row < AVX2_TILE_ROWS ? first_row + tile_rows - row : AVX2_TILE_ROWS;
+#define DISPATCH_ROWS(CALL, ...)                                                                               \
+    switch (rows) {                                                                                            \
+    case 1: CALL(1, __VA_ARGS__); break;                                                                       \
+    case 2: CALL(2, __VA_ARGS__); break;                                                                       \
+    case 3: CALL(3, __VA_ARGS__); break;                                                                       \
+    default: CALL(4, __VA_ARGS__); break;                                                                      \
+    }
+#define A32(n, mins, pairs, signed_levels)                                                                     \
+    kernel_a32_avx2(tile, a, in / 32, row, n, y, out, first_output, half, mins, pairs, signed_levels)
+#define K(n, group, mins, pairs, signed_levels)                                                                \
+    kernel_k_avx2(tile, a, in, row, n, y, out, first_output, half, group, mins, pairs, signed_levels)
+            // Arguments after the kernel: (group,) with mins, level vectors per 16-bit sum, signed levels.
+            switch (type) {
+            case HK_TYPE_Q8_0: case HK_TYPE_IQ4_NL: DISPATCH_ROWS(A32, 0, 1, 1); break;
+            case HK_TYPE_Q4_0: DISPATCH_ROWS(A32, 0, 8, 0); break;
+            case HK_TYPE_Q4_1: DISPATCH_ROWS(A32, 1, 8, 0); break;
+            case HK_TYPE_Q5_0: DISPATCH_ROWS(A32, 0, 4, 0); break;
+            case HK_TYPE_Q5_1: DISPATCH_ROWS(A32, 1, 4, 0); break;
+            case HK_TYPE_IQ4_XS: DISPATCH_ROWS(K, 32, 0, 1, 1); break;
+            case HK_TYPE_Q4_K: DISPATCH_ROWS(K, 32, 1, 8, 0); break;
+            case HK_TYPE_Q5_K: DISPATCH_ROWS(K, 32, 1, 4, 0); break;
+            case HK_TYPE_Q2_K: DISPATCH_ROWS(K, 16, 1, 4, 0); break;
+            case HK_TYPE_Q3_K: DISPATCH_ROWS(K, 16, 0, 4, 0); break;
+            default: DISPATCH_ROWS(K, 16, 0, 2, 0); break; // Q6_K
+            }
+#undef A32
+#undef K
+#undef DISPATCH_ROWS
+        }
+    }
+}
+
 // MARK: - Int8 GEMM driver
 
-static int int8_gemm(int type, const void *w, const float *x, float *y, int rows, int in, int out) {
+/// isa: HK_ISA_AVX512 (VNNI) or HK_ISA_AVX2.
+static int int8_gemm(int type, int isa, const void *w, const float *x, float *y, int rows, int in, int out) {
     gemm_activations a;
-    if (prepare_activations(type, x, rows, in, &a) != 0) return -1;
+    if (prepare_activations(type, isa, x, rows, in, &a) != 0) return -1;
     size_t row_bytes = hk_quant_row_bytes(type, in), one_tile = tile_bytes(type, in);
     int tiles = (out + TILE_OUTPUTS - 1) / TILE_OUTPUTS;
     int chunks = (tiles + CHUNK_TILES - 1) / CHUNK_TILES;
@@ -445,15 +668,23 @@ static int int8_gemm(int type, const void *w, const float *x, float *y, int rows
                 for (int t = 0; t < chunk_tiles; t++) {
                     int first_output = (first_tile + t) * TILE_OUTPUTS;
                     int count = out - first_output < TILE_OUTPUTS ? out - first_output : TILE_OUTPUTS;
-                    repack_tile(type, w, row_bytes, in, first_output, count, buffer + t * one_tile, levels);
+                    if (isa == HK_ISA_AVX512) {
+                        repack_tile_vnni(type, w, row_bytes, in, first_output, count, buffer + t * one_tile, levels);
+                    } else {
+                        repack_tile_avx2(type, w, row_bytes, in, first_output, count, buffer + t * one_tile, levels);
+                    }
                 }
                 for (int first_row = 0; first_row < rows; first_row += GEMM_TILE_ROWS) {
                     int tile_rows = rows - first_row < GEMM_TILE_ROWS ? rows - first_row : GEMM_TILE_ROWS;
                     for (int t = 0; t < chunk_tiles; t++) {
                         int first_output = (first_tile + t) * TILE_OUTPUTS;
                         int count = out - first_output < TILE_OUTPUTS ? out - first_output : TILE_OUTPUTS;
-                        run_tile_vnni(type, buffer + t * one_tile, &a, in, first_row, tile_rows, y, out, first_output,
-                                      count);
+                        const uint8_t *tile = buffer + t * one_tile;
+                        if (isa == HK_ISA_AVX512) {
+                            run_tile_vnni(type, tile, &a, in, first_row, tile_rows, y, out, first_output, count);
+                        } else {
+                            run_tile_avx2(type, tile, &a, in, first_row, tile_rows, y, out, first_output, count);
+                        }
                     }
                 }
             }
@@ -527,9 +758,8 @@ int hk_matmul_many_quant(int type, const void *w /* [out, in] blocks */, const f
     }
     if (rows <= 0 || out <= 0) return 0;
     // Up to 16 rows the row kernel is as fast or faster (the repack costs about as much as decoding the
-    // weights once, measured crossover 16 rows on [5632, 2048]); without VNNI it is the integer path.
-    if (rows < GEMM_MIN_ROWS || hk_quant_isa() != HK_ISA_AVX512) {
-        return hk_matmul_rows_quant(type, w, x, y, rows, in, out);
-    }
-    return int8_gemm(type, w, x, y, rows, in, out);
+    // weights once, measured crossover 16 rows on [5632, 2048]); below AVX2 the row kernel does all.
+    int isa = hk_quant_isa();
+    if (rows < GEMM_MIN_ROWS || isa == HK_ISA_SCALAR) return hk_matmul_rows_quant(type, w, x, y, rows, in, out);
+    return int8_gemm(type, isa, w, x, y, rows, in, out);
 }

@@ -146,7 +146,7 @@ HK_HIDDEN double hk_legacy_int_dot(int type, const void *w /* [in / 32] blocks *
 /// For the int8 GEMM (quant_gemm.c): one weight row as unsigned levels in value order (level - offset is the
 /// stored level, hk_legacy_level_offset) and per block of 32 the f32 scale and min with value = scale * (level
 /// - offset) - min, written `group_stride` floats apart.
-HK_HIDDEN HK_TARGET_VNNI void hk_legacy_decode_levels(int type, const uint8_t *row, int in, uint8_t *levels /* [in] */,
+HK_HIDDEN HK_TARGET_AVX2 void hk_legacy_decode_levels(int type, const uint8_t *row, int in, uint8_t *levels /* [in] */,
                                                       float *scales, float *mins, size_t group_stride);
 
 // MARK: - Type groups

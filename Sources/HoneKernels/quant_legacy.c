@@ -601,7 +601,7 @@ int hk_legacy_select_kernel(int type, int isa, hk_quant_kernel *k) {
 
 // MARK: - Levels for the int8 GEMM
 
-HK_TARGET_VNNI void hk_legacy_decode_levels(int type, const uint8_t *row, int in, uint8_t *levels /* [in] */, float *scales,
+HK_TARGET_AVX2 void hk_legacy_decode_levels(int type, const uint8_t *row, int in, uint8_t *levels /* [in] */, float *scales,
                              float *mins, size_t group_stride) {
     size_t block_bytes = legacy_block_bytes(type);
     for (int b = 0; b < in / 32; b++) {

@@ -229,6 +229,37 @@ extension KernelTests {
         }
     }
 
+    /// The largest levels every format stores against the largest activations: the AVX2 kernels add 8-bit
+    /// products in 16-bit lanes (vpmaddubsw, then partial sums before widening), which must not saturate.
+    /// Every byte but the f16 scales is set to the level field's extreme: 0xFF (Q4 nibbles 15, Q5 31, Q6_K 63,
+    /// Q3_K 7, Q2_K 3, K scales at their top), Q8_0's -128, and the IQ4 codebook's index 0 (-127).
+    @Test(arguments: QuantType.allCases)
+    func quantMatmulLargestLevelsDoNotSaturate(type: QuantType) {
+        let (inputs, outputs, rows) = (512, 19, 20) // the int8 GEMM from 17 rows
+        let fill: UInt8 = type == .q8_0 ? 0x80 : [.iq4_nl, .iq4_xs].contains(type) ? 0x00 : 0xFF
+        let halfFloats: [Int] // byte offsets of the block's f16 scale and min, set to 1.0
+        switch type {
+        case .q8_0, .q4_0, .q5_0, .iq4_nl, .iq4_xs: halfFloats = [0]
+        case .q4_1, .q5_1, .q4_k, .q5_k: halfFloats = [0, 2]
+        case .q2_k: halfFloats = [type.blockBytes - 4, type.blockBytes - 2]
+        case .q3_k, .q6_k: halfFloats = [type.blockBytes - 2]
+        }
+        var bytes = [UInt8](repeating: fill, count: outputs * type.rowBytes(inputs))
+        for block in stride(from: 0, to: bytes.count, by: type.blockBytes) {
+            for offset in halfFloats { bytes[block + offset] = 0x00; bytes[block + offset + 1] = 0x3C }
+        }
+        let matrix = QuantizedMatrix(type, rows: outputs, columns: inputs, bytes: bytes)
+        for sign: Float in [1, -1] {
+            // Every activation block's values all equal: each quantizes to +-127.
+            let x = [Float](repeating: sign, count: rows * inputs)
+            let expected = Expected(matrix, x, rows: rows)
+            forEachISA { isa in
+                expected.check(quantMultiply(.many, matrix, x, rows: rows), "\(type) many \(isaNames[Int(isa)]) x = \(sign)")
+                expected.check(quantMultiply(.rows, matrix, x, rows: rows), "\(type) rows \(isaNames[Int(isa)]) x = \(sign)")
+            }
+        }
+    }
+
     @Test func quantMatmulRejectsBadArguments() {
         var y = [Float](repeating: 0, count: 4)
         let w = [UInt8](repeating: 0, count: 256)
