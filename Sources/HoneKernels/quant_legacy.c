@@ -323,8 +323,9 @@ HK_INLINE void legacy_range_scalar(const int type, const uint8_t *w /* [out, in]
 }
 
 /// The 32 levels of one block in value order, as unsigned bytes (stored level + hk_legacy_level_offset:
-/// Q4_1 0..15, Q5_0/Q5_1 0..31, IQ4_NL codebook + 128).
-HK_TARGET_AVX2 HK_INLINE __m256i legacy_levels_avx2(const int type, const uint8_t *block) {
+/// Q4_1 0..15, Q5_0/Q5_1 0..31, IQ4_NL codebook + 128), or for IQ4_NL with `signed_codebook` the codebook's
+/// signed values.
+HK_TARGET_AVX2 HK_INLINE __m256i legacy_levels_avx2(const int type, const uint8_t *block, const int signed_codebook) {
     __m128i packed = _mm_loadu_si128((const __m128i *)(block + legacy_qs_offset(type)));
     __m256i levels = _mm256_and_si256(
         _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), _mm256_set1_epi8(0x0F));
@@ -339,8 +340,10 @@ HK_TARGET_AVX2 HK_INLINE __m256i legacy_levels_avx2(const int type, const uint8_
         levels = _mm256_or_si256(levels, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
     }
     if (type == HK_TYPE_IQ4_NL) {
-        const __m128i table = _mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153,
-                                            (char)166, (char)181, (char)197, (char)217, (char)241);
+        const __m128i table = signed_codebook
+                                  ? _mm_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
+                                  : _mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153,
+                                                  (char)166, (char)181, (char)197, (char)217, (char)241);
         levels = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(table), levels);
     }
     return levels;
@@ -365,13 +368,12 @@ HK_TARGET_AVX2 HK_INLINE void legacy_tile_avx2(const int type, const uint8_t *ro
     for (int b = 0; b < in / 32; b++) {
         const uint8_t *block = row + (size_t)b * block_bytes;
         if (b % 2 == 0) PREFETCH_AHEAD(block);
-        __m256i levels = legacy_levels_avx2(type, block);
         // Q4_1, Q5_1 and Q5_0 levels are unsigned (0..31: pairs below 2^15) and meet the activations directly;
         // Q5_0's offset 16 then leaves through the block sum like a minimum (value = d * level - 16 d), which
         // saves the sign trick's two vpsignb. IQ4_NL's codebook values (+128, up to 241) would overflow the
-        // pairs, so they stay signed (-127..113).
+        // pairs, so they stay signed (-127..113), looked up as such.
         const int unsigned_levels = type != HK_TYPE_IQ4_NL;
-        __m256i values = unsigned_levels ? levels : _mm256_xor_si256(levels, _mm256_set1_epi8((char)0x80));
+        __m256i values = legacy_levels_avx2(type, block, !unsigned_levels);
         float weight_scale = _cvtsh_ss(load_u16(block));
         float weight_min = hk_legacy_has_mins(type) ? _cvtsh_ss(load_u16(block + 2))
                            : type == HK_TYPE_Q5_0 ? -16.0f * weight_scale
@@ -611,10 +613,10 @@ HK_TARGET_AVX2 void hk_legacy_decode_levels(int type, const uint8_t *row, int in
         mins[b * group_stride] = hk_legacy_has_mins(type) ? -_cvtsh_ss(load_u16(block + 2)) : 0.0f;
         __m256i block_levels;
         switch (type) {
-        case HK_TYPE_Q4_1: block_levels = legacy_levels_avx2(HK_TYPE_Q4_1, block); break;
-        case HK_TYPE_Q5_0: block_levels = legacy_levels_avx2(HK_TYPE_Q5_0, block); break;
-        case HK_TYPE_Q5_1: block_levels = legacy_levels_avx2(HK_TYPE_Q5_1, block); break;
-        default: block_levels = legacy_levels_avx2(HK_TYPE_IQ4_NL, block); break;
+        case HK_TYPE_Q4_1: block_levels = legacy_levels_avx2(HK_TYPE_Q4_1, block, 0); break;
+        case HK_TYPE_Q5_0: block_levels = legacy_levels_avx2(HK_TYPE_Q5_0, block, 0); break;
+        case HK_TYPE_Q5_1: block_levels = legacy_levels_avx2(HK_TYPE_Q5_1, block, 0); break;
+        default: block_levels = legacy_levels_avx2(HK_TYPE_IQ4_NL, block, 0); break;
         }
         _mm256_storeu_si256((__m256i *)(levels + 32 * b), block_levels);
     }
