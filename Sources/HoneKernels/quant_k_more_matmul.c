@@ -743,15 +743,10 @@ HK_TARGET_AVX2 void hk_decode_levels_k_more(int type, const uint8_t *row, int in
 
 // MARK: - Dispatch
 
-/// Q2_K and Q3_K's AVX-512 kernels also need GFNI (Ice Lake, Zen 4 and later); VNNI CPUs without it
-/// (Cascade Lake) take the AVX2 kernels for these two formats.
-static int has_gfni(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("gfni");
-}
-
 int hk_select_k_more_kernel(int type, int isa, kernel *k) {
-    if ((type == HK_TYPE_Q2_K || type == HK_TYPE_Q3_K) && isa == HK_ISA_AVX512 && !has_gfni()) isa = HK_ISA_AVX2;
+    // Q2_K and Q3_K's AVX-512 kernels also need GFNI (Ice Lake, Zen 4 and later); VNNI CPUs without it
+    // (Cascade Lake) take the AVX2 kernels for these two formats.
+    if ((type == HK_TYPE_Q2_K || type == HK_TYPE_Q3_K) && isa == HK_ISA_AVX512 && !hk_cpu_has_gfni()) isa = HK_ISA_AVX2;
     switch (type) {
     case HK_TYPE_Q2_K:
         if (isa == HK_ISA_AVX512) *k = (kernel){pack_q2_k_vnni, stride_q2_k_vnni, range_q2_k_vnni};

@@ -46,6 +46,11 @@ int hk_cpu_has_vnni(void) {
     return hk_isa_detect() == HK_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
 }
 
+int hk_cpu_has_gfni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("gfni");
+}
+
 // MARK: - Threads
 
 static atomic_int configured_threads = 0; // 0: OpenMP's default

@@ -7,7 +7,8 @@ struct Bench: ParsableCommand {
         abstract: "Measure prompt processing (pp) and generation (tg) speed, like llama-bench.",
         discussion: """
         Prints open time, pp (one forward over --prompt-tokens tokens) and tg (--gen-tokens single-token steps \
-        with the KV cache) in tokens per second, mean ± standard deviation over --repetitions, and peak RSS.
+        with the KV cache) in tokens per second, mean ± standard deviation over --repetitions, and peak RSS, with \
+        the instruction-set level the kernels ran at (HONE_ISA=avx2 or scalar in the environment runs a lower one).
 
         With --tokenize FILE (JSONL lines {"text": ...}), measures the tokenizer instead: every text encoded \
         without special tokens, on the calling thread, best of --repetitions; prints MB/s and a digest of the ids.
@@ -78,12 +79,13 @@ struct Bench: ParsableCommand {
             let (ppMean, ppDeviation) = (BenchmarkResult.mean(result.promptRates), BenchmarkResult.standardDeviation(result.promptRates))
             let (tgMean, tgDeviation) = (BenchmarkResult.mean(result.generationRates), BenchmarkResult.standardDeviation(result.generationRates))
             if json {
-                print("{\"model\":\"\(model)\",\"threads\":\(Runtime.threads),\"open_s\":\(openSeconds),\"rss_after_open\":\(openRSS),"
+                print("{\"model\":\"\(model)\",\"threads\":\(Runtime.threads),\"kernels\":\"\(Runtime.kernelLevel)\",\"open_s\":\(openSeconds),\"rss_after_open\":\(openRSS),"
                       + "\"pp\":\(promptTokens),\"pp_tps\":\(ppMean),\"pp_sd\":\(ppDeviation),"
                       + "\"tg\":\(generatedTokens),\"batch\":\(batch),\"tg_tps\":\(tgMean),\"tg_sd\":\(tgDeviation),\"peak_rss\":\(peakResidentBytes())}")
             } else {
                 let summary = ModelSummary(loaded)
-                print("model: \(model) (\(summary.format), \(formatCount(summary.parameterCount)) parameters), threads \(Runtime.threads), OpenBLAS \(Runtime.blasCore)")
+                print("model: \(model) (\(summary.format), \(formatCount(summary.parameterCount)) parameters), threads \(Runtime.threads), "
+                      + "kernels \(Runtime.kernelLevel), OpenBLAS \(Runtime.blasCore)")
                 print(String(format: "open:  %.3f s, RSS after open %@", openSeconds, formatBytes(openRSS)))
                 if promptTokens > 0 { print(String(format: "pp%d: %.2f ± %.2f tokens/s", promptTokens, ppMean, ppDeviation)) }
                 if generatedTokens > 0 {

@@ -14,6 +14,7 @@ struct RuntimeOptions: ParsableArguments {
         // ggml's own ceiling; a count past Int32 trapped where the kernels take it.
         if let threads, !(1...512).contains(threads) { throw ValidationError("--threads must be between 1 and 512, not \(threads)") }
         Runtime.setThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        try reportingErrors { try Runtime.applyInstructionSetLimit() }
         guard ProcessGroup.launchedByMPI else { return }
         try reportingErrors {
             if distributed {

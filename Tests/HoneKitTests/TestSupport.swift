@@ -70,10 +70,14 @@ func maxAbsDifference(_ a: [Double], _ b: [Double]) -> Double {
 }
 
 /// Runs a command and returns its exit status, stdout and stderr.
-func runProcess(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+func runProcess(_ executable: String, _ arguments: [String],
+                environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, added in added }
+    }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out

@@ -33,6 +33,8 @@ int hk_isa_current(void);
 void hk_isa_force(int isa);
 /// Whether the CPU has AVX-512 VNNI.
 int hk_cpu_has_vnni(void);
+/// Whether the CPU has GFNI (Q2_K and Q3_K's AVX-512 kernels unpack levels with vgf2p8affineqb).
+int hk_cpu_has_gfni(void);
 
 /// Sets the OpenMP thread count for all kernels.
 /// Keeps freed large blocks in the process (glibc: raises the mmap and trim thresholds to 1 GiB), so activation

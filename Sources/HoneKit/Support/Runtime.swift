@@ -43,6 +43,34 @@ public enum Runtime {
 
     /// OpenBLAS's kernel family, for benchmark reports.
     public static var blasCore: String { String(cString: hk_blas_core_name()) }
+
+    // MARK: - Instruction sets
+
+    /// HONE_ISA=avx2 (or scalar, or avx512) runs Hone's own kernels at that instruction-set level at most: to
+    /// compare the paths on one machine (what an AVX2-only laptop runs, on an AVX-512 server), or to rule a fast
+    /// path out when chasing a wrong number. A level above what the CPU has is clamped to it. OpenBLAS keeps its own
+    /// choice (HONE_BLAS_CORETYPE sets that one).
+    public static func applyInstructionSetLimit(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        guard let value = environment["HONE_ISA"], !value.isEmpty else { return }
+        let levels: [String: hk_isa] = ["scalar": HK_ISA_SCALAR, "avx2": HK_ISA_AVX2, "avx512": HK_ISA_AVX512]
+        guard let level = levels[value.lowercased()] else {
+            throw HoneError.invalidArgument("HONE_ISA must be scalar, avx2 or avx512, not '\(value)'")
+        }
+        hk_isa_force(Int32(level.rawValue))
+    }
+
+    /// The level Hone's kernels run at, as reports name it: "avx512 (vnni, gfni)", "avx2" or "scalar". The
+    /// extensions listed are those the AVX-512 kernels use when the CPU has them (VNNI for every integer product,
+    /// GFNI for Q2_K and Q3_K).
+    public static var kernelLevel: String {
+        switch hk_isa_current() {
+        case Int32(HK_ISA_AVX512.rawValue):
+            let extensions = [hk_cpu_has_vnni() != 0 ? "vnni" : nil, hk_cpu_has_gfni() != 0 ? "gfni" : nil].compactMap { $0 }
+            return extensions.isEmpty ? "avx512" : "avx512 (\(extensions.joined(separator: ", ")))"
+        case Int32(HK_ISA_AVX2.rawValue): return "avx2"
+        default: return "scalar"
+        }
+    }
 }
 
 /// Ctrl-C for interactive commands: recorded by a signal handler, polled between tokens.

@@ -1,4 +1,5 @@
 import Foundation
+import HoneKernels
 import Testing
 @testable import HoneKit
 
@@ -106,6 +107,37 @@ import Testing
         let threads = try runProcess(Repository.honeExecutable, ["bench", "-m", model, "-t", "0"])
         #expect(threads.status != 0)
         #expect(threads.stderr.contains("--threads must be between 1 and 512, not 0"))
+    }
+
+    /// HONE_ISA caps the kernels' instruction set, `hone bench` says which level ran, the numbers do not change
+    /// beyond rounding between levels, and a level that does not exist is one line and exit status 1.
+    @Test func instructionSetLimitFromTheEnvironment() throws {
+        let model = Repository.fixture("gguf/llama-gqa-f16.gguf")
+        let bench = ["bench", "-m", model, "-t", "1", "-p", "4", "-n", "2", "-r", "1", "--json"]
+        let scalar = try runProcess(Repository.honeExecutable, bench, environment: ["HONE_ISA": "scalar"])
+        #expect(scalar.status == 0, "\(scalar.stderr)")
+        #expect(scalar.stdout.contains("\"kernels\":\"scalar\""), "\(scalar.stdout)")
+        let best = try runProcess(Repository.honeExecutable, bench)
+        #expect(best.status == 0, "\(best.stderr)")
+        let detected = ["scalar", "avx2", "avx512"][Int(hk_isa_detect())]
+        #expect(best.stdout.contains("\"kernels\":\"\(detected)"), "\(best.stdout)")
+
+        // The integer kernels of a Q4_0 model at each level: the same 8-bit activations and exact integer dots,
+        // so the log-probs differ only by the order of float sums.
+        let rows = Scratch.path("isa-rows.jsonl")
+        try Data("{\"tokens\": [1, 5, 9, 23, 17, 7, 2, 11, 30, 4]}\n".utf8).write(to: rows)
+        let score = ["score", "--model", Repository.fixture("gguf/llama-gqa-q4_0.gguf"), "-t", "1", "--input", rows.path]
+        let sums = try ["scalar", "avx2", "avx512"].map { level -> Double in
+            let result = try runProcess(Repository.honeExecutable, score, environment: ["HONE_ISA": level])
+            #expect(result.status == 0, "\(result.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            return try #require(object?["sum"] as? Double, "\(result.stdout)")
+        }
+        for sum in sums.dropFirst() { #expect(abs(sum - sums[0]) < 1e-3, "\(sums)") }
+
+        let bad = try runProcess(Repository.honeExecutable, bench, environment: ["HONE_ISA": "sse9"])
+        #expect(bad.status == 1)
+        #expect(bad.stderr == "hone: error: HONE_ISA must be scalar, avx2 or avx512, not 'sse9'\n", "\(bad.stderr)")
     }
 
     @Test func helpOnEveryCommand() throws {
