@@ -64,9 +64,10 @@ static inline void hk_q4k_unpack_scales(const uint8_t *packed /* [12] */, uint8_
 /// pages ahead took one thread from ~27 to ~35 GB/s on the TinyLlama shapes (Zen 5; 2 to 16 KB measured,
 /// 8 to 16 KB best, 0 = off). Prefetches past the end of the weights are harmless (they never fault).
 /// The lines go to L2, not L1: on a Zen 4 VM, prefetching into L1 slowed whole-model decode of TinyLlama below
-/// no prefetch at all for the types that stream fastest (Q8_0, Q4_0, Q6_K: 8 KB of lines arriving early evict
-/// the activations and the lines in use), while L2 kept the gain for the compute-heavier K-quants; one thread,
-/// tokens/s, L1 / none / L2: Q8_0 20.2 / 23.8 / 23.6, Q6_K 23.5 / 26.6 / 30.3, Q4_K_M 30.1 / 29.0 / 34.4.
+/// no prefetch at all for the types that stream fastest (Q8_0, Q4_0, Q6_K; most likely 8 KB of lines arriving
+/// early evict the activations and the lines in use, which the VM's missing cache counters could not show),
+/// while L2 kept the gain for the compute-heavier K-quants. One thread, tokens/s, L1 / none / L2: Q8_0 20.2 /
+/// 23.8 / 23.6, Q6_K 23.5 / 26.6 / 30.3, Q4_K_M 30.1 / 29.0 / 34.4.
 #ifndef QUANT_PREFETCH_BYTES
 #define QUANT_PREFETCH_BYTES 8192
 #endif
