@@ -11,6 +11,8 @@
 
 /// AVX-512 with VNNI (vpdpbusd, vpdpwssd) on top of the level hk_isa calls AVX512.
 #define HK_TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+/// VNNI plus BMI2 (pdep/pext between bit fields and byte masks; every CPU with VNNI has BMI2).
+#define HK_TARGET_VNNI_BMI2 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2")))
 
 /// The instruction set the quantized kernels use: HK_ISA_AVX512 only with VNNI (the AVX-512 level without
 /// it takes the AVX2 code).

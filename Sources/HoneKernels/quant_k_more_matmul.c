@@ -11,9 +11,6 @@
 // - IQ4_XS's non-linear levels (-127..113) are looked up as level + 128 (1..241); -128 * (lane sum) starts.
 #include "quant_row_kernels.h"
 
-/// VNNI plus BMI2 (pdep spreads IQ4_XS's packed scales into bytes).
-#define HK_TARGET_VNNI_BMI2 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2")))
-
 HK_INLINE float f16_to_f32(uint16_t half) { return hk_f16_to_f32_scalar(half); }
 
 /// Two-bit level of value v (0..255) in Q2_K/Q3_K's qs.
@@ -387,18 +384,27 @@ HK_TARGET_VNNI_GFNI HK_INLINE void two_bit_fields(const uint8_t *qs /* [64] */, 
     levels[3] = _mm512_gf2p8affine_epi64_epi8(packed, _mm512_set1_epi64((long long)GF_FIELD(6)), 0);
 }
 
-/// Word indices that spread 16 int16 sub-block scales over vector k's int32 lanes as (scale, 0) pairs: the
-/// vector's 16-byte quarters hold sub-blocks 2k, 2k + 1, 8 + 2k, 9 + 2k (odd words are zeroed by the mask).
-HK_TARGET_VNNI_GFNI HK_INLINE __m512i scale_spread(int k) {
-    return _mm512_set_epi32(9 + 2 * k, 9 + 2 * k, 9 + 2 * k, 9 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k,
-                            2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k, 2 * k, 2 * k, 2 * k);
+/// Word indices for vpshufb over the 16 scale bytes (repeated in every 128-bit lane) that match
+/// _mm512_packs_epi32(dots[2j], dots[2j + 1]): in 128-bit lane L, words 0..3 come from vector 2j's quarter L and
+/// words 4..7 from vector 2j + 1's; each word gets that quarter's sub-block scale, zero-extended.
+HK_TARGET_VNNI_GFNI HK_INLINE __m512i scale_pair_pick(int j) {
+    uint8_t bytes[64];
+    for (int lane = 0; lane < 4; lane++) {
+        for (int word = 0; word < 8; word++) {
+            int k = 2 * j + word / 4;
+            int sub_block = (lane >= 2 ? 8 : 0) + 2 * k + lane % 2;
+            bytes[16 * lane + 2 * word] = (uint8_t)sub_block;
+            bytes[16 * lane + 2 * word + 1] = 0x80;
+        }
+    }
+    return _mm512_loadu_si512(bytes);
 }
 
-/// sum over the four vectors of (lane dot) * (lane's sub-block scale), lane dots |.| < 2^15 (vpdpwssd).
-HK_TARGET_VNNI_GFNI HK_INLINE __m512i scaled_sum(const __m512i dots[4], const __m512i scales[4]) {
-    __m512i even = _mm512_dpwssd_epi32(_mm512_madd_epi16(dots[0], scales[0]), dots[2], scales[2]);
-    __m512i odd = _mm512_dpwssd_epi32(_mm512_madd_epi16(dots[1], scales[1]), dots[3], scales[3]);
-    return _mm512_add_epi32(even, odd);
+/// The sum over the four vectors of (lane dot) * (lane's sub-block scale), lane dots |.| < 2^15: each pair of
+/// vectors packed to words (exact) and multiplied by its scale words in one vpmaddwd.
+HK_TARGET_VNNI_GFNI HK_INLINE __m512i scaled_pair_sum(const __m512i dots[4], const __m512i pair_scales[2]) {
+    __m512i first = _mm512_madd_epi16(_mm512_packs_epi32(dots[0], dots[1]), pair_scales[0]);
+    return _mm512_dpwssd_epi32(first, _mm512_packs_epi32(dots[2], dots[3]), pair_scales[1]);
 }
 
 HK_TARGET_VNNI_GFNI HK_INLINE void q3_k_tile_vnni(const hk_block_q3_k *blocks, const uint8_t *pack, size_t stride,
@@ -409,8 +415,8 @@ HK_TARGET_VNNI_GFNI HK_INLINE void q3_k_tile_vnni(const hk_block_q3_k *blocks, c
         acc[r] = _mm512_setzero_ps();
         blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
-    const __m512i spread[4] = {scale_spread(0), scale_spread(1), scale_spread(2), scale_spread(3)};
-    const __mmask32 even_words = 0x55555555u;
+    const __m512i pick_pairs[2] = {scale_pair_pick(0), scale_pair_pick(1)};
+    const __m512i thirty_two = _mm512_set1_epi16(32);
     // Third bit of vector k: bit k of hmask[l] in the lower half, bit 4 + k in the upper half.
     __m512i third_bit[4];
     for (int k = 0; k < 4; k++) {
@@ -428,14 +434,14 @@ HK_TARGET_VNNI_GFNI HK_INLINE void q3_k_tile_vnni(const hk_block_q3_k *blocks, c
         __m128i low_bytes = _mm_loadl_epi64((const __m128i *)block->scales);
         __m128i nibbles = _mm_and_si128(_mm_unpacklo_epi64(low_bytes, _mm_srli_epi16(low_bytes, 4)), _mm_set1_epi8(0x0F));
         __m128i tops = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)top_bytes), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
-        __m128i signed_scales = _mm_sub_epi8(_mm_or_si128(nibbles, _mm_slli_epi16(tops, 4)), _mm_set1_epi8(32));
-        __m256i natural_scales = _mm256_cvtepi8_epi16(signed_scales);
-        __m512i scale_words = _mm512_castsi256_si512(natural_scales);
-        __m512i scales[4], levels[4];
+        __m128i stored_scales = _mm_or_si128(nibbles, _mm_slli_epi16(tops, 4)); // 0..63, the scale + 32
+        __m256i natural_scales = _mm256_cvtepi8_epi16(_mm_sub_epi8(stored_scales, _mm_set1_epi8(32)));
+        __m512i scale_bytes = _mm512_broadcast_i32x4(stored_scales);
+        __m512i scales[2], levels[4];
+        for (int k = 0; k < 2; k++) scales[k] = _mm512_sub_epi16(_mm512_shuffle_epi8(scale_bytes, pick_pairs[k]), thirty_two);
         two_bit_fields(block->qs, levels);
         __m512i high_bits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)block->hmask));
         for (int k = 0; k < 4; k++) {
-            scales[k] = _mm512_maskz_permutexvar_epi16(even_words, spread[k], scale_words);
             levels[k] = _mm512_or_si512(levels[k], _mm512_gf2p8affine_epi64_epi8(high_bits, third_bit[k], 0));
         }
         float d = _cvtsh_ss(block->d);
@@ -446,7 +452,7 @@ HK_TARGET_VNNI_GFNI HK_INLINE void q3_k_tile_vnni(const hk_block_q3_k *blocks, c
             for (int k = 0; k < 4; k++) dots[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), levels[k], _mm512_loadu_si512(p + 64 * k));
             // The level offset: sum over sub-blocks of scale * (-4 * bsum), in the low eight lanes.
             __m256i offset = _mm256_madd_epi16(natural_scales, _mm256_loadu_si256((const __m256i *)(p + 256)));
-            __m512i sum = _mm512_add_epi32(scaled_sum(dots, scales), _mm512_zextsi256_si512(offset));
+            __m512i sum = _mm512_add_epi32(scaled_pair_sum(dots, scales), _mm512_zextsi256_si512(offset));
             float activation_scale = ((const float *)(p + 288))[0];
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
         }
@@ -464,19 +470,18 @@ HK_TARGET_VNNI_GFNI HK_INLINE void q2_k_tile_vnni(const hk_block_q2_k *blocks, c
         min_acc[r] = _mm256_setzero_ps();
         blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
-    const __m512i spread[4] = {scale_spread(0), scale_spread(1), scale_spread(2), scale_spread(3)};
-    const __mmask32 even_words = 0x55555555u;
+    const __m512i pick_pairs[2] = {scale_pair_pick(0), scale_pair_pick(1)};
     const __m128i low_nibbles = _mm_set1_epi8(0x0F);
     for (int b = 0; b < in / HK_QK_K; b++) {
         const hk_block_q2_k *block = &blocks[b];
         PREFETCH_AHEAD(block);
         PREFETCH_AHEAD((const char *)block + 64);
         __m128i packed_scales = _mm_loadu_si128((const __m128i *)block->scales);
-        __m512i scale_words = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(packed_scales, low_nibbles)));
+        __m512i scale_bytes = _mm512_broadcast_i32x4(_mm_and_si128(packed_scales, low_nibbles));
         __m256i min_words = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed_scales, 4), low_nibbles));
-        __m512i scales[4], levels[4];
+        __m512i scales[2], levels[4];
         two_bit_fields(block->qs, levels);
-        for (int k = 0; k < 4; k++) scales[k] = _mm512_maskz_permutexvar_epi16(even_words, spread[k], scale_words);
+        for (int k = 0; k < 2; k++) scales[k] = _mm512_shuffle_epi8(scale_bytes, pick_pairs[k]);
         uint32_t both_halves;
         memcpy(&both_halves, &block->d, sizeof both_halves); // d, dmin
         __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)both_halves));
@@ -487,12 +492,13 @@ HK_TARGET_VNNI_GFNI HK_INLINE void q2_k_tile_vnni(const hk_block_q2_k *blocks, c
             // Mins: sum over sub-blocks of min * (activation sum), exact in int32 (|.| <= 16 * 15 * 2032).
             __m256i min_dot = _mm256_madd_epi16(min_words, _mm256_loadu_si256((const __m256i *)(p + 256)));
             __m128 factors = _mm_mul_ps(d_dmin, _mm_set1_ps(((const float *)(p + 288))[0]));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled_sum(dots, scales)), _mm512_broadcastss_ps(factors), acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled_pair_sum(dots, scales)), _mm512_broadcastss_ps(factors), acc[r]);
             min_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(min_dot), _mm256_broadcastss_ps(_mm_movehdup_ps(factors)), min_acc[r]);
         }
     }
     for (int r = 0; r < tile_rows; r++) {
-        y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]) - hk_sum_avx2(min_acc[r]);
+        __m512 both = _mm512_sub_ps(acc[r], _mm512_zextps256_ps512(min_acc[r]));
+        y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(both);
     }
 }
 
@@ -500,10 +506,11 @@ HK_TARGET_VNNI_GFNI HK_INLINE void q2_k_tile_vnni(const hk_block_q2_k *blocks, c
 
 HK_TARGET_VNNI HK_INLINE void q5_k_tile_vnni(const hk_block_q5_k *blocks, const uint8_t *pack, size_t stride, float *y,
                                              int in, int out, int o, int first_row, const int tile_rows) {
-    __m512 acc[MAX_TILE_ROWS];
+    __m512 acc[MAX_TILE_ROWS], min_acc[MAX_TILE_ROWS];
     const uint8_t *blocks_pack[MAX_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) {
         acc[r] = _mm512_setzero_ps();
+        min_acc[r] = _mm512_setzero_ps();
         blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
     const __m512i low_nibbles = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
@@ -559,18 +566,22 @@ HK_TARGET_VNNI HK_INLINE void q5_k_tile_vnni(const hk_block_q5_k *blocks, const 
         }
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = blocks_pack[r] + (size_t)b * Q4_K_BLOCK_PACK;
-            __m512i zero = _mm512_setzero_si512(), sum = zero;
+            __m512i zero = _mm512_setzero_si512(), sums[2] = {zero, zero};
             for (int v = 0; v < 4; v++) {
-                // Levels <= 31 times |q| <= 127, four per lane: below 2^15, so vpdpwssd can scale them.
+                // Levels <= 31 times |q| <= 127, four per lane: below 2^15, so vpdpwssd can scale them. Two
+                // independent chains, joined once.
                 __m512i dot = _mm512_dpbusd_epi32(zero, levels[v], _mm512_loadu_si512(p + 64 * v));
-                sum = _mm512_dpwssd_epi32(sum, dot, scale_pairs[v]);
+                sums[v % 2] = _mm512_dpwssd_epi32(sums[v % 2], dot, scale_pairs[v]);
             }
             float activation_scale = ((const float *)(p + 320))[0];
+            __m512i sum = _mm512_add_epi32(sums[0], sums[1]);
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
-            acc[r] = _mm512_fnmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), acc[r]);
+            min_acc[r] = _mm512_fmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), min_acc[r]);
         }
     }
-    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
+    for (int r = 0; r < tile_rows; r++) {
+        y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[r], min_acc[r]));
+    }
 }
 
 // MARK: - VNNI: IQ4_XS

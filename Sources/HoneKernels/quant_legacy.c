@@ -444,25 +444,43 @@ HK_TARGET_VNNI HK_INLINE void legacy_pack_vnni(const int type, const float *x /*
             _mm512_storeu_si512(group + 128, _mm512_mullo_epi32(sums, _mm512_set1_epi32(-hk_legacy_level_offset(type))));
             __m512 scales = _mm512_permutexvar_ps(scale_lanes, _mm512_castps128_ps512(_mm_loadu_ps(d + 4 * g)));
             _mm512_storeu_ps((float *)(group + 192), scales);
-            if (hk_legacy_has_mins(type)) _mm512_storeu_ps((float *)(group + 256), _mm512_mul_ps(scales, _mm512_cvtepi32_ps(sums)));
+            if (hk_legacy_has_mins(type)) {
+                // Block k's activation sum times its scale in float 2k + 1 (float 2k stays 0): the weights'
+                // (d, m) pairs meet these in one 8-float FMA.
+                __m512 scaled_sums = _mm512_mul_ps(scales, _mm512_cvtepi32_ps(sums));
+                __m512 block_sums = _mm512_add_ps(scaled_sums, _mm512_permute_ps(scaled_sums, 0x4E));
+                block_sums = _mm512_add_ps(block_sums, _mm512_permute_ps(block_sums, 0xB1));
+                __m256 pairs = _mm512_castps512_ps256(_mm512_permutexvar_ps(
+                    _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 0, 0, 0, 0, 0, 0, 0, 0), block_sums));
+                _mm256_storeu_ps((float *)(group + 256), _mm256_blend_ps(_mm256_setzero_ps(), pairs, 0xAA));
+            }
         }
     }
 }
 
-/// Four f16 fields `offset` bytes into blocks `block_bytes` apart (the first `count`), as f32 in lanes 4k..4k+3.
-HK_TARGET_VNNI HK_INLINE __m512 legacy_four_halves(const uint8_t *group, size_t block_bytes, size_t offset, int count) {
-    uint64_t halves = 0;
-    for (int k = 0; k < count; k++) halves |= (uint64_t)load_u16(group + (size_t)k * block_bytes + offset) << (16 * k);
-    const __m512i scale_lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    return _mm512_permutexvar_ps(scale_lanes, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)halves))));
+/// `count` (1..4) little-endian fields of `bytes` (2 or 4) bytes, `offset` into blocks `block_bytes` apart, side
+/// by side in one word (block k's at bits 8 * bytes * k; the missing blocks' zero).
+HK_INLINE uint64_t legacy_fields(const uint8_t *group, size_t block_bytes, size_t offset, int bytes, int count) {
+    uint64_t fields = 0;
+    for (int k = 0; k < 4; k++) {
+        if (k >= count || 8 * bytes * k >= 64) continue;
+        uint64_t field = bytes == 2 ? load_u16(group + k * block_bytes + offset) : load_u32(group + k * block_bytes + offset);
+        fields |= field << (8 * bytes * k);
+    }
+    return fields;
 }
 
-/// The unsigned levels of four blocks: values 0..15 of block k in bytes 16k.. of *low, values 16..31 in *high.
-HK_TARGET_VNNI HK_INLINE void legacy_group_levels_vnni(const int type, const uint8_t *group, int count, __m512i *low,
-                                                       __m512i *high) {
+/// The levels and scales of four blocks (the first `count`; the others are zero, and so are their activation
+/// scales): values 0..15 of block k in bytes 16k.. of *low, values 16..31 in *high (unsigned; IQ4_NL's as
+/// codebook + 128); each block's d in f32 lanes 4k..4k + 3 of *scales; for Q4_1/Q5_1 its (d, m) pair in floats
+/// 2k, 2k + 1 of *pairs. The fields before the nibbles (d, m, qh) come in scalar loads and are combined in
+/// general registers, which run beside the vector units; word permutes of the group and pinsrd chains measured
+/// slower. Which of d's two routes is faster differs by type (measured, one thread, Zen 4): Q5_1, whose fifth
+/// bits keep the general registers busy, takes d from the (d, m) pairs with one permute; Q4_1 from its own loads.
+HK_TARGET_VNNI_BMI2 HK_INLINE void legacy_group_vnni(const int type, const uint8_t *group, int count, __m512i *low,
+                                                     __m512i *high, __m512 *scales, __m256 *pairs) {
     size_t block_bytes = legacy_block_bytes(type), qs_offset = legacy_qs_offset(type);
     __m512i packed = _mm512_setzero_si512();
-    uint64_t low_bits = 0, high_bits = 0;
     if (count == 4) {
         __m128i nibbles[4];
         for (int k = 0; k < 4; k++) nibbles[k] = _mm_loadu_si128((const __m128i *)(group + k * block_bytes + qs_offset));
@@ -470,36 +488,40 @@ HK_TARGET_VNNI HK_INLINE void legacy_group_levels_vnni(const int type, const uin
         __m256i second = _mm256_inserti128_si256(_mm256_castsi128_si256(nibbles[2]), nibbles[3], 1);
         packed = _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
     } else {
-        // A short last group leaves the missing blocks zero (their scales are zero too).
         for (int k = 0; k < count; k++) {
             packed = _mm512_mask_broadcast_i32x4(packed, (__mmask16)(0xF << (4 * k)),
                                                  _mm_loadu_si128((const __m128i *)(group + k * block_bytes + qs_offset)));
         }
     }
-    if (legacy_has_fifth_bit(type) && count == 4) {
-        // The four qh words side by side, then one byte shuffle puts their low halves (values 0..15) in the
-        // first eight bytes and their high halves in the last eight (a scalar loop here compiled to a gather).
-        size_t qh = legacy_qh_offset(type);
-        __m128i words = _mm_setr_epi32((int)load_u32(group + qh), (int)load_u32(group + block_bytes + qh),
-                                       (int)load_u32(group + 2 * block_bytes + qh),
-                                       (int)load_u32(group + 3 * block_bytes + qh));
-        __m128i halves = _mm_shuffle_epi8(words, _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
-        low_bits = (uint64_t)_mm_cvtsi128_si64(halves);
-        high_bits = (uint64_t)_mm_extract_epi64(halves, 1);
-    } else if (legacy_has_fifth_bit(type)) {
-        for (int k = 0; k < count; k++) {
-            uint32_t word = load_u32(group + k * block_bytes + legacy_qh_offset(type));
-            low_bits |= (uint64_t)(word & 0xFFFF) << (16 * k);
-            high_bits |= (uint64_t)(word >> 16) << (16 * k);
-        }
+    const __m512i scale_lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    *pairs = _mm256_setzero_ps();
+    if (hk_legacy_has_mins(type)) {
+        // (d, m) of blocks 0, 1 and of 2, 3: eight halves, d of block k at 2k.
+        uint64_t first_two = legacy_fields(group, block_bytes, 0, 4, count);
+        uint64_t last_two = count > 2 ? legacy_fields(group + 2 * block_bytes, block_bytes, 0, 4, count - 2) : 0;
+        *pairs = _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm_cvtsi64_si128((long long)first_two),
+                                                    _mm_cvtsi64_si128((long long)last_two)));
+    }
+    if (type == HK_TYPE_Q5_1) {
+        *scales = _mm512_permutexvar_ps(_mm512_add_epi32(scale_lanes, scale_lanes), _mm512_castps256_ps512(*pairs));
+    } else {
+        uint64_t halves = legacy_fields(group, block_bytes, 0, 2, count);
+        *scales = _mm512_permutexvar_ps(scale_lanes, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)halves))));
     }
     const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
     *low = _mm512_and_si512(packed, low_nibbles);
     *high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_nibbles);
     if (legacy_has_fifth_bit(type)) {
+        // Each qh word's low half holds the fifth bits of values 0..15, its high half those of 16..31.
+        size_t qh = legacy_qh_offset(type);
+        uint64_t first_two = legacy_fields(group, block_bytes, qh, 4, count);
+        uint64_t last_two = count > 2 ? legacy_fields(group + 2 * block_bytes, block_bytes, qh, 4, count - 2) : 0;
+        const uint64_t low_halves = 0x0000FFFF0000FFFFull;
+        uint64_t low_bits = _pext_u64(first_two, low_halves) | _pext_u64(last_two, low_halves) << 32;
+        uint64_t high_bits = _pext_u64(first_two, ~low_halves) | _pext_u64(last_two, ~low_halves) << 32;
         const __m512i fifth = _mm512_set1_epi8(0x10);
-        *low = _mm512_or_si512(*low, _mm512_maskz_mov_epi8(low_bits, fifth));
-        *high = _mm512_or_si512(*high, _mm512_maskz_mov_epi8(high_bits, fifth));
+        *low = _mm512_mask_add_epi8(*low, _cvtu64_mask64(low_bits), *low, fifth);
+        *high = _mm512_mask_add_epi8(*high, _cvtu64_mask64(high_bits), *high, fifth);
     }
     if (type == HK_TYPE_IQ4_NL) {
         const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129,
@@ -510,13 +532,15 @@ HK_TARGET_VNNI HK_INLINE void legacy_group_levels_vnni(const int type, const uin
     }
 }
 
-HK_TARGET_VNNI HK_INLINE void legacy_tile_vnni(const int type, const uint8_t *row, const uint8_t *pack, size_t stride,
-                                               float *y /* [rows, out] */, int in, int out, int o, int first_row,
-                                               const int tile_rows) {
+HK_TARGET_VNNI_BMI2 HK_INLINE void legacy_tile_vnni(const int type, const uint8_t *row, const uint8_t *pack,
+                                                    size_t stride, float *y /* [rows, out] */, int in, int out, int o,
+                                                    int first_row, const int tile_rows) {
     __m512 acc[MAX_TILE_ROWS];
+    __m256 min_acc[MAX_TILE_ROWS];
     const uint8_t *groups_pack[MAX_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) {
         acc[r] = _mm512_setzero_ps();
+        min_acc[r] = _mm256_setzero_ps();
         groups_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
     size_t block_bytes = legacy_block_bytes(type), group_bytes = legacy_group_pack_bytes(type);
@@ -527,25 +551,27 @@ HK_TARGET_VNNI HK_INLINE void legacy_tile_vnni(const int type, const uint8_t *ro
         PREFETCH_AHEAD(group + 64);
         int count = blocks_in_row - 4 * g < 4 ? blocks_in_row - 4 * g : 4;
         __m512i low, high;
-        legacy_group_levels_vnni(type, group, count, &low, &high);
-        __m512 weight_scales = legacy_four_halves(group, block_bytes, 0, count);
-        __m512 weight_mins = hk_legacy_has_mins(type) ? legacy_four_halves(group, block_bytes, 2, count)
-                                                      : _mm512_setzero_ps();
+        __m512 weight_scales;
+        __m256 weight_pairs;
+        legacy_group_vnni(type, group, count, &low, &high, &weight_scales, &weight_pairs);
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = groups_pack[r] + (size_t)g * group_bytes;
             __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(p + 128), low, _mm512_loadu_si512(p));
             dot = _mm512_dpbusd_epi32(dot, high, _mm512_loadu_si512(p + 64));
             __m512 scale = _mm512_mul_ps(weight_scales, _mm512_loadu_ps((const float *)(p + 192)));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
+            // Q4_1/Q5_1: m * d_a * (block sum), the d lanes meeting zeros.
             if (hk_legacy_has_mins(type)) {
-                acc[r] = _mm512_fmadd_ps(weight_mins, _mm512_loadu_ps((const float *)(p + 256)), acc[r]);
+                min_acc[r] = _mm256_fmadd_ps(weight_pairs, _mm256_loadu_ps((const float *)(p + 256)), min_acc[r]);
             }
         }
     }
-    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
+    for (int r = 0; r < tile_rows; r++) {
+        y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]) + hk_sum_avx2(min_acc[r]);
+    }
 }
 
-HK_TARGET_VNNI HK_INLINE void legacy_range_vnni(const int type, const uint8_t *w /* [out, in] blocks */,
+HK_TARGET_VNNI_BMI2 HK_INLINE void legacy_range_vnni(const int type, const uint8_t *w /* [out, in] blocks */,
                                                 const uint8_t *pack, size_t stride, float *y /* [rows, out] */,
                                                 int rows, int in, int out, int first_output, int end_output) {
     size_t row_bytes = hk_quant_row_bytes(type, in);
@@ -573,7 +599,7 @@ HK_TARGET_VNNI HK_INLINE void legacy_range_vnni(const int type, const uint8_t *w
                                                   size_t stride) {                                             \
         legacy_pack_vnni(TYPE, x, rows, in, pack, stride);                                                     \
     }                                                                                                          \
-    HK_TARGET_VNNI static void range_##name##_vnni(const uint8_t *w, const uint8_t *pack, size_t stride,        \
+    HK_TARGET_VNNI_BMI2 static void range_##name##_vnni(const uint8_t *w, const uint8_t *pack, size_t stride,        \
                                                    float *y, int rows, int in, int out, int first_output,      \
                                                    int end_output) {                                           \
         legacy_range_vnni(TYPE, w, pack, stride, y, rows, in, out, first_output, end_output);                  \

@@ -618,10 +618,11 @@ HK_TARGET_VNNI void hk_pack_q4_k_vnni(const float *x, int rows, int in, uint8_t 
 
 HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const uint8_t *pack, size_t stride,
                                              float *y, int in, int out, int o, int first_row, const int tile_rows) {
-    __m512 acc[MAX_TILE_ROWS];
+    __m512 acc[MAX_TILE_ROWS], min_acc[MAX_TILE_ROWS];
     const uint8_t *blocks_pack[MAX_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) {
         acc[r] = _mm512_setzero_ps();
+        min_acc[r] = _mm512_setzero_ps();
         blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
     const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
@@ -669,16 +670,19 @@ HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const 
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = blocks_pack[r] + (size_t)b * Q4_K_BLOCK_PACK;
             __m512i zero = _mm512_setzero_si512();
-            __m512i sum = _mm512_dpwssd_epi32(zero, _mm512_dpbusd_epi32(zero, levels0, _mm512_loadu_si512(p)), scales0);
-            sum = _mm512_dpwssd_epi32(sum, _mm512_dpbusd_epi32(zero, levels1, _mm512_loadu_si512(p + 64)), scales1);
-            sum = _mm512_dpwssd_epi32(sum, _mm512_dpbusd_epi32(zero, levels2, _mm512_loadu_si512(p + 128)), scales2);
-            sum = _mm512_dpwssd_epi32(sum, _mm512_dpbusd_epi32(zero, levels3, _mm512_loadu_si512(p + 192)), scales3);
+            // Two independent chains of products, joined once.
+            __m512i even = _mm512_madd_epi16(_mm512_dpbusd_epi32(zero, levels0, _mm512_loadu_si512(p)), scales0);
+            __m512i odd = _mm512_madd_epi16(_mm512_dpbusd_epi32(zero, levels1, _mm512_loadu_si512(p + 64)), scales1);
+            even = _mm512_dpwssd_epi32(even, _mm512_dpbusd_epi32(zero, levels2, _mm512_loadu_si512(p + 128)), scales2);
+            odd = _mm512_dpwssd_epi32(odd, _mm512_dpbusd_epi32(zero, levels3, _mm512_loadu_si512(p + 192)), scales3);
             float activation_scale = ((const float *)(p + 320))[0];
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
-            acc[r] = _mm512_fnmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(even, odd)), _mm512_set1_ps(d * activation_scale), acc[r]);
+            min_acc[r] = _mm512_fmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), min_acc[r]);
         }
     }
-    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
+    for (int r = 0; r < tile_rows; r++) {
+        y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[r], min_acc[r]));
+    }
 }
 
 HK_TARGET_VNNI static void range_q4_k_vnni(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,

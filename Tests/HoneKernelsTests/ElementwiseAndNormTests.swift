@@ -132,7 +132,9 @@ extension KernelTests {
     }
 }
 
-@Suite struct ReadBandwidthProbeTests {
+// In the serialized suite: it forces instruction sets and thread counts, which are process-wide (as a suite of its
+// own it once ran beside attentionBackwardIsIndependentOfThreadCount and switched that test's kernel mid-way).
+extension KernelTests {
     @Test func readSumAddsEveryElementOnce() {
         forEachISA { isa in
             for count in [0, 1, 127, 128, 1_000_003] {

@@ -37,39 +37,6 @@ import HoneKernels
         #expect(hk_quantize(28, [Float](repeating: 0, count: 32), &y, 1, 32) == -1)
     }
 
-    /// llama-quantize --pure (ggml's reference quantizers) and gguf-py's numpy quantizer wrote these bytes from
-    /// the same f32 inputs, which include all-zero rows, one huge value per block, negative maxima, ties at .5,
-    /// tiny values and zero sub-blocks (see tools/oracle/make_quant_fixtures.py).
-    @Test(arguments: QuantType.allCases)
-    func quantizersMatchLlamaCppAndGgufPy(type: QuantType) throws {
-        for tensor in try QuantFixtures.load(for: type) {
-            let expected = try #require(tensor.llama[type.rawValue], "\(tensor.name) has no \(type) fixture")
-            let rowBytes = type.rowBytes(tensor.columns)
-            var rowByRow = [UInt8](repeating: 0, count: tensor.rows * rowBytes)
-            tensor.input.withUnsafeBufferPointer { x in
-                rowByRow.withUnsafeMutableBytes { y in
-                    for r in 0..<tensor.rows {
-                        let source = x.baseAddress! + r * tensor.columns
-                        type.quantizeRow(source, y.baseAddress! + r * rowBytes, tensor.columns)
-                    }
-                }
-            }
-            expectSameBytes(rowByRow, expected, blockBytes: type.blockBytes, "\(type) \(tensor.name) vs llama.cpp")
-            var whole = [UInt8](repeating: 0, count: tensor.rows * rowBytes)
-            for threads: Int32 in [1, 2] {
-                let status = withThreads(threads) {
-                    hk_quantize(type.id, tensor.input, &whole, Int64(tensor.rows), Int64(tensor.columns))
-                }
-                #expect(status == 0)
-                expectSameBytes(whole, expected, blockBytes: type.blockBytes,
-                                "\(type) \(tensor.name) hk_quantize \(threads) threads")
-            }
-            if let python = tensor.ggufPy[type.rawValue] {
-                expectSameBytes(rowByRow, python, blockBytes: type.blockBytes, "\(type) \(tensor.name) vs gguf-py")
-            }
-        }
-    }
-
     /// hk_dequantize_row against a decoder written here from the block layouts, bit for bit (both multiply in
     /// f32 in ggml's order), on llama.cpp's bytes.
     @Test(arguments: QuantType.allCases)
@@ -335,6 +302,40 @@ import HoneKernels
 }
 
 extension KernelTests {
+    // In the serialized suite because it sets the thread count (process-wide).
+    /// llama-quantize --pure (ggml's reference quantizers) and gguf-py's numpy quantizer wrote these bytes from
+    /// the same f32 inputs, which include all-zero rows, one huge value per block, negative maxima, ties at .5,
+    /// tiny values and zero sub-blocks (see tools/oracle/make_quant_fixtures.py).
+    @Test(arguments: QuantType.allCases)
+    func quantizersMatchLlamaCppAndGgufPy(type: QuantType) throws {
+        for tensor in try QuantFixtures.load(for: type) {
+            let expected = try #require(tensor.llama[type.rawValue], "\(tensor.name) has no \(type) fixture")
+            let rowBytes = type.rowBytes(tensor.columns)
+            var rowByRow = [UInt8](repeating: 0, count: tensor.rows * rowBytes)
+            tensor.input.withUnsafeBufferPointer { x in
+                rowByRow.withUnsafeMutableBytes { y in
+                    for r in 0..<tensor.rows {
+                        let source = x.baseAddress! + r * tensor.columns
+                        type.quantizeRow(source, y.baseAddress! + r * rowBytes, tensor.columns)
+                    }
+                }
+            }
+            expectSameBytes(rowByRow, expected, blockBytes: type.blockBytes, "\(type) \(tensor.name) vs llama.cpp")
+            var whole = [UInt8](repeating: 0, count: tensor.rows * rowBytes)
+            for threads: Int32 in [1, 2] {
+                let status = withThreads(threads) {
+                    hk_quantize(type.id, tensor.input, &whole, Int64(tensor.rows), Int64(tensor.columns))
+                }
+                #expect(status == 0)
+                expectSameBytes(whole, expected, blockBytes: type.blockBytes,
+                                "\(type) \(tensor.name) hk_quantize \(threads) threads")
+            }
+            if let python = tensor.ggufPy[type.rawValue] {
+                expectSameBytes(rowByRow, python, blockBytes: type.blockBytes, "\(type) \(tensor.name) vs gguf-py")
+            }
+        }
+    }
+
     /// Q8_K (ggml's quantize_row_q8_K_ref): d = 1 / (-127 / max) where max is the first value of largest
     /// magnitude, q = min(127, round-half-even(x * -127 / max)), bsums over 16; the AVX-512 code gives the
     /// same bytes as the scalar one.
