@@ -513,7 +513,7 @@ HK_TARGET_VNNI HK_INLINE void q5_k_tile_vnni(const hk_block_q5_k *blocks, const 
         min_acc[r] = _mm512_setzero_ps();
         blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
-    const __m512i low_nibbles = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
+    const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
     // As Q4_K: each int32 lane gets one byte of the 16 unpacked scales and mins; sub-block pairs (0, 2), (1, 3),
     // (4, 6), (5, 7) for the four level vectors; min k in lane k (k < 8).
 #define LANE_BYTE(b) ((b) | (int)0x80808000)
@@ -527,13 +527,15 @@ HK_TARGET_VNNI HK_INLINE void q5_k_tile_vnni(const hk_block_q5_k *blocks, const 
                                                 -1, -1, -1, -1, -1, -1, -1, -1);
 #undef SUB_BLOCK_PAIR
 #undef LANE_BYTE
-    // The fifth bit of sub-block s is bit s of qh[l]; level vector v holds the sub-blocks of pick[v].
+    // The fifth bit of sub-block s is bit s of qh[l]; level vector v holds the sub-blocks of pick[v]. Rotating
+    // each 32-bit word of qh left by 4 - s (mod 32) puts bit s of every byte at bit 4 of the same byte.
     static const int fifth_bit[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
-    __m512i select[4];
+    __m512i rotation[4];
     for (int v = 0; v < 4; v++) {
-        select[v] = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << fifth_bit[v][0])),
-                                       _mm256_set1_epi8((char)(1 << fifth_bit[v][1])), 1);
+        rotation[v] = _mm512_inserti64x4(_mm512_set1_epi32((4 - fifth_bit[v][0]) & 31),
+                                         _mm256_set1_epi32((4 - fifth_bit[v][1]) & 31), 1);
     }
+    const __m512i bit_four = _mm512_set1_epi8(0x10);
     for (int b = 0; b < in / HK_QK_K; b++) {
         const hk_block_q5_k *block = &blocks[b];
         PREFETCH_AHEAD(block);
@@ -560,8 +562,8 @@ HK_TARGET_VNNI HK_INLINE void q5_k_tile_vnni(const hk_block_q5_k *blocks, const 
         };
         __m512i scale_pairs[4];
         for (int v = 0; v < 4; v++) {
-            __mmask64 fifth = _mm512_test_epi8_mask(high_bits, select[v]);
-            levels[v] = _mm512_mask_add_epi8(levels[v], fifth, levels[v], sixteen);
+            // levels | (rotated & 0x10)
+            levels[v] = _mm512_ternarylogic_epi32(levels[v], _mm512_rolv_epi32(high_bits, rotation[v]), bit_four, 0xF8);
             scale_pairs[v] = _mm512_shuffle_epi8(factors, pick[v]);
         }
         for (int r = 0; r < tile_rows; r++) {
