@@ -157,7 +157,7 @@ HK_TARGET_AVX2 HK_INLINE void q8_0_tile_avx2(const hk_block_q8_0 *blocks, const 
     __m256 acc[MAX_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) acc[r] = _mm256_setzero_ps();
     for (int b = 0; b < in / 32; b++) {
-        if (b % 2 == 0) PREFETCH_AHEAD(blocks + b); // one line per 64 bytes is enough
+        PREFETCH_AHEAD(blocks + b);
         __m256i weights = _mm256_loadu_si256((const __m256i *)blocks[b].qs);
         float wd = _cvtsh_ss(blocks[b].d);
         for (int r = 0; r < tile_rows; r++) {
@@ -191,7 +191,7 @@ HK_TARGET_AVX2 HK_INLINE void q4_0_tile_avx2(const hk_block_q4_0 *blocks, const 
     }
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     for (int b = 0; b < in / 32; b++) {
-        if (b % 4 == 0) PREFETCH_AHEAD(blocks + b); // one line per 64 bytes is enough
+        if (b % 2 == 0) PREFETCH_AHEAD(blocks + b); // every 36 bytes: each 64-byte line at least once
         __m128i packed = _mm_loadu_si128((const __m128i *)blocks[b].qs);
         // Values 0..15 in the low half and 16..31 in the high half (levels 0..15: pairs below 2^15).
         __m256i levels = _mm256_and_si256(

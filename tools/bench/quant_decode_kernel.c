@@ -12,6 +12,7 @@
 //     -L/usr/lib/llvm-14/lib -lomp -lopenblas -lm
 // Run: /tmp/hk/bench TYPE_ID [OUT IN [COPIES [ROWS]]]   (type ids as ggml's: 10 Q2_K, 11 Q3_K, 6 Q5_0, 7 Q5_1, ...)
 // ROWS > 1 (up to 16) times the batched decode of that many sequences (GB/s then counts the weights once).
+// HONE_ISA=avx2 (or scalar) in the environment times the lower level's kernel.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,10 @@ int main(int argc, char **argv) {
     int copies = argc > 4 ? atoi(argv[4]) : 12; // 12 x a few MB: past the 32 MB L3
     int rows = argc > 5 ? atoi(argv[5]) : 1;
     hk_set_threads(1);
+    // HONE_ISA=scalar|avx2|avx512 caps the kernels' level, as it does for hone.
+    const char *isa = getenv("HONE_ISA");
+    if (isa && strcmp(isa, "scalar") == 0) hk_isa_force(HK_ISA_SCALAR);
+    if (isa && strcmp(isa, "avx2") == 0) hk_isa_force(HK_ISA_AVX2);
     size_t matrix_bytes = hk_quant_row_bytes(type, in) * (size_t)out;
     float *weights = malloc(sizeof(float) * (size_t)out * in);
     unsigned char *w = malloc(matrix_bytes * copies);
