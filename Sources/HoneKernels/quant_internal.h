@@ -135,6 +135,11 @@ static inline int hk_legacy_level_offset(int type) {
     return type == HK_TYPE_Q5_0 ? 16 : type == HK_TYPE_IQ4_NL ? 128 : 0;
 }
 
+/// Q4_0's AVX2 decode kernel (quant_legacy.c, beside IQ4_NL's, which shares its block layout): two outputs per
+/// register. Pack: hk_pack_a32_sums.
+HK_HIDDEN HK_TARGET_AVX2 void hk_range_q4_0_pairs_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y,
+                                                       int rows, int in, int out, int first_output, int end_output);
+
 /// The decode kernel for a legacy type at an ISA level (hk_quant_isa's); 0, or -1 for another type.
 HK_HIDDEN int hk_legacy_select_kernel(int type, int isa, hk_quant_kernel *k);
 

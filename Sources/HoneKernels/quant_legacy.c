@@ -1,6 +1,7 @@
 // The 32-value "legacy" GGUF types Q4_1, Q5_0, Q5_1 and IQ4_NL, and the Q8_1 activation format: ggml-exact
 // quantizers and dequantizers (Q5_0's are in quant.c with Q4_0's), the integer reference, the decode kernels
-// at three ISA levels, and the level decoding the int8 GEMM (quant_gemm.c) repacks from.
+// at three ISA levels (plus Q4_0's AVX2 one, which shares IQ4_NL's block layout), and the level decoding the
+// int8 GEMM (quant_gemm.c) repacks from.
 //
 // Every kernel multiplies the weights' integer levels with A32 activations (hk_quantize_activations_a32:
 // int8 per block of 32 with an f32 scale) exactly, then scales each block's integer sum in f32:
@@ -323,9 +324,8 @@ HK_INLINE void legacy_range_scalar(const int type, const uint8_t *w /* [out, in]
 }
 
 /// The 32 levels of one block in value order, as unsigned bytes (stored level + hk_legacy_level_offset:
-/// Q4_1 0..15, Q5_0/Q5_1 0..31, IQ4_NL codebook + 128), or for IQ4_NL with `signed_codebook` the codebook's
-/// signed values.
-HK_TARGET_AVX2 HK_INLINE __m256i legacy_levels_avx2(const int type, const uint8_t *block, const int signed_codebook) {
+/// Q4_1 0..15, Q5_0/Q5_1 0..31, IQ4_NL codebook + 128).
+HK_TARGET_AVX2 HK_INLINE __m256i legacy_levels_avx2(const int type, const uint8_t *block) {
     __m128i packed = _mm_loadu_si128((const __m128i *)(block + legacy_qs_offset(type)));
     __m256i levels = _mm256_and_si256(
         _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), _mm256_set1_epi8(0x0F));
@@ -340,19 +340,11 @@ HK_TARGET_AVX2 HK_INLINE __m256i legacy_levels_avx2(const int type, const uint8_
         levels = _mm256_or_si256(levels, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
     }
     if (type == HK_TYPE_IQ4_NL) {
-        const __m128i table = signed_codebook
-                                  ? _mm_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
-                                  : _mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153,
-                                                  (char)166, (char)181, (char)197, (char)217, (char)241);
+        const __m128i table = _mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153,
+                                            (char)166, (char)181, (char)197, (char)217, (char)241);
         levels = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(table), levels);
     }
     return levels;
-}
-
-/// Exact dot products of signed bytes, 4 per int32 lane (|a|, |b| <= 127: vpmaddubsw pairs cannot saturate).
-HK_TARGET_AVX2 HK_INLINE __m256i dot_signed_bytes_avx2(__m256i a, __m256i b) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)),
-                             _mm256_set1_epi16(1));
 }
 
 HK_TARGET_AVX2 HK_INLINE void legacy_tile_avx2(const int type, const uint8_t *row, const uint8_t *pack,
@@ -370,10 +362,8 @@ HK_TARGET_AVX2 HK_INLINE void legacy_tile_avx2(const int type, const uint8_t *ro
         if (b % 2 == 0) PREFETCH_AHEAD(block);
         // Q4_1, Q5_1 and Q5_0 levels are unsigned (0..31: pairs below 2^15) and meet the activations directly;
         // Q5_0's offset 16 then leaves through the block sum like a minimum (value = d * level - 16 d), which
-        // saves the sign trick's two vpsignb. IQ4_NL's codebook values (+128, up to 241) would overflow the
-        // pairs, so they stay signed (-127..113), looked up as such.
-        const int unsigned_levels = type != HK_TYPE_IQ4_NL;
-        __m256i values = legacy_levels_avx2(type, block, !unsigned_levels);
+        // saves the sign trick's two vpsignb. (IQ4_NL has a kernel of its own, below.)
+        __m256i values = legacy_levels_avx2(type, block);
         float weight_scale = _cvtsh_ss(load_u16(block));
         float weight_min = hk_legacy_has_mins(type) ? _cvtsh_ss(load_u16(block + 2))
                            : type == HK_TYPE_Q5_0 ? -16.0f * weight_scale
@@ -382,11 +372,9 @@ HK_TARGET_AVX2 HK_INLINE void legacy_tile_avx2(const int type, const uint8_t *ro
             const uint8_t *p = pack + (size_t)(first_row + r) * stride;
             const float *d = (const float *)(p + in);
             __m256i q = _mm256_loadu_si256((const __m256i *)(p + 32 * b));
-            __m256i dot = unsigned_levels
-                              ? _mm256_madd_epi16(_mm256_maddubs_epi16(values, q), _mm256_set1_epi16(1))
-                              : dot_signed_bytes_avx2(values, q);
+            __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(values, q), _mm256_set1_epi16(1));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(weight_scale * d[b]), acc[r]);
-            if (unsigned_levels) min_acc[r] += weight_min * d[in / 32 + b];
+            min_acc[r] += weight_min * d[in / 32 + b];
         }
     }
     for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(acc[r]) + min_acc[r];
@@ -399,6 +387,130 @@ HK_TARGET_AVX2 HK_INLINE void legacy_range_avx2(const int type, const uint8_t *w
 #define LEGACY_AVX2_TILE(n) legacy_tile_avx2(type, w + (size_t)o * row_bytes, pack, stride, y, in, out, o, first_row, n)
     FOR_EACH_TILE(rows, row_bytes, LEGACY_AVX2_TILE);
 #undef LEGACY_AVX2_TILE
+}
+
+// MARK: - Decode: AVX2, two outputs per register (Q4_0, IQ4_NL)
+//
+// For the 18-byte nibble types the row kernel above spends most of a block on unpacking one output's levels
+// and scaling one dot product. Here two outputs share each register: one 16-byte load per output puts output
+// o's nibbles in the low half and o + 1's in the high half, so one AND gives values 0..15 of both and one
+// shift + AND values 16..31; the activations meet them as [a0..a15 | a0..a15] and [a16..a31 | a16..a31] (two
+// 128-bit broadcast loads per block, shared by every output). Four outputs (two such pairs) go together so
+// that their four f16 scales convert in one instruction and the activation loads are shared by four.
+// Each output's lanes see the same operations whatever its partner (a missing partner repeats the last
+// output), so results do not depend on how outputs are grouped or split between threads. No weights are
+// copied or repacked.
+
+/// One pair of outputs' 16 nibble bytes of block b: output `first` in the low half, `second` in the high half.
+HK_TARGET_AVX2 HK_INLINE __m256i nibble_pair_avx2(const uint8_t *first, const uint8_t *second) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)first)),
+                                   _mm_loadu_si128((const __m128i *)second), 1);
+}
+
+/// Outputs o..o + count - 1 (count 1..4) for activation rows first_row..first_row + tile_rows - 1 (up to 2).
+HK_TARGET_AVX2 HK_INLINE void nibble_quad_tile_avx2(const int type, const uint8_t *w, size_t row_bytes,
+                                                    const uint8_t *pack, size_t stride, float *y, int in, int out,
+                                                    int o, int count, int first_row, const int tile_rows) {
+    const uint8_t *rows[4];
+    for (int k = 0; k < 4; k++) rows[k] = w + (size_t)(o + (k < count ? k : count - 1)) * row_bytes;
+    __m256 acc[2][2];    // [pair][activation row]
+    __m128 offsets[2];   // Q4_0: per output, sum over blocks of d * d_a * (block sum of q)
+    for (int r = 0; r < tile_rows; r++) {
+        acc[0][r] = acc[1][r] = _mm256_setzero_ps();
+        offsets[r] = _mm_setzero_ps();
+    }
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    const __m256i codebook = _mm256_broadcastsi128_si256(
+        _mm_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113));
+    const __m256i pair_lanes[2] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3)};
+    for (int b = 0; b < in / 32; b++) {
+        size_t offset = (size_t)b * 18;
+        if (b % 2 == 0) {
+            for (int k = 0; k < 4; k++) PREFETCH_AHEAD(rows[k] + offset);
+        }
+        uint64_t halves = (uint64_t)load_u16(rows[0] + offset) | (uint64_t)load_u16(rows[1] + offset) << 16 |
+                          (uint64_t)load_u16(rows[2] + offset) << 32 | (uint64_t)load_u16(rows[3] + offset) << 48;
+        __m128 weight_scales = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)halves));
+        __m256i low[2], high[2];
+        for (int pair = 0; pair < 2; pair++) {
+            __m256i packed = nibble_pair_avx2(rows[2 * pair] + offset + 2, rows[2 * pair + 1] + offset + 2);
+            low[pair] = _mm256_and_si256(packed, low_nibbles);
+            high[pair] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
+            if (type == HK_TYPE_IQ4_NL) {
+                low[pair] = _mm256_shuffle_epi8(codebook, low[pair]);
+                high[pair] = _mm256_shuffle_epi8(codebook, high[pair]);
+            }
+        }
+        for (int r = 0; r < tile_rows; r++) {
+            const uint8_t *p = pack + (size_t)(first_row + r) * stride;
+            const float *d = (const float *)(p + in);
+            __m256i first_half = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 32 * b)));
+            __m256i second_half = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 32 * b + 16)));
+            __m128 scales = _mm_mul_ps(weight_scales, _mm_broadcast_ss(d + b));
+            __m256i first_abs = _mm256_sign_epi8(first_half, first_half);
+            __m256i second_abs = _mm256_sign_epi8(second_half, second_half);
+            for (int pair = 0; pair < 2; pair++) {
+                __m256i dot;
+                if (type == HK_TYPE_Q4_0) {
+                    // Levels 0..15 unsigned: each int16 sum of both products stays below 2^15 (4 * 15 * 128).
+                    __m256i products = _mm256_add_epi16(_mm256_maddubs_epi16(low[pair], first_half),
+                                                        _mm256_maddubs_epi16(high[pair], second_half));
+                    dot = _mm256_madd_epi16(products, ones);
+                } else {
+                    // Signed codebook values: |a| times the value with a's sign (pairs below 2^15 each).
+                    __m256i low_products = _mm256_maddubs_epi16(first_abs, _mm256_sign_epi8(low[pair], first_half));
+                    __m256i high_products = _mm256_maddubs_epi16(second_abs, _mm256_sign_epi8(high[pair], second_half));
+                    dot = _mm256_add_epi32(_mm256_madd_epi16(low_products, ones), _mm256_madd_epi16(high_products, ones));
+                }
+                __m256 pair_scales = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(scales), pair_lanes[pair]);
+                acc[pair][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), pair_scales, acc[pair][r]);
+            }
+            if (type == HK_TYPE_Q4_0) offsets[r] = _mm_fmadd_ps(weight_scales, _mm_broadcast_ss(d + in / 32 + b), offsets[r]);
+        }
+    }
+    for (int r = 0; r < tile_rows; r++) {
+        float offset_values[4];
+        _mm_storeu_ps(offset_values, offsets[r]);
+        for (int k = 0; k < count; k++) {
+            __m256 pair = acc[k / 2][r];
+            __m128 lanes = k % 2 ? _mm256_extractf128_ps(pair, 1) : _mm256_castps256_ps128(pair);
+            lanes = _mm_add_ps(lanes, _mm_movehl_ps(lanes, lanes));
+            lanes = _mm_add_ss(lanes, _mm_movehdup_ps(lanes));
+            // Q4_0's level offset 8: value = d * level - 8 d.
+            y[(size_t)(first_row + r) * out + o + k] = _mm_cvtss_f32(lanes) - 8.0f * offset_values[k];
+        }
+    }
+}
+
+/// Outputs in fours, activation rows in tiles of two; outputs in chunks of about 64 KB of weights when there
+/// are several tiles (read from memory by the first, from L2 by the others).
+HK_TARGET_AVX2 HK_INLINE void nibble_range_avx2(const int type, const uint8_t *w, const uint8_t *pack, size_t stride,
+                                                float *y, int rows, int in, int out, int first_output, int end_output) {
+    size_t row_bytes = hk_quant_row_bytes(type, in);
+    int tile_count = (rows + 1) / 2;
+    int chunk = (int)(((size_t)64 << 10) / row_bytes) / 4 * 4;
+    if (chunk < 4 || tile_count == 1) chunk = end_output - first_output;
+    for (int chunk_first = first_output; chunk_first < end_output; chunk_first += chunk) {
+        int chunk_end = end_output - chunk_first < chunk ? end_output : chunk_first + chunk;
+        for (int tile = 0; tile < tile_count; tile++) {
+            int first_row = 2 * tile, tile_rows = rows - first_row < 2 ? rows - first_row : 2;
+            for (int o = chunk_first; o < chunk_end; o += 4) {
+                int count = chunk_end - o < 4 ? chunk_end - o : 4;
+                if (tile_rows == 1) nibble_quad_tile_avx2(type, w, row_bytes, pack, stride, y, in, out, o, count, first_row, 1);
+                else nibble_quad_tile_avx2(type, w, row_bytes, pack, stride, y, in, out, o, count, first_row, 2);
+            }
+        }
+    }
+}
+
+HK_TARGET_AVX2 void hk_range_q4_0_pairs_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
+                                             int in, int out, int first_output, int end_output) {
+    nibble_range_avx2(HK_TYPE_Q4_0, w, pack, stride, y, rows, in, out, first_output, end_output);
+}
+
+HK_TARGET_AVX2 static void range_iq4_nl_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y,
+                                            int rows, int in, int out, int first_output, int end_output) {
+    nibble_range_avx2(HK_TYPE_IQ4_NL, w, pack, stride, y, rows, in, out, first_output, end_output);
 }
 
 // MARK: - Decode: VNNI
@@ -589,11 +701,6 @@ HK_TARGET_VNNI_BMI2 HK_INLINE void legacy_range_vnni(const int type, const uint8
                                       int in, int out, int first_output, int end_output) {                     \
         legacy_range_scalar(TYPE, w, pack, stride, y, rows, in, out, first_output, end_output);                \
     }                                                                                                          \
-    HK_TARGET_AVX2 static void range_##name##_avx2(const uint8_t *w, const uint8_t *pack, size_t stride,        \
-                                                   float *y, int rows, int in, int out, int first_output,      \
-                                                   int end_output) {                                           \
-        legacy_range_avx2(TYPE, w, pack, stride, y, rows, in, out, first_output, end_output);                  \
-    }                                                                                                          \
     static size_t stride_##name##_vnni(int in) { return legacy_stride_vnni(TYPE, in); }                        \
     HK_TARGET_VNNI static void pack_##name##_vnni(const float *x, int rows, int in, uint8_t *pack,             \
                                                   size_t stride) {                                             \
@@ -605,10 +712,22 @@ HK_TARGET_VNNI_BMI2 HK_INLINE void legacy_range_vnni(const int type, const uint8
         legacy_range_vnni(TYPE, w, pack, stride, y, rows, in, out, first_output, end_output);                  \
     }
 
+#define LEGACY_AVX2_INSTANCE(name, TYPE)                                                                       \
+    HK_TARGET_AVX2 static void range_##name##_avx2(const uint8_t *w, const uint8_t *pack, size_t stride,        \
+                                                   float *y, int rows, int in, int out, int first_output,      \
+                                                   int end_output) {                                           \
+        legacy_range_avx2(TYPE, w, pack, stride, y, rows, in, out, first_output, end_output);                  \
+    }
+
 LEGACY_INSTANCES(q4_1, HK_TYPE_Q4_1)
 LEGACY_INSTANCES(q5_0, HK_TYPE_Q5_0)
 LEGACY_INSTANCES(q5_1, HK_TYPE_Q5_1)
 LEGACY_INSTANCES(iq4_nl, HK_TYPE_IQ4_NL)
+LEGACY_AVX2_INSTANCE(q4_1, HK_TYPE_Q4_1)
+LEGACY_AVX2_INSTANCE(q5_0, HK_TYPE_Q5_0)
+LEGACY_AVX2_INSTANCE(q5_1, HK_TYPE_Q5_1)
+// (IQ4_NL's AVX2 kernel is the two-outputs-per-register one above, shared with Q4_0.)
+#undef LEGACY_AVX2_INSTANCE
 #undef LEGACY_INSTANCES
 
 int hk_legacy_select_kernel(int type, int isa, hk_quant_kernel *k) {
@@ -639,10 +758,10 @@ HK_TARGET_AVX2 void hk_legacy_decode_levels(int type, const uint8_t *row, int in
         mins[b * group_stride] = hk_legacy_has_mins(type) ? -_cvtsh_ss(load_u16(block + 2)) : 0.0f;
         __m256i block_levels;
         switch (type) {
-        case HK_TYPE_Q4_1: block_levels = legacy_levels_avx2(HK_TYPE_Q4_1, block, 0); break;
-        case HK_TYPE_Q5_0: block_levels = legacy_levels_avx2(HK_TYPE_Q5_0, block, 0); break;
-        case HK_TYPE_Q5_1: block_levels = legacy_levels_avx2(HK_TYPE_Q5_1, block, 0); break;
-        default: block_levels = legacy_levels_avx2(HK_TYPE_IQ4_NL, block, 0); break;
+        case HK_TYPE_Q4_1: block_levels = legacy_levels_avx2(HK_TYPE_Q4_1, block); break;
+        case HK_TYPE_Q5_0: block_levels = legacy_levels_avx2(HK_TYPE_Q5_0, block); break;
+        case HK_TYPE_Q5_1: block_levels = legacy_levels_avx2(HK_TYPE_Q5_1, block); break;
+        default: block_levels = legacy_levels_avx2(HK_TYPE_IQ4_NL, block); break;
         }
         _mm256_storeu_si256((__m256i *)(levels + 32 * b), block_levels);
     }

@@ -179,46 +179,6 @@ HK_TARGET_AVX2 static void range_q8_0_avx2(const uint8_t *w, const uint8_t *pack
 #undef Q8_0_AVX2_TILE
 }
 
-/// Pack: hk_pack_a32_sums. The levels 0..15 multiply unsigned (no sign trick) and the offset 8 leaves through
-/// the activation block sums: sum (level - 8) d q d_a = d d_a (sum level q) - 8 d (d_a sum q).
-HK_TARGET_AVX2 HK_INLINE void q4_0_tile_avx2(const hk_block_q4_0 *blocks, const uint8_t *pack, size_t stride,
-                                             float *y, int in, int out, int o, int first_row, const int tile_rows) {
-    __m256 acc[MAX_TILE_ROWS];
-    float offset_acc[MAX_TILE_ROWS];
-    for (int r = 0; r < tile_rows; r++) {
-        acc[r] = _mm256_setzero_ps();
-        offset_acc[r] = 0.0f;
-    }
-    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    for (int b = 0; b < in / 32; b++) {
-        if (b % 2 == 0) PREFETCH_AHEAD(blocks + b); // every 36 bytes: each 64-byte line at least once
-        __m128i packed = _mm_loadu_si128((const __m128i *)blocks[b].qs);
-        // Values 0..15 in the low half and 16..31 in the high half (levels 0..15: pairs below 2^15).
-        __m256i levels = _mm256_and_si256(
-            _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), low_nibbles);
-        float wd = _cvtsh_ss(blocks[b].d);
-        for (int r = 0; r < tile_rows; r++) {
-            const uint8_t *p = pack + (size_t)(first_row + r) * stride;
-            const float *d = (const float *)(p + in);
-            __m256i q = _mm256_loadu_si256((const __m256i *)(p + 32 * b));
-            __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(levels, q), ones);
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(wd * d[b]), acc[r]);
-            offset_acc[r] += wd * d[in / 32 + b];
-        }
-    }
-    for (int r = 0; r < tile_rows; r++) {
-        y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(acc[r]) - 8.0f * offset_acc[r];
-    }
-}
-
-HK_TARGET_AVX2 static void range_q4_0_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
-                                           int in, int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(HK_TYPE_Q4_0, in);
-#define Q4_0_AVX2_TILE(n) \
-    q4_0_tile_avx2((const hk_block_q4_0 *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
-    FOR_EACH_TILE(rows, row_bytes, Q4_0_AVX2_TILE);
-#undef Q4_0_AVX2_TILE
-}
 
 HK_TARGET_AVX2 HK_INLINE void q4_k_tile_avx2(const hk_block_q4_k *blocks, const uint8_t *pack, size_t stride,
                                              float *y, int in, int out, int o, int first_row, const int tile_rows) {
@@ -797,7 +757,7 @@ static int select_kernel(int type, int isa, kernel *k) {
         return 0;
     case HK_TYPE_Q4_0:
         if (isa == HK_ISA_AVX512) *k = (kernel){pack_q4_0_vnni, stride_q4_0_vnni, range_q4_0_vnni};
-        else if (isa == HK_ISA_AVX2) *k = (kernel){hk_pack_a32_sums, hk_stride_a32_sums, range_q4_0_avx2};
+        else if (isa == HK_ISA_AVX2) *k = (kernel){hk_pack_a32_sums, hk_stride_a32_sums, hk_range_q4_0_pairs_avx2};
         else *k = (kernel){pack_a32, stride_a32, range_q4_0_scalar};
         return 0;
     case HK_TYPE_Q4_K:
