@@ -136,27 +136,41 @@ HK_TARGET_AVX2 HK_INLINE __m256i two_bit_levels_avx2(const uint8_t *qs /* [64] *
     return _mm256_and_si256(_mm256_srli_epi16(packed, 2 * (k % 4)), _mm256_set1_epi8(3));
 }
 
-/// Sub-block scales (int16) for a vector of 32 values made of sub-blocks 2 k and 2 k + 1 of 16.
-HK_TARGET_AVX2 HK_INLINE __m256i pair_scales_avx2(int first, int second) {
-    return _mm256_setr_m128i(_mm_set1_epi16((short)first), _mm_set1_epi16((short)second));
+/// Sub-block scales as int16 words for the vector of values 32 k .. 32 k + 31 (sub-blocks 2 k, 2 k + 1 of 16):
+/// one byte shuffle of the 16 unsigned scale bytes (repeated in both 128-bit lanes), zero-extended.
+HK_TARGET_AVX2 HK_INLINE __m256i pair_scales_avx2(__m256i scale_bytes, int k) {
+    const __m256i pick = _mm256_setr_m128i(_mm_set1_epi16((short)(0x8000 | (2 * k))), _mm_set1_epi16((short)(0x8000 | (2 * k + 1))));
+    return _mm256_shuffle_epi8(scale_bytes, pick);
+}
+
+/// Q3_K's sixteen six-bit scales as stored (0..63, the scale + 32), unpacked with vector arithmetic: low
+/// nibbles from bytes 0..7 (scales 0..7 low, 8..15 high), the top two bits of scale 4 j + i at bits 2 j of byte
+/// 8 + i.
+HK_TARGET_AVX2 HK_INLINE __m128i q3_k_stored_scales(const uint8_t *packed /* [12] */) {
+    uint32_t top_bytes;
+    memcpy(&top_bytes, packed + 8, sizeof top_bytes);
+    __m128i low_bytes = _mm_loadl_epi64((const __m128i *)packed);
+    __m128i nibbles = _mm_and_si128(_mm_unpacklo_epi64(low_bytes, _mm_srli_epi16(low_bytes, 4)), _mm_set1_epi8(0x0F));
+    __m128i tops = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)top_bytes), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
+    return _mm_or_si128(nibbles, _mm_slli_epi16(tops, 4));
 }
 
 HK_TARGET_AVX2 HK_INLINE void q2_k_tile_avx2(const hk_block_q2_k *blocks, const uint8_t *pack, size_t stride, float *y,
                                              int in, int out, int o, int first_row, const int tile_rows) {
-    __m256 acc[MAX_TILE_ROWS];
-    float mins_acc[MAX_TILE_ROWS];
-    for (int r = 0; r < tile_rows; r++) {
-        acc[r] = _mm256_setzero_ps();
-        mins_acc[r] = 0.0f;
-    }
+    __m256 acc[MAX_TILE_ROWS], mins_acc[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) acc[r] = mins_acc[r] = _mm256_setzero_ps();
+    const __m128i low_nibbles = _mm_set1_epi8(0x0F);
     for (int b = 0; b < in / HK_QK_K; b++) {
         const hk_block_q2_k *block = &blocks[b];
         PREFETCH_AHEAD(block);
         PREFETCH_AHEAD((const char *)block + 64);
+        __m128i packed_scales = _mm_loadu_si128((const __m128i *)block->scales);
+        __m256i scale_bytes = _mm256_broadcastsi128_si256(_mm_and_si128(packed_scales, low_nibbles));
+        __m256i min_words = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed_scales, 4), low_nibbles));
         __m256i levels[8], scales[8];
         for (int k = 0; k < 8; k++) {
             levels[k] = two_bit_levels_avx2(block->qs, k);
-            scales[k] = pair_scales_avx2(block->scales[2 * k] & 0x0F, block->scales[2 * k + 1] & 0x0F);
+            scales[k] = pair_scales_avx2(scale_bytes, k);
         }
         float d = _cvtsh_ss(block->d), dmin = _cvtsh_ss(block->dmin);
         for (int r = 0; r < tile_rows; r++) {
@@ -167,13 +181,15 @@ HK_TARGET_AVX2 HK_INLINE void q2_k_tile_avx2(const hk_block_q2_k *blocks, const 
                 __m256i products = _mm256_maddubs_epi16(levels[k], _mm256_loadu_si256((const __m256i *)(a->qs + 32 * k)));
                 sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[k]));
             }
-            int mins = 0;
-            for (int s = 0; s < 16; s++) mins += (block->scales[s] >> 4) * a->bsums[s];
+            // Minimums times the sub-block sums, exact in int32 (|.| <= 15 * 2032 per pair).
+            __m256i mins = _mm256_madd_epi16(min_words, _mm256_loadu_si256((const __m256i *)a->bsums));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * a->d), acc[r]);
-            mins_acc[r] += (dmin * a->d) * (float)mins;
+            mins_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * a->d), mins_acc[r]);
         }
     }
-    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(acc[r]) - mins_acc[r];
+    for (int r = 0; r < tile_rows; r++) {
+        y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(_mm256_sub_ps(acc[r], mins_acc[r]));
+    }
 }
 
 HK_TARGET_AVX2 HK_INLINE void q3_k_tile_avx2(const hk_block_q3_k *blocks, const uint8_t *pack, size_t stride, float *y,
@@ -185,15 +201,17 @@ HK_TARGET_AVX2 HK_INLINE void q3_k_tile_avx2(const hk_block_q3_k *blocks, const 
         const hk_block_q3_k *block = &blocks[b];
         PREFETCH_AHEAD(block);
         PREFETCH_AHEAD((const char *)block + 64);
-        int8_t unpacked[16];
-        hk_q3k_unpack_scales(block->scales, unpacked);
+        // Picked as stored (0..63, zero-extended by the shuffle), then 32 off in 16 bits.
+        __m128i stored_scales = q3_k_stored_scales(block->scales);
+        __m256i scale_bytes = _mm256_broadcastsi128_si256(stored_scales);
+        __m256i scale_words = _mm256_cvtepi8_epi16(_mm_sub_epi8(stored_scales, _mm_set1_epi8(32)));
         __m256i high_bits = _mm256_loadu_si256((const __m256i *)block->hmask);
         __m256i levels[8], scales[8];
         for (int k = 0; k < 8; k++) {
             // Third bit of values 32 k .. 32 k + 31: bit k of hmask[l].
             __m256i third = _mm256_and_si256(_mm256_srli_epi16(high_bits, k), one);
             levels[k] = _mm256_or_si256(two_bit_levels_avx2(block->qs, k), _mm256_slli_epi16(third, 2));
-            scales[k] = pair_scales_avx2(unpacked[2 * k], unpacked[2 * k + 1]);
+            scales[k] = _mm256_sub_epi16(pair_scales_avx2(scale_bytes, k), _mm256_set1_epi16(32));
         }
         float d = _cvtsh_ss(block->d);
         for (int r = 0; r < tile_rows; r++) {
@@ -203,9 +221,9 @@ HK_TARGET_AVX2 HK_INLINE void q3_k_tile_avx2(const hk_block_q3_k *blocks, const 
                 __m256i products = _mm256_maddubs_epi16(levels[k], _mm256_loadu_si256((const __m256i *)(a->qs + 32 * k)));
                 sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[k]));
             }
-            int offset = 0;
-            for (int s = 0; s < 16; s++) offset += unpacked[s] * a->bsums[s];
-            __m256i corrected = _mm256_sub_epi32(sum, _mm256_setr_epi32(4 * offset, 0, 0, 0, 0, 0, 0, 0));
+            // Levels q - 4 are multiplied as q: 4 * (scale * sub-block sum) comes off, lane by lane.
+            __m256i offset = _mm256_madd_epi16(scale_words, _mm256_loadu_si256((const __m256i *)a->bsums));
+            __m256i corrected = _mm256_sub_epi32(sum, _mm256_slli_epi32(offset, 2));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(corrected), _mm256_set1_ps(d * a->d), acc[r]);
         }
     }
@@ -427,14 +445,7 @@ HK_TARGET_VNNI_GFNI HK_INLINE void q3_k_tile_vnni(const hk_block_q3_k *blocks, c
         const hk_block_q3_k *block = &blocks[b];
         PREFETCH_AHEAD(block);
         PREFETCH_AHEAD((const char *)block + 64);
-        // Sixteen six-bit scales - 32: low nibbles from bytes 0..7 (scales 0..7 low, 8..15 high), the top two
-        // bits of scale 4 j + i at bits 2 j of byte 8 + i.
-        uint32_t top_bytes;
-        memcpy(&top_bytes, block->scales + 8, sizeof top_bytes);
-        __m128i low_bytes = _mm_loadl_epi64((const __m128i *)block->scales);
-        __m128i nibbles = _mm_and_si128(_mm_unpacklo_epi64(low_bytes, _mm_srli_epi16(low_bytes, 4)), _mm_set1_epi8(0x0F));
-        __m128i tops = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)top_bytes), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
-        __m128i stored_scales = _mm_or_si128(nibbles, _mm_slli_epi16(tops, 4)); // 0..63, the scale + 32
+        __m128i stored_scales = q3_k_stored_scales(block->scales); // 0..63, the scale + 32
         __m256i natural_scales = _mm256_cvtepi8_epi16(_mm_sub_epi8(stored_scales, _mm_set1_epi8(32)));
         __m512i scale_bytes = _mm512_broadcast_i32x4(stored_scales);
         __m512i scales[2], levels[4];
