@@ -232,20 +232,16 @@ HK_TARGET_AVX2 HK_INLINE void q3_k_tile_avx2(const hk_block_q3_k *blocks, const 
 
 HK_TARGET_AVX2 HK_INLINE void q5_k_tile_avx2(const hk_block_q5_k *blocks, const uint8_t *pack, size_t stride, float *y,
                                              int in, int out, int o, int first_row, const int tile_rows) {
-    __m256 acc[MAX_TILE_ROWS];
-    float mins_acc[MAX_TILE_ROWS];
-    for (int r = 0; r < tile_rows; r++) {
-        acc[r] = _mm256_setzero_ps();
-        mins_acc[r] = 0.0f;
-    }
+    __m256 acc[MAX_TILE_ROWS], mins_acc[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) acc[r] = mins_acc[r] = _mm256_setzero_ps();
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     for (int b = 0; b < in / HK_QK_K; b++) {
         const hk_block_q5_k *block = &blocks[b];
         PREFETCH_AHEAD(block);
         PREFETCH_AHEAD((const char *)block + 64);
         PREFETCH_AHEAD((const char *)block + 128);
-        uint8_t unpacked[16];
-        hk_q4k_unpack_scales(block->scales, unpacked);
+        __m256i scales[8], min_pairs;
+        hk_q4k_scale_words_avx2(block->scales, scales, &min_pairs);
         __m256i high_bits = _mm256_loadu_si256((const __m256i *)block->qh);
         __m256i levels[8];
         for (int c = 0; c < 4; c++) {
@@ -262,18 +258,19 @@ HK_TARGET_AVX2 HK_INLINE void q5_k_tile_avx2(const hk_block_q5_k *blocks, const 
         for (int r = 0; r < tile_rows; r++) {
             const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
             __m256i sum = _mm256_setzero_si256();
-            int mins = 0;
             for (int s = 0; s < 8; s++) {
                 // Levels <= 31 times |q| <= 127: the int16 pairs cannot saturate.
                 __m256i products = _mm256_maddubs_epi16(levels[s], _mm256_loadu_si256((const __m256i *)(a->qs + 32 * s)));
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, _mm256_set1_epi16(unpacked[s])));
-                mins += unpacked[8 + s] * (a->bsums[2 * s] + a->bsums[2 * s + 1]);
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[s]));
             }
+            __m256i mins = _mm256_madd_epi16(min_pairs, _mm256_loadu_si256((const __m256i *)a->bsums));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * a->d), acc[r]);
-            mins_acc[r] += (dmin * a->d) * (float)mins;
+            mins_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * a->d), mins_acc[r]);
         }
     }
-    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(acc[r]) - mins_acc[r];
+    for (int r = 0; r < tile_rows; r++) {
+        y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(_mm256_sub_ps(acc[r], mins_acc[r]));
+    }
 }
 
 HK_TARGET_AVX2 HK_INLINE void iq4_xs_tile_avx2(const hk_block_iq4_xs *blocks, const uint8_t *pack, size_t stride,
@@ -288,8 +285,9 @@ HK_TARGET_AVX2 HK_INLINE void iq4_xs_tile_avx2(const hk_block_iq4_xs *blocks, co
         PREFETCH_AHEAD((const char *)block + 64);
         PREFETCH_AHEAD((const char *)block + 128);
         // Per sub-block: the 32 signed levels in value order, as magnitudes and signs for vpmaddubsw.
-        __m256i magnitudes[8], signs[8];
+        __m256i magnitudes[8], signs[8], scales[8];
         for (int s = 0; s < 8; s++) {
+            scales[s] = _mm256_set1_epi16((short)hk_iq4_xs_scale(block, s));
             __m128i packed = _mm_loadu_si128((const __m128i *)(block->qs + 16 * s));
             __m256i nibbles = _mm256_and_si256(
                 _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), low_nibbles);
@@ -304,7 +302,7 @@ HK_TARGET_AVX2 HK_INLINE void iq4_xs_tile_avx2(const hk_block_iq4_xs *blocks, co
                 // |level| <= 127 times |q| <= 127: pairs stay below 2^15.
                 __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a->qs + 32 * s)), signs[s]);
                 __m256i products = _mm256_maddubs_epi16(magnitudes[s], q);
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, _mm256_set1_epi16((short)hk_iq4_xs_scale(block, s))));
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[s]));
             }
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * a->d), acc[r]);
         }

@@ -182,20 +182,16 @@ HK_TARGET_AVX2 static void range_q8_0_avx2(const uint8_t *w, const uint8_t *pack
 
 HK_TARGET_AVX2 HK_INLINE void q4_k_tile_avx2(const hk_block_q4_k *blocks, const uint8_t *pack, size_t stride,
                                              float *y, int in, int out, int o, int first_row, const int tile_rows) {
-    __m256 acc[MAX_TILE_ROWS];
-    float mins_acc[MAX_TILE_ROWS];
-    for (int r = 0; r < tile_rows; r++) {
-        acc[r] = _mm256_setzero_ps();
-        mins_acc[r] = 0.0f;
-    }
+    __m256 acc[MAX_TILE_ROWS], mins_acc[MAX_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) acc[r] = mins_acc[r] = _mm256_setzero_ps();
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
     for (int b = 0; b < in / HK_QK_K; b++) {
         PREFETCH_AHEAD(blocks + b);
         PREFETCH_AHEAD((const char *)(blocks + b) + 64);
         PREFETCH_AHEAD((const char *)(blocks + b) + 128);
         const hk_block_q4_k *block = &blocks[b];
-        uint8_t unpacked[16];
-        hk_q4k_unpack_scales(block->scales, unpacked);
+        __m256i scales[8], min_pairs;
+        hk_q4k_scale_words_avx2(block->scales, scales, &min_pairs);
         __m256i levels[8];
         for (int c = 0; c < 4; c++) {
             __m256i packed = _mm256_loadu_si256((const __m256i *)(block->qs + 32 * c));
@@ -206,19 +202,20 @@ HK_TARGET_AVX2 HK_INLINE void q4_k_tile_avx2(const hk_block_q4_k *blocks, const 
         for (int r = 0; r < tile_rows; r++) {
             const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
             __m256i sum = _mm256_setzero_si256();
-            int mins = 0;
             for (int s = 0; s < 8; s++) {
                 // Levels <= 15 times |q| <= 127: the int16 pairs cannot saturate.
                 __m256i q = _mm256_loadu_si256((const __m256i *)(a->qs + 32 * s));
                 __m256i products = _mm256_maddubs_epi16(levels[s], q);
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, _mm256_set1_epi16(unpacked[s])));
-                mins += unpacked[8 + s] * (a->bsums[2 * s] + a->bsums[2 * s + 1]);
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[s]));
             }
+            __m256i mins = _mm256_madd_epi16(min_pairs, _mm256_loadu_si256((const __m256i *)a->bsums));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * a->d), acc[r]);
-            mins_acc[r] += (dmin * a->d) * (float)mins;
+            mins_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * a->d), mins_acc[r]);
         }
     }
-    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(acc[r]) - mins_acc[r];
+    for (int r = 0; r < tile_rows; r++) {
+        y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(_mm256_sub_ps(acc[r], mins_acc[r]));
+    }
 }
 
 HK_TARGET_AVX2 static void range_q4_k_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
