@@ -255,11 +255,18 @@ HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const 
                 levels[4 * half + k] = _mm256_or_si256(nibbles[k], _mm256_slli_epi16(top, 4));
             }
         }
-        // Scales per 32 values: the int16 lanes 0..7 cover sub-block 2k, 8..15 sub-block 2k + 1.
+        // Scales per 32 values: the int16 lanes 0..7 cover sub-block 2k, 8..15 sub-block 2k + 1. The 16 signed
+        // scales widened to words once; words 0..7 (then 8..15) copied to both 128-bit lanes, from which one
+        // byte shuffle per vector picks its two words.
+        __m256i scale_words = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)block->scales));
+        __m256i word_halves[2] = {_mm256_permute2x128_si256(scale_words, scale_words, 0x00),
+                                  _mm256_permute2x128_si256(scale_words, scale_words, 0x11)};
         __m256i scales[8];
         for (int k = 0; k < 8; k++) {
-            scales[k] = _mm256_setr_m128i(_mm_set1_epi16(block->scales[2 * k]),
-                                          _mm_set1_epi16(block->scales[2 * k + 1]));
+            int first = 4 * (k % 4); // byte offset of word 2 k within its half
+            __m256i pick = _mm256_setr_m128i(_mm_set1_epi16((short)(first | (first + 1) << 8)),
+                                             _mm_set1_epi16((short)((first + 2) | (first + 3) << 8)));
+            scales[k] = _mm256_shuffle_epi8(word_halves[k / 4], pick);
         }
         float d = _cvtsh_ss(block->d);
         for (int r = 0; r < tile_rows; r++) {
@@ -271,9 +278,9 @@ HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const 
                 __m256i products = _mm256_maddubs_epi16(levels[k], q);
                 sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[k]));
             }
-            int offset = 0;
-            for (int s = 0; s < 16; s++) offset += block->scales[s] * a->bsums[s];
-            __m256i corrected = _mm256_sub_epi32(sum, _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
+            // Levels q - 32 are multiplied as q: 32 * (scale * sub-block sum) comes off, lane by lane.
+            __m256i offset = _mm256_madd_epi16(scale_words, _mm256_loadu_si256((const __m256i *)a->bsums));
+            __m256i corrected = _mm256_sub_epi32(sum, _mm256_slli_epi32(offset, 5));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(corrected), _mm256_set1_ps(d * a->d), acc[r]);
         }
     }
