@@ -411,8 +411,8 @@ HK_TARGET_AVX2 HK_INLINE __m256i nibble_pair_avx2(const uint8_t *first, const ui
 HK_TARGET_AVX2 HK_INLINE void nibble_quad_tile_avx2(const int type, const uint8_t *w, size_t row_bytes,
                                                     const uint8_t *pack, size_t stride, float *y, int in, int out,
                                                     int o, int count, int first_row, const int tile_rows) {
-    const uint8_t *rows[4];
-    for (int k = 0; k < 4; k++) rows[k] = w + (size_t)(o + (k < count ? k : count - 1)) * row_bytes;
+    const uint8_t *weight_rows[4];
+    for (int k = 0; k < 4; k++) weight_rows[k] = w + (size_t)(o + (k < count ? k : count - 1)) * row_bytes;
     __m256 acc[2][2];    // [pair][activation row]
     __m128 offsets[2];   // Q4_0: per output, sum over blocks of d * d_a * (block sum of q)
     for (int r = 0; r < tile_rows; r++) {
@@ -426,14 +426,15 @@ HK_TARGET_AVX2 HK_INLINE void nibble_quad_tile_avx2(const int type, const uint8_
     for (int b = 0; b < in / 32; b++) {
         size_t offset = (size_t)b * 18;
         if (b % 2 == 0) {
-            for (int k = 0; k < 4; k++) PREFETCH_AHEAD(rows[k] + offset);
+            for (int k = 0; k < 4; k++) PREFETCH_AHEAD(weight_rows[k] + offset);
         }
-        uint64_t halves = (uint64_t)load_u16(rows[0] + offset) | (uint64_t)load_u16(rows[1] + offset) << 16 |
-                          (uint64_t)load_u16(rows[2] + offset) << 32 | (uint64_t)load_u16(rows[3] + offset) << 48;
+        uint64_t halves = 0;
+        for (int k = 0; k < 4; k++) halves |= (uint64_t)load_u16(weight_rows[k] + offset) << (16 * k);
         __m128 weight_scales = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)halves));
         __m256i low[2], high[2];
         for (int pair = 0; pair < 2; pair++) {
-            __m256i packed = nibble_pair_avx2(rows[2 * pair] + offset + 2, rows[2 * pair + 1] + offset + 2);
+            const uint8_t *first = weight_rows[2 * pair] + offset + 2, *second = weight_rows[2 * pair + 1] + offset + 2;
+            __m256i packed = nibble_pair_avx2(first, second);
             low[pair] = _mm256_and_si256(packed, low_nibbles);
             high[pair] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
             if (type == HK_TYPE_IQ4_NL) {

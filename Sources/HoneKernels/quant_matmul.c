@@ -3,8 +3,9 @@
 // The activations are quantized once per call (int8 blocks, see hone_quant.h) and packed into a layout
 // made for the kernel at hand; the weights are read in their GGUF layout, one output row at a time, and
 // each weight row's blocks are decoded once per register tile of up to four activation rows (FOR_EACH_TILE
-// keeps the weights of further tiles in L2). Integer products are exact; f32 only enters when a block's
-// integer sum is scaled, and each (output, row) gets the same operations whatever the other rows.
+// keeps the weights of further tiles in L2); Q4_0's AVX2 kernel (in quant_legacy.c, beside IQ4_NL's) reads two
+// output rows per register instead. Integer products are exact; f32 only enters when a block's integer sum is
+// scaled, and each (output, row) gets the same operations whatever the other rows and outputs.
 //
 // VNNI (vpdpbusd) multiplies unsigned by signed bytes. Signs are handled with offsets rather than
 // per-product sign juggling:
