@@ -181,7 +181,7 @@ HK_TARGET_AVX2 HK_INLINE void q2_k_tile_avx2(const hk_block_q2_k *blocks, const 
                 __m256i products = _mm256_maddubs_epi16(levels[k], _mm256_loadu_si256((const __m256i *)(a->qs + 32 * k)));
                 sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[k]));
             }
-            // Minimums times the sub-block sums, exact in int32 (|.| <= 15 * 2032 per pair).
+            // Minimums times the sub-block sums, exact in int32 (each product |.| <= 15 * 2048).
             __m256i mins = _mm256_madd_epi16(min_words, _mm256_loadu_si256((const __m256i *)a->bsums));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * a->d), acc[r]);
             mins_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * a->d), mins_acc[r]);
