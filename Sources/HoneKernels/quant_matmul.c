@@ -232,7 +232,7 @@ HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const 
                                              float *y, int in, int out, int o, int first_row, const int tile_rows) {
     __m256 acc[MAX_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) acc[r] = _mm256_setzero_ps();
-    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), two_bits = _mm256_set1_epi8(3);
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), top_bits = _mm256_set1_epi8(0x30);
     for (int b = 0; b < in / HK_QK_K; b++) {
         PREFETCH_AHEAD(blocks + b);
         PREFETCH_AHEAD((const char *)(blocks + b) + 64);
@@ -252,8 +252,10 @@ HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const 
                 _mm256_and_si256(_mm256_srli_epi16(low1, 4), low_nibbles),
             };
             for (int k = 0; k < 4; k++) {
-                __m256i top = _mm256_and_si256(_mm256_srli_epi16(high, 2 * k), two_bits);
-                levels[4 * half + k] = _mm256_or_si256(nibbles[k], _mm256_slli_epi16(top, 4));
+                // Bits 2k, 2k + 1 of each byte of `high` moved to bits 4, 5 with one shift (within each byte:
+                // the mask drops what crosses from the neighbour).
+                __m256i shifted = k < 2 ? _mm256_slli_epi16(high, 4 - 2 * k) : _mm256_srli_epi16(high, 2 * k - 4);
+                levels[4 * half + k] = _mm256_or_si256(nibbles[k], _mm256_and_si256(shifted, top_bits));
             }
         }
         // Scales per 32 values: the int16 lanes 0..7 cover sub-block 2k, 8..15 sub-block 2k + 1. The 16 signed
