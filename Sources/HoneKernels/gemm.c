@@ -118,39 +118,19 @@ int hk_gemm_tile_height(int in, int out, int threads) {
 // whatever the row count or thread count, so a row's result does not depend on the rows beside it.
 
 enum {
-    PANEL_WIDTH = 32,     // outputs per packed panel: two 16-float vectors
-    PANEL_ROWS = 14,      // activation rows per micro-kernel call: 28 accumulators, 2 weight vectors, 1 broadcast
+    PANEL_WIDTH = HK_PANEL_WIDTH,
+    PANEL_ROWS = HK_PANEL_ROWS,
     PANEL_MIN_ROWS = 16,  // below this, packing a panel costs more than it saves: OpenBLAS tiles instead
 };
 
-/// dst[k][j] = src[j][k] for a 16×16 block: three rounds of shuffles (pairs of floats, pairs of doubles, 128-bit
-/// lanes) instead of 256 scalar stores that each touch a different cache line.
+/// dst[k][j] = src[j][k] for a 16×16 block (hk_transpose_16x16 in registers) instead of 256 scalar stores that each
+/// touch a different cache line.
 HK_TARGET_AVX512 HK_INLINE void transpose_16x16(const float *src /* [16, lds] */, size_t lds,
                                                 float *dst /* [16, ldd] */, size_t ldd) {
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
-        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
-        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    // Now 128-bit lane l of r[4i + q] holds column 4l + q of rows 4i..4i+3; gather the four lanes of each column.
-    for (int q = 0; q < 4; q++) {
-        __m512 even01 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88), odd01 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xdd);
-        __m512 even23 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
-        __m512 odd23 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xdd);
-        _mm512_storeu_ps(dst + (size_t)q * ldd, _mm512_shuffle_f32x4(even01, even23, 0x88));
-        _mm512_storeu_ps(dst + (size_t)(4 + q) * ldd, _mm512_shuffle_f32x4(odd01, odd23, 0x88));
-        _mm512_storeu_ps(dst + (size_t)(8 + q) * ldd, _mm512_shuffle_f32x4(even01, even23, 0xdd));
-        _mm512_storeu_ps(dst + (size_t)(12 + q) * ldd, _mm512_shuffle_f32x4(odd01, odd23, 0xdd));
-    }
+    __m512 rows[16], columns[16];
+    for (int i = 0; i < 16; i++) rows[i] = _mm512_loadu_ps(src + (size_t)i * lds);
+    hk_transpose_16x16(rows, columns);
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + (size_t)i * ldd, columns[i]);
 }
 
 /// Copies outputs [first, first + 32) of the weight into `panel` as [in][32] f32 (zeros past `out`), so the
@@ -209,7 +189,7 @@ HK_TARGET_AVX512 HK_INLINE void panel_micro_kernel(const int row_count, const fl
 }
 
 /// panel_micro_kernel for a row count known only at run time (1–14): one specialised copy per count.
-HK_TARGET_AVX512 static void panel_micro_kernel_rows(int row_count, const float *x /* [row_count, ldx] */, size_t ldx,
+HK_TARGET_AVX512 void hk_panel_micro_kernel_rows(int row_count, const float *x /* [row_count, ldx] */, size_t ldx,
                                                      const float *panel /* [in, 32] */, int in,
                                                      float *y /* [row_count, ldy] */, size_t ldy, __mmask16 low,
                                                      __mmask16 high) {
@@ -236,7 +216,7 @@ HK_TARGET_AVX512 static void panel_times_rows(const float *panel /* [in, 32] */,
                            (size_t)out, low, high);
     }
     if (r < rows) {
-        panel_micro_kernel_rows(rows - r, x + (size_t)r * in, (size_t)in, panel, in, y + (size_t)r * out + first,
+        hk_panel_micro_kernel_rows(rows - r, x + (size_t)r * in, (size_t)in, panel, in, y + (size_t)r * out + first,
                                 (size_t)out, low, high);
     }
 }
@@ -343,7 +323,7 @@ HK_TARGET_AVX512 static void vocab_block(const void *w, int weight_type, const f
         // Logits of up to 14 rows × 512 outputs; lanes past the vocabulary are written too (zero weights) and
         // skipped below.
         for (int p = 0; p < panel_count; p++) {
-            panel_micro_kernel_rows(count, x + (size_t)r * in, (size_t)in, panels + (size_t)p * in * PANEL_WIDTH, in,
+            hk_panel_micro_kernel_rows(count, x + (size_t)r * in, (size_t)in, panels + (size_t)p * in * PANEL_WIDTH, in,
                                     tile + p * PANEL_WIDTH, VOCAB_BLOCK, 0xFFFF, 0xFFFF);
         }
         for (int row = 0; row < count; row++) {

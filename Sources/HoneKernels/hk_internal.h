@@ -148,6 +148,46 @@ HK_TARGET_AVX512 HK_INLINE __mmask16 hk_tail_mask16(size_t count) {
     return count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
 }
 
+/// columns[j][i] = rows[i][j] for 16 rows of 16 floats in registers: three rounds of shuffles (pairs of floats,
+/// pairs of doubles, 128-bit lanes).
+HK_TARGET_AVX512 HK_INLINE void hk_transpose_16x16(const __m512 rows[16], __m512 columns[16]) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(rows[2 * i], rows[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(rows[2 * i], rows[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    // Now 128-bit lane l of r[4i + q] holds column 4l + q of rows 4i..4i+3; gather the four lanes of each column.
+    for (int q = 0; q < 4; q++) {
+        __m512 even01 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88), odd01 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xdd);
+        __m512 even23 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
+        __m512 odd23 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xdd);
+        columns[q] = _mm512_shuffle_f32x4(even01, even23, 0x88);
+        columns[4 + q] = _mm512_shuffle_f32x4(odd01, odd23, 0x88);
+        columns[8 + q] = _mm512_shuffle_f32x4(even01, even23, 0xdd);
+        columns[12 + q] = _mm512_shuffle_f32x4(odd01, odd23, 0xdd);
+    }
+}
+
+// The f32 panel micro-kernel (gemm.c), shared with attention's many-query path.
+enum {
+    HK_PANEL_WIDTH = 32,  // outputs per packed panel: two 16-float vectors
+    HK_PANEL_ROWS = 14,   // rows per micro-kernel call: 28 accumulators, 2 panel vectors, 1 broadcast
+};
+
+/// y[r, 0..<32] = sum_k x[r, k] * panel[k, 0..<32] for r < row_count (1–14), each sum in k order; `low` and `high`
+/// mask the stores of the two output vectors.
+HK_HIDDEN void hk_panel_micro_kernel_rows(int row_count, const float *x /* [row_count, ldx] */, size_t ldx,
+                                          const float *panel /* [in, 32] */, int in, float *y /* [row_count, ldy] */,
+                                          size_t ldy, __mmask16 low, __mmask16 high);
+
 /// The largest of a logits row, as hk_row_max_avx2 (shared by the log-softmax forward and backward).
 HK_TARGET_AVX512 HK_INLINE float hk_row_max_avx512(const float *logits, int vocab) {
     __m512 maxima[2] = {_mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY)};

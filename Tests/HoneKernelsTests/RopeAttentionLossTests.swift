@@ -86,9 +86,10 @@ extension KernelTests {
     /// against the all-double reference leave errors around 1e-7, so 1e-5 absolute is generous.
     @Test func attentionMatchesReference() {
         var generator = SeededGenerator(seed: 50)
-        let shapes = [(8, 2, 64), (8, 2, 40), (4, 4, 17), (2, 1, 131), (6, 3, 8)]
+        // (16, 1, 32): more heads per KV head than one block of queries holds; (40, 3): many blocks of queries.
+        let shapes = [(8, 2, 64), (8, 2, 40), (4, 4, 17), (2, 1, 131), (6, 3, 8), (16, 1, 32)]
         for (heads, kvHeads, headDim) in shapes {
-            for (nQ, qStart) in [(1, 0), (5, 0), (1, 37), (6, 7), (3, 200)] {
+            for (nQ, qStart) in [(1, 0), (5, 0), (1, 37), (6, 7), (3, 200), (40, 3)] {
                 let keys = qStart + nQ
                 // Larger queries give peaked softmaxes, which exercises the max shift.
                 let q = generator.floats(nQ * heads * headDim, in: -4...4)
@@ -112,6 +113,24 @@ extension KernelTests {
             let single = withThreads(1) { attention(q, k, v, nQ: nQ, qStart: qStart, heads: heads, kvHeads: kvHeads, headDim: headDim, reference: false) }
             let double = withThreads(2) { attention(q, k, v, nQ: nQ, qStart: qStart, heads: heads, kvHeads: kvHeads, headDim: headDim, reference: false) }
             expectBitwiseEqual(double, single, "attention threads \(isaNames[Int(isa)])")
+        }
+    }
+
+    /// Prefill runs queries in blocks of a few tokens; a query's output must not depend on which tokens share its
+    /// block (scoring a document's context alone or with a shared prefix cached gives the same numbers).
+    @Test func attentionOfAQueryIsIndependentOfTheQueriesBesideIt() {
+        var generator = SeededGenerator(seed: 53)
+        for (heads, kvHeads, headDim) in [(9, 3, 64), (8, 2, 40), (4, 4, 17)] {
+            let (nQ, qStart, tail) = (11, 20, 5)
+            let q = generator.floats(nQ * heads * headDim, in: -4...4)
+            let k = generator.floats((qStart + nQ) * kvHeads * headDim), v = generator.floats((qStart + nQ) * kvHeads * headDim)
+            forEachISA { isa in
+                let whole = attention(q, k, v, nQ: nQ, qStart: qStart, heads: heads, kvHeads: kvHeads, headDim: headDim, reference: false)
+                let last = attention(Array(q.suffix(tail * heads * headDim)), k, v, nQ: tail, qStart: qStart + nQ - tail,
+                                     heads: heads, kvHeads: kvHeads, headDim: headDim, reference: false)
+                expectBitwiseEqual(last, Array(whole.suffix(tail * heads * headDim)),
+                                   "attention \(isaNames[Int(isa)]) heads \(heads)/\(kvHeads): the last \(tail) queries alone")
+            }
         }
     }
 
