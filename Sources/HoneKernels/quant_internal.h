@@ -57,19 +57,23 @@ static inline void hk_q4k_unpack_scales(const uint8_t *packed /* [12] */, uint8_
     memcpy(out, result, sizeof result);
 }
 
-/// Q4_K/Q5_K's eight scales as int16 words for vpmaddwd (scale s in every word of scales[s]) and the eight
-/// minimums, each twice in a row ([m0, m0, m1, m1, ..., m7, m7]), to meet Q8_K's 16 sub-block sums in one
-/// vpmaddwd: byte shuffles of the 16 unpacked bytes, once per block for every activation row.
-HK_TARGET_AVX2 static inline void hk_q4k_scale_words_avx2(const uint8_t *packed /* [12] */, __m256i scales[8],
-                                                          __m256i *min_pairs) {
+/// Q4_K/Q5_K's 16 unpacked scale and minimum bytes in both 128-bit lanes, and the eight minimums as int16 words,
+/// each twice in a row ([m0, m0, m1, m1, ..., m7, m7]), to meet Q8_K's 16 sub-block sums in one vpmaddwd: once
+/// per block for every activation row. hk_q4k_scale_word_avx2 picks each scale from the bytes where it is used.
+HK_TARGET_AVX2 static inline __m256i hk_q4k_scale_bytes_avx2(const uint8_t *packed /* [12] */, __m256i *min_pairs) {
     uint8_t unpacked[16];
     hk_q4k_unpack_scales(packed, unpacked);
     __m256i bytes = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)unpacked));
-    for (int s = 0; s < 8; s++) scales[s] = _mm256_shuffle_epi8(bytes, _mm256_set1_epi16((short)(0x8000 | s)));
     *min_pairs = _mm256_shuffle_epi8(bytes, _mm256_setr_epi16((short)0x8008, (short)0x8008, (short)0x8009, (short)0x8009,
                                                               (short)0x800A, (short)0x800A, (short)0x800B, (short)0x800B,
                                                               (short)0x800C, (short)0x800C, (short)0x800D, (short)0x800D,
                                                               (short)0x800E, (short)0x800E, (short)0x800F, (short)0x800F));
+    return bytes;
+}
+
+/// Scale s of hk_q4k_scale_bytes_avx2's bytes in every int16 word, for vpmaddwd.
+HK_TARGET_AVX2 static inline __m256i hk_q4k_scale_word_avx2(__m256i bytes, int s) {
+    return _mm256_shuffle_epi8(bytes, _mm256_set1_epi16((short)(0x8000 | s)));
 }
 
 // MARK: - Row kernels (decode), shared by quant_matmul.c and quant_legacy.c

@@ -167,23 +167,31 @@ HK_TARGET_AVX2 HK_INLINE void q2_k_tile_avx2(const hk_block_q2_k *blocks, const 
         __m128i packed_scales = _mm_loadu_si128((const __m128i *)block->scales);
         __m256i scale_bytes = _mm256_broadcastsi128_si256(_mm_and_si128(packed_scales, low_nibbles));
         __m256i min_words = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed_scales, 4), low_nibbles));
-        __m256i levels[8], scales[8];
-        for (int k = 0; k < 8; k++) {
-            levels[k] = two_bit_levels_avx2(block->qs, k);
-            scales[k] = pair_scales_avx2(scale_bytes, k);
+        __m256i sums[MAX_TILE_ROWS];
+        for (int r = 0; r < tile_rows; r++) sums[r] = _mm256_setzero_si256();
+        // Half a block at a time: four level and four scale vectors stay in registers (all eight of each did not
+        // fit AVX2's sixteen and were spilled).
+        for (int half = 0; half < 2; half++) {
+            __m256i levels[4], scales[4];
+            for (int k = 0; k < 4; k++) {
+                levels[k] = two_bit_levels_avx2(block->qs, 4 * half + k);
+                scales[k] = pair_scales_avx2(scale_bytes, 4 * half + k);
+            }
+            for (int r = 0; r < tile_rows; r++) {
+                const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
+                for (int k = 0; k < 4; k++) {
+                    // Levels <= 3 times |q| <= 127: the int16 pairs cannot saturate.
+                    __m256i q = _mm256_loadu_si256((const __m256i *)(a->qs + 128 * half + 32 * k));
+                    sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(_mm256_maddubs_epi16(levels[k], q), scales[k]));
+                }
+            }
         }
         float d = _cvtsh_ss(block->d), dmin = _cvtsh_ss(block->dmin);
         for (int r = 0; r < tile_rows; r++) {
             const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
-            __m256i sum = _mm256_setzero_si256();
-            for (int k = 0; k < 8; k++) {
-                // Levels <= 3 times |q| <= 127: the int16 pairs cannot saturate.
-                __m256i products = _mm256_maddubs_epi16(levels[k], _mm256_loadu_si256((const __m256i *)(a->qs + 32 * k)));
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[k]));
-            }
             // Minimums times the sub-block sums, exact in int32 (each product |.| <= 15 * 2048).
             __m256i mins = _mm256_madd_epi16(min_words, _mm256_loadu_si256((const __m256i *)a->bsums));
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * a->d), acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[r]), _mm256_set1_ps(d * a->d), acc[r]);
             mins_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * a->d), mins_acc[r]);
         }
     }
@@ -206,24 +214,32 @@ HK_TARGET_AVX2 HK_INLINE void q3_k_tile_avx2(const hk_block_q3_k *blocks, const 
         __m256i scale_bytes = _mm256_broadcastsi128_si256(stored_scales);
         __m256i scale_words = _mm256_cvtepi8_epi16(_mm_sub_epi8(stored_scales, _mm_set1_epi8(32)));
         __m256i high_bits = _mm256_loadu_si256((const __m256i *)block->hmask);
-        __m256i levels[8], scales[8];
-        for (int k = 0; k < 8; k++) {
-            // Third bit of values 32 k .. 32 k + 31: bit k of hmask[l].
-            __m256i third = _mm256_and_si256(_mm256_srli_epi16(high_bits, k), one);
-            levels[k] = _mm256_or_si256(two_bit_levels_avx2(block->qs, k), _mm256_slli_epi16(third, 2));
-            scales[k] = _mm256_sub_epi16(pair_scales_avx2(scale_bytes, k), _mm256_set1_epi16(32));
+        __m256i sums[MAX_TILE_ROWS];
+        for (int r = 0; r < tile_rows; r++) sums[r] = _mm256_setzero_si256();
+        // Half a block at a time, as in Q2_K's kernel.
+        for (int half = 0; half < 2; half++) {
+            __m256i levels[4], scales[4];
+            for (int k = 0; k < 4; k++) {
+                // Third bit of values 32 j .. 32 j + 31: bit j of hmask[l].
+                int j = 4 * half + k;
+                __m256i third = _mm256_and_si256(_mm256_srli_epi16(high_bits, j), one);
+                levels[k] = _mm256_or_si256(two_bit_levels_avx2(block->qs, j), _mm256_slli_epi16(third, 2));
+                scales[k] = _mm256_sub_epi16(pair_scales_avx2(scale_bytes, j), _mm256_set1_epi16(32));
+            }
+            for (int r = 0; r < tile_rows; r++) {
+                const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
+                for (int k = 0; k < 4; k++) {
+                    __m256i q = _mm256_loadu_si256((const __m256i *)(a->qs + 128 * half + 32 * k));
+                    sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(_mm256_maddubs_epi16(levels[k], q), scales[k]));
+                }
+            }
         }
         float d = _cvtsh_ss(block->d);
         for (int r = 0; r < tile_rows; r++) {
             const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
-            __m256i sum = _mm256_setzero_si256();
-            for (int k = 0; k < 8; k++) {
-                __m256i products = _mm256_maddubs_epi16(levels[k], _mm256_loadu_si256((const __m256i *)(a->qs + 32 * k)));
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[k]));
-            }
             // Levels q - 4 are multiplied as q: 4 * (scale * sub-block sum) comes off, lane by lane.
             __m256i offset = _mm256_madd_epi16(scale_words, _mm256_loadu_si256((const __m256i *)a->bsums));
-            __m256i corrected = _mm256_sub_epi32(sum, _mm256_slli_epi32(offset, 2));
+            __m256i corrected = _mm256_sub_epi32(sums[r], _mm256_slli_epi32(offset, 2));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(corrected), _mm256_set1_ps(d * a->d), acc[r]);
         }
     }
@@ -240,10 +256,12 @@ HK_TARGET_AVX2 HK_INLINE void q5_k_tile_avx2(const hk_block_q5_k *blocks, const 
         PREFETCH_AHEAD(block);
         PREFETCH_AHEAD((const char *)block + 64);
         PREFETCH_AHEAD((const char *)block + 128);
-        __m256i scales[8], min_pairs;
-        hk_q4k_scale_words_avx2(block->scales, scales, &min_pairs);
+        __m256i min_pairs;
+        __m256i scale_bytes = hk_q4k_scale_bytes_avx2(block->scales, &min_pairs);
         __m256i high_bits = _mm256_loadu_si256((const __m256i *)block->qh);
-        __m256i levels[8];
+        __m256i sums[MAX_TILE_ROWS];
+        for (int r = 0; r < tile_rows; r++) sums[r] = _mm256_setzero_si256();
+        // Two sub-blocks at a time, as Q4_K's AVX2 kernel (levels and scales of all eight were spilled).
         for (int c = 0; c < 4; c++) {
             __m256i packed = _mm256_loadu_si256((const __m256i *)(block->qs + 32 * c));
             __m256i low = _mm256_and_si256(packed, low_nibbles);
@@ -251,20 +269,24 @@ HK_TARGET_AVX2 HK_INLINE void q5_k_tile_avx2(const hk_block_q5_k *blocks, const 
             // Fifth bit of sub-block s: bit s of qh[l].
             __m256i fifth_low = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * c), one);
             __m256i fifth_high = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * c + 1), one);
-            levels[2 * c] = _mm256_or_si256(low, _mm256_slli_epi16(fifth_low, 4));
-            levels[2 * c + 1] = _mm256_or_si256(high, _mm256_slli_epi16(fifth_high, 4));
+            low = _mm256_or_si256(low, _mm256_slli_epi16(fifth_low, 4));
+            high = _mm256_or_si256(high, _mm256_slli_epi16(fifth_high, 4));
+            __m256i low_scale = hk_q4k_scale_word_avx2(scale_bytes, 2 * c);
+            __m256i high_scale = hk_q4k_scale_word_avx2(scale_bytes, 2 * c + 1);
+            for (int r = 0; r < tile_rows; r++) {
+                const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
+                // Levels <= 31 times |q| <= 127: the int16 pairs cannot saturate.
+                __m256i low_products = _mm256_maddubs_epi16(low, _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c)));
+                __m256i high_products = _mm256_maddubs_epi16(high, _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32)));
+                sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(low_products, low_scale));
+                sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(high_products, high_scale));
+            }
         }
         float d = _cvtsh_ss(block->d), dmin = _cvtsh_ss(block->dmin);
         for (int r = 0; r < tile_rows; r++) {
             const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
-            __m256i sum = _mm256_setzero_si256();
-            for (int s = 0; s < 8; s++) {
-                // Levels <= 31 times |q| <= 127: the int16 pairs cannot saturate.
-                __m256i products = _mm256_maddubs_epi16(levels[s], _mm256_loadu_si256((const __m256i *)(a->qs + 32 * s)));
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[s]));
-            }
             __m256i mins = _mm256_madd_epi16(min_pairs, _mm256_loadu_si256((const __m256i *)a->bsums));
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * a->d), acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[r]), _mm256_set1_ps(d * a->d), acc[r]);
             mins_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * a->d), mins_acc[r]);
         }
     }

@@ -191,26 +191,32 @@ HK_TARGET_AVX2 HK_INLINE void q4_k_tile_avx2(const hk_block_q4_k *blocks, const 
         PREFETCH_AHEAD((const char *)(blocks + b) + 64);
         PREFETCH_AHEAD((const char *)(blocks + b) + 128);
         const hk_block_q4_k *block = &blocks[b];
-        __m256i scales[8], min_pairs;
-        hk_q4k_scale_words_avx2(block->scales, scales, &min_pairs);
-        __m256i levels[8];
+        __m256i min_pairs;
+        __m256i scale_bytes = hk_q4k_scale_bytes_avx2(block->scales, &min_pairs);
+        __m256i sums[MAX_TILE_ROWS];
+        for (int r = 0; r < tile_rows; r++) sums[r] = _mm256_setzero_si256();
+        // Two sub-blocks (one 32-byte load) at a time: their levels and scales stay in registers (all eight of
+        // each did not fit AVX2's sixteen and were spilled).
         for (int c = 0; c < 4; c++) {
             __m256i packed = _mm256_loadu_si256((const __m256i *)(block->qs + 32 * c));
-            levels[2 * c] = _mm256_and_si256(packed, low_nibbles);
-            levels[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
+            __m256i low = _mm256_and_si256(packed, low_nibbles);
+            __m256i high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
+            __m256i low_scale = hk_q4k_scale_word_avx2(scale_bytes, 2 * c);
+            __m256i high_scale = hk_q4k_scale_word_avx2(scale_bytes, 2 * c + 1);
+            for (int r = 0; r < tile_rows; r++) {
+                const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
+                // Levels <= 15 times |q| <= 127: the int16 pairs cannot saturate.
+                __m256i low_products = _mm256_maddubs_epi16(low, _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c)));
+                __m256i high_products = _mm256_maddubs_epi16(high, _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32)));
+                sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(low_products, low_scale));
+                sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(high_products, high_scale));
+            }
         }
         float d = _cvtsh_ss(block->d), dmin = _cvtsh_ss(block->dmin);
         for (int r = 0; r < tile_rows; r++) {
             const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
-            __m256i sum = _mm256_setzero_si256();
-            for (int s = 0; s < 8; s++) {
-                // Levels <= 15 times |q| <= 127: the int16 pairs cannot saturate.
-                __m256i q = _mm256_loadu_si256((const __m256i *)(a->qs + 32 * s));
-                __m256i products = _mm256_maddubs_epi16(levels[s], q);
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[s]));
-            }
             __m256i mins = _mm256_madd_epi16(min_pairs, _mm256_loadu_si256((const __m256i *)a->bsums));
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * a->d), acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[r]), _mm256_set1_ps(d * a->d), acc[r]);
             mins_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * a->d), mins_acc[r]);
         }
     }
@@ -239,9 +245,17 @@ HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const 
         PREFETCH_AHEAD((const char *)(blocks + b) + 128);
         PREFETCH_AHEAD((const char *)(blocks + b) + 192);
         const hk_block_q6_k *block = &blocks[b];
-        // levels[k]: values 32 k .. 32 k + 31 (0..63).
-        __m256i levels[8];
+        // Scales per 32 values: the int16 lanes 0..7 cover sub-block 2k, 8..15 sub-block 2k + 1. The 16 signed
+        // scales widened to words once; words 0..7 (then 8..15) copied to both 128-bit lanes, from which one
+        // byte shuffle per vector picks its two words.
+        __m256i scale_words = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)block->scales));
+        __m256i sums[MAX_TILE_ROWS];
+        for (int r = 0; r < tile_rows; r++) sums[r] = _mm256_setzero_si256();
+        // One half (128 values) at a time: its four level vectors and four scale vectors stay in registers (all
+        // eight of each did not fit AVX2's sixteen and were spilled).
         for (int half = 0; half < 2; half++) {
+            __m256i word_half = half ? _mm256_permute2x128_si256(scale_words, scale_words, 0x11)
+                                     : _mm256_permute2x128_si256(scale_words, scale_words, 0x00);
             __m256i low0 = _mm256_loadu_si256((const __m256i *)(block->ql + 64 * half));
             __m256i low1 = _mm256_loadu_si256((const __m256i *)(block->ql + 64 * half + 32));
             __m256i high = _mm256_loadu_si256((const __m256i *)(block->qh + 32 * half));
@@ -251,39 +265,33 @@ HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const 
                 _mm256_and_si256(_mm256_srli_epi16(low0, 4), low_nibbles),
                 _mm256_and_si256(_mm256_srli_epi16(low1, 4), low_nibbles),
             };
+            __m256i levels[4], scales[4];
             for (int k = 0; k < 4; k++) {
                 // Bits 2k, 2k + 1 of each byte of `high` moved to bits 4, 5 with one shift (within each byte:
                 // the mask drops what crosses from the neighbour).
                 __m256i shifted = k < 2 ? _mm256_slli_epi16(high, 4 - 2 * k) : _mm256_srli_epi16(high, 2 * k - 4);
-                levels[4 * half + k] = _mm256_or_si256(nibbles[k], _mm256_and_si256(shifted, top_bits));
+                levels[k] = _mm256_or_si256(nibbles[k], _mm256_and_si256(shifted, top_bits));
+                int first = 4 * k; // byte offset of word 2 (4 half + k) within its half
+                __m256i pick = _mm256_setr_m128i(_mm_set1_epi16((short)(first | (first + 1) << 8)),
+                                                 _mm_set1_epi16((short)((first + 2) | (first + 3) << 8)));
+                scales[k] = _mm256_shuffle_epi8(word_half, pick);
             }
-        }
-        // Scales per 32 values: the int16 lanes 0..7 cover sub-block 2k, 8..15 sub-block 2k + 1. The 16 signed
-        // scales widened to words once; words 0..7 (then 8..15) copied to both 128-bit lanes, from which one
-        // byte shuffle per vector picks its two words.
-        __m256i scale_words = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)block->scales));
-        __m256i word_halves[2] = {_mm256_permute2x128_si256(scale_words, scale_words, 0x00),
-                                  _mm256_permute2x128_si256(scale_words, scale_words, 0x11)};
-        __m256i scales[8];
-        for (int k = 0; k < 8; k++) {
-            int first = 4 * (k % 4); // byte offset of word 2 k within its half
-            __m256i pick = _mm256_setr_m128i(_mm_set1_epi16((short)(first | (first + 1) << 8)),
-                                             _mm_set1_epi16((short)((first + 2) | (first + 3) << 8)));
-            scales[k] = _mm256_shuffle_epi8(word_halves[k / 4], pick);
+            for (int r = 0; r < tile_rows; r++) {
+                const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
+                for (int k = 0; k < 4; k++) {
+                    // Levels <= 63 times |q| <= 127: pairs stay below 2^15.
+                    __m256i q = _mm256_loadu_si256((const __m256i *)(a->qs + 128 * half + 32 * k));
+                    __m256i products = _mm256_maddubs_epi16(levels[k], q);
+                    sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(products, scales[k]));
+                }
+            }
         }
         float d = _cvtsh_ss(block->d);
         for (int r = 0; r < tile_rows; r++) {
             const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
-            __m256i sum = _mm256_setzero_si256();
-            for (int k = 0; k < 8; k++) {
-                // Levels <= 63 times |q| <= 127: pairs stay below 2^15.
-                __m256i q = _mm256_loadu_si256((const __m256i *)(a->qs + 32 * k));
-                __m256i products = _mm256_maddubs_epi16(levels[k], q);
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[k]));
-            }
             // Levels q - 32 are multiplied as q: 32 * (scale * sub-block sum) comes off, lane by lane.
             __m256i offset = _mm256_madd_epi16(scale_words, _mm256_loadu_si256((const __m256i *)a->bsums));
-            __m256i corrected = _mm256_sub_epi32(sum, _mm256_slli_epi32(offset, 5));
+            __m256i corrected = _mm256_sub_epi32(sums[r], _mm256_slli_epi32(offset, 5));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(corrected), _mm256_set1_ps(d * a->d), acc[r]);
         }
     }
