@@ -306,27 +306,28 @@ HK_TARGET_AVX2 HK_INLINE void iq4_xs_tile_avx2(const hk_block_iq4_xs *blocks, co
         PREFETCH_AHEAD(block);
         PREFETCH_AHEAD((const char *)block + 64);
         PREFETCH_AHEAD((const char *)block + 128);
-        // Per sub-block: the 32 signed levels in value order, as magnitudes and signs for vpmaddubsw.
-        __m256i magnitudes[8], signs[8], scales[8];
+        __m256i sums[MAX_TILE_ROWS];
+        for (int r = 0; r < tile_rows; r++) sums[r] = _mm256_setzero_si256();
+        // One sub-block at a time: its 32 signed levels in value order, as magnitudes and signs for vpmaddubsw,
+        // and its scale (the levels, signs and scales of all eight did not fit AVX2's sixteen registers).
         for (int s = 0; s < 8; s++) {
-            scales[s] = _mm256_set1_epi16((short)hk_iq4_xs_scale(block, s));
+            __m256i scale = _mm256_set1_epi16((short)hk_iq4_xs_scale(block, s));
             __m128i packed = _mm_loadu_si128((const __m128i *)(block->qs + 16 * s));
             __m256i nibbles = _mm256_and_si256(
                 _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), low_nibbles);
-            signs[s] = _mm256_shuffle_epi8(table, nibbles);
-            magnitudes[s] = _mm256_abs_epi8(signs[s]);
+            __m256i signs = _mm256_shuffle_epi8(table, nibbles);
+            __m256i magnitudes = _mm256_abs_epi8(signs);
+            for (int r = 0; r < tile_rows; r++) {
+                const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
+                // |level| <= 127 times |q| <= 127: pairs stay below 2^15.
+                __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a->qs + 32 * s)), signs);
+                sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes, q), scale));
+            }
         }
         float d = _cvtsh_ss(block->d);
         for (int r = 0; r < tile_rows; r++) {
             const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
-            __m256i sum = _mm256_setzero_si256();
-            for (int s = 0; s < 8; s++) {
-                // |level| <= 127 times |q| <= 127: pairs stay below 2^15.
-                __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a->qs + 32 * s)), signs[s]);
-                __m256i products = _mm256_maddubs_epi16(magnitudes[s], q);
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scales[s]));
-            }
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * a->d), acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[r]), _mm256_set1_ps(d * a->d), acc[r]);
         }
     }
     for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(acc[r]);
