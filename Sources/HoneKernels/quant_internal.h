@@ -97,6 +97,37 @@ HK_TARGET_AVX2 static inline __m256i hk_q4k_scale_word_avx2(__m256i bytes, int s
         if (QUANT_PREFETCH_BYTES) _mm_prefetch((const char *)(address) + QUANT_PREFETCH_BYTES, _MM_HINT_T1);   \
     } while (0)
 
+/// Q4_K/Q5_K's AVX2 inner step for every activation row of a tile: sums[r] += the levels of sub-blocks 2c (low)
+/// and 2c + 1 (high) times Q8_K block b's values, each sub-block's int16 pair sums weighted by its scale. Levels
+/// <= 31 times |q| <= 127: the int16 pairs cannot saturate.
+HK_TARGET_AVX2 HK_INLINE void hk_q4k_sub_block_pair_avx2(__m256i low, __m256i high, __m256i scale_bytes, int c,
+                                                         const uint8_t *pack, size_t stride, int first_row, int b,
+                                                         const int tile_rows, __m256i *sums /* [tile_rows] */) {
+    __m256i low_scale = hk_q4k_scale_word_avx2(scale_bytes, 2 * c);
+    __m256i high_scale = hk_q4k_scale_word_avx2(scale_bytes, 2 * c + 1);
+    for (int r = 0; r < tile_rows; r++) {
+        const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
+        __m256i low_products = _mm256_maddubs_epi16(low, _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c)));
+        __m256i high_products = _mm256_maddubs_epi16(high, _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32)));
+        sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(low_products, low_scale));
+        sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(high_products, high_scale));
+    }
+}
+
+/// Q4_K/Q5_K's AVX2 block end for every activation row of a tile: the scaled products into acc, the minimums
+/// times Q8_K's sub-block sums into mins_acc (subtracted once at the end of the row).
+HK_TARGET_AVX2 HK_INLINE void hk_q4k_block_end_avx2(const __m256i *sums /* [tile_rows] */, __m256i min_pairs,
+                                                    float d, float dmin, const uint8_t *pack, size_t stride,
+                                                    int first_row, int b, const int tile_rows,
+                                                    __m256 *acc /* [tile_rows] */, __m256 *mins_acc /* [tile_rows] */) {
+    for (int r = 0; r < tile_rows; r++) {
+        const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
+        __m256i mins = _mm256_madd_epi16(min_pairs, _mm256_loadu_si256((const __m256i *)a->bsums));
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[r]), _mm256_set1_ps(d * a->d), acc[r]);
+        mins_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * a->d), mins_acc[r]);
+    }
+}
+
 /// Packs `rows` activation rows for one kernel; row r's pack starts at r * stride.
 typedef void (*hk_quant_pack_fn)(const float *x /* [rows, in] */, int rows, int in, uint8_t *pack, size_t stride);
 /// Outputs [first_output, end_output) for every row.

@@ -271,24 +271,10 @@ HK_TARGET_AVX2 HK_INLINE void q5_k_tile_avx2(const hk_block_q5_k *blocks, const 
             __m256i fifth_high = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * c + 1), one);
             low = _mm256_or_si256(low, _mm256_slli_epi16(fifth_low, 4));
             high = _mm256_or_si256(high, _mm256_slli_epi16(fifth_high, 4));
-            __m256i low_scale = hk_q4k_scale_word_avx2(scale_bytes, 2 * c);
-            __m256i high_scale = hk_q4k_scale_word_avx2(scale_bytes, 2 * c + 1);
-            for (int r = 0; r < tile_rows; r++) {
-                const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
-                // Levels <= 31 times |q| <= 127: the int16 pairs cannot saturate.
-                __m256i low_products = _mm256_maddubs_epi16(low, _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c)));
-                __m256i high_products = _mm256_maddubs_epi16(high, _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32)));
-                sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(low_products, low_scale));
-                sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(high_products, high_scale));
-            }
+            hk_q4k_sub_block_pair_avx2(low, high, scale_bytes, c, pack, stride, first_row, b, tile_rows, sums);
         }
-        float d = _cvtsh_ss(block->d), dmin = _cvtsh_ss(block->dmin);
-        for (int r = 0; r < tile_rows; r++) {
-            const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
-            __m256i mins = _mm256_madd_epi16(min_pairs, _mm256_loadu_si256((const __m256i *)a->bsums));
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[r]), _mm256_set1_ps(d * a->d), acc[r]);
-            mins_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * a->d), mins_acc[r]);
-        }
+        hk_q4k_block_end_avx2(sums, min_pairs, _cvtsh_ss(block->d), _cvtsh_ss(block->dmin), pack, stride, first_row, b,
+                              tile_rows, acc, mins_acc);
     }
     for (int r = 0; r < tile_rows; r++) {
         y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(_mm256_sub_ps(acc[r], mins_acc[r]));
