@@ -190,9 +190,9 @@ HK_TARGET_AVX512 HK_INLINE void panel_micro_kernel(const int row_count, const fl
 
 /// panel_micro_kernel for a row count known only at run time (1–14): one specialised copy per count.
 HK_TARGET_AVX512 void hk_panel_micro_kernel_rows(int row_count, const float *x /* [row_count, ldx] */, size_t ldx,
-                                                     const float *panel /* [in, 32] */, int in,
-                                                     float *y /* [row_count, ldy] */, size_t ldy, __mmask16 low,
-                                                     __mmask16 high) {
+                                                 const float *panel /* [in, 32] */, int in,
+                                                 float *y /* [row_count, ldy] */, size_t ldy, __mmask16 low,
+                                                 __mmask16 high) {
     switch (row_count) {
 #define HK_PANEL_ROWS_CASE(n) \
     case n: panel_micro_kernel(n, x, ldx, panel, in, y, ldy, low, high); break;
@@ -217,7 +217,7 @@ HK_TARGET_AVX512 static void panel_times_rows(const float *panel /* [in, 32] */,
     }
     if (r < rows) {
         hk_panel_micro_kernel_rows(rows - r, x + (size_t)r * in, (size_t)in, panel, in, y + (size_t)r * out + first,
-                                (size_t)out, low, high);
+                                   (size_t)out, low, high);
     }
 }
 
@@ -324,7 +324,7 @@ HK_TARGET_AVX512 static void vocab_block(const void *w, int weight_type, const f
         // skipped below.
         for (int p = 0; p < panel_count; p++) {
             hk_panel_micro_kernel_rows(count, x + (size_t)r * in, (size_t)in, panels + (size_t)p * in * PANEL_WIDTH, in,
-                                    tile + p * PANEL_WIDTH, VOCAB_BLOCK, 0xFFFF, 0xFFFF);
+                                       tile + p * PANEL_WIDTH, VOCAB_BLOCK, 0xFFFF, 0xFFFF);
         }
         for (int row = 0; row < count; row++) {
             const float *z = tile + (size_t)row * VOCAB_BLOCK;
