@@ -177,14 +177,7 @@ HK_TARGET_AVX2 HK_INLINE void q2_k_tile_avx2(const hk_block_q2_k *blocks, const 
                 levels[k] = two_bit_levels_avx2(block->qs, 4 * half + k);
                 scales[k] = pair_scales_avx2(scale_bytes, 4 * half + k);
             }
-            for (int r = 0; r < tile_rows; r++) {
-                const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
-                for (int k = 0; k < 4; k++) {
-                    // Levels <= 3 times |q| <= 127: the int16 pairs cannot saturate.
-                    __m256i q = _mm256_loadu_si256((const __m256i *)(a->qs + 128 * half + 32 * k));
-                    sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(_mm256_maddubs_epi16(levels[k], q), scales[k]));
-                }
-            }
+            hk_q8_k_products_avx2(levels, scales, 4, 128 * half, pack, stride, first_row, b, tile_rows, sums);
         }
         float d = _cvtsh_ss(block->d), dmin = _cvtsh_ss(block->dmin);
         for (int r = 0; r < tile_rows; r++) {
@@ -226,13 +219,7 @@ HK_TARGET_AVX2 HK_INLINE void q3_k_tile_avx2(const hk_block_q3_k *blocks, const 
                 levels[k] = _mm256_or_si256(two_bit_levels_avx2(block->qs, j), _mm256_slli_epi16(third, 2));
                 scales[k] = _mm256_sub_epi16(pair_scales_avx2(scale_bytes, j), _mm256_set1_epi16(32));
             }
-            for (int r = 0; r < tile_rows; r++) {
-                const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
-                for (int k = 0; k < 4; k++) {
-                    __m256i q = _mm256_loadu_si256((const __m256i *)(a->qs + 128 * half + 32 * k));
-                    sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(_mm256_maddubs_epi16(levels[k], q), scales[k]));
-                }
-            }
+            hk_q8_k_products_avx2(levels, scales, 4, 128 * half, pack, stride, first_row, b, tile_rows, sums);
         }
         float d = _cvtsh_ss(block->d);
         for (int r = 0; r < tile_rows; r++) {

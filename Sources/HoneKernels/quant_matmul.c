@@ -262,15 +262,7 @@ HK_TARGET_AVX2 HK_INLINE void q6_k_tile_avx2(const hk_block_q6_k *blocks, const 
                                                  _mm_set1_epi16((short)((first + 2) | (first + 3) << 8)));
                 scales[k] = _mm256_shuffle_epi8(word_half, pick);
             }
-            for (int r = 0; r < tile_rows; r++) {
-                const hk_block_q8_k *a = (const hk_block_q8_k *)(pack + (size_t)(first_row + r) * stride) + b;
-                for (int k = 0; k < 4; k++) {
-                    // Levels <= 63 times |q| <= 127: pairs stay below 2^15.
-                    __m256i q = _mm256_loadu_si256((const __m256i *)(a->qs + 128 * half + 32 * k));
-                    __m256i products = _mm256_maddubs_epi16(levels[k], q);
-                    sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(products, scales[k]));
-                }
-            }
+            hk_q8_k_products_avx2(levels, scales, 4, 128 * half, pack, stride, first_row, b, tile_rows, sums);
         }
         float d = _cvtsh_ss(block->d);
         for (int r = 0; r < tile_rows; r++) {
