@@ -39,6 +39,40 @@ extension KernelTests {
         }
     }
 
+    /// A pass makes the angle table once and every layer rotates with it: the table route must equal the
+    /// reference bit for bit, forward and backward, at every thread count, whether the table covers the rows
+    /// alone or was made for a longer pass and is read from an offset.
+    @Test func ropeFromAngleTableMatchesReference() {
+        var generator = SeededGenerator(seed: 41)
+        for (tokens, heads, headDim, rotDim) in [(1, 1, 8, 8), (3, 4, 64, 64), (7, 2, 64, 32), (40, 3, 64, 64), (9, 3, 40, 40)] {
+            let x = generator.floats(tokens * heads * headDim, in: -2...2)
+            let positions = (0..<tokens).map { _ in Int32(generator.int(in: 0...100_000)) }
+            let frequencies = inverseFrequencies(rotDim: rotDim)
+            for interleaved: Int32 in [0, 1] {
+                var forward = x, backward = x
+                hk_rope_ref(&forward, positions, frequencies, Int32(tokens), Int32(heads), Int32(headDim), Int32(rotDim), interleaved)
+                hk_rope_backward_ref(&backward, positions, frequencies, Int32(tokens), Int32(heads), Int32(headDim), Int32(rotDim), interleaved)
+                for threads: Int32 in [1, 2] {
+                    withThreads(threads) {
+                        // Two unrelated rows first, as a pass whose earlier sequence is another document.
+                        let padded = [Int32(7), 123] + positions
+                        var table = [Float](repeating: .nan, count: padded.count * rotDim)
+                        hk_rope_table(padded, frequencies, Int32(padded.count), Int32(rotDim), &table)
+                        var rotated = x, unrotated = x
+                        table.withUnsafeBufferPointer { angles in
+                            let rows = angles.baseAddress! + 2 * rotDim
+                            hk_rope_apply(&rotated, rows, Int32(tokens), Int32(heads), Int32(headDim), Int32(rotDim), interleaved, 0)
+                            hk_rope_apply(&unrotated, rows, Int32(tokens), Int32(heads), Int32(headDim), Int32(rotDim), interleaved, 1)
+                        }
+                        let shape = "\(tokens)x\(heads)x\(headDim)/\(rotDim) mode \(interleaved) threads \(threads)"
+                        expectBitwiseEqual(rotated, forward, "rope from table \(shape)")
+                        expectBitwiseEqual(unrotated, backward, "rope backward from table \(shape)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func ropeKnownValues() {
         let headDim = 8, frequencies = inverseFrequencies(rotDim: headDim)
         let x = (0..<(2 * headDim)).map { Float($0 + 1) }

@@ -118,6 +118,15 @@ void hk_rope_ref(float *x /* [tokens, heads, head_dim] */, const int32_t *positi
                  const float *inv_freq /* [rot_dim / 2] */, int tokens, int heads, int head_dim, int rot_dim,
                  int interleaved);
 
+/// hk_rope in two steps, for passes whose layers all rotate the same rows: the angles once, then each layer's
+/// rotation. table[t] holds cos then sin of positions[t] * inv_freq[j] (j < rot_dim / 2), the values hk_rope uses.
+void hk_rope_table(const int32_t *positions /* [tokens] */, const float *inv_freq /* [rot_dim / 2] */, int tokens,
+                   int rot_dim, float *table /* [tokens, rot_dim] */);
+/// Rotates x in place by the table's angles (inverse = 1: by minus them, hk_rope_backward). Bit-identical to
+/// hk_rope / hk_rope_backward with the positions and frequencies the table was made from.
+void hk_rope_apply(float *x /* [tokens, heads, head_dim] */, const float *table /* [tokens, rot_dim] */, int tokens,
+                   int heads, int head_dim, int rot_dim, int interleaved, int inverse);
+
 // MARK: - Attention (one sequence, causal, grouped-query)
 
 /// out[t, h, :] = sum_j softmax_j(scale * q[t, h, :] . k[j, h / group, :]) v[j, h / group, :]

@@ -166,25 +166,42 @@ public struct RotaryFrequencies: Sendable {
     }
 }
 
-/// Rotates the first `config.rotaryDimension` features of every head of queries [total, heads × head_dim] and keys
-/// [total, kv_heads × head_dim] of every sequence of a pass, in place (HF's rotate-half pairs, or GGML's adjacent
-/// pairs when `config.ropeInterleaved`); `inverse` undoes it (the backward of a rotation is the opposite rotation).
-func rotateQueriesAndKeys(queries: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, layout: PassLayout,
-                          frequencies: [FloatBuffer], config: ModelConfig, inverse: Bool = false) {
-    let queryWidth = config.headCount * config.headDimension
-    let kvWidth = config.keyValueHeadCount * config.headDimension
-    let interleaved: Int32 = config.ropeInterleaved ? 1 : 0
-    let rope = inverse ? hk_rope_backward : hk_rope
-    layout.positions.withUnsafeBufferPointer { positions in
-        for index in layout.counts.indices {
-            let row = layout.offsets[index]
-            let count = Int32(layout.counts[index])
-            rope(queries + row * queryWidth, positions.baseAddress! + row, frequencies[index].pointer, count,
-                 Int32(config.headCount), Int32(config.headDimension), Int32(config.rotaryDimension), interleaved)
-            rope(keys + row * kvWidth, positions.baseAddress! + row, frequencies[index].pointer, count,
-                 Int32(config.keyValueHeadCount), Int32(config.headDimension), Int32(config.rotaryDimension),
-                 interleaved)
+/// The cos/sin of every row's rotary angles in one forward pass ([total, rotary_dim]: cos then sin per pair), made
+/// once and used by every layer's queries and keys (and by training's backward, which rotates them back): the
+/// angles depend only on the row's position and its sequence's frequencies, not on the layer.
+struct RotaryAngles {
+    let table: FloatBuffer
+    let rotaryDimension: Int
+
+    /// `frequencies[i]`: sequence i's inverse frequencies (the same buffer for all, unless rope scaling is dynamic).
+    init(layout: PassLayout, frequencies: [FloatBuffer], rotaryDimension: Int) {
+        self.rotaryDimension = rotaryDimension
+        table = FloatBuffer(count: max(1, layout.total * rotaryDimension))
+        let shared = frequencies.allSatisfy { $0 === frequencies.first }
+        layout.positions.withUnsafeBufferPointer { positions in
+            guard let base = positions.baseAddress, let first = frequencies.first else { return }
+            if shared {
+                hk_rope_table(base, first.pointer, Int32(layout.total), Int32(rotaryDimension), table.pointer)
+                return
+            }
+            for index in layout.counts.indices {
+                let row = layout.offsets[index]
+                hk_rope_table(base + row, frequencies[index].pointer, Int32(layout.counts[index]), Int32(rotaryDimension),
+                              table.pointer + row * rotaryDimension)
+            }
         }
+    }
+}
+
+/// Rotates the first `config.rotaryDimension` features of every head of queries [rows, heads × head_dim] and keys
+/// [rows, kv_heads × head_dim] of a pass, in place, by `angles` (HF's rotate-half pairs, or GGML's adjacent pairs
+/// when `config.ropeInterleaved`); `inverse` undoes it (the backward of a rotation is the opposite rotation).
+func rotateQueriesAndKeys(queries: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, rows: Int,
+                          angles: RotaryAngles, config: ModelConfig, inverse: Bool = false) {
+    let interleaved: Int32 = config.ropeInterleaved ? 1 : 0
+    for (x, heads) in [(queries, config.headCount), (keys, config.keyValueHeadCount)] {
+        hk_rope_apply(x, angles.table.pointer, Int32(rows), Int32(heads), Int32(config.headDimension),
+                      Int32(angles.rotaryDimension), interleaved, inverse ? 1 : 0)
     }
 }
 

@@ -73,8 +73,8 @@ extension GPTNeoXModel: TrainableModel {
                                       queries: tape["q"], keys: tape["k"], values: tape["v"],
                                       outputGradient: dAttention.pointer, queryGradient: dQueries.pointer,
                                       keyGradient: dKeys.pointer, valueGradient: dValues.pointer)
-        rotateQueriesAndKeys(queries: dQueries.pointer, keys: dKeys.pointer, layout: layout,
-                             frequencies: rotaryFrequencies(layout), config: config, inverse: true)
+        rotateQueriesAndKeys(queries: dQueries.pointer, keys: dKeys.pointer, rows: total, angles: rotaryAngles(layout),
+                             config: config, inverse: true)
         let dFused = FloatBuffer(count: 3 * count)
         splitQueryKeyValue(dFused.pointer, dQueries.pointer, dKeys.pointer, dValues.pointer, total: total, merge: true)
         let dAttentionInput = FloatBuffer(count: count)

@@ -86,9 +86,11 @@ public final class GPTNeoXModel: AdaptableModel, @unchecked Sendable {
 
     var attentionScale: Float { 1 / Float(config.headDimension).squareRoot() }
 
-    /// The same inverse frequencies for every sequence (NeoX has no length-dependent rope scaling).
-    func rotaryFrequencies(_ layout: PassLayout) -> [FloatBuffer] {
-        Array(repeating: frequencies, count: layout.counts.count)
+    /// Every row's rotary cos/sin: the same inverse frequencies for every sequence (NeoX has no length-dependent
+    /// rope scaling).
+    func rotaryAngles(_ layout: PassLayout) -> RotaryAngles {
+        RotaryAngles(layout: layout, frequencies: Array(repeating: frequencies, count: layout.counts.count),
+                     rotaryDimension: config.rotaryDimension)
     }
 
     /// The final LayerNorm: [total, hidden]. With a tape, keeps its input for backward.
@@ -141,7 +143,7 @@ public final class GPTNeoXModel: AdaptableModel, @unchecked Sendable {
         layer.attentionNorm.apply(x, rows: total, into: attentionInput)
         linear("query_key_value", layer.queryKeyValue, attentionInput, fused)
         splitQueryKeyValue(fused, queries, keys, values, total: total)
-        rotateQueriesAndKeys(queries: queries, keys: keys, layout: layout, frequencies: rotaryFrequencies(layout), config: config)
+        rotateQueriesAndKeys(queries: queries, keys: keys, rows: total, angles: rotaryAngles(layout), config: config)
         attend(queries, keys, values, attention)
         linear("dense", layer.output, attention, attentionDelta)
         if !config.parallelResidual {

@@ -10,12 +10,12 @@ extension LlamaModel: TrainableModel {
         try validate([SequenceInput(tokens: tokens, cache: KVCache(layerCount: 0, rowWidth: 0))])
         let total = layout.total
         let hidden = config.hiddenSize
-        let frequencies = rotaryFrequencies(layout)
+        let angles = rotaryAngles(layout)
         let x = FloatBuffer(count: total * hidden)
         embedding.lookup(tokens, into: x.pointer)
 
         let (tapes, layerInputs) = recordLayers(layers.count, x: x, checkpointing: checkpointing) { index, tape, keep in
-            runLayer(index, x: x.pointer, layout: layout, frequencies: frequencies, tape: tape, keepResidual: keep,
+            runLayer(index, x: x.pointer, layout: layout, angles: angles, tape: tape, keepResidual: keep,
                      attend: causalAttention(layout))
         }
         let normed = FloatBuffer(count: total * hidden)
@@ -34,7 +34,7 @@ extension LlamaModel: TrainableModel {
         let layout = pass.layout
         let total = layout.total
         let hidden = config.hiddenSize
-        let frequencies = rotaryFrequencies(layout)
+        let angles = rotaryAngles(layout)
         // dx: ∂L/∂(residual stream), carried from the top of the network down.
         let dx = FloatBuffer(zeros: total * hidden)
         guard let finalInput = pass.extra["final_in"] else { preconditionFailure("training pass lacks final_in") }
@@ -42,15 +42,15 @@ extension LlamaModel: TrainableModel {
                             Int32(hidden), finalNorm.epsilon)
         for index in layers.indices.reversed() {
             let tape = pass.tape(forLayer: index) { index, x, tape in
-                runLayer(index, x: x, layout: layout, frequencies: frequencies, tape: tape, keepResidual: true,
+                runLayer(index, x: x, layout: layout, angles: angles, tape: tape, keepResidual: true,
                          attend: causalAttention(layout))
             }
-            backwardLayer(index, tape: tape, layout: layout, frequencies: frequencies, dx: dx.pointer)
+            backwardLayer(index, tape: tape, layout: layout, angles: angles, dx: dx.pointer)
         }
     }
 
     /// dx: [total, hidden] holds ∂L/∂(block output) on entry and ∂L/∂(block input) on return.
-    private func backwardLayer(_ index: Int, tape: LayerTape, layout: PassLayout, frequencies: [FloatBuffer],
+    private func backwardLayer(_ index: Int, tape: LayerTape, layout: PassLayout, angles: RotaryAngles,
                                dx: UnsafeMutablePointer<Float>) {
         let layer = layers[index]
         let total = layout.total
@@ -87,7 +87,8 @@ extension LlamaModel: TrainableModel {
                                       queries: tape["q"], keys: tape["k"], values: tape["v"],
                                       outputGradient: dAttention.pointer, queryGradient: dQueries.pointer,
                                       keyGradient: dKeys.pointer, valueGradient: dValues.pointer)
-        rotate(queries: dQueries.pointer, keys: dKeys.pointer, layout: layout, frequencies: frequencies, inverse: true)
+        rotateQueriesAndKeys(queries: dQueries.pointer, keys: dKeys.pointer, rows: total, angles: angles, config: config,
+                             inverse: true)
         linear("q_proj", layer.query, input: tape["attn_in"], dy: dQueries.pointer, into: dNormed.pointer, accumulate: false)
         linear("k_proj", layer.key, input: tape["attn_in"], dy: dKeys.pointer, into: dNormed.pointer, accumulate: true)
         linear("v_proj", layer.value, input: tape["attn_in"], dy: dValues.pointer, into: dNormed.pointer, accumulate: true)

@@ -108,7 +108,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let total = layout.total
         let hidden = config.hiddenSize
         for sequence in batch { sequence.cache.reserve(sequence.cache.length + sequence.tokens.count) }
-        let frequencies = rotaryFrequencies(layout)
+        let angles = rotaryAngles(layout)
 
         let x = FloatBuffer(count: total * hidden)
         embedding.lookup(batch.flatMap(\.tokens), into: x.pointer)
@@ -116,7 +116,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let scale = attentionScale
         precondition(outputRows.map { isRowSelection($0, of: total) } ?? true, "output rows must ascend within the pass")
         for index in layers.indices {
-            runLayer(index, x: x.pointer, layout: layout, frequencies: frequencies, tape: scratch,
+            runLayer(index, x: x.pointer, layout: layout, angles: angles, tape: scratch,
                      outputRows: index == layers.count - 1 ? outputRows : nil) { q, k, v, out in
                 attendWithCache(batch: batch, offsets: layout.offsets, layer: index, config: config,
                                 queries: q, keys: k, values: v, output: out, scale: scale)
@@ -142,12 +142,9 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         }
     }
 
-    /// Rotates queries [total, heads × head_dim] and keys [total, kv_heads × head_dim] of every sequence in place;
-    /// `inverse` undoes it (the backward of a rotation is the opposite rotation).
-    func rotate(queries: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>, layout: PassLayout,
-                frequencies: [FloatBuffer], inverse: Bool = false) {
-        rotateQueriesAndKeys(queries: queries, keys: keys, layout: layout, frequencies: frequencies, config: config,
-                             inverse: inverse)
+    /// Every row's rotary cos/sin for one pass, shared by all layers.
+    func rotaryAngles(_ layout: PassLayout) -> RotaryAngles {
+        RotaryAngles(layout: layout, frequencies: rotaryFrequencies(layout), rotaryDimension: config.rotaryDimension)
     }
 
     /// One decoder block on x: [total, hidden], in place: x += attention(norm(x)); x += mlp(norm(x)).
@@ -155,7 +152,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     /// with `keepResidual` it also keeps the block input ("input") and the residual between the halves ("mid").
     /// With `outputRows`, every row gets its keys and values (later tokens attend to them) but only those rows go
     /// on through the output projection and the MLP; they end as x's first `outputRows.count` rows.
-    func runLayer(_ index: Int, x: UnsafeMutablePointer<Float>, layout: PassLayout, frequencies: [FloatBuffer],
+    func runLayer(_ index: Int, x: UnsafeMutablePointer<Float>, layout: PassLayout, angles: RotaryAngles,
                   tape: LayerTape, keepResidual: Bool = false, outputRows: [Int]? = nil,
                   attend: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
         precondition(outputRows == nil || !keepResidual, "training keeps every row")
@@ -180,7 +177,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         linear("q_proj", layer.query, attentionInput, queries)
         linear("k_proj", layer.key, attentionInput, keys)
         linear("v_proj", layer.value, attentionInput, values)
-        rotate(queries: queries, keys: keys, layout: layout, frequencies: frequencies)
+        rotateQueriesAndKeys(queries: queries, keys: keys, rows: layout.total, angles: angles, config: config)
         attend(queries, keys, values, attention)
         if let outputRows {
             compactRows(attention, width: queryWidth, keeping: outputRows)
