@@ -145,6 +145,34 @@ HK_TARGET_AVX2 HK_INLINE void hk_q4k_block_end_avx2(const __m256i *sums /* [tile
     }
 }
 
+// Q4_K/Q5_K on VNNI: a block's 16 unpacked scale and minimum bytes, repeated in every 128-bit lane ("factors":
+// bytes 0..7 scales, 8..15 minimums), and its four dot vectors (vpdpbusd of the level vectors), which hold
+// sub-blocks (0, 2), (1, 3), (4, 6), (5, 7) in their int32 lanes 0..7 and 8..15.
+
+/// The scale words for two dot vectors packed with vpackssdw (in 128-bit lane L, words 0..3 from the first
+/// vector's quarter L, words 4..7 from the second's): sub-block scales s, t in lanes 0 and 1, u, v in lanes 2
+/// and 3, zero-extended (a pick byte with its top bit set gives 0).
+HK_TARGET_VNNI static inline __m512i hk_q4k_scale_words_vnni(__m512i factors, int s, int t, int u, int v) {
+#define HK_WORD(b) ((short)((b) | 0x8000))
+    __m512i pick = _mm512_set_epi16(HK_WORD(v), HK_WORD(v), HK_WORD(v), HK_WORD(v), HK_WORD(u), HK_WORD(u),
+                                    HK_WORD(u), HK_WORD(u), HK_WORD(v), HK_WORD(v), HK_WORD(v), HK_WORD(v),
+                                    HK_WORD(u), HK_WORD(u), HK_WORD(u), HK_WORD(u), HK_WORD(t), HK_WORD(t),
+                                    HK_WORD(t), HK_WORD(t), HK_WORD(s), HK_WORD(s), HK_WORD(s), HK_WORD(s),
+                                    HK_WORD(t), HK_WORD(t), HK_WORD(t), HK_WORD(t), HK_WORD(s), HK_WORD(s),
+                                    HK_WORD(s), HK_WORD(s));
+#undef HK_WORD
+    return _mm512_shuffle_epi8(factors, pick);
+}
+
+/// Sum over the four dot vectors of (lane dot) * (its sub-block's scale), for lane dots below 2^15 (Q4_K
+/// 4 * 15 * 127, Q5_K 4 * 31 * 127): each pair packed to words (exact) and scaled by one vpmaddwd, which takes
+/// half the multiplies and half the scale shuffles of scaling each vector's int32 lanes. `scale_words` are
+/// hk_q4k_scale_words_vnni(factors, 0, 1, 2, 3) and (factors, 4, 5, 6, 7).
+HK_TARGET_VNNI static inline __m512i hk_q4k_scaled_sum_vnni(const __m512i dots[4], const __m512i scale_words[2]) {
+    __m512i first = _mm512_madd_epi16(_mm512_packs_epi32(dots[0], dots[1]), scale_words[0]);
+    return _mm512_dpwssd_epi32(first, _mm512_packs_epi32(dots[2], dots[3]), scale_words[1]);
+}
+
 /// Packs `rows` activation rows for one kernel; row r's pack starts at r * stride.
 typedef void (*hk_quant_pack_fn)(const float *x /* [rows, in] */, int rows, int in, uint8_t *pack, size_t stride);
 /// Outputs [first_output, end_output) for every row.

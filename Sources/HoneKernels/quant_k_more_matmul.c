@@ -519,20 +519,13 @@ HK_TARGET_VNNI HK_INLINE void q5_k_tile_vnni(const hk_block_q5_k *blocks, const 
         blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
     const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
-    // As Q4_K: each int32 lane gets one byte of the 16 unpacked scales and mins; sub-block pairs (0, 2), (1, 3),
-    // (4, 6), (5, 7) for the four level vectors; min k in lane k (k < 8).
+    // As Q4_K: min k of the 16 unpacked scale and minimum bytes in int32 lane k (k < 8), zeros above.
 #define LANE_BYTE(b) ((b) | (int)0x80808000)
-#define SUB_BLOCK_PAIR(s, t)                                                                                   \
-    _mm512_setr_epi32(LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s),         \
-                      LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t),         \
-                      LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t))
-    const __m512i pick[4] = {SUB_BLOCK_PAIR(0, 2), SUB_BLOCK_PAIR(1, 3), SUB_BLOCK_PAIR(4, 6), SUB_BLOCK_PAIR(5, 7)};
     const __m512i pick_mins = _mm512_setr_epi32(LANE_BYTE(8), LANE_BYTE(9), LANE_BYTE(10), LANE_BYTE(11),
                                                 LANE_BYTE(12), LANE_BYTE(13), LANE_BYTE(14), LANE_BYTE(15),
                                                 -1, -1, -1, -1, -1, -1, -1, -1);
-#undef SUB_BLOCK_PAIR
 #undef LANE_BYTE
-    // The fifth bit of sub-block s is bit s of qh[l]; level vector v holds the sub-blocks of pick[v]. Rotating
+    // The fifth bit of sub-block s is bit s of qh[l]; level vector v holds sub-blocks fifth_bit[v]. Rotating
     // each 32-bit word of qh left by 4 - s (mod 32) puts bit s of every byte at bit 4 of the same byte.
     static const int fifth_bit[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
     __m512i rotation[4];
@@ -565,23 +558,19 @@ HK_TARGET_VNNI HK_INLINE void q5_k_tile_vnni(const hk_block_q5_k *blocks, const 
             _mm512_and_si512(first, low_nibbles), _mm512_and_si512(_mm512_srli_epi16(first, 4), low_nibbles),
             _mm512_and_si512(second, low_nibbles), _mm512_and_si512(_mm512_srli_epi16(second, 4), low_nibbles),
         };
-        __m512i scale_pairs[4];
         for (int v = 0; v < 4; v++) {
             // levels | (rotated & 0x10)
             levels[v] = _mm512_ternarylogic_epi32(levels[v], _mm512_rolv_epi32(high_bits, rotation[v]), bit_four, 0xF8);
-            scale_pairs[v] = _mm512_shuffle_epi8(factors, pick[v]);
         }
+        __m512i scale_words[2] = {hk_q4k_scale_words_vnni(factors, 0, 1, 2, 3),
+                                  hk_q4k_scale_words_vnni(factors, 4, 5, 6, 7)};
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = blocks_pack[r] + (size_t)b * Q4_K_BLOCK_PACK;
-            __m512i zero = _mm512_setzero_si512(), sums[2] = {zero, zero};
-            for (int v = 0; v < 4; v++) {
-                // Levels <= 31 times |q| <= 127, four per lane: below 2^15, so vpdpwssd can scale them. Two
-                // independent chains, joined once.
-                __m512i dot = _mm512_dpbusd_epi32(zero, levels[v], _mm512_loadu_si512(p + 64 * v));
-                sums[v % 2] = _mm512_dpwssd_epi32(sums[v % 2], dot, scale_pairs[v]);
-            }
+            __m512i zero = _mm512_setzero_si512(), dots[4];
+            // Levels <= 31 times |q| <= 127, four per lane: below 2^15, as hk_q4k_scaled_sum_vnni needs.
+            for (int v = 0; v < 4; v++) dots[v] = _mm512_dpbusd_epi32(zero, levels[v], _mm512_loadu_si512(p + 64 * v));
             float activation_scale = ((const float *)(p + 320))[0];
-            __m512i sum = _mm512_add_epi32(sums[0], sums[1]);
+            __m512i sum = hk_q4k_scaled_sum_vnni(dots, scale_words);
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
             min_acc[r] = _mm512_fmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), min_acc[r]);
         }

@@ -579,20 +579,11 @@ HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const 
         blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
     const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
-    // Byte shuffles of the 16 unpacked bytes (scales 0..7, mins 0..7, copied to every 128-bit lane): each
-    // int32 lane gets one byte, zero-extended. Lanes 0..7 and 8..15 take sub-blocks (0, 2), (1, 3), (4, 6),
-    // (5, 7) for the four level vectors; the last puts min k in lane k (k < 8) and zeros above.
+    // Puts min k of the 16 unpacked bytes (copied to every 128-bit lane) in int32 lane k (k < 8), zeros above.
 #define LANE_BYTE(b) ((b) | (int)0x80808000)
-#define SUB_BLOCK_PAIR(s, t)                                                                                   \
-    _mm512_setr_epi32(LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(s),         \
-                      LANE_BYTE(s), LANE_BYTE(s), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t),         \
-                      LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t), LANE_BYTE(t))
-    const __m512i pick0 = SUB_BLOCK_PAIR(0, 2), pick1 = SUB_BLOCK_PAIR(1, 3);
-    const __m512i pick2 = SUB_BLOCK_PAIR(4, 6), pick3 = SUB_BLOCK_PAIR(5, 7);
     const __m512i pick_mins = _mm512_setr_epi32(LANE_BYTE(8), LANE_BYTE(9), LANE_BYTE(10), LANE_BYTE(11),
                                                 LANE_BYTE(12), LANE_BYTE(13), LANE_BYTE(14), LANE_BYTE(15),
                                                 -1, -1, -1, -1, -1, -1, -1, -1);
-#undef SUB_BLOCK_PAIR
 #undef LANE_BYTE
     for (int b = 0; b < in / HK_QK_K; b++) {
         const hk_block_q4_k *block = &blocks[b];
@@ -607,8 +598,8 @@ HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const 
         uint64_t mins = (words[1] & 0x3F3F3F3Fu) |
                         (uint64_t)(((words[2] >> 4) & 0x0F0F0F0Fu) | (((words[1] >> 6) & 0x03030303u) << 4)) << 32;
         __m512i factors = _mm512_broadcast_i32x4(_mm_set_epi64x((long long)mins, (long long)scales));
-        __m512i scales0 = _mm512_shuffle_epi8(factors, pick0), scales1 = _mm512_shuffle_epi8(factors, pick1);
-        __m512i scales2 = _mm512_shuffle_epi8(factors, pick2), scales3 = _mm512_shuffle_epi8(factors, pick3);
+        __m512i scale_words[2] = {hk_q4k_scale_words_vnni(factors, 0, 1, 2, 3),
+                                  hk_q4k_scale_words_vnni(factors, 4, 5, 6, 7)};
         uint32_t both_halves;
         memcpy(&both_halves, &block->d, sizeof both_halves); // d, dmin
         __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)both_halves));
@@ -623,13 +614,13 @@ HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const 
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = blocks_pack[r] + (size_t)b * Q4_K_BLOCK_PACK;
             __m512i zero = _mm512_setzero_si512();
-            // Two independent chains of products, joined once.
-            __m512i even = _mm512_madd_epi16(_mm512_dpbusd_epi32(zero, levels0, _mm512_loadu_si512(p)), scales0);
-            __m512i odd = _mm512_madd_epi16(_mm512_dpbusd_epi32(zero, levels1, _mm512_loadu_si512(p + 64)), scales1);
-            even = _mm512_dpwssd_epi32(even, _mm512_dpbusd_epi32(zero, levels2, _mm512_loadu_si512(p + 128)), scales2);
-            odd = _mm512_dpwssd_epi32(odd, _mm512_dpbusd_epi32(zero, levels3, _mm512_loadu_si512(p + 192)), scales3);
+            __m512i dots[4] = {_mm512_dpbusd_epi32(zero, levels0, _mm512_loadu_si512(p)),
+                               _mm512_dpbusd_epi32(zero, levels1, _mm512_loadu_si512(p + 64)),
+                               _mm512_dpbusd_epi32(zero, levels2, _mm512_loadu_si512(p + 128)),
+                               _mm512_dpbusd_epi32(zero, levels3, _mm512_loadu_si512(p + 192))};
+            __m512i sums = hk_q4k_scaled_sum_vnni(dots, scale_words);
             float activation_scale = ((const float *)(p + 320))[0];
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(even, odd)), _mm512_set1_ps(d * activation_scale), acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(d * activation_scale), acc[r]);
             min_acc[r] = _mm512_fmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), min_acc[r]);
         }
     }
@@ -685,23 +676,26 @@ HK_TARGET_VNNI HK_INLINE void q6_k_tile_vnni(const hk_block_q6_k *blocks, const 
         blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
     const __m512i low_nibbles = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
-    // Vector v covers sub-blocks 4 v .. 4 v + 3, four lanes each.
-    const __m512i pick[4] = {
-        _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-        _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
-        _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
-        _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15),
-    };
+    // Vector v covers sub-blocks 4 v .. 4 v + 3, four lanes each. Dot vectors are packed to words two at a time
+    // (vpackssdw: in 128-bit lane L, words 0..3 from the first vector's quarter L, words 4..7 from the second's),
+    // so the words of pair j in lane L meet sub-blocks 8 j + L and 8 j + 4 + L.
+    __m512i pick_words[2];
+    for (int j = 0; j < 2; j++) {
+        int16_t words[32];
+        for (int w = 0; w < 32; w++) words[w] = (int16_t)(8 * j + (w % 8 < 4 ? 0 : 4) + w / 8);
+        pick_words[j] = _mm512_loadu_si512(words);
+    }
     for (int b = 0; b < in / HK_QK_K; b++) {
         const hk_block_q6_k *block = &blocks[b];
         PREFETCH_AHEAD(block);
         PREFETCH_AHEAD((const char *)block + 64);
         PREFETCH_AHEAD((const char *)block + 128);
         PREFETCH_AHEAD((const char *)block + 192);
-        // Signed scales as (scale, 0) word pairs: sign-extend to 16 bits, zero-extend to 32.
-        __m512i factors = _mm512_cvtepu16_epi32(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)block->scales)));
-        __m512i scales[4], levels[4];
-        for (int v = 0; v < 4; v++) scales[v] = _mm512_permutexvar_epi32(pick[v], factors);
+        // The 16 signed scales as words, placed for the two packed pairs.
+        __m512i scales16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)block->scales)));
+        __m512i scale_words[2] = {_mm512_permutexvar_epi16(pick_words[0], scales16),
+                                  _mm512_permutexvar_epi16(pick_words[1], scales16)};
+        __m512i levels[4];
         for (int half = 0; half < 2; half++) {
             __m512i low = _mm512_loadu_si512(block->ql + 64 * half);
             __m256i high = _mm256_loadu_si256((const __m256i *)(block->qh + 32 * half));
@@ -716,13 +710,15 @@ HK_TARGET_VNNI HK_INLINE void q6_k_tile_vnni(const hk_block_q6_k *blocks, const 
         float d = _cvtsh_ss(block->d);
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = blocks_pack[r] + (size_t)b * Q6_K_BLOCK_PACK;
-            __m512i sum = _mm512_setzero_si512();
+            __m512i dots[4];
             for (int v = 0; v < 4; v++) {
-                // Starts at -32 * (lane's activations), so each lane is sum (level - 32) * q, |.| < 2^15.
-                __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(p + 256 + 64 * v), levels[v],
-                                                  _mm512_loadu_si512(p + 64 * v));
-                sum = _mm512_dpwssd_epi32(sum, dot, scales[v]);
+                // Starts at -32 * (lane's activations), so each lane is sum (level - 32) * q, |.| < 2^15: packing
+                // two vectors to words is exact.
+                dots[v] = _mm512_dpbusd_epi32(_mm512_loadu_si512(p + 256 + 64 * v), levels[v],
+                                              _mm512_loadu_si512(p + 64 * v));
             }
+            __m512i sum = _mm512_dpwssd_epi32(_mm512_madd_epi16(_mm512_packs_epi32(dots[0], dots[1]), scale_words[0]),
+                                              _mm512_packs_epi32(dots[2], dots[3]), scale_words[1]);
             float activation_scale = ((const float *)(p + 512))[0];
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
         }
