@@ -10,8 +10,10 @@ extension GPTNeoXModel: TrainableModel {
         try validate([SequenceInput(tokens: tokens, cache: KVCache(layerCount: 0, rowWidth: 0))])
         let x = FloatBuffer(count: layout.total * config.hiddenSize)
         embedding.lookup(tokens, into: x.pointer)
+        let angles = rotaryAngles(layout)
         let (tapes, layerInputs) = recordLayers(layers.count, x: x, checkpointing: checkpointing) { index, tape, keep in
-            runLayer(index, x: x.pointer, layout: layout, tape: tape, keepResidual: keep, attend: causalAttention(layout))
+            runLayer(index, x: x.pointer, layout: layout, angles: angles, tape: tape, keepResidual: keep,
+                     attend: causalAttention(layout))
         }
         let finalTape = LayerTape()
         let output = finish(x, total: layout.total, tape: finalTape)
@@ -30,18 +32,21 @@ extension GPTNeoXModel: TrainableModel {
         let total = layout.total
         // dx: ∂L/∂(residual stream), carried from the top of the network down.
         let dx = FloatBuffer(zeros: total * config.hiddenSize)
+        let angles = rotaryAngles(layout)
         guard let finalInput = pass.extra["final_in"] else { preconditionFailure("training pass lacks final_in") }
         finalNorm.backwardInput(input: finalInput.pointer, outputGradient: hiddenGradient, rows: total, into: dx.pointer)
         for index in layers.indices.reversed() {
             let tape = pass.tape(forLayer: index) { index, x, tape in
-                runLayer(index, x: x, layout: layout, tape: tape, keepResidual: true, attend: causalAttention(layout))
+                runLayer(index, x: x, layout: layout, angles: angles, tape: tape, keepResidual: true,
+                         attend: causalAttention(layout))
             }
-            backwardLayer(index, tape: tape, layout: layout, dx: dx.pointer)
+            backwardLayer(index, tape: tape, layout: layout, angles: angles, dx: dx.pointer)
         }
     }
 
     /// dx: [total, hidden] holds ∂L/∂(block output) on entry and ∂L/∂(block input) on return.
-    private func backwardLayer(_ index: Int, tape: LayerTape, layout: PassLayout, dx: UnsafeMutablePointer<Float>) {
+    private func backwardLayer(_ index: Int, tape: LayerTape, layout: PassLayout, angles: RotaryAngles,
+                               dx: UnsafeMutablePointer<Float>) {
         let layer = layers[index]
         let total = layout.total
         let count = total * config.hiddenSize
@@ -73,8 +78,8 @@ extension GPTNeoXModel: TrainableModel {
                                       queries: tape["q"], keys: tape["k"], values: tape["v"],
                                       outputGradient: dAttention.pointer, queryGradient: dQueries.pointer,
                                       keyGradient: dKeys.pointer, valueGradient: dValues.pointer)
-        rotateQueriesAndKeys(queries: dQueries.pointer, keys: dKeys.pointer, rows: total, angles: rotaryAngles(layout),
-                             config: config, inverse: true)
+        rotateQueriesAndKeys(queries: dQueries.pointer, keys: dKeys.pointer, rows: total, angles: angles, config: config,
+                             inverse: true)
         let dFused = FloatBuffer(count: 3 * count)
         splitQueryKeyValue(dFused.pointer, dQueries.pointer, dKeys.pointer, dValues.pointer, total: total, merge: true)
         let dAttentionInput = FloatBuffer(count: count)

@@ -73,8 +73,9 @@ public final class GPTNeoXModel: AdaptableModel, @unchecked Sendable {
         embedding.lookup(batch.flatMap(\.tokens), into: x.pointer)
         let scratch = LayerTape()
         let scale = attentionScale
+        let angles = rotaryAngles(layout)
         for index in layers.indices {
-            runLayer(index, x: x.pointer, layout: layout, tape: scratch) { q, k, v, out in
+            runLayer(index, x: x.pointer, layout: layout, angles: angles, tape: scratch) { q, k, v, out in
                 attendWithCache(batch: batch, offsets: layout.offsets, layer: index, config: config,
                                 queries: q, keys: k, values: v, output: out, scale: scale)
             }
@@ -86,8 +87,8 @@ public final class GPTNeoXModel: AdaptableModel, @unchecked Sendable {
 
     var attentionScale: Float { 1 / Float(config.headDimension).squareRoot() }
 
-    /// Every row's rotary cos/sin: the same inverse frequencies for every sequence (NeoX has no length-dependent
-    /// rope scaling).
+    /// Every row's rotary cos/sin for one pass, shared by all layers: the same inverse frequencies for every
+    /// sequence (NeoX has no length-dependent rope scaling).
     func rotaryAngles(_ layout: PassLayout) -> RotaryAngles {
         RotaryAngles(layout: layout, frequencies: Array(repeating: frequencies, count: layout.counts.count),
                      rotaryDimension: config.rotaryDimension)
@@ -123,7 +124,8 @@ public final class GPTNeoXModel: AdaptableModel, @unchecked Sendable {
     /// x += attn(LN1(x)); x += mlp(LN2(x)). `attend(q, k, v, out)` runs attention on rotated queries and keys.
     /// With `keepResidual` the tape also keeps the block input ("input") and, for sequential blocks, the residual
     /// between the halves ("mid").
-    func runLayer(_ index: Int, x: UnsafeMutablePointer<Float>, layout: PassLayout, tape: LayerTape, keepResidual: Bool = false,
+    func runLayer(_ index: Int, x: UnsafeMutablePointer<Float>, layout: PassLayout, angles: RotaryAngles, tape: LayerTape,
+                  keepResidual: Bool = false,
                   attend: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
         let layer = layers[index]
         let total = layout.total
@@ -143,7 +145,7 @@ public final class GPTNeoXModel: AdaptableModel, @unchecked Sendable {
         layer.attentionNorm.apply(x, rows: total, into: attentionInput)
         linear("query_key_value", layer.queryKeyValue, attentionInput, fused)
         splitQueryKeyValue(fused, queries, keys, values, total: total)
-        rotateQueriesAndKeys(queries: queries, keys: keys, rows: total, angles: rotaryAngles(layout), config: config)
+        rotateQueriesAndKeys(queries: queries, keys: keys, rows: total, angles: angles, config: config)
         attend(queries, keys, values, attention)
         linear("dense", layer.output, attention, attentionDelta)
         if !config.parallelResidual {
