@@ -164,11 +164,12 @@ HK_TARGET_VNNI static inline __m512i hk_q4k_scale_words_vnni(__m512i factors, in
     return _mm512_shuffle_epi8(factors, pick);
 }
 
-/// Sum over the four dot vectors of (lane dot) * (its sub-block's scale), for lane dots below 2^15 (Q4_K
-/// 4 * 15 * 127, Q5_K 4 * 31 * 127): each pair packed to words (exact) and scaled by one vpmaddwd, which takes
-/// half the multiplies and half the scale shuffles of scaling each vector's int32 lanes. `scale_words` are
-/// hk_q4k_scale_words_vnni(factors, 0, 1, 2, 3) and (factors, 4, 5, 6, 7).
-HK_TARGET_VNNI static inline __m512i hk_q4k_scaled_sum_vnni(const __m512i dots[4], const __m512i scale_words[2]) {
+/// Sum over four dot vectors of (lane dot) * (its sub-block's scale), for lane dots below 2^15 (Q2_K, Q3_K, Q4_K,
+/// Q5_K, Q6_K): each pair packed to words with vpackssdw (exact) and scaled by one vpmaddwd, which takes half the
+/// multiplies and half the scale shuffles of scaling each vector's int32 lanes. `scale_words[j]` holds, word for
+/// word, the scales of packs(dots[2j], dots[2j + 1]) (Q4_K/Q5_K: hk_q4k_scale_words_vnni(factors, 0, 1, 2, 3) and
+/// (factors, 4, 5, 6, 7)).
+HK_TARGET_VNNI static inline __m512i hk_scaled_pair_sum_vnni(const __m512i dots[4], const __m512i scale_words[2]) {
     __m512i first = _mm512_madd_epi16(_mm512_packs_epi32(dots[0], dots[1]), scale_words[0]);
     return _mm512_dpwssd_epi32(first, _mm512_packs_epi32(dots[2], dots[3]), scale_words[1]);
 }

@@ -412,13 +412,6 @@ HK_TARGET_VNNI_GFNI HK_INLINE __m512i scale_pair_pick(int j) {
     return _mm512_loadu_si512(bytes);
 }
 
-/// The sum over the four vectors of (lane dot) * (lane's sub-block scale), lane dots |.| < 2^15: each pair of
-/// vectors packed to words (exact) and multiplied by its scale words in one vpmaddwd.
-HK_TARGET_VNNI_GFNI HK_INLINE __m512i scaled_pair_sum(const __m512i dots[4], const __m512i pair_scales[2]) {
-    __m512i first = _mm512_madd_epi16(_mm512_packs_epi32(dots[0], dots[1]), pair_scales[0]);
-    return _mm512_dpwssd_epi32(first, _mm512_packs_epi32(dots[2], dots[3]), pair_scales[1]);
-}
-
 HK_TARGET_VNNI_GFNI HK_INLINE void q3_k_tile_vnni(const hk_block_q3_k *blocks, const uint8_t *pack, size_t stride,
                                                   float *y, int in, int out, int o, int first_row, const int tile_rows) {
     __m512 acc[MAX_TILE_ROWS];
@@ -457,7 +450,7 @@ HK_TARGET_VNNI_GFNI HK_INLINE void q3_k_tile_vnni(const hk_block_q3_k *blocks, c
             for (int k = 0; k < 4; k++) dots[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), levels[k], _mm512_loadu_si512(p + 64 * k));
             // The level offset: sum over sub-blocks of scale * (-4 * bsum), in the low eight lanes.
             __m256i offset = _mm256_madd_epi16(natural_scales, _mm256_loadu_si256((const __m256i *)(p + 256)));
-            __m512i sum = _mm512_add_epi32(scaled_pair_sum(dots, scales), _mm512_zextsi256_si512(offset));
+            __m512i sum = _mm512_add_epi32(hk_scaled_pair_sum_vnni(dots, scales), _mm512_zextsi256_si512(offset));
             float activation_scale = ((const float *)(p + 288))[0];
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
         }
@@ -497,7 +490,7 @@ HK_TARGET_VNNI_GFNI HK_INLINE void q2_k_tile_vnni(const hk_block_q2_k *blocks, c
             // Mins: sum over sub-blocks of min * (activation sum), exact in int32 (|.| <= 16 * 15 * 2032).
             __m256i min_dot = _mm256_madd_epi16(min_words, _mm256_loadu_si256((const __m256i *)(p + 256)));
             __m128 factors = _mm_mul_ps(d_dmin, _mm_set1_ps(((const float *)(p + 288))[0]));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled_pair_sum(dots, scales)), _mm512_broadcastss_ps(factors), acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hk_scaled_pair_sum_vnni(dots, scales)), _mm512_broadcastss_ps(factors), acc[r]);
             min_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(min_dot), _mm256_broadcastss_ps(_mm_movehdup_ps(factors)), min_acc[r]);
         }
     }
@@ -567,10 +560,10 @@ HK_TARGET_VNNI HK_INLINE void q5_k_tile_vnni(const hk_block_q5_k *blocks, const 
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = blocks_pack[r] + (size_t)b * Q4_K_BLOCK_PACK;
             __m512i zero = _mm512_setzero_si512(), dots[4];
-            // Levels <= 31 times |q| <= 127, four per lane: below 2^15, as hk_q4k_scaled_sum_vnni needs.
+            // Levels <= 31 times |q| <= 127, four per lane: below 2^15, as hk_scaled_pair_sum_vnni needs.
             for (int v = 0; v < 4; v++) dots[v] = _mm512_dpbusd_epi32(zero, levels[v], _mm512_loadu_si512(p + 64 * v));
             float activation_scale = ((const float *)(p + 320))[0];
-            __m512i sum = hk_q4k_scaled_sum_vnni(dots, scale_words);
+            __m512i sum = hk_scaled_pair_sum_vnni(dots, scale_words);
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
             min_acc[r] = _mm512_fmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), min_acc[r]);
         }

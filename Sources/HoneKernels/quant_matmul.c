@@ -618,7 +618,7 @@ HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const 
                                _mm512_dpbusd_epi32(zero, levels1, _mm512_loadu_si512(p + 64)),
                                _mm512_dpbusd_epi32(zero, levels2, _mm512_loadu_si512(p + 128)),
                                _mm512_dpbusd_epi32(zero, levels3, _mm512_loadu_si512(p + 192))};
-            __m512i sums = hk_q4k_scaled_sum_vnni(dots, scale_words);
+            __m512i sums = hk_scaled_pair_sum_vnni(dots, scale_words);
             float activation_scale = ((const float *)(p + 320))[0];
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(d * activation_scale), acc[r]);
             min_acc[r] = _mm512_fmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), min_acc[r]);
@@ -717,8 +717,7 @@ HK_TARGET_VNNI HK_INLINE void q6_k_tile_vnni(const hk_block_q6_k *blocks, const 
                 dots[v] = _mm512_dpbusd_epi32(_mm512_loadu_si512(p + 256 + 64 * v), levels[v],
                                               _mm512_loadu_si512(p + 64 * v));
             }
-            __m512i sum = _mm512_dpwssd_epi32(_mm512_madd_epi16(_mm512_packs_epi32(dots[0], dots[1]), scale_words[0]),
-                                              _mm512_packs_epi32(dots[2], dots[3]), scale_words[1]);
+            __m512i sum = hk_scaled_pair_sum_vnni(dots, scale_words);
             float activation_scale = ((const float *)(p + 512))[0];
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
         }
