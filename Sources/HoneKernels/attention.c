@@ -434,61 +434,116 @@ HK_TARGET_AVX512 static void attention_block_avx512(const float *q /* [n_q, head
     weighted_values_rows(rows, scratch.scores, ldw, limits, head_values, kv_stride, head_dim, inverse_sums, outputs);
 }
 
-/// Every query of the pass in blocks of up to 14 rows; returns 0, or -1 (nothing computed) without memory.
-HK_TARGET_AVX512 static int attention_blocks_avx512(const float *q /* [n_q, heads, head_dim] */,
-                                                    const float *k /* [n_kv, kv_heads, head_dim] */,
-                                                    const float *v /* [n_kv, kv_heads, head_dim] */,
-                                                    float *out /* [n_q, heads, head_dim] */, int n_q, int q_start,
-                                                    int heads, int kv_heads, int head_dim, float scale, int threads) {
+/// Where one sequence's blocks and key panels lie in a batch's shared numbering and memory.
+typedef struct {
+    int token_blocks;
+    int max_keys;          // q_start + n_q
+    int key_chunks;        // 16-key chunks to transpose per KV head
+    size_t panel_floats;   // one KV head's key panels
+    size_t panel_offset;   // this sequence's first KV head's panels in the batch's key memory
+    long first_chunk;      // this sequence's first (KV head, chunk) item in the batch
+    long first_block;      // this sequence's first block in the batch
+} sequence_blocks;
+
+/// The sequence that owns batch item `index` (a block when `by_block`, else a key chunk), moving `cursor` forward:
+/// each thread walks its items in ascending order, so the search is amortised constant.
+static int owning_sequence(const sequence_blocks *layout, int count, long index, int *cursor, int by_block) {
+    int s = *cursor;
+    if (s >= count || (by_block ? layout[s].first_block : layout[s].first_chunk) > index) s = 0;
+    while (s + 1 < count && (by_block ? layout[s + 1].first_block : layout[s + 1].first_chunk) <= index) s++;
+    *cursor = s;
+    return s;
+}
+
+/// Every query of every sequence in blocks of up to 14 rows, in one parallel region: the keys of all sequences are
+/// transposed first, then all blocks are dealt round-robin. Short sequences (MMLU documents of ~70 tokens) each
+/// used to take an OpenMP region of their own, which two threads ran barely faster than one. Returns 0, or -1
+/// (nothing computed) without memory.
+HK_TARGET_AVX512 static int attention_blocks_avx512(const hk_attention_sequence *sequences, int count, int heads,
+                                                    int kv_heads, int head_dim, float scale, int threads) {
     int group = heads / kv_heads;
     int kv_stride = kv_heads * head_dim;
+    // A block: a few tokens × the query heads of one KV head's group (all of it when it fits).
     int head_count = group < HK_PANEL_ROWS ? group : HK_PANEL_ROWS;
     int head_blocks = (group + head_count - 1) / head_count;
     int tokens_per_block = HK_PANEL_ROWS / head_count;
-    int token_blocks = (n_q + tokens_per_block - 1) / tokens_per_block;
-    int max_keys = q_start + n_q;
-    int key_chunks = (max_keys + 15) / 16;
-    size_t panel_floats = (size_t)((max_keys + HK_PANEL_WIDTH - 1) / HK_PANEL_WIDTH) * head_dim * HK_PANEL_WIDTH;
-    size_t score_floats = (size_t)HK_PANEL_ROWS * ((max_keys + HK_PANEL_WIDTH - 1) / HK_PANEL_WIDTH) * HK_PANEL_WIDTH;
+    sequence_blocks *layout = malloc((size_t)count * sizeof(sequence_blocks));
+    if (!layout) return -1;
+    size_t key_floats = 0, score_floats = 0;
+    long chunks = 0, blocks = 0;
+    for (int s = 0; s < count; s++) {
+        sequence_blocks *b = &layout[s];
+        b->token_blocks = (sequences[s].n_q + tokens_per_block - 1) / tokens_per_block;
+        b->max_keys = sequences[s].q_start + sequences[s].n_q;
+        b->key_chunks = (b->max_keys + 15) / 16;
+        int panels = (b->max_keys + HK_PANEL_WIDTH - 1) / HK_PANEL_WIDTH;
+        b->panel_floats = ((size_t)panels * head_dim * HK_PANEL_WIDTH + 15) / 16 * 16;
+        b->panel_offset = key_floats;
+        b->first_chunk = chunks;
+        b->first_block = blocks;
+        key_floats += (size_t)kv_heads * b->panel_floats;
+        chunks += (long)kv_heads * b->key_chunks;
+        blocks += (long)kv_heads * head_blocks * b->token_blocks;
+        size_t scores = (size_t)HK_PANEL_ROWS * panels * HK_PANEL_WIDTH;
+        if (scores > score_floats) score_floats = scores;
+    }
     size_t per_thread = (2 * score_floats + (size_t)HK_PANEL_ROWS * head_dim + 15) / 16 * 16;
-    panel_floats = (panel_floats + 15) / 16 * 16;
-    float *memory = aligned_alloc(64, ((size_t)kv_heads * panel_floats + (size_t)threads * per_thread) * sizeof(float));
-    if (!memory) return -1;
-    float *key_panels = memory, *thread_memory = memory + (size_t)kv_heads * panel_floats;
-    int blocks = kv_heads * head_blocks * token_blocks;
+    float *memory = aligned_alloc(64, (key_floats + (size_t)threads * per_thread) * sizeof(float));
+    if (!memory) {
+        free(layout);
+        return -1;
+    }
+    float *key_panels = memory, *thread_memory = memory + key_floats;
 #pragma omp parallel num_threads(threads)
     {
         // Every KV head's keys transposed once, for all the blocks that read them.
+        int cursor = 0;
 #pragma omp for schedule(static)
-        for (int chunk = 0; chunk < kv_heads * key_chunks; chunk++) {
-            int kv_head = chunk / key_chunks;
-            pack_key_chunk(k + (size_t)kv_head * head_dim, max_keys, (chunk % key_chunks) * 16, kv_stride, head_dim,
-                           key_panels + (size_t)kv_head * panel_floats);
+        for (long chunk = 0; chunk < chunks; chunk++) {
+            int s = owning_sequence(layout, count, chunk, &cursor, 0);
+            const sequence_blocks *b = &layout[s];
+            int item = (int)(chunk - b->first_chunk);
+            int kv_head = item / b->key_chunks;
+            pack_key_chunk(sequences[s].k + (size_t)kv_head * head_dim, b->max_keys, (item % b->key_chunks) * 16,
+                           kv_stride, head_dim, key_panels + b->panel_offset + (size_t)kv_head * b->panel_floats);
         }
         float *mine = thread_memory + (size_t)omp_get_thread_num() * per_thread;
         attention_block_scratch scratch = {mine, mine + score_floats, mine + 2 * score_floats};
+        cursor = 0;
         // Later tokens see more keys: blocks are dealt round-robin, so no thread gets all the long ones.
 #pragma omp for schedule(static, 1)
-        for (int block = 0; block < blocks; block++) {
-            int kv_head = block / (head_blocks * token_blocks), rest = block % (head_blocks * token_blocks);
-            int first_head = (rest / token_blocks) * head_count, first_token = (rest % token_blocks) * tokens_per_block;
-            int tokens = n_q - first_token < tokens_per_block ? n_q - first_token : tokens_per_block;
+        for (long block = 0; block < blocks; block++) {
+            int s = owning_sequence(layout, count, block, &cursor, 1);
+            const sequence_blocks *b = &layout[s];
+            const hk_attention_sequence *sequence = &sequences[s];
+            int item = (int)(block - b->first_block);
+            int kv_head = item / (head_blocks * b->token_blocks), rest = item % (head_blocks * b->token_blocks);
+            int first_head = (rest / b->token_blocks) * head_count;
+            int first_token = (rest % b->token_blocks) * tokens_per_block;
+            int tokens = sequence->n_q - first_token < tokens_per_block ? sequence->n_q - first_token : tokens_per_block;
             int block_heads = group - first_head < head_count ? group - first_head : head_count;
-            attention_block_avx512(q, v, out, q_start, heads, group, head_dim, kv_stride, scale, kv_head,
-                                   first_token, tokens, first_head, block_heads,
-                                   key_panels + (size_t)kv_head * panel_floats, scratch);
+            attention_block_avx512(sequence->q, sequence->v, sequence->out, sequence->q_start, heads, group, head_dim,
+                                   kv_stride, scale, kv_head, first_token, tokens, first_head, block_heads,
+                                   key_panels + b->panel_offset + (size_t)kv_head * b->panel_floats, scratch);
         }
     }
     free(memory);
+    free(layout);
     return 0;
 }
 
 // MARK: - Dispatch
 
-void hk_attention(const float *q /* [n_q, heads, head_dim] */, const float *k /* [n_kv, kv_heads, head_dim] */,
-                  const float *v /* [n_kv, kv_heads, head_dim] */, float *out /* [n_q, heads, head_dim] */,
-                  int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale) {
-    if (n_q <= 0 || heads <= 0 || kv_heads <= 0 || head_dim <= 0) return;
+/// Multiply-adds of one sequence's attention (scores plus values), keys summed over the causal triangle.
+static double attention_work(int n_q, int q_start, int heads, int head_dim) {
+    return 2.0 * heads * head_dim * ((double)n_q * q_start + 0.5 * n_q * (n_q + 1.0));
+}
+
+/// Sequences through the pair kernel, in one parallel region: decode steps (one query reads each key once, without
+/// transposing it; a batch of generations or served requests has one per sequence), and every sequence on machines
+/// without AVX-512. `first_pair[s]` numbers sequence s's first (query, head) pair in the batch ([count + 1]).
+static void attention_by_pairs(const hk_attention_sequence *sequences, int count, const long *first_pair, int heads,
+                               int kv_heads, int head_dim, float scale) {
     attention_pair pair_kernel;
     switch (hk_isa_current()) {
     case HK_ISA_AVX512: pair_kernel = attention_pair_avx512; break;
@@ -497,40 +552,96 @@ void hk_attention(const float *q /* [n_q, heads, head_dim] */, const float *k /*
     }
     int group = heads / kv_heads;
     int kv_stride = kv_heads * head_dim;
-    int max_keys = q_start + n_q;
-    int pairs = n_q * heads;
-    // Multiply-adds over all pairs (scores plus values): keys summed over the causal triangle.
-    double work = 2.0 * heads * head_dim * ((double)n_q * q_start + 0.5 * n_q * (n_q + 1.0));
-    int threads = hk_thread_count();
-    if (threads > pairs) threads = pairs;
-    if (threads <= 1 || work < 65536.0) threads = 1;
-    // Several queries (prefill, scoring): blocks of queries against transposed keys. One query (a decode step)
-    // keeps the pair kernel, which reads each key once without transposing it.
-    if (n_q > 1 && hk_isa_current() >= HK_ISA_AVX512 &&
-        attention_blocks_avx512(q, k, v, out, n_q, q_start, heads, kv_heads, head_dim, scale, threads) == 0) {
-        return;
+    long pairs = first_pair[count];
+    int max_keys = 1;
+    double work = 0;
+    for (int s = 0; s < count; s++) {
+        if (sequences[s].q_start + sequences[s].n_q > max_keys) max_keys = sequences[s].q_start + sequences[s].n_q;
+        work += attention_work(sequences[s].n_q, sequences[s].q_start, heads, head_dim);
     }
+    int threads = hk_thread_count();
+    if (threads > pairs) threads = (int)pairs;
+    if (threads <= 1 || work < 65536.0) threads = 1;
 
 #pragma omp parallel num_threads(threads)
     {
         // One scores buffer per thread, reused for all its pairs.
         float *scores = malloc((size_t)max_keys * sizeof(float));
-        // Pairs run KV head by KV head (then token, then head within the group): K and V of one KV head
-        // (256 KB for 512 tokens of 64 features) stay in L2 while every query of that head uses them,
-        // instead of all KV heads streaming from L3 for each token (measured 2x on prefill). A chunk is
-        // the `group` heads of one token; round-robin chunks balance the causal triangle. Each pair is
-        // computed by the same code whatever thread runs it, so results do not depend on the thread count.
+        int s = 0;
+        // Within a sequence, pairs run KV head by KV head (then token, then head within the group): K and V of one
+        // KV head (256 KB for 512 tokens of 64 features) stay in L2 while every query of that head uses them,
+        // instead of all KV heads streaming from L3 for each token (measured 2x on prefill). A chunk is the `group`
+        // heads of one token (never split across sequences); round-robin chunks balance the causal triangle. Each
+        // pair is computed by the same code whatever thread runs it, so results do not depend on the thread count.
 #pragma omp for schedule(static, group)
-        for (int pair = 0; pair < pairs; pair++) {
-            int kv_head = pair / (n_q * group), within_kv_head = pair % (n_q * group);
+        for (long pair = 0; pair < pairs; pair++) {
+            if (pair < first_pair[s]) s = 0;
+            while (first_pair[s + 1] <= pair) s++;
+            const hk_attention_sequence *sequence = &sequences[s];
+            int local = (int)(pair - first_pair[s]), n_q = sequence->n_q;
+            int kv_head = local / (n_q * group), within_kv_head = local % (n_q * group);
             int t = within_kv_head / group, h = kv_head * group + within_kv_head % group;
             size_t kv_offset = (size_t)kv_head * head_dim;
             size_t q_offset = ((size_t)t * heads + h) * head_dim;
             if (scores) {
-                pair_kernel(q + q_offset, k + kv_offset, v + kv_offset, out + q_offset, q_start + t + 1, kv_stride,
-                            head_dim, scale, scores);
+                pair_kernel(sequence->q + q_offset, sequence->k + kv_offset, sequence->v + kv_offset,
+                            sequence->out + q_offset, sequence->q_start + t + 1, kv_stride, head_dim, scale, scores);
             }
         }
         free(scores);
     }
+}
+
+void hk_attention_batch(const hk_attention_sequence *sequences, int count, int heads, int kv_heads, int head_dim,
+                        float scale) {
+    if (count <= 0 || heads <= 0 || kv_heads <= 0 || head_dim <= 0) return;
+    // Sequences of several queries (prefill, scoring) go through the blocked kernel together, the others through the
+    // pair kernel together; all of them through the pair kernel when the blocked route is unavailable.
+    // A few sequences (hk_attention's one) need no allocation.
+    enum { ON_STACK = 16 };
+    hk_attention_sequence chosen_on_stack[ON_STACK];
+    long first_pair_on_stack[ON_STACK + 1];
+    int allocated = count > ON_STACK;
+    hk_attention_sequence *chosen = allocated ? malloc((size_t)count * sizeof(hk_attention_sequence)) : chosen_on_stack;
+    long *first_pair = allocated ? malloc((size_t)(count + 1) * sizeof(long)) : first_pair_on_stack;
+    if (!chosen || !first_pair) {
+        if (allocated) {
+            free(chosen);
+            free(first_pair);
+        }
+        return;
+    }
+    int blocked = 0;
+    if (hk_isa_current() >= HK_ISA_AVX512) {
+        double work = 0;
+        int n = 0;
+        for (int s = 0; s < count; s++) {
+            if (sequences[s].n_q > 1) {
+                chosen[n++] = sequences[s];
+                work += attention_work(sequences[s].n_q, sequences[s].q_start, heads, head_dim);
+            }
+        }
+        int threads = work < 65536.0 ? 1 : hk_thread_count();
+        blocked = n > 0 && attention_blocks_avx512(chosen, n, heads, kv_heads, head_dim, scale, threads) == 0;
+    }
+    int n = 0;
+    first_pair[0] = 0;
+    for (int s = 0; s < count; s++) {
+        if (sequences[s].n_q <= 0 || (blocked && sequences[s].n_q > 1)) continue;
+        chosen[n] = sequences[s];
+        first_pair[n + 1] = first_pair[n] + (long)sequences[s].n_q * heads;
+        n++;
+    }
+    if (n > 0) attention_by_pairs(chosen, n, first_pair, heads, kv_heads, head_dim, scale);
+    if (allocated) {
+        free(chosen);
+        free(first_pair);
+    }
+}
+
+void hk_attention(const float *q /* [n_q, heads, head_dim] */, const float *k /* [n_kv, kv_heads, head_dim] */,
+                  const float *v /* [n_kv, kv_heads, head_dim] */, float *out /* [n_q, heads, head_dim] */,
+                  int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale) {
+    hk_attention_sequence sequence = {q, k, v, out, n_q, q_start};
+    hk_attention_batch(&sequence, 1, heads, kv_heads, head_dim, scale);
 }

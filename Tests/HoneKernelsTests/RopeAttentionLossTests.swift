@@ -168,6 +168,63 @@ extension KernelTests {
         }
     }
 
+    /// A pass of several sequences (documents scored together, packed training rows, a decode step beside a
+    /// prefill) runs them in one call: each sequence's output is bitwise what it gets alone, and close to the
+    /// reference, whatever the ISA and the thread count.
+    @Test func attentionOfABatchEqualsEachSequenceAlone() {
+        var generator = SeededGenerator(seed: 54)
+        for (heads, kvHeads, headDim) in [(9, 3, 64), (8, 2, 40), (16, 1, 32)] {
+            // (n_q, q_start): one-query decode steps, short and long prefills, a continuation of a cached prefix.
+            let shapes = [(7, 0), (1, 20), (40, 3), (2, 0), (1, 0), (13, 33), (0, 5)]
+            let q = shapes.map { generator.floats($0.0 * heads * headDim, in: -4...4) }
+            let k = shapes.map { generator.floats(($0.0 + $0.1) * kvHeads * headDim) }
+            let v = shapes.map { generator.floats(($0.0 + $0.1) * kvHeads * headDim) }
+            let scale = 1 / Float(headDim).squareRoot()
+            forEachISA { isa in
+                for threads: Int32 in [1, 2] {
+                    // All sequences in flat buffers (one pointer each for the whole call), at these offsets.
+                    let queryOffsets = shapes.indices.map { shapes[..<$0].reduce(0) { $0 + $1.0 } * heads * headDim }
+                    let keyOffsets = shapes.indices.map { shapes[..<$0].reduce(0) { $0 + $1.0 + $1.1 } * kvHeads * headDim }
+                    let (queries, keys, values) = (Array(q.joined()), Array(k.joined()), Array(v.joined()))
+                    var flatOutput = [Float](repeating: .nan, count: queries.count)
+                    withThreads(threads) {
+                        queries.withUnsafeBufferPointer { query in
+                            keys.withUnsafeBufferPointer { key in
+                                values.withUnsafeBufferPointer { value in
+                                    flatOutput.withUnsafeMutableBufferPointer { out in
+                                        let sequences = shapes.indices.map { index in
+                                            hk_attention_sequence(q: query.baseAddress! + queryOffsets[index],
+                                                                  k: key.baseAddress! + keyOffsets[index],
+                                                                  v: value.baseAddress! + keyOffsets[index],
+                                                                  out: out.baseAddress! + queryOffsets[index],
+                                                                  n_q: Int32(shapes[index].0), q_start: Int32(shapes[index].1))
+                                        }
+                                        hk_attention_batch(sequences, Int32(sequences.count), Int32(heads), Int32(kvHeads),
+                                                           Int32(headDim), scale)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let outputs = shapes.indices.map { index in
+                        Array(flatOutput[queryOffsets[index]..<(queryOffsets[index] + q[index].count)])
+                    }
+                    for (index, (nQ, qStart)) in shapes.enumerated() {
+                        let alone = withThreads(threads) {
+                            attention(q[index], k[index], v[index], nQ: nQ, qStart: qStart, heads: heads,
+                                      kvHeads: kvHeads, headDim: headDim, reference: false)
+                        }
+                        let context = "attention batch \(isaNames[Int(isa)]) \(threads) threads heads \(heads)/\(kvHeads) sequence \(index)"
+                        expectBitwiseEqual(outputs[index], alone, context)
+                        let expected = attention(q[index], k[index], v[index], nQ: nQ, qStart: qStart, heads: heads,
+                                                 kvHeads: kvHeads, headDim: headDim, reference: true)
+                        expectClose(outputs[index], expected, relative: 0, absolute: 1e-5, context)
+                    }
+                }
+            }
+        }
+    }
+
     /// With a single key the softmax weight is exactly 1, so the output is that key's value row.
     @Test func attentionWithOneKeyReturnsTheValue() {
         var generator = SeededGenerator(seed: 52)

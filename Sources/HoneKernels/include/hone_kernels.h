@@ -139,6 +139,21 @@ void hk_attention_ref(const float *q /* [n_q, heads, head_dim] */, const float *
                       const float *v /* [n_kv, kv_heads, head_dim] */, float *out /* [n_q, heads, head_dim] */,
                       int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale);
 
+/// One sequence of a batch for hk_attention_batch: hk_attention's arguments.
+typedef struct {
+    const float *q;   // [n_q, heads, head_dim]
+    const float *k;   // [q_start + n_q, kv_heads, head_dim]
+    const float *v;   // [q_start + n_q, kv_heads, head_dim]
+    float *out;       // [n_q, heads, head_dim]
+    int n_q;
+    int q_start;
+} hk_attention_sequence;
+
+/// hk_attention on every sequence (bit-identical results), with one thread team for all of them: many short
+/// sequences in one pass (scoring documents, packed training rows) no longer pay a parallel region each.
+void hk_attention_batch(const hk_attention_sequence *sequences /* [count] */, int count, int heads, int kv_heads,
+                        int head_dim, float scale);
+
 // MARK: - Log-probabilities
 
 /// out[r] = logits[r, targets[r]] - logsumexp(logits[r, :]); computed with a max shift, sums in double.

@@ -45,6 +45,8 @@ func attendWithCache(batch: [SequenceInput], offsets: [Int], layer: Int, config:
                      output: UnsafeMutablePointer<Float>, scale: Float) {
     let queryWidth = config.headCount * config.headDimension
     let rowWidth = config.keyValueHeadCount * config.headDimension
+    var sequences: [hk_attention_sequence] = []
+    sequences.reserveCapacity(batch.count)
     for (index, sequence) in batch.enumerated() {
         let cache = sequence.cache
         let start = cache.length
@@ -52,10 +54,12 @@ func attendWithCache(batch: [SequenceInput], offsets: [Int], layer: Int, config:
         let row = offsets[index]
         (cache.keys[layer].pointer + start * rowWidth).update(from: keys + row * rowWidth, count: count * rowWidth)
         (cache.values[layer].pointer + start * rowWidth).update(from: values + row * rowWidth, count: count * rowWidth)
-        hk_attention(queries + row * queryWidth, cache.keys[layer].pointer, cache.values[layer].pointer,
-                     output + row * queryWidth, Int32(count), Int32(start), Int32(config.headCount),
-                     Int32(config.keyValueHeadCount), Int32(config.headDimension), scale)
+        sequences.append(hk_attention_sequence(q: queries + row * queryWidth, k: cache.keys[layer].pointer,
+                                               v: cache.values[layer].pointer, out: output + row * queryWidth,
+                                               n_q: Int32(count), q_start: Int32(start)))
     }
+    hk_attention_batch(sequences, Int32(sequences.count), Int32(config.headCount), Int32(config.keyValueHeadCount),
+                       Int32(config.headDimension), scale)
 }
 
 /// Row offsets of each sequence in a flattened batch, plus the total.

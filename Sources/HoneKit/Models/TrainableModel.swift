@@ -87,11 +87,13 @@ func packedCausalAttention(_ layout: PassLayout, heads: Int, keyValueHeads: Int,
     let queryWidth = heads * headDimension
     let kvWidth = keyValueHeads * headDimension
     return { q, k, v, out in
-        for index in layout.counts.indices {
+        let sequences = layout.counts.indices.map { index in
             let row = layout.offsets[index]
-            hk_attention(q + row * queryWidth, k + row * kvWidth, v + row * kvWidth, out + row * queryWidth,
-                         Int32(layout.counts[index]), 0, Int32(heads), Int32(keyValueHeads), Int32(headDimension), scale)
+            return hk_attention_sequence(q: q + row * queryWidth, k: k + row * kvWidth, v: v + row * kvWidth,
+                                         out: out + row * queryWidth, n_q: Int32(layout.counts[index]), q_start: 0)
         }
+        hk_attention_batch(sequences, Int32(sequences.count), Int32(heads), Int32(keyValueHeads), Int32(headDimension),
+                           scale)
     }
 }
 
