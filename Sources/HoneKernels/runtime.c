@@ -51,6 +51,18 @@ int hk_cpu_has_gfni(void) {
     return __builtin_cpu_supports("gfni");
 }
 
+static atomic_int byte_permutes_disabled = 0;
+
+int hk_cpu_has_byte_permutes(void) {
+    __builtin_cpu_init();
+    return !atomic_load_explicit(&byte_permutes_disabled, memory_order_relaxed) && hk_cpu_has_vnni() &&
+           __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bitalg");
+}
+
+void hk_byte_permutes_disable(int disabled) {
+    atomic_store_explicit(&byte_permutes_disabled, disabled != 0, memory_order_relaxed);
+}
+
 // MARK: - Threads
 
 static atomic_int configured_threads = 0; // 0: OpenMP's default

@@ -18,6 +18,20 @@ func forEachISA(_ body: (_ isa: Int32) throws -> Void) rethrows {
     }
 }
 
+/// forEachISA for the quantized kernels, named by route: at AVX-512 on a CPU with VBMI and BITALG, `body` runs
+/// with the byte-permute kernels and again without them (the kernels Cascade Lake takes).
+func forEachQuantRoute(_ body: (_ route: String) throws -> Void) rethrows {
+    try forEachISA { isa in
+        try body(isaNames[Int(isa)])
+        if isa == Int32(HK_ISA_AVX512.rawValue) && hk_cpu_has_byte_permutes() != 0 {
+            hk_byte_permutes_disable(1)
+            defer { hk_byte_permutes_disable(0) }
+            #expect(hk_cpu_has_byte_permutes() == 0)
+            try body("avx512 without byte permutes")
+        }
+    }
+}
+
 /// Runs `body` with the kernels' thread count set to `threads`, restoring the previous count.
 func withThreads<Result>(_ threads: Int32, _ body: () throws -> Result) rethrows -> Result {
     let previous = hk_get_threads()

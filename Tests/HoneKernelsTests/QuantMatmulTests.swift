@@ -47,9 +47,9 @@ extension KernelTests {
             for rows in 1...16 {
                 let slice = Array(x.prefix(rows * inputs))
                 let expected = Expected(w, slice, rows: rows)
-                forEachISA { isa in
+                forEachQuantRoute { route in
                     expected.check(quantMultiply(.rows, w, slice, rows: rows),
-                                   "\(type) rows \(isaNames[Int(isa)]) \(rows)×\(inputs)→\(outputs)")
+                                   "\(type) rows \(route) \(rows)×\(inputs)→\(outputs)")
                 }
             }
         }
@@ -65,9 +65,9 @@ extension KernelTests {
             for rows in [1, 4, 16] {
                 let slice = Array(x.prefix(rows * inputs))
                 let expected = Expected(w, slice, rows: rows)
-                forEachISA { isa in
+                forEachQuantRoute { route in
                     let actual = withThreads(2) { quantMultiply(.rows, w, slice, rows: rows) }
-                    expected.check(actual, "\(type) rows \(isaNames[Int(isa)]) \(rows)×\(inputs)→\(outputs)")
+                    expected.check(actual, "\(type) rows \(route) \(rows)×\(inputs)→\(outputs)")
                 }
             }
         }
@@ -84,11 +84,11 @@ extension KernelTests {
             let w = QuantizedMatrix(type, rows: outputs, columns: inputs, generator: &generator)
             let x = generator.floats(rows * inputs)
             let expectedInteger = Expected(w, x, rows: rows)
-            forEachISA { isa in
+            forEachQuantRoute { route in
                 for threads: Int32 in [1, 2] {
                     let actual = withThreads(threads) { quantMultiply(.many, w, x, rows: rows) }
                     expectedInteger.check(actual,
-                                          "\(type) many \(isaNames[Int(isa)]) \(threads)T \(rows)×\(inputs)→\(outputs)")
+                                          "\(type) many \(route) \(threads)T \(rows)×\(inputs)→\(outputs)")
                 }
             }
             // The sgemm strategy does not quantize the activations: f32 rounding only.
@@ -109,12 +109,12 @@ extension KernelTests {
         let w = QuantizedMatrix(type, rows: 301, columns: 1024, generator: &generator)
         for (product, rows) in [(QuantProduct.rows, 5), (.many, 40)] {
             let x = generator.floats(rows * 1024)
-            forEachISA { isa in
+            forEachQuantRoute { route in
                 let single = withThreads(1) { quantMultiply(product, w, x, rows: rows) }
                 let double = withThreads(2) { quantMultiply(product, w, x, rows: rows) }
                 let again = withThreads(2) { quantMultiply(product, w, x, rows: rows) }
-                expectBitwiseEqual(double, single, "\(type) \(product) 2 vs 1 threads \(isaNames[Int(isa)])")
-                expectBitwiseEqual(again, double, "\(type) \(product) repeat \(isaNames[Int(isa)])")
+                expectBitwiseEqual(double, single, "\(type) \(product) 2 vs 1 threads \(route)")
+                expectBitwiseEqual(again, double, "\(type) \(product) repeat \(route)")
             }
         }
     }
@@ -127,13 +127,13 @@ extension KernelTests {
         let (inputs, outputs) = (2048, 200)
         let w = QuantizedMatrix(type, rows: outputs, columns: inputs, generator: &generator)
         let x = generator.floats(16 * inputs)
-        forEachISA { isa in
+        forEachQuantRoute { route in
             let alone = (0..<16).map { quantMultiply(.rows, w, Array(x[($0 * inputs)..<(($0 + 1) * inputs)]), rows: 1) }
             for rows in [2, 3, 5, 8, 9, 16] {
                 let together = quantMultiply(.rows, w, Array(x.prefix(rows * inputs)), rows: rows)
                 for row in 0..<rows {
                     expectBitwiseEqual(Array(together[(row * outputs)..<((row + 1) * outputs)]), alone[row],
-                                       "\(type) \(isaNames[Int(isa)]) row \(row) of \(rows)")
+                                       "\(type) \(route) row \(row) of \(rows)")
                 }
             }
         }
@@ -221,11 +221,11 @@ extension KernelTests {
         }
         #expect(quantMultiply(.integerReference, matrix, x, rows: rows) == expected, "\(type) integer reference")
         #expect(quantMultiply(.rowsReference, matrix, x, rows: rows) == expected, "\(type) f32 reference")
-        forEachISA { isa in
+        forEachQuantRoute { route in
             let few = Array(x.prefix(3 * inputs))
             #expect(quantMultiply(.rows, matrix, few, rows: 3) == Array(expected.prefix(3 * outputs)),
-                    "\(type) rows \(isaNames[Int(isa)])")
-            #expect(quantMultiply(.many, matrix, x, rows: rows) == expected, "\(type) many \(isaNames[Int(isa)])")
+                    "\(type) rows \(route)")
+            #expect(quantMultiply(.many, matrix, x, rows: rows) == expected, "\(type) many \(route)")
         }
     }
 
@@ -253,9 +253,9 @@ extension KernelTests {
             // Every activation block's values all equal: each quantizes to +-127.
             let x = [Float](repeating: sign, count: rows * inputs)
             let expected = Expected(matrix, x, rows: rows)
-            forEachISA { isa in
-                expected.check(quantMultiply(.many, matrix, x, rows: rows), "\(type) many \(isaNames[Int(isa)]) x = \(sign)")
-                expected.check(quantMultiply(.rows, matrix, x, rows: rows), "\(type) rows \(isaNames[Int(isa)]) x = \(sign)")
+            forEachQuantRoute { route in
+                expected.check(quantMultiply(.many, matrix, x, rows: rows), "\(type) many \(route) x = \(sign)")
+                expected.check(quantMultiply(.rows, matrix, x, rows: rows), "\(type) rows \(route) x = \(sign)")
             }
         }
     }
