@@ -711,7 +711,7 @@ HK_TARGET_VNNI_BMI2 HK_INLINE void legacy_range_vnni(const int type, const uint8
 // of them by one vpermt2b: the nibble arrays side by side, the f16 scales (each repeated over its block's four
 // lanes), the (d, m) pairs; for Q5_0 each block's qh word in two 64-bit lanes, whose bits vpshufbitqmb turns into
 // the fifth-bit byte masks directly. Kernel alone, TinyLlama's ffn shape, one thread: Q5_0 21.4 → 24.4 GB/s,
-// Q4_1 25.3 → 26.2. (Q5_1 measured no faster, IQ4_NL slower: they keep the route above.) Same values, same
+// Q4_1 25.2 → 26.7. (Q5_1 gained 2 % at most, IQ4_NL nothing: they keep the route above.) Same values, same
 // operations on them, so both routes give identical results.
 
 /// vpermt2b indices into a group held as bytes [0, 64) (first table) and [size - 64, size) (second table).
