@@ -504,19 +504,19 @@ HK_TARGET_VNNI_GFNI HK_INLINE void q2_k_tile_vnni(const hk_block_q2_k *blocks, c
 
 HK_TARGET_VNNI HK_INLINE void q5_k_tile_vnni(const hk_block_q5_k *blocks, const uint8_t *pack, size_t stride, float *y,
                                              int in, int out, int o, int first_row, const int tile_rows) {
-    __m512 acc[MAX_TILE_ROWS], min_acc[MAX_TILE_ROWS];
+    __m512 acc[MAX_TILE_ROWS];
+    __m256 min_acc[MAX_TILE_ROWS];  // eight sub-blocks: half a vector, half the work of a full one
     const uint8_t *blocks_pack[MAX_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) {
         acc[r] = _mm512_setzero_ps();
-        min_acc[r] = _mm512_setzero_ps();
+        min_acc[r] = _mm256_setzero_ps();
         blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
     const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
-    // As Q4_K: min k of the 16 unpacked scale and minimum bytes in int32 lane k (k < 8), zeros above.
+    // As Q4_K: min k of the 16 unpacked scale and minimum bytes in int32 lane k.
 #define LANE_BYTE(b) ((b) | (int)0x80808000)
-    const __m512i pick_mins = _mm512_setr_epi32(LANE_BYTE(8), LANE_BYTE(9), LANE_BYTE(10), LANE_BYTE(11),
-                                                LANE_BYTE(12), LANE_BYTE(13), LANE_BYTE(14), LANE_BYTE(15),
-                                                -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i pick_mins = _mm256_setr_epi32(LANE_BYTE(8), LANE_BYTE(9), LANE_BYTE(10), LANE_BYTE(11),
+                                                LANE_BYTE(12), LANE_BYTE(13), LANE_BYTE(14), LANE_BYTE(15));
 #undef LANE_BYTE
     // The fifth bit of sub-block s is bit s of qh[l]; level vector v holds sub-blocks fifth_bit[v]. Rotating
     // each 32-bit word of qh left by 4 - s (mod 32) puts bit s of every byte at bit 4 of the same byte.
@@ -543,8 +543,9 @@ HK_TARGET_VNNI HK_INLINE void q5_k_tile_vnni(const hk_block_q5_k *blocks, const 
         memcpy(&both_halves, &block->d, sizeof both_halves); // d, dmin
         __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)both_halves));
         float d = _mm_cvtss_f32(d_dmin);
-        __m512 mins_scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_shuffle_epi8(factors, pick_mins)),
-                                           _mm512_broadcastss_ps(_mm_movehdup_ps(d_dmin)));
+        __m256 mins_scaled = _mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_shuffle_epi8(_mm512_castsi512_si256(factors), pick_mins)),
+            _mm256_broadcastss_ps(_mm_movehdup_ps(d_dmin)));
         __m512i first = _mm512_loadu_si512(block->qs), second = _mm512_loadu_si512(block->qs + 64);
         __m512i high_bits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)block->qh));
         __m512i levels[4] = {
@@ -565,11 +566,12 @@ HK_TARGET_VNNI HK_INLINE void q5_k_tile_vnni(const hk_block_q5_k *blocks, const 
             float activation_scale = ((const float *)(p + 320))[0];
             __m512i sum = hk_scaled_pair_sum_vnni(dots, scale_words);
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * activation_scale), acc[r]);
-            min_acc[r] = _mm512_fmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), min_acc[r]);
+            min_acc[r] = _mm256_fmadd_ps(mins_scaled, _mm256_loadu_ps((const float *)(p + 256)), min_acc[r]);
         }
     }
     for (int r = 0; r < tile_rows; r++) {
-        y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[r], min_acc[r]));
+        y[(size_t)(first_row + r) * out + o] =
+            _mm512_reduce_add_ps(_mm512_sub_ps(acc[r], _mm512_zextps256_ps512(min_acc[r])));
     }
 }
 

@@ -571,19 +571,19 @@ HK_TARGET_VNNI void hk_pack_q4_k_vnni(const float *x, int rows, int in, uint8_t 
 
 HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const uint8_t *pack, size_t stride,
                                              float *y, int in, int out, int o, int first_row, const int tile_rows) {
-    __m512 acc[MAX_TILE_ROWS], min_acc[MAX_TILE_ROWS];
+    __m512 acc[MAX_TILE_ROWS];
+    __m256 min_acc[MAX_TILE_ROWS];  // eight sub-blocks: half a vector, half the work of a full one
     const uint8_t *blocks_pack[MAX_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) {
         acc[r] = _mm512_setzero_ps();
-        min_acc[r] = _mm512_setzero_ps();
+        min_acc[r] = _mm256_setzero_ps();
         blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
     }
     const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
-    // Puts min k of the 16 unpacked bytes (copied to every 128-bit lane) in int32 lane k (k < 8), zeros above.
+    // Puts min k of the 16 unpacked bytes (copied to every 128-bit lane) in int32 lane k.
 #define LANE_BYTE(b) ((b) | (int)0x80808000)
-    const __m512i pick_mins = _mm512_setr_epi32(LANE_BYTE(8), LANE_BYTE(9), LANE_BYTE(10), LANE_BYTE(11),
-                                                LANE_BYTE(12), LANE_BYTE(13), LANE_BYTE(14), LANE_BYTE(15),
-                                                -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i pick_mins = _mm256_setr_epi32(LANE_BYTE(8), LANE_BYTE(9), LANE_BYTE(10), LANE_BYTE(11),
+                                                LANE_BYTE(12), LANE_BYTE(13), LANE_BYTE(14), LANE_BYTE(15));
 #undef LANE_BYTE
     for (int b = 0; b < in / HK_QK_K; b++) {
         const hk_block_q4_k *block = &blocks[b];
@@ -604,8 +604,9 @@ HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const 
         memcpy(&both_halves, &block->d, sizeof both_halves); // d, dmin
         __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)both_halves));
         float d = _mm_cvtss_f32(d_dmin);
-        __m512 mins_scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_shuffle_epi8(factors, pick_mins)),
-                                           _mm512_broadcastss_ps(_mm_movehdup_ps(d_dmin)));
+        __m256 mins_scaled = _mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_shuffle_epi8(_mm512_castsi512_si256(factors), pick_mins)),
+            _mm256_broadcastss_ps(_mm_movehdup_ps(d_dmin)));
         __m512i first = _mm512_loadu_si512(block->qs), second = _mm512_loadu_si512(block->qs + 64);
         __m512i levels0 = _mm512_and_si512(first, low_nibbles);
         __m512i levels1 = _mm512_and_si512(_mm512_srli_epi16(first, 4), low_nibbles);
@@ -621,11 +622,12 @@ HK_TARGET_VNNI HK_INLINE void q4_k_tile_vnni(const hk_block_q4_k *blocks, const 
             __m512i sums = hk_scaled_pair_sum_vnni(dots, scale_words);
             float activation_scale = ((const float *)(p + 320))[0];
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(d * activation_scale), acc[r]);
-            min_acc[r] = _mm512_fmadd_ps(mins_scaled, _mm512_loadu_ps((const float *)(p + 256)), min_acc[r]);
+            min_acc[r] = _mm256_fmadd_ps(mins_scaled, _mm256_loadu_ps((const float *)(p + 256)), min_acc[r]);
         }
     }
     for (int r = 0; r < tile_rows; r++) {
-        y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[r], min_acc[r]));
+        y[(size_t)(first_row + r) * out + o] =
+            _mm512_reduce_add_ps(_mm512_sub_ps(acc[r], _mm512_zextps256_ps512(min_acc[r])));
     }
 }
 
