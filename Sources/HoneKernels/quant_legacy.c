@@ -664,34 +664,42 @@ HK_TARGET_VNNI HK_INLINE void legacy_group_products_vnni(const int type, const u
     }
 }
 
+/// The body of a tile function: every group of the row, LOAD_GROUP (statements that fill low, high,
+/// weight_scales and weight_pairs from `group` and `count`), then that group's products for every activation
+/// row; the sums go to y. A macro because the two routes' tile functions need different target attributes.
+#define LEGACY_TILE_BODY(...)                                                                                  \
+    do {                                                                                                       \
+        __m512 acc[MAX_TILE_ROWS];                                                                             \
+        __m256 min_acc[MAX_TILE_ROWS];                                                                         \
+        const uint8_t *groups_pack[MAX_TILE_ROWS];                                                             \
+        for (int r = 0; r < tile_rows; r++) {                                                                  \
+            acc[r] = _mm512_setzero_ps();                                                                      \
+            min_acc[r] = _mm256_setzero_ps();                                                                  \
+            groups_pack[r] = pack + (size_t)(first_row + r) * stride;                                          \
+        }                                                                                                      \
+        size_t block_bytes = legacy_block_bytes(type), group_bytes = legacy_group_pack_bytes(type);            \
+        int blocks_in_row = in / 32;                                                                           \
+        for (int g = 0; g < (blocks_in_row + 3) / 4; g++) {                                                    \
+            const uint8_t *group = row + (size_t)4 * g * block_bytes;                                          \
+            PREFETCH_AHEAD(group);                                                                             \
+            PREFETCH_AHEAD(group + 64);                                                                        \
+            int count = blocks_in_row - 4 * g < 4 ? blocks_in_row - 4 * g : 4;                                 \
+            __m512i low, high;                                                                                 \
+            __m512 weight_scales;                                                                              \
+            __m256 weight_pairs;                                                                               \
+            __VA_ARGS__                                                                                        \
+            legacy_group_products_vnni(type, groups_pack, (size_t)g * group_bytes, tile_rows, low, high,       \
+                                       weight_scales, weight_pairs, acc, min_acc);                             \
+        }                                                                                                      \
+        for (int r = 0; r < tile_rows; r++) {                                                                  \
+            y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]) + hk_sum_avx2(min_acc[r]);     \
+        }                                                                                                      \
+    } while (0)
+
 HK_TARGET_VNNI_BMI2 HK_INLINE void legacy_tile_vnni(const int type, const uint8_t *row, const uint8_t *pack,
                                                     size_t stride, float *y /* [rows, out] */, int in, int out, int o,
                                                     int first_row, const int tile_rows) {
-    __m512 acc[MAX_TILE_ROWS];
-    __m256 min_acc[MAX_TILE_ROWS];
-    const uint8_t *groups_pack[MAX_TILE_ROWS];
-    for (int r = 0; r < tile_rows; r++) {
-        acc[r] = _mm512_setzero_ps();
-        min_acc[r] = _mm256_setzero_ps();
-        groups_pack[r] = pack + (size_t)(first_row + r) * stride;
-    }
-    size_t block_bytes = legacy_block_bytes(type), group_bytes = legacy_group_pack_bytes(type);
-    int blocks_in_row = in / 32;
-    for (int g = 0; g < (blocks_in_row + 3) / 4; g++) {
-        const uint8_t *group = row + (size_t)4 * g * block_bytes;
-        PREFETCH_AHEAD(group);
-        PREFETCH_AHEAD(group + 64);
-        int count = blocks_in_row - 4 * g < 4 ? blocks_in_row - 4 * g : 4;
-        __m512i low, high;
-        __m512 weight_scales;
-        __m256 weight_pairs;
-        legacy_group_vnni(type, group, count, &low, &high, &weight_scales, &weight_pairs);
-        legacy_group_products_vnni(type, groups_pack, (size_t)g * group_bytes, tile_rows, low, high, weight_scales,
-                                   weight_pairs, acc, min_acc);
-    }
-    for (int r = 0; r < tile_rows; r++) {
-        y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]) + hk_sum_avx2(min_acc[r]);
-    }
+    LEGACY_TILE_BODY(legacy_group_vnni(type, group, count, &low, &high, &weight_scales, &weight_pairs););
 }
 
 HK_TARGET_VNNI_BMI2 HK_INLINE void legacy_range_vnni(const int type, const uint8_t *w /* [out, in] blocks */,
@@ -771,35 +779,12 @@ HK_TARGET_VNNI_VBMI HK_INLINE void legacy_tile_vbmi(const int type, const legacy
                                                     const uint8_t *row, const uint8_t *pack, size_t stride,
                                                     float *y /* [rows, out] */, int in, int out, int o, int first_row,
                                                     const int tile_rows) {
-    __m512 acc[MAX_TILE_ROWS];
-    __m256 min_acc[MAX_TILE_ROWS];
-    const uint8_t *groups_pack[MAX_TILE_ROWS];
-    for (int r = 0; r < tile_rows; r++) {
-        acc[r] = _mm512_setzero_ps();
-        min_acc[r] = _mm256_setzero_ps();
-        groups_pack[r] = pack + (size_t)(first_row + r) * stride;
-    }
-    size_t block_bytes = legacy_block_bytes(type), group_bytes = legacy_group_pack_bytes(type);
-    int blocks_in_row = in / 32;
-    for (int g = 0; g < (blocks_in_row + 3) / 4; g++) {
-        const uint8_t *group = row + (size_t)4 * g * block_bytes;
-        PREFETCH_AHEAD(group);
-        PREFETCH_AHEAD(group + 64);
-        int count = blocks_in_row - 4 * g < 4 ? blocks_in_row - 4 * g : 4;
-        __m512i low, high;
-        __m512 weight_scales;
-        __m256 weight_pairs;
+    LEGACY_TILE_BODY(
         if (count == 4) {
             legacy_whole_group_vbmi(type, permutes, group, &low, &high, &weight_scales, &weight_pairs);
         } else {  // the row's last, partial group: the second load would run past it
             legacy_group_vnni(type, group, count, &low, &high, &weight_scales, &weight_pairs);
-        }
-        legacy_group_products_vnni(type, groups_pack, (size_t)g * group_bytes, tile_rows, low, high, weight_scales,
-                                   weight_pairs, acc, min_acc);
-    }
-    for (int r = 0; r < tile_rows; r++) {
-        y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]) + hk_sum_avx2(min_acc[r]);
-    }
+        });
 }
 
 HK_TARGET_VNNI_VBMI HK_INLINE void legacy_range_vbmi(const int type, const uint8_t *w /* [out, in] blocks */,
@@ -812,6 +797,8 @@ HK_TARGET_VNNI_VBMI HK_INLINE void legacy_range_vbmi(const int type, const uint8
     FOR_EACH_TILE(rows, row_bytes, LEGACY_VBMI_TILE);
 #undef LEGACY_VBMI_TILE
 }
+
+#undef LEGACY_TILE_BODY
 
 // MARK: - Per-type instances and dispatch
 //

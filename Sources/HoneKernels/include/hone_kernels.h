@@ -132,7 +132,7 @@ void hk_rope_table(const int32_t *positions /* [tokens] */, const float *inv_fre
 void hk_rope_apply(float *x /* [tokens, heads, head_dim] */, const float *table /* [tokens, rot_dim] */, int tokens,
                    int heads, int head_dim, int rot_dim, int interleaved, int inverse);
 
-// MARK: - Attention (one sequence, causal, grouped-query)
+// MARK: - Attention (causal, grouped-query; one sequence or a batch of them)
 
 /// out[t, h, :] = sum_j softmax_j(scale * q[t, h, :] . k[j, h / group, :]) v[j, h / group, :]
 /// over keys j = 0 .. q_start + t (causal), group = heads / kv_heads.
