@@ -609,66 +609,104 @@ HK_TARGET_VNNI static void pack_iq4_xs_vnni(const float *x, int rows, int in, ui
     }
 }
 
+/// The body of the IQ4_XS tile functions: LEVELS(packed, shifted) gives the codebook levels + 128 of the low nibbles
+/// of `packed` and of `shifted` (the same bytes moved down four bits) as a pair of vectors; `table` holds the
+/// levels + 128 in every 128-bit lane. A macro because the two routes need different target attributes.
+#define IQ4_XS_TILE_BODY(LEVELS)                                                                               \
+    do {                                                                                                       \
+        __m512 acc[MAX_TILE_ROWS];                                                                             \
+        const uint8_t *blocks_pack[MAX_TILE_ROWS];                                                             \
+        for (int r = 0; r < tile_rows; r++) {                                                                  \
+            acc[r] = _mm512_setzero_ps();                                                                      \
+            blocks_pack[r] = pack + (size_t)(first_row + r) * stride;                                          \
+        }                                                                                                      \
+        const __m512i table = _mm512_xor_si512(                                                                \
+            _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)hk_iq4_xs_levels)), _mm512_set1_epi8((char)0x80)); \
+        /* Scale bytes 0..3 (vector 0) and 4..7 (vector 1), four lanes each. */                                \
+        const __m128i spread[2] = {_mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),             \
+                                   _mm_setr_epi8(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7)};             \
+        for (int b = 0; b < in / HK_QK_K; b++) {                                                               \
+            const hk_block_iq4_xs *block = &blocks[b];                                                         \
+            PREFETCH_AHEAD(block);                                                                             \
+            PREFETCH_AHEAD((const char *)block + 64);                                                          \
+            PREFETCH_AHEAD((const char *)block + 128);                                                         \
+            /* The eight six-bit scales as bytes: low nibbles from scales_l, top two bits from scales_h. */     \
+            uint32_t low;                                                                                      \
+            memcpy(&low, block->scales_l, sizeof low);                                                         \
+            uint64_t scale_bytes = _pdep_u64(low, 0x0F0F0F0F0F0F0F0Full) |                                     \
+                                   _pdep_u64(block->scales_h, 0x3030303030303030ull);                          \
+            __m128i signed_scales = _mm_sub_epi8(_mm_cvtsi64_si128((long long)scale_bytes), _mm_set1_epi8(32)); \
+            float d = _cvtsh_ss(block->d);                                                                     \
+            __m512 scales[2];                                                                                  \
+            __m512i levels[4];                                                                                 \
+            for (int c = 0; c < 2; c++) {                                                                      \
+                __m512 lane_scales =                                                                           \
+                    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(signed_scales, spread[c])));      \
+                scales[c] = _mm512_mul_ps(lane_scales, _mm512_set1_ps(d));                                     \
+                __m512i packed = _mm512_loadu_si512(block->qs + 64 * c);                                       \
+                LEVELS(packed, _mm512_srli_epi16(packed, 4), &levels[2 * c], &levels[2 * c + 1]);              \
+            }                                                                                                  \
+            for (int r = 0; r < tile_rows; r++) {                                                              \
+                const uint8_t *p = blocks_pack[r] + (size_t)b * IQ4_XS_BLOCK_PACK;                             \
+                __m512 activation_scale = _mm512_set1_ps(((const float *)(p + 384))[0]);                       \
+                for (int c = 0; c < 2; c++) {                                                                  \
+                    /* Lanes: sum of 8 (level + 128) * q - 128 * q, exact; |.| <= 8 * 127 * 127, too wide for  \
+                       vpdpwssd. */                                                                            \
+                    __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(p + 256 + 64 * c), levels[2 * c],     \
+                                                      _mm512_loadu_si512(p + 128 * c));                        \
+                    dot = _mm512_dpbusd_epi32(dot, levels[2 * c + 1], _mm512_loadu_si512(p + 128 * c + 64));   \
+                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(scales[c], activation_scale), \
+                                             acc[r]);                                                          \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]); \
+    } while (0)
+
+/// Byte shuffles look the nibbles up 16 bytes at a time, so each index is masked to four bits first.
+#define IQ4_XS_SHUFFLE_LEVELS(packed, shifted, low_levels, high_levels)                                        \
+    do {                                                                                                       \
+        *(low_levels) = _mm512_shuffle_epi8(table, _mm512_and_si512(packed, _mm512_set1_epi8(0x0F)));          \
+        *(high_levels) = _mm512_shuffle_epi8(table, _mm512_and_si512(shifted, _mm512_set1_epi8(0x0F)));        \
+    } while (0)
+
+/// vpermb reads six index bits: `table` repeats the codebook in all four lanes, so the two bits above a nibble
+/// pick identical copies and neither index needs a mask (two fewer operations a vector; IQ4_XS kernel alone
+/// 25.6 -> 26.6 GB/s, one thread, Zen 4).
+#define IQ4_XS_PERMUTE_LEVELS(packed, shifted, low_levels, high_levels)                                        \
+    do {                                                                                                       \
+        *(low_levels) = _mm512_permutexvar_epi8(packed, table);                                                \
+        *(high_levels) = _mm512_permutexvar_epi8(shifted, table);                                              \
+    } while (0)
+
 HK_TARGET_VNNI_BMI2 HK_INLINE void iq4_xs_tile_vnni(const hk_block_iq4_xs *blocks, const uint8_t *pack, size_t stride,
                                                     float *y, int in, int out, int o, int first_row,
                                                     const int tile_rows) {
-    __m512 acc[MAX_TILE_ROWS];
-    const uint8_t *blocks_pack[MAX_TILE_ROWS];
-    for (int r = 0; r < tile_rows; r++) {
-        acc[r] = _mm512_setzero_ps();
-        blocks_pack[r] = pack + (size_t)(first_row + r) * stride;
-    }
-    const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
-    // The levels + 128 (1..241) as a byte table in every 128-bit lane.
-    const __m512i table = _mm512_xor_si512(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)hk_iq4_xs_levels)),
-                                           _mm512_set1_epi8((char)0x80));
-    // Scale bytes 0..3 (vector 0) and 4..7 (vector 1), four lanes each.
-    const __m128i spread[2] = {_mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                               _mm_setr_epi8(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7)};
-    for (int b = 0; b < in / HK_QK_K; b++) {
-        const hk_block_iq4_xs *block = &blocks[b];
-        PREFETCH_AHEAD(block);
-        PREFETCH_AHEAD((const char *)block + 64);
-        PREFETCH_AHEAD((const char *)block + 128);
-        // The eight six-bit scales as bytes: low nibbles from scales_l, top two bits from scales_h.
-        uint32_t low;
-        memcpy(&low, block->scales_l, sizeof low);
-        uint64_t scale_bytes = _pdep_u64(low, 0x0F0F0F0F0F0F0F0Full) | _pdep_u64(block->scales_h, 0x3030303030303030ull);
-        __m128i signed_scales = _mm_sub_epi8(_mm_cvtsi64_si128((long long)scale_bytes), _mm_set1_epi8(32));
-        float d = _cvtsh_ss(block->d);
-        __m512 scales[2];
-        __m512i levels[4];
-        for (int c = 0; c < 2; c++) {
-            __m512 lane_scales = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(signed_scales, spread[c])));
-            scales[c] = _mm512_mul_ps(lane_scales, _mm512_set1_ps(d));
-            __m512i packed = _mm512_loadu_si512(block->qs + 64 * c);
-            levels[2 * c] = _mm512_shuffle_epi8(table, _mm512_and_si512(packed, low_nibbles));
-            levels[2 * c + 1] = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_nibbles));
-        }
-        for (int r = 0; r < tile_rows; r++) {
-            const uint8_t *p = blocks_pack[r] + (size_t)b * IQ4_XS_BLOCK_PACK;
-            __m512 activation_scale = _mm512_set1_ps(((const float *)(p + 384))[0]);
-            for (int c = 0; c < 2; c++) {
-                // Lanes: sum of 8 (level + 128) * q - 128 * q, exact; |.| <= 8 * 127 * 127, too wide for vpdpwssd.
-                __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(p + 256 + 64 * c), levels[2 * c],
-                                                  _mm512_loadu_si512(p + 128 * c));
-                dot = _mm512_dpbusd_epi32(dot, levels[2 * c + 1], _mm512_loadu_si512(p + 128 * c + 64));
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(scales[c], activation_scale), acc[r]);
-            }
-        }
-    }
-    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = _mm512_reduce_add_ps(acc[r]);
+    IQ4_XS_TILE_BODY(IQ4_XS_SHUFFLE_LEVELS);
 }
+
+/// The same where the CPU has VBMI (hk_cpu_has_byte_permutes).
+HK_TARGET_VNNI_VBMI HK_INLINE void iq4_xs_tile_vbmi(const hk_block_iq4_xs *blocks, const uint8_t *pack, size_t stride,
+                                                    float *y, int in, int out, int o, int first_row,
+                                                    const int tile_rows) {
+    IQ4_XS_TILE_BODY(IQ4_XS_PERMUTE_LEVELS);
+}
+
+#undef IQ4_XS_TILE_BODY
+#undef IQ4_XS_SHUFFLE_LEVELS
+#undef IQ4_XS_PERMUTE_LEVELS
 
 #define TILE_q2_k_vnni(n) q2_k_tile_vnni((const hk_block_q2_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
 #define TILE_q3_k_vnni(n) q3_k_tile_vnni((const hk_block_q3_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
 #define TILE_q5_k_vnni(n) q5_k_tile_vnni((const hk_block_q5_k *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
 #define TILE_iq4_xs_vnni(n) iq4_xs_tile_vnni((const hk_block_iq4_xs *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
+#define TILE_iq4_xs_vbmi(n) iq4_xs_tile_vbmi((const hk_block_iq4_xs *)(w + (size_t)o * row_bytes), pack, stride, y, in, out, o, first_row, n)
 
 HK_TARGET_VNNI_GFNI DEFINE_RANGE(range_q2_k_vnni, HK_TYPE_Q2_K, q2_k_vnni)
 HK_TARGET_VNNI_GFNI DEFINE_RANGE(range_q3_k_vnni, HK_TYPE_Q3_K, q3_k_vnni)
 HK_TARGET_VNNI DEFINE_RANGE(range_q5_k_vnni, HK_TYPE_Q5_K, q5_k_vnni)
 HK_TARGET_VNNI_BMI2 DEFINE_RANGE(range_iq4_xs_vnni, HK_TYPE_IQ4_XS, iq4_xs_vnni)
+HK_TARGET_VNNI_VBMI DEFINE_RANGE(range_iq4_xs_vbmi, HK_TYPE_IQ4_XS, iq4_xs_vbmi)
 
 // MARK: - Int8 GEMM repacking (quant_gemm.c)
 
@@ -766,8 +804,10 @@ int hk_select_k_more_kernel(int type, int isa, kernel *k) {
         else *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_q5_k_scalar};
         return 0;
     case HK_TYPE_IQ4_XS:
-        if (isa == HK_ISA_AVX512) *k = (kernel){pack_iq4_xs_vnni, stride_iq4_xs_vnni, range_iq4_xs_vnni};
-        else if (isa == HK_ISA_AVX2) *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_iq4_xs_avx2};
+        if (isa == HK_ISA_AVX512) {
+            *k = (kernel){pack_iq4_xs_vnni, stride_iq4_xs_vnni,
+                          hk_cpu_has_byte_permutes() ? range_iq4_xs_vbmi : range_iq4_xs_vnni};
+        } else if (isa == HK_ISA_AVX2) *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_iq4_xs_avx2};
         else *k = (kernel){hk_pack_q8_k, hk_stride_q8_k, range_iq4_xs_scalar};
         return 0;
     default: return -1;
