@@ -13,10 +13,10 @@
 #define HK_TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 /// VNNI plus BMI2 (pdep/pext between bit fields and byte masks; every CPU with VNNI has BMI2).
 #define HK_TARGET_VNNI_BMI2 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2")))
-/// VNNI plus the byte permutes of Ice Lake and Zen 4 (vpermt2b from VBMI, vpshufbitqmb from BITALG): only where
+/// VNNI plus the byte permutes of Ice Lake and Zen 4 (VBMI: vpermb, vpermt2b, vpmultishiftqb): only where
 /// hk_cpu_has_byte_permutes() says so (Cascade Lake has VNNI without them).
 #define HK_TARGET_VNNI_VBMI \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c,bmi2")))
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c,bmi2")))
 
 /// The instruction set the quantized kernels use: HK_ISA_AVX512 only with VNNI (the AVX-512 level without
 /// it takes the AVX2 code).

@@ -711,25 +711,26 @@ HK_TARGET_VNNI_BMI2 HK_INLINE void legacy_range_vnni(const int type, const uint8
 #undef LEGACY_VNNI_TILE
 }
 
-// MARK: - Decode: VNNI with byte permutes (Q4_1, Q5_0, IQ4_NL)
+// MARK: - Decode: VNNI with byte permutes (Q4_1, Q5_0, Q5_1, IQ4_NL)
 //
-// Why: with one activation row, a group's scalar field work (four f16 scales, for Q5_0 four qh words turned into
-// two 64-bit byte masks by pext) kept the general registers busier than the vector units. With VBMI and BITALG
+// Why: with one activation row, a group's scalar field work (four f16 scales, for Q5_0 and Q5_1 four qh words
+// turned into two 64-bit byte masks by pext) kept the general registers busier than the vector units. With VBMI
 // a whole group of four blocks is two 64-byte loads (bytes [0, 64) and the last 64), and every field comes out
 // of them by one vpermt2b: the nibble arrays side by side, the f16 scales (each repeated over its block's four
-// lanes), the (d, m) pairs; for Q5_0 each block's qh word in two 64-bit lanes, whose bits vpshufbitqmb turns into
-// the fifth-bit byte masks directly. Kernel alone, TinyLlama's ffn shape, one thread: Q5_0 21.4 → 24.4 GB/s,
-// Q4_1 25.2 → 26.7. IQ4_NL gains most from vpermb as its codebook lookup: it reads six index bits, so with the
-// codebook in all four 16-byte lanes neither nibble needs a mask (23.1 → 27.6 GB/s with the group loads). Q5_1
-// gained 2 % at most and keeps the route above. Same values, same operations on them, so both routes give
-// identical results.
+// lanes), the (d, m) pairs, and each block's qh word in two 64-bit lanes. vpmultishiftqb then moves the fifth bit
+// of every byte's value to bit 4 of that byte (an unaligned 8-bit window of its 64-bit lane), merged with the
+// nibble by one ternary-logic op: no mask registers, whose byte-masked adds measured 4 % slower (Q5_0). IQ4_NL
+// looks its codebook up with vpermb, which reads six index bits: with the codebook in all four 16-byte lanes
+// neither nibble needs a mask. Kernel alone, TinyLlama's ffn shape, one thread, GB/s against the route above:
+// Q5_0 21.4 → 25.2, Q4_1 25.2 → 26.7, Q5_1 23.2 → 23.9, IQ4_NL 23.1 → 27.6. Same values, same operations on
+// them, so both routes give identical results.
 
 /// vpermt2b indices into a group held as bytes [0, 64) (first table) and [size - 64, size) (second table).
 typedef struct {
     __m512i nibbles;     // byte 16k + j: block k's qs byte j
     __m512i scales;      // words 0..15: block m / 4's d (only the low 32 bytes are used)
     __m512i pairs;       // words 2k, 2k + 1: block k's d and m (only the low 16 bytes are used)
-    __m512i fifth_bits;  // 64-bit lanes 2k and 2k + 1: block k's qh word in their low 4 bytes
+    __m512i fifth_bits;  // 64-bit lanes 2k and 2k + 1: block k's qh word in both halves
 } legacy_group_permutes;
 
 HK_INLINE uint8_t group_byte_index(size_t offset, size_t group_size) {
@@ -776,13 +777,15 @@ HK_TARGET_VNNI_VBMI HK_INLINE void legacy_whole_group_vbmi(const int type, const
         *pairs = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi8(first, permutes->pairs, last)));
     }
     if (legacy_has_fifth_bit(type)) {
-        // Byte 16k + j of *low takes bit j of block k's qh, of *high bit 16 + j: lane 2k or 2k + 1 holds that word.
-        const __m512i low_select = _mm512_set4_epi32(0x0F0E0D0C, 0x0B0A0908, 0x07060504, 0x03020100);
+        // Byte 16k + j of *low takes bit j of block k's qh, of *high bit 16 + j. Lanes 2k and 2k + 1 hold that
+        // word twice (qh | qh << 32), so the 8-bit window starting at bit j - 4 (mod 64; j + 12 for *high) has
+        // the wanted bit at bit 4, whichever of the two lanes byte 16k + j is in.
+        const __m512i low_select = _mm512_set4_epi32(0x0B0A0908, 0x07060504, 0x03020100, 0x3F3E3D3C);
         const __m512i high_select = _mm512_add_epi8(low_select, _mm512_set1_epi8(16));
         __m512i words = _mm512_permutex2var_epi8(first, permutes->fifth_bits, last);
         const __m512i fifth = _mm512_set1_epi8(0x10);
-        *low = _mm512_mask_add_epi8(*low, _mm512_bitshuffle_epi64_mask(words, low_select), *low, fifth);
-        *high = _mm512_mask_add_epi8(*high, _mm512_bitshuffle_epi64_mask(words, high_select), *high, fifth);
+        *low = _mm512_ternarylogic_epi32(*low, _mm512_multishift_epi64_epi8(low_select, words), fifth, 0xF8);
+        *high = _mm512_ternarylogic_epi32(*high, _mm512_multishift_epi64_epi8(high_select, words), fifth, 0xF8);
     }
 }
 
@@ -852,6 +855,7 @@ LEGACY_INSTANCES(iq4_nl, HK_TYPE_IQ4_NL)
 LEGACY_VBMI_INSTANCE(q4_1, HK_TYPE_Q4_1)
 LEGACY_VBMI_INSTANCE(q5_0, HK_TYPE_Q5_0)
 LEGACY_VBMI_INSTANCE(iq4_nl, HK_TYPE_IQ4_NL)
+LEGACY_VBMI_INSTANCE(q5_1, HK_TYPE_Q5_1)
 #undef LEGACY_VBMI_INSTANCE
 LEGACY_AVX2_INSTANCE(q4_1, HK_TYPE_Q4_1)
 LEGACY_AVX2_INSTANCE(q5_0, HK_TYPE_Q5_0)
@@ -877,6 +881,10 @@ int hk_legacy_select_kernel(int type, int isa, hk_quant_kernel *k) {
         }
         if (type == HK_TYPE_IQ4_NL) {
             *k = (hk_quant_kernel){pack_iq4_nl_vnni, stride_iq4_nl_vnni, range_iq4_nl_vbmi};
+            return 0;
+        }
+        if (type == HK_TYPE_Q5_1) {
+            *k = (hk_quant_kernel){pack_q5_1_vnni, stride_q5_1_vnni, range_q5_1_vbmi};
             return 0;
         }
     }

@@ -56,7 +56,7 @@ static atomic_int byte_permutes_disabled = 0;
 int hk_cpu_has_byte_permutes(void) {
     __builtin_cpu_init();
     return !atomic_load_explicit(&byte_permutes_disabled, memory_order_relaxed) && hk_cpu_has_vnni() &&
-           __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bitalg");
+           __builtin_cpu_supports("avx512vbmi");
 }
 
 void hk_byte_permutes_disable(int disabled) {

@@ -18,7 +18,7 @@ func forEachISA(_ body: (_ isa: Int32) throws -> Void) rethrows {
     }
 }
 
-/// forEachISA for the quantized kernels, named by route: at AVX-512 on a CPU with VBMI and BITALG, `body` runs
+/// forEachISA for the quantized kernels, named by route: at AVX-512 on a CPU with VBMI, `body` runs
 /// with the byte-permute kernels and again without them (the kernels Cascade Lake takes).
 func forEachQuantRoute(_ body: (_ route: String) throws -> Void) rethrows {
     try forEachISA { isa in
