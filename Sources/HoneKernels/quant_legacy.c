@@ -752,7 +752,7 @@ HK_TARGET_VNNI_VBMI HK_INLINE legacy_group_permutes legacy_make_group_permutes(c
                                    _mm512_loadu_si512(pairs), _mm512_loadu_si512(fifth_bits)};
 }
 
-/// legacy_group_vnni's outputs for a whole group (count 4) of Q4_1, Q5_0 or IQ4_NL.
+/// legacy_group_vnni's outputs for a whole group (count 4) of Q4_1, Q5_0, Q5_1 or IQ4_NL.
 HK_TARGET_VNNI_VBMI HK_INLINE void legacy_whole_group_vbmi(const int type, const legacy_group_permutes *permutes,
                                                            const uint8_t *group, __m512i *low, __m512i *high,
                                                            __m512 *scales, __m256 *pairs) {

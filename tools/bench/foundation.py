@@ -6,7 +6,8 @@
 Needs the models from tools/bench/make_model.py (<shape>-bf16/, <shape>-f16/, <shape>-f16.gguf) and a release
 build of hone (swift build -c release). llama.cpp is optional: give the build directory of a llama.cpp you
 built yourself (its bin/llama-bench); nothing of llama.cpp is part of this repository.
-Prints a Markdown table: open time, pp512 and tg128 tokens/s, peak RSS, and hone ÷ llama.cpp ratios.
+Prints a Markdown table: open time, pp512 and tg128 tokens/s, peak RSS, hone ÷ llama.cpp ratios, and hone's tg
+as a share of the memory-bandwidth limit (the read bandwidth probed before and after every hone run).
 """
 import argparse
 import json
@@ -97,7 +98,6 @@ def main():
     parser.add_argument("--kinds", default="Q8_0,Q4_0,Q4_K_M,Q2_K,Q3_K_M,Q5_K_M,IQ4_XS",
                         help="quantized GGUFs <shape>-<kind>.gguf to include when present (e.g. Q4_1,Q5_0,Q5_1,IQ4_NL)")
     args = parser.parse_args()
-    bandwidth = {}
 
     models = [("BF16 safetensors", os.path.join(args.models, f"{args.shape}-bf16"), None),
               ("F16 safetensors", os.path.join(args.models, f"{args.shape}-f16"), None),
@@ -122,17 +122,23 @@ def main():
                 continue
             # The machine is a shared VM whose speed drifts minute to minute: run the two tools alternately,
             # round after round, and report medians, so drift hits both alike.
-            ours_runs, theirs_runs = [], []
+            # The bandwidth probe drifts too (by 10-20 % from one hour to the next): each round probes right before
+            # and after hone's run, and that round's share divides by the mean of its two probes.
+            ours_runs, theirs_runs, probes, shares = [], [], [], []
+            weight_bytes = decode_bytes(path)
             for _ in range(args.rounds):
+                before = memory_bandwidth(args.hone, threads)
                 ours_runs.append(hone_bench(args.hone, path, threads, args.p, args.n, args.r))
+                after = memory_bandwidth(args.hone, threads)
+                probes += [before, after]
+                shares.append(ours_runs[-1]["tg_tps"] * weight_bytes / ((before + after) / 2))
                 if llama and kind == "gguf":
                     theirs_runs.append(llama_bench(llama, path, threads, args.p, args.n, args.r))
             ours = {key: statistics.median(run[key] for run in ours_runs) for key in ("open_s", "pp_tps", "tg_tps", "peak_rss")}
             spread = lambda runs, key: f"{min(r[key] for r in runs):.1f}–{max(r[key] for r in runs):.1f}"
-            if threads not in bandwidth:
-                bandwidth[threads] = memory_bandwidth(args.hone, threads)
-            limit = bandwidth[threads] / decode_bytes(path)
-            share = f"{ours['tg_tps'] / limit * 100:.0f}% of {limit:.1f}"
+            limit = statistics.median(probes) / weight_bytes
+            share = (f"{statistics.median(shares) * 100:.0f}% ({min(shares) * 100:.0f}–{max(shares) * 100:.0f}) of "
+                     f"{limit:.1f} (probes {min(probes) / 1e9:.1f}–{max(probes) / 1e9:.1f} GB/s)")
             if theirs_runs:
                 theirs = {key: statistics.median(run[key] for run in theirs_runs) for key in ("pp_tps", "tg_tps", "peak_rss")}
                 print(f"| {label} | {threads} | {ours['open_s']:.3f} | {ours['pp_tps']:.1f} ({spread(ours_runs, 'pp_tps')}) | "

@@ -36,8 +36,8 @@ int hk_cpu_has_vnni(void);
 /// Whether the CPU has GFNI (Q2_K and Q3_K's AVX-512 kernels unpack levels with vgf2p8affineqb).
 int hk_cpu_has_gfni(void);
 /// Whether the CPU has AVX-512 VBMI beside VNNI (Ice Lake, Zen 4): the Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS decode
-/// kernels then gather a group's fields and look up codebooks with byte permutes. hk_byte_permutes_disable(1) turns that route off (tests run
-/// both routes); hk_byte_permutes_disable(0) restores it.
+/// kernels then gather a group's fields and look up codebooks with byte permutes. hk_byte_permutes_disable(1)
+/// turns that route off (tests run both routes); hk_byte_permutes_disable(0) restores it.
 int hk_cpu_has_byte_permutes(void);
 void hk_byte_permutes_disable(int disabled);
 
