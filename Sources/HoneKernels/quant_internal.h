@@ -299,6 +299,12 @@ HK_HIDDEN void hk_decode_levels_k_more(int type, const uint8_t *row, int in, uin
 /// The 16 levels of IQ4_NL and IQ4_XS (a format fact: ggml's kvalues_iq4nl).
 HK_HIDDEN extern const int8_t hk_iq4_xs_levels[16];
 
+/// Those levels + 128 (1..241): unsigned bytes for the unsigned side of vpdpbusd and vpmaddubsw, the 128 * x they
+/// add taken out of the sums elsewhere.
+HK_TARGET_AVX2 static inline __m128i hk_iq4_biased_levels(void) {
+    return _mm_xor_si128(_mm_loadu_si128((const __m128i *)hk_iq4_xs_levels), _mm_set1_epi8((char)0x80));
+}
+
 /// Q3_K's 16 six-bit scales from the 12 packed bytes, as signed values scale - 32 (-32 .. 31).
 static inline void hk_q3k_unpack_scales(const uint8_t *packed /* [12] */, int8_t *out /* [16] */) {
     uint32_t words[3];

@@ -625,8 +625,7 @@ HK_TARGET_VNNI static void pack_iq4_xs_vnni(const float *x, int rows, int in, ui
             acc[r] = _mm512_setzero_ps();                                                                      \
             blocks_pack[r] = pack + (size_t)(first_row + r) * stride;                                          \
         }                                                                                                      \
-        const __m512i table = _mm512_xor_si512(                                                                \
-            _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)hk_iq4_xs_levels)), _mm512_set1_epi8((char)0x80)); \
+        const __m512i table = _mm512_broadcast_i32x4(hk_iq4_biased_levels());                                  \
         /* Scale bytes 0..3 (vector 0) and 4..7 (vector 1), four lanes each. */                                \
         const __m128i spread[2] = {_mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),             \
                                    _mm_setr_epi8(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7)};             \
@@ -770,8 +769,7 @@ HK_TARGET_AVX2 void hk_decode_levels_k_more(int type, const uint8_t *row, int in
             const hk_block_iq4_xs *block = (const hk_block_iq4_xs *)row + b;
             float d = f16_to_f32(block->d);
             const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
-            const __m256i table = _mm256_xor_si256(
-                _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)hk_iq4_xs_levels)), _mm256_set1_epi8((char)0x80));
+            const __m256i table = _mm256_broadcastsi128_si256(hk_iq4_biased_levels());
             for (int s = 0; s < 8; s++) {
                 scales[(size_t)(8 * b + s) * group_stride] = d * (float)hk_iq4_xs_scale(block, s);
                 mins[(size_t)(8 * b + s) * group_stride] = 0.0f; // the offset 128 is taken out of the integer sums

@@ -762,8 +762,7 @@ HK_TARGET_VNNI_VBMI HK_INLINE void legacy_whole_group_vbmi(const int type, const
     if (type == HK_TYPE_IQ4_NL) {
         // vpermb reads six index bits: with the codebook (+ 128) repeated four times, the two bits above a nibble
         // pick identical copies, so neither nibble needs a mask.
-        const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)hk_iq4_xs_levels),
-                                                                   _mm_set1_epi8((char)0x80)));
+        const __m512i table = _mm512_broadcast_i32x4(hk_iq4_biased_levels());
         *low = _mm512_permutexvar_epi8(packed, table);
         *high = _mm512_permutexvar_epi8(_mm512_srli_epi16(packed, 4), table);
     } else {
