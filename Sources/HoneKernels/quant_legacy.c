@@ -474,8 +474,8 @@ HK_TARGET_AVX2 HK_INLINE void q4_0_quad_tile_avx2(const uint8_t *w, size_t row_b
 // separately took about a quarter of the kernel's time. Here four pairs go together and their int32 lanes are
 // summed per output by two unpack-and-add steps, leaving one lane per output (outputs 0, 2, 4, 6 in the low
 // half, 1, 3, 5, 7 in the high half), so one conversion and one FMA scale a block for all eight, their eight
-// scales converted in that order by one instruction (kernel alone +10 % from memory, +11 % from L2; whole-model
-// decode +2 to +8 %; Q4_0 was no faster this way and stays in fours). Integer sums are exact, so each output
+// scales converted in that order by one instruction (kernel alone +10 % from memory, +11 % from L2; TinyLlama
+// decode +7 %; Q4_0 was no faster this way and stays in fours). Integer sums are exact, so each output
 // still sees the same operations whatever the other seven.
 
 /// Eight rows stream at once here: with the row kernels' 8 KB ahead IQ4_NL's weights came from memory 10-20 %
@@ -941,7 +941,7 @@ LEGACY_VBMI_INSTANCE(q5_1, HK_TYPE_Q5_1)
 LEGACY_AVX2_INSTANCE(q4_1, HK_TYPE_Q4_1)
 LEGACY_AVX2_INSTANCE(q5_0, HK_TYPE_Q5_0)
 LEGACY_AVX2_INSTANCE(q5_1, HK_TYPE_Q5_1)
-// (IQ4_NL's AVX2 kernel is the two-outputs-per-register one above, shared with Q4_0.)
+// (IQ4_NL's AVX2 kernel is the eight-output one above, beside Q4_0's.)
 #undef LEGACY_AVX2_INSTANCE
 #undef LEGACY_INSTANCES
 
