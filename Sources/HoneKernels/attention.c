@@ -3,6 +3,7 @@
 #include "hone_openmp.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /// One (query token, head) pair: out = softmax(scale * K q) V over `keys` cached rows.
 /// k and v point at the pair's KV head in row 0; consecutive rows are kv_stride floats apart.
@@ -181,15 +182,14 @@ HK_TARGET_AVX512 HK_INLINE __m128 sum4_avx512(__m512 a, __m512 b, __m512 c, __m5
     return _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1));
 }
 
-HK_TARGET_AVX512 static void attention_pair_avx512(const float *q, const float *k, const float *v, float *out,
-                                                   int keys, int kv_stride, int head_dim, float scale,
-                                                   float *scores) {
+/// Scores of keys [first, end) (first a multiple of 4): four keys at a time (four independent FMA chains, one
+/// combined reduction), the keys after the last four one by one.
+HK_TARGET_AVX512 HK_INLINE void scores_avx512(const float *q, const float *k, int first, int end, int kv_stride,
+                                              int head_dim, float scale, float *scores /* [keys] */) {
     int vector_end = head_dim & ~15;
     __mmask16 tail_mask = hk_tail_mask16((size_t)(head_dim - vector_end));
-
-    // Scores, four keys at a time (four independent FMA chains, one combined reduction).
-    int j = 0;
-    for (; j + 4 <= keys; j += 4) {
+    int j = first;
+    for (; j + 4 <= end; j += 4) {
         __m512 dots[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
         for (int d = 0; d < vector_end; d += 16) {
             __m512 query = _mm512_loadu_ps(q + d);
@@ -206,7 +206,7 @@ HK_TARGET_AVX512 static void attention_pair_avx512(const float *q, const float *
         }
         _mm_storeu_ps(scores + j, _mm_mul_ps(sum4_avx512(dots[0], dots[1], dots[2], dots[3]), _mm_set1_ps(scale)));
     }
-    for (; j < keys; j++) {
+    for (; j < end; j++) {
         __m512 dot = _mm512_setzero_ps();
         const float *key = k + (size_t)j * kv_stride;
         for (int d = 0; d < vector_end; d += 16) dot = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(key + d), dot);
@@ -216,54 +216,325 @@ HK_TARGET_AVX512 static void attention_pair_avx512(const float *q, const float *
         }
         scores[j] = _mm512_reduce_add_ps(dot) * scale;
     }
+}
 
-    // Softmax weights, shifted by the maximum so the largest is exp(0) = 1.
+/// Softmax weights in place, shifted by the maximum so the largest is exp(0) = 1; returns 1 / their sum.
+HK_TARGET_AVX512 HK_INLINE float softmax_weights_avx512(float *scores /* [keys] */, int keys) {
     __m512 maxima = _mm512_set1_ps(-INFINITY);
-    for (j = 0; j < keys; j += 16) {
+    for (int j = 0; j < keys; j += 16) {
         maxima = _mm512_max_ps(maxima, _mm512_mask_loadu_ps(maxima, hk_tail_mask16((size_t)(keys - j)), scores + j));
     }
     __m512 max_vector = _mm512_set1_ps(_mm512_reduce_max_ps(maxima));
     __m512 sums = _mm512_setzero_ps();
-    for (j = 0; j < keys; j += 16) {
+    for (int j = 0; j < keys; j += 16) {
         __mmask16 mask = hk_tail_mask16((size_t)(keys - j));
         __m512 weights = hk_exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, scores + j), max_vector));
         _mm512_mask_storeu_ps(scores + j, mask, weights);
         sums = _mm512_mask_add_ps(sums, mask, sums, weights);
     }
-    __m512 inverse_sum = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sums));
+    return 1.0f / _mm512_reduce_add_ps(sums);
+}
 
-    // Weighted sum of values, 64 features (four registers) at a time over all keys.
-    for (int first = 0; first < head_dim; first += 64) {
-        __mmask16 masks[4];
+/// Adds keys [first, end) (first even) to the weighted sums of values of features [feature, feature + 64): even
+/// keys into even_sums, odd keys into odd_sums (eight FMA chains hide the FMA latency); a last unpaired key (only
+/// at the end of all keys) goes to the even sums.
+HK_TARGET_AVX512 HK_INLINE void weighted_values_range_avx512(const float *v, int first, int end, int kv_stride,
+                                                             int head_dim, int feature, const float *weights,
+                                                             __m512 even_sums[4], __m512 odd_sums[4]) {
+    __mmask16 masks[4];
+    for (int part = 0; part < 4; part++) {
+        int remaining = head_dim - feature - 16 * part;
+        masks[part] = hk_tail_mask16((size_t)(remaining < 0 ? 0 : remaining));
+    }
+    int j = first;
+    for (; j + 2 <= end; j += 2) {
+        __m512 even_weight = _mm512_set1_ps(weights[j]), odd_weight = _mm512_set1_ps(weights[j + 1]);
+        const float *even_value = v + (size_t)j * kv_stride + feature, *odd_value = even_value + kv_stride;
         for (int part = 0; part < 4; part++) {
-            int remaining = head_dim - first - 16 * part;
-            masks[part] = hk_tail_mask16((size_t)(remaining < 0 ? 0 : remaining));
-        }
-        // Two keys per step into separate accumulators: eight FMA chains hide the FMA latency.
-        __m512 even_sums[4], odd_sums[4];
-        for (int part = 0; part < 4; part++) even_sums[part] = odd_sums[part] = _mm512_setzero_ps();
-        for (j = 0; j + 2 <= keys; j += 2) {
-            __m512 even_weight = _mm512_set1_ps(scores[j]), odd_weight = _mm512_set1_ps(scores[j + 1]);
-            const float *even_value = v + (size_t)j * kv_stride + first, *odd_value = even_value + kv_stride;
-            for (int part = 0; part < 4; part++) {
-                even_sums[part] = _mm512_fmadd_ps(even_weight, _mm512_maskz_loadu_ps(masks[part], even_value + 16 * part),
-                                                  even_sums[part]);
-                odd_sums[part] = _mm512_fmadd_ps(odd_weight, _mm512_maskz_loadu_ps(masks[part], odd_value + 16 * part),
-                                                 odd_sums[part]);
-            }
-        }
-        if (j < keys) {
-            __m512 weight = _mm512_set1_ps(scores[j]);
-            const float *value = v + (size_t)j * kv_stride + first;
-            for (int part = 0; part < 4; part++) {
-                even_sums[part] = _mm512_fmadd_ps(weight, _mm512_maskz_loadu_ps(masks[part], value + 16 * part), even_sums[part]);
-            }
-        }
-        for (int part = 0; part < 4; part++) {
-            __m512 total = _mm512_add_ps(even_sums[part], odd_sums[part]);
-            _mm512_mask_storeu_ps(out + first + 16 * part, masks[part], _mm512_mul_ps(total, inverse_sum));
+            even_sums[part] = _mm512_fmadd_ps(even_weight, _mm512_maskz_loadu_ps(masks[part], even_value + 16 * part),
+                                              even_sums[part]);
+            odd_sums[part] = _mm512_fmadd_ps(odd_weight, _mm512_maskz_loadu_ps(masks[part], odd_value + 16 * part),
+                                             odd_sums[part]);
         }
     }
+    if (j < end) {
+        __m512 weight = _mm512_set1_ps(weights[j]);
+        const float *value = v + (size_t)j * kv_stride + feature;
+        for (int part = 0; part < 4; part++) {
+            even_sums[part] = _mm512_fmadd_ps(weight, _mm512_maskz_loadu_ps(masks[part], value + 16 * part), even_sums[part]);
+        }
+    }
+}
+
+/// out[feature ..< feature + 64] = (even + odd sums) × inverse_sum, the features past head_dim left alone.
+HK_TARGET_AVX512 HK_INLINE void store_weighted_values_avx512(float *out, int head_dim, int feature, const __m512 even_sums[4],
+                                                             const __m512 odd_sums[4], float inverse_sum) {
+    for (int part = 0; part < 4; part++) {
+        int remaining = head_dim - feature - 16 * part;
+        __mmask16 mask = hk_tail_mask16((size_t)(remaining < 0 ? 0 : remaining));
+        __m512 total = _mm512_add_ps(even_sums[part], odd_sums[part]);
+        _mm512_mask_storeu_ps(out + feature + 16 * part, mask, _mm512_mul_ps(total, _mm512_set1_ps(inverse_sum)));
+    }
+}
+
+HK_TARGET_AVX512 static void attention_pair_avx512(const float *q, const float *k, const float *v, float *out,
+                                                   int keys, int kv_stride, int head_dim, float scale,
+                                                   float *scores) {
+    scores_avx512(q, k, 0, keys, kv_stride, head_dim, scale, scores);
+    float inverse_sum = softmax_weights_avx512(scores, keys);
+    // Weighted sum of values, 64 features (four registers) at a time over all keys.
+    for (int feature = 0; feature < head_dim; feature += 64) {
+        __m512 even_sums[4], odd_sums[4];
+        for (int part = 0; part < 4; part++) even_sums[part] = odd_sums[part] = _mm512_setzero_ps();
+        weighted_values_range_avx512(v, 0, keys, kv_stride, head_dim, feature, scores, even_sums, odd_sums);
+        store_weighted_values_avx512(out, head_dim, feature, even_sums, odd_sums, inverse_sum);
+    }
+}
+
+// MARK: - AVX-512, one token of many heads
+//
+// Why: a decode step reads every cached key and value, and by pairs each head streamed its own part of the rows
+// (256 bytes out of every 768 in SmolLM2's cache, rows 768 bytes apart), each head of a KV head again after the
+// one before it, with one set of loads per head. Past a few hundred tokens of context that took as long as the
+// weights (SmolLM2 Q4_0, one thread, tg128 after 1,024 tokens: 83.6 tokens/s against 229.5 with an empty cache).
+// Here a range of heads goes through the keys in blocks of 64 rows: the heads that share a KV head share each
+// loaded key and value (four and two at a time), the rows ahead are prefetched, and what one head reads from
+// memory the next finds in cache. Every head's numbers are the pair kernel's, in the same order (the value sums
+// carried from block to block through memory), so the outputs equal the pair route's bit for bit.
+
+/// Keys per block: a block's value sums stay in registers, the next block's start from their image in memory.
+/// Rows are prefetched TOKEN_DISTANCE ahead into L2 by the first heads of a range (the others find them in L1
+/// or L2), a few lines per step of four keys: a block's worth at once, or into L1, measured slower. SmolLM2's
+/// shape, one thread, the caches of 30 layers after 1,088 tokens (past the L3), ms per token: pairs 6.1, blocks
+/// without prefetching 5.2–5.5, a whole block ahead at its start 4.0–4.6, 16 or 32 rows ahead into L1 5.0–5.4,
+/// 24–64 rows ahead into L2 3.3–3.7 (128: 3.5–3.6).
+enum { TOKEN_KEY_BLOCK = 64, TOKEN_DISTANCE = 32 };
+
+/// Scratch of one thread for attention_token_heads_avx512: per head its weights and its value sums.
+typedef struct {
+    float *weights;   // [heads, keys_capacity]
+    float *sums;      // [heads, 2, ceil64(head_dim)]
+    float *inverse;   // [heads]
+    size_t keys_capacity;
+} token_scratch;
+
+/// Rows to prefetch while a block is computed: `distance` rows ahead, `bytes` of each from `rows` (the part of
+/// the heads in range); none when rows is NULL.
+typedef struct {
+    const char *rows;
+    size_t row_bytes, bytes;
+    int distance, keys;
+} token_prefetch;
+
+HK_INLINE void prefetch_rows(token_prefetch ahead, int first, int end) {
+    if (!ahead.rows) return;
+    for (int j = first + ahead.distance; j < end + ahead.distance && j < ahead.keys; j++) {
+        const char *row = ahead.rows + (size_t)j * ahead.row_bytes;
+        for (size_t offset = 0; offset < ahead.bytes; offset += 64) _mm_prefetch(row + offset, _MM_HINT_T1);
+    }
+}
+
+/// scores_avx512 for `count` heads (1..4, a constant after inlining) that share one KV head: each head's numbers
+/// are computed in the same order, each key's features loaded once for all of them.
+HK_TARGET_AVX512 HK_INLINE void shared_scores(const int count, const float *q /* [count, head_dim] */, const float *k,
+                                              int first, int end, int kv_stride, int head_dim, float scale,
+                                              float *scores /* [count, ldw] */, size_t ldw, token_prefetch ahead) {
+    int vector_end = head_dim & ~15;
+    __mmask16 tail_mask = hk_tail_mask16((size_t)(head_dim - vector_end));
+    int j = first;
+    for (; j + 4 <= end; j += 4) {
+        prefetch_rows(ahead, j, j + 4);
+        __m512 dots[4][4];
+        for (int h = 0; h < count; h++) {
+            for (int key = 0; key < 4; key++) dots[h][key] = _mm512_setzero_ps();
+        }
+        for (int d = 0; d <= head_dim - 16 || (tail_mask && d < head_dim); d += 16) {
+            __mmask16 mask = d < vector_end ? (__mmask16)0xFFFF : tail_mask;
+            __m512 keys_part[4];
+            for (int key = 0; key < 4; key++) keys_part[key] = _mm512_maskz_loadu_ps(mask, k + (size_t)(j + key) * kv_stride + d);
+            for (int h = 0; h < count; h++) {
+                __m512 query = _mm512_maskz_loadu_ps(mask, q + (size_t)h * head_dim + d);
+                for (int key = 0; key < 4; key++) dots[h][key] = _mm512_fmadd_ps(query, keys_part[key], dots[h][key]);
+            }
+        }
+        for (int h = 0; h < count; h++) {
+            _mm_storeu_ps(scores + (size_t)h * ldw + j,
+                          _mm_mul_ps(sum4_avx512(dots[h][0], dots[h][1], dots[h][2], dots[h][3]), _mm_set1_ps(scale)));
+        }
+    }
+    for (int h = 0; h < count; h++) {
+        if (j < end) scores_avx512(q + (size_t)h * head_dim, k, j, end, kv_stride, head_dim, scale, scores + (size_t)h * ldw);
+    }
+}
+
+/// weighted_values_range_avx512 for `count` heads (1..2, a constant after inlining) that share one KV head: each
+/// head's sums in the same order, each value row loaded once for all of them.
+HK_TARGET_AVX512 HK_INLINE void shared_values(const int count, const float *v, int first, int end, int kv_stride,
+                                              int head_dim, int feature, const float *weights /* [count, ldw] */,
+                                              size_t ldw, __m512 even_sums[2][4], __m512 odd_sums[2][4],
+                                              token_prefetch ahead) {
+    __mmask16 masks[4];
+    for (int part = 0; part < 4; part++) {
+        int remaining = head_dim - feature - 16 * part;
+        masks[part] = hk_tail_mask16((size_t)(remaining < 0 ? 0 : remaining));
+    }
+    int j = first;
+    for (; j + 2 <= end; j += 2) {
+        prefetch_rows(ahead, j, j + 2);
+        const float *even_value = v + (size_t)j * kv_stride + feature, *odd_value = even_value + kv_stride;
+        __m512 even_weight[2], odd_weight[2];
+        for (int h = 0; h < count; h++) {
+            even_weight[h] = _mm512_set1_ps(weights[(size_t)h * ldw + j]);
+            odd_weight[h] = _mm512_set1_ps(weights[(size_t)h * ldw + j + 1]);
+        }
+        for (int part = 0; part < 4; part++) {
+            __m512 even_part = _mm512_maskz_loadu_ps(masks[part], even_value + 16 * part);
+            __m512 odd_part = _mm512_maskz_loadu_ps(masks[part], odd_value + 16 * part);
+            for (int h = 0; h < count; h++) {
+                even_sums[h][part] = _mm512_fmadd_ps(even_weight[h], even_part, even_sums[h][part]);
+                odd_sums[h][part] = _mm512_fmadd_ps(odd_weight[h], odd_part, odd_sums[h][part]);
+            }
+        }
+    }
+    if (j < end) {
+        const float *value = v + (size_t)j * kv_stride + feature;
+        for (int h = 0; h < count; h++) {
+            __m512 weight = _mm512_set1_ps(weights[(size_t)h * ldw + j]);
+            for (int part = 0; part < 4; part++) {
+                even_sums[h][part] = _mm512_fmadd_ps(weight, _mm512_maskz_loadu_ps(masks[part], value + 16 * part),
+                                                     even_sums[h][part]);
+            }
+        }
+    }
+}
+
+HK_TARGET_AVX512 static void shared_scores_rows(int count, const float *q, const float *k, int first, int end,
+                                                int kv_stride, int head_dim, float scale, float *scores, size_t ldw,
+                                                token_prefetch ahead) {
+    switch (count) {
+    case 1: shared_scores(1, q, k, first, end, kv_stride, head_dim, scale, scores, ldw, ahead); break;
+    case 2: shared_scores(2, q, k, first, end, kv_stride, head_dim, scale, scores, ldw, ahead); break;
+    case 3: shared_scores(3, q, k, first, end, kv_stride, head_dim, scale, scores, ldw, ahead); break;
+    default: shared_scores(4, q, k, first, end, kv_stride, head_dim, scale, scores, ldw, ahead); break;
+    }
+}
+
+/// Heads [first_head, end_head) of one query token over `keys` cached rows (the token's own included).
+HK_TARGET_AVX512 static void attention_token_heads_avx512(const float *q /* [heads, head_dim] */,
+                                                          const float *k /* [keys, kv_stride] */,
+                                                          const float *v /* [keys, kv_stride] */,
+                                                          float *out /* [heads, head_dim] */, int keys, int group,
+                                                          int kv_stride, int head_dim, int first_head, int end_head,
+                                                          float scale, token_scratch scratch) {
+    int count = end_head - first_head;
+    size_t padded = (size_t)(head_dim + 63) / 64 * 64, ldw = scratch.keys_capacity;
+    // The range's part of each row: its KV heads' features.
+    size_t segment_first = (size_t)(first_head / group) * head_dim;
+    size_t segment_bytes = (size_t)((end_head - 1) / group + 1) * head_dim * sizeof(float) - segment_first * sizeof(float);
+    // Scores, heads of one KV head four at a time.
+    for (int first = 0; first < keys; first += TOKEN_KEY_BLOCK) {
+        int end = keys - first < TOKEN_KEY_BLOCK ? keys : first + TOKEN_KEY_BLOCK;
+        for (int head = first_head; head < end_head;) {
+            int group_end = (head / group + 1) * group < end_head ? (head / group + 1) * group : end_head;
+            int n = group_end - head < 4 ? group_end - head : 4;
+            token_prefetch ahead = {head == first_head ? (const char *)(k + segment_first) : NULL,
+                                    (size_t)kv_stride * sizeof(float), segment_bytes, TOKEN_DISTANCE, keys};
+            shared_scores_rows(n, q + (size_t)head * head_dim, k + (size_t)(head / group) * head_dim, first, end,
+                               kv_stride, head_dim, scale, scratch.weights + (size_t)(head - first_head) * ldw, ldw,
+                               ahead);
+            head += n;
+        }
+    }
+    for (int h = 0; h < count; h++) scratch.inverse[h] = softmax_weights_avx512(scratch.weights + (size_t)h * ldw, keys);
+    // Values, heads of one KV head two at a time; the sums between blocks in memory.
+    memset(scratch.sums, 0, (size_t)count * 2 * padded * sizeof(float));
+    for (int first = 0; first < keys; first += TOKEN_KEY_BLOCK) {
+        int end = keys - first < TOKEN_KEY_BLOCK ? keys : first + TOKEN_KEY_BLOCK;
+        for (int head = first_head; head < end_head;) {
+            int group_end = (head / group + 1) * group < end_head ? (head / group + 1) * group : end_head;
+            int n = group_end - head < 2 ? 1 : 2;
+            int h0 = head - first_head;
+            const float *head_values = v + (size_t)(head / group) * head_dim;
+            for (int feature = 0; feature < head_dim; feature += 64) {
+                __m512 even_sums[2][4], odd_sums[2][4];
+                for (int h = 0; h < n; h++) {
+                    const float *even_image = scratch.sums + (size_t)(h0 + h) * 2 * padded + feature;
+                    for (int part = 0; part < 4; part++) {
+                        even_sums[h][part] = _mm512_loadu_ps(even_image + 16 * part);
+                        odd_sums[h][part] = _mm512_loadu_ps(even_image + padded + 16 * part);
+                    }
+                }
+                const float *weights = scratch.weights + (size_t)h0 * ldw;
+                token_prefetch ahead = {head == first_head && feature == 0 ? (const char *)(v + segment_first) : NULL,
+                                        (size_t)kv_stride * sizeof(float), segment_bytes, TOKEN_DISTANCE, keys};
+                if (n == 2) {
+                    shared_values(2, head_values, first, end, kv_stride, head_dim, feature, weights, ldw, even_sums,
+                                  odd_sums, ahead);
+                } else {
+                    shared_values(1, head_values, first, end, kv_stride, head_dim, feature, weights, ldw, even_sums,
+                                  odd_sums, ahead);
+                }
+                for (int h = 0; h < n; h++) {
+                    float *even_image = scratch.sums + (size_t)(h0 + h) * 2 * padded + feature;
+                    if (end == keys) {
+                        store_weighted_values_avx512(out + (size_t)(head + h) * head_dim, head_dim, feature,
+                                                     even_sums[h], odd_sums[h], scratch.inverse[h0 + h]);
+                        continue;
+                    }
+                    for (int part = 0; part < 4; part++) {
+                        _mm512_storeu_ps(even_image + 16 * part, even_sums[h][part]);
+                        _mm512_storeu_ps(even_image + padded + 16 * part, odd_sums[h][part]);
+                    }
+                }
+            }
+            head += n;
+        }
+    }
+}
+
+/// One-token sequences (decode steps), in one parallel region: each sequence's heads in `parts` contiguous ranges
+/// (one per thread when there are fewer sequences than threads). Returns 0, or -1 (nothing computed) without memory.
+HK_TARGET_AVX512 static int attention_tokens_avx512(const hk_attention_sequence *sequences, int count, int heads,
+                                                    int kv_heads, int head_dim, float scale) {
+    int group = heads / kv_heads;
+    int kv_stride = kv_heads * head_dim;
+    int max_keys = 1;
+    double work = 0;
+    for (int s = 0; s < count; s++) {
+        int keys = sequences[s].q_start + 1;
+        if (keys > max_keys) max_keys = keys;
+        work += 2.0 * heads * head_dim * keys;
+    }
+    int threads = hk_thread_count();
+    if (work < 65536.0) threads = 1;
+    int parts = threads > count ? (threads + count - 1) / count : 1;
+    if (parts > heads) parts = heads;
+    int heads_per_part = (heads + parts - 1) / parts;
+    parts = (heads + heads_per_part - 1) / heads_per_part;
+    long items = (long)count * parts;
+    if (threads > items) threads = (int)items;
+    size_t keys_capacity = ((size_t)max_keys + 15) / 16 * 16;
+    size_t padded = ((size_t)head_dim + 63) / 64 * 64;
+    size_t per_thread = (size_t)heads_per_part * (keys_capacity + 2 * padded + 1);
+    per_thread = (per_thread + 15) / 16 * 16;
+    float *memory = aligned_alloc(64, (size_t)threads * per_thread * sizeof(float));
+    if (!memory) return -1;
+#pragma omp parallel num_threads(threads)
+    {
+        float *mine = memory + (size_t)omp_get_thread_num() * per_thread;
+        token_scratch scratch = {mine, mine + (size_t)heads_per_part * keys_capacity,
+                                 mine + (size_t)heads_per_part * (keys_capacity + 2 * padded), keys_capacity};
+#pragma omp for schedule(static, 1)
+        for (long item = 0; item < items; item++) {
+            const hk_attention_sequence *sequence = &sequences[item / parts];
+            int first_head = (int)(item % parts) * heads_per_part;
+            int end_head = first_head + heads_per_part < heads ? first_head + heads_per_part : heads;
+            attention_token_heads_avx512(sequence->q, sequence->k, sequence->v, sequence->out, sequence->q_start + 1,
+                                         group, kv_stride, head_dim, first_head, end_head, scale, scratch);
+        }
+    }
+    free(memory);
+    return 0;
 }
 
 // MARK: - AVX-512, many queries at once
@@ -624,10 +895,19 @@ void hk_attention_batch(const hk_attention_sequence *sequences, int count, int h
         int threads = work < 65536.0 ? 1 : hk_thread_count();
         blocked = n > 0 && attention_blocks_avx512(chosen, n, heads, kv_heads, head_dim, scale, threads) == 0;
     }
+    // One-token sequences (decode steps) through the token route.
+    int tokens_done = 0;
+    if (hk_isa_current() >= HK_ISA_AVX512) {
+        int n = 0;
+        for (int s = 0; s < count; s++) {
+            if (sequences[s].n_q == 1) chosen[n++] = sequences[s];
+        }
+        tokens_done = n > 0 && attention_tokens_avx512(chosen, n, heads, kv_heads, head_dim, scale) == 0;
+    }
     int n = 0;
     first_pair[0] = 0;
     for (int s = 0; s < count; s++) {
-        if (sequences[s].n_q <= 0 || (blocked && sequences[s].n_q > 1)) continue;
+        if (sequences[s].n_q <= 0 || (blocked && sequences[s].n_q > 1) || (tokens_done && sequences[s].n_q == 1)) continue;
         chosen[n] = sequences[s];
         first_pair[n + 1] = first_pair[n] + (long)sequences[s].n_q * heads;
         n++;

@@ -15,6 +15,7 @@ struct Bench: ParsableCommand {
 
         Examples:
           hone bench --model tinyllama-f16.gguf -p 512 -n 128 --threads 2
+          hone bench --model smollm2-135m-Q4_0.gguf -p 0 -n 128 -d 1024   (decode after 1,024 tokens of context)
           hone bench --model models/hone-tiny --tokenize texts.jsonl
         """)
 
@@ -29,6 +30,9 @@ struct Bench: ParsableCommand {
 
     @Option(name: [.customShort("b"), .long], help: "Sequences decoding together in tg (aggregate tokens/s).")
     var batch = 1
+
+    @Option(name: [.customShort("d"), .long], help: "Tokens in the KV cache before pp and tg start (llama-bench's -d).")
+    var depth = 0
 
     @Option(name: [.customShort("r"), .long], help: "Measured repetitions (after one warm-up).")
     var repetitions = 3
@@ -48,8 +52,8 @@ struct Bench: ParsableCommand {
     func run() throws {
         try runtime.apply()
         try reportingErrors {
-            guard promptTokens >= 0, generatedTokens >= 0, repetitions >= 1, batch >= 1 else {
-                throw HoneError.invalidArgument("token counts must be non-negative, --repetitions and --batch at least 1")
+            guard promptTokens >= 0, generatedTokens >= 0, depth >= 0, repetitions >= 1, batch >= 1 else {
+                throw HoneError.invalidArgument("token counts and --depth must be non-negative, --repetitions and --batch at least 1")
             }
             // llama.cpp's most sequences in one batch; a larger count only allocated caches until memory ran out.
             guard batch <= 256 else { throw HoneError.invalidArgument("--batch must be at most 256, not \(batch)") }
@@ -71,25 +75,28 @@ struct Bench: ParsableCommand {
             // pp and tg each run one sequence of that many tokens: within the model's context, or the caches
             // grow without bound.
             let context = loaded.config.maxPositionEmbeddings
-            for (name, count) in [("--prompt-tokens", promptTokens), ("--gen-tokens", generatedTokens)] where count > context {
-                throw HoneError.invalidArgument("\(name) \(count) is past the model's context of \(context) tokens")
+            for (name, count) in [("--prompt-tokens", promptTokens), ("--gen-tokens", generatedTokens)] where depth + count > context {
+                let what = depth > 0 ? "--depth \(depth) + \(name) \(count)" : "\(name) \(count)"
+                throw HoneError.invalidArgument("\(what) is past the model's context of \(context) tokens")
             }
             let result = try Benchmark.run(model: loaded.model, promptTokens: promptTokens,
-                                           generatedTokens: generatedTokens, repetitions: repetitions, batch: batch)
+                                           generatedTokens: generatedTokens, repetitions: repetitions, batch: batch,
+                                           depth: depth)
             let (ppMean, ppDeviation) = (BenchmarkResult.mean(result.promptRates), BenchmarkResult.standardDeviation(result.promptRates))
             let (tgMean, tgDeviation) = (BenchmarkResult.mean(result.generationRates), BenchmarkResult.standardDeviation(result.generationRates))
             if json {
                 print("{\"model\":\"\(model)\",\"threads\":\(Runtime.threads),\"kernels\":\"\(Runtime.kernelLevel)\",\"open_s\":\(openSeconds),\"rss_after_open\":\(openRSS),"
-                      + "\"pp\":\(promptTokens),\"pp_tps\":\(ppMean),\"pp_sd\":\(ppDeviation),"
+                      + "\"depth\":\(depth),\"pp\":\(promptTokens),\"pp_tps\":\(ppMean),\"pp_sd\":\(ppDeviation),"
                       + "\"tg\":\(generatedTokens),\"batch\":\(batch),\"tg_tps\":\(tgMean),\"tg_sd\":\(tgDeviation),\"peak_rss\":\(peakResidentBytes())}")
             } else {
                 let summary = ModelSummary(loaded)
                 print("model: \(model) (\(summary.format), \(formatCount(summary.parameterCount)) parameters), threads \(Runtime.threads), "
                       + "kernels \(Runtime.kernelLevel), OpenBLAS \(Runtime.blasCore)")
                 print(String(format: "open:  %.3f s, RSS after open %@", openSeconds, formatBytes(openRSS)))
-                if promptTokens > 0 { print(String(format: "pp%d: %.2f ± %.2f tokens/s", promptTokens, ppMean, ppDeviation)) }
+                let at = depth > 0 ? " @ d\(depth)" : ""  // llama-bench's test names
+                if promptTokens > 0 { print(String(format: "pp%d%@: %.2f ± %.2f tokens/s", promptTokens, at, ppMean, ppDeviation)) }
                 if generatedTokens > 0 {
-                    let label = batch > 1 ? String(format: "tg%d ×%d sequences", generatedTokens, batch) : "tg\(generatedTokens)"
+                    let label = (batch > 1 ? String(format: "tg%d ×%d sequences", generatedTokens, batch) : "tg\(generatedTokens)") + at
                     print(String(format: "%@: %.2f ± %.2f tokens/s%@", label, tgMean, tgDeviation, batch > 1 ? " (aggregate)" : ""))
                 }
                 print("peak RSS: \(formatBytes(peakResidentBytes()))")

@@ -150,6 +150,24 @@ extension KernelTests {
         }
     }
 
+    /// A decode step over a long cache goes through the keys in blocks, the value sums carried from block to block;
+    /// its output is close to the reference and the same bits at one and two threads (heads split across threads).
+    @Test func decodeStepOverALongCache() {
+        var generator = SeededGenerator(seed: 55)
+        for (heads, kvHeads, headDim, qStart) in [(9, 3, 64, 1000), (8, 2, 131, 129), (32, 4, 64, 300), (5, 5, 40, 64)] {
+            let q = generator.floats(heads * headDim, in: -4...4)
+            let k = generator.floats((qStart + 1) * kvHeads * headDim), v = generator.floats((qStart + 1) * kvHeads * headDim)
+            let expected = attention(q, k, v, nQ: 1, qStart: qStart, heads: heads, kvHeads: kvHeads, headDim: headDim, reference: true)
+            forEachISA { isa in
+                let context = "decode \(isaNames[Int(isa)]) heads \(heads)/\(kvHeads) dim \(headDim) keys \(qStart + 1)"
+                let single = withThreads(1) { attention(q, k, v, nQ: 1, qStart: qStart, heads: heads, kvHeads: kvHeads, headDim: headDim, reference: false) }
+                let double = withThreads(2) { attention(q, k, v, nQ: 1, qStart: qStart, heads: heads, kvHeads: kvHeads, headDim: headDim, reference: false) }
+                expectClose(single, expected, relative: 0, absolute: 1e-5, context)
+                expectBitwiseEqual(double, single, context)
+            }
+        }
+    }
+
     /// Prefill runs queries in blocks of a few tokens; a query's output must not depend on which tokens share its
     /// block (scoring a document's context alone or with a shared prefix cached gives the same numbers).
     @Test func attentionOfAQueryIsIndependentOfTheQueriesBesideIt() {

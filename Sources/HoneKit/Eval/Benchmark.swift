@@ -22,20 +22,28 @@ public enum Benchmark {
     /// Runs `repetitions` pp and tg measurements on random token ids (seeded), after one warm-up of each.
     /// - Parameter batch: sequences decoding together in tg (aggregate tokens/s is reported); each starts from
     ///   a one-token prompt.
+    /// - Parameter depth: tokens already in each cache before pp and tg start (llama-bench's `-d`), written by an
+    ///   untimed forward: decode then reads that many keys and values per layer besides the weights.
     public static func run(model: CausalLanguageModel, promptTokens: Int, generatedTokens: Int, repetitions: Int,
-                           batch: Int = 1, seed: UInt64 = 1) throws -> BenchmarkResult {
+                           batch: Int = 1, depth: Int = 0, seed: UInt64 = 1) throws -> BenchmarkResult {
         var generator = SplitMix64(seed: seed)
         let vocabulary = UInt64(model.config.vocabularySize)
         func randomTokens(_ count: Int) -> [Int32] { (0..<count).map { _ in Int32(generator.next() % vocabulary) } }
+        func filledCache() throws -> KVCache {
+            let cache = model.makeCache()
+            if depth > 0 { _ = try model.forward([SequenceInput(tokens: randomTokens(depth), cache: cache)], outputRows: []) }
+            return cache
+        }
         var promptRates: [Double] = []
         var generationRates: [Double] = []
         for repetition in 0...repetitions {
             if promptTokens > 0 {
                 let tokens = randomTokens(promptTokens)
+                let cache = try filledCache()
                 let start = DispatchTime.now()
                 // llama-bench's pp includes the logits of the last position, the only row llama.cpp's last layer
                 // runs past attention.
-                let hidden = try model.forward([SequenceInput(tokens: tokens, cache: model.makeCache())],
+                let hidden = try model.forward([SequenceInput(tokens: tokens, cache: cache)],
                                                outputRows: [tokens.count - 1])
                 let logits = FloatBuffer(count: model.config.vocabularySize)
                 model.projectToVocabulary(hidden.values.pointer, rows: 1, into: logits.pointer)
@@ -43,7 +51,7 @@ public enum Benchmark {
                 if repetition > 0 { promptRates.append(Double(promptTokens) / seconds) }
             }
             if generatedTokens > 0 {
-                let caches = (0..<max(1, batch)).map { _ in model.makeCache() }
+                let caches = try (0..<max(1, batch)).map { _ in try filledCache() }
                 let logits = FloatBuffer(count: caches.count * model.config.vocabularySize)
                 var tokens = randomTokens(caches.count)
                 let start = DispatchTime.now()
