@@ -8,14 +8,15 @@ struct Bench: ParsableCommand {
         discussion: """
         Prints open time, pp (one forward over --prompt-tokens tokens) and tg (--gen-tokens single-token steps \
         with the KV cache) in tokens per second, mean ± standard deviation over --repetitions, and peak RSS, with \
-        the instruction-set level the kernels ran at (HONE_ISA=avx2 or scalar in the environment runs a lower one).
+        the instruction-set level the kernels ran at (HONE_ISA=avx2 or scalar in the environment runs a lower one). \
+        With --depth N both start after N tokens of context, as llama-bench's "tg128 @ d1024".
 
         With --tokenize FILE (JSONL lines {"text": ...}), measures the tokenizer instead: every text encoded \
         without special tokens, on the calling thread, best of --repetitions; prints MB/s and a digest of the ids.
 
         Examples:
           hone bench --model tinyllama-f16.gguf -p 512 -n 128 --threads 2
-          hone bench --model smollm2-135m-Q4_0.gguf -p 0 -n 128 -d 1024   (decode after 1,024 tokens of context)
+          hone bench --model smollm2-135m-Q4_0.gguf -p 0 -n 128 -d 1024
           hone bench --model models/hone-tiny --tokenize texts.jsonl
         """)
 

@@ -93,6 +93,10 @@ import Testing
         let bench = try runProcess(Repository.honeExecutable, ["bench", "-m", model, "-t", "1", "-p", "4", "-n", "2", "-r", "1"])
         #expect(bench.status == 0, "\(bench.stderr)")
         #expect(bench.stdout.contains("tg2"))
+        // llama-bench's -d: both measurements after that many tokens of context, named as llama-bench names them.
+        let deep = try runProcess(Repository.honeExecutable, ["bench", "-m", model, "-t", "1", "-p", "4", "-n", "2", "-r", "1", "-d", "6"])
+        #expect(deep.status == 0, "\(deep.stderr)")
+        #expect(deep.stdout.contains("pp4 @ d6:") && deep.stdout.contains("tg2 @ d6:"), "\(deep.stdout)")
         let tiny = Repository.root.appendingPathComponent("models/hone-tiny").path
         let short = try runProcess(Repository.honeExecutable, ["tokenize", "-m", tiny, "-t", "1", "--text", "hello"])
         let long = try runProcess(Repository.honeExecutable, ["tokenize", "--model", tiny, "--threads", "1", "--text", "hello"])
