@@ -83,6 +83,61 @@ static void attention_pair_scalar(const float *q, const float *k, const float *v
     for (int d = 0; d < head_dim; d++) out[d] *= inverse_sum;
 }
 
+// MARK: - One token of many heads: the pieces every level shares
+//
+// Why: a decode step reads every cached key and value, and by pairs each head streamed its own part of the rows
+// (256 bytes out of every 768 in SmolLM2's cache, rows 768 bytes apart), each head of a KV head again after the
+// one before it, with one set of loads per head. Past a few hundred tokens of context that took as long as the
+// weights (SmolLM2 Q4_0, one thread, tg128 after 1,024 tokens: 83.6 tokens/s against 229.5 with an empty cache).
+// Here a range of heads goes through the keys in blocks of 64 rows: the heads that share a KV head share each
+// loaded key and value (four and two at a time), the rows ahead are prefetched, and what one head reads from
+// memory the next finds in cache. Every head's numbers are the pair kernel's, in the same order (the value sums
+// carried from block to block through memory), so the outputs equal the pair route's bit for bit.
+// The loop over blocks and heads (attention_token_heads) is the same at every level; each level brings its
+// products (token_kernels).
+
+/// Keys per block: a block's value sums stay in registers, the next block's start from their image in memory.
+/// Rows are prefetched TOKEN_DISTANCE ahead into L2 by the first heads of a range (the others find them in L1
+/// or L2), a few lines per step of four keys: a block's worth at once, or into L1, measured slower. SmolLM2's
+/// shape, one thread, the caches of 30 layers after 1,088 tokens (past the L3), ms per token: pairs 6.1, blocks
+/// without prefetching 5.2–5.5, a whole block ahead at its start 4.0–4.6, 16 or 32 rows ahead into L1 5.0–5.4,
+/// 24–64 rows ahead into L2 3.3–3.7 (128: 3.5–3.6).
+enum { TOKEN_KEY_BLOCK = 64, TOKEN_DISTANCE = 32 };
+
+
+/// Rows to prefetch while a block is computed: `distance` rows ahead, `bytes` of each from `rows` (the part of
+/// the heads in range); none when rows is NULL.
+typedef struct {
+    const char *rows;
+    size_t row_bytes, bytes;
+    int distance, keys;
+} token_prefetch;
+
+HK_INLINE void prefetch_rows(token_prefetch ahead, int first, int end) {
+    if (!ahead.rows) return;
+    for (int j = first + ahead.distance; j < end + ahead.distance && j < ahead.keys; j++) {
+        const char *row = ahead.rows + (size_t)j * ahead.row_bytes;
+        for (size_t offset = 0; offset < ahead.bytes; offset += 64) _mm_prefetch(row + offset, _MM_HINT_T1);
+    }
+}
+
+/// One level's products for attention_token_heads.
+typedef struct {
+    int scores_heads, values_heads;  // heads of one KV head per call (they share its loads)
+    /// Scores of keys [first, end) for `count` heads: scores[h * ldw + j].
+    void (*scores)(int count, const float *q /* [count, head_dim] */, const float *k /* at the KV head */, int first,
+                   int end, int kv_stride, int head_dim, float scale, float *scores, size_t ldw, token_prefetch ahead);
+    /// Softmax weights of `keys` scores in place; returns 1 / their sum.
+    float (*softmax)(float *scores, int keys);
+    /// Floats of one head's image of its value sums between blocks.
+    size_t (*image_floats)(int head_dim);
+    /// Keys [first, end) into the value sums of `count` heads, from and back to their images (zero at the start);
+    /// at the last block (end == keys) the heads' outputs instead: sums × inverse[h] into out + h * head_dim.
+    void (*values)(int count, const float *v /* at the KV head */, int first, int end, int keys, int kv_stride,
+                   int head_dim, const float *weights, size_t ldw, float *images, size_t image_floats,
+                   const float *inverse, float *out, token_prefetch ahead);
+} token_kernels;
+
 // MARK: - AVX2
 
 /// The four horizontal sums of a, b, c, d in one vector (cheaper than four separate reductions).
@@ -91,15 +146,14 @@ HK_TARGET_AVX2 HK_INLINE __m128 sum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d
     return _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1));
 }
 
-HK_TARGET_AVX2 static void attention_pair_avx2(const float *q, const float *k, const float *v, float *out, int keys,
-                                               int kv_stride, int head_dim, float scale, float *scores) {
+/// Scores of keys [first, end) (first a multiple of 4): four keys at a time, the keys after the last four one by one.
+HK_TARGET_AVX2 HK_INLINE void scores_avx2(const float *q, const float *k, int first, int end, int kv_stride,
+                                          int head_dim, float scale, float *scores /* [keys] */) {
     int vector_end = head_dim & ~7;
     __m256i tail_mask = hk_tail_mask8((size_t)(head_dim - vector_end));
     int has_tail = vector_end < head_dim;
-
-    // Scores, four keys at a time.
-    int j = 0;
-    for (; j + 4 <= keys; j += 4) {
+    int j = first;
+    for (; j + 4 <= end; j += 4) {
         __m256 dots[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int d = 0; d < vector_end; d += 8) {
             __m256 query = _mm256_loadu_ps(q + d);
@@ -116,7 +170,7 @@ HK_TARGET_AVX2 static void attention_pair_avx2(const float *q, const float *k, c
         }
         _mm_storeu_ps(scores + j, _mm_mul_ps(sum4_avx2(dots[0], dots[1], dots[2], dots[3]), _mm_set1_ps(scale)));
     }
-    for (; j < keys; j++) {
+    for (; j < end; j++) {
         __m256 dot = _mm256_setzero_ps();
         const float *key = k + (size_t)j * kv_stride;
         for (int d = 0; d < vector_end; d += 8) dot = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(key + d), dot);
@@ -126,9 +180,11 @@ HK_TARGET_AVX2 static void attention_pair_avx2(const float *q, const float *k, c
         }
         scores[j] = hk_sum_avx2(dot) * scale;
     }
+}
 
-    // Softmax weights, shifted by the maximum so the largest is exp(0) = 1.
-    int key_vector_end = keys & ~7;
+/// Softmax weights in place, shifted by the maximum so the largest is exp(0) = 1; returns 1 / their sum.
+HK_TARGET_AVX2 HK_INLINE float softmax_weights_avx2(float *scores /* [keys] */, int keys) {
+    int key_vector_end = keys & ~7, j;
     __m256 maxima = _mm256_set1_ps(-INFINITY);
     for (j = 0; j < key_vector_end; j += 8) maxima = _mm256_max_ps(maxima, _mm256_loadu_ps(scores + j));
     float max_score = hk_max_avx2(maxima);
@@ -145,29 +201,129 @@ HK_TARGET_AVX2 static void attention_pair_avx2(const float *q, const float *k, c
         scores[j] = expf(scores[j] - max_score);
         sum += scores[j];
     }
-    __m256 inverse_sum = _mm256_set1_ps(1.0f / sum);
+    return 1.0f / sum;
+}
 
-    // Weighted sum of values, 32 features (four registers) at a time over all keys.
-    for (int first = 0; first < head_dim; first += 32) {
-        __m256i masks[4];
+/// The masks of features [feature, feature + 32) in four registers, the features past head_dim off.
+HK_TARGET_AVX2 HK_INLINE void feature_masks_avx2(int head_dim, int feature, __m256i masks[4]) {
+    for (int part = 0; part < 4; part++) {
+        int remaining = head_dim - feature - 8 * part;
+        masks[part] = hk_tail_mask8((size_t)(remaining < 0 ? 0 : remaining > 8 ? 8 : remaining));
+    }
+}
+
+/// Adds keys [first, end) to the weighted sums of values of features [feature, feature + 32) of `count` heads
+/// (1..2, a constant after inlining) that share one KV head, each value row loaded once for them all; each head's
+/// sums in the order the pair kernel takes (one chain per register, keys in order).
+HK_TARGET_AVX2 HK_INLINE void shared_values_avx2(const int count, const float *v, int first, int end, int kv_stride,
+                                                 int head_dim, int feature, const float *weights /* [count, ldw] */,
+                                                 size_t ldw, __m256 sums[2][4], token_prefetch ahead) {
+    __m256i masks[4];
+    feature_masks_avx2(head_dim, feature, masks);
+    for (int j = first; j < end; j++) {
+        prefetch_rows(ahead, j, j + 1);
+        __m256 weight[2];
+        for (int h = 0; h < count; h++) weight[h] = _mm256_broadcast_ss(weights + (size_t)h * ldw + j);
+        const float *value = v + (size_t)j * kv_stride + feature;
         for (int part = 0; part < 4; part++) {
-            int remaining = head_dim - first - 8 * part;
-            masks[part] = hk_tail_mask8((size_t)(remaining < 0 ? 0 : remaining > 8 ? 8 : remaining));
-        }
-        __m256 sums_by_feature[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (j = 0; j < keys; j++) {
-            __m256 weight = _mm256_broadcast_ss(scores + j);
-            const float *value = v + (size_t)j * kv_stride + first;
-            for (int part = 0; part < 4; part++) {
-                __m256 values = _mm256_maskload_ps(value + 8 * part, masks[part]);
-                sums_by_feature[part] = _mm256_fmadd_ps(weight, values, sums_by_feature[part]);
-            }
-        }
-        for (int part = 0; part < 4; part++) {
-            _mm256_maskstore_ps(out + first + 8 * part, masks[part], _mm256_mul_ps(sums_by_feature[part], inverse_sum));
+            __m256 values = _mm256_maskload_ps(value + 8 * part, masks[part]);
+            for (int h = 0; h < count; h++) sums[h][part] = _mm256_fmadd_ps(weight[h], values, sums[h][part]);
         }
     }
 }
+
+HK_TARGET_AVX2 static void attention_pair_avx2(const float *q, const float *k, const float *v, float *out, int keys,
+                                               int kv_stride, int head_dim, float scale, float *scores) {
+    scores_avx2(q, k, 0, keys, kv_stride, head_dim, scale, scores);
+    float inverse_sum = softmax_weights_avx2(scores, keys);
+    // Weighted sum of values, 32 features (four registers) at a time over all keys.
+    for (int feature = 0; feature < head_dim; feature += 32) {
+        __m256 sums[2][4];
+        for (int part = 0; part < 4; part++) sums[0][part] = _mm256_setzero_ps();
+        shared_values_avx2(1, v, 0, keys, kv_stride, head_dim, feature, scores, 0, sums, (token_prefetch){0});
+        __m256i masks[4];
+        feature_masks_avx2(head_dim, feature, masks);
+        for (int part = 0; part < 4; part++) {
+            _mm256_maskstore_ps(out + feature + 8 * part, masks[part], _mm256_mul_ps(sums[0][part], _mm256_set1_ps(inverse_sum)));
+        }
+    }
+}
+
+// AVX2's products for attention_token_heads: two heads of a KV head at a time (four would not fit sixteen
+// registers), per head an image of its 32-feature sums.
+
+/// scores_avx2 for `count` heads (1..2) that share one KV head, each key's features loaded once for them all.
+HK_TARGET_AVX2 HK_INLINE void shared_scores_avx2(const int count, const float *q /* [count, head_dim] */, const float *k,
+                                                 int first, int end, int kv_stride, int head_dim, float scale,
+                                                 float *scores /* [count, ldw] */, size_t ldw, token_prefetch ahead) {
+    int vector_end = head_dim & ~7;
+    __m256i tail_mask = hk_tail_mask8((size_t)(head_dim - vector_end));
+    int j = first;
+    for (; j + 4 <= end; j += 4) {
+        prefetch_rows(ahead, j, j + 4);
+        __m256 dots[2][4];
+        for (int h = 0; h < count; h++) {
+            for (int key = 0; key < 4; key++) dots[h][key] = _mm256_setzero_ps();
+        }
+        for (int d = 0; d < head_dim; d += 8) {
+            __m256i mask = d < vector_end ? _mm256_set1_epi32(-1) : tail_mask;
+            __m256 keys_part[4];
+            for (int key = 0; key < 4; key++) keys_part[key] = _mm256_maskload_ps(k + (size_t)(j + key) * kv_stride + d, mask);
+            for (int h = 0; h < count; h++) {
+                __m256 query = _mm256_maskload_ps(q + (size_t)h * head_dim + d, mask);
+                for (int key = 0; key < 4; key++) dots[h][key] = _mm256_fmadd_ps(query, keys_part[key], dots[h][key]);
+            }
+        }
+        for (int h = 0; h < count; h++) {
+            _mm_storeu_ps(scores + (size_t)h * ldw + j,
+                          _mm_mul_ps(sum4_avx2(dots[h][0], dots[h][1], dots[h][2], dots[h][3]), _mm_set1_ps(scale)));
+        }
+    }
+    for (int h = 0; h < count; h++) {
+        if (j < end) scores_avx2(q + (size_t)h * head_dim, k, j, end, kv_stride, head_dim, scale, scores + (size_t)h * ldw);
+    }
+}
+
+HK_TARGET_AVX2 static void token_scores_avx2(int count, const float *q, const float *k, int first, int end,
+                                             int kv_stride, int head_dim, float scale, float *scores, size_t ldw,
+                                             token_prefetch ahead) {
+    if (count == 1) shared_scores_avx2(1, q, k, first, end, kv_stride, head_dim, scale, scores, ldw, ahead);
+    else shared_scores_avx2(2, q, k, first, end, kv_stride, head_dim, scale, scores, ldw, ahead);
+}
+
+HK_TARGET_AVX2 static float token_softmax_avx2(float *scores, int keys) { return softmax_weights_avx2(scores, keys); }
+
+static size_t token_image_avx2(int head_dim) { return (size_t)(head_dim + 31) / 32 * 32; }
+
+HK_TARGET_AVX2 static void token_values_avx2(int count, const float *v, int first, int end, int keys, int kv_stride,
+                                             int head_dim, const float *weights, size_t ldw, float *images,
+                                             size_t image_floats, const float *inverse, float *out,
+                                             token_prefetch ahead) {
+    for (int feature = 0; feature < head_dim; feature += 32) {
+        __m256 sums[2][4];
+        for (int h = 0; h < count; h++) {
+            for (int part = 0; part < 4; part++) sums[h][part] = _mm256_loadu_ps(images + h * image_floats + feature + 8 * part);
+        }
+        token_prefetch feature_ahead = feature == 0 ? ahead : (token_prefetch){0};
+        if (count == 1) shared_values_avx2(1, v, first, end, kv_stride, head_dim, feature, weights, ldw, sums, feature_ahead);
+        else shared_values_avx2(2, v, first, end, kv_stride, head_dim, feature, weights, ldw, sums, feature_ahead);
+        __m256i masks[4];
+        feature_masks_avx2(head_dim, feature, masks);
+        for (int h = 0; h < count; h++) {
+            for (int part = 0; part < 4; part++) {
+                if (end == keys) {
+                    _mm256_maskstore_ps(out + (size_t)h * head_dim + feature + 8 * part, masks[part],
+                                        _mm256_mul_ps(sums[h][part], _mm256_set1_ps(inverse[h])));
+                } else {
+                    _mm256_storeu_ps(images + h * image_floats + feature + 8 * part, sums[h][part]);
+                }
+            }
+        }
+    }
+}
+
+static const token_kernels token_kernels_avx2 = {2, 2, token_scores_avx2, token_softmax_avx2, token_image_avx2,
+                                                 token_values_avx2};
 
 // MARK: - AVX-512
 
@@ -291,49 +447,6 @@ HK_TARGET_AVX512 static void attention_pair_avx512(const float *q, const float *
     }
 }
 
-// MARK: - AVX-512, one token of many heads
-//
-// Why: a decode step reads every cached key and value, and by pairs each head streamed its own part of the rows
-// (256 bytes out of every 768 in SmolLM2's cache, rows 768 bytes apart), each head of a KV head again after the
-// one before it, with one set of loads per head. Past a few hundred tokens of context that took as long as the
-// weights (SmolLM2 Q4_0, one thread, tg128 after 1,024 tokens: 83.6 tokens/s against 229.5 with an empty cache).
-// Here a range of heads goes through the keys in blocks of 64 rows: the heads that share a KV head share each
-// loaded key and value (four and two at a time), the rows ahead are prefetched, and what one head reads from
-// memory the next finds in cache. Every head's numbers are the pair kernel's, in the same order (the value sums
-// carried from block to block through memory), so the outputs equal the pair route's bit for bit.
-
-/// Keys per block: a block's value sums stay in registers, the next block's start from their image in memory.
-/// Rows are prefetched TOKEN_DISTANCE ahead into L2 by the first heads of a range (the others find them in L1
-/// or L2), a few lines per step of four keys: a block's worth at once, or into L1, measured slower. SmolLM2's
-/// shape, one thread, the caches of 30 layers after 1,088 tokens (past the L3), ms per token: pairs 6.1, blocks
-/// without prefetching 5.2–5.5, a whole block ahead at its start 4.0–4.6, 16 or 32 rows ahead into L1 5.0–5.4,
-/// 24–64 rows ahead into L2 3.3–3.7 (128: 3.5–3.6).
-enum { TOKEN_KEY_BLOCK = 64, TOKEN_DISTANCE = 32 };
-
-/// Scratch of one thread for attention_token_heads_avx512: per head its weights and its value sums.
-typedef struct {
-    float *weights;   // [heads, keys_capacity]
-    float *sums;      // [heads, 2, ceil64(head_dim)]
-    float *inverse;   // [heads]
-    size_t keys_capacity;
-} token_scratch;
-
-/// Rows to prefetch while a block is computed: `distance` rows ahead, `bytes` of each from `rows` (the part of
-/// the heads in range); none when rows is NULL.
-typedef struct {
-    const char *rows;
-    size_t row_bytes, bytes;
-    int distance, keys;
-} token_prefetch;
-
-HK_INLINE void prefetch_rows(token_prefetch ahead, int first, int end) {
-    if (!ahead.rows) return;
-    for (int j = first + ahead.distance; j < end + ahead.distance && j < ahead.keys; j++) {
-        const char *row = ahead.rows + (size_t)j * ahead.row_bytes;
-        for (size_t offset = 0; offset < ahead.bytes; offset += 64) _mm_prefetch(row + offset, _MM_HINT_T1);
-    }
-}
-
 /// scores_avx512 for `count` heads (1..4, a constant after inlining) that share one KV head: each head's numbers
 /// are computed in the same order, each key's features loaded once for all of them.
 HK_TARGET_AVX512 HK_INLINE void shared_scores(const int count, const float *q /* [count, head_dim] */, const float *k,
@@ -408,9 +521,9 @@ HK_TARGET_AVX512 HK_INLINE void shared_values(const int count, const float *v, i
     }
 }
 
-HK_TARGET_AVX512 static void shared_scores_rows(int count, const float *q, const float *k, int first, int end,
-                                                int kv_stride, int head_dim, float scale, float *scores, size_t ldw,
-                                                token_prefetch ahead) {
+HK_TARGET_AVX512 static void token_scores_avx512(int count, const float *q, const float *k, int first, int end,
+                                               int kv_stride, int head_dim, float scale, float *scores, size_t ldw,
+                                               token_prefetch ahead) {
     switch (count) {
     case 1: shared_scores(1, q, k, first, end, kv_stride, head_dim, scale, scores, ldw, ahead); break;
     case 2: shared_scores(2, q, k, first, end, kv_stride, head_dim, scale, scores, ldw, ahead); break;
@@ -419,83 +532,105 @@ HK_TARGET_AVX512 static void shared_scores_rows(int count, const float *q, const
     }
 }
 
-/// Heads [first_head, end_head) of one query token over `keys` cached rows (the token's own included).
-HK_TARGET_AVX512 static void attention_token_heads_avx512(const float *q /* [heads, head_dim] */,
-                                                          const float *k /* [keys, kv_stride] */,
-                                                          const float *v /* [keys, kv_stride] */,
-                                                          float *out /* [heads, head_dim] */, int keys, int group,
-                                                          int kv_stride, int head_dim, int first_head, int end_head,
-                                                          float scale, token_scratch scratch) {
-    int count = end_head - first_head;
-    size_t padded = (size_t)(head_dim + 63) / 64 * 64, ldw = scratch.keys_capacity;
-    // The range's part of each row: its KV heads' features.
-    size_t segment_first = (size_t)(first_head / group) * head_dim;
-    size_t segment_bytes = (size_t)((end_head - 1) / group + 1) * head_dim * sizeof(float) - segment_first * sizeof(float);
-    // Scores, heads of one KV head four at a time.
-    for (int first = 0; first < keys; first += TOKEN_KEY_BLOCK) {
-        int end = keys - first < TOKEN_KEY_BLOCK ? keys : first + TOKEN_KEY_BLOCK;
-        for (int head = first_head; head < end_head;) {
-            int group_end = (head / group + 1) * group < end_head ? (head / group + 1) * group : end_head;
-            int n = group_end - head < 4 ? group_end - head : 4;
-            token_prefetch ahead = {head == first_head ? (const char *)(k + segment_first) : NULL,
-                                    (size_t)kv_stride * sizeof(float), segment_bytes, TOKEN_DISTANCE, keys};
-            shared_scores_rows(n, q + (size_t)head * head_dim, k + (size_t)(head / group) * head_dim, first, end,
-                               kv_stride, head_dim, scale, scratch.weights + (size_t)(head - first_head) * ldw, ldw,
-                               ahead);
-            head += n;
+HK_TARGET_AVX512 static float token_softmax_avx512(float *scores, int keys) { return softmax_weights_avx512(scores, keys); }
+
+/// Even sums, then odd sums, per 64 features.
+static size_t token_image_avx512(int head_dim) { return 2 * ((size_t)(head_dim + 63) / 64 * 64); }
+
+HK_TARGET_AVX512 static void token_values_avx512(int count, const float *v, int first, int end, int keys,
+                                               int kv_stride, int head_dim, const float *weights, size_t ldw,
+                                               float *images, size_t image_floats, const float *inverse, float *out,
+                                               token_prefetch ahead) {
+    size_t odd = image_floats / 2;
+    for (int feature = 0; feature < head_dim; feature += 64) {
+        __m512 even_sums[2][4], odd_sums[2][4];
+        for (int h = 0; h < count; h++) {
+            const float *image = images + h * image_floats + feature;
+            for (int part = 0; part < 4; part++) {
+                even_sums[h][part] = _mm512_loadu_ps(image + 16 * part);
+                odd_sums[h][part] = _mm512_loadu_ps(image + odd + 16 * part);
+            }
+        }
+        token_prefetch feature_ahead = feature == 0 ? ahead : (token_prefetch){0};
+        if (count == 1) {
+            shared_values(1, v, first, end, kv_stride, head_dim, feature, weights, ldw, even_sums, odd_sums, feature_ahead);
+        } else {
+            shared_values(2, v, first, end, kv_stride, head_dim, feature, weights, ldw, even_sums, odd_sums, feature_ahead);
+        }
+        for (int h = 0; h < count; h++) {
+            if (end == keys) {
+                store_weighted_values_avx512(out + (size_t)h * head_dim, head_dim, feature, even_sums[h], odd_sums[h],
+                                             inverse[h]);
+                continue;
+            }
+            float *image = images + h * image_floats + feature;
+            for (int part = 0; part < 4; part++) {
+                _mm512_storeu_ps(image + 16 * part, even_sums[h][part]);
+                _mm512_storeu_ps(image + odd + 16 * part, odd_sums[h][part]);
+            }
         }
     }
-    for (int h = 0; h < count; h++) scratch.inverse[h] = softmax_weights_avx512(scratch.weights + (size_t)h * ldw, keys);
-    // Values, heads of one KV head two at a time; the sums between blocks in memory.
-    memset(scratch.sums, 0, (size_t)count * 2 * padded * sizeof(float));
-    for (int first = 0; first < keys; first += TOKEN_KEY_BLOCK) {
-        int end = keys - first < TOKEN_KEY_BLOCK ? keys : first + TOKEN_KEY_BLOCK;
-        for (int head = first_head; head < end_head;) {
-            int group_end = (head / group + 1) * group < end_head ? (head / group + 1) * group : end_head;
-            int n = group_end - head < 2 ? 1 : 2;
-            int h0 = head - first_head;
-            const float *head_values = v + (size_t)(head / group) * head_dim;
-            for (int feature = 0; feature < head_dim; feature += 64) {
-                __m512 even_sums[2][4], odd_sums[2][4];
-                for (int h = 0; h < n; h++) {
-                    const float *even_image = scratch.sums + (size_t)(h0 + h) * 2 * padded + feature;
-                    for (int part = 0; part < 4; part++) {
-                        even_sums[h][part] = _mm512_loadu_ps(even_image + 16 * part);
-                        odd_sums[h][part] = _mm512_loadu_ps(even_image + padded + 16 * part);
-                    }
-                }
-                const float *weights = scratch.weights + (size_t)h0 * ldw;
-                token_prefetch ahead = {head == first_head && feature == 0 ? (const char *)(v + segment_first) : NULL,
-                                        (size_t)kv_stride * sizeof(float), segment_bytes, TOKEN_DISTANCE, keys};
-                if (n == 2) {
-                    shared_values(2, head_values, first, end, kv_stride, head_dim, feature, weights, ldw, even_sums,
-                                  odd_sums, ahead);
+}
+
+static const token_kernels token_kernels_avx512 = {4, 2, token_scores_avx512, token_softmax_avx512,
+                                                   token_image_avx512, token_values_avx512};
+
+// MARK: - One token of many heads: the loop
+
+/// Scratch of one thread for attention_token_heads: per head its weights, the image of its value sums, and 1 / the
+/// sum of its weights.
+typedef struct {
+    float *weights;   // [heads, keys_capacity]
+    float *images;    // [heads, image_floats]
+    float *inverse;   // [heads]
+    size_t keys_capacity, image_floats;
+} token_scratch;
+
+/// Heads [first_head, end_head) of one query token over `keys` cached rows (the token's own included).
+static void attention_token_heads(const token_kernels *kernels, const float *q /* [heads, head_dim] */,
+                                  const float *k /* [keys, kv_stride] */, const float *v /* [keys, kv_stride] */,
+                                  float *out /* [heads, head_dim] */, int keys, int group, int kv_stride, int head_dim,
+                                  int first_head, int end_head, float scale, token_scratch scratch) {
+    int count = end_head - first_head;
+    size_t ldw = scratch.keys_capacity, row_bytes = (size_t)kv_stride * sizeof(float);
+    // The range's part of each row (its KV heads' features) is what the first heads prefetch.
+    size_t segment_first = (size_t)(first_head / group) * head_dim;
+    size_t segment_bytes = ((size_t)((end_head - 1) / group + 1) * head_dim - segment_first) * sizeof(float);
+    for (int pass = 0; pass < 2; pass++) {
+        // pass 0: scores, block by block; pass 1: values, after every head's softmax.
+        if (pass == 1) {
+            for (int h = 0; h < count; h++) scratch.inverse[h] = kernels->softmax(scratch.weights + (size_t)h * ldw, keys);
+            memset(scratch.images, 0, (size_t)count * scratch.image_floats * sizeof(float));
+        }
+        const float *rows = pass == 0 ? k : v;
+        int per_call = pass == 0 ? kernels->scores_heads : kernels->values_heads;
+        for (int first = 0; first < keys; first += TOKEN_KEY_BLOCK) {
+            int end = keys - first < TOKEN_KEY_BLOCK ? keys : first + TOKEN_KEY_BLOCK;
+            for (int head = first_head; head < end_head;) {
+                int group_end = (head / group + 1) * group < end_head ? (head / group + 1) * group : end_head;
+                int n = group_end - head < per_call ? group_end - head : per_call;
+                int h = head - first_head;
+                const float *head_rows = rows + (size_t)(head / group) * head_dim;
+                token_prefetch ahead = {head == first_head ? (const char *)(rows + segment_first) : NULL, row_bytes,
+                                        segment_bytes, TOKEN_DISTANCE, keys};
+                if (pass == 0) {
+                    kernels->scores(n, q + (size_t)head * head_dim, head_rows, first, end, kv_stride, head_dim, scale,
+                                    scratch.weights + (size_t)h * ldw, ldw, ahead);
                 } else {
-                    shared_values(1, head_values, first, end, kv_stride, head_dim, feature, weights, ldw, even_sums,
-                                  odd_sums, ahead);
+                    kernels->values(n, head_rows, first, end, keys, kv_stride, head_dim, scratch.weights + (size_t)h * ldw,
+                                    ldw, scratch.images + (size_t)h * scratch.image_floats, scratch.image_floats,
+                                    scratch.inverse + h, out + (size_t)head * head_dim, ahead);
                 }
-                for (int h = 0; h < n; h++) {
-                    float *even_image = scratch.sums + (size_t)(h0 + h) * 2 * padded + feature;
-                    if (end == keys) {
-                        store_weighted_values_avx512(out + (size_t)(head + h) * head_dim, head_dim, feature,
-                                                     even_sums[h], odd_sums[h], scratch.inverse[h0 + h]);
-                        continue;
-                    }
-                    for (int part = 0; part < 4; part++) {
-                        _mm512_storeu_ps(even_image + 16 * part, even_sums[h][part]);
-                        _mm512_storeu_ps(even_image + padded + 16 * part, odd_sums[h][part]);
-                    }
-                }
+                head += n;
             }
-            head += n;
         }
     }
 }
 
 /// One-token sequences (decode steps), in one parallel region: each sequence's heads in `parts` contiguous ranges
 /// (one per thread when there are fewer sequences than threads). Returns 0, or -1 (nothing computed) without memory.
-HK_TARGET_AVX512 static int attention_tokens_avx512(const hk_attention_sequence *sequences, int count, int heads,
-                                                    int kv_heads, int head_dim, float scale) {
+static int attention_tokens(const token_kernels *kernels, const hk_attention_sequence *sequences, int count, int heads,
+                            int kv_heads, int head_dim, float scale) {
     int group = heads / kv_heads;
     int kv_stride = kv_heads * head_dim;
     int max_keys = 1;
@@ -513,24 +648,23 @@ HK_TARGET_AVX512 static int attention_tokens_avx512(const hk_attention_sequence 
     parts = (heads + heads_per_part - 1) / heads_per_part;
     long items = (long)count * parts;
     if (threads > items) threads = (int)items;
-    size_t keys_capacity = ((size_t)max_keys + 15) / 16 * 16;
-    size_t padded = ((size_t)head_dim + 63) / 64 * 64;
-    size_t per_thread = (size_t)heads_per_part * (keys_capacity + 2 * padded + 1);
-    per_thread = (per_thread + 15) / 16 * 16;
+    size_t keys_capacity = ((size_t)max_keys + 15) / 16 * 16, image_floats = kernels->image_floats(head_dim);
+    size_t per_thread = ((size_t)heads_per_part * (keys_capacity + image_floats + 1) + 15) / 16 * 16;
     float *memory = aligned_alloc(64, (size_t)threads * per_thread * sizeof(float));
     if (!memory) return -1;
 #pragma omp parallel num_threads(threads)
     {
         float *mine = memory + (size_t)omp_get_thread_num() * per_thread;
         token_scratch scratch = {mine, mine + (size_t)heads_per_part * keys_capacity,
-                                 mine + (size_t)heads_per_part * (keys_capacity + 2 * padded), keys_capacity};
+                                 mine + (size_t)heads_per_part * (keys_capacity + image_floats), keys_capacity,
+                                 image_floats};
 #pragma omp for schedule(static, 1)
         for (long item = 0; item < items; item++) {
             const hk_attention_sequence *sequence = &sequences[item / parts];
             int first_head = (int)(item % parts) * heads_per_part;
             int end_head = first_head + heads_per_part < heads ? first_head + heads_per_part : heads;
-            attention_token_heads_avx512(sequence->q, sequence->k, sequence->v, sequence->out, sequence->q_start + 1,
-                                         group, kv_stride, head_dim, first_head, end_head, scale, scratch);
+            attention_token_heads(kernels, sequence->q, sequence->k, sequence->v, sequence->out, sequence->q_start + 1,
+                                  group, kv_stride, head_dim, first_head, end_head, scale, scratch);
         }
     }
     free(memory);
@@ -897,12 +1031,15 @@ void hk_attention_batch(const hk_attention_sequence *sequences, int count, int h
     }
     // One-token sequences (decode steps) through the token route.
     int tokens_done = 0;
-    if (hk_isa_current() >= HK_ISA_AVX512) {
+    const token_kernels *kernels = hk_isa_current() >= HK_ISA_AVX512 ? &token_kernels_avx512
+                                   : hk_isa_current() == HK_ISA_AVX2  ? &token_kernels_avx2
+                                                                      : NULL;
+    if (kernels) {
         int n = 0;
         for (int s = 0; s < count; s++) {
             if (sequences[s].n_q == 1) chosen[n++] = sequences[s];
         }
-        tokens_done = n > 0 && attention_tokens_avx512(chosen, n, heads, kv_heads, head_dim, scale) == 0;
+        tokens_done = n > 0 && attention_tokens(kernels, chosen, n, heads, kv_heads, head_dim, scale) == 0;
     }
     int n = 0;
     first_pair[0] = 0;
