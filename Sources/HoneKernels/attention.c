@@ -391,37 +391,6 @@ HK_TARGET_AVX512 HK_INLINE float softmax_weights_avx512(float *scores /* [keys] 
     return 1.0f / _mm512_reduce_add_ps(sums);
 }
 
-/// Adds keys [first, end) (first even) to the weighted sums of values of features [feature, feature + 64): even
-/// keys into even_sums, odd keys into odd_sums (eight FMA chains hide the FMA latency); a last unpaired key (only
-/// at the end of all keys) goes to the even sums.
-HK_TARGET_AVX512 HK_INLINE void weighted_values_range_avx512(const float *v, int first, int end, int kv_stride,
-                                                             int head_dim, int feature, const float *weights,
-                                                             __m512 even_sums[4], __m512 odd_sums[4]) {
-    __mmask16 masks[4];
-    for (int part = 0; part < 4; part++) {
-        int remaining = head_dim - feature - 16 * part;
-        masks[part] = hk_tail_mask16((size_t)(remaining < 0 ? 0 : remaining));
-    }
-    int j = first;
-    for (; j + 2 <= end; j += 2) {
-        __m512 even_weight = _mm512_set1_ps(weights[j]), odd_weight = _mm512_set1_ps(weights[j + 1]);
-        const float *even_value = v + (size_t)j * kv_stride + feature, *odd_value = even_value + kv_stride;
-        for (int part = 0; part < 4; part++) {
-            even_sums[part] = _mm512_fmadd_ps(even_weight, _mm512_maskz_loadu_ps(masks[part], even_value + 16 * part),
-                                              even_sums[part]);
-            odd_sums[part] = _mm512_fmadd_ps(odd_weight, _mm512_maskz_loadu_ps(masks[part], odd_value + 16 * part),
-                                             odd_sums[part]);
-        }
-    }
-    if (j < end) {
-        __m512 weight = _mm512_set1_ps(weights[j]);
-        const float *value = v + (size_t)j * kv_stride + feature;
-        for (int part = 0; part < 4; part++) {
-            even_sums[part] = _mm512_fmadd_ps(weight, _mm512_maskz_loadu_ps(masks[part], value + 16 * part), even_sums[part]);
-        }
-    }
-}
-
 /// out[feature ..< feature + 64] = (even + odd sums) × inverse_sum, the features past head_dim left alone.
 HK_TARGET_AVX512 HK_INLINE void store_weighted_values_avx512(float *out, int head_dim, int feature, const __m512 even_sums[4],
                                                              const __m512 odd_sums[4], float inverse_sum) {
@@ -430,20 +399,6 @@ HK_TARGET_AVX512 HK_INLINE void store_weighted_values_avx512(float *out, int hea
         __mmask16 mask = hk_tail_mask16((size_t)(remaining < 0 ? 0 : remaining));
         __m512 total = _mm512_add_ps(even_sums[part], odd_sums[part]);
         _mm512_mask_storeu_ps(out + feature + 16 * part, mask, _mm512_mul_ps(total, _mm512_set1_ps(inverse_sum)));
-    }
-}
-
-HK_TARGET_AVX512 static void attention_pair_avx512(const float *q, const float *k, const float *v, float *out,
-                                                   int keys, int kv_stride, int head_dim, float scale,
-                                                   float *scores) {
-    scores_avx512(q, k, 0, keys, kv_stride, head_dim, scale, scores);
-    float inverse_sum = softmax_weights_avx512(scores, keys);
-    // Weighted sum of values, 64 features (four registers) at a time over all keys.
-    for (int feature = 0; feature < head_dim; feature += 64) {
-        __m512 even_sums[4], odd_sums[4];
-        for (int part = 0; part < 4; part++) even_sums[part] = odd_sums[part] = _mm512_setzero_ps();
-        weighted_values_range_avx512(v, 0, keys, kv_stride, head_dim, feature, scores, even_sums, odd_sums);
-        store_weighted_values_avx512(out, head_dim, feature, even_sums, odd_sums, inverse_sum);
     }
 }
 
@@ -461,7 +416,7 @@ HK_TARGET_AVX512 HK_INLINE void shared_scores(const int count, const float *q /*
         for (int h = 0; h < count; h++) {
             for (int key = 0; key < 4; key++) dots[h][key] = _mm512_setzero_ps();
         }
-        for (int d = 0; d <= head_dim - 16 || (tail_mask && d < head_dim); d += 16) {
+        for (int d = 0; d < head_dim; d += 16) {
             __mmask16 mask = d < vector_end ? (__mmask16)0xFFFF : tail_mask;
             __m512 keys_part[4];
             for (int key = 0; key < 4; key++) keys_part[key] = _mm512_maskz_loadu_ps(mask, k + (size_t)(j + key) * kv_stride + d);
@@ -480,8 +435,10 @@ HK_TARGET_AVX512 HK_INLINE void shared_scores(const int count, const float *q /*
     }
 }
 
-/// weighted_values_range_avx512 for `count` heads (1..2, a constant after inlining) that share one KV head: each
-/// head's sums in the same order, each value row loaded once for all of them.
+/// Adds keys [first, end) (first even) to the weighted sums of values of features [feature, feature + 64) of
+/// `count` heads (1..2, a constant after inlining) that share one KV head, each value row loaded once for them all:
+/// even keys into even_sums, odd keys into odd_sums (eight FMA chains a head hide the FMA latency); a last unpaired
+/// key (only at the end of all keys) goes to the even sums.
 HK_TARGET_AVX512 HK_INLINE void shared_values(const int count, const float *v, int first, int end, int kv_stride,
                                               int head_dim, int feature, const float *weights /* [count, ldw] */,
                                               size_t ldw, __m512 even_sums[2][4], __m512 odd_sums[2][4],
@@ -518,6 +475,20 @@ HK_TARGET_AVX512 HK_INLINE void shared_values(const int count, const float *v, i
                                                      even_sums[h][part]);
             }
         }
+    }
+}
+
+HK_TARGET_AVX512 static void attention_pair_avx512(const float *q, const float *k, const float *v, float *out,
+                                                   int keys, int kv_stride, int head_dim, float scale,
+                                                   float *scores) {
+    scores_avx512(q, k, 0, keys, kv_stride, head_dim, scale, scores);
+    float inverse_sum = softmax_weights_avx512(scores, keys);
+    // Weighted sum of values, 64 features (four registers) at a time over all keys.
+    for (int feature = 0; feature < head_dim; feature += 64) {
+        __m512 even_sums[2][4], odd_sums[2][4];
+        for (int part = 0; part < 4; part++) even_sums[0][part] = odd_sums[0][part] = _mm512_setzero_ps();
+        shared_values(1, v, 0, keys, kv_stride, head_dim, feature, scores, 0, even_sums, odd_sums, (token_prefetch){0});
+        store_weighted_values_avx512(out, head_dim, feature, even_sums[0], odd_sums[0], inverse_sum);
     }
 }
 
