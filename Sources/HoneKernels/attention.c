@@ -96,14 +96,13 @@ static void attention_pair_scalar(const float *q, const float *k, const float *v
 // The loop over blocks and heads (attention_token_heads) is the same at every level; each level brings its
 // products (token_kernels).
 
-/// Keys per block: a block's value sums stay in registers, the next block's start from their image in memory.
+/// Keys per block: within a block each head's value sums stay in registers; between blocks they wait in memory.
 /// Rows are prefetched TOKEN_DISTANCE ahead into L2 by the first heads of a range (the others find them in L1
 /// or L2), a few lines per step of four keys: a block's worth at once, or into L1, measured slower. SmolLM2's
 /// shape, one thread, the caches of 30 layers after 1,088 tokens (past the L3), ms per token: pairs 6.1, blocks
 /// without prefetching 5.2–5.5, a whole block ahead at its start 4.0–4.6, 16 or 32 rows ahead into L1 5.0–5.4,
 /// 24–64 rows ahead into L2 3.3–3.7 (128: 3.5–3.6).
 enum { TOKEN_KEY_BLOCK = 64, TOKEN_DISTANCE = 32 };
-
 
 /// Rows to prefetch while a block is computed: `distance` rows ahead, `bytes` of each from `rows` (the part of
 /// the heads in range); none when rows is NULL.
