@@ -76,7 +76,10 @@ struct Bench: ParsableCommand {
             // pp and tg each run one sequence of that many tokens: within the model's context, or the caches
             // grow without bound.
             let context = loaded.config.maxPositionEmbeddings
-            for (name, count) in [("--prompt-tokens", promptTokens), ("--gen-tokens", generatedTokens)] where depth + count > context {
+            guard depth <= context else {
+                throw HoneError.invalidArgument("--depth \(depth) is past the model's context of \(context) tokens")
+            }
+            for (name, count) in [("--prompt-tokens", promptTokens), ("--gen-tokens", generatedTokens)] where count > context - depth {
                 let what = depth > 0 ? "--depth \(depth) + \(name) \(count)" : "\(name) \(count)"
                 throw HoneError.invalidArgument("\(what) is past the model's context of \(context) tokens")
             }

@@ -36,6 +36,7 @@ import Testing
             (["bench", "--model", model, "-p", "9223372036854775807", "-n", "0", "-r", "1"], "past the model's context of 1024 tokens"),
             (["bench", "--model", model, "-p", "0", "-n", "8", "-r", "1", "-d", "1020"], "--depth 1020 + --gen-tokens 8 is past the model's context of 1024 tokens"),
             (["bench", "--model", model, "-p", "0", "-n", "8", "-r", "1", "--depth=-3"], "token counts and --depth must be non-negative"),
+            (["bench", "--model", model, "-p", "0", "-n", "8", "-r", "1", "-d", "9223372036854775807"], "--depth 9223372036854775807 is past the model's context of 1024 tokens"),
             (["generate", "--model", model, "--instructions", instructions, "--output", output, "--temperature", "inf"], "temperature must be a finite number"),
             (["generate", "--model", model, "--instructions", instructions, "--output", output, "--repetition-penalty", "inf"], "repetition penalty must be a finite number"),
             (["serve", "--model", model, "--port", "0", "--parallel", "1099511627776"], "--parallel must be between 1 and 256"),
