@@ -25,7 +25,7 @@ struct Chat: ParsableCommand {
     var system: String?
 
     @Flag(name: [.customLong("single-turn"), .customLong("single_turn")],
-          help: "Each message is a new instruction in the template's single-turn prompt (as alpaca-lora's generate.py and as hone train sft trains), no history.")
+          help: "Each message is a new instruction in the template's single-turn prompt (as alpaca-lora's generate.py and as hone train sft trains; with a chat template, a conversation of that message alone), no history.")
     var singleTurn = false
 
     @Flag(name: [.customLong("show-speed"), .customLong("show_speed")], help: "Print tokens/s after each answer (stderr).")

@@ -11,7 +11,8 @@ public final class ChatSession {
     public var contextLimit: Int
     public var maxNewTokens: Int
     /// Every message is a new instruction in the template's single-turn prompt, with no history: what alpaca-lora's
-    /// generate.py does, and the exact format `hone train sft` trains on.
+    /// generate.py does, and the exact format `hone train sft` trains on (for a chat template, a conversation of
+    /// that one message).
     public var singleTurn = false
 
     public init(template: PromptTemplate, tokenizer: Tokenizer, contextLimit: Int, maxNewTokens: Int, system: String? = nil) {
@@ -27,9 +28,14 @@ public final class ChatSession {
     /// The prompt ids for a new user message, dropping the oldest turns if needed. Throws when even the new
     /// message alone does not fit.
     public func prompt(for userMessage: String) throws -> [Int32] {
-        if singleTurn, template.promptNoInput != nil {
+        if singleTurn {
             messages = [ChatMessage(role: .user, content: userMessage)]
-            let ids = template.encode(try template.pieces(instruction: userMessage, input: nil), with: tokenizer)
+            // A chat template's single-turn prompt is the conversation of this message alone (what `pieces(instruction:)`
+            // gives, with the template's default system text, unless a system prompt was given).
+            let pieces = template.promptNoInput == nil && system != nil
+                ? try template.pieces(conversation: messages, system: system)
+                : try template.pieces(instruction: userMessage, input: nil)
+            let ids = template.encode(pieces, with: tokenizer)
             let room = min(maxNewTokens, max(1, contextLimit / 4))
             guard ids.count + room <= contextLimit else {
                 messages.removeAll()

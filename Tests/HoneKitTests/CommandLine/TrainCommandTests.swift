@@ -175,4 +175,22 @@ struct TrainCommandTests {
             #expect(try ids == template.encode(template.pieces(instruction: message, input: nil), with: tokenizer))
         }
     }
+
+    /// With a chat template (no single-turn prompt of its own) each message is a conversation of its own: the second
+    /// prompt holds neither the first message nor its answer (it used to keep the whole history).
+    @Test func singleTurnWithAChatTemplate() throws {
+        let tokenizer = try TokenizerLoader.load(modelPath: TrainCommandTests.model)
+        let template = try #require(PromptTemplate.named("chatml"))
+        #expect(template.promptNoInput == nil)
+        for system in [nil, "Be brief."] as [String?] {
+            let session = ChatSession(template: template, tokenizer: tokenizer, contextLimit: 1024, maxNewTokens: 32, system: system)
+            session.singleTurn = true
+            _ = try session.prompt(for: "What is the capital of Peru?")
+            session.answered("Lima.")
+            let second = try session.prompt(for: "And of Chile?")
+            let alone = try template.encode(template.pieces(conversation: [.user("And of Chile?")], system: system), with: tokenizer)
+            #expect(second == alone, "system \(system ?? "none")")
+            #expect(session.messages.count == 1)
+        }
+    }
 }
