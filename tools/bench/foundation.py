@@ -118,9 +118,9 @@ def main():
     print(f"Medians of {args.rounds} alternating rounds (min–max in brackets), tokens/s.")
     print()
     at = f" @ d{args.depth}" if args.depth else ""
-    before = f" hone before tg{args.n}{at} | after ÷ before |" if args.baseline else ""
+    baseline_columns = f" hone before tg{args.n}{at} | after ÷ before |" if args.baseline else ""
     print(f"| weights | threads | open s | hone pp{args.p}{at} | llama.cpp pp{args.p}{at} | ratio | hone tg{args.n}{at} "
-          f"| llama.cpp tg{args.n}{at} | ratio |{before} hone tg ÷ bandwidth limit | hone peak RSS | llama.cpp peak RSS |")
+          f"| llama.cpp tg{args.n}{at} | ratio |{baseline_columns} hone tg ÷ bandwidth limit | hone peak RSS | llama.cpp peak RSS |")
     print("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if args.baseline else "") + "---|---|---|")
     for threads in [int(t) for t in args.threads.split(",")]:
         for label, path, kind in models:
