@@ -347,59 +347,22 @@ HK_TARGET_AVX2 HK_INLINE __m256i legacy_levels_avx2(const int type, const uint8_
     return levels;
 }
 
-HK_TARGET_AVX2 HK_INLINE void legacy_tile_avx2(const int type, const uint8_t *row, const uint8_t *pack,
-                                               size_t stride, float *y /* [rows, out] */, int in, int out, int o,
-                                               int first_row, const int tile_rows) {
-    __m256 acc[MAX_TILE_ROWS];
-    float min_acc[MAX_TILE_ROWS];
-    for (int r = 0; r < tile_rows; r++) {
-        acc[r] = _mm256_setzero_ps();
-        min_acc[r] = 0.0f;
-    }
-    size_t block_bytes = legacy_block_bytes(type);
-    for (int b = 0; b < in / 32; b++) {
-        const uint8_t *block = row + (size_t)b * block_bytes;
-        if (b % 2 == 0) PREFETCH_AHEAD(block);
-        // Q4_1, Q5_1 and Q5_0 levels are unsigned (0..31: pairs below 2^15) and meet the activations directly;
-        // Q5_0's offset 16 then leaves through the block sum like a minimum (value = d * level - 16 d), which
-        // saves the sign trick's two vpsignb. (IQ4_NL has a kernel of its own, below.)
-        __m256i values = legacy_levels_avx2(type, block);
-        float weight_scale = _cvtsh_ss(load_u16(block));
-        float weight_min = hk_legacy_has_mins(type) ? _cvtsh_ss(load_u16(block + 2))
-                           : type == HK_TYPE_Q5_0 ? -16.0f * weight_scale
-                                                   : 0.0f;
-        for (int r = 0; r < tile_rows; r++) {
-            const uint8_t *p = pack + (size_t)(first_row + r) * stride;
-            const float *d = (const float *)(p + in);
-            __m256i q = _mm256_loadu_si256((const __m256i *)(p + 32 * b));
-            __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(values, q), _mm256_set1_epi16(1));
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(weight_scale * d[b]), acc[r]);
-            min_acc[r] += weight_min * d[in / 32 + b];
-        }
-    }
-    for (int r = 0; r < tile_rows; r++) y[(size_t)(first_row + r) * out + o] = hk_sum_avx2(acc[r]) + min_acc[r];
-}
-
-HK_TARGET_AVX2 HK_INLINE void legacy_range_avx2(const int type, const uint8_t *w /* [out, in] blocks */,
-                                                const uint8_t *pack, size_t stride, float *y /* [rows, out] */,
-                                                int rows, int in, int out, int first_output, int end_output) {
-    size_t row_bytes = hk_quant_row_bytes(type, in);
-#define LEGACY_AVX2_TILE(n) legacy_tile_avx2(type, w + (size_t)o * row_bytes, pack, stride, y, in, out, o, first_row, n)
-    FOR_EACH_TILE(rows, row_bytes, LEGACY_AVX2_TILE);
-#undef LEGACY_AVX2_TILE
-}
-
-// MARK: - Decode: AVX2, two outputs per register (Q4_0, IQ4_NL)
+// MARK: - Decode: AVX2, two outputs per register (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL)
 //
-// For the 18-byte nibble types the row kernel above spends most of a block on unpacking one output's levels
-// and scaling one dot product. Here two outputs share each register: one 16-byte load per output puts output
-// o's nibbles in the low half and o + 1's in the high half, so one AND gives values 0..15 of both and one
-// shift + AND values 16..31; the activations meet them as [a0..a15 | a0..a15] and [a16..a31 | a16..a31] (two
-// 128-bit broadcast loads per block, shared by every output). Q4_0 takes four outputs (two such pairs) at a
-// time, so that their four f16 scales convert in one instruction and the activation loads are shared by four;
-// IQ4_NL takes eight (below). Each output's lanes see the same operations whatever its partners (a missing one
-// repeats the last output), so results do not depend on how outputs are grouped or split between threads. No
-// weights are copied or repacked.
+// For the nibble types a kernel that takes one output at a time spends most of a block on unpacking that
+// output's levels and scaling one dot product. Here two outputs share each register: one 16-byte load per
+// output puts output o's nibbles in the low half and o + 1's in the high half, so one AND gives values 0..15 of
+// both and one shift + AND values 16..31; the activations meet them as [a0..a15 | a0..a15] and
+// [a16..a31 | a16..a31] (two 128-bit broadcast loads per block, shared by every output). Q4_0, Q4_1, Q5_0 and
+// Q5_1 take four outputs (two such pairs) at a time, so that their four f16 scales (and minimums) convert in one
+// instruction and the activation loads are shared by four; IQ4_NL takes eight (below). Q5's fifth bits reach
+// both halves of a pair from one broadcast of the four outputs' qh words. Each output's lanes see the same
+// operations whatever its partners (a missing one repeats the last output), so results do not depend on how
+// outputs are grouped or split between threads. No weights are copied or repacked.
+//
+// Q4_1, Q5_0 and Q5_1 went one output at a time before (a whole register per output and block, one scale
+// conversion and multiply-add each): on one Zen 3 core ([5632, 2048], alternated runs) Q5_0 14.3 -> 16.5 G
+// weights/s from memory and 11.0 -> 14.9 from L3, Q5_1 14.5 -> 16.5 from memory; Q4_1 about the same.
 
 /// One pair of outputs' 16 nibble bytes of block b: output `first` in the low half, `second` in the high half.
 HK_TARGET_AVX2 HK_INLINE __m256i nibble_pair_avx2(const uint8_t *first, const uint8_t *second) {
@@ -407,62 +370,100 @@ HK_TARGET_AVX2 HK_INLINE __m256i nibble_pair_avx2(const uint8_t *first, const ui
                                    _mm_loadu_si128((const __m128i *)second), 1);
 }
 
-/// Outputs o..o + count - 1 (count 1..4) for activation rows first_row..first_row + tile_rows - 1 (up to 2).
-HK_TARGET_AVX2 HK_INLINE void q4_0_quad_tile_avx2(const uint8_t *w, size_t row_bytes, const uint8_t *pack,
-                                                  size_t stride, float *y, int in, int out, int o, int count,
-                                                  int first_row, const int tile_rows) {
+/// Q5's fifth bits as 0x10 bytes in the pair layout: `words` holds the four outputs' qh words in every 128-bit
+/// lane; `pick` spreads byte 2k (low) or 2k + 1 (high) of the pair's two words over the lanes' sixteen bytes.
+HK_TARGET_AVX2 HK_INLINE __m256i fifth_bits_avx2(__m256i words, __m256i pick) {
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+    __m256i spread = _mm256_and_si256(_mm256_shuffle_epi8(words, pick), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(spread, bit), _mm256_set1_epi8(0x10));
+}
+
+/// Outputs o..o + count - 1 (count 1..4) for activation rows first_row..first_row + tile_rows - 1 (up to 2),
+/// type Q4_0, Q4_1, Q5_0 or Q5_1.
+HK_TARGET_AVX2 HK_INLINE void legacy_quad_tile_avx2(const int type, const uint8_t *w, size_t row_bytes,
+                                                    const uint8_t *pack, size_t stride, float *y, int in, int out,
+                                                    int o, int count, int first_row, const int tile_rows) {
+    const size_t block_bytes = legacy_block_bytes(type), qs_offset = legacy_qs_offset(type);
+    const int has_mins = hk_legacy_has_mins(type), five_bits = legacy_has_fifth_bit(type);
     const uint8_t *weight_rows[4];
     for (int k = 0; k < 4; k++) weight_rows[k] = w + (size_t)(o + (k < count ? k : count - 1)) * row_bytes;
     __m256 acc[2][2];    // [pair][activation row]
-    __m128 offsets[2];   // per output, sum over blocks of d * d_a * (block sum of q)
+    __m256 offsets[2];   // per output (lane 2k, or 2k + 1 for the minimum), sum over blocks of d or m * d_a * (block sum of q)
     for (int r = 0; r < tile_rows; r++) {
         acc[0][r] = acc[1][r] = _mm256_setzero_ps();
-        offsets[r] = _mm_setzero_ps();
+        offsets[r] = _mm256_setzero_ps();
     }
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    const __m256i pair_lanes[2] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3)};
+    // Scales and minimums convert as [d0 m0 d1 m1 d2 m2 d3 m3] (m = 0 for the types without one); pair p scales
+    // its lanes by outputs 2p and 2p + 1's d.
+#define scale_words(block) (has_mins ? load_u32(block) : (uint32_t)load_u16(block))
+    const __m256i pair_lanes[2] = {_mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6)};
+    // Fifth bits of pair p, values 0..15 (low) and 16..31 (high): bytes of output 2p's word (4 (2p)..) in the
+    // low lane, of 2p + 1's (4 (2p + 1)..) in the high lane.
+    __m256i fifth_pick[2][2];
+    for (int pair = 0; pair < 2; pair++) {
+        for (int half = 0; half < 2; half++) {
+            char bytes[32];
+            for (int i = 0; i < 32; i++) bytes[i] = (char)(4 * (2 * pair + i / 16) + 2 * half + (i % 16) / 8);
+            fifth_pick[pair][half] = _mm256_loadu_si256((const __m256i *)bytes);
+        }
+    }
     for (int b = 0; b < in / 32; b++) {
-        size_t offset = (size_t)b * 18;
+        size_t offset = (size_t)b * block_bytes;
         if (b % 2 == 0) {
             for (int k = 0; k < 4; k++) PREFETCH_AHEAD(weight_rows[k] + offset);
         }
-        uint64_t halves = 0;
-        for (int k = 0; k < 4; k++) halves |= (uint64_t)load_u16(weight_rows[k] + offset) << (16 * k);
-        __m128 weight_scales = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)halves));
+        uint64_t first_two = (uint64_t)scale_words(weight_rows[0] + offset) | (uint64_t)scale_words(weight_rows[1] + offset) << 32;
+        uint64_t last_two = (uint64_t)scale_words(weight_rows[2] + offset) | (uint64_t)scale_words(weight_rows[3] + offset) << 32;
+        __m256 weight_scales = _mm256_cvtph_ps(_mm_set_epi64x((long long)last_two, (long long)first_two));
+        __m256i fifth_words = _mm256_setzero_si256();
+        if (five_bits) {
+            size_t qh = offset + legacy_qh_offset(type);
+            fifth_words = _mm256_broadcastsi128_si256(_mm_setr_epi32(
+                (int)load_u32(weight_rows[0] + qh), (int)load_u32(weight_rows[1] + qh),
+                (int)load_u32(weight_rows[2] + qh), (int)load_u32(weight_rows[3] + qh)));
+        }
         __m256i low[2], high[2];
         for (int pair = 0; pair < 2; pair++) {
-            const uint8_t *first = weight_rows[2 * pair] + offset + 2, *second = weight_rows[2 * pair + 1] + offset + 2;
+            const uint8_t *first = weight_rows[2 * pair] + offset + qs_offset;
+            const uint8_t *second = weight_rows[2 * pair + 1] + offset + qs_offset;
             __m256i packed = nibble_pair_avx2(first, second);
             low[pair] = _mm256_and_si256(packed, low_nibbles);
             high[pair] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
+            if (five_bits) {
+                low[pair] = _mm256_or_si256(low[pair], fifth_bits_avx2(fifth_words, fifth_pick[pair][0]));
+                high[pair] = _mm256_or_si256(high[pair], fifth_bits_avx2(fifth_words, fifth_pick[pair][1]));
+            }
         }
         for (int r = 0; r < tile_rows; r++) {
             const uint8_t *p = pack + (size_t)(first_row + r) * stride;
             const float *d = (const float *)(p + in);
             __m256i first_half = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 32 * b)));
             __m256i second_half = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 32 * b + 16)));
-            __m128 scales = _mm_mul_ps(weight_scales, _mm_broadcast_ss(d + b));
+            __m256 scales = _mm256_mul_ps(weight_scales, _mm256_broadcast_ss(d + b));
             for (int pair = 0; pair < 2; pair++) {
-                // Levels 0..15 unsigned: each int16 sum of both products stays below 2^15 (4 * 15 * 128).
+                // Levels 0..31 unsigned: each int16 sum of both products stays below 2^15 (4 * 31 * 128).
                 __m256i products = _mm256_add_epi16(_mm256_maddubs_epi16(low[pair], first_half),
                                                     _mm256_maddubs_epi16(high[pair], second_half));
                 __m256i dot = _mm256_madd_epi16(products, ones);
-                __m256 pair_scales = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(scales), pair_lanes[pair]);
+                __m256 pair_scales = _mm256_permutevar8x32_ps(scales, pair_lanes[pair]);
                 acc[pair][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), pair_scales, acc[pair][r]);
             }
-            offsets[r] = _mm_fmadd_ps(weight_scales, _mm_broadcast_ss(d + in / 32 + b), offsets[r]);
+            offsets[r] = _mm256_fmadd_ps(weight_scales, _mm256_broadcast_ss(d + in / 32 + b), offsets[r]);
         }
     }
+#undef scale_words
+    // The level offset: value = d * q - 8 d (Q4_0), d * q - 16 d (Q5_0), d * q + m (Q4_1, Q5_1).
+    const float offset_factor = has_mins ? 1.0f : type == HK_TYPE_Q5_0 ? -16.0f : -8.0f;
     for (int r = 0; r < tile_rows; r++) {
-        float offset_values[4];
-        _mm_storeu_ps(offset_values, offsets[r]);
+        float offset_values[8];
+        _mm256_storeu_ps(offset_values, offsets[r]);
         for (int k = 0; k < count; k++) {
             __m256 pair = acc[k / 2][r];
             __m128 lanes = k % 2 ? _mm256_extractf128_ps(pair, 1) : _mm256_castps256_ps128(pair);
             lanes = _mm_add_ps(lanes, _mm_movehl_ps(lanes, lanes));
             lanes = _mm_add_ss(lanes, _mm_movehdup_ps(lanes));
-            // Q4_0's level offset 8: value = d * level - 8 d.
-            y[(size_t)(first_row + r) * out + o + k] = _mm_cvtss_f32(lanes) - 8.0f * offset_values[k];
+            y[(size_t)(first_row + r) * out + o + k] = _mm_cvtss_f32(lanes) + offset_factor * offset_values[2 * k + has_mins];
         }
     }
 }
@@ -556,7 +557,7 @@ HK_TARGET_AVX2 HK_INLINE void iq4_nl_octet_tile_avx2(const uint8_t *w, size_t ro
     }
 }
 
-/// Outputs in tiles of four (Q4_0) or eight (IQ4_NL), activation rows in tiles of two; outputs in chunks of about
+/// Outputs in tiles of four (Q4_0, Q4_1, Q5_0, Q5_1) or eight (IQ4_NL), activation rows in tiles of two; outputs in chunks of about
 /// 64 KB of weights when there are several row tiles (read from memory by the first, from L2 by the others).
 HK_TARGET_AVX2 HK_INLINE void nibble_range_avx2(const int type, const uint8_t *w, const uint8_t *pack, size_t stride,
                                                 float *y, int rows, int in, int out, int first_output, int end_output) {
@@ -571,9 +572,9 @@ HK_TARGET_AVX2 HK_INLINE void nibble_range_avx2(const int type, const uint8_t *w
             int first_row = 2 * tile, tile_rows = rows - first_row < 2 ? rows - first_row : 2;
             for (int o = chunk_first; o < chunk_end; o += width) {
                 int count = chunk_end - o < width ? chunk_end - o : width;
-                if (type == HK_TYPE_Q4_0) {
-                    if (tile_rows == 1) q4_0_quad_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, count, first_row, 1);
-                    else q4_0_quad_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, count, first_row, 2);
+                if (type != HK_TYPE_IQ4_NL) {
+                    if (tile_rows == 1) legacy_quad_tile_avx2(type, w, row_bytes, pack, stride, y, in, out, o, count, first_row, 1);
+                    else legacy_quad_tile_avx2(type, w, row_bytes, pack, stride, y, in, out, o, count, first_row, 2);
                 } else if (count < 8) {
                     iq4_nl_octet_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, count, first_row, tile_rows, 0);
                 } else if (tile_rows == 1) {
@@ -589,6 +590,21 @@ HK_TARGET_AVX2 HK_INLINE void nibble_range_avx2(const int type, const uint8_t *w
 HK_TARGET_AVX2 void hk_range_q4_0_pairs_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                              int in, int out, int first_output, int end_output) {
     nibble_range_avx2(HK_TYPE_Q4_0, w, pack, stride, y, rows, in, out, first_output, end_output);
+}
+
+HK_TARGET_AVX2 static void range_q4_1_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y,
+                                          int rows, int in, int out, int first_output, int end_output) {
+    nibble_range_avx2(HK_TYPE_Q4_1, w, pack, stride, y, rows, in, out, first_output, end_output);
+}
+
+HK_TARGET_AVX2 static void range_q5_0_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y,
+                                          int rows, int in, int out, int first_output, int end_output) {
+    nibble_range_avx2(HK_TYPE_Q5_0, w, pack, stride, y, rows, in, out, first_output, end_output);
+}
+
+HK_TARGET_AVX2 static void range_q5_1_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y,
+                                          int rows, int in, int out, int first_output, int end_output) {
+    nibble_range_avx2(HK_TYPE_Q5_1, w, pack, stride, y, rows, in, out, first_output, end_output);
 }
 
 HK_TARGET_AVX2 static void range_iq4_nl_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y,
@@ -915,13 +931,6 @@ HK_TARGET_VNNI_VBMI HK_INLINE void legacy_range_vbmi(const int type, const uint8
         legacy_range_vnni(TYPE, w, pack, stride, y, rows, in, out, first_output, end_output);                  \
     }
 
-#define LEGACY_AVX2_INSTANCE(name, TYPE)                                                                       \
-    HK_TARGET_AVX2 static void range_##name##_avx2(const uint8_t *w, const uint8_t *pack, size_t stride,        \
-                                                   float *y, int rows, int in, int out, int first_output,      \
-                                                   int end_output) {                                           \
-        legacy_range_avx2(TYPE, w, pack, stride, y, rows, in, out, first_output, end_output);                  \
-    }
-
 LEGACY_INSTANCES(q4_1, HK_TYPE_Q4_1)
 LEGACY_INSTANCES(q5_0, HK_TYPE_Q5_0)
 LEGACY_INSTANCES(q5_1, HK_TYPE_Q5_1)
@@ -938,11 +947,7 @@ LEGACY_VBMI_INSTANCE(q5_0, HK_TYPE_Q5_0)
 LEGACY_VBMI_INSTANCE(iq4_nl, HK_TYPE_IQ4_NL)
 LEGACY_VBMI_INSTANCE(q5_1, HK_TYPE_Q5_1)
 #undef LEGACY_VBMI_INSTANCE
-LEGACY_AVX2_INSTANCE(q4_1, HK_TYPE_Q4_1)
-LEGACY_AVX2_INSTANCE(q5_0, HK_TYPE_Q5_0)
-LEGACY_AVX2_INSTANCE(q5_1, HK_TYPE_Q5_1)
-// (IQ4_NL's AVX2 kernel is the eight-output one above, beside Q4_0's.)
-#undef LEGACY_AVX2_INSTANCE
+// (The AVX2 kernels are nibble_range_avx2's, above: four outputs at a time, IQ4_NL eight.)
 #undef LEGACY_INSTANCES
 
 int hk_legacy_select_kernel(int type, int isa, hk_quant_kernel *k) {
