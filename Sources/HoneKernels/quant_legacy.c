@@ -411,7 +411,10 @@ HK_TARGET_AVX2 HK_INLINE void legacy_quad_tile_avx2(const int type, const uint8_
     for (int b = 0; b < in / 32; b++) {
         size_t offset = (size_t)b * block_bytes;
         if (b % 2 == 0) {
-            for (int k = 0; k < 4; k++) PREFETCH_AHEAD(weight_rows[k] + offset);
+            // The next tile's bytes in address order, four bytes of it per byte the rows advance (two blocks:
+            // 8 * block_bytes <= 192 bytes from `next`, within the four lines fetched).
+            const char *next = (const char *)weight_rows[0] + 4 * row_bytes + 4 * offset;
+            for (int k = 0; k < 4; k++) _mm_prefetch(next + 64 * k, _MM_HINT_T1);
         }
         uint64_t first_two = (uint64_t)scale_words(weight_rows[0] + offset) | (uint64_t)scale_words(weight_rows[1] + offset) << 32;
         uint64_t last_two = (uint64_t)scale_words(weight_rows[2] + offset) | (uint64_t)scale_words(weight_rows[3] + offset) << 32;
@@ -479,10 +482,13 @@ HK_TARGET_AVX2 HK_INLINE void legacy_quad_tile_avx2(const int type, const uint8_
 // decode +7 %; Q4_0 was no faster this way and stays in fours). Integer sums are exact, so each output
 // still sees the same operations whatever the other seven.
 
-/// Eight rows stream at once here: with the row kernels' 8 KB ahead IQ4_NL's weights came from memory 10-20 %
-/// slower than with tiles of four (`tools/bench/quant_decode_kernel.c`, [5632, 2048], one thread); 12 KB ahead
-/// was faster than 2, 4, 8, 16 and 24 KB.
-#define OCTET_PREFETCH_BYTES 12288
+// Prefetch. Each row of a tile fetching its own bytes a fixed distance ahead (8 KB, or 12 KB for eight rows)
+// covers the next tile only where that distance meets it: with four rows of 1,408 bytes ([5632, 2048] Q5_0)
+// part of the next tile is fetched twice and part not at all, and with rows of 3,872 ([2048, 5632]) half of it
+// is left to the hardware. Instead the tiles below fetch the next tile's bytes in address order, as many bytes of
+// it as the tile's rows advance together (4 or 8 per byte): one tile ahead, whatever the row length. One thread,
+// Zen 3, [5632, 2048] / [2048, 5632] from memory, alternated runs, G weights/s: Q4_0 19-25 / 18-25 -> 28 / 28,
+// Q5_0 13-16 / 12-14 -> 16.5 / 16.8, IQ4_NL 23-28 / 16-22 -> 28 / 29.
 
 /// Outputs o..o + count - 1 (count 1..8) for activation rows first_row..first_row + tile_rows - 1 (up to 2).
 HK_TARGET_AVX2 HK_INLINE void iq4_nl_octet_tile_avx2(const uint8_t *w, size_t row_bytes, const uint8_t *pack,
@@ -506,7 +512,8 @@ HK_TARGET_AVX2 HK_INLINE void iq4_nl_octet_tile_avx2(const uint8_t *w, size_t ro
     for (int b = 0; b < in / 32; b++) {
         size_t offset = (size_t)b * 18;
         if (b % 2 == 0) {
-            for (int k = 0; k < 8; k++) _mm_prefetch((const char *)TILE_ROW(k) + offset + OCTET_PREFETCH_BYTES, _MM_HINT_T1);
+            const char *next = (const char *)first + 8 * row_bytes + 8 * offset;
+            for (int k = 0; k < 6; k++) _mm_prefetch(next + 64 * k, _MM_HINT_T1);
         }
         uint64_t even_halves = 0, odd_halves = 0;
         for (int k = 0; k < 4; k++) {
