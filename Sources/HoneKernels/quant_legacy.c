@@ -281,7 +281,7 @@ double hk_legacy_int_dot(int type, const void *w /* [in / 32] blocks */, const i
 // MARK: - Decode: scalar and AVX2 (A32 activations + block sums)
 //
 // Pack per row: the int8 values [in], their block scales d_a [in / 32], and d_a * (the block's integer sum)
-// [in / 32] for the minimum term of Q4_1/Q5_1 and Q5_0's level offset (also Q4_0's AVX2 kernel).
+// [in / 32] for the minimum term of Q4_1/Q5_1 and the level offsets of Q5_0 and (AVX2 kernel) Q4_0.
 
 size_t hk_stride_a32_sums(int in) { return round_up_64((size_t)in + (size_t)in / 32 * 2 * sizeof(float)); }
 
@@ -388,7 +388,8 @@ HK_TARGET_AVX2 HK_INLINE void legacy_quad_tile_avx2(const int type, const uint8_
     const uint8_t *weight_rows[4];
     for (int k = 0; k < 4; k++) weight_rows[k] = w + (size_t)(o + (k < count ? k : count - 1)) * row_bytes;
     __m256 acc[2][2];    // [pair][activation row]
-    __m256 offsets[2];   // per output (lane 2k, or 2k + 1 for the minimum), sum over blocks of d or m * d_a * (block sum of q)
+    // Per activation row, output k's sum over blocks of d (lane 2k) and m (lane 2k + 1) times d_a * (block sum of q).
+    __m256 offsets[2];
     for (int r = 0; r < tile_rows; r++) {
         acc[0][r] = acc[1][r] = _mm256_setzero_ps();
         offsets[r] = _mm256_setzero_ps();
@@ -396,7 +397,7 @@ HK_TARGET_AVX2 HK_INLINE void legacy_quad_tile_avx2(const int type, const uint8_
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     // Scales and minimums convert as [d0 m0 d1 m1 d2 m2 d3 m3] (m = 0 for the types without one); pair p scales
     // its lanes by outputs 2p and 2p + 1's d.
-#define scale_words(block) (has_mins ? load_u32(block) : (uint32_t)load_u16(block))
+#define SCALE_WORDS(block) (has_mins ? load_u32(block) : (uint32_t)load_u16(block)) // m = 0: f16 zero
     const __m256i pair_lanes[2] = {_mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6)};
     // Fifth bits of pair p, values 0..15 (low) and 16..31 (high): bytes of output 2p's word (4 (2p)..) in the
     // low lane, of 2p + 1's (4 (2p + 1)..) in the high lane.
@@ -416,8 +417,10 @@ HK_TARGET_AVX2 HK_INLINE void legacy_quad_tile_avx2(const int type, const uint8_
             const char *next = (const char *)weight_rows[0] + 4 * row_bytes + 4 * offset;
             for (int k = 0; k < 4; k++) _mm_prefetch(next + 64 * k, _MM_HINT_T1);
         }
-        uint64_t first_two = (uint64_t)scale_words(weight_rows[0] + offset) | (uint64_t)scale_words(weight_rows[1] + offset) << 32;
-        uint64_t last_two = (uint64_t)scale_words(weight_rows[2] + offset) | (uint64_t)scale_words(weight_rows[3] + offset) << 32;
+        uint64_t first_two = (uint64_t)SCALE_WORDS(weight_rows[0] + offset) |
+                             (uint64_t)SCALE_WORDS(weight_rows[1] + offset) << 32;
+        uint64_t last_two = (uint64_t)SCALE_WORDS(weight_rows[2] + offset) |
+                            (uint64_t)SCALE_WORDS(weight_rows[3] + offset) << 32;
         __m256 weight_scales = _mm256_cvtph_ps(_mm_set_epi64x((long long)last_two, (long long)first_two));
         __m256i fifth_words = _mm256_setzero_si256();
         if (five_bits) {
@@ -455,7 +458,7 @@ HK_TARGET_AVX2 HK_INLINE void legacy_quad_tile_avx2(const int type, const uint8_
             offsets[r] = _mm256_fmadd_ps(weight_scales, _mm256_broadcast_ss(d + in / 32 + b), offsets[r]);
         }
     }
-#undef scale_words
+#undef SCALE_WORDS
     // The level offset: value = d * q - 8 d (Q4_0), d * q - 16 d (Q5_0), d * q + m (Q4_1, Q5_1).
     const float offset_factor = has_mins ? 1.0f : type == HK_TYPE_Q5_0 ? -16.0f : -8.0f;
     for (int r = 0; r < tile_rows; r++) {
@@ -512,6 +515,7 @@ HK_TARGET_AVX2 HK_INLINE void iq4_nl_octet_tile_avx2(const uint8_t *w, size_t ro
     for (int b = 0; b < in / 32; b++) {
         size_t offset = (size_t)b * 18;
         if (b % 2 == 0) {
+            // As the four-output tile's (two blocks: 8 * 36 = 288 bytes from `next`, within the six lines fetched).
             const char *next = (const char *)first + 8 * row_bytes + 8 * offset;
             for (int k = 0; k < 6; k++) _mm_prefetch(next + 64 * k, _MM_HINT_T1);
         }
@@ -564,8 +568,9 @@ HK_TARGET_AVX2 HK_INLINE void iq4_nl_octet_tile_avx2(const uint8_t *w, size_t ro
     }
 }
 
-/// Outputs in tiles of four (Q4_0, Q4_1, Q5_0, Q5_1) or eight (IQ4_NL), activation rows in tiles of two; outputs in chunks of about
-/// 64 KB of weights when there are several row tiles (read from memory by the first, from L2 by the others).
+/// Outputs in tiles of four (Q4_0, Q4_1, Q5_0, Q5_1) or eight (IQ4_NL), activation rows in tiles of two; outputs
+/// in chunks of about 64 KB of weights when there are several row tiles (read from memory by the first, from L2
+/// by the others).
 HK_TARGET_AVX2 HK_INLINE void nibble_range_avx2(const int type, const uint8_t *w, const uint8_t *pack, size_t stride,
                                                 float *y, int rows, int in, int out, int first_output, int end_output) {
     const int width = type == HK_TYPE_IQ4_NL ? 8 : 4;
