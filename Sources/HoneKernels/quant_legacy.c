@@ -604,25 +604,19 @@ HK_TARGET_AVX2 void hk_range_q4_0_pairs_avx2(const uint8_t *w, const uint8_t *pa
     nibble_range_avx2(HK_TYPE_Q4_0, w, pack, stride, y, rows, in, out, first_output, end_output);
 }
 
-HK_TARGET_AVX2 static void range_q4_1_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y,
-                                          int rows, int in, int out, int first_output, int end_output) {
-    nibble_range_avx2(HK_TYPE_Q4_1, w, pack, stride, y, rows, in, out, first_output, end_output);
-}
+/// Each type's AVX2 range function (the per-type constant lets each instance compile to straight-line code).
+#define NIBBLE_AVX2_INSTANCE(name, TYPE)                                                                       \
+    HK_TARGET_AVX2 static void range_##name##_avx2(const uint8_t *w, const uint8_t *pack, size_t stride,        \
+                                                   float *y, int rows, int in, int out, int first_output,      \
+                                                   int end_output) {                                           \
+        nibble_range_avx2(TYPE, w, pack, stride, y, rows, in, out, first_output, end_output);                  \
+    }
 
-HK_TARGET_AVX2 static void range_q5_0_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y,
-                                          int rows, int in, int out, int first_output, int end_output) {
-    nibble_range_avx2(HK_TYPE_Q5_0, w, pack, stride, y, rows, in, out, first_output, end_output);
-}
-
-HK_TARGET_AVX2 static void range_q5_1_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y,
-                                          int rows, int in, int out, int first_output, int end_output) {
-    nibble_range_avx2(HK_TYPE_Q5_1, w, pack, stride, y, rows, in, out, first_output, end_output);
-}
-
-HK_TARGET_AVX2 static void range_iq4_nl_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y,
-                                            int rows, int in, int out, int first_output, int end_output) {
-    nibble_range_avx2(HK_TYPE_IQ4_NL, w, pack, stride, y, rows, in, out, first_output, end_output);
-}
+NIBBLE_AVX2_INSTANCE(q4_1, HK_TYPE_Q4_1)
+NIBBLE_AVX2_INSTANCE(q5_0, HK_TYPE_Q5_0)
+NIBBLE_AVX2_INSTANCE(q5_1, HK_TYPE_Q5_1)
+NIBBLE_AVX2_INSTANCE(iq4_nl, HK_TYPE_IQ4_NL)
+#undef NIBBLE_AVX2_INSTANCE
 
 // MARK: - Decode: VNNI
 //
