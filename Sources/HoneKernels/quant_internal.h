@@ -101,6 +101,13 @@ HK_TARGET_AVX2 static inline __m256i hk_q4k_scale_word_avx2(__m256i bytes, int s
         if (QUANT_PREFETCH_BYTES) _mm_prefetch((const char *)(address) + QUANT_PREFETCH_BYTES, _MM_HINT_T1);   \
     } while (0)
 
+/// Two weight rows' 16 nibble bytes in one register: `first`'s in the low half, `second`'s in the high half (the
+/// two-outputs-per-register AVX2 tiles of the 4-bit types, quant_legacy.c and quant_k_more_matmul.c).
+HK_TARGET_AVX2 HK_INLINE __m256i hk_nibble_pair_avx2(const uint8_t *first, const uint8_t *second) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)first)),
+                                   _mm_loadu_si128((const __m128i *)second), 1);
+}
+
 /// The AVX2 K-quant inner step for every activation row of a tile: sums[r] += Σ_k scales[k] · (levels[k] · the 32
 /// Q8_K values of block b from value first_value + 32 k), the int16 pair sums of vpmaddubsw weighted by vpmaddwd.
 /// Callers pass half a block at a time (Q2_K, Q3_K, Q6_K) so that levels and scales stay in AVX2's

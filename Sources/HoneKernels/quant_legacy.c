@@ -364,12 +364,6 @@ HK_TARGET_AVX2 HK_INLINE __m256i legacy_levels_avx2(const int type, const uint8_
 // conversion and multiply-add each): on one Zen 3 core ([5632, 2048], alternated runs) Q5_0 14.3 -> 16.5 G
 // weights/s from memory and 11.0 -> 14.9 from L3, Q5_1 14.5 -> 16.5 from memory; Q4_1 about the same.
 
-/// One pair of outputs' 16 nibble bytes of block b: output `first` in the low half, `second` in the high half.
-HK_TARGET_AVX2 HK_INLINE __m256i nibble_pair_avx2(const uint8_t *first, const uint8_t *second) {
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)first)),
-                                   _mm_loadu_si128((const __m128i *)second), 1);
-}
-
 /// Q5's fifth bits as 0x10 bytes in the pair layout: `words` holds the four outputs' qh words in every 128-bit
 /// lane; `pick` spreads byte 2k (low) or 2k + 1 (high) of the pair's two words over the lanes' sixteen bytes.
 HK_TARGET_AVX2 HK_INLINE __m256i fifth_bits_avx2(__m256i words, __m256i pick) {
@@ -433,7 +427,7 @@ HK_TARGET_AVX2 HK_INLINE void legacy_quad_tile_avx2(const int type, const uint8_
         for (int pair = 0; pair < 2; pair++) {
             const uint8_t *first = weight_rows[2 * pair] + offset + qs_offset;
             const uint8_t *second = weight_rows[2 * pair + 1] + offset + qs_offset;
-            __m256i packed = nibble_pair_avx2(first, second);
+            __m256i packed = hk_nibble_pair_avx2(first, second);
             low[pair] = _mm256_and_si256(packed, low_nibbles);
             high[pair] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
             if (five_bits) {
@@ -530,7 +524,7 @@ HK_TARGET_AVX2 HK_INLINE void iq4_nl_octet_tile_avx2(const uint8_t *w, size_t ro
             __m256i pair_dots[2][2]; // [row][pair of the half]
             for (int which = 0; which < 2; which++) {
                 int pair = 2 * half + which;
-                __m256i packed = nibble_pair_avx2(TILE_ROW(2 * pair) + offset + 2, TILE_ROW(2 * pair + 1) + offset + 2);
+                __m256i packed = hk_nibble_pair_avx2(TILE_ROW(2 * pair) + offset + 2, TILE_ROW(2 * pair + 1) + offset + 2);
                 __m256i low = _mm256_shuffle_epi8(codebook, _mm256_and_si256(packed, low_nibbles));
                 __m256i high = _mm256_shuffle_epi8(codebook, _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles));
                 for (int r = 0; r < tile_rows; r++) {
