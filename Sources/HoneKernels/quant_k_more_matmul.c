@@ -199,15 +199,16 @@ HK_TARGET_AVX2 HK_INLINE void q3_k_tile_avx2(const hk_block_q3_k *blocks, const 
                                              int in, int out, int o, int first_row, const int tile_rows) {
     __m256 acc[MAX_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) acc[r] = _mm256_setzero_ps();
-    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i four = _mm256_set1_epi8(4);
     for (int b = 0; b < in / HK_QK_K; b++) {
         const hk_block_q3_k *block = &blocks[b];
         PREFETCH_AHEAD(block);
         PREFETCH_AHEAD((const char *)block + 64);
-        // Picked as stored (0..63, zero-extended by the shuffle), then 32 off in 16 bits.
-        __m128i stored_scales = q3_k_stored_scales(block->scales);
-        __m256i scale_bytes = _mm256_broadcastsi128_si256(stored_scales);
-        __m256i scale_words = _mm256_cvtepi8_epi16(_mm_sub_epi8(stored_scales, _mm_set1_epi8(32)));
+        // The sixteen scales (stored - 32) as int16 words; half h's eight in both 128-bit lanes of half_words[h],
+        // so that one byte shuffle gives a vector's two sub-block scales.
+        __m256i scale_words = _mm256_cvtepi8_epi16(_mm_sub_epi8(q3_k_stored_scales(block->scales), _mm_set1_epi8(32)));
+        const __m256i half_words[2] = {_mm256_permute2x128_si256(scale_words, scale_words, 0x00),
+                                       _mm256_permute2x128_si256(scale_words, scale_words, 0x11)};
         __m256i high_bits = _mm256_loadu_si256((const __m256i *)block->hmask);
         __m256i sums[MAX_TILE_ROWS];
         for (int r = 0; r < tile_rows; r++) sums[r] = _mm256_setzero_si256();
@@ -215,11 +216,16 @@ HK_TARGET_AVX2 HK_INLINE void q3_k_tile_avx2(const hk_block_q3_k *blocks, const 
         for (int half = 0; half < 2; half++) {
             __m256i levels[4], scales[4];
             for (int k = 0; k < 4; k++) {
-                // Third bit of values 32 j .. 32 j + 31: bit j of hmask[l].
+                // Third bit of values 32 j .. 32 j + 31: bit j of hmask[l], moved to bit 2 of its byte (the bits a
+                // 16-bit shift carries across the byte boundary are masked off).
                 int j = 4 * half + k;
-                __m256i third = _mm256_and_si256(_mm256_srli_epi16(high_bits, j), one);
-                levels[k] = _mm256_or_si256(two_bit_levels_avx2(block->qs, j), _mm256_slli_epi16(third, 2));
-                scales[k] = _mm256_sub_epi16(pair_scales_avx2(scale_bytes, j), _mm256_set1_epi16(32));
+                __m256i third = j < 2 ? _mm256_slli_epi16(high_bits, 2 - j)
+                              : j == 2 ? high_bits : _mm256_srli_epi16(high_bits, j - 2);
+                levels[k] = _mm256_or_si256(two_bit_levels_avx2(block->qs, j), _mm256_and_si256(third, four));
+                // Words 2k and 2k + 1 of the half (sub-blocks 2j, 2j + 1) over the low and high lanes.
+                const __m256i pick = _mm256_setr_m128i(_mm_set1_epi16((short)(0x0100 + 0x0202 * (2 * k))),
+                                                       _mm_set1_epi16((short)(0x0100 + 0x0202 * (2 * k + 1))));
+                scales[k] = _mm256_shuffle_epi8(half_words[half], pick);
             }
             hk_q8_k_products_avx2(levels, scales, 4, 128 * half, pack, stride, first_row, b, tile_rows, sums);
         }
