@@ -2,8 +2,9 @@ import Foundation
 import Testing
 import HoneKernels
 
-/// hk_matmul_many (AVX-512: packed 32-output panels times 14-row blocks; otherwise or under 16 rows: tiles converted
-/// to f32, sgemm per tile inside one OpenMP region) against its naive reference.
+/// hk_matmul_many (from 16 rows, packed panels: AVX-512 32 outputs times 14-row blocks, AVX2 16 outputs times 6-row
+/// blocks; scalar or under 16 rows: tiles converted to f32, sgemm per tile inside one OpenMP region) against its
+/// naive reference.
 extension KernelTests {
     private static func weightType(_ type: MatmulWeightType) -> Int32 {
         switch type {
@@ -17,9 +18,10 @@ extension KernelTests {
     func matmulManyMatchesReference(type: MatmulWeightType) throws {
         var generator = SeededGenerator(seed: 71)
         // Shapes cover one tile, several tiles with a ragged last one, and an `in` that is no multiple of 16; for the
-        // panels: row counts below 16 (sgemm), exactly one 14-row block plus 1–13 left over, panels that end after
-        // 16 outputs (48) or inside either half (531 = 16 × 32 + 19, 1030, 700 = 21 × 32 + 28), SmolLM2's down
-        // projection (1536 → 576) and an `in` under 16 (no 16×16 block to transpose).
+        // panels: row counts below 16 (sgemm), exactly one 14-row block plus 1–13 left over (AVX2: 6-row blocks and
+        // 1–5 left over), panels that end after 16 outputs (48) or inside either half (531 = 16 × 32 + 19, 1030,
+        // 700 = 21 × 32 + 28; AVX2: 45 = 2 × 16 + 13, 20 = 16 + 4), SmolLM2's down projection (1536 → 576) and an `in`
+        // under 16 or 8 (no square block to transpose).
         for (rows, inputs, outputs) in [(9, 64, 48), (33, 100, 531), (64, 2048, 700), (17, 5632, 64), (300, 96, 1030),
                                         (40, 576, 192), (16, 7, 45), (14 * 3 + 13, 1536, 576), (28, 33, 20)] {
             let weights = Weights(type, count: outputs * inputs, generator: &generator)
@@ -47,11 +49,18 @@ extension KernelTests {
     }
 
     /// From 16 rows up (the packed panels), a row's outputs are bit-identical whatever rows surround it, where it
-    /// falls in a 14-row block or the rest, and how many threads share the panels: a batch of scored documents
-    /// then gives each document the numbers it gets alone (once it has 16 rows).
+    /// falls in a row block or the rest, and how many threads share the panels: a batch of scored documents
+    /// then gives each document the numbers it gets alone (once it has 16 rows). AVX2 and AVX-512 (the scalar level
+    /// takes sgemm, which makes no such promise).
     @Test(arguments: MatmulWeightType.allCases)
     func matmulManyRowIsIndependentOfItsBatch(type: MatmulWeightType) throws {
-        guard hk_isa_detect() >= Int32(HK_ISA_AVX512.rawValue) else { return }  // sgemm makes no such promise
+        try forEachISA { isa in
+            guard isa >= Int32(HK_ISA_AVX2.rawValue) else { return }
+            try matmulManyRowIsIndependentOfItsBatch(type: type, isa: isa)
+        }
+    }
+
+    private func matmulManyRowIsIndependentOfItsBatch(type: MatmulWeightType, isa: Int32) throws {
         var generator = SeededGenerator(seed: 74)
         let (inputs, outputs, total) = (200, 70, 47)
         let weights = Weights(type, count: outputs * inputs, generator: &generator)
@@ -72,7 +81,7 @@ extension KernelTests {
         for (rows, start) in [(16, 0), (16, 31), (29, 5), (30, 17), (47, 0)] {
             let part = multiply(rows: rows, from: start, threads: rows % 2 == 0 ? 1 : 2)
             expectBitwiseEqual(part, Array(all[(start * outputs)..<((start + rows) * outputs)]),
-                               "\(type): rows \(start)..<\(start + rows) alone")
+                               "\(type) \(isaNames[Int(isa)]): rows \(start)..<\(start + rows) alone")
         }
     }
 
@@ -154,13 +163,19 @@ extension KernelTests {
     /// hk_vocab_scores against the plain computation: every logit by hk_vocab_logit (the same arithmetic as the
     /// kernel's lanes), the first maximum, and log Σ exp in double. Vocabularies end inside a panel and inside a
     /// 512-output block; equal top logits in one block and across blocks must give the first index; thread counts
-    /// give bit-identical results.
+    /// give bit-identical results. At every ISA level from AVX2 (the scalar level declines).
     @Test(arguments: MatmulWeightType.allCases)
     func vocabScoresMatchLogits(type: MatmulWeightType) throws {
-        guard hk_isa_detect() >= Int32(HK_ISA_AVX512.rawValue) else {
-            #expect(hk_vocab_scores(nil, Int32(HK_TYPE_F32.rawValue), nil, 1, 1, 1, nil, nil, nil) == -1)
-            return
+        try forEachISA { isa in
+            guard isa >= Int32(HK_ISA_AVX2.rawValue) else {
+                #expect(hk_vocab_scores(nil, Int32(HK_TYPE_F32.rawValue), nil, 1, 1, 1, nil, nil, nil) == -1)
+                return
+            }
+            try vocabScoresMatchLogits(type: type, isa: isa)
         }
+    }
+
+    private func vocabScoresMatchLogits(type: MatmulWeightType, isa: Int32) throws {
         var generator = SeededGenerator(seed: 75)
         for (rows, inputs, vocabulary) in [(1, 64, 512), (15, 100, 1537), (30, 576, 1100)] {
             var raw = generator.floats(vocabulary * inputs)
@@ -198,7 +213,7 @@ extension KernelTests {
             }
             let (best, top, normalizer) = run(threads: 2)
             let single = run(threads: 1)
-            #expect(single.0 == best && single.1 == top && single.2 == normalizer, "\(type) thread counts differ")
+            #expect(single.0 == best && single.1 == top && single.2 == normalizer, "\(type) \(isaNames[Int(isa)]) thread counts differ")
             for row in 0..<rows {
                 let logits: [Float] = stored.withUnsafeBytes { w in
                     x.withUnsafeBufferPointer { xs in
@@ -207,17 +222,24 @@ extension KernelTests {
                 }
                 let maximum = logits.max()!
                 let first = logits.firstIndex(of: maximum)!
-                #expect(Int(best[row]) == first && top[row] == maximum, "\(type) \(vocabulary) row \(row): best \(best[row]) vs \(first)")
-                #expect(first == (row % 2 == 0 ? 10 : 700), "\(type) row \(row): the planted tie")
+                #expect(Int(best[row]) == first && top[row] == maximum, "\(type) \(isaNames[Int(isa)]) \(vocabulary) row \(row): best \(best[row]) vs \(first)")
+                #expect(first == (row % 2 == 0 ? 10 : 700), "\(type) \(isaNames[Int(isa)]) row \(row): the planted tie")
                 let expected = Double(maximum) + log(logits.reduce(0.0) { $0 + exp(Double($1) - Double(maximum)) })
-                #expect(abs(normalizer[row] - expected) <= 1e-5, "\(type) row \(row): \(normalizer[row]) vs \(expected)")
+                #expect(abs(normalizer[row] - expected) <= 1e-5, "\(type) \(isaNames[Int(isa)]) row \(row): \(normalizer[row]) vs \(expected)")
             }
         }
     }
 
-    /// hk_vocab_logit is the panel kernel's value: equal bit for bit to hk_matmul_many's output from 16 rows.
+    /// hk_vocab_logit is the panel kernel's value: equal bit for bit to hk_matmul_many's output from 16 rows, on AVX2
+    /// and AVX-512.
     @Test func vocabLogitIsThePanelKernelsValue() throws {
-        guard hk_isa_detect() >= Int32(HK_ISA_AVX512.rawValue) else { return }
+        try forEachISA { isa in
+            guard isa >= Int32(HK_ISA_AVX2.rawValue) else { return }
+            vocabLogitIsThePanelKernelsValue(isa: isa)
+        }
+    }
+
+    private func vocabLogitIsThePanelKernelsValue(isa: Int32) {
         var generator = SeededGenerator(seed: 76)
         let (rows, inputs, outputs) = (20, 300, 90)
         let w = generator.floats(outputs * inputs), x = generator.floats(rows * inputs)
@@ -226,7 +248,7 @@ extension KernelTests {
         for row in 0..<rows {
             for output in 0..<outputs {
                 let single = x.withUnsafeBufferPointer { hk_vocab_logit(w, Int32(HK_TYPE_F32.rawValue), $0.baseAddress! + row * inputs, Int32(inputs), Int32(output)) }
-                #expect(single.bitPattern == y[row * outputs + output].bitPattern, "row \(row) output \(output)")
+                #expect(single.bitPattern == y[row * outputs + output].bitPattern, "\(isaNames[Int(isa)]) row \(row) output \(output)")
             }
         }
     }
