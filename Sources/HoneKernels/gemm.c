@@ -170,6 +170,7 @@ HK_TARGET_AVX512 HK_INLINE void transpose_16x16(const float *src /* [16, lds] */
     for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + (size_t)i * ldd, columns[i]);
 }
 
+/// The 32 weights of one input index become two aligned vectors for the micro-kernel.
 HK_TARGET_AVX512 static void pack_panel(const void *w /* [out, in] of weight_type */, int weight_type, int in,
                                         int out, int first, float *scratch /* [32, in] */,
                                         float *panel /* [in, 32] */) {
@@ -183,6 +184,9 @@ HK_TARGET_AVX512 static void pack_panel(const void *w /* [out, in] of weight_typ
     }
     pack_panel_rest(rows, in, count, PANEL_WIDTH, full_outputs, full_inputs, panel);
 }
+
+/// y[r, 0..<32] = sum_k x[r, k] * panel[k, 0..<32] for `row_count` (a constant after inlining) rows; `low` and
+/// `high` mask the two output vectors of a last, narrower panel.
 HK_TARGET_AVX512 HK_INLINE void panel_micro_kernel(const int row_count, const float *x /* [row_count, ldx] */,
                                                    size_t ldx, const float *panel /* [in, 32] */, int in,
                                                    float *y /* [row_count, ldy] */, size_t ldy, __mmask16 low,
@@ -307,15 +311,11 @@ HK_TARGET_AVX2 HK_INLINE void panel_micro_kernel_avx2(const int row_count, const
                                                       __m256i high) {
     __m256 sums[PANEL_ROWS_AVX2][2];
     for (int r = 0; r < row_count; r++) sums[r][0] = sums[r][1] = _mm256_setzero_ps();
-    // Rows r and r + 3 from two pointers that advance with k, each row r % 3 rows of ldx on (base + index
-    // addressing, no address arithmetic per row and step).
-    const float *first = x, *fourth = x + 3 * ldx;
-#pragma clang loop unroll_count(2)
     for (int k = 0; k < in; k++) {
         __m256 weights_low = _mm256_load_ps(panel + (size_t)k * PANEL_WIDTH_AVX2);
         __m256 weights_high = _mm256_load_ps(panel + (size_t)k * PANEL_WIDTH_AVX2 + 8);
         for (int r = 0; r < row_count; r++) {
-            __m256 value = _mm256_broadcast_ss((r < 3 ? first : fourth) + (size_t)(r % 3) * ldx + k);
+            __m256 value = _mm256_broadcast_ss(x + (size_t)r * ldx + k);
             sums[r][0] = _mm256_fmadd_ps(value, weights_low, sums[r][0]);
             sums[r][1] = _mm256_fmadd_ps(value, weights_high, sums[r][1]);
         }
@@ -332,18 +332,17 @@ HK_TARGET_AVX2 static void panel_times_rows_avx2(const float *panel /* [in, 16] 
     int count = out - first < PANEL_WIDTH_AVX2 ? out - first : PANEL_WIDTH_AVX2;
     // hk_tail_mask8 sets every lane from a count of 8 up.
     __m256i low = hk_tail_mask8((size_t)count), high = hk_tail_mask8((size_t)(count > 8 ? count - 8 : 0));
-    const float *panel_x = x;
-    float *panel_y = y + first;
+    y += first;
     int r = 0;
     for (; r + PANEL_ROWS_AVX2 <= rows; r += PANEL_ROWS_AVX2) {
-        panel_micro_kernel_avx2(PANEL_ROWS_AVX2, panel_x + (size_t)r * in, (size_t)in, panel, in,
-                                panel_y + (size_t)r * out, (size_t)out, low, high);
+        panel_micro_kernel_avx2(PANEL_ROWS_AVX2, x + (size_t)r * in, (size_t)in, panel, in, y + (size_t)r * out,
+                                (size_t)out, low, high);
     }
     switch (rows - r) {
 #define ROWS_CASE(n)                                                                                            \
     case n:                                                                                                    \
-        panel_micro_kernel_avx2(n, panel_x + (size_t)r * in, (size_t)in, panel, in, panel_y + (size_t)r * out,  \
-                                (size_t)out, low, high);                                                       \
+        panel_micro_kernel_avx2(n, x + (size_t)r * in, (size_t)in, panel, in, y + (size_t)r * out, (size_t)out,  \
+                                low, high);                                                                    \
         break;
         ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5)
 #undef ROWS_CASE
