@@ -108,6 +108,16 @@ HK_TARGET_AVX2 HK_INLINE __m256i hk_nibble_pair_avx2(const uint8_t *first, const
                                    _mm_loadu_si128((const __m128i *)second), 1);
 }
 
+/// The eight-output AVX2 tiles (IQ4_NL in quant_legacy.c, IQ4_XS in quant_k_more_matmul.c) address weight row k
+/// of a full tile as first + k * row_bytes (a few registers for all eight); a short one (count < 8) repeats its last
+/// row through these offsets.
+HK_INLINE void hk_octet_short_offsets(size_t row_bytes, int count, size_t offsets[8]) {
+    for (int k = 0; k < 8; k++) offsets[k] = (size_t)(k < count ? k : count - 1) * row_bytes;
+}
+
+#define HK_OCTET_ROW(first, full, row_bytes, short_offsets, k)                                                 \
+    ((first) + ((full) ? (size_t)(k) * (row_bytes) : (short_offsets)[k]))
+
 /// The AVX2 K-quant inner step for every activation row of a tile: sums[r] += Σ_k scales[k] · (levels[k] · the 32
 /// Q8_K values of block b from value first_value + 32 k), the int16 pair sums of vpmaddubsw weighted by vpmaddwd.
 /// Callers pass half a block at a time (Q2_K, Q3_K, Q6_K) so that levels and scales stay in AVX2's

@@ -299,11 +299,10 @@ HK_INLINE uint64_t load_u64(const uint8_t *p) {
 HK_TARGET_AVX2 HK_INLINE void iq4_xs_octet_tile_avx2(const uint8_t *w, size_t row_bytes, const uint8_t *pack,
                                                      size_t stride, float *y, int in, int out, int o, int count,
                                                      int first_row, const int tile_rows, const int full) {
-    // A full tile's rows are addressed as first + k * row_bytes; a short one repeats its last row.
     size_t short_offsets[8];
-    for (int k = 0; k < 8; k++) short_offsets[k] = (size_t)(k < count ? k : count - 1) * row_bytes;
+    hk_octet_short_offsets(row_bytes, count, short_offsets);
     const uint8_t *first = w + (size_t)o * row_bytes;
-#define TILE_ROW(k) (first + (full ? (size_t)(k) * row_bytes : short_offsets[k]))
+#define TILE_ROW(k) HK_OCTET_ROW(first, full, row_bytes, short_offsets, k)
     __m256 acc[2];
     const hk_block_q8_k *row_blocks[2];
     for (int r = 0; r < tile_rows; r++) {
