@@ -12,9 +12,11 @@ extern "C" {
 #include "hone_types.h"
 
 /// y[r, o] = sum_i w[o, i] * x[r, i] for many rows.
-/// The weight is cut into tiles of output rows; each OpenMP thread converts its tile to f32 (f16/bf16) in a
-/// private buffer and multiplies it with single-threaded sgemm, so OpenMP alone owns the cores (OpenBLAS's
-/// own thread pool is set to one thread) and no full f32 copy of the weight is ever made.
+/// From 16 rows on AVX2 and AVX-512: Hone's panel kernel (panels of outputs packed as f32 per call, each output one
+/// chain of fused multiply-adds in input order, so a row's result does not depend on the rows beside it).
+/// Otherwise the weight is cut into tiles of output rows; each OpenMP thread converts its tile to f32 (f16/bf16)
+/// in a private buffer and multiplies it with single-threaded sgemm, so OpenMP alone owns the cores (OpenBLAS's
+/// own thread pool is set to one thread). Either way no full f32 copy of the weight is ever made.
 void hk_matmul_many(const void *w /* [out, in] of weight_type (hk_type: F32, F16 or BF16) */, int weight_type,
                     const float *x /* [rows, in] */, float *y /* [rows, out] */, int rows, int in, int out);
 /// Output rows per tile of hk_matmul_many: at most ~2 MB of f32 weight, a multiple of 16, and equal tiles whose
@@ -31,7 +33,7 @@ void hk_sgemm_nt(const float *x /* [rows, in] */, const float *w /* [out, in] */
 /// Scores rows against a vocabulary without writing their logits z = W x_r: best[r] = the first index of max z,
 /// best_logit[r] = that maximum, log_normalizer[r] = log Σ_v exp(z_v) (blocks of 512 summed in f32, combined in
 /// double). Each z is computed as hk_matmul_many computes it from 16 rows (see hk_vocab_logit). Results do not
-/// depend on the thread count. Returns -1 (nothing written) without AVX-512 or for weight types other than
+/// depend on the thread count. Returns -1 (nothing written) below AVX2 or for weight types other than
 /// F32/F16/BF16: then project and reduce the logits instead.
 int hk_vocab_scores(const void *w /* [vocab, in] of weight_type */, int weight_type, const float *x /* [rows, in] */,
                     int rows, int in, int vocab, int32_t *best /* [rows] */, float *best_logit /* [rows] */,
