@@ -329,10 +329,10 @@ HK_TARGET_AVX2 HK_INLINE void iq4_xs_octet_tile_avx2(const uint8_t *w, size_t ro
         const __m256i split = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
         headers_low = _mm256_permutevar8x32_epi32(headers_low, split);
         headers_high = _mm256_permutevar8x32_epi32(headers_high, split);
-        __m256i scale_and_high = _mm256_permute2x128_si256(headers_low, headers_high, 0x20);
-        __m256i scale_low_bits = _mm256_permute2x128_si256(headers_low, headers_high, 0x31);
+        __m256i d_and_scales_h = _mm256_permute2x128_si256(headers_low, headers_high, 0x20);
+        __m256i scales_l = _mm256_permute2x128_si256(headers_low, headers_high, 0x31);
         __m256i halves = _mm256_permute4x64_epi64(
-            _mm256_shuffle_epi8(scale_and_high, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+            _mm256_shuffle_epi8(d_and_scales_h, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
                                                                  0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1)),
             0x08);
         __m256 weight_scales = _mm256_cvtph_ps(_mm256_castsi256_si128(halves));
@@ -347,8 +347,8 @@ HK_TARGET_AVX2 HK_INLINE void iq4_xs_octet_tile_avx2(const uint8_t *w, size_t ro
             // Sub-block s's scales of outputs 0..7: low nibble from scales_l, top two bits from scales_h, in both
             // words of each int32 lane (so that one vpshufd gives a pair's scale words), 32 off word by word.
             __m256i scales = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi32(scale_low_bits, 4 * s), _mm256_set1_epi32(0x0F)),
-                _mm256_and_si256(_mm256_srli_epi32(scale_and_high, 12 + 2 * s), _mm256_set1_epi32(0x30)));
+                _mm256_and_si256(_mm256_srli_epi32(scales_l, 4 * s), _mm256_set1_epi32(0x0F)),
+                _mm256_and_si256(_mm256_srli_epi32(d_and_scales_h, 12 + 2 * s), _mm256_set1_epi32(0x30)));
             scales = _mm256_sub_epi16(_mm256_or_si256(scales, _mm256_slli_epi32(scales, 16)), _mm256_set1_epi16(32));
             __m256i first_half[2], second_half[2];
             for (int r = 0; r < tile_rows; r++) {
