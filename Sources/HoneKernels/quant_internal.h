@@ -108,6 +108,27 @@ HK_TARGET_AVX2 HK_INLINE __m256i hk_nibble_pair_avx2(const uint8_t *first, const
                                    _mm_loadu_si128((const __m128i *)second), 1);
 }
 
+/// The walk of the multi-output AVX2 tiles (quant_legacy.c, quant_k_more_matmul.c) over outputs
+/// [first_output, end_output) and `rows` activation rows: outputs in tiles of `width`, rows in tiles of two, outputs
+/// in chunks of about 64 KB of weights when there are several row tiles (read from memory by the first, from L2 by
+/// the others). TILE_CALL() sees o, count (1..width), first_row and tile_rows (1 or 2).
+#define FOR_EACH_OUTPUT_TILE(rows, row_bytes, width, TILE_CALL)                                                \
+    do {                                                                                                       \
+        int tile_count_ = ((rows) + 1) / 2;                                                                    \
+        int chunk_ = (int)(((size_t)64 << 10) / (row_bytes)) / (width) * (width);                              \
+        if (chunk_ < (width) || tile_count_ == 1) chunk_ = end_output - first_output;                          \
+        for (int chunk_first_ = first_output; chunk_first_ < end_output; chunk_first_ += chunk_) {            \
+            int chunk_end_ = end_output - chunk_first_ < chunk_ ? end_output : chunk_first_ + chunk_;          \
+            for (int tile_ = 0; tile_ < tile_count_; tile_++) {                                                \
+                int first_row = 2 * tile_, tile_rows = (rows) - first_row < 2 ? (rows) - first_row : 2;        \
+                for (int o = chunk_first_; o < chunk_end_; o += (width)) {                                     \
+                    int count = chunk_end_ - o < (width) ? chunk_end_ - o : (width);                           \
+                    TILE_CALL();                                                                               \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+    } while (0)
+
 /// The eight-output AVX2 tiles (IQ4_NL in quant_legacy.c, IQ4_XS in quant_k_more_matmul.c) address weight row k
 /// of a full tile as first + k * row_bytes (a few registers for all eight); a short one (count < 8) repeats its last
 /// row through these offsets.

@@ -392,26 +392,18 @@ HK_TARGET_AVX2 HK_INLINE void iq4_xs_octet_tile_avx2(const uint8_t *w, size_t ro
     }
 }
 
-/// Outputs in tiles of eight, activation rows in tiles of two; outputs in chunks of about 64 KB of weights when
-/// there are several row tiles (read from memory by the first, from L2 by the others).
+/// Outputs in tiles of eight, as FOR_EACH_OUTPUT_TILE walks them.
 HK_TARGET_AVX2 static void range_iq4_xs_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
                                              int in, int out, int first_output, int end_output) {
     size_t row_bytes = hk_quant_row_bytes(HK_TYPE_IQ4_XS, in);
-    int tile_count = (rows + 1) / 2;
-    int chunk = (int)(((size_t)64 << 10) / row_bytes) / 8 * 8;
-    if (chunk < 8 || tile_count == 1) chunk = end_output - first_output;
-    for (int chunk_first = first_output; chunk_first < end_output; chunk_first += chunk) {
-        int chunk_end = end_output - chunk_first < chunk ? end_output : chunk_first + chunk;
-        for (int tile = 0; tile < tile_count; tile++) {
-            int first_row = 2 * tile, tile_rows = rows - first_row < 2 ? rows - first_row : 2;
-            for (int o = chunk_first; o < chunk_end; o += 8) {
-                int count = chunk_end - o < 8 ? chunk_end - o : 8;
-                if (count < 8) iq4_xs_octet_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, count, first_row, tile_rows, 0);
-                else if (tile_rows == 1) iq4_xs_octet_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, 8, first_row, 1, 1);
-                else iq4_xs_octet_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, 8, first_row, 2, 1);
-            }
-        }
-    }
+#define IQ4_XS_TILE()                                                                                          \
+    do {                                                                                                       \
+        if (count < 8) iq4_xs_octet_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, count, first_row, tile_rows, 0); \
+        else if (tile_rows == 1) iq4_xs_octet_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, 8, first_row, 1, 1); \
+        else iq4_xs_octet_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, 8, first_row, 2, 1);            \
+    } while (0)
+    FOR_EACH_OUTPUT_TILE(rows, row_bytes, 8, IQ4_XS_TILE);
+#undef IQ4_XS_TILE
 }
 
 /// A range function (outputs [first_output, end_output) for every row) over the tile function TILE_<tile>.

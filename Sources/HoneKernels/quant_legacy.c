@@ -560,35 +560,25 @@ HK_TARGET_AVX2 HK_INLINE void iq4_nl_octet_tile_avx2(const uint8_t *w, size_t ro
     }
 }
 
-/// Outputs in tiles of four (Q4_0, Q4_1, Q5_0, Q5_1) or eight (IQ4_NL), activation rows in tiles of two; outputs
-/// in chunks of about 64 KB of weights when there are several row tiles (read from memory by the first, from L2
-/// by the others).
+/// Outputs in tiles of four (Q4_0, Q4_1, Q5_0, Q5_1) or eight (IQ4_NL), as FOR_EACH_OUTPUT_TILE walks them.
 HK_TARGET_AVX2 HK_INLINE void nibble_range_avx2(const int type, const uint8_t *w, const uint8_t *pack, size_t stride,
                                                 float *y, int rows, int in, int out, int first_output, int end_output) {
-    const int width = type == HK_TYPE_IQ4_NL ? 8 : 4;
     size_t row_bytes = hk_quant_row_bytes(type, in);
-    int tile_count = (rows + 1) / 2;
-    int chunk = (int)(((size_t)64 << 10) / row_bytes) / width * width;
-    if (chunk < width || tile_count == 1) chunk = end_output - first_output;
-    for (int chunk_first = first_output; chunk_first < end_output; chunk_first += chunk) {
-        int chunk_end = end_output - chunk_first < chunk ? end_output : chunk_first + chunk;
-        for (int tile = 0; tile < tile_count; tile++) {
-            int first_row = 2 * tile, tile_rows = rows - first_row < 2 ? rows - first_row : 2;
-            for (int o = chunk_first; o < chunk_end; o += width) {
-                int count = chunk_end - o < width ? chunk_end - o : width;
-                if (type != HK_TYPE_IQ4_NL) {
-                    if (tile_rows == 1) legacy_quad_tile_avx2(type, w, row_bytes, pack, stride, y, in, out, o, count, first_row, 1);
-                    else legacy_quad_tile_avx2(type, w, row_bytes, pack, stride, y, in, out, o, count, first_row, 2);
-                } else if (count < 8) {
-                    iq4_nl_octet_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, count, first_row, tile_rows, 0);
-                } else if (tile_rows == 1) {
-                    iq4_nl_octet_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, 8, first_row, 1, 1);
-                } else {
-                    iq4_nl_octet_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, 8, first_row, 2, 1);
-                }
-            }
-        }
-    }
+#define NIBBLE_TILE()                                                                                          \
+    do {                                                                                                       \
+        if (type != HK_TYPE_IQ4_NL) {                                                                          \
+            if (tile_rows == 1) legacy_quad_tile_avx2(type, w, row_bytes, pack, stride, y, in, out, o, count, first_row, 1); \
+            else legacy_quad_tile_avx2(type, w, row_bytes, pack, stride, y, in, out, o, count, first_row, 2);    \
+        } else if (count < 8) {                                                                                \
+            iq4_nl_octet_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, count, first_row, tile_rows, 0);  \
+        } else if (tile_rows == 1) {                                                                           \
+            iq4_nl_octet_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, 8, first_row, 1, 1);              \
+        } else {                                                                                               \
+            iq4_nl_octet_tile_avx2(w, row_bytes, pack, stride, y, in, out, o, 8, first_row, 2, 1);              \
+        }                                                                                                      \
+    } while (0)
+    FOR_EACH_OUTPUT_TILE(rows, row_bytes, type == HK_TYPE_IQ4_NL ? 8 : 4, NIBBLE_TILE);
+#undef NIBBLE_TILE
 }
 
 HK_TARGET_AVX2 void hk_range_q4_0_pairs_avx2(const uint8_t *w, const uint8_t *pack, size_t stride, float *y, int rows,
