@@ -6,7 +6,8 @@ import HoneKernels
 /// first token is scored from the context's last position (so one-token choices, as in MMLU, cost no forward of
 /// their own). Documents are batched into forward passes of up to `tokenBudget` context tokens. The token prefix
 /// that every context of a call shares (MMLU's description and `first_n` shots, TruthfulQA's six-question primer)
-/// runs once, and each document's cache starts from a copy of its keys and values.
+/// runs once, and each document's cache starts from a copy of its keys and values. The tokens that open every
+/// choice of a document (PIQA's two solutions often differ in a word or two) run once, with its context.
 public final class MultipleChoiceScorer {
     public struct ChoiceScore: Sendable, Equatable, Codable {
         /// Sum of log p(token | everything before it) over the continuation's tokens.
@@ -33,6 +34,12 @@ public final class MultipleChoiceScorer {
     public var processGroup = ProcessGroup.single
     /// A shared context prefix shorter than this is not worth a forward pass of its own.
     public var minimumSharedPrefix = 4
+    /// Run the tokens that every choice of a document starts with once, as part of its context: their rows are the
+    /// same for every choice (causal attention), so each choice's log-likelihood is the shared tokens' plus its own.
+    public var shareChoicePrefixes = true
+    /// Choice tokens scored once for all choices of their document by the last `score` call (see
+    /// `shareChoicePrefixes`): forward rows saved = this × (choices − 1).
+    public private(set) var sharedChoiceTokens = 0
 
     public init(model: CausalLanguageModel, tokenizer: Tokenizer, tokenBudget: Int = 2048) {
         self.model = model
@@ -83,11 +90,26 @@ public final class MultipleChoiceScorer {
                 owners.append((index, [choice]))
             }
         }
-        let prefix = try sharedPrefix(units.map(\.context))
+        // The tokens every choice opens with join the context (each choice keeps at least its last token).
+        var sharedTokens = [Int](repeating: 0, count: units.count)
+        if shareChoicePrefixes {
+            for (index, unit) in units.enumerated() where unit.continuations.count > 1 {
+                let shared = commonPrefixLength(unit.continuations, atMost: unit.continuations.map(\.count).min()! - 1)
+                guard shared > 0 else { continue }
+                units[index] = TokenizedRequest(context: unit.context + unit.continuations[0].prefix(shared),
+                                                continuations: unit.continuations.map { Array($0.dropFirst(shared)) })
+                sharedTokens[index] = shared
+            }
+        }
+        sharedChoiceTokens = sharedTokens.reduce(0, +)
+        // Each unit's row before its first shared token must be its own (it scores that token).
+        let prefix = try sharedPrefix(units.map(\.context),
+                                      atMost: zip(units, sharedTokens).map { $0.context.count - 1 - $1 }.min() ?? 0)
         let passes = forwardPasses(lengths: units.map { $0.context.count - prefix.length }, tokenBudget: tokenBudget)
         var scoredUnits: [Int: [ChoiceScore]] = [:]
         for (index, pass) in passes.enumerated() where processGroup.owns(index) {
-            for (offset, scores) in try scoreGroup(Array(units[pass]), prefix: prefix).enumerated() {
+            for (offset, scores) in try scoreGroup(Array(units[pass]), sharedTokens: Array(sharedTokens[pass]),
+                                                   prefix: prefix).enumerated() {
                 scoredUnits[pass.lowerBound + offset] = scores
             }
             progress?(pass.upperBound == units.count ? requests.count : owners[pass.upperBound].request)
@@ -101,24 +123,34 @@ public final class MultipleChoiceScorer {
         return results
     }
 
-    /// The longest token prefix of all contexts, leaving each at least one token of its own (its last row predicts
-    /// the first token of every choice), run once; empty when shorter than `minimumSharedPrefix` or when there is
-    /// a single context.
-    private func sharedPrefix(_ contexts: [[Int32]]) throws -> (length: Int, cache: KVCache?) {
-        guard contexts.count > 1, var length = contexts.map({ $0.count - 1 }).min() else { return (0, nil) }
-        let first = contexts[0]
-        for context in contexts.dropFirst() {
+    /// Length of the longest prefix common to all `sequences`, at most `limit`.
+    private func commonPrefixLength(_ sequences: [[Int32]], atMost limit: Int) -> Int {
+        guard let first = sequences.first else { return 0 }
+        var length = max(0, limit)
+        for sequence in sequences.dropFirst() {
             var common = 0
-            while common < length, context[common] == first[common] { common += 1 }
+            while common < length, sequence[common] == first[common] { common += 1 }
             length = common
         }
+        return length
+    }
+
+    /// The longest token prefix of all contexts, at most `limit` long (so that each context keeps the rows it
+    /// scores from), run once; empty when shorter than `minimumSharedPrefix` or when there is a single context.
+    private func sharedPrefix(_ contexts: [[Int32]], atMost limit: Int) throws -> (length: Int, cache: KVCache?) {
+        guard contexts.count > 1 else { return (0, nil) }
+        let length = commonPrefixLength(contexts, atMost: limit)
         guard length >= max(1, minimumSharedPrefix) else { return (0, nil) }
+        let first = contexts[0]
         let cache = model.makeCache()
         _ = try model.forward([SequenceInput(tokens: Array(first.prefix(length)), cache: cache)], outputRows: [])
         return (length, cache)
     }
 
-    private func scoreGroup(_ requests: [TokenizedRequest], prefix: (length: Int, cache: KVCache?)) throws -> [[ChoiceScore]] {
+    /// `sharedTokens[i]`: how many of request i's context tokens are the opening of all its choices (scored here
+    /// once and added to each choice).
+    private func scoreGroup(_ requests: [TokenizedRequest], sharedTokens: [Int],
+                            prefix: (length: Int, cache: KVCache?)) throws -> [[ChoiceScore]] {
         let caches = requests.map { _ -> KVCache in
             let cache = model.makeCache()
             if let shared = prefix.cache { cache.copyPrefix(of: shared, count: prefix.length) }
@@ -128,23 +160,32 @@ public final class MultipleChoiceScorer {
             [ChoiceScore](repeating: ChoiceScore(loglikelihood: 0, isGreedy: true), count: request.continuations.count)
         }
         // 1. Every context once (after the shared prefix); its last row predicts the first token of every choice,
-        //    and only those rows are kept.
-        var lastRows: [Int] = []
+        //    the rows before it the choices' shared opening tokens, and only those rows are kept.
+        var outputRows: [Int] = []
+        var targets: [[Int32]] = []
         var passRows = 0
-        for request in requests {
+        for (request, shared) in zip(requests, sharedTokens) {
             passRows += request.context.count - prefix.length
-            lastRows.append(passRows - 1)
+            outputRows.append(contentsOf: (passRows - 1 - shared)..<passRows)
+            targets.append(contentsOf: request.context.suffix(shared).map { [$0] })
+            targets.append(request.continuations.map { $0.first ?? -1 })
         }
         let contextHidden = try model.forward(zip(requests, caches).map {
             SequenceInput(tokens: Array($0.context[prefix.length...]), cache: $1)
-        }, outputRows: lastRows)
-        var rows = Array(0..<requests.count)
-        var targets = requests.map { request in request.continuations.map { $0.first ?? -1 } }
-        let first = evaluate(contextHidden, rows: rows, targets: targets)
-        for (index, values) in first.enumerated() {
-            for (choice, value) in values.enumerated() where requests[index].continuations[choice].count > 0 {
-                scores[index][choice] = ChoiceScore(loglikelihood: Double(value.logprob), isGreedy: value.isGreedy)
+        }, outputRows: outputRows)
+        let first = evaluate(contextHidden, rows: Array(outputRows.indices), targets: targets)
+        var cursor = 0
+        for (index, shared) in sharedTokens.enumerated() {
+            var opening = ChoiceScore(loglikelihood: 0, isGreedy: true)
+            for value in first[cursor..<(cursor + shared)].map({ $0[0] }) {
+                opening.loglikelihood += Double(value.logprob)
+                opening.isGreedy = opening.isGreedy && value.isGreedy
             }
+            for (choice, value) in first[cursor + shared].enumerated() where requests[index].continuations[choice].count > 0 {
+                scores[index][choice] = ChoiceScore(loglikelihood: opening.loglikelihood + Double(value.logprob),
+                                                    isGreedy: opening.isGreedy && value.isGreedy)
+            }
+            cursor += shared + 1
         }
         // 2. Longer choices: round r runs choice r of every document on top of its context's cache (then forgets it),
         //    so documents stay batched and no cache is copied.
@@ -159,7 +200,7 @@ public final class MultipleChoiceScorer {
             }
             guard !batch.isEmpty else { continue }
             let hidden = try model.forward(batch)
-            rows = []
+            var rows: [Int] = []
             targets = []
             for (slot, index) in members.enumerated() {
                 let continuation = requests[index].continuations[round]

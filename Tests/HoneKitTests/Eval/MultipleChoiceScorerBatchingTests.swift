@@ -2,9 +2,10 @@ import Foundation
 import Testing
 @testable import HoneKit
 
-/// How the scorer batches (vocabulary projection rows per call, context tokens per forward pass) changes no score
-/// beyond rounding: every task of the tiny-llama fixture, 0-shot, scored with one-row projections and one document
-/// per pass against the defaults. (The defaults themselves are checked against lm-eval by MultipleChoiceEvalTests.)
+/// How the scorer batches (vocabulary projection rows per call, context tokens per forward pass, choices' shared
+/// opening tokens run once) changes no score beyond rounding: every task of the tiny-llama fixture, 0-shot, scored
+/// with one-row projections, one document per pass and every choice on its own against the defaults. (The defaults
+/// themselves are checked against lm-eval by MultipleChoiceEvalTests.)
 struct MultipleChoiceScorerBatchingTests {
     @Test func batchingDoesNotChangeScores() throws {
         let loaded = try LoadedModel.open(Repository.fixture("eval/tiny-llama"))
@@ -14,10 +15,14 @@ struct MultipleChoiceScorerBatchingTests {
         let batched = MultipleChoiceScorer(model: loaded.model, tokenizer: tokenizer)
         let single = MultipleChoiceScorer(model: loaded.model, tokenizer: tokenizer, tokenBudget: 1)
         single.logitChunk = 1
+        single.shareChoicePrefixes = false
+        var sharedChoiceTokens = 0
         for task in tasks {
             let requests = try task.requests(fewShot: 0, limit: nil)
             let expected = try single.score(requests)
             let actual = try batched.score(requests)
+            sharedChoiceTokens += batched.sharedChoiceTokens
+            #expect(single.sharedChoiceTokens == 0)
             #expect(actual.count == expected.count)
             for (document, (ours, reference)) in zip(actual, expected).enumerated() {
                 #expect(ours.map(\.isGreedy) == reference.map(\.isGreedy), "\(task.name) doc \(document) is_greedy")
@@ -27,5 +32,7 @@ struct MultipleChoiceScorerBatchingTests {
                 }
             }
         }
+        // The fixture's choices do share opening tokens (PIQA's and TruthfulQA's), so that route ran.
+        #expect(sharedChoiceTokens > 0)
     }
 }
