@@ -641,6 +641,48 @@ static int attention_tokens(const token_kernels *kernels, const hk_attention_seq
     return 0;
 }
 
+// MARK: - Many queries at once: what every level brings
+
+/// Keys transposed per work item: 16 (a whole AVX2 panel, half an AVX-512 one).
+enum { KEY_CHUNK = 16 };
+
+/// Scratch of one thread for a level's attention block.
+typedef struct {
+    float *scores;          // [block rows, ceil(max_keys / panel width) × panel width]
+    float *partial_scores;  // [block rows, ceil(max_keys / panel width) × panel width]
+    float *queries;         // [block rows, head_dim]
+} attention_block_scratch;
+
+/// One level's many-query kernels. `pack_keys` transposes keys [first, first + KEY_CHUNK) of one KV head into
+/// panels of `panel_width` keys × head_dim features (panels[p][d][j] = key (panel_width p + j), feature d; zeros
+/// past `keys`); `block` computes the rows (token t, head h) for tokens [first_token, first_token + tokens) and
+/// heads [first_head, first_head + head_count) of KV head `kv_head`, tokens × head_count ≤ `block_rows`.
+typedef struct {
+    int panel_width, block_rows;
+    void (*pack_keys)(const float *k /* [keys, kv_stride] at the KV head */, int keys, int first, int kv_stride,
+                      int head_dim, float *panels);
+    void (*block)(const float *q /* [n_q, heads, head_dim] */, const float *v /* [n_kv, kv_heads, head_dim] */,
+                  float *out /* [n_q, heads, head_dim] */, int q_start, int heads, int group, int head_dim,
+                  int kv_stride, float scale, int kv_head, int first_token, int tokens, int first_head,
+                  int head_count, const float *key_panels, attention_block_scratch scratch);
+} block_kernels;
+
+/// The block's query rows copied together (token-major), with each row's key count and output.
+static void gather_block_rows(const float *q, float *out, int q_start, int heads, int group, int head_dim, int kv_head,
+                              int first_token, int tokens, int first_head, int head_count, float *queries,
+                              int *limits, float **outputs) {
+    for (int t = 0; t < tokens; t++) {
+        for (int h = 0; h < head_count; h++) {
+            int r = t * head_count + h;
+            int head = kv_head * group + first_head + h;
+            size_t offset = ((size_t)(first_token + t) * heads + head) * head_dim;
+            for (int d = 0; d < head_dim; d++) queries[(size_t)r * head_dim + d] = q[offset + d];
+            limits[r] = q_start + first_token + t + 1;
+            outputs[r] = out + offset;
+        }
+    }
+}
+
 // MARK: - AVX-512, many queries at once
 //
 // Why: the pair kernel reduces every (query, key) dot product across lanes and reloads the keys and values for each
@@ -654,9 +696,9 @@ static int attention_tokens(const token_kernels *kernels, const hk_attention_seq
 
 /// Keys [first, first + 16) of one KV head into the panels that hold keys [0, keys) as 32 keys × head_dim features:
 /// panels[p][d][j] = key (32p + j), feature d; zeros past `keys`.
-HK_TARGET_AVX512 static void pack_key_chunk(const float *k /* [keys, kv_stride] at the KV head */, int keys, int first,
-                                            int kv_stride, int head_dim,
-                                            float *panels /* [ceil(keys/32), head_dim, 32] */) {
+HK_TARGET_AVX512 static void pack_key_chunk_avx512(const float *k /* [keys, kv_stride] at the KV head */, int keys,
+                                                   int first, int kv_stride, int head_dim,
+                                                   float *panels /* [ceil(keys/32), head_dim, 32] */) {
     __m512 rows[16], columns[16];
     int count = keys - first < 16 ? keys - first : 16;
     float *panel = panels + (size_t)(first / 32) * head_dim * HK_PANEL_WIDTH + first % 32;
@@ -737,21 +779,13 @@ HK_TARGET_AVX512 static void weighted_values_rows(int row_count, const float *we
     }
 }
 
-/// Scratch of one thread for attention_block_avx512.
-typedef struct {
-    float *scores;          // [HK_PANEL_ROWS, ceil32(max_keys)]
-    float *partial_scores;  // [HK_PANEL_ROWS, ceil32(max_keys)]
-    float *queries;         // [HK_PANEL_ROWS, head_dim]
-} attention_block_scratch;
-
-/// Rows (token t, head h) for tokens [first_token, first_token + tokens) and heads [first_head, first_head +
-/// head_count) of KV head `kv_head`, token-major; tokens × head_count ≤ 14.
+/// block_kernels.block at AVX-512: up to 14 rows.
 HK_TARGET_AVX512 static void attention_block_avx512(const float *q /* [n_q, heads, head_dim] */,
                                                     const float *v /* [n_kv, kv_heads, head_dim] */,
                                                     float *out /* [n_q, heads, head_dim] */, int q_start,
                                                     int heads, int group, int head_dim, int kv_stride, float scale, int kv_head, int first_token, int tokens,
                                                     int first_head, int head_count,
-                                                    const float *key_panels /* the KV head's, from pack_key_chunk */,
+                                                    const float *key_panels /* the KV head's, from pack_key_chunk_avx512 */,
                                                     attention_block_scratch scratch) {
     int rows = tokens * head_count;
     int keys = q_start + first_token + tokens;  // what the block's last token sees
@@ -761,16 +795,8 @@ HK_TARGET_AVX512 static void attention_block_avx512(const float *q /* [n_q, head
 
     int limits[HK_PANEL_ROWS];
     float *outputs[HK_PANEL_ROWS];
-    for (int t = 0; t < tokens; t++) {
-        for (int h = 0; h < head_count; h++) {
-            int r = t * head_count + h;
-            int head = kv_head * group + first_head + h;
-            size_t offset = ((size_t)(first_token + t) * heads + head) * head_dim;
-            for (int d = 0; d < head_dim; d++) scratch.queries[(size_t)r * head_dim + d] = q[offset + d];
-            limits[r] = q_start + first_token + t + 1;
-            outputs[r] = out + offset;
-        }
-    }
+    gather_block_rows(q, out, q_start, heads, group, head_dim, kv_head, first_token, tokens, first_head, head_count,
+                      scratch.queries, limits, outputs);
     // Each score as two sums over half the features, added: two chains of head_dim / 2 products round less than one
     // of head_dim (the pair kernel's reduction tree is more accurate still).
     int half = head_dim / 2;
@@ -809,6 +835,198 @@ HK_TARGET_AVX512 static void attention_block_avx512(const float *q /* [n_q, head
     weighted_values_rows(rows, scratch.scores, ldw, limits, head_values, kv_stride, head_dim, inverse_sums, outputs);
 }
 
+// MARK: - AVX2, many queries at once
+//
+// AVX-512's route on AVX2's registers: panels of 16 keys (two vectors) times blocks of up to 6 query rows, the
+// AVX2 GEMM micro-kernel for the scores, 8 features at a time for the values. Why: by pairs, attention took 6 % of
+// an MMLU pass on a Zen 3 core (each score reduced across lanes, keys and values reloaded per query head). One
+// thread, SmolLM2's heads, 16 documents of 70 tokens after a 16-token prefix: 30 → 42 GFLOP/s; SmolLM2 f32 pp512:
+// 344 → 372 tokens/s.
+
+/// block_kernels.pack_keys at AVX2: the 16 keys fill one panel, in 8 × 8 transposes (zero-padded at the edges).
+HK_TARGET_AVX2 static void pack_key_chunk_avx2(const float *k /* [keys, kv_stride] at the KV head */, int keys, int first,
+                                               int kv_stride, int head_dim,
+                                               float *panels /* [ceil(keys/16), head_dim, 16] */) {
+    int count = keys - first < KEY_CHUNK ? keys - first : KEY_CHUNK;
+    float *panel = panels + (size_t)(first / HK_PANEL_WIDTH_AVX2) * head_dim * HK_PANEL_WIDTH_AVX2;
+    for (int j = 0; j < HK_PANEL_WIDTH_AVX2; j += 8) {
+        for (int d = 0; d < head_dim; d += 8) {
+            const float *source = k + (size_t)(first + j) * kv_stride + d;
+            size_t source_stride = (size_t)kv_stride;
+            float edge[8 * 8], transposed[8 * 8];
+            int key_count = count - j < 8 ? (count - j > 0 ? count - j : 0) : 8;
+            int feature_count = head_dim - d < 8 ? head_dim - d : 8;
+            if (key_count < 8 || feature_count < 8) {
+                memset(edge, 0, sizeof edge);
+                for (int key = 0; key < key_count; key++) {
+                    memcpy(edge + 8 * key, source + (size_t)key * kv_stride, (size_t)feature_count * sizeof(float));
+                }
+                source = edge;
+                source_stride = 8;
+            }
+            if (feature_count == 8) {
+                hk_transpose_8x8_avx2(source, source_stride, panel + (size_t)d * HK_PANEL_WIDTH_AVX2 + j,
+                                      HK_PANEL_WIDTH_AVX2);
+            } else {
+                hk_transpose_8x8_avx2(source, source_stride, transposed, 8);
+                for (int f = 0; f < feature_count; f++) {
+                    memcpy(panel + (size_t)(d + f) * HK_PANEL_WIDTH_AVX2 + j, transposed + 8 * f, 8 * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+/// Features [first, first + 8) of a value row: a plain load, or a masked one for the last, partial vector
+/// (`masked` a constant after inlining).
+HK_TARGET_AVX2 HK_INLINE __m256 value_features_avx2(const float *value, __m256i features, const int masked) {
+    return masked ? _mm256_maskload_ps(value, features) : _mm256_loadu_ps(value);
+}
+
+/// out[r][first ..< first + 8] = Σ_j weights[r, j] v[j] / sums[r] for row_count (a constant after inlining, 1–6)
+/// rows, row r over keys [0, limits[r]); keys below `common` are seen by every row. Even and odd keys go to separate
+/// sums (as at AVX-512).
+HK_TARGET_AVX2 HK_INLINE void weighted_value_features_avx2(const int row_count, const int masked,
+                                                           const float *weights /* [rows, ldw] */, size_t ldw,
+                                                           const int *limits /* [rows] */, int common, int longest,
+                                                           const float *v /* [keys, kv_stride] */, int kv_stride,
+                                                           int first, __m256i features,
+                                                           const float *inverse_sums /* [rows] */,
+                                                           float *const *outputs /* [rows] → [head_dim] */) {
+    __m256 even[HK_PANEL_ROWS_AVX2], odd[HK_PANEL_ROWS_AVX2];
+    for (int r = 0; r < row_count; r++) even[r] = odd[r] = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 2 <= common; j += 2) {
+        const float *value = v + (size_t)j * kv_stride + first;
+        __m256 even_value = value_features_avx2(value, features, masked);
+        __m256 odd_value = value_features_avx2(value + kv_stride, features, masked);
+        for (int r = 0; r < row_count; r++) {
+            even[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(weights + (size_t)r * ldw + j), even_value, even[r]);
+            odd[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(weights + (size_t)r * ldw + j + 1), odd_value, odd[r]);
+        }
+    }
+    // The keys left, down to the causal triangle's last ones: only the rows that see them.
+    for (; j < longest; j++) {
+        __m256 value = value_features_avx2(v + (size_t)j * kv_stride + first, features, masked);
+        for (int r = 0; r < row_count; r++) {
+            if (j >= limits[r]) continue;
+            __m256 weight = _mm256_broadcast_ss(weights + (size_t)r * ldw + j);
+            if (j & 1) {
+                odd[r] = _mm256_fmadd_ps(weight, value, odd[r]);
+            } else {
+                even[r] = _mm256_fmadd_ps(weight, value, even[r]);
+            }
+        }
+    }
+    for (int r = 0; r < row_count; r++) {
+        __m256 total = _mm256_mul_ps(_mm256_add_ps(even[r], odd[r]), _mm256_set1_ps(inverse_sums[r]));
+        if (masked) {
+            _mm256_maskstore_ps(outputs[r] + first, features, total);
+        } else {
+            _mm256_storeu_ps(outputs[r] + first, total);
+        }
+    }
+}
+
+/// out[r] = Σ_j weights[r, j] v[j] / sums[r] for row_count (a constant after inlining, 1–6) rows, row r over keys
+/// [0, limits[r]), 8 features at a time.
+HK_TARGET_AVX2 HK_INLINE void weighted_values_avx2(const int row_count, const float *weights /* [rows, ldw] */,
+                                                   size_t ldw, const int *limits /* [rows] */,
+                                                   const float *v /* [keys, kv_stride] at the KV head */,
+                                                   int kv_stride, int head_dim, const float *inverse_sums /* [rows] */,
+                                                   float *const *outputs /* [rows] → [head_dim] */) {
+    int common = limits[0], longest = limits[0];
+    for (int r = 1; r < row_count; r++) {
+        if (limits[r] < common) common = limits[r];
+        if (limits[r] > longest) longest = limits[r];
+    }
+    int first = 0;
+    __m256i all = _mm256_set1_epi32(-1);
+    for (; first + 8 <= head_dim; first += 8) {
+        weighted_value_features_avx2(row_count, 0, weights, ldw, limits, common, longest, v, kv_stride, first, all,
+                                     inverse_sums, outputs);
+    }
+    if (first < head_dim) {
+        weighted_value_features_avx2(row_count, 1, weights, ldw, limits, common, longest, v, kv_stride, first,
+                                     hk_tail_mask8((size_t)(head_dim - first)), inverse_sums, outputs);
+    }
+}
+
+HK_TARGET_AVX2 static void weighted_values_rows_avx2(int row_count, const float *weights, size_t ldw, const int *limits,
+                                                     const float *v, int kv_stride, int head_dim,
+                                                     const float *inverse_sums, float *const *outputs) {
+    switch (row_count) {
+#define HK_VALUES_ROWS_CASE(n) \
+    case n: weighted_values_avx2(n, weights, ldw, limits, v, kv_stride, head_dim, inverse_sums, outputs); break;
+        HK_VALUES_ROWS_CASE(1) HK_VALUES_ROWS_CASE(2) HK_VALUES_ROWS_CASE(3) HK_VALUES_ROWS_CASE(4)
+        HK_VALUES_ROWS_CASE(5) HK_VALUES_ROWS_CASE(6)
+#undef HK_VALUES_ROWS_CASE
+        default: break;
+    }
+}
+
+/// block_kernels.block at AVX2: up to 6 rows.
+HK_TARGET_AVX2 static void attention_block_avx2(const float *q /* [n_q, heads, head_dim] */,
+                                                const float *v /* [n_kv, kv_heads, head_dim] */,
+                                                float *out /* [n_q, heads, head_dim] */, int q_start, int heads,
+                                                int group, int head_dim, int kv_stride, float scale, int kv_head,
+                                                int first_token, int tokens, int first_head, int head_count,
+                                                const float *key_panels /* the KV head's, from pack_key_chunk_avx2 */,
+                                                attention_block_scratch scratch) {
+    int rows = tokens * head_count;
+    int keys = q_start + first_token + tokens;  // what the block's last token sees
+    int panels = (keys + HK_PANEL_WIDTH_AVX2 - 1) / HK_PANEL_WIDTH_AVX2;
+    size_t ldw = (size_t)panels * HK_PANEL_WIDTH_AVX2;
+    int limits[HK_PANEL_ROWS_AVX2];
+    float *outputs[HK_PANEL_ROWS_AVX2];
+    gather_block_rows(q, out, q_start, heads, group, head_dim, kv_head, first_token, tokens, first_head, head_count,
+                      scratch.queries, limits, outputs);
+    // Each score as two sums over half the features, added (as at AVX-512).
+    int half = head_dim / 2;
+    __m256i all = _mm256_set1_epi32(-1);
+    for (int p = 0; p < panels; p++) {
+        const float *panel = key_panels + (size_t)p * head_dim * HK_PANEL_WIDTH_AVX2;
+        hk_panel_micro_kernel_rows_avx2(rows, scratch.queries, (size_t)head_dim, panel, half,
+                                        scratch.scores + (size_t)p * HK_PANEL_WIDTH_AVX2, ldw, all, all);
+        hk_panel_micro_kernel_rows_avx2(rows, scratch.queries + half, (size_t)head_dim,
+                                        panel + (size_t)half * HK_PANEL_WIDTH_AVX2, head_dim - half,
+                                        scratch.partial_scores + (size_t)p * HK_PANEL_WIDTH_AVX2, ldw, all, all);
+    }
+    // Softmax weights per row over the keys it sees, shifted by its maximum; the unseen keys are skipped.
+    float inverse_sums[HK_PANEL_ROWS_AVX2];
+    __m256 scale_vector = _mm256_set1_ps(scale);
+    for (int r = 0; r < rows; r++) {
+        float *row = scratch.scores + (size_t)r * ldw;
+        const float *partial = scratch.partial_scores + (size_t)r * ldw;
+        // Whole vectors: the row is padded to whole panels of finite scores (keys past the last are zeros), and
+        // what lands past limits[r] is never read as a weight; only the maximum and the sum leave those lanes out.
+        __m256 maxima = _mm256_set1_ps(-INFINITY);
+        for (int j = 0; j < limits[r]; j += 8) {
+            __m256 mask = _mm256_castsi256_ps(hk_tail_mask8((size_t)(limits[r] - j)));
+            __m256 scaled = _mm256_mul_ps(_mm256_add_ps(_mm256_load_ps(row + j), _mm256_load_ps(partial + j)), scale_vector);
+            _mm256_store_ps(row + j, scaled);
+            maxima = _mm256_blendv_ps(maxima, _mm256_max_ps(maxima, scaled), mask);
+        }
+        __m256 max_vector = _mm256_set1_ps(hk_max_avx2(maxima));
+        __m256 sums = _mm256_setzero_ps();
+        for (int j = 0; j < limits[r]; j += 8) {
+            __m256 mask = _mm256_castsi256_ps(hk_tail_mask8((size_t)(limits[r] - j)));
+            __m256 weights = hk_exp_avx2(_mm256_sub_ps(_mm256_load_ps(row + j), max_vector));
+            _mm256_store_ps(row + j, weights);
+            sums = _mm256_add_ps(sums, _mm256_and_ps(weights, mask));
+        }
+        inverse_sums[r] = 1.0f / hk_sum_avx2(sums);
+    }
+    weighted_values_rows_avx2(rows, scratch.scores, ldw, limits, v + (size_t)kv_head * head_dim, kv_stride, head_dim,
+                              inverse_sums, outputs);
+}
+
+// MARK: - Many queries at once: the loop
+
+static const block_kernels avx512_blocks = {HK_PANEL_WIDTH, HK_PANEL_ROWS, pack_key_chunk_avx512, attention_block_avx512};
+static const block_kernels avx2_blocks = {HK_PANEL_WIDTH_AVX2, HK_PANEL_ROWS_AVX2, pack_key_chunk_avx2,
+                                          attention_block_avx2};
+
 /// Where one sequence's blocks and key panels lie in a batch's shared numbering and memory.
 typedef struct {
     int token_blocks;
@@ -830,18 +1048,19 @@ static int owning_sequence(const sequence_blocks *layout, int count, long index,
     return s;
 }
 
-/// Every query of every sequence in blocks of up to 14 rows, in one parallel region: the keys of all sequences are
-/// transposed first, then all blocks are dealt round-robin. Short sequences (MMLU documents of ~70 tokens) each
-/// used to take an OpenMP region of their own, which two threads ran barely faster than one. Returns 0, or -1
-/// (nothing computed) without memory.
-HK_TARGET_AVX512 static int attention_blocks_avx512(const hk_attention_sequence *sequences, int count, int heads,
-                                                    int kv_heads, int head_dim, float scale, int threads) {
+/// Every query of every sequence in blocks of up to `kernels->block_rows` rows, in one parallel region: the keys of
+/// all sequences are transposed first, then all blocks are dealt round-robin. Short sequences (MMLU documents of ~70
+/// tokens) each used to take an OpenMP region of their own, which two threads ran barely faster than one. Returns
+/// 0, or -1 (nothing computed) without memory.
+static int attention_blocks(const block_kernels *kernels, const hk_attention_sequence *sequences, int count, int heads,
+                            int kv_heads, int head_dim, float scale, int threads) {
     int group = heads / kv_heads;
     int kv_stride = kv_heads * head_dim;
-    // A block: a few tokens × the query heads of one KV head's group (all of it when it fits).
-    int head_count = group < HK_PANEL_ROWS ? group : HK_PANEL_ROWS;
-    int head_blocks = (group + head_count - 1) / head_count;
-    int tokens_per_block = HK_PANEL_ROWS / head_count;
+    int width = kernels->panel_width, block_rows = kernels->block_rows;
+    // A block: a few tokens × the query heads of one KV head's group (all of it when it fits, else equal parts).
+    int head_blocks = (group + block_rows - 1) / block_rows;
+    int head_count = (group + head_blocks - 1) / head_blocks;
+    int tokens_per_block = block_rows / head_count;
     sequence_blocks *layout = malloc((size_t)count * sizeof(sequence_blocks));
     if (!layout) return -1;
     size_t key_floats = 0, score_floats = 0;
@@ -850,19 +1069,19 @@ HK_TARGET_AVX512 static int attention_blocks_avx512(const hk_attention_sequence 
         sequence_blocks *b = &layout[s];
         b->token_blocks = (sequences[s].n_q + tokens_per_block - 1) / tokens_per_block;
         b->max_keys = sequences[s].q_start + sequences[s].n_q;
-        b->key_chunks = (b->max_keys + 15) / 16;
-        int panels = (b->max_keys + HK_PANEL_WIDTH - 1) / HK_PANEL_WIDTH;
-        b->panel_floats = ((size_t)panels * head_dim * HK_PANEL_WIDTH + 15) / 16 * 16;
+        b->key_chunks = (b->max_keys + KEY_CHUNK - 1) / KEY_CHUNK;
+        int panels = (b->max_keys + width - 1) / width;
+        b->panel_floats = ((size_t)panels * head_dim * width + 15) / 16 * 16;
         b->panel_offset = key_floats;
         b->first_chunk = chunks;
         b->first_block = blocks;
         key_floats += (size_t)kv_heads * b->panel_floats;
         chunks += (long)kv_heads * b->key_chunks;
         blocks += (long)kv_heads * head_blocks * b->token_blocks;
-        size_t scores = (size_t)HK_PANEL_ROWS * panels * HK_PANEL_WIDTH;
+        size_t scores = (size_t)block_rows * panels * width;
         if (scores > score_floats) score_floats = scores;
     }
-    size_t per_thread = (2 * score_floats + (size_t)HK_PANEL_ROWS * head_dim + 15) / 16 * 16;
+    size_t per_thread = (2 * score_floats + (size_t)block_rows * head_dim + 15) / 16 * 16;
     float *memory = aligned_alloc(64, (key_floats + (size_t)threads * per_thread) * sizeof(float));
     if (!memory) {
         free(layout);
@@ -879,8 +1098,9 @@ HK_TARGET_AVX512 static int attention_blocks_avx512(const hk_attention_sequence 
             const sequence_blocks *b = &layout[s];
             int item = (int)(chunk - b->first_chunk);
             int kv_head = item / b->key_chunks;
-            pack_key_chunk(sequences[s].k + (size_t)kv_head * head_dim, b->max_keys, (item % b->key_chunks) * 16,
-                           kv_stride, head_dim, key_panels + b->panel_offset + (size_t)kv_head * b->panel_floats);
+            kernels->pack_keys(sequences[s].k + (size_t)kv_head * head_dim, b->max_keys,
+                               (item % b->key_chunks) * KEY_CHUNK, kv_stride, head_dim,
+                               key_panels + b->panel_offset + (size_t)kv_head * b->panel_floats);
         }
         float *mine = thread_memory + (size_t)omp_get_thread_num() * per_thread;
         attention_block_scratch scratch = {mine, mine + score_floats, mine + 2 * score_floats};
@@ -897,9 +1117,9 @@ HK_TARGET_AVX512 static int attention_blocks_avx512(const hk_attention_sequence 
             int first_token = (rest % b->token_blocks) * tokens_per_block;
             int tokens = sequence->n_q - first_token < tokens_per_block ? sequence->n_q - first_token : tokens_per_block;
             int block_heads = group - first_head < head_count ? group - first_head : head_count;
-            attention_block_avx512(sequence->q, sequence->v, sequence->out, sequence->q_start, heads, group, head_dim,
-                                   kv_stride, scale, kv_head, first_token, tokens, first_head, block_heads,
-                                   key_panels + b->panel_offset + (size_t)kv_head * b->panel_floats, scratch);
+            kernels->block(sequence->q, sequence->v, sequence->out, sequence->q_start, heads, group, head_dim, kv_stride,
+                           scale, kv_head, first_token, tokens, first_head, block_heads,
+                           key_panels + b->panel_offset + (size_t)kv_head * b->panel_floats, scratch);
         }
     }
     free(memory);
@@ -915,8 +1135,8 @@ static double attention_work(int n_q, int q_start, int heads, int head_dim) {
 }
 
 /// Sequences through the pair kernel, in one parallel region: decode steps (one query reads each key once, without
-/// transposing it; a batch of generations or served requests has one per sequence), and every sequence on machines
-/// without AVX-512. `first_pair[s]` numbers sequence s's first (query, head) pair in the batch ([count + 1]).
+/// transposing it; a batch of generations or served requests has one per sequence), and every sequence at the
+/// scalar level. `first_pair[s]` numbers sequence s's first (query, head) pair in the batch ([count + 1]).
 static void attention_by_pairs(const hk_attention_sequence *sequences, int count, const long *first_pair, int heads,
                                int kv_heads, int head_dim, float scale) {
     attention_pair pair_kernel;
@@ -987,7 +1207,10 @@ void hk_attention_batch(const hk_attention_sequence *sequences, int count, int h
         return;
     }
     int blocked = 0;
-    if (hk_isa_current() >= HK_ISA_AVX512) {
+    const block_kernels *blocks = hk_isa_current() >= HK_ISA_AVX512 ? &avx512_blocks
+                                  : hk_isa_current() == HK_ISA_AVX2  ? &avx2_blocks
+                                                                     : NULL;
+    if (blocks) {
         double work = 0;
         int n = 0;
         for (int s = 0; s < count; s++) {
@@ -997,7 +1220,7 @@ void hk_attention_batch(const hk_attention_sequence *sequences, int count, int h
             }
         }
         int threads = work < 65536.0 ? 1 : hk_thread_count();
-        blocked = n > 0 && attention_blocks_avx512(chosen, n, heads, kv_heads, head_dim, scale, threads) == 0;
+        blocked = n > 0 && attention_blocks(blocks, chosen, n, heads, kv_heads, head_dim, scale, threads) == 0;
     }
     // One-token sequences (decode steps) through the token route.
     int tokens_done = 0;

@@ -122,8 +122,8 @@ int hk_gemm_tile_height(int in, int out, int threads) {
 enum {
     PANEL_WIDTH = HK_PANEL_WIDTH,
     PANEL_ROWS = HK_PANEL_ROWS,
-    PANEL_WIDTH_AVX2 = 16,
-    PANEL_ROWS_AVX2 = 6,
+    PANEL_WIDTH_AVX2 = HK_PANEL_WIDTH_AVX2,
+    PANEL_ROWS_AVX2 = HK_PANEL_ROWS_AVX2,
     PANEL_MIN_ROWS = 16,  // below this, packing a panel costs more than it saves: OpenBLAS tiles instead
 };
 
@@ -265,28 +265,6 @@ HK_TARGET_AVX512 static void reduce_logits_avx512(const float *z, int count, flo
 
 // MARK: AVX2
 
-/// dst[k][j] = src[j][k] for an 8×8 block: unpack pairs, shuffle quads, exchange 128-bit halves.
-HK_TARGET_AVX2 HK_INLINE void transpose_8x8_avx2(const float *src /* [8, lds] */, size_t lds, float *dst /* [8, ldd] */,
-                                                 size_t ldd) {
-    __m256 rows[8], pairs[8], quads[8];
-    for (int i = 0; i < 8; i++) rows[i] = _mm256_loadu_ps(src + (size_t)i * lds);
-    for (int i = 0; i < 8; i += 2) {
-        pairs[i] = _mm256_unpacklo_ps(rows[i], rows[i + 1]);      // columns 0, 1 | 4, 5 of rows i, i + 1
-        pairs[i + 1] = _mm256_unpackhi_ps(rows[i], rows[i + 1]);  // columns 2, 3 | 6, 7
-    }
-    for (int half = 0; half < 2; half++) {  // rows 0..3, then 4..7
-        const __m256 *p = pairs + 4 * half;
-        quads[4 * half + 0] = _mm256_shuffle_ps(p[0], p[2], 0x44);  // column 0 | 4
-        quads[4 * half + 1] = _mm256_shuffle_ps(p[0], p[2], 0xEE);  // column 1 | 5
-        quads[4 * half + 2] = _mm256_shuffle_ps(p[1], p[3], 0x44);  // column 2 | 6
-        quads[4 * half + 3] = _mm256_shuffle_ps(p[1], p[3], 0xEE);  // column 3 | 7
-    }
-    for (int c = 0; c < 4; c++) {
-        _mm256_storeu_ps(dst + (size_t)c * ldd, _mm256_permute2f128_ps(quads[c], quads[4 + c], 0x20));
-        _mm256_storeu_ps(dst + (size_t)(c + 4) * ldd, _mm256_permute2f128_ps(quads[c], quads[4 + c], 0x31));
-    }
-}
-
 HK_TARGET_AVX2 static void pack_panel_avx2(const void *w /* [out, in] of weight_type */, int weight_type, int in,
                                            int out, int first, float *scratch /* [16, in] */,
                                            float *panel /* [in, 16] */) {
@@ -295,7 +273,7 @@ HK_TARGET_AVX2 static void pack_panel_avx2(const void *w /* [out, in] of weight_
     int full_outputs = count / 8 * 8, full_inputs = in / 8 * 8;
     for (int j = 0; j < full_outputs; j += 8) {
         for (int k = 0; k < full_inputs; k += 8) {
-            transpose_8x8_avx2(rows + (size_t)j * in + k, (size_t)in, panel + (size_t)k * PANEL_WIDTH_AVX2 + j,
+            hk_transpose_8x8_avx2(rows + (size_t)j * in + k, (size_t)in, panel + (size_t)k * PANEL_WIDTH_AVX2 + j,
                                PANEL_WIDTH_AVX2);
         }
     }
@@ -323,6 +301,20 @@ HK_TARGET_AVX2 HK_INLINE void panel_micro_kernel_avx2(const int row_count, const
     for (int r = 0; r < row_count; r++) {
         _mm256_maskstore_ps(y + (size_t)r * ldy, low, sums[r][0]);
         _mm256_maskstore_ps(y + (size_t)r * ldy + 8, high, sums[r][1]);
+    }
+}
+
+/// panel_micro_kernel_avx2 for a row count known only at run time (1–6): one specialised copy per count.
+HK_TARGET_AVX2 void hk_panel_micro_kernel_rows_avx2(int row_count, const float *x /* [row_count, ldx] */, size_t ldx,
+                                                    const float *panel /* [in, 16] */, int in,
+                                                    float *y /* [row_count, ldy] */, size_t ldy, __m256i low,
+                                                    __m256i high) {
+    switch (row_count) {
+#define ROWS_CASE(n) \
+    case n: panel_micro_kernel_avx2(n, x, ldx, panel, in, y, ldy, low, high); break;
+        ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
+#undef ROWS_CASE
+        default: break;
     }
 }
 

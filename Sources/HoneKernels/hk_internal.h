@@ -270,4 +270,39 @@ HK_TARGET_AVX2 HK_INLINE __m256i hk_tail_mask8(size_t count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/// dst[k][j] = src[j][k] for an 8×8 block: unpack pairs, shuffle quads, exchange 128-bit halves.
+HK_TARGET_AVX2 HK_INLINE void hk_transpose_8x8_avx2(const float *src /* [8, lds] */, size_t lds, float *dst /* [8, ldd] */,
+                                                    size_t ldd) {
+    __m256 rows[8], pairs[8], quads[8];
+    for (int i = 0; i < 8; i++) rows[i] = _mm256_loadu_ps(src + (size_t)i * lds);
+    for (int i = 0; i < 8; i += 2) {
+        pairs[i] = _mm256_unpacklo_ps(rows[i], rows[i + 1]);      // columns 0, 1 | 4, 5 of rows i, i + 1
+        pairs[i + 1] = _mm256_unpackhi_ps(rows[i], rows[i + 1]);  // columns 2, 3 | 6, 7
+    }
+    for (int half = 0; half < 2; half++) {  // rows 0..3, then 4..7
+        const __m256 *p = pairs + 4 * half;
+        quads[4 * half + 0] = _mm256_shuffle_ps(p[0], p[2], 0x44);  // column 0 | 4
+        quads[4 * half + 1] = _mm256_shuffle_ps(p[0], p[2], 0xEE);  // column 1 | 5
+        quads[4 * half + 2] = _mm256_shuffle_ps(p[1], p[3], 0x44);  // column 2 | 6
+        quads[4 * half + 3] = _mm256_shuffle_ps(p[1], p[3], 0xEE);  // column 3 | 7
+    }
+    for (int c = 0; c < 4; c++) {
+        _mm256_storeu_ps(dst + (size_t)c * ldd, _mm256_permute2f128_ps(quads[c], quads[4 + c], 0x20));
+        _mm256_storeu_ps(dst + (size_t)(c + 4) * ldd, _mm256_permute2f128_ps(quads[c], quads[4 + c], 0x31));
+    }
+}
+
+// The AVX2 f32 panel micro-kernel (gemm.c), shared with attention's many-query path.
+enum {
+    HK_PANEL_WIDTH_AVX2 = 16,  // outputs per packed panel: two 8-float vectors
+    HK_PANEL_ROWS_AVX2 = 6,    // rows per micro-kernel call: 12 accumulators, 2 panel vectors, 1 broadcast
+};
+
+/// y[r, 0..<16] = sum_k x[r, k] * panel[k, 0..<16] for r < row_count (1–6), each sum in k order; `low` and `high`
+/// mask the stores of the two output vectors.
+HK_HIDDEN HK_TARGET_AVX2 void hk_panel_micro_kernel_rows_avx2(int row_count, const float *x /* [row_count, ldx] */,
+                                                              size_t ldx, const float *panel /* [in, 16] */, int in,
+                                                              float *y /* [row_count, ldy] */, size_t ldy, __m256i low,
+                                                              __m256i high);
+
 #endif

@@ -24,11 +24,12 @@ extension PEFTReadBackTests {
         let committed = try SafetensorsFile(path: Self.fixture + "/adapter_model.safetensors")
         #expect(ours.tensors.keys.sorted() == committed.tensors.keys.sorted())
         // The committed adapter was written on an AVX-512 machine; AVX2 and scalar kernels sum in other orders, and
-        // four AdamW steps (whose first moves are ±lr whatever the gradient's size) carry that to ~7e-5 of a
-        // tensor's norm. A real change is far larger: the learning rate 1 % off moves some tensors by 1e-2.
+        // four AdamW steps (whose first moves are ±lr whatever the gradient's size) carry that to 0.7–4.4e-4 of a
+        // tensor's norm (Zen 3: AVX2 by pairs 7.4e-5, AVX2 in blocks 2.4e-4, scalar 4.4e-4). A real change is far
+        // larger: the learning rate 1 % off moves every tensor by 1.0e-2.
         for name in committed.tensors.keys {
             let difference = try relativeDifference(try ours.tensors[name]!.floats(), try committed.tensors[name]!.floats())
-            #expect(difference < 2e-4, "\(name): relative difference \(difference)")
+            #expect(difference < 1e-3, "\(name): relative difference \(difference)")
         }
     }
 }
