@@ -1027,6 +1027,11 @@ static const block_kernels avx512_blocks = {HK_PANEL_WIDTH, HK_PANEL_ROWS, pack_
 static const block_kernels avx2_blocks = {HK_PANEL_WIDTH_AVX2, HK_PANEL_ROWS_AVX2, pack_key_chunk_avx2,
                                           attention_block_avx2};
 
+/// Multiply-adds of one sequence's attention (scores plus values), keys summed over the causal triangle.
+static double attention_work(int n_q, int q_start, int heads, int head_dim) {
+    return 2.0 * heads * head_dim * ((double)n_q * q_start + 0.5 * n_q * (n_q + 1.0));
+}
+
 /// Where one sequence's blocks and key panels lie in a batch's shared numbering and memory.
 typedef struct {
     int token_blocks;
@@ -1048,26 +1053,71 @@ static int owning_sequence(const sequence_blocks *layout, int count, long index,
     return s;
 }
 
-/// Every query of every sequence in blocks of up to `kernels->block_rows` rows, in one parallel region: the keys of
-/// all sequences are transposed first, then all blocks are dealt round-robin. Short sequences (MMLU documents of ~70
-/// tokens) each used to take an OpenMP region of their own, which two threads ran barely faster than one. Returns
-/// 0, or -1 (nothing computed) without memory.
+/// What every block of a batch needs to know: kernels, sequences, their layout and the shape.
+typedef struct {
+    const block_kernels *kernels;
+    const hk_attention_sequence *sequences;
+    const sequence_blocks *layout;
+    float *key_panels;
+    int heads, group, head_dim, kv_stride;
+    int head_blocks, head_count, tokens_per_block;  // a block: tokens_per_block tokens × head_count heads
+    float scale;
+} block_pass;
+
+/// Key chunk `item` (KV head-major) of sequence s into its panels.
+static void pack_chunk(const block_pass *pass, int s, int item) {
+    const sequence_blocks *b = &pass->layout[s];
+    int kv_head = item / b->key_chunks;
+    pass->kernels->pack_keys(pass->sequences[s].k + (size_t)kv_head * pass->head_dim, b->max_keys,
+                             (item % b->key_chunks) * KEY_CHUNK, pass->kv_stride, pass->head_dim,
+                             pass->key_panels + b->panel_offset + (size_t)kv_head * b->panel_floats);
+}
+
+/// Block `item` (KV head, then head block, then token block) of sequence s.
+static void run_block(const block_pass *pass, int s, int item, attention_block_scratch scratch) {
+    const sequence_blocks *b = &pass->layout[s];
+    const hk_attention_sequence *sequence = &pass->sequences[s];
+    int per_kv_head = pass->head_blocks * b->token_blocks;
+    int kv_head = item / per_kv_head, rest = item % per_kv_head;
+    int first_head = (rest / b->token_blocks) * pass->head_count;
+    int first_token = (rest % b->token_blocks) * pass->tokens_per_block;
+    int tokens = sequence->n_q - first_token < pass->tokens_per_block ? sequence->n_q - first_token : pass->tokens_per_block;
+    int block_heads = pass->group - first_head < pass->head_count ? pass->group - first_head : pass->head_count;
+    pass->kernels->block(sequence->q, sequence->v, sequence->out, sequence->q_start, pass->heads, pass->group,
+                         pass->head_dim, pass->kv_stride, pass->scale, kv_head, first_token, tokens, first_head,
+                         block_heads, pass->key_panels + b->panel_offset + (size_t)kv_head * b->panel_floats, scratch);
+}
+
+/// Every query of every sequence in blocks of up to `kernels->block_rows` rows, in one parallel region. Short
+/// sequences (MMLU documents of ~70 tokens) each used to take an OpenMP region of their own, which two threads ran
+/// barely faster than one. With several sequences a thread each, each thread takes whole sequences (contiguous
+/// shares of the work): it transposes their keys and runs their blocks, reading only panels it wrote, with no
+/// barrier between (transposing everything first, then dealing blocks round-robin, ran 16 such documents at two
+/// threads no faster than the pair kernel on a Zen 3). Fewer, longer sequences (a prompt) have all keys
+/// transposed first, then all blocks dealt round-robin, so no thread gets all the long ones. A row's numbers are
+/// the same either way. Returns 0, or -1 (nothing computed) without memory.
 static int attention_blocks(const block_kernels *kernels, const hk_attention_sequence *sequences, int count, int heads,
                             int kv_heads, int head_dim, float scale, int threads) {
     int group = heads / kv_heads;
-    int kv_stride = kv_heads * head_dim;
     int width = kernels->panel_width, block_rows = kernels->block_rows;
     // A block: a few tokens × the query heads of one KV head's group (all of it when it fits, else equal parts).
     int head_blocks = (group + block_rows - 1) / block_rows;
     int head_count = (group + head_blocks - 1) / head_blocks;
-    int tokens_per_block = block_rows / head_count;
     sequence_blocks *layout = malloc((size_t)count * sizeof(sequence_blocks));
-    if (!layout) return -1;
+    double *work_before = malloc((size_t)(count + 1) * sizeof(double));  // [count + 1] prefix sums of work
+    if (!layout || !work_before) {
+        free(layout);
+        free(work_before);
+        return -1;
+    }
+    block_pass pass = {kernels, sequences, layout, NULL, heads, group, head_dim, kv_heads * head_dim,
+                       head_blocks, head_count, block_rows / head_count, scale};
     size_t key_floats = 0, score_floats = 0;
     long chunks = 0, blocks = 0;
+    work_before[0] = 0;
     for (int s = 0; s < count; s++) {
         sequence_blocks *b = &layout[s];
-        b->token_blocks = (sequences[s].n_q + tokens_per_block - 1) / tokens_per_block;
+        b->token_blocks = (sequences[s].n_q + pass.tokens_per_block - 1) / pass.tokens_per_block;
         b->max_keys = sequences[s].q_start + sequences[s].n_q;
         b->key_chunks = (b->max_keys + KEY_CHUNK - 1) / KEY_CHUNK;
         int panels = (b->max_keys + width - 1) / width;
@@ -1080,59 +1130,59 @@ static int attention_blocks(const block_kernels *kernels, const hk_attention_seq
         blocks += (long)kv_heads * head_blocks * b->token_blocks;
         size_t scores = (size_t)block_rows * panels * width;
         if (scores > score_floats) score_floats = scores;
+        work_before[s + 1] = work_before[s] + attention_work(sequences[s].n_q, sequences[s].q_start, heads, head_dim);
     }
     size_t per_thread = (2 * score_floats + (size_t)block_rows * head_dim + 15) / 16 * 16;
     float *memory = aligned_alloc(64, (key_floats + (size_t)threads * per_thread) * sizeof(float));
     if (!memory) {
         free(layout);
+        free(work_before);
         return -1;
     }
-    float *key_panels = memory, *thread_memory = memory + key_floats;
+    pass.key_panels = memory;
+    float *thread_memory = memory + key_floats;
+    int by_sequence = count >= 2 * threads;
 #pragma omp parallel num_threads(threads)
     {
-        // Every KV head's keys transposed once, for all the blocks that read them.
-        int cursor = 0;
-#pragma omp for schedule(static)
-        for (long chunk = 0; chunk < chunks; chunk++) {
-            int s = owning_sequence(layout, count, chunk, &cursor, 0);
-            const sequence_blocks *b = &layout[s];
-            int item = (int)(chunk - b->first_chunk);
-            int kv_head = item / b->key_chunks;
-            kernels->pack_keys(sequences[s].k + (size_t)kv_head * head_dim, b->max_keys,
-                               (item % b->key_chunks) * KEY_CHUNK, kv_stride, head_dim,
-                               key_panels + b->panel_offset + (size_t)kv_head * b->panel_floats);
-        }
-        float *mine = thread_memory + (size_t)omp_get_thread_num() * per_thread;
+        int thread = omp_get_thread_num(), team = omp_get_num_threads();
+        float *mine = thread_memory + (size_t)thread * per_thread;
         attention_block_scratch scratch = {mine, mine + score_floats, mine + 2 * score_floats};
-        cursor = 0;
-        // Later tokens see more keys: blocks are dealt round-robin, so no thread gets all the long ones.
+        if (by_sequence) {
+            // The sequences whose work midpoints fall in this thread's share of the total.
+            double total = work_before[count];
+            for (int s = 0; s < count; s++) {
+                double midpoint = 0.5 * (work_before[s] + work_before[s + 1]);
+                int owner = total > 0 ? (int)(midpoint / total * team) : s % team;
+                if ((owner < team ? owner : team - 1) != thread) continue;
+                for (int item = 0; item < kv_heads * layout[s].key_chunks; item++) pack_chunk(&pass, s, item);
+                for (int item = 0; item < kv_heads * head_blocks * layout[s].token_blocks; item++) {
+                    run_block(&pass, s, item, scratch);
+                }
+            }
+        } else {
+            // Every KV head's keys transposed once, for all the blocks that read them.
+            int cursor = 0;
+#pragma omp for schedule(static)
+            for (long chunk = 0; chunk < chunks; chunk++) {
+                int s = owning_sequence(layout, count, chunk, &cursor, 0);
+                pack_chunk(&pass, s, (int)(chunk - layout[s].first_chunk));
+            }
+            cursor = 0;
+            // Later tokens see more keys: blocks are dealt round-robin, so no thread gets all the long ones.
 #pragma omp for schedule(static, 1)
-        for (long block = 0; block < blocks; block++) {
-            int s = owning_sequence(layout, count, block, &cursor, 1);
-            const sequence_blocks *b = &layout[s];
-            const hk_attention_sequence *sequence = &sequences[s];
-            int item = (int)(block - b->first_block);
-            int kv_head = item / (head_blocks * b->token_blocks), rest = item % (head_blocks * b->token_blocks);
-            int first_head = (rest / b->token_blocks) * head_count;
-            int first_token = (rest % b->token_blocks) * tokens_per_block;
-            int tokens = sequence->n_q - first_token < tokens_per_block ? sequence->n_q - first_token : tokens_per_block;
-            int block_heads = group - first_head < head_count ? group - first_head : head_count;
-            kernels->block(sequence->q, sequence->v, sequence->out, sequence->q_start, heads, group, head_dim, kv_stride,
-                           scale, kv_head, first_token, tokens, first_head, block_heads,
-                           key_panels + b->panel_offset + (size_t)kv_head * b->panel_floats, scratch);
+            for (long block = 0; block < blocks; block++) {
+                int s = owning_sequence(layout, count, block, &cursor, 1);
+                run_block(&pass, s, (int)(block - layout[s].first_block), scratch);
+            }
         }
     }
     free(memory);
     free(layout);
+    free(work_before);
     return 0;
 }
 
 // MARK: - Dispatch
-
-/// Multiply-adds of one sequence's attention (scores plus values), keys summed over the causal triangle.
-static double attention_work(int n_q, int q_start, int heads, int head_dim) {
-    return 2.0 * heads * head_dim * ((double)n_q * q_start + 0.5 * n_q * (n_q + 1.0));
-}
 
 /// Sequences through the pair kernel, in one parallel region: decode steps (one query reads each key once, without
 /// transposing it; a batch of generations or served requests has one per sequence), and every sequence at the
