@@ -851,18 +851,20 @@ HK_TARGET_AVX2 static void pack_key_chunk_avx2(const float *k /* [keys, kv_strid
     float *panel = panels + (size_t)(first / HK_PANEL_WIDTH_AVX2) * head_dim * HK_PANEL_WIDTH_AVX2;
     for (int j = 0; j < HK_PANEL_WIDTH_AVX2; j += 8) {
         for (int d = 0; d < head_dim; d += 8) {
-            const float *source = k + (size_t)(first + j) * kv_stride + d;
-            size_t source_stride = (size_t)kv_stride;
             float edge[8 * 8], transposed[8 * 8];
             int key_count = count - j < 8 ? (count - j > 0 ? count - j : 0) : 8;
             int feature_count = head_dim - d < 8 ? head_dim - d : 8;
-            if (key_count < 8 || feature_count < 8) {
+            const float *source = edge;
+            size_t source_stride = 8;
+            if (key_count == 8 && feature_count == 8) {
+                source = k + (size_t)(first + j) * kv_stride + d;
+                source_stride = (size_t)kv_stride;
+            } else {
                 memset(edge, 0, sizeof edge);
                 for (int key = 0; key < key_count; key++) {
-                    memcpy(edge + 8 * key, source + (size_t)key * kv_stride, (size_t)feature_count * sizeof(float));
+                    memcpy(edge + 8 * key, k + (size_t)(first + j + key) * kv_stride + d,
+                           (size_t)feature_count * sizeof(float));
                 }
-                source = edge;
-                source_stride = 8;
             }
             if (feature_count == 8) {
                 hk_transpose_8x8_avx2(source, source_stride, panel + (size_t)d * HK_PANEL_WIDTH_AVX2 + j,
