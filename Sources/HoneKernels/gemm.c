@@ -536,12 +536,15 @@ int hk_vocab_scores(const void *w, int weight_type, const float *x, int rows, in
         free(indices);
         return -1;
     }
+    // Blocks are taken from a shared counter, so a core that runs slower for a while (a shared VM) takes fewer of
+    // them; every block reads the rows again anyway, and each writes only its own slots.
+    int next_block = 0;
     #pragma omp parallel num_threads(threads)
     {
         float *panels = workspace_of(&workspace, omp_get_thread_num());
         float *tile = panels + panels_floats, *scratch = tile + tile_floats;
-        #pragma omp for schedule(static)
-        for (int block = 0; block < blocks; block++) {
+        for (int block = __atomic_fetch_add(&next_block, 1, __ATOMIC_RELAXED); block < blocks;
+             block = __atomic_fetch_add(&next_block, 1, __ATOMIC_RELAXED)) {
             vocab_block(kernels, w, weight_type, x, rows, in, vocab, block, scratch, panels, tile,
                         maxima + (size_t)block * rows, indices + (size_t)block * rows, sums + (size_t)block * rows);
         }

@@ -45,13 +45,14 @@ extension ByteLevelBPETokenizer {
     /// Loads a Hugging Face `tokenizer.json` whose model is BPE with a byte-level pre-tokenizer (GPT-2, Llama 3,
     /// Qwen2), with `tokenizer_config.json` (optional) for the named special tokens and the BOS/EOS policy.
     public static func load(tokenizerJSON path: String, tokenizerConfig: String?) throws -> ByteLevelBPETokenizer {
-        try load(tokenizerJSON: readJSONObject(path), path: path, tokenizerConfig: tokenizerConfig)
+        try load(tokenizerJSON: TokenizerJSONFile(path: path), path: path, tokenizerConfig: tokenizerConfig)
     }
 
-    /// The same from an already parsed tokenizer.json (`path` names it in errors), for loaders that parse the
-    /// file once to find out which tokenizer it describes.
-    static func load(tokenizerJSON json: [String: Any], path: String, tokenizerConfig: String?) throws
+    /// The same from an already read tokenizer.json (`path` names it in errors), for loaders that read the file
+    /// once to find out which tokenizer it describes.
+    static func load(tokenizerJSON file: TokenizerJSONFile, path: String, tokenizerConfig: String?) throws
         -> ByteLevelBPETokenizer {
+        let json = file.values
         guard let model = json["model"] as? [String: Any] else {
             throw HoneError.malformedFile(path: path, message: "missing key 'model'")
         }
@@ -63,18 +64,8 @@ extension ByteLevelBPETokenizer {
                 throw HoneError.invalidConfig(path: path, message: "BPE '\(key)' (\"\(affix)\") is not supported")
             }
         }
-        guard let vocabularyObject = model["vocab"] as? [String: Any] else {
-            throw HoneError.malformedFile(path: path, message: "missing key 'model.vocab'")
-        }
-        var vocabulary: [String: Int32] = [:]
-        vocabulary.reserveCapacity(vocabularyObject.count)
-        for (piece, value) in vocabularyObject {
-            guard let id = jsonInteger(value), let id32 = Int32(exactly: id), id32 >= 0 else {
-                throw HoneError.malformedFile(path: path, message: "model.vocab entry '\(piece)' has no valid id")
-            }
-            vocabulary[piece] = id32
-        }
-        let merges = try TokenizerJSON.merges(model, path: path)
+        let vocabulary = try file.vocabulary(path: path)
+        let merges = try file.merges(path: path)
         try validateMerges(merges, vocabulary: vocabulary, path: path, lines: nil)
         let ignoreMerges = model["ignore_merges"] as? Bool ?? false
 

@@ -33,22 +33,20 @@ extension SentencePieceTokenizer {
 
     /// Loads an HF `tokenizer.json` whose model is BPE with byte fallback and a "▁" normaliser or Metaspace
     /// pre-tokenizer (what transformers writes for Llama/Mistral tokenizers).
-    static func load(tokenizerJSON json: [String: Any], path: String, tokenizerConfig: String?) throws -> SentencePieceTokenizer {
-        guard let model = json["model"] as? [String: Any], let vocabulary = model["vocab"] as? [String: Any] else {
+    static func load(tokenizerJSON file: TokenizerJSONFile, path: String, tokenizerConfig: String?) throws -> SentencePieceTokenizer {
+        let json = file.values
+        guard let model = json["model"] as? [String: Any], file.vocabulary != nil || model["vocab"] is [String: Any] else {
             throw HoneError.malformedFile(path: path, message: "tokenizer.json has no model.vocab")
         }
-        let merges = try TokenizerJSON.merges(model, path: path)
+        let vocabulary = try file.vocabulary(path: path)
+        let merges = try file.merges(path: path)
         let added = try TokenizerJSON.addedTokens(json, path: path)
-        let size = try TokenizerJSON.idTableSize(vocabulary.values.compactMap(jsonInteger) + added.map { Int($0.id) },
-                                                 path: path)
+        let size = try TokenizerJSON.idTableSize(vocabulary.values.map(Int.init) + added.map { Int($0.id) }, path: path)
         var pieces = [String](repeating: "", count: size)
         var types = [PieceType](repeating: .unused, count: size)
-        for (piece, value) in vocabulary {
-            guard let id = jsonInteger(value), id >= 0 else {
-                throw HoneError.malformedFile(path: path, message: "tokenizer.json vocab entry '\(piece)' has no integer id")
-            }
-            pieces[id] = piece
-            types[id] = byteValue(piece) != nil ? .byte : .normal
+        for (piece, id) in vocabulary {
+            pieces[Int(id)] = piece
+            types[Int(id)] = byteValue(piece) != nil ? .byte : .normal
         }
         var specials: [String: Int32] = [:]
         var atomic: [String: Int32] = [:]
@@ -59,9 +57,9 @@ extension SentencePieceTokenizer {
         }
         let unknownText = model["unk_token"] as? String
         var unknown: Int32? = nil
-        if let unknownText, let id = vocabulary[unknownText].flatMap(jsonInteger) {
-            types[id] = .unknown
-            unknown = Int32(id)
+        if let unknownText, let id = vocabulary[unknownText] {
+            types[Int(id)] = .unknown
+            unknown = id
         }
         let config = try tokenizerConfig.map { try TokenizerConfig(path: $0) }
         let ids = Dictionary(pieces.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { first, _ in first })

@@ -30,7 +30,8 @@ public enum TokenizerLoader {
 
     /// HF `tokenizer.json`: SentencePiece-style BPE (byte fallback, "▁") or byte-level BPE (GPT-2, Llama 3, Qwen2).
     public static func load(tokenizerJSON path: String, tokenizerConfig: String?) throws -> Tokenizer {
-        let json = try JSONConfig(path: path).values
+        let file = try TokenizerJSONFile(path: path)
+        let json = file.values
         guard let model = json["model"] as? [String: Any] else {
             throw HoneError.malformedFile(path: path, message: "not a tokenizer.json: it has no \"model\" object")
         }
@@ -42,9 +43,9 @@ public enum TokenizerLoader {
         let sentencePieceStyle = model["byte_fallback"] as? Bool == true || description.contains("Metaspace")
             || SentencePieceTokenizer.prefixPolicy(json) != .never
         if sentencePieceStyle {
-            return try SentencePieceTokenizer.load(tokenizerJSON: json, path: path, tokenizerConfig: tokenizerConfig)
+            return try SentencePieceTokenizer.load(tokenizerJSON: file, path: path, tokenizerConfig: tokenizerConfig)
         }
-        return try ByteLevelBPETokenizer.load(tokenizerJSON: json, path: path, tokenizerConfig: tokenizerConfig)
+        return try ByteLevelBPETokenizer.load(tokenizerJSON: file, path: path, tokenizerConfig: tokenizerConfig)
     }
 
     public static func load(gguf: GGUFFile) throws -> Tokenizer {

@@ -36,7 +36,7 @@ struct PreTokenizerErrorTests {
         var document = try JSONConfig(path: basePath).values
         document["pre_tokenizer"] = try parseJSON(Data(preTokenizer.utf8))
         do {
-            _ = try ByteLevelBPETokenizer.load(tokenizerJSON: document, path: basePath, tokenizerConfig: nil)
+            _ = try ByteLevelBPETokenizer.load(tokenizerJSON: TokenizerJSONFile(values: document, vocabulary: nil, merges: nil), path: basePath, tokenizerConfig: nil)
             Issue.record("loaded \(preTokenizer)")
         } catch let error as HoneError {
             let line = error.description

@@ -31,7 +31,7 @@ struct PreTokenizerFixtureTests {
         let basePath = Repository.fixture("tokenizers/gpt2-bpe/tokenizer.json")
         var document = try JSONConfig(path: basePath).values
         document["pre_tokenizer"] = config["pre_tokenizer"]
-        let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: document, path: basePath, tokenizerConfig: nil)
+        let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: TokenizerJSONFile(values: document, vocabulary: nil, merges: nil), path: basePath, tokenizerConfig: nil)
         let cases = try #require(config["cases"] as? [[String: Any]])
         #expect(cases.count > 150)
         var failures = 0
@@ -55,7 +55,7 @@ struct PreTokenizerFixtureTests {
         for config in Self.configs {
             var document = try JSONConfig(path: basePath).values
             document["pre_tokenizer"] = config["pre_tokenizer"]
-            let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: document, path: basePath, tokenizerConfig: nil)
+            let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: TokenizerJSONFile(values: document, vocabulary: nil, merges: nil), path: basePath, tokenizerConfig: nil)
             let name = config["name"] as! String
             // SmolLM's Digits(individual) + ByteLevel(regex) has a scanner of its own (.smollm).
             let fast = ["split-llama3-isolated", "bytelevel-prefix-regex", "bytelevel-regex",
