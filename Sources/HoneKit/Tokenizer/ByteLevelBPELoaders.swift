@@ -240,6 +240,7 @@ extension ByteLevelBPETokenizer {
             throw HoneError.malformedFile(path: gguf.path, message: "tokenizer.ggml.token_type does not match tokenizer.ggml.tokens (\(tokens.count))")
         }
         var vocabulary: [String: Int32] = [:]
+        vocabulary.reserveCapacity(tokens.count)
         var added: [(content: String, id: Int32, special: Bool)] = []
         for (index, token) in tokens.enumerated() {
             switch types[index] {
@@ -250,11 +251,12 @@ extension ByteLevelBPETokenizer {
         }
         let merges = try (gguf.metadata["tokenizer.ggml.merges"]?.arrayValue ?? []).map { value -> (String, String) in
             let text = value.stringValue ?? ""
-            let parts = text.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2 else {
+            // The first space byte splits the pair (by UTF-8 index: a Character split would miss a space that a
+            // combining mark follows).
+            guard let space = text.utf8.firstIndex(of: UInt8(ascii: " ")) else {
                 throw HoneError.malformedFile(path: gguf.path, message: "merge '\(text)' is not two symbols")
             }
-            return (String(parts[0]), String(parts[1]))
+            return (String(text[..<space]), String(text[text.utf8.index(after: space)...]))
         }
         func id(_ key: String) -> Int32? { gguf.integer(key).flatMap { $0 >= 0 && $0 < tokens.count ? Int32($0) : nil } }
         return ByteLevelBPETokenizer(

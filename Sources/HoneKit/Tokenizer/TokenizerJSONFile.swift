@@ -196,10 +196,9 @@ private struct JSONByteReader {
         while true {
             switch peek {
             case UInt8(ascii: "\""):
-                guard let text = readString() else { return nil }
-                let parts = text.split(separator: " ", omittingEmptySubsequences: false)
-                guard parts.count == 2 else { return nil }
-                merges.append((String(parts[0]), String(parts[1])))
+                guard let text = readString(), let space = text.utf8.firstIndex(of: UInt8(ascii: " ")),
+                      text.utf8.lastIndex(of: UInt8(ascii: " ")) == space else { return nil }
+                merges.append((String(text[..<space]), String(text[text.utf8.index(after: space)...])))
             case UInt8(ascii: "["):
                 position += 1
                 guard peek == UInt8(ascii: "\""), let left = readString(), consume(UInt8(ascii: ",")),
