@@ -6,8 +6,8 @@ import Foundation
 /// Why: they are ~98 % of the file (SmolLM2's 3.5 MB: 49,152 pieces and 48,900 merges), and Foundation's parser
 /// boxes every entry as objects that the loaders then unbox again: 0.14 s of the 0.31 s between starting `hone eval`
 /// and its first forward pass. Anything this reader does not expect (another layout, an id that is not a plain
-/// non-negative integer, a key met twice, an escape that is not JSON's, a lone surrogate, bytes that are not UTF-8)
-/// makes it give up, and the whole file goes through `parseJSON` as before, whose loaders report what is wrong.
+/// non-negative integer, a key met twice, an escape that is not JSON's, a lone surrogate, bytes that are not UTF-8,
+/// nesting deeper than `JSONByteReader.maximumDepth`) makes it give up, and the whole file goes through `parseJSON` as before, whose loaders report what is wrong.
 struct TokenizerJSONFile {
     /// The document; when `vocabulary` and `merges` are set, its model.vocab is `{}` and its model.merges `[]`.
     let values: [String: Any]
