@@ -392,45 +392,89 @@ enum {
     ROW_BLOCK_BYTES = 1 << 18,    // activation rows per pass over a group (they stay in L2 across its panels)
 };
 
+/// What the threads of one panel product share: thread t packs into its workspace part.
+typedef struct {
+    const panel_kernels *kernels;
+    const void *w;
+    int weight_type, rows, in, out, row_block, group_panels;
+    const float *x;
+    float *y;
+    const int *group_first_panel;  // [groups + 1]
+    thread_workspace workspace;
+} panel_product;
+
+static void pack_panel_group(void *context, int thread, int group) {
+    const panel_product *p = context;
+    size_t panel_floats = (size_t)p->in * p->kernels->width;
+    float *packed = workspace_of(&p->workspace, thread), *scratch = packed + (size_t)p->group_panels * panel_floats;
+    for (int panel = p->group_first_panel[group]; panel < p->group_first_panel[group + 1]; panel++) {
+        p->kernels->pack(p->w, p->weight_type, p->in, p->out, panel * p->kernels->width, scratch,
+                         packed + (size_t)(panel - p->group_first_panel[group]) * panel_floats);
+    }
+}
+
+static void run_panel_group_block(void *context, int thread, int group, int block) {
+    const panel_product *p = context;
+    size_t panel_floats = (size_t)p->in * p->kernels->width;
+    const float *packed = workspace_of(&p->workspace, thread);
+    int r = block * p->row_block, block_rows = p->rows - r < p->row_block ? p->rows - r : p->row_block;
+    for (int panel = p->group_first_panel[group]; panel < p->group_first_panel[group + 1]; panel++) {
+        p->kernels->times_rows(packed + (size_t)(panel - p->group_first_panel[group]) * panel_floats,
+                               p->x + (size_t)r * p->in, p->y + (size_t)r * p->out, block_rows, p->in, p->out,
+                               panel * p->kernels->width);
+    }
+}
+
 /// Returns 0, or -1 (nothing computed) when its buffers cannot be allocated.
 ///
 /// Each thread takes a contiguous range of panels and packs them a group at a time (about 1 MB); each block of
 /// activation rows (about 256 KB) then meets every panel of the group while it sits in L2. Panel by panel over all
 /// rows instead streamed the whole activation matrix from L3 once per panel (on an MMLU pass with 2,048 rows of
-/// 576 and 1,536 outputs, 96 times 4.7 MB). The blocking changes no sum: each output is still one micro-kernel
-/// call over every input index in order.
+/// 576 and 1,536 outputs, 96 times 4.7 MB). A thread done with its own groups helps finish the others' row blocks
+/// (hk_share_units). The blocking changes no sum: each output is still one micro-kernel call over every input
+/// index in order, whichever thread runs it.
 static int matmul_many_panels(const panel_kernels *kernels, const void *w, int weight_type, const float *x, float *y,
                               int rows, int in, int out, int threads) {
     int width = kernels->width, panels = (out + width - 1) / width;
     size_t panel_floats = (size_t)in * width;
-    int group = (int)(PANEL_GROUP_BYTES / (panel_floats * sizeof(float)));
-    if (group < 1) group = 1;
+    int group_panels = (int)(PANEL_GROUP_BYTES / (panel_floats * sizeof(float)));
+    if (group_panels < 1) group_panels = 1;
     int row_block = (int)(ROW_BLOCK_BYTES / ((size_t)in * sizeof(float))) / kernels->rows * kernels->rows;
     if (row_block < kernels->rows) row_block = kernels->rows;
-    thread_workspace workspace;
-    // `group` panels, then the f16/bf16 scratch of one.
-    if (!workspace_allocate(&workspace, threads, (size_t)(group + 1) * panel_floats)) return -1;
+    // Thread t's panels [panels t / threads, panels (t + 1) / threads) in groups of at most group_panels; its
+    // groups are [first_group[t], first_group[t + 1]).
+    int group_count = 0, first_group[threads + 1];
+    for (int t = 0; t < threads; t++) {
+        first_group[t] = group_count;
+        int begin = (int)((long)panels * t / threads), end = (int)((long)panels * (t + 1) / threads);
+        group_count += (end - begin + group_panels - 1) / group_panels;
+    }
+    first_group[threads] = group_count;
+    int group_first_panel[group_count + 1];
+    for (int t = 0; t < threads; t++) {
+        int begin = (int)((long)panels * t / threads);
+        for (int g = first_group[t]; g < first_group[t + 1]; g++) group_first_panel[g] = begin + (g - first_group[t]) * group_panels;
+    }
+    group_first_panel[group_count] = panels;
+    panel_product product = {kernels, w, weight_type, rows, in, out, row_block, group_panels, x, y, group_first_panel};
+    hk_shared_unit *units = aligned_alloc(64, (size_t)(group_count > 0 ? group_count : 1) * sizeof(hk_shared_unit));
+    // `group_panels` panels, then the f16/bf16 scratch of one.
+    if (units == NULL || !workspace_allocate(&product.workspace, threads, (size_t)(group_panels + 1) * panel_floats)) {
+        free(units);
+        return -1;
+    }
+    memset(units, 0, (size_t)group_count * sizeof(hk_shared_unit));
+    const hk_shared_work work = {&product, pack_panel_group, run_panel_group_block};
+    const int blocks = (rows + row_block - 1) / row_block;
     #pragma omp parallel num_threads(threads)
     {
         int thread = omp_get_thread_num(), team = omp_get_num_threads();
-        float *packed = workspace_of(&workspace, thread);
-        float *scratch = packed + (size_t)group * panel_floats;
-        int first_panel = (int)((long)panels * thread / team), end_panel = (int)((long)panels * (thread + 1) / team);
-        for (int group_first = first_panel; group_first < end_panel; group_first += group) {
-            int count = end_panel - group_first < group ? end_panel - group_first : group;
-            for (int p = 0; p < count; p++) {
-                kernels->pack(w, weight_type, in, out, (group_first + p) * width, scratch, packed + (size_t)p * panel_floats);
-            }
-            for (int r = 0; r < rows; r += row_block) {
-                int block_rows = rows - r < row_block ? rows - r : row_block;
-                for (int p = 0; p < count; p++) {
-                    kernels->times_rows(packed + (size_t)p * panel_floats, x + (size_t)r * in, y + (size_t)r * out,
-                                        block_rows, in, out, (group_first + p) * width);
-                }
-            }
-        }
+        // A smaller team than asked for: its last member also owns the groups of the threads that did not start.
+        int own_end = first_group[thread == team - 1 ? threads : thread + 1];
+        hk_share_units(&work, units, group_count, blocks, first_group[thread], own_end, thread);
     }
-    free(workspace.memory);
+    free(product.workspace.memory);
+    free(units);
     return 0;
 }
 

@@ -34,6 +34,29 @@ static inline void hk_split_range(size_t total, int part, int parts, size_t *beg
     *end = *begin + base + (index < extra ? 1 : 0);
 }
 
+/// A unit of a parallel matrix product (a group of packed panels, a chunk of repacked tiles): the same row blocks
+/// for every unit, claimed one at a time by whichever threads work on it. Alone on its cache line.
+typedef struct {
+    int next_block;
+    char padding[64 - sizeof(int)];
+} hk_shared_unit;
+
+/// What a thread does with the units it takes part in, with its own buffers: `prepare` packs unit u's weights
+/// (once per unit and thread, at its first claimed block), `run` multiplies row block b of unit u.
+typedef struct {
+    void *context;
+    void (*prepare)(void *context, int thread, int unit);
+    void (*run)(void *context, int thread, int unit, int block);
+} hk_shared_work;
+
+/// Called by every member of a parallel region: `thread` runs units [own_begin, own_end) (its contiguous share),
+/// then, as the sharing mode says (hk_set_gemm_sharing), helps finish the other units, latest first: a unit nobody
+/// has started, or one with at least two blocks left (packing costs about a sixth of a block's products). Each
+/// block is run exactly once, so the products do not depend on who ran what, as long as every unit is some
+/// member's own.
+HK_HIDDEN void hk_share_units(const hk_shared_work *work, hk_shared_unit *units, int unit_count, int blocks,
+                              int own_begin, int own_end, int thread);
+
 /// Elementwise kernels below this many elements run on the calling thread: forking a team costs a few
 /// microseconds, about what one core needs to stream this much memory.
 #define HK_PARALLEL_ELEMENTS ((size_t)1 << 16)

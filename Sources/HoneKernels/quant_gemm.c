@@ -641,57 +641,85 @@ HK_TARGET_AVX2 static void run_tile_avx2(int type, const uint8_t *tile, const ge
 
 // MARK: - Int8 GEMM driver
 
-/// isa: HK_ISA_AVX512 (VNNI) or HK_ISA_AVX2.
+/// What the threads of one int8 GEMM share: thread t repacks a chunk into its part of `buffers`.
+typedef struct {
+    int type, isa, rows, in, out, tiles;
+    const void *w;
+    size_t row_bytes, one_tile, buffer_bytes;
+    const gemm_activations *a;
+    float *y;
+    uint8_t *buffers;
+} int8_product;
+
+enum { INT8_ROW_BLOCK = 8 * GEMM_TILE_ROWS }; // rows per claimed block (a multiple of GEMM_TILE_ROWS)
+
+static void repack_chunk(void *context, int thread, int chunk) {
+    const int8_product *p = context;
+    uint8_t *buffer = p->buffers + (size_t)thread * p->buffer_bytes, *levels = buffer + CHUNK_TILES * p->one_tile;
+    int first_tile = chunk * CHUNK_TILES, chunk_tiles = p->tiles - first_tile < CHUNK_TILES ? p->tiles - first_tile : CHUNK_TILES;
+    for (int t = 0; t < chunk_tiles; t++) {
+        int first_output = (first_tile + t) * TILE_OUTPUTS;
+        int count = p->out - first_output < TILE_OUTPUTS ? p->out - first_output : TILE_OUTPUTS;
+        if (p->isa == HK_ISA_AVX512) {
+            repack_tile_vnni(p->type, p->w, p->row_bytes, p->in, first_output, count, buffer + t * p->one_tile, levels);
+        } else {
+            repack_tile_avx2(p->type, p->w, p->row_bytes, p->in, first_output, count, buffer + t * p->one_tile, levels);
+        }
+    }
+}
+
+static void run_chunk_block(void *context, int thread, int chunk, int block) {
+    const int8_product *p = context;
+    const uint8_t *buffer = p->buffers + (size_t)thread * p->buffer_bytes;
+    int first_tile = chunk * CHUNK_TILES, chunk_tiles = p->tiles - first_tile < CHUNK_TILES ? p->tiles - first_tile : CHUNK_TILES;
+    int end_row = (block + 1) * INT8_ROW_BLOCK < p->rows ? (block + 1) * INT8_ROW_BLOCK : p->rows;
+    for (int first_row = block * INT8_ROW_BLOCK; first_row < end_row; first_row += GEMM_TILE_ROWS) {
+        int tile_rows = end_row - first_row < GEMM_TILE_ROWS ? end_row - first_row : GEMM_TILE_ROWS;
+        for (int t = 0; t < chunk_tiles; t++) {
+            int first_output = (first_tile + t) * TILE_OUTPUTS;
+            int count = p->out - first_output < TILE_OUTPUTS ? p->out - first_output : TILE_OUTPUTS;
+            const uint8_t *tile = buffer + t * p->one_tile;
+            if (p->isa == HK_ISA_AVX512) {
+                run_tile_vnni(p->type, tile, p->a, p->in, first_row, tile_rows, p->y, p->out, first_output, count);
+            } else {
+                run_tile_avx2(p->type, tile, p->a, p->in, first_row, tile_rows, p->y, p->out, first_output, count);
+            }
+        }
+    }
+}
+
+/// isa: HK_ISA_AVX512 (VNNI) or HK_ISA_AVX2. Each thread repacks its contiguous share of the chunks one at a time
+/// and runs every row tile over it, then helps finish the other chunks' row blocks (hk_share_units); a row's
+/// results do not depend on the thread count or on who ran it.
 static int int8_gemm(int type, int isa, const void *w, const float *x, float *y, int rows, int in, int out) {
     gemm_activations a;
     if (prepare_activations(type, isa, x, rows, in, &a) != 0) return -1;
-    size_t row_bytes = hk_quant_row_bytes(type, in), one_tile = tile_bytes(type, in);
     int tiles = (out + TILE_OUTPUTS - 1) / TILE_OUTPUTS;
     int chunks = (tiles + CHUNK_TILES - 1) / CHUNK_TILES;
     int threads = hk_thread_count();
     if ((size_t)rows * in * out < ((size_t)1 << 22)) threads = 1;
     if (threads > chunks) threads = chunks;
-    int failed = 0;
-#pragma omp parallel num_threads(threads) reduction(| : failed)
-    {
-        uint8_t *buffer = aligned_alloc(64, CHUNK_TILES * one_tile + (size_t)TILE_OUTPUTS * in + 64);
-        if (buffer == NULL) {
-            failed = 1;
-        } else {
-            uint8_t *levels = buffer + CHUNK_TILES * one_tile;
-            size_t first_chunk, end_chunk;
-            // Static split of whole chunks: results do not depend on the thread count.
-            hk_split_range((size_t)chunks, omp_get_thread_num(), omp_get_num_threads(), &first_chunk, &end_chunk);
-            for (size_t chunk = first_chunk; chunk < end_chunk; chunk++) {
-                int first_tile = (int)chunk * CHUNK_TILES;
-                int chunk_tiles = tiles - first_tile < CHUNK_TILES ? tiles - first_tile : CHUNK_TILES;
-                for (int t = 0; t < chunk_tiles; t++) {
-                    int first_output = (first_tile + t) * TILE_OUTPUTS;
-                    int count = out - first_output < TILE_OUTPUTS ? out - first_output : TILE_OUTPUTS;
-                    if (isa == HK_ISA_AVX512) {
-                        repack_tile_vnni(type, w, row_bytes, in, first_output, count, buffer + t * one_tile, levels);
-                    } else {
-                        repack_tile_avx2(type, w, row_bytes, in, first_output, count, buffer + t * one_tile, levels);
-                    }
-                }
-                for (int first_row = 0; first_row < rows; first_row += GEMM_TILE_ROWS) {
-                    int tile_rows = rows - first_row < GEMM_TILE_ROWS ? rows - first_row : GEMM_TILE_ROWS;
-                    for (int t = 0; t < chunk_tiles; t++) {
-                        int first_output = (first_tile + t) * TILE_OUTPUTS;
-                        int count = out - first_output < TILE_OUTPUTS ? out - first_output : TILE_OUTPUTS;
-                        const uint8_t *tile = buffer + t * one_tile;
-                        if (isa == HK_ISA_AVX512) {
-                            run_tile_vnni(type, tile, &a, in, first_row, tile_rows, y, out, first_output, count);
-                        } else {
-                            run_tile_avx2(type, tile, &a, in, first_row, tile_rows, y, out, first_output, count);
-                        }
-                    }
-                }
-            }
-        }
-        free(buffer);
+    int8_product product = {type, isa, rows, in, out, tiles, w, hk_quant_row_bytes(type, in), tile_bytes(type, in), 0, &a, y, NULL};
+    product.buffer_bytes = (CHUNK_TILES * product.one_tile + (size_t)TILE_OUTPUTS * in + 64 + 63) / 64 * 64;
+    product.buffers = aligned_alloc(64, (size_t)threads * product.buffer_bytes);
+    hk_shared_unit *units = aligned_alloc(64, (size_t)chunks * sizeof(hk_shared_unit));
+    if (product.buffers == NULL || units == NULL) {
+        free(product.buffers);
+        free(units);
+        return -1;
     }
-    return failed ? -1 : 0;
+    memset(units, 0, (size_t)chunks * sizeof(hk_shared_unit));
+    const hk_shared_work work = {&product, repack_chunk, run_chunk_block};
+    const int blocks = (rows + INT8_ROW_BLOCK - 1) / INT8_ROW_BLOCK;
+#pragma omp parallel num_threads(threads)
+    {
+        size_t first_chunk, end_chunk;
+        hk_split_range((size_t)chunks, omp_get_thread_num(), omp_get_num_threads(), &first_chunk, &end_chunk);
+        hk_share_units(&work, units, chunks, blocks, (int)first_chunk, (int)end_chunk, omp_get_thread_num());
+    }
+    free(product.buffers);
+    free(units);
+    return 0;
 }
 
 // MARK: - Dequantize + sgemm

@@ -1,5 +1,7 @@
-// Run-time CPU feature detection, ISA forcing (for tests), and the kernels' thread count.
+// Run-time CPU feature detection, ISA forcing (for tests), the kernels' thread count, and the sharing of a
+// matrix product's units between threads.
 #include "hk_internal.h"
+#include "hone_gemm.h"
 
 #include <stdatomic.h>
 
@@ -78,6 +80,54 @@ int hk_get_threads(void) { return hk_thread_count(); }
 int hk_thread_count(void) {
     int threads = atomic_load_explicit(&configured_threads, memory_order_relaxed);
     return threads > 0 ? threads : omp_get_max_threads();
+}
+
+// MARK: - Units shared between threads
+//
+// Why: the matrix products gave each thread an equal contiguous share, yet on a shared VM's two vCPUs one still
+// finished well before the other, and on a PIQA run a thread waited at a product's end for 6-7 % of the samples
+// (the other still multiplying). Row blocks are the units those loops had anyway, so a helper reads no
+// activation row more often than the owner would; finer units (a few panels each) re-read them and measured slower.
+
+static atomic_int gemm_sharing = HK_GEMM_SHARING_FINISH_OTHERS;
+
+void hk_set_gemm_sharing(int mode) { atomic_store_explicit(&gemm_sharing, mode, memory_order_relaxed); }
+
+/// Runs unit u's unclaimed blocks. A thread that has not prepared it joins a unit another thread has started only
+/// while at least `least_left` of its blocks are left.
+static void run_shared_unit(const hk_shared_work *work, hk_shared_unit *unit, int u, int blocks, int least_left,
+                            int thread) {
+    int prepared = 0;
+    for (;;) {
+        if (!prepared) {
+            int next = __atomic_load_n(&unit->next_block, __ATOMIC_RELAXED);
+            if (next > 0 && blocks - next < least_left) return;
+        }
+        int block = __atomic_fetch_add(&unit->next_block, 1, __ATOMIC_RELAXED);
+        if (block >= blocks) return;
+        if (!prepared) {
+            work->prepare(work->context, thread, u);
+            prepared = 1;
+        }
+        work->run(work->context, thread, u, block);
+    }
+}
+
+void hk_share_units(const hk_shared_work *work, hk_shared_unit *units, int unit_count, int blocks, int own_begin,
+                    int own_end, int thread) {
+    const int mode = atomic_load_explicit(&gemm_sharing, memory_order_relaxed);
+    if (mode != HK_GEMM_SHARING_OTHERS_FIRST) {
+        for (int u = own_begin; u < own_end; u++) run_shared_unit(work, &units[u], u, blocks, 1, thread);
+    }
+    if (mode != HK_GEMM_SHARING_STATIC) {
+        for (int u = unit_count - 1; u >= 0; u--) {
+            if (u >= own_begin && u < own_end) continue;
+            run_shared_unit(work, &units[u], u, blocks, mode == HK_GEMM_SHARING_OTHERS_FIRST ? 1 : 2, thread);
+        }
+    }
+    if (mode == HK_GEMM_SHARING_OTHERS_FIRST) {
+        for (int u = own_begin; u < own_end; u++) run_shared_unit(work, &units[u], u, blocks, 1, thread);
+    }
 }
 
 #if defined(__GLIBC__)

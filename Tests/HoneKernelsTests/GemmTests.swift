@@ -33,7 +33,7 @@ extension KernelTests {
                 hk_matmul_many_ref(w.baseAddress, Self.weightType(type), x, &expected, Int32(rows), Int32(inputs), Int32(outputs))
             }
             let bounds = dotProductBounds(weights.values, x, rows: rows, in: inputs, out: outputs)
-            try forEachISA { isa in
+            forEachISA { isa in
                 for threads: Int32 in [1, 2] {
                     var actual = [Float](repeating: .nan, count: rows * outputs)
                     withThreads(threads) {
@@ -82,6 +82,42 @@ extension KernelTests {
             let part = multiply(rows: rows, from: start, threads: rows % 2 == 0 ? 1 : 2)
             expectBitwiseEqual(part, Array(all[(start * outputs)..<((start + rows) * outputs)]),
                                "\(type) \(isaNames[Int(isa)]): rows \(start)..<\(start + rows) alone")
+        }
+    }
+
+    /// However the threads share the panel groups (each its own part only, then helping the others, or the others'
+    /// parts first so that groups are packed and run by threads that do not own them), the product is the one
+    /// thread's bit for bit, with several groups per thread and several row blocks per group (2,048 inputs: 1 MB
+    /// groups of 8 AVX2 or 4 AVX-512 panels, blocks of 30 or 28 rows), f32 and f16 (packed from converted rows).
+    @Test func matmulManyIsTheSameHoweverThreadsShare() {
+        var generator = SeededGenerator(seed: 75)
+        let (rows, inputs, outputs) = (100, 2048, 700)
+        let x = generator.floats(rows * inputs)
+        defer { hk_set_gemm_sharing(Int32(HK_GEMM_SHARING_FINISH_OTHERS)) }
+        for type in [MatmulWeightType.f32, .f16] {
+            let weights = Weights(type, count: outputs * inputs, generator: &generator)
+            let stored: [UInt8] = type == .f32
+                ? weights.f32.withUnsafeBytes { Array($0) } : weights.halves.withUnsafeBytes { Array($0) }
+            func multiply(threads: Int32, sharing: Int32) -> [Float] {
+                hk_set_gemm_sharing(sharing)
+                var y = [Float](repeating: .nan, count: rows * outputs)
+                withThreads(threads) {
+                    stored.withUnsafeBytes { w in
+                        hk_matmul_many(w.baseAddress, Self.weightType(type), x, &y, Int32(rows), Int32(inputs), Int32(outputs))
+                    }
+                }
+                return y
+            }
+            forEachISA { isa in
+                guard isa >= Int32(HK_ISA_AVX2.rawValue) else { return }
+                let alone = multiply(threads: 1, sharing: Int32(HK_GEMM_SHARING_STATIC))
+                for sharing in [HK_GEMM_SHARING_STATIC, HK_GEMM_SHARING_FINISH_OTHERS, HK_GEMM_SHARING_OTHERS_FIRST] {
+                    for threads: Int32 in [2, 3] {
+                        expectBitwiseEqual(multiply(threads: threads, sharing: Int32(sharing)), alone,
+                                           "\(type) \(isaNames[Int(isa)]), \(threads) threads, sharing \(sharing)")
+                    }
+                }
+            }
         }
     }
 
@@ -233,7 +269,7 @@ extension KernelTests {
     /// hk_vocab_logit is the panel kernel's value: equal bit for bit to hk_matmul_many's output from 16 rows, on AVX2
     /// and AVX-512.
     @Test func vocabLogitIsThePanelKernelsValue() throws {
-        try forEachISA { isa in
+        forEachISA { isa in
             guard isa >= Int32(HK_ISA_AVX2.rawValue) else { return }
             vocabLogitIsThePanelKernelsValue(isa: isa)
         }

@@ -102,7 +102,30 @@ extension KernelTests {
         }
     }
 
-    /// Static split, same code for every output: 1 and 2 threads give the same bits, for both kernels.
+    /// The int8 GEMM's chunks, however the threads share them (each its own chunks only, then helping finish the
+    /// others' row blocks, or the others' first so that chunks are repacked and run by threads that do not own
+    /// them), give one thread's bits: 19 tiles in 5 chunks, 150 rows in blocks of 64.
+    @Test(arguments: QuantType.allCases)
+    func quantMatmulManyIsTheSameHoweverThreadsShare(type: QuantType) {
+        var generator = SeededGenerator(seed: 314)
+        let (rows, inputs, outputs) = (150, 1024, 301)
+        let w = QuantizedMatrix(type, rows: outputs, columns: inputs, generator: &generator)
+        let x = generator.floats(rows * inputs)
+        defer { hk_set_gemm_sharing(Int32(HK_GEMM_SHARING_FINISH_OTHERS)) }
+        forEachQuantRoute { route in
+            hk_set_gemm_sharing(Int32(HK_GEMM_SHARING_STATIC))
+            let alone = withThreads(1) { quantMultiply(.many, w, x, rows: rows) }
+            for sharing in [HK_GEMM_SHARING_STATIC, HK_GEMM_SHARING_FINISH_OTHERS, HK_GEMM_SHARING_OTHERS_FIRST] {
+                hk_set_gemm_sharing(Int32(sharing))
+                for threads: Int32 in [2, 3] {
+                    expectBitwiseEqual(withThreads(threads) { quantMultiply(.many, w, x, rows: rows) }, alone,
+                                       "\(type) many \(route), \(threads) threads, sharing \(sharing)")
+                }
+            }
+        }
+    }
+
+    /// Same code for every output: 1 and 2 threads give the same bits, for both kernels.
     @Test(arguments: QuantType.allCases)
     func quantMatmulIsIndependentOfThreadCount(type: QuantType) {
         var generator = SeededGenerator(seed: 313)
