@@ -336,7 +336,7 @@ int hk_dequantize_row(int type, const void *x /* [n / block size] blocks */, flo
 // (RMS 0.54 % of |y| for Q8_0/Q4_0 and 0.70 % for the K formats with normal random weights and activations,
 // in = 2048); and from the integer
 // reference (hk_matmul_quant_int_ref) only by f32 rounding of the block sums (~1e-7 of sum |w x|).
-// Results do not depend on the thread count (static split over output rows, same code per output).
+// Results do not depend on the thread count or on which thread runs which outputs (the same code per output).
 
 /// Decode: few activation rows (1..16). Each weight row is read once for all rows (outputs go in chunks of
 /// ~64 KB of weights, rows in register tiles of 4 inside (8 for Q8_0 with VNNI), so the chunk's second pass
