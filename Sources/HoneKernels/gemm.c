@@ -457,13 +457,12 @@ static int matmul_many_panels(const panel_kernels *kernels, const void *w, int w
     }
     group_first_panel[group_count] = panels;
     panel_product product = {kernels, w, weight_type, rows, in, out, row_block, group_panels, x, y, group_first_panel};
-    hk_shared_unit *units = aligned_alloc(64, (size_t)(group_count > 0 ? group_count : 1) * sizeof(hk_shared_unit));
+    hk_shared_unit *units = hk_shared_units_new(group_count);
     // `group_panels` panels, then the f16/bf16 scratch of one.
     if (units == NULL || !workspace_allocate(&product.workspace, threads, (size_t)(group_panels + 1) * panel_floats)) {
         free(units);
         return -1;
     }
-    memset(units, 0, (size_t)group_count * sizeof(hk_shared_unit));
     const hk_shared_work work = {&product, pack_panel_group, run_panel_group_block};
     const int blocks = (rows + row_block - 1) / row_block;
     #pragma omp parallel num_threads(threads)

@@ -54,6 +54,8 @@ typedef struct {
 /// has started, or one with at least two blocks left (packing costs about a sixth of a block's products). Each
 /// block is run exactly once, so the products do not depend on who ran what, as long as every unit is some
 /// member's own.
+/// `count` units with nothing claimed yet (64-byte aligned; free with free), or NULL when out of memory.
+HK_HIDDEN hk_shared_unit *hk_shared_units_new(int count);
 HK_HIDDEN void hk_share_units(const hk_shared_work *work, hk_shared_unit *units, int unit_count, int blocks,
                               int own_begin, int own_end, int thread);
 

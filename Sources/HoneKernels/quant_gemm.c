@@ -702,13 +702,12 @@ static int int8_gemm(int type, int isa, const void *w, const float *x, float *y,
     int8_product product = {type, isa, rows, in, out, tiles, w, hk_quant_row_bytes(type, in), tile_bytes(type, in), 0, &a, y, NULL};
     product.buffer_bytes = (CHUNK_TILES * product.one_tile + (size_t)TILE_OUTPUTS * in + 64 + 63) / 64 * 64;
     product.buffers = aligned_alloc(64, (size_t)threads * product.buffer_bytes);
-    hk_shared_unit *units = aligned_alloc(64, (size_t)chunks * sizeof(hk_shared_unit));
+    hk_shared_unit *units = hk_shared_units_new(chunks);
     if (product.buffers == NULL || units == NULL) {
         free(product.buffers);
         free(units);
         return -1;
     }
-    memset(units, 0, (size_t)chunks * sizeof(hk_shared_unit));
     const hk_shared_work work = {&product, repack_chunk, run_chunk_block};
     const int blocks = (rows + INT8_ROW_BLOCK - 1) / INT8_ROW_BLOCK;
 #pragma omp parallel num_threads(threads)

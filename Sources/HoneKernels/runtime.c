@@ -4,6 +4,7 @@
 #include "hone_gemm.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
 
 // MARK: - Instruction sets
 
@@ -111,6 +112,13 @@ static void run_shared_unit(const hk_shared_work *work, hk_shared_unit *unit, in
         }
         work->run(work->context, thread, u, block);
     }
+}
+
+hk_shared_unit *hk_shared_units_new(int count) {
+    size_t bytes = (size_t)(count > 0 ? count : 1) * sizeof(hk_shared_unit);
+    hk_shared_unit *units = aligned_alloc(64, bytes);
+    if (units != NULL) memset(units, 0, bytes);
+    return units;
 }
 
 void hk_share_units(const hk_shared_work *work, hk_shared_unit *units, int unit_count, int blocks, int own_begin,

@@ -19,8 +19,9 @@ extern "C" {
 /// own thread pool is set to one thread). Either way no full f32 copy of the weight is ever made.
 void hk_matmul_many(const void *w /* [out, in] of weight_type (hk_type: F32, F16 or BF16) */, int weight_type,
                     const float *x /* [rows, in] */, float *y /* [rows, out] */, int rows, int in, int out);
-/// How hk_matmul_many's threads share its packed panels. FINISH_OTHERS (the default): each thread runs its own
-/// contiguous half (third, ...) of the panels, then helps finish the others' row blocks. STATIC: its own part only.
+/// How the threads of hk_matmul_many (groups of packed panels) and of hk_matmul_many_quant's int8 GEMM (chunks of
+/// repacked tiles) share the work. FINISH_OTHERS (the default): each thread runs its own contiguous half (third,
+/// ...), then helps finish the others' row blocks. STATIC: its own part only.
 /// OTHERS_FIRST: the others' parts before its own (tests: every group then runs on more than one thread). The
 /// results are the same bit for bit in every mode.
 enum { HK_GEMM_SHARING_STATIC = 0, HK_GEMM_SHARING_FINISH_OTHERS = 1, HK_GEMM_SHARING_OTHERS_FIRST = 2 };
