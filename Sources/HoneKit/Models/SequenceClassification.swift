@@ -58,9 +58,9 @@ public struct ScoreHead: @unchecked Sendable {
         if weights.contains(biasName) {
             let stored = try weights.tensor(biasName)
             try stored.expectShape([tensor.shape[0]])
-            bias = try stored.floats()
+            bias = stored.floats()
         }
-        return ScoreHead(weight: FloatBuffer(try tensor.floats()), labels: tensor.shape[0], width: tensor.shape[1],
+        return ScoreHead(weight: FloatBuffer(tensor.floats()), labels: tensor.shape[0], width: tensor.shape[1],
                          padTokenID: config.padTokenID.map { Int32($0) }, bias: bias, pooling: config.scorePooling)
     }
 

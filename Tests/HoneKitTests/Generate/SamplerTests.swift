@@ -166,7 +166,7 @@ struct SamplerFixture {
     /// (it gave NaN probabilities: an empty answer). A small one that does not overflow still samples.
     @Test func vanishingTemperatureIsTheLimit() {
         for (logits, top) in [([1, 3, 2, -4] as [Float], 1), ([-5, -2, -3, -9], 1), ([0, -1e-3, -2, -3], 0)] {
-            let limit = Sampler(parameters: SamplingParameters(temperature: 1e-45)).probabilities(logits: logits, history: [])
+            let limit = Sampler(parameters: SamplingParameters(temperature: .leastNonzeroMagnitude)).probabilities(logits: logits, history: [])
             #expect(limit == logits.indices.map { $0 == top ? 1 : 0 }, "\(logits): \(limit)")
         }
         let sharp = Sampler(parameters: SamplingParameters(temperature: 0.5)).probabilities(logits: [1, 3, 2, -4], history: [])

@@ -410,7 +410,7 @@ struct GGUFAdapterTests {
         let right = try SafetensorsFile(path: fromGGUF + "/adapter_model.safetensors")
         #expect(left.tensors.keys.sorted() == right.tensors.keys.sorted())
         for name in left.tensors.keys {
-            let difference = relativeDifference(try right.tensors[name]!.floats(), try left.tensors[name]!.floats())
+            let difference = relativeDifference(right.tensors[name]!.floats(), left.tensors[name]!.floats())
             #expect(difference < 1e-4, "\(name): \(difference)")
         }
     }

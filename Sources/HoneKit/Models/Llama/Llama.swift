@@ -54,7 +54,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         if weights.isGGUF, weights.contains("rope_freqs.weight") {
             let factors = try weights.tensor("rope_freqs.weight")
             try factors.expectShape([config.rotaryDimension / 2])  // one divisor per rotated pair
-            config.ropeFrequencyFactors = try factors.floats()
+            config.ropeFrequencyFactors = factors.floats()
         }
         self.config = config
         let hidden = config.hiddenSize

@@ -56,7 +56,7 @@ public struct PreTokenRegex: Sendable {
                             stack: inout [RegexBacktrack]) -> Range<Int>? {
         program.withUnsafeBufferPointer { program in
             sets.withUnsafeBufferPointer { sets in
-                var machine = RegexMachine(bytes: bytes, program: program, sets: sets)
+                let machine = RegexMachine(bytes: bytes, program: program, sets: sets)
                 var position = start
                 while true {
                     if let end = machine.run(from: 0, at: position, stack: &stack) { return position..<end }
