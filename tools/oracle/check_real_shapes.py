@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Hone against llama.cpp on GGUF files of real architectures' shapes that are not in the repository.
+
+Builds seeded random-weight models with the shapes of Qwen2.5-0.5B (hidden 896, q/k/v biases, tied embeddings),
+a Llama 3 (rope scaling "llama3", which the converter stores as a `rope_freqs` tensor) and a Mistral with
+head_dim 128 (hidden 640, not a multiple of 256, so llama-quantize falls back for the K types), all with the
+default model's tokenizer; converts each with the peer's `convert_hf_to_gguf.py` to f32 and quantizes it with
+llama-quantize to every type Hone quantizes. For each file it prints
+
+  - `hone perplexity` and `llama-perplexity` on the same text, and
+  - the "exact" perplexity: llama-perplexity on the file dequantized to f32 (`hone quantize --type f32`),
+
+as natural-log differences per scored token. Both tools quantize activations for the integer kernels, so both
+depart from the exact figure; the check is that Hone departs by about as much as llama.cpp does (either may be the
+closer on one file: random models amplify activation rounding more than trained ones), and that the f32 files
+agree to rounding. The weights are scaled so that the predictions are sharp (perplexities far from the vocabulary
+size): a wrong rotary layout, bias or scaling moves them by whole units.
+
+    tools/oracle/.venv/bin/python tools/oracle/check_real_shapes.py --hone .build/release/hone \
+        --llama-cpp /path/to/llama.cpp [--work /tmp/shapes] [--types Q4_K_M,Q5_0] [--text FILE]
+
+`--llama-cpp` is a llama.cpp source tree (its `convert_hf_to_gguf.py`, `gguf-py`) built in `build/`
+(`llama-quantize`, `llama-perplexity`). The text defaults to the first 14,000 characters of the Alpaca sample in
+../shared/data (about 3,000 tokens, five chunks of 512).
+"""
+import argparse
+import json
+import math
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TOKENIZER = REPO / "models/SmolLM2-135M-Instruct-f32"
+TYPES = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S",
+         "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "IQ4_XS"]
+SHAPES = {
+    "qwen2": dict(model_type="qwen2", hidden_size=896, num_attention_heads=14, num_key_value_heads=2,
+                  intermediate_size=4864, num_hidden_layers=3, tie_word_embeddings=True, rope_theta=1e6,
+                  rms_norm_eps=1e-6),
+    "llama3": dict(model_type="llama", hidden_size=1024, num_attention_heads=16, num_key_value_heads=4,
+                   intermediate_size=2816, num_hidden_layers=3, tie_word_embeddings=False, rope_theta=5e5,
+                   rms_norm_eps=1e-5, max_position_embeddings=131072,
+                   rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
+    "mistral": dict(model_type="mistral", hidden_size=640, num_attention_heads=5, num_key_value_heads=1,
+                    intermediate_size=1792, num_hidden_layers=3, tie_word_embeddings=False, rope_theta=1e6,
+                    rms_norm_eps=1e-5, head_dim=128, sliding_window=None),
+}
+
+
+def make_model(name, shape, out):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    torch.manual_seed(0)
+    shape = dict(shape)
+    config = AutoConfig.for_model(shape.pop("model_type"), vocab_size=49152, bos_token_id=1, eos_token_id=2, **shape)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    with torch.no_grad():
+        for parameter_name, p in model.named_parameters():
+            if p.dim() == 2 and "embed" in parameter_name:
+                p.normal_(0, 0.1)
+            elif p.dim() == 2:
+                # Unit-variance outputs, sharper attention (q, k) and logits (lm_head) than a trained-from-scratch
+                # initialisation would give.
+                gain = 2.0 if "q_proj" in parameter_name or "k_proj" in parameter_name else \
+                    3.0 if "lm_head" in parameter_name else 1.0
+                p.normal_(0, gain / p.shape[1] ** 0.5)
+            elif "bias" in parameter_name:
+                p.normal_(0, 0.5)
+            else:
+                p.uniform_(0.5, 1.5)
+    model.save_pretrained(out, safe_serialization=True)
+    for file in ["tokenizer.json", "tokenizer_config.json"]:
+        shutil.copy(TOKENIZER / file, out)
+
+
+def convert(llama_cpp, hf_dir, gguf):
+    # The converter names a BPE pre-tokenizer by hashing its output on a test text; under its Qwen2 path this
+    # tokenizer's hash is not in the table (under Llama it is found as "smollm"), so every shape is given that name.
+    code = (f"import sys, runpy; sys.path.insert(0, {str(llama_cpp)!r}); import conversion.base as base; "
+            f"base.TextModel.get_vocab_base_pre = lambda self, tokenizer: 'smollm'; "
+            f"sys.argv = ['convert_hf_to_gguf.py', {str(hf_dir)!r}, '--outtype', 'f32', '--outfile', {str(gguf)!r}]; "
+            f"runpy.run_path({str(llama_cpp / 'convert_hf_to_gguf.py')!r}, run_name='__main__')")
+    env = dict(os.environ, PYTHONPATH=str(llama_cpp / "gguf-py"))
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
+
+
+def perplexity(command):
+    result = subprocess.run(command, capture_output=True, text=True)
+    found = re.findall(r"PPL = ([0-9.]+)", result.stdout + result.stderr)
+    if result.returncode != 0 or not found:
+        raise SystemExit(f"{' '.join(map(str, command))}: exit {result.returncode}\n{result.stderr[-2000:]}")
+    return float(found[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hone", required=True)
+    parser.add_argument("--llama-cpp", required=True, type=pathlib.Path)
+    parser.add_argument("--work", type=pathlib.Path, default=pathlib.Path("/tmp/hone-real-shapes"))
+    parser.add_argument("--types", default=",".join(TYPES))
+    parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--text", type=pathlib.Path)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    bin_dir = args.llama_cpp / "build/bin"
+    args.work.mkdir(parents=True, exist_ok=True)
+    text = args.text
+    if text is None:
+        text = args.work / "text.txt"
+        records = json.load(open(REPO.parent / "shared/data/alpaca/alpaca_data_first200.json"))
+        text.write_text("\n\n".join(r["instruction"] + "\n" + r["output"] for r in records)[:14000])
+    common = ["-f", str(text), "-c", "512", "-t", str(args.threads)]
+
+    def hone_ppl(model):
+        return perplexity([args.hone, "perplexity", "-m", str(model)] + common)
+
+    def llama_ppl(model):
+        return perplexity([str(bin_dir / "llama-perplexity"), "-m", str(model)] + common)
+
+    print(f"{'shape':8} {'type':7} {'hone':>12} {'llama.cpp':>12} {'exact':>12}  ln(hone/exact)  ln(llama/exact)")
+    for name in args.shapes.split(","):
+        hf_dir, f32 = args.work / f"hf-{name}", args.work / f"{name}-f32.gguf"
+        if not f32.exists():
+            make_model(name, SHAPES[name], hf_dir)
+            convert(args.llama_cpp, hf_dir, f32)
+        hone, llama = hone_ppl(f32), llama_ppl(f32)
+        print(f"{name:8} {'F32':7} {hone:12.1f} {llama:12.1f} {'':12}  ln(hone/llama) {math.log(hone / llama):+.5f}",
+              flush=True)
+        for kind in args.types.split(","):
+            quantized, exact_file = args.work / f"{name}-{kind}.gguf", args.work / "dequantized.gguf"
+            subprocess.run([str(bin_dir / "llama-quantize"), str(f32), str(quantized), kind], check=True,
+                           capture_output=True)
+            subprocess.run([args.hone, "quantize", str(quantized), str(exact_file), "--type", "f32"], check=True,
+                           capture_output=True)
+            hone, llama, exact = hone_ppl(quantized), llama_ppl(quantized), llama_ppl(exact_file)
+            print(f"{name:8} {kind:7} {hone:12.1f} {llama:12.1f} {exact:12.1f}  {math.log(hone / exact):+14.4f}"
+                  f"  {math.log(llama / exact):+15.4f}", flush=True)
+            quantized.unlink()
+            exact_file.unlink()
+
+
+if __name__ == "__main__":
+    main()
