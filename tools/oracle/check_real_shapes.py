@@ -108,6 +108,11 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     bin_dir = args.llama_cpp / "build/bin"
+    if not (TOKENIZER / "tokenizer.json").exists():
+        raise SystemExit(f"{TOKENIZER}: missing; make it with tools/oracle/make_eval_fixtures.py --smollm2")
+    for tool in ["llama-quantize", "llama-perplexity"]:
+        if not (bin_dir / tool).exists():
+            raise SystemExit(f"{bin_dir / tool}: missing; build the peer tree's {tool} in {args.llama_cpp / 'build'}")
     args.work.mkdir(parents=True, exist_ok=True)
     text = args.text
     if text is None:
