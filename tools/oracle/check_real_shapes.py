@@ -13,8 +13,8 @@ llama-quantize to every type Hone quantizes. For each file it prints
 as natural-log differences per scored token. Both tools quantize activations for the integer kernels, so both
 depart from the exact figure; the check is that Hone departs by about as much as llama.cpp does (either may be the
 closer on one file: random models amplify activation rounding more than trained ones), and that the f32 files
-agree to rounding. The weights are scaled so that the predictions are sharp (perplexities far from the vocabulary
-size): a wrong rotary layout, bias or scaling moves them by whole units.
+agree to rounding. The weights are the fixtures' random ones (`oracle_common.randomize_`: random biases and norm
+weights, unit-variance matrices), so a wrong rotary layout, bias or scaling moves the perplexities visibly.
 
     tools/oracle/.venv/bin/python tools/oracle/check_real_shapes.py --hone .build/release/hone \
         --llama-cpp /path/to/llama.cpp [--work /tmp/shapes] [--types Q4_K_M,Q5_0] [--text FILE]
@@ -55,24 +55,12 @@ SHAPES = {
 def make_model(name, shape, out):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
-    torch.manual_seed(0)
+    from oracle_common import randomize_
     shape = dict(shape)
     config = AutoConfig.for_model(shape.pop("model_type"), vocab_size=49152, bos_token_id=1, eos_token_id=2, **shape)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     with torch.no_grad():
-        for parameter_name, p in model.named_parameters():
-            if p.dim() == 2 and "embed" in parameter_name:
-                p.normal_(0, 0.1)
-            elif p.dim() == 2:
-                # Unit-variance outputs, sharper attention (q, k) and logits (lm_head) than a trained-from-scratch
-                # initialisation would give.
-                gain = 2.0 if "q_proj" in parameter_name or "k_proj" in parameter_name else \
-                    3.0 if "lm_head" in parameter_name else 1.0
-                p.normal_(0, gain / p.shape[1] ** 0.5)
-            elif "bias" in parameter_name:
-                p.normal_(0, 0.5)
-            else:
-                p.uniform_(0.5, 1.5)
+        randomize_(model, seed=0)  # biases and norm weights random too, so a skipped one shows
     model.save_pretrained(out, safe_serialization=True)
     for file in ["tokenizer.json", "tokenizer_config.json"]:
         shutil.copy(TOKENIZER / file, out)
@@ -134,7 +122,7 @@ def main():
             make_model(name, SHAPES[name], hf_dir)
             convert(args.llama_cpp, hf_dir, f32)
         hone, llama = hone_ppl(f32), llama_ppl(f32)
-        print(f"{name:8} {'F32':7} {hone:12.1f} {llama:12.1f} {'':12}  ln(hone/llama) {math.log(hone / llama):+.5f}",
+        print(f"{name:8} {'F32':7} {hone:12.6g} {llama:12.6g} {'':12}  ln(hone/llama) {math.log(hone / llama):+.5f}",
               flush=True)
         for kind in args.types.split(","):
             quantized, exact_file = args.work / f"{name}-{kind}.gguf", args.work / "dequantized.gguf"
@@ -143,7 +131,7 @@ def main():
             subprocess.run([args.hone, "quantize", str(quantized), str(exact_file), "--type", "f32"], check=True,
                            capture_output=True)
             hone, llama, exact = hone_ppl(quantized), llama_ppl(quantized), llama_ppl(exact_file)
-            print(f"{name:8} {kind:7} {hone:12.1f} {llama:12.1f} {exact:12.1f}  {math.log(hone / exact):+14.4f}"
+            print(f"{name:8} {kind:7} {hone:12.6g} {llama:12.6g} {exact:12.6g}  {math.log(hone / exact):+14.4f}"
                   f"  {math.log(llama / exact):+15.4f}", flush=True)
             quantized.unlink()
             exact_file.unlink()
