@@ -4,10 +4,11 @@
     tools/oracle/.venv/bin/python tools/bench/eval.py --model-dir models/SmolLM2-135M-Instruct-f32 \\
         --gguf /work/bench-models/smollm2-135m-Q8_0.gguf --llama-cpp <llama.cpp>/build --docs 40 --rounds 2
 
-Part 1, per task (arc_challenge, hellaswag, piqa, mmlu_high_school_psychology, truthfulqa_mc2; 0-shot, the first
---docs documents of ../shared/data/mc_eval): `hone eval` on the f32 HF directory (wall time of the whole command,
-model loading included) and lm-eval 0.4's HF backend on the same directory and documents (CPU, float32, its default
-batch size 1, torch at --threads threads; model loaded once outside the timing, task set-up and scoring timed).
+Part 1, per task (arc_challenge, hellaswag, piqa, mmlu_high_school_psychology, truthfulqa_mc2 by default; `mmlu`
+is the 57 subjects; 0-shot, the first --docs documents of ../shared/data/mc_eval, of each subject for `mmlu`):
+`hone eval` on the f32 HF directory (wall time of the whole command, model loading included) and lm-eval 0.4's HF
+backend on the same directory and documents (CPU, float32, its default batch size 1, torch at --threads threads;
+model loaded once outside the timing, task set-up and scoring timed).
 lm-eval reads local JSON files through task YAMLs that include its official ones (see make_eval_fixtures.py).
 
 Part 2: HellaSwag on the same GGUF, same text rendering, same --docs tasks: `hone eval --tasks hellaswag` against
@@ -69,7 +70,13 @@ def main():
         # lm-eval's view of the same first --docs documents (HF schemas), through the oracle's YAML writer.
         fx.SHARED = args.data
         fx.DATA = Path(tmp) / "subset"
-        hf = fx.write_subsets_for_bench(max(docs.values()))
+        subjects = ["high_school_psychology"]
+        if "mmlu" in tasks:  # the whole benchmark: the first --docs questions of each of the 57 subjects
+            subjects = sorted(p.name[:-len("_test.csv")] for p in (args.data / "mmlu" / "test").glob("*_test.csv"))
+        hf = fx.write_subsets_for_bench(max(docs.values()), subjects)
+        counts = {t: docs[t] for t in tasks}  # documents scored per task
+        if "mmlu" in tasks:
+            counts["mmlu"] = sum(min(docs["mmlu"], len(hf[f"mmlu_{s}"]["test"])) for s in subjects)
         yamls = Path(tmp) / "yamls"
         yamls.mkdir()
         fx.write_yamls(hf, yamls)
@@ -89,7 +96,7 @@ def main():
         print("|---|---:|---:|---:|---:|")
         for task in tasks:
             a, b = statistics.median(ours[task]), statistics.median(theirs[task])
-            print(f"| {task} | {docs[task]} | {docs[task] / a:.2f} | {docs[task] / b:.2f} | {b / a:.1f}× |")
+            print(f"| {task} | {counts[task]} | {counts[task] / a:.2f} | {counts[task] / b:.2f} | {b / a:.1f}× |")
 
         if args.gguf and args.llama_cpp:
             text = Path(tmp) / "hellaswag_val_full.txt"

@@ -128,8 +128,9 @@ def write_mmlu(source: Path, folder: Path, test_rows: int, hf: dict) -> None:
                 {"question": r[0], "subject": subject, "choices": r[1:5], "answer": "ABCD".index(r[5])} for r in chosen]
 
 
-def write_subsets_for_bench(n: int) -> dict:
-    """HF-schema records of the first n documents of every task in SHARED (for tools/bench/eval.py; nothing written)."""
+def write_subsets_for_bench(n: int, subjects=("high_school_psychology",)) -> dict:
+    """HF-schema records of the first n documents of every task in SHARED and of the given MMLU subjects (for
+    tools/bench/eval.py; nothing written)."""
     hf = {}
     for name, file in [("arc_easy", "ARC-Easy-test.jsonl"), ("arc_challenge", "ARC-Challenge-test.jsonl")]:
         hf[name] = [json.loads(line) for line in (SHARED / "arc" / file).read_text().splitlines()[:n]]
@@ -148,7 +149,7 @@ def write_subsets_for_bench(n: int) -> dict:
                          "mc1_targets": {"choices": list(r["mc1_targets"]), "labels": list(r["mc1_targets"].values())},
                          "mc2_targets": {"choices": list(r["mc2_targets"]), "labels": list(r["mc2_targets"].values())}}
                         for r in mc]
-    for subject in ["high_school_psychology"]:
+    for subject in subjects:
         for split, rows in [("test", n), ("dev", 5)]:
             with open(SHARED / "mmlu" / split / f"{subject}_{split}.csv", newline="", encoding="utf-8") as f:
                 chosen = list(csv.reader(f))[:rows]
