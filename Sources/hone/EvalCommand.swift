@@ -32,7 +32,10 @@ struct EvalTasks: ParsableCommand {
 
         --data is a folder laid out as arc/ARC-{Easy,Challenge}-test.jsonl, piqa/valid.jsonl + valid-labels.lst, \
         hellaswag/hellaswag_val.jsonl (or llama.cpp's hellaswag_val_full.txt.gz), mmlu/{dev,test}/*.csv, \
-        truthfulqa/mc_task.json. With --output-dir, each row writes ROW/results.json and ROW/samples_<task>.jsonl.
+        truthfulqa/mc_task.json; or holds the Hugging Face datasets' exports (`to_json`): arc/ARC-Easy/test.jsonl, \
+        piqa/validation.jsonl, hellaswag/validation.jsonl, truthfulqa/validation.jsonl, and cais/mmlu as \
+        mmlu/{test,dev}.jsonl (the "all" configuration) or mmlu/<subject>/{test,dev}.jsonl. With --output-dir, each \
+        row writes ROW/results.json and ROW/samples_<task>.jsonl.
 
         Example:
           hone eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf --adapter sft=out/sft \\

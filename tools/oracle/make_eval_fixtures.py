@@ -9,6 +9,8 @@ Writes under Tests/HoneKitTests/Fixtures/eval/:
                (original schema, rebuilt from the text rendering: ctx_b = the context's last two words, so lm-eval's
                capitalize() matters; one extra record carries WikiHow markers), mmlu/{test,dev}/*.csv (all 57
                subjects: 1 test row, 5 dev rows), truthfulqa/mc_task.json
+  data-hf/     the same records as Hugging Face `datasets` exports them, in the export layouts (write_hf_exports);
+               `--data-only` writes data/ and data-hf/ without running lm-eval
   tiny-llama/  a random-weight Llama (hidden 16, 2 layers, tied embeddings) with the spm-bpe fixture tokenizer
                (Llama-2 SentencePiece layout, BOS added), f32 safetensors
   tiny-llama.json, smollm2.json   per run (tasks, num_fewshot): per document the context and continuation strings
@@ -54,6 +56,7 @@ if not SHARED.exists():
     SHARED = Path("/work/shared/data/mc_eval")
 OUT = oc.FIXTURES / "eval"
 DATA = OUT / "data"
+DATA_HF = OUT / "data-hf"
 TASKS_DIR = Path(lm_eval.__file__).resolve().parent / "tasks"
 
 MMLU_GROUPS = ["stem", "other", "social_sciences", "humanities"]
@@ -126,6 +129,45 @@ def write_mmlu(source: Path, folder: Path, test_rows: int, hf: dict) -> None:
                 csv.writer(f, lineterminator="\r\n").writerows(chosen)
             hf.setdefault(f"mmlu_{subject}", {})[split] = [
                 {"question": r[0], "subject": subject, "choices": r[1:5], "answer": "ABCD".index(r[5])} for r in chosen]
+
+
+def write_hf_exports(hf: dict) -> None:
+    """The same records as Hugging Face `datasets` exports them (`Dataset.to_json`: JSON Lines, "\\/" escapes), under
+    DATA_HF in the export layouts `hone eval --data` also reads: arc/ARC-*/test.jsonl, piqa/validation.jsonl,
+    hellaswag/validation.jsonl, truthfulqa/validation.jsonl, and MMLU three ways: STEM subjects as one file per
+    subject config (mmlu/<subject>/{test,dev}.jsonl), humanities as mmlu/{test,dev}/<subject>_{split}.jsonl, the
+    rest in the "all" configuration's mmlu/{test,dev}.jsonl (cais/mmlu's features: answer a ClassLabel A-D)."""
+    from datasets import ClassLabel, Dataset, Features, Sequence, Value
+
+    shutil.rmtree(DATA_HF, ignore_errors=True)
+
+    def export(records, path, features=None):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Dataset.from_list(records, features=features).to_json(str(path))
+
+    export(hf["arc_easy"], DATA_HF / "arc" / "ARC-Easy" / "test.jsonl")
+    export(hf["arc_challenge"], DATA_HF / "arc" / "ARC-Challenge" / "test.jsonl")
+    export(hf["piqa"], DATA_HF / "piqa" / "validation.jsonl")
+    export(hf["hellaswag"], DATA_HF / "hellaswag" / "validation.jsonl")
+    export(hf["truthfulqa"], DATA_HF / "truthfulqa" / "validation.jsonl")
+    mmlu = Features({"question": Value("string"), "subject": Value("string"), "choices": Sequence(Value("string")),
+                     "answer": ClassLabel(names=["A", "B", "C", "D"])})
+    groups = {}
+    for official in (TASKS_DIR / "mmlu" / "default").glob("mmlu_*.yaml"):
+        tag = next((line.split('"')[3] for line in official.read_text().splitlines() if line.startswith('"tag"')), None)
+        if tag:
+            groups[official.stem[len("mmlu_"):]] = tag[len("mmlu_"):-len("_tasks")]
+    for split in ["test", "dev"]:
+        rest = []
+        for key in sorted(k for k in hf if k.startswith("mmlu_")):
+            subject = key[len("mmlu_"):]
+            if groups[subject] == "stem":
+                export(hf[key][split], DATA_HF / "mmlu" / subject / f"{split}.jsonl", mmlu)
+            elif groups[subject] == "humanities":
+                export(hf[key][split], DATA_HF / "mmlu" / split / f"{subject}_{split}.jsonl", mmlu)
+            else:
+                rest += hf[key][split]
+        export(rest, DATA_HF / "mmlu" / f"{split}.jsonl", mmlu)
 
 
 def write_subsets_for_bench(n: int, subjects=("high_school_psychology",)) -> dict:
@@ -301,9 +343,14 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--smollm2", type=Path, help="the SmolLM2-135M-Instruct GGUF to dequantize")
     parser.add_argument("--only-adapter", action="store_true", help="skip the tiny model's base runs (adapter, SmolLM2)")
+    parser.add_argument("--data-only", action="store_true", help="write data/ and data-hf/ only (no lm-eval run)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     hf = write_subsets()
+    write_hf_exports(hf)
+    if args.data_only:
+        print("wrote", DATA.relative_to(REPO), "and", DATA_HF.relative_to(REPO))
+        return
     basic = ["arc_easy", "arc_challenge", "piqa", "hellaswag", "truthfulqa_mc1", "truthfulqa_mc2"]
     with tempfile.TemporaryDirectory() as tmp:
         write_yamls(hf, Path(tmp))

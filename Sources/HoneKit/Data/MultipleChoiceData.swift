@@ -235,6 +235,49 @@ public enum MultipleChoiceData {
         }
     }
 
+    /// MMLU as the Hugging Face dataset `cais/mmlu` (the one lm-eval reads) exports one subject's split, JSON Lines
+    /// or a JSON array: `question`, `choices` (four strings), `answer` (0–3, as its ClassLabel exports; "A"–"D"
+    /// also read); other fields (`subject`) are ignored. Same prompt and choices as `readMMLU`.
+    public static func readMMLUExport(path: String) throws -> [MultipleChoiceDocument] {
+        try records(path: path).map { try mmluExportDocument($0, path: path) }
+    }
+
+    /// The export of the "all" configuration (every subject in one file): each record's `subject` is required;
+    /// every subject's documents in file order.
+    public static func readMMLUExportBySubject(path: String) throws -> [String: [MultipleChoiceDocument]] {
+        var bySubject: [String: [MultipleChoiceDocument]] = [:]
+        for record in try records(path: path) {
+            let subject: String = try field(record, "subject", path: path)
+            bySubject[subject, default: []].append(try mmluExportDocument(record, path: path))
+        }
+        return bySubject
+    }
+
+    private static func mmluExportDocument(_ record: JSONLRecord, path: String) throws -> MultipleChoiceDocument {
+        let question: String = try field(record, "question", path: path)
+        guard let choiceValue = record.object["choices"] else {
+            throw HoneError.malformedRecord(path: path, line: record.line, message: "missing field \"choices\"")
+        }
+        guard let choices = choiceValue as? [String], choices.count == 4 else {
+            let found = (choiceValue as? [Any]).map { "\($0.count) values" + ($0 is [String] ? "" : ", not all strings") }
+                ?? jsonTypeName(choiceValue)
+            throw HoneError.malformedRecord(path: path, line: record.line,
+                                            message: "field \"choices\" must be an array of 4 strings, found \(found)")
+        }
+        guard let answer = record.object["answer"] else {
+            throw HoneError.malformedRecord(path: path, line: record.line, message: "missing field \"answer\"")
+        }
+        let gold = jsonInteger(answer).flatMap { (0...3).contains($0) ? $0 : nil }
+            ?? (answer as? String).flatMap { ["A", "B", "C", "D"].firstIndex(of: $0) }
+        guard let gold else {
+            let found = (answer as? String).map { "\"\($0)\"" } ?? jsonDouble(answer).map(jsonNumber) ?? jsonTypeName(answer)
+            throw HoneError.malformedRecord(path: path, line: record.line,
+                                            message: "field \"answer\" must be 0–3 (or A–D), found \(found)")
+        }
+        let query = "\(pythonStrip(question))\nA. \(choices[0])\nB. \(choices[1])\nC. \(choices[2])\nD. \(choices[3])\nAnswer:"
+        return MultipleChoiceDocument(query: query, choices: ["A", "B", "C", "D"], gold: gold, origin: "\(path):\(record.line)")
+    }
+
     /// RFC 4180 CSV: quoted fields may hold commas, quotes ("") and line breaks; CRLF or LF line ends. Returns each
     /// record with the 1-based line it starts on.
     static func parseCSV(_ text: String, path: String) throws -> [(line: Int, fields: [String])] {

@@ -119,7 +119,8 @@ public enum MultipleChoiceEvaluation {
     // MARK: - Loading a task's files
 
     /// Loads a leaf task from `directory` (the layout of `mc_eval/`: arc/, piqa/, hellaswag/, mmlu/{dev,test}/,
-    /// truthfulqa/). A missing file is named in the error.
+    /// truthfulqa/; or Hugging Face exports named CONFIG/SPLIT.jsonl or SPLIT.jsonl in the same folders, MMLU's
+    /// as one file for all subjects or one per subject). A missing file is named in the error.
     public static func loadTask(_ name: String, directory: String) throws -> MultipleChoiceTask {
         func path(_ parts: String...) -> String { ([directory] + parts).joined(separator: "/") }
         func firstExisting(_ candidates: [String]) -> String? { candidates.first { FileManager.default.fileExists(atPath: $0) } }
@@ -136,9 +137,9 @@ public enum MultipleChoiceEvaluation {
         switch name {
         case "arc_easy", "arc_challenge":
             let set = name == "arc_easy" ? "ARC-Easy" : "ARC-Challenge"
-            let test = try required([path("arc", "\(set)-test.jsonl"), path("arc", "\(set)-test.json")])
+            let test = try required([path("arc", "\(set)-test.jsonl"), path("arc", "\(set)-test.json"), path("arc", set, "test.jsonl")])
             // lm-eval draws ARC's shots from the train split; without it, from the test split minus the document.
-            let train = firstExisting([path("arc", "\(set)-train.jsonl"), path("arc", "\(set)-train.json")])
+            let train = firstExisting([path("arc", "\(set)-train.jsonl"), path("arc", "\(set)-train.json"), path("arc", set, "train.jsonl")])
             return MultipleChoiceTask(name: name, documents: try documents(MultipleChoiceData.readARC(path: test), from: test),
                                       fewShotPool: try train.map(MultipleChoiceData.readARC))
         case "piqa":
@@ -149,9 +150,10 @@ public enum MultipleChoiceEvaluation {
             return MultipleChoiceTask(name: name, documents: try documents(MultipleChoiceData.readPIQA(path: valid, labelsPath: labels), from: valid),
                                       fewShotPool: try train.map { try MultipleChoiceData.readPIQA(path: $0, labelsPath: trainLabels) })
         case "hellaswag":
-            let train = firstExisting([path("hellaswag", "hellaswag_train.jsonl")])
+            let train = firstExisting([path("hellaswag", "hellaswag_train.jsonl"), path("hellaswag", "train.jsonl")])
             let pool = try train.map(MultipleChoiceData.readHellaSwagJSONL)
-            if let jsonl = firstExisting([path("hellaswag", "hellaswag_val.jsonl"), path("hellaswag", "hellaswag_val.jsonl.gz")]) {
+            if let jsonl = firstExisting([path("hellaswag", "hellaswag_val.jsonl"), path("hellaswag", "hellaswag_val.jsonl.gz"),
+                                          path("hellaswag", "validation.jsonl")]) {
                 return MultipleChoiceTask(name: name, documents: try documents(MultipleChoiceData.readHellaSwagJSONL(path: jsonl), from: jsonl), fewShotPool: pool)
             }
             let text = try required([path("hellaswag", "hellaswag_val_full.txt.gz"), path("hellaswag", "hellaswag_val_full.txt")])
@@ -167,12 +169,48 @@ public enum MultipleChoiceEvaluation {
             guard name.hasPrefix("mmlu_"), let entry = MultipleChoiceData.mmluSubjects.first(where: { "mmlu_" + $0.subject == name }) else {
                 throw HoneError.invalidArgument("unknown task '\(name)' in \(OptionName("tasks"))")
             }
-            let test = try required([path("mmlu", "test", "\(entry.subject)_test.csv")])
-            let dev = try required([path("mmlu", "dev", "\(entry.subject)_dev.csv")])
+            // MMLU's CSVs, or the HF `cais/mmlu` export: one subject's file, or the "all" configuration's.
+            func split(_ split: String) throws -> (documents: [MultipleChoiceDocument], file: String) {
+                let subject = entry.subject
+                let csv = path("mmlu", split, "\(subject)_\(split).csv")
+                if FileManager.default.fileExists(atPath: csv) { return (try MultipleChoiceData.readMMLU(path: csv), csv) }
+                if let file = firstExisting([path("mmlu", split, "\(subject)_\(split).jsonl"), path("mmlu", subject, "\(split).jsonl")]) {
+                    return (try MultipleChoiceData.readMMLUExport(path: file), file)
+                }
+                guard let all = firstExisting([path("mmlu", "\(split).jsonl")]) else {
+                    // Name the file of the layout the folder uses.
+                    let subjectFolder = path("mmlu", subject)
+                    let missing = FileManager.default.fileExists(atPath: subjectFolder) ? path("mmlu", subject, "\(split).jsonl")
+                        : firstExisting([path("mmlu", "test.jsonl"), path("mmlu", "dev.jsonl")]) != nil ? path("mmlu", "\(split).jsonl") : csv
+                    throw HoneError.fileNotFound(path: missing)
+                }
+                return (try mmluExports.subject(subject, of: all), all)
+            }
+            let test = try split("test"), dev = try split("dev")
             let description = "The following are multiple choice questions (with answers) about \(entry.subject.replacingOccurrences(of: "_", with: " ")).\n\n"
-            return MultipleChoiceTask(name: name, documents: try documents(MultipleChoiceData.readMMLU(path: test), from: test),
-                                      fewShotPool: try MultipleChoiceData.readMMLU(path: dev), sampler: .firstN,
+            return MultipleChoiceTask(name: name, documents: try documents(test.documents, from: test.file),
+                                      fewShotPool: dev.documents, sampler: .firstN,
                                       description: description, metrics: [.acc], group: "mmlu_" + entry.group)
+        }
+    }
+
+    /// The "all" export files of MMLU, each read once per process for all 57 subjects (keyed by path, size and
+    /// modification date, so a rewritten file is read again).
+    private static let mmluExports = MMLUExportFiles()
+
+    private final class MMLUExportFiles: @unchecked Sendable {
+        private let lock = NSLock()
+        private var files: [String: (stamp: String, bySubject: [String: [MultipleChoiceDocument]])] = [:]
+
+        func subject(_ subject: String, of path: String) throws -> [MultipleChoiceDocument] {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            let stamp = "\(attributes?[.size] ?? "")|\(attributes?[.modificationDate] ?? "")"
+            lock.lock()
+            defer { lock.unlock() }
+            if let cached = files[path], cached.stamp == stamp { return cached.bySubject[subject] ?? [] }
+            let bySubject = try MultipleChoiceData.readMMLUExportBySubject(path: path)
+            files[path] = (stamp, bySubject)
+            return bySubject[subject] ?? []
         }
     }
 

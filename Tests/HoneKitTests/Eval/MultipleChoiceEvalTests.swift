@@ -25,13 +25,13 @@ import Testing
     }
 
     /// Runs every fixture run with Hone and compares everything lm-eval recorded.
-    func compare(model modelPath: String, adapter: String? = nil, fixture: String) throws {
+    func compare(model modelPath: String, adapter: String? = nil, fixture: String, data: String = Self.data) throws {
         let loaded = try LoadedModel.open(modelPath)
         if let adapter { try loaded.attachAdapter(directory: adapter) }
         let scorer = MultipleChoiceScorer(model: loaded.model, tokenizer: try loaded.tokenizer(), tokenBudget: 512)
         for run in try Self.runs(fixture) {
             let selection = try MultipleChoiceEvaluation.select(run.tasks.joined(separator: ","), numFewShot: run.fewShot)
-            let tasks = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: Self.data) }
+            let tasks = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: data) }
             let results = try MultipleChoiceEvaluation.run(tasks: tasks, fewShot: selection.fewShot, limit: run.limit.map(DocumentLimit.first), scorer: scorer)
             var worst = 0.0
             for result in results {
@@ -78,6 +78,13 @@ import Testing
 
     @Test func tinyLlamaMatchesLMEval() throws {
         try compare(model: Repository.fixture("eval/tiny-llama"), fixture: "tiny-llama")
+    }
+
+    /// The same documents as Hugging Face `datasets` exports them (tools/oracle/make_eval_fixtures.py writes
+    /// eval/data-hf: CONFIG/SPLIT.jsonl and SPLIT.jsonl names; MMLU as the "all" configuration's files, one folder
+    /// per subject config, and SUBJECT_SPLIT.jsonl): everything lm-eval recorded, 0-, 3- and 5-shot.
+    @Test func tinyLlamaMatchesLMEvalOnHuggingFaceExports() throws {
+        try compare(model: Repository.fixture("eval/tiny-llama"), fixture: "tiny-llama", data: Repository.fixture("eval/data-hf"))
     }
 
     @Test func adapterMatchesLMEvalWithPEFT() throws {
@@ -225,6 +232,41 @@ import Testing
         let csv = directory.appendingPathComponent("x_test.csv").path
         try "q,a,b,c,d,A\r\nq2,a,b,c,d,E\r\n".write(toFile: csv, atomically: true, encoding: .utf8)
         #expect(message { _ = try MultipleChoiceData.readMMLU(path: csv) }.hasPrefix("\(csv):2: field 6 (answer)"))
+        // MMLU as `cais/mmlu` exports it.
+        let export = directory.appendingPathComponent("test.jsonl").path
+        let record = "{\"question\": \"q\", \"subject\": \"anatomy\", \"choices\": [\"a\", \"b\", \"c\", \"d\"], \"answer\": 2}\n"
+        for (second, expected) in [
+            ("{\"question\": \"q\", \"subject\": \"anatomy\", \"choices\": [\"a\", \"b\", \"c\"], \"answer\": 0}",
+             "field \"choices\" must be an array of 4 strings, found 3 values"),
+            ("{\"question\": \"q\", \"subject\": \"anatomy\", \"choices\": [\"a\", \"b\", \"c\", 4], \"answer\": 0}",
+             "field \"choices\" must be an array of 4 strings, found 4 values, not all strings"),
+            ("{\"question\": \"q\", \"subject\": \"anatomy\", \"choices\": \"abcd\", \"answer\": 0}",
+             "field \"choices\" must be an array of 4 strings, found a string"),
+            ("{\"question\": \"q\", \"subject\": \"anatomy\", \"choices\": [\"a\", \"b\", \"c\", \"d\"], \"answer\": 4}",
+             "field \"answer\" must be 0–3 (or A–D), found 4"),
+            ("{\"question\": \"q\", \"subject\": \"anatomy\", \"choices\": [\"a\", \"b\", \"c\", \"d\"], \"answer\": \"E\"}",
+             "field \"answer\" must be 0–3 (or A–D), found \"E\""),
+            ("{\"question\": \"q\", \"subject\": \"anatomy\", \"choices\": [\"a\", \"b\", \"c\", \"d\"]}", "missing field \"answer\""),
+            ("{\"question\": \"q\", \"choices\": [\"a\", \"b\", \"c\", \"d\"], \"answer\": 1}", "missing field \"subject\""),
+        ] {
+            try (record + second + "\n").write(toFile: export, atomically: true, encoding: .utf8)
+            #expect(message { _ = try MultipleChoiceData.readMMLUExportBySubject(path: export) } == "\(export):2: \(expected)")
+        }
+        try (record + "{\"question\": \" q2 \", \"choices\": [\"a\", \"b\", \"c\", \"d\"], \"answer\": \"D\"}\n")
+            .write(toFile: export, atomically: true, encoding: .utf8)
+        let subjectFile = try MultipleChoiceData.readMMLUExport(path: export)  // one subject's file: no subject needed
+        #expect(subjectFile.map(\.gold) == [2, 3])
+        #expect(subjectFile[1].query == "q2\nA. a\nB. b\nC. c\nD. d\nAnswer:")
+        // The "all" layout: a subject it lacks, and a split it lacks, are named.
+        let exports = directory.appendingPathComponent("exports").path
+        try FileManager.default.createDirectory(atPath: exports + "/mmlu", withIntermediateDirectories: true)
+        try record.write(toFile: exports + "/mmlu/test.jsonl", atomically: true, encoding: .utf8)
+        #expect(message { _ = try MultipleChoiceEvaluation.loadTask("mmlu_anatomy", directory: exports) }
+            == "\(exports)/mmlu/dev.jsonl: no such file or directory")
+        try record.write(toFile: exports + "/mmlu/dev.jsonl", atomically: true, encoding: .utf8)
+        #expect(try MultipleChoiceEvaluation.loadTask("mmlu_anatomy", directory: exports).documents.map(\.gold) == [2])
+        #expect(message { _ = try MultipleChoiceEvaluation.loadTask("mmlu_virology", directory: exports) }
+            == "\(exports)/mmlu/test.jsonl: no documents for mmlu_virology")
         let piqa = directory.appendingPathComponent("valid.jsonl").path
         try "{\"goal\": \"g\", \"sol1\": 1, \"sol2\": \"b\"}\n".write(toFile: piqa, atomically: true, encoding: .utf8)
         #expect(message { _ = try MultipleChoiceData.readPIQA(path: piqa, labelsPath: nil) }
