@@ -37,9 +37,14 @@ struct EvalTasks: ParsableCommand {
         mmlu/{test,dev}.jsonl (the "all" configuration) or mmlu/<subject>/{test,dev}.jsonl. With --output-dir, each \
         row writes ROW/results.json and ROW/samples_<task>.jsonl.
 
+        Instruct models: --apply-chat-template (with --fewshot-as-multiturn, the default, or \
+        --no-fewshot-as-multiturn) and --system-instruction build prompts as lm-eval's options of those names do.
+
         Example:
           hone eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf --adapter sft=out/sft \\
             --tasks seed-table --data ../shared/data/mc_eval --limit 100 --output-dir eval-out
+          hone eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf --tasks mmlu --num-fewshot 5 \\
+            --apply-chat-template --data ../shared/data/mc_eval
         """)
 
     @Option(name: .long, help: "An HF model directory or a GGUF file.")
@@ -67,6 +72,18 @@ struct EvalTasks: ParsableCommand {
     @Option(name: [.customLong("batch-tokens"), .customLong("batch_tokens")], help: "Context tokens per forward pass.")
     var batchTokens = 2048
 
+    @Flag(name: [.customLong("apply-chat-template"), .customLong("apply_chat_template")],
+          help: "Render each prompt with the model's chat template, as lm-eval's --apply_chat_template (the choices follow the opened assistant turn with no delimiter).")
+    var applyChatTemplate = false
+
+    @Flag(name: [.customLong("fewshot-as-multiturn"), .customLong("fewshot_as_multiturn")], inversion: .prefixedNo,
+          help: "With --apply-chat-template: few-shot examples as user/assistant turns (the default, as lm-eval's), or with --no-fewshot-as-multiturn all in one user message.")
+    var fewshotAsMultiturn: Bool?
+
+    @Option(name: [.customLong("system-instruction"), .customLong("system_instruction")],
+            help: "A system instruction before the task description (lm-eval's --system_instruction).")
+    var systemInstruction: String?
+
     func validate() throws {
         guard batchTokens >= 1 else { throw ValidationError("--batch-tokens must be at least 1, not \(batchTokens)") }
     }
@@ -86,7 +103,18 @@ struct EvalTasks: ParsableCommand {
             let selection = try MultipleChoiceEvaluation.select(tasks, numFewShot: numFewshot)
             let taskList = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: data) }
             for note in Set(taskList.compactMap(\.note)) { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+            if fewshotAsMultiturn == true, !applyChatTemplate {
+                throw HoneError.invalidArgument("--fewshot-as-multiturn needs --apply-chat-template")
+            }
             let loaded = try LoadedModel.open(model)
+            var format = MultipleChoiceTask.PromptFormat(systemInstruction: systemInstruction)
+            if applyChatTemplate {
+                guard let template = try loaded.chatTemplate() else {
+                    throw HoneError.invalidArgument("--apply-chat-template: \(model) has no chat template")
+                }
+                format.chatTemplate = template
+                format.fewShotAsMultiturn = fewshotAsMultiturn ?? true
+            }
             let scorer = MultipleChoiceScorer(model: loaded.model, tokenizer: try loaded.tokenizer(), tokenBudget: batchTokens)
             // Under mpirun the ranks share the forward passes; rank 0 reports and writes.
             let group = try ProcessGroup.world()
@@ -123,7 +151,7 @@ struct EvalTasks: ParsableCommand {
                                                 label: "eval \(row.name)")
                 let start = Date()
                 let results = try MultipleChoiceEvaluation.run(tasks: taskList, fewShot: selection.fewShot, limit: documentLimit,
-                                                               scorer: scorer) { done, _ in
+                                                               scorer: scorer, format: format) { done, _ in
                     guard group.isRoot else { return }
                     let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
                     progress.update(done: done, extra: String(format: "%.2f docs/s", rate))
@@ -138,7 +166,7 @@ struct EvalTasks: ParsableCommand {
                                                 to: (folder as NSString).appendingPathComponent("samples_\(result.task.name).jsonl"))
                     }
                     let json = MultipleChoiceEvaluation.resultsJSON(results, groups: selection.groups, model: model,
-                                                                    adapter: row.directory, limit: documentLimit)
+                                                                    adapter: row.directory, limit: documentLimit, format: format)
                     try writeFileAtomically(Data(json.utf8), to: (folder as NSString).appendingPathComponent("results.json"))
                 }
             }

@@ -13,6 +13,8 @@ Writes under Tests/HoneKitTests/Fixtures/eval/:
                `--data-only` writes data/ and data-hf/ without running lm-eval
   tiny-llama/  a random-weight Llama (hidden 16, 2 layers, tied embeddings) with the spm-bpe fixture tokenizer
                (Llama-2 SentencePiece layout, BOS added), f32 safetensors
+  smollm2-chat.json  the same with lm-eval's --apply_chat_template, --fewshot_as_multiturn, --system_instruction
+                     (`--smollm2 GGUF --chat-only` writes it alone)
   tiny-llama.json, smollm2.json   per run (tasks, num_fewshot): per document the context and continuation strings
                lm-eval built, each choice's log-likelihood and is_greedy, the document's metrics; and results
                (results[task]["acc,none"], stderrs, groups) as lm-eval aggregates them.
@@ -301,11 +303,14 @@ def make_smollm2(gguf: Path) -> Path:
 # Running lm-eval
 # ---------------------------------------------------------------------------
 
-def run(model_dir: Path, tasks: list[str], num_fewshot: int, task_manager, limit=None, adapter=None) -> dict:
+def run(model_dir: Path, tasks: list[str], num_fewshot: int, task_manager, limit=None, adapter=None,
+        apply_chat_template=False, fewshot_as_multiturn=False, system_instruction=None) -> dict:
     model_args = f"pretrained={model_dir},dtype=float32,device=cpu" + (f",peft={adapter}" if adapter else "")
     out = lm_eval.simple_evaluate(model="hf", model_args=model_args,
                                   tasks=[f"hone_{t}" for t in tasks], num_fewshot=num_fewshot, batch_size=1,
-                                  limit=limit, log_samples=True, task_manager=task_manager, bootstrap_iters=100)
+                                  limit=limit, log_samples=True, task_manager=task_manager, bootstrap_iters=100,
+                                  apply_chat_template=apply_chat_template, fewshot_as_multiturn=fewshot_as_multiturn,
+                                  system_instruction=system_instruction)
     strip = lambda name: name[len("hone_"):] if name.startswith("hone_") else name  # noqa: E731
     results = {}
     for name, values in out["results"].items():
@@ -324,7 +329,25 @@ def run(model_dir: Path, tasks: list[str], num_fewshot: int, task_manager, limit
                 "metrics": {m: float(s[m]) for m in ("acc", "acc_norm") if m in s},
             })
         documents[strip(name)] = rows
-    return {"tasks": tasks, "num_fewshot": num_fewshot, "limit": limit, "results": results, "documents": documents}
+    result = {"tasks": tasks, "num_fewshot": num_fewshot, "limit": limit, "results": results, "documents": documents}
+    if apply_chat_template or system_instruction:
+        result.update(apply_chat_template=apply_chat_template, fewshot_as_multiturn=fewshot_as_multiturn,
+                      system_instruction=system_instruction)
+    return result
+
+
+def write_chat_runs(smol: Path, manager) -> None:
+    """lm-eval's instruct formatting on SmolLM2 (its own chat template): 0-shot, few-shot as turns and as one
+    message, with a system instruction, and a system instruction without a template."""
+    instruction = "Answer with the letter or the words of the best choice."
+    runs = [run(smol, ["arc_challenge", "piqa", "hellaswag", "truthfulqa_mc2"], 0, manager, limit=3, apply_chat_template=True),
+            run(smol, ["mmlu_abstract_algebra", "mmlu_sociology"], 5, manager, limit=2, apply_chat_template=True,
+                fewshot_as_multiturn=True),
+            run(smol, ["arc_challenge", "mmlu_virology"], 2, manager, limit=2, apply_chat_template=True,
+                fewshot_as_multiturn=False, system_instruction=instruction),
+            run(smol, ["mmlu_sociology", "piqa"], 1, manager, limit=2, system_instruction=instruction)]
+    write_json(OUT / "smollm2-chat.json", {"model": "models/SmolLM2-135M-Instruct-f32 (from the Q4_1 GGUF)",
+                                           "versions": {**oc.versions(), "lm_eval": lm_eval.__version__}, "runs": runs})
 
 
 def write_json(path: Path, obj) -> None:
@@ -344,6 +367,9 @@ def main():
     parser.add_argument("--smollm2", type=Path, help="the SmolLM2-135M-Instruct GGUF to dequantize")
     parser.add_argument("--only-adapter", action="store_true", help="skip the tiny model's base runs (adapter, SmolLM2)")
     parser.add_argument("--data-only", action="store_true", help="write data/ and data-hf/ only (no lm-eval run)")
+    parser.add_argument("--chat-only", action="store_true",
+                        help="with --smollm2: only smollm2-chat.json (lm-eval's --apply_chat_template, "
+                             "--fewshot_as_multiturn and --system_instruction runs)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     hf = write_subsets()
@@ -355,6 +381,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         write_yamls(hf, Path(tmp))
         manager = TaskManager(include_path=tmp)
+        if args.chat_only:
+            write_chat_runs(make_smollm2(args.smollm2.resolve()), manager)
+            return
         tiny = OUT / "tiny-llama" if args.only_adapter else make_tiny_model()
         runs = [] if args.only_adapter else [run(tiny, basic + ["mmlu"], 0, manager), run(tiny, ["arc_challenge", "hellaswag", "piqa"], 3, manager),
                 run(tiny, ["mmlu"], 5, manager)]
@@ -371,6 +400,7 @@ def main():
                     run(smol, ["mmlu_abstract_algebra", "mmlu_world_religions", "mmlu_sociology", "mmlu_virology"], 5, manager)]
             write_json(OUT / "smollm2.json", {"model": "models/SmolLM2-135M-Instruct-f32 (from the Q4_1 GGUF)",
                                                  "versions": {**oc.versions(), "lm_eval": lm_eval.__version__}, "runs": runs})
+            write_chat_runs(smol, manager)
     print("wrote", OUT.relative_to(REPO))
 
 

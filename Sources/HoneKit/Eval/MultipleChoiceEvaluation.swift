@@ -263,9 +263,10 @@ public enum MultipleChoiceEvaluation {
 
     /// Scores the first `limit` documents of every task. `progress(done, total)` counts documents.
     public static func run(tasks: [MultipleChoiceTask], fewShot: [String: Int], limit: DocumentLimit?, scorer: MultipleChoiceScorer,
+                           format: MultipleChoiceTask.PromptFormat = .plain,
                            progress: ((Int, Int) -> Void)? = nil) throws -> [TaskResult] {
         let prepared = try tasks.map { task in
-            (task, try task.requests(fewShot: fewShot[task.name] ?? 0, limit: limit?.documents(of: task.documents.count)))
+            (task, try task.requests(fewShot: fewShot[task.name] ?? 0, limit: limit?.documents(of: task.documents.count), format: format))
         }
         let total = prepared.reduce(0) { $0 + $1.1.count }
         var done = 0
@@ -333,7 +334,7 @@ public enum MultipleChoiceEvaluation {
     /// lm-eval's results.json shape: results[task]["acc,none"], "acc_stderr,none" ("N/A" when none), groups,
     /// n-shot, n-samples, configs and a config block.
     public static func resultsJSON(_ results: [TaskResult], groups: [String], model: String, adapter: String?,
-                                   limit: DocumentLimit?) -> String {
+                                   limit: DocumentLimit?, format: MultipleChoiceTask.PromptFormat = .plain) -> String {
         let table = scores(results, groups: groups)
         func entry(_ name: String, alias: String) -> String {
             var fields = ["\"alias\": \(jsonString(alias))"]
@@ -375,7 +376,18 @@ public enum MultipleChoiceEvaluation {
             if let note = task.note { fields.append("\"note\": \(jsonString(note))") }
             return "\(jsonString(task.name)): {" + fields.joined(separator: ", ") + "}"
         } + "},")
-        lines.append("  \"config\": {\"model\": \"hone\", \"model_args\": \(jsonString(model)), \"adapter\": \(adapter.map(jsonString) ?? "null"), \"limit\": \(limit.map(\.description) ?? "null"), \"fewshot_seed\": \(MultipleChoiceTask.defaultSeed)}")
+        lines.append("  \"config\": {\"model\": \"hone\", \"model_args\": \(jsonString(model)), \"adapter\": \(adapter.map(jsonString) ?? "null"), \"limit\": \(limit.map(\.description) ?? "null"), \"fewshot_seed\": \(MultipleChoiceTask.defaultSeed)},")
+        // lm-eval's instruct-formatting keys (null and false without them).
+        func textAndHash(_ text: String?) -> (String, String) {
+            (text.map(jsonString) ?? "null", text.map { "\"\(SHA256.hash(Array($0.utf8)).hexString)\"" } ?? "null")
+        }
+        let (instruction, instructionHash) = textAndHash(format.systemInstruction)
+        let (template, templateHash) = textAndHash(format.chatTemplate?.source)
+        lines.append("  \"system_instruction\": \(instruction),")
+        lines.append("  \"system_instruction_sha\": \(instructionHash),")
+        lines.append("  \"chat_template\": \(template),")
+        lines.append("  \"chat_template_sha\": \(templateHash),")
+        lines.append("  \"fewshot_as_multiturn\": \(format.chatTemplate != nil && format.fewShotAsMultiturn)")
         lines.append("}")
         return lines.joined(separator: "\n") + "\n"
     }
@@ -399,8 +411,10 @@ public enum MultipleChoiceEvaluation {
             if let labels = document.labels { docFields.append("\"labels\": [" + labels.map(String.init).joined(separator: ", ") + "]") }
             let doc = "{" + docFields.joined(separator: ", ") + "}"
             let target = String(document.gold)
+            // The context and continuations as lm-eval's requests hold them, before the whitespace moved.
+            let loggedContext = request.context + request.movedWhitespace
             let arguments = request.continuations.enumerated().map { choice, continuation in
-                "\"gen_args_\(choice)\": {\"arg_0\": \(jsonString(request.context)), \"arg_1\": \(jsonString(continuation))}"
+                "\"gen_args_\(choice)\": {\"arg_0\": \(jsonString(loggedContext)), \"arg_1\": \(jsonString(String(String.UnicodeScalarView(continuation.unicodeScalars.dropFirst(request.movedWhitespace.unicodeScalars.count)))))}"
             }
             let pairs = result.scores[index].map { "[\"\(pythonFloat($0.loglikelihood))\", \"\($0.isGreedy ? "True" : "False")\"]" }
             let metrics = result.documentMetrics[index].sorted { $0.key < $1.key }
@@ -410,7 +424,7 @@ public enum MultipleChoiceEvaluation {
                           "\"filtered_resps\": [" + pairs.joined(separator: ", ") + "]",
                           "\"filter\": \"none\"",
                           "\"metrics\": [" + metrics.map { jsonString($0.key) }.joined(separator: ", ") + "]",
-                          "\"doc_hash\": \"\(hash(doc))\"", "\"prompt_hash\": \"\(hash(request.context))\"",
+                          "\"doc_hash\": \"\(hash(doc))\"", "\"prompt_hash\": \"\(hash(loggedContext))\"",
                           "\"target_hash\": \"\(hash(target))\""]
             for (metric, value) in metrics { fields.append("\(jsonString(metric)): \(pythonFloat(value))") }
             text += "{" + fields.joined(separator: ", ") + "}\n"

@@ -41,20 +41,26 @@ public final class MultipleChoiceScorer {
     /// `shareChoicePrefixes`): forward rows saved = this × (choices − 1).
     public private(set) var sharedChoiceTokens = 0
 
+    /// The text of the token lm-eval's HF backend calls the prefix token (BOS, else EOS).
+    private let prefixTokenText: String?
+
     public init(model: CausalLanguageModel, tokenizer: Tokenizer, tokenBudget: Int = 2048) {
         self.model = model
         self.tokenizer = tokenizer
         self.tokenBudget = max(1, tokenBudget)
+        prefixTokenText = (tokenizer.bosTokenID ?? tokenizer.eosTokenID).map { tokenizer.decode([$0], skipSpecialTokens: false) }
     }
 
     // MARK: - Tokens
 
     /// The tokenizer's own special-token policy applies (lm-eval's HF backend calls `tokenizer.encode` with its
-    /// defaults: BOS where the tokenizer adds one; special tokens in the text are matched).
+    /// defaults: BOS where the tokenizer adds one; special tokens in the text are matched), except that a text
+    /// already starting with the prefix token's text (a chat template that writes BOS) gets none added, as there.
     public func tokenize(_ request: MultipleChoiceTask.Request) -> TokenizedRequest {
-        let context = tokenizer.encode(request.context, addSpecialTokens: true, parseSpecial: true)
+        let addSpecialTokens = !(prefixTokenText.map { request.context.unicodeScalars.starts(with: $0.unicodeScalars) } ?? false)
+        let context = tokenizer.encode(request.context, addSpecialTokens: addSpecialTokens, parseSpecial: true)
         let continuations = request.continuations.map { continuation -> [Int32] in
-            let whole = tokenizer.encode(request.context + continuation, addSpecialTokens: true, parseSpecial: true)
+            let whole = tokenizer.encode(request.context + continuation, addSpecialTokens: addSpecialTokens, parseSpecial: true)
             return whole.count > context.count ? Array(whole[context.count...]) : []
         }
         return TokenizedRequest(context: context, continuations: continuations)

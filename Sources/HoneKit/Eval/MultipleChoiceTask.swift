@@ -63,11 +63,34 @@ public struct MultipleChoiceTask: Sendable {
     public struct Request: Sendable, Equatable {
         public let context: String
         public let continuations: [String]
+        /// The whitespace moved (lm-eval logs the context and continuations before the move).
+        public var movedWhitespace = ""
+    }
+
+    /// lm-eval's instruct formatting (`--system_instruction`, `--apply_chat_template`, `--fewshot_as_multiturn`).
+    /// The prompt is a list of messages: a system message (the instruction and the task description), each shot as
+    /// a user turn (query) and an assistant turn (answer), the document as the last user turn. Without a chat
+    /// template their texts are joined (each user turn followed by the target delimiter, each answer by the few-shot
+    /// delimiter: the plain prompt, after the instruction). With one, the template renders them (opened for the
+    /// assistant; all turns but the system message joined into one user message unless `fewShotAsMultiturn`; if
+    /// the template raises, again without the system message) and each choice follows with no delimiter.
+    public struct PromptFormat: Sendable {
+        public var systemInstruction: String?
+        public var chatTemplate: ChatTemplate?
+        public var fewShotAsMultiturn: Bool
+
+        public init(systemInstruction: String? = nil, chatTemplate: ChatTemplate? = nil, fewShotAsMultiturn: Bool = false) {
+            self.systemInstruction = systemInstruction
+            self.chatTemplate = chatTemplate
+            self.fewShotAsMultiturn = fewShotAsMultiturn
+        }
+
+        public static let plain = PromptFormat()
     }
 
     /// The contexts of the first `limit` documents with `fewShot` examples each, in document order (the seeded
     /// sampler's draws depend on that order, as in lm-eval).
-    public func requests(fewShot: Int, limit: Int? = nil) throws -> [Request] {
+    public func requests(fewShot: Int, limit: Int? = nil, format: PromptFormat = .plain) throws -> [Request] {
         let count = min(limit ?? documents.count, documents.count)
         var random = PythonRandom(seed: UInt64(seedValue))
         let pool = fewShotPool ?? documents
@@ -105,14 +128,69 @@ public struct MultipleChoiceTask: Sendable {
                     }
                 }
             }
-            var context = description
-            for shot in shots {
-                context += shot.query + Self.targetDelimiter + shot.choices[shot.gold] + Self.fewShotDelimiter
+            if format.systemInstruction == nil, format.chatTemplate == nil {
+                var context = description
+                for shot in shots {
+                    context += shot.query + Self.targetDelimiter + shot.choices[shot.gold] + Self.fewShotDelimiter
+                }
+                context += document.query
+                result.append(Self.split(context: context, continuations: document.choices.map { Self.targetDelimiter + $0 }))
+                continue
             }
-            context += document.query
-            result.append(Self.split(context: context, continuations: document.choices.map { Self.targetDelimiter + $0 }))
+            result.append(try formattedRequest(document: document, shots: shots, format: format))
         }
         return result
+    }
+
+    // MARK: - Instruct formatting
+
+    private struct Turn {
+        let role: String
+        var content: String
+        /// Follows the content when turns are joined as text.
+        var delimiter: String
+    }
+
+    private func formattedRequest(document: MultipleChoiceDocument, shots: [MultipleChoiceDocument],
+                                  format: PromptFormat) throws -> Request {
+        var turns: [Turn] = []
+        let system = Self.joined(format.systemInstruction ?? "", description, delimiter: Self.fewShotDelimiter)
+        if !system.isEmpty { turns.append(Turn(role: "system", content: system, delimiter: "")) }
+        for shot in shots {
+            turns.append(Turn(role: "user", content: shot.query, delimiter: Self.targetDelimiter))
+            turns.append(Turn(role: "assistant", content: shot.choices[shot.gold], delimiter: Self.fewShotDelimiter))
+        }
+        turns.append(Turn(role: "user", content: document.query, delimiter: ""))
+        guard let template = format.chatTemplate else {
+            return Self.split(context: turns.map { $0.content + $0.delimiter }.joined(),
+                              continuations: document.choices.map { Self.targetDelimiter + $0 })
+        }
+        if !format.fewShotAsMultiturn {
+            // One user message of every non-system turn's text.
+            let start = turns.first?.role == "system" ? 1 : 0
+            let user = Turn(role: "user", content: turns[start...].map { $0.content + $0.delimiter }.joined(), delimiter: "")
+            turns = Array(turns[..<start]) + [user]
+        }
+        func render(_ turns: [Turn]) throws -> String {
+            try template.render(messages: turns.map { ["role": .string($0.role), "content": .string($0.content)] },
+                                addGenerationPrompt: true)
+        }
+        let context: String
+        do {
+            context = try render(turns)
+        } catch HoneError.template {
+            // lm-eval retries a template that rejects the system role without it.
+            context = try render(turns.filter { $0.role != "system" })
+        }
+        return Self.split(context: context, continuations: document.choices)
+    }
+
+    /// lm-eval's `maybe_delimit`: prefix + delimiter + suffix, without the delimiter when either side is empty or
+    /// has whitespace at the join.
+    static func joined(_ prefix: String, _ suffix: String, delimiter: String) -> String {
+        guard let last = prefix.unicodeScalars.last else { return suffix }
+        guard let first = suffix.unicodeScalars.first else { return prefix }
+        return pythonIsSpace(last) || pythonIsSpace(first) ? prefix + suffix : prefix + delimiter + suffix
     }
 
     private var seedValue: Int {
@@ -127,7 +205,8 @@ public struct MultipleChoiceTask: Sendable {
         var end = scalars.endIndex
         while end > scalars.startIndex, pythonIsSpace(scalars[scalars.index(before: end)]) { end = scalars.index(before: end) }
         let trailing = String(scalars[end...])
-        return Request(context: String(scalars[..<end]), continuations: continuations.map { trailing + $0 })
+        return Request(context: String(scalars[..<end]), continuations: continuations.map { trailing + $0 },
+                       movedWhitespace: trailing)
     }
 }
 

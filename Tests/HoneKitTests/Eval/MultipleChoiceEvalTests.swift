@@ -13,6 +13,23 @@ import Testing
         let limit: Int?
         let results: [String: [String: Any]]
         let documents: [String: [[String: Any]]]
+        /// lm-eval's --apply_chat_template, --fewshot_as_multiturn, --system_instruction.
+        var applyChatTemplate = false
+        var fewShotAsMultiturn = false
+        var systemInstruction: String?
+
+        func format(_ loaded: LoadedModel) throws -> MultipleChoiceTask.PromptFormat {
+            MultipleChoiceTask.PromptFormat(systemInstruction: systemInstruction,
+                                            chatTemplate: applyChatTemplate ? try #require(try loaded.chatTemplate()) : nil,
+                                            fewShotAsMultiturn: fewShotAsMultiturn)
+        }
+    }
+
+    /// A request's context and continuations as lm-eval logs them (before trailing whitespace moves).
+    static func logged(_ request: MultipleChoiceTask.Request) -> (context: String, continuations: [String]) {
+        let moved = request.movedWhitespace.unicodeScalars.count
+        return (request.context + request.movedWhitespace,
+                request.continuations.map { String(String.UnicodeScalarView($0.unicodeScalars.dropFirst(moved))) })
     }
 
     static func runs(_ name: String) throws -> [Run] {
@@ -20,7 +37,10 @@ import Testing
         return (object["runs"] as! [[String: Any]]).map { run in
             Run(tasks: run["tasks"] as! [String], fewShot: (run["num_fewshot"] as! NSNumber).intValue,
                 limit: (run["limit"] as? NSNumber)?.intValue, results: run["results"] as! [String: [String: Any]],
-                documents: run["documents"] as! [String: [[String: Any]]])
+                documents: run["documents"] as! [String: [[String: Any]]],
+                applyChatTemplate: (run["apply_chat_template"] as? Bool) ?? false,
+                fewShotAsMultiturn: (run["fewshot_as_multiturn"] as? Bool) ?? false,
+                systemInstruction: run["system_instruction"] as? String)
         }
     }
 
@@ -32,14 +52,15 @@ import Testing
         for run in try Self.runs(fixture) {
             let selection = try MultipleChoiceEvaluation.select(run.tasks.joined(separator: ","), numFewShot: run.fewShot)
             let tasks = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: data) }
-            let results = try MultipleChoiceEvaluation.run(tasks: tasks, fewShot: selection.fewShot, limit: run.limit.map(DocumentLimit.first), scorer: scorer)
+            let results = try MultipleChoiceEvaluation.run(tasks: tasks, fewShot: selection.fewShot, limit: run.limit.map(DocumentLimit.first),
+                                                           scorer: scorer, format: try run.format(loaded))
             var worst = 0.0
             for result in results {
                 let name = result.task.name
                 let expected = try #require(run.documents[name], "\(name) missing in the fixture")
                 #expect(result.requests.count == expected.count, "\(name)")
                 for (index, document) in expected.enumerated() where index < result.requests.count {
-                    let request = result.requests[index]
+                    let request = Self.logged(result.requests[index])
                     #expect(request.context == document["context"] as! String, "\(name) doc \(index) context (\(run.fewShot)-shot)")
                     #expect(request.continuations == document["continuations"] as! [String], "\(name) doc \(index) continuations")
                     let lls = (document["loglikelihoods"] as! [NSNumber]).map(\.doubleValue)
@@ -102,30 +123,49 @@ import Testing
         try compare(model: model, fixture: "smollm2")
     }
 
+    /// lm-eval's --apply_chat_template (few-shot as turns and as one message), --system_instruction, on SmolLM2's own
+    /// template.
+    @Test func smolLM2ChatTemplateMatchesLMEval() throws {
+        let model = Repository.root.appendingPathComponent("models/SmolLM2-135M-Instruct-f32").path
+        guard FileManager.default.fileExists(atPath: model + "/model.safetensors") else {
+            print("skipped: models/SmolLM2-135M-Instruct-f32 is absent (tools/oracle/make_eval_fixtures.py --smollm2 makes it)")
+            return
+        }
+        try compare(model: model, fixture: "smollm2-chat")
+    }
+
     /// The shipped Q4_1 GGUF, run in place with integer kernels (activations quantized to 8 bits), against lm-eval
-    /// on the f32 weights dequantized from that same file: prompts identical, log-likelihoods close.
-    @Test func quantizedGGUFIsCloseToLMEvalOnItsWeights() throws {
+    /// on the f32 weights dequantized from that same file: prompts identical (with the GGUF's chat template too),
+    /// log-likelihoods close.
+    @Test(arguments: ["smollm2", "smollm2-chat"])
+    func quantizedGGUFIsCloseToLMEvalOnItsWeights(fixture: String) throws {
         let gguf = Repository.root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
-        guard FileManager.default.fileExists(atPath: gguf), FileManager.default.fileExists(atPath: Repository.fixture("eval/smollm2.json")) else {
+        guard FileManager.default.fileExists(atPath: gguf), FileManager.default.fileExists(atPath: Repository.fixture("eval/\(fixture).json")) else {
             print("skipped: models/SmolLM2-135M-Instruct.Q4_1.gguf is absent (tools/fetch-default-model fetches it)")
             return
         }
         let loaded = try LoadedModel.open(gguf)
         let scorer = MultipleChoiceScorer(model: loaded.model, tokenizer: try loaded.tokenizer())
-        let run = try Self.runs("smollm2")[0]
-        let selection = try MultipleChoiceEvaluation.select(run.tasks.joined(separator: ","), numFewShot: run.fewShot)
-        let tasks = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: Self.data) }
-        let results = try MultipleChoiceEvaluation.run(tasks: tasks, fewShot: selection.fewShot, limit: run.limit.map(DocumentLimit.first), scorer: scorer)
+        // The plain fixture's first run; every run of the chat one.
+        let runs = try Self.runs(fixture)
         var differences: [Double] = []
-        for result in results {
-            for (index, document) in run.documents[result.task.name]!.enumerated() {
-                #expect(result.requests[index].context == document["context"] as! String)
-                let lls = (document["loglikelihoods"] as! [NSNumber]).map(\.doubleValue)
-                differences += zip(result.scores[index], lls).map { abs($0.loglikelihood - $1) / max(1, abs($1)) }
+        for run in fixture == "smollm2" ? [runs[0]] : runs {
+            let selection = try MultipleChoiceEvaluation.select(run.tasks.joined(separator: ","), numFewShot: run.fewShot)
+            let tasks = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: Self.data) }
+            let results = try MultipleChoiceEvaluation.run(tasks: tasks, fewShot: selection.fewShot, limit: run.limit.map(DocumentLimit.first),
+                                                           scorer: scorer, format: try run.format(loaded))
+            for result in results {
+                for (index, document) in run.documents[result.task.name]!.enumerated() {
+                    let request = Self.logged(result.requests[index])
+                    #expect(request.context == document["context"] as! String, "\(result.task.name) doc \(index) context")
+                    #expect(request.continuations == document["continuations"] as! [String], "\(result.task.name) doc \(index) continuations")
+                    let lls = (document["loglikelihoods"] as! [NSNumber]).map(\.doubleValue)
+                    differences += zip(result.scores[index], lls).map { abs($0.loglikelihood - $1) / max(1, abs($1)) }
+                }
             }
         }
         let mean = differences.reduce(0, +) / Double(differences.count)
-        print("Q4_1 GGUF vs lm-eval on its f32 weights: mean relative |Δ loglikelihood| = \(mean), max = \(differences.max()!)")
+        print("Q4_1 GGUF vs lm-eval on its f32 weights (\(fixture)): mean relative |Δ loglikelihood| = \(mean), max = \(differences.max()!)")
         #expect(mean < 0.02)
         #expect(differences.max()! < 0.1)
     }
@@ -154,6 +194,49 @@ import Testing
         let seeded = MultipleChoiceTask(name: "t", documents: documents)
         let shots = try seeded.requests(fewShot: 1)
         #expect(shots[0].context == "Q2\nAnswer: c\n\nQ1\nAnswer:")
+    }
+
+    /// lm-eval 0.4.13's instruct formatting, by hand: maybe_delimit joins instruction and description; a template
+    /// that rejects the system role is rendered again without it; the opened assistant turn's newline moves to the
+    /// continuations.
+    @Test func chatPromptsFollowLMEval() throws {
+        let documents = [MultipleChoiceDocument(query: "Q1\nAnswer:", choices: ["a", "b"], gold: 1),
+                         MultipleChoiceDocument(query: "Q2\nAnswer:", choices: ["c", "d"], gold: 0)]
+        let task = MultipleChoiceTask(name: "t", documents: documents, fewShotPool: documents, sampler: .firstN,
+                                      description: "About x.\n\n")
+        // No template: the instruction, "\n\n", then the plain prompt.
+        let plain = try task.requests(fewShot: 1, format: .init(systemInstruction: "Be brief."))
+        #expect(plain[1].context == "Be brief.\n\nAbout x.\n\nQ1\nAnswer: b\n\nQ2\nAnswer:")
+        #expect(MultipleChoiceTask.joined("Be brief.\n", "About", delimiter: "\n\n") == "Be brief.\nAbout")
+        let source = """
+            {% for m in messages %}{% if m.role == 'system' and strict %}{{ raise_exception('no system role') }}{% endif %}\
+            [{{ m.role }}]{{ m.content }}|{% endfor %}{% if add_generation_prompt %}[assistant]\n{% endif %}
+            """
+        func template(strict: Bool) throws -> ChatTemplate {
+            try ChatTemplate(source: (strict ? "{% set strict = true %}" : "{% set strict = false %}") + source,
+                             bosToken: nil, eosToken: nil, origin: "test")
+        }
+        let turns = try task.requests(fewShot: 1, format: .init(chatTemplate: try template(strict: false), fewShotAsMultiturn: true))
+        #expect(turns[1].context == "[system]About x.\n\n|[user]Q1\nAnswer:|[assistant]b|[user]Q2\nAnswer:|[assistant]")
+        #expect(turns[1].continuations == ["\nc", "\nd"])
+        #expect(turns[1].movedWhitespace == "\n")
+        let oneMessage = try task.requests(fewShot: 1, format: .init(chatTemplate: try template(strict: false)))
+        #expect(oneMessage[1].context == "[system]About x.\n\n|[user]Q1\nAnswer: b\n\nQ2\nAnswer:|[assistant]")
+        let withoutSystem = try task.requests(fewShot: 1, format: .init(chatTemplate: try template(strict: true)))
+        #expect(withoutSystem[1].context == "[user]Q1\nAnswer: b\n\nQ2\nAnswer:|[assistant]")
+    }
+
+    /// lm-eval's HF backend adds no BOS to a text that already starts with the BOS token's text.
+    @Test func noSecondBOSAfterATemplatesOwn() throws {
+        let loaded = try LoadedModel.open(Repository.fixture("eval/tiny-llama"))
+        let tokenizer = try loaded.tokenizer()
+        let bos = try #require(tokenizer.bosTokenID)
+        let scorer = MultipleChoiceScorer(model: loaded.model, tokenizer: tokenizer)
+        let plain = scorer.tokenize(MultipleChoiceTask.Request(context: "Hello there", continuations: [" you"]))
+        let prefixed = scorer.tokenize(MultipleChoiceTask.Request(context: "<s>Hello there", continuations: [" you"]))
+        #expect(plain.context.first == bos)
+        #expect(prefixed.context.first == bos && prefixed.context.dropFirst().first != bos)
+        #expect(prefixed.context.filter { $0 == bos }.count == 1)
     }
 
     @Test func accNormDividesByCharacters() {
