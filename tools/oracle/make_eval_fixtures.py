@@ -13,8 +13,8 @@ Writes under Tests/HoneKitTests/Fixtures/eval/:
                `--data-only` writes data/ and data-hf/ without running lm-eval
   tiny-llama/  a random-weight Llama (hidden 16, 2 layers, tied embeddings) with the spm-bpe fixture tokenizer
                (Llama-2 SentencePiece layout, BOS added), f32 safetensors
-  smollm2-chat.json  the same with lm-eval's --apply_chat_template, --fewshot_as_multiturn, --system_instruction
-                     (`--smollm2 GGUF --chat-only` writes it alone)
+  smollm2-chat.json, tiny-llama-chat.json (+ tiny-llama-chat-template.jinja)   the same with lm-eval's
+               --apply_chat_template, --fewshot_as_multiturn, --system_instruction (`--chat-only` writes these alone)
   tiny-llama.json, smollm2.json   per run (tasks, num_fewshot): per document the context and continuation strings
                lm-eval built, each choice's log-likelihood and is_greedy, the document's metrics; and results
                (results[task]["acc,none"], stderrs, groups) as lm-eval aggregates them.
@@ -336,6 +336,28 @@ def run(model_dir: Path, tasks: list[str], num_fewshot: int, task_manager, limit
     return result
 
 
+TINY_CHAT_TEMPLATE = OUT / "tiny-llama-chat-template.jinja"
+
+
+def write_tiny_chat_runs(tiny: Path, manager) -> None:
+    """--apply_chat_template on the tiny model with a Mistral-style template (committed as TINY_CHAT_TEMPLATE) that
+    writes BOS itself (lm-eval then adds none) and rejects the system role (lm-eval renders again without it: the
+    MMLU description is dropped)."""
+    TINY_CHAT_TEMPLATE.write_text(
+        "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}"
+        "{{ raise_exception('System role not supported') }}{% endif %}{% if message['role'] == 'user' %}"
+        "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}{{ message['content'] + eos_token }}{% endif %}"
+        "{% endfor %}")
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "tiny-llama-chat"
+        shutil.copytree(tiny, model)
+        shutil.copy(TINY_CHAT_TEMPLATE, model / "chat_template.jinja")
+        runs = [run(model, ["arc_easy", "piqa", "mmlu_anatomy"], 0, manager, apply_chat_template=True),
+                run(model, ["arc_easy", "mmlu_anatomy"], 2, manager, apply_chat_template=True, fewshot_as_multiturn=True)]
+    write_json(OUT / "tiny-llama-chat.json", {"model": "tiny-llama + tiny-llama-chat-template.jinja",
+                                              "versions": {**oc.versions(), "lm_eval": lm_eval.__version__}, "runs": runs})
+
+
 def write_chat_runs(smol: Path, manager) -> None:
     """lm-eval's instruct formatting on SmolLM2 (its own chat template): 0-shot, few-shot as turns and as one
     message, with a system instruction, and a system instruction without a template."""
@@ -382,7 +404,9 @@ def main():
         write_yamls(hf, Path(tmp))
         manager = TaskManager(include_path=tmp)
         if args.chat_only:
-            write_chat_runs(make_smollm2(args.smollm2.resolve()), manager)
+            write_tiny_chat_runs(OUT / "tiny-llama", manager)
+            if args.smollm2:
+                write_chat_runs(make_smollm2(args.smollm2.resolve()), manager)
             return
         tiny = OUT / "tiny-llama" if args.only_adapter else make_tiny_model()
         runs = [] if args.only_adapter else [run(tiny, basic + ["mmlu"], 0, manager), run(tiny, ["arc_challenge", "hellaswag", "piqa"], 3, manager),
@@ -390,6 +414,7 @@ def main():
         if not args.only_adapter:
             write_json(OUT / "tiny-llama.json", {"model": "tiny-llama", "versions": {**oc.versions(), "lm_eval": lm_eval.__version__},
                                                     "runs": runs})
+        write_tiny_chat_runs(tiny, manager)
         adapter = make_tiny_adapter(tiny)
         runs = [run(tiny, ["arc_easy", "truthfulqa_mc2", "mmlu_stem"], 0, manager, adapter=adapter)]
         write_json(OUT / "tiny-llama-adapter.json", {"model": "tiny-llama + tiny-llama-adapter",

@@ -57,7 +57,8 @@ public final class MultipleChoiceScorer {
     /// defaults: BOS where the tokenizer adds one; special tokens in the text are matched), except that a text
     /// already starting with the prefix token's text (a chat template that writes BOS) gets none added, as there.
     public func tokenize(_ request: MultipleChoiceTask.Request) -> TokenizedRequest {
-        let addSpecialTokens = !(prefixTokenText.map { request.context.unicodeScalars.starts(with: $0.unicodeScalars) } ?? false)
+        // (An empty text, which no HF tokenizer has, would match every context: such a tokenizer keeps its policy.)
+        let addSpecialTokens = !(prefixTokenText.map { !$0.isEmpty && request.context.unicodeScalars.starts(with: $0.unicodeScalars) } ?? false)
         let context = tokenizer.encode(request.context, addSpecialTokens: addSpecialTokens, parseSpecial: true)
         let continuations = request.continuations.map { continuation -> [Int32] in
             let whole = tokenizer.encode(request.context + continuation, addSpecialTokens: addSpecialTokens, parseSpecial: true)

@@ -123,6 +123,16 @@ import Testing
         try compare(model: model, fixture: "smollm2")
     }
 
+    /// lm-eval's --apply_chat_template on the tiny model with a template that writes BOS (none is added on top) and
+    /// rejects the system role (rendered again without it, so MMLU's description goes), 0- and 2-shot.
+    @Test func tinyLlamaChatTemplateMatchesLMEval() throws {
+        let model = try makeTemporaryDirectory().appendingPathComponent("tiny-llama-chat")
+        try FileManager.default.copyItem(atPath: Repository.fixture("eval/tiny-llama"), toPath: model.path)
+        try FileManager.default.copyItem(atPath: Repository.fixture("eval/tiny-llama-chat-template.jinja"),
+                                         toPath: model.appendingPathComponent("chat_template.jinja").path)
+        try compare(model: model.path, fixture: "tiny-llama-chat")
+    }
+
     /// lm-eval's --apply_chat_template (few-shot as turns and as one message), --system_instruction, on SmolLM2's own
     /// template.
     @Test func smolLM2ChatTemplateMatchesLMEval() throws {
