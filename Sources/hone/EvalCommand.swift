@@ -80,6 +80,9 @@ struct EvalTasks: ParsableCommand {
           help: "With --apply-chat-template: few-shot examples as user/assistant turns (the default, as lm-eval's), or with --no-fewshot-as-multiturn all in one user message.")
     var fewshotAsMultiturn: Bool?
 
+    @Option(name: .long, help: "lm-eval's --seed: one integer, or 3–4 comma-separated (Python, NumPy, torch, few-shot; None keeps a default); only the few-shot seed (default 1234) changes a multiple-choice evaluation.")
+    var seed: String?
+
     @Option(name: [.customLong("system-instruction"), .customLong("system_instruction")],
             help: "A system instruction before the task description (lm-eval's --system_instruction).")
     var systemInstruction: String?
@@ -101,7 +104,9 @@ struct EvalTasks: ParsableCommand {
                 return parsed
             }
             let selection = try MultipleChoiceEvaluation.select(tasks, numFewShot: numFewshot)
-            let taskList = try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: data) }
+            let fewShotSeed = try seed.map(MultipleChoiceEvaluation.fewShotSeed(lmEvalSeed:)) ?? MultipleChoiceTask.defaultSeed
+            let taskList = MultipleChoiceEvaluation.withFewShotSeed(
+                fewShotSeed, try selection.leafTasks.map { try MultipleChoiceEvaluation.loadTask($0, directory: data) })
             for note in Set(taskList.compactMap(\.note)) { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
             if fewshotAsMultiturn == true, !applyChatTemplate {
                 throw HoneError.invalidArgument("--fewshot-as-multiturn needs --apply-chat-template")
@@ -166,7 +171,8 @@ struct EvalTasks: ParsableCommand {
                                                 to: (folder as NSString).appendingPathComponent("samples_\(result.task.name).jsonl"))
                     }
                     let json = MultipleChoiceEvaluation.resultsJSON(results, groups: selection.groups, model: model,
-                                                                    adapter: row.directory, limit: documentLimit, format: format)
+                                                                    adapter: row.directory, limit: documentLimit, format: format,
+                                                                    fewShotSeed: fewShotSeed)
                     try writeFileAtomically(Data(json.utf8), to: (folder as NSString).appendingPathComponent("results.json"))
                 }
             }

@@ -116,6 +116,36 @@ public enum MultipleChoiceEvaluation {
         return selection
     }
 
+    /// The few-shot seed of lm-eval's `--seed` value: one integer for all four seeds (Python, NumPy, torch,
+    /// few-shot), or up to four comma-separated ones, "None" or a missing fourth keeping the default (1234). The
+    /// few-shot seed is the only one a multiple-choice evaluation uses.
+    public static func fewShotSeed(lmEvalSeed text: String) throws -> Int {
+        let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        func parse(_ item: String) throws -> Int? {
+            if item.lowercased() == "none" { return nil }
+            guard let value = Int(item) else {
+                throw HoneError.invalidArgument("\(OptionName("seed")) \(text): '\(item)' is not an integer or None")
+            }
+            return value
+        }
+        switch items.count {
+        case 1: return try parse(items[0]) ?? MultipleChoiceTask.defaultSeed
+        case 3: _ = try items.map(parse); return MultipleChoiceTask.defaultSeed
+        case 4: _ = try items.map(parse); return try parse(items[3]) ?? MultipleChoiceTask.defaultSeed
+        default:
+            throw HoneError.invalidArgument("\(OptionName("seed")) \(text): give one integer or 3 to 4 comma-separated values (Python, NumPy, torch, few-shot)")
+        }
+    }
+
+    /// `tasks` with their seeded few-shot samplers set to `seed` (MMLU's first-n sampler has none).
+    public static func withFewShotSeed(_ seed: Int, _ tasks: [MultipleChoiceTask]) -> [MultipleChoiceTask] {
+        tasks.map { task in
+            var task = task
+            if case .seeded = task.sampler { task.sampler = .seeded(seed) }
+            return task
+        }
+    }
+
     // MARK: - Loading a task's files
 
     /// Loads a leaf task from `directory` (the layout of `mc_eval/`: arc/, piqa/, hellaswag/, mmlu/{dev,test}/,
@@ -334,7 +364,8 @@ public enum MultipleChoiceEvaluation {
     /// lm-eval's results.json shape: results[task]["acc,none"], "acc_stderr,none" ("N/A" when none), groups,
     /// n-shot, n-samples, configs and a config block.
     public static func resultsJSON(_ results: [TaskResult], groups: [String], model: String, adapter: String?,
-                                   limit: DocumentLimit?, format: MultipleChoiceTask.PromptFormat = .plain) -> String {
+                                   limit: DocumentLimit?, format: MultipleChoiceTask.PromptFormat = .plain,
+                                   fewShotSeed: Int = MultipleChoiceTask.defaultSeed) -> String {
         let table = scores(results, groups: groups)
         func entry(_ name: String, alias: String) -> String {
             var fields = ["\"alias\": \(jsonString(alias))"]
@@ -376,7 +407,7 @@ public enum MultipleChoiceEvaluation {
             if let note = task.note { fields.append("\"note\": \(jsonString(note))") }
             return "\(jsonString(task.name)): {" + fields.joined(separator: ", ") + "}"
         } + "},")
-        lines.append("  \"config\": {\"model\": \"hone\", \"model_args\": \(jsonString(model)), \"adapter\": \(adapter.map(jsonString) ?? "null"), \"limit\": \(limit.map(\.description) ?? "null"), \"fewshot_seed\": \(MultipleChoiceTask.defaultSeed)},")
+        lines.append("  \"config\": {\"model\": \"hone\", \"model_args\": \(jsonString(model)), \"adapter\": \(adapter.map(jsonString) ?? "null"), \"limit\": \(limit.map(\.description) ?? "null"), \"fewshot_seed\": \(fewShotSeed)},")
         // lm-eval's instruct-formatting keys (null and false without them).
         func textAndHash(_ text: String?) -> (String, String) {
             (text.map(jsonString) ?? "null", text.map { "\"\(SHA256.hash(Array($0.utf8)).hexString)\"" } ?? "null")

@@ -204,6 +204,17 @@ import Testing
         let seeded = MultipleChoiceTask(name: "t", documents: documents)
         let shots = try seeded.requests(fewShot: 1)
         #expect(shots[0].context == "Q2\nAnswer: c\n\nQ1\nAnswer:")
+        // lm-eval's --seed: the fourth value (or the only one) seeds the sampler; random.Random(42).sample(range(3),
+        // 2) == [2, 0], so document 0's shot is document 2.
+        #expect(try MultipleChoiceEvaluation.fewShotSeed(lmEvalSeed: "0,1234,1234,42") == 42)
+        #expect(try MultipleChoiceEvaluation.fewShotSeed(lmEvalSeed: "42") == 42)
+        #expect(try MultipleChoiceEvaluation.fewShotSeed(lmEvalSeed: "0,1,2") == 1234)
+        #expect(try MultipleChoiceEvaluation.fewShotSeed(lmEvalSeed: "0,1,2,None") == 1234)
+        #expect(throws: HoneError.self) { try MultipleChoiceEvaluation.fewShotSeed(lmEvalSeed: "0,x,2,3") }
+        #expect(throws: HoneError.self) { try MultipleChoiceEvaluation.fewShotSeed(lmEvalSeed: "1,2") }
+        let reseeded = MultipleChoiceEvaluation.withFewShotSeed(42, [seeded, task])
+        #expect(try reseeded[0].requests(fewShot: 1)[0].context == "Q3\nAnswer: e\n\nQ1\nAnswer:")
+        #expect(reseeded[1].sampler == .firstN)
     }
 
     /// lm-eval 0.4.13's instruct formatting, by hand: maybe_delimit joins instruction and description; a template
