@@ -5,8 +5,10 @@
         --model-dir models/SmolLM2-135M-Instruct-f32 --cache /work/lm-eval-cache/smollm2 [--tasks arc_challenge,piqa]
         [--threads 2] [--json agreement.json]
 
-OUT/base is one row of `hone eval --tasks seed-table --output-dir OUT` (0-shot; pass the same --limit if it had one), its
-samples_<task>.jsonl files next to results.json. For each task found there, lm-eval 0.4 runs unmodified (HF backend,
+OUT/base is one row of `hone eval --tasks seed-table --output-dir OUT` (pass the same --limit if it had one), its
+samples_<task>.jsonl files next to results.json; the shots per task, the few-shot seed and the instruct formatting
+(--system-instruction, --apply-chat-template, --no-fewshot-as-multiturn) are read from that results.json and given
+to lm-eval. For each task found there, lm-eval 0.4 runs unmodified (HF backend,
 CPU, float32, --batch-size) on the same documents of ../shared/data/mc_eval through task YAMLs that include its
 official ones (make_eval_fixtures.py writes them; HellaSwag from the text rendering with the whole context in
 ctx_a, so lm-eval's own preprocessing applies to it), with --log_samples. The whole seed-table takes lm-eval more
@@ -124,21 +126,37 @@ def compare(task: str, ours: list, theirs: list, tolerance: float) -> dict:
     return report
 
 
-def lm_eval_strings(task_object, limit) -> list:
+def run_settings(hone_output: Path) -> dict:
+    """What the hone run was asked for, from its results.json: shots per task, the few-shot seed, and lm-eval's
+    instruct formatting (system instruction, chat template, few-shot as turns)."""
+    results = json.loads((hone_output / "results.json").read_text())
+    return {"n_shot": results.get("n-shot", {}), "seed": results.get("config", {}).get("fewshot_seed", 1234),
+            "system_instruction": results.get("system_instruction"),
+            "apply_chat_template": results.get("chat_template") is not None,
+            "fewshot_as_multiturn": bool(results.get("fewshot_as_multiturn"))}
+
+
+def lm_eval_strings(task_object, limit, settings, shots, chat_template) -> list:
     """lm-eval's requests for a task, built without a model: per document, its (context, continuation) pairs."""
-    task_object.set_config(key="num_fewshot", value=0)
-    task_object.build_all_requests(limit=limit, rank=0, world_size=1)
+    task_object.set_config(key="num_fewshot", value=shots)
+    task_object.set_fewshot_seed(seed=settings["seed"])
+    task_object.build_all_requests(limit=limit, rank=0, world_size=1,
+                                   system_instruction=settings["system_instruction"],
+                                   apply_chat_template=settings["apply_chat_template"],
+                                   fewshot_as_multiturn=settings["fewshot_as_multiturn"],
+                                   chat_template=chat_template if settings["apply_chat_template"] else None)
     by_doc = {}
     for instance in task_object.instances:
         by_doc.setdefault(instance.doc_id, []).append((instance.idx, instance.arguments))
     return [{"doc_id": doc, "arguments": [pair for _, pair in sorted(items)]} for doc, items in sorted(by_doc.items())]
 
 
-def compare_strings(hone_output: Path, tasks: list, manager, limit) -> bool:
+def compare_strings(hone_output: Path, tasks: list, manager, limit, settings, chat_template) -> bool:
     """Prints, per task, the documents whose strings differ from lm-eval's requests; True when any does."""
     bad = False
     for task in tasks:
-        theirs = lm_eval_strings(manager.load([f"hone_{task}"])["tasks"][f"hone_{task}"], limit)
+        theirs = lm_eval_strings(manager.load([f"hone_{task}"])["tasks"][f"hone_{task}"], limit, settings,
+                                 settings["n_shot"].get(task, 0), chat_template)
         ours = read_samples(hone_output / f"samples_{task}.jsonl")
         by_id = {s["doc_id"]: pairs(s) for s in theirs}
         differ = [s["doc_id"] for s in ours if pairs(s) != by_id.get(s["doc_id"])]
@@ -187,16 +205,29 @@ def main():
         yamls.mkdir()
         fx.write_yamls(hf_records(args.data, tasks), yamls)
         manager = TaskManager(include_path=str(yamls))
+        settings = run_settings(args.hone_output)
         if args.strings_only:
-            sys.exit(1 if compare_strings(args.hone_output, tasks, manager, args.limit) else 0)
+            chat_template = None
+            if settings["apply_chat_template"]:
+                from transformers import AutoTokenizer
+                tokenizer = AutoTokenizer.from_pretrained(str(args.model_dir))
+
+                def chat_template(history, add_generation_prompt=True):  # as HFLM.apply_chat_template
+                    return tokenizer.apply_chat_template(history, tokenize=False, add_generation_prompt=add_generation_prompt,
+                                                         continue_final_message=not add_generation_prompt)
+            sys.exit(1 if compare_strings(args.hone_output, tasks, manager, args.limit, settings, chat_template) else 0)
 
         Path(args.cache).parent.mkdir(parents=True, exist_ok=True)
         lm = HFLM(pretrained=str(args.model_dir), dtype="float32", device="cpu", batch_size=args.batch_size)
         reports = {}
         for task in tasks:
-            out = lm_eval.simple_evaluate(model=lm, tasks=[f"hone_{task}"], num_fewshot=0, task_manager=manager,
-                                          bootstrap_iters=0, log_samples=True, use_cache=args.cache,
-                                          limit=args.limit)
+            out = lm_eval.simple_evaluate(model=lm, tasks=[f"hone_{task}"], num_fewshot=settings["n_shot"].get(task, 0),
+                                          task_manager=manager, bootstrap_iters=0, log_samples=True,
+                                          use_cache=args.cache, limit=args.limit,
+                                          fewshot_random_seed=settings["seed"],
+                                          system_instruction=settings["system_instruction"],
+                                          apply_chat_template=settings["apply_chat_template"],
+                                          fewshot_as_multiturn=settings["fewshot_as_multiturn"])
             theirs = out["samples"][f"hone_{task}"]
             report = compare(task, read_samples(args.hone_output / f"samples_{task}.jsonl"), theirs, args.tolerance)
             ours = json.loads((args.hone_output / "results.json").read_text())["results"][task]
