@@ -442,10 +442,9 @@ public enum MultipleChoiceEvaluation {
             if let labels = document.labels { docFields.append("\"labels\": [" + labels.map(String.init).joined(separator: ", ") + "]") }
             let doc = "{" + docFields.joined(separator: ", ") + "}"
             let target = String(document.gold)
-            // The context and continuations as lm-eval's requests hold them, before the whitespace moved.
-            let loggedContext = request.context + request.movedWhitespace
-            let arguments = request.continuations.enumerated().map { choice, continuation in
-                "\"gen_args_\(choice)\": {\"arg_0\": \(jsonString(loggedContext)), \"arg_1\": \(jsonString(String(String.UnicodeScalarView(continuation.unicodeScalars.dropFirst(request.movedWhitespace.unicodeScalars.count)))))}"
+            let (loggedContext, loggedContinuations) = request.unsplit
+            let arguments = loggedContinuations.enumerated().map { choice, continuation in
+                "\"gen_args_\(choice)\": {\"arg_0\": \(jsonString(loggedContext)), \"arg_1\": \(jsonString(continuation))}"
             }
             let pairs = result.scores[index].map { "[\"\(pythonFloat($0.loglikelihood))\", \"\($0.isGreedy ? "True" : "False")\"]" }
             let metrics = result.documentMetrics[index].sorted { $0.key < $1.key }

@@ -65,6 +65,13 @@ public struct MultipleChoiceTask: Sendable {
         public let continuations: [String]
         /// The whitespace moved (lm-eval logs the context and continuations before the move).
         public var movedWhitespace = ""
+
+        /// The context and continuations as lm-eval's requests hold them, before the whitespace moved.
+        public var unsplit: (context: String, continuations: [String]) {
+            let moved = movedWhitespace.unicodeScalars.count
+            return (context + movedWhitespace,
+                    continuations.map { String(String.UnicodeScalarView($0.unicodeScalars.dropFirst(moved))) })
+        }
     }
 
     /// lm-eval's instruct formatting (`--system_instruction`, `--apply_chat_template`, `--fewshot_as_multiturn`).

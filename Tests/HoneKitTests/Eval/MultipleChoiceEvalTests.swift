@@ -25,12 +25,6 @@ import Testing
         }
     }
 
-    /// A request's context and continuations as lm-eval logs them (before trailing whitespace moves).
-    static func logged(_ request: MultipleChoiceTask.Request) -> (context: String, continuations: [String]) {
-        let moved = request.movedWhitespace.unicodeScalars.count
-        return (request.context + request.movedWhitespace,
-                request.continuations.map { String(String.UnicodeScalarView($0.unicodeScalars.dropFirst(moved))) })
-    }
 
     static func runs(_ name: String) throws -> [Run] {
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Repository.fixture("eval/\(name).json")))) as! [String: Any]
@@ -60,7 +54,7 @@ import Testing
                 let expected = try #require(run.documents[name], "\(name) missing in the fixture")
                 #expect(result.requests.count == expected.count, "\(name)")
                 for (index, document) in expected.enumerated() where index < result.requests.count {
-                    let request = Self.logged(result.requests[index])
+                    let request = result.requests[index].unsplit
                     #expect(request.context == document["context"] as! String, "\(name) doc \(index) context (\(run.fewShot)-shot)")
                     #expect(request.continuations == document["continuations"] as! [String], "\(name) doc \(index) continuations")
                     let lls = (document["loglikelihoods"] as! [NSNumber]).map(\.doubleValue)
@@ -166,7 +160,7 @@ import Testing
                                                            scorer: scorer, format: try run.format(loaded))
             for result in results {
                 for (index, document) in run.documents[result.task.name]!.enumerated() {
-                    let request = Self.logged(result.requests[index])
+                    let request = result.requests[index].unsplit
                     #expect(request.context == document["context"] as! String, "\(result.task.name) doc \(index) context")
                     #expect(request.continuations == document["continuations"] as! [String], "\(result.task.name) doc \(index) continuations")
                     let lls = (document["loglikelihoods"] as! [NSNumber]).map(\.doubleValue)
