@@ -25,7 +25,6 @@ import Testing
         }
     }
 
-
     static func runs(_ name: String) throws -> [Run] {
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Repository.fixture("eval/\(name).json")))) as! [String: Any]
         return (object["runs"] as! [[String: Any]]).map { run in
