@@ -11,8 +11,13 @@ struct Merge: ParsableCommand {
         refuses to write a model that would be nearly the base unless --force is given (so is an adapter whose \
         change is zero: lora_alpha 0, or an untrained one whose lora_B is still all zeros).
 
+        With --format gguf, --type and the per-tensor options (--pure, --output-tensor-type, --tensor-type, ...) \
+        choose the types as hone quantize does.
+
         Example:
           hone merge --base-model models/hone-tiny --adapter out --output-dir merged
+          hone merge --base-model models/SmolLM2-135M-Instruct.Q4_1.gguf --adapter out --output-dir merged \\
+              --format gguf --type q4_k_m --output-tensor-type q8_0
         """)
 
     @Option(name: [.customLong("base-model"), .customLong("base_model")], help: "The base model the adapter was trained on.")
@@ -29,6 +34,8 @@ struct Merge: ParsableCommand {
 
     @Option(name: .long, help: "GGUF type: \(QuantizationScheme.accepted) (default f16).")
     var type = "f16"
+
+    @OptionGroup(title: "GGUF tensor types (as hone quantize's)") var tensorTypes: TensorTypeOptions
 
     @Flag(name: .long, help: "Write even when rounding erased most of the adapter's change.")
     var force = false
@@ -48,6 +55,9 @@ struct Merge: ParsableCommand {
             var written = outputDir
             switch format {
             case "safetensors":
+                guard tensorTypes.isEmpty else {
+                    throw HoneError.invalidArgument("--pure, --output-tensor-type, --token-embedding-type, --leave-output-tensor and --tensor-type apply to --format gguf only")
+                }
                 guard base.format == .huggingFace else {
                     throw HoneError.invalidArgument("\(baseModel) is a GGUF: merge it with --format gguf")
                 }
@@ -59,9 +69,11 @@ struct Merge: ParsableCommand {
                     throw HoneError.invalidArgument(QuantizationScheme.refusal(name: type)
                     ?? "unknown --type '\(type)' (expected \(QuantizationScheme.accepted))")
                 }
+                let (pure, overrides) = try tensorTypes.parsed()
                 try createOutputDirectory(outputDir)
                 written = (outputDir as NSString).appendingPathComponent("model-\(scheme.rawValue).gguf")
-                reports = try AdapterMerge.writeGGUF(base: base, adapters: adapters, to: written, scheme: scheme, force: force, record: record,
+                reports = try AdapterMerge.writeGGUF(base: base, adapters: adapters, to: written, scheme: scheme, pure: pure,
+                                                     overrides: overrides, force: force, record: record,
                                                      warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }) { done, total in
                     progress.update(done: total > 0 ? done * 100 / total : 100)
                 }

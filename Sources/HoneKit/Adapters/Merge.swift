@@ -107,9 +107,11 @@ public enum AdapterMerge {
 
     /// Writes base + adapters as a GGUF of `scheme` (F16 or a quantized type), through `hone quantize`'s writer:
     /// llama.cpp's tensor types and metadata, the merged weights computed one tensor at a time. The rounding
-    /// report uses the scheme's base type for every adapted tensor (q4_k_m keeps some in Q6_K: those lose less).
+    /// report uses the scheme's base type for every adapted tensor (q4_k_m keeps some in Q6_K, and `overrides` may
+    /// give others other types: those figures are then estimates). `pure` and `overrides` are `hone quantize`'s.
     @discardableResult
     public static func writeGGUF(base: LoadedModel, adapters: AdapterSet, to output: String, scheme: QuantizationScheme,
+                                 pure: Bool = false, overrides: QuantizationOverrides = QuantizationOverrides(),
                                  force: Bool, record: PEFTAdapter.TrainingRecord = .init(), warn: (String) -> Void = { _ in },
                                  progress: ((Int, Int) -> Void)? = nil) throws -> [TensorReport] {
         let adapted = try adaptedWeights(base: base, adapters: adapters)
@@ -129,7 +131,8 @@ public enum AdapterMerge {
         try refuseIfErased(reports, type: type, force: force)
         // The adapter's template travels with the merged model, so `--template auto` keeps using it.
         let extra = record.promptTemplate.map { [(key: ModelConfig.ggufPromptTemplateKey, value: $0)] } ?? []
-        _ = try GGUFExport.write(input: base.path, output: output, scheme: scheme, extraStrings: extra, warn: warn,
+        _ = try GGUFExport.write(input: base.path, output: output, scheme: scheme, pure: pure, overrides: overrides,
+                                 extraStrings: extra, warn: warn,
                                  progress: { done, total, _ in progress?(done, total) },
                                  replacing: { name, view in
                                      guard let adapter = adapted[name] else { return nil }

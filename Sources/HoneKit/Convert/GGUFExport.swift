@@ -14,19 +14,31 @@ public enum GGUFExport {
         public let bytes: Int
     }
 
-    /// Writes `input` (an HF directory or a GGUF file) to the GGUF `output` as `scheme` says.
-    /// - Parameters:
-    ///   - warn: one-line warnings (no tokenizer, requantization, lossy rope scaling, fallbacks).
-    ///   - progress: (tensors done, total, bytes written so far), called after each tensor.
-    ///   - replacing: called with each stored tensor's name and view when it is written; a returned view is written
-    ///     instead (`hone merge` supplies merged weights this way, one tensor at a time).
-    ///   - pure: llama-quantize's --pure: every quantizable tensor of the scheme's base type (fallbacks still apply).
-    ///   - extraStrings: string metadata written after the input's keys (`hone merge` records the adapter's template).
-    public static func write(input: String, output: String, scheme: QuantizationScheme, pure: Bool = false,
-                             extraStrings: [(key: String, value: String)] = [],
-                             warn: (String) -> Void = { _ in },
-                             progress: ((Int, Int, Int) -> Void)? = nil,
-                             replacing: ((String, TensorView) throws -> TensorView?)? = nil) throws -> Summary {
+    /// One tensor of a plan: its name, shape (HF order), type in the input and the type it will be written as.
+    public struct PlannedTensor: Sendable {
+        public let name: String
+        public let shape: [Int]
+        public let inputType: DType
+        public let type: DType
+        public let fellBack: Bool
+
+        /// Bytes of the tensor's data in the input and in the output.
+        public var inputBytes: Int { inputType.byteCount(elements: shape.reduce(1, *)) }
+        public var bytes: Int { type.byteCount(elements: shape.reduce(1, *)) }
+    }
+
+    /// Each tensor's type in the file `write` would make, without writing it (llama-quantize --dry-run).
+    public static func plan(input: String, scheme: QuantizationScheme, pure: Bool = false,
+                            overrides: QuantizationOverrides = QuantizationOverrides(),
+                            warn: (String) -> Void = { _ in }) throws -> [PlannedTensor] {
+        let (source, choices) = try prepare(input: input, scheme: scheme, pure: pure, overrides: overrides, warn: warn)
+        return zip(source.tensors, choices).map {
+            PlannedTensor(name: $0.name, shape: $0.shape, inputType: $0.source.dtype, type: $1.type, fellBack: $1.fellBack)
+        }
+    }
+
+    private static func prepare(input: String, scheme: QuantizationScheme, pure: Bool, overrides: QuantizationOverrides,
+                                warn: (String) -> Void) throws -> (Source, [QuantizationPlanner.Choice]) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
             throw HoneError.fileNotFound(path: input)
@@ -34,18 +46,39 @@ public enum GGUFExport {
         let source = isDirectory.boolValue ? try huggingFaceSource(directory: input, scheme: scheme, warn: warn)
                                            : try ggufSource(path: input, scheme: scheme)
         let planner = QuantizationPlanner(scheme: scheme, layerCount: source.layerCount, pure: pure,
-                                          headsPerKeyValueHead: source.headsPerKeyValueHead)
+                                          headsPerKeyValueHead: source.headsPerKeyValueHead, overrides: overrides)
         let choices = try planner.choose(source.tensors.map {
             QuantizationPlanner.Tensor(name: $0.name, shape: $0.shape, type: $0.plannedType)
         })
+        return (source, choices)
+    }
+
+    /// Writes `input` (an HF directory or a GGUF file) to the GGUF `output` as `scheme` says.
+    /// - Parameters:
+    ///   - warn: one-line warnings (no tokenizer, requantization, lossy rope scaling, fallbacks).
+    ///   - progress: (tensors done, total, bytes written so far), called after each tensor.
+    ///   - replacing: called with each stored tensor's name and view when it is written; a returned view is written
+    ///     instead (`hone merge` supplies merged weights this way, one tensor at a time).
+    ///   - pure: llama-quantize's --pure: every quantizable tensor of the scheme's base type (fallbacks still apply).
+    ///   - overrides: llama-quantize's per-tensor options (--output-tensor-type, --tensor-type, ...).
+    ///   - allowRequantize: llama-quantize's --allow-requantize: quantized input tensors are requantized without a
+    ///     warning (without it Hone still requantizes, and warns).
+    ///   - extraStrings: string metadata written after the input's keys (`hone merge` records the adapter's template).
+    public static func write(input: String, output: String, scheme: QuantizationScheme, pure: Bool = false,
+                             overrides: QuantizationOverrides = QuantizationOverrides(), allowRequantize: Bool = false,
+                             extraStrings: [(key: String, value: String)] = [],
+                             warn: (String) -> Void = { _ in },
+                             progress: ((Int, Int, Int) -> Void)? = nil,
+                             replacing: ((String, TensorView) throws -> TensorView?)? = nil) throws -> Summary {
+        let (source, choices) = try prepare(input: input, scheme: scheme, pure: pure, overrides: overrides, warn: warn)
         // Only a quantized target adds error; dequantizing to f16/bf16/f32 is what --type asked for (merge on a
         // quantized base always does it), not a requantization.
         let requantized = zip(source.tensors, choices)
             .filter { $0.source.dtype.isQuantized && $1.type.isQuantized && $0.source.dtype != $1.type }
             .map(\.0.name)
-        if !requantized.isEmpty {
+        if !requantized.isEmpty && !allowRequantize {
             let types = Set(requantized.compactMap { name in source.tensors.first { $0.name == name }?.source.dtype.rawValue })
-            warn("\(input) holds \(requantized.count) tensor(s) already quantized (\(types.sorted().joined(separator: ", "))); they are dequantized and quantized again, which adds error (llama-quantize refuses this without \(OptionName("allow_requantize")))")
+            warn("\(input) holds \(requantized.count) tensor(s) already quantized (\(types.sorted().joined(separator: ", "))); they are dequantized and quantized again, which adds error (llama-quantize refuses this without \(OptionName("allow_requantize")), which also silences this warning)")
         }
         let fallbacks = choices.filter(\.fellBack).count
         if fallbacks > 0 {

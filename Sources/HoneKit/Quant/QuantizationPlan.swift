@@ -100,16 +100,91 @@ public enum QuantizationScheme: String, CaseIterable, Sendable {
     public var isQuantized: Bool { baseType.isQuantized }
 }
 
+// MARK: - Per-tensor options
+
+/// llama-quantize's options that change single tensors' types on top of a scheme: --output-tensor-type,
+/// --token-embedding-type, --leave-output-tensor and --tensor-type PATTERN=TYPE (see `QuantizationPlanner` for where
+/// each applies).
+public struct QuantizationOverrides: Sendable, Equatable {
+    /// One --tensor-type: the first rule whose pattern (a regular expression, lower-cased as llama-quantize does)
+    /// is found in a tensor's name gives that tensor its type.
+    public struct TensorTypeRule: Sendable, Equatable {
+        public let pattern: String
+        public let type: DType
+
+        /// Parses `PATTERN=TYPE` as llama-quantize does (split at the first '=', the pattern lower-cased).
+        public init(argument: String) throws {
+            guard let equals = argument.firstIndex(of: "=") else {
+                throw HoneError.invalidArgument("\(OptionName("tensor_type")) '\(argument)' is not PATTERN=TYPE (as attn_v=q8_0)")
+            }
+            let pattern = String(argument[..<equals]).lowercased(), typeName = String(argument[argument.index(after: equals)...])
+            guard !pattern.isEmpty else {
+                throw HoneError.invalidArgument("\(OptionName("tensor_type")) '\(argument)' has no tensor name before '='")
+            }
+            guard !typeName.isEmpty else {
+                throw HoneError.invalidArgument("\(OptionName("tensor_type")) '\(argument)' has no type after '='")
+            }
+            do {
+                _ = try NSRegularExpression(pattern: pattern)
+            } catch {
+                throw HoneError.invalidArgument("\(OptionName("tensor_type")) '\(argument)': '\(pattern)' is not a regular expression")
+            }
+            self.pattern = pattern
+            self.type = try QuantizationOverrides.writableType(typeName, option: "tensor_type")
+        }
+    }
+
+    /// output.weight's type (and a tied token_embd's, unless `tokenEmbeddingType` names it).
+    public var outputTensorType: DType?
+    public var tokenEmbeddingType: DType?
+    /// output.weight keeps the type it has.
+    public var leaveOutputTensor: Bool
+    public var tensorTypes: [TensorTypeRule]
+
+    public init(outputTensorType: DType? = nil, tokenEmbeddingType: DType? = nil, leaveOutputTensor: Bool = false,
+                tensorTypes: [TensorTypeRule] = []) {
+        self.outputTensorType = outputTensorType
+        self.tokenEmbeddingType = tokenEmbeddingType
+        self.leaveOutputTensor = leaveOutputTensor
+        self.tensorTypes = tensorTypes
+    }
+
+    /// The tensor types `hone quantize` writes.
+    public static let writableTypes: [DType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .iq4_NL, .q2_K, .q3_K,
+                                                .q4_K, .q5_K, .q6_K, .iq4_xs]
+
+    /// A ggml type name (case-insensitive, as llama-quantize's: q8_0, q4_K, iq4_nl, bf16, ...) that Hone writes.
+    public static func writableType(_ name: String, option: String) throws -> DType {
+        let lowered = name.lowercased()
+        let accepted = writableTypes.map { $0.rawValue.lowercased() }.joined(separator: ", ")
+        guard let type = DType.allCases.first(where: { $0.rawValue.lowercased() == lowered }) else {
+            throw HoneError.invalidArgument("\(OptionName(option)): unknown tensor type '\(name)' (expected one of \(accepted))")
+        }
+        guard writableTypes.contains(type) else {
+            let reason = type == .tq1_0 || type == .tq2_0 ? "hone quantize does not write the ternary types"
+                : "\(type.rawValue) needs an importance matrix (llama-quantize --imatrix), which hone quantize does not compute"
+            throw HoneError.invalidArgument("\(OptionName(option)) \(name): \(reason); use one of \(accepted)")
+        }
+        return type
+    }
+}
+
 // MARK: - Per-tensor types
 
-/// Chooses each tensor's type as llama-quantize does (src/llama-quant.cpp, no importance matrix, no overrides, a
-/// dense Llama-family model):
+/// Chooses each tensor's type as llama-quantize does (src/llama-quant.cpp, no importance matrix, a dense
+/// Llama-family model):
 /// - only tensors of two or more dimensions whose names end in "weight", norms excepted, are converted; the others
-///   (norms, biases, rope_freqs) keep their type;
-/// - `output.weight`, and `token_embd.weight` when the output is tied to it, get Q6_K (Q8_0 stays Q8_0), or Q8_0
-///   when their rows are not a multiple of the base type's block; untied embeddings keep the base type;
-/// - per scheme, with i counting attn_v (or attn_qkv) tensors and ffn_down layers, n their count, and
-///   `usesMoreBits` the first and last eighth and every third layer between:
+///   (norms, biases, rope_freqs), and output.weight under --leave-output-tensor, keep their type;
+/// - --token-embedding-type and --output-tensor-type give token_embd.weight and output.weight their types outright
+///   (no fallback: rows the type's block does not divide are an error, where llama.cpp would abort);
+/// - otherwise, when the scheme's type is quantized: the first --tensor-type pattern found in the name gives the
+///   type; else, unless `pure`, the mixture rules below; then the shape fallbacks;
+/// - `output.weight`, and `token_embd.weight` when the output is tied to it, get --output-tensor-type when given,
+///   else Q6_K (Q8_0 stays Q8_0), or Q8_0 when their rows are not a multiple of the base type's block; untied
+///   embeddings keep the base type;
+/// - per scheme, with i counting the attn_v (or attn_qkv) tensors these rules decide (a tensor a --tensor-type
+///   pattern decides does not advance it, as in llama.cpp), n all attn_v tensors, the ffn_down layers counted the
+///   same way, and `usesMoreBits` the first and last eighth and every third layer between:
 ///   attn_v       Q2_K: Q4_K when heads / KV heads >= 4, else Q3_K; Q3_K_M: Q5_K for i < 2, else Q4_K; Q3_K_L: Q5_K;
 ///                Q4_K_S: Q5_K for i < 4; Q4_K_M, Q5_K_M: Q6_K where usesMoreBits; IQ4_XS, IQ4_NL: Q5_K when
 ///                heads / KV heads >= 4;
@@ -117,11 +192,9 @@ public enum QuantizationScheme: String, CaseIterable, Sendable {
 ///                for i < n / 8; Q4_K_M, Q5_K_M: Q6_K where usesMoreBits;
 ///   attn_output  Q2_K: Q3_K; Q3_K_M: Q4_K; Q3_K_L: Q5_K;
 ///   (llama.cpp's choices without an importance matrix);
-/// - `pure` (llama-quantize --pure) skips the rules above: every converted tensor gets the base type;
 /// - a type whose block does not divide the row length falls back: Q2_K and Q3_K to Q4_0, Q4_K to Q5_0, Q5_K to
-///   Q5_1, Q6_K to Q8_0, IQ4_XS to IQ4_NL, and to F16 when even that does not divide it; Q4_1, Q5_0, Q5_1 and
-///   IQ4_NL go to F16 directly (as the llama.cpp these fixtures come from does); Q8_0 and Q4_0 have no fallback,
-///   so such a tensor is an error (as in earlier llama.cpp).
+///   Q5_1, Q6_K to Q8_0, IQ4_XS to IQ4_NL, and to F16 when even that does not divide it; the 32-value types go to
+///   F16 directly.
 public struct QuantizationPlanner {
     public struct Tensor: Sendable {
         public let name: String
@@ -148,12 +221,15 @@ public struct QuantizationPlanner {
     public let pure: Bool
     /// llama.cpp's n_gqa: query heads per key/value head, which some attn_v rules look at.
     public let headsPerKeyValueHead: Int
+    public let overrides: QuantizationOverrides
 
-    public init(scheme: QuantizationScheme, layerCount: Int, pure: Bool = false, headsPerKeyValueHead: Int = 1) {
+    public init(scheme: QuantizationScheme, layerCount: Int, pure: Bool = false, headsPerKeyValueHead: Int = 1,
+                overrides: QuantizationOverrides = QuantizationOverrides()) {
         self.scheme = scheme
         self.layerCount = layerCount
         self.pure = pure
         self.headsPerKeyValueHead = headsPerKeyValueHead
+        self.overrides = overrides
     }
 
     /// llama.cpp's `use_more_bits`: the first and last eighth of the layers and every third one between.
@@ -189,12 +265,24 @@ public struct QuantizationPlanner {
     public func choose(_ tensors: [Tensor]) throws -> [Choice] {
         let tied = !tensors.contains { $0.name == "output.weight" }
         let valueTensorCount = tensors.filter { QuantizationPlanner.isValueTensor($0.name) }.count
+        // Validated when the rules were parsed.
+        let rules = overrides.tensorTypes.map { (regex: try! NSRegularExpression(pattern: $0.pattern), type: $0.type) }
         var valueIndex = 0
         var downIndex = 0
         var choices: [Choice] = []
         for tensor in tensors {
-            guard QuantizationPlanner.allowsConversion(name: tensor.name, shape: tensor.shape) else {
+            guard QuantizationPlanner.allowsConversion(name: tensor.name, shape: tensor.shape),
+                  !(overrides.leaveOutputTensor && tensor.name == "output.weight") else {
                 choices.append(Choice(type: tensor.type, fellBack: false))
+                continue
+            }
+            if let explicit = tensor.name == "token_embd.weight" ? overrides.tokenEmbeddingType
+                : tensor.name == "output.weight" ? overrides.outputTensorType : nil {
+                let option = tensor.name == "output.weight" ? "output_tensor_type" : "token_embedding_type"
+                guard tensor.shape.last! % explicit.blockSize == 0 else {
+                    throw HoneError.invalidArgument("\(OptionName(option)) \(explicit.rawValue.lowercased()): tensor '\(tensor.name)' has rows of \(tensor.shape.last!) values, not a multiple of \(explicit.blockSize)")
+                }
+                choices.append(Choice(type: explicit, fellBack: false))
                 continue
             }
             var type = scheme.baseType
@@ -202,11 +290,15 @@ public struct QuantizationPlanner {
                 choices.append(Choice(type: type, fellBack: false))
                 continue
             }
-            let rowLength = tensor.shape.last!
-            if pure {
+            let range = NSRange(tensor.name.startIndex..., in: tensor.name)
+            if let rule = rules.first(where: { $0.regex.firstMatch(in: tensor.name, range: range) != nil }) {
+                type = rule.type
+            } else if pure {
                 // No mixture; only the shape fallbacks below.
             } else if tensor.name == "output.weight" || (tied && tensor.name == "token_embd.weight") {
-                if rowLength % type.blockSize != 0 {
+                if let requested = overrides.outputTensorType {
+                    type = requested
+                } else if tensor.shape.last! % type.blockSize != 0 {
                     type = .q8_0
                 } else if type != .q8_0 {
                     type = .q6_K
@@ -223,7 +315,7 @@ public struct QuantizationPlanner {
                 type = downType(layer: downIndex) ?? type
                 downIndex += 1
             }
-            choices.append(try fallback(type, tensor: tensor))
+            choices.append(fallback(type, tensor: tensor))
         }
         return choices
     }
@@ -253,7 +345,7 @@ public struct QuantizationPlanner {
         }
     }
 
-    private func fallback(_ type: DType, tensor: Tensor) throws -> Choice {
+    private func fallback(_ type: DType, tensor: Tensor) -> Choice {
         let rowLength = tensor.shape.last!
         guard rowLength % type.blockSize != 0 else { return Choice(type: type, fellBack: false) }
         var replacement: DType
@@ -263,10 +355,7 @@ public struct QuantizationPlanner {
         case .q5_K: replacement = .q5_1
         case .q6_K: replacement = .q8_0
         case .iq4_xs: replacement = .iq4_NL
-        case .q4_1, .q5_0, .q5_1, .iq4_NL: replacement = .f16
-        default:
-            throw HoneError.invalidArgument(
-                "tensor '\(tensor.name)' has rows of \(rowLength) values, not a multiple of \(type.blockSize) as \(type.rawValue) needs (llama.cpp has no fallback for it either)")
+        default: replacement = .f16 // the 32-value types: no smaller block to go to
         }
         if rowLength % replacement.blockSize != 0 { replacement = .f16 }
         return Choice(type: replacement, fellBack: true)

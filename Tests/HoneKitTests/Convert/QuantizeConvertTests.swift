@@ -74,10 +74,11 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
         #expect(q8[0].type == .q8_0 && q8[2].type == .q8_0)
     }
 
-    /// A block type with no fallback (Q8_0, Q4_0) on rows it cannot divide is an error, as in llama.cpp.
-    @Test func rowsWithoutFallbackAreRefused() throws {
+    /// A 32-value type (Q8_0, Q4_0) on rows it cannot divide falls back to F16, as in llama.cpp (the bytes are
+    /// checked against llama-quantize in `perTensorOptionsMatchLlamaQuantize`).
+    @Test func rowsNoBlockDividesFallBackToF16() throws {
         let tensors = [QuantizationPlanner.Tensor(name: "blk.0.attn_q.weight", shape: [8, 40], type: .f32)]
-        #expect(throws: HoneError.self) { try QuantizationPlanner(scheme: .q8_0, layerCount: 1).choose(tensors) }
+        #expect(try QuantizationPlanner(scheme: .q8_0, layerCount: 1).choose(tensors) == [.init(type: .f16, fellBack: true)])
         // Q4_K → Q5_0 → (40 % 32 ≠ 0) F16.
         #expect(try QuantizationPlanner(scheme: .q4_K_M, layerCount: 1).choose(tensors).first?.type == .f16)
     }
@@ -206,22 +207,84 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
         for (scheme, result) in entry["quantized"] as! [String: Any] {
             let output = directory.appendingPathComponent("\(model)-\(scheme).gguf").path
             _ = try GGUFExport.write(input: input, output: output, scheme: QuantizationScheme(name: scheme)!)
-            let written = try GGUFFile(path: output)
-            let expected = (result as! [String: Any])["tensors"] as! [[String: Any]]
-            #expect(written.tensorInfos.count == expected.count)
-            var mismatches: [String] = []
-            for (info, reference) in zip(written.tensorInfos, expected) {
-                let bytes = UnsafeRawBufferPointer(start: written.file.bytes + written.dataOffset + info.offset, count: info.byteCount)
-                let same = info.name == reference["name"] as? String && info.shape == (reference["shape"] as! [Any]).map { jsonInteger($0)! }
-                    && ggmlTypeName(info.ggmlType) == reference["type"] as? String
-                    && String(weightedByteSum(bytes)) == reference["checksum"] as? String
-                if !same { mismatches.append("\(info.name) \(ggmlTypeName(info.ggmlType)) vs \(reference["name"]!) \(reference["type"]!)") }
+            try expectLlamaQuantizeFile(output, result as! [String: Any], label: "\(model) \(scheme)")
+        }
+    }
+
+    /// The GGUF at `output` has the tensors (names, shapes, types, bytes) and the size of llama-quantize's file
+    /// that `result` describes.
+    func expectLlamaQuantizeFile(_ output: String, _ result: [String: Any], label: String) throws {
+        let written = try GGUFFile(path: output)
+        let expected = result["tensors"] as! [[String: Any]]
+        #expect(written.tensorInfos.count == expected.count, "\(label)")
+        var mismatches: [String] = []
+        for (info, reference) in zip(written.tensorInfos, expected) {
+            let bytes = UnsafeRawBufferPointer(start: written.file.bytes + written.dataOffset + info.offset, count: info.byteCount)
+            let same = info.name == reference["name"] as? String && info.shape == (reference["shape"] as! [Any]).map { jsonInteger($0)! }
+                && ggmlTypeName(info.ggmlType) == reference["type"] as? String
+                && String(weightedByteSum(bytes)) == reference["checksum"] as? String
+            if !same { mismatches.append("\(info.name) \(ggmlTypeName(info.ggmlType)) vs \(reference["name"]!) \(reference["type"]!)") }
+        }
+        #expect(mismatches.isEmpty, "\(label): \(mismatches.prefix(5))")
+        // Metadata order is llama-quantize's too (input keys, then quantization version and file type), so
+        // the whole file has llama-quantize's size.
+        let size = try FileManager.default.attributesOfItem(atPath: output)[.size] as! Int
+        #expect(size == jsonInteger(result["file_bytes"]!)!, "\(label)")
+    }
+
+    /// llama-quantize's per-tensor options through `hone quantize` itself, given as llama-quantize's command line
+    /// (options, input, output, type): explicit output and embedding types (tied and untied), --leave-output-tensor,
+    /// --tensor-type patterns (alternation, upper case, a pattern's type falling back, patterns on some attn_v tensors
+    /// only, which shifts the Q4_K_M layers that get Q6_K, patterns ignored by an f16 run) and rows no 32-value block
+    /// divides (Q8_0 and Q4_0 to F16): the same tensors and bytes as llama-quantize with the same arguments
+    /// (tools/oracle/make_quantize_override_fixtures.py).
+    @Test func perTensorOptionsMatchLlamaQuantize() throws {
+        let fixture = try parseJSON(Data(contentsOf: URL(fileURLWithPath: Repository.fixture("quantize/llama-quantize-overrides.json")))) as! [String: Any]
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var inputs: [String: String] = [:]
+        for (name, spec) in fixture["models"] as! [String: Any] {
+            inputs[name] = directory.appendingPathComponent("\(name)-f32.gguf").path
+            _ = try Self.writeLCGInput(spec as! [String: Any], seed: UInt32(jsonInteger(fixture["seed"]!)!), to: inputs[name]!)
+        }
+        for (index, entry) in (fixture["cases"] as! [[String: Any]]).enumerated() {
+            let output = directory.appendingPathComponent("case\(index).gguf").path
+            let options = entry["options"] as! [String], type = entry["type"] as! String
+            let run = try runProcess(Repository.honeExecutable, ["quantize"] + options + [inputs[entry["model"] as! String]!, output, type])
+            let label = "\(entry["model"]!) \(type) \(options.joined(separator: " "))"
+            #expect(run.status == 0, "\(label): \(run.stderr)")
+            guard run.status == 0 else { continue }
+            try expectLlamaQuantizeFile(output, entry, label: label)
+            // --dry-run names the same types, one line per tensor, and writes nothing.
+            let planned = directory.appendingPathComponent("dry\(index).gguf").path
+            let dry = try runProcess(Repository.honeExecutable, ["quantize", "--dry-run"] + options + [inputs[entry["model"] as! String]!, planned, type])
+            let lines = dry.stdout.split(separator: "\n").filter { $0.contains(" -> ") }
+            let types = lines.map { $0.components(separatedBy: " -> ")[1].split(separator: " ")[0] }.map(String.init)
+            #expect(dry.status == 0 && types == (entry["tensors"] as! [[String: Any]]).map { $0["type"] as! String }, "\(label): \(dry.stdout)")
+            #expect(!FileManager.default.fileExists(atPath: planned) && dry.stdout.contains("not written"))
+        }
+    }
+
+    /// The per-tensor options refuse what llama-quantize would refuse or abort on, in one line each.
+    @Test func perTensorOptionErrors() throws {
+        #expect(throws: HoneError.invalidArgument("tensor_type 'attn_v' is not PATTERN=TYPE (as attn_v=q8_0)")) {
+            try QuantizationOverrides.TensorTypeRule(argument: "attn_v")
+        }
+        #expect(throws: HoneError.self) { try QuantizationOverrides.TensorTypeRule(argument: "=q8_0") }
+        #expect(throws: HoneError.self) { try QuantizationOverrides.TensorTypeRule(argument: "attn_v=") }
+        #expect(throws: HoneError.self) { try QuantizationOverrides.TensorTypeRule(argument: "blk.(=q8_0") }
+        #expect(try QuantizationOverrides.TensorTypeRule(argument: "ATTN_V=Q4_k") == .init(argument: "attn_v=q4_K"))
+        for (name, reason) in [("iq2_xxs", "importance matrix"), ("tq1_0", "ternary"), ("q8_k", "unknown tensor type")] {
+            #expect(throws: HoneError.self) { try QuantizationOverrides.writableType(name, option: "output_tensor_type") }
+            do { _ = try QuantizationOverrides.writableType(name, option: "output_tensor_type") } catch {
+                #expect("\(error)".contains(reason), "\(name): \(error)")
             }
-            #expect(mismatches.isEmpty, "\(model) \(scheme): \(mismatches.prefix(5))")
-            // Metadata order is llama-quantize's too (input keys, then quantization version and file type), so
-            // the whole file has llama-quantize's size.
-            let size = try FileManager.default.attributesOfItem(atPath: output)[.size] as! Int
-            #expect(size == jsonInteger((result as! [String: Any])["file_bytes"]!)!)
+        }
+        // An explicit type has no fallback: rows its block does not divide are an error.
+        let embedding = QuantizationPlanner.Tensor(name: "token_embd.weight", shape: [256, 96], type: .f32)
+        let planner = QuantizationPlanner(scheme: .q4_0, layerCount: 1, overrides: .init(tokenEmbeddingType: .q4_K))
+        #expect(throws: HoneError.invalidArgument("token_embedding_type q4_k: tensor 'token_embd.weight' has rows of 96 values, not a multiple of 256")) {
+            try planner.choose([embedding])
         }
     }
 }
@@ -597,9 +660,17 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let out = directory.appendingPathComponent("out.gguf").path
-        try expectFailure(["quantize", Self.tiny, out, "--type", "q7_k"], output: out, message: "unknown --type 'q7_k'")
+        try expectFailure(["quantize", Self.tiny, out, "--type", "q7_k"], output: out, message: "unknown type 'q7_k'")
         try expectFailure(["quantize", Self.tiny, out, "--type", "iq2_xxs"], output: out,
                           message: "--type iq2_xxs needs an importance matrix")
+        try expectFailure(["quantize", Self.tiny, out], output: out, message: "no type: give --type TYPE")
+        try expectFailure(["quantize", Self.tiny, out, "q4_0", "--type", "q8_0"], output: out, message: "two types given")
+        try expectFailure(["quantize", Self.tiny, out, "q8_0", "--tensor-type", "attn_v"], output: out,
+                          message: "--tensor-type 'attn_v' is not PATTERN=TYPE")
+        try expectFailure(["quantize", Self.tiny, out, "q8_0", "--output-tensor-type", "iq1_s"], output: out,
+                          message: "--output-tensor-type iq1_s: IQ1_S needs an importance matrix")
+        try expectFailure(["quantize", Self.tiny, out, "q8_0", "--tensor-type-file", directory.appendingPathComponent("none.txt").path],
+                          output: out, message: "none.txt")
         try expectFailure(["quantize", directory.appendingPathComponent("missing").path, out, "--type", "q8_0"], output: out,
                           message: "no such file or directory")
         try expectFailure(["quantize", Repository.fixture("models/opt-preln"), out, "--type", "q8_0"], output: out,

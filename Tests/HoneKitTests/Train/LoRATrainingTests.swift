@@ -485,6 +485,43 @@ struct MergeTests {
         }
     }
 
+    @Test("hone merge --format gguf takes hone quantize's per-tensor options; safetensors output refuses them")
+    func mergeWithPerTensorTypes() throws {
+        let fixture = try LoRAFixture("llama-gqa")
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = directory.appendingPathComponent("merged").path
+        let common = ["merge", "--base-model", fixture.modelPath, "--adapter", fixture.directory + "/adapter",
+                      "--output-dir", output, "--threads", "1"]
+        let run = try runProcess(Repository.honeExecutable, common + ["--format", "gguf", "--type", "q8_0",
+                                                                      "--tensor-type", "attn_v=f16", "--output-tensor-type", "f32"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let merged = try GGUFFile(path: output + "/model-q8_0.gguf")
+        let planned = try GGUFExport.plan(input: fixture.modelPath, scheme: .q8_0,
+                                          overrides: .init(outputTensorType: .f32, tensorTypes: [.init(argument: "attn_v=f16")]))
+        #expect(merged.tensorInfos.map { DType(ggmlType: $0.ggmlType) } == planned.map(\.type))
+        let types = Dictionary(merged.tensorInfos.map { ($0.name, DType(ggmlType: $0.ggmlType)) }, uniquingKeysWith: { a, _ in a })
+        #expect(types["blk.0.attn_v.weight"] == .f16 && types["blk.0.attn_q.weight"] == .q8_0)
+        #expect(types["output.weight"] == .f32 || (types["output.weight"] == nil && types["token_embd.weight"] == .f32))
+        // The same tensors, byte for byte, as merging to f32 and then quantizing with the same options.
+        let f32 = directory.appendingPathComponent("f32").path
+        #expect(try runProcess(Repository.honeExecutable, ["merge", "--base-model", fixture.modelPath, "--adapter", fixture.directory + "/adapter",
+                                                           "--output-dir", f32, "--format", "gguf", "--type", "f32"]).status == 0)
+        let requantized = directory.appendingPathComponent("q8_0.gguf").path
+        let quantize = try runProcess(Repository.honeExecutable, ["quantize", f32 + "/model-f32.gguf", requantized, "q8_0",
+                                                                  "--tensor-type", "attn_v=f16", "--output-tensor-type", "f32"])
+        #expect(quantize.status == 0, "\(quantize.stderr)")
+        let reference = try GGUFFile(path: requantized)
+        #expect(merged.tensorInfos.count == reference.tensorInfos.count)
+        for (mine, theirs) in zip(merged.tensorInfos, reference.tensorInfos) {
+            let a = Data(bytes: merged.file.bytes + merged.dataOffset + mine.offset, count: mine.byteCount)
+            let b = Data(bytes: reference.file.bytes + reference.dataOffset + theirs.offset, count: theirs.byteCount)
+            #expect(mine.name == theirs.name && mine.ggmlType == theirs.ggmlType && a == b, "\(mine.name)")
+        }
+        let refused = try runProcess(Repository.honeExecutable, common + ["--tensor-type", "attn_v=f16"])
+        #expect(refused.status == 1 && refused.stderr.contains("apply to --format gguf only"), "\(refused.stderr)")
+    }
+
     @Test("A merge whose delta rounding erases is refused without --force and reported")
     func erasedDeltaIsRefused() throws {
         let fixture = try LoRAFixture("llama-gqa")
