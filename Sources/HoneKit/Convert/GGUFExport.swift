@@ -155,7 +155,9 @@ public enum GGUFExport {
             throw HoneError.missingConfigKey(path: path, key: "\(architecture).block_count")
         }
         var metadata: [(key: String, value: GGUFValue, type: UInt32, arrayType: UInt32?)] = []
-        for key in gguf.metadataKeys where key != "general.quantization_version" && key != "general.file_type" {
+        // A split input is written as one file: its split keys go, as llama-quantize removes them.
+        for key in gguf.metadataKeys where key != "general.quantization_version" && key != "general.file_type"
+            && !GGUFFile.splitKeys.contains(key) {
             // The writer aligns to 32 bytes; a different alignment key would describe the file wrongly.
             if key == "general.alignment", gguf.integer(key) != GGUFWriter.alignment { continue }
             let type = gguf.metadataTypes[key]!

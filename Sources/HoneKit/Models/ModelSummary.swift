@@ -30,14 +30,14 @@ public struct ModelSummary: Sendable {
         var counts: [String: (Int, Int)] = [:]
         var parameters = 0
         if let gguf = loaded.gguf {
-            format = "GGUF v\(gguf.version)"
+            format = gguf.parts.count == 1 ? "GGUF v\(gguf.version)" : "GGUF v\(gguf.version) (split in \(gguf.parts.count) parts)"
             for info in gguf.tensorInfos {
                 parameters += info.shape.reduce(1, *)
                 let name = ggmlTypeName(info.ggmlType)
                 counts[name, default: (0, 0)].0 += 1
                 counts[name, default: (0, 0)].1 += info.byteCount
             }
-            fileBytes = gguf.file.size
+            fileBytes = gguf.totalBytes
             tokenizer = ModelSummary.describeTokenizer(gguf: gguf)
         } else {
             let store = loaded.weights as! SafetensorsStore
