@@ -40,6 +40,10 @@ from transformers import (  # noqa: E402
     OPTForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+    SmolLM3Config,
+    SmolLM3ForCausalLM,
 )
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS  # noqa: E402
 
@@ -104,6 +108,19 @@ SPECS = {
         MistralForCausalLM, MistralConfig,
         dict(SMALL_FF, num_key_value_heads=1, rope_theta=1000000.0, sliding_window=None),
         107, "legacy"),
+    # Qwen3: an RMSNorm over each head's query and key before the rotation; head_dim 24, not hidden / heads.
+    "qwen3-qknorm": (
+        Qwen3ForCausalLM, Qwen3Config,
+        dict(SMALL_FF, head_dim=24, tie_word_embeddings=True, rope_theta=1000000.0, rms_norm_eps=1e-6,
+             attention_bias=False, use_sliding_window=False),
+        110, "v5"),
+    # SmolLM3: layers 3 and 7 (every fourth) attend without rotary positions.
+    "smollm3-nope": (
+        SmolLM3ForCausalLM, SmolLM3Config,
+        dict(SMALL_FF, num_hidden_layers=8, hidden_size=32, num_attention_heads=4, num_key_value_heads=1,
+             tie_word_embeddings=True, rope_theta=5000000.0, rms_norm_eps=1e-6, use_sliding_window=False,
+             pad_token_id=None),
+        111, "v5"),
     "opt-preln": (
         OPTForCausalLM, OPTConfig,
         dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
@@ -318,7 +335,9 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     n_head = cfg["num_attention_heads"]
     n_head_kv = cfg["num_key_value_heads"]
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
-    model_arch = gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2
+    model_arch = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3,
+                  "smollm3": gguf.MODEL_ARCH.SMOLLM3}[arch]
+    permutes = arch in ("llama", "smollm3")  # LlamaModel's Q/K permutation (SmolLM3Model inherits it)
     tmap = gguf.get_tensor_name_map(model_arch, n_layer)
 
     w = gguf.GGUFWriter(path=None, arch=arch)
@@ -337,7 +356,7 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
         if hf_name.endswith((".attention.masked_bias", ".attention.bias", ".rotary_emb.inv_freq")):
             continue
         t = t.to(torch.float32) if t.dtype not in (torch.float16, torch.float32) else t
-        if arch == "llama":
+        if permutes:
             if hf_name.endswith(("q_proj.weight", "q_proj.bias")):
                 t = torch.from_numpy(permute(t.numpy(), n_head, n_head))
             if hf_name.endswith(("k_proj.weight", "k_proj.bias")):
@@ -379,7 +398,7 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
     w.add_file_type(ftype)
-    if arch == "llama":  # LlamaModel.set_gguf_parameters
+    if permutes:  # LlamaModel.set_gguf_parameters
         w.add_vocab_size(cfg["vocab_size"])
         w.add_rope_dimension_count(head_dim)
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
@@ -426,6 +445,8 @@ def check_llama3_factors(model) -> dict:
 # ---------------------------------------------------------------------------
 
 def main() -> None:
+    # --only NAME[,NAME]: just those SPECS models, their goldens and (for qwen3/smollm3) their f32 GGUFs
+    only = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
     print("transformers", oc.versions())
     rows = oc.make_rows(VOCAB, ROW_LENGTHS, ROW_SEED)
     for d in (MODELS, LOGPROBS, GGUF_DIR):
@@ -435,6 +456,8 @@ def main() -> None:
     goldens: dict[str, dict] = {}
 
     for name, (_mc, _cc, _kw, _seed, style) in SPECS.items():
+        if only is not None and name not in only:
+            continue
         print(f"== {name}")
         model, plan = build(name)
         built[name] = model
@@ -464,6 +487,14 @@ def main() -> None:
         print(f"  logprob spread (std over vocab) = {g['logprob_spread']:.3f}")
         if "incremental" in g:
             print(f"  incremental max |diff| = {g['incremental']['max_abs_diff_vs_one_pass']:.3g}")
+
+    # ---- Qwen3 and SmolLM3 as the converter writes them (head_dim given: key/value length keys)
+    for name, arch in (("qwen3-qknorm", "qwen3"), ("smollm3-nope", "smollm3")):
+        if name in built:
+            write_gguf(MODELS / name, GGUF_DIR / f"{name}-f32.gguf", arch, gguf.LlamaFileType.ALL_F32, name=name,
+                       head_dim_keys=True)
+    if only is not None:
+        return
 
     # ---- llama-gqa variants: sharded, f16, bf16
     base = built["llama-gqa"]

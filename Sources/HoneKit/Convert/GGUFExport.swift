@@ -185,6 +185,12 @@ public enum GGUFExport {
             throw HoneError.invalidConfig(path: configPath, message: "model_type '\(config.modelType)' has no GGUF form that llama.cpp loads (\(writable.joined(separator: ", ")) can be written as GGUF)")
         }
         let architecture = names.architecture(config.modelType)
+        if architecture == "smollm3" {
+            let interval = LlamaConfig.smolLM3NoRopeInterval
+            guard config.layersWithoutRotation == Set((0..<config.layerCount).filter { ($0 + 1) % interval == 0 }) else {
+                throw HoneError.invalidConfig(path: configPath, message: "no_rope_layers has no GGUF form: llama.cpp's smollm3 leaves out the rotation on every \(interval)th layer only")
+            }
+        }
         let permuted = names.permutedRows(architecture, config)
         let store = try SafetensorsStore(directory: directory)
         var tensors: [ExportTensor] = []

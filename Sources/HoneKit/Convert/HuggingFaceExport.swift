@@ -143,9 +143,13 @@ public enum HuggingFaceExport {
         if case .linear(let factor) = config.ropeScaling {
             json["rope_scaling"] = ["type": "linear", "rope_type": "linear", "factor": decimal(factor)]
         }
-        if config.modelType == "qwen2" {
+        if config.modelType == "smollm3" {
+            json["no_rope_layers"] = (0..<config.layerCount).map { config.layersWithoutRotation.contains($0) ? 0 : 1 }
+        }
+        if config.modelType == "qwen2" || config.modelType == "qwen3" {
             json["use_sliding_window"] = false
-        } else {
+        }
+        if config.modelType != "qwen2" {
             json["attention_bias"] = config.queryKeyValueBias
             json["mlp_bias"] = config.mlpBias
         }

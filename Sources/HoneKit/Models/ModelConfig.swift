@@ -24,7 +24,8 @@ public enum RopeScaling: Sendable, Equatable {
 /// The hyper-parameters of a model, in Hugging Face's terms, read from `config.json` or GGUF metadata.
 /// One struct serves every architecture; fields an architecture does not use keep their defaults.
 public struct ModelConfig: Sendable {
-    /// `model_type` (HF) or `general.architecture` (GGUF): "llama", "mistral", "qwen2", "opt", "gpt_neox".
+    /// `model_type` (HF) or `general.architecture` (GGUF): "llama", "mistral", "qwen2", "qwen3", "smollm3", "opt",
+    /// "gpt_neox".
     public var modelType: String
     public var vocabularySize: Int
     public var hiddenSize: Int
@@ -52,6 +53,10 @@ public struct ModelConfig: Sendable {
     public var outputBias = false
     public var mlpBias = false
     public var hiddenActivation = "silu"
+    /// RMSNorm over each head's query and key before the rotation (Qwen3's q_norm / k_norm).
+    public var queryKeyNorm = false
+    /// Layers whose attention uses no rotary positions (SmolLM3's NoPE layers); empty: every layer rotates.
+    public var layersWithoutRotation: Set<Int> = []
 
     // OPT
     public var wordEmbedProjectionDimension: Int = 0

@@ -87,10 +87,24 @@ extension LlamaModel: TrainableModel {
                                       queries: tape["q"], keys: tape["k"], values: tape["v"],
                                       outputGradient: dAttention.pointer, queryGradient: dQueries.pointer,
                                       keyGradient: dKeys.pointer, valueGradient: dValues.pointer)
-        rotateQueriesAndKeys(queries: dQueries.pointer, keys: dKeys.pointer, rows: total, angles: angles, config: config,
-                             inverse: true)
-        linear("q_proj", layer.query, input: tape["attn_in"], dy: dQueries.pointer, into: dNormed.pointer, accumulate: false)
-        linear("k_proj", layer.key, input: tape["attn_in"], dy: dKeys.pointer, into: dNormed.pointer, accumulate: true)
+        if layer.rotates {
+            rotateQueriesAndKeys(queries: dQueries.pointer, keys: dKeys.pointer, rows: total, angles: angles, config: config,
+                                 inverse: true)
+        }
+        // Through Qwen3's per-head norms (frozen): the gradients of the projections' outputs.
+        var queryGradient = dQueries, keyGradient = dKeys
+        if let norm = layer.queryNorm {
+            queryGradient = FloatBuffer(zeros: total * queryWidth)
+            hk_rmsnorm_backward(tape["q_pre"], norm.weight.pointer, dQueries.pointer, queryGradient.pointer,
+                                Int32(total * config.headCount), Int32(config.headDimension), norm.epsilon)
+        }
+        if let norm = layer.keyNorm {
+            keyGradient = FloatBuffer(zeros: total * kvWidth)
+            hk_rmsnorm_backward(tape["k_pre"], norm.weight.pointer, dKeys.pointer, keyGradient.pointer,
+                                Int32(total * config.keyValueHeadCount), Int32(config.headDimension), norm.epsilon)
+        }
+        linear("q_proj", layer.query, input: tape["attn_in"], dy: queryGradient.pointer, into: dNormed.pointer, accumulate: false)
+        linear("k_proj", layer.key, input: tape["attn_in"], dy: keyGradient.pointer, into: dNormed.pointer, accumulate: true)
         linear("v_proj", layer.value, input: tape["attn_in"], dy: dValues.pointer, into: dNormed.pointer, accumulate: true)
         hk_rmsnorm_backward(tape["input"], layer.attentionNorm.weight.pointer, dNormed.pointer, dx, Int32(total),
                             Int32(hidden), layer.attentionNorm.epsilon)

@@ -1,8 +1,9 @@
 import Foundation
 import HoneKernels
 
-/// Llama 1/2/3, TinyLlama, Mistral (full attention) and Qwen2 (q/k/v bias): pre-norm decoder blocks with
-/// RMSNorm, grouped-query attention with rotary positions, and a SwiGLU MLP.
+/// Llama 1/2/3, TinyLlama, Mistral (full attention), Qwen2 (q/k/v bias), Qwen3 (an RMSNorm on each head's query
+/// and key before the rotation) and SmolLM3 (some layers without rotation): pre-norm decoder blocks with RMSNorm,
+/// grouped-query attention with rotary positions, and a SwiGLU MLP.
 public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     public let config: ModelConfig
     /// LoRA adapters applied in every forward pass, when attached.
@@ -17,6 +18,10 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     struct Block {
         let attentionNorm: RMSNorm
         let query, key, value, output: Linear
+        /// Qwen3's per-head norms (weights [head_dim]), applied before the rotation.
+        let queryNorm, keyNorm: RMSNorm?
+        /// False on SmolLM3's NoPE layers.
+        let rotates: Bool
         let mlpNorm: RMSNorm
         let gate, up, down: Linear
     }
@@ -33,6 +38,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                     "attn_norm": "input_layernorm", "q": "self_attn.q_proj", "k": "self_attn.k_proj",
                     "v": "self_attn.v_proj", "o": "self_attn.o_proj", "mlp_norm": "post_attention_layernorm",
                     "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj",
+                    "q_norm": "self_attn.q_norm", "k_norm": "self_attn.k_norm",
                 ][part]!
                 return "model.layers.\(index).\(module)"
             })
@@ -43,6 +49,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                 let module = [
                     "attn_norm": "attn_norm", "q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
                     "mlp_norm": "ffn_norm", "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down",
+                    "q_norm": "attn_q_norm", "k_norm": "attn_k_norm",
                 ][part]!
                 return "blk.\(index).\(module)"
             })
@@ -66,6 +73,9 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         func norm(_ name: String) throws -> RMSNorm {
             try RMSNorm(weight: weights.tensor(name), dimension: hidden, epsilon: config.normEpsilon)
         }
+        func headNorm(_ name: String) throws -> RMSNorm {
+            try RMSNorm(weight: weights.tensor(name), dimension: headDimension, epsilon: config.normEpsilon)
+        }
 
         let table = try weights.tensor(names.embedding)
         try table.expectShape([config.vocabularySize, hidden])
@@ -78,6 +88,9 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                 key: try linear(name("k"), [kvHeads * headDimension, hidden], bias: config.queryKeyValueBias),
                 value: try linear(name("v"), [kvHeads * headDimension, hidden], bias: config.queryKeyValueBias),
                 output: try linear(name("o"), [hidden, heads * headDimension], bias: config.outputBias),
+                queryNorm: config.queryKeyNorm ? try headNorm(name("q_norm") + ".weight") : nil,
+                keyNorm: config.queryKeyNorm ? try headNorm(name("k_norm") + ".weight") : nil,
+                rotates: !config.layersWithoutRotation.contains(index),
                 mlpNorm: try norm(name("mlp_norm") + ".weight"),
                 gate: try linear(name("gate"), [config.intermediateSize, hidden], bias: config.mlpBias),
                 up: try linear(name("up"), [config.intermediateSize, hidden], bias: config.mlpBias),
@@ -174,10 +187,17 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let attention = tape.buffer("attn_out", count: rows * queryWidth).pointer
         let delta = tape.buffer("delta", count: rows * hidden).pointer
         layer.attentionNorm.apply(x, rows: rows, into: attentionInput)
-        linear("q_proj", layer.query, attentionInput, queries)
-        linear("k_proj", layer.key, attentionInput, keys)
+        // With per-head norms the projections go to "q_pre" / "k_pre" (backward reads them) and are normed into q, k.
+        let projectedQueries = layer.queryNorm == nil ? queries : tape.buffer("q_pre", count: rows * queryWidth).pointer
+        let projectedKeys = layer.keyNorm == nil ? keys : tape.buffer("k_pre", count: rows * kvWidth).pointer
+        linear("q_proj", layer.query, attentionInput, projectedQueries)
+        linear("k_proj", layer.key, attentionInput, projectedKeys)
         linear("v_proj", layer.value, attentionInput, values)
-        rotateQueriesAndKeys(queries: queries, keys: keys, rows: layout.total, angles: angles, config: config)
+        layer.queryNorm?.apply(projectedQueries, rows: rows * config.headCount, into: queries)
+        layer.keyNorm?.apply(projectedKeys, rows: rows * config.keyValueHeadCount, into: keys)
+        if layer.rotates {
+            rotateQueriesAndKeys(queries: queries, keys: keys, rows: layout.total, angles: angles, config: config)
+        }
         attend(queries, keys, values, attention)
         if let outputRows {
             compactRows(attention, width: queryWidth, keeping: outputRows)

@@ -3,11 +3,13 @@ import Foundation
 // MARK: - Registry entry
 
 extension ModelArchitecture {
-    /// Llama 1/2/3, TinyLlama, SmolLM, Mistral (full attention) and Qwen2 (q/k/v biases).
+    /// Llama 1/2/3, TinyLlama, SmolLM, Mistral (full attention), Qwen2 (q/k/v biases), Qwen3 (per-head q/k norms)
+    /// and SmolLM3 (every fourth layer without rotary positions).
     public static let llama = ModelArchitecture(
         name: "llama",
-        huggingFaceModelTypes: ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"],
-        ggufArchitectures: ["llama", "mistral", "qwen2"],
+        huggingFaceModelTypes: ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
+                                "qwen3": "Qwen3ForCausalLM", "smollm3": "SmolLM3ForCausalLM"],
+        ggufArchitectures: ["llama", "mistral", "qwen2", "qwen3", "smollm3"],
         configFromHuggingFace: { json, modelType in try LlamaConfig.configFromHuggingFace(json, modelType: modelType) },
         configFromGGUF: { gguf, architecture in try LlamaConfig.configFromGGUF(gguf, architecture: architecture) },
         build: { config, weights in try LlamaModel(config: config, weights: weights) },
@@ -20,23 +22,32 @@ extension ModelArchitecture {
                 return "model.layers.\(layer).\(group).\(name)"
             }),
         ggufNames: GGUFTensorNames(
-            architecture: { modelType in modelType == "qwen2" ? "qwen2" : "llama" },
+            architecture: { modelType in ["qwen2", "qwen3", "smollm3"].contains(modelType) ? modelType : "llama" },
             gguf: { LlamaTensorNames.gguf(fromHuggingFace: $0) },
             huggingFace: { LlamaTensorNames.huggingFace(fromGGUF: $0) },
-            // llama.cpp's converter permutes Llama's (and Mistral's) Q/K rows for its adjacent-pair rotation; Qwen2
-            // keeps HF's layout.
+            // llama.cpp's converter permutes Llama's (and Mistral's, SmolLM3's) Q/K rows for its adjacent-pair
+            // rotation; Qwen2 and Qwen3 keep HF's layout.
             permutedRows: { architecture, config in
-                architecture == "qwen2" ? [:] : ["attn_q": config.headCount, "attn_k": config.keyValueHeadCount]
+                LlamaConfig.keepsRotaryLayout(architecture) ? [:] : ["attn_q": config.headCount, "attn_k": config.keyValueHeadCount]
             }),
         summaryLines: { config in
-            ["rope:         theta \(config.ropeTheta), scaling \(config.ropeScaling.summary)\(config.ropeInterleaved ? ", interleaved (GGUF)" : "")",
-             "norm eps:     \(config.normEpsilon), tied embeddings \(config.tieWordEmbeddings)"]
+            let unrotated = config.layersWithoutRotation.sorted()
+            return ["rope:         theta \(config.ropeTheta), scaling \(config.ropeScaling.summary)\(config.ropeInterleaved ? ", interleaved (GGUF)" : "")"
+                        + (unrotated.isEmpty ? "" : ", none on layers \(unrotated.map(String.init).joined(separator: ","))"),
+                    "norm eps:     \(config.normEpsilon), tied embeddings \(config.tieWordEmbeddings)"
+                        + (config.queryKeyNorm ? ", q/k norms per head" : "")]
         })
 }
 
 // MARK: - Config
 
 enum LlamaConfig {
+    /// GGUF architectures whose Q/K rows stay in HF's order (llama.cpp's NEOX rope), not permuted for adjacent pairs.
+    static func keepsRotaryLayout(_ architecture: String) -> Bool { architecture == "qwen2" || architecture == "qwen3" }
+
+    /// llama.cpp's SmolLM3: every fourth layer (3, 7, ...) attends without rotary positions.
+    static let smolLM3NoRopeInterval = 4
+
     static func configFromHuggingFace(_ json: JSONConfig, modelType: String) throws -> ModelConfig {
         let hidden = try json.int("hidden_size")
         let heads = try json.int("num_attention_heads")
@@ -63,6 +74,21 @@ enum LlamaConfig {
         config.hiddenActivation = json.string("hidden_act") ?? "silu"
         guard config.hiddenActivation == "silu" else {
             throw HoneError.invalidConfig(path: json.path, message: "hidden_act '\(config.hiddenActivation)' is not supported (silu is)")
+        }
+        if modelType == "qwen3" { config.queryKeyNorm = true }
+        if modelType == "smollm3" {
+            // transformers: no_rope_layers[i] is 1 where layer i rotates (from no_rope_layer_interval when absent).
+            if let list = json.values["no_rope_layers"] as? [Any] {
+                let flags = list.compactMap(jsonInteger)
+                guard flags.count == config.layerCount, flags.allSatisfy({ $0 == 0 || $0 == 1 }) else {
+                    throw HoneError.invalidConfig(path: json.path, message: "no_rope_layers must hold one 0 or 1 per layer (\(config.layerCount))")
+                }
+                config.layersWithoutRotation = Set(flags.indices.filter { flags[$0] == 0 })
+            } else {
+                let interval = try json.int("no_rope_layer_interval", default: smolLM3NoRopeInterval)
+                guard interval > 0 else { throw HoneError.invalidConfig(path: json.path, message: "no_rope_layer_interval must be positive") }
+                config.layersWithoutRotation = Set((0..<config.layerCount).filter { ($0 + 1) % interval == 0 })
+            }
         }
         if modelType == "qwen2" {
             config.queryKeyValueBias = true
@@ -133,8 +159,12 @@ enum LlamaConfig {
             tieWordEmbeddings: !gguf.tensorInfos.contains { $0.name == "output.weight" })
         config.ropeTheta = gguf.double("\(architecture).rope.freq_base") ?? 10000
         config.rotaryDimension = gguf.integer("\(architecture).rope.dimension_count") ?? headDimension
-        // llama.cpp's converter permutes Llama's Q/K rows for GGML's adjacent-pair rope; Qwen2 keeps HF's layout.
-        config.ropeInterleaved = architecture != "qwen2"
+        // llama.cpp's converter permutes Llama's Q/K rows for GGML's adjacent-pair rope; Qwen2/3 keep HF's layout.
+        config.ropeInterleaved = !keepsRotaryLayout(architecture)
+        config.queryKeyNorm = gguf.tensorInfos.contains { $0.name == "blk.0.attn_q_norm.weight" }
+        if architecture == "smollm3" {
+            config.layersWithoutRotation = Set((0..<config.layerCount).filter { ($0 + 1) % smolLM3NoRopeInterval == 0 })
+        }
         config.queryKeyValueBias = gguf.tensorInfos.contains { $0.name == "blk.0.attn_q.bias" }
         config.outputBias = gguf.tensorInfos.contains { $0.name == "blk.0.attn_output.bias" }
         config.mlpBias = gguf.tensorInfos.contains { $0.name == "blk.0.ffn_up.bias" }
@@ -181,7 +211,7 @@ enum RotaryPermutation {
     }
 }
 
-/// HF ↔ GGUF tensor names of the Llama family (llama.cpp's tensor map for LLAMA and QWEN2).
+/// HF ↔ GGUF tensor names of the Llama family (llama.cpp's tensor map for LLAMA, QWEN2, QWEN3 and SMOLLM3).
 enum LlamaTensorNames {
     static let topLevel: [(hf: String, gguf: String)] = [
         ("model.embed_tokens", "token_embd"), ("model.norm", "output_norm"), ("lm_head", "output"),
@@ -190,6 +220,7 @@ enum LlamaTensorNames {
         ("input_layernorm", "attn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
         ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("post_attention_layernorm", "ffn_norm"),
         ("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down"),
+        ("self_attn.q_norm", "attn_q_norm"), ("self_attn.k_norm", "attn_k_norm"),
     ]
 
     /// "model.layers.3.self_attn.q_proj.weight" → "blk.3.attn_q.weight"; nil for names without a GGUF counterpart.
