@@ -63,6 +63,11 @@ CASES = [
          steps=False, seed=103),
     dict(name="llama-tied-llama3-r2", model="llama-tied-llama3", targets=LLAMA_ALL, r=2, alpha=16, rslora=False,
          steps=False, seed=104),
+    # Qwen3: the gradient passes through the frozen per-head q/k norms; SmolLM3: layers 3 and 7 without rotation.
+    dict(name="qwen3-qknorm", model="qwen3-qknorm", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False,
+         seed=106),
+    dict(name="smollm3-nope", model="smollm3-nope", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False,
+         seed=107),
     # max_grad_norm 2.0 here (1.0 elsewhere): its gradient norms straddle 2, so both sides of the clip are tested.
     dict(name="opt-preln", model="opt-preln", targets=OPT_ALL, r=4, alpha=8, rslora=False, steps=True, seed=105,
          max_grad_norm=2.0),
@@ -353,7 +358,11 @@ def main() -> None:
     os.chdir(REPO)   # so adapter_config.json's base_model_name_or_path is repository-relative
     print("peft", peft.__version__, "transformers", transformers.__version__, "torch", torch.__version__,
           "safetensors", safetensors.__version__)
+    # --only NAME[,NAME]: just those cases
+    only = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
     for case in CASES:
+        if only is not None and case["name"] not in only:
+            continue
         summary = make_case(case)
         steps = summary.pop("steps", None)
         print(json.dumps(summary))

@@ -8,7 +8,8 @@ import Testing
 /// `merged_logprobs`. That pins the key mapping (PEFT name → HF weight) and the scaling rules the trainer
 /// relies on.
 @Suite struct LoRAFixtureTests {
-    static let cases = ["llama-gqa", "llama-gqa-qv", "qwen2-bias-rslora", "llama-tied-llama3-r2", "opt-preln"]
+    static let cases = ["llama-gqa", "llama-gqa-qv", "qwen2-bias-rslora", "llama-tied-llama3-r2", "opt-preln", "qwen3-qknorm",
+                        "smollm3-nope"]
 
     struct Case {
         let directory: String
