@@ -2,12 +2,14 @@
 """Hone against llama.cpp on GGUF files of real architectures' shapes that are not in the repository.
 
 Builds seeded random-weight models with the shapes of Qwen2.5-0.5B (hidden 896, q/k/v biases, tied embeddings),
-a Llama 3 (rope scaling "llama3", which the converter stores as a `rope_freqs` tensor) and a Mistral with
-head_dim 128 (hidden 640, not a multiple of 256, so llama-quantize falls back for the K types), all with the
+a Llama 3 (rope scaling "llama3", which the converter stores as a `rope_freqs` tensor), a Mistral with
+head_dim 128 (hidden 640, not a multiple of 256, so llama-quantize falls back for the K types), Qwen3-0.6B
+(per-head q/k norms, head_dim 128) and a four-layer SmolLM3 (its fourth layer without rotation), all with the
 default model's tokenizer; converts each with the peer's `convert_hf_to_gguf.py` to f32 and quantizes it with
 llama-quantize to every type Hone quantizes. For each file it prints
 
-  - `hone perplexity` and `llama-perplexity` on the same text, and
+  - `hone perplexity` and `llama-perplexity` on the same text (for F32 also Hone on the HF directory and
+    llama.cpp on the GGUF `hone convert` writes from it),
   - the "exact" perplexity: llama-perplexity on the file dequantized to f32 (`hone quantize --type f32`),
 
 as natural-log differences per scored token. Both tools quantize activations for the integer kernels, so both
@@ -49,6 +51,14 @@ SHAPES = {
     "mistral": dict(model_type="mistral", hidden_size=640, num_attention_heads=5, num_key_value_heads=1,
                     intermediate_size=1792, num_hidden_layers=3, tie_word_embeddings=False, rope_theta=1e6,
                     rms_norm_eps=1e-5, head_dim=128, sliding_window=None),
+    # Qwen3-0.6B's shape: per-head q/k norms, head_dim 128 (not hidden / heads), tied embeddings.
+    "qwen3": dict(model_type="qwen3", hidden_size=1024, num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+                  intermediate_size=3072, num_hidden_layers=3, tie_word_embeddings=True, rope_theta=1e6,
+                  rms_norm_eps=1e-6),
+    # SmolLM3 with four layers: the fourth attends without rotary positions.
+    "smollm3": dict(model_type="smollm3", hidden_size=1024, num_attention_heads=16, num_key_value_heads=4,
+                    intermediate_size=2816, num_hidden_layers=4, tie_word_embeddings=True, rope_theta=5e6,
+                    rms_norm_eps=1e-6, pad_token_id=None),
 }
 
 
@@ -122,7 +132,14 @@ def main():
             make_model(name, SHAPES[name], hf_dir)
             convert(args.llama_cpp, hf_dir, f32)
         hone, llama = hone_ppl(f32), llama_ppl(f32)
-        print(f"{name:8} {'F32':7} {hone:12.6g} {llama:12.6g} {'':12}  ln(hone/llama) {math.log(hone / llama):+.5f}",
+        # Hone on the HF directory, and llama.cpp on the GGUF `hone convert` writes from it.
+        hone_gguf = args.work / f"{name}-hone-f32.gguf"
+        subprocess.run([args.hone, "convert", str(hf_dir), str(hone_gguf), "--type", "f32"], check=True,
+                       capture_output=True)
+        hone_hf, llama_hone = hone_ppl(hf_dir), llama_ppl(hone_gguf)
+        hone_gguf.unlink()
+        print(f"{name:8} {'F32':7} {hone:12.6g} {llama:12.6g} {'':12}  ln(hone/llama) {math.log(hone / llama):+.5f}; "
+              f"hone on HF {math.log(hone_hf / llama):+.5f}, llama.cpp on hone's GGUF {math.log(llama_hone / llama):+.5f}",
               flush=True)
         for kind in args.types.split(","):
             quantized, exact_file = args.work / f"{name}-{kind}.gguf", args.work / "dequantized.gguf"

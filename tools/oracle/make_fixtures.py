@@ -488,11 +488,12 @@ def main() -> None:
         if "incremental" in g:
             print(f"  incremental max |diff| = {g['incremental']['max_abs_diff_vs_one_pass']:.3g}")
 
-    # ---- Qwen3 and SmolLM3 as the converter writes them (head_dim given: key/value length keys)
+    # ---- Qwen3 and SmolLM3 as the converter writes them (key/value length keys where config.json has head_dim)
     for name, arch in (("qwen3-qknorm", "qwen3"), ("smollm3-nope", "smollm3")):
         if name in built:
+            has_head_dim = "head_dim" in json.loads((MODELS / name / "config.json").read_text())
             write_gguf(MODELS / name, GGUF_DIR / f"{name}-f32.gguf", arch, gguf.LlamaFileType.ALL_F32, name=name,
-                       head_dim_keys=True)
+                       head_dim_keys=has_head_dim)
     if only is not None:
         return
 

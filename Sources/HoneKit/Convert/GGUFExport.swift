@@ -270,7 +270,7 @@ public enum GGUFExport {
             try u32("\(a).attention.value_length", config.headDimension)
         }
         entries.append(("general.file_type", .unsigned(UInt64(fileType)), 4, nil))
-        if architecture == "llama" {
+        if architecture == "llama" || architecture == "smollm3" {  // the converter's LlamaModel and its subclasses
             try u32("\(a).vocab_size", config.vocabularySize)
             try u32("\(a).rope.dimension_count", config.rotaryDimension)
         }

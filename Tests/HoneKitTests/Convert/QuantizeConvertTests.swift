@@ -456,23 +456,29 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
         #expect(deviations(scored.map { $0.map(Double.init) }, golden.rows.map(\.logprobs)).max <= 1e-4)
     }
 
-    /// Qwen2 (no permutation, q/k/v biases): HF → GGUF equals the oracle's converter-made file; back to HF gives
-    /// the same tensors.
-    @Test func qwen2RoundTrip() throws {
+    /// Qwen2 (no permutation, q/k/v biases), Qwen3 (no permutation, per-head q/k norms, head_dim keys) and SmolLM3
+    /// (Llama's permutation, NoPE layers): HF → GGUF has the oracle's converter-made file's tensors and metadata
+    /// values; back to HF scores as transformers does.
+    @Test(arguments: ["qwen2-bias", "qwen3-qknorm", "smollm3-nope"])
+    func familyRoundTrip(name: String) throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let output = directory.appendingPathComponent("qwen2.gguf").path
-        _ = try GGUFExport.write(input: Repository.fixture("models/qwen2-bias"), output: output, scheme: .f32)
-        let reference = try GGUFFile(path: Repository.fixture("gguf/qwen2-bias-f32.gguf"))
+        let output = directory.appendingPathComponent("\(name).gguf").path
+        _ = try GGUFExport.write(input: Repository.fixture("models/\(name)"), output: output, scheme: .f32)
+        let reference = try GGUFFile(path: Repository.fixture("gguf/\(name)-f32.gguf"))
         let written = try GGUFFile(path: output)
         #expect(Set(written.tensorInfos.map(\.name)) == Set(reference.tensorInfos.map(\.name)))
         for info in reference.tensorInfos {
             let ours = try written.tensorView(written.tensorInfos.first { $0.name == info.name }!).floats()
             #expect(ours == (try reference.tensorView(info).floats()), "\(info.name)")
         }
-        let back = directory.appendingPathComponent("qwen2-hf").path
+        // The hyper-parameters llama.cpp reads (the vocabulary aside: the fixture has none).
+        for key in reference.metadataKeys where key.hasPrefix(reference.architecture! + ".") || key == "general.architecture" {
+            #expect(written.metadata[key] == reference.metadata[key], "\(name): \(key)")
+        }
+        let back = directory.appendingPathComponent("\(name)-hf").path
         _ = try HuggingFaceExport.write(gguf: output, to: back, dtype: nil)
-        let golden = try GoldenFile(name: "qwen2-bias")
+        let golden = try GoldenFile(name: name)
         let scored = try Scorer(model: LoadedModel.open(back).model).score(golden.rows.map(\.tokens))
         #expect(deviations(scored.map { $0.map(Double.init) }, golden.rows.map(\.logprobs)).max <= 1e-4)
     }
