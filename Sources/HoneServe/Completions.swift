@@ -47,7 +47,7 @@ extension OpenAIServer {
         }
         if chat {
             guard let messages = fields.value("messages") else { throw APIError.invalid("'messages' is required.", param: "messages") }
-            plan.prompts = [try chatPrompt(messages)]
+            plan.prompts = [try chatPrompt(messages, variables: try templateVariables(fields))]
             plan.promptTexts = [nil]
         } else {
             guard let prompt = fields.value("prompt") else { throw APIError.invalid("'prompt' is required.", param: "prompt") }

@@ -95,7 +95,8 @@ public final class OpenAIServer: Sendable {
                 guard let messages = fields.value("messages") else {
                     throw APIError.invalid("'messages' is required.", param: "messages")
                 }
-                let prompt = try self.chatPromptText(messages, addGenerationPrompt: try fields.bool("add_generation_prompt") ?? true)
+                let prompt = try self.chatPromptText(messages, addGenerationPrompt: try fields.bool("add_generation_prompt") ?? true,
+                                                     variables: try self.templateVariables(fields))
                 return self.json(["prompt": .string(prompt)])
             }
         }
@@ -233,7 +234,8 @@ public final class OpenAIServer: Sendable {
         let addSpecial = try fields.bool("add_special_tokens") ?? true
         let tokens: [Int32]
         if let messages = fields.value("messages") {
-            let prompt = try chatPrompt(messages, addGenerationPrompt: try fields.bool("add_generation_prompt") ?? true, checkLength: false)
+            let prompt = try chatPrompt(messages, addGenerationPrompt: try fields.bool("add_generation_prompt") ?? true, checkLength: false,
+                                        variables: try templateVariables(fields))
             tokens = prompt
         } else {
             // vLLM's field is "prompt", llama-server's "content".
@@ -280,16 +282,36 @@ public final class OpenAIServer: Sendable {
     // MARK: Chat prompts
 
     /// The prompt ids of a `messages` list, rendered with the server's template.
-    func chatPrompt(_ value: JinjaValue, addGenerationPrompt: Bool = true, checkLength: Bool = true) throws -> [Int32] {
-        let text = try chatPromptText(value, addGenerationPrompt: addGenerationPrompt)
+    func chatPrompt(_ value: JinjaValue, addGenerationPrompt: Bool = true, checkLength: Bool = true,
+                    variables: [String: JinjaValue] = [:]) throws -> [Int32] {
+        let text = try chatPromptText(value, addGenerationPrompt: addGenerationPrompt, variables: variables)
         if checkLength { try refuseSurelyTooLong(text, param: "messages") }
         // Templates that write special tokens in their text have them parsed; plain instruction templates do not.
         let parseSpecial = template.chatTemplate != nil || template.promptNoInput == nil
         return tokenizer.encode(text, addSpecialTokens: template.addsBOS, parseSpecial: parseSpecial)
     }
 
+    /// A request's `chat_template_kwargs` (llama-server's and vLLM's field): variables for the chat template,
+    /// added to the server's --chat-template-kwargs.
+    func templateVariables(_ fields: RequestFields) throws -> [String: JinjaValue] {
+        guard let value = fields.value("chat_template_kwargs"), value != JinjaValue.none else { return [:] }
+        guard case .dictionary = value else {
+            throw APIError.invalid("'chat_template_kwargs' must be an object.", param: "chat_template_kwargs")
+        }
+        guard template.chatTemplate != nil else {
+            throw APIError.invalid("'chat_template_kwargs' needs a Jinja chat template; the server's '\(template.name)' template is not one.",
+                                   param: "chat_template_kwargs")
+        }
+        do {
+            return try ChatTemplate.variables(value, origin: "chat_template_kwargs")
+        } catch let error as HoneError {
+            throw APIError.invalid(error.description, param: "chat_template_kwargs")
+        }
+    }
+
     /// The text a `messages` list renders to with the server's template (what /apply-template answers).
-    func chatPromptText(_ value: JinjaValue, addGenerationPrompt: Bool = true) throws -> String {
+    func chatPromptText(_ value: JinjaValue, addGenerationPrompt: Bool = true,
+                        variables: [String: JinjaValue] = [:]) throws -> String {
         guard case .array(let items) = value, !items.isEmpty else {
             throw APIError.invalid("'messages' must be a non-empty list of {\"role\", \"content\"} objects.", param: "messages")
         }
@@ -318,7 +340,8 @@ public final class OpenAIServer: Sendable {
         }
         let text: String
         do {
-            text = try template.render(messages: messages, addGenerationPrompt: addGenerationPrompt, origin: "messages")
+            text = try template.withChatTemplateVariables(variables)
+                .render(messages: messages, addGenerationPrompt: addGenerationPrompt, origin: "messages")
         } catch let error as HoneError {
             throw APIError.invalid("The messages cannot be rendered with the '\(template.name)' template: \(error.description)",
                                    param: "messages")

@@ -9,6 +9,9 @@ public struct ServeSetup: Sendable {
     /// (name clients use, PEFT adapter directory)
     public var adapters: [(name: String, directory: String)] = []
     public var template = "auto"
+    /// --chat-template-kwargs: variables the chat template sees in every request (a request's chat_template_kwargs
+    /// add to them).
+    public var templateVariables: [String: JinjaValue] = [:]
     /// Slots decoded together.
     public var parallel = 4
     /// Positions a slot may use (prompt + answer); nil: the model's own limit.
@@ -63,7 +66,10 @@ public struct ServeSetup: Sendable {
             names.append(name)
             recorded = recorded ?? record.promptTemplate
         }
-        let promptTemplate = try loaded.promptTemplate(template, recorded: recorded)
+        let promptTemplate = try loaded.promptTemplate(template, recorded: recorded).withChatTemplateVariables(templateVariables)
+        if !templateVariables.isEmpty, promptTemplate.chatTemplate == nil {
+            throw HoneError.invalidArgument("\(OptionName("chat_template_kwargs")) needs a Jinja chat template; the '\(promptTemplate.name)' template is not one")
+        }
         let engine = try ServeEngine(loaded: loaded, adapters: sets, template: promptTemplate, parallel: parallel,
                                      contextLimit: contextSize, queueLimit: queueSize ?? 4 * parallel)
         let name = alias ?? URL(fileURLWithPath: model).standardized.deletingPathExtension().lastPathComponent

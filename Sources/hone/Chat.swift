@@ -33,6 +33,8 @@ struct Chat: ParsableCommand {
 
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var adapterOptions: AdapterOptions
+    @OptionGroup var templateKwargs: ChatTemplateKwargsOption
+
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
@@ -40,7 +42,7 @@ struct Chat: ParsableCommand {
         try reportingErrors {
             let (loaded, trainedTemplate) = try adapterOptions.open(model: model)
             let tokenizer = try loaded.tokenizer()
-            let promptTemplate = try loaded.promptTemplate(template, recorded: trainedTemplate)
+            let promptTemplate = try templateKwargs.apply(to: loaded.promptTemplate(template, recorded: trainedTemplate))
             // The single-turn prompt is the template's prompt_no_input, which has no place for a system prompt.
             if singleTurn, system != nil, promptTemplate.promptNoInput != nil {
                 throw HoneError.invalidArgument("--system does not apply with --single-turn: the '\(promptTemplate.name)' template's single-turn prompt has no system part")

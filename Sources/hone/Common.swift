@@ -26,6 +26,29 @@ struct RuntimeOptions: ParsableArguments {
     }
 }
 
+/// llama-server's --chat-template-kwargs: extra variables for a Jinja chat template.
+struct ChatTemplateKwargsOption: ParsableArguments {
+    @Option(name: [.customLong("chat-template-kwargs"), .customLong("chat_template_kwargs")],
+            help: ArgumentHelp("A JSON object of extra chat-template variables, as llama-server's (e.g. '{\"enable_thinking\": false}' for Qwen3 and SmolLM3).",
+                               valueName: "json"))
+    var chatTemplateKwargs: String?
+
+    /// The variables, checked (empty when not given).
+    func variables() throws -> [String: JinjaValue] {
+        try chatTemplateKwargs.map { try ChatTemplate.variables(json: $0, origin: "--chat-template-kwargs") } ?? [:]
+    }
+
+    /// `template` with the variables; they need a Jinja chat template to go to.
+    func apply(to template: PromptTemplate) throws -> PromptTemplate {
+        let variables = try variables()
+        guard !variables.isEmpty else { return template }
+        guard template.chatTemplate != nil else {
+            throw HoneError.invalidArgument("--chat-template-kwargs needs a Jinja chat template; the '\(template.name)' template is not one")
+        }
+        return template.withChatTemplateVariables(variables)
+    }
+}
+
 /// Runs a command body; a HoneError becomes one line on stderr and exit status 1, never a trace.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {

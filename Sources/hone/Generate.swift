@@ -46,6 +46,8 @@ struct Generate: ParsableCommand {
 
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var adapterOptions: AdapterOptions
+    @OptionGroup var templateKwargs: ChatTemplateKwargsOption
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -59,7 +61,7 @@ struct Generate: ParsableCommand {
         try reportingErrors {
             let (loaded, trainedTemplate) = try adapterOptions.open(model: model)
             let tokenizer = try loaded.tokenizer()
-            let promptTemplate = try loaded.promptTemplate(template, recorded: trainedTemplate)
+            let promptTemplate = try templateKwargs.apply(to: loaded.promptTemplate(template, recorded: trainedTemplate))
             let records = try AlpacaEval.readInstructions(path: instructions)
             let maxNewTokens = sampling.maxNewTokens ?? 2048
             let prompts = try records.map { try promptTemplate.prompt(instruction: $0.instruction, input: $0.input) }

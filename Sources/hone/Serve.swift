@@ -64,6 +64,8 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Prompt template for chat: auto (an adapter's recorded template, else the model's own chat template, else alpaca), chat_template, \(PromptTemplate.builtinNames.joined(separator: ", ")), a JSON template file or a .jinja chat template.")
     var template = "auto"
 
+    @OptionGroup var templateKwargs: ChatTemplateKwargsOption
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -79,6 +81,7 @@ struct Serve: ParsableCommand {
             var setup = ServeSetup(model: model)
             setup.adapters = adapter.map(ServeSetup.adapter)
             setup.template = template
+            setup.templateVariables = try templateKwargs.variables()
             setup.parallel = parallel
             setup.contextSize = ctxSize
             setup.queueSize = queueSize

@@ -29,13 +29,15 @@ struct Template: ParsableCommand {
     @Option(name: .long, help: "auto, chat_template, a built-in name, a JSON template file or a .jinja file.")
     var template = "auto"
 
+    @OptionGroup var templateKwargs: ChatTemplateKwargsOption
+
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
         try runtime.apply()
         try reportingErrors {
             let loaded = try LoadedModel.open(model)
-            let promptTemplate = try loaded.promptTemplate(template)
+            let promptTemplate = try templateKwargs.apply(to: loaded.promptTemplate(template))
             let data = try readInputFile(path: messages)
             let parsed: JinjaValue
             do {

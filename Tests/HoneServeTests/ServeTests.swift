@@ -64,6 +64,35 @@ import Testing
         #expect(server.lines.all.contains { $0.hasPrefix("GET /health 200") }, "\(server.lines.all)")
     }
 
+    /// Chat-template variables: the server's --chat-template-kwargs in every prompt, a request's
+    /// chat_template_kwargs over them (Qwen3's template: enable_thinking false opens an empty think block), in
+    /// /apply-template, /tokenize and chat completions alike; a non-object is a 400 naming the field.
+    @Test func chatTemplateKwargs() async throws {
+        let qwen3 = Paths.root.deletingLastPathComponent().appendingPathComponent("shared/data/chat-templates/Qwen-Qwen3-0.6B.jinja").path
+        try #require(FileManager.default.fileExists(atPath: qwen3), "needs ../shared/data/chat-templates")
+        var setup = ServeSetup(model: Paths.tinyModel)
+        setup.template = qwen3
+        setup.templateVariables = ["enable_thinking": .bool(false)]
+        let server = try await TestServer.start(setup)
+        defer { Task { await server.stop() } }
+        let messages = [["role": "user", "content": "Hi there"]]
+        let emptyThink = "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+        let byServer = try await server.post("/apply-template", ["messages": messages]).json["prompt"] as? String ?? ""
+        #expect(byServer.hasSuffix(emptyThink), "\(byServer)")
+        let byRequest = try await server.post("/apply-template", ["messages": messages,
+                                                                  "chat_template_kwargs": ["enable_thinking": true]]).json["prompt"] as? String ?? ""
+        #expect(byRequest.hasSuffix("<|im_start|>assistant\n") && !byRequest.contains("<think>"), "\(byRequest)")
+        let tokenizer = try LoadedModel.open(Paths.tinyModel).tokenizer()
+        let tokens = try await server.post("/tokenize", ["messages": messages, "chat_template_kwargs": ["enable_thinking": true]]).json
+        #expect((tokens["tokens"] as? [Int])?.map(Int32.init) == tokenizer.encode(byRequest, addSpecialTokens: false, parseSpecial: true))
+        let reply = try await server.post("/v1/chat/completions", ["messages": messages, "max_tokens": 2,
+                                                                   "chat_template_kwargs": ["enable_thinking": true]])
+        #expect(reply.status == 200 && (reply.json["usage"] as? [String: Any])?["prompt_tokens"] as? Int == tokens["count"] as? Int,
+                "\(reply.body)")
+        let bad = try await server.post("/v1/chat/completions", ["messages": messages, "chat_template_kwargs": "yes"])
+        #expect(bad.status == 400 && bad.body.contains("chat_template_kwargs"), "\(bad.body)")
+    }
+
     // MARK: Generation
 
     /// Greedy completions equal HoneKit's Generator (`hone generate`), alone and with 8 requests at once on 4 slots.

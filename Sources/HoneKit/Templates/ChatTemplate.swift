@@ -11,6 +11,9 @@ public struct ChatTemplate: Sendable, Equatable {
     public let eosToken: String?
     /// Where the template came from, for messages ("model.gguf (tokenizer.chat_template)").
     public let origin: String
+    /// Extra variables every render sees, as the keyword arguments of transformers' `apply_chat_template` and
+    /// llama-server's `chat_template_kwargs` (`{"enable_thinking": false}` for Qwen3 and SmolLM3).
+    public var variables: [String: JinjaValue] = [:]
     private let parsed: JinjaTemplate
 
     /// Parses `source`; a syntax error names `origin` with the line and column.
@@ -43,10 +46,34 @@ public struct ChatTemplate: Sendable, Equatable {
     public func render(messages: [JinjaValue], addGenerationPrompt: Bool) throws -> String {
         do {
             return try parsed.renderChat(messages: messages, addGenerationPrompt: addGenerationPrompt,
-                                         bosToken: bosToken, eosToken: eosToken)
+                                         bosToken: bosToken, eosToken: eosToken, extra: variables)
         } catch let error as JinjaError {
             throw Self.describe(error, origin: origin)
         }
+    }
+
+    /// Template variables from a JSON object (`--chat-template-kwargs`, a request's `chat_template_kwargs`).
+    public static func variables(json text: String, origin: String) throws -> [String: JinjaValue] {
+        let value: JinjaValue
+        do {
+            value = try JinjaValue(json: text)
+        } catch {
+            throw HoneError.invalidArgument("\(origin): not valid JSON")
+        }
+        return try variables(value, origin: origin)
+    }
+
+    /// Template variables from a parsed JSON object; anything else is refused.
+    public static func variables(_ value: JinjaValue, origin: String) throws -> [String: JinjaValue] {
+        guard case .dictionary(let dictionary) = value else {
+            throw HoneError.invalidArgument("\(origin) must be a JSON object (as {\"enable_thinking\": false})")
+        }
+        var variables: [String: JinjaValue] = [:]
+        for (key, value) in dictionary.pairs {
+            guard case .string(let name) = key else { throw HoneError.invalidArgument("\(origin): keys must be strings") }
+            variables[name] = value
+        }
+        return variables
     }
 
     /// One line: the template's own message for `raise_exception`, else what failed and where.
@@ -63,6 +90,16 @@ public struct ChatTemplate: Sendable, Equatable {
 }
 
 extension PromptTemplate {
+    /// This template with `variables` added to what its Jinja chat template sees (later values win); a template
+    /// without one (alpaca, JSON templates) is returned as it is.
+    public func withChatTemplateVariables(_ variables: [String: JinjaValue]) -> PromptTemplate {
+        guard var chat = chatTemplate, !variables.isEmpty else { return self }
+        chat.variables.merge(variables) { $1 }
+        var copy = self
+        copy.chatTemplate = chat
+        return copy
+    }
+
     /// A template that renders conversations with a Jinja chat template (named "chat_template" in adapters and
     /// messages). Its text holds the special tokens it needs (BOS included when the template writes
     /// `bos_token`), so no BOS is added on top, as transformers' `apply_chat_template` does not add one.
