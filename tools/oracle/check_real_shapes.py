@@ -4,7 +4,8 @@
 Builds seeded random-weight models with the shapes of Qwen2.5-0.5B (hidden 896, q/k/v biases, tied embeddings),
 a Llama 3 (rope scaling "llama3", which the converter stores as a `rope_freqs` tensor), a Mistral with
 head_dim 128 (hidden 640, not a multiple of 256, so llama-quantize falls back for the K types), Qwen3-0.6B
-(per-head q/k norms, head_dim 128) and a four-layer SmolLM3 (its fourth layer without rotation), all with the
+(per-head q/k norms, head_dim 128), a four-layer SmolLM3 (its fourth layer without rotation) and Granite 3.3-2B
+(embedding, residual, attention and logit multipliers), all with the
 default model's tokenizer; converts each with the peer's `convert_hf_to_gguf.py` to f32 and quantizes it with
 llama-quantize to every type Hone quantizes. For each file it prints
 
@@ -55,6 +56,11 @@ SHAPES = {
     "qwen3": dict(model_type="qwen3", hidden_size=1024, num_attention_heads=16, num_key_value_heads=8, head_dim=128,
                   intermediate_size=3072, num_hidden_layers=3, tie_word_embeddings=True, rope_theta=1e6,
                   rms_norm_eps=1e-6),
+    # Granite 3.3-2B's shape and multipliers (three layers).
+    "granite": dict(model_type="granite", hidden_size=2048, num_attention_heads=32, num_key_value_heads=8,
+                    intermediate_size=8192, num_hidden_layers=3, tie_word_embeddings=True, rope_theta=1e7,
+                    rms_norm_eps=1e-5, embedding_multiplier=12.0, residual_multiplier=0.22,
+                    attention_multiplier=0.015625, logits_scaling=8.0),
     # SmolLM3 with four layers: the fourth attends without rotary positions.
     "smollm3": dict(model_type="smollm3", hidden_size=1024, num_attention_heads=16, num_key_value_heads=4,
                     intermediate_size=2816, num_hidden_layers=4, tie_word_embeddings=True, rope_theta=5e6,

@@ -40,6 +40,8 @@ from transformers import (  # noqa: E402
     OPTForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
+    GraniteConfig,
+    GraniteForCausalLM,
     Qwen3Config,
     Qwen3ForCausalLM,
     SmolLM3Config,
@@ -121,6 +123,12 @@ SPECS = {
              tie_word_embeddings=True, rope_theta=5000000.0, rms_norm_eps=1e-6, use_sliding_window=False,
              pad_token_id=None),
         111, "v5"),
+    # Granite 3: embeddings × 12, residual branches × 0.22, attention scale 0.0078125 (not 1/sqrt(16)), logits ÷ 8.
+    "granite-mult": (
+        GraniteForCausalLM, GraniteConfig,
+        dict(SMALL_FF, embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.0078125,
+             logits_scaling=8.0, tie_word_embeddings=True, rope_theta=10000000.0),
+        112, "v5"),
     "opt-preln": (
         OPTForCausalLM, OPTConfig,
         dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
@@ -336,8 +344,8 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     n_head_kv = cfg["num_key_value_heads"]
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
     model_arch = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3,
-                  "smollm3": gguf.MODEL_ARCH.SMOLLM3}[arch]
-    permutes = arch in ("llama", "smollm3")  # LlamaModel's Q/K permutation (SmolLM3Model inherits it)
+                  "smollm3": gguf.MODEL_ARCH.SMOLLM3, "granite": gguf.MODEL_ARCH.GRANITE}[arch]
+    permutes = arch in ("llama", "smollm3", "granite")  # LlamaModel's Q/K permutation (its subclasses inherit it)
     tmap = gguf.get_tensor_name_map(model_arch, n_layer)
 
     w = gguf.GGUFWriter(path=None, arch=arch)
@@ -401,6 +409,11 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     if permutes:  # LlamaModel.set_gguf_parameters
         w.add_vocab_size(cfg["vocab_size"])
         w.add_rope_dimension_count(head_dim)
+    if arch == "granite":  # GraniteModel.set_gguf_parameters
+        w.add_attention_scale(cfg["attention_multiplier"])
+        w.add_embedding_scale(cfg["embedding_multiplier"])
+        w.add_residual_scale(cfg["residual_multiplier"])
+        w.add_logit_scale(cfg["logits_scaling"])
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     # no real tokenizer for these 256-id vocabularies: the converter's _set_vocab_none marker
     # (llama.cpp: LLAMA_VOCAB_TYPE_NONE), so that llama.cpp can still load the file
@@ -488,10 +501,11 @@ def main() -> None:
         if "incremental" in g:
             print(f"  incremental max |diff| = {g['incremental']['max_abs_diff_vs_one_pass']:.3g}")
 
-    # ---- Qwen3 and SmolLM3 as the converter writes them (key/value length keys where config.json has head_dim)
-    for name, arch in (("qwen3-qknorm", "qwen3"), ("smollm3-nope", "smollm3")):
+    # ---- Qwen3, SmolLM3 and Granite as the converter writes them (key/value length keys where config.json has
+    # head_dim; Granite's converter drops it)
+    for name, arch in (("qwen3-qknorm", "qwen3"), ("smollm3-nope", "smollm3"), ("granite-mult", "granite")):
         if name in built:
-            has_head_dim = "head_dim" in json.loads((MODELS / name / "config.json").read_text())
+            has_head_dim = "head_dim" in json.loads((MODELS / name / "config.json").read_text()) and arch != "granite"
             write_gguf(MODELS / name, GGUF_DIR / f"{name}-f32.gguf", arch, gguf.LlamaFileType.ALL_F32, name=name,
                        head_dim_keys=has_head_dim)
     if only is not None:

@@ -68,6 +68,9 @@ CASES = [
          seed=106),
     dict(name="smollm3-nope", model="smollm3-nope", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False,
          seed=107),
+    # Granite: the gradient through the residual multiplier and the logit scaling.
+    dict(name="granite-mult", model="granite-mult", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False,
+         seed=108),
     # max_grad_norm 2.0 here (1.0 elsewhere): its gradient norms straddle 2, so both sides of the clip are tested.
     dict(name="opt-preln", model="opt-preln", targets=OPT_ALL, r=4, alpha=8, rslora=False, steps=True, seed=105,
          max_grad_norm=2.0),

@@ -265,14 +265,20 @@ public enum GGUFExport {
         }
         f32("\(a).rope.freq_base", config.ropeTheta)
         f32("\(a).attention.layer_norm_rms_epsilon", Double(config.normEpsilon))
-        if raw.has("head_dim") {
+        if raw.has("head_dim"), architecture != "granite" {  // GraniteModel drops head_dim
             try u32("\(a).attention.key_length", config.headDimension)
             try u32("\(a).attention.value_length", config.headDimension)
         }
         entries.append(("general.file_type", .unsigned(UInt64(fileType)), 4, nil))
-        if architecture == "llama" || architecture == "smollm3" {  // the converter's LlamaModel and its subclasses
+        if ["llama", "smollm3", "granite"].contains(architecture) {  // the converter's LlamaModel and its subclasses
             try u32("\(a).vocab_size", config.vocabularySize)
             try u32("\(a).rope.dimension_count", config.rotaryDimension)
+        }
+        if architecture == "granite" {  // GraniteModel: each multiplier the config gives (and that is not 0)
+            for (configKey, ggufKey) in [("attention_multiplier", "attention.scale"), ("embedding_multiplier", "embedding_scale"),
+                                         ("residual_multiplier", "residual_scale"), ("logits_scaling", "logit_scale")] {
+                if let value = try? raw.double(configKey), value != 0 { f32("\(a).\(ggufKey)", value) }
+            }
         }
         try u32("general.quantization_version", 2)
         return entries

@@ -143,6 +143,12 @@ public enum HuggingFaceExport {
         if case .linear(let factor) = config.ropeScaling {
             json["rope_scaling"] = ["type": "linear", "rope_type": "linear", "factor": decimal(factor)]
         }
+        if config.modelType == "granite" {
+            json["embedding_multiplier"] = decimal(Double(config.embeddingMultiplier))
+            json["residual_multiplier"] = decimal(Double(config.residualMultiplier))
+            json["attention_multiplier"] = decimal(Double(config.attentionMultiplier ?? 1 / Float(config.headDimension).squareRoot()))
+            json["logits_scaling"] = decimal(Double(config.logitsScaling))
+        }
         if config.modelType == "smollm3" {
             json["no_rope_layers"] = (0..<config.layerCount).map { config.layersWithoutRotation.contains($0) ? 0 : 1 }
         }

@@ -74,6 +74,16 @@ public struct RMSNorm: @unchecked Sendable {
         self.epsilon = epsilon
     }
 
+    private init(weight: FloatBuffer, epsilon: Float) {
+        self.weight = weight
+        self.epsilon = epsilon
+    }
+
+    /// The same norm with its output × `factor` (a copy of the weights, scaled).
+    public func scaled(by factor: Float) -> RMSNorm {
+        RMSNorm(weight: FloatBuffer(weight.array.map { $0 * factor }), epsilon: epsilon)
+    }
+
     /// y: [rows, dim] ← x: [rows, dim]
     public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
         hk_rmsnorm(x, weight.pointer, y, Int32(rows), Int32(weight.count), epsilon)

@@ -57,6 +57,13 @@ public struct ModelConfig: Sendable {
     public var queryKeyNorm = false
     /// Layers whose attention uses no rotary positions (SmolLM3's NoPE layers); empty: every layer rotates.
     public var layersWithoutRotation: Set<Int> = []
+    /// Granite's scalars: embeddings × `embeddingMultiplier`, each block's attention and MLP outputs ×
+    /// `residualMultiplier` before the residual add, attention scores × `attentionMultiplier` (instead of
+    /// 1/√head_dim), logits ÷ `logitsScaling`.
+    public var embeddingMultiplier: Float = 1
+    public var residualMultiplier: Float = 1
+    public var attentionMultiplier: Float? = nil
+    public var logitsScaling: Float = 1
 
     // OPT
     public var wordEmbedProjectionDimension: Int = 0

@@ -457,9 +457,9 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
     }
 
     /// Qwen2 (no permutation, q/k/v biases), Qwen3 (no permutation, per-head q/k norms, head_dim keys) and SmolLM3
-    /// (Llama's permutation, NoPE layers): HF → GGUF has the oracle's converter-made file's tensors and metadata
+    /// (Llama's permutation, NoPE layers) and Granite (its four multipliers as GGUF keys): HF → GGUF has the oracle's converter-made file's tensors and metadata
     /// values; back to HF scores as transformers does.
-    @Test(arguments: ["qwen2-bias", "qwen3-qknorm", "smollm3-nope"])
+    @Test(arguments: ["qwen2-bias", "qwen3-qknorm", "smollm3-nope", "granite-mult"])
     func familyRoundTrip(name: String) throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

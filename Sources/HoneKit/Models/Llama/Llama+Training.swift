@@ -13,6 +13,7 @@ extension LlamaModel: TrainableModel {
         let angles = rotaryAngles(layout)
         let x = FloatBuffer(count: total * hidden)
         embedding.lookup(tokens, into: x.pointer)
+        scaleEmbeddings(x.pointer, count: total * hidden)
 
         let (tapes, layerInputs) = recordLayers(layers.count, x: x, checkpointing: checkpointing) { index, tape, keep in
             runLayer(index, x: x.pointer, layout: layout, angles: angles, tape: tape, keepResidual: keep,
@@ -64,9 +65,19 @@ extension LlamaModel: TrainableModel {
                             inputGradient: gradient, accumulate: accumulate, tape: tape)
         }
 
+        // Granite scales each half's output by residual_multiplier before the add: its gradient is r · dx (as dx
+        // stands when the half is reached).
+        let scaledGradient = FloatBuffer(count: config.residualMultiplier != 1 ? total * hidden : 0)
+        let residualGradient = { () -> UnsafePointer<Float> in
+            guard self.config.residualMultiplier != 1 else { return UnsafePointer(dx) }
+            scaledGradient.pointer.update(from: dx, count: total * hidden)
+            hk_scale(scaledGradient.pointer, self.config.residualMultiplier, total * hidden)
+            return UnsafePointer(scaledGradient.pointer)
+        }
+
         // MLP half: x_out = mid + down(silu(gate(n2)) · up(n2)), n2 = norm(mid).
         let dActivated = FloatBuffer(count: total * ffn)
-        linear("down_proj", layer.down, input: tape["h"], dy: dx, into: dActivated.pointer, accumulate: false)
+        linear("down_proj", layer.down, input: tape["h"], dy: residualGradient(), into: dActivated.pointer, accumulate: false)
         let dGate = FloatBuffer(count: total * ffn)
         let dUp = FloatBuffer(count: total * ffn)
         hk_silu_mul_backward(tape["gate"], tape["up"], dActivated.pointer, dGate.pointer, dUp.pointer, total * ffn)
@@ -78,7 +89,7 @@ extension LlamaModel: TrainableModel {
 
         // Attention half: mid = input + o(attention(rope(q(n1)), rope(k(n1)), v(n1))), n1 = norm(input).
         let dAttention = FloatBuffer(count: total * queryWidth)
-        linear("o_proj", layer.output, input: tape["attn_out"], dy: dx, into: dAttention.pointer, accumulate: false)
+        linear("o_proj", layer.output, input: tape["attn_out"], dy: residualGradient(), into: dAttention.pointer, accumulate: false)
         let dQueries = FloatBuffer(count: total * queryWidth)
         let dKeys = FloatBuffer(count: total * kvWidth)
         let dValues = FloatBuffer(count: total * kvWidth)

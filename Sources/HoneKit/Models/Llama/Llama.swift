@@ -2,7 +2,8 @@ import Foundation
 import HoneKernels
 
 /// Llama 1/2/3, TinyLlama, Mistral (full attention), Qwen2 (q/k/v bias), Qwen3 (an RMSNorm on each head's query
-/// and key before the rotation) and SmolLM3 (some layers without rotation): pre-norm decoder blocks with RMSNorm,
+/// and key before the rotation), SmolLM3 (some layers without rotation) and Granite (scalar multipliers): pre-norm
+/// decoder blocks with RMSNorm,
 /// grouped-query attention with rotary positions, and a SwiGLU MLP.
 public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     public let config: ModelConfig
@@ -96,7 +97,10 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                 up: try linear(name("up"), [config.intermediateSize, hidden], bias: config.mlpBias),
                 down: try linear(name("down"), [hidden, config.intermediateSize], bias: config.mlpBias))
         }
-        finalNorm = try norm(names.finalNorm)
+        // Granite divides the logits by logits_scaling: the same as dividing the final norm's output, which every
+        // path to the vocabulary (inference, scoring, the training loss and its gradient) goes through.
+        let normAtTheTop = try norm(names.finalNorm)
+        finalNorm = config.logitsScaling == 1 ? normAtTheTop : normAtTheTop.scaled(by: 1 / config.logitsScaling)
         if config.tieWordEmbeddings || !weights.contains(names.output) {
             outputProjection = try Linear(weight: table, bias: nil)
         } else {
@@ -125,6 +129,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
 
         let x = FloatBuffer(count: total * hidden)
         embedding.lookup(batch.flatMap(\.tokens), into: x.pointer)
+        scaleEmbeddings(x.pointer, count: total * hidden)
         let scratch = LayerTape()
         let scale = attentionScale
         precondition(outputRows.map { isRowSelection($0, of: total) } ?? true, "output rows must ascend within the pass")
@@ -142,7 +147,12 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         return HiddenStates(values: normed, rows: rows, width: hidden, sequenceOffsets: outputRows == nil ? layout.offsets : [])
     }
 
-    var attentionScale: Float { 1 / Float(config.headDimension).squareRoot() }
+    var attentionScale: Float { config.attentionMultiplier ?? 1 / Float(config.headDimension).squareRoot() }
+
+    /// Granite's embedding multiplier.
+    func scaleEmbeddings(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        if config.embeddingMultiplier != 1 { hk_scale(x, config.embeddingMultiplier, count) }
+    }
 
     /// Rotary frequencies per sequence (dynamic scaling depends on how far a sequence reaches).
     func rotaryFrequencies(_ layout: PassLayout) -> [FloatBuffer] {
@@ -205,6 +215,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
             rows = outputRows.count
         }
         linear("o_proj", layer.output, attention, delta)
+        if config.residualMultiplier != 1 { hk_scale(delta, config.residualMultiplier, rows * hidden) }
         hk_add(x, delta, rows * hidden)
         if keepResidual { tape.buffer("mid", count: rows * hidden).pointer.update(from: x, count: rows * hidden) }
 
@@ -217,6 +228,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         linear("up_proj", layer.up, mlpInput, up)
         hk_silu_mul(gate, up, activated, rows * ffn)
         linear("down_proj", layer.down, activated, delta)
+        if config.residualMultiplier != 1 { hk_scale(delta, config.residualMultiplier, rows * hidden) }
         hk_add(x, delta, rows * hidden)
     }
 

@@ -3,13 +3,13 @@ import Foundation
 // MARK: - Registry entry
 
 extension ModelArchitecture {
-    /// Llama 1/2/3, TinyLlama, SmolLM, Mistral (full attention), Qwen2 (q/k/v biases), Qwen3 (per-head q/k norms)
-    /// and SmolLM3 (every fourth layer without rotary positions).
+    /// Llama 1/2/3, TinyLlama, SmolLM, Mistral (full attention), Qwen2 (q/k/v biases), Qwen3 (per-head q/k norms),
+    /// SmolLM3 (every fourth layer without rotary positions) and Granite 3 (scalar multipliers).
     public static let llama = ModelArchitecture(
         name: "llama",
         huggingFaceModelTypes: ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
-                                "qwen3": "Qwen3ForCausalLM", "smollm3": "SmolLM3ForCausalLM"],
-        ggufArchitectures: ["llama", "mistral", "qwen2", "qwen3", "smollm3"],
+                                "qwen3": "Qwen3ForCausalLM", "smollm3": "SmolLM3ForCausalLM", "granite": "GraniteForCausalLM"],
+        ggufArchitectures: ["llama", "mistral", "qwen2", "qwen3", "smollm3", "granite"],
         configFromHuggingFace: { json, modelType in try LlamaConfig.configFromHuggingFace(json, modelType: modelType) },
         configFromGGUF: { gguf, architecture in try LlamaConfig.configFromGGUF(gguf, architecture: architecture) },
         build: { config, weights in try LlamaModel(config: config, weights: weights) },
@@ -22,7 +22,7 @@ extension ModelArchitecture {
                 return "model.layers.\(layer).\(group).\(name)"
             }),
         ggufNames: GGUFTensorNames(
-            architecture: { modelType in ["qwen2", "qwen3", "smollm3"].contains(modelType) ? modelType : "llama" },
+            architecture: { modelType in ["qwen2", "qwen3", "smollm3", "granite"].contains(modelType) ? modelType : "llama" },
             gguf: { LlamaTensorNames.gguf(fromHuggingFace: $0) },
             huggingFace: { LlamaTensorNames.huggingFace(fromGGUF: $0) },
             // llama.cpp's converter permutes Llama's (and Mistral's, SmolLM3's) Q/K rows for its adjacent-pair
@@ -32,10 +32,12 @@ extension ModelArchitecture {
             }),
         summaryLines: { config in
             let unrotated = config.layersWithoutRotation.sorted()
+            let multipliers = config.modelType != "granite" ? [] : [
+                "multipliers:  embedding \(config.embeddingMultiplier), residual \(config.residualMultiplier), attention \(config.attentionMultiplier.map { "\($0)" } ?? "1/√head_dim"), logits ÷ \(config.logitsScaling)"]
             return ["rope:         theta \(config.ropeTheta), scaling \(config.ropeScaling.summary)\(config.ropeInterleaved ? ", interleaved (GGUF)" : "")"
                         + (unrotated.isEmpty ? "" : ", none on layers \(unrotated.map(String.init).joined(separator: ","))"),
                     "norm eps:     \(config.normEpsilon), tied embeddings \(config.tieWordEmbeddings)"
-                        + (config.queryKeyNorm ? ", q/k norms per head" : "")]
+                        + (config.queryKeyNorm ? ", q/k norms per head" : "")] + multipliers
         })
 }
 
@@ -76,6 +78,13 @@ enum LlamaConfig {
             throw HoneError.invalidConfig(path: json.path, message: "hidden_act '\(config.hiddenActivation)' is not supported (silu is)")
         }
         if modelType == "qwen3" { config.queryKeyNorm = true }
+        if modelType == "granite" {
+            config.embeddingMultiplier = Float(try json.double("embedding_multiplier", default: 1))
+            config.residualMultiplier = Float(try json.double("residual_multiplier", default: 1))
+            config.attentionMultiplier = Float(try json.double("attention_multiplier", default: 1))
+            config.logitsScaling = Float(try json.double("logits_scaling", default: 1))
+            guard config.logitsScaling != 0 else { throw HoneError.invalidConfig(path: json.path, message: "logits_scaling must not be 0") }
+        }
         if modelType == "smollm3" {
             // transformers: no_rope_layers[i] is 1 where layer i rotates (from no_rope_layer_interval when absent).
             if let list = json.values["no_rope_layers"] as? [Any] {
@@ -162,6 +171,14 @@ enum LlamaConfig {
         // llama.cpp's converter permutes Llama's Q/K rows for GGML's adjacent-pair rope; Qwen2/3 keep HF's layout.
         config.ropeInterleaved = !keepsRotaryLayout(architecture)
         config.queryKeyNorm = gguf.tensorInfos.contains { $0.name == "blk.0.attn_q_norm.weight" }
+        if architecture == "granite" {
+            // llama.cpp reads these four only for its Granite architectures.
+            config.embeddingMultiplier = Float(gguf.double("granite.embedding_scale") ?? 1)
+            config.residualMultiplier = Float(gguf.double("granite.residual_scale") ?? 1)
+            config.attentionMultiplier = gguf.double("granite.attention.scale").map(Float.init)
+            config.logitsScaling = Float(gguf.double("granite.logit_scale") ?? 1)
+            guard config.logitsScaling != 0 else { throw HoneError.invalidConfig(path: gguf.path, message: "granite.logit_scale must not be 0") }
+        }
         if architecture == "smollm3" {
             config.layersWithoutRotation = Set((0..<config.layerCount).filter { ($0 + 1) % smolLM3NoRopeInterval == 0 })
         }
