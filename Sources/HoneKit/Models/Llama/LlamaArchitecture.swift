@@ -228,7 +228,7 @@ enum RotaryPermutation {
     }
 }
 
-/// HF ↔ GGUF tensor names of the Llama family (llama.cpp's tensor map for LLAMA, QWEN2, QWEN3 and SMOLLM3).
+/// HF ↔ GGUF tensor names of the Llama family (llama.cpp's tensor map for LLAMA, QWEN2, QWEN3, SMOLLM3 and GRANITE).
 enum LlamaTensorNames {
     static let topLevel: [(hf: String, gguf: String)] = [
         ("model.embed_tokens", "token_embd"), ("model.norm", "output_norm"), ("lm_head", "output"),
