@@ -4,8 +4,9 @@
 Builds seeded random-weight models with the shapes of Qwen2.5-0.5B (hidden 896, q/k/v biases, tied embeddings),
 a Llama 3 (rope scaling "llama3", which the converter stores as a `rope_freqs` tensor), a Mistral with
 head_dim 128 (hidden 640, not a multiple of 256, so llama-quantize falls back for the K types), Qwen3-0.6B
-(per-head q/k norms, head_dim 128), a four-layer SmolLM3 (its fourth layer without rotation) and Granite 3.3-2B
-(embedding, residual, attention and logit multipliers), all with the
+(per-head q/k norms, head_dim 128), a four-layer SmolLM3 (its fourth layer without rotation), Granite 3.3-2B
+(embedding, residual, attention and logit multipliers) and Phi-4-mini (fused projections, LongRoPE, a partial
+rotation), all with the
 default model's tokenizer; converts each with the peer's `convert_hf_to_gguf.py` to f32 and quantizes it with
 llama-quantize to every type Hone quantizes. For each file it prints
 
@@ -65,6 +66,15 @@ SHAPES = {
     "smollm3": dict(model_type="smollm3", hidden_size=1024, num_attention_heads=16, num_key_value_heads=4,
                     intermediate_size=2816, num_hidden_layers=4, tie_word_embeddings=True, rope_theta=5e6,
                     rms_norm_eps=1e-6, pad_token_id=None),
+    # Phi-4-mini's shape (two layers, this vocabulary; not named "phi3": llama.cpp gives models whose name says
+    # phi-3 the special-token attributes of Phi-3's own vocabulary, which this one lacks): fused qkv_proj and gate_up_proj, 96 of 128 features rotated,
+    # LongRoPE (short factors within 4,096 positions; the attention factor on cos and sin), tied embeddings.
+    "phi4mini": dict(model_type="phi3", hidden_size=3072, num_attention_heads=24, num_key_value_heads=8,
+                 intermediate_size=8192, num_hidden_layers=2, tie_word_embeddings=True, rope_theta=1e4,
+                 rms_norm_eps=1e-5, partial_rotary_factor=0.75, max_position_embeddings=131072,
+                 original_max_position_embeddings=4096, sliding_window=None, pad_token_id=None,
+                 rope_scaling={"type": "longrope", "short_factor": [1.0 + 0.02 * i for i in range(48)],
+                               "long_factor": [1.0 + 0.8 * i for i in range(48)]}),
 }
 
 
@@ -80,6 +90,12 @@ def make_model(name, shape, out):
     model.save_pretrained(out, safe_serialization=True)
     for file in ["tokenizer.json", "tokenizer_config.json"]:
         shutil.copy(TOKENIZER / file, out)
+    if config.model_type == "phi3":
+        # The converter's Phi-3 takes a BPE vocabulary only when tokenizer_config names GPT2Tokenizer (as
+        # Phi-4-mini's does); otherwise it looks for a SentencePiece tokenizer.model.
+        settings = json.loads((out / "tokenizer_config.json").read_text())
+        settings["tokenizer_class"] = "GPT2Tokenizer"
+        (out / "tokenizer_config.json").write_text(json.dumps(settings))
 
 
 def convert(llama_cpp, hf_dir, gguf):

@@ -38,6 +38,8 @@ from transformers import (  # noqa: E402
     MistralForCausalLM,
     OPTConfig,
     OPTForCausalLM,
+    Phi3Config,
+    Phi3ForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
     GraniteConfig,
@@ -129,6 +131,21 @@ SPECS = {
         dict(SMALL_FF, embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.0078125,
              logits_scaling=8.0, tie_word_embeddings=True, rope_theta=10000000.0),
         112, "v5"),
+    # Phi-3: q/k/v fused in qkv_proj, gate/up in gate_up_proj; the sliding window Phi-3-mini declares (longer than
+    # every row, so transformers' mask is plain causal here).
+    "phi3-fused": (
+        Phi3ForCausalLM, Phi3Config,
+        dict(SMALL_FF, sliding_window=2047, pad_token_id=None, original_max_position_embeddings=256),
+        113, "v5"),
+    # Phi-4-mini's shape of rope: LongRoPE (short factors up to 32 positions, long ones beyond: the 50-token row
+    # uses them), a rotation of 12 of 16 features per head, tied embeddings.
+    "phi3-longrope": (
+        Phi3ForCausalLM, Phi3Config,
+        dict(SMALL_FF, num_key_value_heads=1, tie_word_embeddings=True, partial_rotary_factor=0.75, sliding_window=None,
+             pad_token_id=None, max_position_embeddings=128, original_max_position_embeddings=32, rope_theta=250000.0,
+             rope_scaling={"type": "longrope", "short_factor": [1.0, 1.05, 1.3, 1.9, 2.4, 3.1],
+                           "long_factor": [1.0, 1.2, 2.5, 6.0, 11.0, 19.0]}),
+        114, "legacy"),
     "opt-preln": (
         OPTForCausalLM, OPTConfig,
         dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
@@ -344,7 +361,8 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     n_head_kv = cfg["num_key_value_heads"]
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
     model_arch = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3,
-                  "smollm3": gguf.MODEL_ARCH.SMOLLM3, "granite": gguf.MODEL_ARCH.GRANITE}[arch]
+                  "smollm3": gguf.MODEL_ARCH.SMOLLM3, "granite": gguf.MODEL_ARCH.GRANITE,
+                  "phi3": gguf.MODEL_ARCH.PHI3}[arch]
     permutes = arch in ("llama", "smollm3", "granite")  # LlamaModel's Q/K permutation (its subclasses inherit it)
     tmap = gguf.get_tensor_name_map(model_arch, n_layer)
 
@@ -360,6 +378,17 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
         factors = llama3_rope_factors(rope_theta, head_dim, rp["factor"], rp["low_freq_factor"],
                                       rp["high_freq_factor"], rp["original_max_position_embeddings"])
         items.append((gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight", factors))
+    phi3_attn_factor = None
+    if arch == "phi3" and rp.get("long_factor"):
+        # Phi3MiniModel.generate_extra_tensors: the two factor lists, and the attention factor from
+        # max_position_embeddings / original_max_position_embeddings
+        orig = rp.get("original_max_position_embeddings", cfg.get("original_max_position_embeddings"))
+        scale = cfg["max_position_embeddings"] / orig
+        phi3_attn_factor = math.sqrt(1 + math.log(scale) / math.log(orig)) if scale > 1.0 else 1.0
+        items.append((gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FACTORS_LONG] + ".weight",
+                      torch.tensor(rp["long_factor"], dtype=torch.float32)))
+        items.append((gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FACTORS_SHORT] + ".weight",
+                      torch.tensor(rp["short_factor"], dtype=torch.float32)))
     for hf_name, t in read_hf_tensors(model_dir).items():
         if hf_name.endswith((".attention.masked_bias", ".attention.bias", ".rotary_emb.inv_freq")):
             continue
@@ -393,6 +422,33 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     if meta.size_label is None and total_params[0] > 0:
         meta.size_label = gguf.size_label(*total_params)
     meta.set_gguf_meta_model(w)
+    if arch == "phi3":  # Phi3MiniModel.set_gguf_parameters replaces TextModel's
+        orig = rp.get("original_max_position_embeddings", cfg.get("original_max_position_embeddings"))
+        rot_pct = rp.get("partial_rotary_factor", cfg.get("partial_rotary_factor", 1.0))
+        if phi3_attn_factor is not None:
+            w.add_rope_scaling_attn_factors(phi3_attn_factor)
+        w.add_context_length(cfg["max_position_embeddings"])
+        w.add_rope_scaling_orig_ctx_len(orig)
+        w.add_embedding_length(cfg["hidden_size"])
+        w.add_feed_forward_length(cfg["intermediate_size"])
+        w.add_block_count(n_layer)
+        w.add_head_count(n_head)
+        w.add_head_count_kv(n_head_kv)
+        w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+        w.add_rope_dimension_count(int(rot_pct * cfg["hidden_size"]) // n_head)
+        w.add_rope_freq_base(rope_theta)
+        w.add_file_type(ftype)
+        w.add_sliding_window(cfg.get("sliding_window") or 0)
+        w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+        w.add_tokenizer_model("none")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            out.unlink()
+        w.write_header_to_file(path=out)
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        return
     # TextModel.set_gguf_parameters
     w.add_block_count(n_layer)
     w.add_context_length(cfg["max_position_embeddings"])
@@ -503,7 +559,8 @@ def main() -> None:
 
     # ---- Qwen3, SmolLM3 and Granite as the converter writes them (key/value length keys where config.json has
     # head_dim; Granite's converter drops it)
-    for name, arch in (("qwen3-qknorm", "qwen3"), ("smollm3-nope", "smollm3"), ("granite-mult", "granite")):
+    for name, arch in (("qwen3-qknorm", "qwen3"), ("smollm3-nope", "smollm3"), ("granite-mult", "granite"),
+                       ("phi3-fused", "phi3"), ("phi3-longrope", "phi3")):
         if name in built:
             has_head_dim = "head_dim" in json.loads((MODELS / name / "config.json").read_text()) and arch != "granite"
             write_gguf(MODELS / name, GGUF_DIR / f"{name}-f32.gguf", arch, gguf.LlamaFileType.ALL_F32, name=name,

@@ -217,6 +217,14 @@ public enum GGUFExport {
             let view = TensorView(name: "rope_freqs.weight", dtype: .f32, shape: [factors.count],
                                   data: UnsafeRawPointer(buffer.pointer), source: configPath, owner: buffer)
             tensors.append(ExportTensor(name: "rope_freqs.weight", shape: [factors.count], source: view, sourceRow: nil, plannedType: .f32))
+        case .longRoPE(let short, let long, _, _) where architecture == "phi3":
+            // Phi3MiniModel.generate_extra_tensors: the long list, then the short one, in F32.
+            for (name, factors) in [(Phi3Config.longFactorsTensor, long), (Phi3Config.shortFactorsTensor, short)] {
+                let buffer = FloatBuffer(factors.map { Float($0) })
+                let view = TensorView(name: name, dtype: .f32, shape: [factors.count], data: UnsafeRawPointer(buffer.pointer),
+                                      source: configPath, owner: buffer)
+                tensors.append(ExportTensor(name: name, shape: [factors.count], source: view, sourceRow: nil, plannedType: .f32))
+            }
         case .dynamic(let factor):
             warn("\(configPath): dynamic rope scaling (×\(factor)) has no GGUF form; the GGUF uses plain rope, as llama.cpp's converter does (the same within max_position_embeddings)")
         default:
@@ -250,9 +258,32 @@ public enum GGUFExport {
         func f32(_ key: String, _ value: Double) { entries.append((key, .float(Double(Float(value))), 6, nil)) }
         func string(_ key: String, _ value: String) { entries.append((key, .string(value), 8, nil)) }
         string("general.architecture", architecture)
+        let a = architecture
+        if case .longRoPE(_, _, _, let attention) = config.ropeScaling {
+            f32("\(a).rope.scaling.attn_factor", attention)  // the converter adds it while it makes the factor tensors
+        }
         string("general.type", "model")
         string("general.name", (directory as NSString).standardizingPath.split(separator: "/").last.map(String.init) ?? "model")
-        let a = architecture
+        if architecture == "phi3" {  // Phi3MiniModel.set_gguf_parameters, in its order
+            try u32("\(a).context_length", config.maxPositionEmbeddings)
+            let original: Int
+            if case .longRoPE(_, _, let context, _) = config.ropeScaling { original = context } else {
+                original = try raw.int("original_max_position_embeddings", default: config.maxPositionEmbeddings)
+            }
+            try u32("\(a).rope.scaling.original_context_length", original)
+            try u32("\(a).embedding_length", config.hiddenSize)
+            try u32("\(a).feed_forward_length", config.intermediateSize)
+            try u32("\(a).block_count", config.layerCount)
+            try u32("\(a).attention.head_count", config.headCount)
+            try u32("\(a).attention.head_count_kv", config.keyValueHeadCount)
+            f32("\(a).attention.layer_norm_rms_epsilon", Double(config.normEpsilon))
+            try u32("\(a).rope.dimension_count", config.rotaryDimension)
+            f32("\(a).rope.freq_base", config.ropeTheta)
+            entries.append(("general.file_type", .unsigned(UInt64(fileType)), 4, nil))
+            try u32("\(a).attention.sliding_window", config.declaredSlidingWindow ?? 0)  // 0: none (Phi-4-mini)
+            try u32("general.quantization_version", 2)
+            return entries
+        }
         try u32("\(a).block_count", config.layerCount)
         try u32("\(a).context_length", config.maxPositionEmbeddings)
         try u32("\(a).embedding_length", config.hiddenSize)

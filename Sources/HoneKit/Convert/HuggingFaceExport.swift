@@ -40,7 +40,9 @@ public enum HuggingFaceExport {
 
         // Tensors: HF names, Llama's Q/K rows un-permuted, one output dtype for all (as HF checkpoints have it).
         var entries: [ExportTensor] = []
-        for info in gguf.tensorInfos {
+        // LongRoPE's factor tensors go back into config.json (rope_scaling), where HF keeps them.
+        let factorTensors = [Phi3Config.longFactorsTensor, Phi3Config.shortFactorsTensor]
+        for info in gguf.tensorInfos where !(config.modelType == "phi3" && factorTensors.contains(info.name)) {
             guard let name = names.huggingFace(info.name) else {
                 throw HoneError.invalidConfig(path: path, message: "tensor '\(info.name)' has no Hugging Face counterpart")
             }
@@ -149,6 +151,18 @@ public enum HuggingFaceExport {
             json["attention_multiplier"] = decimal(Double(config.attentionMultiplier ?? 1 / Float(config.headDimension).squareRoot()))
             json["logits_scaling"] = decimal(Double(config.logitsScaling))
         }
+        if config.modelType == "phi3" {
+            json["sliding_window"] = config.declaredSlidingWindow ?? NSNull()
+            if let original = gguf.integer("phi3.rope.scaling.original_context_length") {
+                json["original_max_position_embeddings"] = original
+            }
+            if case .longRoPE(let short, let long, let original, let attention) = config.ropeScaling {
+                json["original_max_position_embeddings"] = original
+                json["rope_scaling"] = ["type": "longrope", "rope_type": "longrope", "short_factor": short.map(decimal),
+                                        "long_factor": long.map(decimal), "original_max_position_embeddings": original,
+                                        "attention_factor": decimal(attention)]
+            }
+        }
         if config.modelType == "smollm3" {
             json["no_rope_layers"] = (0..<config.layerCount).map { config.layersWithoutRotation.contains($0) ? 0 : 1 }
         }
@@ -159,9 +173,11 @@ public enum HuggingFaceExport {
             json["attention_bias"] = config.queryKeyValueBias
             json["mlp_bias"] = config.mlpBias
         }
-        if let bos = config.bosTokenID { json["bos_token_id"] = bos }
-        if let eos = config.eosTokenIDs.first { json["eos_token_id"] = eos }
-        if let pad = config.padTokenID { json["pad_token_id"] = pad }
+        // null where the GGUF has none: a config class's own default (Phi3Config's pad and eos 32000) would name a
+        // token the vocabulary may not have.
+        json["bos_token_id"] = config.bosTokenID ?? NSNull()
+        json["eos_token_id"] = config.eosTokenIDs.first ?? NSNull()
+        json["pad_token_id"] = config.padTokenID ?? NSNull()
         return json
     }
 }

@@ -156,6 +156,12 @@ public struct RotaryFrequencies: Sendable {
         switch config.ropeScaling {
         case .none, .dynamic:
             break
+        case .longRoPE(let short, let long, let original, _):
+            // transformers: 1 / (factor × base^(2j/dim)), in f32.
+            let factors = sequenceLength > original ? long : short
+            frequencies = (0..<(dimension / 2)).map { index in
+                1 / (Float(factors[index]) * powf(Float(base), Float(2 * index) / Float(dimension)))
+            }
         case .linear(let factor):
             frequencies = frequencies.map { $0 / Float(factor) }
         case .llama3(let factor, let low, let high, let original):
@@ -174,6 +180,12 @@ public struct RotaryFrequencies: Sendable {
         }
         return frequencies
     }
+
+    /// What cos and sin are multiplied by (LongRoPE's attention factor; 1 otherwise).
+    public var angleScale: Float {
+        if case .longRoPE(_, _, _, let attention) = config.ropeScaling { return Float(attention) }
+        return 1
+    }
 }
 
 /// The cos/sin of every row's rotary angles in one forward pass ([total, rotary_dim]: cos then sin per pair), made
@@ -183,8 +195,9 @@ struct RotaryAngles {
     let table: FloatBuffer
     let rotaryDimension: Int
 
-    /// `frequencies[i]`: sequence i's inverse frequencies (the same buffer for all, unless rope scaling is dynamic).
-    init(layout: PassLayout, frequencies: [FloatBuffer], rotaryDimension: Int) {
+    /// `frequencies[i]`: sequence i's inverse frequencies (the same buffer for all, unless rope scaling is dynamic
+    /// or LongRoPE); `scale` multiplies every cos and sin (LongRoPE's attention factor).
+    init(layout: PassLayout, frequencies: [FloatBuffer], rotaryDimension: Int, scale: Float = 1) {
         self.rotaryDimension = rotaryDimension
         table = FloatBuffer(count: max(1, layout.total * rotaryDimension))
         let shared = frequencies.allSatisfy { $0 === frequencies.first }
@@ -200,6 +213,7 @@ struct RotaryAngles {
                               table.pointer + row * rotaryDimension)
             }
         }
+        if scale != 1 { hk_scale(table.pointer, scale, layout.total * rotaryDimension) }
     }
 }
 
@@ -304,6 +318,32 @@ public struct HiddenStates: @unchecked Sendable {
 func compactRows(_ buffer: UnsafeMutablePointer<Float>, width: Int, keeping indices: [Int]) {
     for (row, index) in indices.enumerated() where index != row {
         (buffer + row * width).update(from: buffer + index * width, count: width)
+    }
+}
+
+/// Splits the columns of a fused projection's output [rows, Σ widths] into the given buffers ([rows, width] each),
+/// left to right: Phi-3's qkv_proj into q, k, v; its gate_up_proj into gate and up.
+func splitColumns(_ fused: UnsafePointer<Float>, rows: Int, into parts: [(UnsafeMutablePointer<Float>, Int)]) {
+    let total = parts.reduce(0) { $0 + $1.1 }
+    for row in 0..<rows {
+        var column = 0
+        for (part, width) in parts {
+            (part + row * width).update(from: fused + row * total + column, count: width)
+            column += width
+        }
+    }
+}
+
+/// The reverse of `splitColumns`: the buffers side by side in `fused` [rows, Σ widths] (gradients of the parts
+/// into the gradient of the fused output).
+func joinColumns(_ parts: [(UnsafeMutablePointer<Float>, Int)], rows: Int, into fused: UnsafeMutablePointer<Float>) {
+    let total = parts.reduce(0) { $0 + $1.1 }
+    for row in 0..<rows {
+        var column = 0
+        for (part, width) in parts {
+            (fused + row * total + column).update(from: part + row * width, count: width)
+            column += width
+        }
     }
 }
 

@@ -9,6 +9,9 @@ public enum RopeScaling: Sendable, Equatable {
     case dynamic(factor: Double)
     /// Llama 3.1's frequency-band rescaling.
     case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalContext: Int)
+    /// Phi-3's LongRoPE: every frequency divided by its own factor, the short list while a sequence reaches no
+    /// further than `originalContext` positions and the long list beyond; cos and sin × `attentionFactor`.
+    case longRoPE(shortFactors: [Double], longFactors: [Double], originalContext: Int, attentionFactor: Double)
 
     public var summary: String {
         switch self {
@@ -17,6 +20,8 @@ public enum RopeScaling: Sendable, Equatable {
         case .dynamic(let factor): return "dynamic ×\(factor)"
         case .llama3(let factor, let low, let high, let original):
             return "llama3 ×\(factor) (low \(low), high \(high), original \(original))"
+        case .longRoPE(_, _, let original, let attention):
+            return "longrope (short factors up to \(original) positions, long beyond; attention factor \(attention))"
         }
     }
 }
@@ -64,6 +69,12 @@ public struct ModelConfig: Sendable {
     public var residualMultiplier: Float = 1
     public var attentionMultiplier: Float? = nil
     public var logitsScaling: Float = 1
+    /// Phi-3 stores q, k and v as one matrix (`qkv_proj`: the rows of q, then k, then v) and gate and up as one
+    /// (`gate_up_proj`: gate's rows, then up's).
+    public var fusedProjections = false
+    /// The attention window the config declares (Phi-3's `sliding_window`), shown by `hone info`; attention stays
+    /// full, as llama.cpp runs these models.
+    public var declaredSlidingWindow: Int? = nil
 
     // OPT
     public var wordEmbedProjectionDimension: Int = 0
@@ -148,6 +159,15 @@ extension ModelConfig {
             try positive("factor", factor)
             try positive("low_freq_factor", low)
             try positive("high_freq_factor", high)
+            guard original > 0 else { throw refuse("the rope scaling original_max_position_embeddings \(original) must be positive") }
+        case .longRoPE(let short, let long, let original, let attention):
+            for (name, factors) in [("short_factor", short), ("long_factor", long)] {
+                guard factors.count == rotaryDimension / 2 else {
+                    throw refuse("the rope scaling \(name) has \(factors.count) values; the rotary dimension \(rotaryDimension) needs \(rotaryDimension / 2)")
+                }
+                for factor in factors { try positive(name, factor) }
+            }
+            try positive("attention factor", attention)
             guard original > 0 else { throw refuse("the rope scaling original_max_position_embeddings \(original) must be positive") }
         }
     }

@@ -56,6 +56,18 @@ struct JSONConfig {
 
     func double(_ key: String, default fallback: Double) throws -> Double { has(key) ? try double(key) : fallback }
 
+    /// A list of numbers (LongRoPE's short_factor, long_factor).
+    func doubles(_ key: String) throws -> [Double] {
+        guard let value = values[key], !(value is NSNull) else { throw HoneError.missingConfigKey(path: path, key: key) }
+        guard let list = value as? [Any] else { throw HoneError.invalidConfig(path: path, message: "'\(key)' must be a list of numbers") }
+        return try list.map { item in
+            guard let number = jsonDouble(item) else {
+                throw HoneError.invalidConfig(path: path, message: "'\(key)' must be a list of numbers")
+            }
+            return number
+        }
+    }
+
     func bool(_ key: String, default fallback: Bool) throws -> Bool {
         guard has(key) else { return fallback }
         guard let value = values[key] as? Bool else {

@@ -456,10 +456,11 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
         #expect(deviations(scored.map { $0.map(Double.init) }, golden.rows.map(\.logprobs)).max <= 1e-4)
     }
 
-    /// Qwen2 (no permutation, q/k/v biases), Qwen3 (no permutation, per-head q/k norms, head_dim keys) and SmolLM3
-    /// (Llama's permutation, NoPE layers) and Granite (its four multipliers as GGUF keys): HF → GGUF has the oracle's converter-made file's tensors and metadata
-    /// values; back to HF scores as transformers does.
-    @Test(arguments: ["qwen2-bias", "qwen3-qknorm", "smollm3-nope", "granite-mult"])
+    /// Qwen2 (no permutation, q/k/v biases), Qwen3 (no permutation, per-head q/k norms, head_dim keys), SmolLM3
+    /// (Llama's permutation, NoPE layers), Granite (its four multipliers as GGUF keys) and Phi-3 (fused projections;
+    /// LongRoPE's factor tensors and attention factor, a partial rotation): HF → GGUF has the oracle's converter-made
+    /// file's tensors and metadata values; back to HF scores as transformers does.
+    @Test(arguments: ["qwen2-bias", "qwen3-qknorm", "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope"])
     func familyRoundTrip(name: String) throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -698,11 +699,11 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
         try expectFailure(["quantize", model.path, out, "--type", "q8_0"], output: out, message: "points past the end")
         // An unsupported GGUF architecture.
         let writer = GGUFWriter()
-        writer.add("general.architecture", string: "phi3")
-        let phi = directory.appendingPathComponent("phi3.gguf").path
-        try writer.write(to: phi)
-        try expectFailure(["quantize", phi, out, "--type", "q8_0"], output: out, message: "unsupported architecture 'phi3'")
-        try expectFailure(["convert", phi, hf], output: hf, message: "unsupported architecture 'phi3'")
+        writer.add("general.architecture", string: "gemma3")
+        let gemma = directory.appendingPathComponent("gemma3.gguf").path
+        try writer.write(to: gemma)
+        try expectFailure(["quantize", gemma, out, "--type", "q8_0"], output: out, message: "unsupported architecture 'gemma3'")
+        try expectFailure(["convert", gemma, hf], output: hf, message: "unsupported architecture 'gemma3'")
         // GGUF → HF refuses to write into a directory with files.
         try expectFailure(["convert", Repository.fixture("gguf/llama-gqa-f16.gguf"), Repository.fixture("models")],
                           output: directory.appendingPathComponent("none").path, message: "already exists")

@@ -10,7 +10,7 @@ import Testing
     static let f32Models = [
         "llama-gqa", "llama-gqa-sharded", "llama-tied-llama3", "llama-linear-rope", "llama-dynamic-rope",
         "llama-attn-bias", "qwen2-bias", "mistral", "opt-preln", "opt-proj-postln", "hone-tiny",
-        "neox-parallel", "neox-sequential", "qwen3-qknorm", "smollm3-nope", "granite-mult",
+        "neox-parallel", "neox-sequential", "qwen3-qknorm", "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope",
     ]
 
     func score(_ modelPath: String, _ golden: GoldenFile, batchTokens: Int = 4096) throws -> [[Double]] {
@@ -60,7 +60,8 @@ import Testing
         ("gguf/llama-gqa-f32.gguf", "llama-gqa"), ("gguf/llama-gqa-f16.gguf", "gguf-llama-gqa-f16"),
         ("gguf/qwen2-bias-f32.gguf", "qwen2-bias"), ("gguf/llama-tied-llama3-f32.gguf", "llama-tied-llama3"),
         ("gguf/qwen3-qknorm-f32.gguf", "qwen3-qknorm"), ("gguf/smollm3-nope-f32.gguf", "smollm3-nope"),
-        ("gguf/granite-mult-f32.gguf", "granite-mult"),
+        ("gguf/granite-mult-f32.gguf", "granite-mult"), ("gguf/phi3-fused-f32.gguf", "phi3-fused"),
+        ("gguf/phi3-longrope-f32.gguf", "phi3-longrope"),
     ])
     func ggufMatchesHuggingFaceDirectory(file: String, name: String) throws {
         let golden = try GoldenFile(name: name)
@@ -72,7 +73,7 @@ import Testing
 
     /// Decoding with the KV cache (a prefill, then one token at a time) equals transformers' cached decoding.
     @Test(arguments: ["llama-gqa", "llama-tied-llama3", "qwen2-bias", "opt-preln", "opt-proj-postln", "neox-parallel",
-                       "neox-sequential", "qwen3-qknorm", "smollm3-nope", "granite-mult"])
+                       "neox-sequential", "qwen3-qknorm", "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope"])
     func cachedDecodingMatches(name: String) throws {
         let golden = try GoldenFile(name: name)
         let incremental = try #require(golden.incremental)
@@ -105,7 +106,7 @@ import Testing
     /// for the others; OPT and GPT-NeoX select after the pass) and fills the caches the same way: the next token
     /// decoded on either cache gives the same numbers. No rows at all is allowed (a shared prefix).
     @Test(arguments: ["llama-gqa", "qwen2-bias", "llama-tied-llama3", "opt-preln", "neox-parallel", "qwen3-qknorm",
-                      "smollm3-nope", "granite-mult"])
+                      "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope"])
     func selectedRowsMatchTheFullPass(name: String) throws {
         let golden = try GoldenFile(name: name)
         let model = try LoadedModel.open(golden.modelPath).model

@@ -75,15 +75,23 @@ extension LlamaModel: TrainableModel {
             return UnsafePointer(scaledGradient.pointer)
         }
 
-        // MLP half: x_out = mid + down(silu(gate(n2)) · up(n2)), n2 = norm(mid).
+        // MLP half: x_out = mid + down(silu(gate(n2)) · up(n2)), n2 = norm(mid); a fused gate_up takes the two
+        // gradients side by side, as its output held the two halves.
         let dActivated = FloatBuffer(count: total * ffn)
         linear("down_proj", layer.down, input: tape["h"], dy: residualGradient(), into: dActivated.pointer, accumulate: false)
         let dGate = FloatBuffer(count: total * ffn)
         let dUp = FloatBuffer(count: total * ffn)
         hk_silu_mul_backward(tape["gate"], tape["up"], dActivated.pointer, dGate.pointer, dUp.pointer, total * ffn)
         let dNormed = FloatBuffer(count: total * hidden)
-        linear("gate_proj", layer.gate, input: tape["mlp_in"], dy: dGate.pointer, into: dNormed.pointer, accumulate: false)
-        linear("up_proj", layer.up, input: tape["mlp_in"], dy: dUp.pointer, into: dNormed.pointer, accumulate: true)
+        switch layer.mlpInputs {
+        case .separate(let gate, let up):
+            linear("gate_proj", gate, input: tape["mlp_in"], dy: dGate.pointer, into: dNormed.pointer, accumulate: false)
+            linear("up_proj", up, input: tape["mlp_in"], dy: dUp.pointer, into: dNormed.pointer, accumulate: true)
+        case .fused(let gateUp):
+            let dFused = FloatBuffer(count: total * 2 * ffn)
+            joinColumns([(dGate.pointer, ffn), (dUp.pointer, ffn)], rows: total, into: dFused.pointer)
+            linear("gate_up_proj", gateUp, input: tape["mlp_in"], dy: dFused.pointer, into: dNormed.pointer, accumulate: false)
+        }
         hk_rmsnorm_backward(tape["mid"], layer.mlpNorm.weight.pointer, dNormed.pointer, dx, Int32(total), Int32(hidden),
                             layer.mlpNorm.epsilon)
 
@@ -114,9 +122,17 @@ extension LlamaModel: TrainableModel {
             hk_rmsnorm_backward(tape["k_pre"], norm.weight.pointer, dKeys.pointer, keyGradient.pointer,
                                 Int32(total * config.keyValueHeadCount), Int32(config.headDimension), norm.epsilon)
         }
-        linear("q_proj", layer.query, input: tape["attn_in"], dy: queryGradient.pointer, into: dNormed.pointer, accumulate: false)
-        linear("k_proj", layer.key, input: tape["attn_in"], dy: keyGradient.pointer, into: dNormed.pointer, accumulate: true)
-        linear("v_proj", layer.value, input: tape["attn_in"], dy: dValues.pointer, into: dNormed.pointer, accumulate: true)
+        switch layer.attentionInputs {
+        case .separate(let query, let key, let value):
+            linear("q_proj", query, input: tape["attn_in"], dy: queryGradient.pointer, into: dNormed.pointer, accumulate: false)
+            linear("k_proj", key, input: tape["attn_in"], dy: keyGradient.pointer, into: dNormed.pointer, accumulate: true)
+            linear("v_proj", value, input: tape["attn_in"], dy: dValues.pointer, into: dNormed.pointer, accumulate: true)
+        case .fused(let queryKeyValue):
+            let dFused = FloatBuffer(count: total * (queryWidth + 2 * kvWidth))
+            joinColumns([(queryGradient.pointer, queryWidth), (keyGradient.pointer, kvWidth), (dValues.pointer, kvWidth)],
+                        rows: total, into: dFused.pointer)
+            linear("qkv_proj", queryKeyValue, input: tape["attn_in"], dy: dFused.pointer, into: dNormed.pointer, accumulate: false)
+        }
         hk_rmsnorm_backward(tape["input"], layer.attentionNorm.weight.pointer, dNormed.pointer, dx, Int32(total),
                             Int32(hidden), layer.attentionNorm.epsilon)
     }

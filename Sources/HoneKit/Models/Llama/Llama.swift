@@ -15,16 +15,33 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     let outputProjection: Linear
     let rotary: RotaryFrequencies
     let defaultFrequencies: FloatBuffer
+    /// LongRoPE's frequencies for sequences past the original context (the default ones otherwise).
+    let longFrequencies: FloatBuffer
 
     struct Block {
         let attentionNorm: RMSNorm
-        let query, key, value, output: Linear
+        let attentionInputs: AttentionProjections
+        let output: Linear
         /// Qwen3's per-head norms (weights [head_dim]), applied before the rotation.
         let queryNorm, keyNorm: RMSNorm?
         /// False on SmolLM3's NoPE layers.
         let rotates: Bool
         let mlpNorm: RMSNorm
-        let gate, up, down: Linear
+        let mlpInputs: MLPProjections
+        let down: Linear
+    }
+
+    /// q, k and v as three matrices (HF's q_proj, k_proj, v_proj) or as one (Phi-3's qkv_proj: q's rows, then k's,
+    /// then v's), which LoRA adapts as one module.
+    enum AttentionProjections {
+        case separate(query: Linear, key: Linear, value: Linear)
+        case fused(Linear)
+    }
+
+    /// gate and up as two matrices or as one (Phi-3's gate_up_proj: gate's rows, then up's).
+    enum MLPProjections {
+        case separate(gate: Linear, up: Linear)
+        case fused(Linear)
     }
 
     /// Tensor names in HF checkpoints and in llama.cpp's GGUF files.
@@ -39,7 +56,8 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                     "attn_norm": "input_layernorm", "q": "self_attn.q_proj", "k": "self_attn.k_proj",
                     "v": "self_attn.v_proj", "o": "self_attn.o_proj", "mlp_norm": "post_attention_layernorm",
                     "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj",
-                    "q_norm": "self_attn.q_norm", "k_norm": "self_attn.k_norm",
+                    "q_norm": "self_attn.q_norm", "k_norm": "self_attn.k_norm", "qkv": "self_attn.qkv_proj",
+                    "gate_up": "mlp.gate_up_proj",
                 ][part]!
                 return "model.layers.\(index).\(module)"
             })
@@ -50,7 +68,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                 let module = [
                     "attn_norm": "attn_norm", "q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
                     "mlp_norm": "ffn_norm", "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down",
-                    "q_norm": "attn_q_norm", "k_norm": "attn_k_norm",
+                    "q_norm": "attn_q_norm", "k_norm": "attn_k_norm", "qkv": "attn_qkv", "gate_up": "ffn_up",
                 ][part]!
                 return "blk.\(index).\(module)"
             })
@@ -83,19 +101,24 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         embedding = try Embedding(table: table)
         layers = try (0..<config.layerCount).map { index in
             let name = { (part: String) in names.layer(index, part) }
+            let (queryRows, keyValueRows, ffn) = (heads * headDimension, kvHeads * headDimension, config.intermediateSize)
             return Block(
                 attentionNorm: try norm(name("attn_norm") + ".weight"),
-                query: try linear(name("q"), [heads * headDimension, hidden], bias: config.queryKeyValueBias),
-                key: try linear(name("k"), [kvHeads * headDimension, hidden], bias: config.queryKeyValueBias),
-                value: try linear(name("v"), [kvHeads * headDimension, hidden], bias: config.queryKeyValueBias),
-                output: try linear(name("o"), [hidden, heads * headDimension], bias: config.outputBias),
+                attentionInputs: config.fusedProjections
+                    ? .fused(try linear(name("qkv"), [queryRows + 2 * keyValueRows, hidden], bias: config.queryKeyValueBias))
+                    : .separate(query: try linear(name("q"), [queryRows, hidden], bias: config.queryKeyValueBias),
+                                key: try linear(name("k"), [keyValueRows, hidden], bias: config.queryKeyValueBias),
+                                value: try linear(name("v"), [keyValueRows, hidden], bias: config.queryKeyValueBias)),
+                output: try linear(name("o"), [hidden, queryRows], bias: config.outputBias),
                 queryNorm: config.queryKeyNorm ? try headNorm(name("q_norm") + ".weight") : nil,
                 keyNorm: config.queryKeyNorm ? try headNorm(name("k_norm") + ".weight") : nil,
                 rotates: !config.layersWithoutRotation.contains(index),
                 mlpNorm: try norm(name("mlp_norm") + ".weight"),
-                gate: try linear(name("gate"), [config.intermediateSize, hidden], bias: config.mlpBias),
-                up: try linear(name("up"), [config.intermediateSize, hidden], bias: config.mlpBias),
-                down: try linear(name("down"), [hidden, config.intermediateSize], bias: config.mlpBias))
+                mlpInputs: config.fusedProjections
+                    ? .fused(try linear(name("gate_up"), [2 * ffn, hidden], bias: config.mlpBias))
+                    : .separate(gate: try linear(name("gate"), [ffn, hidden], bias: config.mlpBias),
+                                up: try linear(name("up"), [ffn, hidden], bias: config.mlpBias)),
+                down: try linear(name("down"), [hidden, ffn], bias: config.mlpBias))
         }
         // Granite divides the logits by logits_scaling: the same as dividing the final norm's output, which every
         // path to the vocabulary (inference, scoring, the training loss and its gradient) goes through.
@@ -108,6 +131,11 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         }
         rotary = RotaryFrequencies(config: config)
         defaultFrequencies = FloatBuffer(rotary.inverseFrequencies(sequenceLength: 0))
+        if case .longRoPE(_, _, let original, _) = config.ropeScaling {
+            longFrequencies = FloatBuffer(rotary.inverseFrequencies(sequenceLength: original + 1))
+        } else {
+            longFrequencies = defaultFrequencies
+        }
     }
 
     public func forward(_ batch: [SequenceInput]) throws -> HiddenStates {
@@ -154,20 +182,24 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         if config.embeddingMultiplier != 1 { hk_scale(x, config.embeddingMultiplier, count) }
     }
 
-    /// Rotary frequencies per sequence (dynamic scaling depends on how far a sequence reaches).
+    /// Rotary frequencies per sequence (dynamic scaling and LongRoPE depend on how far a sequence reaches: as in
+    /// transformers, the furthest position of the pass plus one).
     func rotaryFrequencies(_ layout: PassLayout) -> [FloatBuffer] {
-        guard case .dynamic = config.ropeScaling else {
+        func reach(_ index: Int) -> Int { Int(layout.positions[layout.offsets[index]]) + layout.counts[index] }
+        switch config.ropeScaling {
+        case .dynamic:
+            return layout.counts.indices.map { FloatBuffer(rotary.inverseFrequencies(sequenceLength: reach($0))) }
+        case .longRoPE(_, _, let original, _):
+            return layout.counts.indices.map { reach($0) > original ? longFrequencies : defaultFrequencies }
+        default:
             return Array(repeating: defaultFrequencies, count: layout.counts.count)
-        }
-        return layout.counts.indices.map { index in
-            let reach = Int(layout.positions[layout.offsets[index]]) + layout.counts[index]
-            return FloatBuffer(rotary.inverseFrequencies(sequenceLength: reach))
         }
     }
 
     /// Every row's rotary cos/sin for one pass, shared by all layers.
     func rotaryAngles(_ layout: PassLayout) -> RotaryAngles {
-        RotaryAngles(layout: layout, frequencies: rotaryFrequencies(layout), rotaryDimension: config.rotaryDimension)
+        RotaryAngles(layout: layout, frequencies: rotaryFrequencies(layout), rotaryDimension: config.rotaryDimension,
+                     scale: rotary.angleScale)
     }
 
     /// One decoder block on x: [total, hidden], in place: x += attention(norm(x)); x += mlp(norm(x)).
@@ -200,9 +232,16 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         // With per-head norms the projections go to "q_pre" / "k_pre" (backward reads them) and are normed into q, k.
         let projectedQueries = layer.queryNorm == nil ? queries : tape.buffer("q_pre", count: rows * queryWidth).pointer
         let projectedKeys = layer.keyNorm == nil ? keys : tape.buffer("k_pre", count: rows * kvWidth).pointer
-        linear("q_proj", layer.query, attentionInput, projectedQueries)
-        linear("k_proj", layer.key, attentionInput, projectedKeys)
-        linear("v_proj", layer.value, attentionInput, values)
+        switch layer.attentionInputs {
+        case .separate(let query, let key, let value):
+            linear("q_proj", query, attentionInput, projectedQueries)
+            linear("k_proj", key, attentionInput, projectedKeys)
+            linear("v_proj", value, attentionInput, values)
+        case .fused(let queryKeyValue):
+            let fused = tape.buffer("qkv", count: rows * (queryWidth + 2 * kvWidth)).pointer
+            linear("qkv_proj", queryKeyValue, attentionInput, fused)
+            splitColumns(fused, rows: rows, into: [(projectedQueries, queryWidth), (projectedKeys, kvWidth), (values, kvWidth)])
+        }
         layer.queryNorm?.apply(projectedQueries, rows: rows * config.headCount, into: queries)
         layer.keyNorm?.apply(projectedKeys, rows: rows * config.keyValueHeadCount, into: keys)
         if layer.rotates {
@@ -224,8 +263,15 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let up = tape.buffer("up", count: rows * ffn).pointer
         let activated = tape.buffer("h", count: rows * ffn).pointer
         layer.mlpNorm.apply(x, rows: rows, into: mlpInput)
-        linear("gate_proj", layer.gate, mlpInput, gate)
-        linear("up_proj", layer.up, mlpInput, up)
+        switch layer.mlpInputs {
+        case .separate(let gateProjection, let upProjection):
+            linear("gate_proj", gateProjection, mlpInput, gate)
+            linear("up_proj", upProjection, mlpInput, up)
+        case .fused(let gateUp):
+            let fused = tape.buffer("gate_up", count: rows * 2 * ffn).pointer
+            linear("gate_up_proj", gateUp, mlpInput, fused)
+            splitColumns(fused, rows: rows, into: [(gate, ffn), (up, ffn)])
+        }
         hk_silu_mul(gate, up, activated, rows * ffn)
         linear("down_proj", layer.down, activated, delta)
         if config.residualMultiplier != 1 { hk_scale(delta, config.residualMultiplier, rows * hidden) }
@@ -244,14 +290,16 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     public func baseLinear(layer: Int, module: String) -> Linear? {
         guard layers.indices.contains(layer) else { return nil }
         let block = layers[layer]
-        switch module {
-        case "q_proj": return block.query
-        case "k_proj": return block.key
-        case "v_proj": return block.value
-        case "o_proj": return block.output
-        case "gate_proj": return block.gate
-        case "up_proj": return block.up
-        case "down_proj": return block.down
+        switch (module, block.attentionInputs, block.mlpInputs) {
+        case ("q_proj", .separate(let query, _, _), _): return query
+        case ("k_proj", .separate(_, let key, _), _): return key
+        case ("v_proj", .separate(_, _, let value), _): return value
+        case ("qkv_proj", .fused(let queryKeyValue), _): return queryKeyValue
+        case ("o_proj", _, _): return block.output
+        case ("gate_proj", _, .separate(let gate, _)): return gate
+        case ("up_proj", _, .separate(_, let up)): return up
+        case ("gate_up_proj", _, .fused(let gateUp)): return gateUp
+        case ("down_proj", _, _): return block.down
         default: return nil
         }
     }

@@ -45,7 +45,7 @@ extension ModelArchitecture {
 
 enum LlamaConfig {
     /// GGUF architectures whose Q/K rows stay in HF's order (llama.cpp's NEOX rope), not permuted for adjacent pairs.
-    static func keepsRotaryLayout(_ architecture: String) -> Bool { architecture == "qwen2" || architecture == "qwen3" }
+    static func keepsRotaryLayout(_ architecture: String) -> Bool { ["qwen2", "qwen3", "phi3"].contains(architecture) }
 
     /// llama.cpp's SmolLM3: every fourth layer (3, 7, ...) attends without rotary positions.
     static let smolLM3NoRopeInterval = 4
@@ -115,15 +115,28 @@ enum LlamaConfig {
         config.rotaryDimension = try ModelConfig.rotatedFeatures(headDimension: headDimension, fraction: partial,
                                                                  key: "partial_rotary_factor", path: json.path) / 2 * 2
         if let scaling = rope ?? json.object("rope_scaling") {
-            config.ropeScaling = try ropeScaling(scaling, path: json.path)
+            config.ropeScaling = try ropeScaling(scaling, top: json, modelType: modelType)
         }
         try ModelConfig.readTokens(json, into: &config)
         return config
     }
 
-    private static func ropeScaling(_ json: JSONConfig, path: String) throws -> RopeScaling {
+    /// `json`: rope_parameters or rope_scaling; `top`: the whole config (Phi-3 keeps original_max_position_embeddings
+    /// there).
+    private static func ropeScaling(_ json: JSONConfig, top: JSONConfig, modelType: String) throws -> RopeScaling {
+        let path = top.path
         let kind = json.string("rope_type") ?? json.string("type") ?? "default"
         switch kind {
+        case "longrope", "su" where modelType == "phi3":
+            // transformers: the attention factor from `factor`, or max_position_embeddings ÷ the original context.
+            let maximum = try top.int("max_position_embeddings", default: 2048)
+            let original = try json.int("original_max_position_embeddings",
+                                        default: top.int("original_max_position_embeddings", default: maximum))
+            guard original > 0 else { throw HoneError.invalidConfig(path: path, message: "original_max_position_embeddings must be positive") }
+            let factor = try json.double("factor", default: Double(maximum) / Double(original))
+            let attention = try json.double("attention_factor", default: factor <= 1 ? 1 : (1 + log(factor) / log(Double(original))).squareRoot())
+            return .longRoPE(shortFactors: try json.doubles("short_factor"), longFactors: try json.doubles("long_factor"),
+                             originalContext: original, attentionFactor: attention)
         case "default": return .none
         case "linear": return .linear(factor: try json.double("factor"))
         case "dynamic": return .dynamic(factor: try json.double("factor"))
@@ -133,7 +146,7 @@ enum LlamaConfig {
                            highFrequencyFactor: try json.double("high_freq_factor"),
                            originalContext: try json.int("original_max_position_embeddings"))
         default:
-            throw HoneError.invalidConfig(path: path, message: "rope scaling type '\(kind)' is not supported (linear, dynamic, llama3 are)")
+            throw HoneError.invalidConfig(path: path, message: "rope scaling type '\(kind)' is not supported (linear, dynamic, llama3\(modelType == "phi3" ? ", longrope" : "") are)")
         }
     }
 
@@ -168,7 +181,7 @@ enum LlamaConfig {
             tieWordEmbeddings: !gguf.tensorInfos.contains { $0.name == "output.weight" })
         config.ropeTheta = gguf.double("\(architecture).rope.freq_base") ?? 10000
         config.rotaryDimension = gguf.integer("\(architecture).rope.dimension_count") ?? headDimension
-        // llama.cpp's converter permutes Llama's Q/K rows for GGML's adjacent-pair rope; Qwen2/3 keep HF's layout.
+        // llama.cpp's converter permutes Llama's Q/K rows for GGML's adjacent-pair rope; Qwen2/3 and Phi-3 keep HF's layout.
         config.ropeInterleaved = !keepsRotaryLayout(architecture)
         config.queryKeyNorm = gguf.tensorInfos.contains { $0.name == "blk.0.attn_q_norm.weight" }
         if architecture == "granite" {
@@ -241,7 +254,8 @@ enum LlamaTensorNames {
     ]
 
     /// "model.layers.3.self_attn.q_proj.weight" → "blk.3.attn_q.weight"; nil for names without a GGUF counterpart.
-    static func gguf(fromHuggingFace name: String) -> String? {
+    /// `perLayer`: the block's module names (Phi-3 has its own; the top-level names are shared).
+    static func gguf(fromHuggingFace name: String, perLayer: [(hf: String, gguf: String)] = perLayer) -> String? {
         guard let dot = name.lastIndex(of: ".") else { return nil }
         let (module, suffix) = (String(name[..<dot]), String(name[name.index(after: dot)...]))
         if let entry = topLevel.first(where: { $0.hf == module }) { return "\(entry.gguf).\(suffix)" }
@@ -252,7 +266,7 @@ enum LlamaTensorNames {
     }
 
     /// The inverse of `gguf(fromHuggingFace:)`.
-    static func huggingFace(fromGGUF name: String) -> String? {
+    static func huggingFace(fromGGUF name: String, perLayer: [(hf: String, gguf: String)] = perLayer) -> String? {
         guard let dot = name.lastIndex(of: ".") else { return nil }
         let (module, suffix) = (String(name[..<dot]), String(name[name.index(after: dot)...]))
         if let entry = topLevel.first(where: { $0.gguf == module }) { return "\(entry.hf).\(suffix)" }
