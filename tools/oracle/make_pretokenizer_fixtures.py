@@ -39,6 +39,11 @@ LLAMA3 = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^
 TEKKEN = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?"
           r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
+# Phi-4-mini's and Llama 4's (llama.cpp's `gpt-4o`): tekken's with contractions and digits in threes.
+GPT4O = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+         r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+         r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
 
 def byte_level(prefix=False, regex_=False):
     return {"type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": True, "use_regex": regex_}
@@ -56,6 +61,7 @@ def seq(*steps):
 CONFIGS = {
     "split-llama3-isolated": seq(split(LLAMA3), byte_level()),
     "split-tekken": seq(split(TEKKEN), byte_level()),
+    "split-gpt4o": seq(split(GPT4O), byte_level()),
     "split-digits-merged-with-previous": seq(split(r"\p{N}", "MergedWithPrevious"), byte_level()),
     "split-space-merged-with-next": seq(split(r"\s+", "MergedWithNext"), byte_level()),
     "split-punctuation-contiguous": seq(split(r"\p{P}", "Contiguous"), byte_level()),
@@ -100,7 +106,7 @@ def deepseek_patterns():
             r"\s?\p{L}+", r"\s?\p{P}+", r"\p{N}"]
 
 
-PATTERNS = [GPT2, LLAMA3, QWEN2, TEKKEN, r"[\p{P}\$\+<=>\^~\|]+", r"\p{N}+", r"[0-9][0-9][0-9]",
+PATTERNS = [GPT2, LLAMA3, QWEN2, TEKKEN, GPT4O, r"[\p{P}\$\+<=>\^~\|]+", r"\p{N}+", r"[0-9][0-9][0-9]",
             r"[\p{P}\$\+<=>\^~\|`]+", "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)",
             *deepseek_patterns()]
 

@@ -254,22 +254,40 @@ extension PromptTemplate {
     /// Token ids of a rendered prompt: the tokenizer's BOS first (when `addsBOS` and the tokenizer adds one),
     /// special-token names in markup as their ids, everything else (all content) as plain text. Runs of text
     /// between special tokens are encoded whole, so this equals encoding the joined prompt with special
-    /// tokens parsed, except that user content can never produce a control token.
+    /// tokens parsed, except that user content can never produce a control token. A special token that strips
+    /// whitespace (Phi-3's `<|user|>`, `<|end|>`) takes the whitespace beside it out, content's included, as the
+    /// tokenizer does to the joined prompt.
     public func encode(_ pieces: [PromptPiece], with tokenizer: Tokenizer) -> [Int32] {
         var ids: [Int32] = []
         if addsBOS, tokenizer.addsBOS, let bos = tokenizer.bosTokenID { ids.append(bos) }
+        let strips = tokenizer.addedTokenStrips
         let splitter = AddedTokenMatcher(tokenizer.specialTokens)
         var run = ""
+        var dropsLeadingWhitespace = false
+        func isWhitespace(_ character: Character) -> Bool { character.unicodeScalars.allSatisfy(strips.isWhitespace) }
+        func append(_ text: Substring) {
+            var text = text
+            if dropsLeadingWhitespace {
+                text = text.drop(while: isWhitespace)
+                if !text.isEmpty { dropsLeadingWhitespace = false }
+            }
+            run += text
+        }
         func flush() {
             if !run.isEmpty { ids += tokenizer.encode(run, addSpecialTokens: false, parseSpecial: false) }
             run = ""
         }
         for piece in pieces {
-            guard piece.kind == .markup else { run += piece.text; continue }
+            guard piece.kind == .markup else { append(piece.text[...]); continue }
             for part in splitter.split(piece.text) {
                 switch part {
-                case .text(let text): run += text
-                case .special(let id): flush(); ids.append(id)
+                case .text(let text): append(text)
+                case .special(let id):
+                    let strip = strips.byID[id] ?? []
+                    if strip.contains(.left) { while let last = run.last, isWhitespace(last) { run.removeLast() } }
+                    flush()
+                    ids.append(id)
+                    dropsLeadingWhitespace = strip.contains(.right)
                 }
             }
         }

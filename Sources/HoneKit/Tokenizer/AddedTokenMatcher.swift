@@ -16,8 +16,11 @@ public struct AddedTokenMatcher: Sendable {
     private let specials: [Bool]
     private let startsToken: [Bool]
     let isEmpty: Bool
+    /// Tokens that take the whitespace beside them along when they match (HF's `lstrip` / `rstrip`).
+    let strips: AddedTokenStrips
 
-    init(_ tokens: [(bytes: [UInt8], id: Int32, special: Bool)]) {
+    init(_ tokens: [(bytes: [UInt8], id: Int32, special: Bool)], strips: AddedTokenStrips = AddedTokenStrips()) {
+        self.strips = strips
         // Build with per-node dictionaries, then flatten into arrays sorted by byte.
         var children: [[UInt8: Int32]] = [[:]]
         var terminal: [Int32] = [-1]
@@ -99,11 +102,29 @@ public struct AddedTokenMatcher: Sendable {
     }
 
     /// A matcher over tokens given as text → id (special tokens, SentencePiece's user-defined pieces).
-    public init(_ tokens: [String: Int32]) {
-        self.init(tokens.sorted { $0.key < $1.key }.map { (bytes: Array($0.key.utf8), id: $0.value, special: true) })
+    public init(_ tokens: [String: Int32], strips: AddedTokenStrips = AddedTokenStrips()) {
+        self.init(tokens.sorted { $0.key < $1.key }.map { (bytes: Array($0.key.utf8), id: $0.value, special: true) },
+                  strips: strips)
     }
 
-    /// `text` split around every token in it, byte-exact (no canonical equivalence).
+    /// A match widened over the whitespace its token strips: to the left no further than `floor` (the end of the
+    /// previous match), to the right as far as the whitespace goes.
+    func widened(_ range: Range<Int>, id: Int32, in text: UnsafeBufferPointer<UInt8>, floor: Int) -> Range<Int> {
+        guard let strip = strips.byID[id] else { return range }
+        var (lower, upper) = (range.lowerBound, range.upperBound)
+        if strip.contains(.left) {
+            while lower > floor, let length = strips.whitespaceLength(endingAt: lower, in: text), lower - length >= floor {
+                lower -= length
+            }
+        }
+        if strip.contains(.right) {
+            while let length = strips.whitespaceLength(startingAt: upper, in: text) { upper += length }
+        }
+        return lower..<upper
+    }
+
+    /// `text` split around every token in it, byte-exact (no canonical equivalence); a token that strips takes
+    /// the whitespace beside it out of the text.
     public func split(_ text: String) -> [Piece] {
         guard !isEmpty else { return text.isEmpty ? [] : [.text(text[...])] }
         var pieces: [Piece] = []
@@ -111,9 +132,10 @@ public struct AddedTokenMatcher: Sendable {
         var plainStart = 0
         utf8.withUnsafeBufferPointer { bytes in
             while let match = firstMatch(in: bytes, from: plainStart) {
-                if plainStart < match.range.lowerBound { pieces.append(.text(Self.substring(text, plainStart..<match.range.lowerBound))) }
+                let range = widened(match.range, id: match.id, in: bytes, floor: plainStart)
+                if plainStart < range.lowerBound { pieces.append(.text(Self.substring(text, plainStart..<range.lowerBound))) }
                 pieces.append(.special(match.id))
-                plainStart = match.range.upperBound
+                plainStart = range.upperBound
             }
         }
         if plainStart < utf8.count { pieces.append(.text(Self.substring(text, plainStart..<utf8.count))) }
@@ -126,5 +148,70 @@ public struct AddedTokenMatcher: Sendable {
         let start = text.utf8.index(text.utf8.startIndex, offsetBy: range.lowerBound)
         let end = text.utf8.index(start, offsetBy: range.count)
         return text[start..<end]
+    }
+}
+
+// MARK: - Whitespace that added tokens strip
+
+/// Which side's whitespace a token removes from the text when it matches.
+public struct AddedTokenStrip: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let left = AddedTokenStrip(rawValue: 1)
+    public static let right = AddedTokenStrip(rawValue: 2)
+}
+
+/// The tokens of a vocabulary that strip whitespace, and what counts as whitespace: HF's added tokens (`lstrip`,
+/// `rstrip` in tokenizer.json) strip Unicode White_Space; llama.cpp's token attributes (`LSTRIP`, `RSTRIP`) strip
+/// the six ASCII spaces of C's isspace.
+public struct AddedTokenStrips: Sendable {
+    public var byID: [Int32: AddedTokenStrip]
+    public var asciiOnly: Bool
+
+    public init(_ byID: [Int32: AddedTokenStrip] = [:], asciiOnly: Bool = false) {
+        self.byID = byID.filter { !$0.value.isEmpty }
+        self.asciiOnly = asciiOnly
+    }
+
+    public var isEmpty: Bool { byID.isEmpty }
+
+    /// The strips llama.cpp gives a GGUF vocabulary (GGUF files carry no token attributes; llama.cpp sets them by
+    /// the model's name): a model whose `general.name` says Phi-3 has every control, user-defined and unknown token
+    /// strip the whitespace after it, and `</s>` too, but not `<unk>`, `<s>` or `<|endoftext|>`; Phi-3's
+    /// tokenizer.json has the same `rstrip` on its chat tokens.
+    static func llamaCpp(_ gguf: GGUFFile, tokens: [String], types: [Int]) -> AddedTokenStrips {
+        let name = (gguf.string("general.name") ?? "").lowercased()
+        guard name.contains("phi-3") || name.contains("phi3") else { return AddedTokenStrips() }
+        var byID: [Int32: AddedTokenStrip] = [:]
+        for (index, type) in types.enumerated() where [2, 3, 4].contains(type) { byID[Int32(index)] = .right }  // unknown, control, user defined
+        for (index, token) in tokens.enumerated() {
+            if token == "</s>" { byID[Int32(index)] = .right }
+            if ["<unk>", "<s>", "<|endoftext|>"].contains(token) { byID[Int32(index)] = nil }
+        }
+        return AddedTokenStrips(byID, asciiOnly: true)
+    }
+
+    func isWhitespace(_ scalar: Unicode.Scalar) -> Bool {
+        asciiOnly ? [" ", "\t", "\n", "\u{0B}", "\u{0C}", "\r"].contains(scalar) : scalar.properties.isWhitespace
+    }
+
+    /// The UTF-8 length of the whitespace character at `offset`, nil when there is none.
+    func whitespaceLength(startingAt offset: Int, in text: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard offset < text.count else { return nil }
+        let lead = text[offset]
+        let length = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2
+        guard offset + length <= text.count else { return nil }
+        var decoder = UTF8()
+        var iterator = UnsafeBufferPointer(rebasing: text[offset..<(offset + length)]).makeIterator()
+        guard case .scalarValue(let scalar) = decoder.decode(&iterator), isWhitespace(scalar) else { return nil }
+        return length
+    }
+
+    /// The UTF-8 length of the whitespace character that ends just before `offset`, nil when there is none.
+    func whitespaceLength(endingAt offset: Int, in text: UnsafeBufferPointer<UInt8>) -> Int? {
+        var start = offset - 1
+        while start > 0, text[start] & 0xC0 == 0x80 { start -= 1 }
+        guard start >= 0, let length = whitespaceLength(startingAt: start, in: text), start + length == offset else { return nil }
+        return length
     }
 }

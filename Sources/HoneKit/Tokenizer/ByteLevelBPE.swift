@@ -16,6 +16,7 @@ public final class ByteLevelBPETokenizer: Tokenizer {
     public let addsEOS: Bool
     /// Added tokens marked special (e.g. `<|endoftext|>`, `<|begin_of_text|>`), content → id.
     public let specialTokens: [String: Int32]
+    public var addedTokenStrips: AddedTokenStrips { addedTokens.strips }
     /// The hand-written scanner that pre-tokenizes on its own (GPT-2, Llama 3, Qwen2), nil when `pipeline` needs the
     /// generic path.
     public let preTokenizer: PreTokenizerKind?
@@ -78,7 +79,7 @@ public final class ByteLevelBPETokenizer: Tokenizer {
         self.init(vocabulary: vocabulary, merges: merges, pipeline: PreTokenizerPipeline(steps), addedTokens: addedTokens,
                   bos: bos, eos: eos, unk: unk, pad: pad, addsBOS: addsBOS, addsEOS: addsEOS,
                   ignoreMerges: ignoreMerges, normalizeNFC: normalizeNFC,
-                  fastPath: (preTokenizer, addPrefixSpace))
+                  fastPath: (preTokenizer, addPrefixSpace), strips: AddedTokenStrips())
     }
 
     /// The same with any pre-tokenizer pipeline (tokenizer.json `Sequence`s, GGUF pre-tokenizer types); pipelines
@@ -86,16 +87,16 @@ public final class ByteLevelBPETokenizer: Tokenizer {
     public convenience init(vocabulary: [String: Int32], merges: [(String, String)], pipeline: PreTokenizerPipeline,
                             addedTokens: [(content: String, id: Int32, special: Bool)], bos: Int32?, eos: Int32?,
                             unk: Int32?, pad: Int32?, addsBOS: Bool, addsEOS: Bool, ignoreMerges: Bool,
-                            normalizeNFC: Bool) {
+                            normalizeNFC: Bool, strips: AddedTokenStrips = AddedTokenStrips()) {
         self.init(vocabulary: vocabulary, merges: merges, pipeline: pipeline, addedTokens: addedTokens, bos: bos,
                   eos: eos, unk: unk, pad: pad, addsBOS: addsBOS, addsEOS: addsEOS, ignoreMerges: ignoreMerges,
-                  normalizeNFC: normalizeNFC, fastPath: pipeline.fastPath)
+                  normalizeNFC: normalizeNFC, fastPath: pipeline.fastPath, strips: strips)
     }
 
     private init(vocabulary: [String: Int32], merges: [(String, String)], pipeline: PreTokenizerPipeline,
                  addedTokens: [(content: String, id: Int32, special: Bool)], bos: Int32?, eos: Int32?, unk: Int32?,
                  pad: Int32?, addsBOS: Bool, addsEOS: Bool, ignoreMerges: Bool, normalizeNFC: Bool,
-                 fastPath: (kind: PreTokenizerKind, addPrefixSpace: Bool)?) {
+                 fastPath: (kind: PreTokenizerKind, addPrefixSpace: Bool)?, strips: AddedTokenStrips) {
         let preTokenizer = fastPath?.kind
         let addPrefixSpace = fastPath?.addPrefixSpace ?? false
         self.pipeline = pipeline
@@ -138,7 +139,7 @@ public final class ByteLevelBPETokenizer: Tokenizer {
         }
         self.merges = BPEMergeRules(table: table)
         self.addedTokens = AddedTokenMatcher(addedTokens.filter { !$0.content.isEmpty }
-            .map { (Array($0.content.utf8), $0.id, $0.special) })
+            .map { (Array($0.content.utf8), $0.id, $0.special) }, strips: strips)
 
         // What each id decodes to, by HF's ByteLevel decoder rule: a piece spelled entirely in the byte alphabet
         // stands for those bytes; any other piece (an added token such as "<|im_start|>" is spelled in it too,
@@ -205,10 +206,12 @@ public final class ByteLevelBPETokenizer: Tokenizer {
             while let match = addedTokens.firstMatch(in: bytes, from: searchStart) {
                 searchStart = match.range.upperBound
                 if match.special && !parseSpecial { continue }
-                encodePlain(UnsafeBufferPointer(rebasing: bytes[plainStart..<match.range.lowerBound]),
+                let range = addedTokens.widened(match.range, id: match.id, in: bytes, floor: plainStart)
+                encodePlain(UnsafeBufferPointer(rebasing: bytes[plainStart..<range.lowerBound]),
                             atTextStart: plainStart == 0, table: &table, into: &output)
                 output.append(match.id)
-                plainStart = match.range.upperBound
+                plainStart = range.upperBound
+                searchStart = range.upperBound
             }
         }
         encodePlain(UnsafeBufferPointer(rebasing: bytes[plainStart...]), atTextStart: plainStart == 0, table: &table,

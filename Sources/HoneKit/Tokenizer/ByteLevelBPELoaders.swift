@@ -86,7 +86,7 @@ extension ByteLevelBPETokenizer {
         return ByteLevelBPETokenizer(
             vocabulary: vocabulary, merges: merges, pipeline: pipeline, addedTokens: addedTokens, bos: bos, eos: eos,
             unk: unknown, pad: id(config?.paddingToken), addsBOS: addsBOS, addsEOS: addsEOS, ignoreMerges: ignoreMerges,
-            normalizeNFC: normalizeNFC)
+            normalizeNFC: normalizeNFC, strips: TokenizerJSON.addedTokenStrips(json))
     }
 
     /// Throws, naming `path` (and the line, when `lines` gives them), for the first merge whose parts or whose
@@ -267,6 +267,7 @@ extension ByteLevelBPETokenizer {
             addsBOS: gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? preTokenizer.addsBOSByDefault,
             addsEOS: gguf.metadata["tokenizer.ggml.add_eos_token"]?.boolValue ?? false,
             // llama.cpp ignores merges for Llama 3's vocabulary as HF does; Qwen2's HF tokenizer normalises to NFC.
-            ignoreMerges: preTokenizer.ignoresMerges, normalizeNFC: preTokenizer.normalizesNFC)
+            ignoreMerges: preTokenizer.ignoresMerges, normalizeNFC: preTokenizer.normalizesNFC,
+            strips: AddedTokenStrips.llamaCpp(gguf, tokens: tokens, types: types))
     }
 }

@@ -71,7 +71,7 @@ extension SentencePieceTokenizer {
             removeExtraWhitespaces: false, atomicPieces: atomic, atomicPiecesSplitSegments: true,
             specialTokens: specials, unknownSurface: unknownText ?? "<unk>",
             bos: bos, eos: eos, unknown: unknown, pad: config?.paddingToken.flatMap { ids[$0] },
-            addsBOS: addsBOS, addsEOS: addsEOS)
+            addsBOS: addsBOS, addsEOS: addsEOS, strips: TokenizerJSON.addedTokenStrips(json))
     }
 
     /// How the dummy "▁" is added: a Prepend normaliser runs on every plain segment (HF legacy Llama);
@@ -137,6 +137,7 @@ extension SentencePieceTokenizer {
             bos: id("tokenizer.ggml.bos_token_id"), eos: id("tokenizer.ggml.eos_token_id"),
             unknown: id("tokenizer.ggml.unknown_token_id"), pad: id("tokenizer.ggml.padding_token_id"),
             addsBOS: gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? true,
-            addsEOS: gguf.metadata["tokenizer.ggml.add_eos_token"]?.boolValue ?? false)
+            addsEOS: gguf.metadata["tokenizer.ggml.add_eos_token"]?.boolValue ?? false,
+            strips: AddedTokenStrips.llamaCpp(gguf, tokens: pieces, types: rawTypes))
     }
 }

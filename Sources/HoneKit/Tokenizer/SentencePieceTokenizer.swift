@@ -41,6 +41,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     public let addsBOS: Bool
     public let addsEOS: Bool
     public let specialTokens: [String: Int32]
+    public var addedTokenStrips: AddedTokenStrips { splitter.strips }
     let special: Set<Int32>
     private let cache = WordCache()
 
@@ -51,7 +52,8 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     init(pieces: [String], scores: [Float], types: [PieceType], merges: [(String, String)]?, byteFallback: Bool,
          prefixPolicy: PrefixPolicy, removeExtraWhitespaces: Bool, atomicPieces: [String: Int32],
          atomicPiecesSplitSegments: Bool, specialTokens: [String: Int32], unknownSurface: String,
-         bos: Int32?, eos: Int32?, unknown: Int32?, pad: Int32?, addsBOS: Bool, addsEOS: Bool) {
+         bos: Int32?, eos: Int32?, unknown: Int32?, pad: Int32?, addsBOS: Bool, addsEOS: Bool,
+         strips: AddedTokenStrips = AddedTokenStrips()) {
         self.pieces = pieces
         self.types = types
         var ids: [[UInt8]: Int32] = [:]
@@ -102,11 +104,11 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         self.byteFallback = byteFallback
         self.prefixPolicy = prefixPolicy
         self.removeExtraWhitespaces = removeExtraWhitespaces
-        self.atomicPieces = AddedTokenMatcher(atomicPieces)
+        self.atomicPieces = AddedTokenMatcher(atomicPieces, strips: strips)
         self.atomicPiecesSplitSegments = atomicPiecesSplitSegments
         self.unknownSurface = unknownSurface
         self.specialTokens = specialTokens
-        splitter = AddedTokenMatcher(specialTokens)
+        splitter = AddedTokenMatcher(specialTokens, strips: strips)
         special = Set(specialTokens.values).union(types.indices.filter { types[$0] == .control }.map { Int32($0) })
         vocabularySize = pieces.count
         bosTokenID = bos

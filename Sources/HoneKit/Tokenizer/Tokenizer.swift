@@ -14,6 +14,8 @@ public protocol Tokenizer: AnyObject, Sendable {
     var addsEOS: Bool { get }
     /// Control and added special tokens (e.g. `<s>`, `<|endoftext|>`), which `parseSpecial` recognises in text.
     var specialTokens: [String: Int32] { get }
+    /// Added tokens that take the whitespace beside them along when they match (Phi-3's `rstrip` chat tokens).
+    var addedTokenStrips: AddedTokenStrips { get }
 
     /// Encodes `text`. With `addSpecialTokens`, BOS/EOS are added as `addsBOS`/`addsEOS` say. With
     /// `parseSpecial`, special tokens written in the text become their ids; otherwise they are plain text.
@@ -34,6 +36,8 @@ public protocol Tokenizer: AnyObject, Sendable {
 }
 
 extension Tokenizer {
+    public var addedTokenStrips: AddedTokenStrips { AddedTokenStrips() }
+
     public func encode(_ text: String) -> [Int32] { encode(text, addSpecialTokens: true, parseSpecial: false) }
     public func decode(_ ids: [Int32]) -> String { decode(ids, skipSpecialTokens: true) }
 

@@ -62,6 +62,21 @@ enum TokenizerJSON {
         return addedTokens
     }
 
+    /// `added_tokens` whose `lstrip` / `rstrip` is true: they take the whitespace beside them along (Unicode
+    /// White_Space, as HF's AddedVocabulary strips it).
+    static func addedTokenStrips(_ json: [String: Any]) -> AddedTokenStrips {
+        var byID: [Int32: AddedTokenStrip] = [:]
+        for entry in (json["added_tokens"] as? [Any]) ?? [] {
+            guard let token = entry as? [String: Any], let id = token["id"].flatMap(jsonInteger),
+                  let id32 = Int32(exactly: id) else { continue }
+            var strip: AddedTokenStrip = []
+            if token["lstrip"] as? Bool == true { strip.insert(.left) }
+            if token["rstrip"] as? Bool == true { strip.insert(.right) }
+            byID[id32] = strip
+        }
+        return AddedTokenStrips(byID)
+    }
+
     /// BOS/EOS ids and whether encoding adds them, by transformers' rule: add_bos_token / add_eos_token in
     /// tokenizer_config.json, when present, replace the post-processor's template; otherwise the template decides
     /// (Llama 3 adds <|begin_of_text|> that way), and the ids it adds are the ones that count.

@@ -50,6 +50,10 @@ public struct GGUFPreTokenizer: Sendable {
     /// with lookaheads for its own engine; the original is what Hugging Face runs.)
     static let tekkenPattern = #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
+    /// `gpt-4o` (Phi-4-mini, Llama 4): the pattern of their tokenizer.json, tekken's with English contractions kept
+    /// on the word (in either case) and digits in threes.
+    static let gpt4oPattern = #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
     // MARK: Table
 
     /// The pre-tokenizer llama.cpp uses for `name`, nil for a name Hone does not know.
@@ -94,6 +98,8 @@ public struct GGUFPreTokenizer: Sendable {
             return make(falconPatterns)
         case "tekken":
             return make([tekkenPattern], ignoresMerges: true, addsBOS: true)
+        case "gpt-4o", "llama4", "kanana2", "talkie":
+            return make([gpt4oPattern])
         default:
             return nil
         }
@@ -102,7 +108,7 @@ public struct GGUFPreTokenizer: Sendable {
     /// The names `named(_:)` knows, for error messages.
     public static let knownNames = [
         "default", "llama-bpe", "llama3", "llama-v3", "smollm", "qwen2", "deepseek-llm", "deepseek-coder", "tekken",
-        "smaug-bpe", "gpt-2", "starcoder", "refact", "falcon", "mpt",
+        "smaug-bpe", "gpt-2", "starcoder", "refact", "falcon", "mpt", "gpt-4o",
     ]
 
     // MARK: Classes

@@ -24,6 +24,27 @@ struct PreTokenizerFixtureTests {
 
     // MARK: tokenizer.json pre-tokenizers
 
+    /// A GGUF vocabulary whose tokenizer.ggml.pre is `gpt-4o` (Phi-4-mini, Llama 4) gives the ids of the same
+    /// vocabulary under tokenizer.json's GPT-4o Split (tools/oracle/make_gpt4o_vocab_fixture.py checked llama.cpp's
+    /// llama-tokenize against the same ids).
+    @Test("the GGUF pre-tokenizer gpt-4o gives the ids of its tokenizer.json pattern")
+    func gpt4oVocabulary() throws {
+        let tokenizer = try TokenizerLoader.load(gguf: GGUFFile(path: Repository.fixture("tokenizers/gpt4o-gguf/vocab.gguf")))
+        let config = try #require(Self.configs.first { $0["name"] as? String == "split-gpt4o" })
+        let cases = try #require(config["cases"] as? [[String: Any]])
+        #expect(cases.count > 150)
+        var failures = 0
+        for item in cases {
+            let text = try #require(item["text"] as? String)
+            let got = tokenizer.encode(text, addSpecialTokens: false, parseSpecial: false)
+            if got != Self.ids(item["ids"]) {
+                failures += 1
+                if failures <= 8 { Issue.record("gpt-4o \(String(reflecting: text)): \(got), reference \(Self.ids(item["ids"]))") }
+            }
+        }
+        #expect(failures == 0, "gpt-4o: \(failures) differ")
+    }
+
     /// The gpt2-bpe fixture's tokenizer.json with each configuration's pre_tokenizer gives `tokenizers`' ids.
     @Test("each pre_tokenizer configuration gives the ids of HF tokenizers", arguments: configNames)
     func configuration(_ name: String) throws {
