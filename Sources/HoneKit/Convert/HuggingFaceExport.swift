@@ -195,6 +195,9 @@ enum HuggingFaceTokenizerFiles {
         let addsBOS: Bool
         let addsEOS: Bool
         let chatTemplate: String?
+        /// What llama.cpp gives the tokens by the model's name (Phi-3's rstrip), written as tokenizer.json's
+        /// lstrip / rstrip.
+        let strips: AddedTokenStrips
 
         init(_ gguf: GGUFFile, defaultAddsBOS: Bool) throws {
             guard let tokens = gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue?.map({ $0.stringValue ?? "" }) else {
@@ -214,13 +217,16 @@ enum HuggingFaceTokenizerFiles {
             addsBOS = (gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? defaultAddsBOS) && bos != nil
             addsEOS = (gguf.metadata["tokenizer.ggml.add_eos_token"]?.boolValue ?? false) && eos != nil
             chatTemplate = gguf.string("tokenizer.chat_template")
+            strips = AddedTokenStrips.llamaCpp(gguf, tokens: tokens, types: types)
         }
 
         var isAdded: (Int) -> Bool { { [types] id in types[id] == 3 || types[id] == 4 || types[id] == 2 } }
 
         func addedTokens(normalizedUserDefined: Bool) -> [[String: Any]] {
             tokens.indices.filter(isAdded).map { id in
-                ["id": id, "content": tokens[id], "single_word": false, "lstrip": false, "rstrip": false,
+                ["id": id, "content": tokens[id], "single_word": false,
+                 "lstrip": strips.byID[Int32(id)]?.contains(.left) ?? false,
+                 "rstrip": strips.byID[Int32(id)]?.contains(.right) ?? false,
                  "normalized": types[id] == 4 ? normalizedUserDefined : false, "special": types[id] != 4]
             }
         }

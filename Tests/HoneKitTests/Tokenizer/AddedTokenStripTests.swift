@@ -66,4 +66,26 @@ struct AddedTokenStripTests {
                     "\(text.debugDescription)")
         }
     }
+
+    /// The tokenizer.json `hone convert` writes from that GGUF carries the strips as rstrip, so the HF directory
+    /// tokenizes as llama.cpp does (where whitespace is ASCII: tokenizers strips Unicode whitespace too).
+    @Test("tokenizer.json written from a Phi-3 GGUF keeps the strips",
+          .enabled(if: FileManager.default.fileExists(atPath: phi3Vocabulary),
+                   "needs ../shared/data/tokenizer-vectors/ggml-vocab-phi-3.gguf, which is absent"))
+    func phi3TokenizerJSON() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for (name, object) in try HuggingFaceTokenizerFiles.sentencePiece(GGUFFile(path: Self.phi3Vocabulary), contextLength: 4096) {
+            try HuggingFaceExport.writeJSON(object, to: directory.appendingPathComponent(name).path)
+        }
+        let tokenizer = try TokenizerLoader.load(directory: directory.path)
+        #expect(!tokenizer.addedTokenStrips.asciiOnly && !tokenizer.addedTokenStrips.isEmpty)
+        let cases = try Self.cases("phi3-llama-cpp.json")["cases"] as! [[String: Any]]
+        for entry in cases {
+            let text = entry["text"] as! String
+            guard text.unicodeScalars.allSatisfy({ $0.isASCII }) else { continue }
+            #expect(tokenizer.encode(text, addSpecialTokens: false, parseSpecial: true) == Self.ids(entry["ids_parse_special"]),
+                    "\(text.debugDescription)")
+        }
+    }
 }
