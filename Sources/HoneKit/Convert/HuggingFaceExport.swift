@@ -330,9 +330,12 @@ enum HuggingFaceTokenizerFiles {
         let vocabulary = try Vocabulary(gguf, defaultAddsBOS: false)
         let tokens = vocabulary.tokens
         let pre = gguf.string("tokenizer.ggml.pre") ?? "default"
-        guard let kind = ByteLevelBPETokenizer.preTokenizerKind(ggufPre: pre) else {
+        guard let named = GGUFPreTokenizer.named(pre), let steps = preTokenizerSteps(named.steps) else {
             throw HoneError.malformedFile(path: gguf.path, message: "pre-tokenizer '\(pre)' (tokenizer.ggml.pre) cannot be written as tokenizer.json yet")
         }
+        // One scanner's pattern (GPT-2, Llama 3, Qwen2, SmolLM) is written as transformers writes those tokenizers;
+        // any other list of llama.cpp's regexes as a Sequence of Splits.
+        let kind = ByteLevelBPETokenizer.preTokenizerKind(ggufPre: pre)
         let merges = try (gguf.metadata["tokenizer.ggml.merges"]?.arrayValue ?? []).map { value -> [String] in
             let text = value.stringValue ?? ""
             let parts = text.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
@@ -348,28 +351,51 @@ enum HuggingFaceTokenizerFiles {
         for (id, token) in tokens.enumerated() where vocab[token] == nil { vocab[token] = id }
         let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
                                         "use_regex": kind == .gpt2 || kind == .smollm]
-        let preTokenizer: [String: Any] = kind == .gpt2 ? byteLevel : kind == .smollm ? [
-            "type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel],
-        ] : [
-            "type": "Sequence",
-            "pretokenizers": [["type": "Split", "pattern": ["Regex": kind.pattern], "behavior": "Isolated", "invert": false], byteLevel],
-        ]
+        let preTokenizer: [String: Any]
+        switch kind {
+        case .gpt2?: preTokenizer = byteLevel
+        case .smollm?: preTokenizer = ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel]]
+        case let kind?:
+            preTokenizer = ["type": "Sequence", "pretokenizers": [
+                ["type": "Split", "pattern": ["Regex": kind.pattern], "behavior": "Isolated", "invert": false], byteLevel]]
+        case nil: preTokenizer = ["type": "Sequence", "pretokenizers": steps]
+        }
         let postProcessor: [String: Any] = vocabulary.addsBOS || vocabulary.addsEOS ? vocabulary.postProcessor()
             : ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true]
         let model: [String: Any] = [
             "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
-            "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "ignore_merges": kind == .llama3,
+            "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "ignore_merges": named.ignoresMerges,
             "vocab": vocab, "merges": merges,
         ]
         let tokenizerJSON: [String: Any] = [
             "version": "1.0", "truncation": NSNull(), "padding": NSNull(),
             "added_tokens": vocabulary.addedTokens(normalizedUserDefined: true),
-            "normalizer": kind == .qwen2 ? ["type": "NFC"] as [String: Any] : NSNull(),
+            "normalizer": named.normalizesNFC ? ["type": "NFC"] as [String: Any] : NSNull(),
             "pre_tokenizer": preTokenizer, "post_processor": postProcessor,
             "decoder": ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true], "model": model,
         ]
         let config = vocabulary.tokenizerConfig(contextLength: contextLength, tokenizerClass: "PreTrainedTokenizerFast",
                                                 extra: [:])
         return [("tokenizer.json", tokenizerJSON), ("tokenizer_config.json", config)]
+    }
+
+    /// tokenizer.json's pre-tokenizers for llama.cpp's steps; nil when a step has no such form.
+    static func preTokenizerSteps(_ steps: [PreTokenizerStep]) -> [[String: Any]]? {
+        var written: [[String: Any]] = []
+        for step in steps {
+            switch step {
+            case .scanner(let kind) where kind != .smollm:
+                written.append(["type": "Split", "pattern": ["Regex": kind.pattern], "behavior": "Isolated", "invert": false])
+            case .split(let regex, let behavior, let invert):
+                written.append(["type": "Split", "pattern": ["Regex": regex.pattern], "behavior": behavior.rawValue, "invert": invert])
+            case .digits(let individual):
+                written.append(["type": "Digits", "individual_digits": individual])
+            case .byteLevel(let addPrefixSpace, let useRegex):
+                written.append(["type": "ByteLevel", "add_prefix_space": addPrefixSpace, "trim_offsets": true, "use_regex": useRegex])
+            default:
+                return nil
+            }
+        }
+        return written
     }
 }

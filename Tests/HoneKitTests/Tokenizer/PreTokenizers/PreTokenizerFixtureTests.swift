@@ -27,9 +27,16 @@ struct PreTokenizerFixtureTests {
     /// A GGUF vocabulary whose tokenizer.ggml.pre is `gpt-4o` (Phi-4-mini, Llama 4) gives the ids of the same
     /// vocabulary under tokenizer.json's GPT-4o Split (tools/oracle/make_gpt4o_vocab_fixture.py checked llama.cpp's
     /// llama-tokenize against the same ids).
-    @Test("the GGUF pre-tokenizer gpt-4o gives the ids of its tokenizer.json pattern")
-    func gpt4oVocabulary() throws {
-        let tokenizer = try TokenizerLoader.load(gguf: GGUFFile(path: Repository.fixture("tokenizers/gpt4o-gguf/vocab.gguf")))
+    @Test("the GGUF pre-tokenizer gpt-4o gives the ids of its tokenizer.json pattern, also written back as tokenizer.json",
+          arguments: [false, true])
+    func gpt4oVocabulary(writtenBack: Bool) throws {
+        let gguf = try GGUFFile(path: Repository.fixture("tokenizers/gpt4o-gguf/vocab.gguf"))
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for (file, object) in try HuggingFaceTokenizerFiles.byteLevel(gguf, contextLength: 2048) where writtenBack {
+            try HuggingFaceExport.writeJSON(object, to: directory.appendingPathComponent(file).path)
+        }
+        let tokenizer = writtenBack ? try TokenizerLoader.load(directory: directory.path) : try TokenizerLoader.load(gguf: gguf)
         let config = try #require(Self.configs.first { $0["name"] as? String == "split-gpt4o" })
         let cases = try #require(config["cases"] as? [[String: Any]])
         #expect(cases.count > 150)
