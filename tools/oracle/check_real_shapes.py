@@ -66,6 +66,11 @@ SHAPES = {
     "smollm3": dict(model_type="smollm3", hidden_size=1024, num_attention_heads=16, num_key_value_heads=4,
                     intermediate_size=2816, num_hidden_layers=4, tie_word_embeddings=True, rope_theta=5e6,
                     rms_norm_eps=1e-6, pad_token_id=None),
+    # Qwen3-0.6B's shape with YaRN as Qwen documents it for 131,072 tokens (factor 4 over 32,768).
+    "qwen3yarn": dict(model_type="qwen3", hidden_size=1024, num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+                      intermediate_size=3072, num_hidden_layers=3, tie_word_embeddings=True, rope_theta=1e6,
+                      rms_norm_eps=1e-6, max_position_embeddings=131072,
+                      rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}),
     # Phi-4-mini's shape (two layers, this vocabulary; not named "phi3": llama.cpp gives models whose name says
     # phi-3 the special-token attributes of Phi-3's own vocabulary, which this one lacks): fused qkv_proj and gate_up_proj, 96 of 128 features rotated,
     # LongRoPE (short factors within 4,096 positions; the attention factor on cos and sin), tied embeddings.

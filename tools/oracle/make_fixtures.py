@@ -118,6 +118,14 @@ SPECS = {
         dict(SMALL_FF, head_dim=24, tie_word_embeddings=True, rope_theta=1000000.0, rms_norm_eps=1e-6,
              attention_bias=False, use_sliding_window=False),
         110, "v5"),
+    # Qwen3 with YaRN (factor 4 over an original context of 4096: the ramp between interpolated and unchanged
+    # frequencies covers pairs 5 to 12 of 16; cos and sin × 0.1·ln 4 + 1).
+    "qwen3-yarn": (
+        Qwen3ForCausalLM, Qwen3Config,
+        dict(SMALL_FF, head_dim=32, tie_word_embeddings=True, rope_theta=10000.0, rms_norm_eps=1e-6, attention_bias=False,
+             use_sliding_window=False, max_position_embeddings=16384,
+             rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096}),
+        115, "v5"),
     # SmolLM3: layers 3 and 7 (every fourth) attend without rotary positions.
     "smollm3-nope": (
         SmolLM3ForCausalLM, SmolLM3Config,
@@ -456,6 +464,10 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     w.add_feed_forward_length(cfg["intermediate_size"])
     w.add_head_count(n_head)
     w.add_head_count_kv(n_head_kv)
+    if rope_type == "yarn":  # TextModel.set_gguf_parameters
+        w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        w.add_rope_scaling_factor(rp["factor"])
+        w.add_rope_scaling_orig_ctx_len(rp["original_max_position_embeddings"])
     w.add_rope_freq_base(rope_theta)
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     if head_dim_keys:
@@ -559,7 +571,7 @@ def main() -> None:
 
     # ---- Qwen3, SmolLM3 and Granite as the converter writes them (key/value length keys where config.json has
     # head_dim; Granite's converter drops it)
-    for name, arch in (("qwen3-qknorm", "qwen3"), ("smollm3-nope", "smollm3"), ("granite-mult", "granite"),
+    for name, arch in (("qwen3-qknorm", "qwen3"), ("qwen3-yarn", "qwen3"), ("smollm3-nope", "smollm3"), ("granite-mult", "granite"),
                        ("phi3-fused", "phi3"), ("phi3-longrope", "phi3")):
         if name in built:
             has_head_dim = "head_dim" in json.loads((MODELS / name / "config.json").read_text()) and arch != "granite"

@@ -290,9 +290,22 @@ public enum GGUFExport {
         try u32("\(a).feed_forward_length", config.intermediateSize)
         try u32("\(a).attention.head_count", config.headCount)
         try u32("\(a).attention.head_count_kv", config.keyValueHeadCount)
-        if case .linear(let factor) = config.ropeScaling {
+        switch config.ropeScaling {
+        case .linear(let factor):
             string("\(a).rope.scaling.type", "linear")
             f32("\(a).rope.scaling.factor", factor)
+        case .yarn(let factor, let original, _, _, _):
+            // TextModel.set_gguf_parameters: the optional keys only where the config gives them.
+            string("\(a).rope.scaling.type", "yarn")
+            f32("\(a).rope.scaling.factor", factor)
+            try u32("\(a).rope.scaling.original_context_length", original)
+            let rope = raw.object("rope_parameters") ?? raw.object("rope_scaling")
+            for (configKey, ggufKey) in [("extrapolation_factor", "yarn_ext_factor"), ("attention_factor", "yarn_attn_factor"),
+                                         ("beta_fast", "yarn_beta_fast"), ("beta_slow", "yarn_beta_slow")] {
+                if let value = try? rope?.double(configKey) { f32("\(a).rope.scaling.\(ggufKey)", value) }
+            }
+        default:
+            break
         }
         f32("\(a).rope.freq_base", config.ropeTheta)
         f32("\(a).attention.layer_norm_rms_epsilon", Double(config.normEpsilon))

@@ -142,8 +142,15 @@ public enum HuggingFaceExport {
         if config.rotaryDimension != config.headDimension {
             json["partial_rotary_factor"] = Double(config.rotaryDimension) / Double(config.headDimension)
         }
-        if case .linear(let factor) = config.ropeScaling {
+        switch config.ropeScaling {
+        case .linear(let factor):
             json["rope_scaling"] = ["type": "linear", "rope_type": "linear", "factor": decimal(factor)]
+        case .yarn(let factor, let original, let fast, let slow, let attention):
+            json["rope_scaling"] = ["type": "yarn", "rope_type": "yarn", "factor": decimal(factor),
+                                    "original_max_position_embeddings": original, "beta_fast": decimal(fast),
+                                    "beta_slow": decimal(slow), "attention_factor": decimal(attention)]
+        default:
+            break
         }
         if config.modelType == "granite" {
             json["embedding_multiplier"] = decimal(Double(config.embeddingMultiplier))

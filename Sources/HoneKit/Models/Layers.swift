@@ -156,6 +156,9 @@ public struct RotaryFrequencies: Sendable {
         switch config.ropeScaling {
         case .none, .dynamic:
             break
+        case .yarn(let factor, let original, let fast, let slow, _):
+            frequencies = RotaryFrequencies.yarn(base: base, dimension: dimension, factor: factor, originalContext: original,
+                                                 betaFast: fast, betaSlow: slow)
         case .longRoPE(let short, let long, let original, _):
             // transformers: 1 / (factor × base^(2j/dim)), in f32.
             let factors = sequenceLength > original ? long : short
@@ -181,10 +184,33 @@ public struct RotaryFrequencies: Sendable {
         return frequencies
     }
 
-    /// What cos and sin are multiplied by (LongRoPE's attention factor; 1 otherwise).
+    /// What cos and sin are multiplied by (LongRoPE's and YaRN's attention factor; 1 otherwise).
     public var angleScale: Float {
-        if case .longRoPE(_, _, _, let attention) = config.ropeScaling { return Float(attention) }
-        return 1
+        switch config.ropeScaling {
+        case .longRoPE(_, _, _, let attention), .yarn(_, _, _, _, let attention): return Float(attention)
+        default: return 1
+        }
+    }
+
+    /// YaRN's inverse frequencies as transformers computes them (f32 tensors; the correction range in f64, floored
+    /// and ceiled): each pair blends base^(-2j/d) and that ÷ factor by a linear ramp over the pairs whose number of
+    /// rotations in the original context lies between beta_slow and beta_fast.
+    static func yarn(base: Double, dimension: Int, factor: Double, originalContext: Int, betaFast: Double,
+                     betaSlow: Double) -> [Float] {
+        func correctionDimension(_ rotations: Double) -> Double {
+            Double(dimension) * log(Double(originalContext) / (rotations * 2 * Double.pi)) / (2 * log(base))
+        }
+        let low = max(floor(correctionDimension(betaFast)), 0)
+        var high = min(ceil(correctionDimension(betaSlow)), Double(dimension - 1))
+        if low == high { high += 0.001 }
+        return (0..<(dimension / 2)).map { index in
+            let positionFrequency = powf(Float(base), Float(2 * index) / Float(dimension))
+            let extrapolation = 1 / positionFrequency
+            let interpolation = 1 / (Float(factor) * positionFrequency)
+            let ramp = min(max((Float(index) - Float(low)) / Float(high - low), 0), 1)
+            let extrapolationWeight = 1 - ramp
+            return interpolation * (1 - extrapolationWeight) + extrapolation * extrapolationWeight
+        }
     }
 }
 

@@ -12,6 +12,10 @@ public enum RopeScaling: Sendable, Equatable {
     /// Phi-3's LongRoPE: every frequency divided by its own factor, the short list while a sequence reaches no
     /// further than `originalContext` positions and the long list beyond; cos and sin × `attentionFactor`.
     case longRoPE(shortFactors: [Double], longFactors: [Double], originalContext: Int, attentionFactor: Double)
+    /// YaRN (Qwen2.5/Qwen3 past their native context): frequencies between `factor`-interpolated and unchanged,
+    /// ramped over the dimensions whose rotations in `originalContext` positions lie between `betaSlow` and
+    /// `betaFast`; cos and sin × `attentionFactor`.
+    case yarn(factor: Double, originalContext: Int, betaFast: Double, betaSlow: Double, attentionFactor: Double)
 
     public var summary: String {
         switch self {
@@ -22,6 +26,8 @@ public enum RopeScaling: Sendable, Equatable {
             return "llama3 ×\(factor) (low \(low), high \(high), original \(original))"
         case .longRoPE(_, _, let original, let attention):
             return "longrope (short factors up to \(original) positions, long beyond; attention factor \(attention))"
+        case .yarn(let factor, let original, let fast, let slow, let attention):
+            return "yarn ×\(factor) (original \(original), beta fast \(fast), slow \(slow), attention factor \(attention))"
         }
     }
 }
@@ -168,6 +174,11 @@ extension ModelConfig {
                 for factor in factors { try positive(name, factor) }
             }
             try positive("attention factor", attention)
+            guard original > 0 else { throw refuse("the rope scaling original_max_position_embeddings \(original) must be positive") }
+        case .yarn(let factor, let original, let fast, let slow, let attention):
+            for (name, value) in [("factor", factor), ("beta_fast", fast), ("beta_slow", slow), ("attention factor", attention)] {
+                try positive(name, value)
+            }
             guard original > 0 else { throw refuse("the rope scaling original_max_position_embeddings \(original) must be positive") }
         }
     }

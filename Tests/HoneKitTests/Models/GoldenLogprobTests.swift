@@ -11,6 +11,7 @@ import Testing
         "llama-gqa", "llama-gqa-sharded", "llama-tied-llama3", "llama-linear-rope", "llama-dynamic-rope",
         "llama-attn-bias", "qwen2-bias", "mistral", "opt-preln", "opt-proj-postln", "hone-tiny",
         "neox-parallel", "neox-sequential", "qwen3-qknorm", "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope",
+        "qwen3-yarn",
     ]
 
     func score(_ modelPath: String, _ golden: GoldenFile, batchTokens: Int = 4096) throws -> [[Double]] {
@@ -61,7 +62,7 @@ import Testing
         ("gguf/qwen2-bias-f32.gguf", "qwen2-bias"), ("gguf/llama-tied-llama3-f32.gguf", "llama-tied-llama3"),
         ("gguf/qwen3-qknorm-f32.gguf", "qwen3-qknorm"), ("gguf/smollm3-nope-f32.gguf", "smollm3-nope"),
         ("gguf/granite-mult-f32.gguf", "granite-mult"), ("gguf/phi3-fused-f32.gguf", "phi3-fused"),
-        ("gguf/phi3-longrope-f32.gguf", "phi3-longrope"),
+        ("gguf/phi3-longrope-f32.gguf", "phi3-longrope"), ("gguf/qwen3-yarn-f32.gguf", "qwen3-yarn"),
     ])
     func ggufMatchesHuggingFaceDirectory(file: String, name: String) throws {
         let golden = try GoldenFile(name: name)
@@ -73,7 +74,7 @@ import Testing
 
     /// Decoding with the KV cache (a prefill, then one token at a time) equals transformers' cached decoding.
     @Test(arguments: ["llama-gqa", "llama-tied-llama3", "qwen2-bias", "opt-preln", "opt-proj-postln", "neox-parallel",
-                       "neox-sequential", "qwen3-qknorm", "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope"])
+                       "neox-sequential", "qwen3-qknorm", "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope", "qwen3-yarn"])
     func cachedDecodingMatches(name: String) throws {
         let golden = try GoldenFile(name: name)
         let incremental = try #require(golden.incremental)

@@ -127,6 +127,22 @@ enum LlamaConfig {
         let path = top.path
         let kind = json.string("rope_type") ?? json.string("type") ?? "default"
         switch kind {
+        case "yarn":
+            let original = try json.int("original_max_position_embeddings",
+                                        default: top.int("original_max_position_embeddings", default: top.int("max_position_embeddings", default: 2048)))
+            let factor = try json.double("factor")
+            func mscale(_ scale: Double) -> Double { factor <= 1 ? 1 : 0.1 * scale * log(factor) + 1 }
+            var attention = mscale(1)
+            if json.has("attention_factor") {
+                attention = try json.double("attention_factor")
+            } else if json.has("mscale"), json.has("mscale_all_dim"), try json.double("mscale") != 0, try json.double("mscale_all_dim") != 0 {
+                attention = mscale(try json.double("mscale")) / mscale(try json.double("mscale_all_dim"))
+            }
+            guard try json.bool("truncate", default: true) else {
+                throw HoneError.invalidConfig(path: path, message: "yarn with truncate false is not supported")
+            }
+            return .yarn(factor: factor, originalContext: original, betaFast: try json.double("beta_fast", default: 32),
+                         betaSlow: try json.double("beta_slow", default: 1), attentionFactor: attention)
         case "longrope", "su" where modelType == "phi3":
             // transformers: the attention factor from `factor`, or max_position_embeddings ÷ the original context.
             let maximum = try top.int("max_position_embeddings", default: 2048)
@@ -146,7 +162,7 @@ enum LlamaConfig {
                            highFrequencyFactor: try json.double("high_freq_factor"),
                            originalContext: try json.int("original_max_position_embeddings"))
         default:
-            throw HoneError.invalidConfig(path: path, message: "rope scaling type '\(kind)' is not supported (linear, dynamic, llama3\(modelType == "phi3" ? ", longrope" : "") are)")
+            throw HoneError.invalidConfig(path: path, message: "rope scaling type '\(kind)' is not supported (linear, dynamic, llama3, yarn\(modelType == "phi3" ? ", longrope" : "") are)")
         }
     }
 
@@ -203,6 +219,15 @@ enum LlamaConfig {
         switch scalingType {
         case "none": break
         case "linear": if factor != 1 { config.ropeScaling = .linear(factor: factor) }
+        case "yarn":
+            // llama.cpp: the attention factor is YaRN's 0.1·ln(factor) + 1 (a yarn_attn_factor key does not change
+            // it) times rope.scaling.attn_factor.
+            let original = gguf.integer("\(architecture).rope.scaling.original_context_length") ?? config.maxPositionEmbeddings
+            let attention = (factor <= 1 ? 1 : 0.1 * log(factor) + 1) * (gguf.double("\(architecture).rope.scaling.attn_factor") ?? 1)
+            config.ropeScaling = .yarn(factor: factor, originalContext: original,
+                                       betaFast: gguf.double("\(architecture).rope.scaling.yarn_beta_fast") ?? 32,
+                                       betaSlow: gguf.double("\(architecture).rope.scaling.yarn_beta_slow") ?? 1,
+                                       attentionFactor: attention)
         default:
             throw HoneError.invalidConfig(path: gguf.path, message: "rope scaling type '\(scalingType)' is not supported")
         }
