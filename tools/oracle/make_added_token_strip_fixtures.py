@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
+import sys
 from pathlib import Path
 
 from tokenizers import AddedToken, Tokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_llama_cpp_tokenize_fixture import tokenize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "Tests/HoneKitTests/Fixtures/tokenizers"
@@ -76,17 +78,6 @@ def encode(tokenizer: Tokenizer, text: str, parse_special: bool) -> list[int]:
         tokenizer.encode_special_tokens = False
 
 
-def llama_tokenize(binary: Path, text: str) -> list[int]:
-    args = [str(binary / "llama-tokenize"), "-m", str(PHI3_VOCAB), "--stdin", "--no-escape", "--ids", "--no-bos",
-            "--log-disable"]
-    result = subprocess.run(args, input=text.encode("utf-8"), capture_output=True, check=True,
-                            env=dict(os.environ, LD_LIBRARY_PATH=str(binary)))
-    lines = [line for line in result.stdout.decode("utf-8").splitlines() if line.startswith("[")]
-    if len(lines) != 1:
-        raise RuntimeError(f"unexpected llama-tokenize output for {text!r}: {result.stdout!r}")
-    return json.loads(lines[0])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--llama-cpp-bin", type=Path)
@@ -103,7 +94,8 @@ def main() -> None:
                         "ids_parse_special": encode(tokenizer, text, True)} for text in TEXTS]
     (OUT / "cases.json").write_text(json.dumps({"tokenizers": cases}, ensure_ascii=False, indent=1) + "\n")
     if options.llama_cpp_bin:
-        phi3 = [{"text": text, "ids_parse_special": llama_tokenize(options.llama_cpp_bin, text)} for text in PHI3_TEXTS]
+        phi3 = [{"text": text, "ids_parse_special": tokenize(options.llama_cpp_bin, PHI3_VOCAB, text, True)}
+                for text in PHI3_TEXTS]
         (OUT / "phi3-llama-cpp.json").write_text(json.dumps({"vocabulary": "ggml-vocab-phi-3.gguf", "cases": phi3},
                                                             ensure_ascii=False, indent=1) + "\n")
     print(f"{OUT}: {sum(len(v) for v in cases.values())} cases")

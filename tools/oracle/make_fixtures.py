@@ -447,41 +447,31 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
         w.add_rope_freq_base(rope_theta)
         w.add_file_type(ftype)
         w.add_sliding_window(cfg.get("sliding_window") or 0)
-        w.add_quantization_version(gguf.GGML_QUANT_VERSION)
-        w.add_tokenizer_model("none")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            out.unlink()
-        w.write_header_to_file(path=out)
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
-        return
-    # TextModel.set_gguf_parameters
-    w.add_block_count(n_layer)
-    w.add_context_length(cfg["max_position_embeddings"])
-    w.add_embedding_length(cfg["hidden_size"])
-    w.add_feed_forward_length(cfg["intermediate_size"])
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head_kv)
-    if rope_type == "yarn":  # TextModel.set_gguf_parameters
-        w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
-        w.add_rope_scaling_factor(rp["factor"])
-        w.add_rope_scaling_orig_ctx_len(rp["original_max_position_embeddings"])
-    w.add_rope_freq_base(rope_theta)
-    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
-    if head_dim_keys:
-        w.add_key_length(head_dim)
-        w.add_value_length(head_dim)
-    w.add_file_type(ftype)
-    if permutes:  # LlamaModel.set_gguf_parameters
-        w.add_vocab_size(cfg["vocab_size"])
-        w.add_rope_dimension_count(head_dim)
-    if arch == "granite":  # GraniteModel.set_gguf_parameters
-        w.add_attention_scale(cfg["attention_multiplier"])
-        w.add_embedding_scale(cfg["embedding_multiplier"])
-        w.add_residual_scale(cfg["residual_multiplier"])
-        w.add_logit_scale(cfg["logits_scaling"])
+    else:  # TextModel.set_gguf_parameters
+        w.add_block_count(n_layer)
+        w.add_context_length(cfg["max_position_embeddings"])
+        w.add_embedding_length(cfg["hidden_size"])
+        w.add_feed_forward_length(cfg["intermediate_size"])
+        w.add_head_count(n_head)
+        w.add_head_count_kv(n_head_kv)
+        if rope_type == "yarn":
+            w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+            w.add_rope_scaling_factor(rp["factor"])
+            w.add_rope_scaling_orig_ctx_len(rp["original_max_position_embeddings"])
+        w.add_rope_freq_base(rope_theta)
+        w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+        if head_dim_keys:
+            w.add_key_length(head_dim)
+            w.add_value_length(head_dim)
+        w.add_file_type(ftype)
+        if permutes:  # LlamaModel.set_gguf_parameters
+            w.add_vocab_size(cfg["vocab_size"])
+            w.add_rope_dimension_count(head_dim)
+        if arch == "granite":  # GraniteModel.set_gguf_parameters
+            w.add_attention_scale(cfg["attention_multiplier"])
+            w.add_embedding_scale(cfg["embedding_multiplier"])
+            w.add_residual_scale(cfg["residual_multiplier"])
+            w.add_logit_scale(cfg["logits_scaling"])
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     # no real tokenizer for these 256-id vocabularies: the converter's _set_vocab_none marker
     # (llama.cpp: LLAMA_VOCAB_TYPE_NONE), so that llama.cpp can still load the file

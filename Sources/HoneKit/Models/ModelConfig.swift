@@ -35,8 +35,8 @@ public enum RopeScaling: Sendable, Equatable {
 /// The hyper-parameters of a model, in Hugging Face's terms, read from `config.json` or GGUF metadata.
 /// One struct serves every architecture; fields an architecture does not use keep their defaults.
 public struct ModelConfig: Sendable {
-    /// `model_type` (HF) or `general.architecture` (GGUF): "llama", "mistral", "qwen2", "qwen3", "smollm3", "opt",
-    /// "gpt_neox".
+    /// `model_type` (HF) or `general.architecture` (GGUF): "llama", "mistral", "qwen2", "qwen3", "smollm3", "granite",
+    /// "phi3", "opt", "gpt_neox".
     public var modelType: String
     public var vocabularySize: Int
     public var hiddenSize: Int

@@ -2,8 +2,8 @@ import Foundation
 import HoneKernels
 
 /// Llama 1/2/3, TinyLlama, Mistral (full attention), Qwen2 (q/k/v bias), Qwen3 (an RMSNorm on each head's query
-/// and key before the rotation), SmolLM3 (some layers without rotation) and Granite (scalar multipliers): pre-norm
-/// decoder blocks with RMSNorm,
+/// and key before the rotation), SmolLM3 (some layers without rotation), Granite (scalar multipliers) and, for the
+/// phi3 registry entry, Phi-3 (q/k/v and gate/up fused): pre-norm decoder blocks with RMSNorm,
 /// grouped-query attention with rotary positions, and a SwiGLU MLP.
 public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     public let config: ModelConfig
