@@ -73,7 +73,8 @@ struct Merge: ParsableCommand {
                 try createOutputDirectory(outputDir)
                 written = (outputDir as NSString).appendingPathComponent("model-\(scheme.rawValue).gguf")
                 reports = try AdapterMerge.writeGGUF(base: base, adapters: adapters, to: written, scheme: scheme, pure: pure,
-                                                     overrides: overrides, force: force, record: record,
+                                                     overrides: overrides, metadataOverrides: try tensorTypes.metadataOverrides(),
+                                                     force: force, record: record,
                                                      warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }) { done, total in
                     progress.update(done: total > 0 ? done * 100 / total : 100)
                 }

@@ -65,6 +65,7 @@ struct Quantize: ParsableCommand {
         try reportingErrors {
             let scheme = try parsedScheme()
             let (pure, overrides) = try tensorTypes.parsed()
+            let metadataOverrides = try tensorTypes.metadataOverrides()
             if dryRun {
                 let plan = try GGUFExport.plan(input: input, scheme: scheme, pure: pure, overrides: overrides, warn: { printWarning($0) })
                 for tensor in plan {
@@ -79,7 +80,7 @@ struct Quantize: ParsableCommand {
                 return
             }
             print(try writeGGUF(input: input, output: output, scheme: scheme, pure: pure, overrides: overrides,
-                                allowRequantize: allowRequantize))
+                                allowRequantize: allowRequantize, metadataOverrides: metadataOverrides))
         }
     }
 
@@ -125,10 +126,18 @@ struct TensorTypeOptions: ParsableArguments {
             help: "A file of PATTERN=TYPE rules separated by spaces or newlines.")
     var tensorTypeFile: String?
 
+    @Option(name: [.customLong("override-kv"), .customLong("override_kv")],
+            help: "KEY=TYPE:VALUE (TYPE int, float, bool or str): set a metadata key in the output, as llama-quantize. Repeatable.")
+    var overrideKV: [String] = []
+
     /// Whether none of these options was given.
     var isEmpty: Bool {
         !pure && outputTensorType == nil && tokenEmbeddingType == nil && !leaveOutputTensor && tensorType.isEmpty && tensorTypeFile == nil
+            && overrideKV.isEmpty
     }
+
+    /// --override-kv, checked.
+    func metadataOverrides() throws -> [GGUFMetadataOverride] { try overrideKV.map { try GGUFMetadataOverride(argument: $0) } }
 
     /// --pure and the per-tensor overrides, checked.
     func parsed() throws -> (pure: Bool, overrides: QuantizationOverrides) {
@@ -150,7 +159,8 @@ struct TensorTypeOptions: ParsableArguments {
 
 /// Shared by quantize and convert: streams the GGUF with a progress bar and returns the summary line.
 func writeGGUF(input: String, output: String, scheme: QuantizationScheme, pure: Bool = false,
-               overrides: QuantizationOverrides = QuantizationOverrides(), allowRequantize: Bool = false) throws -> String {
+               overrides: QuantizationOverrides = QuantizationOverrides(), allowRequantize: Bool = false,
+               metadataOverrides: [GGUFMetadataOverride] = []) throws -> String {
     // Checked before the work: a directory there was found only when the finished file was moved into place.
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), isDirectory.boolValue {
@@ -158,7 +168,7 @@ func writeGGUF(input: String, output: String, scheme: QuantizationScheme, pure: 
     }
     var reporter: ProgressReporter? = nil
     let summary = try GGUFExport.write(input: input, output: output, scheme: scheme, pure: pure, overrides: overrides,
-                                       allowRequantize: allowRequantize, warn: { line in
+                                       allowRequantize: allowRequantize, metadataOverrides: metadataOverrides, warn: { line in
         printWarning(line)
     }, progress: { done, total, bytes in
         if reporter == nil { reporter = ProgressReporter(total: total, label: "writing \(output)") }

@@ -13,13 +13,16 @@ and the file size. The cases cover:
     its mixture rules decide, shifts the Q4_K_M layers that get Q6_K;
   - a pattern's type falling back (Q5_K on rows of 320 -> Q5_1), alternation and an upper-case pattern;
   - --tensor-type ignored by an f16 run while --output-tensor-type still applies;
-  - rows that 32 does not divide (the model "odd"): Q8_0 and Q4_0 fall back to F16.
+  - rows that 32 does not divide (the model "odd"): Q8_0 and Q4_0 fall back to F16;
+  - --override-kv (str, int, float, bool; an existing key, a new one, general.file_type, a key given twice): those
+    cases also record the whole file's sha256 and the order of its metadata keys.
 
 Run: LLAMA_QUANTIZE=<build>/bin/llama-quantize tools/oracle/.venv/bin/python tools/oracle/make_quantize_override_fixtures.py
 """
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import tempfile
@@ -50,6 +53,14 @@ CASES = [
     ("odd", "Q8_0", []),
     ("odd", "Q4_0", []),
     ("odd", "Q4_K_M", ["--tensor-type", "ffn_down=q6_k"]),
+    # --override-kv: each key removed where it stands and appended (general.file_type too), an int stored as the u32
+    # of its absolute value, a key given twice placed by its last setting.
+    ("tied2", "Q4_K_M", ["--override-kv", "tokenizer.ggml.pre=str:llama-bpe", "--override-kv", "general.name=str:renamed",
+                         "--override-kv", "llama.context_length=int:-4096", "--override-kv",
+                         "llama.rope.freq_base=float:500000.5", "--override-kv", "hone.flag=bool:true",
+                         "--override-kv", "general.file_type=int:7"]),
+    ("deep8", "Q8_0", ["--override-kv", "general.name=str:a", "--override-kv", "llama.block_count=int:8",
+                       "--override-kv", "general.name=str:b"]),
 ]
 
 
@@ -72,8 +83,13 @@ def main() -> None:
             for t in d["tensors"]:
                 counts[t["type"]] = counts.get(t["type"], 0) + 1
             print(f"  {name} {qtype} {' '.join(options)}: {counts}")
-            result["cases"].append({"model": name, "type": qtype.lower(), "options": options,
-                                    "file_bytes": d["file_bytes"], "tensors": d["tensors"]})
+            case = {"model": name, "type": qtype.lower(), "options": options, "file_bytes": d["file_bytes"],
+                    "tensors": d["tensors"]}
+            if "--override-kv" in options:
+                # the whole file, metadata included, and the keys in order
+                case["sha256"] = hashlib.sha256(dst.read_bytes()).hexdigest()
+                case["metadata_order"] = d["metadata_order"]
+            result["cases"].append(case)
     oc.write_json(OUT / "llama-quantize-overrides.json", result)
 
 

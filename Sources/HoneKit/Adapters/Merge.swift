@@ -112,6 +112,7 @@ public enum AdapterMerge {
     @discardableResult
     public static func writeGGUF(base: LoadedModel, adapters: AdapterSet, to output: String, scheme: QuantizationScheme,
                                  pure: Bool = false, overrides: QuantizationOverrides = QuantizationOverrides(),
+                                 metadataOverrides: [GGUFMetadataOverride] = [],
                                  force: Bool, record: PEFTAdapter.TrainingRecord = .init(), warn: (String) -> Void = { _ in },
                                  progress: ((Int, Int) -> Void)? = nil) throws -> [TensorReport] {
         let adapted = try adaptedWeights(base: base, adapters: adapters)
@@ -132,7 +133,7 @@ public enum AdapterMerge {
         // The adapter's template travels with the merged model, so `--template auto` keeps using it.
         let extra = record.promptTemplate.map { [(key: ModelConfig.ggufPromptTemplateKey, value: $0)] } ?? []
         _ = try GGUFExport.write(input: base.path, output: output, scheme: scheme, pure: pure, overrides: overrides,
-                                 extraStrings: extra, warn: warn,
+                                 extraStrings: extra, metadataOverrides: metadataOverrides, warn: warn,
                                  progress: { done, total, _ in progress?(done, total) },
                                  replacing: { name, view in
                                      guard let adapter = adapted[name] else { return nil }

@@ -64,9 +64,11 @@ public enum GGUFExport {
     ///   - allowRequantize: llama-quantize's --allow-requantize: quantized input tensors are requantized without a
     ///     warning (without it Hone still requantizes, and warns).
     ///   - extraStrings: string metadata written after the input's keys (`hone merge` records the adapter's template).
+    ///   - metadataOverrides: llama-quantize's --override-kv: each key removed where it stands and written last.
     public static func write(input: String, output: String, scheme: QuantizationScheme, pure: Bool = false,
                              overrides: QuantizationOverrides = QuantizationOverrides(), allowRequantize: Bool = false,
                              extraStrings: [(key: String, value: String)] = [],
+                             metadataOverrides: [GGUFMetadataOverride] = [],
                              warn: (String) -> Void = { _ in },
                              progress: ((Int, Int, Int) -> Void)? = nil,
                              replacing: ((String, TensorView) throws -> TensorView?)? = nil) throws -> Summary {
@@ -86,14 +88,20 @@ public enum GGUFExport {
         }
 
         let writer = GGUFWriter()
-        for entry in source.metadata where !extraStrings.contains(where: { $0.key == entry.key }) {
+        let overridden = Set(metadataOverrides.map(\.key))
+        for entry in source.metadata where !extraStrings.contains(where: { $0.key == entry.key }) && !overridden.contains(entry.key) {
             writer.add(entry.key, value: entry.value, type: entry.type, arrayType: entry.arrayType)
         }
-        for (key, value) in extraStrings { writer.add(key, value: .string(value), type: 8, arrayType: nil) }
+        for (key, value) in extraStrings where !overridden.contains(key) { writer.add(key, value: .string(value), type: 8, arrayType: nil) }
         if !source.convertedMetadata {
             // llama-quantize's order: the input's keys, then these two rewritten at the end.
-            writer.add("general.quantization_version", uint32: 2)
-            writer.add("general.file_type", uint32: scheme.fileType)
+            if !overridden.contains("general.quantization_version") { writer.add("general.quantization_version", uint32: 2) }
+            if !overridden.contains("general.file_type") { writer.add("general.file_type", uint32: scheme.fileType) }
+        }
+        // gguf_set_val removes a key and appends it: a key given twice ends where its last setting put it.
+        var placed = Set<String>()
+        for entry in metadataOverrides.reversed().filter({ placed.insert($0.key).inserted }).reversed() {
+            writer.add(entry.key, value: entry.value, type: entry.type, arrayType: nil)
         }
 
         let total = source.tensors.count
@@ -350,5 +358,44 @@ public enum GGUFExport {
         if parts.count > 1 { parts.removeLast() }
         if parts.first == "blk", parts.count >= 3 { parts.removeFirst(2) }
         return parts.joined(separator: ".")
+    }
+}
+
+// MARK: - Metadata overrides
+
+/// llama-quantize's `--override-kv KEY=TYPE:VALUE`: a metadata key set in the output (int as u32 of its absolute
+/// value, as llama-quantize stores it; float as f32; bool; str of at most 127 bytes).
+public struct GGUFMetadataOverride: Sendable, Equatable {
+    public let key: String
+    public let value: GGUFValue
+    /// The GGUF value type: 4 u32, 6 f32, 7 bool, 8 string.
+    public let type: UInt32
+
+    public init(argument: String) throws {
+        func refuse(_ why: String) -> HoneError {
+            HoneError.invalidArgument("\(OptionName("override_kv")) '\(argument)': \(why)")
+        }
+        guard let equals = argument.firstIndex(of: "=") else { throw refuse("not KEY=TYPE:VALUE (TYPE int, float, bool or str)") }
+        key = String(argument[..<equals])
+        guard !key.isEmpty, key.utf8.count < 128 else { throw refuse("the key must have 1 to 127 bytes") }
+        let typed = argument[argument.index(after: equals)...]
+        guard let colon = typed.firstIndex(of: ":") else { throw refuse("no TYPE: before the value (int, float, bool or str)") }
+        let text = String(typed[typed.index(after: colon)...])
+        switch typed[..<colon] {
+        case "int":
+            guard let number = Int64(text) else { throw refuse("'\(text)' is not an integer") }
+            (value, type) = (.unsigned(UInt64(UInt32(truncatingIfNeeded: number.magnitude))), 4)
+        case "float":
+            guard let number = Double(text), number.isFinite else { throw refuse("'\(text)' is not a finite number") }
+            (value, type) = (.float(Double(Float(number))), 6)
+        case "bool":
+            guard text == "true" || text == "false" else { throw refuse("a bool is true or false, not '\(text)'") }
+            (value, type) = (.bool(text == "true"), 7)
+        case "str":
+            guard text.utf8.count <= 127 else { throw refuse("a string value has at most 127 bytes") }
+            (value, type) = (.string(text), 8)
+        default:
+            throw refuse("unknown type '\(typed[..<colon])' (int, float, bool or str)")
+        }
     }
 }

@@ -255,6 +255,12 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
             #expect(run.status == 0, "\(label): \(run.stderr)")
             guard run.status == 0 else { continue }
             try expectLlamaQuantizeFile(output, entry, label: label)
+            if let digest = entry["sha256"] as? String {
+                // --override-kv: the whole file, metadata order and values included, is llama-quantize's.
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: output))
+                #expect(SHA256.hash(bytes).map { String(format: "%02x", $0) }.joined() == digest, "\(label)")
+                #expect(try GGUFFile(path: output).metadataKeys == entry["metadata_order"] as! [String], "\(label)")
+            }
             // --dry-run names the same types, one line per tensor, and writes nothing.
             let planned = directory.appendingPathComponent("dry\(index).gguf").path
             let dry = try runProcess(Repository.honeExecutable, ["quantize", "--dry-run"] + options + [inputs[entry["model"] as! String]!, planned, type])
@@ -263,6 +269,19 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
             #expect(dry.status == 0 && types == (entry["tensors"] as! [[String: Any]]).map { $0["type"] as! String }, "\(label): \(dry.stdout)")
             #expect(!FileManager.default.fileExists(atPath: planned) && dry.stdout.contains("not written"))
         }
+    }
+
+    /// --override-kv values llama-quantize would not parse are refused in one line; what it parses is stored as it
+    /// stores it.
+    @Test func metadataOverrideParsing() throws {
+        for argument in ["general.name", "=str:x", "k=text:x", "k=int:4x", "k=float:nan", "k=bool:yes",
+                         "k=str:" + String(repeating: "a", count: 128), String(repeating: "k", count: 128) + "=int:1"] {
+            #expect(throws: HoneError.self, "\(argument)") { try GGUFMetadataOverride(argument: argument) }
+        }
+        let stored = try GGUFMetadataOverride(argument: "llama.context_length=int:-4096")
+        #expect(stored.value == .unsigned(4096) && stored.type == 4)
+        #expect(try GGUFMetadataOverride(argument: "a.b=str:x=y:z").value == .string("x=y:z"))
+        #expect(try GGUFMetadataOverride(argument: "a=float:0.1").value == .float(Double(Float(0.1))))
     }
 
     /// The per-tensor options refuse what llama-quantize would refuse or abort on, in one line each.
