@@ -126,6 +126,10 @@ struct TensorTypeOptions: ParsableArguments {
             help: "A file of PATTERN=TYPE rules separated by spaces or newlines.")
     var tensorTypeFile: String?
 
+    @Option(name: [.customLong("prune-layers"), .customLong("prune_layers")],
+            help: "L0,L1,...: leave out these layers (numbered from 0) and renumber the rest, as llama-quantize.")
+    var pruneLayers: String?
+
     @Option(name: [.customLong("override-kv"), .customLong("override_kv")],
             help: "KEY=TYPE:VALUE (TYPE int, float, bool or str): set a metadata key in the output, as llama-quantize. Repeatable.")
     var overrideKV: [String] = []
@@ -133,7 +137,7 @@ struct TensorTypeOptions: ParsableArguments {
     /// Whether none of these options was given.
     var isEmpty: Bool {
         !pure && outputTensorType == nil && tokenEmbeddingType == nil && !leaveOutputTensor && tensorType.isEmpty && tensorTypeFile == nil
-            && overrideKV.isEmpty
+            && overrideKV.isEmpty && pruneLayers == nil
     }
 
     /// --override-kv, checked.
@@ -152,7 +156,8 @@ struct TensorTypeOptions: ParsableArguments {
             outputTensorType: try outputTensorType.map { try QuantizationOverrides.writableType($0, option: "output_tensor_type") },
             tokenEmbeddingType: try tokenEmbeddingType.map { try QuantizationOverrides.writableType($0, option: "token_embedding_type") },
             leaveOutputTensor: leaveOutputTensor,
-            tensorTypes: try rules.map { try QuantizationOverrides.TensorTypeRule(argument: $0) })
+            tensorTypes: try rules.map { try QuantizationOverrides.TensorTypeRule(argument: $0) },
+            pruneLayers: try pruneLayers.map(QuantizationOverrides.pruneLayers) ?? [])
         return (pure, overrides)
     }
 }

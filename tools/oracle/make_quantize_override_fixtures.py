@@ -14,8 +14,8 @@ and the file size. The cases cover:
   - a pattern's type falling back (Q5_K on rows of 320 -> Q5_1), alternation and an upper-case pattern;
   - --tensor-type ignored by an f16 run while --output-tensor-type still applies;
   - rows that 32 does not divide (the model "odd"): Q8_0 and Q4_0 fall back to F16;
-  - --override-kv (str, int, float, bool; an existing key, a new one, general.file_type, a key given twice): those
-    cases also record the whole file's sha256 and the order of its metadata keys.
+  - --override-kv (str, int, float, bool; an existing key, a new one, general.file_type, a key given twice) and
+    --prune-layers: those cases also record the whole file's sha256 and the order of its metadata keys.
 
 Run: LLAMA_QUANTIZE=<build>/bin/llama-quantize tools/oracle/.venv/bin/python tools/oracle/make_quantize_override_fixtures.py
 """
@@ -61,6 +61,9 @@ CASES = [
                          "--override-kv", "general.file_type=int:7"]),
     ("deep8", "Q8_0", ["--override-kv", "general.name=str:a", "--override-kv", "llama.block_count=int:8",
                        "--override-kv", "general.name=str:b"]),
+    # --prune-layers (unsorted, a repeat): blocks 1, 3 and 5 of 8 left out, the rest renumbered 0-4, block_count 5
+    # written last; Q4_K_M's ffn_down rule still counts the model's 8 layers.
+    ("deep8", "Q4_K_M", ["--prune-layers", "5,1,3,5", "--override-kv", "general.name=str:pruned"]),
 ]
 
 
@@ -85,7 +88,7 @@ def main() -> None:
             print(f"  {name} {qtype} {' '.join(options)}: {counts}")
             case = {"model": name, "type": qtype.lower(), "options": options, "file_bytes": d["file_bytes"],
                     "tensors": d["tensors"]}
-            if "--override-kv" in options:
+            if "--override-kv" in options or "--prune-layers" in options:
                 # the whole file, metadata included, and the keys in order
                 case["sha256"] = hashlib.sha256(dst.read_bytes()).hexdigest()
                 case["metadata_order"] = d["metadata_order"]

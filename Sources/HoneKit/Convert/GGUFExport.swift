@@ -43,8 +43,10 @@ public enum GGUFExport {
         guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
             throw HoneError.fileNotFound(path: input)
         }
-        let source = isDirectory.boolValue ? try huggingFaceSource(directory: input, scheme: scheme, warn: warn)
+        var source = isDirectory.boolValue ? try huggingFaceSource(directory: input, scheme: scheme, warn: warn)
                                            : try ggufSource(path: input, scheme: scheme)
+        if !overrides.pruneLayers.isEmpty { try prune(&source, layers: overrides.pruneLayers) }
+        // The planner's layer count stays the model's: llama.cpp counts ffn_down layers from the unpruned model.
         let planner = QuantizationPlanner(scheme: scheme, layerCount: source.layerCount, pure: pure,
                                           headsPerKeyValueHead: source.headsPerKeyValueHead, overrides: overrides)
         let choices = try planner.choose(source.tensors.map {
@@ -100,9 +102,11 @@ public enum GGUFExport {
         }
         // gguf_set_val removes a key and appends it: a key given twice ends where its last setting put it.
         var placed = Set<String>()
-        for entry in metadataOverrides.reversed().filter({ placed.insert($0.key).inserted }).reversed() {
+        for entry in metadataOverrides.reversed().filter({ placed.insert($0.key).inserted }).reversed()
+        where entry.key != source.prunedBlockCount?.key {
             writer.add(entry.key, value: entry.value, type: entry.type, arrayType: nil)
         }
+        if let pruned = source.prunedBlockCount { writer.add(pruned.key, uint32: UInt32(pruned.count)) }
 
         let total = source.tensors.count
         var done = 0
@@ -138,6 +142,35 @@ public enum GGUFExport {
         var headsPerKeyValueHead = 1
         /// Metadata made here (HF input, file type and quantization version included) rather than copied.
         var convertedMetadata: Bool
+        /// With --prune-layers: the `ARCH.block_count` key and the blocks left, written last (after --override-kv),
+        /// as llama-quantize sets it.
+        var prunedBlockCount: (key: String, count: Int)? = nil
+    }
+
+    /// llama-quantize's --prune-layers: the blocks listed are left out and the others renumbered in order (those
+    /// before the first pruned keep their numbers).
+    static func prune(_ source: inout Source, layers pruned: [Int]) throws {
+        let keyIndex = source.metadata.firstIndex { $0.key.hasSuffix(".block_count") && !$0.key.hasPrefix("general.") }
+        guard let keyIndex else { throw HoneError.invalidArgument("\(OptionName("prune_layers")): the input has no block_count") }
+        let key = source.metadata[keyIndex].key
+        if let outside = pruned.first(where: { $0 >= source.layerCount }) {
+            throw HoneError.invalidArgument("\(OptionName("prune_layers")) \(outside): the model has \(source.layerCount) layers (0 to \(source.layerCount - 1))")
+        }
+        guard pruned.count < source.layerCount else {
+            throw HoneError.invalidArgument("\(OptionName("prune_layers")) would leave no layer of \(source.layerCount)")
+        }
+        let kept = (0..<source.layerCount).filter { !pruned.contains($0) }
+        let renumbered = Dictionary(uniqueKeysWithValues: kept.enumerated().map { ($1, $0) })
+        source.tensors = source.tensors.compactMap { tensor in
+            let block = QuantizationPlanner.blockIndex(tensor.name)
+            guard block >= 0 else { return tensor }
+            guard let number = renumbered[block] else { return nil }
+            let name = "blk.\(number)." + tensor.name.dropFirst("blk.\(block).".count)
+            return ExportTensor(name: name, shape: tensor.shape, source: tensor.source, sourceRow: tensor.sourceRow,
+                                plannedType: tensor.plannedType)
+        }
+        source.metadata.remove(at: keyIndex)
+        source.prunedBlockCount = (key, kept.count)
     }
 
     /// The float type of an HF checkpoint's weight matrices (what `hone convert` keeps by default).

@@ -140,13 +140,27 @@ public struct QuantizationOverrides: Sendable, Equatable {
     /// output.weight keeps the type it has.
     public var leaveOutputTensor: Bool
     public var tensorTypes: [TensorTypeRule]
+    /// llama-quantize's --prune-layers: these blocks are left out and the rest renumbered in order (ascending,
+    /// distinct).
+    public var pruneLayers: [Int]
 
     public init(outputTensorType: DType? = nil, tokenEmbeddingType: DType? = nil, leaveOutputTensor: Bool = false,
-                tensorTypes: [TensorTypeRule] = []) {
+                tensorTypes: [TensorTypeRule] = [], pruneLayers: [Int] = []) {
         self.outputTensorType = outputTensorType
         self.tokenEmbeddingType = tokenEmbeddingType
         self.leaveOutputTensor = leaveOutputTensor
         self.tensorTypes = tensorTypes
+        self.pruneLayers = Array(Set(pruneLayers)).sorted()
+    }
+
+    /// `L0,L1,...` as llama-quantize's --prune-layers takes it (layer numbers, any order, repeats allowed).
+    public static func pruneLayers(_ argument: String) throws -> [Int] {
+        try argument.split(separator: ",", omittingEmptySubsequences: false).map { part in
+            guard let layer = Int(part.trimmingCharacters(in: .whitespaces)), layer >= 0 else {
+                throw HoneError.invalidArgument("\(OptionName("prune_layers")) '\(argument)': '\(part)' is not a layer number")
+            }
+            return layer
+        }
     }
 
     /// The tensor types `hone quantize` writes.

@@ -697,6 +697,10 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
                           message: "--output-tensor-type iq1_s: IQ1_S needs an importance matrix")
         try expectFailure(["quantize", Self.tiny, out, "q8_0", "--tensor-type-file", directory.appendingPathComponent("none.txt").path],
                           output: out, message: "none.txt")
+        try expectFailure(["quantize", Self.tiny, out, "q8_0", "--prune-layers", "0,99"], output: out, message: "99: the model has")
+        try expectFailure(["quantize", Self.tiny, out, "q8_0", "--prune-layers", "1,x"], output: out, message: "'x' is not a layer number")
+        try expectFailure(["quantize", Self.tiny, out, "q8_0", "--override-kv", "general.name=text:x"], output: out,
+                          message: "unknown type 'text'")
         try expectFailure(["quantize", directory.appendingPathComponent("missing").path, out, "--type", "q8_0"], output: out,
                           message: "no such file or directory")
         try expectFailure(["quantize", Repository.fixture("models/opt-preln"), out, "--type", "q8_0"], output: out,
