@@ -27,12 +27,13 @@ struct Quantize: ParsableCommand {
         keeps output.weight as it is; --tensor-type PATTERN=TYPE (repeatable, or listed in --tensor-type-file) gives \
         the tensors whose names contain a match of the regular expression PATTERN that type, the first matching \
         rule winning, when --type is a quantized one. Tensor types: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, \
-        iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs. --dry-run prints each tensor's type and the sizes and writes \
-        nothing.
+        iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs. --prune-layers L0,L1,... leaves those blocks out and renumbers \
+        the rest; --override-kv KEY=TYPE:VALUE (int, float, bool, str) sets a metadata key. --dry-run prints each \
+        tensor's type and the sizes and writes nothing. As with llama-quantize, a thread count may follow the type.
 
         Example:
           hone quantize models/hone-tiny hone-tiny-q8_0.gguf --type q8_0
-          hone quantize tinyllama-f16.gguf tinyllama-q4_k_m.gguf q4_k_m
+          hone quantize tinyllama-f16.gguf tinyllama-q4_k_m.gguf q4_k_m 8
           hone quantize tinyllama-f16.gguf tinyllama-q4_k_l.gguf --type q4_k_m \\
               --output-tensor-type q8_0 --token-embedding-type q8_0 --tensor-type 'blk\\.[0-3]\\.ffn_down=q6_k'
         """)
@@ -45,6 +46,10 @@ struct Quantize: ParsableCommand {
 
     @Argument(help: ArgumentHelp("The type, as llama-quantize takes it (instead of --type).", valueName: "type"))
     var positionalType: String?
+
+    @Argument(help: ArgumentHelp("Threads, as llama-quantize's nthreads after the type (instead of --threads).",
+                                 valueName: "nthreads"))
+    var positionalThreads: Int?
 
     @Option(name: .long, help: "One of \(QuantizationScheme.accepted).")
     var type: String?
@@ -61,6 +66,13 @@ struct Quantize: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
+        var runtime = self.runtime
+        if let positionalThreads {
+            if let threads = runtime.threads, threads != positionalThreads {
+                throw ValidationError("two thread counts given: \(positionalThreads) after the type and --threads \(threads)")
+            }
+            runtime.threads = positionalThreads
+        }
         try runtime.apply()
         try reportingErrors {
             let scheme = try parsedScheme()

@@ -250,7 +250,8 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
         for (index, entry) in (fixture["cases"] as! [[String: Any]]).enumerated() {
             let output = directory.appendingPathComponent("case\(index).gguf").path
             let options = entry["options"] as! [String], type = entry["type"] as! String
-            let run = try runProcess(Repository.honeExecutable, ["quantize"] + options + [inputs[entry["model"] as! String]!, output, type])
+            // The thread count after the type, as the fixture's llama-quantize command line has it.
+            let run = try runProcess(Repository.honeExecutable, ["quantize"] + options + [inputs[entry["model"] as! String]!, output, type, "2"])
             let label = "\(entry["model"]!) \(type) \(options.joined(separator: " "))"
             #expect(run.status == 0, "\(label): \(run.stderr)")
             guard run.status == 0 else { continue }
