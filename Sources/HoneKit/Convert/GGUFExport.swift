@@ -150,8 +150,9 @@ public enum GGUFExport {
     /// llama-quantize's --prune-layers: the blocks listed are left out and the others renumbered in order (those
     /// before the first pruned keep their numbers).
     static func prune(_ source: inout Source, layers pruned: [Int]) throws {
-        let keyIndex = source.metadata.firstIndex { $0.key.hasSuffix(".block_count") && !$0.key.hasPrefix("general.") }
-        guard let keyIndex else { throw HoneError.invalidArgument("\(OptionName("prune_layers")): the input has no block_count") }
+        let architecture = source.metadata.first { $0.key == "general.architecture" }?.value.stringValue ?? ""
+        let keyIndex = source.metadata.firstIndex { $0.key == "\(architecture).block_count" }
+        guard let keyIndex else { throw HoneError.invalidArgument("\(OptionName("prune_layers")): the input has no \(architecture).block_count") }
         let key = source.metadata[keyIndex].key
         if let outside = pruned.first(where: { $0 >= source.layerCount }) {
             throw HoneError.invalidArgument("\(OptionName("prune_layers")) \(outside): the model has \(source.layerCount) layers (0 to \(source.layerCount - 1))")
