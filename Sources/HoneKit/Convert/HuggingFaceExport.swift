@@ -340,8 +340,8 @@ enum HuggingFaceTokenizerFiles {
         guard let named = GGUFPreTokenizer.named(pre), let steps = preTokenizerSteps(named.steps) else {
             throw HoneError.malformedFile(path: gguf.path, message: "pre-tokenizer '\(pre)' (tokenizer.ggml.pre) cannot be written as tokenizer.json yet")
         }
-        // One scanner's pattern (GPT-2, Llama 3, Qwen2, SmolLM) is written as transformers writes those tokenizers;
-        // any other list of llama.cpp's regexes as a Sequence of Splits.
+        // GPT-2's and SmolLM's are written as transformers writes those tokenizers; every other list of llama.cpp's
+        // steps (one scanner's pattern, as Llama 3's and Qwen2's, included) as a Sequence of Splits.
         let kind = ByteLevelBPETokenizer.preTokenizerKind(ggufPre: pre)
         let merges = try (gguf.metadata["tokenizer.ggml.merges"]?.arrayValue ?? []).map { value -> [String] in
             let text = value.stringValue ?? ""
@@ -362,10 +362,7 @@ enum HuggingFaceTokenizerFiles {
         switch kind {
         case .gpt2?: preTokenizer = byteLevel
         case .smollm?: preTokenizer = ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel]]
-        case let kind?:
-            preTokenizer = ["type": "Sequence", "pretokenizers": [
-                ["type": "Split", "pattern": ["Regex": kind.pattern], "behavior": "Isolated", "invert": false], byteLevel]]
-        case nil: preTokenizer = ["type": "Sequence", "pretokenizers": steps]
+        default: preTokenizer = ["type": "Sequence", "pretokenizers": steps]
         }
         let postProcessor: [String: Any] = vocabulary.addsBOS || vocabulary.addsEOS ? vocabulary.postProcessor()
             : ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true]
