@@ -15,7 +15,7 @@ typedef void (*attention_pair)(const float *q /* [head_dim] */, const float *k /
 
 void hk_attention_ref(const float *q /* [n_q, heads, head_dim] */, const float *k /* [n_kv, kv_heads, head_dim] */,
                       const float *v /* [n_kv, kv_heads, head_dim] */, float *out /* [n_q, heads, head_dim] */,
-                      int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale) {
+                      int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale, int window) {
     int group = heads / kv_heads;
     size_t kv_stride = (size_t)kv_heads * head_dim;
     int max_keys = q_start + n_q;
@@ -28,11 +28,12 @@ void hk_attention_ref(const float *q /* [n_q, heads, head_dim] */, const float *
     }
     for (int t = 0; t < n_q; t++) {
         int keys = q_start + t + 1; // causal: the query at absolute position q_start + t sees keys 0 ... itself
+        int first = window > 0 && keys > window ? keys - window : 0;  // and, with a window, its last `window` only
         for (int h = 0; h < heads; h++) {
             const float *query = q + ((size_t)t * heads + h) * head_dim;
             size_t kv_offset = (size_t)(h / group) * head_dim;
             double max_score = -INFINITY;
-            for (int j = 0; j < keys; j++) {
+            for (int j = first; j < keys; j++) {
                 const float *key = k + (size_t)j * kv_stride + kv_offset;
                 double dot = 0;
                 for (int d = 0; d < head_dim; d++) dot += (double)query[d] * key[d];
@@ -40,12 +41,12 @@ void hk_attention_ref(const float *q /* [n_q, heads, head_dim] */, const float *
                 if (scores[j] > max_score) max_score = scores[j];
             }
             double sum = 0;
-            for (int j = 0; j < keys; j++) {
+            for (int j = first; j < keys; j++) {
                 scores[j] = exp(scores[j] - max_score);
                 sum += scores[j];
             }
             for (int d = 0; d < head_dim; d++) accumulator[d] = 0;
-            for (int j = 0; j < keys; j++) {
+            for (int j = first; j < keys; j++) {
                 const float *value = v + (size_t)j * kv_stride + kv_offset;
                 for (int d = 0; d < head_dim; d++) accumulator[d] += scores[j] * value[d];
             }

@@ -26,7 +26,7 @@ void hk_attention_backward_ref(const float *q /* [n, heads, head_dim] */,
                                const float *v /* [n, kv_heads, head_dim] */,
                                const float *d_out /* [n, heads, head_dim] */, float *dq /* [n, heads, head_dim] */,
                                float *dk /* [n, kv_heads, head_dim] */, float *dv /* [n, kv_heads, head_dim] */,
-                               int n, int heads, int kv_heads, int head_dim, float scale) {
+                               int n, int heads, int kv_heads, int head_dim, float scale, int window) {
     if (n <= 0 || heads <= 0 || kv_heads <= 0 || head_dim <= 0) return;
     int group = heads / kv_heads;
     size_t kv_stride = (size_t)kv_heads * head_dim, kv_count = (size_t)n * kv_stride;
@@ -37,12 +37,13 @@ void hk_attention_backward_ref(const float *q /* [n, heads, head_dim] */,
     double *value_gradients = calloc(kv_count, sizeof(double));
     if (!probabilities || !score_gradients || !query_gradient || !key_gradients || !value_gradients) goto done;
     for (int t = 0; t < n; t++) {
+        int first = window > 0 && t + 1 > window ? t + 1 - window : 0;  // the keys a window leaves visible
         for (int h = 0; h < heads; h++) {
             const float *query = q + ((size_t)t * heads + h) * head_dim;
             const float *output_gradient = d_out + ((size_t)t * heads + h) * head_dim;
             size_t kv_offset = (size_t)(h / group) * head_dim;
             double max_score = -INFINITY;
-            for (int j = 0; j <= t; j++) {
+            for (int j = first; j <= t; j++) {
                 const float *key = k + j * kv_stride + kv_offset;
                 double dot = 0;
                 for (int d = 0; d < head_dim; d++) dot += (double)query[d] * key[d];
@@ -50,12 +51,12 @@ void hk_attention_backward_ref(const float *q /* [n, heads, head_dim] */,
                 if (probabilities[j] > max_score) max_score = probabilities[j];
             }
             double sum = 0;
-            for (int j = 0; j <= t; j++) {
+            for (int j = first; j <= t; j++) {
                 probabilities[j] = exp(probabilities[j] - max_score);
                 sum += probabilities[j];
             }
             double expected = 0; // D = sum_j P_j dP_j
-            for (int j = 0; j <= t; j++) {
+            for (int j = first; j <= t; j++) {
                 probabilities[j] /= sum;
                 const float *value = v + j * kv_stride + kv_offset;
                 double dot = 0;
@@ -64,7 +65,7 @@ void hk_attention_backward_ref(const float *q /* [n, heads, head_dim] */,
                 expected += probabilities[j] * dot;
             }
             for (int d = 0; d < head_dim; d++) query_gradient[d] = 0;
-            for (int j = 0; j <= t; j++) {
+            for (int j = first; j <= t; j++) {
                 double score_gradient = probabilities[j] * (score_gradients[j] - expected) * scale;
                 const float *key = k + j * kv_stride + kv_offset;
                 double *key_gradient = key_gradients + j * kv_stride + kv_offset;
@@ -334,7 +335,7 @@ void hk_attention_backward(const float *q /* [n, heads, head_dim] */, const floa
                            const float *v /* [n, kv_heads, head_dim] */, const float *d_out /* [n, heads, head_dim] */,
                            float *dq /* [n, heads, head_dim] */, float *dk /* [n, kv_heads, head_dim] */,
                            float *dv /* [n, kv_heads, head_dim] */, int n, int heads, int kv_heads, int head_dim,
-                           float scale) {
+                           float scale, int window) {
     if (n <= 0 || heads <= 0 || kv_heads <= 0 || head_dim <= 0) return;
     attention_backward_pair pair_kernel;
     switch (hk_isa_current()) {
@@ -370,9 +371,13 @@ void hk_attention_backward(const float *q /* [n, heads, head_dim] */, const floa
             size_t kv_offset = (size_t)(h / group) * head_dim;
             for (int t = 0; t < n; t++) {
                 size_t q_offset = ((size_t)t * heads + h) * head_dim;
+                // A window leaves keys first ... t: the pair kernel sees them as rows 0 ... from there.
+                int first = window > 0 && t + 1 > window ? t + 1 - window : 0;
+                size_t key_row = (size_t)first * kv_stride, partial_row = (size_t)first * head_dim;
                 if (scratch) {
-                    pair_kernel(q + q_offset, d_out + q_offset, k + kv_offset, v + kv_offset, dq + q_offset,
-                                key_partial, value_partial, t + 1, kv_stride, head_dim, scale, scratch, scratch + n);
+                    pair_kernel(q + q_offset, d_out + q_offset, k + kv_offset + key_row, v + kv_offset + key_row,
+                                dq + q_offset, key_partial + partial_row, value_partial + partial_row, t + 1 - first,
+                                kv_stride, head_dim, scale, scratch, scratch + n);
                 } else {
                     for (int d = 0; d < head_dim; d++) dq[q_offset + d] = NAN;
                     key_partial[0] = NAN;

@@ -74,22 +74,23 @@ private func layernormForward(_ x: [Double], weight: [Float]?, rows: Int, dim: I
 
 /// Causal GQA attention of one sequence from position 0, all in f64.
 private func attentionForward(q: [Double], k: [Double], v: [Double], n: Int, heads: Int, kvHeads: Int, headDim: Int,
-                              scale: Double) -> [Double] {
+                              scale: Double, window: Int = 0) -> [Double] {
     var out = [Double](repeating: 0, count: n * heads * headDim)
     let group = heads / kvHeads
     for t in 0..<n {
+        let first = window > 0 ? max(0, t - window + 1) : 0  // a sliding window: the last `window` keys
         for h in 0..<heads {
             let qBase = (t * heads + h) * headDim
-            var scores = (0...t).map { j -> Double in
+            var scores = (first...t).map { j -> Double in
                 let kBase = (j * kvHeads + h / group) * headDim
                 return (0..<headDim).reduce(0) { $0 + q[qBase + $1] * k[kBase + $1] } * scale
             }
             let maximum = scores.max()!
             scores = scores.map { exp($0 - maximum) }
             let total = scores.reduce(0, +)
-            for j in 0...t {
+            for j in first...t {
                 let vBase = (j * kvHeads + h / group) * headDim
-                for d in 0..<headDim { out[qBase + d] += scores[j] / total * v[vBase + d] }
+                for d in 0..<headDim { out[qBase + d] += scores[j - first] / total * v[vBase + d] }
             }
         }
     }
@@ -442,14 +443,14 @@ extension KernelTests {
     // MARK: - Attention
 
     private func attentionBackward(_ q: [Float], _ k: [Float], _ v: [Float], _ dOut: [Float], n: Int, heads: Int,
-                                   kvHeads: Int, headDim: Int, scale: Float, reference: Bool) -> (dq: [Float], dk: [Float], dv: [Float]) {
+                                   kvHeads: Int, headDim: Int, scale: Float, reference: Bool, window: Int = 0) -> (dq: [Float], dk: [Float], dv: [Float]) {
         var dq = [Float](repeating: .nan, count: n * heads * headDim)
         var dk = [Float](repeating: .nan, count: n * kvHeads * headDim), dv = dk
         let arguments = (Int32(n), Int32(heads), Int32(kvHeads), Int32(headDim))
         if reference {
-            hk_attention_backward_ref(q, k, v, dOut, &dq, &dk, &dv, arguments.0, arguments.1, arguments.2, arguments.3, scale)
+            hk_attention_backward_ref(q, k, v, dOut, &dq, &dk, &dv, arguments.0, arguments.1, arguments.2, arguments.3, scale, Int32(window))
         } else {
-            hk_attention_backward(q, k, v, dOut, &dq, &dk, &dv, arguments.0, arguments.1, arguments.2, arguments.3, scale)
+            hk_attention_backward(q, k, v, dOut, &dq, &dk, &dv, arguments.0, arguments.1, arguments.2, arguments.3, scale, Int32(window))
         }
         return (dq, dk, dv)
     }
@@ -477,6 +478,34 @@ extension KernelTests {
         }
     }
 
+    /// Gemma 3's local layers: each query sees its last `window` keys. The fast backward (the pair kernels on the
+    /// window's rows) against the windowed reference, at each ISA; a window as long as the sequence changes nothing.
+    @Test func slidingWindowAttentionBackwardMatchesReference() {
+        var generator = SeededGenerator(seed: 331)
+        for (heads, kvHeads, headDim) in [(4, 2, 8), (3, 3, 17), (8, 2, 64)] {
+            let n = 21
+            let scale = 1 / Float(headDim).squareRoot()
+            let q = generator.floats(n * heads * headDim, in: -3...3)
+            let k = generator.floats(n * kvHeads * headDim), v = generator.floats(n * kvHeads * headDim)
+            let dOut = generator.floats(n * heads * headDim)
+            let full = attentionBackward(q, k, v, dOut, n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, reference: true)
+            for window in [1, 4, 20, 21] {
+                let expected = attentionBackward(q, k, v, dOut, n: n, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                                 scale: scale, reference: true, window: window)
+                // Only the window as long as the sequence leaves every key visible.
+                #expect((expected.dq == full.dq) == (window >= n), "window \(window) of \(n) against full attention")
+                forEachISA { isa in
+                    let actual = attentionBackward(q, k, v, dOut, n: n, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                                   scale: scale, reference: false, window: window)
+                    let context = "windowed attention backward \(isaNames[Int(isa)]) heads \(heads)/\(kvHeads) dim \(headDim) window \(window)"
+                    expectNear(actual.dq, expected.dq, tolerance: 2e-5, context + " dq")
+                    expectNear(actual.dk, expected.dk, tolerance: 2e-5, context + " dk")
+                    expectNear(actual.dv, expected.dv, tolerance: 2e-5, context + " dv")
+                }
+            }
+        }
+    }
+
     @Test func attentionBackwardIsIndependentOfThreadCount() {
         var generator = SeededGenerator(seed: 331)
         let (heads, kvHeads, headDim, n) = (8, 2, 64, 40)
@@ -496,24 +525,28 @@ extension KernelTests {
     /// L = sum(d_out * attention(q, k, v)) with the f64 forward above; central differences in q, k and v.
     @Test func attentionBackwardMatchesFiniteDifferences() {
         var generator = SeededGenerator(seed: 332)
-        for (heads, kvHeads, headDim, n) in [(2, 1, 8, 5), (4, 1, 4, 4), (4, 2, 6, 6)] {
+        // The last case slides a window of 3 keys over 7 tokens (Gemma 3's local layers).
+        for (heads, kvHeads, headDim, n, window) in [(2, 1, 8, 5, 0), (4, 1, 4, 4, 0), (4, 2, 6, 6, 0), (4, 2, 6, 7, 3)] {
             let scale = 1 / Double(headDim).squareRoot()
             let q = generator.floats(n * heads * headDim, in: -2...2), k = generator.floats(n * kvHeads * headDim, in: -2...2)
             let v = generator.floats(n * kvHeads * headDim), dOut = generator.floats(n * heads * headDim)
             let (qd, kd, vd) = (q.map(Double.init), k.map(Double.init), v.map(Double.init))
             func loss(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double {
-                dot(attentionForward(q: q, k: k, v: v, n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale), dOut)
+                dot(attentionForward(q: q, k: k, v: v, n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
+                                     window: window), dOut)
             }
             let numericQ = centralDifferences(q) { loss($0, kd, vd) }
             let numericK = centralDifferences(k) { loss(qd, $0, vd) }
             let numericV = centralDifferences(v) { loss(qd, kd, $0) }
-            let context = "attention FD heads \(heads)/\(kvHeads) dim \(headDim) n \(n)"
-            let reference = attentionBackward(q, k, v, dOut, n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: Float(scale), reference: true)
+            let context = "attention FD heads \(heads)/\(kvHeads) dim \(headDim) n \(n) window \(window)"
+            let reference = attentionBackward(q, k, v, dOut, n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: Float(scale),
+                                              reference: true, window: window)
             expectNear(reference.dq, numericQ, tolerance: 1e-5, context + " reference dq")
             expectNear(reference.dk, numericK, tolerance: 1e-5, context + " reference dk")
             expectNear(reference.dv, numericV, tolerance: 1e-5, context + " reference dv")
             forEachISA { isa in
-                let fast = attentionBackward(q, k, v, dOut, n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: Float(scale), reference: false)
+                let fast = attentionBackward(q, k, v, dOut, n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: Float(scale),
+                                             reference: false, window: window)
                 expectNear(fast.dq, numericQ, tolerance: 2e-5, context + " \(isaNames[Int(isa)]) dq")
                 expectNear(fast.dk, numericK, tolerance: 2e-5, context + " \(isaNames[Int(isa)]) dk")
                 expectNear(fast.dv, numericV, tolerance: 2e-5, context + " \(isaNames[Int(isa)]) dv")

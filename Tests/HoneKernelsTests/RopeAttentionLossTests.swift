@@ -109,7 +109,7 @@ extension KernelTests {
         let scale = 1 / Float(headDim).squareRoot()
         let arguments = (Int32(nQ), Int32(qStart), Int32(heads), Int32(kvHeads), Int32(headDim))
         if reference {
-            hk_attention_ref(q, k, v, &out, arguments.0, arguments.1, arguments.2, arguments.3, arguments.4, scale)
+            hk_attention_ref(q, k, v, &out, arguments.0, arguments.1, arguments.2, arguments.3, arguments.4, scale, 0)
         } else {
             hk_attention(q, k, v, &out, arguments.0, arguments.1, arguments.2, arguments.3, arguments.4, scale)
         }

@@ -42,6 +42,8 @@ from transformers import (  # noqa: E402
     Phi3ForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
     GraniteConfig,
     GraniteForCausalLM,
     Qwen3Config,
@@ -154,6 +156,29 @@ SPECS = {
              rope_scaling={"type": "longrope", "short_factor": [1.0, 1.05, 1.3, 1.9, 2.4, 3.1],
                            "long_factor": [1.0, 1.2, 2.5, 6.0, 11.0, 19.0]}),
         114, "legacy"),
+    # Gemma 3: norms after attention and MLP too (stored as w, applied as 1 + w), per-head q/k norms, GeGLU,
+    # embeddings × √64, head_dim 32 (not hidden / heads), attention scale query_pre_attn_scalar^-1/2 with the
+    # scalar equal to head_dim, as in every Gemma 3 but the 27B (llama.cpp's GGUFs do not store it). Layers 0 and 1 are local:
+    # a window of 8 keys (rows of 9 to 50 tokens slide it) and rope base 10,000; layer 2 is global: base 10^6 with
+    # linear scaling ×4. rope_parameters per layer type, as transformers 5 writes them.
+    "gemma3-swa": (
+        Gemma3ForCausalLM, Gemma3TextConfig,
+        dict(SMALL_FF, head_dim=32, num_hidden_layers=3, rms_norm_eps=1e-6, tie_word_embeddings=True,
+             query_pre_attn_scalar=32, sliding_window=8, pad_token_id=0,
+             layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+             rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1000000.0},
+                              "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}),
+        116, "v5"),
+    # Gemma 3 in the layout of the Hub's config.json files (transformers 4): rope_theta, rope_local_base_freq and
+    # sliding_window_pattern (2 here: layers 1 and 3 global), an untied output, MQA, window 16, and an attention
+    # scale of 12^-1/2 (query_pre_attn_scalar 12, not head_dim 16: a GGUF cannot say so, so none is written).
+    "gemma3-legacy": (
+        Gemma3ForCausalLM, Gemma3TextConfig,
+        dict(SMALL_FF, num_hidden_layers=4, num_key_value_heads=1, head_dim=16, rms_norm_eps=1e-6,
+             tie_word_embeddings=False, query_pre_attn_scalar=12, sliding_window=16, sliding_window_pattern=2,
+             pad_token_id=0, rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+                                              "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}),
+        117, "legacy-gemma3"),
     "opt-preln": (
         OPTForCausalLM, OPTConfig,
         dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
@@ -227,10 +252,28 @@ def to_legacy_config(path: Path, rope_key: str = "rope_type") -> None:
     cfg_path.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
 
 
+def to_legacy_gemma3_config(path: Path, pattern: int) -> None:
+    """Rewrite a transformers-5 Gemma 3 config.json the way the Hub's files have it: rope_theta (global layers),
+    rope_local_base_freq, rope_scaling, sliding_window_pattern instead of rope_parameters and layer_types."""
+    cfg_path = path / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    rope = cfg.pop("rope_parameters")
+    cfg.pop("layer_types")
+    full, local = dict(rope["full_attention"]), rope["sliding_attention"]
+    cfg["rope_theta"] = full.pop("rope_theta")
+    cfg["rope_local_base_freq"] = local["rope_theta"]
+    cfg["rope_scaling"] = None if full.get("rope_type", "default") == "default" else full
+    cfg["sliding_window_pattern"] = pattern
+    cfg["torch_dtype"] = cfg.pop("dtype")
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
 def rope_inv_freq(model):
     rot = getattr(getattr(model, "model", None), "rotary_emb", None)
     if rot is None:
         return None
+    if not hasattr(rot, "original_inv_freq"):  # Gemma 3: one set per layer type
+        return [float(x) for x in rot.full_attention_original_inv_freq]
     return [float(x) for x in rot.original_inv_freq]
 
 
@@ -362,6 +405,8 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     cfg = json.loads((model_dir / "config.json").read_text())
     # transformers-5 layout or the legacy one
     rp = cfg.get("rope_parameters") or dict(cfg.get("rope_scaling") or {})
+    if arch == "gemma3":  # the global layers' settings (Gemma3Model writes those)
+        rp = dict(rp.get("full_attention", rp))
     rope_theta = rp.get("rope_theta", cfg.get("rope_theta"))
     rope_type = rp.get("rope_type", rp.get("type", "default"))
     n_layer = cfg["num_hidden_layers"]
@@ -370,7 +415,7 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
     model_arch = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3,
                   "smollm3": gguf.MODEL_ARCH.SMOLLM3, "granite": gguf.MODEL_ARCH.GRANITE,
-                  "phi3": gguf.MODEL_ARCH.PHI3}[arch]
+                  "phi3": gguf.MODEL_ARCH.PHI3, "gemma3": gguf.MODEL_ARCH.GEMMA3}[arch]
     permutes = arch in ("llama", "smollm3", "granite")  # LlamaModel's Q/K permutation (its subclasses inherit it)
     tmap = gguf.get_tensor_name_map(model_arch, n_layer)
 
@@ -408,6 +453,8 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
                 t = torch.from_numpy(permute(t.numpy(), n_head, n_head_kv))
         new_name = tmap.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         assert new_name is not None, hf_name
+        if arch == "gemma3" and hf_name.endswith("norm.weight"):
+            t = t + 1.0  # Gemma3Model.modify_tensors: its norms multiply by 1 + w
         items.append((new_name, t))
 
     for new_name, t in items:
@@ -454,6 +501,9 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
         w.add_feed_forward_length(cfg["intermediate_size"])
         w.add_head_count(n_head)
         w.add_head_count_kv(n_head_kv)
+        if rope_type == "linear":
+            w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+            w.add_rope_scaling_factor(rp["factor"])
         if rope_type == "yarn":
             w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
             w.add_rope_scaling_factor(rp["factor"])
@@ -472,6 +522,12 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
             w.add_embedding_scale(cfg["embedding_multiplier"])
             w.add_residual_scale(cfg["residual_multiplier"])
             w.add_logit_scale(cfg["logits_scaling"])
+        if arch == "gemma3":  # Gemma3Model.set_gguf_parameters; the pattern llama.cpp reads where it is not 6
+            w.add_sliding_window(cfg["sliding_window"])
+            if "layer_types" in cfg:
+                w.add_sliding_window_pattern([t == "sliding_attention" for t in cfg["layer_types"]])
+            else:
+                w.add_sliding_window_pattern(cfg["sliding_window_pattern"])
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     # no real tokenizer for these 256-id vocabularies: the converter's _set_vocab_none marker
     # (llama.cpp: LLAMA_VOCAB_TYPE_NONE), so that llama.cpp can still load the file
@@ -538,6 +594,8 @@ def main() -> None:
             to_legacy_config(path)
         elif style == "legacy-type":
             to_legacy_config(path, rope_key="type")
+        elif style == "legacy-gemma3":
+            to_legacy_gemma3_config(path, pattern=2)
         style_out = "legacy" if style.startswith("legacy") else "v5"
         extra = {}
         if name == "llama-dynamic-rope":
@@ -562,7 +620,7 @@ def main() -> None:
     # ---- Qwen3, SmolLM3 and Granite as the converter writes them (key/value length keys where config.json has
     # head_dim; Granite's converter drops it)
     for name, arch in (("qwen3-qknorm", "qwen3"), ("qwen3-yarn", "qwen3"), ("smollm3-nope", "smollm3"), ("granite-mult", "granite"),
-                       ("phi3-fused", "phi3"), ("phi3-longrope", "phi3")):
+                       ("phi3-fused", "phi3"), ("phi3-longrope", "phi3"), ("gemma3-swa", "gemma3")):
         if name in built:
             has_head_dim = "head_dim" in json.loads((MODELS / name / "config.json").read_text()) and arch != "granite"
             write_gguf(MODELS / name, GGUF_DIR / f"{name}-f32.gguf", arch, gguf.LlamaFileType.ALL_F32, name=name,

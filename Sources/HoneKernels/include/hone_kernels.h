@@ -135,14 +135,16 @@ void hk_rope_apply(float *x /* [tokens, heads, head_dim] */, const float *table 
 // MARK: - Attention (causal, grouped-query; one sequence or a batch of them)
 
 /// out[t, h, :] = sum_j softmax_j(scale * q[t, h, :] . k[j, h / group, :]) v[j, h / group, :]
-/// over keys j = 0 .. q_start + t (causal), group = heads / kv_heads.
+/// over keys j = 0 .. q_start + t (causal), group = heads / kv_heads. The reference also takes a sliding window
+/// (window > 0: keys q_start + t - window + 1 .. q_start + t only; 0: none); the fast kernels take none, and
+/// callers give them windowed rows as sequences of their own whose k and v start at the window.
 /// k and v hold the sequence's cache: rows 0 .. q_start + n_q - 1 are valid; row stride is kv_heads * head_dim.
 void hk_attention(const float *q /* [n_q, heads, head_dim] */, const float *k /* [n_kv, kv_heads, head_dim] */,
                   const float *v /* [n_kv, kv_heads, head_dim] */, float *out /* [n_q, heads, head_dim] */,
                   int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale);
 void hk_attention_ref(const float *q /* [n_q, heads, head_dim] */, const float *k /* [n_kv, kv_heads, head_dim] */,
                       const float *v /* [n_kv, kv_heads, head_dim] */, float *out /* [n_q, heads, head_dim] */,
-                      int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale);
+                      int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale, int window);
 
 /// One sequence of a batch for hk_attention_batch: hk_attention's arguments.
 typedef struct {

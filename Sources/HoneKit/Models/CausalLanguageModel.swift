@@ -42,7 +42,7 @@ extension CausalLanguageModel {
 /// queries: [tokens, heads × head_dim], keys/values: [tokens, kv_heads × head_dim] (rows of all sequences).
 func attendWithCache(batch: [SequenceInput], offsets: [Int], layer: Int, config: ModelConfig,
                      queries: UnsafeMutablePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
-                     output: UnsafeMutablePointer<Float>, scale: Float) {
+                     output: UnsafeMutablePointer<Float>, scale: Float, window: Int? = nil) {
     let queryWidth = config.headCount * config.headDimension
     let rowWidth = config.keyValueHeadCount * config.headDimension
     var sequences: [hk_attention_sequence] = []
@@ -54,12 +54,37 @@ func attendWithCache(batch: [SequenceInput], offsets: [Int], layer: Int, config:
         let row = offsets[index]
         (cache.keys[layer].pointer + start * rowWidth).update(from: keys + row * rowWidth, count: count * rowWidth)
         (cache.values[layer].pointer + start * rowWidth).update(from: values + row * rowWidth, count: count * rowWidth)
-        sequences.append(hk_attention_sequence(q: queries + row * queryWidth, k: cache.keys[layer].pointer,
-                                               v: cache.values[layer].pointer, out: output + row * queryWidth,
-                                               n_q: Int32(count), q_start: Int32(start)))
+        let whole = hk_attention_sequence(q: queries + row * queryWidth, k: cache.keys[layer].pointer,
+                                          v: cache.values[layer].pointer, out: output + row * queryWidth,
+                                          n_q: Int32(count), q_start: Int32(start))
+        sequences += windowed(whole, window: window, queryWidth: queryWidth, keyWidth: rowWidth)
     }
     hk_attention_batch(sequences, Int32(sequences.count), Int32(config.headCount), Int32(config.keyValueHeadCount),
                        Int32(config.headDimension), scale)
+}
+
+/// One sequence's attention under a sliding window (Gemma 3's local layers: a query at position p sees keys
+/// p - window + 1 ... p), as the causal attention kernels run it: the rows whose window still starts at key 0 stay
+/// one sequence, and each later row becomes a sequence of its own whose keys and values begin at its window.
+/// Without a window, or while every row sees the whole prefix, the sequence is returned as it is.
+func windowed(_ sequence: hk_attention_sequence, window: Int?, queryWidth: Int, keyWidth: Int) -> [hk_attention_sequence] {
+    let (count, start) = (Int(sequence.n_q), Int(sequence.q_start))
+    guard let window, start + count > window else { return [sequence] }
+    let whole = max(0, window - start)  // rows whose position is below the window
+    var parts: [hk_attention_sequence] = []
+    parts.reserveCapacity(count - whole + 1)
+    if whole > 0 {
+        var head = sequence
+        head.n_q = Int32(whole)
+        parts.append(head)
+    }
+    for row in whole..<count {
+        let firstKey = start + row - window + 1
+        parts.append(hk_attention_sequence(q: sequence.q + row * queryWidth, k: sequence.k + firstKey * keyWidth,
+                                           v: sequence.v + firstKey * keyWidth, out: sequence.out + row * queryWidth,
+                                           n_q: 1, q_start: Int32(window - 1)))
+    }
+    return parts
 }
 
 /// Row offsets of each sequence in a flattened batch, plus the total.

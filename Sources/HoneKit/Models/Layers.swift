@@ -68,9 +68,10 @@ public struct RMSNorm: @unchecked Sendable {
     public let weight: FloatBuffer
     public let epsilon: Float
 
-    public init(weight: TensorView, dimension: Int, epsilon: Float) throws {
+    /// `offset` is added to every weight (Gemma's checkpoints store w for a norm that multiplies by 1 + w).
+    public init(weight: TensorView, dimension: Int, epsilon: Float, offset: Float = 0) throws {
         try weight.expectShape([dimension])
-        self.weight = FloatBuffer(weight.floats())
+        self.weight = FloatBuffer(offset == 0 ? weight.floats() : weight.floats().map { $0 + offset })
         self.epsilon = epsilon
     }
 

@@ -39,13 +39,16 @@ struct GGUFTensorNames: Sendable {
     /// The heads whose rows the converter permutes for GGML's adjacent-pair rotation (Q: attention heads, K: KV
     /// heads), by GGUF tensor-name stem ("attn_q", "attn_k") — for the GGUF architecture given; empty if none.
     let permutedRows: @Sendable (_ ggufArchitecture: String, _ config: ModelConfig) -> [String: Int]
+    /// What the converter adds to every norm weight ("….norm.weight", "…_norm.weight", "…layernorm.weight"):
+    /// Gemma's checkpoints store w for norms that multiply by 1 + w, its GGUFs store 1 + w.
+    var normWeightOffset: Float = 0
 }
 
 // MARK: - The registry
 
 public enum ModelArchitectures {
     /// Every architecture Hone runs.
-    public static let all: [ModelArchitecture] = [.llama, .phi3, .opt, .gptNeoX]
+    public static let all: [ModelArchitecture] = [.llama, .phi3, .gemma3, .opt, .gptNeoX]
 
     /// The entry for an HF `model_type` (also what `ModelConfig.modelType` holds).
     public static func forModelType(_ type: String) -> ModelArchitecture? {

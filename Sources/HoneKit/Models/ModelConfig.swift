@@ -82,6 +82,22 @@ public struct ModelConfig: Sendable {
     /// full, as llama.cpp runs these models.
     public var declaredSlidingWindow: Int? = nil
 
+    // Gemma 3
+    /// The keys a query of a sliding-window layer sees, itself included (a query at p sees p - window + 1 ... p).
+    public var slidingWindow: Int? = nil
+    /// The layers that attend within `slidingWindow` and rotate with `localRopeTheta`, unscaled (Gemma 3's
+    /// "sliding_attention" layers: five of every six); the others attend to every earlier key.
+    public var slidingWindowLayers: Set<Int> = []
+    public var localRopeTheta: Double = 10000
+    /// Norms on the attention's and the MLP's outputs too, before each residual add (Gemma's
+    /// post_attention_layernorm and post_feedforward_layernorm).
+    public var sandwichNorms = false
+    /// Added to every RMSNorm weight on loading: 1 for Gemma's HF checkpoints, whose norms multiply by 1 + w
+    /// (llama.cpp's converter stores 1 + w, so 0 for GGUF files).
+    public var normWeightOffset: Float = 0
+    /// The MLP is gelu_tanh(gate) · up (Gemma's GeGLU, hidden_activation gelu_pytorch_tanh), not SwiGLU.
+    public var gatedGELU: Bool { hiddenActivation == "gelu_pytorch_tanh" }
+
     // OPT
     public var wordEmbedProjectionDimension: Int = 0
     public var layerNormBefore = true

@@ -82,15 +82,17 @@ extension TrainingPass {
 
 /// Causal attention of each packed sequence over its own keys, from position 0 (training passes have no cache).
 /// Row widths: queries heads × head_dim, keys and values kv_heads × head_dim.
-func packedCausalAttention(_ layout: PassLayout, heads: Int, keyValueHeads: Int, headDimension: Int, scale: Float)
+func packedCausalAttention(_ layout: PassLayout, heads: Int, keyValueHeads: Int, headDimension: Int, scale: Float,
+                           window: Int? = nil)
     -> (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void {
     let queryWidth = heads * headDimension
     let kvWidth = keyValueHeads * headDimension
     return { q, k, v, out in
-        let sequences = layout.counts.indices.map { index in
+        let sequences = layout.counts.indices.flatMap { index in
             let row = layout.offsets[index]
-            return hk_attention_sequence(q: q + row * queryWidth, k: k + row * kvWidth, v: v + row * kvWidth,
-                                         out: out + row * queryWidth, n_q: Int32(layout.counts[index]), q_start: 0)
+            let whole = hk_attention_sequence(q: q + row * queryWidth, k: k + row * kvWidth, v: v + row * kvWidth,
+                                              out: out + row * queryWidth, n_q: Int32(layout.counts[index]), q_start: 0)
+            return windowed(whole, window: window, queryWidth: queryWidth, keyWidth: kvWidth)
         }
         hk_attention_batch(sequences, Int32(sequences.count), Int32(heads), Int32(keyValueHeads), Int32(headDimension),
                            scale)
@@ -99,6 +101,7 @@ func packedCausalAttention(_ layout: PassLayout, heads: Int, keyValueHeads: Int,
 
 /// Backward of `packedCausalAttention`: dq, dk, dv (same layouts as q, k, v) for d_out: [total, heads × head_dim].
 func packedCausalAttentionBackward(_ layout: PassLayout, heads: Int, keyValueHeads: Int, headDimension: Int, scale: Float,
+                                   window: Int? = nil,
                                    queries: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                                    outputGradient: UnsafePointer<Float>, queryGradient: UnsafeMutablePointer<Float>,
                                    keyGradient: UnsafeMutablePointer<Float>, valueGradient: UnsafeMutablePointer<Float>) {
@@ -109,7 +112,7 @@ func packedCausalAttentionBackward(_ layout: PassLayout, heads: Int, keyValueHea
         hk_attention_backward(queries + row * queryWidth, keys + row * kvWidth, values + row * kvWidth,
                               outputGradient + row * queryWidth, queryGradient + row * queryWidth,
                               keyGradient + row * kvWidth, valueGradient + row * kvWidth, Int32(layout.counts[sequence]),
-                              Int32(heads), Int32(keyValueHeads), Int32(headDimension), scale)
+                              Int32(heads), Int32(keyValueHeads), Int32(headDimension), scale, Int32(window ?? 0))
     }
 }
 

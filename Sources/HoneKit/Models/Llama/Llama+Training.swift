@@ -10,14 +10,14 @@ extension LlamaModel: TrainableModel {
         try validate([SequenceInput(tokens: tokens, cache: KVCache(layerCount: 0, rowWidth: 0))])
         let total = layout.total
         let hidden = config.hiddenSize
-        let angles = rotaryAngles(layout)
+        let (angles, localAngles) = (rotaryAngles(layout), localRotaryAngles(layout))
         let x = FloatBuffer(count: total * hidden)
         embedding.lookup(tokens, into: x.pointer)
         scaleEmbeddings(x.pointer, count: total * hidden)
 
         let (tapes, layerInputs) = recordLayers(layers.count, x: x, checkpointing: checkpointing) { index, tape, keep in
-            runLayer(index, x: x.pointer, layout: layout, angles: angles, tape: tape, keepResidual: keep,
-                     attend: causalAttention(layout))
+            runLayer(index, x: x.pointer, layout: layout, angles: self.angles(forLayer: index, global: angles, local: localAngles),
+                     tape: tape, keepResidual: keep, attend: causalAttention(layout, window: layers[index].window))
         }
         let normed = FloatBuffer(count: total * hidden)
         finalNorm.apply(x.pointer, rows: total, into: normed.pointer)
@@ -25,26 +25,27 @@ extension LlamaModel: TrainableModel {
                             layerInputs: layerInputs, extra: ["final_in": x])
     }
 
-    private func causalAttention(_ layout: PassLayout)
+    private func causalAttention(_ layout: PassLayout, window: Int?)
         -> (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void {
         packedCausalAttention(layout, heads: config.headCount, keyValueHeads: config.keyValueHeadCount,
-                              headDimension: config.headDimension, scale: attentionScale)
+                              headDimension: config.headDimension, scale: attentionScale, window: window)
     }
 
     func trainingBackward(_ pass: TrainingPass, hiddenGradient: UnsafeMutablePointer<Float>) {
         let layout = pass.layout
         let total = layout.total
         let hidden = config.hiddenSize
-        let angles = rotaryAngles(layout)
+        let (globalAngles, localAngles) = (rotaryAngles(layout), localRotaryAngles(layout))
         // dx: ∂L/∂(residual stream), carried from the top of the network down.
         let dx = FloatBuffer(zeros: total * hidden)
         guard let finalInput = pass.extra["final_in"] else { preconditionFailure("training pass lacks final_in") }
         hk_rmsnorm_backward(finalInput.pointer, finalNorm.weight.pointer, hiddenGradient, dx.pointer, Int32(total),
                             Int32(hidden), finalNorm.epsilon)
         for index in layers.indices.reversed() {
+            let angles = self.angles(forLayer: index, global: globalAngles, local: localAngles)
             let tape = pass.tape(forLayer: index) { index, x, tape in
                 runLayer(index, x: x, layout: layout, angles: angles, tape: tape, keepResidual: true,
-                         attend: causalAttention(layout))
+                         attend: causalAttention(layout, window: layers[index].window))
             }
             backwardLayer(index, tape: tape, layout: layout, angles: angles, dx: dx.pointer)
         }
@@ -75,13 +76,30 @@ extension LlamaModel: TrainableModel {
             return UnsafePointer(scaledGradient.pointer)
         }
 
-        // MLP half: x_out = mid + down(silu(gate(n2)) · up(n2)), n2 = norm(mid); a fused gate_up takes the two
-        // gradients side by side, as its output held the two halves.
+        // Gemma's post norms (frozen) sit between a half's projection and the residual add: the projection's
+        // output gradient is the norm's input gradient.
+        func throughPostNorm(_ norm: RMSNorm?, input: String, _ gradient: UnsafePointer<Float>) -> (UnsafePointer<Float>, FloatBuffer?) {
+            guard let norm else { return (gradient, nil) }
+            let projected = FloatBuffer(zeros: total * hidden)
+            hk_rmsnorm_backward(tape[input], norm.weight.pointer, gradient, projected.pointer, Int32(total), Int32(hidden),
+                                norm.epsilon)
+            return (UnsafePointer(projected.pointer), projected)
+        }
+
+        // MLP half: x_out = mid + down(act(gate(n2)) · up(n2)), n2 = norm(mid), act SiLU or Gemma's gelu_tanh; a
+        // fused gate_up takes the two gradients side by side, as its output held the two halves.
         let dActivated = FloatBuffer(count: total * ffn)
-        linear("down_proj", layer.down, input: tape["h"], dy: residualGradient(), into: dActivated.pointer, accumulate: false)
+        let (dDown, dDownOwner) = throughPostNorm(layer.postMLPNorm, input: "down_out", residualGradient())
+        linear("down_proj", layer.down, input: tape["h"], dy: dDown, into: dActivated.pointer, accumulate: false)
+        withExtendedLifetime(dDownOwner) {}
         let dGate = FloatBuffer(count: total * ffn)
         let dUp = FloatBuffer(count: total * ffn)
-        hk_silu_mul_backward(tape["gate"], tape["up"], dActivated.pointer, dGate.pointer, dUp.pointer, total * ffn)
+        if config.gatedGELU {
+            geluTanhMultiplyBackward(gate: tape["gate"], up: tape["up"], outputGradient: dActivated.pointer,
+                                     gateGradient: dGate.pointer, upGradient: dUp.pointer, count: total * ffn)
+        } else {
+            hk_silu_mul_backward(tape["gate"], tape["up"], dActivated.pointer, dGate.pointer, dUp.pointer, total * ffn)
+        }
         let dNormed = FloatBuffer(count: total * hidden)
         switch layer.mlpInputs {
         case .separate(let gate, let up):
@@ -97,12 +115,14 @@ extension LlamaModel: TrainableModel {
 
         // Attention half: mid = input + o(attention(rope(q(n1)), rope(k(n1)), v(n1))), n1 = norm(input).
         let dAttention = FloatBuffer(count: total * queryWidth)
-        linear("o_proj", layer.output, input: tape["attn_out"], dy: residualGradient(), into: dAttention.pointer, accumulate: false)
+        let (dOutput, dOutputOwner) = throughPostNorm(layer.postAttentionNorm, input: "o_out", residualGradient())
+        linear("o_proj", layer.output, input: tape["attn_out"], dy: dOutput, into: dAttention.pointer, accumulate: false)
+        withExtendedLifetime(dOutputOwner) {}
         let dQueries = FloatBuffer(count: total * queryWidth)
         let dKeys = FloatBuffer(count: total * kvWidth)
         let dValues = FloatBuffer(count: total * kvWidth)
         packedCausalAttentionBackward(layout, heads: config.headCount, keyValueHeads: config.keyValueHeadCount,
-                                      headDimension: config.headDimension, scale: attentionScale,
+                                      headDimension: config.headDimension, scale: attentionScale, window: layer.window,
                                       queries: tape["q"], keys: tape["k"], values: tape["v"],
                                       outputGradient: dAttention.pointer, queryGradient: dQueries.pointer,
                                       keyGradient: dKeys.pointer, valueGradient: dValues.pointer)
@@ -135,5 +155,17 @@ extension LlamaModel: TrainableModel {
         }
         hk_rmsnorm_backward(tape["input"], layer.attentionNorm.weight.pointer, dNormed.pointer, dx, Int32(total),
                             Int32(hidden), layer.attentionNorm.epsilon)
+    }
+
+    /// Backward of out = gelu_tanh(gate) · up: d gate = gelu'(gate) · (d out · up), d up = d out · gelu_tanh(gate).
+    private func geluTanhMultiplyBackward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                                          outputGradient: UnsafePointer<Float>, gateGradient: UnsafeMutablePointer<Float>,
+                                          upGradient: UnsafeMutablePointer<Float>, count: Int) {
+        hk_gelu(gate, upGradient, count, 1)
+        for index in 0..<count {
+            upGradient[index] *= outputGradient[index]
+            gateGradient[index] = outputGradient[index] * up[index]
+        }
+        hk_gelu_backward(gate, gateGradient, gateGradient, count, 1)
     }
 }

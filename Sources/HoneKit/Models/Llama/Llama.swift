@@ -2,9 +2,10 @@ import Foundation
 import HoneKernels
 
 /// Llama 1/2/3, TinyLlama, Mistral (full attention), Qwen2 (q/k/v bias), Qwen3 (an RMSNorm on each head's query
-/// and key before the rotation), SmolLM3 (some layers without rotation), Granite (scalar multipliers) and, for the
-/// phi3 registry entry, Phi-3 (q/k/v and gate/up fused): pre-norm decoder blocks with RMSNorm,
-/// grouped-query attention with rotary positions, and a SwiGLU MLP.
+/// and key before the rotation), SmolLM3 (some layers without rotation), Granite (scalar multipliers), for the phi3
+/// registry entry Phi-3 (q/k/v and gate/up fused) and for the gemma3 entry Gemma 3 (norms on each half's output
+/// too, a GeGLU MLP, local layers with a sliding window and a rope base of their own): pre-norm decoder blocks with
+/// RMSNorm, grouped-query attention with rotary positions, and a gated MLP.
 public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     public let config: ModelConfig
     /// LoRA adapters applied in every forward pass, when attached.
@@ -17,6 +18,8 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     let defaultFrequencies: FloatBuffer
     /// LongRoPE's frequencies for sequences past the original context (the default ones otherwise).
     let longFrequencies: FloatBuffer
+    /// Gemma 3's sliding-window layers rotate with a base of their own, unscaled (nil: no such layers).
+    let localFrequencies: FloatBuffer?
 
     struct Block {
         let attentionNorm: RMSNorm
@@ -29,6 +32,10 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let mlpNorm: RMSNorm
         let mlpInputs: MLPProjections
         let down: Linear
+        /// Gemma's norms on the attention's and the MLP's outputs, before each residual add.
+        let postAttentionNorm, postMLPNorm: RMSNorm?
+        /// The keys a query of this layer sees, itself included (Gemma 3's local layers); nil: every earlier key.
+        let window: Int?
     }
 
     /// q, k and v as three matrices (HF's q_proj, k_proj, v_proj) or as one (Phi-3's qkv_proj: q's rows, then k's,
@@ -57,7 +64,8 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                     "v": "self_attn.v_proj", "o": "self_attn.o_proj", "mlp_norm": "post_attention_layernorm",
                     "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj",
                     "q_norm": "self_attn.q_norm", "k_norm": "self_attn.k_norm", "qkv": "self_attn.qkv_proj",
-                    "gate_up": "mlp.gate_up_proj",
+                    "gate_up": "mlp.gate_up_proj", "pre_mlp_norm": "pre_feedforward_layernorm",
+                    "attn_post_norm": "post_attention_layernorm", "mlp_post_norm": "post_feedforward_layernorm",
                 ][part]!
                 return "model.layers.\(index).\(module)"
             })
@@ -69,6 +77,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                     "attn_norm": "attn_norm", "q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
                     "mlp_norm": "ffn_norm", "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down",
                     "q_norm": "attn_q_norm", "k_norm": "attn_k_norm", "qkv": "attn_qkv", "gate_up": "ffn_up",
+                    "pre_mlp_norm": "ffn_norm", "attn_post_norm": "post_attention_norm", "mlp_post_norm": "post_ffw_norm",
                 ][part]!
                 return "blk.\(index).\(module)"
             })
@@ -89,11 +98,14 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         func linear(_ name: String, _ shape: [Int], bias: Bool) throws -> Linear {
             try weights.linear(name, shape: shape, bias: bias)
         }
+        // Gemma's HF checkpoints store each norm's weight less one (its norm multiplies by 1 + w).
         func norm(_ name: String) throws -> RMSNorm {
-            try RMSNorm(weight: weights.tensor(name), dimension: hidden, epsilon: config.normEpsilon)
+            try RMSNorm(weight: weights.tensor(name), dimension: hidden, epsilon: config.normEpsilon,
+                        offset: config.normWeightOffset)
         }
         func headNorm(_ name: String) throws -> RMSNorm {
-            try RMSNorm(weight: weights.tensor(name), dimension: headDimension, epsilon: config.normEpsilon)
+            try RMSNorm(weight: weights.tensor(name), dimension: headDimension, epsilon: config.normEpsilon,
+                        offset: config.normWeightOffset)
         }
 
         let table = try weights.tensor(names.embedding)
@@ -113,12 +125,17 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                 queryNorm: config.queryKeyNorm ? try headNorm(name("q_norm") + ".weight") : nil,
                 keyNorm: config.queryKeyNorm ? try headNorm(name("k_norm") + ".weight") : nil,
                 rotates: !config.layersWithoutRotation.contains(index),
-                mlpNorm: try norm(name("mlp_norm") + ".weight"),
+                // In Gemma's checkpoints post_attention_layernorm is the attention's output norm, and the MLP's
+                // input norm is pre_feedforward_layernorm.
+                mlpNorm: try norm(name(config.sandwichNorms ? "pre_mlp_norm" : "mlp_norm") + ".weight"),
                 mlpInputs: config.fusedProjections
                     ? .fused(try linear(name("gate_up"), [2 * ffn, hidden], bias: config.mlpBias))
                     : .separate(gate: try linear(name("gate"), [ffn, hidden], bias: config.mlpBias),
                                 up: try linear(name("up"), [ffn, hidden], bias: config.mlpBias)),
-                down: try linear(name("down"), [hidden, ffn], bias: config.mlpBias))
+                down: try linear(name("down"), [hidden, ffn], bias: config.mlpBias),
+                postAttentionNorm: config.sandwichNorms ? try norm(name("attn_post_norm") + ".weight") : nil,
+                postMLPNorm: config.sandwichNorms ? try norm(name("mlp_post_norm") + ".weight") : nil,
+                window: config.slidingWindowLayers.contains(index) ? config.slidingWindow : nil)
         }
         // Granite divides the logits by logits_scaling: the same as dividing the final norm's output, which every
         // path to the vocabulary (inference, scoring, the training loss and its gradient) goes through.
@@ -135,6 +152,13 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
             longFrequencies = FloatBuffer(rotary.inverseFrequencies(sequenceLength: original + 1))
         } else {
             longFrequencies = defaultFrequencies
+        }
+        if config.slidingWindowLayers.isEmpty {
+            localFrequencies = nil
+        } else {
+            var local = config
+            (local.ropeTheta, local.ropeScaling, local.ropeFrequencyFactors) = (config.localRopeTheta, .none, nil)
+            localFrequencies = FloatBuffer(RotaryFrequencies(config: local).inverseFrequencies(sequenceLength: 0))
         }
     }
 
@@ -154,6 +178,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let hidden = config.hiddenSize
         for sequence in batch { sequence.cache.reserve(sequence.cache.length + sequence.tokens.count) }
         let angles = rotaryAngles(layout)
+        let localAngles = localRotaryAngles(layout)
 
         let x = FloatBuffer(count: total * hidden)
         embedding.lookup(batch.flatMap(\.tokens), into: x.pointer)
@@ -162,10 +187,11 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let scale = attentionScale
         precondition(outputRows.map { isRowSelection($0, of: total) } ?? true, "output rows must ascend within the pass")
         for index in layers.indices {
-            runLayer(index, x: x.pointer, layout: layout, angles: angles, tape: scratch,
-                     outputRows: index == layers.count - 1 ? outputRows : nil) { q, k, v, out in
+            let window = layers[index].window
+            runLayer(index, x: x.pointer, layout: layout, angles: self.angles(forLayer: index, global: angles, local: localAngles),
+                     tape: scratch, outputRows: index == layers.count - 1 ? outputRows : nil) { q, k, v, out in
                 attendWithCache(batch: batch, offsets: layout.offsets, layer: index, config: config,
-                                queries: q, keys: k, values: v, output: out, scale: scale)
+                                queries: q, keys: k, values: v, output: out, scale: scale, window: window)
             }
         }
         for sequence in batch { sequence.cache.length += sequence.tokens.count }
@@ -196,10 +222,23 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         }
     }
 
-    /// Every row's rotary cos/sin for one pass, shared by all layers.
+    /// Every row's rotary cos/sin for one pass, shared by all layers (but Gemma 3's local ones).
     func rotaryAngles(_ layout: PassLayout) -> RotaryAngles {
         RotaryAngles(layout: layout, frequencies: rotaryFrequencies(layout), rotaryDimension: config.rotaryDimension,
                      scale: rotary.angleScale)
+    }
+
+    /// The local layers' cos/sin (their own base, no scaling); nil when the model has no local layers.
+    func localRotaryAngles(_ layout: PassLayout) -> RotaryAngles? {
+        localFrequencies.map { frequencies in
+            RotaryAngles(layout: layout, frequencies: Array(repeating: frequencies, count: layout.counts.count),
+                         rotaryDimension: config.rotaryDimension)
+        }
+    }
+
+    /// The angles layer `index` rotates by.
+    func angles(forLayer index: Int, global: RotaryAngles, local: RotaryAngles?) -> RotaryAngles {
+        layers[index].window == nil ? global : local ?? global
     }
 
     /// One decoder block on x: [total, hidden], in place: x += attention(norm(x)); x += mlp(norm(x)).
@@ -253,7 +292,13 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
             compactRows(x, width: hidden, keeping: outputRows)
             rows = outputRows.count
         }
-        linear("o_proj", layer.output, attention, delta)
+        if let postNorm = layer.postAttentionNorm {
+            let projected = tape.buffer("o_out", count: rows * hidden).pointer  // the post norm's input, for backward
+            linear("o_proj", layer.output, attention, projected)
+            postNorm.apply(projected, rows: rows, into: delta)
+        } else {
+            linear("o_proj", layer.output, attention, delta)
+        }
         if config.residualMultiplier != 1 { hk_scale(delta, config.residualMultiplier, rows * hidden) }
         hk_add(x, delta, rows * hidden)
         if keepResidual { tape.buffer("mid", count: rows * hidden).pointer.update(from: x, count: rows * hidden) }
@@ -272,10 +317,27 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
             linear("gate_up_proj", gateUp, mlpInput, fused)
             splitColumns(fused, rows: rows, into: [(gate, ffn), (up, ffn)])
         }
-        hk_silu_mul(gate, up, activated, rows * ffn)
-        linear("down_proj", layer.down, activated, delta)
+        if config.gatedGELU {
+            geluTanhMultiply(gate: gate, up: up, into: activated, count: rows * ffn)
+        } else {
+            hk_silu_mul(gate, up, activated, rows * ffn)
+        }
+        if let postNorm = layer.postMLPNorm {
+            let projected = tape.buffer("down_out", count: rows * hidden).pointer
+            linear("down_proj", layer.down, activated, projected)
+            postNorm.apply(projected, rows: rows, into: delta)
+        } else {
+            linear("down_proj", layer.down, activated, delta)
+        }
         if config.residualMultiplier != 1 { hk_scale(delta, config.residualMultiplier, rows * hidden) }
         hk_add(x, delta, rows * hidden)
+    }
+
+    /// GeGLU: out = gelu_tanh(gate) · up (Gemma's gelu_pytorch_tanh).
+    func geluTanhMultiply(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                          count: Int) {
+        hk_gelu(gate, out, count, 1)
+        for index in 0..<count { out[index] *= up[index] }
     }
 
     public var storedRowOrders: [String: [Int]] {

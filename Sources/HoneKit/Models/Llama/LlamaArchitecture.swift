@@ -45,7 +45,7 @@ extension ModelArchitecture {
 
 enum LlamaConfig {
     /// GGUF architectures whose Q/K rows stay in HF's order (llama.cpp's NEOX rope), not permuted for adjacent pairs.
-    static func keepsRotaryLayout(_ architecture: String) -> Bool { ["qwen2", "qwen3", "phi3"].contains(architecture) }
+    static func keepsRotaryLayout(_ architecture: String) -> Bool { ["qwen2", "qwen3", "phi3", "gemma3"].contains(architecture) }
 
     /// llama.cpp's SmolLM3: every fourth layer (3, 7, ...) attends without rotary positions.
     static let smolLM3NoRopeInterval = 4
@@ -123,7 +123,7 @@ enum LlamaConfig {
 
     /// `json`: rope_parameters or rope_scaling; `top`: the whole config (Phi-3 keeps original_max_position_embeddings
     /// there).
-    private static func ropeScaling(_ json: JSONConfig, top: JSONConfig, modelType: String) throws -> RopeScaling {
+    static func ropeScaling(_ json: JSONConfig, top: JSONConfig, modelType: String) throws -> RopeScaling {
         let path = top.path
         let kind = json.string("rope_type") ?? json.string("type") ?? "default"
         switch kind {

@@ -1,0 +1,158 @@
+import Foundation
+
+// MARK: - Registry entry
+
+extension ModelArchitecture {
+    /// Google's Gemma 3 text models (`gemma3_text`: 270M, 1B; GGUF `gemma3`, which llama.cpp also uses for the
+    /// language model of the 4B–27B checkpoints): Llama's block with a norm on each half's output too, per-head q/k
+    /// norms, a GeGLU MLP, embeddings × √hidden, and five local layers in every six that attend within a sliding
+    /// window and rotate with a base of their own. It runs on `LlamaModel`.
+    public static let gemma3 = ModelArchitecture(
+        name: "gemma3",
+        huggingFaceModelTypes: ["gemma3_text": "Gemma3ForCausalLM"],
+        ggufArchitectures: ["gemma3"],
+        configFromHuggingFace: { json, modelType in try Gemma3Config.configFromHuggingFace(json, modelType: modelType) },
+        configFromGGUF: { gguf, architecture in try Gemma3Config.configFromGGUF(gguf, architecture: architecture) },
+        build: { config, weights in try LlamaModel(config: config, weights: weights) },
+        adaptableModules: ModelArchitecture.llama.adaptableModules,
+        ggufNames: GGUFTensorNames(
+            architecture: { _ in "gemma3" },
+            gguf: { LlamaTensorNames.gguf(fromHuggingFace: $0, perLayer: Gemma3Config.tensorNames) },
+            huggingFace: { LlamaTensorNames.huggingFace(fromGGUF: $0, perLayer: Gemma3Config.tensorNames) },
+            // llama.cpp rotates Gemma as NEOX (HF's halves): the converter keeps the rows as they are.
+            permutedRows: { _, _ in [:] },
+            normWeightOffset: 1),
+        summaryLines: { config in
+            let local = config.slidingWindowLayers.sorted()
+            return ["rope:         theta \(config.ropeTheta) (global layers, scaling \(config.ropeScaling.summary)), \(config.localRopeTheta) (local layers)",
+                    "attention:    " + (config.slidingWindow.map { "sliding window \($0) on \(local.count) of \(config.layerCount) layers" } ?? "global on every layer")
+                        + ", scale \(config.attentionMultiplier.map { "\($0)" } ?? "1/√head_dim")",
+                    "norm eps:     \(config.normEpsilon), tied embeddings \(config.tieWordEmbeddings), q/k norms per head, norms after attention and MLP, GeGLU"]
+        })
+}
+
+// MARK: - Config
+
+enum Gemma3Config {
+    /// Per-layer HF ↔ GGUF module names (llama.cpp's tensor map for GEMMA3). Gemma's post_attention_layernorm is the
+    /// attention's output norm, not the MLP's input norm as in Llama.
+    static let tensorNames: [(hf: String, gguf: String)] = [
+        ("input_layernorm", "attn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
+        ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("self_attn.q_norm", "attn_q_norm"),
+        ("self_attn.k_norm", "attn_k_norm"), ("post_attention_layernorm", "post_attention_norm"),
+        ("pre_feedforward_layernorm", "ffn_norm"), ("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"),
+        ("mlp.down_proj", "ffn_down"), ("post_feedforward_layernorm", "post_ffw_norm"),
+    ]
+
+    /// transformers' and llama.cpp's default: every sixth layer is global, the five before it local.
+    static let defaultSlidingWindowPattern = 6
+
+    /// The settings every Gemma 3 has, whatever the file.
+    private static func applyGemmaBlock(_ config: inout ModelConfig) {
+        config.modelType = "gemma3_text"
+        config.hiddenActivation = "gelu_pytorch_tanh"
+        config.queryKeyNorm = true
+        config.sandwichNorms = true
+        config.embeddingMultiplier = Float(Double(config.hiddenSize).squareRoot())
+    }
+
+    static func configFromHuggingFace(_ json: JSONConfig, modelType: String) throws -> ModelConfig {
+        let path = json.path
+        var config = try LlamaConfig.configFromHuggingFace(json, modelType: modelType)
+        applyGemmaBlock(&config)
+        config.normWeightOffset = 1
+        config.tieWordEmbeddings = try json.bool("tie_word_embeddings", default: true)
+        let activation = json.string("hidden_activation") ?? json.string("hidden_act") ?? "gelu_pytorch_tanh"
+        guard activation == "gelu_pytorch_tanh" else {
+            throw HoneError.invalidConfig(path: path, message: "hidden_activation '\(activation)' is not supported (gelu_pytorch_tanh is)")
+        }
+        for key in ["final_logit_softcapping", "attn_logit_softcapping"] where json.has(key) && !(json.values[key] is NSNull) {
+            throw HoneError.invalidConfig(path: path, message: "\(key) is not supported (Gemma 3 has none; Gemma 2 is not supported)")
+        }
+        guard try !json.bool("use_bidirectional_attention", default: false) else {
+            throw HoneError.invalidConfig(path: path, message: "use_bidirectional_attention (EmbeddingGemma) is not supported")
+        }
+        let scalar = try json.double("query_pre_attn_scalar", default: 256)
+        guard scalar.isFinite, scalar > 0 else {
+            throw HoneError.invalidConfig(path: path, message: "query_pre_attn_scalar must be positive, not \(scalar)")
+        }
+        config.attentionMultiplier = Float(1 / scalar.squareRoot())
+
+        // Rope: transformers 5 keeps one set of parameters per layer type; config.json files from transformers 4
+        // have rope_theta (global), rope_local_base_freq and rope_scaling (global only).
+        if let perType = json.object("rope_parameters"), perType.has("full_attention") || perType.has("sliding_attention") {
+            let global = perType.object("full_attention")
+            config.ropeTheta = try global?.double("rope_theta", default: 1_000_000) ?? 1_000_000
+            config.ropeScaling = try global.map { try LlamaConfig.ropeScaling($0, top: json, modelType: modelType) } ?? .none
+            let local = perType.object("sliding_attention")
+            config.localRopeTheta = try local?.double("rope_theta", default: 10000) ?? 10000
+            if let local, try LlamaConfig.ropeScaling(local, top: json, modelType: modelType) != .none {
+                throw HoneError.invalidConfig(path: path, message: "rope scaling on the sliding-window layers is not supported")
+            }
+        } else {
+            config.ropeTheta = try json.double("rope_theta", default: 1_000_000)
+            config.localRopeTheta = try json.double("rope_local_base_freq", default: 10000)
+        }
+        guard config.localRopeTheta.isFinite, config.localRopeTheta > 0 else {
+            throw HoneError.invalidConfig(path: path, message: "the local rope base \(config.localRopeTheta) must be positive")
+        }
+
+        // Which layers are local: layer_types, else the pattern (every pattern-th layer global).
+        let window = try json.int("sliding_window", default: 4096)
+        var local: Set<Int>
+        if let types = json.values["layer_types"] as? [Any] {
+            let names = types.compactMap { $0 as? String }
+            guard names.count == config.layerCount,
+                  names.allSatisfy({ $0 == "sliding_attention" || $0 == "full_attention" }) else {
+                throw HoneError.invalidConfig(path: path, message: "layer_types must name sliding_attention or full_attention for each of the \(config.layerCount) layers")
+            }
+            local = Set(names.indices.filter { names[$0] == "sliding_attention" })
+        } else {
+            let pattern = try json.int("sliding_window_pattern", default: defaultSlidingWindowPattern)
+            guard pattern > 0 else { throw HoneError.invalidConfig(path: path, message: "sliding_window_pattern must be positive") }
+            local = Set((0..<config.layerCount).filter { ($0 + 1) % pattern != 0 })
+        }
+        if !local.isEmpty {
+            guard window > 0 else { throw HoneError.invalidConfig(path: path, message: "sliding_window must be positive, not \(window)") }
+            (config.slidingWindow, config.slidingWindowLayers) = (window, local)
+        }
+        return config
+    }
+
+    static func configFromGGUF(_ gguf: GGUFFile, architecture: String) throws -> ModelConfig {
+        var config = try LlamaConfig.configFromGGUF(gguf, architecture: architecture)
+        applyGemmaBlock(&config)
+        guard config.queryKeyNorm, gguf.tensorInfos.contains(where: { $0.name == "blk.0.attn_q_norm.weight" }) else {
+            throw HoneError.missingTensor(name: "blk.0.attn_q_norm.weight", path: gguf.path)
+        }
+        if let cap = gguf.double("\(architecture).final_logit_softcapping"), cap != 0 {
+            throw HoneError.invalidConfig(path: gguf.path, message: "\(architecture).final_logit_softcapping \(cap) is not supported")
+        }
+        // llama.cpp does not store query_pre_attn_scalar: it takes 1/√head_dim, and for the 27B (62 layers)
+        // 1/√(hidden / heads), which is what that model's scalar (168) gives.
+        let perHead = config.layerCount == 62 ? config.hiddenSize / config.headCount : config.headDimension
+        config.attentionMultiplier = 1 / Float(perHead).squareRoot()
+        config.localRopeTheta = gguf.double("\(architecture).rope.freq_base_swa") ?? 10000
+        // A window of 0 or none: every layer global. The layers: a per-layer list of flags or a pattern (every
+        // n-th layer global), as llama.cpp reads sliding_window_pattern.
+        let window = gguf.integer("\(architecture).attention.sliding_window") ?? 0
+        if window > 0 {
+            let key = "\(architecture).attention.sliding_window_pattern"
+            var local: Set<Int>
+            if let flags = gguf.metadata[key]?.arrayValue {
+                guard flags.count >= config.layerCount else {
+                    throw HoneError.invalidConfig(path: gguf.path, message: "\(key) has \(flags.count) entries for \(config.layerCount) layers")
+                }
+                local = Set((0..<config.layerCount).filter { layer in
+                    if case .bool(let isLocal) = flags[layer] { return isLocal }
+                    return (flags[layer].intValue ?? 0) != 0
+                })
+            } else {
+                let pattern = gguf.integer(key) ?? defaultSlidingWindowPattern
+                local = Set((0..<config.layerCount).filter { pattern == 0 || $0 % pattern < pattern - 1 })
+            }
+            (config.slidingWindow, config.slidingWindowLayers) = (window, local)
+        }
+        return config
+    }
+}
