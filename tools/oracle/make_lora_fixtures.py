@@ -76,6 +76,11 @@ CASES = [
     dict(name="phi3-fused", model="phi3-fused", targets=PHI3_ALL, r=4, alpha=8, rslora=False, steps=False, seed=109),
     dict(name="phi3-longrope", model="phi3-longrope", targets=PHI3_ALL, r=4, alpha=8, rslora=False, steps=False,
          seed=110),
+    # Gemma 3: the gradient through the norms after attention and MLP, GeGLU and windowed attention (windows of 8
+    # and 16 keys: the 17- and 40-token rows slide them).
+    dict(name="gemma3-swa", model="gemma3-swa", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False, seed=111),
+    dict(name="gemma3-legacy", model="gemma3-legacy", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False,
+         seed=112),
     # max_grad_norm 2.0 here (1.0 elsewhere): its gradient norms straddle 2, so both sides of the clip are tested.
     dict(name="opt-preln", model="opt-preln", targets=OPT_ALL, r=4, alpha=8, rslora=False, steps=True, seed=105,
          max_grad_norm=2.0),
