@@ -80,6 +80,12 @@ SHAPES = {
                  original_max_position_embeddings=4096, sliding_window=None, pad_token_id=None,
                  rope_scaling={"type": "longrope", "short_factor": [1.0 + 0.02 * i for i in range(48)],
                                "long_factor": [1.0 + 0.8 * i for i in range(48)]}),
+    # Gemma 3 270M's shape with six layers (five local, the sixth global), a window of 128 keys (so the 512-token
+    # chunks slide it) and the 4B's linear rope scaling ×8 on the global layer.
+    "gemma3": dict(model_type="gemma3_text", hidden_size=640, num_attention_heads=4, num_key_value_heads=1,
+                   head_dim=256, intermediate_size=2048, num_hidden_layers=6, tie_word_embeddings=True,
+                   rope_theta=1e6, rms_norm_eps=1e-6, query_pre_attn_scalar=256, sliding_window=128,
+                   rope_scaling={"rope_type": "linear", "factor": 8.0}, pad_token_id=0),
 }
 
 

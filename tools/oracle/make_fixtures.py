@@ -509,6 +509,8 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
             w.add_rope_scaling_factor(rp["factor"])
             w.add_rope_scaling_orig_ctx_len(rp["original_max_position_embeddings"])
         w.add_rope_freq_base(rope_theta)
+        if arch == "gemma3":  # the sliding layers' base, from rope_parameters (TextModel)
+            w.add_rope_freq_base_swa(cfg["rope_parameters"]["sliding_attention"]["rope_theta"])
         w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
         if head_dim_keys:
             w.add_key_length(head_dim)

@@ -233,6 +233,9 @@ public enum GGUFExport {
                 throw HoneError.invalidConfig(path: configPath, message: "no_rope_layers has no GGUF form: llama.cpp's smollm3 leaves out the rotation on every \(interval)th layer only")
             }
         }
+        if architecture == "gemma3", config.attentionMultiplier != Gemma3Config.llamaCppAttentionScale(config) {
+            warn("\(configPath): query_pre_attn_scalar has no GGUF key; llama.cpp (and Hone, reading the GGUF) will scale attention by \(Gemma3Config.llamaCppAttentionScale(config)), not \(config.attentionMultiplier ?? 0)")
+        }
         let permuted = names.permutedRows(architecture, config)
         let store = try SafetensorsStore(directory: directory)
         var tensors: [ExportTensor] = []
@@ -242,7 +245,11 @@ public enum GGUFExport {
             guard let ggufName = names.gguf(name) else {
                 throw HoneError.invalidConfig(path: store.location, message: "tensor '\(name)' has no GGUF counterpart in llama.cpp's \(architecture) layout")
             }
-            let view = try store.tensor(name)
+            var view = try store.tensor(name)
+            if names.normWeightOffset != 0, name.hasSuffix("norm.weight") {
+                // Gemma3Model.modify_tensors adds 1 in the checkpoint's dtype (a bf16 sum for bf16 weights).
+                view = view.offset(by: names.normWeightOffset, roundedTo: view.dtype)
+            }
             var sourceRow: ((Int) -> Int)? = nil
             if let heads = permuted[ggufStem(ggufName)] {
                 sourceRow = RotaryPermutation.ggufRowSource(rows: view.shape[0], heads: heads)
@@ -350,8 +357,11 @@ public enum GGUFExport {
             break
         }
         f32("\(a).rope.freq_base", config.ropeTheta)
+        if architecture == "gemma3", let local = localRopeTheta(raw) {
+            f32("\(a).rope.freq_base_swa", local)  // TextModel writes the sliding layers' base where the config has one
+        }
         f32("\(a).attention.layer_norm_rms_epsilon", Double(config.normEpsilon))
-        if raw.has("head_dim"), architecture != "granite" {  // GraniteModel drops head_dim
+        if raw.has("head_dim") || architecture == "gemma3", architecture != "granite" {  // GraniteModel drops head_dim
             try u32("\(a).attention.key_length", config.headDimension)
             try u32("\(a).attention.value_length", config.headDimension)
         }
@@ -359,6 +369,16 @@ public enum GGUFExport {
         if ["llama", "smollm3", "granite"].contains(architecture) {  // the converter's LlamaModel and its subclasses
             try u32("\(a).vocab_size", config.vocabularySize)
             try u32("\(a).rope.dimension_count", config.rotaryDimension)
+        }
+        if architecture == "gemma3", let window = config.slidingWindow {  // Gemma3Model.set_gguf_parameters
+            try u32("\(a).attention.sliding_window", window)
+            // The converter writes no pattern: llama.cpp takes five local layers in six. A model laid out otherwise
+            // gets its layers listed, which llama.cpp reads in place of the pattern.
+            let defaultLayers = Set((0..<config.layerCount).filter { $0 % Gemma3Config.defaultSlidingWindowPattern < Gemma3Config.defaultSlidingWindowPattern - 1 })
+            if config.slidingWindowLayers != defaultLayers {
+                entries.append(("\(a).attention.sliding_window_pattern",
+                                .array((0..<config.layerCount).map { .bool(config.slidingWindowLayers.contains($0)) }), 9, 7))
+            }
         }
         if architecture == "granite" {  // GraniteModel: each multiplier the config gives (and that is not 0)
             for (configKey, ggufKey) in [("attention_multiplier", "attention.scale"), ("embedding_multiplier", "embedding_scale"),
@@ -368,6 +388,15 @@ public enum GGUFExport {
         }
         try u32("general.quantization_version", 2)
         return entries
+    }
+
+    /// The sliding layers' rope base as the converter finds it: rope_parameters' sliding_attention (transformers
+    /// 5) or rope_local_base_freq (the Hub's config.json files); nil when the config has neither.
+    static func localRopeTheta(_ raw: JSONConfig) -> Double? {
+        if let rope = raw.object("rope_parameters"), let local = rope.object("sliding_attention"), local.has("rope_theta") {
+            return try? local.double("rope_theta")
+        }
+        return raw.has("rope_local_base_freq") ? try? raw.double("rope_local_base_freq") : nil
     }
 
     /// Llama 3.1's per-frequency divisors as convert_hf_to_gguf.py computes them (in f32).

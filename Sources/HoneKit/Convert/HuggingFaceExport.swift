@@ -46,7 +46,10 @@ public enum HuggingFaceExport {
             guard let name = names.huggingFace(info.name) else {
                 throw HoneError.invalidConfig(path: path, message: "tensor '\(info.name)' has no Hugging Face counterpart")
             }
-            let view = try gguf.tensorView(info)
+            var view = try gguf.tensorView(info)
+            if names.normWeightOffset != 0, name.hasSuffix("norm.weight") {
+                view = view.offset(by: -names.normWeightOffset, roundedTo: .f32)  // Gemma's GGUFs store 1 + w
+            }
             var sourceRow: ((Int) -> Int)? = nil
             if let heads = permuted[GGUFExport.ggufStem(info.name)] {
                 sourceRow = RotaryPermutation.huggingFaceRowSource(rows: info.shape[0], heads: heads)
@@ -169,6 +172,18 @@ public enum HuggingFaceExport {
                                         "long_factor": long.map(decimal), "original_max_position_embeddings": original,
                                         "attention_factor": decimal(attention)]
             }
+        }
+        if config.modelType == "gemma3_text" {
+            json["hidden_activation"] = "gelu_pytorch_tanh"
+            json.removeValue(forKey: "hidden_act")
+            json["head_dim"] = config.headDimension
+            let scale = Double(config.attentionMultiplier ?? 1 / Float(config.headDimension).squareRoot())
+            json["query_pre_attn_scalar"] = Int((1 / (scale * scale)).rounded())  // an integer in every Gemma config
+            json["rope_local_base_freq"] = decimal(config.localRopeTheta)
+            json["sliding_window"] = config.slidingWindow ?? NSNull()
+            json["layer_types"] = (0..<config.layerCount).map { config.slidingWindowLayers.contains($0) ? "sliding_attention" : "full_attention" }
+            json["final_logit_softcapping"] = NSNull()
+            json["attn_logit_softcapping"] = NSNull()
         }
         if config.modelType == "smollm3" {
             json["no_rope_layers"] = (0..<config.layerCount).map { config.layersWithoutRotation.contains($0) ? 0 : 1 }

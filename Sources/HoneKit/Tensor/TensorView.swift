@@ -72,3 +72,27 @@ public struct TensorView: @unchecked Sendable {
         }
     }
 }
+
+// MARK: - Shifted copies
+
+extension TensorView {
+    /// An f32 copy of a small tensor with `offset` added to every value, the sum rounded to `type` (f32, f16 or
+    /// bf16) as torch rounds a sum in that dtype: Gemma's norm weights, which its GGUFs store as 1 + w.
+    func offset(by offset: Float, roundedTo type: DType) -> TensorView {
+        var values = floats().map { $0 + offset }
+        var bits = [UInt16](repeating: 0, count: values.count)
+        switch type {
+        case .bf16:
+            hk_convert_f32_to_bf16(values, &bits, values.count)
+            hk_convert_bf16_to_f32(bits, &values, values.count)
+        case .f16:
+            hk_convert_f32_to_f16(values, &bits, values.count)
+            hk_convert_f16_to_f32(bits, &values, values.count)
+        default:
+            break
+        }
+        let buffer = FloatBuffer(values)
+        return TensorView(name: name, dtype: .f32, shape: shape, data: UnsafeRawPointer(buffer.pointer), source: source,
+                          owner: buffer)
+    }
+}

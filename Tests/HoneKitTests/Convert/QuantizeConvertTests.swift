@@ -478,9 +478,11 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
 
     /// Qwen2 (no permutation, q/k/v biases), Qwen3 (no permutation, per-head q/k norms, head_dim keys), SmolLM3
     /// (Llama's permutation, NoPE layers), Granite (its four multipliers as GGUF keys) and Phi-3 (fused projections;
-    /// LongRoPE's factor tensors and attention factor, a partial rotation) and YaRN (its GGUF keys): HF → GGUF has the oracle's converter-made
-    /// file's tensors and metadata values; back to HF scores as transformers does.
-    @Test(arguments: ["qwen2-bias", "qwen3-qknorm", "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope", "qwen3-yarn"])
+    /// LongRoPE's factor tensors and attention factor, a partial rotation), YaRN (its GGUF keys) and Gemma 3 (norm
+    /// weights stored as 1 + w, the local layers' rope base, window and layer list): HF → GGUF has the oracle's
+    /// converter-made file's tensors and metadata values; back to HF scores as transformers does.
+    @Test(arguments: ["qwen2-bias", "qwen3-qknorm", "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope", "qwen3-yarn",
+                      "gemma3-swa"])
     func familyRoundTrip(name: String) throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

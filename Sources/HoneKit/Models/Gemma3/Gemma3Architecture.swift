@@ -119,6 +119,13 @@ enum Gemma3Config {
         return config
     }
 
+    /// GGUF files do not store query_pre_attn_scalar: llama.cpp scales by 1/√head_dim, and for the 27B (62
+    /// layers) by 1/√(hidden / heads), which is what that model's scalar (168) gives.
+    static func llamaCppAttentionScale(_ config: ModelConfig) -> Float {
+        let perHead = config.layerCount == 62 ? config.hiddenSize / config.headCount : config.headDimension
+        return 1 / Float(perHead).squareRoot()
+    }
+
     static func configFromGGUF(_ gguf: GGUFFile, architecture: String) throws -> ModelConfig {
         var config = try LlamaConfig.configFromGGUF(gguf, architecture: architecture)
         applyGemmaBlock(&config)
@@ -128,10 +135,7 @@ enum Gemma3Config {
         if let cap = gguf.double("\(architecture).final_logit_softcapping"), cap != 0 {
             throw HoneError.invalidConfig(path: gguf.path, message: "\(architecture).final_logit_softcapping \(cap) is not supported")
         }
-        // llama.cpp does not store query_pre_attn_scalar: it takes 1/√head_dim, and for the 27B (62 layers)
-        // 1/√(hidden / heads), which is what that model's scalar (168) gives.
-        let perHead = config.layerCount == 62 ? config.hiddenSize / config.headCount : config.headDimension
-        config.attentionMultiplier = 1 / Float(perHead).squareRoot()
+        config.attentionMultiplier = llamaCppAttentionScale(config)
         config.localRopeTheta = gguf.double("\(architecture).rope.freq_base_swa") ?? 10000
         // A window of 0 or none: every layer global. The layers: a per-layer list of flags or a pattern (every
         // n-th layer global), as llama.cpp reads sliding_window_pattern.
