@@ -5,8 +5,9 @@ Builds seeded random-weight models with the shapes of Qwen2.5-0.5B (hidden 896, 
 a Llama 3 (rope scaling "llama3", which the converter stores as a `rope_freqs` tensor), a Mistral with
 head_dim 128 (hidden 640, not a multiple of 256, so llama-quantize falls back for the K types), Qwen3-0.6B
 (per-head q/k norms, head_dim 128), a four-layer SmolLM3 (its fourth layer without rotation), Granite 3.3-2B
-(embedding, residual, attention and logit multipliers) and Phi-4-mini (fused projections, LongRoPE, a partial
-rotation), all with the
+(embedding, residual, attention and logit multipliers), Phi-4-mini (fused projections, LongRoPE, a partial
+rotation) and Gemma 3 270M (sliding-window layers with their own rope base, norms after each half, GeGLU), all
+with the
 default model's tokenizer; converts each with the peer's `convert_hf_to_gguf.py` to f32 and quantizes it with
 llama-quantize to every type Hone quantizes. For each file it prints
 

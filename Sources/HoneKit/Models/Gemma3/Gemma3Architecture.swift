@@ -25,7 +25,7 @@ extension ModelArchitecture {
         summaryLines: { config in
             let local = config.slidingWindowLayers.sorted()
             return ["rope:         theta \(config.ropeTheta) (global layers, scaling \(config.ropeScaling.summary)), \(config.localRopeTheta) (local layers)",
-                    "attention:    " + (config.slidingWindow.map { "sliding window \($0) on \(local.count) of \(config.layerCount) layers" } ?? "global on every layer")
+                    "windows:      " + (config.slidingWindow.map { "sliding window of \($0) keys on \(local.count) of \(config.layerCount) layers" } ?? "none (every layer global)")
                         + ", scale \(config.attentionMultiplier.map { "\($0)" } ?? "1/√head_dim")",
                     "norm eps:     \(config.normEpsilon), tied embeddings \(config.tieWordEmbeddings), q/k norms per head, norms after attention and MLP, GeGLU"]
         })
