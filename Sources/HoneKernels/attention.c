@@ -15,7 +15,8 @@ typedef void (*attention_pair)(const float *q /* [head_dim] */, const float *k /
 
 void hk_attention_ref(const float *q /* [n_q, heads, head_dim] */, const float *k /* [n_kv, kv_heads, head_dim] */,
                       const float *v /* [n_kv, kv_heads, head_dim] */, float *out /* [n_q, heads, head_dim] */,
-                      int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale, int window) {
+                      int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale, int window,
+                      float softcap) {
     int group = heads / kv_heads;
     size_t kv_stride = (size_t)kv_heads * head_dim;
     int max_keys = q_start + n_q;
@@ -38,6 +39,7 @@ void hk_attention_ref(const float *q /* [n_q, heads, head_dim] */, const float *
                 double dot = 0;
                 for (int d = 0; d < head_dim; d++) dot += (double)query[d] * key[d];
                 scores[j] = dot * scale;
+                if (softcap > 0) scores[j] = softcap * tanh(scores[j] / softcap);
                 if (scores[j] > max_score) max_score = scores[j];
             }
             double sum = 0;
@@ -1299,6 +1301,74 @@ void hk_attention_batch(const hk_attention_sequence *sequences, int count, int h
     if (allocated) {
         free(chosen);
         free(first_pair);
+    }
+}
+
+// MARK: - Soft-capped scores (Gemma 2)
+
+/// q . k over head_dim in eight partial sums (so the compiler can keep them in one vector register).
+static float dot_product(const float *a /* [n] */, const float *b /* [n] */, int n) {
+    float partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int d = 0;
+    for (; d + 8 <= n; d += 8) {
+        for (int lane = 0; lane < 8; lane++) partial[lane] += a[d + lane] * b[d + lane];
+    }
+    float total = 0;
+    for (int lane = 0; lane < 8; lane++) total += partial[lane];
+    for (; d < n; d++) total += a[d] * b[d];
+    return total;
+}
+
+void hk_attention_batch_softcap(const hk_attention_sequence *sequences, int count, int heads, int kv_heads,
+                                int head_dim, float scale, float softcap) {
+    if (count <= 0 || heads <= 0 || kv_heads <= 0 || head_dim <= 0) return;
+    int group = heads / kv_heads, kv_stride = kv_heads * head_dim, max_keys = 1;
+    double work = 0;
+    for (int s = 0; s < count; s++) {
+        if (sequences[s].q_start + sequences[s].n_q > max_keys) max_keys = sequences[s].q_start + sequences[s].n_q;
+        work += attention_work(sequences[s].n_q, sequences[s].q_start, heads, head_dim);
+    }
+    int threads = work < 65536.0 ? 1 : hk_thread_count();
+    long items = (long)count * heads;  // (sequence, head) pairs, each a thread's own output rows
+#pragma omp parallel num_threads(threads)
+    {
+        float *scores = malloc((size_t)max_keys * sizeof(float));
+        float *accumulator = malloc((size_t)head_dim * sizeof(float));
+#pragma omp for schedule(static, 1)
+        for (long item = 0; item < items; item++) {
+            const hk_attention_sequence *sequence = &sequences[item / heads];
+            int h = (int)(item % heads);
+            for (int t = 0; t < sequence->n_q; t++) {
+                float *output = sequence->out + ((size_t)t * heads + h) * head_dim;
+                if (!scores || !accumulator) {
+                    for (int d = 0; d < head_dim; d++) output[d] = NAN;  // out of memory: visible, not stale
+                    continue;
+                }
+                const float *query = sequence->q + ((size_t)t * heads + h) * head_dim;
+                const float *keys = sequence->k + (size_t)(h / group) * head_dim;
+                const float *values = sequence->v + (size_t)(h / group) * head_dim;
+                int visible = sequence->q_start + t + 1;
+                float max_score = -INFINITY;
+                for (int j = 0; j < visible; j++) {
+                    float score = softcap * tanhf(dot_product(query, keys + (size_t)j * kv_stride, head_dim) * scale / softcap);
+                    scores[j] = score;
+                    if (score > max_score) max_score = score;
+                }
+                float sum = 0;
+                for (int j = 0; j < visible; j++) {
+                    scores[j] = expf(scores[j] - max_score);
+                    sum += scores[j];
+                }
+                for (int d = 0; d < head_dim; d++) accumulator[d] = 0;
+                for (int j = 0; j < visible; j++) {
+                    const float *value = values + (size_t)j * kv_stride;
+                    for (int d = 0; d < head_dim; d++) accumulator[d] += scores[j] * value[d];
+                }
+                for (int d = 0; d < head_dim; d++) output[d] = accumulator[d] / sum;
+            }
+        }
+        free(scores);
+        free(accumulator);
     }
 }
 

@@ -26,7 +26,7 @@ void hk_attention_backward_ref(const float *q /* [n, heads, head_dim] */,
                                const float *v /* [n, kv_heads, head_dim] */,
                                const float *d_out /* [n, heads, head_dim] */, float *dq /* [n, heads, head_dim] */,
                                float *dk /* [n, kv_heads, head_dim] */, float *dv /* [n, kv_heads, head_dim] */,
-                               int n, int heads, int kv_heads, int head_dim, float scale, int window) {
+                               int n, int heads, int kv_heads, int head_dim, float scale, int window, float softcap) {
     if (n <= 0 || heads <= 0 || kv_heads <= 0 || head_dim <= 0) return;
     int group = heads / kv_heads;
     size_t kv_stride = (size_t)kv_heads * head_dim, kv_count = (size_t)n * kv_stride;
@@ -35,7 +35,8 @@ void hk_attention_backward_ref(const float *q /* [n, heads, head_dim] */,
     double *query_gradient = malloc((size_t)head_dim * sizeof(double));
     double *key_gradients = calloc(kv_count, sizeof(double));
     double *value_gradients = calloc(kv_count, sizeof(double));
-    if (!probabilities || !score_gradients || !query_gradient || !key_gradients || !value_gradients) goto done;
+    double *slopes = malloc((size_t)n * sizeof(double));  // d(capped score) / d(score): 1 - tanh^2, or 1
+    if (!probabilities || !score_gradients || !query_gradient || !key_gradients || !value_gradients || !slopes) goto done;
     for (int t = 0; t < n; t++) {
         int first = window > 0 && t + 1 > window ? t + 1 - window : 0;  // the keys a window leaves visible
         for (int h = 0; h < heads; h++) {
@@ -48,6 +49,12 @@ void hk_attention_backward_ref(const float *q /* [n, heads, head_dim] */,
                 double dot = 0;
                 for (int d = 0; d < head_dim; d++) dot += (double)query[d] * key[d];
                 probabilities[j] = dot * scale;
+                slopes[j] = 1;
+                if (softcap > 0) {
+                    double capped = tanh(probabilities[j] / softcap);
+                    probabilities[j] = softcap * capped;
+                    slopes[j] = 1 - capped * capped;
+                }
                 if (probabilities[j] > max_score) max_score = probabilities[j];
             }
             double sum = 0;
@@ -66,7 +73,7 @@ void hk_attention_backward_ref(const float *q /* [n, heads, head_dim] */,
             }
             for (int d = 0; d < head_dim; d++) query_gradient[d] = 0;
             for (int j = first; j <= t; j++) {
-                double score_gradient = probabilities[j] * (score_gradients[j] - expected) * scale;
+                double score_gradient = probabilities[j] * (score_gradients[j] - expected) * slopes[j] * scale;
                 const float *key = k + j * kv_stride + kv_offset;
                 double *key_gradient = key_gradients + j * kv_stride + kv_offset;
                 double *value_gradient = value_gradients + j * kv_stride + kv_offset;
@@ -90,6 +97,7 @@ done:
     free(query_gradient);
     free(key_gradients);
     free(value_gradients);
+    free(slopes);
 }
 
 // MARK: - Scalar
@@ -329,13 +337,58 @@ HK_TARGET_AVX512 static void attention_backward_pair_avx512(const float *q, cons
     }
 }
 
+// MARK: - Soft-capped scores (Gemma 2)
+
+/// One (query, head) pair with scores s = softcap * tanh(scale q.k / softcap): the scalar kernel's steps, each
+/// score gradient times the cap's slope 1 - tanh^2 (kept in `slopes`).
+static void attention_backward_pair_softcap(const float *q, const float *d_out, const float *k, const float *v,
+                                            float *dq, float *dk, float *dv, int keys, int kv_stride, int head_dim,
+                                            float scale, float softcap, float *probabilities, float *score_gradients,
+                                            float *slopes) {
+    float max_score = -INFINITY;
+    for (int j = 0; j < keys; j++) {
+        float dot = 0;
+        for (int d = 0; d < head_dim; d++) dot += q[d] * k[(size_t)j * kv_stride + d];
+        float capped = tanhf(dot * scale / softcap);
+        probabilities[j] = softcap * capped;
+        slopes[j] = 1 - capped * capped;
+        if (probabilities[j] > max_score) max_score = probabilities[j];
+    }
+    float sum = 0;
+    for (int j = 0; j < keys; j++) {
+        probabilities[j] = expf(probabilities[j] - max_score);
+        sum += probabilities[j];
+    }
+    float expected = 0;
+    for (int j = 0; j < keys; j++) {
+        probabilities[j] /= sum;
+        float dot = 0;
+        for (int d = 0; d < head_dim; d++) dot += d_out[d] * v[(size_t)j * kv_stride + d];
+        score_gradients[j] = dot;
+        expected += probabilities[j] * dot;
+    }
+    for (int j = 0; j < keys; j++) {
+        score_gradients[j] = probabilities[j] * (score_gradients[j] - expected) * slopes[j] * scale;
+    }
+    for (int d = 0; d < head_dim; d++) dq[d] = 0;
+    for (int j = 0; j < keys; j++) {
+        const float *key = k + (size_t)j * kv_stride;
+        float *key_gradient = dk + (size_t)j * head_dim, *value_gradient = dv + (size_t)j * head_dim;
+        for (int d = 0; d < head_dim; d++) {
+            dq[d] += score_gradients[j] * key[d];
+            key_gradient[d] += score_gradients[j] * q[d];
+            value_gradient[d] += probabilities[j] * d_out[d];
+        }
+    }
+}
+
 // MARK: - Dispatch
 
 void hk_attention_backward(const float *q /* [n, heads, head_dim] */, const float *k /* [n, kv_heads, head_dim] */,
                            const float *v /* [n, kv_heads, head_dim] */, const float *d_out /* [n, heads, head_dim] */,
                            float *dq /* [n, heads, head_dim] */, float *dk /* [n, kv_heads, head_dim] */,
                            float *dv /* [n, kv_heads, head_dim] */, int n, int heads, int kv_heads, int head_dim,
-                           float scale, int window) {
+                           float scale, int window, float softcap) {
     if (n <= 0 || heads <= 0 || kv_heads <= 0 || head_dim <= 0) return;
     attention_backward_pair pair_kernel;
     switch (hk_isa_current()) {
@@ -363,7 +416,7 @@ void hk_attention_backward(const float *q /* [n, heads, head_dim] */, const floa
 
 #pragma omp parallel num_threads(threads)
     {
-        float *scratch = malloc(2 * (size_t)n * sizeof(float));
+        float *scratch = malloc(3 * (size_t)n * sizeof(float));
 #pragma omp for schedule(static)
         for (int h = 0; h < heads; h++) {
             float *key_partial = partials + 2 * (size_t)h * head_rows, *value_partial = key_partial + head_rows;
@@ -374,7 +427,12 @@ void hk_attention_backward(const float *q /* [n, heads, head_dim] */, const floa
                 // A window leaves keys first ... t: the pair kernel sees them as rows 0 ... from there.
                 int first = window > 0 && t + 1 > window ? t + 1 - window : 0;
                 size_t key_row = (size_t)first * kv_stride, partial_row = (size_t)first * head_dim;
-                if (scratch) {
+                if (scratch && softcap > 0) {
+                    attention_backward_pair_softcap(q + q_offset, d_out + q_offset, k + kv_offset + key_row,
+                                                    v + kv_offset + key_row, dq + q_offset, key_partial + partial_row,
+                                                    value_partial + partial_row, t + 1 - first, kv_stride, head_dim,
+                                                    scale, softcap, scratch, scratch + n, scratch + 2 * n);
+                } else if (scratch) {
                     pair_kernel(q + q_offset, d_out + q_offset, k + kv_offset + key_row, v + kv_offset + key_row,
                                 dq + q_offset, key_partial + partial_row, value_partial + partial_row, t + 1 - first,
                                 kv_stride, head_dim, scale, scratch, scratch + n);

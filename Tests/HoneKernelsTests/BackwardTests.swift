@@ -74,7 +74,7 @@ private func layernormForward(_ x: [Double], weight: [Float]?, rows: Int, dim: I
 
 /// Causal GQA attention of one sequence from position 0, all in f64.
 private func attentionForward(q: [Double], k: [Double], v: [Double], n: Int, heads: Int, kvHeads: Int, headDim: Int,
-                              scale: Double, window: Int = 0) -> [Double] {
+                              scale: Double, window: Int = 0, softcap: Double = 0) -> [Double] {
     var out = [Double](repeating: 0, count: n * heads * headDim)
     let group = heads / kvHeads
     for t in 0..<n {
@@ -83,7 +83,8 @@ private func attentionForward(q: [Double], k: [Double], v: [Double], n: Int, hea
             let qBase = (t * heads + h) * headDim
             var scores = (first...t).map { j -> Double in
                 let kBase = (j * kvHeads + h / group) * headDim
-                return (0..<headDim).reduce(0) { $0 + q[qBase + $1] * k[kBase + $1] } * scale
+                let score = (0..<headDim).reduce(0) { $0 + q[qBase + $1] * k[kBase + $1] } * scale
+                return softcap > 0 ? softcap * tanh(score / softcap) : score
             }
             let maximum = scores.max()!
             scores = scores.map { exp($0 - maximum) }
@@ -443,14 +444,16 @@ extension KernelTests {
     // MARK: - Attention
 
     private func attentionBackward(_ q: [Float], _ k: [Float], _ v: [Float], _ dOut: [Float], n: Int, heads: Int,
-                                   kvHeads: Int, headDim: Int, scale: Float, reference: Bool, window: Int = 0) -> (dq: [Float], dk: [Float], dv: [Float]) {
+                                   kvHeads: Int, headDim: Int, scale: Float, reference: Bool, window: Int = 0,
+                                   softcap: Float = 0) -> (dq: [Float], dk: [Float], dv: [Float]) {
         var dq = [Float](repeating: .nan, count: n * heads * headDim)
         var dk = [Float](repeating: .nan, count: n * kvHeads * headDim), dv = dk
         let arguments = (Int32(n), Int32(heads), Int32(kvHeads), Int32(headDim))
         if reference {
-            hk_attention_backward_ref(q, k, v, dOut, &dq, &dk, &dv, arguments.0, arguments.1, arguments.2, arguments.3, scale, Int32(window))
+            hk_attention_backward_ref(q, k, v, dOut, &dq, &dk, &dv, arguments.0, arguments.1, arguments.2, arguments.3, scale, Int32(window), softcap)
         } else {
-            hk_attention_backward(q, k, v, dOut, &dq, &dk, &dv, arguments.0, arguments.1, arguments.2, arguments.3, scale, Int32(window))
+            hk_attention_backward(q, k, v, dOut, &dq, &dk, &dv, arguments.0, arguments.1, arguments.2, arguments.3, scale, Int32(window),
+                                  softcap)
         }
         return (dq, dk, dv)
     }
@@ -525,28 +528,30 @@ extension KernelTests {
     /// L = sum(d_out * attention(q, k, v)) with the f64 forward above; central differences in q, k and v.
     @Test func attentionBackwardMatchesFiniteDifferences() {
         var generator = SeededGenerator(seed: 332)
-        // The last case slides a window of 3 keys over 7 tokens (Gemma 3's local layers).
-        for (heads, kvHeads, headDim, n, window) in [(2, 1, 8, 5, 0), (4, 1, 4, 4, 0), (4, 2, 6, 6, 0), (4, 2, 6, 7, 3)] {
+        // The fourth case slides a window of 3 keys over 7 tokens (Gemma 3's local layers); the last two soft-cap the
+        // scores at 1.5 (Gemma 2's cap, made small enough to bite), the last with a window too.
+        for (heads, kvHeads, headDim, n, window, softcap) in [(2, 1, 8, 5, 0, 0.0), (4, 1, 4, 4, 0, 0), (4, 2, 6, 6, 0, 0),
+                                                              (4, 2, 6, 7, 3, 0), (2, 1, 8, 6, 0, 1.5), (4, 2, 6, 7, 3, 1.5)] {
             let scale = 1 / Double(headDim).squareRoot()
             let q = generator.floats(n * heads * headDim, in: -2...2), k = generator.floats(n * kvHeads * headDim, in: -2...2)
             let v = generator.floats(n * kvHeads * headDim), dOut = generator.floats(n * heads * headDim)
             let (qd, kd, vd) = (q.map(Double.init), k.map(Double.init), v.map(Double.init))
             func loss(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double {
                 dot(attentionForward(q: q, k: k, v: v, n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
-                                     window: window), dOut)
+                                     window: window, softcap: softcap), dOut)
             }
             let numericQ = centralDifferences(q) { loss($0, kd, vd) }
             let numericK = centralDifferences(k) { loss(qd, $0, vd) }
             let numericV = centralDifferences(v) { loss(qd, kd, $0) }
-            let context = "attention FD heads \(heads)/\(kvHeads) dim \(headDim) n \(n) window \(window)"
+            let context = "attention FD heads \(heads)/\(kvHeads) dim \(headDim) n \(n) window \(window) softcap \(softcap)"
             let reference = attentionBackward(q, k, v, dOut, n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: Float(scale),
-                                              reference: true, window: window)
+                                              reference: true, window: window, softcap: Float(softcap))
             expectNear(reference.dq, numericQ, tolerance: 1e-5, context + " reference dq")
             expectNear(reference.dk, numericK, tolerance: 1e-5, context + " reference dk")
             expectNear(reference.dv, numericV, tolerance: 1e-5, context + " reference dv")
             forEachISA { isa in
                 let fast = attentionBackward(q, k, v, dOut, n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: Float(scale),
-                                             reference: false, window: window)
+                                             reference: false, window: window, softcap: Float(softcap))
                 expectNear(fast.dq, numericQ, tolerance: 2e-5, context + " \(isaNames[Int(isa)]) dq")
                 expectNear(fast.dk, numericK, tolerance: 2e-5, context + " \(isaNames[Int(isa)]) dk")
                 expectNear(fast.dv, numericV, tolerance: 2e-5, context + " \(isaNames[Int(isa)]) dv")

@@ -109,7 +109,7 @@ extension KernelTests {
         let scale = 1 / Float(headDim).squareRoot()
         let arguments = (Int32(nQ), Int32(qStart), Int32(heads), Int32(kvHeads), Int32(headDim))
         if reference {
-            hk_attention_ref(q, k, v, &out, arguments.0, arguments.1, arguments.2, arguments.3, arguments.4, scale, 0)
+            hk_attention_ref(q, k, v, &out, arguments.0, arguments.1, arguments.2, arguments.3, arguments.4, scale, 0, 0)
         } else {
             hk_attention(q, k, v, &out, arguments.0, arguments.1, arguments.2, arguments.3, arguments.4, scale)
         }
@@ -133,6 +133,43 @@ extension KernelTests {
                     let actual = attention(q, k, v, nQ: nQ, qStart: qStart, heads: heads, kvHeads: kvHeads, headDim: headDim, reference: false)
                     expectClose(actual, expected, relative: 0, absolute: 1e-5,
                                 "attention \(isaNames[Int(isa)]) heads \(heads)/\(kvHeads) dim \(headDim) n_q \(nQ) q_start \(qStart)")
+                }
+            }
+        }
+    }
+
+    /// Gemma 2's soft-capped scores: the plain-C batch kernel against the reference, with caps that bite (5) and
+    /// that do not (1e4, where the result must equal uncapped attention to rounding).
+    @Test func softcappedAttentionMatchesReference() {
+        var generator = SeededGenerator(seed: 56)
+        for (heads, kvHeads, headDim) in [(8, 2, 64), (4, 4, 17), (2, 1, 131)] {
+            for (nQ, qStart) in [(1, 0), (5, 0), (1, 37), (6, 7)] {
+                let keys = qStart + nQ
+                let q = generator.floats(nQ * heads * headDim, in: -4...4)
+                let k = generator.floats(keys * kvHeads * headDim), v = generator.floats(keys * kvHeads * headDim)
+                let scale = 1 / Float(headDim).squareRoot()
+                for cap: Float in [5, 1e4] {
+                    var expected = [Float](repeating: .nan, count: nQ * heads * headDim)
+                    hk_attention_ref(q, k, v, &expected, Int32(nQ), Int32(qStart), Int32(heads), Int32(kvHeads),
+                                     Int32(headDim), scale, 0, cap)
+                    var actual = [Float](repeating: .nan, count: nQ * heads * headDim)
+                    q.withUnsafeBufferPointer { qp in
+                        k.withUnsafeBufferPointer { kp in
+                            v.withUnsafeBufferPointer { vp in
+                                actual.withUnsafeMutableBufferPointer { out in
+                                    var sequence = hk_attention_sequence(q: qp.baseAddress, k: kp.baseAddress, v: vp.baseAddress,
+                                                                         out: out.baseAddress, n_q: Int32(nQ), q_start: Int32(qStart))
+                                    hk_attention_batch_softcap(&sequence, 1, Int32(heads), Int32(kvHeads), Int32(headDim), scale, cap)
+                                }
+                            }
+                        }
+                    }
+                    let context = "softcap \(cap) heads \(heads)/\(kvHeads) dim \(headDim) n_q \(nQ) q_start \(qStart)"
+                    expectClose(actual, expected, relative: 0, absolute: 1e-5, context)
+                    if cap > 100 {
+                        let plain = attention(q, k, v, nQ: nQ, qStart: qStart, heads: heads, kvHeads: kvHeads, headDim: headDim, reference: true)
+                        expectClose(actual, plain, relative: 0, absolute: 1e-4, context + " against no cap")
+                    }
                 }
             }
         }

@@ -42,6 +42,8 @@ from transformers import (  # noqa: E402
     Phi3ForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Gemma2Config,
+    Gemma2ForCausalLM,
     Gemma3ForCausalLM,
     Gemma3TextConfig,
     GraniteConfig,
@@ -179,6 +181,14 @@ SPECS = {
              pad_token_id=0, rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
                                               "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}),
         117, "legacy-gemma3"),
+    # Gemma 2: Gemma 3's block without q/k norms, layers 0 and 2 local (window 8), 1 global, and soft caps much
+    # smaller than the real 50 and 30 (5 on attention scores, 3 on logits) so that the random model reaches them.
+    "gemma2-softcap": (
+        Gemma2ForCausalLM, Gemma2Config,
+        dict(SMALL_FF, head_dim=32, num_hidden_layers=3, rms_norm_eps=1e-6, tie_word_embeddings=True,
+             query_pre_attn_scalar=32, sliding_window=8, pad_token_id=0, attn_logit_softcapping=5.0,
+             final_logit_softcapping=3.0),
+        118, "legacy"),
     "opt-preln": (
         OPTForCausalLM, OPTConfig,
         dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
@@ -415,7 +425,8 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
     model_arch = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3,
                   "smollm3": gguf.MODEL_ARCH.SMOLLM3, "granite": gguf.MODEL_ARCH.GRANITE,
-                  "phi3": gguf.MODEL_ARCH.PHI3, "gemma3": gguf.MODEL_ARCH.GEMMA3}[arch]
+                  "phi3": gguf.MODEL_ARCH.PHI3, "gemma3": gguf.MODEL_ARCH.GEMMA3,
+                  "gemma2": gguf.MODEL_ARCH.GEMMA2}[arch]
     permutes = arch in ("llama", "smollm3", "granite")  # LlamaModel's Q/K permutation (its subclasses inherit it)
     tmap = gguf.get_tensor_name_map(model_arch, n_layer)
 
@@ -453,8 +464,8 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
                 t = torch.from_numpy(permute(t.numpy(), n_head, n_head_kv))
         new_name = tmap.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         assert new_name is not None, hf_name
-        if arch == "gemma3" and hf_name.endswith("norm.weight"):
-            t = t + 1.0  # Gemma3Model.modify_tensors: its norms multiply by 1 + w
+        if arch in ("gemma2", "gemma3") and hf_name.endswith("norm.weight"):
+            t = t + 1.0  # Gemma2Model/Gemma3Model.modify_tensors: their norms multiply by 1 + w
         items.append((new_name, t))
 
     for new_name, t in items:
@@ -494,6 +505,20 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
         w.add_rope_freq_base(rope_theta)
         w.add_file_type(ftype)
         w.add_sliding_window(cfg.get("sliding_window") or 0)
+    elif arch == "gemma2":  # Gemma2Model.set_gguf_parameters replaces TextModel's (no rope keys)
+        w.add_context_length(cfg["max_position_embeddings"])
+        w.add_embedding_length(cfg["hidden_size"])
+        w.add_block_count(n_layer)
+        w.add_feed_forward_length(cfg["intermediate_size"])
+        w.add_head_count(n_head)
+        w.add_head_count_kv(n_head_kv)
+        w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
+        w.add_file_type(ftype)
+        w.add_attn_logit_softcapping(cfg["attn_logit_softcapping"])
+        w.add_final_logit_softcapping(cfg["final_logit_softcapping"])
+        w.add_sliding_window(cfg["sliding_window"])
     else:  # TextModel.set_gguf_parameters
         w.add_block_count(n_layer)
         w.add_context_length(cfg["max_position_embeddings"])
@@ -598,6 +623,10 @@ def main() -> None:
             to_legacy_config(path, rope_key="type")
         elif style == "legacy-gemma3":
             to_legacy_gemma3_config(path, pattern=2)
+        if name.startswith("gemma2"):  # the Hub's Gemma 2 configs have no layer_types (every other layer local)
+            cfg = json.loads((path / "config.json").read_text())
+            cfg.pop("layer_types")
+            (path / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
         style_out = "legacy" if style.startswith("legacy") else "v5"
         extra = {}
         if name == "llama-dynamic-rope":
@@ -622,7 +651,8 @@ def main() -> None:
     # ---- Qwen3, SmolLM3 and Granite as the converter writes them (key/value length keys where config.json has
     # head_dim; Granite's converter drops it)
     for name, arch in (("qwen3-qknorm", "qwen3"), ("qwen3-yarn", "qwen3"), ("smollm3-nope", "smollm3"), ("granite-mult", "granite"),
-                       ("phi3-fused", "phi3"), ("phi3-longrope", "phi3"), ("gemma3-swa", "gemma3")):
+                       ("phi3-fused", "phi3"), ("phi3-longrope", "phi3"), ("gemma3-swa", "gemma3"),
+                       ("gemma2-softcap", "gemma2")):
         if name in built:
             has_head_dim = "head_dim" in json.loads((MODELS / name / "config.json").read_text()) and arch != "granite"
             write_gguf(MODELS / name, GGUF_DIR / f"{name}-f32.gguf", arch, gguf.LlamaFileType.ALL_F32, name=name,

@@ -81,6 +81,9 @@ CASES = [
     dict(name="gemma3-swa", model="gemma3-swa", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False, seed=111),
     dict(name="gemma3-legacy", model="gemma3-legacy", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False,
          seed=112),
+    # Gemma 2: the gradient through both soft caps (scores and logits).
+    dict(name="gemma2-softcap", model="gemma2-softcap", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False,
+         seed=113),
     # max_grad_norm 2.0 here (1.0 elsewhere): its gradient norms straddle 2, so both sides of the clip are tested.
     dict(name="opt-preln", model="opt-preln", targets=OPT_ALL, r=4, alpha=8, rslora=False, steps=True, seed=105,
          max_grad_norm=2.0),

@@ -137,14 +137,16 @@ void hk_rope_apply(float *x /* [tokens, heads, head_dim] */, const float *table 
 /// out[t, h, :] = sum_j softmax_j(scale * q[t, h, :] . k[j, h / group, :]) v[j, h / group, :]
 /// over keys j = 0 .. q_start + t (causal), group = heads / kv_heads. The reference also takes a sliding window
 /// (window > 0: keys q_start + t - window + 1 .. q_start + t only; 0: none); the fast kernels take none, and
-/// callers give them windowed rows as sequences of their own whose k and v start at the window.
+/// callers give them windowed rows as sequences of their own whose k and v start at the window. softcap > 0:
+/// each scaled score s becomes softcap * tanh(s / softcap) before the softmax (Gemma 2); 0: scores as they are.
 /// k and v hold the sequence's cache: rows 0 .. q_start + n_q - 1 are valid; row stride is kv_heads * head_dim.
 void hk_attention(const float *q /* [n_q, heads, head_dim] */, const float *k /* [n_kv, kv_heads, head_dim] */,
                   const float *v /* [n_kv, kv_heads, head_dim] */, float *out /* [n_q, heads, head_dim] */,
                   int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale);
 void hk_attention_ref(const float *q /* [n_q, heads, head_dim] */, const float *k /* [n_kv, kv_heads, head_dim] */,
                       const float *v /* [n_kv, kv_heads, head_dim] */, float *out /* [n_q, heads, head_dim] */,
-                      int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale, int window);
+                      int n_q, int q_start, int heads, int kv_heads, int head_dim, float scale, int window,
+                      float softcap);
 
 /// One sequence of a batch for hk_attention_batch: hk_attention's arguments.
 typedef struct {
@@ -160,6 +162,10 @@ typedef struct {
 /// sequences in one pass (scoring documents, packed training rows) no longer pay a parallel region each.
 void hk_attention_batch(const hk_attention_sequence *sequences /* [count] */, int count, int heads, int kv_heads,
                         int head_dim, float scale);
+/// hk_attention_batch with soft-capped scores (softcap > 0, as in hk_attention_ref): Gemma 2's attention. Plain C,
+/// one thread per (sequence, head); float sums, so within about 1e-6 of the reference.
+void hk_attention_batch_softcap(const hk_attention_sequence *sequences /* [count] */, int count, int heads,
+                                int kv_heads, int head_dim, float scale, float softcap);
 
 // MARK: - Log-probabilities
 

@@ -73,19 +73,22 @@ void hk_rope_backward_ref(float *dx /* [tokens, heads, head_dim] */, const int32
 /// Parallel over query heads: each head writes its dq rows and its own dk/dv contribution to scratch, then
 /// the contributions are summed per KV head in head order, so results do not depend on the thread count.
 /// window > 0: the query at t sees keys t - window + 1 ... t only (a sliding window); 0: every earlier key.
+/// softcap > 0: scores are softcap * tanh(s / softcap) (Gemma 2), their gradients times 1 - tanh^2 (a scalar
+/// pair kernel at every ISA); 0: none.
 /// Scratch: 2 * heads * n * head_dim floats.
 void hk_attention_backward(const float *q /* [n, heads, head_dim] */, const float *k /* [n, kv_heads, head_dim] */,
                            const float *v /* [n, kv_heads, head_dim] */, const float *d_out /* [n, heads, head_dim] */,
                            float *dq /* [n, heads, head_dim] */, float *dk /* [n, kv_heads, head_dim] */,
                            float *dv /* [n, kv_heads, head_dim] */, int n, int heads, int kv_heads, int head_dim,
-                           float scale, int window);
+                           float scale, int window, float softcap);
 /// Naive reference: double everywhere, the full score matrix per head.
 void hk_attention_backward_ref(const float *q /* [n, heads, head_dim] */,
                                const float *k /* [n, kv_heads, head_dim] */,
                                const float *v /* [n, kv_heads, head_dim] */,
                                const float *d_out /* [n, heads, head_dim] */, float *dq /* [n, heads, head_dim] */,
                                float *dk /* [n, kv_heads, head_dim] */, float *dv /* [n, kv_heads, head_dim] */,
-                               int n, int heads, int kv_heads, int head_dim, float scale, int window);
+                               int n, int heads, int kv_heads, int head_dim, float scale, int window,
+                               float softcap);
 
 // MARK: - Log-probability backward
 

@@ -233,8 +233,10 @@ public enum GGUFExport {
                 throw HoneError.invalidConfig(path: configPath, message: "no_rope_layers has no GGUF form: llama.cpp's smollm3 leaves out the rotation on every \(interval)th layer only")
             }
         }
-        if architecture == "gemma3", config.attentionMultiplier != Gemma3Config.llamaCppAttentionScale(config) {
-            warn("\(configPath): query_pre_attn_scalar has no GGUF key; llama.cpp (and Hone, reading the GGUF) will scale attention by \(Gemma3Config.llamaCppAttentionScale(config)), not \(config.attentionMultiplier ?? 0)")
+        let llamaCppScale: Float? = architecture == "gemma3" ? Gemma3Config.llamaCppAttentionScale(config)
+            : architecture == "gemma2" ? Gemma2Config.llamaCppAttentionScale(config) : nil
+        if let llamaCppScale, config.attentionMultiplier != llamaCppScale {
+            warn("\(configPath): query_pre_attn_scalar has no GGUF key; llama.cpp (and Hone, reading the GGUF) will scale attention by \(llamaCppScale), not \(config.attentionMultiplier ?? 0)")
         }
         let permuted = names.permutedRows(architecture, config)
         let store = try SafetensorsStore(directory: directory)
@@ -333,6 +335,26 @@ public enum GGUFExport {
             try u32("general.quantization_version", 2)
             return entries
         }
+        if architecture == "gemma2" {  // Gemma2Model.set_gguf_parameters, in its order (TextModel's is not called)
+            try u32("\(a).context_length", config.maxPositionEmbeddings)
+            try u32("\(a).embedding_length", config.hiddenSize)
+            try u32("\(a).block_count", config.layerCount)
+            try u32("\(a).feed_forward_length", config.intermediateSize)
+            try u32("\(a).attention.head_count", config.headCount)
+            try u32("\(a).attention.head_count_kv", config.keyValueHeadCount)
+            f32("\(a).attention.layer_norm_rms_epsilon", Double(config.normEpsilon))
+            try u32("\(a).attention.key_length", config.headDimension)
+            try u32("\(a).attention.value_length", config.headDimension)
+            entries.append(("general.file_type", .unsigned(UInt64(fileType)), 4, nil))
+            f32("\(a).attn_logit_softcapping", Double(config.attentionLogitSoftcap ?? 0))
+            f32("\(a).final_logit_softcapping", Double(config.finalLogitSoftcap ?? 0))
+            try u32("\(a).attention.sliding_window", config.slidingWindow ?? 0)
+            appendLayerList(config, architecture: a, defaultPattern: Gemma2Config.defaultSlidingWindowPattern, to: &entries)
+            // The converter writes no rope base (llama.cpp's default is Gemma 2's 10,000); another one is kept.
+            if config.ropeTheta != 10000 { f32("\(a).rope.freq_base", config.ropeTheta) }
+            try u32("general.quantization_version", 2)
+            return entries
+        }
         try u32("\(a).block_count", config.layerCount)
         try u32("\(a).context_length", config.maxPositionEmbeddings)
         try u32("\(a).embedding_length", config.hiddenSize)
@@ -372,13 +394,7 @@ public enum GGUFExport {
         }
         if architecture == "gemma3", let window = config.slidingWindow {  // Gemma3Model.set_gguf_parameters
             try u32("\(a).attention.sliding_window", window)
-            // The converter writes no pattern: llama.cpp takes five local layers in six. A model laid out otherwise
-            // gets its layers listed, which llama.cpp reads in place of the pattern.
-            let defaultLayers = Set((0..<config.layerCount).filter { $0 % Gemma3Config.defaultSlidingWindowPattern < Gemma3Config.defaultSlidingWindowPattern - 1 })
-            if config.slidingWindowLayers != defaultLayers {
-                entries.append(("\(a).attention.sliding_window_pattern",
-                                .array((0..<config.layerCount).map { .bool(config.slidingWindowLayers.contains($0)) }), 9, 7))
-            }
+            appendLayerList(config, architecture: a, defaultPattern: Gemma3Config.defaultSlidingWindowPattern, to: &entries)
         }
         if architecture == "granite" {  // GraniteModel: each multiplier the config gives (and that is not 0)
             for (configKey, ggufKey) in [("attention_multiplier", "attention.scale"), ("embedding_multiplier", "embedding_scale"),
@@ -388,6 +404,16 @@ public enum GGUFExport {
         }
         try u32("general.quantization_version", 2)
         return entries
+    }
+
+    /// The converter writes no layer pattern: llama.cpp takes its default (Gemma 3: five local layers in six,
+    /// Gemma 2: every other). A model laid out otherwise gets its layers listed, which llama.cpp reads instead.
+    static func appendLayerList(_ config: ModelConfig, architecture: String, defaultPattern: Int,
+                                to entries: inout [(key: String, value: GGUFValue, type: UInt32, arrayType: UInt32?)]) {
+        let defaultLayers = Set((0..<config.layerCount).filter { $0 % defaultPattern < defaultPattern - 1 })
+        guard config.slidingWindow != nil, config.slidingWindowLayers != defaultLayers else { return }
+        entries.append(("\(architecture).attention.sliding_window_pattern",
+                        .array((0..<config.layerCount).map { .bool(config.slidingWindowLayers.contains($0)) }), 9, 7))
     }
 
     /// The sliding layers' rope base as the converter finds it: rope_parameters' sliding_attention (transformers

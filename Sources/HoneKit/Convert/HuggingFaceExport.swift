@@ -173,17 +173,17 @@ public enum HuggingFaceExport {
                                         "attention_factor": decimal(attention)]
             }
         }
-        if config.modelType == "gemma3_text" {
+        if config.modelType == "gemma3_text" || config.modelType == "gemma2" {
             json["hidden_activation"] = "gelu_pytorch_tanh"
             json.removeValue(forKey: "hidden_act")
             json["head_dim"] = config.headDimension
             let scale = Double(config.attentionMultiplier ?? 1 / Float(config.headDimension).squareRoot())
             json["query_pre_attn_scalar"] = Int((1 / (scale * scale)).rounded())  // an integer in every Gemma config
-            json["rope_local_base_freq"] = decimal(config.localRopeTheta)
+            if config.modelType == "gemma3_text" { json["rope_local_base_freq"] = decimal(config.localRopeTheta) }
             json["sliding_window"] = config.slidingWindow ?? NSNull()
             json["layer_types"] = (0..<config.layerCount).map { config.slidingWindowLayers.contains($0) ? "sliding_attention" : "full_attention" }
-            json["final_logit_softcapping"] = NSNull()
-            json["attn_logit_softcapping"] = NSNull()
+            json["final_logit_softcapping"] = config.finalLogitSoftcap.map { decimal(Double($0)) } ?? NSNull()
+            json["attn_logit_softcapping"] = config.attentionLogitSoftcap.map { decimal(Double($0)) } ?? NSNull()
         }
         if config.modelType == "smollm3" {
             json["no_rope_layers"] = (0..<config.layerCount).map { config.layersWithoutRotation.contains($0) ? 0 : 1 }

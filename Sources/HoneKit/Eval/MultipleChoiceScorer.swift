@@ -283,7 +283,7 @@ public final class MultipleChoiceScorer {
     /// logits one dot product each), for an unbiased f32/f16/bf16 vocabulary head on AVX-512; nil otherwise.
     private func evaluateWithoutLogits(_ hidden: HiddenStates, rows: [Int],
                                        targets: [[Int32]]) -> [[(logprob: Float, isGreedy: Bool)]]? {
-        guard let head = (model as? TrainableModel)?.vocabularyProjection, head.bias == nil,
+        guard model.config.finalLogitSoftcap == nil, let head = (model as? TrainableModel)?.vocabularyProjection, head.bias == nil,
               [.f32, .f16, .bf16].contains(head.weight.dtype), !rows.isEmpty else { return nil }
         let width = hidden.width
         let gathered = hidden.selecting(rows).values

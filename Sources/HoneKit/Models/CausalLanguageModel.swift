@@ -42,7 +42,7 @@ extension CausalLanguageModel {
 /// queries: [tokens, heads × head_dim], keys/values: [tokens, kv_heads × head_dim] (rows of all sequences).
 func attendWithCache(batch: [SequenceInput], offsets: [Int], layer: Int, config: ModelConfig,
                      queries: UnsafeMutablePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
-                     output: UnsafeMutablePointer<Float>, scale: Float, window: Int? = nil) {
+                     output: UnsafeMutablePointer<Float>, scale: Float, window: Int? = nil, softcap: Float? = nil) {
     let queryWidth = config.headCount * config.headDimension
     let rowWidth = config.keyValueHeadCount * config.headDimension
     var sequences: [hk_attention_sequence] = []
@@ -59,8 +59,20 @@ func attendWithCache(batch: [SequenceInput], offsets: [Int], layer: Int, config:
                                           n_q: Int32(count), q_start: Int32(start))
         sequences += windowed(whole, window: window, queryWidth: queryWidth, keyWidth: rowWidth)
     }
-    hk_attention_batch(sequences, Int32(sequences.count), Int32(config.headCount), Int32(config.keyValueHeadCount),
-                       Int32(config.headDimension), scale)
+    attendBatch(sequences, heads: config.headCount, keyValueHeads: config.keyValueHeadCount,
+                headDimension: config.headDimension, scale: scale, softcap: softcap)
+}
+
+/// The attention kernels on a batch of sequences; with `softcap`, scores soft-capped (Gemma 2).
+func attendBatch(_ sequences: [hk_attention_sequence], heads: Int, keyValueHeads: Int, headDimension: Int, scale: Float,
+                 softcap: Float?) {
+    if let softcap {
+        hk_attention_batch_softcap(sequences, Int32(sequences.count), Int32(heads), Int32(keyValueHeads),
+                                   Int32(headDimension), scale, softcap)
+    } else {
+        hk_attention_batch(sequences, Int32(sequences.count), Int32(heads), Int32(keyValueHeads), Int32(headDimension),
+                           scale)
+    }
 }
 
 /// One sequence's attention under a sliding window (Gemma 3's local layers: a query at position p sees keys

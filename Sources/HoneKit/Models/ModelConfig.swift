@@ -95,6 +95,10 @@ public struct ModelConfig: Sendable {
     /// Added to every RMSNorm weight on loading: 1 for Gemma's HF checkpoints, whose norms multiply by 1 + w
     /// (llama.cpp's converter stores 1 + w, so 0 for GGUF files).
     public var normWeightOffset: Float = 0
+    /// Gemma 2's soft caps: attention scores become c·tanh(s/c) before the softmax, and the logits
+    /// c·tanh(z/c); nil: none.
+    public var attentionLogitSoftcap: Float? = nil
+    public var finalLogitSoftcap: Float? = nil
     /// The MLP is gelu_tanh(gate) · up (Gemma's GeGLU, hidden_activation gelu_pytorch_tanh), not SwiGLU.
     public var gatedGELU: Bool { hiddenActivation == "gelu_pytorch_tanh" }
 

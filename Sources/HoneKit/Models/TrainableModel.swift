@@ -83,7 +83,7 @@ extension TrainingPass {
 /// Causal attention of each packed sequence over its own keys, from position 0 (training passes have no cache).
 /// Row widths: queries heads × head_dim, keys and values kv_heads × head_dim.
 func packedCausalAttention(_ layout: PassLayout, heads: Int, keyValueHeads: Int, headDimension: Int, scale: Float,
-                           window: Int? = nil)
+                           window: Int? = nil, softcap: Float? = nil)
     -> (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void {
     let queryWidth = heads * headDimension
     let kvWidth = keyValueHeads * headDimension
@@ -94,14 +94,14 @@ func packedCausalAttention(_ layout: PassLayout, heads: Int, keyValueHeads: Int,
                                               out: out + row * queryWidth, n_q: Int32(layout.counts[index]), q_start: 0)
             return windowed(whole, window: window, queryWidth: queryWidth, keyWidth: kvWidth)
         }
-        hk_attention_batch(sequences, Int32(sequences.count), Int32(heads), Int32(keyValueHeads), Int32(headDimension),
-                           scale)
+        attendBatch(sequences, heads: heads, keyValueHeads: keyValueHeads, headDimension: headDimension, scale: scale,
+                    softcap: softcap)
     }
 }
 
 /// Backward of `packedCausalAttention`: dq, dk, dv (same layouts as q, k, v) for d_out: [total, heads × head_dim].
 func packedCausalAttentionBackward(_ layout: PassLayout, heads: Int, keyValueHeads: Int, headDimension: Int, scale: Float,
-                                   window: Int? = nil,
+                                   window: Int? = nil, softcap: Float? = nil,
                                    queries: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                                    outputGradient: UnsafePointer<Float>, queryGradient: UnsafeMutablePointer<Float>,
                                    keyGradient: UnsafeMutablePointer<Float>, valueGradient: UnsafeMutablePointer<Float>) {
@@ -112,7 +112,8 @@ func packedCausalAttentionBackward(_ layout: PassLayout, heads: Int, keyValueHea
         hk_attention_backward(queries + row * queryWidth, keys + row * kvWidth, values + row * kvWidth,
                               outputGradient + row * queryWidth, queryGradient + row * queryWidth,
                               keyGradient + row * kvWidth, valueGradient + row * kvWidth, Int32(layout.counts[sequence]),
-                              Int32(heads), Int32(keyValueHeads), Int32(headDimension), scale, Int32(window ?? 0))
+                              Int32(heads), Int32(keyValueHeads), Int32(headDimension), scale, Int32(window ?? 0),
+                              softcap ?? 0)
     }
 }
 

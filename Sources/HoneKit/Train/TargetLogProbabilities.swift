@@ -35,6 +35,7 @@ struct TargetLogProbabilities {
         var logprobs = [Float](repeating: 0, count: rows.count)
         let gathered = FloatBuffer(count: chunk * width)
         let logits = FloatBuffer(count: chunk * vocabulary)
+        let slopes = FloatBuffer(count: model.config.finalLogitSoftcap != nil && hiddenGradient != nil ? chunk * vocabulary : 0)
         let gradient = FloatBuffer(count: chunk * width)
         var begin = 0
         while begin < rows.count {
@@ -43,6 +44,17 @@ struct TargetLogProbabilities {
                 (gathered.pointer + index * width).update(from: hidden + rows[begin + index] * width, count: width)
             }
             projection.apply(gathered.pointer, rows: count, into: logits.pointer)
+            // Gemma 2's final soft cap c·tanh(z/c): its slope 1 − tanh² is kept for the gradient.
+            let cap = model.config.finalLogitSoftcap
+            if let cap {
+                softcapLogits(logits.pointer, count: count * vocabulary, cap: cap)
+                if hiddenGradient != nil {
+                    for index in 0..<(count * vocabulary) {
+                        let ratio = logits.pointer[index] / cap
+                        slopes.pointer[index] = 1 - ratio * ratio
+                    }
+                }
+            }
             targets.withUnsafeBufferPointer { targetPointer in
                 logprobs.withUnsafeMutableBufferPointer { out in
                     let chunkTargets = targetPointer.baseAddress! + begin
@@ -58,6 +70,9 @@ struct TargetLogProbabilities {
                 }
             }
             if let hiddenGradient {
+                if cap != nil {
+                    for index in 0..<(count * vocabulary) { logits.pointer[index] *= slopes.pointer[index] }
+                }
                 projection.backwardInput(logits.pointer, rows: count, into: gradient.pointer, accumulate: false)
                 for index in 0..<count {
                     hk_add(hiddenGradient + rows[begin + index] * width, gradient.pointer + index * width, width)

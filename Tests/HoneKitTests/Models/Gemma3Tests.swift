@@ -79,7 +79,7 @@ import Testing
             let v = (0..<(start + count) * keyWidth).map { _ in random() }
             var expected = [Float](repeating: .nan, count: count * queryWidth)
             hk_attention_ref(q, k, v, &expected, Int32(count), Int32(start), Int32(heads), Int32(kvHeads),
-                             Int32(headDimension), 0.25, Int32(window))
+                             Int32(headDimension), 0.25, Int32(window), 0)
             var actual = [Float](repeating: .nan, count: count * queryWidth)
             q.withUnsafeBufferPointer { q in
                 k.withUnsafeBufferPointer { k in

@@ -49,25 +49,28 @@ enum Gemma3Config {
 
     /// The settings every Gemma 3 has, whatever the file.
     private static func applyGemmaBlock(_ config: inout ModelConfig) {
-        config.modelType = "gemma3_text"
-        config.hiddenActivation = "gelu_pytorch_tanh"
+        applyGemmaBlock(&config, modelType: "gemma3_text")
         config.queryKeyNorm = true
+    }
+
+    /// What Gemma 2 and 3 share: GeGLU, norms after each half, embeddings × √hidden.
+    static func applyGemmaBlock(_ config: inout ModelConfig, modelType: String) {
+        config.modelType = modelType
+        config.hiddenActivation = "gelu_pytorch_tanh"
         config.sandwichNorms = true
         config.embeddingMultiplier = Float(Double(config.hiddenSize).squareRoot())
     }
 
-    static func configFromHuggingFace(_ json: JSONConfig, modelType: String) throws -> ModelConfig {
+    /// config.json settings Gemma 2 and 3 share: the activation, norms of 1 + w, a tied output unless the config
+    /// says otherwise, the attention scale query_pre_attn_scalar^-1/2; EmbeddingGemma's bidirectional attention
+    /// refused.
+    static func readGemmaSettings(_ json: JSONConfig, into config: inout ModelConfig) throws {
         let path = json.path
-        var config = try LlamaConfig.configFromHuggingFace(json, modelType: modelType)
-        applyGemmaBlock(&config)
         config.normWeightOffset = 1
         config.tieWordEmbeddings = try json.bool("tie_word_embeddings", default: true)
         let activation = json.string("hidden_activation") ?? json.string("hidden_act") ?? "gelu_pytorch_tanh"
         guard activation == "gelu_pytorch_tanh" else {
             throw HoneError.invalidConfig(path: path, message: "hidden_activation '\(activation)' is not supported (gelu_pytorch_tanh is)")
-        }
-        for key in ["final_logit_softcapping", "attn_logit_softcapping"] where json.has(key) && !(json.values[key] is NSNull) {
-            throw HoneError.invalidConfig(path: path, message: "\(key) is not supported (Gemma 3 has none; Gemma 2 is not supported)")
         }
         guard try !json.bool("use_bidirectional_attention", default: false) else {
             throw HoneError.invalidConfig(path: path, message: "use_bidirectional_attention (EmbeddingGemma) is not supported")
@@ -77,6 +80,16 @@ enum Gemma3Config {
             throw HoneError.invalidConfig(path: path, message: "query_pre_attn_scalar must be positive, not \(scalar)")
         }
         config.attentionMultiplier = Float(1 / scalar.squareRoot())
+    }
+
+    static func configFromHuggingFace(_ json: JSONConfig, modelType: String) throws -> ModelConfig {
+        let path = json.path
+        var config = try LlamaConfig.configFromHuggingFace(json, modelType: modelType)
+        applyGemmaBlock(&config)
+        try readGemmaSettings(json, into: &config)
+        for key in ["final_logit_softcapping", "attn_logit_softcapping"] where json.has(key) && !(json.values[key] is NSNull) {
+            throw HoneError.invalidConfig(path: path, message: "\(key) is not supported on Gemma 3 (Gemma 2 has it)")
+        }
 
         // Rope: transformers 5 keeps one set of parameters per layer type; config.json files from transformers 4
         // have rope_theta (global), rope_local_base_freq and rope_scaling (global only).
@@ -97,26 +110,51 @@ enum Gemma3Config {
             throw HoneError.invalidConfig(path: path, message: "the local rope base \(config.localRopeTheta) must be positive")
         }
 
-        // Which layers are local: layer_types, else the pattern (every pattern-th layer global).
-        let window = try json.int("sliding_window", default: 4096)
-        var local: Set<Int>
-        if let types = json.values["layer_types"] as? [Any] {
-            let names = types.compactMap { $0 as? String }
-            guard names.count == config.layerCount,
-                  names.allSatisfy({ $0 == "sliding_attention" || $0 == "full_attention" }) else {
-                throw HoneError.invalidConfig(path: path, message: "layer_types must name sliding_attention or full_attention for each of the \(config.layerCount) layers")
-            }
-            local = Set(names.indices.filter { names[$0] == "sliding_attention" })
-        } else {
-            let pattern = try json.int("sliding_window_pattern", default: defaultSlidingWindowPattern)
-            guard pattern > 0 else { throw HoneError.invalidConfig(path: path, message: "sliding_window_pattern must be positive") }
-            local = Set((0..<config.layerCount).filter { ($0 + 1) % pattern != 0 })
-        }
-        if !local.isEmpty {
-            guard window > 0 else { throw HoneError.invalidConfig(path: path, message: "sliding_window must be positive, not \(window)") }
+        if let (window, local) = try slidingLayers(json, layerCount: config.layerCount,
+                                                   defaultPattern: defaultSlidingWindowPattern, defaultWindow: 4096) {
             (config.slidingWindow, config.slidingWindowLayers) = (window, local)
         }
         return config
+    }
+
+    /// Which layers are local and their window, from config.json: layer_types, else sliding_window_pattern (every
+    /// pattern-th layer global); nil when no layer is local. Shared with Gemma 2.
+    static func slidingLayers(_ json: JSONConfig, layerCount: Int, defaultPattern: Int,
+                              defaultWindow: Int) throws -> (window: Int, layers: Set<Int>)? {
+        let path = json.path
+        let window = try json.int("sliding_window", default: defaultWindow)
+        var local: Set<Int>
+        if let types = json.values["layer_types"] as? [Any] {
+            let names = types.compactMap { $0 as? String }
+            guard names.count == layerCount, names.allSatisfy({ $0 == "sliding_attention" || $0 == "full_attention" }) else {
+                throw HoneError.invalidConfig(path: path, message: "layer_types must name sliding_attention or full_attention for each of the \(layerCount) layers")
+            }
+            local = Set(names.indices.filter { names[$0] == "sliding_attention" })
+        } else {
+            let pattern = try json.int("sliding_window_pattern", default: defaultPattern)
+            guard pattern > 0 else { throw HoneError.invalidConfig(path: path, message: "sliding_window_pattern must be positive") }
+            local = Set((0..<layerCount).filter { ($0 + 1) % pattern != 0 })
+        }
+        guard !local.isEmpty else { return nil }
+        guard window > 0 else { throw HoneError.invalidConfig(path: path, message: "sliding_window must be positive, not \(window)") }
+        return (window, local)
+    }
+
+    /// The GGUF's local layers: attention.sliding_window_pattern as a list of flags or a pattern (every n-th layer
+    /// global, llama.cpp's default given), as llama.cpp reads it. Shared with Gemma 2.
+    static func slidingLayers(_ gguf: GGUFFile, architecture: String, layerCount: Int, defaultPattern: Int) throws -> Set<Int> {
+        let key = "\(architecture).attention.sliding_window_pattern"
+        if let flags = gguf.metadata[key]?.arrayValue {
+            guard flags.count >= layerCount else {
+                throw HoneError.invalidConfig(path: gguf.path, message: "\(key) has \(flags.count) entries for \(layerCount) layers")
+            }
+            return Set((0..<layerCount).filter { layer in
+                if case .bool(let isLocal) = flags[layer] { return isLocal }
+                return (flags[layer].intValue ?? 0) != 0
+            })
+        }
+        let pattern = gguf.integer(key) ?? defaultPattern
+        return Set((0..<layerCount).filter { pattern == 0 || $0 % pattern < pattern - 1 })
     }
 
     /// GGUF files do not store query_pre_attn_scalar: llama.cpp scales by 1/√head_dim, and for the 27B (62
@@ -141,21 +179,9 @@ enum Gemma3Config {
         // n-th layer global), as llama.cpp reads sliding_window_pattern.
         let window = gguf.integer("\(architecture).attention.sliding_window") ?? 0
         if window > 0 {
-            let key = "\(architecture).attention.sliding_window_pattern"
-            var local: Set<Int>
-            if let flags = gguf.metadata[key]?.arrayValue {
-                guard flags.count >= config.layerCount else {
-                    throw HoneError.invalidConfig(path: gguf.path, message: "\(key) has \(flags.count) entries for \(config.layerCount) layers")
-                }
-                local = Set((0..<config.layerCount).filter { layer in
-                    if case .bool(let isLocal) = flags[layer] { return isLocal }
-                    return (flags[layer].intValue ?? 0) != 0
-                })
-            } else {
-                let pattern = gguf.integer(key) ?? defaultSlidingWindowPattern
-                local = Set((0..<config.layerCount).filter { pattern == 0 || $0 % pattern < pattern - 1 })
-            }
-            (config.slidingWindow, config.slidingWindowLayers) = (window, local)
+            config.slidingWindow = window
+            config.slidingWindowLayers = try slidingLayers(gguf, architecture: architecture, layerCount: config.layerCount,
+                                                           defaultPattern: defaultSlidingWindowPattern)
         }
         return config
     }

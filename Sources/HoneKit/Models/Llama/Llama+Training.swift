@@ -28,7 +28,8 @@ extension LlamaModel: TrainableModel {
     private func causalAttention(_ layout: PassLayout, window: Int?)
         -> (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void {
         packedCausalAttention(layout, heads: config.headCount, keyValueHeads: config.keyValueHeadCount,
-                              headDimension: config.headDimension, scale: attentionScale, window: window)
+                              headDimension: config.headDimension, scale: attentionScale, window: window,
+                              softcap: config.attentionLogitSoftcap)
     }
 
     func trainingBackward(_ pass: TrainingPass, hiddenGradient: UnsafeMutablePointer<Float>) {
@@ -123,6 +124,7 @@ extension LlamaModel: TrainableModel {
         let dValues = FloatBuffer(count: total * kvWidth)
         packedCausalAttentionBackward(layout, heads: config.headCount, keyValueHeads: config.keyValueHeadCount,
                                       headDimension: config.headDimension, scale: attentionScale, window: layer.window,
+                                      softcap: config.attentionLogitSoftcap,
                                       queries: tape["q"], keys: tape["k"], values: tape["v"],
                                       outputGradient: dAttention.pointer, queryGradient: dQueries.pointer,
                                       keyGradient: dKeys.pointer, valueGradient: dValues.pointer)

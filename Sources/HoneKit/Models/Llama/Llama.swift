@@ -191,7 +191,8 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
             runLayer(index, x: x.pointer, layout: layout, angles: self.angles(forLayer: index, global: angles, local: localAngles),
                      tape: scratch, outputRows: index == layers.count - 1 ? outputRows : nil) { q, k, v, out in
                 attendWithCache(batch: batch, offsets: layout.offsets, layer: index, config: config,
-                                queries: q, keys: k, values: v, output: out, scale: scale, window: window)
+                                queries: q, keys: k, values: v, output: out, scale: scale, window: window,
+                                softcap: config.attentionLogitSoftcap)
             }
         }
         for sequence in batch { sequence.cache.length += sequence.tokens.count }
@@ -368,5 +369,11 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
 
     public func projectToVocabulary(_ hidden: UnsafePointer<Float>, rows: Int, into logits: UnsafeMutablePointer<Float>) {
         outputProjection.apply(hidden, rows: rows, into: logits)
+        if let cap = config.finalLogitSoftcap { softcapLogits(logits, count: rows * config.vocabularySize, cap: cap) }
     }
+}
+
+/// Gemma 2's final soft cap, in place: z ← c·tanh(z/c).
+func softcapLogits(_ logits: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
+    for index in 0..<count { logits[index] = cap * tanhf(logits[index] / cap) }
 }

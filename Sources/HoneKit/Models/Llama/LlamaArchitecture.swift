@@ -45,7 +45,7 @@ extension ModelArchitecture {
 
 enum LlamaConfig {
     /// GGUF architectures whose Q/K rows stay in HF's order (llama.cpp's NEOX rope), not permuted for adjacent pairs.
-    static func keepsRotaryLayout(_ architecture: String) -> Bool { ["qwen2", "qwen3", "phi3", "gemma3"].contains(architecture) }
+    static func keepsRotaryLayout(_ architecture: String) -> Bool { ["qwen2", "qwen3", "phi3", "gemma2", "gemma3"].contains(architecture) }
 
     /// llama.cpp's SmolLM3: every fourth layer (3, 7, ...) attends without rotary positions.
     static let smolLM3NoRopeInterval = 4
