@@ -6,8 +6,9 @@ a Llama 3 (rope scaling "llama3", which the converter stores as a `rope_freqs` t
 head_dim 128 (hidden 640, not a multiple of 256, so llama-quantize falls back for the K types), Qwen3-0.6B
 (per-head q/k norms, head_dim 128), a four-layer SmolLM3 (its fourth layer without rotation), Granite 3.3-2B
 (embedding, residual, attention and logit multipliers), Phi-4-mini (fused projections, LongRoPE, a partial
-rotation) and Gemma 3 270M (sliding-window layers with their own rope base, norms after each half, GeGLU), all
-with the
+rotation), Gemma 3 270M (sliding-window layers with their own rope base, norms after each half, GeGLU) and
+Gemma 2 2B (soft caps on attention scores and logits; a SentencePiece vocabulary trained for it), the others with
+the
 default model's tokenizer; converts each with the peer's `convert_hf_to_gguf.py` to f32 and quantizes it with
 llama-quantize to every type Hone quantizes. For each file it prints
 
@@ -87,7 +88,28 @@ SHAPES = {
                    head_dim=256, intermediate_size=2048, num_hidden_layers=6, tie_word_embeddings=True,
                    rope_theta=1e6, rms_norm_eps=1e-6, query_pre_attn_scalar=256, sliding_window=128,
                    rope_scaling={"rope_type": "linear", "factor": 8.0}, pad_token_id=0),
+    # Gemma 2 2B's shape with four layers (0 and 2 local), a window of 128 keys and its soft caps (50 on attention
+    # scores, 30 on logits). Its converter reads a SentencePiece tokenizer.model only: one of 8,000 pieces is
+    # trained on the Alpaca text.
+    "gemma2": dict(model_type="gemma2", hidden_size=2304, num_attention_heads=8, num_key_value_heads=4, head_dim=256,
+                   intermediate_size=9216, num_hidden_layers=4, tie_word_embeddings=True, rope_theta=1e4,
+                   rms_norm_eps=1e-6, query_pre_attn_scalar=256, sliding_window=128, attn_logit_softcapping=50.0,
+                   final_logit_softcapping=30.0, pad_token_id=0, spm_vocabulary=8000),
 }
+
+
+def train_sentencepiece(out, size):
+    """A SentencePiece BPE model of `size` pieces on the Alpaca sample, with byte fallback, as Gemma's are."""
+    import sentencepiece
+    records = json.load(open(REPO.parent / "shared/data/alpaca/alpaca_data_first200.json"))
+    text = out / "spm-training.txt"
+    text.write_text("\n".join(r["instruction"] + "\n" + r["input"] + "\n" + r["output"] for r in records))
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(text), model_prefix=str(out / "tokenizer"), vocab_size=size, model_type="bpe", byte_fallback=True,
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3, add_dummy_prefix=False, normalization_rule_name="identity",
+        remove_extra_whitespaces=False, split_digits=True, allow_whitespace_only_pieces=True, minloglevel=2)
+    text.unlink()
+    (out / "tokenizer.vocab").unlink()
 
 
 def make_model(name, shape, out):
@@ -95,11 +117,17 @@ def make_model(name, shape, out):
     from transformers import AutoConfig, AutoModelForCausalLM
     from oracle_common import randomize_
     shape = dict(shape)
-    config = AutoConfig.for_model(shape.pop("model_type"), vocab_size=49152, bos_token_id=1, eos_token_id=2, **shape)
+    spm_vocabulary = shape.pop("spm_vocabulary", None)
+    ids = dict(vocab_size=spm_vocabulary, bos_token_id=2, eos_token_id=1) if spm_vocabulary else \
+        dict(vocab_size=49152, bos_token_id=1, eos_token_id=2)
+    config = AutoConfig.for_model(shape.pop("model_type"), **ids, **shape)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     with torch.no_grad():
         randomize_(model, seed=0)  # biases and norm weights random too, so a skipped one shows
     model.save_pretrained(out, safe_serialization=True)
+    if spm_vocabulary:
+        train_sentencepiece(out, spm_vocabulary)
+        return
     for file in ["tokenizer.json", "tokenizer_config.json"]:
         shutil.copy(TOKENIZER / file, out)
     if config.model_type == "phi3":

@@ -284,7 +284,14 @@ public enum GGUFExport {
         tensors.sort { QuantizationPlanner.loaderOrder($0.name, $1.name) }
         var metadata = try modelMetadata(config: config, raw: rawConfig, architecture: architecture, directory: directory,
                                          fileType: scheme.fileType)
-        if let vocabulary = try GGUFVocabulary.metadata(directory: directory, vocabularySize: config.vocabularySize) {
+        if var vocabulary = try GGUFVocabulary.metadata(directory: directory, vocabularySize: config.vocabularySize) {
+            if ["gemma2", "gemma3"].contains(architecture),
+               vocabulary.contains(where: { $0.key == "tokenizer.ggml.model" && $0.value == .string("llama") }) {
+                // Gemma's converters add the SentencePiece vocabulary, then say it has no dummy prefix (llama.cpp
+                // would otherwise add one, as for Llama).
+                vocabulary.removeAll { $0.key == "tokenizer.ggml.add_space_prefix" }
+                vocabulary.append(("tokenizer.ggml.add_space_prefix", .bool(false), 7, nil))
+            }
             metadata += vocabulary
         } else {
             warn("\(directory): no tokenizer (tokenizer.model or tokenizer.json); the GGUF gets none (tokenizer.ggml.model = none), so llama.cpp can load it but not tokenize text")
