@@ -3,9 +3,9 @@ import HoneKernels
 import Testing
 @testable import HoneKit
 
-/// Gemma 3's settings as read from both config.json layouts and from a GGUF, the configs refused, and the
+/// Gemma 2's and 3's settings as read from both config.json layouts and from a GGUF, the configs refused, and the
 /// sliding-window attention as the causal kernels run it (rows past the window as sequences of their own).
-@Suite struct Gemma3Tests {
+@Suite struct GemmaTests {
     static func config(_ fixture: String) throws -> ModelConfig {
         try ModelConfig.fromHuggingFace(path: Repository.fixture("models/\(fixture)/config.json"))
     }
@@ -39,6 +39,24 @@ import Testing
         var twentySeven = config
         (twentySeven.layerCount, twentySeven.hiddenSize, twentySeven.headCount) = (62, 5376, 32)
         #expect(Gemma3Config.llamaCppAttentionScale(twentySeven) == 1 / Float(168).squareRoot())
+    }
+
+    /// Gemma 2: every other layer local (no layer_types in the Hub's files), the caps the config gives, and
+    /// transformers' defaults (50, 30) when it gives none; null switches one off.
+    @Test func gemma2Settings() throws {
+        let config = try Self.config("gemma2-softcap")
+        #expect(config.modelType == "gemma2" && config.sandwichNorms && !config.queryKeyNorm && config.gatedGELU)
+        #expect(config.slidingWindow == 8 && config.slidingWindowLayers == [0, 2] && config.localRopeTheta == config.ropeTheta)
+        #expect(config.attentionLogitSoftcap == 5 && config.finalLogitSoftcap == 3)
+        let path = Repository.fixture("models/gemma2-softcap/config.json")
+        var values = try JSONConfig(path: path).values
+        values.removeValue(forKey: "attn_logit_softcapping")
+        values["final_logit_softcapping"] = NSNull()
+        let defaults = try Gemma2Config.configFromHuggingFace(JSONConfig(values: values, path: path), modelType: "gemma2")
+        #expect(defaults.attentionLogitSoftcap == 50 && defaults.finalLogitSoftcap == nil)
+        let gguf = try ModelConfig.fromGGUF(GGUFFile(path: Repository.fixture("gguf/gemma2-softcap-f32.gguf")))
+        #expect(gguf.attentionLogitSoftcap == 5 && gguf.finalLogitSoftcap == 3 && gguf.slidingWindowLayers == [0, 2])
+        #expect(gguf.tieWordEmbeddings && gguf.normWeightOffset == 0)
     }
 
     /// Each value is JSON text, set in the fixture's config.json in place of the key's value.
