@@ -102,6 +102,23 @@ done:
 
 // MARK: - Scalar
 
+/// The scalar kernels' last step: dq = sum_j dS_j k_j (written), dk_j += dS_j q and dv_j += P_j d_out (accumulated),
+/// with dS already scaled in `score_gradients`.
+static void accumulate_pair_gradients(const float *q, const float *d_out, const float *k, float *dq, float *dk, float *dv,
+                                      int keys, int kv_stride, int head_dim, const float *probabilities,
+                                      const float *score_gradients) {
+    for (int d = 0; d < head_dim; d++) dq[d] = 0;
+    for (int j = 0; j < keys; j++) {
+        const float *key = k + (size_t)j * kv_stride;
+        float *key_gradient = dk + (size_t)j * head_dim, *value_gradient = dv + (size_t)j * head_dim;
+        for (int d = 0; d < head_dim; d++) {
+            dq[d] += score_gradients[j] * key[d];
+            key_gradient[d] += score_gradients[j] * q[d];
+            value_gradient[d] += probabilities[j] * d_out[d];
+        }
+    }
+}
+
 static void attention_backward_pair_scalar(const float *q, const float *d_out, const float *k, const float *v,
                                            float *dq, float *dk, float *dv, int keys, int kv_stride, int head_dim,
                                            float scale, float *probabilities, float *score_gradients) {
@@ -128,16 +145,7 @@ static void attention_backward_pair_scalar(const float *q, const float *d_out, c
         expected += probabilities[j] * score_gradients[j];
     }
     for (int j = 0; j < keys; j++) score_gradients[j] = probabilities[j] * (score_gradients[j] - expected) * scale;
-    for (int d = 0; d < head_dim; d++) dq[d] = 0;
-    for (int j = 0; j < keys; j++) {
-        const float *key = k + (size_t)j * kv_stride;
-        float *key_gradient = dk + (size_t)j * head_dim, *value_gradient = dv + (size_t)j * head_dim;
-        for (int d = 0; d < head_dim; d++) {
-            dq[d] += score_gradients[j] * key[d];
-            key_gradient[d] += score_gradients[j] * q[d];
-            value_gradient[d] += probabilities[j] * d_out[d];
-        }
-    }
+    accumulate_pair_gradients(q, d_out, k, dq, dk, dv, keys, kv_stride, head_dim, probabilities, score_gradients);
 }
 
 // MARK: - AVX2
@@ -370,16 +378,7 @@ static void attention_backward_pair_softcap(const float *q, const float *d_out, 
     for (int j = 0; j < keys; j++) {
         score_gradients[j] = probabilities[j] * (score_gradients[j] - expected) * slopes[j] * scale;
     }
-    for (int d = 0; d < head_dim; d++) dq[d] = 0;
-    for (int j = 0; j < keys; j++) {
-        const float *key = k + (size_t)j * kv_stride;
-        float *key_gradient = dk + (size_t)j * head_dim, *value_gradient = dv + (size_t)j * head_dim;
-        for (int d = 0; d < head_dim; d++) {
-            dq[d] += score_gradients[j] * key[d];
-            key_gradient[d] += score_gradients[j] * q[d];
-            value_gradient[d] += probabilities[j] * d_out[d];
-        }
-    }
+    accumulate_pair_gradients(q, d_out, k, dq, dk, dv, keys, kv_stride, head_dim, probabilities, score_gradients);
 }
 
 // MARK: - Dispatch
