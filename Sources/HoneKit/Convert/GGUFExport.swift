@@ -249,7 +249,7 @@ public enum GGUFExport {
             }
             var view = try store.tensor(name)
             if names.normWeightOffset != 0, name.hasSuffix("norm.weight") {
-                // Gemma3Model.modify_tensors adds 1 in the checkpoint's dtype (a bf16 sum for bf16 weights).
+                // Gemma2Model/Gemma3Model.modify_tensors add 1 in the checkpoint's dtype (a bf16 sum for bf16 weights).
                 view = view.offset(by: names.normWeightOffset, roundedTo: view.dtype)
             }
             var sourceRow: ((Int) -> Int)? = nil

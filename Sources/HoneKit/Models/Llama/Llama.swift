@@ -3,9 +3,10 @@ import HoneKernels
 
 /// Llama 1/2/3, TinyLlama, Mistral (full attention), Qwen2 (q/k/v bias), Qwen3 (an RMSNorm on each head's query
 /// and key before the rotation), SmolLM3 (some layers without rotation), Granite (scalar multipliers), for the phi3
-/// registry entry Phi-3 (q/k/v and gate/up fused) and for the gemma3 entry Gemma 3 (norms on each half's output
-/// too, a GeGLU MLP, local layers with a sliding window and a rope base of their own): pre-norm decoder blocks with
-/// RMSNorm, grouped-query attention with rotary positions, and a gated MLP.
+/// registry entry Phi-3 (q/k/v and gate/up fused) and for the gemma2 and gemma3 entries Gemma 2 and 3 (norms on
+/// each half's output too, a GeGLU MLP, local layers with a sliding window — Gemma 3's with a rope base of their
+/// own —, and Gemma 2's soft caps on attention scores and logits): pre-norm decoder blocks with RMSNorm,
+/// grouped-query attention with rotary positions, and a gated MLP.
 public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     public let config: ModelConfig
     /// LoRA adapters applied in every forward pass, when attached.
@@ -18,7 +19,8 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     let defaultFrequencies: FloatBuffer
     /// LongRoPE's frequencies for sequences past the original context (the default ones otherwise).
     let longFrequencies: FloatBuffer
-    /// Gemma 3's sliding-window layers rotate with a base of their own, unscaled (nil: no such layers).
+    /// Gemma's sliding-window layers rotate with a base of their own (Gemma 2's: the same), unscaled (nil: no such
+    /// layers).
     let localFrequencies: FloatBuffer?
 
     struct Block {
@@ -34,7 +36,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let down: Linear
         /// Gemma's norms on the attention's and the MLP's outputs, before each residual add.
         let postAttentionNorm, postMLPNorm: RMSNorm?
-        /// The keys a query of this layer sees, itself included (Gemma 3's local layers); nil: every earlier key.
+        /// The keys a query of this layer sees, itself included (Gemma's local layers); nil: every earlier key.
         let window: Int?
     }
 
