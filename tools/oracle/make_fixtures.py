@@ -48,6 +48,10 @@ from transformers import (  # noqa: E402
     Gemma3TextConfig,
     GraniteConfig,
     GraniteForCausalLM,
+    MixtralConfig,
+    MixtralForCausalLM,
+    Qwen3MoeConfig,
+    Qwen3MoeForCausalLM,
     Qwen3Config,
     Qwen3ForCausalLM,
     SmolLM3Config,
@@ -189,6 +193,27 @@ SPECS = {
              query_pre_attn_scalar=32, sliding_window=8, pad_token_id=0, attn_logit_softcapping=5.0,
              final_logit_softcapping=3.0),
         118, "legacy"),
+    # Mixture of experts: every block's MLP is 4 SwiGLU experts (ffn 32 or 48, not the hidden 64) of which each token
+    # takes 2. Qwen3-MoE with norm_topk_prob (as the 30B-A3B, and as llama.cpp always computes) and without (the
+    # transformers default: the chosen probabilities are used as they are; no GGUF form); Mixtral (Llama's
+    # attention, permuted in GGUF, and Mistral-style experts w1/w3/w2). The routers are scaled ×4 after the random
+    # init so that no token's second and third experts are close to a tie (a near tie would flip on summation
+    # order alone).
+    "qwen3moe-experts": (
+        Qwen3MoeForCausalLM, Qwen3MoeConfig,
+        dict(SMALL_FF, head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+             norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[], rope_theta=1000000.0),
+        119, "v5"),
+    "qwen3moe-unnormalized": (
+        Qwen3MoeForCausalLM, Qwen3MoeConfig,
+        dict(SMALL_FF, num_experts=3, num_experts_per_tok=2, moe_intermediate_size=48, norm_topk_prob=False,
+             decoder_sparse_step=1, mlp_only_layers=[]),
+        120, "legacy"),
+    "mixtral-experts": (
+        MixtralForCausalLM, MixtralConfig,
+        dict(SMALL_FF, intermediate_size=48, num_local_experts=4, num_experts_per_tok=2, sliding_window=None,
+             rope_theta=1000000.0),
+        121, "legacy"),
     "opt-preln": (
         OPTForCausalLM, OPTConfig,
         dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
@@ -208,6 +233,9 @@ SPECS = {
 # helpers
 # ---------------------------------------------------------------------------
 
+ROUTER_GAIN = 4.0
+
+
 def fresh_dir(path: Path) -> Path:
     if path.exists():
         shutil.rmtree(path)
@@ -221,6 +249,11 @@ def build(name: str):
     model = model_cls._from_config(cfg, attn_implementation="eager", dtype=torch.float32)
     model.eval()
     plan = oc.randomize_(model, seed)
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if pname.endswith(("mlp.gate.weight", "block_sparse_moe.gate.weight")):
+                p.mul_(ROUTER_GAIN)
+                plan[pname] += f" x {ROUTER_GAIN}"
     return model, plan
 
 
@@ -426,7 +459,7 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     model_arch = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3,
                   "smollm3": gguf.MODEL_ARCH.SMOLLM3, "granite": gguf.MODEL_ARCH.GRANITE,
                   "phi3": gguf.MODEL_ARCH.PHI3, "gemma3": gguf.MODEL_ARCH.GEMMA3,
-                  "gemma2": gguf.MODEL_ARCH.GEMMA2}[arch]
+                  "gemma2": gguf.MODEL_ARCH.GEMMA2, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE}[arch]
     permutes = arch in ("llama", "smollm3", "granite")  # LlamaModel's Q/K permutation (its subclasses inherit it)
     tmap = gguf.get_tensor_name_map(model_arch, n_layer)
 
@@ -453,8 +486,22 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
                       torch.tensor(rp["long_factor"], dtype=torch.float32)))
         items.append((gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FACTORS_SHORT] + ".weight",
                       torch.tensor(rp["short_factor"], dtype=torch.float32)))
+    n_experts = cfg.get("num_experts", cfg.get("num_local_experts"))
+    experts: dict[tuple[int, str], dict[int, torch.Tensor]] = {}
     for hf_name, t in read_hf_tensors(model_dir).items():
         if hf_name.endswith((".attention.masked_bias", ".attention.bias", ".rotary_emb.inv_freq")):
+            continue
+        if ".experts." in hf_name:
+            # Qwen2MoeModel / LlamaModel.modify_tensors: a layer's experts stacked into one [experts, rows, columns]
+            # tensor per role once all have been seen, named as the converter names the stack
+            parts = hf_name.split(".")
+            bid, xid, role = int(parts[2]), int(parts[5]), parts[6]
+            experts.setdefault((bid, role), {})[xid] = t.to(torch.float32)
+            if len(experts[(bid, role)]) == n_experts:
+                stack = torch.stack([experts[(bid, role)][i] for i in range(n_experts)], dim=0)
+                merged = (f"layers.{bid}.feed_forward.experts.{role}" if "block_sparse_moe" in hf_name
+                          else f"model.layers.{bid}.mlp.experts.{role}")
+                items.append((tmap.get_name(merged + ".weight", try_suffixes=(".weight",)), stack))
             continue
         t = t.to(torch.float32) if t.dtype not in (torch.float16, torch.float32) else t
         if permutes:
@@ -537,10 +584,15 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
         if arch == "gemma3":  # the sliding layers' base, from rope_parameters (TextModel)
             w.add_rope_freq_base_swa(cfg["rope_parameters"]["sliding_attention"]["rope_theta"])
         w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+        if n_experts is not None:
+            w.add_expert_count(n_experts)
+            w.add_expert_used_count(cfg["num_experts_per_tok"])
         if head_dim_keys:
             w.add_key_length(head_dim)
             w.add_value_length(head_dim)
         w.add_file_type(ftype)
+        if arch == "qwen3moe":  # Qwen2MoeModel.set_gguf_parameters
+            w.add_expert_feed_forward_length(cfg["moe_intermediate_size"])
         if permutes:  # LlamaModel.set_gguf_parameters
             w.add_vocab_size(cfg["vocab_size"])
             w.add_rope_dimension_count(head_dim)
@@ -652,7 +704,7 @@ def main() -> None:
     # head_dim; Granite's converter drops it)
     for name, arch in (("qwen3-qknorm", "qwen3"), ("qwen3-yarn", "qwen3"), ("smollm3-nope", "smollm3"), ("granite-mult", "granite"),
                        ("phi3-fused", "phi3"), ("phi3-longrope", "phi3"), ("gemma3-swa", "gemma3"),
-                       ("gemma2-softcap", "gemma2")):
+                       ("gemma2-softcap", "gemma2"), ("qwen3moe-experts", "qwen3moe"), ("mixtral-experts", "llama")):
         if name in built:
             has_head_dim = "head_dim" in json.loads((MODELS / name / "config.json").read_text()) and arch != "granite"
             write_gguf(MODELS / name, GGUF_DIR / f"{name}-f32.gguf", arch, gguf.LlamaFileType.ALL_F32, name=name,

@@ -36,7 +36,7 @@ public enum RopeScaling: Sendable, Equatable {
 /// One struct serves every architecture; fields an architecture does not use keep their defaults.
 public struct ModelConfig: Sendable {
     /// `model_type` (HF) or `general.architecture` (GGUF): "llama", "mistral", "qwen2", "qwen3", "smollm3", "granite",
-    /// "phi3", "opt", "gpt_neox".
+    /// "mixtral", "qwen3_moe" (GGUF "qwen3moe"), "phi3", "gemma2", "gemma3", "opt", "gpt_neox".
     public var modelType: String
     public var vocabularySize: Int
     public var hiddenSize: Int
@@ -102,6 +102,18 @@ public struct ModelConfig: Sendable {
     /// The MLP is gelu_tanh(gate) · up (Gemma's GeGLU, hidden_activation gelu_pytorch_tanh), not SwiGLU.
     public var gatedGELU: Bool { hiddenActivation == "gelu_pytorch_tanh" }
 
+    // Mixture of experts (Mixtral, Qwen3-MoE)
+    /// Experts in each block's sparse MLP; 0: a dense MLP.
+    public var expertCount = 0
+    /// The experts each token goes through (`num_experts_per_tok`).
+    public var expertsPerToken = 0
+    /// Each expert's intermediate size (Qwen3-MoE's `moe_intermediate_size`; Mixtral's `intermediate_size`).
+    public var expertIntermediateSize = 0
+    /// The chosen experts' router probabilities are divided by their sum (`norm_topk_prob`; Mixtral always, as
+    /// llama.cpp does for every file it runs).
+    public var normalizesExpertWeights = true
+    public var isMixtureOfExperts: Bool { expertCount > 0 }
+
     // OPT
     public var wordEmbedProjectionDimension: Int = 0
     public var layerNormBefore = true
@@ -162,6 +174,14 @@ extension ModelConfig {
                               ("head count", headCount), ("key/value head count", keyValueHeadCount),
                               ("head dimension", headDimension), ("context length", maxPositionEmbeddings)] {
             guard value > 0 else { throw refuse("the \(name) must be positive, not \(value)") }
+        }
+        if isMixtureOfExperts {
+            guard expertsPerToken > 0, expertsPerToken <= expertCount else {
+                throw refuse("each token must go through 1 to \(expertCount) experts, not \(expertsPerToken)")
+            }
+            guard expertIntermediateSize > 0 else {
+                throw refuse("the experts' intermediate size must be positive, not \(expertIntermediateSize)")
+            }
         }
         guard headCount % keyValueHeadCount == 0 else {
             throw refuse("\(headCount) attention heads cannot share \(keyValueHeadCount) key/value heads evenly")

@@ -88,29 +88,36 @@ extension LlamaModel: TrainableModel {
         }
 
         // MLP half: x_out = mid + down(act(gate(n2)) · up(n2)), n2 = norm(mid), act SiLU or Gemma's gelu_tanh; a
-        // fused gate_up takes the two gradients side by side, as its output held the two halves.
-        let dActivated = FloatBuffer(count: total * ffn)
-        let (dDown, dDownOwner) = throughPostNorm(layer.postMLPNorm, input: "down_out", residualGradient())
-        linear("down_proj", layer.down, input: tape["h"], dy: dDown, into: dActivated.pointer, accumulate: false)
-        withExtendedLifetime(dDownOwner) {}
-        let dGate = FloatBuffer(count: total * ffn)
-        let dUp = FloatBuffer(count: total * ffn)
-        if config.gatedGELU {
-            geluTanhMultiplyBackward(gate: tape["gate"], up: tape["up"], outputGradient: dActivated.pointer,
-                                     gateGradient: dGate.pointer, upGradient: dUp.pointer, count: total * ffn)
-        } else {
-            hk_silu_mul_backward(tape["gate"], tape["up"], dActivated.pointer, dGate.pointer, dUp.pointer, total * ffn)
-        }
+        // fused gate_up takes the two gradients side by side, as its output held the two halves. A sparse MLP
+        // (frozen experts) passes its input gradient through the chosen experts and the router.
         let dNormed = FloatBuffer(count: total * hidden)
-        switch layer.mlpInputs {
-        case .separate(let gate, let up):
-            linear("gate_proj", gate, input: tape["mlp_in"], dy: dGate.pointer, into: dNormed.pointer, accumulate: false)
-            linear("up_proj", up, input: tape["mlp_in"], dy: dUp.pointer, into: dNormed.pointer, accumulate: true)
-        case .fused(let gateUp):
-            let dFused = FloatBuffer(count: total * 2 * ffn)
-            joinColumns([(dGate.pointer, ffn), (dUp.pointer, ffn)], rows: total, into: dFused.pointer)
-            linear("gate_up_proj", gateUp, input: tape["mlp_in"], dy: dFused.pointer, into: dNormed.pointer, accumulate: false)
+        let (dDown, dDownOwner) = throughPostNorm(layer.postMLPNorm, input: "down_out", residualGradient())
+        switch layer.mlp {
+        case .gated(let inputs, let down):
+            let dActivated = FloatBuffer(count: total * ffn)
+            linear("down_proj", down, input: tape["h"], dy: dDown, into: dActivated.pointer, accumulate: false)
+            let dGate = FloatBuffer(count: total * ffn)
+            let dUp = FloatBuffer(count: total * ffn)
+            if config.gatedGELU {
+                geluTanhMultiplyBackward(gate: tape["gate"], up: tape["up"], outputGradient: dActivated.pointer,
+                                         gateGradient: dGate.pointer, upGradient: dUp.pointer, count: total * ffn)
+            } else {
+                hk_silu_mul_backward(tape["gate"], tape["up"], dActivated.pointer, dGate.pointer, dUp.pointer, total * ffn)
+            }
+            switch inputs {
+            case .separate(let gate, let up):
+                linear("gate_proj", gate, input: tape["mlp_in"], dy: dGate.pointer, into: dNormed.pointer, accumulate: false)
+                linear("up_proj", up, input: tape["mlp_in"], dy: dUp.pointer, into: dNormed.pointer, accumulate: true)
+            case .fused(let gateUp):
+                let dFused = FloatBuffer(count: total * 2 * ffn)
+                joinColumns([(dGate.pointer, ffn), (dUp.pointer, ffn)], rows: total, into: dFused.pointer)
+                linear("gate_up_proj", gateUp, input: tape["mlp_in"], dy: dFused.pointer, into: dNormed.pointer, accumulate: false)
+            }
+        case .experts(let experts):
+            experts.backward(input: tape["mlp_in"], probabilities: tape["router_p"], rows: total, outputGradient: dDown,
+                             into: dNormed.pointer)
         }
+        withExtendedLifetime(dDownOwner) {}
         hk_rmsnorm_backward(tape["mid"], layer.mlpNorm.weight.pointer, dNormed.pointer, dx, Int32(total), Int32(hidden),
                             layer.mlpNorm.epsilon)
 

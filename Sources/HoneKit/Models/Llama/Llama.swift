@@ -32,8 +32,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         /// False on SmolLM3's NoPE layers.
         let rotates: Bool
         let mlpNorm: RMSNorm
-        let mlpInputs: MLPProjections
-        let down: Linear
+        let mlp: FeedForward
         /// Gemma's norms on the attention's and the MLP's outputs, before each residual add.
         let postAttentionNorm, postMLPNorm: RMSNorm?
         /// The keys a query of this layer sees, itself included (Gemma's local layers); nil: every earlier key.
@@ -51,6 +50,12 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     enum MLPProjections {
         case separate(gate: Linear, up: Linear)
         case fused(Linear)
+    }
+
+    /// A block's MLP: one gated MLP, or Mixtral's and Qwen3-MoE's experts.
+    enum FeedForward {
+        case gated(inputs: MLPProjections, down: Linear)
+        case experts(MixtureOfExperts)
     }
 
     /// Tensor names in HF checkpoints and in llama.cpp's GGUF files.
@@ -130,11 +135,13 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                 // In Gemma's checkpoints post_attention_layernorm is the attention's output norm, and the MLP's
                 // input norm is pre_feedforward_layernorm.
                 mlpNorm: try norm(name(config.sandwichNorms ? "pre_mlp_norm" : "mlp_norm") + ".weight"),
-                mlpInputs: config.fusedProjections
-                    ? .fused(try linear(name("gate_up"), [2 * ffn, hidden], bias: config.mlpBias))
-                    : .separate(gate: try linear(name("gate"), [ffn, hidden], bias: config.mlpBias),
-                                up: try linear(name("up"), [ffn, hidden], bias: config.mlpBias)),
-                down: try linear(name("down"), [hidden, ffn], bias: config.mlpBias),
+                mlp: config.isMixtureOfExperts
+                    ? .experts(try ExpertNames.load(layer: index, config: config, weights: weights))
+                    : .gated(inputs: config.fusedProjections
+                                ? .fused(try linear(name("gate_up"), [2 * ffn, hidden], bias: config.mlpBias))
+                                : .separate(gate: try linear(name("gate"), [ffn, hidden], bias: config.mlpBias),
+                                            up: try linear(name("up"), [ffn, hidden], bias: config.mlpBias)),
+                             down: try linear(name("down"), [hidden, ffn], bias: config.mlpBias)),
                 postAttentionNorm: config.sandwichNorms ? try norm(name("attn_post_norm") + ".weight") : nil,
                 postMLPNorm: config.sandwichNorms ? try norm(name("mlp_post_norm") + ".weight") : nil,
                 window: config.slidingWindowLayers.contains(index) ? config.slidingWindow : nil)
@@ -307,31 +314,34 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         if keepResidual { tape.buffer("mid", count: rows * hidden).pointer.update(from: x, count: rows * hidden) }
 
         let mlpInput = tape.buffer("mlp_in", count: rows * hidden).pointer
-        let gate = tape.buffer("gate", count: rows * ffn).pointer
-        let up = tape.buffer("up", count: rows * ffn).pointer
-        let activated = tape.buffer("h", count: rows * ffn).pointer
         layer.mlpNorm.apply(x, rows: rows, into: mlpInput)
-        switch layer.mlpInputs {
-        case .separate(let gateProjection, let upProjection):
-            linear("gate_proj", gateProjection, mlpInput, gate)
-            linear("up_proj", upProjection, mlpInput, up)
-        case .fused(let gateUp):
-            let fused = tape.buffer("gate_up", count: rows * 2 * ffn).pointer
-            linear("gate_up_proj", gateUp, mlpInput, fused)
-            splitColumns(fused, rows: rows, into: [(gate, ffn), (up, ffn)])
+        // The MLP's output goes to delta, or through Gemma's post norm ("down_out" is that norm's input).
+        let mlpOutput = layer.postMLPNorm == nil ? delta : tape.buffer("down_out", count: rows * hidden).pointer
+        switch layer.mlp {
+        case .gated(let inputs, let down):
+            let gate = tape.buffer("gate", count: rows * ffn).pointer
+            let up = tape.buffer("up", count: rows * ffn).pointer
+            let activated = tape.buffer("h", count: rows * ffn).pointer
+            switch inputs {
+            case .separate(let gateProjection, let upProjection):
+                linear("gate_proj", gateProjection, mlpInput, gate)
+                linear("up_proj", upProjection, mlpInput, up)
+            case .fused(let gateUp):
+                let fused = tape.buffer("gate_up", count: rows * 2 * ffn).pointer
+                linear("gate_up_proj", gateUp, mlpInput, fused)
+                splitColumns(fused, rows: rows, into: [(gate, ffn), (up, ffn)])
+            }
+            if config.gatedGELU {
+                geluTanhMultiply(gate: gate, up: up, into: activated, count: rows * ffn)
+            } else {
+                hk_silu_mul(gate, up, activated, rows * ffn)
+            }
+            linear("down_proj", down, activated, mlpOutput)
+        case .experts(let experts):
+            let probabilities = tape.buffer("router_p", count: rows * experts.experts.count).pointer
+            experts.apply(mlpInput, rows: rows, probabilities: probabilities, into: mlpOutput)
         }
-        if config.gatedGELU {
-            geluTanhMultiply(gate: gate, up: up, into: activated, count: rows * ffn)
-        } else {
-            hk_silu_mul(gate, up, activated, rows * ffn)
-        }
-        if let postNorm = layer.postMLPNorm {
-            let projected = tape.buffer("down_out", count: rows * hidden).pointer
-            linear("down_proj", layer.down, activated, projected)
-            postNorm.apply(projected, rows: rows, into: delta)
-        } else {
-            linear("down_proj", layer.down, activated, delta)
-        }
+        layer.postMLPNorm?.apply(mlpOutput, rows: rows, into: delta)
         if config.residualMultiplier != 1 { hk_scale(delta, config.residualMultiplier, rows * hidden) }
         hk_add(x, delta, rows * hidden)
     }
@@ -355,17 +365,17 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     public func baseLinear(layer: Int, module: String) -> Linear? {
         guard layers.indices.contains(layer) else { return nil }
         let block = layers[layer]
-        switch (module, block.attentionInputs, block.mlpInputs) {
+        switch (module, block.attentionInputs, block.mlp) {
         case ("q_proj", .separate(let query, _, _), _): return query
         case ("k_proj", .separate(_, let key, _), _): return key
         case ("v_proj", .separate(_, _, let value), _): return value
         case ("qkv_proj", .fused(let queryKeyValue), _): return queryKeyValue
         case ("o_proj", _, _): return block.output
-        case ("gate_proj", _, .separate(let gate, _)): return gate
-        case ("up_proj", _, .separate(_, let up)): return up
-        case ("gate_up_proj", _, .fused(let gateUp)): return gateUp
-        case ("down_proj", _, _): return block.down
-        default: return nil
+        case ("gate_proj", _, .gated(.separate(let gate, _), _)): return gate
+        case ("up_proj", _, .gated(.separate(_, let up), _)): return up
+        case ("gate_up_proj", _, .gated(.fused(let gateUp), _)): return gateUp
+        case ("down_proj", _, .gated(_, let down)): return down
+        default: return nil  // the experts are frozen
         }
     }
 

@@ -8,8 +8,9 @@ extension ModelArchitecture {
     public static let llama = ModelArchitecture(
         name: "llama",
         huggingFaceModelTypes: ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
-                                "qwen3": "Qwen3ForCausalLM", "smollm3": "SmolLM3ForCausalLM", "granite": "GraniteForCausalLM"],
-        ggufArchitectures: ["llama", "mistral", "qwen2", "qwen3", "smollm3", "granite"],
+                                "qwen3": "Qwen3ForCausalLM", "smollm3": "SmolLM3ForCausalLM", "granite": "GraniteForCausalLM",
+                                "mixtral": "MixtralForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM"],
+        ggufArchitectures: ["llama", "mistral", "qwen2", "qwen3", "smollm3", "granite", "qwen3moe"],
         configFromHuggingFace: { json, modelType in try LlamaConfig.configFromHuggingFace(json, modelType: modelType) },
         configFromGGUF: { gguf, architecture in try LlamaConfig.configFromGGUF(gguf, architecture: architecture) },
         build: { config, weights in try LlamaModel(config: config, weights: weights) },
@@ -22,7 +23,9 @@ extension ModelArchitecture {
                 return "model.layers.\(layer).\(group).\(name)"
             }),
         ggufNames: GGUFTensorNames(
-            architecture: { modelType in ["qwen2", "qwen3", "smollm3", "granite"].contains(modelType) ? modelType : "llama" },
+            architecture: { modelType in
+                modelType == "qwen3_moe" ? "qwen3moe" : ["qwen2", "qwen3", "smollm3", "granite"].contains(modelType) ? modelType : "llama"
+            },
             gguf: { LlamaTensorNames.gguf(fromHuggingFace: $0) },
             huggingFace: { LlamaTensorNames.huggingFace(fromGGUF: $0) },
             // llama.cpp's converter permutes Llama's (and Mistral's, SmolLM3's) Q/K rows for its adjacent-pair
@@ -45,7 +48,9 @@ extension ModelArchitecture {
 
 enum LlamaConfig {
     /// GGUF architectures whose Q/K rows stay in HF's order (llama.cpp's NEOX rope), not permuted for adjacent pairs.
-    static func keepsRotaryLayout(_ architecture: String) -> Bool { ["qwen2", "qwen3", "phi3", "gemma2", "gemma3"].contains(architecture) }
+    static func keepsRotaryLayout(_ architecture: String) -> Bool {
+        ["qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3"].contains(architecture)
+    }
 
     /// llama.cpp's SmolLM3: every fourth layer (3, 7, ...) attends without rotary positions.
     static let smolLM3NoRopeInterval = 4
@@ -77,7 +82,8 @@ enum LlamaConfig {
         guard config.hiddenActivation == "silu" else {
             throw HoneError.invalidConfig(path: json.path, message: "hidden_act '\(config.hiddenActivation)' is not supported (silu is)")
         }
-        if modelType == "qwen3" { config.queryKeyNorm = true }
+        if modelType == "qwen3" || modelType == "qwen3_moe" { config.queryKeyNorm = true }
+        if modelType == "mixtral" || modelType == "qwen3_moe" { try readExperts(json, modelType: modelType, into: &config) }
         if modelType == "granite" {
             config.embeddingMultiplier = Float(try json.double("embedding_multiplier", default: 1))
             config.residualMultiplier = Float(try json.double("residual_multiplier", default: 1))
@@ -119,6 +125,30 @@ enum LlamaConfig {
         }
         try ModelConfig.readTokens(json, into: &config)
         return config
+    }
+
+    /// Mixtral's and Qwen3-MoE's sparse MLP: every block's MLP is `num_experts` (Mixtral: `num_local_experts`)
+    /// SwiGLU experts of which each token goes through `num_experts_per_tok`.
+    static func readExperts(_ json: JSONConfig, modelType: String, into config: inout ModelConfig) throws {
+        func refuse(_ message: String) -> HoneError { HoneError.invalidConfig(path: json.path, message: message) }
+        if modelType == "mixtral" {
+            config.expertCount = try json.int("num_local_experts", default: 8)
+            config.expertsPerToken = try json.int("num_experts_per_tok", default: 2)
+            config.expertIntermediateSize = config.intermediateSize
+            config.normalizesExpertWeights = true  // the top-k softmax is the full softmax renormalized
+        } else {
+            // The Hub's files say num_experts; transformers 5 writes num_local_experts.
+            config.expertCount = try json.int("num_experts", default: json.int("num_local_experts", default: 128))
+            config.expertsPerToken = try json.int("num_experts_per_tok", default: 8)
+            config.expertIntermediateSize = try json.int("moe_intermediate_size", default: 768)
+            config.normalizesExpertWeights = try json.bool("norm_topk_prob", default: false)
+            // Dense layers among the sparse ones have no form in llama.cpp's qwen3moe either.
+            let denseLayers = (json.values["mlp_only_layers"] as? [Any])?.compactMap(jsonInteger) ?? []
+            guard denseLayers.isEmpty, try json.int("decoder_sparse_step", default: 1) == 1 else {
+                throw refuse("dense MLP layers (mlp_only_layers, decoder_sparse_step other than 1) are not supported: every layer must be sparse")
+            }
+        }
+        guard config.expertCount > 0 else { throw refuse("the expert count must be positive, not \(config.expertCount)") }
     }
 
     /// `json`: rope_parameters or rope_scaling; `top`: the whole config (Phi-3 keeps original_max_position_embeddings
@@ -184,7 +214,7 @@ enum LlamaConfig {
             ?? embedding?.shape.first
         guard let vocabulary else { throw HoneError.missingConfigKey(path: gguf.path, key: "\(architecture).vocab_size") }
         var config = ModelConfig(
-            modelType: architecture == "mistral" ? "mistral" : architecture,
+            modelType: architecture == "qwen3moe" ? "qwen3_moe" : architecture,
             vocabularySize: vocabulary,
             hiddenSize: hidden,
             intermediateSize: try required("feed_forward_length"),
@@ -210,6 +240,19 @@ enum LlamaConfig {
         }
         if architecture == "smollm3" {
             config.layersWithoutRotation = Set((0..<config.layerCount).filter { ($0 + 1) % smolLM3NoRopeInterval == 0 })
+        }
+        if let experts = gguf.integer("\(architecture).expert_count"), experts > 0 {
+            // llama.cpp: the experts' width from expert_feed_forward_length (qwen3moe), else feed_forward_length
+            // ÷ the experts used (qwen3moe) or feed_forward_length itself (llama: Mixtral); the chosen experts'
+            // probabilities always renormalized.
+            config.expertCount = experts
+            config.expertsPerToken = gguf.integer("\(architecture).expert_used_count") ?? 0
+            config.expertIntermediateSize = gguf.integer("\(architecture).expert_feed_forward_length")
+                ?? (architecture == "qwen3moe" ? config.intermediateSize / max(config.expertsPerToken, 1) : config.intermediateSize)
+            config.normalizesExpertWeights = true
+            if architecture == "llama" { config.modelType = "mixtral" }  // Mixtral's GGUFs say llama
+        } else if architecture == "qwen3moe" {
+            throw HoneError.missingConfigKey(path: gguf.path, key: "qwen3moe.expert_count")
         }
         config.queryKeyValueBias = gguf.tensorInfos.contains { $0.name == "blk.0.attn_q.bias" }
         config.outputBias = gguf.tensorInfos.contains { $0.name == "blk.0.attn_output.bias" }

@@ -1,0 +1,281 @@
+import Foundation
+import HoneKernels
+
+/// Mixtral's and Qwen3-MoE's sparse MLP: a router (a linear layer without bias) scores every expert for each row;
+/// the row goes through its `expertsPerToken` most probable experts, each a SwiGLU MLP of its own, and their
+/// outputs are summed weighted by the router's softmax probabilities (divided by their sum over the chosen experts
+/// when `normalizesWeights`). The experts are frozen in training: LoRA adapts the attention, and the gradient
+/// reaches the block input through the experts and through the router's probabilities.
+struct MixtureOfExperts {
+    struct Expert {
+        let inputs: LlamaModel.MLPProjections
+        let down: Linear
+    }
+
+    /// [experts, hidden]
+    let router: Linear
+    let experts: [Expert]
+    let expertsPerToken: Int
+    let normalizesWeights: Bool
+
+    var hidden: Int { router.inFeatures }
+    var intermediateSize: Int { experts[0].down.inFeatures }
+
+    // MARK: - Routing
+
+    /// Which experts each row goes through, and with what weight.
+    struct Routing {
+        /// [rows, expertsPerToken]: the chosen experts, most probable first (the lower index first among equals),
+        /// and their weights.
+        let chosen: [Int]
+        let weights: [Float]
+        /// Per expert, the (row, slot) pairs routed to it, rows ascending.
+        let assignments: [[(row: Int, slot: Int)]]
+    }
+
+    /// The routing for `probabilities`: [rows, experts] (each row a softmax).
+    func route(_ probabilities: UnsafePointer<Float>, rows: Int) -> Routing {
+        let (count, k) = (experts.count, expertsPerToken)
+        var chosen = [Int](repeating: 0, count: rows * k)
+        var weights = [Float](repeating: 0, count: rows * k)
+        var assignments = [[(row: Int, slot: Int)]](repeating: [], count: count)
+        var taken = [Bool](repeating: false, count: count)
+        for row in 0..<rows {
+            let p = probabilities + row * count
+            for index in taken.indices { taken[index] = false }
+            var sum: Float = 0
+            for slot in 0..<k {
+                var best = -1
+                for expert in 0..<count where !taken[expert] && (best < 0 || p[expert] > p[best]) { best = expert }
+                taken[best] = true
+                chosen[row * k + slot] = best
+                weights[row * k + slot] = p[best]
+                sum += p[best]
+            }
+            if normalizesWeights {
+                for slot in 0..<k { weights[row * k + slot] /= sum }
+            }
+        }
+        for row in 0..<rows {
+            for slot in 0..<k { assignments[chosen[row * k + slot]].append((row, slot)) }
+        }
+        return Routing(chosen: chosen, weights: weights, assignments: assignments)
+    }
+
+    /// probabilities: [rows, experts] ← softmax(router(x)), in place over the router's logits.
+    func routerProbabilities(_ input: UnsafePointer<Float>, rows: Int, into probabilities: UnsafeMutablePointer<Float>) {
+        router.apply(input, rows: rows, into: probabilities)
+        let count = experts.count
+        for row in 0..<rows {
+            let p = probabilities + row * count
+            var largest = -Float.infinity
+            for expert in 0..<count { largest = max(largest, p[expert]) }
+            var sum: Float = 0
+            for expert in 0..<count {
+                p[expert] = expf(p[expert] - largest)
+                sum += p[expert]
+            }
+            for expert in 0..<count { p[expert] /= sum }
+        }
+    }
+
+    // MARK: - Forward
+
+    /// y: [rows, hidden] ← the sparse MLP of x: [rows, hidden]; `probabilities`: [rows, experts] receives the
+    /// router's softmax (training's backward reads it).
+    func apply(_ x: UnsafePointer<Float>, rows: Int, probabilities: UnsafeMutablePointer<Float>,
+               into y: UnsafeMutablePointer<Float>) {
+        routerProbabilities(x, rows: rows, into: probabilities)
+        let routing = route(probabilities, rows: rows)
+        y.update(repeating: 0, count: rows * hidden)
+        for (index, assigned) in routing.assignments.enumerated() where !assigned.isEmpty {
+            let pass = ExpertPass(expert: experts[index], input: x, rows: assigned.map(\.row), hidden: hidden)
+            for (position, entry) in assigned.enumerated() {
+                let weight = routing.weights[entry.row * expertsPerToken + entry.slot]
+                let source = pass.output.pointer + position * hidden
+                let destination = y + entry.row * hidden
+                for column in 0..<hidden { destination[column] += weight * source[column] }
+            }
+        }
+    }
+
+    /// One expert on the rows routed to it: their inputs gathered, and what backward needs of its inside.
+    struct ExpertPass {
+        let input, gate, up, output: FloatBuffer
+
+        init(expert: Expert, input x: UnsafePointer<Float>, rows: [Int], hidden: Int) {
+            let count = rows.count
+            let width = expert.down.inFeatures
+            input = FloatBuffer(count: count * hidden)
+            for (position, row) in rows.enumerated() {
+                (input.pointer + position * hidden).update(from: x + row * hidden, count: hidden)
+            }
+            gate = FloatBuffer(count: count * width)
+            up = FloatBuffer(count: count * width)
+            switch expert.inputs {
+            case .separate(let gateProjection, let upProjection):
+                gateProjection.apply(input.pointer, rows: count, into: gate.pointer)
+                upProjection.apply(input.pointer, rows: count, into: up.pointer)
+            case .fused(let gateUp):
+                let fused = FloatBuffer(count: count * 2 * width)
+                gateUp.apply(input.pointer, rows: count, into: fused.pointer)
+                splitColumns(fused.pointer, rows: count, into: [(gate.pointer, width), (up.pointer, width)])
+            }
+            let activated = FloatBuffer(count: count * width)
+            hk_silu_mul(gate.pointer, up.pointer, activated.pointer, count * width)
+            output = FloatBuffer(count: count * hidden)
+            expert.down.apply(activated.pointer, rows: count, into: output.pointer)
+        }
+    }
+
+    // MARK: - Backward
+
+    /// dx: [rows, hidden] ← ∂L/∂x for dy = ∂L/∂y (overwritten), given the forward's input x and `probabilities`.
+    /// y = Σ_k w_k · expert_k(x), so dx = Σ_k w_k · J_k(x)ᵀ dy through each chosen expert, plus the path through
+    /// the weights: ∂L/∂w_k = dy · expert_k(x), then through the renormalization and the softmax to the router's
+    /// logits, and through the router to x.
+    func backward(input x: UnsafePointer<Float>, probabilities: UnsafePointer<Float>, rows: Int,
+                  outputGradient dy: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
+        let routing = route(probabilities, rows: rows)
+        let k = expertsPerToken
+        dx.update(repeating: 0, count: rows * hidden)
+        var weightGradient = [Float](repeating: 0, count: rows * k)
+        for (index, assigned) in routing.assignments.enumerated() where !assigned.isEmpty {
+            let expert = experts[index]
+            let count = assigned.count
+            let width = expert.down.inFeatures
+            let pass = ExpertPass(expert: expert, input: x, rows: assigned.map(\.row), hidden: hidden)
+            let scaled = FloatBuffer(count: count * hidden)
+            for (position, entry) in assigned.enumerated() {
+                let weight = routing.weights[entry.row * k + entry.slot]
+                let gradient = dy + entry.row * hidden
+                let output = pass.output.pointer + position * hidden
+                var dot: Float = 0
+                for column in 0..<hidden {
+                    dot += gradient[column] * output[column]
+                    scaled.pointer[position * hidden + column] = weight * gradient[column]
+                }
+                weightGradient[entry.row * k + entry.slot] = dot
+            }
+            let dActivated = FloatBuffer(count: count * width)
+            expert.down.backwardInput(scaled.pointer, rows: count, into: dActivated.pointer, accumulate: false)
+            let dGate = FloatBuffer(count: count * width)
+            let dUp = FloatBuffer(count: count * width)
+            hk_silu_mul_backward(pass.gate.pointer, pass.up.pointer, dActivated.pointer, dGate.pointer, dUp.pointer,
+                                 count * width)
+            let dInput = FloatBuffer(count: count * hidden)
+            switch expert.inputs {
+            case .separate(let gate, let up):
+                gate.backwardInput(dGate.pointer, rows: count, into: dInput.pointer, accumulate: false)
+                up.backwardInput(dUp.pointer, rows: count, into: dInput.pointer, accumulate: true)
+            case .fused(let gateUp):
+                let dFused = FloatBuffer(count: count * 2 * width)
+                joinColumns([(dGate.pointer, width), (dUp.pointer, width)], rows: count, into: dFused.pointer)
+                gateUp.backwardInput(dFused.pointer, rows: count, into: dInput.pointer, accumulate: false)
+            }
+            for (position, entry) in assigned.enumerated() {
+                let source = dInput.pointer + position * hidden
+                let destination = dx + entry.row * hidden
+                for column in 0..<hidden { destination[column] += source[column] }
+            }
+        }
+
+        // Weights → probabilities → router logits. With w_k = p_k / s, s = Σ_chosen p:
+        // ∂L/∂p_k = (∂L/∂w_k − Σ_j ∂L/∂w_j · w_j) / s; then the softmax: ∂L/∂z_i = p_i (∂L/∂p_i − Σ_j ∂L/∂p_j p_j).
+        let count = experts.count
+        let logitGradient = FloatBuffer(zeros: rows * count)
+        for row in 0..<rows {
+            let p = probabilities + row * count
+            var probabilityGradient = [Float](repeating: 0, count: k)
+            if normalizesWeights {
+                var sum: Float = 0
+                var weighted: Float = 0
+                for slot in 0..<k {
+                    sum += p[routing.chosen[row * k + slot]]
+                    weighted += weightGradient[row * k + slot] * routing.weights[row * k + slot]
+                }
+                for slot in 0..<k { probabilityGradient[slot] = (weightGradient[row * k + slot] - weighted) / sum }
+            } else {
+                for slot in 0..<k { probabilityGradient[slot] = weightGradient[row * k + slot] }
+            }
+            var dot: Float = 0
+            for slot in 0..<k { dot += probabilityGradient[slot] * p[routing.chosen[row * k + slot]] }
+            let gradient = logitGradient.pointer + row * count
+            for expert in 0..<count { gradient[expert] = -p[expert] * dot }
+            for slot in 0..<k {
+                let expert = routing.chosen[row * k + slot]
+                gradient[expert] += p[expert] * probabilityGradient[slot]
+            }
+        }
+        router.backwardInput(logitGradient.pointer, rows: rows, into: dx, accumulate: true)
+    }
+}
+
+// MARK: - Loading
+
+/// Where the router and the experts of a block are stored: HF checkpoints one matrix per expert (Qwen3-MoE's
+/// `mlp.experts.E.gate_proj`, Mixtral's `block_sparse_moe.experts.E.w1`), or transformers 5's stacked
+/// `mlp.experts.gate_up_proj` [experts, 2 × ffn, hidden] and `down_proj`; GGUF files one 3-D tensor per role
+/// (`ffn_gate_exps` [experts, ffn, hidden], ...) or gate and up stacked as `ffn_gate_up_exps`.
+enum ExpertNames {
+    static func load(layer: Int, config: ModelConfig, weights: WeightStore) throws -> MixtureOfExperts {
+        let (hidden, width, count) = (config.hiddenSize, config.expertIntermediateSize, config.expertCount)
+        func matrix(_ name: String, _ shape: [Int]) throws -> Linear {
+            let weight = try weights.tensor(name)
+            try weight.expectShape(shape)
+            return try Linear(weight: weight, bias: nil)
+        }
+        func stacked(_ name: String, _ shape: [Int]) throws -> [Linear] {
+            let weight = try weights.tensor(name)
+            try weight.expectShape([count] + shape)
+            return try (0..<count).map { try Linear(weight: weight.matrix($0), bias: nil) }
+        }
+        func experts(inputs: [LlamaModel.MLPProjections], downs: [Linear]) -> [MixtureOfExperts.Expert] {
+            zip(inputs, downs).map { MixtureOfExperts.Expert(inputs: $0, down: $1) }
+        }
+        let router: Linear
+        let list: [MixtureOfExperts.Expert]
+        if weights.isGGUF {
+            let block = "blk.\(layer)"
+            router = try matrix("\(block).ffn_gate_inp.weight", [count, hidden])
+            let downs = try stacked("\(block).ffn_down_exps.weight", [hidden, width])
+            if weights.contains("\(block).ffn_gate_up_exps.weight") {
+                let fused = try stacked("\(block).ffn_gate_up_exps.weight", [2 * width, hidden])
+                list = experts(inputs: fused.map { .fused($0) }, downs: downs)
+            } else {
+                let gates = try stacked("\(block).ffn_gate_exps.weight", [width, hidden])
+                let ups = try stacked("\(block).ffn_up_exps.weight", [width, hidden])
+                list = experts(inputs: zip(gates, ups).map { .separate(gate: $0, up: $1) }, downs: downs)
+            }
+        } else {
+            let mixtral = "model.layers.\(layer).block_sparse_moe"
+            let module = weights.contains("\(mixtral).gate.weight") ? mixtral : "model.layers.\(layer).mlp"
+            router = try matrix("\(module).gate.weight", [count, hidden])
+            if weights.contains("\(module).experts.gate_up_proj") {
+                let fused = try stacked("\(module).experts.gate_up_proj", [2 * width, hidden])
+                let downs = try stacked("\(module).experts.down_proj", [hidden, width])
+                list = experts(inputs: fused.map { .fused($0) }, downs: downs)
+            } else {
+                let (gate, up, down) = module == mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
+                list = try (0..<count).map { expert in
+                    let name = "\(module).experts.\(expert)"
+                    return MixtureOfExperts.Expert(
+                        inputs: .separate(gate: try matrix("\(name).\(gate).weight", [width, hidden]),
+                                          up: try matrix("\(name).\(up).weight", [width, hidden])),
+                        down: try matrix("\(name).\(down).weight", [hidden, width]))
+                }
+            }
+        }
+        return MixtureOfExperts(router: router, experts: list, expertsPerToken: config.expertsPerToken,
+                                normalizesWeights: config.normalizesExpertWeights)
+    }
+}
+
+extension TensorView {
+    /// The `index`-th matrix of a 3-D tensor [count, rows, columns], as a 2-D view of the same bytes.
+    func matrix(_ index: Int) -> TensorView {
+        let elements = shape[1] * shape[2]
+        return TensorView(name: "\(name)[\(index)]", dtype: dtype, shape: [shape[1], shape[2]],
+                          data: data + dtype.byteCount(elements: index * elements), source: source, owner: owner)
+    }
+}
