@@ -50,6 +50,7 @@ torch.set_num_threads(1)
 
 OUT = FIXTURES / "lora"
 LLAMA_ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
 OPT_ALL = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 PHI3_ALL = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
 
@@ -84,6 +85,15 @@ CASES = [
     # Gemma 2: the gradient through both soft caps (scores and logits).
     dict(name="gemma2-softcap", model="gemma2-softcap", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False,
          seed=113),
+    # Mixture of experts (frozen): the gradient reaches the attention's adapters of the layer below through the
+    # chosen experts and through the router's renormalized (Qwen3-MoE with norm_topk_prob, Mixtral) or plain
+    # probabilities.
+    dict(name="qwen3moe-experts", model="qwen3moe-experts", targets=ATTENTION, r=4, alpha=8, rslora=False,
+         steps=False, seed=114),
+    dict(name="qwen3moe-unnormalized", model="qwen3moe-unnormalized", targets=ATTENTION, r=4, alpha=8,
+         rslora=False, steps=False, seed=115),
+    dict(name="mixtral-experts", model="mixtral-experts", targets=ATTENTION, r=4, alpha=8, rslora=False,
+         steps=False, seed=116),
     # max_grad_norm 2.0 here (1.0 elsewhere): its gradient norms straddle 2, so both sides of the clip are tested.
     dict(name="opt-preln", model="opt-preln", targets=OPT_ALL, r=4, alpha=8, rslora=False, steps=True, seed=105,
          max_grad_norm=2.0),
