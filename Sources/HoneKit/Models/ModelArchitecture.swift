@@ -96,17 +96,23 @@ public struct AdaptableModules: Sendable {
     /// Module names from a list as users write it: "[q_proj,v_proj]", "q,v", "'q_proj', 'k_proj'" (alpaca-lora's
     /// fire syntax), "q_proj v_proj", PEFT's "all-linear" (every adaptable module), short names resolved, duplicates
     /// dropped; an unknown name is an error listing the choices.
-    public func resolve(_ text: String, architecture: String) throws -> [String] {
+    /// `unavailable`: modules this model lacks (a mixture of experts has no single MLP to adapt).
+    public func resolve(_ text: String, architecture: String, unavailable: Set<String> = []) throws -> [String] {
         let cleaned = text.filter { !"[]'\"".contains($0) }
         let requested = cleaned.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init).filter { !$0.isEmpty }
-        if requested == ["all-linear"] { return names }
+        let available = names.filter { !unavailable.contains($0) }
+        if requested == ["all-linear"] { return available }
         guard !requested.isEmpty else { throw HoneError.invalidArgument("the list of LoRA target modules is empty") }
         var result: [String] = []
         for name in requested {
             let full = shortNames[name] ?? name
+            if unavailable.contains(full) {
+                throw HoneError.invalidArgument(
+                    "LoRA target module '\(name)': this \(architecture) model's MLPs are mixtures of frozen experts; choose from \(available.joined(separator: ", "))")
+            }
             guard names.contains(full) else {
                 throw HoneError.invalidArgument(
-                    "unknown LoRA target module '\(name)' for \(architecture); choose from \(names.joined(separator: ", "))")
+                    "unknown LoRA target module '\(name)' for \(architecture); choose from \(available.joined(separator: ", "))")
             }
             if !result.contains(full) { result.append(full) }
         }

@@ -113,6 +113,8 @@ public struct ModelConfig: Sendable {
     /// llama.cpp does for every file it runs).
     public var normalizesExpertWeights = true
     public var isMixtureOfExperts: Bool { expertCount > 0 }
+    /// Adaptable module names this model lacks: a mixture of experts has no gate, up or down projection of its own.
+    public var modulesWithoutAdapters: Set<String> { isMixtureOfExperts ? ["gate_proj", "up_proj", "down_proj"] : [] }
 
     // OPT
     public var wordEmbedProjectionDimension: Int = 0

@@ -146,11 +146,13 @@ public struct SharedTrainingSettings: Sendable {
         return options
     }
 
-    public func loraConfiguration(architecture: ModelArchitecture, _ recipe: TrainingRecipe) throws -> LoRAConfiguration {
-        LoRAConfiguration(rank: loraRank ?? recipe.loraRank, alpha: loraAlpha ?? recipe.loraAlpha,
+    public func loraConfiguration(config: ModelConfig, _ recipe: TrainingRecipe) throws -> LoRAConfiguration {
+        let architecture = config.architecture
+        return LoRAConfiguration(rank: loraRank ?? recipe.loraRank, alpha: loraAlpha ?? recipe.loraAlpha,
                           dropout: loraDropout ?? recipe.loraDropout,
                           targetModules: try architecture.adaptableModules.resolve(loraTargetModules ?? recipe.loraTargetModules,
-                                                                                   architecture: architecture.name),
+                                                                                   architecture: config.modelType,
+                                                                                   unavailable: config.modulesWithoutAdapters),
                           useRSLoRA: useRSLoRA)
     }
 }
@@ -184,7 +186,8 @@ public enum TrainingRun {
             if let rank = settings.loraRank, rank != own.rank { disagreements.append("\(OptionName("lora_r")) \(rank) (it has \(own.rank))") }
             if let alpha = settings.loraAlpha, alpha != own.alpha { disagreements.append("\(OptionName("lora_alpha")) \(alpha) (it has \(own.alpha))") }
             if let modules = settings.loraTargetModules {
-                let asked = try base.config.architecture.adaptableModules.resolve(modules, architecture: base.config.architecture.name)
+                let asked = try base.config.architecture.adaptableModules.resolve(modules, architecture: base.config.modelType,
+                                                                                  unavailable: base.config.modulesWithoutAdapters)
                 if Set(asked) != Set(own.targetModules) {
                     disagreements.append("\(OptionName("lora_target_modules")) \(asked.joined(separator: ",")) (it has \(own.targetModules.joined(separator: ",")))")
                 }
@@ -194,7 +197,7 @@ public enum TrainingRun {
                                                 + disagreements.joined(separator: ", "))
             }
         } else {
-            adapters = try AdapterSet.makeNew(configuration: try settings.loraConfiguration(architecture: base.config.architecture, recipe),
+            adapters = try AdapterSet.makeNew(configuration: try settings.loraConfiguration(config: base.config, recipe),
                                               model: base.model, seed: settings.seed)
         }
         // Before any checkpoint is restored: DPO takes its frozen reference copy of an init adapter here.
