@@ -706,7 +706,8 @@ def main() -> None:
                        ("phi3-fused", "phi3"), ("phi3-longrope", "phi3"), ("gemma3-swa", "gemma3"),
                        ("gemma2-softcap", "gemma2"), ("qwen3moe-experts", "qwen3moe"), ("mixtral-experts", "llama")):
         if name in built:
-            has_head_dim = "head_dim" in json.loads((MODELS / name / "config.json").read_text()) and arch != "granite"
+            # TextModel writes the key/value lengths where config.json has a head_dim that is not null
+            has_head_dim = json.loads((MODELS / name / "config.json").read_text()).get("head_dim") is not None and arch != "granite"
             write_gguf(MODELS / name, GGUF_DIR / f"{name}-f32.gguf", arch, gguf.LlamaFileType.ALL_F32, name=name,
                        head_dim_keys=has_head_dim)
     if only is not None:

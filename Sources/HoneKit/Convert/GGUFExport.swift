@@ -168,7 +168,7 @@ public enum GGUFExport {
             guard let number = renumbered[block] else { return nil }
             let name = "blk.\(number)." + tensor.name.dropFirst("blk.\(block).".count)
             return ExportTensor(name: name, shape: tensor.shape, source: tensor.source, sourceRow: tensor.sourceRow,
-                                plannedType: tensor.plannedType)
+                                plannedType: tensor.plannedType, parts: tensor.parts)
         }
         source.metadata.remove(at: keyIndex)
         source.prunedBlockCount = (key, kept.count)
@@ -238,12 +238,22 @@ public enum GGUFExport {
         if let llamaCppScale, config.attentionMultiplier != llamaCppScale {
             warn("\(configPath): query_pre_attn_scalar has no GGUF key; llama.cpp (and Hone, reading the GGUF) will scale attention by \(llamaCppScale), not \(config.attentionMultiplier ?? 0)")
         }
+        if config.isMixtureOfExperts, !config.normalizesExpertWeights {
+            warn("\(configPath): norm_topk_prob is false, but llama.cpp (and Hone, reading the GGUF) always divides the chosen experts' probabilities by their sum")
+        }
         let permuted = names.permutedRows(architecture, config)
         let store = try SafetensorsStore(directory: directory)
         var tensors: [ExportTensor] = []
+        // A layer's experts, one matrix each here, become one 3-D tensor per role (Qwen2MoeModel and LlamaModel
+        // stack them in the converter).
+        var expertStacks: [String: [Int: TensorView]] = [:]
         for name in store.tensorNames {
             if name.hasSuffix(".rotary_emb.inv_freq") { continue }
             if name == "lm_head.weight", config.tieWordEmbeddings { continue }
+            if config.isMixtureOfExperts, let stacked = ExpertNames.ggufStack(forHuggingFace: name) {
+                expertStacks[stacked.name, default: [:]][stacked.expert] = try store.tensor(name)
+                continue
+            }
             guard let ggufName = names.gguf(name) else {
                 throw HoneError.invalidConfig(path: store.location, message: "tensor '\(name)' has no GGUF counterpart in llama.cpp's \(architecture) layout")
             }
@@ -259,6 +269,19 @@ public enum GGUFExport {
             // The converter writes 1-D tensors (norms, biases) as F32 whatever the output type.
             let planned: DType = view.shape.count <= 1 ? .f32 : view.dtype
             tensors.append(ExportTensor(name: ggufName, shape: view.shape, source: view, sourceRow: sourceRow, plannedType: planned))
+        }
+        for (name, experts) in expertStacks {
+            let parts = try (0..<config.expertCount).map { expert in
+                guard let part = experts[expert] else {
+                    throw HoneError.invalidConfig(path: store.location, message: "expert \(expert) of '\(name)' is missing (\(config.expertCount) experts per layer)")
+                }
+                return part
+            }
+            guard parts.allSatisfy({ $0.shape == parts[0].shape && $0.dtype == parts[0].dtype }) else {
+                throw HoneError.invalidConfig(path: store.location, message: "the experts of '\(name)' differ in shape or dtype")
+            }
+            tensors.append(ExportTensor(name: name, shape: [parts.count] + parts[0].shape, source: parts[0], sourceRow: nil,
+                                        plannedType: parts[0].dtype, parts: parts))
         }
         switch config.ropeScaling {
         case .llama3(let factor, let low, let high, let original) where architecture == "llama":
@@ -390,11 +413,18 @@ public enum GGUFExport {
             f32("\(a).rope.freq_base_swa", local)  // TextModel writes the sliding layers' base where the config has one
         }
         f32("\(a).attention.layer_norm_rms_epsilon", Double(config.normEpsilon))
+        if config.isMixtureOfExperts {
+            try u32("\(a).expert_count", config.expertCount)
+            try u32("\(a).expert_used_count", config.expertsPerToken)
+        }
         if raw.has("head_dim") || architecture == "gemma3", architecture != "granite" {  // GraniteModel drops head_dim
             try u32("\(a).attention.key_length", config.headDimension)
             try u32("\(a).attention.value_length", config.headDimension)
         }
         entries.append(("general.file_type", .unsigned(UInt64(fileType)), 4, nil))
+        if architecture == "qwen3moe" {  // Qwen2MoeModel.set_gguf_parameters
+            try u32("\(a).expert_feed_forward_length", config.expertIntermediateSize)
+        }
         if ["llama", "smollm3", "granite"].contains(architecture) {  // the converter's LlamaModel and its subclasses
             try u32("\(a).vocab_size", config.vocabularySize)
             try u32("\(a).rope.dimension_count", config.rotaryDimension)

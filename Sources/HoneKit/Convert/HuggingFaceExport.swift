@@ -43,6 +43,11 @@ public enum HuggingFaceExport {
         // LongRoPE's factor tensors go back into config.json (rope_scaling), where HF keeps them.
         let factorTensors = [Phi3Config.longFactorsTensor, Phi3Config.shortFactorsTensor]
         for info in gguf.tensorInfos where !(config.modelType == "phi3" && factorTensors.contains(info.name)) {
+            if config.isMixtureOfExperts, let expertNames = ExpertNames.huggingFaceNames(
+                forGGUF: info.name, modelType: config.modelType, experts: config.expertCount) {
+                entries += try expertTensors(info, names: expertNames, gguf: gguf, config: config, dtype: dtype)
+                continue
+            }
             guard let name = names.huggingFace(info.name) else {
                 throw HoneError.invalidConfig(path: path, message: "tensor '\(info.name)' has no Hugging Face counterpart")
             }
@@ -99,6 +104,33 @@ public enum HuggingFaceExport {
             }
         }
         return Summary(path: output, dtype: dtype, tensorCount: entries.count, tokenizerFiles: tokenizerFiles.sorted())
+    }
+
+    /// A router as it is, or a stack of experts as one matrix per expert (a gate_up stack split into gate's rows
+    /// and up's).
+    static func expertTensors(_ info: GGUFTensorInfo, names: [String], gguf: GGUFFile, config: ModelConfig,
+                              dtype: DType) throws -> [ExportTensor] {
+        let view = try gguf.tensorView(info)
+        guard names.count > 1 else {
+            return [ExportTensor(name: names[0], shape: info.shape, source: view, sourceRow: nil, plannedType: dtype)]
+        }
+        guard info.shape.count == 3, info.shape[0] == config.expertCount else {
+            throw HoneError.tensorShape(name: info.name, expected: [config.expertCount, -1, -1], actual: info.shape, path: gguf.path)
+        }
+        let ups = info.name.contains("ffn_gate_up_exps")
+            ? ExpertNames.fusedUpNames(forGGUF: info.name, modelType: config.modelType, experts: config.expertCount) : nil
+        var tensors: [ExportTensor] = []
+        for expert in 0..<config.expertCount {
+            var matrix = view.matrix(expert)
+            if let ups {
+                let half = matrix.shape[0] / 2
+                let up = matrix.rows(half..<(2 * half))
+                tensors.append(ExportTensor(name: ups[expert], shape: up.shape, source: up, sourceRow: nil, plannedType: dtype))
+                matrix = matrix.rows(0..<half)
+            }
+            tensors.append(ExportTensor(name: names[expert], shape: matrix.shape, source: matrix, sourceRow: nil, plannedType: dtype))
+        }
+        return tensors
     }
 
     /// The output may be absent or an empty directory; anything else is refused rather than overwritten.
@@ -188,9 +220,22 @@ public enum HuggingFaceExport {
         if config.modelType == "smollm3" {
             json["no_rope_layers"] = (0..<config.layerCount).map { config.layersWithoutRotation.contains($0) ? 0 : 1 }
         }
-        if config.modelType == "qwen2" || config.modelType == "qwen3" {
+        if config.modelType == "qwen2" || config.modelType == "qwen3" || config.modelType == "qwen3_moe" {
             json["use_sliding_window"] = false
         }
+        if config.modelType == "qwen3_moe" {
+            json["num_experts"] = config.expertCount
+            json["moe_intermediate_size"] = config.expertIntermediateSize
+            json["norm_topk_prob"] = config.normalizesExpertWeights
+            json["decoder_sparse_step"] = 1
+            json["mlp_only_layers"] = [Int]()
+        }
+        if config.modelType == "mixtral" {
+            json["num_local_experts"] = config.expertCount
+            json["intermediate_size"] = config.expertIntermediateSize
+            json["sliding_window"] = NSNull()
+        }
+        if config.isMixtureOfExperts { json["num_experts_per_tok"] = config.expertsPerToken }
         if config.modelType != "qwen2" {
             json["attention_bias"] = config.queryKeyValueBias
             json["mlp_bias"] = config.mlpBias

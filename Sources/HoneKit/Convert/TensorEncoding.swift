@@ -15,6 +15,10 @@ struct ExportTensor {
     /// The type the planner sees: the stored type, or for an HF directory the type llama.cpp's converter would
     /// have written (F32 for tensors it does not convert).
     let plannedType: DType
+    /// A stack written as one tensor (a layer's experts, one matrix each in HF checkpoints, one 3-D tensor in GGUF
+    /// files): its parts in order, `source` the first. Rows are encoded independently, so the stack's bytes are
+    /// the parts' bytes one after the other.
+    var parts: [TensorView]? = nil
 
     var rows: Int { shape.first ?? 1 }
     var rowLength: Int { shape.count <= 1 ? 1 : shape.dropFirst().reduce(1, *) }
@@ -23,6 +27,14 @@ struct ExportTensor {
     /// The tensor's values encoded as `type`, converted a slab of rows at a time so that only one tensor's output
     /// and a bounded f32 buffer are ever in memory. Rows are quantized in parallel by the kernels.
     func encoded(as type: DType) throws -> Data {
+        if let parts {
+            var data = Data()
+            for part in parts {
+                data.append(try ExportTensor(name: name, shape: part.shape, source: part, sourceRow: nil,
+                                             plannedType: plannedType).encoded(as: type))
+            }
+            return data
+        }
         if sourceRow == nil, source.dtype == type {
             return Data(bytes: source.data, count: source.byteCount)  // same type: copied, never re-rounded
         }

@@ -319,6 +319,8 @@ enum LlamaTensorNames {
         ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("post_attention_layernorm", "ffn_norm"),
         ("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down"),
         ("self_attn.q_norm", "attn_q_norm"), ("self_attn.k_norm", "attn_k_norm"),
+        // The experts' routers (Qwen3-MoE's, Mixtral's); the experts are stacked (`ExpertNames`).
+        ("mlp.gate", "ffn_gate_inp"), ("block_sparse_moe.gate", "ffn_gate_inp"),
     ]
 
     /// "model.layers.3.self_attn.q_proj.weight" → "blk.3.attn_q.weight"; nil for names without a GGUF counterpart.

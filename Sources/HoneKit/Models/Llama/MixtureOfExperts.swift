@@ -279,3 +279,50 @@ extension TensorView {
                           data: data + dtype.byteCount(elements: index * elements), source: source, owner: owner)
     }
 }
+
+// MARK: - Names in converted files
+
+extension ExpertNames {
+    /// HF role → GGUF stack: Qwen3-MoE's names, then Mixtral's.
+    static let roles: [(huggingFace: [String], gguf: String)] = [
+        (["gate_proj", "w1"], "ffn_gate_exps"), (["up_proj", "w3"], "ffn_up_exps"), (["down_proj", "w2"], "ffn_down_exps"),
+    ]
+
+    /// "model.layers.3.mlp.experts.5.gate_proj.weight" (or Mixtral's "block_sparse_moe.experts.5.w1") → the GGUF
+    /// stack it goes into, "blk.3.ffn_gate_exps.weight", and its place there (5); nil for other names.
+    static func ggufStack(forHuggingFace name: String) -> (name: String, expert: Int)? {
+        let parts = name.split(separator: ".").map(String.init)
+        guard parts.count == 8, parts[0] == "model", parts[1] == "layers", let layer = Int(parts[2]),
+              ["mlp", "block_sparse_moe"].contains(parts[3]), parts[4] == "experts", let expert = Int(parts[5]),
+              parts[7] == "weight", let role = roles.first(where: { $0.huggingFace.contains(parts[6]) }) else { return nil }
+        return ("blk.\(layer).\(role.gguf).weight", expert)
+    }
+
+    /// The HF names of a GGUF router or expert stack for `modelType` ("qwen3_moe" or "mixtral"): one name for the
+    /// router, one per expert for a stack (and for gate_up_exps, whose rows are gate's then up's, the gate names;
+    /// `fusedUpNames` gives the up names); nil for other tensors.
+    static func huggingFaceNames(forGGUF name: String, modelType: String, experts: Int) -> [String]? {
+        let parts = name.split(separator: ".").map(String.init)
+        guard parts.count == 4, parts[0] == "blk", let layer = Int(parts[1]), parts[3] == "weight" else { return nil }
+        let mixtral = modelType == "mixtral"
+        let module = "model.layers.\(layer).\(mixtral ? "block_sparse_moe" : "mlp")"
+        if parts[2] == "ffn_gate_inp" { return ["\(module).gate.weight"] }
+        let stack = parts[2] == "ffn_gate_up_exps" ? "ffn_gate_exps" : parts[2]
+        guard let role = roles.first(where: { $0.gguf == stack }) else { return nil }
+        return (0..<experts).map { "\(module).experts.\($0).\(role.huggingFace[mixtral ? 1 : 0]).weight" }
+    }
+
+    /// The up projections' names for a GGUF `ffn_gate_up_exps`.
+    static func fusedUpNames(forGGUF name: String, modelType: String, experts: Int) -> [String]? {
+        huggingFaceNames(forGGUF: name.replacingOccurrences(of: "ffn_gate_up_exps", with: "ffn_up_exps"),
+                         modelType: modelType, experts: experts)
+    }
+}
+
+extension TensorView {
+    /// Rows `range` of a 2-D tensor, as a view of the same bytes.
+    func rows(_ range: Range<Int>) -> TensorView {
+        TensorView(name: name, dtype: dtype, shape: [range.count, shape[1]],
+                   data: data + dtype.byteCount(elements: range.lowerBound * shape[1]), source: source, owner: owner)
+    }
+}
