@@ -66,13 +66,17 @@ def layout(spec: dict) -> list[tuple[str, tuple[int, ...]]]:
     if not spec["tied"]:
         top.insert(0, ("output.weight", (v, h)))
     blocks = []
+    e = spec.get("experts", 0)
     for i in range(spec["layers"]):
         p = f"blk.{i}."
+        # a mixture of experts (Mixtral's tensors): the router and one 3-D tensor per role instead of the MLP
+        mlp = [(p + "ffn_down.weight", (h, f)), (p + "ffn_gate.weight", (f, h)), (p + "ffn_up.weight", (f, h))] if not e \
+            else [(p + "ffn_down_exps.weight", (e, h, f)), (p + "ffn_gate_exps.weight", (e, f, h)),
+                  (p + "ffn_gate_inp.weight", (e, h)), (p + "ffn_up_exps.weight", (e, f, h))]
         blocks += sorted([
             (p + "attn_k.weight", (kv, h)), (p + "attn_norm.weight", (h,)), (p + "attn_output.weight", (h, h)),
-            (p + "attn_q.weight", (h, h)), (p + "attn_v.weight", (kv, h)), (p + "ffn_down.weight", (h, f)),
-            (p + "ffn_gate.weight", (f, h)), (p + "ffn_norm.weight", (h,)), (p + "ffn_up.weight", (f, h)),
-        ])
+            (p + "attn_q.weight", (h, h)), (p + "attn_v.weight", (kv, h)), (p + "ffn_norm.weight", (h,)),
+        ] + mlp)
     return top + blocks
 
 
@@ -86,6 +90,9 @@ def write_input(spec: dict, path: Path) -> None:
     w.add_head_count_kv(spec["kv_heads"])
     w.add_rope_freq_base(10000.0)
     w.add_layer_norm_rms_eps(1e-5)
+    if spec.get("experts"):
+        w.add_expert_count(spec["experts"])
+        w.add_expert_used_count(spec["experts_used"])
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
     w.add_vocab_size(spec["vocab"])
     w.add_rope_dimension_count(spec["hidden"] // spec["heads"])

@@ -9,6 +9,9 @@ fixture records every output tensor's name, shape, type and checksum, and the fi
          IQ4_NL need those formats);
   gqa4   8 layers, hidden 256, 4 heads / 1 KV head (n_gqa 4: the attn_v rules of Q2_K and IQ4_XS), ffn 512
          (every row a multiple of 256: no fallbacks), untied; every scheme.
+  moe8   Mixtral's tensors: 4 layers of 8 experts (ffn 256) each, 2 used (n_expert 8: attn_v and attn_k to Q8_0,
+         attn_output to Q5_K; ffn_down's layer from its name; the router kept F32); every K scheme and Q4_K_M,
+         Q6_K, Q8_0, Q4_0, IQ4_NL.
 
 Run: LLAMA_QUANTIZE=<build>/bin/llama-quantize tools/oracle/.venv/bin/python tools/oracle/make_quantize_k_fixtures.py
 """
@@ -28,6 +31,8 @@ ALL = ["Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q5_K_S", "Q5_K_M", "IQ4_
 PLAN = {
     "deep8": (MODELS["deep8"], ["Q2_K", "Q3_K_S", "Q3_K_M"]),
     "gqa4": (dict(layers=8, hidden=256, heads=4, kv_heads=1, ffn=512, vocab=256, tied=False), ALL),
+    "moe8": (dict(layers=4, hidden=256, heads=4, kv_heads=1, ffn=256, vocab=256, tied=False, experts=8,
+                  experts_used=2), ALL + ["Q4_K_M", "Q6_K", "Q8_0", "Q4_0", "IQ4_NL"]),
 }
 
 

@@ -48,7 +48,8 @@ public enum GGUFExport {
         if !overrides.pruneLayers.isEmpty { try prune(&source, layers: overrides.pruneLayers) }
         // The planner's layer count stays the model's: llama.cpp counts ffn_down layers from the unpruned model.
         let planner = QuantizationPlanner(scheme: scheme, layerCount: source.layerCount, pure: pure,
-                                          headsPerKeyValueHead: source.headsPerKeyValueHead, overrides: overrides)
+                                          headsPerKeyValueHead: source.headsPerKeyValueHead,
+                                          expertCount: source.expertCount, overrides: overrides)
         let choices = try planner.choose(source.tensors.map {
             QuantizationPlanner.Tensor(name: $0.name, shape: $0.shape, type: $0.plannedType)
         })
@@ -140,6 +141,8 @@ public enum GGUFExport {
         var layerCount: Int
         /// Query heads per key/value head (llama.cpp's n_gqa; 1 when unknown), which some schemes' choices depend on.
         var headsPerKeyValueHead = 1
+        /// Experts per sparse MLP (llama.cpp's n_expert; 0 for a dense model).
+        var expertCount = 0
         /// Metadata made here (HF input, file type and quantization version included) rather than copied.
         var convertedMetadata: Bool
         /// With --prune-layers: the `ARCH.block_count` key and the blocks left, written last (after --override-kv),
@@ -212,7 +215,8 @@ public enum GGUFExport {
         let heads = gguf.integer("\(architecture).attention.head_count") ?? 1
         let keyValueHeads = gguf.integer("\(architecture).attention.head_count_kv") ?? heads
         return Source(metadata: metadata, tensors: tensors, layerCount: layers,
-                      headsPerKeyValueHead: keyValueHeads > 0 ? heads / keyValueHeads : 1, convertedMetadata: false)
+                      headsPerKeyValueHead: keyValueHeads > 0 ? heads / keyValueHeads : 1,
+                      expertCount: gguf.integer("\(architecture).expert_count") ?? 0, convertedMetadata: false)
     }
 
     /// An HF directory, as llama.cpp's convert_hf_to_gguf.py would write it: llama.cpp tensor names, Q/K rows
@@ -321,7 +325,8 @@ public enum GGUFExport {
             metadata.append(("tokenizer.ggml.model", .string("none"), 8, nil))
         }
         return Source(metadata: metadata, tensors: tensors, layerCount: config.layerCount,
-                      headsPerKeyValueHead: config.headCount / max(config.keyValueHeadCount, 1), convertedMetadata: true)
+                      headsPerKeyValueHead: config.headCount / max(config.keyValueHeadCount, 1),
+                      expertCount: config.expertCount, convertedMetadata: true)
     }
 
     /// The keys convert_hf_to_gguf.py writes for the Llama family before the vocabulary, in its order

@@ -185,10 +185,11 @@ public struct QuantizationOverrides: Sendable, Equatable {
 
 // MARK: - Per-tensor types
 
-/// Chooses each tensor's type as llama-quantize does (src/llama-quant.cpp, no importance matrix, a dense
-/// Llama-family model):
-/// - only tensors of two or more dimensions whose names end in "weight", norms excepted, are converted; the others
-///   (norms, biases, rope_freqs), and output.weight under --leave-output-tensor, keep their type;
+/// Chooses each tensor's type as llama-quantize does (src/llama-quant.cpp, no importance matrix, a Llama-family
+/// model, dense or with experts):
+/// - only tensors of two or more dimensions whose names end in "weight", norms and experts' routers
+///   (ffn_gate_inp) excepted, are converted; the others (norms, biases, rope_freqs), and output.weight under
+///   --leave-output-tensor, keep their type;
 /// - --token-embedding-type and --output-tensor-type give token_embd.weight and output.weight their types outright
 ///   (no fallback: rows the type's block does not divide are an error, where llama.cpp would abort);
 /// - otherwise, when the scheme's type is quantized: the first --tensor-type pattern found in the name gives the
@@ -205,7 +206,9 @@ public struct QuantizationOverrides: Sendable, Equatable {
 ///   ffn_down     Q2_K: Q3_K; Q3_K_M: Q5_K for i < n / 16, else Q4_K; Q3_K_L: Q5_K; Q4_K_S, IQ4_XS, IQ4_NL: Q5_K
 ///                for i < n / 8; Q4_K_M, Q5_K_M: Q6_K where usesMoreBits;
 ///   attn_output  Q2_K: Q3_K; Q3_K_M: Q4_K; Q3_K_L: Q5_K;
-///   (llama.cpp's choices without an importance matrix);
+///   (llama.cpp's choices without an importance matrix); with eight experts (Mixtral) attn_v and attn_k are Q8_0
+///   and attn_output is Q5_K for Q2_K, Q3_K_S, Q3_K_M, Q4_K_S, Q4_K_M, IQ4_NL and IQ4_XS (the base type for the
+///   others); with experts ffn_down's i is the layer its name gives;
 /// - a type whose block does not divide the row length falls back: Q2_K and Q3_K to Q4_0, Q4_K to Q5_0, Q5_K to
 ///   Q5_1, Q6_K to Q8_0, IQ4_XS to IQ4_NL, and to F16 when even that does not divide it; the 32-value types go to
 ///   F16 directly.
@@ -237,12 +240,17 @@ public struct QuantizationPlanner {
     public let headsPerKeyValueHead: Int
     public let overrides: QuantizationOverrides
 
+    /// llama.cpp's n_expert: experts per sparse MLP (0 for a dense model); eight experts (Mixtral's) change the
+    /// attention's types, and with experts ffn_down's layer is read from its name.
+    public let expertCount: Int
+
     public init(scheme: QuantizationScheme, layerCount: Int, pure: Bool = false, headsPerKeyValueHead: Int = 1,
-                overrides: QuantizationOverrides = QuantizationOverrides()) {
+                expertCount: Int = 0, overrides: QuantizationOverrides = QuantizationOverrides()) {
         self.scheme = scheme
         self.layerCount = layerCount
         self.pure = pure
         self.headsPerKeyValueHead = headsPerKeyValueHead
+        self.expertCount = expertCount
         self.overrides = overrides
     }
 
@@ -253,7 +261,7 @@ public struct QuantizationPlanner {
 
     /// Whether llama-quantize converts this tensor at all.
     public static func allowsConversion(name: String, shape: [Int]) -> Bool {
-        shape.count >= 2 && name.hasSuffix("weight") && !name.contains("_norm.weight")
+        shape.count >= 2 && name.hasSuffix("weight") && !name.contains("_norm.weight") && !name.contains("ffn_gate_inp.weight")
     }
 
     /// The order llama.cpp's model loader lists tensors in (and so writes them): tensors outside the blocks first,
@@ -320,13 +328,20 @@ public struct QuantizationPlanner {
             } else if tensor.name == "token_embd.weight" {
                 // Untied embeddings keep the base type for these schemes.
             } else if QuantizationPlanner.isValueTensor(tensor.name) {
-                type = valueType(index: valueIndex, count: valueTensorCount) ?? type
+                type = expertCount == 8 ? .q8_0 : valueType(index: valueIndex, count: valueTensorCount) ?? type
                 valueIndex += 1
+            } else if tensor.name.contains("attn_k.weight") {
+                if expertCount == 8 { type = .q8_0 }
             } else if tensor.name.contains("attn_output.weight") {
-                let attentionOutput: [QuantizationScheme: DType] = [.q2_K: .q3_K, .q3_K_M: .q4_K, .q3_K_L: .q5_K]
-                type = attentionOutput[scheme] ?? type
+                if expertCount == 8 {
+                    if [.q2_K, .q3_K_S, .q3_K_M, .iq4_NL, .q4_K_S, .q4_K_M, .iq4_xs].contains(scheme) { type = .q5_K }
+                } else {
+                    let attentionOutput: [QuantizationScheme: DType] = [.q2_K: .q3_K, .q3_K_M: .q4_K, .q3_K_L: .q5_K]
+                    type = attentionOutput[scheme] ?? type
+                }
             } else if tensor.name.contains("ffn_down") {
-                type = downType(layer: downIndex) ?? type
+                // With experts llama.cpp reads the layer from the name (a layer may hold several ffn_down tensors).
+                type = downType(layer: expertCount > 1 ? QuantizationPlanner.blockIndex(tensor.name) : downIndex) ?? type
                 downIndex += 1
             }
             choices.append(fallback(type, tensor: tensor))

@@ -117,13 +117,18 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
         let kv = kvHeads * (hidden / heads)
         var layout: [(String, [Int])] = [("output_norm.weight", [hidden]), ("token_embd.weight", [vocab, hidden])]
         if !tied { layout.insert(("output.weight", [vocab, hidden]), at: 0) }
+        // A mixture of experts (Mixtral's tensors): the router and one 3-D tensor per role instead of the MLP.
+        let experts = spec["experts"] as? Int ?? 0
+        let mlp: [(String, [Int])] = experts == 0
+            ? [("ffn_down.weight", [hidden, ffn]), ("ffn_gate.weight", [ffn, hidden]), ("ffn_up.weight", [ffn, hidden])]
+            : [("ffn_down_exps.weight", [experts, hidden, ffn]), ("ffn_gate_exps.weight", [experts, ffn, hidden]),
+               ("ffn_gate_inp.weight", [experts, hidden]), ("ffn_up_exps.weight", [experts, ffn, hidden])]
         for layer in 0..<layers {
             let block: [(String, [Int])] = [
                 ("attn_k.weight", [kv, hidden]), ("attn_norm.weight", [hidden]), ("attn_output.weight", [hidden, hidden]),
-                ("attn_q.weight", [hidden, hidden]), ("attn_v.weight", [kv, hidden]), ("ffn_down.weight", [hidden, ffn]),
-                ("ffn_gate.weight", [ffn, hidden]), ("ffn_norm.weight", [hidden]), ("ffn_up.weight", [ffn, hidden]),
-            ]
-            layout += block.map { ("blk.\(layer).\($0.0)", $0.1) }
+                ("attn_q.weight", [hidden, hidden]), ("attn_v.weight", [kv, hidden]), ("ffn_norm.weight", [hidden]),
+            ] + mlp
+            layout += block.sorted { $0.0 < $1.0 }.map { ("blk.\(layer).\($0.0)", $0.1) }
         }
         let writer = GGUFWriter()
         writer.add("general.architecture", string: "llama")
@@ -135,6 +140,10 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
         writer.add("llama.attention.head_count_kv", uint32: UInt32(kvHeads))
         writer.add("llama.rope.freq_base", float32: 10000)
         writer.add("llama.attention.layer_norm_rms_epsilon", float32: 1e-5)
+        if experts > 0 {
+            writer.add("llama.expert_count", uint32: UInt32(experts))
+            writer.add("llama.expert_used_count", uint32: UInt32(spec["experts_used"] as! Int))
+        }
         writer.add("general.file_type", uint32: 0)
         writer.add("llama.vocab_size", uint32: UInt32(vocab))
         writer.add("llama.rope.dimension_count", uint32: UInt32(hidden / heads))
@@ -163,8 +172,9 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
 
     /// The K mixes (q2_k, q3_k_s/m/l, q4_k_s, q5_k_s/m, iq4_xs): names, shapes, types, bytes and file size as
     /// llama-quantize wrote them (tools/oracle/make_quantize_k_fixtures.py): deep8 (2 heads per KV head, ffn_down rows
-    /// of 320 falling back to Q4_0 / Q5_0) and gqa4 (4 heads per KV head: the n_gqa rules).
-    @Test(arguments: ["deep8", "gqa4"])
+    /// of 320 falling back to Q4_0 / Q5_0), gqa4 (4 heads per KV head: the n_gqa rules) and moe8 (8 experts: the
+    /// n_expert rules, 3-D expert tensors, the router kept F32).
+    @Test(arguments: ["deep8", "gqa4", "moe8"])
     func kMixesMatchLlamaQuantize(model: String) throws {
         try compareWithLlamaQuantize(fixtureFile: "llama-quantize-k.json", model: model)
     }
