@@ -7,9 +7,9 @@ head_dim 128 (hidden 640, not a multiple of 256, so llama-quantize falls back fo
 (per-head q/k norms, head_dim 128), a four-layer SmolLM3 (its fourth layer without rotation), Granite 3.3-2B
 (embedding, residual, attention and logit multipliers), Phi-4-mini (fused projections, LongRoPE, a partial
 rotation), Gemma 3 270M (sliding-window layers with their own rope base, norms after each half, GeGLU) and
-Gemma 2 2B (soft caps on attention scores and logits; a SentencePiece vocabulary trained for it), the others with
-the
-default model's tokenizer; converts each with the peer's `convert_hf_to_gguf.py` to f32 and quantizes it with
+Gemma 2 2B (soft caps on attention scores and logits; a SentencePiece vocabulary trained for it), and the mixtures
+of experts of Qwen3-30B-A3B and Mixtral (narrower; routers and experts random), the others with the default
+model's tokenizer; converts each with the peer's `convert_hf_to_gguf.py` to f32 and quantizes it with
 llama-quantize to every type Hone quantizes. For each file it prints
 
   - `hone perplexity` and `llama-perplexity` on the same text (for F32 also Hone on the HF directory and
@@ -95,6 +95,17 @@ SHAPES = {
                    intermediate_size=9216, num_hidden_layers=4, tie_word_embeddings=True, rope_theta=1e4,
                    rms_norm_eps=1e-6, query_pre_attn_scalar=256, sliding_window=128, attn_logit_softcapping=50.0,
                    final_logit_softcapping=30.0, pad_token_id=0, spm_vocabulary=8000),
+    # Qwen3-30B-A3B's block, narrower (hidden 1024, head_dim 128 and per-head q/k norms as there) with 16 experts of
+    # 512 (it has 128 of 768), 4 chosen per token and renormalized (norm_topk_prob), two layers.
+    "qwen3moe": dict(model_type="qwen3_moe", hidden_size=1024, num_attention_heads=16, num_key_value_heads=4,
+                     head_dim=128, intermediate_size=3072, moe_intermediate_size=512, num_experts=16,
+                     num_experts_per_tok=4, norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[],
+                     num_hidden_layers=2, tie_word_embeddings=True, rope_theta=1e6, rms_norm_eps=1e-6),
+    # Mixtral-8x7B's layout, narrower: 8 experts (llama-quantize's n_expert 8 rules), 2 per token, Llama's
+    # attention (permuted Q/K rows in the GGUF), two layers.
+    "mixtral": dict(model_type="mixtral", hidden_size=1024, num_attention_heads=8, num_key_value_heads=2,
+                    intermediate_size=1024, num_local_experts=8, num_experts_per_tok=2, num_hidden_layers=2,
+                    tie_word_embeddings=True, rope_theta=1e6, rms_norm_eps=1e-5, sliding_window=None),
 }
 
 

@@ -4,7 +4,8 @@ import Foundation
 
 extension ModelArchitecture {
     /// Llama 1/2/3, TinyLlama, SmolLM, Mistral (full attention), Qwen2 (q/k/v biases), Qwen3 (per-head q/k norms),
-    /// SmolLM3 (every fourth layer without rotary positions) and Granite 3 (scalar multipliers).
+    /// SmolLM3 (every fourth layer without rotary positions), Granite 3 (scalar multipliers), and the mixtures of
+    /// experts Mixtral (GGUF: llama with expert tensors) and Qwen3-MoE (GGUF: qwen3moe).
     public static let llama = ModelArchitecture(
         name: "llama",
         huggingFaceModelTypes: ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
@@ -37,10 +38,13 @@ extension ModelArchitecture {
             let unrotated = config.layersWithoutRotation.sorted()
             let multipliers = config.modelType != "granite" ? [] : [
                 "multipliers:  embedding \(config.embeddingMultiplier), residual \(config.residualMultiplier), attention \(config.attentionMultiplier.map { "\($0)" } ?? "1/√head_dim"), logits ÷ \(config.logitsScaling)"]
+            let experts = !config.isMixtureOfExperts ? [] : [
+                "experts:      \(config.expertCount) per layer of intermediate size \(config.expertIntermediateSize), \(config.expertsPerToken) per token"
+                    + (config.normalizesExpertWeights ? ", weights renormalized over those" : ", weights the router's probabilities")]
             return ["rope:         theta \(config.ropeTheta), scaling \(config.ropeScaling.summary)\(config.ropeInterleaved ? ", interleaved (GGUF)" : "")"
                         + (unrotated.isEmpty ? "" : ", none on layers \(unrotated.map(String.init).joined(separator: ","))"),
                     "norm eps:     \(config.normEpsilon), tied embeddings \(config.tieWordEmbeddings)"
-                        + (config.queryKeyNorm ? ", q/k norms per head" : "")] + multipliers
+                        + (config.queryKeyNorm ? ", q/k norms per head" : "")] + multipliers + experts
         })
 }
 
