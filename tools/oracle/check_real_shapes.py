@@ -8,7 +8,7 @@ head_dim 128 (hidden 640, not a multiple of 256, so llama-quantize falls back fo
 (embedding, residual, attention and logit multipliers), Phi-4-mini (fused projections, LongRoPE, a partial
 rotation), Gemma 3 270M (sliding-window layers with their own rope base, norms after each half, GeGLU) and
 Gemma 2 2B (soft caps on attention scores and logits; a SentencePiece vocabulary trained for it), and the mixtures
-of experts of Qwen3-30B-A3B and Mixtral (narrower; routers and experts random), the others with the default
+of experts of Qwen3-30B-A3B, Qwen1.5-MoE and Mixtral (narrower; routers and experts random), the others with the default
 model's tokenizer; converts each with the peer's `convert_hf_to_gguf.py` to f32 and quantizes it with
 llama-quantize to every type Hone quantizes. For each file it prints
 
@@ -101,6 +101,13 @@ SHAPES = {
                      head_dim=128, intermediate_size=3072, moe_intermediate_size=512, num_experts=16,
                      num_experts_per_tok=4, norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[],
                      num_hidden_layers=2, tie_word_embeddings=True, rope_theta=1e6, rms_norm_eps=1e-6),
+    # Qwen1.5-MoE-A2.7B's block, narrower: q/k/v biases, 16 experts of 352 (it has 60 of 1408), 4 per token, not
+    # renormalized, and a shared expert of 1408 (5632 there) behind its sigmoid gate; two layers.
+    "qwen2moe": dict(model_type="qwen2_moe", hidden_size=1024, num_attention_heads=16, num_key_value_heads=16,
+                     intermediate_size=2816, moe_intermediate_size=352, shared_expert_intermediate_size=1408,
+                     num_experts=16, num_experts_per_tok=4, norm_topk_prob=False, decoder_sparse_step=1,
+                     mlp_only_layers=[], num_hidden_layers=2, tie_word_embeddings=True, rope_theta=1e6,
+                     rms_norm_eps=1e-6),
     # Mixtral-8x7B's layout, narrower: 8 experts (llama-quantize's n_expert 8 rules), 2 per token, Llama's
     # attention (permuted Q/K rows in the GGUF), two layers.
     "mixtral": dict(model_type="mixtral", hidden_size=1024, num_attention_heads=8, num_key_value_heads=2,

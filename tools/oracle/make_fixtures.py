@@ -50,6 +50,8 @@ from transformers import (  # noqa: E402
     GraniteForCausalLM,
     MixtralConfig,
     MixtralForCausalLM,
+    Qwen2MoeConfig,
+    Qwen2MoeForCausalLM,
     Qwen3MoeConfig,
     Qwen3MoeForCausalLM,
     Qwen3Config,
@@ -209,6 +211,14 @@ SPECS = {
         dict(SMALL_FF, num_experts=3, num_experts_per_tok=2, moe_intermediate_size=48, norm_topk_prob=False,
              decoder_sparse_step=1, mlp_only_layers=[]),
         120, "legacy"),
+    # Qwen2-MoE: Qwen2's q/k/v biases, 4 experts of 32 (2 per token, not renormalized, as llama.cpp's qwen2moe), and a
+    # shared expert of 40 every token goes through, gated by sigmoid(shared_expert_gate · x).
+    "qwen2moe-shared": (
+        Qwen2MoeForCausalLM, Qwen2MoeConfig,
+        dict(SMALL_FF, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+             shared_expert_intermediate_size=40, norm_topk_prob=False, qkv_bias=True, decoder_sparse_step=1,
+             mlp_only_layers=[], rope_theta=1000000.0),
+        122, "v5"),
     "mixtral-experts": (
         MixtralForCausalLM, MixtralConfig,
         dict(SMALL_FF, intermediate_size=48, num_local_experts=4, num_experts_per_tok=2, sliding_window=None,
@@ -459,7 +469,8 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     model_arch = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3,
                   "smollm3": gguf.MODEL_ARCH.SMOLLM3, "granite": gguf.MODEL_ARCH.GRANITE,
                   "phi3": gguf.MODEL_ARCH.PHI3, "gemma3": gguf.MODEL_ARCH.GEMMA3,
-                  "gemma2": gguf.MODEL_ARCH.GEMMA2, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE}[arch]
+                  "gemma2": gguf.MODEL_ARCH.GEMMA2, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
+                  "qwen2moe": gguf.MODEL_ARCH.QWEN2MOE}[arch]
     permutes = arch in ("llama", "smollm3", "granite")  # LlamaModel's Q/K permutation (its subclasses inherit it)
     tmap = gguf.get_tensor_name_map(model_arch, n_layer)
 
@@ -591,8 +602,10 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
             w.add_key_length(head_dim)
             w.add_value_length(head_dim)
         w.add_file_type(ftype)
-        if arch == "qwen3moe":  # Qwen2MoeModel.set_gguf_parameters
+        if arch in ("qwen3moe", "qwen2moe"):  # Qwen2MoeModel.set_gguf_parameters
             w.add_expert_feed_forward_length(cfg["moe_intermediate_size"])
+            if cfg.get("shared_expert_intermediate_size") is not None:
+                w.add_expert_shared_feed_forward_length(cfg["shared_expert_intermediate_size"])
         if permutes:  # LlamaModel.set_gguf_parameters
             w.add_vocab_size(cfg["vocab_size"])
             w.add_rope_dimension_count(head_dim)
@@ -704,7 +717,8 @@ def main() -> None:
     # head_dim; Granite's converter drops it)
     for name, arch in (("qwen3-qknorm", "qwen3"), ("qwen3-yarn", "qwen3"), ("smollm3-nope", "smollm3"), ("granite-mult", "granite"),
                        ("phi3-fused", "phi3"), ("phi3-longrope", "phi3"), ("gemma3-swa", "gemma3"),
-                       ("gemma2-softcap", "gemma2"), ("qwen3moe-experts", "qwen3moe"), ("mixtral-experts", "llama")):
+                       ("gemma2-softcap", "gemma2"), ("qwen3moe-experts", "qwen3moe"), ("mixtral-experts", "llama"),
+                       ("qwen2moe-shared", "qwen2moe")):
         if name in built:
             # TextModel writes the key/value lengths where config.json has a head_dim that is not null
             has_head_dim = json.loads((MODELS / name / "config.json").read_text()).get("head_dim") is not None and arch != "granite"

@@ -94,6 +94,9 @@ CASES = [
          rslora=False, steps=False, seed=115),
     dict(name="mixtral-experts", model="mixtral-experts", targets=ATTENTION, r=4, alpha=8, rslora=False,
          steps=False, seed=116),
+    # Qwen2-MoE: also through the gated shared expert (and Qwen2's q/k/v biases).
+    dict(name="qwen2moe-shared", model="qwen2moe-shared", targets=ATTENTION, r=4, alpha=8, rslora=False,
+         steps=False, seed=117),
     # max_grad_norm 2.0 here (1.0 elsewhere): its gradient norms straddle 2, so both sides of the clip are tested.
     dict(name="opt-preln", model="opt-preln", targets=OPT_ALL, r=4, alpha=8, rslora=False, steps=True, seed=105,
          max_grad_norm=2.0),

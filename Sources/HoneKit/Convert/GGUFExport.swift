@@ -242,8 +242,9 @@ public enum GGUFExport {
         if let llamaCppScale, config.attentionMultiplier != llamaCppScale {
             warn("\(configPath): query_pre_attn_scalar has no GGUF key; llama.cpp (and Hone, reading the GGUF) will scale attention by \(llamaCppScale), not \(config.attentionMultiplier ?? 0)")
         }
-        if config.isMixtureOfExperts, !config.normalizesExpertWeights {
-            warn("\(configPath): norm_topk_prob is false, but llama.cpp (and Hone, reading the GGUF) always divides the chosen experts' probabilities by their sum")
+        // llama.cpp renormalizes the chosen experts' probabilities in qwen3moe and llama, never in qwen2moe.
+        if config.isMixtureOfExperts, config.normalizesExpertWeights != (architecture != "qwen2moe") {
+            warn("\(configPath): norm_topk_prob is \(config.normalizesExpertWeights), but llama.cpp (and Hone, reading the GGUF) \(config.normalizesExpertWeights ? "never divides" : "always divides") the chosen experts' probabilities by their sum for \(architecture)")
         }
         let permuted = names.permutedRows(architecture, config)
         let store = try SafetensorsStore(directory: directory)
@@ -270,8 +271,9 @@ public enum GGUFExport {
             if let heads = permuted[ggufStem(ggufName)] {
                 sourceRow = RotaryPermutation.ggufRowSource(rows: view.shape[0], heads: heads)
             }
-            // The converter writes 1-D tensors (norms, biases) as F32 whatever the output type.
-            let planned: DType = view.shape.count <= 1 ? .f32 : view.dtype
+            // The converter writes 1-D tensors (norms, biases) and the experts' routers and shared-expert gates as
+            // F32 whatever the output type.
+            let planned: DType = view.shape.count <= 1 || ggufName.contains("ffn_gate_inp") ? .f32 : view.dtype
             tensors.append(ExportTensor(name: ggufName, shape: view.shape, source: view, sourceRow: sourceRow, plannedType: planned))
         }
         for (name, experts) in expertStacks {
@@ -427,8 +429,11 @@ public enum GGUFExport {
             try u32("\(a).attention.value_length", config.headDimension)
         }
         entries.append(("general.file_type", .unsigned(UInt64(fileType)), 4, nil))
-        if architecture == "qwen3moe" {  // Qwen2MoeModel.set_gguf_parameters
+        if architecture == "qwen3moe" || architecture == "qwen2moe" {  // Qwen2MoeModel.set_gguf_parameters
             try u32("\(a).expert_feed_forward_length", config.expertIntermediateSize)
+            if config.sharedExpertIntermediateSize > 0 {
+                try u32("\(a).expert_shared_feed_forward_length", config.sharedExpertIntermediateSize)
+            }
         }
         if ["llama", "smollm3", "granite"].contains(architecture) {  // the converter's LlamaModel and its subclasses
             try u32("\(a).vocab_size", config.vocabularySize)

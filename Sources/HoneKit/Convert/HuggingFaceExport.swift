@@ -220,10 +220,14 @@ public enum HuggingFaceExport {
         if config.modelType == "smollm3" {
             json["no_rope_layers"] = (0..<config.layerCount).map { config.layersWithoutRotation.contains($0) ? 0 : 1 }
         }
-        if config.modelType == "qwen2" || config.modelType == "qwen3" || config.modelType == "qwen3_moe" {
+        if ["qwen2", "qwen3", "qwen2_moe", "qwen3_moe"].contains(config.modelType) {
             json["use_sliding_window"] = false
         }
-        if config.modelType == "qwen3_moe" {
+        if config.modelType == "qwen2_moe" {
+            json["qkv_bias"] = config.queryKeyValueBias
+            json["shared_expert_intermediate_size"] = config.sharedExpertIntermediateSize
+        }
+        if config.modelType == "qwen3_moe" || config.modelType == "qwen2_moe" {
             json["num_experts"] = config.expertCount
             json["moe_intermediate_size"] = config.expertIntermediateSize
             json["norm_topk_prob"] = config.normalizesExpertWeights

@@ -36,7 +36,7 @@ public enum RopeScaling: Sendable, Equatable {
 /// One struct serves every architecture; fields an architecture does not use keep their defaults.
 public struct ModelConfig: Sendable {
     /// `model_type` (HF) or `general.architecture` (GGUF): "llama", "mistral", "qwen2", "qwen3", "smollm3", "granite",
-    /// "mixtral", "qwen3_moe" (GGUF "qwen3moe"), "phi3", "gemma2", "gemma3", "opt", "gpt_neox".
+    /// "mixtral", "qwen2_moe", "qwen3_moe" (GGUF "qwen2moe", "qwen3moe"), "phi3", "gemma2", "gemma3", "opt", "gpt_neox".
     public var modelType: String
     public var vocabularySize: Int
     public var hiddenSize: Int
@@ -102,7 +102,7 @@ public struct ModelConfig: Sendable {
     /// The MLP is gelu_tanh(gate) · up (Gemma's GeGLU, hidden_activation gelu_pytorch_tanh), not SwiGLU.
     public var gatedGELU: Bool { hiddenActivation == "gelu_pytorch_tanh" }
 
-    // Mixture of experts (Mixtral, Qwen3-MoE)
+    // Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE)
     /// Experts in each block's sparse MLP; 0: a dense MLP.
     public var expertCount = 0
     /// The experts each token goes through (`num_experts_per_tok`).
@@ -112,6 +112,9 @@ public struct ModelConfig: Sendable {
     /// The chosen experts' router probabilities are divided by their sum (`norm_topk_prob`; Mixtral always, as
     /// llama.cpp does for every file it runs).
     public var normalizesExpertWeights = true
+    /// Qwen2-MoE's shared expert: a SwiGLU MLP of this intermediate size every token goes through, its output × a
+    /// sigmoid gate of the input (`shared_expert_intermediate_size`); 0: none.
+    public var sharedExpertIntermediateSize = 0
     public var isMixtureOfExperts: Bool { expertCount > 0 }
     /// Adaptable module names this model lacks: a mixture of experts has no gate, up or down projection of its own.
     public var modulesWithoutAdapters: Set<String> { isMixtureOfExperts ? ["gate_proj", "up_proj", "down_proj"] : [] }

@@ -261,7 +261,10 @@ public struct QuantizationPlanner {
 
     /// Whether llama-quantize converts this tensor at all.
     public static func allowsConversion(name: String, shape: [Int]) -> Bool {
-        shape.count >= 2 && name.hasSuffix("weight") && !name.contains("_norm.weight") && !name.contains("ffn_gate_inp.weight")
+        // ggml_n_dims ignores trailing 1s in GGML's order (leading here): Qwen2-MoE's [1, hidden] shared-expert gate
+        // is a vector to it.
+        shape.drop(while: { $0 == 1 }).count >= 2 && name.hasSuffix("weight") && !name.contains("_norm.weight")
+            && !name.contains("ffn_gate_inp.weight")
     }
 
     /// The order llama.cpp's model loader lists tensors in (and so writes them): tensors outside the blocks first,

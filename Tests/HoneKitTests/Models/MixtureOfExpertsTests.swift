@@ -45,6 +45,36 @@ import Testing
         #expect(mixtral.normalizesExpertWeights && mixtral.expertsPerToken == 2)
     }
 
+    /// Qwen2-MoE: q/k/v biases, a gated shared expert, and (as llama.cpp's qwen2moe always) no renormalization.
+    @Test func qwen2MoE() throws {
+        let hf = try Self.config("qwen2moe-shared")
+        #expect(hf.modelType == "qwen2_moe" && hf.queryKeyValueBias && !hf.outputBias && !hf.queryKeyNorm)
+        #expect(hf.expertCount == 4 && hf.expertIntermediateSize == 32 && hf.sharedExpertIntermediateSize == 40)
+        #expect(!hf.normalizesExpertWeights)
+        let gguf = try ModelConfig.fromGGUF(GGUFFile(path: Repository.fixture("gguf/qwen2moe-shared-f32.gguf")))
+        #expect(gguf.modelType == "qwen2_moe" && gguf.queryKeyValueBias && !gguf.ropeInterleaved)
+        #expect(gguf.sharedExpertIntermediateSize == 40 && !gguf.normalizesExpertWeights && gguf.expertIntermediateSize == 32)
+    }
+
+    /// The converter writes routers and the shared expert's gate in F32 whatever the output type, and
+    /// llama-quantize leaves them so (routers by name; the [1, hidden] gate is a vector to ggml).
+    @Test func routersStayF32() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // An f16 checkpoint (the fixture's weights rounded), so that keeping F32 is a choice.
+        let half = directory.appendingPathComponent("half").path
+        _ = try HuggingFaceExport.write(gguf: Repository.fixture("gguf/qwen2moe-shared-f32.gguf"), to: half, dtype: .f16)
+        for scheme in [QuantizationScheme.f16, .q8_0] {
+            let output = directory.appendingPathComponent("\(scheme).gguf").path
+            let summary = try GGUFExport.write(input: half, output: output, scheme: scheme)
+            for tensor in summary.tensors where tensor.name.contains("ffn_gate_inp") {
+                #expect(tensor.type == .f32, "\(scheme): \(tensor.name)")
+            }
+            let stacks = summary.tensors.filter { $0.name.hasSuffix("_exps.weight") }
+            #expect(stacks.count == 6 && stacks.allSatisfy { $0.shape.count == 3 && $0.shape[0] == 4 && $0.type == scheme.baseType })
+        }
+    }
+
     @Test func refusals() throws {
         let path = Repository.fixture("models/qwen3moe-experts/config.json")
         let values = try JSONConfig(path: path).values

@@ -5,8 +5,8 @@ import HoneKernels
 /// and key before the rotation), SmolLM3 (some layers without rotation), Granite (scalar multipliers), for the phi3
 /// registry entry Phi-3 (q/k/v and gate/up fused) and for the gemma2 and gemma3 entries Gemma 2 and 3 (norms on
 /// each half's output too, a GeGLU MLP, local layers with a sliding window — Gemma 3's with a rope base of their
-/// own —, and Gemma 2's soft caps on attention scores and logits), Mixtral and Qwen3-MoE (a router and experts in
-/// place of the MLP): pre-norm decoder blocks with RMSNorm, grouped-query attention with rotary positions, and a
+/// own —, and Gemma 2's soft caps on attention scores and logits), Mixtral, Qwen2-MoE and Qwen3-MoE (a router and
+/// experts in place of the MLP): pre-norm decoder blocks with RMSNorm, grouped-query attention with rotary positions, and a
 /// gated MLP.
 public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     public let config: ModelConfig
@@ -74,6 +74,8 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                     "q_norm": "self_attn.q_norm", "k_norm": "self_attn.k_norm", "qkv": "self_attn.qkv_proj",
                     "gate_up": "mlp.gate_up_proj", "pre_mlp_norm": "pre_feedforward_layernorm",
                     "attn_post_norm": "post_attention_layernorm", "mlp_post_norm": "post_feedforward_layernorm",
+                    "shared_gate": "mlp.shared_expert.gate_proj", "shared_up": "mlp.shared_expert.up_proj",
+                    "shared_down": "mlp.shared_expert.down_proj", "shared_expert_gate": "mlp.shared_expert_gate",
                 ][part]!
                 return "model.layers.\(index).\(module)"
             })
@@ -86,6 +88,8 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                     "mlp_norm": "ffn_norm", "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down",
                     "q_norm": "attn_q_norm", "k_norm": "attn_k_norm", "qkv": "attn_qkv", "gate_up": "ffn_up",
                     "pre_mlp_norm": "ffn_norm", "attn_post_norm": "post_attention_norm", "mlp_post_norm": "post_ffw_norm",
+                    "shared_gate": "ffn_gate_shexp", "shared_up": "ffn_up_shexp", "shared_down": "ffn_down_shexp",
+                    "shared_expert_gate": "ffn_gate_inp_shexp",
                 ][part]!
                 return "blk.\(index).\(module)"
             })

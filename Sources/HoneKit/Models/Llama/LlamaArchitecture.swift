@@ -5,13 +5,15 @@ import Foundation
 extension ModelArchitecture {
     /// Llama 1/2/3, TinyLlama, SmolLM, Mistral (full attention), Qwen2 (q/k/v biases), Qwen3 (per-head q/k norms),
     /// SmolLM3 (every fourth layer without rotary positions), Granite 3 (scalar multipliers), and the mixtures of
-    /// experts Mixtral (GGUF: llama with expert tensors) and Qwen3-MoE (GGUF: qwen3moe).
+    /// experts Mixtral (GGUF: llama with expert tensors), Qwen2-MoE (a shared expert too; GGUF: qwen2moe) and
+    /// Qwen3-MoE (GGUF: qwen3moe).
     public static let llama = ModelArchitecture(
         name: "llama",
         huggingFaceModelTypes: ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
                                 "qwen3": "Qwen3ForCausalLM", "smollm3": "SmolLM3ForCausalLM", "granite": "GraniteForCausalLM",
-                                "mixtral": "MixtralForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM"],
-        ggufArchitectures: ["llama", "mistral", "qwen2", "qwen3", "smollm3", "granite", "qwen3moe"],
+                                "mixtral": "MixtralForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM",
+                                "qwen3_moe": "Qwen3MoeForCausalLM"],
+        ggufArchitectures: ["llama", "mistral", "qwen2", "qwen3", "smollm3", "granite", "qwen2moe", "qwen3moe"],
         configFromHuggingFace: { json, modelType in try LlamaConfig.configFromHuggingFace(json, modelType: modelType) },
         configFromGGUF: { gguf, architecture in try LlamaConfig.configFromGGUF(gguf, architecture: architecture) },
         build: { config, weights in try LlamaModel(config: config, weights: weights) },
@@ -25,7 +27,8 @@ extension ModelArchitecture {
             }),
         ggufNames: GGUFTensorNames(
             architecture: { modelType in
-                modelType == "qwen3_moe" ? "qwen3moe" : ["qwen2", "qwen3", "smollm3", "granite"].contains(modelType) ? modelType : "llama"
+                ["qwen2_moe": "qwen2moe", "qwen3_moe": "qwen3moe"][modelType]
+                    ?? (["qwen2", "qwen3", "smollm3", "granite"].contains(modelType) ? modelType : "llama")
             },
             gguf: { LlamaTensorNames.gguf(fromHuggingFace: $0) },
             huggingFace: { LlamaTensorNames.huggingFace(fromGGUF: $0) },
@@ -40,7 +43,8 @@ extension ModelArchitecture {
                 "multipliers:  embedding \(config.embeddingMultiplier), residual \(config.residualMultiplier), attention \(config.attentionMultiplier.map { "\($0)" } ?? "1/√head_dim"), logits ÷ \(config.logitsScaling)"]
             let experts = !config.isMixtureOfExperts ? [] : [
                 "experts:      \(config.expertCount) per layer of intermediate size \(config.expertIntermediateSize), \(config.expertsPerToken) per token"
-                    + (config.normalizesExpertWeights ? ", weights renormalized over those" : ", weights the router's probabilities")]
+                    + (config.normalizesExpertWeights ? ", weights renormalized over those" : ", weights the router's probabilities")
+                    + (config.sharedExpertIntermediateSize > 0 ? "; a gated shared expert of \(config.sharedExpertIntermediateSize)" : "")]
             return ["rope:         theta \(config.ropeTheta), scaling \(config.ropeScaling.summary)\(config.ropeInterleaved ? ", interleaved (GGUF)" : "")"
                         + (unrotated.isEmpty ? "" : ", none on layers \(unrotated.map(String.init).joined(separator: ","))"),
                     "norm eps:     \(config.normEpsilon), tied embeddings \(config.tieWordEmbeddings)"
@@ -53,7 +57,7 @@ extension ModelArchitecture {
 enum LlamaConfig {
     /// GGUF architectures whose Q/K rows stay in HF's order (llama.cpp's NEOX rope), not permuted for adjacent pairs.
     static func keepsRotaryLayout(_ architecture: String) -> Bool {
-        ["qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3"].contains(architecture)
+        ["qwen2", "qwen3", "qwen2moe", "qwen3moe", "phi3", "gemma2", "gemma3"].contains(architecture)
     }
 
     /// llama.cpp's SmolLM3: every fourth layer (3, 7, ...) attends without rotary positions.
@@ -87,7 +91,7 @@ enum LlamaConfig {
             throw HoneError.invalidConfig(path: json.path, message: "hidden_act '\(config.hiddenActivation)' is not supported (silu is)")
         }
         if modelType == "qwen3" || modelType == "qwen3_moe" { config.queryKeyNorm = true }
-        if modelType == "mixtral" || modelType == "qwen3_moe" { try readExperts(json, modelType: modelType, into: &config) }
+        if ["mixtral", "qwen2_moe", "qwen3_moe"].contains(modelType) { try readExperts(json, modelType: modelType, into: &config) }
         if modelType == "granite" {
             config.embeddingMultiplier = Float(try json.double("embedding_multiplier", default: 1))
             config.residualMultiplier = Float(try json.double("residual_multiplier", default: 1))
@@ -111,6 +115,8 @@ enum LlamaConfig {
         }
         if modelType == "qwen2" {
             config.queryKeyValueBias = true
+        } else if modelType == "qwen2_moe" {
+            config.queryKeyValueBias = try json.bool("qkv_bias", default: true)
         } else {
             let bias = try json.bool("attention_bias", default: false)
             config.queryKeyValueBias = bias
@@ -131,8 +137,9 @@ enum LlamaConfig {
         return config
     }
 
-    /// Mixtral's and Qwen3-MoE's sparse MLP: every block's MLP is `num_experts` (Mixtral: `num_local_experts`)
-    /// SwiGLU experts of which each token goes through `num_experts_per_tok`.
+    /// Mixtral's, Qwen2-MoE's and Qwen3-MoE's sparse MLP: every block's MLP is `num_experts` (Mixtral:
+    /// `num_local_experts`) SwiGLU experts of which each token goes through `num_experts_per_tok`, and in Qwen2-MoE
+    /// a gated shared expert every token goes through.
     static func readExperts(_ json: JSONConfig, modelType: String, into config: inout ModelConfig) throws {
         func refuse(_ message: String) -> HoneError { HoneError.invalidConfig(path: json.path, message: message) }
         if modelType == "mixtral" {
@@ -141,11 +148,13 @@ enum LlamaConfig {
             config.expertIntermediateSize = config.intermediateSize
             config.normalizesExpertWeights = true  // the top-k softmax is the full softmax renormalized
         } else {
-            // The Hub's files say num_experts; transformers 5 writes num_local_experts.
-            config.expertCount = try json.int("num_experts", default: json.int("num_local_experts", default: 128))
-            config.expertsPerToken = try json.int("num_experts_per_tok", default: 8)
-            config.expertIntermediateSize = try json.int("moe_intermediate_size", default: 768)
+            // The Hub's files say num_experts; transformers 5 writes num_local_experts. Defaults: transformers'.
+            let qwen2 = modelType == "qwen2_moe"
+            config.expertCount = try json.int("num_experts", default: json.int("num_local_experts", default: qwen2 ? 60 : 128))
+            config.expertsPerToken = try json.int("num_experts_per_tok", default: qwen2 ? 4 : 8)
+            config.expertIntermediateSize = try json.int("moe_intermediate_size", default: qwen2 ? 1408 : 768)
             config.normalizesExpertWeights = try json.bool("norm_topk_prob", default: false)
+            if qwen2 { config.sharedExpertIntermediateSize = try json.int("shared_expert_intermediate_size", default: 5632) }
             // Dense layers among the sparse ones have no form in llama.cpp's qwen3moe either.
             let denseLayers = (json.values["mlp_only_layers"] as? [Any])?.compactMap(jsonInteger) ?? []
             guard denseLayers.isEmpty, try json.int("decoder_sparse_step", default: 1) == 1 else {
@@ -218,7 +227,7 @@ enum LlamaConfig {
             ?? embedding?.shape.first
         guard let vocabulary else { throw HoneError.missingConfigKey(path: gguf.path, key: "\(architecture).vocab_size") }
         var config = ModelConfig(
-            modelType: architecture == "qwen3moe" ? "qwen3_moe" : architecture,
+            modelType: ["qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe"][architecture] ?? architecture,
             vocabularySize: vocabulary,
             hiddenSize: hidden,
             intermediateSize: try required("feed_forward_length"),
@@ -251,12 +260,17 @@ enum LlamaConfig {
             // probabilities always renormalized.
             config.expertCount = experts
             config.expertsPerToken = gguf.integer("\(architecture).expert_used_count") ?? 0
+            let qwen = architecture == "qwen3moe" || architecture == "qwen2moe"
             config.expertIntermediateSize = gguf.integer("\(architecture).expert_feed_forward_length")
-                ?? (architecture == "qwen3moe" ? config.intermediateSize / max(config.expertsPerToken, 1) : config.intermediateSize)
-            config.normalizesExpertWeights = true
+                ?? (qwen ? config.intermediateSize / max(config.expertsPerToken, 1) : config.intermediateSize)
+            // llama.cpp's qwen2moe never renormalizes; its qwen3moe and llama always do.
+            config.normalizesExpertWeights = architecture != "qwen2moe"
+            if architecture == "qwen2moe" {
+                config.sharedExpertIntermediateSize = gguf.integer("qwen2moe.expert_shared_feed_forward_length") ?? config.intermediateSize
+            }
             if architecture == "llama" { config.modelType = "mixtral" }  // Mixtral's GGUFs say llama
-        } else if architecture == "qwen3moe" {
-            throw HoneError.missingConfigKey(path: gguf.path, key: "qwen3moe.expert_count")
+        } else if architecture == "qwen3moe" || architecture == "qwen2moe" {
+            throw HoneError.missingConfigKey(path: gguf.path, key: "\(architecture).expert_count")
         }
         config.queryKeyValueBias = gguf.tensorInfos.contains { $0.name == "blk.0.attn_q.bias" }
         config.outputBias = gguf.tensorInfos.contains { $0.name == "blk.0.attn_output.bias" }
@@ -325,6 +339,9 @@ enum LlamaTensorNames {
         ("self_attn.q_norm", "attn_q_norm"), ("self_attn.k_norm", "attn_k_norm"),
         // The experts' routers (Qwen3-MoE's, Mixtral's); the experts are stacked (`ExpertNames`).
         ("mlp.gate", "ffn_gate_inp"), ("block_sparse_moe.gate", "ffn_gate_inp"),
+        // Qwen2-MoE's shared expert and its gate.
+        ("mlp.shared_expert.gate_proj", "ffn_gate_shexp"), ("mlp.shared_expert.up_proj", "ffn_up_shexp"),
+        ("mlp.shared_expert.down_proj", "ffn_down_shexp"), ("mlp.shared_expert_gate", "ffn_gate_inp_shexp"),
     ]
 
     /// "model.layers.3.self_attn.q_proj.weight" → "blk.3.attn_q.weight"; nil for names without a GGUF counterpart.

@@ -12,11 +12,19 @@ struct MixtureOfExperts {
         let down: Linear
     }
 
+    /// Qwen2-MoE's shared expert: every row goes through it, its output × sigmoid(gate · x).
+    struct SharedExpert {
+        let expert: Expert
+        /// [1, hidden]
+        let gate: Linear
+    }
+
     /// [experts, hidden]
     let router: Linear
     let experts: [Expert]
     let expertsPerToken: Int
     let normalizesWeights: Bool
+    var shared: SharedExpert? = nil
 
     var hidden: Int { router.inFeatures }
     var intermediateSize: Int { experts[0].down.inFeatures }
@@ -97,6 +105,20 @@ struct MixtureOfExperts {
                 for column in 0..<hidden { destination[column] += weight * source[column] }
             }
         }
+        if let shared {
+            let pass = ExpertPass(expert: shared.expert, input: x, rows: Array(0..<rows), hidden: hidden)
+            let gates = sharedGates(shared, x, rows: rows)
+            for row in 0..<rows {
+                for column in 0..<hidden { y[row * hidden + column] += gates[row] * pass.output.pointer[row * hidden + column] }
+            }
+        }
+    }
+
+    /// sigmoid(gate · x) per row.
+    func sharedGates(_ shared: SharedExpert, _ x: UnsafePointer<Float>, rows: Int) -> [Float] {
+        var gates = [Float](repeating: 0, count: rows)
+        gates.withUnsafeMutableBufferPointer { shared.gate.apply(x, rows: rows, into: $0.baseAddress!) }
+        return gates.map { 1 / (1 + expf(-$0)) }
     }
 
     /// One expert on the rows routed to it: their inputs gathered, and what backward needs of its inside.
@@ -126,6 +148,28 @@ struct MixtureOfExperts {
             output = FloatBuffer(count: count * hidden)
             expert.down.apply(activated.pointer, rows: count, into: output.pointer)
         }
+
+        /// ∂L/∂(gathered input): [rows, hidden] for dy: [rows, hidden] on the expert's output (frozen weights).
+        func inputGradient(_ expert: Expert, outputGradient dy: UnsafePointer<Float>, hidden: Int) -> FloatBuffer {
+            let width = expert.down.inFeatures
+            let count = input.count / hidden
+            let dActivated = FloatBuffer(count: count * width)
+            expert.down.backwardInput(dy, rows: count, into: dActivated.pointer, accumulate: false)
+            let dGate = FloatBuffer(count: count * width)
+            let dUp = FloatBuffer(count: count * width)
+            hk_silu_mul_backward(gate.pointer, up.pointer, dActivated.pointer, dGate.pointer, dUp.pointer, count * width)
+            let dInput = FloatBuffer(count: count * hidden)
+            switch expert.inputs {
+            case .separate(let gateProjection, let upProjection):
+                gateProjection.backwardInput(dGate.pointer, rows: count, into: dInput.pointer, accumulate: false)
+                upProjection.backwardInput(dUp.pointer, rows: count, into: dInput.pointer, accumulate: true)
+            case .fused(let gateUp):
+                let dFused = FloatBuffer(count: count * 2 * width)
+                joinColumns([(dGate.pointer, width), (dUp.pointer, width)], rows: count, into: dFused.pointer)
+                gateUp.backwardInput(dFused.pointer, rows: count, into: dInput.pointer, accumulate: false)
+            }
+            return dInput
+        }
     }
 
     // MARK: - Backward
@@ -139,6 +183,27 @@ struct MixtureOfExperts {
         let routing = route(probabilities, rows: rows)
         let k = expertsPerToken
         dx.update(repeating: 0, count: rows * hidden)
+        if let shared {
+            // y_s = σ(g·x) S(x): dx = σ J_Sᵀ dy + (dy · S(x)) σ(1 − σ) g.
+            let pass = ExpertPass(expert: shared.expert, input: x, rows: Array(0..<rows), hidden: hidden)
+            let gates = sharedGates(shared, x, rows: rows)
+            let scaled = FloatBuffer(count: rows * hidden)
+            var gateGradient = [Float](repeating: 0, count: rows)
+            for row in 0..<rows {
+                var dot: Float = 0
+                for column in 0..<hidden {
+                    let index = row * hidden + column
+                    dot += dy[index] * pass.output.pointer[index]
+                    scaled.pointer[index] = gates[row] * dy[index]
+                }
+                gateGradient[row] = dot * gates[row] * (1 - gates[row])
+            }
+            let dInput = pass.inputGradient(shared.expert, outputGradient: scaled.pointer, hidden: hidden)
+            dx.update(from: dInput.pointer, count: rows * hidden)
+            gateGradient.withUnsafeBufferPointer {
+                shared.gate.backwardInput($0.baseAddress!, rows: rows, into: dx, accumulate: true)
+            }
+        }
         var weightGradient = [Float](repeating: 0, count: rows * k)
         for (index, assigned) in routing.assignments.enumerated() where !assigned.isEmpty {
             let expert = experts[index]
@@ -157,22 +222,7 @@ struct MixtureOfExperts {
                 }
                 weightGradient[entry.row * k + entry.slot] = dot
             }
-            let dActivated = FloatBuffer(count: count * width)
-            expert.down.backwardInput(scaled.pointer, rows: count, into: dActivated.pointer, accumulate: false)
-            let dGate = FloatBuffer(count: count * width)
-            let dUp = FloatBuffer(count: count * width)
-            hk_silu_mul_backward(pass.gate.pointer, pass.up.pointer, dActivated.pointer, dGate.pointer, dUp.pointer,
-                                 count * width)
-            let dInput = FloatBuffer(count: count * hidden)
-            switch expert.inputs {
-            case .separate(let gate, let up):
-                gate.backwardInput(dGate.pointer, rows: count, into: dInput.pointer, accumulate: false)
-                up.backwardInput(dUp.pointer, rows: count, into: dInput.pointer, accumulate: true)
-            case .fused(let gateUp):
-                let dFused = FloatBuffer(count: count * 2 * width)
-                joinColumns([(dGate.pointer, width), (dUp.pointer, width)], rows: count, into: dFused.pointer)
-                gateUp.backwardInput(dFused.pointer, rows: count, into: dInput.pointer, accumulate: false)
-            }
+            let dInput = pass.inputGradient(expert, outputGradient: scaled.pointer, hidden: hidden)
             for (position, entry) in assigned.enumerated() {
                 let source = dInput.pointer + position * hidden
                 let destination = dx + entry.row * hidden
@@ -266,8 +316,20 @@ enum ExpertNames {
                 }
             }
         }
+        var shared: MixtureOfExperts.SharedExpert? = nil
+        let sharedWidth = config.sharedExpertIntermediateSize
+        if sharedWidth > 0 {
+            let names = weights.isGGUF ? LlamaModel.TensorNames.gguf : LlamaModel.TensorNames.huggingFace
+            func part(_ role: String) -> String { names.layer(layer, role) + ".weight" }
+            shared = MixtureOfExperts.SharedExpert(
+                expert: MixtureOfExperts.Expert(
+                    inputs: .separate(gate: try matrix(part("shared_gate"), [sharedWidth, hidden]),
+                                      up: try matrix(part("shared_up"), [sharedWidth, hidden])),
+                    down: try matrix(part("shared_down"), [hidden, sharedWidth])),
+                gate: try matrix(part("shared_expert_gate"), [1, hidden]))
+        }
         return MixtureOfExperts(router: router, experts: list, expertsPerToken: config.expertsPerToken,
-                                normalizesWeights: config.normalizesExpertWeights)
+                                normalizesWeights: config.normalizesExpertWeights, shared: shared)
     }
 }
 
