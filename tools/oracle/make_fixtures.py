@@ -454,7 +454,7 @@ def read_hf_tensors(model_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType, *,
-               name: str, head_dim_keys: bool) -> None:
+               name: str, head_dim_keys: bool, fuse_gate_up_exps: bool = False) -> None:
     cfg = json.loads((model_dir / "config.json").read_text())
     # transformers-5 layout or the legacy one
     rp = cfg.get("rope_parameters") or dict(cfg.get("rope_scaling") or {})
@@ -526,6 +526,20 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
             t = t + 1.0  # Gemma2Model/Gemma3Model.modify_tensors: their norms multiply by 1 + w
         items.append((new_name, t))
 
+    if fuse_gate_up_exps:
+        # convert_hf_to_gguf.py --fuse-gate-up-exps: a layer's gate and up stacks as one [experts, 2 x ffn, hidden]
+        # tensor (gate's rows first), named ffn_gate_up_exps
+        named = dict(items)
+        fused = []
+        for new_name, t in items:
+            if new_name.endswith("ffn_up_exps.weight"):
+                continue
+            if new_name.endswith("ffn_gate_exps.weight"):
+                up = named[new_name.replace("ffn_gate_exps", "ffn_up_exps")]
+                fused.append((new_name.replace("ffn_gate_exps", "ffn_gate_up_exps"), torch.cat([t, up], dim=1)))
+            else:
+                fused.append((new_name, t))
+        items = fused
     for new_name, t in items:
         data = t.numpy()
         if data.ndim <= 1 or new_name.endswith("_norm.weight") or not new_name.endswith(".weight"):
@@ -634,6 +648,29 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     w.close()
 
 
+def write_stacked_experts(source: Path, out: Path, rows) -> None:
+    """`source`'s checkpoint with each layer's experts stacked as transformers 5's Qwen3MoeExperts parameters."""
+    from safetensors.torch import save_file
+    fresh_dir(out)
+    shutil.copy(source / "config.json", out / "config.json")
+    cfg = json.loads((source / "config.json").read_text())
+    n = cfg.get("num_experts", cfg.get("num_local_experts"))
+    tensors = read_hf_tensors(source)
+    stacked = {k: v for k, v in tensors.items() if ".experts." not in k}
+    for layer in range(cfg["num_hidden_layers"]):
+        prefix = f"model.layers.{layer}.mlp.experts"
+        def role(name):
+            return torch.stack([tensors[f"{prefix}.{e}.{name}.weight"] for e in range(n)], dim=0)
+        stacked[f"{prefix}.gate_up_proj"] = torch.cat([role("gate_proj"), role("up_proj")], dim=1).contiguous()
+        stacked[f"{prefix}.down_proj"] = role("down_proj").contiguous()
+    save_file(stacked, out / "model.safetensors", metadata={"format": "pt"})
+    reloaded = load(out)
+    expected = json.loads((LOGPROBS / "qwen3moe-experts.json").read_text())["rows"]
+    worst = max(oc.max_abs_diff(oc.score_row(reloaded, r)["logprobs"], e["logprobs"]) for r, e in zip(rows, expected))
+    print(f"  qwen3moe-stacked: transformers on the stacked checkpoint, max |diff| vs qwen3moe-experts = {worst:.3g}")
+    assert worst < 1e-5, worst
+
+
 def check_llama3_factors(model) -> dict:
     """rope_freqs (converter) vs transformers' llama3 inv_freq."""
     cfg = model.config
@@ -724,6 +761,13 @@ def main() -> None:
             has_head_dim = json.loads((MODELS / name / "config.json").read_text()).get("head_dim") is not None and arch != "granite"
             write_gguf(MODELS / name, GGUF_DIR / f"{name}-f32.gguf", arch, gguf.LlamaFileType.ALL_F32, name=name,
                        head_dim_keys=has_head_dim)
+    if "qwen3moe-experts" in built:
+        # the same model with gate and up stacked together (--fuse-gate-up-exps), and as transformers 5 holds it in
+        # memory (mlp.experts.gate_up_proj [experts, 2 x ffn, hidden], down_proj [experts, hidden, ffn]); both
+        # reproduce logprobs/qwen3moe-experts.json (the stacked directory checked by transformers below)
+        write_gguf(MODELS / "qwen3moe-experts", GGUF_DIR / "qwen3moe-experts-fused-f32.gguf", "qwen3moe",
+                   gguf.LlamaFileType.ALL_F32, name="qwen3moe-experts", head_dim_keys=True, fuse_gate_up_exps=True)
+        write_stacked_experts(MODELS / "qwen3moe-experts", MODELS / "qwen3moe-stacked", rows)
     if only is not None:
         return
 

@@ -75,6 +75,25 @@ import Testing
         }
     }
 
+    /// The other stored layouts of the same experts give transformers' log-probs: transformers 5's stacked
+    /// `experts.gate_up_proj` / `down_proj`, the converter's `--fuse-gate-up-exps` GGUF (`ffn_gate_up_exps`), and
+    /// that GGUF written back to HF (gate's and up's rows split into one matrix per expert).
+    @Test func stackedLayouts() throws {
+        let golden = try GoldenFile(name: "qwen3moe-experts")
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let fused = Repository.fixture("gguf/qwen3moe-experts-fused-f32.gguf")
+        let back = directory.appendingPathComponent("back").path
+        _ = try HuggingFaceExport.write(gguf: fused, to: back, dtype: .f32)
+        for path in [Repository.fixture("models/qwen3moe-stacked"), fused, back] {
+            let scored = try Scorer(model: LoadedModel.open(path).model).score(golden.rows.map(\.tokens))
+            for (row, values) in zip(golden.rows, scored) {
+                #expect(maxAbsDifference(values.map(Double.init), row.logprobs) <= GoldenLogprobTests.f32Tolerance, "\(path)")
+            }
+        }
+        #expect(try SafetensorsStore(directory: back).contains("model.layers.1.mlp.experts.3.up_proj.weight"))
+    }
+
     @Test func refusals() throws {
         let path = Repository.fixture("models/qwen3moe-experts/config.json")
         let values = try JSONConfig(path: path).values

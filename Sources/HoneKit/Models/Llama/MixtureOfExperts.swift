@@ -1,10 +1,10 @@
 import Foundation
 import HoneKernels
 
-/// Mixtral's and Qwen3-MoE's sparse MLP: a router (a linear layer without bias) scores every expert for each row;
-/// the row goes through its `expertsPerToken` most probable experts, each a SwiGLU MLP of its own, and their
-/// outputs are summed weighted by the router's softmax probabilities (divided by their sum over the chosen experts
-/// when `normalizesWeights`). The experts are frozen in training: LoRA adapts the attention, and the gradient
+/// Mixtral's, Qwen2-MoE's and Qwen3-MoE's sparse MLP: a router (a linear layer without bias) scores every expert
+/// for each row; the row goes through its `expertsPerToken` most probable experts, each a SwiGLU MLP of its own,
+/// and their outputs are summed weighted by the router's softmax probabilities (divided by their sum over the
+/// chosen experts when `normalizesWeights`), plus, in Qwen2-MoE, a shared expert's output × a sigmoid gate. The experts are frozen in training: LoRA adapts the attention, and the gradient
 /// reaches the block input through the experts and through the router's probabilities.
 struct MixtureOfExperts {
     struct Expert {
@@ -333,15 +333,6 @@ enum ExpertNames {
     }
 }
 
-extension TensorView {
-    /// The `index`-th matrix of a 3-D tensor [count, rows, columns], as a 2-D view of the same bytes.
-    func matrix(_ index: Int) -> TensorView {
-        let elements = shape[1] * shape[2]
-        return TensorView(name: "\(name)[\(index)]", dtype: dtype, shape: [shape[1], shape[2]],
-                          data: data + dtype.byteCount(elements: index * elements), source: source, owner: owner)
-    }
-}
-
 // MARK: - Names in converted files
 
 extension ExpertNames {
@@ -360,7 +351,7 @@ extension ExpertNames {
         return ("blk.\(layer).\(role.gguf).weight", expert)
     }
 
-    /// The HF names of a GGUF router or expert stack for `modelType` ("qwen3_moe" or "mixtral"): one name for the
+    /// The HF names of a GGUF router or expert stack for `modelType` (Mixtral's, or Qwen's): one name for the
     /// router, one per expert for a stack (and for gate_up_exps, whose rows are gate's then up's, the gate names;
     /// `fusedUpNames` gives the up names); nil for other tensors.
     static func huggingFaceNames(forGGUF name: String, modelType: String, experts: Int) -> [String]? {
@@ -381,7 +372,16 @@ extension ExpertNames {
     }
 }
 
+// MARK: - Views of stacked tensors
+
 extension TensorView {
+    /// The `index`-th matrix of a 3-D tensor [count, rows, columns], as a 2-D view of the same bytes.
+    func matrix(_ index: Int) -> TensorView {
+        let elements = shape[1] * shape[2]
+        return TensorView(name: "\(name)[\(index)]", dtype: dtype, shape: [shape[1], shape[2]],
+                          data: data + dtype.byteCount(elements: index * elements), source: source, owner: owner)
+    }
+
     /// Rows `range` of a 2-D tensor, as a view of the same bytes.
     func rows(_ range: Range<Int>) -> TensorView {
         TensorView(name: name, dtype: dtype, shape: [range.count, shape[1]],
