@@ -102,11 +102,12 @@ SHAPES = {
                      num_experts_per_tok=4, norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[],
                      num_hidden_layers=2, tie_word_embeddings=True, rope_theta=1e6, rms_norm_eps=1e-6),
     # Qwen1.5-MoE-A2.7B's block, narrower: q/k/v biases, 16 experts of 352 (it has 60 of 1408), 4 per token, not
-    # renormalized, and a shared expert of 1408 (5632 there) behind its sigmoid gate; two layers.
+    # renormalized, and a shared expert of 1408 (5632 there) behind its sigmoid gate; untied (llama.cpp's qwen2moe
+    # requires output.weight); two layers.
     "qwen2moe": dict(model_type="qwen2_moe", hidden_size=1024, num_attention_heads=16, num_key_value_heads=16,
                      intermediate_size=2816, moe_intermediate_size=352, shared_expert_intermediate_size=1408,
                      num_experts=16, num_experts_per_tok=4, norm_topk_prob=False, decoder_sparse_step=1,
-                     mlp_only_layers=[], num_hidden_layers=2, tie_word_embeddings=True, rope_theta=1e6,
+                     mlp_only_layers=[], num_hidden_layers=2, tie_word_embeddings=False, rope_theta=1e6,
                      rms_norm_eps=1e-6),
     # Mixtral-8x7B's layout, narrower: 8 experts (llama-quantize's n_expert 8 rules), 2 per token, Llama's
     # attention (permuted Q/K rows in the GGUF), two layers.

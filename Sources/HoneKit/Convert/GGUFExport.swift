@@ -113,7 +113,10 @@ public enum GGUFExport {
         var done = 0
         var written = 0
         for (tensor, choice) in zip(source.tensors, choices) {
-            writer.add(tensor: GGUFWriter.TensorEntry(name: tensor.name, shape: tensor.shape, dtype: choice.type) {
+            // llama-quantize writes ggml_n_dims dimensions: trailing 1s in GGML's order (leading here) go, so
+            // Qwen2-MoE's [1, hidden] shared-expert gate becomes [hidden]; the converter keeps them.
+            let shape = source.convertedMetadata ? tensor.shape : GGUFExport.withoutUnitDimensions(tensor.shape)
+            writer.add(tensor: GGUFWriter.TensorEntry(name: tensor.name, shape: shape, dtype: choice.type) {
                 var tensor = tensor
                 if let replacement = try replacing?(tensor.source.name, tensor.source) {
                     tensor = ExportTensor(name: tensor.name, shape: tensor.shape, source: replacement,
@@ -486,6 +489,12 @@ public enum GGUFExport {
                 / Float(highFrequencyFactor - lowFrequencyFactor)
             return 1 / ((1 - smooth) / Float(factor) + smooth)
         }
+    }
+
+    /// A shape as ggml_n_dims counts it: outer dimensions of 1 dropped, one dimension kept at least.
+    static func withoutUnitDimensions(_ shape: [Int]) -> [Int] {
+        let kept = Array(shape.drop { $0 == 1 })
+        return kept.isEmpty ? Array(shape.suffix(1)) : kept
     }
 
     /// "blk.3.attn_q.weight" → "attn_q"; "token_embd.weight" → "token_embd".

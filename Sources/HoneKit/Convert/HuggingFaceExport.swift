@@ -59,7 +59,9 @@ public enum HuggingFaceExport {
             if let heads = permuted[GGUFExport.ggufStem(info.name)] {
                 sourceRow = RotaryPermutation.huggingFaceRowSource(rows: info.shape[0], heads: heads)
             }
-            entries.append(ExportTensor(name: name, shape: info.shape, source: view, sourceRow: sourceRow, plannedType: dtype))
+            // Qwen2-MoE's shared-expert gate is [1, hidden] in HF; llama-quantize's files hold it as [hidden].
+            let shape = info.name.hasSuffix("ffn_gate_inp_shexp.weight") && info.shape.count == 1 ? [1] + info.shape : info.shape
+            entries.append(ExportTensor(name: name, shape: shape, source: view, sourceRow: sourceRow, plannedType: dtype))
         }
 
         var tokenizerFiles: [String] = []

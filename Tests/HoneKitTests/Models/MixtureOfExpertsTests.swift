@@ -94,6 +94,28 @@ import Testing
         #expect(try SafetensorsStore(directory: back).contains("model.layers.1.mlp.experts.3.up_proj.weight"))
     }
 
+    /// From a GGUF, `hone quantize` writes Qwen2-MoE's shared-expert gate as llama-quantize does, with ggml_n_dims
+    /// dimensions ([hidden]); that file, and the HF directory written back from it ([1, hidden] again), give
+    /// transformers' log-probs.
+    @Test func sharedGateAsLlamaQuantizeWritesIt() throws {
+        let golden = try GoldenFile(name: "qwen2moe-shared")
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let requantized = directory.appendingPathComponent("f32.gguf").path
+        let summary = try GGUFExport.write(input: Repository.fixture("gguf/qwen2moe-shared-f32.gguf"), output: requantized, scheme: .f32)
+        let gate = try #require(try GGUFFile(path: requantized).tensorInfos.first { $0.name == "blk.0.ffn_gate_inp_shexp.weight" })
+        #expect(gate.shape == [64] && summary.tensors.contains { $0.name == gate.name && $0.type == .f32 })
+        let back = directory.appendingPathComponent("back").path
+        _ = try HuggingFaceExport.write(gguf: requantized, to: back, dtype: .f32)
+        #expect(try SafetensorsStore(directory: back).tensor("model.layers.0.mlp.shared_expert_gate.weight").shape == [1, 64])
+        for path in [requantized, back] {
+            let scored = try Scorer(model: LoadedModel.open(path).model).score(golden.rows.map(\.tokens))
+            for (row, values) in zip(golden.rows, scored) {
+                #expect(maxAbsDifference(values.map(Double.init), row.logprobs) <= GoldenLogprobTests.f32Tolerance, "\(path)")
+            }
+        }
+    }
+
     @Test func refusals() throws {
         let path = Repository.fixture("models/qwen3moe-experts/config.json")
         let values = try JSONConfig(path: path).values

@@ -280,6 +280,13 @@ enum ExpertNames {
             try weight.expectShape([count] + shape)
             return try (0..<count).map { try Linear(weight: weight.matrix($0), bias: nil) }
         }
+        // [1, hidden] as the converter writes it, [hidden] as llama-quantize does (ggml_n_dims drops the 1).
+        func sharedGate(_ name: String) throws -> Linear {
+            let weight = try weights.tensor(name)
+            guard weight.shape == [hidden] else { return try matrix(name, [1, hidden]) }
+            return try Linear(weight: TensorView(name: weight.name, dtype: weight.dtype, shape: [1, hidden], data: weight.data,
+                                                 source: weight.source, owner: weight.owner), bias: nil)
+        }
         func experts(inputs: [LlamaModel.MLPProjections], downs: [Linear]) -> [MixtureOfExperts.Expert] {
             zip(inputs, downs).map { MixtureOfExperts.Expert(inputs: $0, down: $1) }
         }
@@ -326,7 +333,7 @@ enum ExpertNames {
                     inputs: .separate(gate: try matrix(part("shared_gate"), [sharedWidth, hidden]),
                                       up: try matrix(part("shared_up"), [sharedWidth, hidden])),
                     down: try matrix(part("shared_down"), [hidden, sharedWidth])),
-                gate: try matrix(part("shared_expert_gate"), [1, hidden]))
+                gate: try sharedGate(part("shared_expert_gate")))
         }
         return MixtureOfExperts(router: router, experts: list, expertsPerToken: config.expertsPerToken,
                                 normalizesWeights: config.normalizesExpertWeights, shared: shared)
