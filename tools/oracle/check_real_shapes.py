@@ -7,8 +7,9 @@ head_dim 128 (hidden 640, not a multiple of 256, so llama-quantize falls back fo
 (per-head q/k norms, head_dim 128), a four-layer SmolLM3 (its fourth layer without rotation), Granite 3.3-2B
 (embedding, residual, attention and logit multipliers), Phi-4-mini (fused projections, LongRoPE, a partial
 rotation), Gemma 3 270M (sliding-window layers with their own rope base, norms after each half, GeGLU) and
-Gemma 2 2B (soft caps on attention scores and logits; a SentencePiece vocabulary trained for it), and the mixtures
-of experts of Qwen3-30B-A3B, Qwen1.5-MoE and Mixtral (narrower; routers and experts random), the others with the default
+Gemma 2 2B (soft caps on attention scores and logits; a SentencePiece vocabulary trained for it), the mixtures
+of experts of Qwen3-30B-A3B, Qwen1.5-MoE, Mixtral and OLMoE (narrower; routers and experts random), OLMo 2 1B
+(norms after each half only, q/k norms across the heads) and OLMo 3 (windowed layers, YaRN), the others with the default
 model's tokenizer; converts each with the peer's `convert_hf_to_gguf.py` to f32 and quantizes it with
 llama-quantize to every type Hone quantizes. For each file it prints
 
@@ -114,6 +115,23 @@ SHAPES = {
     "mixtral": dict(model_type="mixtral", hidden_size=1024, num_attention_heads=8, num_key_value_heads=2,
                     intermediate_size=1024, num_local_experts=8, num_experts_per_tok=2, num_hidden_layers=2,
                     tie_word_embeddings=True, rope_theta=1e6, rms_norm_eps=1e-5, sliding_window=None),
+    # OLMo-2-0425-1B's block (no input norms, norms after each half, q/k norms across all 16 heads), four layers;
+    # untied (llama.cpp's olmo2 requires output.weight).
+    "olmo2": dict(model_type="olmo2", hidden_size=2048, num_attention_heads=16, num_key_value_heads=16,
+                  intermediate_size=8192, num_hidden_layers=4, tie_word_embeddings=False, rope_theta=5e5,
+                  rms_norm_eps=1e-6),
+    # OLMo-3-7B's block, narrower (head_dim 128, GQA): layers 0-2 local with a window of 128 keys (the 512-token
+    # chunks slide it), layer 3 global with the 7B's YaRN (×8 over 8,192 positions, attention factor 1.2079).
+    "olmo3": dict(model_type="olmo3", hidden_size=1024, num_attention_heads=8, num_key_value_heads=2,
+                  intermediate_size=2816, num_hidden_layers=4, tie_word_embeddings=False, rope_theta=5e5,
+                  rms_norm_eps=1e-6, sliding_window=128, max_position_embeddings=65536,
+                  rope_scaling={"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 8192,
+                                "attention_factor": 1.2079441541679836, "beta_fast": 32.0, "beta_slow": 1.0}),
+    # OLMoE-1B-7B's block, narrower: q/k norms across the heads, 16 experts of 1024 (it has 64), 8 per token, not
+    # renormalized; two layers, untied.
+    "olmoe": dict(model_type="olmoe", hidden_size=2048, num_attention_heads=16, num_key_value_heads=16,
+                  intermediate_size=1024, num_experts=16, num_experts_per_tok=8, norm_topk_prob=False,
+                  num_hidden_layers=2, tie_word_embeddings=False, rope_theta=1e4, rms_norm_eps=1e-5),
 }
 
 

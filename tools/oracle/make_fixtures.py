@@ -50,6 +50,12 @@ from transformers import (  # noqa: E402
     GraniteForCausalLM,
     MixtralConfig,
     MixtralForCausalLM,
+    Olmo2Config,
+    Olmo2ForCausalLM,
+    Olmo3Config,
+    Olmo3ForCausalLM,
+    OlmoeConfig,
+    OlmoeForCausalLM,
     Qwen2MoeConfig,
     Qwen2MoeForCausalLM,
     Qwen3MoeConfig,
@@ -224,6 +230,30 @@ SPECS = {
         dict(SMALL_FF, intermediate_size=48, num_local_experts=4, num_experts_per_tok=2, sliding_window=None,
              rope_theta=1000000.0),
         121, "legacy"),
+    # OLMo 2: no norms on the blocks' inputs, norms on each half's output (post_attention_layernorm,
+    # post_feedforward_layernorm), and one RMSNorm over all heads' queries (width 64) and one over all keys (32,
+    # two KV heads) before the rotation. The Hub's config.json layout.
+    "olmo2-post": (
+        Olmo2ForCausalLM, Olmo2Config,
+        dict(SMALL_FF, rope_theta=500000.0, attention_bias=False, pad_token_id=0),
+        123, "legacy"),
+    # OLMo 3: OLMo 2's block with layers 0-2 local (a window of 8 keys, rotated unscaled) and layer 3 global
+    # (YaRN ×2 over an original context of 32: the 50-token row goes past it); rope_parameters per layer type.
+    "olmo3-swa": (
+        Olmo3ForCausalLM, Olmo3Config,
+        dict(SMALL_FF, num_hidden_layers=4, sliding_window=8, pad_token_id=0, max_position_embeddings=64,
+             rope_parameters={"full_attention": {"rope_type": "yarn", "factor": 2.0, "rope_theta": 500000.0,
+                                                 "original_max_position_embeddings": 32},
+                              "sliding_attention": {"rope_type": "default", "rope_theta": 500000.0}}),
+        124, "v5"),
+    # OLMoE: Llama's pre-norm block with OLMo's q/k norms across the heads (as many KV heads as heads, as llama.cpp's
+    # olmoe requires) and 4 experts of 32 of which each token takes 2, weighted by the router's probabilities as they
+    # are (norm_topk_prob false: llama.cpp's olmoe never renormalizes).
+    "olmoe-experts": (
+        OlmoeForCausalLM, OlmoeConfig,
+        dict(SMALL_FF, num_key_value_heads=4, intermediate_size=32, num_experts=4, num_experts_per_tok=2,
+             norm_topk_prob=False, pad_token_id=0),
+        125, "legacy"),
     "opt-preln": (
         OPTForCausalLM, OPTConfig,
         dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
@@ -458,8 +488,10 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     cfg = json.loads((model_dir / "config.json").read_text())
     # transformers-5 layout or the legacy one
     rp = cfg.get("rope_parameters") or dict(cfg.get("rope_scaling") or {})
-    if arch == "gemma3":  # the global layers' settings (Gemma3Model writes those)
-        rp = dict(rp.get("full_attention", rp))
+    per_type = "full_attention" in rp or "sliding_attention" in rp
+    local_theta = rp.get("sliding_attention", {}).get("rope_theta") if per_type else None
+    if per_type:  # the global layers' settings (TextModel writes those, and the sliding layers' base)
+        rp = dict(rp.get("full_attention", {}))
     rope_theta = rp.get("rope_theta", cfg.get("rope_theta"))
     rope_type = rp.get("rope_type", rp.get("type", "default"))
     n_layer = cfg["num_hidden_layers"]
@@ -470,7 +502,8 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
                   "smollm3": gguf.MODEL_ARCH.SMOLLM3, "granite": gguf.MODEL_ARCH.GRANITE,
                   "phi3": gguf.MODEL_ARCH.PHI3, "gemma3": gguf.MODEL_ARCH.GEMMA3,
                   "gemma2": gguf.MODEL_ARCH.GEMMA2, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
-                  "qwen2moe": gguf.MODEL_ARCH.QWEN2MOE}[arch]
+                  "qwen2moe": gguf.MODEL_ARCH.QWEN2MOE, "olmo2": gguf.MODEL_ARCH.OLMO2,
+                  "olmoe": gguf.MODEL_ARCH.OLMOE}[arch]
     permutes = arch in ("llama", "smollm3", "granite")  # LlamaModel's Q/K permutation (its subclasses inherit it)
     tmap = gguf.get_tensor_name_map(model_arch, n_layer)
 
@@ -605,10 +638,20 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
             w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
             w.add_rope_scaling_factor(rp["factor"])
             w.add_rope_scaling_orig_ctx_len(rp["original_max_position_embeddings"])
+            # the optional keys where the parameters have them
+            if rp.get("extrapolation_factor") is not None:
+                w.add_rope_scaling_yarn_ext_factor(rp["extrapolation_factor"])
+            if rp.get("attention_factor", rp.get("attn_factor")) is not None:
+                w.add_rope_scaling_yarn_attn_factor(rp.get("attention_factor", rp.get("attn_factor")))
+            if rp.get("beta_fast") is not None:
+                w.add_rope_scaling_yarn_beta_fast(rp["beta_fast"])
+            if rp.get("beta_slow") is not None:
+                w.add_rope_scaling_yarn_beta_slow(rp["beta_slow"])
         w.add_rope_freq_base(rope_theta)
-        if arch == "gemma3":  # the sliding layers' base, from rope_parameters (TextModel)
-            w.add_rope_freq_base_swa(cfg["rope_parameters"]["sliding_attention"]["rope_theta"])
-        w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+        if local_theta is not None:  # the sliding layers' base, from rope_parameters (TextModel)
+            w.add_rope_freq_base_swa(local_theta)
+        # OlmoeModel writes the epsilon again as 1e-5 (the key keeps its place)
+        w.add_layer_norm_rms_eps(1e-5 if arch == "olmoe" else cfg["rms_norm_eps"])
         if n_experts is not None:
             w.add_expert_count(n_experts)
             w.add_expert_used_count(cfg["num_experts_per_tok"])
@@ -628,6 +671,9 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
             w.add_embedding_scale(cfg["embedding_multiplier"])
             w.add_residual_scale(cfg["residual_multiplier"])
             w.add_logit_scale(cfg["logits_scaling"])
+        if arch == "olmo2" and "sliding_window" in cfg:  # Olmo2Model.set_gguf_parameters: OLMo 3's layers, listed
+            w.add_sliding_window(cfg["sliding_window"])
+            w.add_sliding_window_pattern([t == "sliding_attention" for t in cfg["layer_types"]])
         if arch == "gemma3":  # Gemma3Model.set_gguf_parameters; the pattern llama.cpp reads where it is not 6
             w.add_sliding_window(cfg["sliding_window"])
             if "layer_types" in cfg:
@@ -755,7 +801,8 @@ def main() -> None:
     for name, arch in (("qwen3-qknorm", "qwen3"), ("qwen3-yarn", "qwen3"), ("smollm3-nope", "smollm3"), ("granite-mult", "granite"),
                        ("phi3-fused", "phi3"), ("phi3-longrope", "phi3"), ("gemma3-swa", "gemma3"),
                        ("gemma2-softcap", "gemma2"), ("qwen3moe-experts", "qwen3moe"), ("mixtral-experts", "llama"),
-                       ("qwen2moe-shared", "qwen2moe")):
+                       ("qwen2moe-shared", "qwen2moe"), ("olmo2-post", "olmo2"), ("olmo3-swa", "olmo2"),
+                       ("olmoe-experts", "olmoe")):
         if name in built:
             # TextModel writes the key/value lengths where config.json has a head_dim that is not null
             has_head_dim = json.loads((MODELS / name / "config.json").read_text()).get("head_dim") is not None and arch != "granite"

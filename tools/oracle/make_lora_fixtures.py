@@ -97,6 +97,13 @@ CASES = [
     # Qwen2-MoE: also through the gated shared expert (and Qwen2's q/k/v biases).
     dict(name="qwen2moe-shared", model="qwen2moe-shared", targets=ATTENTION, r=4, alpha=8, rslora=False,
          steps=False, seed=117),
+    # OLMo 2 and 3: the gradient through the norms on each half's output only (none on the inputs) and through
+    # the q/k norms spanning all heads; OLMo 3's windowed layers (window 8) and YaRN on its global layer. OLMoE: the
+    # same q/k norms and frozen experts whose probabilities are not renormalized.
+    dict(name="olmo2-post", model="olmo2-post", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False, seed=118),
+    dict(name="olmo3-swa", model="olmo3-swa", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False, seed=119),
+    dict(name="olmoe-experts", model="olmoe-experts", targets=ATTENTION, r=4, alpha=8, rslora=False, steps=False,
+         seed=120),
     # max_grad_norm 2.0 here (1.0 elsewhere): its gradient norms straddle 2, so both sides of the clip are tested.
     dict(name="opt-preln", model="opt-preln", targets=OPT_ALL, r=4, alpha=8, rslora=False, steps=True, seed=105,
          max_grad_norm=2.0),

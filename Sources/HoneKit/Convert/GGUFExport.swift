@@ -242,11 +242,16 @@ public enum GGUFExport {
         }
         let llamaCppScale: Float? = architecture == "gemma3" ? Gemma3Config.llamaCppAttentionScale(config)
             : architecture == "gemma2" ? Gemma2Config.llamaCppAttentionScale(config) : nil
+        if architecture == "olmo2", config.localRopeTheta != config.ropeTheta, !config.slidingWindowLayers.isEmpty {
+            warn("\(configPath): llama.cpp rotates OLMo 3's sliding-window layers with the global rope base \(config.ropeTheta), not their own \(config.localRopeTheta)")
+        }
+        if architecture == "olmoe", config.normEpsilon != 1e-5 {
+            warn("\(configPath): rms_norm_eps is \(config.normEpsilon), but llama.cpp's converter writes 1e-5 for OLMoE (and Hone, reading the GGUF, uses that)")
+        }
         if let llamaCppScale, config.attentionMultiplier != llamaCppScale {
             warn("\(configPath): query_pre_attn_scalar has no GGUF key; llama.cpp (and Hone, reading the GGUF) will scale attention by \(llamaCppScale), not \(config.attentionMultiplier ?? 0)")
         }
-        // llama.cpp renormalizes the chosen experts' probabilities in qwen3moe and llama, never in qwen2moe.
-        if config.isMixtureOfExperts, config.normalizesExpertWeights != (architecture != "qwen2moe") {
+        if config.isMixtureOfExperts, config.normalizesExpertWeights != LlamaConfig.renormalizesExperts(architecture) {
             warn("\(configPath): norm_topk_prob is \(config.normalizesExpertWeights), but llama.cpp (and Hone, reading the GGUF) \(config.normalizesExpertWeights ? "never divides" : "always divides") the chosen experts' probabilities by their sum for \(architecture)")
         }
         let permuted = names.permutedRows(architecture, config)
@@ -410,7 +415,7 @@ public enum GGUFExport {
             string("\(a).rope.scaling.type", "yarn")
             f32("\(a).rope.scaling.factor", factor)
             try u32("\(a).rope.scaling.original_context_length", original)
-            let rope = raw.object("rope_parameters") ?? raw.object("rope_scaling")
+            let rope = raw.object("rope_parameters").map { $0.object("full_attention") ?? $0 } ?? raw.object("rope_scaling")
             for (configKey, ggufKey) in [("extrapolation_factor", "yarn_ext_factor"), ("attention_factor", "yarn_attn_factor"),
                                          ("beta_fast", "yarn_beta_fast"), ("beta_slow", "yarn_beta_slow")] {
                 if let value = try? rope?.double(configKey) { f32("\(a).rope.scaling.\(ggufKey)", value) }
@@ -419,10 +424,11 @@ public enum GGUFExport {
             break
         }
         f32("\(a).rope.freq_base", config.ropeTheta)
-        if architecture == "gemma3", let local = localRopeTheta(raw) {
+        if let local = localRopeTheta(raw) {
             f32("\(a).rope.freq_base_swa", local)  // TextModel writes the sliding layers' base where the config has one
         }
-        f32("\(a).attention.layer_norm_rms_epsilon", Double(config.normEpsilon))
+        // OlmoeModel sets the epsilon again, to 1e-5, whatever the config says (the key keeps its place).
+        f32("\(a).attention.layer_norm_rms_epsilon", architecture == "olmoe" ? 1e-5 : Double(config.normEpsilon))
         if config.isMixtureOfExperts {
             try u32("\(a).expert_count", config.expertCount)
             try u32("\(a).expert_used_count", config.expertsPerToken)
@@ -445,6 +451,11 @@ public enum GGUFExport {
         if architecture == "gemma3", let window = config.slidingWindow {  // Gemma3Model.set_gguf_parameters
             try u32("\(a).attention.sliding_window", window)
             appendLayerList(config, architecture: a, defaultPattern: Gemma3Config.defaultSlidingWindowPattern, to: &entries)
+        }
+        if architecture == "olmo2", raw.has("sliding_window") {  // Olmo2Model.set_gguf_parameters: OLMo 3's layers, listed
+            try u32("\(a).attention.sliding_window", config.slidingWindow ?? raw.int("sliding_window"))
+            entries.append(("\(a).attention.sliding_window_pattern",
+                            .array((0..<config.layerCount).map { .bool(config.slidingWindowLayers.contains($0)) }), 9, 7))
         }
         if architecture == "granite" {  // GraniteModel: each multiplier the config gives (and that is not 0)
             for (configKey, ggufKey) in [("attention_multiplier", "attention.scale"), ("embedding_multiplier", "embedding_scale"),

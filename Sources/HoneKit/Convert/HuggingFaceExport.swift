@@ -219,6 +219,14 @@ public enum HuggingFaceExport {
             json["final_logit_softcapping"] = config.finalLogitSoftcap.map { decimal(Double($0)) } ?? NSNull()
             json["attn_logit_softcapping"] = config.attentionLogitSoftcap.map { decimal(Double($0)) } ?? NSNull()
         }
+        if config.modelType == "olmo3" {
+            json["sliding_window"] = config.slidingWindow ?? NSNull()
+            json["layer_types"] = (0..<config.layerCount).map { config.slidingWindowLayers.contains($0) ? "sliding_attention" : "full_attention" }
+        }
+        if config.modelType == "olmoe" {
+            json["num_experts"] = config.expertCount
+            json["norm_topk_prob"] = config.normalizesExpertWeights
+        }
         if config.modelType == "smollm3" {
             json["no_rope_layers"] = (0..<config.layerCount).map { config.layersWithoutRotation.contains($0) ? 0 : 1 }
         }

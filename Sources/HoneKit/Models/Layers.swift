@@ -80,6 +80,9 @@ public struct RMSNorm: @unchecked Sendable {
         self.epsilon = epsilon
     }
 
+    /// The features each row is normed over.
+    public var dimension: Int { weight.count }
+
     /// The same norm with its output × `factor` (a copy of the weights, scaled).
     public func scaled(by factor: Float) -> RMSNorm {
         RMSNorm(weight: FloatBuffer(weight.array.map { $0 * factor }), epsilon: epsilon)

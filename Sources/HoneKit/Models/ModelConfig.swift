@@ -66,6 +66,9 @@ public struct ModelConfig: Sendable {
     public var hiddenActivation = "silu"
     /// RMSNorm over each head's query and key before the rotation (Qwen3's q_norm / k_norm).
     public var queryKeyNorm = false
+    /// With `queryKeyNorm`: one RMSNorm over all heads' queries (and one over all keys) instead of one per head
+    /// (OLMo 2's q_norm of width heads × head_dim).
+    public var queryKeyNormAcrossHeads = false
     /// Layers whose attention uses no rotary positions (SmolLM3's NoPE layers); empty: every layer rotates.
     public var layersWithoutRotation: Set<Int> = []
     /// Granite's scalars: embeddings × `embeddingMultiplier`, each block's attention and MLP outputs ×
@@ -92,6 +95,9 @@ public struct ModelConfig: Sendable {
     /// Norms on the attention's and the MLP's outputs too, before each residual add (Gemma's
     /// post_attention_layernorm and post_feedforward_layernorm).
     public var sandwichNorms = false
+    /// False where a block has no norms on its inputs, only on its halves' outputs (OLMo 2 and 3:
+    /// x + norm(attention(x)), then h + norm(mlp(h))).
+    public var inputNorms = true
     /// Added to every RMSNorm weight on loading: 1 for Gemma's HF checkpoints, whose norms multiply by 1 + w
     /// (llama.cpp's converter stores 1 + w, so 0 for GGUF files).
     public var normWeightOffset: Float = 0

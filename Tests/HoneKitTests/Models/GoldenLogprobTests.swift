@@ -12,7 +12,7 @@ import Testing
         "llama-attn-bias", "qwen2-bias", "mistral", "opt-preln", "opt-proj-postln", "hone-tiny",
         "neox-parallel", "neox-sequential", "qwen3-qknorm", "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope",
         "qwen3-yarn", "gemma3-swa", "gemma3-legacy", "gemma2-softcap", "qwen3moe-experts", "qwen3moe-unnormalized",
-        "mixtral-experts", "qwen2moe-shared",
+        "mixtral-experts", "qwen2moe-shared", "olmo2-post", "olmo3-swa", "olmoe-experts",
     ]
 
     func score(_ modelPath: String, _ golden: GoldenFile, batchTokens: Int = 4096) throws -> [[Double]] {
@@ -66,7 +66,8 @@ import Testing
         ("gguf/phi3-longrope-f32.gguf", "phi3-longrope"), ("gguf/qwen3-yarn-f32.gguf", "qwen3-yarn"),
         ("gguf/gemma3-swa-f32.gguf", "gemma3-swa"), ("gguf/gemma2-softcap-f32.gguf", "gemma2-softcap"),
         ("gguf/qwen3moe-experts-f32.gguf", "qwen3moe-experts"), ("gguf/mixtral-experts-f32.gguf", "mixtral-experts"),
-        ("gguf/qwen2moe-shared-f32.gguf", "qwen2moe-shared"),
+        ("gguf/qwen2moe-shared-f32.gguf", "qwen2moe-shared"), ("gguf/olmo2-post-f32.gguf", "olmo2-post"),
+        ("gguf/olmo3-swa-f32.gguf", "olmo3-swa"), ("gguf/olmoe-experts-f32.gguf", "olmoe-experts"),
     ])
     func ggufMatchesHuggingFaceDirectory(file: String, name: String) throws {
         let golden = try GoldenFile(name: name)
@@ -80,7 +81,7 @@ import Testing
     @Test(arguments: ["llama-gqa", "llama-tied-llama3", "qwen2-bias", "opt-preln", "opt-proj-postln", "neox-parallel",
                        "neox-sequential", "qwen3-qknorm", "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope", "qwen3-yarn",
                        "gemma3-swa", "gemma3-legacy", "gemma2-softcap", "qwen3moe-experts", "qwen3moe-unnormalized",
-                       "mixtral-experts", "qwen2moe-shared"])
+                       "mixtral-experts", "qwen2moe-shared", "olmo2-post", "olmo3-swa", "olmoe-experts"])
     func cachedDecodingMatches(name: String) throws {
         let golden = try GoldenFile(name: name)
         let incremental = try #require(golden.incremental)
@@ -114,7 +115,8 @@ import Testing
     /// decoded on either cache gives the same numbers. No rows at all is allowed (a shared prefix).
     @Test(arguments: ["llama-gqa", "qwen2-bias", "llama-tied-llama3", "opt-preln", "neox-parallel", "qwen3-qknorm",
                       "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope", "gemma3-swa",
-                      "gemma2-softcap", "qwen3moe-experts", "mixtral-experts", "qwen2moe-shared"])
+                      "gemma2-softcap", "qwen3moe-experts", "mixtral-experts", "qwen2moe-shared", "olmo2-post",
+                      "olmo3-swa", "olmoe-experts"])
     func selectedRowsMatchTheFullPass(name: String) throws {
         let golden = try GoldenFile(name: name)
         let model = try LoadedModel.open(golden.modelPath).model

@@ -93,16 +93,7 @@ enum Gemma3Config {
 
         // Rope: transformers 5 keeps one set of parameters per layer type; config.json files from transformers 4
         // have rope_theta (global), rope_local_base_freq and rope_scaling (global only).
-        if let perType = json.object("rope_parameters"), perType.has("full_attention") || perType.has("sliding_attention") {
-            let global = perType.object("full_attention")
-            config.ropeTheta = try global?.double("rope_theta", default: 1_000_000) ?? 1_000_000
-            config.ropeScaling = try global.map { try LlamaConfig.ropeScaling($0, top: json, modelType: modelType) } ?? .none
-            let local = perType.object("sliding_attention")
-            config.localRopeTheta = try local?.double("rope_theta", default: 10000) ?? 10000
-            if let local, try LlamaConfig.ropeScaling(local, top: json, modelType: modelType) != .none {
-                throw HoneError.invalidConfig(path: path, message: "rope scaling on the sliding-window layers is not supported")
-            }
-        } else {
+        if try !LlamaConfig.readRopePerLayerType(json, into: &config, globalTheta: 1_000_000, localTheta: 10000) {
             config.ropeTheta = try json.double("rope_theta", default: 1_000_000)
             config.localRopeTheta = try json.double("rope_local_base_freq", default: 10000)
         }

@@ -77,6 +77,13 @@ extension LlamaModel: TrainableModel {
             return UnsafePointer(scaledGradient.pointer)
         }
 
+        // A half's input norm (frozen) adds its input gradient to the residual stream's; OLMo's halves take the
+        // stream itself.
+        func throughInputNorm(_ norm: RMSNorm?, input: UnsafePointer<Float>, _ gradient: UnsafePointer<Float>) {
+            guard let norm else { return hk_add(dx, gradient, total * hidden) }
+            hk_rmsnorm_backward(input, norm.weight.pointer, gradient, dx, Int32(total), Int32(hidden), norm.epsilon)
+        }
+
         // Gemma's post norms (frozen) sit between a half's projection and the residual add: the projection's
         // output gradient is the norm's input gradient.
         func throughPostNorm(_ norm: RMSNorm?, input: String, _ gradient: UnsafePointer<Float>) -> (UnsafePointer<Float>, FloatBuffer?) {
@@ -118,8 +125,7 @@ extension LlamaModel: TrainableModel {
                              into: dNormed.pointer)
         }
         withExtendedLifetime(dDownOwner) {}
-        hk_rmsnorm_backward(tape["mid"], layer.mlpNorm.weight.pointer, dNormed.pointer, dx, Int32(total), Int32(hidden),
-                            layer.mlpNorm.epsilon)
+        throughInputNorm(layer.mlpNorm, input: tape["mid"], dNormed.pointer)
 
         // Attention half: mid = input + o(attention(rope(q(n1)), rope(k(n1)), v(n1))), n1 = norm(input).
         let dAttention = FloatBuffer(count: total * queryWidth)
@@ -139,17 +145,18 @@ extension LlamaModel: TrainableModel {
             rotateQueriesAndKeys(queries: dQueries.pointer, keys: dKeys.pointer, rows: total, angles: angles, config: config,
                                  inverse: true)
         }
-        // Through Qwen3's per-head norms (frozen): the gradients of the projections' outputs.
+        // Through the q/k norms (frozen; Qwen3's per head, OLMo's across the heads): the gradients of the
+        // projections' outputs.
         var queryGradient = dQueries, keyGradient = dKeys
         if let norm = layer.queryNorm {
             queryGradient = FloatBuffer(zeros: total * queryWidth)
             hk_rmsnorm_backward(tape["q_pre"], norm.weight.pointer, dQueries.pointer, queryGradient.pointer,
-                                Int32(total * config.headCount), Int32(config.headDimension), norm.epsilon)
+                                Int32(total * queryWidth / norm.dimension), Int32(norm.dimension), norm.epsilon)
         }
         if let norm = layer.keyNorm {
             keyGradient = FloatBuffer(zeros: total * kvWidth)
             hk_rmsnorm_backward(tape["k_pre"], norm.weight.pointer, dKeys.pointer, keyGradient.pointer,
-                                Int32(total * config.keyValueHeadCount), Int32(config.headDimension), norm.epsilon)
+                                Int32(total * kvWidth / norm.dimension), Int32(norm.dimension), norm.epsilon)
         }
         switch layer.attentionInputs {
         case .separate(let query, let key, let value):
@@ -162,8 +169,7 @@ extension LlamaModel: TrainableModel {
                         rows: total, into: dFused.pointer)
             linear("qkv_proj", queryKeyValue, input: tape["attn_in"], dy: dFused.pointer, into: dNormed.pointer, accumulate: false)
         }
-        hk_rmsnorm_backward(tape["input"], layer.attentionNorm.weight.pointer, dNormed.pointer, dx, Int32(total),
-                            Int32(hidden), layer.attentionNorm.epsilon)
+        throughInputNorm(layer.attentionNorm, input: tape["input"], dNormed.pointer)
     }
 
     /// Backward of out = gelu_tanh(gate) · up: d gate = gelu'(gate) · (d out · up), d up = d out · gelu_tanh(gate).

@@ -25,14 +25,16 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     let localFrequencies: FloatBuffer?
 
     struct Block {
-        let attentionNorm: RMSNorm
+        /// The norms on each half's input; nil in OLMo 2 and 3, whose blocks norm the halves' outputs only.
+        let attentionNorm: RMSNorm?
         let attentionInputs: AttentionProjections
         let output: Linear
-        /// Qwen3's per-head norms (weights [head_dim]), applied before the rotation.
+        /// Qwen3's per-head norms (weights [head_dim]) or OLMo's across the heads (weights [heads × head_dim]),
+        /// applied before the rotation.
         let queryNorm, keyNorm: RMSNorm?
         /// False on SmolLM3's NoPE layers.
         let rotates: Bool
-        let mlpNorm: RMSNorm
+        let mlpNorm: RMSNorm?
         let mlp: FeedForward
         /// Gemma's norms on the attention's and the MLP's outputs, before each residual add.
         let postAttentionNorm, postMLPNorm: RMSNorm?
@@ -115,9 +117,10 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
             try RMSNorm(weight: weights.tensor(name), dimension: hidden, epsilon: config.normEpsilon,
                         offset: config.normWeightOffset)
         }
-        func headNorm(_ name: String) throws -> RMSNorm {
-            try RMSNorm(weight: weights.tensor(name), dimension: headDimension, epsilon: config.normEpsilon,
-                        offset: config.normWeightOffset)
+        // Per head, or across the heads of q (or k) for OLMo.
+        func headNorm(_ name: String, heads: Int) throws -> RMSNorm {
+            try RMSNorm(weight: weights.tensor(name), dimension: config.queryKeyNormAcrossHeads ? heads * headDimension : headDimension,
+                        epsilon: config.normEpsilon, offset: config.normWeightOffset)
         }
 
         let table = try weights.tensor(names.embedding)
@@ -127,19 +130,19 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
             let name = { (part: String) in names.layer(index, part) }
             let (queryRows, keyValueRows, ffn) = (heads * headDimension, kvHeads * headDimension, config.intermediateSize)
             return Block(
-                attentionNorm: try norm(name("attn_norm") + ".weight"),
+                attentionNorm: config.inputNorms ? try norm(name("attn_norm") + ".weight") : nil,
                 attentionInputs: config.fusedProjections
                     ? .fused(try linear(name("qkv"), [queryRows + 2 * keyValueRows, hidden], bias: config.queryKeyValueBias))
                     : .separate(query: try linear(name("q"), [queryRows, hidden], bias: config.queryKeyValueBias),
                                 key: try linear(name("k"), [keyValueRows, hidden], bias: config.queryKeyValueBias),
                                 value: try linear(name("v"), [keyValueRows, hidden], bias: config.queryKeyValueBias)),
                 output: try linear(name("o"), [hidden, queryRows], bias: config.outputBias),
-                queryNorm: config.queryKeyNorm ? try headNorm(name("q_norm") + ".weight") : nil,
-                keyNorm: config.queryKeyNorm ? try headNorm(name("k_norm") + ".weight") : nil,
+                queryNorm: config.queryKeyNorm ? try headNorm(name("q_norm") + ".weight", heads: heads) : nil,
+                keyNorm: config.queryKeyNorm ? try headNorm(name("k_norm") + ".weight", heads: kvHeads) : nil,
                 rotates: !config.layersWithoutRotation.contains(index),
                 // In Gemma's checkpoints post_attention_layernorm is the attention's output norm, and the MLP's
                 // input norm is pre_feedforward_layernorm.
-                mlpNorm: try norm(name(config.sandwichNorms ? "pre_mlp_norm" : "mlp_norm") + ".weight"),
+                mlpNorm: !config.inputNorms ? nil : try norm(name(config.sandwichNorms ? "pre_mlp_norm" : "mlp_norm") + ".weight"),
                 mlp: config.isMixtureOfExperts
                     ? .experts(try ExpertNames.load(layer: index, config: config, weights: weights))
                     : .gated(inputs: config.fusedProjections
@@ -282,8 +285,12 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let values = tape.buffer("v", count: rows * kvWidth).pointer
         let attention = tape.buffer("attn_out", count: rows * queryWidth).pointer
         let delta = tape.buffer("delta", count: rows * hidden).pointer
-        layer.attentionNorm.apply(x, rows: rows, into: attentionInput)
-        // With per-head norms the projections go to "q_pre" / "k_pre" (backward reads them) and are normed into q, k.
+        if let norm = layer.attentionNorm {
+            norm.apply(x, rows: rows, into: attentionInput)
+        } else {
+            attentionInput.update(from: x, count: rows * hidden)  // x changes in place below; backward reads this
+        }
+        // With q/k norms the projections go to "q_pre" / "k_pre" (backward reads them) and are normed into q, k.
         let projectedQueries = layer.queryNorm == nil ? queries : tape.buffer("q_pre", count: rows * queryWidth).pointer
         let projectedKeys = layer.keyNorm == nil ? keys : tape.buffer("k_pre", count: rows * kvWidth).pointer
         switch layer.attentionInputs {
@@ -296,8 +303,8 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
             linear("qkv_proj", queryKeyValue, attentionInput, fused)
             splitColumns(fused, rows: rows, into: [(projectedQueries, queryWidth), (projectedKeys, kvWidth), (values, kvWidth)])
         }
-        layer.queryNorm?.apply(projectedQueries, rows: rows * config.headCount, into: queries)
-        layer.keyNorm?.apply(projectedKeys, rows: rows * config.keyValueHeadCount, into: keys)
+        layer.queryNorm.map { $0.apply(projectedQueries, rows: rows * queryWidth / $0.dimension, into: queries) }
+        layer.keyNorm.map { $0.apply(projectedKeys, rows: rows * kvWidth / $0.dimension, into: keys) }
         if layer.rotates {
             rotateQueriesAndKeys(queries: queries, keys: keys, rows: layout.total, angles: angles, config: config)
         }
@@ -319,7 +326,11 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         if keepResidual { tape.buffer("mid", count: rows * hidden).pointer.update(from: x, count: rows * hidden) }
 
         let mlpInput = tape.buffer("mlp_in", count: rows * hidden).pointer
-        layer.mlpNorm.apply(x, rows: rows, into: mlpInput)
+        if let norm = layer.mlpNorm {
+            norm.apply(x, rows: rows, into: mlpInput)
+        } else {
+            mlpInput.update(from: x, count: rows * hidden)
+        }
         // The MLP's output goes to delta, or through Gemma's post norm ("down_out" is that norm's input).
         let mlpOutput = layer.postMLPNorm == nil ? delta : tape.buffer("down_out", count: rows * hidden).pointer
         switch layer.mlp {

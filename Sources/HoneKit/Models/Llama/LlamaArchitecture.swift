@@ -55,9 +55,15 @@ extension ModelArchitecture {
 // MARK: - Config
 
 enum LlamaConfig {
+    /// Whether llama.cpp divides the chosen experts' probabilities by their sum, which it decides by architecture
+    /// (never in qwen2moe and olmoe; always in qwen3moe and llama), whatever norm_topk_prob the model had.
+    static func renormalizesExperts(_ architecture: String) -> Bool {
+        !["qwen2moe", "olmoe"].contains(architecture)
+    }
+
     /// GGUF architectures whose Q/K rows stay in HF's order (llama.cpp's NEOX rope), not permuted for adjacent pairs.
     static func keepsRotaryLayout(_ architecture: String) -> Bool {
-        ["qwen2", "qwen3", "qwen2moe", "qwen3moe", "phi3", "gemma2", "gemma3"].contains(architecture)
+        ["qwen2", "qwen3", "qwen2moe", "qwen3moe", "phi3", "gemma2", "gemma3", "olmo2", "olmoe"].contains(architecture)
     }
 
     /// llama.cpp's SmolLM3: every fourth layer (3, 7, ...) attends without rotary positions.
@@ -142,7 +148,13 @@ enum LlamaConfig {
     /// a gated shared expert every token goes through.
     static func readExperts(_ json: JSONConfig, modelType: String, into config: inout ModelConfig) throws {
         func refuse(_ message: String) -> HoneError { HoneError.invalidConfig(path: json.path, message: message) }
-        if modelType == "mixtral" {
+        if modelType == "olmoe" {
+            // OLMoE: intermediate_size is each expert's; the chosen probabilities are used as they are by default.
+            config.expertCount = try json.int("num_experts", default: json.int("num_local_experts", default: 64))
+            config.expertsPerToken = try json.int("num_experts_per_tok", default: 8)
+            config.expertIntermediateSize = config.intermediateSize
+            config.normalizesExpertWeights = try json.bool("norm_topk_prob", default: false)
+        } else if modelType == "mixtral" {
             config.expertCount = try json.int("num_local_experts", default: 8)
             config.expertsPerToken = try json.int("num_experts_per_tok", default: 2)
             config.expertIntermediateSize = config.intermediateSize
@@ -209,6 +221,25 @@ enum LlamaConfig {
         }
     }
 
+    /// transformers 5's rope_parameters with one set per layer type (Gemma 3, OLMo 3): the full-attention layers'
+    /// base and scaling, the sliding-window layers' base (their scaling must be none). False when the config keeps
+    /// rope settings otherwise (then nothing is read).
+    static func readRopePerLayerType(_ json: JSONConfig, into config: inout ModelConfig, globalTheta: Double,
+                                     localTheta: Double) throws -> Bool {
+        guard let perType = json.object("rope_parameters"), perType.has("full_attention") || perType.has("sliding_attention") else {
+            return false
+        }
+        let global = perType.object("full_attention")
+        config.ropeTheta = try global?.double("rope_theta", default: globalTheta) ?? globalTheta
+        config.ropeScaling = try global.map { try ropeScaling($0, top: json, modelType: config.modelType) } ?? .none
+        let local = perType.object("sliding_attention")
+        config.localRopeTheta = try local?.double("rope_theta", default: localTheta) ?? localTheta
+        if let local, try ropeScaling(local, top: json, modelType: config.modelType) != .none {
+            throw HoneError.invalidConfig(path: json.path, message: "rope scaling on the sliding-window layers is not supported")
+        }
+        return true
+    }
+
     static func configFromGGUF(_ gguf: GGUFFile, architecture: String) throws -> ModelConfig {
         func required(_ key: String) throws -> Int {
             guard let value = gguf.integer("\(architecture).\(key)") else {
@@ -263,8 +294,7 @@ enum LlamaConfig {
             let qwen = architecture == "qwen3moe" || architecture == "qwen2moe"
             config.expertIntermediateSize = gguf.integer("\(architecture).expert_feed_forward_length")
                 ?? (qwen ? config.intermediateSize / max(config.expertsPerToken, 1) : config.intermediateSize)
-            // llama.cpp's qwen2moe never renormalizes; its qwen3moe and llama always do.
-            config.normalizesExpertWeights = architecture != "qwen2moe"
+            config.normalizesExpertWeights = renormalizesExperts(architecture)
             if architecture == "qwen2moe" {
                 config.sharedExpertIntermediateSize = gguf.integer("qwen2moe.expert_shared_feed_forward_length") ?? config.intermediateSize
             }
