@@ -42,6 +42,8 @@ from transformers import (  # noqa: E402
     Phi3ForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
+    GemmaConfig,
+    GemmaForCausalLM,
     Gemma2Config,
     Gemma2ForCausalLM,
     Gemma3ForCausalLM,
@@ -201,6 +203,13 @@ SPECS = {
              query_pre_attn_scalar=32, sliding_window=8, pad_token_id=0, attn_logit_softcapping=5.0,
              final_logit_softcapping=3.0),
         118, "legacy"),
+    # The first Gemma: Llama's pre-norm block with GeGLU, norms of 1 + w, embeddings x sqrt(64), MQA (as the 2B) and
+    # head_dim 32 (not hidden / heads); the Hub's config.json layout with its legacy hidden_act "gelu" (which
+    # transformers runs as the tanh approximation).
+    "gemma-geglu": (
+        GemmaForCausalLM, GemmaConfig,
+        dict(SMALL_FF, head_dim=32, num_key_value_heads=1, rms_norm_eps=1e-6, tie_word_embeddings=True, pad_token_id=0),
+        126, "legacy"),
     # Mixture of experts: every block's MLP is 4 SwiGLU experts (ffn 32 or 48, not the hidden 64) of which each token
     # takes 2. Qwen3-MoE with norm_topk_prob (as the 30B-A3B, and as llama.cpp always computes) and without (the
     # transformers default: the chosen probabilities are used as they are; no GGUF form); Mixtral (Llama's
@@ -501,7 +510,7 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     model_arch = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3,
                   "smollm3": gguf.MODEL_ARCH.SMOLLM3, "granite": gguf.MODEL_ARCH.GRANITE,
                   "phi3": gguf.MODEL_ARCH.PHI3, "gemma3": gguf.MODEL_ARCH.GEMMA3,
-                  "gemma2": gguf.MODEL_ARCH.GEMMA2, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
+                  "gemma2": gguf.MODEL_ARCH.GEMMA2, "gemma": gguf.MODEL_ARCH.GEMMA, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
                   "qwen2moe": gguf.MODEL_ARCH.QWEN2MOE, "olmo2": gguf.MODEL_ARCH.OLMO2,
                   "olmoe": gguf.MODEL_ARCH.OLMOE}[arch]
     permutes = arch in ("llama", "smollm3", "granite")  # LlamaModel's Q/K permutation (its subclasses inherit it)
@@ -555,8 +564,8 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
                 t = torch.from_numpy(permute(t.numpy(), n_head, n_head_kv))
         new_name = tmap.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         assert new_name is not None, hf_name
-        if arch in ("gemma2", "gemma3") and hf_name.endswith("norm.weight"):
-            t = t + 1.0  # Gemma2Model/Gemma3Model.modify_tensors: their norms multiply by 1 + w
+        if arch in ("gemma", "gemma2", "gemma3") and hf_name.endswith("norm.weight"):
+            t = t + 1.0  # GemmaModel/Gemma2Model/Gemma3Model.modify_tensors: their norms multiply by 1 + w
         items.append((new_name, t))
 
     if fuse_gate_up_exps:
@@ -610,6 +619,17 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
         w.add_rope_freq_base(rope_theta)
         w.add_file_type(ftype)
         w.add_sliding_window(cfg.get("sliding_window") or 0)
+    elif arch == "gemma":  # GemmaModel.set_gguf_parameters replaces TextModel's (no rope keys)
+        w.add_context_length(cfg["max_position_embeddings"])
+        w.add_embedding_length(cfg["hidden_size"])
+        w.add_block_count(n_layer)
+        w.add_feed_forward_length(cfg["intermediate_size"])
+        w.add_head_count(n_head)
+        w.add_head_count_kv(n_head_kv)
+        w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
+        w.add_file_type(ftype)
     elif arch == "gemma2":  # Gemma2Model.set_gguf_parameters replaces TextModel's (no rope keys)
         w.add_context_length(cfg["max_position_embeddings"])
         w.add_embedding_length(cfg["hidden_size"])
@@ -771,6 +791,10 @@ def main() -> None:
             to_legacy_config(path, rope_key="type")
         elif style == "legacy-gemma3":
             to_legacy_gemma3_config(path, pattern=2)
+        if name == "gemma-geglu":  # as google/gemma-2b's config.json says it
+            cfg = json.loads((path / "config.json").read_text())
+            cfg["hidden_act"] = "gelu"
+            (path / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
         if name.startswith("gemma2"):  # the Hub's Gemma 2 configs have no layer_types (every other layer local)
             cfg = json.loads((path / "config.json").read_text())
             cfg.pop("layer_types")
@@ -802,7 +826,7 @@ def main() -> None:
                        ("phi3-fused", "phi3"), ("phi3-longrope", "phi3"), ("gemma3-swa", "gemma3"),
                        ("gemma2-softcap", "gemma2"), ("qwen3moe-experts", "qwen3moe"), ("mixtral-experts", "llama"),
                        ("qwen2moe-shared", "qwen2moe"), ("olmo2-post", "olmo2"), ("olmo3-swa", "olmo2"),
-                       ("olmoe-experts", "olmoe")):
+                       ("olmoe-experts", "olmoe"), ("gemma-geglu", "gemma")):
         if name in built:
             # TextModel writes the key/value lengths where config.json has a head_dim that is not null
             has_head_dim = json.loads((MODELS / name / "config.json").read_text()).get("head_dim") is not None and arch != "granite"

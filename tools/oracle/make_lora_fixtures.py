@@ -104,6 +104,9 @@ CASES = [
     dict(name="olmo3-swa", model="olmo3-swa", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False, seed=119),
     dict(name="olmoe-experts", model="olmoe-experts", targets=ATTENTION, r=4, alpha=8, rslora=False, steps=False,
          seed=120),
+    # The first Gemma: GeGLU, norms of 1 + w, scaled embeddings, MQA.
+    dict(name="gemma-geglu", model="gemma-geglu", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False,
+         seed=121),
     # max_grad_norm 2.0 here (1.0 elsewhere): its gradient norms straddle 2, so both sides of the clip are tested.
     dict(name="opt-preln", model="opt-preln", targets=OPT_ALL, r=4, alpha=8, rslora=False, steps=True, seed=105,
          max_grad_norm=2.0),

@@ -248,6 +248,9 @@ public enum GGUFExport {
         if architecture == "olmoe", config.normEpsilon != 1e-5 {
             warn("\(configPath): rms_norm_eps is \(config.normEpsilon), but llama.cpp's converter writes 1e-5 for OLMoE (and Hone, reading the GGUF, uses that)")
         }
+        if architecture == "gemma", config.ropeTheta != 10000 || config.ropeScaling != .none || !config.tieWordEmbeddings {
+            warn("\(configPath): llama.cpp's gemma takes rope base 10000 unscaled and the embedding as the output projection (the converter writes no rope key and drops lm_head), not this config's")
+        }
         if let llamaCppScale, config.attentionMultiplier != llamaCppScale {
             warn("\(configPath): query_pre_attn_scalar has no GGUF key; llama.cpp (and Hone, reading the GGUF) will scale attention by \(llamaCppScale), not \(config.attentionMultiplier ?? 0)")
         }
@@ -262,7 +265,8 @@ public enum GGUFExport {
         var expertStacks: [String: [Int: TensorView]] = [:]
         for name in store.tensorNames {
             if name.hasSuffix(".rotary_emb.inv_freq") { continue }
-            if name == "lm_head.weight", config.tieWordEmbeddings { continue }
+            // GemmaModel drops lm_head whatever the config says (llama.cpp projects with the embedding).
+            if name == "lm_head.weight", config.tieWordEmbeddings || architecture == "gemma" { continue }
             if config.isMixtureOfExperts, let stacked = ExpertNames.ggufStack(forHuggingFace: name) {
                 expertStacks[stacked.name, default: [:]][stacked.expert] = try store.tensor(name)
                 continue
@@ -322,11 +326,14 @@ public enum GGUFExport {
         var metadata = try modelMetadata(config: config, raw: rawConfig, architecture: architecture, directory: directory,
                                          fileType: scheme.fileType)
         if var vocabulary = try GGUFVocabulary.metadata(directory: directory, vocabularySize: config.vocabularySize) {
-            if ["gemma2", "gemma3"].contains(architecture),
+            if ["gemma", "gemma2", "gemma3"].contains(architecture),
                vocabulary.contains(where: { $0.key == "tokenizer.ggml.model" && $0.value == .string("llama") }) {
                 // Gemma's converters add the SentencePiece vocabulary, then say it has no dummy prefix (llama.cpp
-                // would otherwise add one, as for Llama).
+                // would otherwise add one, as for Llama); the first Gemma's also names <end_of_turn> (107) as EOT.
                 vocabulary.removeAll { $0.key == "tokenizer.ggml.add_space_prefix" }
+                if architecture == "gemma", !vocabulary.contains(where: { $0.key == "tokenizer.ggml.eot_token_id" }) {
+                    vocabulary.append(("tokenizer.ggml.eot_token_id", .unsigned(UInt64(GemmaConfig.endOfTurnTokenID)), 4, nil))
+                }
                 vocabulary.append(("tokenizer.ggml.add_space_prefix", .bool(false), 7, nil))
             }
             metadata += vocabulary
@@ -377,6 +384,20 @@ public enum GGUFExport {
             f32("\(a).rope.freq_base", config.ropeTheta)
             entries.append(("general.file_type", .unsigned(UInt64(fileType)), 4, nil))
             try u32("\(a).attention.sliding_window", config.declaredSlidingWindow ?? 0)  // 0: none (Phi-4-mini)
+            try u32("general.quantization_version", 2)
+            return entries
+        }
+        if architecture == "gemma" {  // GemmaModel.set_gguf_parameters, in its order (no rope keys)
+            try u32("\(a).context_length", config.maxPositionEmbeddings)
+            try u32("\(a).embedding_length", config.hiddenSize)
+            try u32("\(a).block_count", config.layerCount)
+            try u32("\(a).feed_forward_length", config.intermediateSize)
+            try u32("\(a).attention.head_count", config.headCount)
+            try u32("\(a).attention.head_count_kv", config.keyValueHeadCount)
+            f32("\(a).attention.layer_norm_rms_epsilon", Double(config.normEpsilon))
+            try u32("\(a).attention.key_length", config.headDimension)
+            try u32("\(a).attention.value_length", config.headDimension)
+            entries.append(("general.file_type", .unsigned(UInt64(fileType)), 4, nil))
             try u32("general.quantization_version", 2)
             return entries
         }

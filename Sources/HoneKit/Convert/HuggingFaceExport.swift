@@ -219,6 +219,10 @@ public enum HuggingFaceExport {
             json["final_logit_softcapping"] = config.finalLogitSoftcap.map { decimal(Double($0)) } ?? NSNull()
             json["attn_logit_softcapping"] = config.attentionLogitSoftcap.map { decimal(Double($0)) } ?? NSNull()
         }
+        if config.modelType == "gemma" {
+            json["hidden_act"] = "gelu_pytorch_tanh"
+            json["head_dim"] = config.headDimension
+        }
         if config.modelType == "olmo3" {
             json["sliding_window"] = config.slidingWindow ?? NSNull()
             json["layer_types"] = (0..<config.layerCount).map { config.slidingWindowLayers.contains($0) ? "sliding_attention" : "full_attention" }

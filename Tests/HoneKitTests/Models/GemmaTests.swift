@@ -59,6 +59,37 @@ import Testing
         #expect(gguf.tieWordEmbeddings && gguf.normWeightOffset == 0)
     }
 
+    /// The first Gemma: no post norms, q/k norms, windows or caps; the Hub's legacy hidden_act "gelu" read as the
+    /// tanh approximation; 1/√head_dim; the GGUF tied as llama.cpp runs it.
+    @Test func gemmaSettings() throws {
+        let config = try Self.config("gemma-geglu")
+        let gguf = try ModelConfig.fromGGUF(GGUFFile(path: Repository.fixture("gguf/gemma-geglu-f32.gguf")))
+        for (config, offset) in [(config, Float(1)), (gguf, 0)] {
+            #expect(config.modelType == "gemma" && config.architecture.name == "gemma" && config.gatedGELU)
+            #expect(!config.sandwichNorms && config.inputNorms && !config.queryKeyNorm && config.slidingWindow == nil)
+            #expect(config.attentionLogitSoftcap == nil && config.finalLogitSoftcap == nil && config.attentionMultiplier == nil)
+            #expect(config.embeddingMultiplier == Float(64.0.squareRoot()) && config.tieWordEmbeddings)
+            #expect(config.normWeightOffset == offset && config.headDimension == 32 && !config.ropeInterleaved)
+        }
+        let path = Repository.fixture("models/gemma-geglu/config.json")
+        var values = try JSONConfig(path: path).values
+        values["hidden_act"] = "relu"
+        #expect(throws: HoneError.self) { try GemmaConfig.configFromHuggingFace(JSONConfig(values: values, path: path), modelType: "gemma") }
+    }
+
+    /// The Hub's Gemma 2 and 3 config.json files also say hidden_act (gelu_pytorch_tanh), which the Llama reader
+    /// alone refuses.
+    @Test func hubConfigsWithHiddenAct() throws {
+        for fixture in ["gemma2-softcap", "gemma3-legacy"] {
+            let path = Repository.fixture("models/\(fixture)/config.json")
+            var values = try JSONConfig(path: path).values
+            values["hidden_act"] = "gelu_pytorch_tanh"
+            let modelType = try #require(values["model_type"] as? String)
+            let config = try ModelArchitectures.forModelType(modelType)!.configFromHuggingFace(JSONConfig(values: values, path: path), modelType)
+            #expect(config.gatedGELU, "\(fixture)")
+        }
+    }
+
     /// Each value is JSON text, set in the fixture's config.json in place of the key's value.
     @Test(arguments: [
         ("final_logit_softcapping", "30.0", "final_logit_softcapping"),

@@ -41,7 +41,7 @@ enum Gemma2Config {
 
     static func configFromHuggingFace(_ json: JSONConfig, modelType: String) throws -> ModelConfig {
         let path = json.path
-        var config = try LlamaConfig.configFromHuggingFace(json, modelType: modelType)
+        var config = try LlamaConfig.configFromHuggingFace(json, modelType: modelType, gatedSiLU: false)
         Gemma3Config.applyGemmaBlock(&config, modelType: "gemma2")
         try Gemma3Config.readGemmaSettings(json, into: &config)
         guard config.ropeScaling == .none else {

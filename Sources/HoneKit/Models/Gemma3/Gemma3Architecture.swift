@@ -84,7 +84,7 @@ enum Gemma3Config {
 
     static func configFromHuggingFace(_ json: JSONConfig, modelType: String) throws -> ModelConfig {
         let path = json.path
-        var config = try LlamaConfig.configFromHuggingFace(json, modelType: modelType)
+        var config = try LlamaConfig.configFromHuggingFace(json, modelType: modelType, gatedSiLU: false)
         applyGemmaBlock(&config)
         try readGemmaSettings(json, into: &config)
         for key in ["final_logit_softcapping", "attn_logit_softcapping"] where json.has(key) && !(json.values[key] is NSNull) {

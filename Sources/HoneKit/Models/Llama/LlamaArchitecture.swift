@@ -63,13 +63,15 @@ enum LlamaConfig {
 
     /// GGUF architectures whose Q/K rows stay in HF's order (llama.cpp's NEOX rope), not permuted for adjacent pairs.
     static func keepsRotaryLayout(_ architecture: String) -> Bool {
-        ["qwen2", "qwen3", "qwen2moe", "qwen3moe", "phi3", "gemma2", "gemma3", "olmo2", "olmoe"].contains(architecture)
+        ["qwen2", "qwen3", "qwen2moe", "qwen3moe", "phi3", "gemma", "gemma2", "gemma3", "olmo2", "olmoe"].contains(architecture)
     }
 
     /// llama.cpp's SmolLM3: every fourth layer (3, 7, ...) attends without rotary positions.
     static let smolLM3NoRopeInterval = 4
 
-    static func configFromHuggingFace(_ json: JSONConfig, modelType: String) throws -> ModelConfig {
+    /// `gatedSiLU` false: the caller reads the activation itself (Gemma's GeGLU, whose Hub configs also say
+    /// hidden_act).
+    static func configFromHuggingFace(_ json: JSONConfig, modelType: String, gatedSiLU: Bool = true) throws -> ModelConfig {
         let hidden = try json.int("hidden_size")
         let heads = try json.int("num_attention_heads")
         guard heads > 0, hidden > 0 else {
@@ -92,7 +94,7 @@ enum LlamaConfig {
             maxPositionEmbeddings: try json.int("max_position_embeddings", default: 2048),
             normEpsilon: Float(try json.double("rms_norm_eps", default: 1e-6)),
             tieWordEmbeddings: try json.bool("tie_word_embeddings", default: false))
-        config.hiddenActivation = json.string("hidden_act") ?? "silu"
+        config.hiddenActivation = gatedSiLU ? json.string("hidden_act") ?? "silu" : "silu"
         guard config.hiddenActivation == "silu" else {
             throw HoneError.invalidConfig(path: json.path, message: "hidden_act '\(config.hiddenActivation)' is not supported (silu is)")
         }
