@@ -9,7 +9,7 @@ head_dim 128 (hidden 640, not a multiple of 256, so llama-quantize falls back fo
 rotation), Gemma 3 270M (sliding-window layers with their own rope base, norms after each half, GeGLU) and
 Gemma 2 2B (soft caps on attention scores and logits; a SentencePiece vocabulary trained for it), Gemma 2B (the
 first Gemma: GeGLU, MQA, head_dim 256; the same kind of vocabulary), the mixtures
-of experts of Qwen3-30B-A3B, Qwen1.5-MoE, Mixtral and OLMoE (narrower; routers and experts random), OLMo 2 1B
+of experts of Qwen3-30B-A3B, Qwen1.5-MoE, Mixtral, OLMoE and Granite-3.1-1B-A400M (narrower; routers and experts random), OLMo 2 1B
 (norms after each half only, q/k norms across the heads) and OLMo 3 (windowed layers, YaRN), the others with the default
 model's tokenizer; converts each with the peer's `convert_hf_to_gguf.py` to f32 and quantizes it with
 llama-quantize to every type Hone quantizes. For each file it prints
@@ -120,6 +120,11 @@ SHAPES = {
     "gemma": dict(model_type="gemma", hidden_size=2048, num_attention_heads=8, num_key_value_heads=1, head_dim=256,
                   intermediate_size=16384, num_hidden_layers=4, tie_word_embeddings=True, rope_theta=1e4,
                   rms_norm_eps=1e-6, pad_token_id=0, spm_vocabulary=8000),
+    # Granite-3.1-1B-A400M's block (its four multipliers, 32 experts of 512, 8 per token, renormalized), two layers.
+    "granitemoe": dict(model_type="granitemoe", hidden_size=1024, num_attention_heads=16, num_key_value_heads=8,
+                       intermediate_size=512, num_local_experts=32, num_experts_per_tok=8, num_hidden_layers=2,
+                       tie_word_embeddings=True, rope_theta=1e4, rms_norm_eps=1e-6, embedding_multiplier=12.0,
+                       residual_multiplier=0.22, attention_multiplier=0.015625, logits_scaling=6.0),
     # OLMo-2-0425-1B's block (no input norms, norms after each half, q/k norms across all 16 heads), four layers;
     # untied (llama.cpp's olmo2 requires output.weight).
     "olmo2": dict(model_type="olmo2", hidden_size=2048, num_attention_heads=16, num_key_value_heads=16,

@@ -50,6 +50,8 @@ from transformers import (  # noqa: E402
     Gemma3TextConfig,
     GraniteConfig,
     GraniteForCausalLM,
+    GraniteMoeConfig,
+    GraniteMoeForCausalLM,
     MixtralConfig,
     MixtralForCausalLM,
     Olmo2Config,
@@ -263,6 +265,15 @@ SPECS = {
         dict(SMALL_FF, num_key_value_heads=4, intermediate_size=32, num_experts=4, num_experts_per_tok=2,
              norm_topk_prob=False, pad_token_id=0),
         125, "legacy"),
+    # Granite-MoE: Granite 3's multipliers (as granite-mult) and 4 experts of 32, 2 per token, stacked as the Hub's
+    # files hold them (block_sparse_moe.input_linear [experts, 2 x ffn, hidden], output_linear, router.layer); the
+    # softmax over the chosen experts' logits (= renormalized).
+    "granitemoe-experts": (
+        GraniteMoeForCausalLM, GraniteMoeConfig,
+        dict(SMALL_FF, intermediate_size=32, num_local_experts=4, num_experts_per_tok=2, embedding_multiplier=12.0,
+             residual_multiplier=0.22, attention_multiplier=0.0078125, logits_scaling=8.0, tie_word_embeddings=True,
+             rope_theta=10000.0),
+        127, "legacy"),
     "opt-preln": (
         OPTForCausalLM, OPTConfig,
         dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
@@ -300,7 +311,7 @@ def build(name: str):
     plan = oc.randomize_(model, seed)
     with torch.no_grad():
         for pname, p in model.named_parameters():
-            if pname.endswith(("mlp.gate.weight", "block_sparse_moe.gate.weight")):
+            if pname.endswith(("mlp.gate.weight", "block_sparse_moe.gate.weight", "block_sparse_moe.router.weight")):
                 p.mul_(ROUTER_GAIN)
                 plan[pname] += f" x {ROUTER_GAIN}"
     return model, plan
@@ -512,8 +523,8 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
                   "phi3": gguf.MODEL_ARCH.PHI3, "gemma3": gguf.MODEL_ARCH.GEMMA3,
                   "gemma2": gguf.MODEL_ARCH.GEMMA2, "gemma": gguf.MODEL_ARCH.GEMMA, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
                   "qwen2moe": gguf.MODEL_ARCH.QWEN2MOE, "olmo2": gguf.MODEL_ARCH.OLMO2,
-                  "olmoe": gguf.MODEL_ARCH.OLMOE}[arch]
-    permutes = arch in ("llama", "smollm3", "granite")  # LlamaModel's Q/K permutation (its subclasses inherit it)
+                  "olmoe": gguf.MODEL_ARCH.OLMOE, "granitemoe": gguf.MODEL_ARCH.GRANITE_MOE}[arch]
+    permutes = arch in ("llama", "smollm3", "granite", "granitemoe")  # LlamaModel's Q/K permutation (its subclasses inherit it)
     tmap = gguf.get_tensor_name_map(model_arch, n_layer)
 
     w = gguf.GGUFWriter(path=None, arch=arch)
@@ -543,6 +554,13 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
     experts: dict[tuple[int, str], dict[int, torch.Tensor]] = {}
     for hf_name, t in read_hf_tensors(model_dir).items():
         if hf_name.endswith((".attention.masked_bias", ".attention.bias", ".rotary_emb.inv_freq")):
+            continue
+        if hf_name.endswith("block_sparse_moe.input_linear.weight"):
+            # GraniteMoeModel.modify_tensors: each expert's gate rows, then its up rows, as two stacks
+            bid = int(hf_name.split(".")[2])
+            gate, up = t.to(torch.float32).split(cfg["intermediate_size"], dim=-2)
+            items.append((f"blk.{bid}.ffn_gate_exps.weight", gate.contiguous()))
+            items.append((f"blk.{bid}.ffn_up_exps.weight", up.contiguous()))
             continue
         if ".experts." in hf_name:
             # Qwen2MoeModel / LlamaModel.modify_tensors: a layer's experts stacked into one [experts, rows, columns]
@@ -686,7 +704,7 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
         if permutes:  # LlamaModel.set_gguf_parameters
             w.add_vocab_size(cfg["vocab_size"])
             w.add_rope_dimension_count(head_dim)
-        if arch == "granite":  # GraniteModel.set_gguf_parameters
+        if arch in ("granite", "granitemoe"):  # GraniteModel.set_gguf_parameters
             w.add_attention_scale(cfg["attention_multiplier"])
             w.add_embedding_scale(cfg["embedding_multiplier"])
             w.add_residual_scale(cfg["residual_multiplier"])
@@ -826,10 +844,10 @@ def main() -> None:
                        ("phi3-fused", "phi3"), ("phi3-longrope", "phi3"), ("gemma3-swa", "gemma3"),
                        ("gemma2-softcap", "gemma2"), ("qwen3moe-experts", "qwen3moe"), ("mixtral-experts", "llama"),
                        ("qwen2moe-shared", "qwen2moe"), ("olmo2-post", "olmo2"), ("olmo3-swa", "olmo2"),
-                       ("olmoe-experts", "olmoe"), ("gemma-geglu", "gemma")):
+                       ("olmoe-experts", "olmoe"), ("gemma-geglu", "gemma"), ("granitemoe-experts", "granitemoe")):
         if name in built:
             # TextModel writes the key/value lengths where config.json has a head_dim that is not null
-            has_head_dim = json.loads((MODELS / name / "config.json").read_text()).get("head_dim") is not None and arch != "granite"
+            has_head_dim = json.loads((MODELS / name / "config.json").read_text()).get("head_dim") is not None and arch not in ("granite", "granitemoe")
             write_gguf(MODELS / name, GGUF_DIR / f"{name}-f32.gguf", arch, gguf.LlamaFileType.ALL_F32, name=name,
                        head_dim_keys=has_head_dim)
     if "qwen3moe-experts" in built:

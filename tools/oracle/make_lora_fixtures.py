@@ -104,6 +104,9 @@ CASES = [
     dict(name="olmo3-swa", model="olmo3-swa", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False, seed=119),
     dict(name="olmoe-experts", model="olmoe-experts", targets=ATTENTION, r=4, alpha=8, rslora=False, steps=False,
          seed=120),
+    # Granite-MoE: through the multipliers and the experts stacked as input_linear / output_linear.
+    dict(name="granitemoe-experts", model="granitemoe-experts", targets=ATTENTION, r=4, alpha=8, rslora=False,
+         steps=False, seed=122),
     # The first Gemma: GeGLU, norms of 1 + w, scaled embeddings, MQA.
     dict(name="gemma-geglu", model="gemma-geglu", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False,
          seed=121),

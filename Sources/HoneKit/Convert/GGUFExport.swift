@@ -267,6 +267,27 @@ public enum GGUFExport {
             if name.hasSuffix(".rotary_emb.inv_freq") { continue }
             // GemmaModel drops lm_head whatever the config says (llama.cpp projects with the embedding).
             if name == "lm_head.weight", config.tieWordEmbeddings || architecture == "gemma" { continue }
+            if config.modelType == "granitemoe", let (layer, role) = GraniteMoENames.stack(name) {
+                // GraniteMoeModel.modify_tensors: input_linear split into the gate and up stacks (each expert's
+                // first half of rows, then its second); output_linear is the down stack as it is.
+                let view = try store.tensor(name)
+                guard view.shape.count == 3, view.shape[0] == config.expertCount else {
+                    throw HoneError.tensorShape(name: name, expected: [config.expertCount, -1, -1], actual: view.shape, path: store.location)
+                }
+                let matrices = (0..<config.expertCount).map { view.matrix($0) }
+                let halves: [(String, [TensorView])]
+                if role == "inputs" {
+                    let half = view.shape[1] / 2
+                    halves = [("ffn_gate_exps", matrices.map { $0.rows(0..<half) }), ("ffn_up_exps", matrices.map { $0.rows(half..<(2 * half)) })]
+                } else {
+                    halves = [("ffn_down_exps", matrices)]
+                }
+                for (stem, parts) in halves {
+                    tensors.append(ExportTensor(name: "blk.\(layer).\(stem).weight", shape: [parts.count] + parts[0].shape, source: parts[0],
+                                                sourceRow: nil, plannedType: view.dtype, parts: parts))
+                }
+                continue
+            }
             if config.isMixtureOfExperts, let stacked = ExpertNames.ggufStack(forHuggingFace: name) {
                 expertStacks[stacked.name, default: [:]][stacked.expert] = try store.tensor(name)
                 continue
@@ -454,7 +475,7 @@ public enum GGUFExport {
             try u32("\(a).expert_count", config.expertCount)
             try u32("\(a).expert_used_count", config.expertsPerToken)
         }
-        if raw.has("head_dim") || architecture == "gemma3", architecture != "granite" {  // GraniteModel drops head_dim
+        if raw.has("head_dim") || architecture == "gemma3", !LlamaConfig.isGranite(architecture) {  // GraniteModel drops head_dim
             try u32("\(a).attention.key_length", config.headDimension)
             try u32("\(a).attention.value_length", config.headDimension)
         }
@@ -465,7 +486,7 @@ public enum GGUFExport {
                 try u32("\(a).expert_shared_feed_forward_length", config.sharedExpertIntermediateSize)
             }
         }
-        if ["llama", "smollm3", "granite"].contains(architecture) {  // the converter's LlamaModel and its subclasses
+        if ["llama", "smollm3", "granite", "granitemoe"].contains(architecture) {  // the converter's LlamaModel and its subclasses
             try u32("\(a).vocab_size", config.vocabularySize)
             try u32("\(a).rope.dimension_count", config.rotaryDimension)
         }
@@ -478,7 +499,7 @@ public enum GGUFExport {
             entries.append(("\(a).attention.sliding_window_pattern",
                             .array((0..<config.layerCount).map { .bool(config.slidingWindowLayers.contains($0)) }), 9, 7))
         }
-        if architecture == "granite" {  // GraniteModel: each multiplier the config gives (and that is not 0)
+        if LlamaConfig.isGranite(architecture) {  // GraniteModel: each multiplier the config gives (and that is not 0)
             for (configKey, ggufKey) in [("attention_multiplier", "attention.scale"), ("embedding_multiplier", "embedding_scale"),
                                          ("residual_multiplier", "residual_scale"), ("logits_scaling", "logit_scale")] {
                 if let value = try? raw.double(configKey), value != 0 { f32("\(a).\(ggufKey)", value) }

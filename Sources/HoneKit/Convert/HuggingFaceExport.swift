@@ -43,6 +43,10 @@ public enum HuggingFaceExport {
         // LongRoPE's factor tensors go back into config.json (rope_scaling), where HF keeps them.
         let factorTensors = [Phi3Config.longFactorsTensor, Phi3Config.shortFactorsTensor]
         for info in gguf.tensorInfos where !(config.modelType == "phi3" && factorTensors.contains(info.name)) {
+            if config.modelType == "granitemoe", let tensors = try graniteExpertTensors(info, gguf: gguf, config: config, dtype: dtype) {
+                entries += tensors
+                continue
+            }
             if config.isMixtureOfExperts, let expertNames = ExpertNames.huggingFaceNames(
                 forGGUF: info.name, modelType: config.modelType, experts: config.expertCount) {
                 entries += try expertTensors(info, names: expertNames, gguf: gguf, config: config, dtype: dtype)
@@ -135,6 +139,47 @@ public enum HuggingFaceExport {
         return tensors
     }
 
+    /// Granite-MoE's router as `router.layer`, and its experts stacked again as the Hub's files hold them: gate and
+    /// up as `input_linear` [experts, 2 × ffn, hidden] (each expert's gate rows, then its up rows; made once, from
+    /// the gate stack), down as `output_linear`. nil for tensors that are not the experts'.
+    static func graniteExpertTensors(_ info: GGUFTensorInfo, gguf: GGUFFile, config: ModelConfig,
+                                     dtype: DType) throws -> [ExportTensor]? {
+        let parts = info.name.split(separator: ".").map(String.init)
+        guard parts.count == 4, parts[0] == "blk", let layer = Int(parts[1]) else { return nil }
+        func matrices(_ name: String) throws -> [TensorView] {
+            guard let stack = gguf.tensorInfos.first(where: { $0.name == name }) else {
+                throw HoneError.missingTensor(name: name, path: gguf.path)
+            }
+            guard stack.shape.count == 3, stack.shape[0] == config.expertCount else {
+                throw HoneError.tensorShape(name: name, expected: [config.expertCount, -1, -1], actual: stack.shape, path: gguf.path)
+            }
+            let view = try gguf.tensorView(stack)
+            return (0..<config.expertCount).map { view.matrix($0) }
+        }
+        // One 3-D tensor [experts, rows, columns] of `matrices`, in order: one or more matrices per expert.
+        func stack(_ name: String, _ matrices: [TensorView]) -> ExportTensor {
+            let perExpert = matrices.count / config.expertCount
+            return ExportTensor(name: name, shape: [config.expertCount, perExpert * matrices[0].shape[0], matrices[0].shape[1]],
+                                source: matrices[0], sourceRow: nil, plannedType: dtype, parts: matrices)
+        }
+        switch parts[2] {
+        case "ffn_gate_inp":
+            let view = try gguf.tensorView(info)
+            return [ExportTensor(name: GraniteMoENames.router(layer: layer), shape: info.shape, source: view, sourceRow: nil, plannedType: dtype)]
+        case "ffn_gate_exps":
+            let gates = try matrices(info.name), ups = try matrices("blk.\(layer).ffn_up_exps.weight")
+            return [stack(GraniteMoENames.inputs(layer: layer), zip(gates, ups).flatMap { [$0, $1] })]
+        case "ffn_up_exps":
+            return []  // written with the gates
+        case "ffn_gate_up_exps":
+            return [stack(GraniteMoENames.inputs(layer: layer), try matrices(info.name))]
+        case "ffn_down_exps":
+            return [stack(GraniteMoENames.outputs(layer: layer), try matrices(info.name))]
+        default:
+            return nil
+        }
+    }
+
     /// The output may be absent or an empty directory; anything else is refused rather than overwritten.
     static func checkOutputDirectory(_ output: String) throws {
         var isDirectory: ObjCBool = false
@@ -189,7 +234,7 @@ public enum HuggingFaceExport {
         default:
             break
         }
-        if config.modelType == "granite" {
+        if LlamaConfig.isGranite(config.modelType) {
             json["embedding_multiplier"] = decimal(Double(config.embeddingMultiplier))
             json["residual_multiplier"] = decimal(Double(config.residualMultiplier))
             json["attention_multiplier"] = decimal(Double(config.attentionMultiplier ?? 1 / Float(config.headDimension).squareRoot()))
@@ -226,6 +271,10 @@ public enum HuggingFaceExport {
         if config.modelType == "olmo3" {
             json["sliding_window"] = config.slidingWindow ?? NSNull()
             json["layer_types"] = (0..<config.layerCount).map { config.slidingWindowLayers.contains($0) ? "sliding_attention" : "full_attention" }
+        }
+        if config.modelType == "granitemoe" {
+            json["num_local_experts"] = config.expertCount
+            json["intermediate_size"] = config.expertIntermediateSize
         }
         if config.modelType == "olmoe" {
             json["num_experts"] = config.expertCount

@@ -11,7 +11,8 @@ import Testing
     static let cases = ["llama-gqa", "llama-gqa-qv", "qwen2-bias-rslora", "llama-tied-llama3-r2", "opt-preln", "qwen3-qknorm",
                         "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope", "gemma3-swa", "gemma3-legacy",
                         "gemma2-softcap", "qwen3moe-experts", "qwen3moe-unnormalized", "mixtral-experts",
-                        "qwen2moe-shared", "olmo2-post", "olmo3-swa", "olmoe-experts", "gemma-geglu"]
+                        "qwen2moe-shared", "olmo2-post", "olmo3-swa", "olmoe-experts", "gemma-geglu",
+                        "granitemoe-experts"]
 
     struct Case {
         let directory: String

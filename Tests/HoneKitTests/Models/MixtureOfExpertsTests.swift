@@ -45,6 +45,21 @@ import Testing
         #expect(mixtral.normalizesExpertWeights && mixtral.expertsPerToken == 2)
     }
 
+    /// Granite-MoE: Granite's four multipliers, experts stacked in the checkpoint, always renormalized; GGUF
+    /// granitemoe with its multiplier keys and Llama's permuted Q/K rows.
+    @Test func graniteMoE() throws {
+        let hf = try Self.config("granitemoe-experts")
+        let gguf = try ModelConfig.fromGGUF(GGUFFile(path: Repository.fixture("gguf/granitemoe-experts-f32.gguf")))
+        for config in [hf, gguf] {
+            #expect(config.modelType == "granitemoe" && config.expertCount == 4 && config.expertsPerToken == 2)
+            #expect(config.expertIntermediateSize == 32 && config.normalizesExpertWeights)
+            #expect(config.embeddingMultiplier == 12 && config.residualMultiplier == 0.22 && config.logitsScaling == 8)
+            #expect(config.attentionMultiplier == 0.0078125)
+        }
+        #expect(!hf.ropeInterleaved && gguf.ropeInterleaved)
+        #expect(hf.architecture.summaryLines(hf).joined().contains("multipliers:  embedding 12.0"))
+    }
+
     /// Qwen2-MoE: q/k/v biases, a gated shared expert, and (as llama.cpp's qwen2moe always) no renormalization.
     @Test func qwen2MoE() throws {
         let hf = try Self.config("qwen2moe-shared")

@@ -12,8 +12,8 @@ extension ModelArchitecture {
         huggingFaceModelTypes: ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
                                 "qwen3": "Qwen3ForCausalLM", "smollm3": "SmolLM3ForCausalLM", "granite": "GraniteForCausalLM",
                                 "mixtral": "MixtralForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM",
-                                "qwen3_moe": "Qwen3MoeForCausalLM"],
-        ggufArchitectures: ["llama", "mistral", "qwen2", "qwen3", "smollm3", "granite", "qwen2moe", "qwen3moe"],
+                                "qwen3_moe": "Qwen3MoeForCausalLM", "granitemoe": "GraniteMoeForCausalLM"],
+        ggufArchitectures: ["llama", "mistral", "qwen2", "qwen3", "smollm3", "granite", "qwen2moe", "qwen3moe", "granitemoe"],
         configFromHuggingFace: { json, modelType in try LlamaConfig.configFromHuggingFace(json, modelType: modelType) },
         configFromGGUF: { gguf, architecture in try LlamaConfig.configFromGGUF(gguf, architecture: architecture) },
         build: { config, weights in try LlamaModel(config: config, weights: weights) },
@@ -28,7 +28,7 @@ extension ModelArchitecture {
         ggufNames: GGUFTensorNames(
             architecture: { modelType in
                 ["qwen2_moe": "qwen2moe", "qwen3_moe": "qwen3moe"][modelType]
-                    ?? (["qwen2", "qwen3", "smollm3", "granite"].contains(modelType) ? modelType : "llama")
+                    ?? (["qwen2", "qwen3", "smollm3", "granite", "granitemoe"].contains(modelType) ? modelType : "llama")
             },
             gguf: { LlamaTensorNames.gguf(fromHuggingFace: $0) },
             huggingFace: { LlamaTensorNames.huggingFace(fromGGUF: $0) },
@@ -39,7 +39,7 @@ extension ModelArchitecture {
             }),
         summaryLines: { config in
             let unrotated = config.layersWithoutRotation.sorted()
-            let multipliers = config.modelType != "granite" ? [] : [
+            let multipliers = !LlamaConfig.isGranite(config.modelType) ? [] : [
                 "multipliers:  embedding \(config.embeddingMultiplier), residual \(config.residualMultiplier), attention \(config.attentionMultiplier.map { "\($0)" } ?? "1/√head_dim"), logits ÷ \(config.logitsScaling)"]
             let experts = !config.isMixtureOfExperts ? [] : [
                 "experts:      \(config.expertCount) per layer of intermediate size \(config.expertIntermediateSize), \(config.expertsPerToken) per token"
@@ -65,6 +65,10 @@ enum LlamaConfig {
     static func keepsRotaryLayout(_ architecture: String) -> Bool {
         ["qwen2", "qwen3", "qwen2moe", "qwen3moe", "phi3", "gemma", "gemma2", "gemma3", "olmo2", "olmoe"].contains(architecture)
     }
+
+    /// Granite 3's dense and mixture-of-experts models (the same `model_type` and GGUF architecture names), whose
+    /// blocks take the four multipliers.
+    static func isGranite(_ name: String) -> Bool { name == "granite" || name == "granitemoe" }
 
     /// llama.cpp's SmolLM3: every fourth layer (3, 7, ...) attends without rotary positions.
     static let smolLM3NoRopeInterval = 4
@@ -99,8 +103,8 @@ enum LlamaConfig {
             throw HoneError.invalidConfig(path: json.path, message: "hidden_act '\(config.hiddenActivation)' is not supported (silu is)")
         }
         if modelType == "qwen3" || modelType == "qwen3_moe" { config.queryKeyNorm = true }
-        if ["mixtral", "qwen2_moe", "qwen3_moe"].contains(modelType) { try readExperts(json, modelType: modelType, into: &config) }
-        if modelType == "granite" {
+        if ["mixtral", "qwen2_moe", "qwen3_moe", "granitemoe"].contains(modelType) { try readExperts(json, modelType: modelType, into: &config) }
+        if isGranite(modelType) {
             config.embeddingMultiplier = Float(try json.double("embedding_multiplier", default: 1))
             config.residualMultiplier = Float(try json.double("residual_multiplier", default: 1))
             config.attentionMultiplier = Float(try json.double("attention_multiplier", default: 1))
@@ -150,7 +154,14 @@ enum LlamaConfig {
     /// a gated shared expert every token goes through.
     static func readExperts(_ json: JSONConfig, modelType: String, into config: inout ModelConfig) throws {
         func refuse(_ message: String) -> HoneError { HoneError.invalidConfig(path: json.path, message: message) }
-        if modelType == "olmoe" {
+        if modelType == "granitemoe" {
+            // Granite-MoE: intermediate_size is each expert's; the softmax over the chosen experts' logits is the
+            // full softmax renormalized over them. A shared MLP (granitemoeshared) is another model type.
+            config.expertCount = try json.int("num_local_experts", default: 8)
+            config.expertsPerToken = try json.int("num_experts_per_tok", default: 2)
+            config.expertIntermediateSize = config.intermediateSize
+            config.normalizesExpertWeights = true
+        } else if modelType == "olmoe" {
             // OLMoE: intermediate_size is each expert's; the chosen probabilities are used as they are by default.
             config.expertCount = try json.int("num_experts", default: json.int("num_local_experts", default: 64))
             config.expertsPerToken = try json.int("num_experts_per_tok", default: 8)
@@ -276,13 +287,13 @@ enum LlamaConfig {
         // llama.cpp's converter permutes Llama's Q/K rows for GGML's adjacent-pair rope; Qwen2/3 and Phi-3 keep HF's layout.
         config.ropeInterleaved = !keepsRotaryLayout(architecture)
         config.queryKeyNorm = gguf.tensorInfos.contains { $0.name == "blk.0.attn_q_norm.weight" }
-        if architecture == "granite" {
+        if isGranite(architecture) {
             // llama.cpp reads these four only for its Granite architectures.
-            config.embeddingMultiplier = Float(gguf.double("granite.embedding_scale") ?? 1)
-            config.residualMultiplier = Float(gguf.double("granite.residual_scale") ?? 1)
-            config.attentionMultiplier = gguf.double("granite.attention.scale").map(Float.init)
-            config.logitsScaling = Float(gguf.double("granite.logit_scale") ?? 1)
-            guard config.logitsScaling != 0 else { throw HoneError.invalidConfig(path: gguf.path, message: "granite.logit_scale must not be 0") }
+            config.embeddingMultiplier = Float(gguf.double("\(architecture).embedding_scale") ?? 1)
+            config.residualMultiplier = Float(gguf.double("\(architecture).residual_scale") ?? 1)
+            config.attentionMultiplier = gguf.double("\(architecture).attention.scale").map(Float.init)
+            config.logitsScaling = Float(gguf.double("\(architecture).logit_scale") ?? 1)
+            guard config.logitsScaling != 0 else { throw HoneError.invalidConfig(path: gguf.path, message: "\(architecture).logit_scale must not be 0") }
         }
         if architecture == "smollm3" {
             config.layersWithoutRotation = Set((0..<config.layerCount).filter { ($0 + 1) % smolLM3NoRopeInterval == 0 })
@@ -370,7 +381,7 @@ enum LlamaTensorNames {
         ("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down"),
         ("self_attn.q_norm", "attn_q_norm"), ("self_attn.k_norm", "attn_k_norm"),
         // The experts' routers (Qwen3-MoE's, Mixtral's); the experts are stacked (`ExpertNames`).
-        ("mlp.gate", "ffn_gate_inp"), ("block_sparse_moe.gate", "ffn_gate_inp"),
+        ("mlp.gate", "ffn_gate_inp"), ("block_sparse_moe.gate", "ffn_gate_inp"), ("block_sparse_moe.router.layer", "ffn_gate_inp"),
         // Qwen2-MoE's shared expert and its gate.
         ("mlp.shared_expert.gate_proj", "ffn_gate_shexp"), ("mlp.shared_expert.up_proj", "ffn_up_shexp"),
         ("mlp.shared_expert.down_proj", "ffn_down_shexp"), ("mlp.shared_expert_gate", "ffn_gate_inp_shexp"),

@@ -265,8 +265,9 @@ struct MixtureOfExperts {
 
 /// Where the router and the experts of a block are stored: HF checkpoints one matrix per expert (Qwen3-MoE's
 /// `mlp.experts.E.gate_proj`, Mixtral's `block_sparse_moe.experts.E.w1`), or transformers 5's stacked
-/// `mlp.experts.gate_up_proj` [experts, 2 × ffn, hidden] and `down_proj`; GGUF files one 3-D tensor per role
-/// (`ffn_gate_exps` [experts, ffn, hidden], ...) or gate and up stacked as `ffn_gate_up_exps`.
+/// `mlp.experts.gate_up_proj` [experts, 2 × ffn, hidden] and `down_proj`, or Granite-MoE's stacked
+/// `block_sparse_moe.input_linear` (the same layout) and `output_linear` behind `router.layer`; GGUF files one 3-D
+/// tensor per role (`ffn_gate_exps` [experts, ffn, hidden], ...) or gate and up stacked as `ffn_gate_up_exps`.
 enum ExpertNames {
     static func load(layer: Int, config: ModelConfig, weights: WeightStore) throws -> MixtureOfExperts {
         let (hidden, width, count) = (config.hiddenSize, config.expertIntermediateSize, config.expertCount)
@@ -304,6 +305,11 @@ enum ExpertNames {
                 let ups = try stacked("\(block).ffn_up_exps.weight", [width, hidden])
                 list = experts(inputs: zip(gates, ups).map { .separate(gate: $0, up: $1) }, downs: downs)
             }
+        } else if weights.contains(GraniteMoENames.inputs(layer: layer)) {
+            router = try matrix(GraniteMoENames.router(layer: layer), [count, hidden])
+            let fused = try stacked(GraniteMoENames.inputs(layer: layer), [2 * width, hidden])
+            let downs = try stacked(GraniteMoENames.outputs(layer: layer), [hidden, width])
+            list = experts(inputs: fused.map { .fused($0) }, downs: downs)
         } else {
             let mixtral = "model.layers.\(layer).block_sparse_moe"
             let module = weights.contains("\(mixtral).gate.weight") ? mixtral : "model.layers.\(layer).mlp"
@@ -376,6 +382,30 @@ extension ExpertNames {
     static func fusedUpNames(forGGUF name: String, modelType: String, experts: Int) -> [String]? {
         huggingFaceNames(forGGUF: name.replacingOccurrences(of: "ffn_gate_up_exps", with: "ffn_up_exps"),
                          modelType: modelType, experts: experts)
+    }
+}
+
+/// Granite-MoE's HF names: per layer a router, and the experts stacked (as transformers holds them in memory, and as
+/// the Hub's files have them).
+enum GraniteMoENames {
+    static func module(_ layer: Int) -> String { "model.layers.\(layer).block_sparse_moe" }
+    /// [experts, hidden]
+    static func router(layer: Int) -> String { module(layer) + ".router.layer.weight" }
+    /// [experts, 2 × ffn, hidden]: each expert's gate rows, then its up rows.
+    static func inputs(layer: Int) -> String { module(layer) + ".input_linear.weight" }
+    /// [experts, hidden, ffn]
+    static func outputs(layer: Int) -> String { module(layer) + ".output_linear.weight" }
+
+    /// The layer and role of an HF name: "inputs" or "outputs"; nil for other names.
+    static func stack(_ name: String) -> (layer: Int, role: String)? {
+        let parts = name.split(separator: ".").map(String.init)
+        guard parts.count == 6, parts[0] == "model", parts[1] == "layers", let layer = Int(parts[2]),
+              parts[3] == "block_sparse_moe", parts[5] == "weight" else { return nil }
+        switch parts[4] {
+        case "input_linear": return (layer, "inputs")
+        case "output_linear": return (layer, "outputs")
+        default: return nil
+        }
     }
 }
 
