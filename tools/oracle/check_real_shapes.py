@@ -117,9 +117,11 @@ SHAPES = {
                     intermediate_size=1024, num_local_experts=8, num_experts_per_tok=2, num_hidden_layers=2,
                     tie_word_embeddings=True, rope_theta=1e6, rms_norm_eps=1e-5, sliding_window=None),
     # Gemma-2B's shape with four layers (MQA, head_dim 256, GeGLU of 16384), a SentencePiece vocabulary of 8,000.
+    # Its tied output has no soft cap: the unit-variance embedding is scaled by 1/32 so that the logits stay within
+    # a few nats (at full scale both tools' perplexities overflow to inf).
     "gemma": dict(model_type="gemma", hidden_size=2048, num_attention_heads=8, num_key_value_heads=1, head_dim=256,
                   intermediate_size=16384, num_hidden_layers=4, tie_word_embeddings=True, rope_theta=1e4,
-                  rms_norm_eps=1e-6, pad_token_id=0, spm_vocabulary=8000),
+                  rms_norm_eps=1e-6, pad_token_id=0, spm_vocabulary=8000, embedding_gain=1 / 32),
     # Granite-3.1-1B-A400M's block (its four multipliers, 32 experts of 512, 8 per token, renormalized), two layers.
     "granitemoe": dict(model_type="granitemoe", hidden_size=1024, num_attention_heads=16, num_key_value_heads=8,
                        intermediate_size=512, num_local_experts=32, num_experts_per_tok=8, num_hidden_layers=2,
@@ -165,12 +167,15 @@ def make_model(name, shape, out):
     from oracle_common import randomize_
     shape = dict(shape)
     spm_vocabulary = shape.pop("spm_vocabulary", None)
+    embedding_gain = shape.pop("embedding_gain", None)
     ids = dict(vocab_size=spm_vocabulary, bos_token_id=2, eos_token_id=1) if spm_vocabulary else \
         dict(vocab_size=49152, bos_token_id=1, eos_token_id=2)
     config = AutoConfig.for_model(shape.pop("model_type"), **ids, **shape)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     with torch.no_grad():
         randomize_(model, seed=0)  # biases and norm weights random too, so a skipped one shows
+        if embedding_gain is not None:
+            model.get_input_embeddings().weight.mul_(embedding_gain)
     model.save_pretrained(out, safe_serialization=True)
     if spm_vocabulary:
         train_sentencepiece(out, spm_vocabulary)

@@ -36,7 +36,8 @@ public enum RopeScaling: Sendable, Equatable {
 /// One struct serves every architecture; fields an architecture does not use keep their defaults.
 public struct ModelConfig: Sendable {
     /// `model_type` (HF) or `general.architecture` (GGUF): "llama", "mistral", "qwen2", "qwen3", "smollm3", "granite",
-    /// "mixtral", "qwen2_moe", "qwen3_moe" (GGUF "qwen2moe", "qwen3moe"), "phi3", "gemma2", "gemma3", "opt", "gpt_neox".
+    /// "granitemoe", "mixtral", "qwen2_moe", "qwen3_moe" (GGUF "qwen2moe", "qwen3moe"), "phi3", "gemma", "gemma2",
+    /// "gemma3_text" (GGUF "gemma3"), "olmo2", "olmo3" (GGUF "olmo2"), "olmoe", "opt", "gpt_neox".
     public var modelType: String
     public var vocabularySize: Int
     public var hiddenSize: Int

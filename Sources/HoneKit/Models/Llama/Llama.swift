@@ -5,8 +5,9 @@ import HoneKernels
 /// and key before the rotation), SmolLM3 (some layers without rotation), Granite (scalar multipliers), for the phi3
 /// registry entry Phi-3 (q/k/v and gate/up fused) and for the gemma2 and gemma3 entries Gemma 2 and 3 (norms on
 /// each half's output too, a GeGLU MLP, local layers with a sliding window — Gemma 3's with a rope base of their
-/// own —, and Gemma 2's soft caps on attention scores and logits), Mixtral, Qwen2-MoE and Qwen3-MoE (a router and
-/// experts in place of the MLP): pre-norm decoder blocks with RMSNorm, grouped-query attention with rotary positions, and a
+/// own —, and Gemma 2's soft caps on attention scores and logits), the first Gemma, OLMo 2 and 3 (norms on the halves'
+/// outputs only, q/k norms across the heads), Mixtral, Qwen2-MoE, Qwen3-MoE, Granite-MoE and OLMoE (a router and
+/// experts in place of the MLP): decoder blocks with RMSNorm, grouped-query attention with rotary positions, and a
 /// gated MLP.
 public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     public let config: ModelConfig

@@ -5,8 +5,8 @@ import Foundation
 extension ModelArchitecture {
     /// Llama 1/2/3, TinyLlama, SmolLM, Mistral (full attention), Qwen2 (q/k/v biases), Qwen3 (per-head q/k norms),
     /// SmolLM3 (every fourth layer without rotary positions), Granite 3 (scalar multipliers), and the mixtures of
-    /// experts Mixtral (GGUF: llama with expert tensors), Qwen2-MoE (a shared expert too; GGUF: qwen2moe) and
-    /// Qwen3-MoE (GGUF: qwen3moe).
+    /// experts Mixtral (GGUF: llama with expert tensors), Qwen2-MoE (a shared expert too; GGUF: qwen2moe),
+    /// Qwen3-MoE (GGUF: qwen3moe) and Granite-MoE (Granite's multipliers; GGUF: granitemoe).
     public static let llama = ModelArchitecture(
         name: "llama",
         huggingFaceModelTypes: ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
