@@ -10,7 +10,8 @@ rotation), Gemma 3 270M (sliding-window layers with their own rope base, norms a
 Gemma 2 2B (soft caps on attention scores and logits; a SentencePiece vocabulary trained for it), Gemma 2B (the
 first Gemma: GeGLU, MQA, head_dim 256; the same kind of vocabulary), the mixtures
 of experts of Qwen3-30B-A3B, Qwen1.5-MoE, Mixtral, OLMoE and Granite-3.1-1B-A400M (narrower; routers and experts random), OLMo 2 1B
-(norms after each half only, q/k norms across the heads) and OLMo 3 (windowed layers, YaRN), the others with the default
+(norms after each half only, q/k norms across the heads), OLMo 3 (windowed layers, YaRN) and EXAONE 4 (1.2B, and
+the 32B's 64-layer windowed layout made narrow), the others with the default
 model's tokenizer; converts each with the peer's `convert_hf_to_gguf.py` to f32 and quantizes it with
 llama-quantize to every type Hone quantizes. For each file it prints
 
@@ -127,6 +128,19 @@ SHAPES = {
                        intermediate_size=512, num_local_experts=32, num_experts_per_tok=8, num_hidden_layers=2,
                        tie_word_embeddings=True, rope_theta=1e4, rms_norm_eps=1e-6, embedding_multiplier=12.0,
                        residual_multiplier=0.22, attention_multiplier=0.015625, logits_scaling=6.0),
+    # EXAONE-4.0-1.2B's block (no window: every layer global and rotated; post norms, per-head q/k norms), four
+    # layers, tied; and the 32B's layout made narrow (llama.cpp windows 64-layer EXAONE 4 models only): 64 layers of
+    # hidden 256, three in four local with a window of 128 keys and rotated with Llama 3 scaling ×16 (as the 32B),
+    # every fourth global without rotation.
+    "exaone4": dict(model_type="exaone4", hidden_size=2048, num_attention_heads=32, num_key_value_heads=8, head_dim=64,
+                    intermediate_size=4096, num_hidden_layers=4, tie_word_embeddings=True, rope_theta=1e6,
+                    rms_norm_eps=1e-5, sliding_window=None, layer_types=["full_attention"] * 4),
+    "exaone4-32b": dict(model_type="exaone4", hidden_size=256, num_attention_heads=4, num_key_value_heads=1, head_dim=64,
+                        intermediate_size=512, num_hidden_layers=64, tie_word_embeddings=False, rms_norm_eps=1e-5,
+                        sliding_window=128, sliding_window_pattern=4,
+                        rope_parameters={"rope_type": "llama3", "factor": 16.0, "low_freq_factor": 1.0,
+                                         "high_freq_factor": 4.0, "original_max_position_embeddings": 8192,
+                                         "rope_theta": 1e6}),
     # OLMo-2-0425-1B's block (no input norms, norms after each half, q/k norms across all 16 heads), four layers;
     # untied (llama.cpp's olmo2 requires output.weight).
     "olmo2": dict(model_type="olmo2", hidden_size=2048, num_attention_heads=16, num_key_value_heads=16,

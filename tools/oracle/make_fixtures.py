@@ -42,6 +42,8 @@ from transformers import (  # noqa: E402
     Phi3ForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Exaone4Config,
+    Exaone4ForCausalLM,
     GemmaConfig,
     GemmaForCausalLM,
     Gemma2Config,
@@ -274,6 +276,31 @@ SPECS = {
              residual_multiplier=0.22, attention_multiplier=0.0078125, logits_scaling=8.0, tie_word_embeddings=True,
              rope_theta=10000.0),
         127, "legacy"),
+    # EXAONE 4: OLMo 2's post norms with per-head q/k norms. Hybrid: 64 narrow layers (llama.cpp runs EXAONE 4's
+    # windows for 64-layer models only), three in four local with a window of 8 keys and rotated with Llama 3 rope
+    # scaling (x8 over 32 positions), every fourth global without rotary positions. Dense: no window, every layer
+    # global and rotated.
+    "exaone4-hybrid": (
+        Exaone4ForCausalLM, Exaone4Config,
+        dict(SMALL_FF, hidden_size=16, num_attention_heads=2, num_key_value_heads=1, intermediate_size=24,
+             num_hidden_layers=64, sliding_window=8, sliding_window_pattern=4, rms_norm_eps=1e-5, pad_token_id=0,
+             rope_parameters={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                              "original_max_position_embeddings": 32, "rope_theta": 1000000.0}),
+        128, "v5"),
+    # The same windows and rotation in four layers of hidden 64 (0-2 local, 3 global): the LoRA fixture (through 64
+    # layers PEFT's own f32 gradients drift by 1e-4); its GGUF would run all-global in llama.cpp, so none is written.
+    "exaone4-swa": (
+        Exaone4ForCausalLM, Exaone4Config,
+        dict(SMALL_FF, num_hidden_layers=4, sliding_window=8, sliding_window_pattern=4, rms_norm_eps=1e-5,
+             pad_token_id=0,
+             rope_parameters={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                              "original_max_position_embeddings": 32, "rope_theta": 1000000.0}),
+        130, "v5"),
+    "exaone4-dense": (
+        Exaone4ForCausalLM, Exaone4Config,
+        dict(SMALL_FF, sliding_window=None, layer_types=["full_attention", "full_attention"], rms_norm_eps=1e-5,
+             pad_token_id=0, tie_word_embeddings=True, rope_theta=1000000.0),
+        129, "legacy"),
     "opt-preln": (
         OPTForCausalLM, OPTConfig,
         dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
@@ -523,7 +550,8 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
                   "phi3": gguf.MODEL_ARCH.PHI3, "gemma3": gguf.MODEL_ARCH.GEMMA3,
                   "gemma2": gguf.MODEL_ARCH.GEMMA2, "gemma": gguf.MODEL_ARCH.GEMMA, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
                   "qwen2moe": gguf.MODEL_ARCH.QWEN2MOE, "olmo2": gguf.MODEL_ARCH.OLMO2,
-                  "olmoe": gguf.MODEL_ARCH.OLMOE, "granitemoe": gguf.MODEL_ARCH.GRANITE_MOE}[arch]
+                  "olmoe": gguf.MODEL_ARCH.OLMOE, "granitemoe": gguf.MODEL_ARCH.GRANITE_MOE,
+                  "exaone4": gguf.MODEL_ARCH.EXAONE4}[arch]
     permutes = arch in ("llama", "smollm3", "granite", "granitemoe")  # LlamaModel's Q/K permutation (its subclasses inherit it)
     tmap = gguf.get_tensor_name_map(model_arch, n_layer)
 
@@ -531,7 +559,7 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
 
     # --- tensors: generate_extra_tensors() first, then the checkpoint's tensors
     items: list[tuple[str, torch.Tensor]] = []
-    if arch == "llama" and rope_type == "llama3":
+    if arch in ("llama", "exaone4") and rope_type == "llama3":
         # NOTE: the converter reads hparams.get("original_max_position_embeddings", 8192) from the
         # top level of config.json, where Llama-3.x checkpoints do not have it (so it falls back to
         # 8192, which equals their rope_scaling value). We use the rope_scaling value (32 here) so
@@ -637,7 +665,7 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
         w.add_rope_freq_base(rope_theta)
         w.add_file_type(ftype)
         w.add_sliding_window(cfg.get("sliding_window") or 0)
-    elif arch == "gemma":  # GemmaModel.set_gguf_parameters replaces TextModel's (no rope keys)
+    elif arch in ("gemma", "gemma2"):  # GemmaModel's / Gemma2Model's set_gguf_parameters replace TextModel's (no rope keys)
         w.add_context_length(cfg["max_position_embeddings"])
         w.add_embedding_length(cfg["hidden_size"])
         w.add_block_count(n_layer)
@@ -648,20 +676,10 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
         w.add_file_type(ftype)
-    elif arch == "gemma2":  # Gemma2Model.set_gguf_parameters replaces TextModel's (no rope keys)
-        w.add_context_length(cfg["max_position_embeddings"])
-        w.add_embedding_length(cfg["hidden_size"])
-        w.add_block_count(n_layer)
-        w.add_feed_forward_length(cfg["intermediate_size"])
-        w.add_head_count(n_head)
-        w.add_head_count_kv(n_head_kv)
-        w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
-        w.add_key_length(head_dim)
-        w.add_value_length(head_dim)
-        w.add_file_type(ftype)
-        w.add_attn_logit_softcapping(cfg["attn_logit_softcapping"])
-        w.add_final_logit_softcapping(cfg["final_logit_softcapping"])
-        w.add_sliding_window(cfg["sliding_window"])
+        if arch == "gemma2":  # then Gemma 2's caps and window
+            w.add_attn_logit_softcapping(cfg["attn_logit_softcapping"])
+            w.add_final_logit_softcapping(cfg["final_logit_softcapping"])
+            w.add_sliding_window(cfg["sliding_window"])
     else:  # TextModel.set_gguf_parameters
         w.add_block_count(n_layer)
         w.add_context_length(cfg["max_position_embeddings"])
@@ -709,6 +727,11 @@ def write_gguf(model_dir: Path, out: Path, arch: str, ftype: gguf.LlamaFileType,
             w.add_embedding_scale(cfg["embedding_multiplier"])
             w.add_residual_scale(cfg["residual_multiplier"])
             w.add_logit_scale(cfg["logits_scaling"])
+        if arch == "exaone4":  # Exaone4Model.set_gguf_parameters
+            w.add_vocab_size(cfg["vocab_size"])
+            if cfg.get("sliding_window") is not None:
+                w.add_sliding_window(cfg["sliding_window"])
+                w.add_sliding_window_pattern([t == "sliding_attention" for t in cfg["layer_types"]])
         if arch == "olmo2" and "sliding_window" in cfg:  # Olmo2Model.set_gguf_parameters: OLMo 3's layers, listed
             w.add_sliding_window(cfg["sliding_window"])
             w.add_sliding_window_pattern([t == "sliding_attention" for t in cfg["layer_types"]])
@@ -844,7 +867,8 @@ def main() -> None:
                        ("phi3-fused", "phi3"), ("phi3-longrope", "phi3"), ("gemma3-swa", "gemma3"),
                        ("gemma2-softcap", "gemma2"), ("qwen3moe-experts", "qwen3moe"), ("mixtral-experts", "llama"),
                        ("qwen2moe-shared", "qwen2moe"), ("olmo2-post", "olmo2"), ("olmo3-swa", "olmo2"),
-                       ("olmoe-experts", "olmoe"), ("gemma-geglu", "gemma"), ("granitemoe-experts", "granitemoe")):
+                       ("olmoe-experts", "olmoe"), ("gemma-geglu", "gemma"), ("granitemoe-experts", "granitemoe"),
+                       ("exaone4-hybrid", "exaone4"), ("exaone4-dense", "exaone4")):
         if name in built:
             # TextModel writes the key/value lengths where config.json has a head_dim that is not null
             has_head_dim = json.loads((MODELS / name / "config.json").read_text()).get("head_dim") is not None and arch not in ("granite", "granitemoe")

@@ -107,6 +107,10 @@ CASES = [
     # Granite-MoE: through the multipliers and the experts stacked as input_linear / output_linear.
     dict(name="granitemoe-experts", model="granitemoe-experts", targets=ATTENTION, r=4, alpha=8, rslora=False,
          steps=False, seed=122),
+    # EXAONE 4: through the post norms, per-head q/k norms, windowed layers rotated with Llama 3 scaling and a
+    # global layer without rotation.
+    dict(name="exaone4-swa", model="exaone4-swa", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False,
+         seed=123),
     # The first Gemma: GeGLU, norms of 1 + w, scaled embeddings, MQA.
     dict(name="gemma-geglu", model="gemma-geglu", targets=LLAMA_ALL, r=4, alpha=8, rslora=False, steps=False,
          seed=121),

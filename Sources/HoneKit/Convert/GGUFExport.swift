@@ -245,6 +245,9 @@ public enum GGUFExport {
         if architecture == "olmo2", config.localRopeTheta != config.ropeTheta, !config.slidingWindowLayers.isEmpty {
             warn("\(configPath): llama.cpp rotates OLMo 3's sliding-window layers with the global rope base \(config.ropeTheta), not their own \(config.localRopeTheta)")
         }
+        if architecture == "exaone4", config.slidingWindow != nil, config.layerCount != EXAONE4Config.llamaCppWindowedLayerCount {
+            warn("\(configPath): llama.cpp's exaone4 runs sliding windows for 64-layer models only; this model's \(config.layerCount) layers will all attend globally with rotary positions there (and in Hone, reading the GGUF)")
+        }
         if architecture == "olmoe", config.normEpsilon != 1e-5 {
             warn("\(configPath): rms_norm_eps is \(config.normEpsilon), but llama.cpp's converter writes 1e-5 for OLMoE (and Hone, reading the GGUF, uses that)")
         }
@@ -323,7 +326,7 @@ public enum GGUFExport {
                                         plannedType: parts[0].dtype, parts: parts))
         }
         switch config.ropeScaling {
-        case .llama3(let factor, let low, let high, let original) where architecture == "llama":
+        case .llama3(let factor, let low, let high, let original) where architecture == "llama" || architecture == "exaone4":
             let factors = llama3RopeFactors(theta: config.ropeTheta, dimension: config.headDimension, factor: factor,
                                             lowFrequencyFactor: low, highFrequencyFactor: high, originalContext: original)
             let buffer = FloatBuffer(factors)
@@ -408,7 +411,9 @@ public enum GGUFExport {
             try u32("general.quantization_version", 2)
             return entries
         }
-        if architecture == "gemma" {  // GemmaModel.set_gguf_parameters, in its order (no rope keys)
+        // GemmaModel's and Gemma2Model's set_gguf_parameters start alike, in this order (no rope keys; TextModel's
+        // is not called).
+        func gemmaKeys() throws {
             try u32("\(a).context_length", config.maxPositionEmbeddings)
             try u32("\(a).embedding_length", config.hiddenSize)
             try u32("\(a).block_count", config.layerCount)
@@ -419,20 +424,14 @@ public enum GGUFExport {
             try u32("\(a).attention.key_length", config.headDimension)
             try u32("\(a).attention.value_length", config.headDimension)
             entries.append(("general.file_type", .unsigned(UInt64(fileType)), 4, nil))
+        }
+        if architecture == "gemma" {
+            try gemmaKeys()
             try u32("general.quantization_version", 2)
             return entries
         }
-        if architecture == "gemma2" {  // Gemma2Model.set_gguf_parameters, in its order (TextModel's is not called)
-            try u32("\(a).context_length", config.maxPositionEmbeddings)
-            try u32("\(a).embedding_length", config.hiddenSize)
-            try u32("\(a).block_count", config.layerCount)
-            try u32("\(a).feed_forward_length", config.intermediateSize)
-            try u32("\(a).attention.head_count", config.headCount)
-            try u32("\(a).attention.head_count_kv", config.keyValueHeadCount)
-            f32("\(a).attention.layer_norm_rms_epsilon", Double(config.normEpsilon))
-            try u32("\(a).attention.key_length", config.headDimension)
-            try u32("\(a).attention.value_length", config.headDimension)
-            entries.append(("general.file_type", .unsigned(UInt64(fileType)), 4, nil))
+        if architecture == "gemma2" {  // then the caps, the window and the layers
+            try gemmaKeys()
             f32("\(a).attn_logit_softcapping", Double(config.attentionLogitSoftcap ?? 0))
             f32("\(a).final_logit_softcapping", Double(config.finalLogitSoftcap ?? 0))
             try u32("\(a).attention.sliding_window", config.slidingWindow ?? 0)
@@ -493,6 +492,14 @@ public enum GGUFExport {
         if architecture == "gemma3", let window = config.slidingWindow {  // Gemma3Model.set_gguf_parameters
             try u32("\(a).attention.sliding_window", window)
             appendLayerList(config, architecture: a, defaultPattern: Gemma3Config.defaultSlidingWindowPattern, to: &entries)
+        }
+        if architecture == "exaone4" {  // Exaone4Model.set_gguf_parameters: the vocabulary's size, the window and its layers
+            try u32("\(a).vocab_size", config.vocabularySize)
+            if let window = config.slidingWindow {
+                try u32("\(a).attention.sliding_window", window)
+                entries.append(("\(a).attention.sliding_window_pattern",
+                                .array((0..<config.layerCount).map { .bool(config.slidingWindowLayers.contains($0)) }), 9, 7))
+            }
         }
         if architecture == "olmo2", raw.has("sliding_window") {  // Olmo2Model.set_gguf_parameters: OLMo 3's layers, listed
             try u32("\(a).attention.sliding_window", config.slidingWindow ?? raw.int("sliding_window"))

@@ -268,6 +268,11 @@ public enum HuggingFaceExport {
             json["hidden_act"] = "gelu_pytorch_tanh"
             json["head_dim"] = config.headDimension
         }
+        if config.modelType == "exaone4" {
+            json["sliding_window"] = config.slidingWindow ?? NSNull()
+            json["sliding_window_pattern"] = config.slidingWindow == nil ? 0 : EXAONE4Config.defaultSlidingWindowPattern
+            json["layer_types"] = (0..<config.layerCount).map { config.slidingWindowLayers.contains($0) ? "sliding_attention" : "full_attention" }
+        }
         if config.modelType == "olmo3" {
             json["sliding_window"] = config.slidingWindow ?? NSNull()
             json["layer_types"] = (0..<config.layerCount).map { config.slidingWindowLayers.contains($0) ? "sliding_attention" : "full_attention" }

@@ -48,7 +48,7 @@ struct GGUFTensorNames: Sendable {
 
 public enum ModelArchitectures {
     /// Every architecture Hone runs.
-    public static let all: [ModelArchitecture] = [.llama, .phi3, .gemma, .gemma2, .gemma3, .olmo2, .olmoe, .opt, .gptNeoX]
+    public static let all: [ModelArchitecture] = [.llama, .phi3, .gemma, .gemma2, .gemma3, .olmo2, .olmoe, .exaone4, .opt, .gptNeoX]
 
     /// The entry for an HF `model_type` (also what `ModelConfig.modelType` holds).
     public static func forModelType(_ type: String) -> ModelArchitecture? {

@@ -37,7 +37,7 @@ public enum RopeScaling: Sendable, Equatable {
 public struct ModelConfig: Sendable {
     /// `model_type` (HF) or `general.architecture` (GGUF): "llama", "mistral", "qwen2", "qwen3", "smollm3", "granite",
     /// "granitemoe", "mixtral", "qwen2_moe", "qwen3_moe" (GGUF "qwen2moe", "qwen3moe"), "phi3", "gemma", "gemma2",
-    /// "gemma3_text" (GGUF "gemma3"), "olmo2", "olmo3" (GGUF "olmo2"), "olmoe", "opt", "gpt_neox".
+    /// "gemma3_text" (GGUF "gemma3"), "olmo2", "olmo3" (GGUF "olmo2"), "olmoe", "exaone4", "opt", "gpt_neox".
     public var modelType: String
     public var vocabularySize: Int
     public var hiddenSize: Int
@@ -93,6 +93,9 @@ public struct ModelConfig: Sendable {
     /// "sliding_attention" layers: five of every six); the others attend to every earlier key.
     public var slidingWindowLayers: Set<Int> = []
     public var localRopeTheta: Double = 10000
+    /// False where the sliding-window layers rotate as the global ones do, scaling included (EXAONE 4, whose
+    /// global layers do not rotate at all); true: with `localRopeTheta`, unscaled (Gemma 3, OLMo 3).
+    public var localLayersOwnRope = true
     /// Norms on the attention's and the MLP's outputs too, before each residual add (Gemma's
     /// post_attention_layernorm and post_feedforward_layernorm).
     public var sandwichNorms = false

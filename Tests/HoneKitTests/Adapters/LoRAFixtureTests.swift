@@ -12,7 +12,7 @@ import Testing
                         "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope", "gemma3-swa", "gemma3-legacy",
                         "gemma2-softcap", "qwen3moe-experts", "qwen3moe-unnormalized", "mixtral-experts",
                         "qwen2moe-shared", "olmo2-post", "olmo3-swa", "olmoe-experts", "gemma-geglu",
-                        "granitemoe-experts"]
+                        "granitemoe-experts", "exaone4-swa"]
 
     struct Case {
         let directory: String

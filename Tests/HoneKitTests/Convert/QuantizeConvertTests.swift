@@ -494,7 +494,7 @@ func hardStrings() throws -> [String] { try TokenizerFixture("spm-bpe").cases.ma
     @Test(arguments: ["qwen2-bias", "qwen3-qknorm", "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope", "qwen3-yarn",
                       "gemma3-swa", "gemma2-softcap", "qwen3moe-experts", "mixtral-experts",
                       "qwen2moe-shared", "olmo2-post", "olmo3-swa", "olmoe-experts", "gemma-geglu",
-                      "granitemoe-experts"])
+                      "granitemoe-experts", "exaone4-dense"])
     func familyRoundTrip(name: String) throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

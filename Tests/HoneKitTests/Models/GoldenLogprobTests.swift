@@ -13,7 +13,8 @@ import Testing
         "neox-parallel", "neox-sequential", "qwen3-qknorm", "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope",
         "qwen3-yarn", "gemma3-swa", "gemma3-legacy", "gemma2-softcap", "qwen3moe-experts", "qwen3moe-unnormalized",
         "mixtral-experts", "qwen2moe-shared", "olmo2-post", "olmo3-swa", "olmoe-experts",
-        "gemma-geglu", "granitemoe-experts",
+        "gemma-geglu", "granitemoe-experts", "exaone4-hybrid", "exaone4-swa",
+        "exaone4-dense",
     ]
 
     func score(_ modelPath: String, _ golden: GoldenFile, batchTokens: Int = 4096) throws -> [[Double]] {
@@ -70,6 +71,7 @@ import Testing
         ("gguf/qwen2moe-shared-f32.gguf", "qwen2moe-shared"), ("gguf/olmo2-post-f32.gguf", "olmo2-post"),
         ("gguf/olmo3-swa-f32.gguf", "olmo3-swa"), ("gguf/olmoe-experts-f32.gguf", "olmoe-experts"),
         ("gguf/gemma-geglu-f32.gguf", "gemma-geglu"), ("gguf/granitemoe-experts-f32.gguf", "granitemoe-experts"),
+        ("gguf/exaone4-hybrid-f32.gguf", "exaone4-hybrid"), ("gguf/exaone4-dense-f32.gguf", "exaone4-dense"),
     ])
     func ggufMatchesHuggingFaceDirectory(file: String, name: String) throws {
         let golden = try GoldenFile(name: name)
@@ -84,7 +86,7 @@ import Testing
                        "neox-sequential", "qwen3-qknorm", "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope", "qwen3-yarn",
                        "gemma3-swa", "gemma3-legacy", "gemma2-softcap", "qwen3moe-experts", "qwen3moe-unnormalized",
                        "mixtral-experts", "qwen2moe-shared", "olmo2-post", "olmo3-swa", "olmoe-experts", "gemma-geglu",
-                       "granitemoe-experts"])
+                       "granitemoe-experts", "exaone4-hybrid", "exaone4-swa", "exaone4-dense"])
     func cachedDecodingMatches(name: String) throws {
         let golden = try GoldenFile(name: name)
         let incremental = try #require(golden.incremental)
@@ -119,7 +121,8 @@ import Testing
     @Test(arguments: ["llama-gqa", "qwen2-bias", "llama-tied-llama3", "opt-preln", "neox-parallel", "qwen3-qknorm",
                       "smollm3-nope", "granite-mult", "phi3-fused", "phi3-longrope", "gemma3-swa",
                       "gemma2-softcap", "qwen3moe-experts", "mixtral-experts", "qwen2moe-shared", "olmo2-post",
-                      "olmo3-swa", "olmoe-experts", "gemma-geglu", "granitemoe-experts"])
+                      "olmo3-swa", "olmoe-experts", "gemma-geglu", "granitemoe-experts",
+                      "exaone4-hybrid"])
     func selectedRowsMatchTheFullPass(name: String) throws {
         let golden = try GoldenFile(name: name)
         let model = try LoadedModel.open(golden.modelPath).model

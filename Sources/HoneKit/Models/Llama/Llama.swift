@@ -6,7 +6,8 @@ import HoneKernels
 /// registry entry Phi-3 (q/k/v and gate/up fused) and for the gemma2 and gemma3 entries Gemma 2 and 3 (norms on
 /// each half's output too, a GeGLU MLP, local layers with a sliding window — Gemma 3's with a rope base of their
 /// own —, and Gemma 2's soft caps on attention scores and logits), the first Gemma, OLMo 2 and 3 (norms on the halves'
-/// outputs only, q/k norms across the heads), Mixtral, Qwen2-MoE, Qwen3-MoE, Granite-MoE and OLMoE (a router and
+/// outputs only, q/k norms across the heads), EXAONE 4 (the same with per-head q/k norms, windowed layers and global
+/// ones without rotation), Mixtral, Qwen2-MoE, Qwen3-MoE, Granite-MoE and OLMoE (a router and
 /// experts in place of the MLP): decoder blocks with RMSNorm, grouped-query attention with rotary positions, and a
 /// gated MLP.
 public final class LlamaModel: AdaptableModel, @unchecked Sendable {
@@ -171,7 +172,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         } else {
             longFrequencies = defaultFrequencies
         }
-        if config.slidingWindowLayers.isEmpty {
+        if config.slidingWindowLayers.isEmpty || !config.localLayersOwnRope {
             localFrequencies = nil
         } else {
             var local = config

@@ -63,7 +63,7 @@ enum LlamaConfig {
 
     /// GGUF architectures whose Q/K rows stay in HF's order (llama.cpp's NEOX rope), not permuted for adjacent pairs.
     static func keepsRotaryLayout(_ architecture: String) -> Bool {
-        ["qwen2", "qwen3", "qwen2moe", "qwen3moe", "phi3", "gemma", "gemma2", "gemma3", "olmo2", "olmoe"].contains(architecture)
+        ["qwen2", "qwen3", "qwen2moe", "qwen3moe", "phi3", "gemma", "gemma2", "gemma3", "olmo2", "olmoe", "exaone4"].contains(architecture)
     }
 
     /// Granite 3's dense and mixture-of-experts models (the same `model_type` and GGUF architecture names), whose
