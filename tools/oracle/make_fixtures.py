@@ -974,7 +974,8 @@ def self_check(rows) -> None:
         if inc:
             assert inc["max_abs_diff_vs_one_pass"] < 1e-4, (gpath.name, inc["max_abs_diff_vs_one_pass"])
         spread = g["logprob_spread"]
-        assert spread > 0.5, (gpath.name, spread)
+        # Granite divides its logits by logits_scaling (8 in the fixtures), which narrows the spread to about 0.28.
+        assert spread > (0.25 if gpath.stem.startswith("granite") else 0.5), (gpath.name, spread)
         sample = g["rows"][-1]["logprobs"][-1]
         print(f"  {gpath.stem:22s} max |reloaded - golden| = {worst:.3g}   (sample lp[-1] = {sample!r})")
 
